@@ -1,0 +1,41 @@
+# AdaMatting edge pipeline. Every target runs inside .venv, which `make setup` creates.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+CLI    := $(VENV)/bin/adamat
+STAMP  := $(VENV)/.installed
+OUT    ?= out
+
+.PHONY: setup test demo train bench clean help
+
+help:
+	@echo "make setup   create .venv and install the project (idempotent)"
+	@echo "make demo    main job: calibration/validation sets, contact sheet, model alpha on real images"
+	@echo "make test    the test suite (what CI runs)"
+	@echo "make train   train the mobile model in the background-safe, resumable way (runs/mobile)"
+	@echo "make bench   benchmarks (metrics speed, model quality vs closed-form matting)"
+
+setup: $(STAMP)
+
+# Reinstalls only when pyproject.toml changes; a second `make setup` does nothing.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade "pip>=24"
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+demo: $(STAMP)
+	$(CLI) demo --out $(OUT)/demo
+
+train: $(STAMP)
+	$(CLI) train --config mobile --run runs/mobile
+
+bench: $(STAMP)
+	$(PY) -m pytest -q benchmarks --benchmark-enable --benchmark-json=$(OUT)/bench/metrics.json
+	$(CLI) eval-real --checkpoint weights/mobile.pt --out $(OUT)/bench
+
+clean:
+	rm -rf $(OUT) cache .pytest_cache

@@ -1,0 +1,89 @@
+"""Checkpoints: one self-describing file (config + weights + training state), written atomically.
+
+A checkpoint holds ``format``, ``config`` (ModelConfig as a dict), ``model`` (state dict) and, for
+training checkpoints, ``loss``, ``optimizer``, ``step`` and friends. Loading checks the file and the
+keys and raises :class:`CheckpointError` naming the file and what does not match.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+
+import torch
+
+from adamatting.config import ModelConfig
+from adamatting.model import AdaMatting, build_model
+from calib_data.io import atomic_path
+
+FORMAT = "adamatting-checkpoint/1"
+
+
+class CheckpointError(ValueError):
+    pass
+
+
+def save_checkpoint(path: str | Path, model: AdaMatting, half: bool = False, **extra) -> Path:
+    """Write {format, config, model, **extra} atomically. ``half`` stores float weights as fp16 (shipping)."""
+    state = model.state_dict()
+    if half:
+        state = {k: (v.half() if v.is_floating_point() else v) for k, v in state.items()}
+    payload = {"format": FORMAT, "config": model.cfg.to_dict(), "model": state, **extra}
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buf.getvalue())
+    return Path(path)
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for truncated/corrupt zips
+        raise CheckpointError(f"{path}: not a readable checkpoint (corrupt or truncated): {type(e).__name__}: {e}") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not an AdaMatting checkpoint (expected format {FORMAT!r})")
+    return payload
+
+
+def load_model(path: str | Path, expect: ModelConfig | None = None) -> tuple[AdaMatting, dict]:
+    """Build the model the checkpoint describes and load its weights (float32, eval mode).
+
+    ``expect``: refuse a checkpoint whose config differs, naming the differing fields.
+    """
+    path = Path(path)
+    payload = read_checkpoint(path)
+    try:
+        cfg = ModelConfig.from_dict(payload["config"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: bad model config in checkpoint: {e}") from None
+    if expect is not None and cfg != expect:
+        diff = [f"{k}: checkpoint {v!r} vs expected {expect.to_dict()[k]!r}"
+                for k, v in cfg.to_dict().items() if expect.to_dict()[k] != v]
+        raise CheckpointError(f"{path}: checkpoint is for another model config ({'; '.join(diff)})")
+    model = build_model(cfg)
+    load_state(model, payload["model"], path)
+    return model.eval(), payload
+
+
+def load_state(model: AdaMatting, state: dict, path: str | Path = "<state>") -> None:
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own
+              if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or shapes:
+        parts = []
+        for label, items in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", shapes)):
+            if items:
+                parts.append(f"{label}: {', '.join(items[:6])}{' …' if len(items) > 6 else ''} ({len(items)})")
+        raise CheckpointError(f"{path}: weights do not fit the model config {model.cfg.name!r}: " + "; ".join(parts))
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
+
+
+def file_sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()

@@ -1,0 +1,137 @@
+"""``adamat``: the project's one command-line entry. ``adamat <command> --help`` for each command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from calib_data.errors import DataError
+
+DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "mobile.pt"
+
+
+def _cmd_calib_build(args) -> int:
+    from calib_data.sets import SetConfig, build_set, set_statistics
+
+    cfg = SetConfig.from_toml(args.config)
+    s = build_set(cfg, args.out, progress=not args.quiet)
+    print(s.path)
+    if not args.quiet:
+        print_table([set_statistics(s)])
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    from adamatting.demo import run_demo
+
+    run_demo(Path(args.out), Path(args.cache), weights=Path(args.weights))
+    return 0
+
+
+def _cmd_train(args) -> int:
+    from adamatting.train import TrainConfig, train
+    from adamatting.evaluate import evaluate_real, torch_predictor
+    from calib_data.splits import alphamatting_dev_dir
+
+    cfg = TrainConfig(model=args.config, steps=args.steps, batch=args.batch, crop=args.crop, lr=args.lr,
+                      real_fraction=args.real_fraction, threads=args.threads, val_every=args.val_every,
+                      bank_size=args.bank_size)
+    validate = None
+    if alphamatting_dev_dir().is_dir():
+        def validate(model):
+            return evaluate_real(torch_predictor(model))[0]
+    else:
+        print(f"note: {alphamatting_dev_dir()} not found: training without validation", file=sys.stderr)
+    train(args.run, cfg, Path(args.cache), validate=validate)
+    return 0
+
+
+def _cmd_eval_real(args) -> int:
+    from adamatting.quality import run_quality
+
+    run_quality(Path(args.checkpoint), Path(args.out), with_closed_form=not args.no_closed_form)
+    return 0
+
+
+def _cmd_flops(args) -> int:
+    from adamatting.budget import count
+
+    stats = count(args.config, args.size)
+    print(f"{args.config} at 1x3x{args.size}x{args.size}: {stats['gmacs']:.3f} GMACs, {stats['params'] / 1e6:.3f} M params")
+    for name, g in stats["by_module"].items():
+        print(f"  {name:<16} {g:.3f} GMACs")
+    return 0
+
+
+def print_table(rows: list[dict]) -> None:
+    if not rows:
+        return
+    keys = list(rows[0])
+    fmt = lambda v: f"{v:.4f}" if isinstance(v, float) else str(v)
+    widths = {k: max(len(k), *(len(fmt(r[k])) for r in rows)) for k in keys}
+    print("  ".join(k.ljust(widths[k]) for k in keys))
+    print("  ".join("-" * widths[k] for k in keys))
+    for r in rows:
+        print("  ".join(fmt(r[k]).ljust(widths[k]) for k in keys))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="adamat", description="AdaMatting edge pipeline: data, model, export, benchmarks.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    calib = sub.add_parser("calib", help="composited calibration/validation sets")
+    calib_sub = calib.add_subparsers(dest="calib_command", required=True)
+    b = calib_sub.add_parser("build", help="build (or reuse from cache) a composited set from a TOML config")
+    b.add_argument("--config", required=True, help="TOML file, or an embedded name: calib, val")
+    b.add_argument("--out", default="cache/sets", help="cache root; the set goes to <out>/<name>-<hash>/")
+    b.add_argument("--quiet", action="store_true", help="no progress bar or table; print only the set's path")
+    b.set_defaults(func=_cmd_calib_build)
+
+    d = sub.add_parser("demo", help="the main job on the embedded defaults")
+    d.add_argument("--out", default="out/demo", help="folder for the contact sheet and figures")
+    d.add_argument("--cache", default="cache/sets", help="cache root for the composited sets")
+    d.add_argument("--weights", default=str(DEFAULT_WEIGHTS), help="checkpoint for the real-image figure")
+    d.set_defaults(func=_cmd_demo)
+
+    t = sub.add_parser("train", help="train (or resume) a model; a run folder holds checkpoints, log.csv, curves.png")
+    t.add_argument("--config", default="mobile", help="model config: mobile, paper, tiny")
+    t.add_argument("--run", default="runs/mobile", help="run folder; an existing last.pt is resumed")
+    t.add_argument("--steps", type=int, default=3000)
+    t.add_argument("--batch", type=int, default=8)
+    t.add_argument("--crop", type=int, default=224)
+    t.add_argument("--lr", type=float, default=2e-3)
+    t.add_argument("--real-fraction", type=float, default=0.5)
+    t.add_argument("--bank-size", type=int, default=192, help="procedural foregrounds pre-rendered for training")
+    t.add_argument("--val-every", type=int, default=150)
+    t.add_argument("--threads", type=int, default=0)
+    t.add_argument("--cache", default="cache", help="cache root (estimated real foregrounds)")
+    t.set_defaults(func=_cmd_train)
+
+    e = sub.add_parser("eval-real", help="model vs closed-form matting on the held-back real images")
+    e.add_argument("--checkpoint", default=str(DEFAULT_WEIGHTS))
+    e.add_argument("--out", default="out/quality")
+    e.add_argument("--no-closed-form", action="store_true")
+    e.set_defaults(func=_cmd_eval_real)
+
+    f = sub.add_parser("flops", help="MACs and parameters of a model config, counted by torch.utils.flop_counter")
+    f.add_argument("--config", default="mobile")
+    f.add_argument("--size", type=int, default=512)
+    f.set_defaults(func=_cmd_flops)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (DataError, ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""Model configurations. ``mobile`` (the phone default) and ``paper`` share one code path (model.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str
+    encoder: str                                    # "mobile" (inverted residuals) | "resnet" (bottlenecks)
+    width_mult: float = 1.0                         # mobile: channel multiplier
+    # mobile: MobileNetV2-style stages (expansion, channels, repeats, stride)
+    mobile_stages: tuple[tuple[int, int, int, int], ...] = (
+        (1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 3, 2), (6, 96, 2, 1), (6, 160, 2, 2))
+    resnet_layers: tuple[int, int, int, int] = (3, 4, 6, 3)   # resnet: bottlenecks per stage (ResNet-50)
+    resnet_width: int = 64
+    decoder_channels: tuple[int, int, int, int, int] = (64, 32, 24, 16, 8)  # at strides 16, 8, 4, 2, 1
+    gcn_kernel: int = 7                             # Global Convolution k (k×1 + 1×k)
+    separable: bool = True                          # depthwise-separable convs in decoders, GCN and PU gates
+    pu_hidden: int = 8                              # ConvLSTM hidden channels
+    pu_steps: int = 3                               # fixed number of propagation steps (unrolled on export)
+
+    STRIDE = 32                                     # input sides must be multiples of this
+
+    def replace(self, **changes) -> "ModelConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - fields
+        if unknown:
+            raise ValueError(f"unknown model config keys: {', '.join(sorted(unknown))}")
+        d = dict(d)
+        for k in ("mobile_stages",):
+            if k in d:
+                d[k] = tuple(tuple(s) for s in d[k])
+        for k in ("resnet_layers", "decoder_channels"):
+            if k in d:
+                d[k] = tuple(d[k])
+        return cls(**d)
+
+
+CONFIGS: dict[str, ModelConfig] = {
+    # Phone default: inverted-residual encoder, separable decoders, full-resolution separable ConvLSTM.
+    "mobile": ModelConfig(name="mobile", encoder="mobile", width_mult=1.0),
+    # As published: ResNet-50-like bottleneck encoder, plain convolutions.
+    "paper": ModelConfig(name="paper", encoder="resnet", decoder_channels=(256, 128, 64, 32, 16),
+                         gcn_kernel=11, separable=False, pu_hidden=16),
+    # For tests: same code path, tiny widths.
+    "tiny": ModelConfig(name="tiny", encoder="mobile", width_mult=0.25,
+                        mobile_stages=((1, 16, 1, 1), (6, 24, 1, 2), (6, 32, 1, 2), (6, 64, 1, 2), (6, 160, 1, 2)),
+                        decoder_channels=(16, 8, 8, 8, 4), gcn_kernel=5, pu_hidden=4, pu_steps=2),
+    "tiny-resnet": ModelConfig(name="tiny-resnet", encoder="resnet", resnet_layers=(1, 1, 1, 1), resnet_width=8,
+                               decoder_channels=(16, 8, 8, 8, 4), gcn_kernel=5, separable=False, pu_hidden=4,
+                               pu_steps=2),
+}
+
+
+def get_config(name: str, **overrides) -> ModelConfig:
+    if name not in CONFIGS:
+        raise ValueError(f"unknown model config {name!r}; known: {', '.join(CONFIGS)}")
+    return CONFIGS[name].replace(**overrides) if overrides else CONFIGS[name]

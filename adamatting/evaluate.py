@@ -1,0 +1,63 @@
+"""Quality on the held-back real alphamatting.com images, at native resolution, with both trimaps.
+
+Metrics are the Composition-1k ones (benchmarks.metrics, unknown region of the given trimap). As in
+the reference protocol, the prediction's known regions are set to 0 / 1 and it is read as 8-bit.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from benchmarks.metrics import compute_all
+from calib_data.readers import AlphaMattingReader
+from calib_data.splits import REAL_VALIDATION, alphamatting_dev_dir
+
+TRIMAPS = ("trimap1", "trimap2")
+Predictor = Callable[[np.ndarray, np.ndarray], np.ndarray]   # (image01 HxWx3, trimap uint8) -> alpha HxW
+
+
+def protocol_alpha(alpha: np.ndarray, trimap: np.ndarray) -> np.ndarray:
+    """Composition-1k protocol: known trimap regions set to 0 / 1, then read as 8-bit."""
+    a = np.clip(alpha, 0, 1).astype(np.float32)
+    a[trimap == 0], a[trimap == 255] = 0.0, 1.0
+    return np.rint(a * 255.0) / np.float32(255.0)
+
+
+def evaluate_real(predict: Predictor, names=REAL_VALIDATION, trimaps=TRIMAPS, root: Path | None = None,
+                  keep: bool = False) -> tuple[dict[str, float], list[dict]]:
+    """Mean metrics over images × trimaps, and one row per (image, trimap) with its time in seconds."""
+    reader = AlphaMattingReader(root or alphamatting_dev_dir(), list(names))
+    rows = []
+    for sample in reader:
+        for t in trimaps:
+            trimap = sample.trimaps[t]
+            t0 = time.perf_counter()
+            alpha = predict(sample.image, trimap)
+            dt = time.perf_counter() - t0
+            row = {"image": sample.name, "trimap": t, "seconds": dt,
+                   **compute_all(protocol_alpha(alpha, trimap), sample.alpha, trimap)}
+            if keep:
+                row["alpha"] = alpha
+            rows.append(row)
+    means = {k: float(np.mean([r[k] for r in rows])) for k in ("SAD", "MSE", "Grad", "Conn")}
+    return means, rows
+
+
+def torch_predictor(model) -> Predictor:
+    from adamatting.inference import predict_alpha
+
+    return lambda image, trimap: predict_alpha(model, image, trimap)[0]
+
+
+def closed_form_predictor() -> Predictor:
+    """Classical closed-form matting (Levin et al.), pymatting's implementation."""
+    from pymatting import estimate_alpha_cf
+
+    def predict(image, trimap):
+        return estimate_alpha_cf(image.astype(np.float64), trimap.astype(np.float64) / 255.0).astype(np.float32)
+
+    return predict

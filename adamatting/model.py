@@ -1,0 +1,330 @@
+"""AdaMatting: one encoder, a trimap decoder and an alpha decoder, and a ConvLSTM propagation unit.
+
+Inputs (both NCHW float32, fixed by ``INPUT_ENCODING``):
+- ``image``: RGB normalised as 2·I − 1 for I in [0, 1] (one scale and one bias for all channels, so a
+  CoreML ``ImageType`` does it with scale = 2/255, bias = −1);
+- ``trimap``: one channel, 0 = background, 0.5 = unknown, 1 = foreground. A trimap that is 0.5
+  everywhere means "no trimap": the network then decides every pixel itself.
+
+Outputs: ``trimap_logits`` (N, 3, H, W) over (bg, unknown, fg) — the adapted trimap — and ``alpha``
+(N, 1, H, W) in [0, 1]. The final alpha fuses the adapted trimap with the propagation unit's alpha:
+
+    alpha = P(fg) + P(unknown) · alpha_pu
+
+so where the adapted trimap is confidently fg (P(fg) → 1) alpha is 1, confidently bg alpha is 0, and
+alpha_pu only matters where the network itself is unsure. The fusion is differentiable, so the alpha
+loss also trains the trimap decoder.
+
+Skips (strides): shallow = 2 and 4, middle = 8, deep = 16; the trimap decoder takes deep + middle, the
+alpha decoder middle + shallow, each through a Global Convolution block; both upsample by sub-pixel
+convolution (conv to 4·C, PixelShuffle(2)).
+
+Propagation unit: a ConvLSTM cell (convolutions and elementwise ops only) run for ``pu_steps`` fixed
+steps on [image, softmax(adapted trimap), alpha_t]. Its hidden and cell states start from
+``zeros_like`` of a feature tensor (never from ``x.shape``: that keeps traced graphs free of shape
+arithmetic). Each step adds a correction to the alpha logit, so with the zero-initialised head the unit
+starts as the identity. Budget: at full resolution a plain 3×3 ConvLSTM would cost more than the whole
+mobile budget, so the mobile config uses depthwise-separable gate convolutions (dw 3×3 + pw) and 8
+hidden channels: ~0.16 GMAC per step at 512×512.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from adamatting.config import ModelConfig
+
+INPUT_ENCODING = {
+    "image": "RGB, NCHW float32, 2*I-1 for I in [0,1] (scale 2/255, bias -1 on 8-bit pixels)",
+    "trimap": "NCHW float32, one channel: 0 = background, 0.5 = unknown, 1 = foreground; all 0.5 = no trimap",
+}
+TRIMAP_VALUES = {"background": 0.0, "unknown": 0.5, "foreground": 1.0}
+
+
+def _make_divisible(v: float, divisor: int = 8) -> int:
+    new_v = max(divisor, int(v + divisor / 2) // divisor * divisor)
+    return new_v + divisor if new_v < 0.9 * v else new_v
+
+
+def conv_bn_act(cin: int, cout: int, k: int = 3, stride: int = 1, groups: int = 1, act: bool = True) -> nn.Sequential:
+    layers: list[nn.Module] = [nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout)]
+    if act:
+        layers.append(nn.ReLU6(inplace=True))
+    return nn.Sequential(*layers)
+
+
+def conv_block(cin: int, cout: int, separable: bool, k: int = 3) -> nn.Sequential:
+    """3×3 conv + BN + ReLU6, or its depthwise-separable form."""
+    if separable:
+        return nn.Sequential(conv_bn_act(cin, cin, k, groups=cin), conv_bn_act(cin, cout, 1))
+    return conv_bn_act(cin, cout, k)
+
+
+# --------------------------------------------------------------------------------------------- encoders
+class InvertedResidual(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int, expand: int):
+        super().__init__()
+        hidden = cin * expand
+        layers: list[nn.Module] = []
+        if expand != 1:
+            layers.append(conv_bn_act(cin, hidden, 1))
+        layers += [conv_bn_act(hidden, hidden, 3, stride, groups=hidden), conv_bn_act(hidden, cout, 1, act=False)]
+        self.block = nn.Sequential(*layers)
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x):
+        return x + self.block(x) if self.residual else self.block(x)
+
+
+class MobileEncoder(nn.Module):
+    """MobileNetV2-style encoder on 4 input channels; returns features at strides 2, 4, 8, 16, 32."""
+
+    def __init__(self, cfg: ModelConfig, in_ch: int = 4):
+        super().__init__()
+        w = cfg.width_mult
+        cin = _make_divisible(32 * w)
+        self.stem = conv_bn_act(in_ch, cin, 3, 2)
+        stages: list[list[nn.Module]] = [[] for _ in range(5)]  # index = log2(stride) - 1
+        stride_log = 1
+        for expand, c, n, s in cfg.mobile_stages:
+            cout = _make_divisible(c * w)
+            for i in range(n):
+                st = s if i == 0 else 1
+                if st == 2:
+                    stride_log += 1
+                stages[stride_log - 1].append(InvertedResidual(cin, cout, st, expand))
+                cin = cout
+        if stride_log != 5:
+            raise ValueError(f"mobile_stages must reach stride 32, reach {2 ** stride_log}")
+        self.stages = nn.ModuleList(nn.Sequential(*s) for s in stages)
+        self.channels = [self._out_ch(s, prev) for s, prev in zip(stages, [_make_divisible(32 * w)] + [0] * 4)]
+
+    @staticmethod
+    def _out_ch(stage: list[nn.Module], prev: int) -> int:
+        return stage[-1].block[-1][0].out_channels if stage else prev
+
+    def forward(self, x):
+        feats = []
+        x = self.stem(x)
+        for stage in self.stages:
+            x = stage(x)
+            feats.append(x)
+        return feats
+
+
+class Bottleneck(nn.Module):
+    def __init__(self, cin: int, width: int, stride: int):
+        super().__init__()
+        cout = width * 4
+        self.block = nn.Sequential(conv_bn_act(cin, width, 1), conv_bn_act(width, width, 3, stride),
+                                   conv_bn_act(width, cout, 1, act=False))
+        self.short = None if (stride == 1 and cin == cout) else conv_bn_act(cin, cout, 1, stride, act=False)
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x):
+        return self.act(self.block(x) + (x if self.short is None else self.short(x)))
+
+
+class ResNetEncoder(nn.Module):
+    """ResNet-50-like bottleneck encoder (as published); features at strides 2, 4, 8, 16, 32."""
+
+    def __init__(self, cfg: ModelConfig, in_ch: int = 4):
+        super().__init__()
+        w = cfg.resnet_width
+        self.stem = conv_bn_act(in_ch, w, 7, 2)
+        self.pool = nn.MaxPool2d(3, 2, 1)
+        layers, cin = [], w
+        for i, n in enumerate(cfg.resnet_layers):
+            width = w * 2 ** i
+            blocks = []
+            for j in range(n):
+                blocks.append(Bottleneck(cin, width, 2 if (j == 0 and i > 0) else 1))
+                cin = width * 4
+            layers.append(nn.Sequential(*blocks))
+        self.layers = nn.ModuleList(layers)
+        self.channels = [w] + [w * 2 ** i * 4 for i in range(4)]
+
+    def forward(self, x):
+        f2 = self.stem(x)
+        x = self.pool(f2)
+        feats = [f2]
+        for layer in self.layers:
+            x = layer(x)
+            feats.append(x)
+        return feats
+
+
+# --------------------------------------------------------------------------------------------- decoder parts
+class GlobalConv(nn.Module):
+    """Global Convolution block (Peng et al. 2017): (k×1 → 1×k) + (1×k → k×1).
+
+    Separable form: a 1×1 projection, then each branch is a pair of depthwise k×1 / 1×k convolutions.
+    """
+
+    def __init__(self, cin: int, cout: int, k: int, separable: bool):
+        super().__init__()
+        p = k // 2
+        if separable:
+            self.proj = nn.Conv2d(cin, cout, 1, bias=False)
+            c, g = cout, cout
+        else:
+            self.proj = nn.Identity()
+            c, g = cin, 1
+        self.a = nn.Sequential(nn.Conv2d(c, cout, (k, 1), padding=(p, 0), groups=g, bias=False),
+                               nn.Conv2d(cout, cout, (1, k), padding=(0, p), groups=g if separable else 1, bias=False))
+        self.b = nn.Sequential(nn.Conv2d(c, cout, (1, k), padding=(0, p), groups=g, bias=False),
+                               nn.Conv2d(cout, cout, (k, 1), padding=(p, 0), groups=g if separable else 1, bias=False))
+        self.bn = nn.BatchNorm2d(cout)
+
+    def forward(self, x):
+        x = self.proj(x)
+        return self.bn(self.a(x) + self.b(x))
+
+
+class SubPixelUp(nn.Module):
+    """×2 upsampling by sub-pixel convolution: conv to 4·C_out, PixelShuffle(2), BN, ReLU6."""
+
+    def __init__(self, cin: int, cout: int, separable: bool):
+        super().__init__()
+        if separable:
+            self.conv = nn.Sequential(nn.Conv2d(cin, cin, 3, padding=1, groups=cin, bias=False),
+                                      nn.Conv2d(cin, 4 * cout, 1, bias=False))
+        else:
+            self.conv = nn.Conv2d(cin, 4 * cout, 3, padding=1, bias=False)
+        self.shuffle = nn.PixelShuffle(2)
+        self.post = nn.Sequential(nn.BatchNorm2d(cout), nn.ReLU6(inplace=True))
+
+    def forward(self, x):
+        return self.post(self.shuffle(self.conv(x)))
+
+
+class Decoder(nn.Module):
+    """Five ×2 sub-pixel stages from stride 32 to 1; a skip (through GCN) is added where given."""
+
+    STRIDES = (16, 8, 4, 2, 1)
+
+    def __init__(self, cfg: ModelConfig, enc_channels: list[int], skip_strides: tuple[int, ...], out_ch: int):
+        super().__init__()
+        ch = list(cfg.decoder_channels)
+        enc_by_stride = dict(zip((2, 4, 8, 16, 32), enc_channels))
+        self.skip_strides = skip_strides
+        self.ups, self.refine, self.gcn = nn.ModuleList(), nn.ModuleList(), nn.ModuleDict()
+        cin = enc_by_stride[32]
+        for stride, c in zip(self.STRIDES, ch):
+            self.ups.append(SubPixelUp(cin, c, cfg.separable))
+            if stride in skip_strides:
+                self.gcn[str(stride)] = GlobalConv(enc_by_stride[stride], c, cfg.gcn_kernel, cfg.separable)
+            self.refine.append(conv_block(c, c, cfg.separable))
+            cin = c
+        self.head = nn.Conv2d(cin, out_ch, 3, padding=1)
+
+    def forward(self, feats: list[torch.Tensor]) -> torch.Tensor:
+        by_stride = dict(zip((2, 4, 8, 16, 32), feats))
+        x = by_stride[32]
+        for stride, up, refine in zip(self.STRIDES, self.ups, self.refine):
+            x = up(x)
+            if stride in self.skip_strides:
+                x = x + self.gcn[str(stride)](by_stride[stride])
+            x = refine(x)
+        return self.head(x)
+
+
+class ConvLSTMCell(nn.Module):
+    """ConvLSTM cell from convolutions and elementwise ops: gates = conv([x, h]) → i, f, o, g."""
+
+    def __init__(self, cin: int, hidden: int, separable: bool):
+        super().__init__()
+        c = cin + hidden
+        if separable:
+            self.gates = nn.Sequential(nn.Conv2d(c, c, 3, padding=1, groups=c, bias=False), nn.Conv2d(c, 4 * hidden, 1))
+        else:
+            self.gates = nn.Conv2d(c, 4 * hidden, 3, padding=1)
+        self.hidden = hidden
+
+    def forward(self, x, h, c):
+        i, f, o, g = torch.chunk(self.gates(torch.cat([x, h], dim=1)), 4, dim=1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(c)
+        return h, c
+
+
+class PropagationUnit(nn.Module):
+    """Refines the alpha logit for a fixed number of ConvLSTM steps on [image, P(trimap), alpha]."""
+
+    def __init__(self, hidden: int, steps: int, separable: bool):
+        super().__init__()
+        if steps < 0:
+            raise ValueError(f"pu_steps must be >= 0, got {steps}")
+        cin = 3 + 3 + 1
+        self.embed = nn.Conv2d(cin, hidden, 1)      # state template: zeros_like(embed(x0))
+        self.cell = ConvLSTMCell(cin, hidden, separable)
+        self.out = nn.Conv2d(hidden, 1, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+        self.steps = steps
+
+    def forward(self, image, trimap_prob, alpha_logit):
+        x = torch.cat([image, trimap_prob, torch.sigmoid(alpha_logit)], dim=1)
+        h = torch.zeros_like(self.embed(x))
+        c = torch.zeros_like(h)
+        for _ in range(self.steps):  # unrolled by tracing: a fixed-step graph
+            h, c = self.cell(x, h, c)
+            alpha_logit = alpha_logit + self.out(h)
+            x = torch.cat([image, trimap_prob, torch.sigmoid(alpha_logit)], dim=1)
+        return alpha_logit
+
+
+class AdaMatting(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = MobileEncoder(cfg) if cfg.encoder == "mobile" else ResNetEncoder(cfg)
+        if cfg.encoder not in ("mobile", "resnet"):
+            raise ValueError(f"unknown encoder {cfg.encoder!r}")
+        ch = self.encoder.channels
+        self.trimap_decoder = Decoder(cfg, ch, skip_strides=(16, 8), out_ch=3)
+        self.alpha_decoder = Decoder(cfg, ch, skip_strides=(8, 4, 2), out_ch=1)
+        self.propagation = PropagationUnit(cfg.pu_hidden, cfg.pu_steps, cfg.separable)
+
+    def forward(self, image: torch.Tensor, trimap: torch.Tensor) -> dict[str, torch.Tensor]:
+        feats = self.encoder(torch.cat([image, trimap], dim=1))
+        trimap_logits = self.trimap_decoder(feats)
+        prob = torch.softmax(trimap_logits, dim=1)
+        alpha_logit0 = self.alpha_decoder(feats)
+        alpha_logit = self.propagation(image, prob, alpha_logit0)
+        alpha_pu = torch.sigmoid(alpha_logit)
+        alpha = prob[:, 2:3] + prob[:, 1:2] * alpha_pu
+        return {"alpha": alpha, "trimap_logits": trimap_logits, "alpha_pu": alpha_pu,
+                "alpha_decoder": torch.sigmoid(alpha_logit0)}
+
+
+class ExportWrapper(nn.Module):
+    """Two named outputs for export: alpha (N,1,H,W) and the adapted trimap's probabilities (N,3,H,W)."""
+
+    def __init__(self, model: AdaMatting):
+        super().__init__()
+        self.model = model
+
+    def forward(self, image, trimap):
+        out = self.model(image, trimap)
+        return out["alpha"], torch.softmax(out["trimap_logits"], dim=1)
+
+
+def build_model(cfg: ModelConfig) -> AdaMatting:
+    return AdaMatting(cfg)
+
+
+def check_input(image: torch.Tensor, trimap: torch.Tensor, stride: int = ModelConfig.STRIDE) -> None:
+    """Raise ValueError with a clear message for inputs the network cannot take."""
+    if image.ndim != 4 or image.shape[1] != 3:
+        raise ValueError(f"image must be (N, 3, H, W) RGB, got shape {tuple(image.shape)}")
+    if trimap.ndim != 4 or trimap.shape[1] != 1:
+        raise ValueError(f"trimap must be (N, 1, H, W), got shape {tuple(trimap.shape)}")
+    if image.shape[0] != trimap.shape[0] or image.shape[2:] != trimap.shape[2:]:
+        raise ValueError(f"image {tuple(image.shape)} and trimap {tuple(trimap.shape)} differ in batch or size")
+    h, w = image.shape[2:]
+    if h % stride or w % stride:
+        raise ValueError(f"input {h}x{w} is not a multiple of the encoder stride {stride}; "
+                         f"use adamatting.padding.pad_to_stride")

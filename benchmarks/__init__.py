@@ -1,0 +1,1 @@
+"""Metrics (Composition-1k definitions), quality and latency benchmarks."""

@@ -1,0 +1,14 @@
+"""One error type for bad data, always naming the file (when there is one) and the problem."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class DataError(ValueError):
+    """Bad or unusable input data. ``str(err)`` reads ``<path>: <problem>``."""
+
+    def __init__(self, problem: str, path: str | Path | None = None):
+        self.path = None if path is None else Path(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}" if self.path is not None else problem)

@@ -1,0 +1,168 @@
+"""Reading and writing images, alpha mattes and trimaps, with errors that name the file.
+
+Conventions used across the project:
+- images are float32 RGB in [0, 1], shape (H, W, 3);
+- alpha mattes are float32 in [0, 1], shape (H, W) (8-bit files are divided by 255);
+- trimaps are uint8 with exactly the values 0 (background), 128 (unknown), 255 (foreground).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+from calib_data.errors import DataError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+TRIMAP_VALUES = (0, 128, 255)
+
+
+def _imread(path: str | Path, flags: int) -> np.ndarray:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("file not found", path)
+    # np.fromfile + imdecode: works for any path and never returns a half-decoded image silently.
+    raw = np.fromfile(path, dtype=np.uint8)
+    if raw.size == 0:
+        raise DataError("file is empty", path)
+    img = cv2.imdecode(raw, flags)
+    if img is None:
+        raise DataError("not a readable image (corrupt or unsupported format)", path)
+    return img
+
+
+def _to_unit_float(img: np.ndarray, path: Path) -> np.ndarray:
+    if img.dtype == np.uint8:
+        return img.astype(np.float32) / 255.0
+    if img.dtype == np.uint16:
+        return img.astype(np.float32) / 65535.0
+    if img.dtype in (np.float32, np.float64):
+        return np.clip(img.astype(np.float32), 0.0, 1.0)
+    raise DataError(f"unsupported pixel type {img.dtype}", path)
+
+
+def read_rgba(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """Read an image as float32 RGB plus its alpha channel (None when it has none).
+
+    Grayscale is replicated to RGB explicitly; 16-bit files are scaled by 65535.
+    """
+    path = Path(path)
+    img = _imread(path, cv2.IMREAD_UNCHANGED)
+    if img.ndim == 2:
+        rgb, alpha = np.repeat(img[..., None], 3, axis=2), None
+    elif img.ndim == 3 and img.shape[2] == 1:
+        rgb, alpha = np.repeat(img, 3, axis=2), None
+    elif img.ndim == 3 and img.shape[2] == 3:
+        rgb, alpha = img[..., ::-1], None
+    elif img.ndim == 3 and img.shape[2] == 4:
+        rgb, alpha = img[..., 2::-1], img[..., 3]
+    else:
+        raise DataError(f"unsupported channel layout {img.shape}", path)
+    rgb = _to_unit_float(np.ascontiguousarray(rgb), path)
+    return rgb, (None if alpha is None else _to_unit_float(alpha, path))
+
+
+def read_rgb(path: str | Path) -> np.ndarray:
+    """Read an image as float32 RGB in [0, 1]; an alpha channel, if any, is dropped."""
+    return read_rgba(path)[0]
+
+
+def read_alpha(path: str | Path) -> np.ndarray:
+    """Read an alpha matte as float32 (H, W) in [0, 1].
+
+    A 3-channel file (as alphamatting.com ships) must have equal channels; channel 0 is used.
+    """
+    path = Path(path)
+    img = _imread(path, cv2.IMREAD_UNCHANGED)
+    if img.ndim == 3:
+        if img.shape[2] == 4:
+            img = img[..., :3]
+        if img.shape[2] == 3 and not (np.array_equal(img[..., 0], img[..., 1]) and np.array_equal(img[..., 0], img[..., 2])):
+            raise DataError("alpha matte has three different channels; expected a single-channel matte", path)
+        img = img[..., 0]
+    return _to_unit_float(img, path)
+
+
+def check_trimap(trimap: np.ndarray, path: str | Path | None = None) -> np.ndarray:
+    """Validate a trimap array: 2-D uint8 with values in {0, 128, 255}."""
+    if trimap.ndim != 2:
+        raise DataError(f"trimap must be single-channel, got shape {trimap.shape}", path)
+    if trimap.dtype != np.uint8:
+        raise DataError(f"trimap must be uint8, got {trimap.dtype}", path)
+    bad = np.setdiff1d(np.unique(trimap), TRIMAP_VALUES)
+    if bad.size:
+        shown = ", ".join(str(v) for v in bad[:8]) + (" ..." if bad.size > 8 else "")
+        raise DataError(f"trimap has values other than 0/128/255: {shown}", path)
+    return trimap
+
+
+def read_trimap(path: str | Path) -> np.ndarray:
+    """Read a trimap file (0 = bg, 128 = unknown, 255 = fg) as uint8 (H, W), validated."""
+    path = Path(path)
+    img = _imread(path, cv2.IMREAD_UNCHANGED)
+    if img.ndim == 3:
+        if not all(np.array_equal(img[..., 0], img[..., c]) for c in range(1, min(3, img.shape[2]))):
+            raise DataError("trimap has different colour channels; expected grayscale", path)
+        img = img[..., 0]
+    if img.dtype != np.uint8:
+        raise DataError(f"trimap must be 8-bit, got {img.dtype}", path)
+    return check_trimap(img, path)
+
+
+def check_same_size(items: dict[str, tuple[np.ndarray, Path | None]]) -> None:
+    """Raise DataError naming the file whose (H, W) differs from the first item's."""
+    names = list(items)
+    ref_name = names[0]
+    ref_arr, ref_path = items[ref_name]
+    for name in names[1:]:
+        arr, path = items[name]
+        if arr.shape[:2] != ref_arr.shape[:2]:
+            raise DataError(
+                f"{name} is {arr.shape[1]}x{arr.shape[0]} but {ref_name} "
+                f"({ref_path if ref_path else 'array'}) is {ref_arr.shape[1]}x{ref_arr.shape[0]}",
+                path,
+            )
+
+
+def to_uint8(x: np.ndarray) -> np.ndarray:
+    """float [0, 1] → uint8 with rounding (the Adobe script's convention)."""
+    return np.clip(np.rint(np.asarray(x, dtype=np.float32) * 255.0), 0, 255).astype(np.uint8)
+
+
+@contextmanager
+def atomic_path(final: str | Path, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``final``; rename it onto ``final`` only if the block succeeds.
+
+    An exception (or an interrupt) removes the temporary file: nothing is ever left under the final name.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=suffix or final.suffix + ".tmp", dir=final.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_image(path: str | Path, img: np.ndarray) -> Path:
+    """Write a float [0,1] or uint8 RGB / gray image atomically (format from the suffix)."""
+    path = Path(path)
+    arr = img if img.dtype == np.uint8 else to_uint8(img)
+    if arr.ndim == 3:
+        arr = arr[..., ::-1] if arr.shape[2] == 3 else arr[..., [2, 1, 0, 3]]
+    ok, buf = cv2.imencode(path.suffix or ".png", np.ascontiguousarray(arr))
+    if not ok:
+        raise DataError("could not encode image", path)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buf.tobytes())
+    return path

@@ -1,0 +1,214 @@
+"""On-the-fly composites: a foreground (procedural or real) over a background, with a trimap.
+
+Used by the cached calibration/validation sets (calib_data.sets) and by training (adamatting.train),
+so both see exactly the same generator.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from calib_data import backgrounds, procedural
+from calib_data.compositing import composite
+from calib_data.errors import DataError
+from calib_data.readers import AlphaMattingReader, RGBACutoutReader, estimate_foreground
+from calib_data.trimaps import random_trimap, trimap_from_mask, validation_trimap
+
+TRIMAP_MODES = ("random", "validation", "mask")
+
+
+@dataclass
+class Composite:
+    image: np.ndarray   # (H, W, 3) float32, the composite
+    alpha: np.ndarray   # (H, W) float32
+    trimap: np.ndarray  # (H, W) uint8, 0/128/255
+    fg: np.ndarray      # (H, W, 3) float32
+    bg: np.ndarray      # (H, W, 3) float32
+    source: str         # "procedural:hair", "real:GT01", ...
+
+
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+class ForegroundPool:
+    """A pool of (name, fg, alpha) cut-outs to crop composites from.
+
+    Real cut-outs come from the alphamatting layout (with gt; foreground colours estimated by pymatting,
+    slow the first time while numba compiles, then cached as .npy keyed by the photo's and alpha's
+    content) or from RGBA PNGs; a procedural bank pre-renders procedural subjects once (training).
+    """
+
+    def __init__(self, items: list[tuple[str, np.ndarray, np.ndarray]], sources: list[Path]):
+        if not items:
+            raise DataError("foreground pool is empty")
+        self.items = items          # (name, fg, alpha)
+        self.sources = sources
+
+    @classmethod
+    def from_alphamatting(cls, root: Path, names: list[str] | None, cache_dir: Path) -> "ForegroundPool":
+        reader = AlphaMattingReader(root, names)
+        if reader.gt_dir is None:
+            raise DataError("real foregrounds need ground-truth alpha (a gt/ folder)", root)
+        items = []
+        for i, name in enumerate(reader.names):
+            sample = reader[i]
+            key = hashlib.sha256(sample.image.tobytes() + sample.alpha.tobytes()).hexdigest()[:20]
+            items.append((name, _cached_foreground(sample.image, sample.alpha, cache_dir / f"fg-{key}.npy"), sample.alpha))
+        return cls(items, reader.source_files())
+
+    @classmethod
+    def from_rgba_folder(cls, root: Path) -> "ForegroundPool":
+        reader = RGBACutoutReader(root)
+        items = [(s.name, s.fg, s.alpha) for s in reader]
+        return cls(items, reader.source_files())
+
+    @classmethod
+    def from_procedural(cls, count: int, size: tuple[int, int], seed: int, progress: bool = False) -> "ForegroundPool":
+        rng = np.random.default_rng(seed)
+        items = []
+        for i in tqdm(range(count), desc="procedural bank", disable=not progress, unit="fg"):
+            kind = procedural.KINDS[i % len(procedural.KINDS)]
+            fg, alpha = procedural.make_foreground(kind, size, rng)
+            items.append((f"{kind}{i}", fg, alpha))
+        return cls(items, [])
+
+    def __add__(self, other: "ForegroundPool") -> "ForegroundPool":
+        return ForegroundPool(self.items + other.items, self.sources + other.sources)
+
+    def sample(self, size: tuple[int, int], rng: np.random.Generator, augment: bool) -> tuple[str, np.ndarray, np.ndarray]:
+        """A crop of ``size`` from one foreground. With ``augment``: random scale, crop near the edge, flip."""
+        name, fg, alpha = self.items[int(rng.integers(len(self.items)))]
+        h, w = size
+        fit = max(h / alpha.shape[0], w / alpha.shape[1])
+        scale = fit * (float(rng.uniform(1.0, 2.0)) if augment else 1.0)
+        nh, nw = max(h, int(round(alpha.shape[0] * scale))), max(w, int(round(alpha.shape[1] * scale)))
+        if (nh, nw) != alpha.shape:
+            interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+            fg = cv2.resize(fg, (nw, nh), interpolation=interp)
+            alpha = np.clip(cv2.resize(alpha, (nw, nh), interpolation=interp), 0.0, 1.0)
+        # Centre the crop on a pixel of the transition band: random one when augmenting, its centroid otherwise.
+        ys, xs = np.nonzero((alpha > 0.0) & (alpha < 1.0))
+        if ys.size == 0:
+            cy, cx = nh // 2, nw // 2
+        elif augment:
+            j = int(rng.integers(ys.size))
+            cy, cx = int(ys[j]), int(xs[j])
+        else:
+            cy, cx = int(ys.mean()), int(xs.mean())
+        y0 = int(np.clip(cy - h // 2, 0, nh - h))
+        x0 = int(np.clip(cx - w // 2, 0, nw - w))
+        fg, alpha = fg[y0:y0 + h, x0:x0 + w], alpha[y0:y0 + h, x0:x0 + w]
+        if augment and rng.random() < 0.5:
+            fg, alpha = fg[:, ::-1], alpha[:, ::-1]
+        return name, np.ascontiguousarray(fg, np.float32), np.ascontiguousarray(alpha, np.float32)
+
+
+def _cached_foreground(image: np.ndarray, alpha: np.ndarray, path: Path) -> np.ndarray:
+    if path.is_file():
+        try:
+            fg = np.load(path)
+            if fg.shape == image.shape:
+                return fg
+        except (OSError, ValueError):
+            pass  # a damaged cache entry is recomputed below
+    fg = estimate_foreground(image, alpha)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{np.random.default_rng().integers(1 << 30)}.tmp.npy")
+    np.save(tmp, fg)
+    tmp.replace(path)
+    return fg
+
+
+def coarse_mask(alpha: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Imitate a phone's coarse person mask: threshold α, then random erosion/dilation and blur."""
+    mask = (alpha > 0.5).astype(np.uint8)
+    k = int(rng.integers(1, 12)) * 2 + 1
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+    mask = cv2.dilate(mask, kernel) if rng.random() < 0.5 else cv2.erode(mask, kernel)
+    mask = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), float(rng.uniform(1.0, 4.0)))
+    return mask > 0.5
+
+
+def color_jitter(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Random brightness, contrast, saturation and hue-ish channel gains on an RGB float image."""
+    gains = rng.uniform(0.85, 1.15, size=3).astype(np.float32)
+    out = img * gains * np.float32(rng.uniform(0.8, 1.2))
+    mean = out.mean()
+    out = (out - mean) * np.float32(rng.uniform(0.8, 1.2)) + mean
+    gray = out.mean(axis=2, keepdims=True)
+    out = gray + (out - gray) * np.float32(rng.uniform(0.7, 1.3))
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+class Synthesizer:
+    """Draws composites from a weighted mix of foreground sources over backgrounds.
+
+    fg_weights: {"procedural": w, "real": w}; the "real" source needs ``real`` foregrounds.
+    """
+
+    def __init__(self, fg_weights: dict[str, float], real: ForegroundPool | None = None,
+                 bg_sources: tuple[str, ...] = ("natural", "procedural"), bg_folder: Path | None = None,
+                 kinds: tuple[str, ...] = procedural.KINDS):
+        weights = {k: float(v) for k, v in fg_weights.items() if float(v) > 0}
+        unknown = set(weights) - {"procedural", "real"}
+        if unknown:
+            raise DataError(f"unknown foreground sources {sorted(unknown)} (use 'procedural' and/or 'real')")
+        if "real" in weights and real is None:
+            weights.pop("real")
+        if not weights:
+            raise DataError("no usable foreground source (real foregrounds missing and procedural weight 0)")
+        bad_kinds = set(kinds) - set(procedural.KINDS)
+        if bad_kinds:
+            raise DataError(f"unknown procedural kinds {sorted(bad_kinds)}; known: {', '.join(procedural.KINDS)}")
+        self.sources = list(weights)
+        total = sum(weights.values())
+        self.probs = np.array([weights[s] / total for s in self.sources])
+        self.real, self.bg_sources, self.bg_folder, self.kinds = real, tuple(bg_sources), bg_folder, tuple(kinds)
+
+    def foreground(self, size, rng, augment: bool) -> tuple[str, np.ndarray, np.ndarray]:
+        source = self.sources[int(rng.choice(len(self.sources), p=self.probs))]
+        if source == "real":
+            name, fg, alpha = self.real.sample(size, rng, augment)
+            return f"real:{name}", fg, alpha
+        kind = self.kinds[int(rng.integers(len(self.kinds)))]
+        fg, alpha = procedural.make_foreground(kind, size, rng)
+        if augment and rng.random() < 0.5:
+            fg, alpha = np.ascontiguousarray(fg[:, ::-1]), np.ascontiguousarray(alpha[:, ::-1])
+        return f"procedural:{kind}", fg, alpha
+
+    @classmethod
+    def from_procedural(cls, count: int, size: tuple[int, int], seed: int, progress: bool = False) -> "ForegroundPool":
+        rng = np.random.default_rng(seed)
+        items = []
+        for i in tqdm(range(count), desc="procedural bank", disable=not progress, unit="fg"):
+            kind = procedural.KINDS[i % len(procedural.KINDS)]
+            fg, alpha = procedural.make_foreground(kind, size, rng)
+            items.append((f"{kind}{i}", fg, alpha))
+        return cls(items, [])
+
+    def __add__(self, other: "ForegroundPool") -> "ForegroundPool":
+        return ForegroundPool(self.items + other.items, self.sources + other.sources)
+
+    def sample(self, size: tuple[int, int], rng: np.random.Generator, trimap_mode: str = "random",
+               augment: bool = False, mask_band: int = 16, round_uint8: bool = True) -> Composite:
+        if trimap_mode not in TRIMAP_MODES:
+            raise DataError(f"unknown trimap mode {trimap_mode!r}; use one of {', '.join(TRIMAP_MODES)}")
+        source, fg, alpha = self.foreground(size, rng, augment)
+        bg = backgrounds.random_background(size, rng, sources=self.bg_sources, folder=self.bg_folder)
+        if augment:
+            fg, bg = color_jitter(fg, rng), color_jitter(bg, rng)
+        image = composite(fg, bg, alpha, round_uint8=round_uint8)
+        if trimap_mode == "random":
+            trimap = random_trimap(alpha, rng)
+        elif trimap_mode == "validation":
+            trimap = validation_trimap(alpha)
+        else:
+            trimap = trimap_from_mask(coarse_mask(alpha, rng), band=mask_band)
+        return Composite(image=image, alpha=alpha, trimap=trimap, fg=fg, bg=bg, source=source)
