@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from adamatting.checkpoint import load_state, read_checkpoint, save_checkpoint
 from adamatting.config import get_config
+from adamatting.encoding import encode_inputs
 from adamatting.loss import AdaMattingLoss
 from adamatting.model import AdaMatting, build_model
 from calib_data import backgrounds
@@ -59,14 +60,6 @@ class TrainConfig:
     def from_dict(cls, d: dict) -> "TrainConfig":
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
-
-
-def encode_inputs(image01: np.ndarray, trimap_u8: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """HWC [0,1] image + 0/128/255 trimap → (3,H,W) 2I−1 and (1,H,W) {0, .5, 1}: the model's encoding."""
-    img = np.transpose(image01, (2, 0, 1)).astype(np.float32) * 2.0 - 1.0
-    tri = (trimap_u8.astype(np.float32) / 255.0)
-    tri = np.where(trimap_u8 == 128, 0.5, tri).astype(np.float32)[None]
-    return img, tri
 
 
 class TrainData:

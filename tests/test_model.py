@@ -1,0 +1,202 @@
+"""The AdaMatting network, its loss, checkpoints and the mobile budget."""
+
+import numpy as np
+import pytest
+import torch
+
+from adamatting.budget import MOBILE_BUDGET, count
+from adamatting.checkpoint import CheckpointError, load_model, save_checkpoint
+from adamatting.config import get_config
+from adamatting.loss import AdaMattingLoss
+from adamatting.model import build_model, check_input
+from adamatting.padding import crop_padding, pad_to_stride
+
+torch.manual_seed(0)
+
+
+def inputs(n, h, w, trimap_value=0.5):
+    return torch.rand(n, 3, h, w) * 2 - 1, torch.full((n, 1, h, w), trimap_value)
+
+
+@pytest.mark.parametrize("config, size", [
+    ("tiny", (64, 64)), ("tiny", (96, 160)), ("tiny-resnet", (64, 64)), ("tiny-resnet", (128, 96)),
+    ("mobile", (64, 64)), ("mobile", (96, 160)), ("paper", (64, 96)),   # paper: 77 M params, one size
+])
+def test_output_shapes_both_code_paths(config, size):
+    model = build_model(get_config(config)).eval()
+    with torch.no_grad():
+        out = model(*inputs(2, *size))
+    h, w = size
+    assert out["alpha"].shape == (2, 1, h, w)
+    assert out["trimap_logits"].shape == (2, 3, h, w)
+    assert float(out["alpha"].min()) >= 0.0 and float(out["alpha"].max()) <= 1.0
+
+
+def test_all_unknown_trimap_means_no_trimap_and_is_accepted():
+    model = build_model(get_config("tiny")).eval()
+    image, trimap = inputs(1, 64, 64, 0.5)
+    with torch.no_grad():
+        out = model(image, trimap)
+    assert torch.isfinite(out["alpha"]).all()
+
+
+def _graph_nodes(model, image, trimap):
+    graph = torch.jit.trace(model, (image, trimap), strict=False).inlined_graph
+    return sum(1 for _ in graph.nodes())
+
+
+def test_propagation_steps_change_the_graph():
+    image, trimap = inputs(1, 64, 64)
+    counts = {}
+    for steps in (0, 1, 2, 3):
+        model = build_model(get_config("tiny", pu_steps=steps)).eval()
+        counts[steps] = _graph_nodes(model, image, trimap)
+    assert counts[0] < counts[1] < counts[2] < counts[3]
+    # the loop is unrolled: every further step adds the same cell, so the graph grows linearly
+    assert counts[3] - counts[2] == counts[2] - counts[1] > 0
+
+
+def test_gradients_reach_both_decoders_the_propagation_unit_and_both_sigmas():
+    model = build_model(get_config("tiny"))
+    # a non-zero PU head so gradients flow into the ConvLSTM cell on the first step
+    torch.nn.init.normal_(model.propagation.out.weight, std=0.1)
+    loss_fn = AdaMattingLoss()
+    image, _ = inputs(2, 64, 64)
+    trimap = torch.full((2, 1, 64, 64), 0.5)
+    trimap[..., :16, :] = 0.0
+    alpha = torch.rand(2, 1, 64, 64)
+    target = torch.randint(0, 3, (2, 64, 64))
+    loss, _ = loss_fn(model(image, trimap), alpha, trimap, target)
+    loss.backward()
+
+    def grad_norm(module):
+        return sum(p.grad.abs().sum().item() for p in module.parameters() if p.grad is not None)
+
+    assert grad_norm(model.trimap_decoder) > 0
+    assert grad_norm(model.alpha_decoder) > 0
+    assert grad_norm(model.propagation.cell) > 0
+    assert grad_norm(model.propagation.out) > 0
+    assert loss_fn.log_var_trimap.grad is not None and loss_fn.log_var_trimap.grad.abs() > 0
+    assert loss_fn.log_var_alpha.grad is not None and loss_fn.log_var_alpha.grad.abs() > 0
+
+
+def test_trimap_probabilities_not_argmax_feed_the_propagation_unit():
+    # with argmax the trimap decoder would get no gradient through the PU path alone
+    model = build_model(get_config("tiny"))
+    torch.nn.init.normal_(model.propagation.out.weight, std=0.1)
+    image, trimap = inputs(1, 64, 64)
+    out = model(image, trimap)
+    out["alpha_pu"].sum().backward()
+    assert sum(p.grad.abs().sum().item() for p in model.trimap_decoder.parameters() if p.grad is not None) > 0
+
+
+def test_loss_is_the_uncertainty_weighted_form():
+    loss_fn = AdaMattingLoss(aux_weight=0.0)
+    with torch.no_grad():
+        loss_fn.log_var_trimap.fill_(0.3)
+        loss_fn.log_var_alpha.fill_(-0.2)
+    logits = torch.zeros(1, 3, 4, 4)
+    out = {"trimap_logits": logits, "alpha": torch.full((1, 1, 4, 4), 0.25), "alpha_decoder": torch.zeros(1, 1, 4, 4)}
+    trimap = torch.full((1, 1, 4, 4), 0.5)
+    alpha_gt = torch.full((1, 1, 4, 4), 0.75)
+    target = torch.zeros(1, 4, 4, dtype=torch.long)
+    loss, parts = loss_fn(out, alpha_gt, trimap, target)
+    l_t, l_a = np.log(3.0), 0.5
+    expected = 0.5 * np.exp(-0.3) * l_t + 0.5 * np.exp(0.2) * l_a + 0.5 * (0.3 - 0.2)
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+    assert parts["sigma1"] == pytest.approx(np.exp(0.15), rel=1e-5)
+
+
+def test_a_few_steps_on_two_composites_lower_the_loss():
+    from calib_data.compositing import composite
+    from calib_data.trimaps import gt_trimap_classes, validation_trimap
+    from adamatting.encoding import encode_inputs
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:64, :64]
+    items = []
+    for cx in (24, 40):
+        alpha = np.clip((18 - np.hypot(yy - 32, xx - cx)) / 4 + 0.5, 0, 1).astype(np.float32)
+        fg = np.broadcast_to(rng.random(3).astype(np.float32), (64, 64, 3))
+        bg = rng.random((64, 64, 3)).astype(np.float32)
+        img, tri = encode_inputs(composite(fg, bg, alpha), validation_trimap(alpha, 5))
+        items.append((img, tri, alpha[None], gt_trimap_classes(alpha)))
+    image, trimap, alpha, target = (torch.from_numpy(np.stack(x)) for x in zip(*items))
+    torch.manual_seed(0)
+    model = build_model(get_config("tiny"))
+    loss_fn = AdaMattingLoss()
+    opt = torch.optim.Adam(list(model.parameters()) + list(loss_fn.parameters()), lr=5e-3)
+    losses = []
+    for _ in range(15):
+        loss, _ = loss_fn(model(image, trimap), alpha, trimap, target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert np.mean(losses[-3:]) < 0.8 * np.mean(losses[:3])
+
+
+def test_checkpoint_round_trip(tmp_path):
+    model = build_model(get_config("tiny")).eval()
+    path = save_checkpoint(tmp_path / "m.pt", model, step=7)
+    loaded, payload = load_model(path)
+    assert payload["step"] == 7 and loaded.cfg == model.cfg
+    image, trimap = inputs(1, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(model(image, trimap)["alpha"], loaded(image, trimap)["alpha"])
+
+
+def test_checkpoint_half_round_trip_is_close(tmp_path):
+    model = build_model(get_config("tiny")).eval()
+    loaded, _ = load_model(save_checkpoint(tmp_path / "m.pt", model, half=True))
+    image, trimap = inputs(1, 64, 64)
+    with torch.no_grad():
+        diff = (model(image, trimap)["alpha"] - loaded(image, trimap)["alpha"]).abs().max()
+    assert diff < 1e-2
+
+
+def test_checkpoint_of_another_config_names_the_mismatch(tmp_path):
+    path = save_checkpoint(tmp_path / "m.pt", build_model(get_config("tiny")))
+    with pytest.raises(CheckpointError, match="pu_steps"):
+        load_model(path, expect=get_config("tiny", pu_steps=3))
+    # weights that do not fit the config they claim: named keys
+    import torch as _t
+    payload = _t.load(path, weights_only=True)
+    payload["config"] = get_config("tiny", pu_hidden=6).to_dict()
+    _t.save(payload, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match="shape mismatch.*propagation"):
+        load_model(tmp_path / "bad.pt")
+
+
+def test_corrupt_and_truncated_checkpoints_are_named(tmp_path):
+    path = save_checkpoint(tmp_path / "m.pt", build_model(get_config("tiny")))
+    data = path.read_bytes()
+    (tmp_path / "trunc.pt").write_bytes(data[: len(data) // 2])
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    for name in ("trunc.pt", "junk.pt", "missing.pt"):
+        with pytest.raises(CheckpointError, match=name):
+            load_model(tmp_path / name)
+
+
+def test_bad_inputs_get_clear_errors():
+    image, trimap = inputs(1, 64, 64)
+    with pytest.raises(ValueError, match="RGB"):
+        check_input(image[:, :2], trimap)
+    with pytest.raises(ValueError, match="multiple of the encoder stride"):
+        check_input(*inputs(1, 70, 64))
+    with pytest.raises(ValueError, match="too small"):
+        pad_to_stride(torch.zeros(1, 3, 5, 5))
+
+
+def test_pad_and_crop_back_round_trip():
+    x = torch.rand(1, 4, 50, 77)
+    padded, pads = pad_to_stride(x)
+    assert padded.shape[-2] % 32 == 0 and padded.shape[-1] % 32 == 0
+    assert torch.equal(crop_padding(padded, pads), x)
+
+
+def test_mobile_budget_counted_by_flop_counter():
+    stats = count("mobile", 512)
+    assert stats["gmacs"] <= MOBILE_BUDGET["gmacs"]
+    assert stats["params"] <= MOBILE_BUDGET["params"]
+    assert stats["by_module"]["propagation"] > 0
