@@ -100,7 +100,10 @@ class TrainData:
     def batch(self, step: int, device: torch.device) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng([self.cfg.seed, step])   # batch = f(seed, step): resumes reproducibly
         items = [self.sample(rng) for _ in range(self.cfg.batch)]
-        return {k: torch.from_numpy(np.stack([it[k] for it in items])).to(device) for k in items[0]}
+        out = {k: torch.from_numpy(np.stack([it[k] for it in items])).to(device) for k in items[0]}
+        for k in ("image", "trimap"):
+            out[k] = out[k].contiguous(memory_format=torch.channels_last)
+        return out
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -118,7 +121,8 @@ def train(run_dir: str | Path, cfg: TrainConfig, cache_root: Path = Path("cache"
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    model: AdaMatting = build_model(get_config(cfg.model)).to(device)
+    # channels_last: ~1.4x faster depthwise convolutions on CPU (measured on the 2-core machine)
+    model: AdaMatting = build_model(get_config(cfg.model)).to(device, memory_format=torch.channels_last)
     loss_fn = AdaMattingLoss(aux_weight=cfg.aux_weight).to(device)
     params = list(model.parameters()) + list(loss_fn.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)

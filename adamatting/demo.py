@@ -1,0 +1,95 @@
+"""``make demo``: the main job as it stands.
+
+1. Build (or reuse) the seeded calibration and validation sets from the embedded configs.
+2. Write a contact sheet of composites, trimaps and alphas, and print a table of the sets' statistics.
+3. With the shipped checkpoint and ../shared/data present: the model's alpha on the held-back real
+   images beside the ground truth (and the metrics).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from calib_data.io import write_image
+from calib_data.sets import CompositedSet, SetConfig, build_set, set_statistics
+from calib_data.splits import REAL_VALIDATION, alphamatting_dev_dir
+
+
+def _gray(a: np.ndarray) -> np.ndarray:
+    return np.repeat(np.asarray(a, np.float32)[..., None], 3, axis=2)
+
+
+def _label(tile: np.ndarray, text: str) -> np.ndarray:
+    tile = np.ascontiguousarray(tile)
+    cv2.putText(tile, text, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 3, cv2.LINE_AA)
+    cv2.putText(tile, text, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (1, 1, 1), 1, cv2.LINE_AA)
+    return tile
+
+
+def contact_sheet(sets: list[CompositedSet], per_set: int = 8, tile: int = 160) -> np.ndarray:
+    """Rows per set: composite, trimap, alpha; one column per sample."""
+    rows = []
+    for s in sets:
+        n = min(per_set, len(s))
+        origins = s.meta.get("origins", [""] * len(s))
+        for kind in ("image", "trimap", "alpha"):
+            tiles = []
+            for i in range(n):
+                item = s[i]
+                arr = item[kind] if kind == "image" else _gray(item[kind] / (255.0 if kind == "trimap" else 1.0))
+                arr = cv2.resize(arr, (tile, tile), interpolation=cv2.INTER_AREA)
+                text = f"{s.meta['name']}: {origins[i]}" if kind == "image" else kind
+                tiles.append(_label(arr, text))
+            tiles += [np.zeros((tile, tile, 3), np.float32)] * (per_set - n)
+            rows.append(np.concatenate(tiles, axis=1))
+    return np.concatenate(rows, axis=0)
+
+
+def real_alpha_figure(weights: Path, out: Path) -> list[dict] | None:
+    """Model alpha beside ground truth on the held-back real images (trimap1); returns metric rows."""
+    from adamatting.checkpoint import load_model
+    from adamatting.evaluate import evaluate_real, torch_predictor
+
+    model, _ = load_model(weights)
+    _, rows = evaluate_real(torch_predictor(model), trimaps=("trimap1",), keep=True)
+    from calib_data.readers import AlphaMattingReader
+
+    reader = AlphaMattingReader(alphamatting_dev_dir(), list(REAL_VALIDATION))
+    tiles = []
+    for sample, row in zip(reader, rows):
+        h = 200
+        w = int(round(sample.image.shape[1] * h / sample.image.shape[0]))
+        parts = [sample.image, _gray(sample.trimaps["trimap1"] / 255.0), _gray(row.pop("alpha")), _gray(sample.alpha)]
+        names = [sample.name, "trimap1", f"model  SAD {row['SAD']:.1f}", "ground truth"]
+        tiles.append(np.concatenate([_label(cv2.resize(p, (w, h), interpolation=cv2.INTER_AREA), n)
+                                     for p, n in zip(parts, names)], axis=1))
+    write_image(out, np.concatenate(tiles, axis=0))
+    return rows
+
+
+def run_demo(out: Path, cache: Path, weights: Path) -> None:
+    from adamatting.cli import print_table
+
+    out.mkdir(parents=True, exist_ok=True)
+    sets = [build_set(SetConfig.from_toml(name), cache) for name in ("calib", "val")]
+    for s in sets:
+        for note in s.meta.get("notes", []):
+            print(f"note ({s.meta['name']}): {note}")
+    sheet = write_image(out / "contact_sheet.png", contact_sheet(sets))
+    print("\nComposited sets")
+    print_table([set_statistics(s) for s in sets])
+    print(f"\ncontact sheet: {sheet}")
+    for s in sets:
+        print(f"{s.meta['name']} set: {s.path}")
+    if not weights.is_file():
+        print(f"\nno checkpoint at {weights}: skipping the real-image figure (make train writes one)")
+    elif not alphamatting_dev_dir().is_dir():
+        print(f"\n{alphamatting_dev_dir()} not found: skipping the real-image figure")
+    else:
+        rows = real_alpha_figure(weights, out / "real_alpha.png")
+        print("\nModel on the held-back real images (trimap1, Composition-1k metrics, unknown region)")
+        print_table([{k: v for k, v in r.items() if k != "trimap"} for r in rows])
+        print(f"real-image figure: {out / 'real_alpha.png'}")
