@@ -54,6 +54,20 @@ def _cmd_eval_real(args) -> int:
     return 0
 
 
+def _cmd_ship(args) -> int:
+    from adamatting.checkpoint import load_model, read_checkpoint, save_checkpoint
+
+    run = Path(args.run)
+    src = run / "best.pt" if (run / "best.pt").is_file() else run / "last.pt"
+    model, payload = load_model(src)
+    keep = {k: payload[k] for k in ("step", "best", "elapsed_s", "train_config", "val") if k in payload}
+    save_checkpoint(args.out, model, source=str(src), **keep)
+    read_checkpoint(args.out)  # re-read what was written
+    size = Path(args.out).stat().st_size / 1e6
+    print(f"{src} (step {keep.get('step')}) -> {args.out} ({size:.1f} MB)")
+    return 0
+
+
 def _cmd_flops(args) -> int:
     from adamatting.budget import count
 
@@ -113,6 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", default="out/quality")
     e.add_argument("--no-closed-form", action="store_true")
     e.set_defaults(func=_cmd_eval_real)
+
+    s = sub.add_parser("ship", help="write a run's best checkpoint, weights only, for shipping")
+    s.add_argument("--run", default="runs/mobile")
+    s.add_argument("--out", default=str(DEFAULT_WEIGHTS))
+    s.set_defaults(func=_cmd_ship)
 
     f = sub.add_parser("flops", help="MACs and parameters of a model config, counted by torch.utils.flop_counter")
     f.add_argument("--config", default="mobile")

@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from calib_data.io import write_image
+from calib_data.io import to_uint8, write_image
 from calib_data.sets import CompositedSet, SetConfig, build_set, set_statistics
 from calib_data.splits import REAL_VALIDATION, alphamatting_dev_dir
 
@@ -23,9 +23,10 @@ def _gray(a: np.ndarray) -> np.ndarray:
 
 
 def _label(tile: np.ndarray, text: str) -> np.ndarray:
-    tile = np.ascontiguousarray(tile)
+    """The tile as uint8 RGB with ``text`` written in its top-left corner."""
+    tile = np.ascontiguousarray(to_uint8(tile))
     cv2.putText(tile, text, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 3, cv2.LINE_AA)
-    cv2.putText(tile, text, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (1, 1, 1), 1, cv2.LINE_AA)
+    cv2.putText(tile, text, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
     return tile
 
 
@@ -43,7 +44,7 @@ def contact_sheet(sets: list[CompositedSet], per_set: int = 8, tile: int = 160) 
                 arr = cv2.resize(arr, (tile, tile), interpolation=cv2.INTER_AREA)
                 text = f"{s.meta['name']}: {origins[i]}" if kind == "image" else kind
                 tiles.append(_label(arr, text))
-            tiles += [np.zeros((tile, tile, 3), np.float32)] * (per_set - n)
+            tiles += [np.zeros((tile, tile, 3), np.uint8)] * (per_set - n)
             rows.append(np.concatenate(tiles, axis=1))
     return np.concatenate(rows, axis=0)
 
