@@ -20,9 +20,9 @@ alpha decoder middle + shallow, each through a Global Convolution block; both up
 convolution (conv to 4·C, PixelShuffle(2)).
 
 Propagation unit: a ConvLSTM cell (convolutions and elementwise ops only) run for ``pu_steps`` fixed
-steps on [image, softmax(adapted trimap), alpha_t]. Its hidden and cell states start from
-``zeros_like`` of a feature tensor (never from ``x.shape``: that keeps traced graphs free of shape
-arithmetic). Each step adds a correction to the alpha logit, so with the zero-initialised head the unit
+steps on [image, softmax(adapted trimap), alpha_t]. Its hidden and cell states start at zero, made from
+a feature tensor (``embed(x) * 0``), never from ``x.shape``: traced graphs stay free of shape arithmetic,
+and exported files hold no folded zero constants (see PropagationUnit.forward). Each step adds a correction to the alpha logit, so with the zero-initialised head the unit
 starts as the identity. Budget: at full resolution a plain 3×3 ConvLSTM would cost more than the whole
 mobile budget, so the mobile config uses depthwise-separable gate convolutions (dw 3×3 + pw) and 8
 hidden channels: ~0.16 GMAC per step at 512×512.
@@ -258,7 +258,7 @@ class PropagationUnit(nn.Module):
         if steps < 0:
             raise ValueError(f"pu_steps must be >= 0, got {steps}")
         cin = 3 + 3 + 1
-        self.embed = nn.Conv2d(cin, hidden, 1)      # state template: zeros_like(embed(x0))
+        self.embed = nn.Conv2d(cin, hidden, 1)      # state template: embed(x0) * 0
         self.cell = ConvLSTMCell(cin, hidden, separable)
         self.out = nn.Conv2d(hidden, 1, 1)
         nn.init.zeros_(self.out.weight)
@@ -267,8 +267,12 @@ class PropagationUnit(nn.Module):
 
     def forward(self, image, trimap_prob, alpha_logit):
         x = torch.cat([image, trimap_prob, torch.sigmoid(alpha_logit)], dim=1)
-        h = torch.zeros_like(self.embed(x))
-        c = torch.zeros_like(h)
+        # Zero states shaped like a feature tensor, computed from it rather than from x.shape (no shape→int
+        # ops for coremltools' tracer) and rather than torch.zeros_like: with fixed export shapes,
+        # simplifiers fold zeros_like into constant initialisers, 2 × 8 × 512 × 512 floats = 16 MB of zeros
+        # stored in the model file. A product with 0 is never folded.
+        h = self.embed(x) * 0.0
+        c = h
         for _ in range(self.steps):  # unrolled by tracing: a fixed-step graph
             h, c = self.cell(x, h, c)
             alpha_logit = alpha_logit + self.out(h)

@@ -1,0 +1,144 @@
+"""The manifest every exported artifact carries: what it is, what it expects, how it was checked.
+
+It is written beside the artifact as ``<artifact name>.manifest.json`` (for ``model.onnx``:
+``model.onnx.manifest.json``) and, for ONNX, also into the model's ``metadata_props``. A consumer
+(runtime backend, benchmark, gate) loads it with :func:`load_manifest`, which refuses an artifact whose
+bytes do not match the recorded hash (truncated or replaced file) and, with :func:`check_expected`, one
+whose facts differ from what the consumer expects (input encoding, size, steps, ...). Refusing is
+better than producing silently wrong alpha.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from adamatting.model import INPUT_ENCODING
+
+FORMAT = "adamatting-artifact/1"
+# Bump when the meaning of the model's inputs or outputs changes; consumers compare it.
+ENCODING_VERSION = 1
+INPUT_NAMES = ("image", "trimap")
+OUTPUT_NAMES = ("alpha", "trimap_prob")
+OUTPUT_DOC = {
+    "alpha": "N x 1 x H x W float32 in [0, 1]: the final alpha matte",
+    "trimap_prob": "N x 3 x H x W float32: softmax of the adapted trimap over (background, unknown, foreground)",
+}
+
+
+class ManifestError(ValueError):
+    """An artifact without a usable manifest, or one that does not match what the consumer expects."""
+
+
+@dataclass
+class Manifest:
+    backend: str                       # torch | onnxruntime | openvino | tensorrt | coreml
+    precision: str                     # fp32 | fp16 | int8 | w8 | w8a8 | ...
+    model_config: dict[str, Any]
+    input_size: list[int]              # [H, W]
+    batch: int | str = 1               # 1, or "dynamic"
+    pu_steps: int = 3
+    encoding_version: int = ENCODING_VERSION
+    encoding: dict[str, str] = field(default_factory=lambda: dict(INPUT_ENCODING))
+    input_names: list[str] = field(default_factory=lambda: list(INPUT_NAMES))
+    output_names: list[str] = field(default_factory=lambda: list(OUTPUT_NAMES))
+    outputs: dict[str, str] = field(default_factory=lambda: dict(OUTPUT_DOC))
+    checkpoint_sha256: str = ""
+    artifact_sha256: str = ""
+    tools: dict[str, str] = field(default_factory=dict)
+    validation: dict[str, Any] = field(default_factory=dict)
+    calibration: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    format: str = FORMAT
+    created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    def metadata_props(self) -> dict[str, str]:
+        """Flat string facts for ONNX ``metadata_props`` (the full manifest under ``adamatting_manifest``)."""
+        d = asdict(self)
+        d.pop("artifact_sha256")  # the file cannot hold its own hash
+        return {"adamatting_manifest": json.dumps(d, sort_keys=True), "encoding_version": str(self.encoding_version),
+                "input_size": "x".join(map(str, self.input_size)), "pu_steps": str(self.pu_steps),
+                "precision": self.precision, "model_config": self.model_config.get("name", "")}
+
+
+def manifest_path(artifact: str | Path) -> Path:
+    artifact = Path(artifact)
+    return artifact.with_name(artifact.name + ".manifest.json")
+
+
+def sha256_of(path: str | Path) -> str:
+    """SHA-256 of a file, or of every file of a directory artifact (relative names included)."""
+    path = Path(path)
+    h = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for p in files:
+        if path.is_dir():
+            h.update(str(p.relative_to(path)).encode())
+        with p.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def tool_versions(*packages: str) -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for p in ("torch", "numpy", *packages):
+        try:
+            out[p] = metadata.version(p)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def write_manifest(artifact: str | Path, manifest: Manifest) -> Path:
+    """Hash the finished artifact into the manifest and write it atomically beside the artifact."""
+    from calib_data.io import atomic_path
+
+    manifest.artifact_sha256 = sha256_of(artifact)
+    path = manifest_path(artifact)
+    with atomic_path(path) as tmp:
+        tmp.write_text(manifest.to_json())
+    return path
+
+
+def load_manifest(artifact: str | Path, verify_hash: bool = True) -> Manifest:
+    artifact = Path(artifact)
+    mpath = manifest_path(artifact)
+    if not artifact.exists():
+        raise ManifestError(f"{artifact}: artifact not found")
+    if not mpath.is_file():
+        raise ManifestError(f"{artifact}: no manifest ({mpath.name}) beside it; re-export the artifact")
+    try:
+        raw = json.loads(mpath.read_text())
+        if raw.get("format") != FORMAT:
+            raise ManifestError(f"{mpath}: unknown manifest format {raw.get('format')!r} (expected {FORMAT!r})")
+        m = Manifest(**raw)
+    except (json.JSONDecodeError, TypeError) as e:
+        raise ManifestError(f"{mpath}: unreadable manifest: {e}") from None
+    if verify_hash and m.artifact_sha256 and sha256_of(artifact) != m.artifact_sha256:
+        raise ManifestError(f"{artifact}: file does not match its manifest's hash (truncated, damaged or "
+                            f"replaced after export); re-export it")
+    return m
+
+
+def check_expected(m: Manifest, artifact: str | Path, **expected: Any) -> None:
+    """Refuse ``m`` unless every expected fact matches; the encoding version is always checked."""
+    expected.setdefault("encoding_version", ENCODING_VERSION)
+    problems = []
+    for key, want in expected.items():
+        have = getattr(m, key) if hasattr(m, key) else m.extra.get(key)
+        if isinstance(have, (list, tuple)) and isinstance(want, (list, tuple)):
+            have, want = list(have), list(want)
+        if have != want:
+            problems.append(f"{key} is {have!r}, expected {want!r}")
+    if problems:
+        raise ManifestError(f"{artifact}: artifact does not match what is expected: " + "; ".join(problems))

@@ -1,0 +1,172 @@
+"""PyTorch → ONNX: the ConvLSTM unrolled, a fixed input size, named inputs/outputs, simplified, checked,
+validated against PyTorch, written atomically with its manifest.
+
+The graph takes ``image`` (N×3×H×W, 2·I − 1) and ``trimap`` (N×1×H×W, 0 / 0.5 / 1) and returns ``alpha``
+(N×1×H×W) and ``trimap_prob`` (N×3×H×W). H and W are fixed at export (the phone case: 512×512); the batch
+is 1, or dynamic with ``dynamic_batch``. Export uses the TorchScript exporter (``dynamo=False``) at
+opset 17, which every runtime here takes; tracing unrolls the fixed-step propagation loop.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from adamatting.config import ModelConfig
+from adamatting.encoding import encode_inputs
+from adamatting.model import AdaMatting, ExportWrapper
+from calib_data.io import atomic_path
+from export.manifest import INPUT_NAMES, OUTPUT_NAMES, Manifest, sha256_of, tool_versions, write_manifest
+
+OPSET = 17
+SIMPLIFIERS = ("onnxslim", "onnxsim", "none")
+# FP32 ORT vs PyTorch on the same CPU: float reassociation only. Observed max |Δα| ~1e-6.
+DEFAULT_TOLERANCE = {"max_abs": 1e-3, "mean_abs": 1e-5}
+
+
+class ExportError(RuntimeError):
+    """An export that failed a check; nothing was written under the final name."""
+
+
+@dataclass
+class Sample:
+    image: np.ndarray   # (1, 3, H, W) encoded
+    trimap: np.ndarray  # (1, 1, H, W) encoded
+
+
+def validation_samples(size: tuple[int, int], count: int = 4, seed: int = 0) -> list[Sample]:
+    """Seeded composited samples (procedural foregrounds, eroded trimaps) at ``size`` for checking exports."""
+    from calib_data.synth import Synthesizer
+
+    synth = Synthesizer({"procedural": 1.0}, bg_sources=("procedural",))
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(count):
+        c = synth.sample(size, rng, trimap_mode="validation")
+        img, tri = encode_inputs(c.image, c.trimap)
+        out.append(Sample(img[None], tri[None]))
+    return out
+
+
+def _check_size(cfg: ModelConfig, size: tuple[int, int]) -> tuple[int, int]:
+    h, w = (int(s) for s in size)
+    if h <= 0 or w <= 0 or h % cfg.STRIDE or w % cfg.STRIDE:
+        raise ExportError(f"input size {h}x{w} must be positive multiples of the encoder stride {cfg.STRIDE}")
+    return h, w
+
+
+def trace_to_onnx(model: AdaMatting, size: tuple[int, int], dynamic_batch: bool = False, opset: int = OPSET):
+    """The raw ONNX ModelProto of ``model`` at ``size`` (not yet simplified or checked)."""
+    import onnx
+
+    h, w = _check_size(model.cfg, size)
+    wrapper = ExportWrapper(model).eval()
+    image, trimap = torch.zeros(1, 3, h, w), torch.full((1, 1, h, w), 0.5)
+    dynamic_axes = {n: {0: "batch"} for n in (*INPUT_NAMES, *OUTPUT_NAMES)} if dynamic_batch else None
+    buf = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+        torch.onnx.export(wrapper, (image, trimap), buf, input_names=list(INPUT_NAMES),
+                          output_names=list(OUTPUT_NAMES), opset_version=opset, dynamic_axes=dynamic_axes,
+                          do_constant_folding=True, dynamo=False)
+    return onnx.load_from_string(buf.getvalue())
+
+
+def simplify(proto, simplifier: str = "onnxslim"):
+    if simplifier not in SIMPLIFIERS:
+        raise ExportError(f"unknown simplifier {simplifier!r}; use one of {', '.join(SIMPLIFIERS)}")
+    if simplifier == "onnxslim":
+        import onnxslim
+
+        return onnxslim.slim(proto)
+    if simplifier == "onnxsim":
+        import onnxsim
+
+        simplified, ok = onnxsim.simplify(proto)
+        if not ok:
+            raise ExportError("onnxsim could not validate the simplified model")
+        return simplified
+    return proto
+
+
+def run_onnx(path_or_bytes, samples: list[Sample], providers=("CPUExecutionProvider",)) -> list[np.ndarray]:
+    """Alpha of each sample from an ONNX model under onnxruntime."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    sess = ort.InferenceSession(path_or_bytes if isinstance(path_or_bytes, (bytes, str)) else str(path_or_bytes),
+                                so, providers=list(providers))
+    return [sess.run(["alpha"], {"image": s.image, "trimap": s.trimap})[0] for s in samples]
+
+
+@torch.no_grad()
+def run_torch(model: AdaMatting, samples: list[Sample]) -> list[np.ndarray]:
+    model = model.eval()
+    return [model(torch.from_numpy(s.image), torch.from_numpy(s.trimap))["alpha"].numpy() for s in samples]
+
+
+def alpha_difference(reference: list[np.ndarray], candidate: list[np.ndarray]) -> dict[str, float]:
+    diffs = np.concatenate([np.abs(r - c).ravel() for r, c in zip(reference, candidate)])
+    return {"max_abs": float(diffs.max()), "mean_abs": float(diffs.mean()), "samples": len(reference)}
+
+
+def export_onnx(model: AdaMatting, out: str | Path, size: tuple[int, int] = (512, 512), *,
+                dynamic_batch: bool = False, simplifier: str = "onnxslim", checkpoint_sha256: str = "",
+                samples: list[Sample] | None = None, tolerance: dict[str, float] | None = None,
+                opset: int = OPSET) -> Manifest:
+    """Export, simplify, check, validate against PyTorch and write ``out`` + its manifest atomically.
+
+    Raises ExportError (both numbers in the message) when max or mean |Δα| exceeds ``tolerance``;
+    then nothing is written under ``out``.
+    """
+    import onnx
+
+    out = Path(out)
+    tolerance = {**DEFAULT_TOLERANCE, **(tolerance or {})}
+    size = _check_size(model.cfg, size)
+    model = model.eval()
+    proto = simplify(trace_to_onnx(model, size, dynamic_batch, opset), simplifier)
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except onnx.checker.ValidationError as e:
+        raise ExportError(f"onnx.checker rejected the exported graph: {e}") from None
+    samples = samples if samples is not None else validation_samples(size)
+    diff = alpha_difference(run_torch(model, samples), run_onnx(proto.SerializeToString(), samples))
+    if diff["max_abs"] > tolerance["max_abs"] or diff["mean_abs"] > tolerance["mean_abs"]:
+        raise ExportError(f"ONNX alpha differs from PyTorch: max |Δα| {diff['max_abs']:.3g} "
+                          f"(tolerance {tolerance['max_abs']:g}), mean |Δα| {diff['mean_abs']:.3g} "
+                          f"(tolerance {tolerance['mean_abs']:g}); {out} not written")
+    manifest = Manifest(backend="onnxruntime", precision="fp32", model_config=model.cfg.to_dict(),
+                        input_size=list(size), batch="dynamic" if dynamic_batch else 1,
+                        pu_steps=model.cfg.pu_steps, checkpoint_sha256=checkpoint_sha256,
+                        tools=tool_versions("onnx", "onnxruntime", simplifier if simplifier != "none" else "onnx"),
+                        validation={"reference": "pytorch fp32", **diff, "tolerance": tolerance},
+                        extra={"opset": opset, "simplifier": simplifier, "nodes": len(proto.graph.node)})
+    save_onnx(proto, out, manifest)
+    return manifest
+
+
+def save_onnx(proto, out: Path, manifest: Manifest) -> Path:
+    """Embed the manifest facts in ``metadata_props``, write the model atomically, then its manifest."""
+    import onnx
+
+    del proto.metadata_props[:]
+    for k, v in manifest.metadata_props().items():
+        proto.metadata_props.add(key=k, value=v)
+    proto.doc_string = "AdaMatting (Cai et al., ICCV 2019) for portrait matting; see the adamatting_manifest metadata."
+    with atomic_path(out) as tmp:
+        onnx.save(proto, str(tmp))
+        if not onnx.load(str(tmp), load_external_data=False).graph.node:
+            raise ExportError(f"{out}: wrote an empty graph")
+    write_manifest(out, manifest)
+    return out
+
+
+def model_sha(path: str | Path) -> str:
+    return sha256_of(path)
