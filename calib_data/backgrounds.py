@@ -79,6 +79,11 @@ def _folder_listing(folder: str) -> tuple[Path, ...]:
     return tuple(folder_backgrounds(folder))
 
 
+def refresh_folders() -> None:
+    """Forget the folder listings, so files added or removed since are seen (each set build calls this)."""
+    _folder_listing.cache_clear()
+
+
 def load_background(path: str | Path) -> np.ndarray:
     """One background image as float32 RGB in [0, 1].
 

@@ -158,11 +158,18 @@ def write_image(path: str | Path, img: np.ndarray) -> Path:
     """Write a float [0,1] or uint8 RGB / gray image atomically (format from the suffix)."""
     path = Path(path)
     arr = img if img.dtype == np.uint8 else to_uint8(img)
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[..., 0]
     if arr.ndim == 3:
+        if arr.shape[2] not in (3, 4):
+            raise DataError(f"cannot write an image of shape {arr.shape}: need gray, RGB or RGBA", path)
         arr = arr[..., ::-1] if arr.shape[2] == 3 else arr[..., [2, 1, 0, 3]]
-    ok, buf = cv2.imencode(path.suffix or ".png", np.ascontiguousarray(arr))
+    try:
+        ok, buf = cv2.imencode(path.suffix or ".png", np.ascontiguousarray(arr))
+    except cv2.error:  # unknown suffix: OpenCV raises instead of returning False
+        ok = False
     if not ok:
-        raise DataError("could not encode image", path)
+        raise DataError(f"could not encode image as {path.suffix or '.png'}", path)
     with atomic_path(path) as tmp:
         tmp.write_bytes(buf.tobytes())
     return path

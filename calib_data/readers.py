@@ -181,18 +181,28 @@ class AdobeDIMReader:
     def __iter__(self):
         return (self[i] for i in range(len(self)))
 
-    def source_files(self) -> list[Path]:
-        return self.fg_files + [self.alpha_dir / f.name for f in self.fg_files] + self.bg_files[: len(self)]
-
-    def __getitem__(self, i: int) -> MattingSample:
-        fg_path = self.fg_files[i // self.num_bgs]
+    def _alpha_path(self, fg_path: Path) -> Path:
+        """The matte of a foreground: same file name in alpha/, else same stem with another suffix."""
         alpha_path = self.alpha_dir / fg_path.name
         if not alpha_path.is_file():
             alpha_path = _find_by_stem(self.alpha_dir, fg_path.stem) or alpha_path
+        return alpha_path
+
+    def _trimap_path(self, fg_path: Path) -> Path | None:
+        return _find_by_stem(self.trimap_dir, fg_path.stem) if self.trimap_dir is not None else None
+
+    def source_files(self) -> list[Path]:
+        alphas = [self._alpha_path(f) for f in self.fg_files]
+        trimaps = [t for f in self.fg_files if (t := self._trimap_path(f)) is not None]
+        return self.fg_files + alphas + trimaps + self.bg_files[: len(self)]
+
+    def __getitem__(self, i: int) -> MattingSample:
+        fg_path = self.fg_files[i // self.num_bgs]
+        alpha_path = self._alpha_path(fg_path)
         fg, alpha = read_rgb(fg_path), read_alpha(alpha_path)
         items = {"fg": (fg, fg_path), "alpha": (alpha, alpha_path)}
         trimaps = {}
-        if self.trimap_dir is not None and (tp := _find_by_stem(self.trimap_dir, fg_path.stem)):
+        if (tp := self._trimap_path(fg_path)) is not None:
             trimaps["trimap"] = read_trimap(tp)
             items["trimap"] = (trimaps["trimap"], tp)
         check_same_size(items)

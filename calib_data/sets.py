@@ -28,10 +28,11 @@ from tqdm import tqdm
 from calib_data import backgrounds
 from calib_data.errors import DataError
 from calib_data.io import to_uint8
+from calib_data.procedural import MIN_SIZE  # procedural subjects need at least this many px a side
 from calib_data.splits import PROJECT_ROOT, REAL_TRAIN, REAL_VALIDATION, shared_data_dir
 from calib_data.synth import TRIMAP_MODES, ForegroundPool, Synthesizer, file_digest
 
-GENERATOR_VERSION = 1          # bump when the generated pixels change for the same config
+GENERATOR_VERSION = 2          # bump when the generated pixels change for the same config
 CONFIG_DIR = Path(__file__).parent / "configs"
 DEFAULT_CACHE = PROJECT_ROOT / "cache"
 SPLITS = {"train": list(REAL_TRAIN), "validation": list(REAL_VALIDATION), "all": None}
@@ -69,6 +70,12 @@ class SetConfig:
         except tomllib.TOMLDecodeError as e:
             raise DataError(f"not valid TOML: {e}", path) from None
         fg, bg = raw.pop("foregrounds", {}), raw.pop("backgrounds", {})
+        for table, value in (("foregrounds", fg), ("backgrounds", bg)):
+            if not isinstance(value, dict):
+                raise DataError(f"[{table}] must be a table, got {value!r}", path)
+        unknown_bg = set(bg) - {"sources", "folder"}
+        if unknown_bg:
+            raise DataError(f"unknown [backgrounds] keys: {', '.join(sorted(unknown_bg))} (use sources, folder)", path)
         known = {f.name for f in dataclasses.fields(cls)}
         flat = {**raw, **fg, **{"bg_sources": bg.get("sources", cls.bg_sources), "bg_folder": bg.get("folder", "")}}
         unknown = set(flat) - known
@@ -81,11 +88,16 @@ class SetConfig:
         return cfg.validated(path)
 
     def validated(self, path: Path | None = None) -> "SetConfig":
-        self.size = tuple(int(s) for s in self.size)
+        size = self.size if isinstance(self.size, (list, tuple)) else [self.size]
+        if len(size) != 2 or not all(_is_int(s) for s in size) or min(size) < MIN_SIZE:
+            raise DataError(f"size must be [height, width] of at least {MIN_SIZE} px, "
+                            f"got {self.size!r}", path)
+        self.size = tuple(size)
         self.bg_sources, self.kinds = tuple(self.bg_sources), tuple(self.kinds)
-        if len(self.size) != 2 or min(self.size) < 16:
-            raise DataError(f"size must be [height, width] of at least 16 px, got {list(self.size)}", path)
-        if int(self.count) < 1:
+        for key in ("count", "seed", "mask_band"):
+            if not _is_int(getattr(self, key)):
+                raise DataError(f"{key} must be a whole number, got {getattr(self, key)!r}", path)
+        if self.count < 1:
             raise DataError(f"count must be at least 1, got {self.count}", path)
         if self.trimap not in TRIMAP_MODES:
             raise DataError(f"trimap must be one of {', '.join(TRIMAP_MODES)}, got {self.trimap!r}", path)
@@ -99,6 +111,10 @@ class SetConfig:
         return Path(path.replace("${SHARED_DATA}", str(shared_data_dir()))).expanduser()
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 class CompositedSet:
     """A built set, memory-mapped. ``len(s)``, ``s.images`` etc., ``s[i]`` → dict of arrays."""
 
@@ -107,7 +123,10 @@ class CompositedSet:
         meta_path = self.path / "meta.json"
         if not meta_path.is_file():
             raise DataError("not a composited set (no meta.json)", self.path)
-        self.meta = json.loads(meta_path.read_text())
+        try:
+            self.meta = json.loads(meta_path.read_text())
+        except ValueError as e:
+            raise DataError(f"damaged set: meta.json is not valid JSON ({e})", self.path) from None
         try:
             self.images = np.load(self.path / "images.npy", mmap_mode="r")
             self.alphas = np.load(self.path / "alphas.npy", mmap_mode="r")
@@ -139,8 +158,9 @@ def _synthesizer(cfg: SetConfig, cache_root: Path) -> tuple[Synthesizer, list[Pa
         else:
             notes.append(f"real foregrounds skipped: {real_root} not found")
     if cfg.real > 0 and rgba_root is not None:
-        real = ForegroundPool.from_rgba_folder(rgba_root)
-        sources += real.sources
+        cutouts = ForegroundPool.from_rgba_folder(rgba_root)
+        real = cutouts if real is None else real + cutouts
+        sources += cutouts.sources
     bg_folder = cfg.resolve(cfg.bg_folder)
     if bg_folder is not None:
         sources += backgrounds.folder_backgrounds(bg_folder)
@@ -162,6 +182,7 @@ def cache_key(cfg: SetConfig, sources: list[Path]) -> str:
 def build_set(cfg: SetConfig, cache_root: str | Path = DEFAULT_CACHE, progress: bool = True) -> CompositedSet:
     """Build (or reuse) the set described by ``cfg`` under ``cache_root``; returns it loaded."""
     cache_root = Path(cache_root)
+    backgrounds.refresh_folders()  # the build draws from the folder as it is now, as the key hashes it
     synth, sources, notes = _synthesizer(cfg, cache_root)
     key = cache_key(cfg, sources)
     final = cache_root / f"{cfg.name}-{key}"
@@ -178,7 +199,8 @@ def build_set(cfg: SetConfig, cache_root: str | Path = DEFAULT_CACHE, progress: 
         rng = np.random.default_rng(cfg.seed)
         origins = []
         for i in tqdm(range(n), desc=f"building {cfg.name}", disable=not progress, unit="img"):
-            c = synth.sample((h, w), rng, trimap_mode=cfg.trimap, mask_band=cfg.mask_band)
+            # varied crops of each real foreground (scale, position, flip), true colours
+            c = synth.sample((h, w), rng, trimap_mode=cfg.trimap, mask_band=cfg.mask_band, augment=True, jitter=False)
             arrays["images"][i], arrays["alphas"][i] = to_uint8(c.image), to_uint8(c.alpha)
             arrays["trimaps"][i], arrays["fgs"][i] = c.trimap, to_uint8(c.fg)
             origins.append(c.source)
@@ -189,6 +211,8 @@ def build_set(cfg: SetConfig, cache_root: str | Path = DEFAULT_CACHE, progress: 
                 "config": dataclasses.asdict(cfg), "sources": [str(p) for p in sorted(sources)],
                 "origins": origins, "notes": notes}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+        if final.is_dir() and not (final / "meta.json").is_file():
+            shutil.rmtree(final)  # debris without meta.json (never a finished set): it would block the rename
         try:
             os.replace(tmp, final)
         except OSError:
@@ -205,9 +229,9 @@ def set_statistics(s: CompositedSet) -> dict[str, float | int | str]:
     alphas = np.asarray(s.alphas, dtype=np.float32) / 255.0
     trimaps = np.asarray(s.trimaps)
     origins = s.meta.get("origins", [])
-    kinds = {}
+    by_source = {"procedural": 0, "real": 0}
     for o in origins:
-        kinds[o] = kinds.get(o, 0) + 1
+        by_source[o.split(":")[0]] = by_source.get(o.split(":")[0], 0) + 1
     return {
         "name": s.meta["name"], "count": len(s), "size": f"{s.size[1]}x{s.size[0]}",
         "mean_alpha": float(alphas.mean()),
@@ -216,5 +240,5 @@ def set_statistics(s: CompositedSet) -> dict[str, float | int | str]:
         # share of the fractional pixels that the trimap marks unknown (1.0 for eroded trimaps)
         "fractional_covered": float((((alphas > 0) & (alphas < 1)) & (trimaps == 128)).sum()
                                     / max(1, ((alphas > 0) & (alphas < 1)).sum())),
-        "sources": ", ".join(f"{k}×{v}" for k, v in sorted(kinds.items())),
+        **{f"n_{k}": v for k, v in by_source.items()},
     }

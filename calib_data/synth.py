@@ -183,26 +183,16 @@ class Synthesizer:
             fg, alpha = np.ascontiguousarray(fg[:, ::-1]), np.ascontiguousarray(alpha[:, ::-1])
         return f"procedural:{kind}", fg, alpha
 
-    @classmethod
-    def from_procedural(cls, count: int, size: tuple[int, int], seed: int, progress: bool = False) -> "ForegroundPool":
-        rng = np.random.default_rng(seed)
-        items = []
-        for i in tqdm(range(count), desc="procedural bank", disable=not progress, unit="fg"):
-            kind = procedural.KINDS[i % len(procedural.KINDS)]
-            fg, alpha = procedural.make_foreground(kind, size, rng)
-            items.append((f"{kind}{i}", fg, alpha))
-        return cls(items, [])
-
-    def __add__(self, other: "ForegroundPool") -> "ForegroundPool":
-        return ForegroundPool(self.items + other.items, self.sources + other.sources)
-
     def sample(self, size: tuple[int, int], rng: np.random.Generator, trimap_mode: str = "random",
-               augment: bool = False, mask_band: int = 16, round_uint8: bool = True) -> Composite:
+               augment: bool = False, mask_band: int = 16, round_uint8: bool = True,
+               jitter: bool | None = None) -> Composite:
+        """One composite. ``augment``: random scale, crop and flip of the foreground; ``jitter`` (default:
+        same as augment): colour jitter of foreground and background (training only)."""
         if trimap_mode not in TRIMAP_MODES:
             raise DataError(f"unknown trimap mode {trimap_mode!r}; use one of {', '.join(TRIMAP_MODES)}")
         source, fg, alpha = self.foreground(size, rng, augment)
         bg = backgrounds.random_background(size, rng, sources=self.bg_sources, folder=self.bg_folder)
-        if augment:
+        if augment if jitter is None else jitter:
             fg, bg = color_jitter(fg, rng), color_jitter(bg, rng)
         image = composite(fg, bg, alpha, round_uint8=round_uint8)
         if trimap_mode == "random":

@@ -33,7 +33,11 @@ def eroded_trimap(alpha: np.ndarray, fg_kernel: int, bg_kernel: int) -> np.ndarr
     """Erode the fg mask (α = 1) by an ellipse of ``fg_kernel`` px and the bg mask (α = 0) by ``bg_kernel``.
 
     What is left between them is unknown; every fractional pixel (0 < α < 1) is always unknown.
+    ``alpha`` is float in [0, 1]; a uint8 matte (as read from a file) is taken as 0..255.
     """
+    alpha = np.asarray(alpha)
+    if alpha.dtype == np.uint8:
+        alpha = alpha.astype(np.float32) / 255.0
     fg = (alpha >= 1.0).astype(np.uint8)
     bg = (alpha <= 0.0).astype(np.uint8)
     return trimap_from_masks(_erode(fg, fg_kernel), _erode(bg, bg_kernel))
