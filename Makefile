@@ -6,13 +6,14 @@ CLI    := $(VENV)/bin/adamat
 STAMP  := $(VENV)/.installed
 OUT    ?= out
 
-.PHONY: setup test demo train bench clean help
+.PHONY: setup test demo train bench export-onnx clean help
 
 help:
 	@echo "make setup   create .venv and install the project (idempotent)"
 	@echo "make demo    main job: calibration/validation sets, contact sheet, model alpha on real images"
 	@echo "make test    the test suite (what CI runs)"
 	@echo "make train   train the mobile model in the background-safe, resumable way (runs/mobile)"
+	@echo "make export-onnx  FP32 + INT8 ONNX of weights/mobile.pt with manifests (out/export)"
 	@echo "make bench   benchmarks (metrics speed, model quality vs closed-form matting)"
 
 setup: $(STAMP)
@@ -32,6 +33,9 @@ demo: $(STAMP)
 
 train: $(STAMP)
 	$(CLI) train --config mobile --run runs/mobile
+
+export-onnx: $(STAMP)
+	$(CLI) export onnx --checkpoint weights/mobile.pt --out $(OUT)/export
 
 bench: $(STAMP)
 	$(PY) -m pytest -q benchmarks --benchmark-enable --benchmark-json=$(OUT)/bench/metrics.json

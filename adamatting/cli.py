@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from calib_data.errors import DataError
+from export.errors import ExportError
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "mobile.pt"
 
@@ -51,6 +52,25 @@ def _cmd_eval_real(args) -> int:
     from adamatting.quality import run_quality
 
     run_quality(Path(args.checkpoint), Path(args.out), with_closed_form=not args.no_closed_form)
+    return 0
+
+
+def _cmd_export_onnx(args) -> int:
+    from export.targets import export_onnx_target
+
+    written = export_onnx_target(Path(args.checkpoint), Path(args.out), tuple(args.size), steps=args.steps,
+                                 dynamic_batch=args.dynamic_batch, simplifier=args.simplifier, int8=not args.no_int8,
+                                 calib=args.calib, val=args.val, cache=Path(args.cache), calib_method=args.calib_method)
+    for path, v in written:
+        if "alpha_vs_fp32" in v:
+            d = v["drop"]
+            print(f"{path}  INT8 vs FP32 on {v['samples']} validation composites: max |Δα| "
+                  f"{v['alpha_vs_fp32']['max_abs']:.4f}, mean |Δα| {v['alpha_vs_fp32']['mean_abs']:.4f}; "
+                  f"SAD {v['fp32']['SAD']:.3f} → {v['quantized']['SAD']:.3f} (drop {d['SAD']:+.3f}), "
+                  f"Grad drop {d['Grad']:+.3f}")
+        else:
+            print(f"{path}  vs PyTorch on {v['samples']} composites: max |Δα| {v['max_abs']:.2e}, "
+                  f"mean |Δα| {v['mean_abs']:.2e}")
     return 0
 
 
@@ -128,6 +148,23 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--no-closed-form", action="store_true")
     e.set_defaults(func=_cmd_eval_real)
 
+    ex = sub.add_parser("export", help="export the model to deployment formats")
+    ex_sub = ex.add_subparsers(dest="export_target", required=True)
+    o = ex_sub.add_parser("onnx", help="FP32 ONNX validated against PyTorch, plus a calibrated INT8 QDQ ONNX")
+    o.add_argument("--checkpoint", default=str(DEFAULT_WEIGHTS))
+    o.add_argument("--out", default="out/export", help="folder for the artifacts and their manifests")
+    o.add_argument("--size", type=int, nargs=2, default=[512, 512], metavar=("H", "W"),
+                   help="fixed input size, multiples of 32 (default: the phone case, 512 512)")
+    o.add_argument("--steps", type=int, default=None, help="propagation steps to unroll (default: the checkpoint's)")
+    o.add_argument("--dynamic-batch", action="store_true", help="dynamic batch dimension (default: batch 1)")
+    o.add_argument("--simplifier", default="onnxslim", choices=["onnxslim", "onnxsim", "none"])
+    o.add_argument("--no-int8", action="store_true", help="skip the INT8 QDQ model")
+    o.add_argument("--calib", default="calib", help="calibration set config (TOML or embedded name)")
+    o.add_argument("--val", default="val", help="validation set config for the INT8 accuracy report")
+    o.add_argument("--calib-method", default="minmax", choices=["minmax", "entropy", "percentile"])
+    o.add_argument("--cache", default="cache/sets")
+    o.set_defaults(func=_cmd_export_onnx)
+
     s = sub.add_parser("ship", help="write a run's best checkpoint, weights only, for shipping")
     s.add_argument("--run", default="runs/mobile")
     s.add_argument("--out", default=str(DEFAULT_WEIGHTS))
@@ -144,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (DataError, ValueError, FileNotFoundError) as e:
+    except (DataError, ValueError, FileNotFoundError, ExportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -47,6 +47,32 @@ def evaluate_real(predict: Predictor, names=REAL_VALIDATION, trimaps=TRIMAPS, ro
     return means, rows
 
 
+def evaluate_set(run_alpha: Callable[[np.ndarray, np.ndarray], np.ndarray], cset, limit: int | None = None,
+                 keep: bool = False) -> tuple[dict[str, float], list]:
+    """Mean metrics of a model on a composited set (calib_data.sets.CompositedSet) at the set's size.
+
+    ``run_alpha(image_nchw, trimap_nchw) -> alpha_nchw`` takes the model's encoded inputs (1×3×H×W, 1×1×H×W);
+    returns the means and the per-sample alphas when ``keep`` (for comparisons between backends).
+    """
+    from adamatting.encoding import encode_inputs
+
+    n = len(cset) if limit is None else min(limit, len(cset))
+    rows, alphas = [], []
+    for i in range(n):
+        item = cset[i]
+        img, tri = encode_inputs(item["image"], item["trimap"])
+        alpha = np.asarray(run_alpha(img[None], tri[None]), np.float32).reshape(item["alpha"].shape)
+        if keep:
+            alphas.append(alpha)
+        rows.append(compute_all(protocol_alpha(alpha, item["trimap"]), quantize_gt(item["alpha"]), item["trimap"]))
+    means = {k: float(np.mean([r[k] for r in rows])) for k in ("SAD", "MSE", "Grad", "Conn")}
+    return means, alphas
+
+
+def quantize_gt(alpha: np.ndarray) -> np.ndarray:
+    return np.rint(np.clip(alpha, 0, 1) * 255.0) / np.float32(255.0)
+
+
 def torch_predictor(model) -> Predictor:
     from adamatting.inference import predict_alpha
 

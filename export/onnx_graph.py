@@ -3,7 +3,8 @@ validated against PyTorch, written atomically with its manifest.
 
 The graph takes ``image`` (N×3×H×W, 2·I − 1) and ``trimap`` (N×1×H×W, 0 / 0.5 / 1) and returns ``alpha``
 (N×1×H×W) and ``trimap_prob`` (N×3×H×W). H and W are fixed at export (the phone case: 512×512); the batch
-is 1, or dynamic with ``dynamic_batch``. Export uses the TorchScript exporter (``dynamo=False``) at
+is 1, or dynamic with ``dynamic_batch``. BatchNorms the exporter cannot fuse are folded first
+(adamatting.fuse), so the graph holds no BatchNormalization; validation compares against the unfolded model. Export uses the TorchScript exporter (``dynamo=False``) at
 opset 17, which every runtime here takes; tracing unrolls the fixed-step propagation loop.
 """
 
@@ -19,18 +20,16 @@ import torch
 
 from adamatting.config import ModelConfig
 from adamatting.encoding import encode_inputs
+from adamatting.fuse import fold_batchnorms
 from adamatting.model import AdaMatting, ExportWrapper
 from calib_data.io import atomic_path
+from export.errors import ExportError
 from export.manifest import INPUT_NAMES, OUTPUT_NAMES, Manifest, sha256_of, tool_versions, write_manifest
 
 OPSET = 17
 SIMPLIFIERS = ("onnxslim", "onnxsim", "none")
 # FP32 ORT vs PyTorch on the same CPU: float reassociation only. Observed max |Δα| ~1e-6.
 DEFAULT_TOLERANCE = {"max_abs": 1e-3, "mean_abs": 1e-5}
-
-
-class ExportError(RuntimeError):
-    """An export that failed a check; nothing was written under the final name."""
 
 
 @dataclass
@@ -65,7 +64,7 @@ def trace_to_onnx(model: AdaMatting, size: tuple[int, int], dynamic_batch: bool 
     import onnx
 
     h, w = _check_size(model.cfg, size)
-    wrapper = ExportWrapper(model).eval()
+    wrapper = ExportWrapper(fold_batchnorms(model)).eval()
     image, trimap = torch.zeros(1, 3, h, w), torch.full((1, 1, h, w), 0.5)
     dynamic_axes = {n: {0: "batch"} for n in (*INPUT_NAMES, *OUTPUT_NAMES)} if dynamic_batch else None
     buf = io.BytesIO()

@@ -1,0 +1,129 @@
+"""INT8 ONNX for onnxruntime (CPU, Android via onnxruntime mobile): static QDQ quantization calibrated on the
+composited calibration set, per-channel weights.
+
+Activations are uint8 with asymmetric ranges (what onnxruntime's CPU kernels run fastest); weights are int8,
+symmetric, per output channel. The precision policy (export/precision.toml) names the nodes kept in
+float (``nodes_to_exclude``). (TensorRT needs symmetric int8 activations too: that variant is built by
+the TensorRT target.) The result is checked against the FP32 ONNX model on the composited validation set
+and both numbers are recorded in its manifest.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from adamatting.encoding import encode_inputs
+from adamatting.evaluate import evaluate_set
+from calib_data.io import atomic_path
+from export.manifest import Manifest, check_expected, load_manifest, tool_versions, write_manifest
+from export.errors import ExportError
+from export.precision import PrecisionPolicy
+
+CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+
+
+class SetReader:
+    """onnxruntime CalibrationDataReader over a composited set, encoded as the model expects."""
+
+    def __init__(self, cset, limit: int | None = None):
+        self.cset, self.n, self.i = cset, len(cset) if limit is None else min(limit, len(cset)), 0
+
+    def get_next(self):
+        if self.i >= self.n:
+            return None
+        item = self.cset[self.i]
+        self.i += 1
+        img, tri = encode_inputs(item["image"], item["trimap"])
+        return {"image": img[None], "trimap": tri[None]}
+
+    def rewind(self):
+        self.i = 0
+
+
+def check_set_size(cset, input_size: list[int], role: str) -> None:
+    if list(cset.size) != list(input_size):
+        raise ExportError(f"{role} set {cset.path} is {cset.size[1]}x{cset.size[0]} but the model takes "
+                          f"{input_size[1]}x{input_size[0]}; build the set at the model's size "
+                          f"(size = {list(input_size)} in its config)")
+    if len(cset) == 0:
+        raise ExportError(f"{role} set {cset.path} has no samples")
+
+
+def ort_session(path: str | Path):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def ort_alpha_fn(path: str | Path):
+    sess = ort_session(path)
+    return lambda img, tri: sess.run(["alpha"], {"image": img, "trimap": tri})[0]
+
+
+def compare_to_fp32(fp32_path: Path, candidate_path: Path, val_set, limit: int | None = None) -> dict:
+    """Metrics of both on the validation set, the drop (candidate − FP32) and |Δα| between them."""
+    ref, ref_alphas = evaluate_set(ort_alpha_fn(fp32_path), val_set, limit, keep=True)
+    cand, cand_alphas = evaluate_set(ort_alpha_fn(candidate_path), val_set, limit, keep=True)
+    diffs = np.concatenate([np.abs(a - b).ravel() for a, b in zip(ref_alphas, cand_alphas)])
+    return {"samples": len(ref_alphas), "fp32": ref, "quantized": cand,
+            "drop": {k: cand[k] - ref[k] for k in ref},
+            "alpha_vs_fp32": {"max_abs": float(diffs.max()), "mean_abs": float(diffs.mean())}}
+
+
+def quantize_onnx_int8(fp32_path: str | Path, out: str | Path, calib_set, val_set=None, *,
+                       method: str = "minmax", policy: PrecisionPolicy | None = None,
+                       symmetric_activations: bool = False, calib_limit: int | None = None,
+                       val_limit: int | None = None) -> Manifest:
+    """Quantize an exported FP32 ONNX (with manifest) to QDQ INT8; write ``out`` + manifest atomically."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    fp32_path, out = Path(fp32_path), Path(out)
+    src = load_manifest(fp32_path)
+    check_expected(src, fp32_path, backend="onnxruntime", precision="fp32")
+    if method not in CALIBRATION_METHODS:
+        raise ExportError(f"unknown calibration method {method!r}; use one of {', '.join(CALIBRATION_METHODS)}")
+    check_set_size(calib_set, src.input_size, "calibration")
+    if val_set is not None:
+        check_set_size(val_set, src.input_size, "validation")
+    cal_method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+                  "percentile": CalibrationMethod.Percentile}[method]
+    work = Path(tempfile.mkdtemp(prefix="int8-"))
+    try:
+        pre = work / "pre.onnx"
+        quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
+        import onnx
+
+        policy = policy if policy is not None else PrecisionPolicy.load()
+        nodes_to_exclude = policy.float_nodes(onnx.load(str(pre), load_external_data=False))
+        q = work / "int8.onnx"
+        quantize_static(str(pre), str(q), SetReader(calib_set, calib_limit), quant_format=QuantFormat.QDQ,
+                        activation_type=QuantType.QInt8 if symmetric_activations else QuantType.QUInt8,
+                        weight_type=QuantType.QInt8, per_channel=True, calibrate_method=cal_method,
+                        nodes_to_exclude=nodes_to_exclude,
+                        extra_options={"ActivationSymmetric": symmetric_activations, "WeightSymmetric": True})
+        report = compare_to_fp32(fp32_path, q, val_set, val_limit) if val_set is not None else {}
+        manifest = Manifest(**{**src.__dict__, "precision": "int8", "artifact_sha256": "",
+                               "tools": tool_versions("onnx", "onnxruntime"),
+                               "validation": {"reference": "onnxruntime fp32 (same export)", **report},
+                               "calibration": {"set": str(calib_set.path), "key": calib_set.meta.get("key"),
+                                               "config": calib_set.meta.get("config"), "method": method,
+                                               "samples": min(len(calib_set), calib_limit or len(calib_set)),
+                                               "activations": "int8 symmetric" if symmetric_activations else "uint8 asymmetric",
+                                               "weights": "int8 symmetric per-channel",
+                                               "policy": policy.source, "nodes_kept_float": nodes_to_exclude},
+                               "extra": {**src.extra, "quantized_from": fp32_path.name}})
+        manifest.created = Manifest.__dataclass_fields__["created"].default_factory()
+        proto = onnx.load(str(q))
+        from export.onnx_graph import save_onnx
+
+        save_onnx(proto, out, manifest)
+        return manifest
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

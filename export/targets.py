@@ -1,0 +1,53 @@
+"""One entry per export target, shared by the CLI and ``make export-*``: checkpoint in, artifacts with
+manifests out, a summary of what was written and how it was checked."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from adamatting.checkpoint import file_sha256, load_model
+from calib_data.sets import SetConfig, build_set
+
+
+def artifact_name(config: str, size: tuple[int, int], precision: str, steps: int | None = None, suffix: str = ".onnx") -> str:
+    steps_tag = f"_s{steps}" if steps is not None else ""
+    return f"adamatting_{config}_{size[0]}x{size[1]}{steps_tag}_{precision}{suffix}"
+
+
+def composited_set(name_or_path: str, size: tuple[int, int], cache: Path, progress: bool = True):
+    """A calibration/validation set from its config, built at the model's input size."""
+    cfg = SetConfig.from_toml(name_or_path)
+    cfg = dataclasses.replace(cfg, size=tuple(size)).validated()
+    return build_set(cfg, cache, progress=progress)
+
+
+def export_onnx_target(checkpoint: Path, out_dir: Path, size: tuple[int, int] = (512, 512), *, steps: int | None = None,
+                       dynamic_batch: bool = False, simplifier: str = "onnxslim", int8: bool = True,
+                       calib: str = "calib", val: str = "val", cache: Path = Path("cache/sets"),
+                       calib_method: str = "minmax", progress: bool = True) -> list[tuple[Path, dict]]:
+    """FP32 ONNX (validated against PyTorch) and, with ``int8``, its calibrated QDQ INT8 twin."""
+    from export.int8_qdq import quantize_onnx_int8
+    from export.onnx_graph import export_onnx
+
+    model, _ = load_model(checkpoint)
+    if steps is not None and steps != model.cfg.pu_steps:
+        from adamatting.checkpoint import load_state
+        from adamatting.model import build_model
+
+        state = model.state_dict()
+        model = build_model(model.cfg.replace(pu_steps=steps))
+        load_state(model, state, checkpoint)
+        model.eval()
+    name = model.cfg.name
+    fp32 = out_dir / artifact_name(name, size, "fp32", steps)
+    m32 = export_onnx(model, fp32, size, dynamic_batch=dynamic_batch, simplifier=simplifier,
+                      checkpoint_sha256=file_sha256(checkpoint))
+    written = [(fp32, m32.validation)]
+    if int8:
+        cal = composited_set(calib, size, cache, progress)
+        vset = composited_set(val, size, cache, progress)
+        q = out_dir / artifact_name(name, size, "int8", steps)
+        m8 = quantize_onnx_int8(fp32, q, cal, vset, method=calib_method)
+        written.append((q, m8.validation))
+    return written

@@ -1,0 +1,235 @@
+"""ONNX export: round trips, manifests, atomic writes, and the INT8 QDQ target's accuracy."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from adamatting.checkpoint import save_checkpoint
+from adamatting.config import get_config
+from adamatting.model import build_model
+from export.errors import ExportError
+from export.manifest import ENCODING_VERSION, ManifestError, check_expected, load_manifest, manifest_path
+from export.onnx_graph import export_onnx, run_onnx, run_torch, validation_samples
+
+WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "mobile.pt"
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    torch.manual_seed(0)
+    model = build_model(get_config("tiny", pu_steps=3)).eval()
+    # non-trivial propagation so the unrolled steps matter numerically
+    torch.nn.init.normal_(model.propagation.out.weight, std=0.2)
+    return model
+
+
+def _with_steps(model, steps):
+    m = build_model(model.cfg.replace(pu_steps=steps)).eval()
+    m.load_state_dict(model.state_dict())
+    return m
+
+
+@pytest.mark.parametrize("size", [(64, 64), (64, 96)])
+@pytest.mark.parametrize("steps", [1, 3])
+def test_round_trip_sizes_and_steps(tmp_path, tiny_model, size, steps):
+    model = _with_steps(tiny_model, steps)
+    out = tmp_path / "m.onnx"
+    manifest = export_onnx(model, out, size)
+    assert out.is_file() and manifest_path(out).is_file()
+    assert manifest.input_size == list(size) and manifest.pu_steps == steps
+    assert manifest.validation["max_abs"] <= 1e-3 and manifest.validation["samples"] == 4
+    proto = onnx.load(str(out))
+    assert [i.name for i in proto.graph.input] == ["image", "trimap"]
+    assert [o.name for o in proto.graph.output] == ["alpha", "trimap_prob"]
+    dims = [d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim]
+    assert dims == [1, 3, *size]
+    assert not any(n.op_type == "BatchNormalization" for n in proto.graph.node)
+    meta = {p.key: p.value for p in proto.metadata_props}
+    assert meta["pu_steps"] == str(steps) and meta["input_size"] == f"{size[0]}x{size[1]}"
+    assert json.loads(meta["adamatting_manifest"])["model_config"]["name"] == "tiny"
+    # fresh samples, not the ones the export validated on: ORT FP32 equals PyTorch
+    samples = validation_samples(size, count=2, seed=123)
+    for a, b in zip(run_torch(model, samples), run_onnx(out, samples)):
+        assert np.abs(a - b).max() < 1e-4
+
+
+def test_step_count_changes_the_exported_graph(tmp_path, tiny_model):
+    sizes = {}
+    for steps in (1, 3):
+        export_onnx(_with_steps(tiny_model, steps), tmp_path / f"s{steps}.onnx", (64, 64), simplifier="none")
+        sizes[steps] = len(onnx.load(str(tmp_path / f"s{steps}.onnx")).graph.node)
+    assert sizes[3] > sizes[1]
+
+
+def test_no_folded_zero_states_in_the_file(tmp_path, tiny_model):
+    out = tmp_path / "m.onnx"
+    export_onnx(tiny_model, out, (256, 256))
+    params = sum(p.numel() for p in tiny_model.parameters())
+    # a folded 2 × hidden × 256 × 256 zero state would dwarf the weights
+    assert out.stat().st_size < 4 * params * 1.5 + 200_000
+
+
+def test_onnxsim_and_dynamic_batch(tmp_path, tiny_model):
+    out = tmp_path / "m.onnx"
+    export_onnx(tiny_model, out, (64, 64), simplifier="onnxsim", dynamic_batch=True)
+    assert load_manifest(out).batch == "dynamic"
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    alpha, prob = sess.run(None, {"image": np.zeros((2, 3, 64, 64), np.float32),
+                                  "trimap": np.full((2, 1, 64, 64), 0.5, np.float32)})
+    assert alpha.shape == (2, 1, 64, 64) and prob.shape == (2, 3, 64, 64)
+    assert np.allclose(prob.sum(1), 1.0, atol=1e-5)
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_validation_failure_prints_both_numbers_and_writes_nothing(tmp_path, tiny_model):
+    with pytest.raises(ExportError, match=r"max \|Δα\| .* mean \|Δα\|"):
+        export_onnx(tiny_model, tmp_path / "m.onnx", (64, 64), tolerance={"max_abs": -1.0})
+    assert _leftovers(tmp_path) == []
+
+
+def test_interrupted_write_leaves_nothing_under_the_final_name(tmp_path, tiny_model, monkeypatch):
+    real_save = onnx.save
+
+    def failing_save(proto, path, *a, **k):
+        real_save(proto, path, *a, **k)
+        Path(path).write_bytes(Path(path).read_bytes()[:100])  # half-written
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(onnx, "save", failing_save)
+    with pytest.raises(KeyboardInterrupt):
+        export_onnx(tiny_model, tmp_path / "m.onnx", (64, 64))
+    assert _leftovers(tmp_path) == []
+
+
+def test_bad_size_is_refused(tmp_path, tiny_model):
+    with pytest.raises(ExportError, match="multiples of the encoder stride 32"):
+        export_onnx(tiny_model, tmp_path / "m.onnx", (70, 64))
+
+
+def test_consumers_refuse_mismatching_truncated_or_unmanifested_artifacts(tmp_path, tiny_model):
+    out = tmp_path / "m.onnx"
+    export_onnx(tiny_model, out, (64, 64))
+    m = load_manifest(out)
+    check_expected(m, out, input_size=[64, 64], pu_steps=3)
+    with pytest.raises(ManifestError, match=r"input_size is \[64, 64\], expected \[128, 128\]"):
+        check_expected(m, out, input_size=[128, 128])
+    # a manifest from another encoding version
+    raw = json.loads(manifest_path(out).read_text())
+    raw["encoding_version"] = ENCODING_VERSION + 1
+    manifest_path(out).write_text(json.dumps(raw))
+    with pytest.raises(ManifestError, match="encoding_version"):
+        check_expected(load_manifest(out), out)
+    # truncated artifact
+    data = out.read_bytes()
+    out.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ManifestError, match="does not match its manifest's hash"):
+        load_manifest(out)
+    manifest_path(out).unlink()
+    with pytest.raises(ManifestError, match="no manifest"):
+        load_manifest(out)
+
+
+def test_cli_export_onnx_fp32_only(tmp_path, tiny_model, capsys):
+    from adamatting.cli import main
+
+    ckpt = save_checkpoint(tmp_path / "tiny.pt", tiny_model)
+    code = main(["export", "onnx", "--checkpoint", str(ckpt), "--out", str(tmp_path / "out"), "--size", "64", "64",
+                 "--no-int8", "--steps", "2"])
+    assert code == 0
+    out = tmp_path / "out" / "adamatting_tiny_64x64_s2_fp32.onnx"
+    assert out.is_file() and load_manifest(out).pu_steps == 2
+    assert "max |Δα|" in capsys.readouterr().out
+    assert main(["export", "onnx", "--checkpoint", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "o2")]) == 2
+    assert "checkpoint not found" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------- INT8
+# The shipped checkpoint, exported at 128x128 (fast here), calibrated on 12 composites, measured on 12 others.
+INT8_SIZE = (128, 128)
+
+
+@pytest.fixture(scope="module")
+def int8_artifacts(tmp_path_factory):
+    if not WEIGHTS.is_file():
+        pytest.fail(f"{WEIGHTS} is missing: the shipped checkpoint is part of the repository")
+    from adamatting.checkpoint import load_model
+    from calib_data.sets import SetConfig, build_set
+    from export.int8_qdq import quantize_onnx_int8
+
+    root = tmp_path_factory.mktemp("int8")
+    model, _ = load_model(WEIGHTS)
+    fp32 = root / "fp32.onnx"
+    export_onnx(model, fp32, INT8_SIZE)
+    sets = {}
+    for name, seed, trimap in (("cal", 11, "mask"), ("val", 22, "validation")):
+        cfg = SetConfig(name=name, count=12, size=INT8_SIZE, seed=seed, trimap=trimap, procedural=1.0,
+                        bg_sources=("natural", "procedural")).validated()
+        sets[name] = build_set(cfg, root / "sets", progress=False)
+    q = root / "int8.onnx"
+    manifest = quantize_onnx_int8(fp32, q, sets["cal"], sets["val"])
+    return fp32, q, manifest, sets
+
+
+def test_int8_is_qdq_per_channel_and_recorded(int8_artifacts):
+    fp32, q, manifest, sets = int8_artifacts
+    proto = onnx.load(str(q))
+    ops = [n.op_type for n in proto.graph.node]
+    assert ops.count("QuantizeLinear") > 10 and ops.count("DequantizeLinear") > 10
+    inits = {i.name: i for i in proto.graph.initializer}
+    # per-channel weights: some DequantizeLinear of an int8 initializer has a vector scale
+    per_channel = [n for n in proto.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in inits
+                   and len(inits[n.input[1]].dims) == 1 and inits[n.input[1]].dims[0] > 1]
+    assert per_channel
+    assert manifest.precision == "int8" and manifest.calibration["samples"] == 12
+    assert manifest.calibration["key"] == sets["cal"].meta["key"]
+    assert load_manifest(q).validation["samples"] == 12
+    # the policy's float layers really are float: the stem conv's weights are float initialisers, not
+    # dequantized int8 (its input may pass a Q/DQ pair: 8-bit pixels and a 3-level trimap quantize exactly)
+    kept = manifest.calibration["nodes_kept_float"]
+    assert kept and all("/model/encoder/stem/" in n for n in kept)
+    stem = next(n for n in proto.graph.node if n.op_type == "Conv" and "/model/encoder/stem/" in n.name)
+    producers = {o: n for n in proto.graph.node for o in n.output}
+    assert stem.input[1] in inits and inits[stem.input[1]].data_type == onnx.TensorProto.FLOAT
+    assert all(producers.get(i) is None for i in stem.input[1:])
+
+
+def test_policy_naming_a_missing_layer_is_refused(int8_artifacts, tmp_path):
+    from export.int8_qdq import quantize_onnx_int8
+    from export.precision import PrecisionPolicy
+
+    fp32, _, _, sets = int8_artifacts
+    with pytest.raises(ExportError, match="do not exist in the graph: /model/no_such_layer/"):
+        quantize_onnx_int8(fp32, tmp_path / "q.onnx", sets["cal"],
+                           policy=PrecisionPolicy(names=["/model/no_such_layer/"]))
+    assert not (tmp_path / "q.onnx").exists()
+
+
+def test_int8_accuracy_drop_is_bounded(int8_artifacts):
+    # Bound: INT8 may add at most 10 % to the FP32 SAD on the validation composites (0.3 absolute floor
+    # for near-zero SAD) and move alpha by 0.03 on average. Measured with the policy's float stem: about
+    # 6 % and 0.02; quantizing the stem too doubles both, which this bound catches.
+    _, _, manifest, _ = int8_artifacts
+    v = manifest.validation
+    assert v["drop"]["SAD"] <= max(0.10 * v["fp32"]["SAD"], 0.3), v
+    assert v["alpha_vs_fp32"]["mean_abs"] < 0.03, v
+
+
+def test_int8_refuses_a_calibration_set_of_another_size(int8_artifacts, tmp_path):
+    from calib_data.sets import SetConfig, build_set
+    from export.int8_qdq import quantize_onnx_int8
+
+    fp32, _, _, _ = int8_artifacts
+    cfg = SetConfig(name="c", count=2, size=(64, 64), seed=1, procedural=1.0).validated()
+    wrong = build_set(cfg, tmp_path / "sets", progress=False)
+    with pytest.raises(ExportError, match="is 64x64 but the model takes 128x128"):
+        quantize_onnx_int8(fp32, tmp_path / "q.onnx", wrong)
+    assert not (tmp_path / "q.onnx").exists()
