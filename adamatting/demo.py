@@ -67,15 +67,19 @@ def real_alpha_figure(weights: Path, out: Path) -> list[dict] | None:
         names = [sample.name, "trimap1", f"model  SAD {row['SAD']:.1f}", "ground truth"]
         tiles.append(np.concatenate([_label(cv2.resize(p, (w, h), interpolation=cv2.INTER_AREA), n)
                                      for p, n in zip(parts, names)], axis=1))
+    width = max(t.shape[1] for t in tiles)
+    tiles = [np.pad(t, ((0, 0), (0, width - t.shape[1]), (0, 0))) for t in tiles]
     write_image(out, np.concatenate(tiles, axis=0))
     return rows
 
 
-def run_demo(out: Path, cache: Path, weights: Path) -> None:
+def run_demo(out: Path, cache: Path, weights: Path, configs: list[SetConfig] | None = None) -> None:
+    """The demo; ``configs`` replaces the embedded calib/val configs (tests use tiny ones)."""
     from adamatting.cli import print_table
 
     out.mkdir(parents=True, exist_ok=True)
-    sets = [build_set(SetConfig.from_toml(name), cache) for name in ("calib", "val")]
+    configs = configs or [SetConfig.from_toml(name) for name in ("calib", "val")]
+    sets = [build_set(cfg, cache) for cfg in configs]
     for s in sets:
         for note in s.meta.get("notes", []):
             print(f"note ({s.meta['name']}): {note}")

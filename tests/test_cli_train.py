@@ -1,0 +1,104 @@
+"""The adamat CLI, resumable training and the demo, on tiny configs."""
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+
+from adamatting.cli import build_parser, main
+from adamatting.config import get_config
+from adamatting.model import build_model
+from adamatting.train import TrainConfig, lr_at, train
+from calib_data.sets import SetConfig
+from calib_data.splits import alphamatting_dev_dir
+
+COMMANDS = [["calib", "build"], ["demo"], ["train"], ["eval-real"], ["ship"], ["flops"], ["export", "onnx"]]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args([*command, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage: adamat" in capsys.readouterr().out
+
+
+def test_flops_command_prints_the_budget(capsys):
+    assert main(["flops", "--config", "tiny", "--size", "64"]) == 0
+    out = capsys.readouterr().out
+    assert "GMACs" in out and "propagation" in out
+
+
+def tiny_train_config(steps):
+    return TrainConfig(model="tiny", steps=steps, batch=2, crop=64, warmup=2, real_fraction=0.0, bank_size=6,
+                       bank_res=96, bg_bank=2, ckpt_every=2, val_every=2, threads=1)
+
+
+def test_training_writes_logs_checkpoints_and_resumes(tmp_path):
+    run = tmp_path / "run"
+    calls = []
+
+    def validate(model):
+        calls.append(model.training)
+        return {"SAD": 10.0 - len(calls), "MSE": 0.1, "Grad": 1.0, "Conn": 1.0}
+
+    train(run, tiny_train_config(4), cache_root=tmp_path / "cache", progress=False, validate=validate)
+    assert (run / "last.pt").is_file() and (run / "best.pt").is_file() and (run / "curves.png").is_file()
+    rows = list(csv.DictReader((run / "log.csv").open()))
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
+    assert rows[1]["val_sad"] and not rows[0]["val_sad"]
+    assert calls == [False, False]  # validated in eval mode, at steps 2 and 4
+    first = torch.load(run / "last.pt", weights_only=True)
+    assert first["step"] == 4 and first["best"] == 8.0
+    # resuming continues from step 4, with the optimizer state and the learned sigmas
+    train(run, tiny_train_config(6), cache_root=tmp_path / "cache", progress=False, validate=validate)
+    rows = list(csv.DictReader((run / "log.csv").open()))
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5, 6]
+    resumed = torch.load(run / "last.pt", weights_only=True)
+    assert resumed["step"] == 6 and resumed["best"] == 7.0
+    assert resumed["loss"]["log_var_alpha"] != first["loss"]["log_var_alpha"]
+    # the batch is a function of (seed, step): a resumed run sees the data a straight run would
+    assert float(rows[4]["sigma1"]) != 1.0
+
+
+def test_learning_rate_schedule_warms_up_and_decays():
+    cfg = TrainConfig(steps=100, warmup=10, lr=1e-3)
+    assert lr_at(0, cfg) == pytest.approx(1e-4)
+    assert lr_at(9, cfg) == pytest.approx(1e-3)
+    assert lr_at(55, cfg) < lr_at(20, cfg) and lr_at(100, cfg) == pytest.approx(2e-5)
+
+
+def test_ship_writes_a_weights_only_checkpoint(tmp_path, capsys):
+    run = tmp_path / "run"
+    train(run, tiny_train_config(2), cache_root=tmp_path / "cache", progress=False)
+    assert main(["ship", "--run", str(run), "--out", str(tmp_path / "w.pt")]) == 0
+    payload = torch.load(tmp_path / "w.pt", weights_only=True)
+    assert "optimizer" not in payload and payload["step"] == 2 and payload["config"]["name"] == "tiny"
+
+
+def test_demo_on_tiny_sets_writes_the_contact_sheet(tmp_path, capsys):
+    from adamatting.demo import run_demo
+
+    configs = [SetConfig(name=n, count=3, size=(64, 64), seed=s, trimap=t, procedural=1.0).validated()
+               for n, s, t in (("calib", 1, "mask"), ("val", 2, "validation"))]
+    run_demo(tmp_path / "demo", tmp_path / "sets", weights=tmp_path / "missing.pt", configs=configs)
+    out = capsys.readouterr().out
+    assert (tmp_path / "demo" / "contact_sheet.png").is_file()
+    assert "fractional_px" in out and "no checkpoint" in out
+    import cv2
+
+    sheet = cv2.imread(str(tmp_path / "demo" / "contact_sheet.png"))
+    assert sheet.shape == (2 * 3 * 160, 8 * 160, 3)
+
+
+@pytest.mark.skipif(not alphamatting_dev_dir().is_dir(), reason=f"{alphamatting_dev_dir()} not present")
+def test_demo_real_image_figure_with_a_checkpoint(tmp_path, capsys):
+    from adamatting.checkpoint import save_checkpoint
+    from adamatting.demo import real_alpha_figure
+
+    ckpt = save_checkpoint(tmp_path / "m.pt", build_model(get_config("tiny")))
+    rows = real_alpha_figure(ckpt, tmp_path / "real.png")
+    assert (tmp_path / "real.png").is_file()
+    assert [r["image"] for r in rows] == ["GT03", "GT15", "GT19", "GT25"]
+    assert all(np.isfinite(r["SAD"]) and r["SAD"] > 0 for r in rows)
