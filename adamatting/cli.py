@@ -8,6 +8,7 @@ from pathlib import Path
 
 from calib_data.errors import DataError
 from export.errors import ExportError
+from runtime.errors import BackendUnavailable
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "mobile.pt"
 
@@ -170,6 +171,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default=str(DEFAULT_WEIGHTS))
     s.set_defaults(func=_cmd_ship)
 
+    from runtime.command import add_parser as add_bokeh_parser
+
+    add_bokeh_parser(sub)
+
     f = sub.add_parser("flops", help="MACs and parameters of a model config, counted by torch.utils.flop_counter")
     f.add_argument("--config", default="mobile")
     f.add_argument("--size", type=int, default=512)
@@ -181,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (DataError, ValueError, FileNotFoundError, ExportError) as e:
+    except (DataError, ValueError, FileNotFoundError, ExportError, BackendUnavailable) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -35,12 +35,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from adamatting.config import ModelConfig
-
-INPUT_ENCODING = {
-    "image": "RGB, NCHW float32, 2*I-1 for I in [0,1] (scale 2/255, bias -1 on 8-bit pixels)",
-    "trimap": "NCHW float32, one channel: 0 = background, 0.5 = unknown, 1 = foreground; all 0.5 = no trimap",
-}
-TRIMAP_VALUES = {"background": 0.0, "unknown": 0.5, "foreground": 1.0}
+from adamatting.encoding import INPUT_ENCODING, TRIMAP_VALUES  # noqa: F401  (re-exported)
 
 
 def _make_divisible(v: float, divisor: int = 8) -> int:

@@ -19,7 +19,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from adamatting.model import INPUT_ENCODING
+from adamatting.encoding import INPUT_ENCODING
 
 FORMAT = "adamatting-artifact/1"
 # Bump when the meaning of the model's inputs or outputs changes; consumers compare it.

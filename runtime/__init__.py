@@ -1,0 +1,28 @@
+"""The on-device pipeline: matting on any runtime (:class:`Matter`) and the portrait bokeh renderer.
+
+- :mod:`runtime.matter`: ``Matter.from_artifact(path).predict(photo, trimap=None, mask=None, band=16)``;
+- :mod:`runtime.backends`: the backend protocol and the lazy registry (``torch``, ``onnxruntime``);
+- :mod:`runtime.preprocess`, :mod:`runtime.upsample`: inputs in, alpha out at full resolution;
+- :mod:`runtime.foreground`, :mod:`runtime.lens_blur`, :mod:`runtime.bokeh`: the renderer;
+- :mod:`runtime.pipeline`: ``bokeh_file(photo, out, mask_path=...)``, file in, file out, written atomically;
+  :mod:`runtime.command`: the ``adamat bokeh`` command.
+
+Importing ``runtime`` (or ``runtime.command``, from the CLI) is cheap: ``Matter`` and ``MattingResult``
+are imported on first use (PEP 562), and a backend's runtime (PyTorch, onnxruntime) only when an
+artifact needs it.
+"""
+
+import importlib
+
+from runtime.errors import ArtifactError, BackendUnavailable
+
+_LAZY = {"Matter": "runtime.matter", "MattingResult": "runtime.matter"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'runtime' has no attribute {name!r}")
+
+
+__all__ = ["ArtifactError", "BackendUnavailable", "Matter", "MattingResult"]

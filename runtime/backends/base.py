@@ -1,0 +1,56 @@
+"""What every backend provides: one inference call on the model's encoded inputs, and its facts.
+
+A backend runs the network and nothing else. Pre-processing (decoding, resizing, letterboxing, the
+input encoding of :mod:`adamatting.encoding`) and post-processing (cropping, edge-aware upsampling)
+live in :mod:`runtime.matter`, so every runtime — PyTorch, onnxruntime, and later OpenVINO, TensorRT,
+CoreML — receives exactly the same tensors and is compared on exactly the same terms.
+
+Adding a backend: one module in this package with a class implementing :class:`Backend` and a
+``open(artifact, expect)`` classmethod, plus one :class:`runtime.backends.BackendSpec` entry in the
+registry (``runtime/backends/__init__.py``) naming the packages it needs and the artifact suffixes
+it opens.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+# What the runtime itself implements, required of every artifact's manifest: the tensor names it feeds
+# and reads (the input encoding version is always checked by export.manifest.check_expected).
+INPUT_NAMES = ["image", "trimap"]
+OUTPUT_NAMES = ["alpha", "trimap_prob"]
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A loaded model behind one runtime.
+
+    ``name``: the registry name (``"torch"``, ``"onnxruntime"``, ...).
+    ``precision``: what the artifact computes in (``"fp32"``, ``"fp16"``, ``"int8"``, ...).
+    ``input_size``: the fixed (H, W) the artifact was built for, or None when it takes any size that is
+    a multiple of ``stride``.
+    ``manifest``: the artifact's facts (an :class:`export.manifest.Manifest`).
+    """
+
+    name: str
+    precision: str
+    input_size: tuple[int, int] | None
+    stride: int
+    manifest: Any
+
+    def run(self, image: np.ndarray, trimap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``image`` (1, 3, H, W) float32 as 2·I − 1 and ``trimap`` (1, 1, H, W) float32 in {0, 0.5, 1}
+        → ``alpha`` (1, 1, H, W) in [0, 1] and ``trimap_prob`` (1, 3, H, W), softmax over
+        (background, unknown, foreground). Both float32 NumPy arrays."""
+        ...
+
+
+def check_manifest(manifest: Any, artifact: str | Path, expect: dict[str, Any]) -> None:
+    """Refuse (ManifestError, naming every mismatch) an artifact that is not what the runtime implements
+    (encoding version, input/output names) or not what the caller asked for in ``expect``."""
+    from export.manifest import check_expected
+
+    check_expected(manifest, artifact, **{**expect, "input_names": INPUT_NAMES, "output_names": OUTPUT_NAMES})

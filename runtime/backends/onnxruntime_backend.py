@@ -1,0 +1,57 @@
+"""The onnxruntime backend: an exported ``.onnx`` artifact (FP32 or INT8 QDQ) with its manifest.
+
+The manifest beside the file (``<name>.onnx.manifest.json``) is required: it proves the file is whole
+(its SHA-256), says which input encoding and tensor names the graph uses, and gives the fixed input
+size. The session's own input shapes are checked against it too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import onnxruntime as ort
+
+from export.manifest import Manifest, ManifestError, load_manifest
+from runtime.backends.base import INPUT_NAMES, OUTPUT_NAMES, check_manifest
+from runtime.errors import ArtifactError
+
+
+class OnnxRuntimeBackend:
+    name = "onnxruntime"
+    stride = 32
+
+    def __init__(self, session: ort.InferenceSession, manifest: Manifest):
+        self.session = session
+        self.manifest = manifest
+        self.precision = manifest.precision
+        self.input_size = (int(manifest.input_size[0]), int(manifest.input_size[1]))
+
+    @classmethod
+    def open(cls, artifact: Path, expect: dict[str, Any], threads: int | None = None,
+             providers: Sequence[str] = ("CPUExecutionProvider",)) -> "OnnxRuntimeBackend":
+        """ManifestError for a missing manifest, a hash mismatch (truncated file) or facts that differ from
+        ``expect``; ArtifactError when onnxruntime cannot load the graph."""
+        manifest = load_manifest(artifact)
+        check_manifest(manifest, artifact, expect)
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        if threads:
+            options.intra_op_num_threads = threads
+        try:
+            session = ort.InferenceSession(str(artifact), options, providers=list(providers))
+        except Exception as e:  # onnxruntime raises its own pybind exception types
+            raise ArtifactError(f"{artifact}: onnxruntime cannot load it: {e}") from None
+        graph_inputs = {i.name: i.shape for i in session.get_inputs()}
+        if sorted(graph_inputs) != sorted(INPUT_NAMES):
+            raise ManifestError(f"{artifact}: graph inputs {sorted(graph_inputs)} differ from {INPUT_NAMES}")
+        h, w = manifest.input_size
+        if list(graph_inputs["image"][2:]) != [h, w]:
+            raise ManifestError(f"{artifact}: graph input size {graph_inputs['image'][2:]} differs from the "
+                                f"manifest's {manifest.input_size}")
+        return cls(session, manifest)
+
+    def run(self, image: np.ndarray, trimap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        alpha, prob = self.session.run(OUTPUT_NAMES, {"image": image, "trimap": trimap})
+        return alpha, prob

@@ -1,0 +1,55 @@
+"""The PyTorch backend: an AdaMatting checkpoint (``.pt``) run eagerly on the CPU (or a given device).
+
+A checkpoint has no export manifest, so one is built from it (config, steps, hash; ``input_size`` empty
+for "any size") and checked like an exported artifact's. Weights stored in fp16 are run in fp32. The network is fully convolutional: it takes any size that is a multiple of the
+encoder stride, so ``input_size`` is None unless the caller fixes one (``expect={"input_size": [H, W]}``),
+which then makes it behave exactly like a fixed-size export of the same weights.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from adamatting.checkpoint import file_sha256, load_model
+from adamatting.model import AdaMatting, ExportWrapper
+from export.manifest import Manifest, ManifestError
+from runtime.backends.base import check_manifest
+
+
+class TorchBackend:
+    name = "torch"
+
+    def __init__(self, model: AdaMatting, manifest: Manifest, input_size: tuple[int, int] | None = None,
+                 device: str | torch.device = "cpu"):
+        self.device = torch.device(device)
+        self.net = ExportWrapper(model.eval()).to(self.device)
+        self.manifest = manifest
+        self.precision = manifest.precision
+        self.input_size = input_size
+        self.stride = model.cfg.STRIDE
+
+    @classmethod
+    def open(cls, artifact: Path, expect: dict[str, Any], device: str = "cpu") -> "TorchBackend":
+        """Load a checkpoint (CheckpointError if truncated or not one); ManifestError if ``expect`` differs."""
+        model, _ = load_model(artifact)
+        size = expect.get("input_size")
+        if size is not None:
+            size = tuple(int(s) for s in size)
+            if len(size) != 2 or min(size) <= 0 or any(s % model.cfg.STRIDE for s in size):
+                raise ManifestError(f"{artifact}: expected input_size {list(size)} is not two positive multiples "
+                                    f"of the encoder stride {model.cfg.STRIDE}")
+        digest = file_sha256(artifact)
+        manifest = Manifest(backend="torch", precision="fp32", model_config=model.cfg.to_dict(),
+                            input_size=list(size or []), pu_steps=model.cfg.pu_steps,
+                            checkpoint_sha256=digest, artifact_sha256=digest)
+        check_manifest(manifest, artifact, expect)
+        return cls(model, manifest, size, device)
+
+    @torch.inference_mode()
+    def run(self, image: np.ndarray, trimap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        alpha, prob = self.net(torch.from_numpy(image).to(self.device), torch.from_numpy(trimap).to(self.device))
+        return alpha.float().cpu().numpy(), prob.float().cpu().numpy()

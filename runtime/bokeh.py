@@ -1,0 +1,83 @@
+"""Portrait bokeh: the subject sharp, the background lens-blurred behind it.
+
+    out = α·F + (1 − α)·lens_blur(background)
+
+- F: the subject's own colours (:mod:`runtime.foreground`): the photo where α = 1, blur-fusion estimates
+  where the subject is partly transparent, so hair carries no halo of the old, sharp background;
+- the blurred background (:mod:`runtime.lens_blur`): disc kernel in linear light with boosted highlights,
+  the subject excluded by normalised convolution, its partly transparent pixels replaced by their
+  estimated background colours.
+
+The output is uint8 RGB with the photo's shape. Where α = 1 it is the photo's pixels exactly (copied, not
+recomputed). Other photo arrays (gray, RGBA, uint16, float in [0, 1]) are accepted as
+:class:`runtime.matter.Matter` accepts them and rounded to 8 bits first; the "unchanged" guarantee
+refers to those 8-bit values.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from calib_data.errors import DataError
+from calib_data.io import to_uint8
+from runtime.foreground import estimate_foreground
+from runtime.lens_blur import DEFAULT_STRENGTH, HIGHLIGHT_GAIN, HIGHLIGHT_THRESHOLD, lens_blur
+from runtime.preprocess import to_rgb
+from runtime.timing import StageTimer
+
+
+def as_uint8_rgb(photo: np.ndarray, path: Path | None = None) -> np.ndarray:
+    """A photo array as uint8 (H, W, 3) RGB: uint8 RGB as is, anything else through the runtime's checks
+    and conversions (:func:`runtime.preprocess.to_rgb`), rounded to 8 bits."""
+    if photo.dtype == np.uint8 and photo.ndim == 3 and photo.shape[2] == 3:
+        return np.ascontiguousarray(photo)
+    return to_uint8(to_rgb(photo, path))
+
+
+def check_alpha(alpha: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """float32 (H, W) in [0, 1] of the photo's size (uint8 mattes are divided by 255)."""
+    if alpha.shape != shape:
+        raise DataError(f"alpha is {alpha.shape} but the photo is {shape}")
+    if alpha.dtype == np.uint8:
+        return alpha.astype(np.float32) / np.float32(255.0)
+    alpha = alpha.astype(np.float32, copy=False)
+    if not np.isfinite(alpha).all():
+        raise DataError("alpha contains NaN or inf")
+    return np.clip(alpha, 0.0, 1.0)
+
+
+def composite(photo: np.ndarray, alpha: np.ndarray, background: np.ndarray,
+              fg_mask: np.ndarray, fg: np.ndarray) -> np.ndarray:
+    """α·F + (1−α)·background in uint8, F = the photo except ``fg`` at ``fg_mask``; the photo where α = 1."""
+    out = cv2.blendLinear(photo, background, alpha, 1.0 - alpha)          # F = the photo everywhere ...
+    a = alpha[fg_mask][:, None]                                            # ... but where partly transparent
+    out[fg_mask] = np.clip(np.rint(a * fg * 255.0 + (1.0 - a) * background[fg_mask]), 0, 255).astype(np.uint8)
+    np.copyto(out, photo, where=(alpha >= 1.0)[..., None])                 # exactly the photo, not recomputed
+    return out
+
+
+def render_bokeh(photo: np.ndarray, alpha: np.ndarray, strength: float = DEFAULT_STRENGTH, *,
+                 highlight_threshold: float = HIGHLIGHT_THRESHOLD, highlight_gain: float = HIGHLIGHT_GAIN,
+                 timer: StageTimer | None = None) -> tuple[np.ndarray, dict[str, float]]:
+    """The bokeh image (uint8 (H, W, 3)) of ``photo`` with subject ``alpha``, and seconds per stage
+    (``foreground``, ``blur``, ``composite``).
+
+    ``strength``: disc radius as a fraction of the image diagonal (0.015: 75 px at 4000×3000; 0 returns
+    the photo). ``highlight_gain=0`` turns the bokeh-ball boost off.
+    """
+    if strength < 0:
+        raise ValueError(f"strength must be >= 0, got {strength}")
+    timer = timer or StageTimer()
+    photo = as_uint8_rgb(photo)
+    alpha = check_alpha(np.asarray(alpha), photo.shape[:2])
+    with timer("foreground"):
+        mask, fg, bg = estimate_foreground(photo, alpha)
+    with timer("blur"):
+        background = lens_blur(photo, alpha, strength, background=(mask, bg), threshold=highlight_threshold,
+                               gain=highlight_gain)
+    with timer("composite"):
+        out = composite(photo, alpha, background, mask, fg)
+    return out, timer.timings

@@ -1,0 +1,107 @@
+"""Foreground colours for compositing: blur-fusion estimation (Forte & Pitié, "Approximate Fast Foreground
+Colour Estimation", ICIP 2021).
+
+Where the subject is partly transparent (hair), the photo mixes the subject's colour F with the old
+background: I = αF + (1−α)B. Compositing I itself onto the blurred background would keep the old
+background's colour in every strand, a halo. Blur fusion estimates F from local means: with box means
+F̄ (of F weighted by α) and B̄ (of B weighted by 1−α), F = F̄ + α·(I − αF̄ − (1−α)B̄). One pass with a
+large window, then one with a small window seeded with the first pass's F and B̄.
+
+Cost: the box means (``cv2.blur``, O(1) per pixel) are computed over the bounding box of the partly
+transparent pixels (0 < α < 1) at a resolution of at most ``max_megapixels`` — they are smooth — and
+sampled bilinearly at those pixels only, where the final correction, which carries the full-resolution
+detail of I and α, is evaluated. The box sizes scale with the working resolution
+(``window_fractions`` of its diagonal): the large box must reach across the hair into pure subject and
+pure background. On the 32 composites of the validation set (512², real hair mattes, known F), the
+α-weighted mean |F − F_true| over 0 < α < 1 is 0.019 with these sizes (0.020 with the means computed
+at 1/5 of the resolution; 0.022 with 4 % of the diagonal,
+the published 90 px at 2 MP; 0.038 keeping the photo's colours; 0.014 for pymatting's multilevel
+``estimate_foreground_ml``, which is 13× slower here, needs numba's JIT, and has no on-device port).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+WINDOW_FRACTIONS = (0.12, 0.004)     # box sizes / working diagonal (87 and 3 px at 512², 245 and 8 at 2 MP)
+MAX_MEGAPIXELS = 2.0                 # estimate at most at this resolution, then upsample
+
+
+def _box_means(fg, bg, alpha, size):
+    """F̄ = mean(αF)/mean(α) and B̄ = mean((1−α)B)/mean(1−α) over ``size``² boxes."""
+    a = alpha[..., None]
+    mean_a = cv2.blur(alpha, (size, size))[..., None]
+    mean_f = cv2.blur(fg * a, (size, size)) / (mean_a + 1e-5)
+    mean_b = cv2.blur(bg * (1.0 - a), (size, size)) / ((1.0 - mean_a) + 1e-5)
+    return mean_f, mean_b
+
+
+def fuse(image, alpha, mean_f, mean_b):
+    """F = F̄ + α·(I − αF̄ − (1−α)B̄), clipped: the local means corrected by the compositing residual."""
+    a = alpha[..., None]
+    return np.clip(mean_f + a * (image - a * mean_f - (1.0 - a) * mean_b), 0.0, 1.0)
+
+
+def blur_fusion_means(image: np.ndarray, alpha: np.ndarray, sizes: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The second pass's (F̄, B̄) of two-pass blur fusion with box ``sizes``; :func:`fuse` gives F.
+
+    ``image`` float32 (h, w, 3) in [0, 1]; ``alpha`` float32 (h, w). The means are smooth, so they can be
+    computed at a lower resolution than the one :func:`fuse` is applied at.
+    """
+    mean_f, mean_b = _box_means(image, image, alpha, sizes[0])
+    return _box_means(fuse(image, alpha, mean_f, mean_b), mean_b, alpha, sizes[1])
+
+
+def _bounding_box(mask: np.ndarray, margin: int) -> tuple[slice, slice] | None:
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return None
+    h, w = mask.shape
+    return (slice(max(0, rows[0] - margin), min(h, rows[-1] + margin + 1)),
+            slice(max(0, cols[0] - margin), min(w, cols[-1] + margin + 1)))
+
+
+def estimate_foreground(photo: np.ndarray, alpha: np.ndarray, max_megapixels: float = MAX_MEGAPIXELS,
+                        window_fractions: tuple[float, float] = WINDOW_FRACTIONS,
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Foreground and background colours where the subject is partly transparent.
+
+    ``photo``: uint8 (H, W, 3) RGB; ``alpha``: float32 (H, W). Returns ``(mask, fg, bg)``: the boolean
+    mask of pixels with 0 < α < 1, and float32 sRGB colours for those pixels (``(n, 3)`` each): F from blur
+    fusion, and B = (I − αF)/(1 − α) clipped, the background the compositing equation leaves (used to fill
+    the blurred background). Elsewhere F is the photo (α = 1) or unused (α = 0).
+    """
+    h, w = alpha.shape
+    mask = (alpha > 0.0) & (alpha < 1.0)
+    scale = min(1.0, np.sqrt(max_megapixels * 1e6 / (h * w)))
+    diag = np.hypot(h, w) * scale
+    sizes = tuple(max(3, int(round(f * diag)) | 1) for f in window_fractions)   # odd: centred boxes
+    box = _bounding_box(mask, margin=int(np.ceil(sizes[0] / scale)))
+    if box is None:
+        return mask, np.zeros((0, 3), np.float32), np.zeros((0, 3), np.float32)
+    crop_photo, crop_alpha = photo[box], alpha[box]
+    ch, cw = crop_alpha.shape
+    small_size = (max(1, round(cw * scale)), max(1, round(ch * scale)))
+    image = cv2.resize(crop_photo, small_size, interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+    means = blur_fusion_means(image, cv2.resize(crop_alpha, small_size, interpolation=cv2.INTER_AREA), sizes)
+    ys, xs = np.nonzero(mask[box])
+    mean_f, mean_b = (_sample(m, ys, xs, (ch, cw)) for m in means)
+    i = crop_photo[ys, xs].astype(np.float32) / 255.0
+    a = crop_alpha[ys, xs]
+    fg = fuse(i, a, mean_f, mean_b)
+    bg = np.clip((i - a[:, None] * fg) / (1.0 - a[:, None]), 0.0, 1.0)
+    return mask, fg, bg
+
+
+def _sample(small: np.ndarray, ys: np.ndarray, xs: np.ndarray, full: tuple[int, int]) -> np.ndarray:
+    """Bilinear samples of ``small`` (h, w, C) at the full-resolution pixels (ys, xs) of a (H, W) grid, with
+    ``cv2.resize``'s pixel-centre mapping: the upsampled image evaluated at those pixels only."""
+    (h, w), (fh, fw) = small.shape[:2], full
+    n, row = len(ys), 4096                          # cv2.remap takes maps of fewer than 32767 rows
+    maps = np.zeros((2, -(-n // row) * row), np.float32)
+    maps[0, :n] = (xs + 0.5) * (w / fw) - 0.5
+    maps[1, :n] = (ys + 0.5) * (h / fh) - 0.5
+    maps = maps.reshape(2, -1, row)
+    out = cv2.remap(small, maps[0], maps[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return out.reshape(-1, small.shape[2])[:n]

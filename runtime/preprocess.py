@@ -1,0 +1,275 @@
+"""Pre-processing: photos, masks and trimaps from files or arrays, checked, into the model's inputs.
+
+Choices (each one explicit, so nothing surprising happens to a user's photo):
+
+- **Files** are decoded by OpenCV at their native bit depth (8 or 16 bit) and turned upright with their
+  EXIF orientation, read by Pillow (``cv2.IMREAD_UNCHANGED`` ignores it, and Pillow alone would read a
+  16-bit RGB file at 8 bits). The eight orientations match ``PIL.ImageOps.exif_transpose`` exactly.
+- **Arrays** are RGB (not OpenCV's BGR), (H, W), (H, W, 1), (H, W, 3) or (H, W, 4); ``uint8`` is divided
+  by 255, ``uint16`` by 65535, floats must already lie in [0, 1] (a float photo in 0..255 is refused,
+  not silently clipped); NaN or inf is refused; any other dtype is refused.
+- **Grayscale** is replicated to RGB. **RGBA**: the alpha channel is dropped (with a warning unless it is
+  fully opaque). Compositing onto some colour would invent a background the camera never saw, and the
+  bokeh renderer promises to keep the subject's stored pixels.
+- **Masks**: 8-bit (> 127 = person), 16-bit, bool, float in [0, 1], or integer 0/1 labels.
+- **Trimap**: a given trimap (uint8 0/128/255, validated) wins over a mask; a coarse person mask becomes a
+  trimap with an unknown band of ``band`` pixels on each side of its edge, computed at the photo's full
+  resolution (:func:`calib_data.trimaps.trimap_from_mask`); with neither, the trimap is all unknown (the
+  model's "no trimap"). It reaches the model's size by nearest neighbour, so the band narrows with the
+  photo: 16 px at 4000 px wide is 2 px at 512, and phone photos want a wider ``band``.
+- **Sizes**: a mask or trimap whose size differs from the photo's is resized to it with a warning when
+  the aspect ratios agree within 1 % (mask: bilinear; trimap: nearest neighbour, keeping 0/128/255), and
+  refused otherwise. Every error is a :class:`calib_data.DataError` naming the file and the problem.
+
+The model-size geometry is :class:`Letterbox`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Union
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from adamatting.encoding import encode_inputs
+from calib_data.errors import DataError
+from calib_data.io import check_trimap
+from calib_data.trimaps import UNKNOWN, trimap_from_mask
+
+ImageInput = Union[str, Path, np.ndarray]
+
+ASPECT_TOLERANCE = 0.01   # a mask/trimap is resized to the photo only if the aspect ratios agree this well
+MIN_SIDE = 8              # smaller photos carry nothing to matte
+
+_EXIF_ORIENTATION = 0x0112
+# EXIF orientation → the array operation that makes the image upright (same as ImageOps.exif_transpose).
+_UPRIGHT = {
+    1: lambda a: a,
+    2: np.fliplr,
+    3: lambda a: np.rot90(a, 2),
+    4: np.flipud,
+    5: lambda a: np.swapaxes(a, 0, 1),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: np.swapaxes(np.rot90(a, 2), 0, 1),
+    8: lambda a: np.rot90(a, 1),
+}
+
+
+# --------------------------------------------------------------------------------------------- files
+def exif_orientation(path: str | Path) -> int:
+    """The file's EXIF orientation (1..8), or 1 when it has none or Pillow cannot read its metadata."""
+    try:
+        with Image.open(path) as im:
+            value = im.getexif().get(_EXIF_ORIENTATION, 1)
+    except Exception:  # a format Pillow does not know, or broken metadata: OpenCV decoded the pixels
+        return 1
+    return value if value in _UPRIGHT else 1
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Decode an image file upright, at its native dtype, as (H, W) gray, (H, W, 3) RGB or (H, W, 4) RGBA."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("file not found", path)
+    raw = np.fromfile(path, dtype=np.uint8)
+    if raw.size == 0:
+        raise DataError("file is empty", path)
+    try:
+        img = cv2.imdecode(raw, cv2.IMREAD_UNCHANGED)
+    except cv2.error:
+        img = None
+    if img is None:
+        raise DataError("not a readable image (corrupt, truncated or unsupported format)", path)
+    if img.ndim == 3 and img.shape[2] == 3:
+        img = img[..., ::-1]
+    elif img.ndim == 3 and img.shape[2] == 4:
+        img = img[..., [2, 1, 0, 3]]
+    return np.ascontiguousarray(_UPRIGHT[exif_orientation(path)](img))
+
+
+def _as_array(source: ImageInput, what: str) -> tuple[np.ndarray, Path | None]:
+    if isinstance(source, (str, Path)):
+        return read_image(source), Path(source)
+    if isinstance(source, np.ndarray):
+        return source, None
+    raise DataError(f"{what} must be a file path or a NumPy array, got {type(source).__name__}")
+
+
+# --------------------------------------------------------------------------------------------- pixels
+def to_unit_float(arr: np.ndarray, what: str, path: Path | None = None) -> np.ndarray:
+    """uint8 / uint16 / bool / float in [0, 1] → float32 in [0, 1]; anything else is a DataError."""
+    if arr.dtype == np.uint8:
+        return arr.astype(np.float32) / np.float32(255.0)
+    if arr.dtype == np.uint16:
+        return arr.astype(np.float32) / np.float32(65535.0)
+    if arr.dtype == np.bool_:
+        return arr.astype(np.float32)
+    if np.issubdtype(arr.dtype, np.floating):
+        out = arr.astype(np.float32)
+        if not np.isfinite(out).all():
+            raise DataError(f"{what} contains NaN or inf", path)
+        lo, hi = float(out.min(initial=0.0)), float(out.max(initial=0.0))
+        if lo < 0.0 or hi > 1.0:
+            raise DataError(f"{what} is float with values in [{lo:g}, {hi:g}]; float {what}s must lie in "
+                            f"[0, 1] (divide 8-bit data by 255)", path)
+        return out
+    raise DataError(f"{what} has unsupported dtype {arr.dtype}; use uint8, uint16 or float in [0, 1]", path)
+
+
+def to_rgb(arr: np.ndarray, path: Path | None = None) -> np.ndarray:
+    """A photo array → float32 (H, W, 3) RGB in [0, 1] (gray replicated, an alpha channel dropped)."""
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[..., 0]
+    if arr.ndim == 3 and arr.shape[2] == 4:
+        if not _is_opaque(arr[..., 3]):
+            warnings.warn(f"{path or 'photo'}: the alpha channel is dropped; matting uses the RGB pixels as stored",
+                          stacklevel=3)
+        arr = arr[..., :3]
+    if arr.ndim == 2:
+        arr = np.repeat(arr[..., None], 3, axis=2)
+    if arr.ndim != 3 or arr.shape[2] != 3:
+        raise DataError(f"photo must be (H, W) gray, (H, W, 3) RGB or (H, W, 4) RGBA, got shape {arr.shape}", path)
+    if min(arr.shape[:2]) < MIN_SIDE:
+        raise DataError(f"photo is {arr.shape[1]}x{arr.shape[0]}; both sides must be at least {MIN_SIDE} px", path)
+    return to_unit_float(arr, "photo", path)
+
+
+def _is_opaque(channel: np.ndarray) -> bool:
+    if np.issubdtype(channel.dtype, np.integer):
+        return bool((channel == np.iinfo(channel.dtype).max).all())
+    return bool((channel >= 1.0).all())
+
+
+def load_photo(image: ImageInput) -> tuple[np.ndarray, Path | None]:
+    """A photo path or array → (float32 (H, W, 3) RGB in [0, 1], its path or None)."""
+    arr, path = _as_array(image, "photo")
+    return to_rgb(arr, path), path
+
+
+def to_mask(arr: np.ndarray, path: Path | None = None) -> np.ndarray:
+    """A coarse mask → float32 (H, W) in [0, 1]; colour masks must have equal channels.
+
+    An integer mask holding only 0 and 1 is a label mask (1 = person), not an 8-bit mask that is nearly
+    black everywhere."""
+    if arr.ndim == 3 and arr.shape[2] in (1, 3, 4):
+        colour = arr[..., :3] if arr.shape[2] >= 3 else arr
+        if not all(np.array_equal(colour[..., 0], colour[..., c]) for c in range(1, colour.shape[2])):
+            raise DataError("mask has different colour channels; expected a single-channel mask", path)
+        arr = arr[..., 0]
+    if arr.ndim != 2:
+        raise DataError(f"mask must be (H, W), got shape {arr.shape}", path)
+    if np.issubdtype(arr.dtype, np.integer) and arr.max(initial=0) == 1 and arr.min(initial=0) == 0:
+        return arr.astype(np.float32)
+    return to_unit_float(arr, "mask", path)
+
+
+def to_trimap(arr: np.ndarray, path: Path | None = None) -> np.ndarray:
+    """A trimap → uint8 (H, W) with values 0 / 128 / 255 only (gray files saved as RGB accepted)."""
+    if arr.ndim == 3 and arr.shape[2] in (1, 3, 4):
+        colour = arr[..., :3] if arr.shape[2] >= 3 else arr
+        if not all(np.array_equal(colour[..., 0], colour[..., c]) for c in range(1, colour.shape[2])):
+            raise DataError("trimap has different colour channels; expected grayscale", path)
+        arr = arr[..., 0]
+    return check_trimap(arr, path)
+
+
+# --------------------------------------------------------------------------------------------- trimaps
+def fit_to_photo(arr: np.ndarray, shape: tuple[int, int], what: str, path: Path | None,
+                 interpolation: int) -> np.ndarray:
+    """``arr`` at the photo's (H, W): resized with a warning when the aspect ratio agrees within 1 %."""
+    h, w = shape
+    ah, aw = arr.shape[:2]
+    if (ah, aw) == (h, w):
+        return arr
+    if abs((aw / ah) / (w / h) - 1.0) > ASPECT_TOLERANCE:
+        hint = " (it matches the photo before its EXIF rotation)" if (ah, aw) == (w, h) else ""
+        raise DataError(f"{what} is {aw}x{ah} but the photo is {w}x{h}: different aspect ratio{hint}", path)
+    warnings.warn(f"{path or what}: {what} is {aw}x{ah}, resized to the photo's {w}x{h}", stacklevel=3)
+    return cv2.resize(arr, (w, h), interpolation=interpolation)
+
+
+def make_trimap(shape: tuple[int, int], trimap: ImageInput | None = None, mask: ImageInput | None = None,
+                band: int = 16) -> np.ndarray:
+    """The full-resolution uint8 trimap for a photo of ``shape``: given, from a mask, or all unknown."""
+    if trimap is not None:
+        if mask is not None:
+            warnings.warn("both a trimap and a mask were given: the trimap is used, the mask ignored", stacklevel=2)
+        arr, path = _as_array(trimap, "trimap")
+        return fit_to_photo(to_trimap(arr, path), shape, "trimap", path, cv2.INTER_NEAREST_EXACT)
+    if mask is not None:
+        if band < 1:
+            raise ValueError(f"band must be at least 1 px, got {band}")
+        arr, path = _as_array(mask, "mask")
+        return trimap_from_mask(fit_to_photo(to_mask(arr, path), shape, "mask", path, cv2.INTER_LINEAR), band)
+    return np.full(shape, UNKNOWN, np.uint8)
+
+
+# --------------------------------------------------------------------------------------------- geometry
+@dataclass(frozen=True)
+class Letterbox:
+    """Photo (full resolution) ↔ model input: an aspect-preserving resize, then reflect padding.
+
+    ``full``: the photo's (H, W); ``scaled``: its size after the resize; ``padded``: the model input's
+    size; ``pads``: (top, bottom, left, right), centred as :mod:`adamatting.padding` does.
+
+    - Fixed-size model (an export): scaled to fit inside ``input_size`` (up or down), letterboxed.
+    - Any-size model (a checkpoint): scaled down so the long side is at most ``long_side`` (never up;
+      None keeps the native size), then padded up to multiples of ``stride``.
+
+    Reflect padding (rather than zeros) keeps the border statistics the network saw in training, as
+    :func:`adamatting.padding.pad_to_stride` does; the trimap is reflected with the image.
+    """
+
+    full: tuple[int, int]
+    scaled: tuple[int, int]
+    padded: tuple[int, int]
+
+    @classmethod
+    def fit(cls, full: tuple[int, int], input_size: tuple[int, int] | None = None, long_side: int | None = 512,
+            stride: int = 32) -> "Letterbox":
+        h, w = full
+        if input_size is not None:
+            mh, mw = input_size
+            s = min(mh / h, mw / w)
+            scaled = (min(mh, max(1, round(h * s))), min(mw, max(1, round(w * s))))
+            return cls(full, scaled, (mh, mw))
+        s = 1.0 if long_side is None else min(1.0, long_side / max(h, w))
+        scaled = (max(1, round(h * s)), max(1, round(w * s)))
+        return cls(full, scaled, tuple(-(-x // stride) * stride for x in scaled))
+
+    @property
+    def pads(self) -> tuple[int, int, int, int]:
+        ph, pw = self.padded[0] - self.scaled[0], self.padded[1] - self.scaled[1]
+        return ph // 2, ph - ph // 2, pw // 2, pw - pw // 2
+
+    def resize_image(self, image: np.ndarray) -> np.ndarray:
+        """The photo at ``scaled`` size (area averaging down, bilinear up)."""
+        if image.shape[:2] == self.scaled:
+            return image
+        shrink = self.scaled[0] < self.full[0]
+        return cv2.resize(image, self.scaled[::-1], interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+    def resize_trimap(self, trimap: np.ndarray) -> np.ndarray:
+        """The trimap at ``scaled`` size by nearest neighbour (values stay 0 / 128 / 255)."""
+        if trimap.shape == self.scaled:
+            return trimap
+        return cv2.resize(trimap, self.scaled[::-1], interpolation=cv2.INTER_NEAREST_EXACT)
+
+    def pad(self, x: np.ndarray) -> np.ndarray:
+        """Reflect-pad a (..., H, W) array from ``scaled`` to ``padded``."""
+        top, bottom, left, right = self.pads
+        return np.pad(x, [(0, 0)] * (x.ndim - 2) + [(top, bottom), (left, right)], mode="reflect")
+
+    def crop(self, x: np.ndarray) -> np.ndarray:
+        """The ``scaled`` region of a (..., padded H, padded W) array."""
+        top, _, left, _ = self.pads
+        return x[..., top:top + self.scaled[0], left:left + self.scaled[1]]
+
+    def model_inputs(self, image_small: np.ndarray, trimap_small: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Scaled image and trimap → the encoded, padded (1, 3, H, W) and (1, 1, H, W) model inputs."""
+        img, tri = encode_inputs(image_small, trimap_small)
+        return np.ascontiguousarray(self.pad(img)[None]), np.ascontiguousarray(self.pad(tri)[None])

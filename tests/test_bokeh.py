@@ -1,0 +1,211 @@
+"""The bokeh renderer: lens blur, highlights, foreground colours, compositing, and the atomic file pipeline."""
+
+import argparse
+import pathlib
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from adamatting.checkpoint import save_checkpoint
+from adamatting.config import get_config
+from adamatting.model import build_model
+from calib_data.errors import DataError
+from runtime import command
+from runtime.bokeh import render_bokeh
+from runtime.foreground import estimate_foreground
+from runtime.lens_blur import DEFAULT_STRENGTH, blur_radius, disc_kernel, lens_blur
+from runtime.pipeline import bokeh_file
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("bokeh") / "tiny.pt"
+    save_checkpoint(path, build_model(get_config("tiny")).eval())
+    return path
+
+
+def scene(h=120, w=160, seed=0):
+    """A noisy textured background, a subject disc of α = 1 with a soft (hair-like) rim, α = 0 outside."""
+    rng = np.random.default_rng(seed)
+    photo = rng.integers(0, 200, (h, w, 3), dtype=np.uint8)
+    yy, xx = np.mgrid[:h, :w]
+    r = np.hypot(yy - h / 2, xx - w / 2)
+    alpha = np.clip((h / 4 - r) / 6 + 0.5, 0, 1).astype(np.float32)
+    photo[alpha >= 1] = (220, 120, 90)
+    return photo, alpha
+
+
+def test_output_shape_dtype_and_timings():
+    photo, alpha = scene()
+    out, timings = render_bokeh(photo, alpha, strength=0.02)
+    assert out.shape == photo.shape and out.dtype == np.uint8
+    assert set(timings) == {"foreground", "blur", "composite"}
+    out_float, _ = render_bokeh(photo / np.float32(255), alpha, strength=0.02)
+    assert np.abs(out_float.astype(int) - out).max() <= 1
+
+
+def test_subject_pixels_are_unchanged_where_alpha_is_one():
+    photo, alpha = scene()
+    photo[alpha >= 1] = np.random.default_rng(1).integers(0, 256, (int((alpha >= 1).sum()), 3))
+    out, _ = render_bokeh(photo, alpha, strength=0.03)
+    solid = alpha >= 1
+    assert solid.sum() > 500
+    assert np.array_equal(out[solid], photo[solid])
+    assert not np.array_equal(out[alpha == 0], photo[alpha == 0])
+
+
+def test_background_is_blurred():
+    photo, alpha = scene()
+    out, _ = render_bokeh(photo, alpha, strength=0.03)
+    bg = alpha == 0
+    assert out[bg].astype(np.float32).var(axis=0).mean() < 0.05 * photo[bg].astype(np.float32).var(axis=0).mean()
+
+
+def test_subject_does_not_bleed_into_the_background():
+    """A bright subject on a dark wall: next to the subject the wall stays dark (normalised convolution);
+    a plain blur of the whole photo would spread the subject's light around it."""
+    h, w = 120, 160
+    photo = np.full((h, w, 3), 30, np.uint8)
+    yy, xx = np.mgrid[:h, :w]
+    alpha = (np.hypot(yy - 60, xx - 80) < 30).astype(np.float32)
+    photo[alpha > 0] = 240
+    out, _ = render_bokeh(photo, alpha, strength=0.05)
+    ring = (np.hypot(yy - 60, xx - 80) > 31) & (np.hypot(yy - 60, xx - 80) < 40)
+    assert np.abs(out[ring].astype(int) - 30).max() <= 1
+    plain = lens_blur(photo, None, strength=0.05, gain=0)
+    assert plain[ring].mean() > 60
+
+
+def test_highlights_become_bright_discs():
+    """Small clipped lights on a dark background: with the boost they become discs of the lens radius,
+    far brighter than the same lights under a plain blur, which dissolves them into a faint haze."""
+    h, w = 200, 200
+    photo = np.full((h, w, 3), 20, np.uint8)
+    photo[98:102, 98:102] = 255
+    radius = blur_radius((h, w), 0.04)                  # 11.3 px
+    boosted = lens_blur(photo, strength=0.04)
+    plain = lens_blur(photo, strength=0.04, gain=0)
+    assert boosted.max() > plain.max() + 60
+    spot = boosted[..., 0] > (20 + int(boosted.max())) / 2
+    area = spot.sum()
+    assert 0.7 * np.pi * radius ** 2 < area < 1.3 * np.pi * radius ** 2
+    ys, xs = np.nonzero(spot)
+    assert abs((ys.max() - ys.min()) - (xs.max() - xs.min())) <= 1                      # round
+    assert area > 0.7 * (ys.max() - ys.min() + 1) * (xs.max() - xs.min() + 1)        # a disc fills π/4 of its box
+    k = disc_kernel(5.0)
+    assert k.shape == (11, 11) and abs(k.sum() - 1) < 1e-6 and k[5, 5] == k.max() and k[0, 0] == 0
+
+
+def test_large_bright_areas_do_not_bloom():
+    h, w = 200, 200
+    photo = np.full((h, w, 3), 20, np.uint8)
+    photo[50:150, 50:150] = 250
+    boosted = lens_blur(photo, strength=0.04)
+    plain = lens_blur(photo, strength=0.04, gain=0)
+    assert np.abs(boosted[90:110, 90:110].astype(int) - plain[90:110, 90:110]).max() <= 2
+
+
+def test_foreground_estimate_removes_the_old_background_from_hair():
+    """I = αF + (1−α)B, red strands over blue across a 12 px band: F estimated in the band is far closer
+    to the red than the photo's colours there, and B to the blue."""
+    h = w = 256
+    rng = np.random.default_rng(0)
+    strands = cv2.GaussianBlur(rng.random((h, w)).astype(np.float32), (0, 0), sigmaX=0.7, sigmaY=6)
+    ramp = np.clip((w / 2 + 6 - np.arange(w, dtype=np.float32)) / 12, 0, 1)[None, :].repeat(h, 0)
+    alpha = np.clip(ramp + (strands - 0.5) * 3 * ((ramp > 0) & (ramp < 1)), 0, 1).astype(np.float32)
+    fg, bg = np.array([0.8, 0.2, 0.1], np.float32), np.array([0.1, 0.3, 0.9], np.float32)
+    photo = np.rint((alpha[..., None] * fg + (1 - alpha[..., None]) * bg) * 255).astype(np.uint8)
+    mask, f, b = estimate_foreground(photo, alpha)
+    assert mask.sum() > 1000 and f.shape == b.shape == (mask.sum(), 3)
+    weight = alpha[mask][:, None]
+    err_estimate = (weight * np.abs(f - fg)).mean()
+    err_photo = (weight * np.abs(photo[mask] / 255.0 - fg)).mean()
+    assert err_estimate < 0.25 * err_photo
+    assert np.abs(b - bg).mean() < 0.08
+
+
+def test_bad_alpha():
+    photo, alpha = scene()
+    with pytest.raises(DataError, match="alpha is"):
+        render_bokeh(photo, alpha[:-1])
+    with pytest.raises(DataError, match="NaN"):
+        render_bokeh(photo, np.full_like(alpha, np.nan))
+    with pytest.raises(DataError, match="shape"):
+        render_bokeh(photo[..., :2], alpha)
+    with pytest.raises(DataError, match=r"\[0, 1\]"):
+        render_bokeh(photo.astype(np.float32), alpha)
+    gray, _ = render_bokeh(photo[..., 0], alpha)                      # accepted as Matter accepts it
+    assert gray.shape == photo.shape
+
+
+# --------------------------------------------------------------------------------------------- files
+@pytest.mark.parametrize("suffix", [".jpg", ".png"])
+def test_bokeh_file(checkpoint, tmp_path, suffix):
+    photo, alpha = scene(90, 130)
+    cv2.imwrite(str(tmp_path / "photo.png"), photo[..., ::-1])
+    cv2.imwrite(str(tmp_path / "mask.png"), (alpha > 0.5).astype(np.uint8) * 255)
+    out = tmp_path / f"out{suffix}"
+    timings = bokeh_file(tmp_path / "photo.png", out, mask_path=tmp_path / "mask.png", artifact=checkpoint,
+                         strength=0.03, band=4)
+    written = cv2.imread(str(out))
+    assert written.shape == photo.shape
+    assert {"open", "load", "trimap", "model", "upsample", "foreground", "blur", "composite", "write"} <= set(timings)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["photo.png", "mask.png", out.name])
+
+
+def test_bokeh_file_writes_the_photo_upright(checkpoint, tmp_path):
+    exif = Image.Exif()
+    exif[0x0112] = 8                                     # stored landscape, shown rotated 90° anticlockwise
+    Image.fromarray(scene(60, 100)[0]).save(tmp_path / "phone.jpg", quality=95, exif=exif)
+    bokeh_file(tmp_path / "phone.jpg", tmp_path / "out.png", artifact=checkpoint)
+    assert cv2.imread(str(tmp_path / "out.png")).shape == (100, 60, 3)
+
+
+def test_bokeh_file_writes_atomically(checkpoint, tmp_path, monkeypatch):
+    photo, _ = scene(90, 130)
+    cv2.imwrite(str(tmp_path / "photo.png"), photo[..., ::-1])
+    out = tmp_path / "out.jpg"
+    out.write_bytes(b"the previous rendering")
+
+    def fail_half_way(self, data):                       # the disk fills up half-way through the write
+        with open(self, "wb") as f:
+            f.write(data[: len(data) // 2])
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(pathlib.Path, "write_bytes", fail_half_way)
+    with pytest.raises(OSError, match="No space"):
+        bokeh_file(tmp_path / "photo.png", out, artifact=checkpoint)
+    monkeypatch.undo()
+    assert out.read_bytes() == b"the previous rendering"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jpg", "photo.png"]   # no temporary left
+
+    square = tmp_path / "square.png"                       # a failure before the write: nothing written
+    cv2.imwrite(str(square), np.zeros((50, 50), np.uint8))
+    out.unlink()
+    with pytest.raises(DataError, match="different aspect ratio"):
+        bokeh_file(tmp_path / "photo.png", out, mask_path=square, artifact=checkpoint)
+    assert not out.exists()
+
+
+def test_bokeh_file_refuses_an_unknown_output_format_before_any_work(tmp_path):
+    with pytest.raises(DataError, match="output must be"):
+        bokeh_file(tmp_path / "missing.jpg", tmp_path / "out.gif", artifact=tmp_path / "missing.pt")
+
+
+def test_command(checkpoint, tmp_path, capsys):
+    photo, _ = scene(64, 96)
+    cv2.imwrite(str(tmp_path / "p.png"), photo)
+    parser = argparse.ArgumentParser()
+    command.add_parser(parser.add_subparsers())
+    args = parser.parse_args(["bokeh", str(tmp_path / "p.png"), "-o", str(tmp_path / "o.png"),
+                              "--artifact", str(checkpoint), "--strength", "0.02", "--timings"])
+    assert args.func(args) == 0
+    assert (tmp_path / "o.png").is_file()
+    assert "model" in capsys.readouterr().out
+    assert f"default {DEFAULT_STRENGTH}:" in command.STRENGTH_HELP

@@ -1,0 +1,305 @@
+"""The runtime: one Matter over PyTorch and onnxruntime, pre-processing, upsampling, and every bad input."""
+
+import pathlib
+import shutil
+import subprocess
+import sys
+import warnings
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageOps
+
+from adamatting.checkpoint import CheckpointError, save_checkpoint
+from adamatting.config import get_config
+from adamatting.model import build_model
+from calib_data.errors import DataError
+from calib_data.trimaps import trimap_from_mask
+from export.manifest import ManifestError, manifest_path
+from export.onnx_graph import export_onnx
+from runtime import ArtifactError, BackendUnavailable, Matter
+from runtime.backends import Backend, backend_for
+from runtime.preprocess import Letterbox, make_trimap, read_image
+from runtime.upsample import upsample_alpha
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+ONNX_SIZE = (64, 64)
+
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory):
+    """A tiny model with non-trivial propagation, as a checkpoint and as a 64×64 ONNX export."""
+    torch.manual_seed(0)
+    model = build_model(get_config("tiny")).eval()
+    torch.nn.init.normal_(model.propagation.out.weight, std=0.2)
+    root = tmp_path_factory.mktemp("artifacts")
+    pt, onnx_path = root / "tiny.pt", root / "tiny.onnx"
+    save_checkpoint(pt, model)
+    export_onnx(model, onnx_path, ONNX_SIZE)
+    return {"pt": pt, "onnx": onnx_path}
+
+
+@pytest.fixture(scope="module")
+def torch_matter(artifacts):
+    return Matter.from_artifact(artifacts["pt"], long_side=64)
+
+
+@pytest.fixture(scope="module")
+def onnx_matter(artifacts):
+    return Matter.from_artifact(artifacts["onnx"], backend_options={"threads": 1})
+
+
+def photo(h, w, seed=0):
+    """A smooth random colour image with a bright blob: something for the network to look at."""
+    rng = np.random.default_rng(seed)
+    img = cv2.resize(rng.random((4, 5, 3), dtype=np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
+    yy, xx = np.mgrid[:h, :w]
+    img[((yy - h / 2) / (h / 3)) ** 2 + ((xx - w / 2) / (w / 4)) ** 2 < 1] += 0.5
+    return np.clip(img * 200, 0, 255).astype(np.uint8)
+
+
+def person_mask(h, w):
+    yy, xx = np.mgrid[:h, :w]
+    return ((((yy - h / 2) / (h / 3)) ** 2 + ((xx - w / 2) / (w / 4)) ** 2) < 1).astype(np.uint8) * 255
+
+
+# --------------------------------------------------------------------------------------------- backends
+@pytest.mark.parametrize("torch_opts", [{"long_side": 64}, {"expect": {"input_size": [64, 64]}}],
+                         ids=["long-side-64", "expect-input-size"])
+def test_checkpoint_and_onnx_give_the_same_alpha(artifacts, onnx_matter, torch_matter, torch_opts):
+    img, mask = photo(97, 143), person_mask(97, 143)
+    ref = onnx_matter.predict(img, mask=mask, band=6)
+    got = Matter.from_artifact(artifacts["pt"], **torch_opts).predict(img, mask=mask, band=6)
+    assert np.abs(got.alpha - ref.alpha).max() < 1e-4
+    assert np.abs(got.trimap_prob - ref.trimap_prob).max() < 1e-4
+    assert onnx_matter.name == "onnxruntime/fp32" and onnx_matter.backend.input_size == ONNX_SIZE
+    assert isinstance(onnx_matter.backend, Backend) and isinstance(torch_matter.backend, Backend)
+
+
+@pytest.mark.parametrize("size", [(97, 143), (143, 97), (64, 64), (40, 300)])
+def test_full_resolution_output_for_any_size(torch_matter, onnx_matter, size):
+    img = photo(*size)
+    for matter in (torch_matter, onnx_matter):
+        r = matter.predict(img)
+        assert r.alpha.shape == size and r.alpha.dtype == np.float32
+        assert r.trimap_prob.shape == (3, *size)
+        assert 0.0 <= r.alpha.min() and r.alpha.max() <= 1.0
+        assert {"load", "trimap", "preprocess", "model", "upsample"} <= set(r.timings)
+    assert torch_matter.predict(img, with_trimap_prob=False).trimap_prob is None
+
+
+def test_native_size_checkpoint_run(artifacts):
+    r = Matter.from_artifact(artifacts["pt"], long_side=None).predict(photo(97, 143))
+    assert r.alpha.shape == (97, 143)
+
+
+def test_letterbox_geometry():
+    box = Letterbox.fit((97, 143), input_size=(64, 64))
+    assert box.scaled == (43, 64) and box.padded == (64, 64) and sum(box.pads) == 21
+    x = np.random.default_rng(0).random((3, *box.scaled))
+    assert np.array_equal(box.crop(box.pad(x)), x)
+    assert Letterbox.fit((3000, 4000), long_side=512).padded == (384, 512)
+    assert Letterbox.fit((97, 143), long_side=512).scaled == (97, 143)         # never upscaled
+    assert Letterbox.fit((97, 143), long_side=512).padded == (128, 160)
+    assert Letterbox.fit((20, 30), input_size=(64, 64)).scaled == (43, 64)    # fixed size: scaled up to fit
+
+
+# --------------------------------------------------------------------------------------------- inputs
+def test_grayscale_rgba_uint16_and_float_inputs(torch_matter, tmp_path):
+    gray = photo(50, 70)[..., 1]
+    ref = torch_matter.predict(np.repeat(gray[..., None], 3, axis=2)).alpha
+    assert np.array_equal(torch_matter.predict(gray).alpha, ref)
+    cv2.imwrite(str(tmp_path / "gray.png"), gray)
+    assert np.array_equal(torch_matter.predict(tmp_path / "gray.png").alpha, ref)
+    rgb = np.repeat(gray[..., None], 3, axis=2)
+    assert np.abs(torch_matter.predict(rgb.astype(np.uint16) * 257).alpha - ref).max() < 1e-5
+    assert np.abs(torch_matter.predict(rgb / np.float32(255)).alpha - ref).max() < 1e-5
+
+    rgba = np.dstack([rgb, np.full(gray.shape, 255, np.uint8)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")             # fully opaque: dropped silently
+        assert np.array_equal(torch_matter.predict(rgba).alpha, ref)
+    rgba[..., 3] = 0
+    with pytest.warns(UserWarning, match="alpha channel is dropped"):
+        assert np.array_equal(torch_matter.predict(rgba).alpha, ref)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_matches_pillow(tmp_path, orientation):
+    img = photo(6, 9, seed=orientation)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / "o.png"
+    Image.fromarray(img).save(path, exif=exif)
+    with Image.open(path) as im:
+        expected = np.asarray(ImageOps.exif_transpose(im))
+    assert np.array_equal(read_image(path), expected)
+
+
+def test_exif_rotated_jpeg_gives_rotated_alpha(torch_matter, tmp_path):
+    exif = Image.Exif()
+    exif[0x0112] = 6                                   # stored landscape, shown rotated 90° clockwise
+    path = tmp_path / "phone.jpg"
+    Image.fromarray(photo(60, 100)).save(path, quality=95, exif=exif)
+    assert torch_matter.predict(path).alpha.shape == (100, 60)
+    with pytest.raises(DataError, match="before its EXIF rotation"):
+        torch_matter.predict(path, mask=person_mask(60, 100))
+
+
+def test_mask_becomes_a_full_resolution_trimap(torch_matter):
+    img, mask = photo(97, 143), person_mask(97, 143)
+    trimap = make_trimap((97, 143), mask=mask, band=5)
+    assert np.array_equal(trimap, trimap_from_mask(mask, 5))
+    assert set(np.unique(trimap)) == {0, 128, 255}
+    a = torch_matter.predict(img, mask=mask, band=5).alpha
+    assert np.array_equal(a, torch_matter.predict(img, trimap=trimap).alpha)
+    assert not np.array_equal(a, torch_matter.predict(img, mask=mask, band=12).alpha)
+    for same in (mask > 0, mask // 255, mask.astype(np.uint16) * 257, mask / np.float32(255)):
+        assert np.array_equal(make_trimap((97, 143), mask=same, band=5), trimap)   # bool, 0/1 labels, 16 bit, float
+
+
+def test_no_trimap_means_all_unknown(torch_matter):
+    img = photo(50, 70)
+    assert np.all(make_trimap((50, 70)) == 128)
+    unknown = np.full((50, 70), 128, np.uint8)
+    assert np.array_equal(torch_matter.predict(img).alpha, torch_matter.predict(img, trimap=unknown).alpha)
+
+
+def test_trimap_wins_over_mask(torch_matter):
+    img, mask = photo(50, 70), person_mask(50, 70)
+    trimap = trimap_from_mask(mask, 3)
+    with pytest.warns(UserWarning, match="mask ignored"):
+        both = torch_matter.predict(img, trimap=trimap, mask=np.zeros_like(mask))
+    assert np.array_equal(both.alpha, torch_matter.predict(img, trimap=trimap).alpha)
+
+
+def test_mask_of_another_size(torch_matter):
+    img, mask = photo(100, 150), person_mask(100, 150)
+    with pytest.warns(UserWarning, match="resized"):
+        r = torch_matter.predict(img, mask=cv2.resize(mask, (75, 50), interpolation=cv2.INTER_NEAREST))
+    assert r.alpha.shape == (100, 150)
+    with pytest.raises(DataError, match="different aspect ratio"):
+        torch_matter.predict(img, mask=person_mask(100, 100))
+
+
+# --------------------------------------------------------------------------------------------- bad input
+def test_unreadable_files_are_named(torch_matter, tmp_path):
+    jpeg = tmp_path / "cut.jpg"
+    Image.fromarray(photo(40, 40)).save(jpeg)
+    jpeg.write_bytes(jpeg.read_bytes()[:300])
+    (tmp_path / "noise.png").write_bytes(np.random.default_rng(0).bytes(500))
+    (tmp_path / "empty.png").write_bytes(b"")
+    for name, problem in [("cut.jpg", "corrupt"), ("noise.png", "corrupt"), ("empty.png", "empty"),
+                          ("missing.png", "not found")]:
+        with pytest.raises(DataError, match=problem) as err:
+            torch_matter.predict(tmp_path / name)
+        assert name in str(err.value)
+    with pytest.raises(DataError, match="mask.png: not a readable image"):
+        (tmp_path / "mask.png").write_bytes(b"not a png")
+        torch_matter.predict(photo(40, 40), mask=tmp_path / "mask.png")
+
+
+@pytest.mark.parametrize("image, problem", [
+    (np.full((40, 40, 3), np.nan, np.float32), "NaN or inf"),
+    (np.full((40, 40, 3), np.inf, np.float32), "NaN or inf"),
+    (np.full((40, 40, 3), 255.0, np.float32), r"must lie in \[0, 1\]"),
+    (np.zeros((40, 40, 2), np.uint8), "shape"),
+    (np.zeros((40, 40, 5), np.uint8), "shape"),
+    (np.zeros((2, 40, 40, 3), np.uint8), "shape"),
+    (np.zeros((40,), np.uint8), "shape"),
+    (np.zeros((40, 40, 3), np.int32), "dtype"),
+    (np.zeros((4, 40, 3), np.uint8), "at least"),
+    ("a string is not a path object", "not found"),
+])
+def test_bad_arrays(torch_matter, image, problem):
+    with pytest.raises(DataError, match=problem):
+        torch_matter.predict(image)
+
+
+def test_bad_masks_and_trimaps(torch_matter):
+    img = photo(40, 40)
+    with pytest.raises(DataError, match="NaN"):
+        torch_matter.predict(img, mask=np.full((40, 40), np.nan, np.float32))
+    with pytest.raises(DataError, match="different colour channels"):
+        torch_matter.predict(img, mask=photo(40, 40))
+    with pytest.raises(DataError, match="0/128/255"):
+        torch_matter.predict(img, trimap=np.full((40, 40), 100, np.uint8))
+    with pytest.raises(DataError, match="uint8"):
+        torch_matter.predict(img, trimap=np.full((40, 40), 0.5, np.float32))
+
+
+# --------------------------------------------------------------------------------------------- artifacts
+def test_manifest_mismatch_is_refused(artifacts):
+    with pytest.raises(ManifestError, match=r"input_size is \[64, 64\], expected \[128, 128\]"):
+        Matter.from_artifact(artifacts["onnx"], expect={"input_size": [128, 128]})
+    with pytest.raises(ManifestError, match="pu_steps is 2, expected 3"):
+        Matter.from_artifact(artifacts["onnx"], expect={"pu_steps": 3})
+    with pytest.raises(ManifestError, match="pu_steps is 2, expected 3"):
+        Matter.from_artifact(artifacts["pt"], expect={"pu_steps": 3})
+    with pytest.raises(ManifestError, match="multiples of the encoder stride"):
+        Matter.from_artifact(artifacts["pt"], expect={"input_size": [100, 100]})
+    Matter.from_artifact(artifacts["onnx"], expect={"input_size": [64, 64], "pu_steps": 2, "precision": "fp32"})
+
+
+def test_truncated_or_unmanifested_onnx_is_refused(artifacts, tmp_path):
+    onnx_path = tmp_path / "m.onnx"
+    shutil.copy(artifacts["onnx"], onnx_path)
+    with pytest.raises(ManifestError, match="no manifest"):
+        Matter.from_artifact(onnx_path)
+    shutil.copy(manifest_path(artifacts["onnx"]), manifest_path(onnx_path))
+    onnx_path.write_bytes(onnx_path.read_bytes()[:-1000])
+    with pytest.raises(ManifestError, match="truncated"):
+        Matter.from_artifact(onnx_path)
+
+
+def test_truncated_checkpoint_is_refused(artifacts, tmp_path):
+    pt = tmp_path / "m.pt"
+    pt.write_bytes(artifacts["pt"].read_bytes()[:5000])
+    with pytest.raises(CheckpointError, match="truncated"):
+        Matter.from_artifact(pt)
+
+
+def test_missing_runtime_is_a_clear_error_only_for_its_backend(artifacts, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)      # `import onnxruntime` now fails
+    with pytest.raises(BackendUnavailable, match="onnxruntime backend needs the 'onnxruntime' package: pip install"):
+        Matter.from_artifact(artifacts["onnx"])
+    assert Matter.from_artifact(artifacts["pt"]).backend.name == "torch"
+
+
+def test_importing_the_runtime_imports_no_backend():
+    """No backend runtime until an artifact needs one; the CLI hook imports no image library at all."""
+    code = ("import sys, runtime.command; print(sorted({'cv2', 'numpy'} & set(sys.modules))); "
+            "import runtime.pipeline; print(sorted({'torch', 'onnxruntime'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=pathlib.Path(__file__).resolve().parent.parent)
+    assert out.stdout.split() == ["[]", "[]"]
+
+
+def test_unknown_artifact_kind(tmp_path):
+    with pytest.raises(ArtifactError, match="no backend opens '.bin'"):
+        backend_for(tmp_path / "model.bin")
+    with pytest.raises(ValueError, match="unknown backend"):
+        Matter.from_artifact(tmp_path / "m.pt", backend="tflite")
+
+
+# --------------------------------------------------------------------------------------------- upsampling
+def test_guided_upsampling_follows_the_photo_edges():
+    """A 4× downsampled matte of a hard, slanted edge: guided by the photo, upsampling restores it."""
+    h, w = 128, 128
+    yy, xx = np.mgrid[:h, :w]
+    gt = (xx + 0.3 * yy > 70).astype(np.float32)
+    rng = np.random.default_rng(0)
+    guide = np.where(gt[..., None] > 0, [0.9, 0.3, 0.2], [0.1, 0.4, 0.8]).astype(np.float32)
+    guide += rng.normal(0, 0.01, guide.shape).astype(np.float32)
+    low = cv2.resize(gt, (32, 32), interpolation=cv2.INTER_AREA)
+    guided = upsample_alpha(low, guide, method="guided")
+    bilinear = upsample_alpha(low, guide, method="bilinear")
+    assert np.abs(guided - gt).mean() < 0.3 * np.abs(bilinear - gt).mean()
+    assert guided.dtype == np.float32 and guided.shape == (h, w)
+    flat = np.abs(xx + 0.3 * yy - 70) > 32           # beyond the filter's reach: exactly 0 or 1 (snapped)
+    assert np.array_equal(guided[flat], gt[flat])
+    with pytest.raises(ValueError, match="unknown upsampling method"):
+        upsample_alpha(low, guide, method="bicubic")
