@@ -166,6 +166,13 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--cache", default="cache/sets")
     o.set_defaults(func=_cmd_export_onnx)
 
+    from export.trt_target import add_arguments as add_trt_arguments, run_export_trt
+
+    trt_p = ex_sub.add_parser("trt", help="FP16 + INT8 Q/DQ ONNX for TensorRT (gated vs FP32 under onnxruntime); "
+                                          "engines where TensorRT is installed, else the trtexec lines (exit 3)")
+    add_trt_arguments(trt_p)
+    trt_p.set_defaults(func=run_export_trt)
+
     s = sub.add_parser("ship", help="write a run's best checkpoint, weights only, for shipping")
     s.add_argument("--run", default="runs/mobile")
     s.add_argument("--out", default=str(DEFAULT_WEIGHTS))

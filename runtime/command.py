@@ -21,6 +21,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     b.add_argument("--artifact", default=None,
                    help="model: a checkpoint (.pt) or an exported .onnx with its manifest (default: weights/mobile.pt)")
     b.add_argument("--strength", type=float, default=None, help=STRENGTH_HELP)
+    b.add_argument("--threads", type=int, default=None, help="CPU threads of the onnxruntime/OpenVINO backend")
+    b.add_argument("--hint", choices=["LATENCY", "THROUGHPUT"], default=None,
+                   help="OpenVINO performance hint (default LATENCY)")
     b.add_argument("--timings", action="store_true", help="print the seconds of each stage")
     b.set_defaults(func=run)
     return b
@@ -28,10 +31,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from runtime.lens_blur import DEFAULT_STRENGTH
+    from runtime.matter import Matter
     from runtime.pipeline import DEFAULT_ARTIFACT, bokeh_file
 
-    timings = bokeh_file(args.photo, args.out, mask_path=args.mask, trimap_path=args.trimap,
-                         artifact=args.artifact or DEFAULT_ARTIFACT,
+    options = {k: v for k, v in (("threads", args.threads), ("hint", args.hint)) if v is not None}
+    artifact = args.artifact or DEFAULT_ARTIFACT
+    if args.hint and not str(artifact).endswith(".xml"):
+        raise ValueError("--hint applies to OpenVINO IR artifacts (.xml) only")
+    if options:
+        artifact = Matter.from_artifact(artifact, backend_options=options)
+    timings = bokeh_file(args.photo, args.out, mask_path=args.mask, trimap_path=args.trimap, artifact=artifact,
                          strength=DEFAULT_STRENGTH if args.strength is None else args.strength, band=args.band)
     print(args.out)
     if args.timings:

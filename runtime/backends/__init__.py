@@ -1,6 +1,6 @@
 """The backend registry: which runtime opens which artifact, imported only when asked for.
 
-Optional runtimes (onnxruntime today; OpenVINO, TensorRT, CoreML later) are imported when their backend
+Optional runtimes (onnxruntime, OpenVINO, TensorRT; CoreML later) are imported when their backend
 is requested, never when ``runtime`` is imported, so a missing package is an error — a clear
 :class:`runtime.errors.BackendUnavailable` saying what to install — only for the backend that needs it.
 """
@@ -30,6 +30,12 @@ BACKENDS: dict[str, BackendSpec] = {
                          "pip install torch==2.13.0", (".pt", ".pth")),
     "onnxruntime": BackendSpec("runtime.backends.onnxruntime_backend", "OnnxRuntimeBackend", ("onnxruntime",),
                                "pip install 'onnxruntime>=1.20,<1.33' (or the project's [export] extra)", (".onnx",)),
+    "openvino": BackendSpec("runtime.backends.openvino_backend", "OpenVinoBackend", ("openvino",),
+                            "pip install 'openvino>=2025.1,<2027' (or the project's [export] extra)", (".xml",)),
+    # unverified here: tensorrt cannot be installed on the project machines (see export/trt_engine.py)
+    "tensorrt": BackendSpec("runtime.backends.tensorrt_backend", "TensorRtBackend", ("tensorrt",),
+                            "install TensorRT 11 from NVIDIA on the target (a machine with an NVIDIA GPU)",
+                            (".engine",)),
 }
 
 

@@ -33,8 +33,11 @@ class TorchBackend:
         self.stride = model.cfg.STRIDE
 
     @classmethod
-    def open(cls, artifact: Path, expect: dict[str, Any], device: str = "cpu") -> "TorchBackend":
-        """Load a checkpoint (CheckpointError if truncated or not one); ManifestError if ``expect`` differs."""
+    def open(cls, artifact: Path, expect: dict[str, Any], device: str = "cpu", threads: int | None = None) -> "TorchBackend":
+        """Load a checkpoint (CheckpointError if truncated or not one); ManifestError if ``expect`` differs.
+        ``threads`` sets PyTorch's intra-op threads (process-wide)."""
+        if threads:
+            torch.set_num_threads(int(threads))
         model, _ = load_model(artifact)
         size = expect.get("input_size")
         if size is not None:

@@ -1,0 +1,169 @@
+"""OpenVINO IR: FP32, FP16 (``compress_to_fp16``), INT8 (``nncf.quantize``) and accuracy-controlled INT8
+(``nncf.quantize_with_accuracy_control``), all from the validated FP32 ONNX and its manifest.
+
+An IR is a pair ``model.xml`` + ``model.bin``; the manifest sits beside the .xml and hashes both. INT8
+keeps the precision policy's layers in float (NNCF ``IgnoredScope``). The accuracy-controlled variant
+validates with −SAD (Composition-1k, unknown region) on the composited validation set and reverts the most
+sensitive layers to float until the absolute drop is within ``max_drop``; when that cannot be met it
+raises, reporting the best drop reached, and writes nothing.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from adamatting.encoding import encode_inputs
+from adamatting.evaluate import evaluate_set
+from calib_data.io import atomic_path
+from export.errors import ExportError
+from export.int8_qdq import check_set_size
+from export.manifest import Manifest, check_expected, load_manifest, sha256_of, tool_versions, write_manifest
+from export.precision import PrecisionPolicy
+
+PRECISIONS = ("fp32", "fp16", "int8", "int8-acc")
+
+
+def _encoded(item: dict) -> dict[str, np.ndarray]:
+    img, tri = encode_inputs(item["image"], item["trimap"])
+    return {"image": img[None], "trimap": tri[None]}
+
+
+def _items(cset, limit: int | None = None) -> list[dict]:
+    n = len(cset) if limit is None else min(limit, len(cset))
+    return [cset[i] for i in range(n)]
+
+
+def ov_alpha_fn(compiled):
+    out = compiled.output("alpha")
+    return lambda img, tri: compiled({"image": img, "trimap": tri})[out]
+
+
+def ignored_scope(policy: PrecisionPolicy, ov_model):
+    """NNCF IgnoredScope for the policy; a fragment matching no operation is an ExportError."""
+    import nncf
+
+    names = [op.get_friendly_name() for op in ov_model.get_ops()]
+    missing = [f for f in policy.names if not any(f in n for n in names)]
+    if missing:
+        raise ExportError(f"precision policy {policy.source} names layers that do not exist in the OpenVINO "
+                          f"model: {', '.join(missing)}")
+    return nncf.IgnoredScope(patterns=[re.escape(f) + ".*" for f in policy.names], types=list(policy.op_types),
+                             validate=False)
+
+
+def save_ir(ov_model, out_xml: Path, manifest: Manifest, compress_to_fp16: bool, validate=None) -> Path:
+    """Write the IR pair into a temporary folder, validate what was written (``validate(saved_model)`` may
+    fill the manifest or raise), then move both files into place and write the manifest."""
+    import openvino as ov
+
+    out_xml = Path(out_xml)
+    out_xml.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out_xml.stem}.", dir=out_xml.parent))
+    try:
+        for k, v in manifest.metadata_props().items():
+            ov_model.set_rt_info(v, ["adamatting", k])
+        ov.save_model(ov_model, work / out_xml.name, compress_to_fp16=compress_to_fp16)
+        if validate is not None:
+            validate(ov.Core().read_model(work / out_xml.name))
+        (work / out_xml.with_suffix(".bin").name).replace(out_xml.with_suffix(".bin"))
+        (work / out_xml.name).replace(out_xml)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    manifest.extra = {**manifest.extra, "bin_sha256": sha256_of(out_xml.with_suffix(".bin"))}
+    write_manifest(out_xml, manifest)
+    return out_xml
+
+
+def export_openvino(fp32_onnx: str | Path, out_dir: str | Path, precision: str, *, calib_set=None, val_set=None,
+                    policy: PrecisionPolicy | None = None, max_drop: float = 0.5, subset_size: int = 300,
+                    val_limit: int | None = None) -> tuple[Path, Manifest]:
+    """One OpenVINO IR of ``precision`` (fp32 | fp16 | int8 | int8-acc) from the FP32 ONNX."""
+    import openvino as ov
+
+    if precision not in PRECISIONS:
+        raise ExportError(f"unknown OpenVINO precision {precision!r}; use one of {', '.join(PRECISIONS)}")
+    fp32_onnx = Path(fp32_onnx)
+    src = load_manifest(fp32_onnx)
+    check_expected(src, fp32_onnx, backend="onnxruntime", precision="fp32")
+    ov_model = ov.convert_model(str(fp32_onnx))
+    base = fp32_onnx.name[: -len("_fp32.onnx")] if fp32_onnx.name.endswith("_fp32.onnx") else fp32_onnx.stem
+    out_xml = Path(out_dir) / f"{base}_openvino_{precision.replace('-', '_')}.xml"
+    manifest = Manifest(**{**src.__dict__, "backend": "openvino", "precision": precision, "artifact_sha256": "",
+                           "tools": tool_versions("openvino", "nncf"), "validation": {}, "calibration": None,
+                           "extra": {**src.extra, "converted_from": fp32_onnx.name}})
+    manifest.created = Manifest.__dataclass_fields__["created"].default_factory()
+    if precision in ("int8", "int8-acc"):
+        import nncf
+
+        if calib_set is None or val_set is None:
+            raise ExportError("INT8 needs a calibration set and a validation set")
+        check_set_size(calib_set, src.input_size, "calibration")
+        check_set_size(val_set, src.input_size, "validation")
+        policy = policy if policy is not None else PrecisionPolicy.load()
+        scope = ignored_scope(policy, ov_model)
+        calib = nncf.Dataset(_items(calib_set), _encoded)
+        if precision == "int8":
+            ov_model = nncf.quantize(ov_model, calib, preset=nncf.QuantizationPreset.MIXED,
+                                     subset_size=min(subset_size, len(calib_set)), ignored_scope=scope)
+        else:
+            val_items = _items(val_set, val_limit)
+
+            def validation_fn(compiled, items) -> float:
+                sad, _ = evaluate_set(ov_alpha_fn(compiled), _ListSet(list(items)))
+                return -sad["SAD"]
+
+            try:
+                ov_model = nncf.quantize_with_accuracy_control(
+                    ov_model, calib, nncf.Dataset(val_items, _encoded), validation_fn=validation_fn,
+                    max_drop=max_drop, drop_type=nncf.DropType.ABSOLUTE, preset=nncf.QuantizationPreset.MIXED,
+                    subset_size=min(subset_size, len(calib_set)), ignored_scope=scope)
+            except RuntimeError as e:
+                raise ExportError(f"accuracy-controlled INT8 failed: {e}") from None
+        manifest.calibration = {"set": str(calib_set.path), "key": calib_set.meta.get("key"),
+                                "config": calib_set.meta.get("config"), "samples": len(calib_set),
+                                "tool": "nncf.quantize" if precision == "int8" else "nncf.quantize_with_accuracy_control",
+                                "preset": "mixed", "policy": policy.source,
+                                **({"max_drop_sad": max_drop} if precision == "int8-acc" else {})}
+
+    def validate(saved_model) -> None:
+        if val_set is None:
+            return
+        report = compare_ov_to_onnx(saved_model, fp32_onnx, val_set, val_limit)
+        manifest.validation = {"reference": "onnxruntime fp32 (same export)", **report}
+        if precision == "int8-acc" and report["drop"]["SAD"] > max_drop:
+            raise ExportError(f"accuracy-controlled INT8 could not meet --max-drop {max_drop}: best SAD drop "
+                              f"reached {report['drop']['SAD']:.4f}; {out_xml} not written")
+
+    save_ir(ov_model, out_xml, manifest, compress_to_fp16=(precision == "fp16"), validate=validate)
+    return out_xml, manifest
+
+
+class _ListSet:
+    """A list of set items with the CompositedSet interface evaluate_set needs."""
+
+    def __init__(self, items):
+        self.items = items
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        return self.items[i]
+
+
+def compare_ov_to_onnx(ov_model, fp32_onnx: Path, val_set, limit: int | None = None) -> dict:
+    import openvino as ov
+
+    from export.int8_qdq import ort_alpha_fn
+
+    ref, ref_alphas = evaluate_set(ort_alpha_fn(fp32_onnx), val_set, limit, keep=True)
+    compiled = ov.Core().compile_model(ov_model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    cand, cand_alphas = evaluate_set(ov_alpha_fn(compiled), val_set, limit, keep=True)
+    diffs = np.concatenate([np.abs(a - b).ravel() for a, b in zip(ref_alphas, cand_alphas)])
+    return {"samples": len(ref_alphas), "fp32": ref, "quantized": cand, "drop": {k: cand[k] - ref[k] for k in ref},
+            "alpha_vs_fp32": {"max_abs": float(diffs.max()), "mean_abs": float(diffs.mean())}}

@@ -1,0 +1,308 @@
+"""The Q/DQ rules a TensorRT-bound INT8 ONNX must follow, checked on the graph before anything is built.
+
+TensorRT (10 and 11) quantizes only explicitly: it reads QuantizeLinear/DequantizeLinear (Q/DQ) nodes and
+keeps exactly the precisions they say. Its ONNX parser refuses some Q/DQ graphs at parse time and quietly
+reinterprets others, so a model that runs correctly under onnxruntime can fail to build, or build into an
+engine that computes something else. :func:`check` finds those cases and names the offending nodes;
+:func:`check_or_raise` turns them into an :class:`~export.errors.ExportError`.
+
+Rules (id — what — where it comes from):
+
+- ``domain`` — Q/DQ nodes are standard ONNX ops (domain ``""``/``ai.onnx``), not ``com.microsoft`` contrib
+  ops (onnxruntime's ``UseQDQContribOps``): the TensorRT ONNX parser registers importers for the standard
+  ops only (onnx/onnx-tensorrt ``onnxOpImporters.cpp``).
+- ``opset`` — the default-domain opset is ≥ 13: the ``axis`` attribute, hence per-channel Q/DQ, exists
+  from opset 13; for older models the parser assumes axis 0 (onnx-tensorrt ``QuantDequantLinearHelper``).
+- ``zero-point-missing`` — every Q/DQ carries an explicit zero point. Without one, ONNX means *uint8* while
+  TensorRT defaults to *int8*: onnxruntime (where accuracy is measured here) and TensorRT would compute
+  different things (onnx-tensorrt: "ONNX default is UINT8, TRT will default to INT8").
+- ``zero-point-int8`` — the zero point (hence the quantized type) is int8, not uint8: TensorRT's explicit
+  quantization is signed INT8 (TensorRT "Working with Quantized Types": symmetric scheme, INT8 signed);
+  the parser warns and silently substitutes INT8 for a uint8 zero point, and refuses uint8 DequantizeLinear
+  input without the DLA-only flag ``kENABLE_UINT8_AND_ASYMMETRIC_QUANTIZATION_DLA``.
+- ``zero-point-nonzero`` — every zero point is 0 (symmetric): parser error "Non-zero zero point is not
+  supported"; onnx-tensorrt operators.md: "``x_zero_point`` must be zero" / "``y_zero_point`` must be 0".
+- ``constant-params`` — scales and zero points are initializers (or Constant nodes), so they can be checked
+  here; the parser verifies concrete scales at parse time.
+- ``scale-positive`` / ``scale-finite`` — every scale is > 0 (parser: "Scale coefficients must all be
+  positive") and finite (an inf/NaN scale makes the tensor meaningless; checked here, not by the parser).
+- ``scale-zero-point-size`` — scale and zero point have the same number of elements (parser: "The scale and
+  zero point must have the same volume").
+- ``dq-input-type`` — DequantizeLinear dequantizes int8 only: an int32 (e.g. onnxruntime's quantized Conv
+  bias) or uint8 input is not a TensorRT Q/DQ type (onnx-tensorrt operators.md: DequantizeLinear types INT8;
+  ``checkQuantizationDatatype``: FP8, INT8, INT4, FP4 only). TensorRT adds the float bias itself.
+- ``weights-per-channel`` — the weight input of Conv, ConvTranspose, Gemm and MatMul (an initializer through
+  DequantizeLinear, or Q→DQ) is quantized per output channel: Conv axis 0 (KCRS), ConvTranspose axis 1
+  (CKRS), MatMul axis 1 (K×N), Gemm axis 0 with transB=1 else 1; the scale is a vector of exactly that many
+  elements (parser: "The number of scales is not equal to the number of output channels"). Per-tensor
+  weights parse, but this project requires per-channel weights (accuracy); a single-output-channel weight
+  counts as per-channel.
+- ``activation-per-tensor`` — Q/DQ of activations (anything but weights) have one scale: TensorRT quantizes
+  activations per tensor (onnx-tensorrt 8.x ``QuantDequantLinearHelper``: "Activations-quantization does not
+  support per-axis quantization"; per-channel scales are meant for weights).
+- ``q-without-dq`` — a QuantizeLinear output feeds only DequantizeLinear nodes with the same scale and zero
+  point, and is not a graph output: explicit quantization is expressed as Q/DQ pairs (TensorRT "Explicit
+  Quantization": each fake-quantization exports as a QuantizeLinear + DequantizeLinear pair); an int8 tensor
+  flowing into another op or out of the network is not what the float model meant.
+- ``weighted-op-float-input`` (warning) — a Conv/ConvTranspose/Gemm/MatMul with int8 weights whose data input
+  is not dequantized: TensorRT then runs it in float on dequantized weights (no INT8 kernel); TensorRT's
+  Q/DQ placement recommendations say to quantize all inputs of weighted operations.
+- ``policy-float`` — a node the precision policy keeps in float has a dequantized weight (only when the
+  policy's node names are given).
+
+Warnings are reported but do not make :func:`check_or_raise` fail.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from export.errors import ExportError
+
+QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
+STANDARD_DOMAINS = ("", "ai.onnx")
+# weighted op → (index of its weight input, function (node, weight rank) → output-channel axis)
+WEIGHTED_OPS = {
+    "Conv": (1, lambda node, rank: 0),
+    "ConvTranspose": (1, lambda node, rank: 1),
+    "MatMul": (1, lambda node, rank: rank - 1),
+    "Gemm": (1, lambda node, rank: 0 if _attr(node, "transB", 0) else 1),
+}
+MIN_OPSET = 13
+
+
+@dataclass(frozen=True)
+class Violation:
+    node: str       # node name (or the tensor name for graph-level rules)
+    rule: str       # rule id, see the module docstring
+    detail: str
+    severity: str = "error"  # "error" | "warning"
+
+    def __str__(self) -> str:
+        return f"{self.node}: [{self.rule}] {self.detail}"
+
+
+def _attr(node, name: str, default=None):
+    for a in node.attribute:
+        if a.name == name:
+            import onnx
+
+            return onnx.helper.get_attribute_value(a)
+    return default
+
+
+class _Graph:
+    """Lookups over one ONNX graph: initializers, Constant outputs, producers, consumers."""
+
+    def __init__(self, proto):
+        from onnx import numpy_helper
+
+        g = proto.graph
+        self.proto = proto
+        self.inits = {i.name: i for i in g.initializer}
+        self.consts = {}
+        for n in g.node:
+            if n.op_type == "Constant" and n.domain in STANDARD_DOMAINS:
+                v = _attr(n, "value")
+                if v is not None:
+                    self.consts[n.output[0]] = v
+        self.producer = {o: n for n in g.node for o in n.output}
+        self.consumers: dict[str, list] = {}
+        for n in g.node:
+            for i in n.input:
+                if i:
+                    self.consumers.setdefault(i, []).append(n)
+        self.outputs = {o.name for o in g.output}
+        self._np = numpy_helper
+
+    def tensor(self, name: str):
+        return self.inits.get(name) or self.consts.get(name)
+
+    def array(self, name: str):
+        t = self.tensor(name)
+        return None if t is None else self._np.to_array(t)
+
+    def dtype(self, name: str):
+        t = self.tensor(name)
+        return None if t is None else t.data_type
+
+
+def _name(node) -> str:
+    return node.name or f"<{node.op_type} → {node.output[0] if node.output else '?'}>"
+
+
+def _weight_source(g: _Graph, dq) -> str | None:
+    """The initializer a DequantizeLinear dequantizes: directly, or through a QuantizeLinear (Q→DQ)."""
+    x = dq.input[0]
+    if g.tensor(x) is not None:
+        return x
+    q = g.producer.get(x)
+    if q is not None and q.op_type == "QuantizeLinear" and g.tensor(q.input[0]) is not None:
+        return q.input[0]
+    return None
+
+
+def _weight_uses(g: _Graph) -> dict[str, list[tuple]]:
+    """DequantizeLinear output → [(weighted node, output-channel axis, weight shape)] for weight inputs."""
+    uses: dict[str, list[tuple]] = {}
+    for n in g.proto.graph.node:
+        spec = WEIGHTED_OPS.get(n.op_type)
+        if spec is None or len(n.input) <= spec[0]:
+            continue
+        dq = g.producer.get(n.input[spec[0]])
+        if dq is None or dq.op_type != "DequantizeLinear":
+            continue
+        src = _weight_source(g, dq)
+        if src is None:
+            continue
+        shape = list(g.tensor(src).dims)
+        uses.setdefault(dq.output[0], []).append((n, spec[1](n, len(shape)), shape))
+    return uses
+
+
+def _check_params(g: _Graph, node, out: list[Violation]) -> tuple[np.ndarray | None, np.ndarray | None]:
+    name = _name(node)
+    scale = zp = None
+    if len(node.input) < 2 or not node.input[1]:
+        out.append(Violation(name, "constant-params", "no scale input"))
+        return None, None
+    scale = g.array(node.input[1])
+    if scale is None:
+        out.append(Violation(name, "constant-params", f"scale {node.input[1]!r} is computed, not a constant"))
+    if len(node.input) < 3 or not node.input[2]:
+        out.append(Violation(name, "zero-point-missing",
+                             "no zero point: ONNX then means uint8, TensorRT int8 — give an int8 zero point of 0"))
+    else:
+        zp = g.array(node.input[2])
+        if zp is None:
+            out.append(Violation(name, "constant-params", f"zero point {node.input[2]!r} is computed, not a constant"))
+        else:
+            import onnx
+
+            if g.dtype(node.input[2]) != onnx.TensorProto.INT8:
+                tname = onnx.TensorProto.DataType.Name(g.dtype(node.input[2]))
+                out.append(Violation(name, "zero-point-int8", f"zero point is {tname}; TensorRT needs INT8"))
+            if np.any(zp != 0):
+                nz = np.unique(zp[zp != 0])[:4].tolist()
+                out.append(Violation(name, "zero-point-nonzero", f"zero point {nz} is not 0 (asymmetric)"))
+    if scale is not None:
+        s = scale.astype(np.float64)
+        if not np.all(np.isfinite(s)):
+            out.append(Violation(name, "scale-finite", "scale has inf/NaN values"))
+        elif np.any(s <= 0):
+            out.append(Violation(name, "scale-positive", f"scale has {int(np.sum(s <= 0))} value(s) ≤ 0"))
+        if zp is not None and zp.size != scale.size:
+            out.append(Violation(name, "scale-zero-point-size",
+                                 f"scale has {scale.size} elements, zero point {zp.size}"))
+    return scale, zp
+
+
+def check(proto, float_nodes: list[str] | None = None) -> list[Violation]:
+    """Every violation of the rules above in ``proto`` (an onnx.ModelProto); empty when conformant."""
+    import onnx
+
+    g = _Graph(proto)
+    out: list[Violation] = []
+    qdq = [n for n in proto.graph.node if n.op_type in QDQ_OPS]
+    opset = max((o.version for o in proto.opset_import if o.domain in STANDARD_DOMAINS), default=0)
+    if qdq and opset < MIN_OPSET:
+        out.append(Violation("<model>", "opset", f"default-domain opset {opset} < {MIN_OPSET}: no per-axis Q/DQ"))
+    weight_uses = _weight_uses(g)
+    params = {}
+    for n in qdq:
+        name = _name(n)
+        if n.domain not in STANDARD_DOMAINS:
+            out.append(Violation(name, "domain", f"{n.op_type} in domain {n.domain!r}, not a standard ONNX op"))
+        if n.op_type == "DequantizeLinear":
+            dt = g.dtype(n.input[0])
+            if dt is not None and dt != onnx.TensorProto.INT8:
+                # the cause; its zero-point type and scale shape follow from it and are not repeated
+                out.append(Violation(name, "dq-input-type",
+                                     f"dequantizes a {onnx.TensorProto.DataType.Name(dt)} constant; TensorRT "
+                                     f"dequantizes INT8 only (keep biases float)"))
+                continue
+        scale, zp = _check_params(g, n, out)
+        params[n.output[0]] = (scale, zp)
+        axis = _attr(n, "axis", 1)
+        uses = weight_uses.get(n.output[0])
+        if n.op_type == "QuantizeLinear":
+            # a Q on a weight initializer: judged through the DQ it feeds
+            dqs = [c for c in g.consumers.get(n.output[0], []) if c.op_type == "DequantizeLinear"]
+            uses = next((weight_uses[d.output[0]] for d in dqs if d.output[0] in weight_uses), None)
+        if uses:
+            for op, want_axis, shape in uses:
+                channels = shape[want_axis] if want_axis < len(shape) else None
+                size = None if scale is None else int(scale.size)
+                if size is None:
+                    continue
+                if size == 1 and channels != 1:
+                    out.append(Violation(name, "weights-per-channel",
+                                         f"weight of {op.op_type} {_name(op)} is quantized per tensor; needs "
+                                         f"{channels} scales along axis {want_axis}"))
+                elif size != 1 and (scale.ndim != 1 or size != channels
+                                    or (axis % len(shape)) != want_axis):
+                    out.append(Violation(name, "weights-per-channel",
+                                         f"weight of {op.op_type} {_name(op)} (shape {shape}) has {size} scales "
+                                         f"on axis {axis}; needs {channels} on axis {want_axis}"))
+        elif scale is not None and scale.size != 1:
+            out.append(Violation(name, "activation-per-tensor",
+                                 f"activation {n.input[0]!r} quantized per axis ({scale.size} scales)"))
+    # Q → DQ pairing
+    for n in qdq:
+        if n.op_type != "QuantizeLinear":
+            continue
+        name, y = _name(n), n.output[0]
+        if y in g.outputs:
+            out.append(Violation(name, "q-without-dq", f"quantized tensor {y!r} is a graph output"))
+        cons = g.consumers.get(y, [])
+        if not cons and y not in g.outputs:
+            out.append(Violation(name, "q-without-dq", "output is never dequantized"))
+        for c in cons:
+            if c.op_type != "DequantizeLinear":
+                out.append(Violation(name, "q-without-dq", f"int8 output feeds {c.op_type} {_name(c)}"))
+                continue
+            (qs, qz), (ds, dz) = params.get(y, (None, None)), params.get(c.output[0], (None, None))
+            if qs is not None and ds is not None and (qs.shape != ds.shape or not np.array_equal(qs, ds)):
+                out.append(Violation(name, "q-without-dq", f"scale differs from its DequantizeLinear {_name(c)}"))
+            if qz is not None and dz is not None and (qz.shape != dz.shape or not np.array_equal(qz, dz)):
+                out.append(Violation(name, "q-without-dq",
+                                     f"zero point differs from its DequantizeLinear {_name(c)}"))
+    # weighted ops: both inputs quantized, policy nodes not quantized
+    float_set = set(float_nodes or [])
+    for n in proto.graph.node:
+        spec = WEIGHTED_OPS.get(n.op_type)
+        if spec is None or len(n.input) <= spec[0]:
+            continue
+        wprod = g.producer.get(n.input[spec[0]])
+        w_quantized = wprod is not None and wprod.op_type == "DequantizeLinear" and _weight_source(g, wprod)
+        if w_quantized and n.name in float_set:
+            out.append(Violation(_name(n), "policy-float",
+                                 "the precision policy keeps this node in float but its weight is int8"))
+        xprod = g.producer.get(n.input[0])
+        if w_quantized and (xprod is None or xprod.op_type != "DequantizeLinear"):
+            out.append(Violation(_name(n), "weighted-op-float-input",
+                                 "int8 weight but float data input: TensorRT runs it in float", "warning"))
+    return out
+
+
+def errors(violations: list[Violation]) -> list[Violation]:
+    return [v for v in violations if v.severity == "error"]
+
+
+def format_violations(violations: list[Violation], limit: int = 20) -> str:
+    lines = [f"  {v}" for v in violations[:limit]]
+    if len(violations) > limit:
+        lines.append(f"  ... and {len(violations) - limit} more")
+    return "\n".join(lines)
+
+
+def check_or_raise(proto, where: str = "model", float_nodes: list[str] | None = None) -> list[Violation]:
+    """Raise ExportError listing every error (offending node + rule); return the warnings otherwise."""
+    found = check(proto, float_nodes)
+    errs = errors(found)
+    if errs:
+        raise ExportError(f"{where} breaks TensorRT's Q/DQ rules ({len(errs)} violation(s)):\n"
+                          + format_violations(errs))
+    return found

@@ -1,0 +1,58 @@
+"""The OpenVINO backend: an IR (``.xml`` + ``.bin``; FP32, FP16 or INT8) with its manifest.
+
+Performance hint LATENCY by default (one request, all cores for it: the phone/laptop case), THROUGHPUT on
+request; ``threads`` caps the CPU threads (``INFERENCE_NUM_THREADS``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import openvino as ov
+
+from export.manifest import Manifest, ManifestError, load_manifest, sha256_of
+from runtime.backends.base import OUTPUT_NAMES, check_manifest
+from runtime.errors import ArtifactError
+
+HINTS = ("LATENCY", "THROUGHPUT")
+
+
+class OpenVinoBackend:
+    name = "openvino"
+    stride = 32
+
+    def __init__(self, compiled: ov.CompiledModel, manifest: Manifest, hint: str, threads: int | None):
+        self.compiled = compiled
+        self.request = compiled.create_infer_request()
+        self.manifest = manifest
+        self.precision = manifest.precision
+        self.input_size = (int(manifest.input_size[0]), int(manifest.input_size[1]))
+        self.hint, self.threads = hint, threads
+        self._outputs = [compiled.output(n) for n in OUTPUT_NAMES]
+
+    @classmethod
+    def open(cls, artifact: Path, expect: dict[str, Any], hint: str = "LATENCY", threads: int | None = None,
+             device: str = "CPU") -> "OpenVinoBackend":
+        hint = hint.upper()
+        if hint not in HINTS:
+            raise ValueError(f"unknown OpenVINO performance hint {hint!r}; use {' or '.join(HINTS)}")
+        manifest = load_manifest(artifact)
+        check_manifest(manifest, artifact, {"backend": "openvino", **expect})
+        weights = Path(artifact).with_suffix(".bin")
+        if not weights.is_file() or sha256_of(weights) != manifest.extra.get("bin_sha256"):
+            raise ManifestError(f"{weights}: missing, or does not match its manifest's hash (truncated, damaged "
+                                f"or replaced after export); re-export it")
+        config: dict[str, Any] = {"PERFORMANCE_HINT": hint}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = int(threads)
+        try:
+            compiled = ov.Core().compile_model(str(artifact), device, config)
+        except RuntimeError as e:
+            raise ArtifactError(f"{artifact}: OpenVINO cannot load it: {e}") from None
+        return cls(compiled, manifest, hint, threads)
+
+    def run(self, image: np.ndarray, trimap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        result = self.request.infer({"image": image, "trimap": trimap})
+        return result[self._outputs[0]], result[self._outputs[1]]
