@@ -6,7 +6,7 @@ CLI    := $(VENV)/bin/adamat
 STAMP  := $(VENV)/.installed
 OUT    ?= out
 
-.PHONY: setup test demo train bench export-onnx export-trt clean help
+.PHONY: setup test demo train bench export-onnx export-trt export-openvino clean help
 
 help:
 	@echo "make setup   create .venv and install the project (idempotent)"
@@ -14,6 +14,7 @@ help:
 	@echo "make test    the test suite (what CI runs)"
 	@echo "make train   train the mobile model in the background-safe, resumable way (runs/mobile)"
 	@echo "make export-onnx  FP32 + INT8 ONNX of weights/mobile.pt with manifests (out/export)"
+	@echo "make export-openvino  OpenVINO IR FP32/FP16/INT8/accuracy-controlled INT8 (out/export)"
 	@echo "make export-trt   FP16 + INT8 Q/DQ ONNX for TensorRT (out/export); engines where TensorRT imports,"
 	@echo "                  else the trtexec lines and exit 3 (TRT_OPTIONAL=1: warning, exit 0)"
 	@echo "make bench   benchmarks (metrics speed, model quality vs closed-form matting)"
@@ -38,6 +39,9 @@ train: $(STAMP)
 
 export-onnx: $(STAMP)
 	$(CLI) export onnx --checkpoint weights/mobile.pt --out $(OUT)/export
+
+export-openvino: $(STAMP)
+	$(CLI) export openvino --checkpoint weights/mobile.pt --out $(OUT)/export
 
 export-trt: $(STAMP)
 	$(CLI) export trt --checkpoint weights/mobile.pt --out $(OUT)/export

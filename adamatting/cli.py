@@ -75,6 +75,48 @@ def _cmd_export_onnx(args) -> int:
     return 0
 
 
+def _cmd_export_openvino(args) -> int:
+    from export.onnx_graph import export_onnx
+    from export.openvino_ir import PRECISIONS, export_openvino
+    from export.targets import artifact_name, composited_set
+    from adamatting.checkpoint import file_sha256, load_model
+
+    size = tuple(args.size)
+    model, _ = load_model(args.checkpoint)
+    out = Path(args.out)
+    fp32 = out / artifact_name(model.cfg.name, size, "fp32")
+    export_onnx(model, fp32, size, checkpoint_sha256=file_sha256(args.checkpoint))
+    vset = composited_set(args.val, size, Path(args.cache))
+    cal = composited_set(args.calib, size, Path(args.cache))
+    for precision in args.precisions or PRECISIONS:
+        xml, m = export_openvino(fp32, out, precision, calib_set=cal, val_set=vset, max_drop=args.max_drop,
+                                 max_iterations=args.max_iterations)
+        v = m.validation
+        print(f"{xml}  vs FP32 ONNX on {v['samples']} composites: mean |Δα| {v['alpha_vs_fp32']['mean_abs']:.4f}, "
+              f"SAD drop {v['drop']['SAD']:+.4f}")
+    return 0
+
+
+def _cmd_export_sensitivity(args) -> int:
+    from export.onnx_graph import export_onnx
+    from export.sensitivity import format_report, rank_layers, suggest_policy
+    from export.targets import composited_set
+    from adamatting.checkpoint import load_model
+
+    size = tuple(args.size)
+    model, _ = load_model(args.checkpoint)
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = Path(tmp) / "fp32.onnx"
+        export_onnx(model, fp32, size)
+        rows = rank_layers(fp32, composited_set(args.calib, size, Path(args.cache)),
+                           composited_set(args.val, size, Path(args.cache)), depth=args.depth,
+                           calib_limit=args.samples, val_limit=args.samples)
+    print(format_report(rows, suggest_policy(rows)))
+    return 0
+
+
 def _cmd_ship(args) -> int:
     from adamatting.checkpoint import load_model, read_checkpoint, save_checkpoint
 
@@ -172,6 +214,33 @@ def build_parser() -> argparse.ArgumentParser:
                                           "engines where TensorRT is installed, else the trtexec lines (exit 3)")
     add_trt_arguments(trt_p)
     trt_p.set_defaults(func=run_export_trt)
+
+    ov = ex_sub.add_parser("openvino", help="OpenVINO IR: FP32, FP16, INT8 (NNCF) and accuracy-controlled INT8")
+    ov.add_argument("--checkpoint", default=str(DEFAULT_WEIGHTS))
+    ov.add_argument("--out", default="out/export")
+    ov.add_argument("--size", type=int, nargs=2, default=[512, 512], metavar=("H", "W"))
+    ov.add_argument("--precisions", nargs="+", choices=["fp32", "fp16", "int8", "int8-acc"], default=None,
+                    help="which IRs (default: all four)")
+    ov.add_argument("--max-drop", type=float, default=0.5,
+                    help="int8-acc: largest allowed absolute drop of mean SAD on the validation composites")
+    ov.add_argument("--max-iterations", type=int, default=20,
+                    help="int8-acc: most layers reverted to float (each costs a validation pass)")
+    ov.add_argument("--calib", default="calib")
+    ov.add_argument("--val", default="val")
+    ov.add_argument("--cache", default="cache/sets")
+    ov.set_defaults(func=_cmd_export_openvino)
+
+    se = ex_sub.add_parser("sensitivity", help="rank layer groups by the alpha error their INT8 quantization causes "
+                                               "and print a suggested precision policy")
+    se.add_argument("--checkpoint", default=str(DEFAULT_WEIGHTS))
+    se.add_argument("--size", type=int, nargs=2, default=[128, 128], metavar=("H", "W"),
+                    help="export size for the analysis (small is fast; default 128 128)")
+    se.add_argument("--depth", type=int, default=3, help="module-path depth that forms a group")
+    se.add_argument("--samples", type=int, default=8, help="calibration and validation samples")
+    se.add_argument("--calib", default="calib")
+    se.add_argument("--val", default="val")
+    se.add_argument("--cache", default="cache/sets")
+    se.set_defaults(func=_cmd_export_sensitivity)
 
     s = sub.add_parser("ship", help="write a run's best checkpoint, weights only, for shipping")
     s.add_argument("--run", default="runs/mobile")

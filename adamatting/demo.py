@@ -4,6 +4,8 @@
 2. Write a contact sheet of composites, trimaps and alphas, and print a table of the sets' statistics.
 3. With the shipped checkpoint and ../shared/data present: the model's alpha on the held-back real
    images beside the ground truth (and the metrics).
+4. With the shipped checkpoint: bokeh renders (input, alpha, bokeh) of the alphamatting.com test images
+   (their Trimap1) when present and of a composited validation sample.
 """
 
 from __future__ import annotations
@@ -73,6 +75,34 @@ def real_alpha_figure(weights: Path, out: Path) -> list[dict] | None:
     return rows
 
 
+def bokeh_grid(weights: Path, val_set: CompositedSet, out: Path, strength: float = 0.02) -> list[str]:
+    """Rows of (input, alpha, bokeh): the alphamatting.com test images with their Trimap1 (when present) and
+    one composited validation sample with its mask trimap. Returns the row names."""
+    from calib_data.splits import alphamatting_test_dir
+    from calib_data.readers import AlphaMattingReader
+    from runtime.bokeh import render_bokeh
+    from runtime.matter import Matter
+
+    matter = Matter.from_artifact(weights)
+    items = []
+    if alphamatting_test_dir().is_dir():
+        for sample in AlphaMattingReader(alphamatting_test_dir()):
+            items.append((sample.name, sample.image, sample.trimaps["trimap1"]))
+    item = val_set[0]
+    items.append(("composite", item["image"], item["trimap"]))
+    rows, h = [], 180
+    for name, image, trimap in items:
+        alpha = matter.predict(image, trimap=trimap, with_trimap_prob=False).alpha
+        bokeh, _ = render_bokeh(to_uint8(image), alpha, strength)
+        w = int(round(image.shape[1] * h / image.shape[0]))
+        tiles = [cv2.resize(to_uint8(a), (w, h), interpolation=cv2.INTER_AREA)
+                 for a in (image, _gray(alpha), bokeh)]
+        rows.append(np.concatenate([_label(t, n) for t, n in zip(tiles, (name, "alpha", "bokeh"))], axis=1))
+    width = max(r.shape[1] for r in rows)
+    write_image(out, np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows], axis=0))
+    return [name for name, _, _ in items]
+
+
 def run_demo(out: Path, cache: Path, weights: Path, configs: list[SetConfig] | None = None) -> None:
     """The demo; ``configs`` replaces the embedded calib/val configs (tests use tiny ones)."""
     from adamatting.cli import print_table
@@ -98,3 +128,6 @@ def run_demo(out: Path, cache: Path, weights: Path, configs: list[SetConfig] | N
         print("\nModel on the held-back real images (trimap1, Composition-1k metrics, unknown region)")
         print_table([{k: v for k, v in r.items() if k != "trimap"} for r in rows])
         print(f"real-image figure: {out / 'real_alpha.png'}")
+    if weights.is_file():
+        names = bokeh_grid(weights, sets[1], out / "bokeh_grid.png")
+        print(f"bokeh grid ({', '.join(names)}): {out / 'bokeh_grid.png'}")

@@ -81,8 +81,10 @@ def save_ir(ov_model, out_xml: Path, manifest: Manifest, compress_to_fp16: bool,
 
 def export_openvino(fp32_onnx: str | Path, out_dir: str | Path, precision: str, *, calib_set=None, val_set=None,
                     policy: PrecisionPolicy | None = None, max_drop: float = 0.5, subset_size: int = 300,
-                    val_limit: int | None = None) -> tuple[Path, Manifest]:
-    """One OpenVINO IR of ``precision`` (fp32 | fp16 | int8 | int8-acc) from the FP32 ONNX."""
+                    val_limit: int | None = None, max_iterations: int = 20) -> tuple[Path, Manifest]:
+    """One OpenVINO IR of ``precision`` (fp32 | fp16 | int8 | int8-acc) from the FP32 ONNX.
+
+    int8-acc: at most ``max_iterations`` layers are reverted to float (each costs a validation pass)."""
     import openvino as ov
 
     if precision not in PRECISIONS:
@@ -99,6 +101,7 @@ def export_openvino(fp32_onnx: str | Path, out_dir: str | Path, precision: str, 
     manifest.created = Manifest.__dataclass_fields__["created"].default_factory()
     if precision in ("int8", "int8-acc"):
         import nncf
+        from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
 
         if calib_set is None or val_set is None:
             raise ExportError("INT8 needs a calibration set and a validation set")
@@ -121,14 +124,17 @@ def export_openvino(fp32_onnx: str | Path, out_dir: str | Path, precision: str, 
                 ov_model = nncf.quantize_with_accuracy_control(
                     ov_model, calib, nncf.Dataset(val_items, _encoded), validation_fn=validation_fn,
                     max_drop=max_drop, drop_type=nncf.DropType.ABSOLUTE, preset=nncf.QuantizationPreset.MIXED,
-                    subset_size=min(subset_size, len(calib_set)), ignored_scope=scope)
+                    subset_size=min(subset_size, len(calib_set)), ignored_scope=scope,
+                    advanced_accuracy_restorer_parameters=AdvancedAccuracyRestorerParameters(
+                        max_num_iterations=max_iterations, ranking_subset_size=min(len(val_items), 300)))
             except RuntimeError as e:
                 raise ExportError(f"accuracy-controlled INT8 failed: {e}") from None
         manifest.calibration = {"set": str(calib_set.path), "key": calib_set.meta.get("key"),
                                 "config": calib_set.meta.get("config"), "samples": len(calib_set),
                                 "tool": "nncf.quantize" if precision == "int8" else "nncf.quantize_with_accuracy_control",
                                 "preset": "mixed", "policy": policy.source,
-                                **({"max_drop_sad": max_drop} if precision == "int8-acc" else {})}
+                                **({"max_drop_sad": max_drop, "max_iterations": max_iterations}
+                                   if precision == "int8-acc" else {})}
 
     def validate(saved_model) -> None:
         if val_set is None:

@@ -1,0 +1,38 @@
+"""The sensitivity command ranks layer groups by the alpha error their quantization causes."""
+
+import pytest
+import torch
+
+from adamatting.config import get_config
+from adamatting.model import build_model
+from calib_data.sets import SetConfig, build_set
+from export.onnx_graph import export_onnx
+from export.sensitivity import conv_groups, format_report, rank_layers, suggest_policy
+
+
+def test_ranking_and_suggested_policy(tmp_path):
+    import onnx
+
+    torch.manual_seed(0)
+    model = build_model(get_config("tiny")).eval()
+    fp32 = tmp_path / "fp32.onnx"
+    export_onnx(model, fp32, (64, 64))
+    sets = [build_set(SetConfig(name=n, count=3, size=(64, 64), seed=s, procedural=1.0).validated(), tmp_path / "s",
+                      progress=False) for n, s in (("c", 1), ("v", 2))]
+    groups = conv_groups(onnx.load(str(fp32)), depth=1)
+    assert sorted(groups) == ["/model/alpha_decoder/", "/model/encoder/", "/model/propagation/", "/model/trimap_decoder/"]
+    rows = rank_layers(fp32, *sets, depth=1, calib_limit=3, val_limit=3, progress=False)
+    assert sorted(r["group"] for r in rows) == sorted(groups)
+    assert [r["mean_abs"] for r in rows] == sorted((r["mean_abs"] for r in rows), reverse=True)
+    assert rows[0]["mean_abs"] > 0
+    suggestion = suggest_policy(rows)
+    assert suggestion and suggestion[0] == rows[0]["group"] and set(suggestion) <= set(groups)
+    report = format_report(rows, suggestion)
+    assert "[float]" in report and rows[0]["group"] in report
+
+
+def test_suggestion_takes_the_fewest_groups_covering_the_share():
+    rows = [{"group": g, "mean_abs": e} for g, e in (("a", 0.6), ("b", 0.3), ("c", 0.1))]
+    assert suggest_policy(rows, share=0.5) == ["a"]
+    assert suggest_policy(rows, share=0.8) == ["a", "b"]
+    assert suggest_policy(rows, share=1.0, max_groups=2) == ["a", "b"]
