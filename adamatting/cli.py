@@ -6,11 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from adamatting.config import DEFAULT_WEIGHTS
 from calib_data.errors import DataError
 from export.errors import ExportError
 from runtime.errors import BackendUnavailable
 
-DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "mobile.pt"
 
 
 def _cmd_calib_build(args) -> int:
@@ -76,16 +76,13 @@ def _cmd_export_onnx(args) -> int:
 
 
 def _cmd_export_openvino(args) -> int:
-    from export.onnx_graph import export_onnx
     from export.openvino_ir import PRECISIONS, export_openvino
-    from export.targets import artifact_name, composited_set
-    from adamatting.checkpoint import file_sha256, load_model
+    from export.targets import composited_set, export_onnx_target
 
     size = tuple(args.size)
-    model, _ = load_model(args.checkpoint)
     out = Path(args.out)
-    fp32 = out / artifact_name(model.cfg.name, size, "fp32")
-    export_onnx(model, fp32, size, checkpoint_sha256=file_sha256(args.checkpoint))
+    [(fp32, _)] = export_onnx_target(Path(args.checkpoint), out, size, steps=args.steps,
+                                     dynamic_batch=args.dynamic_batch, simplifier=args.simplifier, int8=False)
     vset = composited_set(args.val, size, Path(args.cache))
     cal = composited_set(args.calib, size, Path(args.cache))
     for precision in args.precisions or PRECISIONS:
@@ -191,21 +188,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--no-closed-form", action="store_true")
     e.set_defaults(func=_cmd_eval_real)
 
+    from export.targets import add_export_arguments
+
     ex = sub.add_parser("export", help="export the model to deployment formats")
     ex_sub = ex.add_subparsers(dest="export_target", required=True)
     o = ex_sub.add_parser("onnx", help="FP32 ONNX validated against PyTorch, plus a calibrated INT8 QDQ ONNX")
-    o.add_argument("--checkpoint", default=str(DEFAULT_WEIGHTS))
-    o.add_argument("--out", default="out/export", help="folder for the artifacts and their manifests")
-    o.add_argument("--size", type=int, nargs=2, default=[512, 512], metavar=("H", "W"),
-                   help="fixed input size, multiples of 32 (default: the phone case, 512 512)")
-    o.add_argument("--steps", type=int, default=None, help="propagation steps to unroll (default: the checkpoint's)")
-    o.add_argument("--dynamic-batch", action="store_true", help="dynamic batch dimension (default: batch 1)")
-    o.add_argument("--simplifier", default="onnxslim", choices=["onnxslim", "onnxsim", "none"])
+    add_export_arguments(o)
     o.add_argument("--no-int8", action="store_true", help="skip the INT8 QDQ model")
-    o.add_argument("--calib", default="calib", help="calibration set config (TOML or embedded name)")
-    o.add_argument("--val", default="val", help="validation set config for the INT8 accuracy report")
-    o.add_argument("--calib-method", default="minmax", choices=["minmax", "entropy", "percentile"])
-    o.add_argument("--cache", default="cache/sets")
     o.set_defaults(func=_cmd_export_onnx)
 
     from export.trt_target import add_arguments as add_trt_arguments, run_export_trt
@@ -216,18 +205,13 @@ def build_parser() -> argparse.ArgumentParser:
     trt_p.set_defaults(func=run_export_trt)
 
     ov = ex_sub.add_parser("openvino", help="OpenVINO IR: FP32, FP16, INT8 (NNCF) and accuracy-controlled INT8")
-    ov.add_argument("--checkpoint", default=str(DEFAULT_WEIGHTS))
-    ov.add_argument("--out", default="out/export")
-    ov.add_argument("--size", type=int, nargs=2, default=[512, 512], metavar=("H", "W"))
+    add_export_arguments(ov, calib_method=False)  # NNCF calibrates its own way
     ov.add_argument("--precisions", nargs="+", choices=["fp32", "fp16", "int8", "int8-acc"], default=None,
                     help="which IRs (default: all four)")
     ov.add_argument("--max-drop", type=float, default=0.5,
                     help="int8-acc: largest allowed absolute drop of mean SAD on the validation composites")
     ov.add_argument("--max-iterations", type=int, default=20,
                     help="int8-acc: most layers reverted to float (each costs a validation pass)")
-    ov.add_argument("--calib", default="calib")
-    ov.add_argument("--val", default="val")
-    ov.add_argument("--cache", default="cache/sets")
     ov.set_defaults(func=_cmd_export_openvino)
 
     se = ex_sub.add_parser("sensitivity", help="rank layer groups by the alpha error their INT8 quantization causes "

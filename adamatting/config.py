@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
+
+# The shipped mobile checkpoint (see weights/README.md): the default model of every command.
+DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "mobile.pt"
 
 
 @dataclass(frozen=True)

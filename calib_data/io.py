@@ -23,7 +23,9 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 TRIMAP_VALUES = (0, 128, 255)
 
 
-def _imread(path: str | Path, flags: int) -> np.ndarray:
+def decode_image(path: str | Path, flags: int = cv2.IMREAD_UNCHANGED) -> np.ndarray:
+    """The file's pixels as OpenCV decodes them (BGR order, native dtype); DataError naming the file when it
+    is missing, empty, corrupt, truncated or of an unsupported format."""
     path = Path(path)
     if not path.is_file():
         raise DataError("file not found", path)
@@ -31,9 +33,12 @@ def _imread(path: str | Path, flags: int) -> np.ndarray:
     raw = np.fromfile(path, dtype=np.uint8)
     if raw.size == 0:
         raise DataError("file is empty", path)
-    img = cv2.imdecode(raw, flags)
+    try:
+        img = cv2.imdecode(raw, flags)
+    except cv2.error:
+        img = None
     if img is None:
-        raise DataError("not a readable image (corrupt or unsupported format)", path)
+        raise DataError("not a readable image (corrupt, truncated or unsupported format)", path)
     return img
 
 
@@ -53,7 +58,7 @@ def read_rgba(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
     Grayscale is replicated to RGB explicitly; 16-bit files are scaled by 65535.
     """
     path = Path(path)
-    img = _imread(path, cv2.IMREAD_UNCHANGED)
+    img = decode_image(path, cv2.IMREAD_UNCHANGED)
     if img.ndim == 2:
         rgb, alpha = np.repeat(img[..., None], 3, axis=2), None
     elif img.ndim == 3 and img.shape[2] == 1:
@@ -79,7 +84,7 @@ def read_alpha(path: str | Path) -> np.ndarray:
     A 3-channel file (as alphamatting.com ships) must have equal channels; channel 0 is used.
     """
     path = Path(path)
-    img = _imread(path, cv2.IMREAD_UNCHANGED)
+    img = decode_image(path, cv2.IMREAD_UNCHANGED)
     if img.ndim == 3:
         if img.shape[2] == 4:
             img = img[..., :3]
@@ -105,7 +110,7 @@ def check_trimap(trimap: np.ndarray, path: str | Path | None = None) -> np.ndarr
 def read_trimap(path: str | Path) -> np.ndarray:
     """Read a trimap file (0 = bg, 128 = unknown, 255 = fg) as uint8 (H, W), validated."""
     path = Path(path)
-    img = _imread(path, cv2.IMREAD_UNCHANGED)
+    img = decode_image(path, cv2.IMREAD_UNCHANGED)
     if img.ndim == 3:
         if not all(np.array_equal(img[..., 0], img[..., c]) for c in range(1, min(3, img.shape[2]))):
             raise DataError("trimap has different colour channels; expected grayscale", path)

@@ -7,7 +7,26 @@ import dataclasses
 from pathlib import Path
 
 from adamatting.checkpoint import file_sha256, load_model
+from adamatting.config import DEFAULT_WEIGHTS
 from calib_data.sets import SetConfig, build_set
+
+
+def add_export_arguments(p, *, dynamic_batch_help: str = "dynamic batch dimension (default: batch 1)",
+                         val_help: str = "validation set config for the accuracy reports",
+                         calib_method: bool = True) -> None:
+    """The options every ``adamat export <target>`` shares."""
+    p.add_argument("--checkpoint", default=str(DEFAULT_WEIGHTS))
+    p.add_argument("--out", default="out/export", help="folder for the artifacts and their manifests")
+    p.add_argument("--size", type=int, nargs=2, default=[512, 512], metavar=("H", "W"),
+                   help="fixed input size, multiples of 32 (default: the phone case, 512 512)")
+    p.add_argument("--steps", type=int, default=None, help="propagation steps to unroll (default: the checkpoint's)")
+    p.add_argument("--dynamic-batch", action="store_true", help=dynamic_batch_help)
+    p.add_argument("--simplifier", default="onnxslim", choices=["onnxslim", "onnxsim", "none"])
+    p.add_argument("--calib", default="calib", help="calibration set config (TOML or embedded name)")
+    p.add_argument("--val", default="val", help=val_help)
+    if calib_method:
+        p.add_argument("--calib-method", default="minmax", choices=["minmax", "entropy", "percentile"])
+    p.add_argument("--cache", default="cache/sets")
 
 
 def artifact_name(config: str, size: tuple[int, int], precision: str, steps: int | None = None, suffix: str = ".onnx") -> str:

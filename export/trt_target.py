@@ -19,24 +19,16 @@ from pathlib import Path
 
 EXIT_NO_TENSORRT = 3
 OPTIONAL_ENV = "TRT_OPTIONAL"
-DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "mobile.pt"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The options of ``adamat export trt`` (also used by ``python -m export.trt_target``)."""
-    p.add_argument("--checkpoint", default=str(DEFAULT_WEIGHTS))
-    p.add_argument("--out", default="out/export", help="folder for the models, manifests, engines, timing cache")
-    p.add_argument("--size", type=int, nargs=2, default=[512, 512], metavar=("H", "W"),
-                   help="fixed input size, multiples of 32 (default: the phone case, 512 512)")
-    p.add_argument("--steps", type=int, default=None, help="propagation steps to unroll (default: the checkpoint's)")
-    p.add_argument("--dynamic-batch", action="store_true", help="dynamic batch dimension (profile: batch 1)")
-    p.add_argument("--simplifier", default="onnxslim", choices=["onnxslim", "onnxsim", "none"])
-    p.add_argument("--calib", default="calib", help="calibration set config (TOML or embedded name)")
-    p.add_argument("--val", default="val", help="validation set config for the accuracy gates")
-    p.add_argument("--calib-method", default="minmax", choices=["minmax", "entropy", "percentile"])
+    from export.targets import add_export_arguments
+
+    add_export_arguments(p, dynamic_batch_help="dynamic batch dimension (profile: batch 1)",
+                         val_help="validation set config for the accuracy gates")
     p.add_argument("--quantizer", default="auto", choices=["auto", "onnxruntime", "modelopt"],
                    help="auto: NVIDIA ModelOpt when installed (unverified here), else onnxruntime")
-    p.add_argument("--cache", default="cache/sets")
     p.add_argument("--workspace-mib", type=int, default=None, help="TensorRT builder workspace limit")
     return p
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from adamatting.config import DEFAULT_WEIGHTS
 from calib_data.errors import DataError
 from calib_data.io import write_image
 from runtime.bokeh import as_uint8_rgb, render_bokeh
@@ -21,7 +22,7 @@ from runtime.matter import Matter
 from runtime.preprocess import read_image
 from runtime.timing import StageTimer
 
-DEFAULT_ARTIFACT = Path(__file__).resolve().parent.parent / "weights" / "mobile.pt"
+DEFAULT_ARTIFACT = DEFAULT_WEIGHTS
 OUTPUT_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 

@@ -37,7 +37,7 @@ from PIL import Image
 
 from adamatting.encoding import encode_inputs
 from calib_data.errors import DataError
-from calib_data.io import check_trimap
+from calib_data.io import check_trimap, decode_image
 from calib_data.trimaps import UNKNOWN, trimap_from_mask
 
 ImageInput = Union[str, Path, np.ndarray]
@@ -73,17 +73,7 @@ def exif_orientation(path: str | Path) -> int:
 def read_image(path: str | Path) -> np.ndarray:
     """Decode an image file upright, at its native dtype, as (H, W) gray, (H, W, 3) RGB or (H, W, 4) RGBA."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError("file not found", path)
-    raw = np.fromfile(path, dtype=np.uint8)
-    if raw.size == 0:
-        raise DataError("file is empty", path)
-    try:
-        img = cv2.imdecode(raw, cv2.IMREAD_UNCHANGED)
-    except cv2.error:
-        img = None
-    if img is None:
-        raise DataError("not a readable image (corrupt, truncated or unsupported format)", path)
+    img = decode_image(path)
     if img.ndim == 3 and img.shape[2] == 3:
         img = img[..., ::-1]
     elif img.ndim == 3 and img.shape[2] == 4:

@@ -15,7 +15,7 @@ from export.errors import ExportError
 from export.manifest import ENCODING_VERSION, ManifestError, check_expected, load_manifest, manifest_path
 from export.onnx_graph import export_onnx, run_onnx, run_torch, validation_samples
 
-WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "mobile.pt"
+from adamatting.config import DEFAULT_WEIGHTS as WEIGHTS  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from export.onnx_graph import export_onnx, run_torch, validation_samples  # noqa
 from export.openvino_ir import export_openvino  # noqa: E402
 from export.precision import PrecisionPolicy  # noqa: E402
 
-WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "mobile.pt"
+from adamatting.config import DEFAULT_WEIGHTS as WEIGHTS  # noqa: E402
 SIZE = (96, 96)
 
 
