@@ -204,6 +204,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_trt_arguments(trt_p)
     trt_p.set_defaults(func=run_export_trt)
 
+    from export.coreml_package import add_arguments as add_coreml_arguments, run_export_coreml
+
+    cm = ex_sub.add_parser("coreml", help="CoreML ML Program packages (fp16, w8, pal6/pal4, w8a8) with simulated accuracy")
+    add_coreml_arguments(cm)
+    cm.set_defaults(func=run_export_coreml)
+
     ov = ex_sub.add_parser("openvino", help="OpenVINO IR: FP32, FP16, INT8 (NNCF) and accuracy-controlled INT8")
     add_export_arguments(ov, calib_method=False)  # NNCF calibrates its own way
     ov.add_argument("--precisions", nargs="+", choices=["fp32", "fp16", "int8", "int8-acc"], default=None,

@@ -26,7 +26,7 @@ def _gray(a: np.ndarray) -> np.ndarray:
 
 def _label(tile: np.ndarray, text: str) -> np.ndarray:
     """The tile as uint8 RGB with ``text`` written in its top-left corner."""
-    tile = np.ascontiguousarray(to_uint8(tile))
+    tile = np.ascontiguousarray(tile if tile.dtype == np.uint8 else to_uint8(tile))
     cv2.putText(tile, text, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 3, cv2.LINE_AA)
     cv2.putText(tile, text, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
     return tile
@@ -96,7 +96,7 @@ def bokeh_grid(weights: Path, val_set: CompositedSet, out: Path, strength: float
         bokeh, _ = render_bokeh(to_uint8(image), alpha, strength)
         w = int(round(image.shape[1] * h / image.shape[0]))
         tiles = [cv2.resize(to_uint8(a), (w, h), interpolation=cv2.INTER_AREA)
-                 for a in (image, _gray(alpha), bokeh)]
+                 for a in (image, _gray(alpha), bokeh.astype(np.float32) / 255.0)]
         rows.append(np.concatenate([_label(t, n) for t, n in zip(tiles, (name, "alpha", "bokeh"))], axis=1))
     width = max(r.shape[1] for r in rows)
     write_image(out, np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows], axis=0))

@@ -46,11 +46,13 @@ class Matter:
     ``long_side``: working size of any-size backends (a PyTorch checkpoint): the photo is scaled down to
     it, like the phone export's 512 px; None runs at the photo's native size, which a 12-megapixel photo
     makes impractical (the propagation unit runs at full resolution). Ignored by fixed-size artifacts. ``upsample``: "guided" or
-    "bilinear"; ``guide``: "rgb" or "gray" for the guided filter.
+    "bilinear"; ``guide``: "rgb" or "gray" for the guided filter. ``clamp_known``: alpha is 0 / 1 exactly
+    where the trimap (given or made from the mask) is background / foreground; the network decides the
+    unknown band (and, with no trimap, everything).
     """
 
     def __init__(self, backend: Backend, *, long_side: int | None = DEFAULT_LONG_SIDE, upsample: str = "guided",
-                 guide: str = "rgb", radius: int = GUIDED_RADIUS, eps: float = GUIDED_EPS):
+                 guide: str = "rgb", radius: int = GUIDED_RADIUS, eps: float = GUIDED_EPS, clamp_known: bool = True):
         if upsample not in METHODS:
             raise ValueError(f"unknown upsampling method {upsample!r}; use one of {', '.join(METHODS)}")
         if guide not in ("rgb", "gray"):
@@ -59,6 +61,7 @@ class Matter:
             raise ValueError(f"long_side must be at least the encoder stride {backend.stride}, got {long_side}")
         self.backend = backend
         self.long_side = long_side
+        self.clamp_known = clamp_known
         self.upsample = {"method": upsample, "guide": guide, "radius": radius, "eps": eps}
 
     @classmethod
@@ -103,6 +106,9 @@ class Matter:
             alpha, prob = self.backend.run(*inputs)
         with timer("upsample"):
             alpha_full = upsample_alpha(box.crop(alpha[0, 0]), photo, photo_small, **self.upsample)
+            if self.clamp_known:  # the given (or mask-derived) trimap is authoritative where it is sure
+                alpha_full[trimap_full == 0] = 0.0
+                alpha_full[trimap_full == 255] = 1.0
             prob_full = None
             if with_trimap_prob:
                 prob_small = np.ascontiguousarray(box.crop(prob[0]).transpose(1, 2, 0))

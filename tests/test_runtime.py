@@ -303,3 +303,14 @@ def test_guided_upsampling_follows_the_photo_edges():
     assert np.array_equal(guided[flat], gt[flat])
     with pytest.raises(ValueError, match="unknown upsampling method"):
         upsample_alpha(low, guide, method="bicubic")
+
+
+def test_known_trimap_regions_are_authoritative(artifacts):
+    img = photo(80, 100)
+    trimap = np.full((80, 100), 128, np.uint8)
+    trimap[:20], trimap[-20:] = 0, 255
+    clamped = Matter.from_artifact(artifacts["pt"], long_side=64).predict(img, trimap=trimap).alpha
+    assert (clamped[:20] == 0).all() and (clamped[-20:] == 1).all()
+    free = Matter.from_artifact(artifacts["pt"], long_side=64, clamp_known=False).predict(img, trimap=trimap).alpha
+    assert np.array_equal(free[20:-20], clamped[20:-20])
+    assert not ((free[:20] == 0).all() and (free[-20:] == 1).all())  # the random network alone is not sure

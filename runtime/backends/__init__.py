@@ -1,6 +1,6 @@
 """The backend registry: which runtime opens which artifact, imported only when asked for.
 
-Optional runtimes (onnxruntime, OpenVINO, TensorRT; CoreML later) are imported when their backend
+Optional runtimes (onnxruntime, OpenVINO, TensorRT, CoreML) are imported when their backend
 is requested, never when ``runtime`` is imported, so a missing package is an error — a clear
 :class:`runtime.errors.BackendUnavailable` saying what to install — only for the backend that needs it.
 """
@@ -36,6 +36,10 @@ BACKENDS: dict[str, BackendSpec] = {
     "tensorrt": BackendSpec("runtime.backends.tensorrt_backend", "TensorRtBackend", ("tensorrt",),
                             "install TensorRT 11 from NVIDIA on the target (a machine with an NVIDIA GPU)",
                             (".engine",)),
+    # prediction needs macOS; elsewhere open() checks the manifest, then raises BackendUnavailable
+    "coreml": BackendSpec("runtime.backends.coreml_backend", "CoreMLBackend", ("coremltools",),
+                          "pip install 'coremltools>=9,<10' (or the project's [coreml] extra); predicts on macOS only",
+                          (".mlpackage",)),
 }
 
 
