@@ -45,7 +45,7 @@ def _cmd_train(args) -> int:
             return evaluate_real(torch_predictor(model))[0]
     else:
         print(f"note: {alphamatting_dev_dir()} not found: training without validation", file=sys.stderr)
-    train(args.run, cfg, Path(args.cache), validate=validate)
+    train(args.run, cfg, Path(args.cache), validate=validate, init=args.init)
     return 0
 
 
@@ -120,7 +120,7 @@ def _cmd_ship(args) -> int:
     run = Path(args.run)
     src = run / "best.pt" if (run / "best.pt").is_file() else run / "last.pt"
     model, payload = load_model(src)
-    keep = {k: payload[k] for k in ("step", "best", "elapsed_s", "train_config", "val") if k in payload}
+    keep = {k: payload[k] for k in ("step", "best", "elapsed_s", "train_config", "val", "loss") if k in payload}
     save_checkpoint(args.out, model, source=str(src), **keep)
     read_checkpoint(args.out)  # re-read what was written
     size = Path(args.out).stat().st_size / 1e6
@@ -180,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--val-every", type=int, default=150)
     t.add_argument("--threads", type=int, default=0)
     t.add_argument("--cache", default="cache", help="cache root (estimated real foregrounds)")
+    t.add_argument("--init", default=None,
+                   help="start a new run from these weights (e.g. weights/mobile.pt); an existing last.pt wins")
     t.set_defaults(func=_cmd_train)
 
     e = sub.add_parser("eval-real", help="model vs closed-form matting on the held-back real images")

@@ -114,8 +114,11 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 
 
 def train(run_dir: str | Path, cfg: TrainConfig, cache_root: Path = Path("cache"), progress: bool = True,
-          validate=None) -> Path:
-    """Train (or continue) a run. ``validate(model) -> dict`` (mean SAD etc.) is called every val_every steps."""
+          validate=None, init: str | Path | None = None) -> Path:
+    """Train (or continue) a run. ``validate(model) -> dict`` (mean SAD etc.) is called every val_every steps.
+
+    ``init``: a checkpoint whose weights (and learned σ's, when it has them) start a *new* run, e.g. the
+    shipped weights/mobile.pt; ignored when the run folder already has last.pt (that is resumed)."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if cfg.threads:
@@ -135,6 +138,12 @@ def train(run_dir: str | Path, cfg: TrainConfig, cache_root: Path = Path("cache"
         opt.load_state_dict(ck["optimizer"])
         step, best, elapsed = ck["step"], ck.get("best", best), ck.get("elapsed_s", 0.0)
         print(f"resuming {last} at step {step} (best val SAD {best:.3f})")
+    elif init is not None:
+        ck = read_checkpoint(init)
+        load_state(model, ck["model"], init)
+        if "loss" in ck:
+            loss_fn.load_state_dict(ck["loss"])
+        print(f"new run {run_dir} from the weights of {init} (its step {ck.get('step', '?')})")
     (run_dir / "train_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
     data = TrainData(cfg, cache_root, progress)
     log_path = run_dir / "log.csv"

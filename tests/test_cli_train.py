@@ -102,3 +102,17 @@ def test_demo_real_image_figure_with_a_checkpoint(tmp_path, capsys):
     assert (tmp_path / "real.png").is_file()
     assert [r["image"] for r in rows] == ["GT03", "GT15", "GT19", "GT25"]
     assert all(np.isfinite(r["SAD"]) and r["SAD"] > 0 for r in rows)
+
+
+def test_a_new_run_can_start_from_shipped_weights(tmp_path):
+    first = tmp_path / "first"
+    train(first, tiny_train_config(2), cache_root=tmp_path / "cache", progress=False)
+    assert main(["ship", "--run", str(first), "--out", str(tmp_path / "w.pt")]) == 0
+    shipped = torch.load(tmp_path / "w.pt", weights_only=True)
+    second = tmp_path / "second"
+    train(second, tiny_train_config(1), cache_root=tmp_path / "cache", progress=False, init=tmp_path / "w.pt")
+    rows = list(csv.DictReader((second / "log.csv").open()))
+    assert [int(r["step"]) for r in rows] == [1]
+    # the learned sigmas came along: the first step starts from the shipped ones, not from 1.0
+    assert float(rows[0]["sigma1"]) != 1.0
+    assert shipped["loss"]["log_var_trimap"] != 0
