@@ -368,20 +368,30 @@ def make_fp16_onnx(fp32_path: str | Path, out: str | Path, val_set=None, *, poli
     proto, conv = convert_to_fp16(proto32, keep_float=keep, keep_float_ops=policy.op_types)
     work = Path(tempfile.mkdtemp(prefix="trt-fp16-"))
     try:
-        report = {}
-        if val_set is not None:
-            cand = work / "fp16.onnx"
-            onnx.save(proto, str(cand))
-            report = compare_to_fp32(fp32_path, cand, val_set, val_limit)
-            problems = _gate_fp16(report, gate)
-            if problems:
-                raise ExportError(f"FP16 ONNX differs from FP32 beyond its gate on {report['samples']} validation "
-                                  f"composites: {'; '.join(problems)}; {out} not written")
+        report = _measure_and_gate(proto, work / "fp16.onnx", fp32_path, val_set, val_limit, _gate_fp16, gate,
+                                   "FP16 ONNX differs from FP32 beyond its gate", out)
         extra = {"fp16": {**conv, "policy": policy.source, "policy_nodes": keep,
                           "io": "float32 (Cast at the graph's inputs and outputs)"}}
         return _finish(proto, out, src, fp32_path, "fp16", report, gate, None, extra)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _measure_and_gate(proto, candidate: Path, fp32_path: Path, val_set, val_limit, gate_fn, gate: dict,
+                      failure: str, out: Path) -> dict:
+    """Save ``proto`` to ``candidate``, compare it with the FP32 model on ``val_set`` and apply the gate;
+    an empty report without a validation set."""
+    import onnx
+
+    if val_set is None:
+        return {}
+    onnx.save(proto, str(candidate))
+    report = compare_to_fp32(fp32_path, candidate, val_set, val_limit)
+    problems = gate_fn(report, gate)
+    if problems:
+        raise ExportError(f"{failure} on {report['samples']} validation composites: {'; '.join(problems)}; "
+                          f"{out} not written")
+    return report
 
 
 def make_int8_qdq_onnx(fp32_path: str | Path, out: str | Path, calib_set, val_set=None, *, method: str = "minmax",
@@ -422,15 +432,8 @@ def make_int8_qdq_onnx(fp32_path: str | Path, out: str | Path, calib_set, val_se
             calibration = {**m.calibration, "quantizer": "onnxruntime quantize_static (QDQ, symmetric)"}
         proto, fixes = make_trt_conformant(onnx.load(str(raw)))
         warnings = check_or_raise(proto, f"INT8 Q/DQ model for {out.name}", calibration.get("nodes_kept_float"))
-        report = {}
-        if val_set is not None:
-            cand = work / "trt.onnx"
-            onnx.save(proto, str(cand))
-            report = compare_to_fp32(fp32_path, cand, val_set, val_limit)
-            problems = _gate_int8(report, gate)
-            if problems:
-                raise ExportError(f"INT8 Q/DQ ONNX loses too much against FP32 on {report['samples']} validation "
-                                  f"composites: {'; '.join(problems)}; {out} not written")
+        report = _measure_and_gate(proto, work / "trt.onnx", fp32_path, val_set, val_limit, _gate_int8, gate,
+                                   "INT8 Q/DQ ONNX loses too much against FP32", out)
         extra = {"qdq": {**fixes, "rules": "export.qdq_rules: conformant",
                          "warnings": [str(w) for w in warnings][:20], "warning_count": len(warnings)}}
         return _finish(proto, out, src, fp32_path, "int8", report, gate, calibration, extra)
