@@ -12,3 +12,24 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def shipped_onnx_and_sets(root, size, count, seeds=(11, 22), onnx_name="fp32.onnx"):
+    """The shipped checkpoint exported to FP32 ONNX at ``size``, plus a calibration set (mask trimaps) and a
+    validation set (eroded trimaps) of ``count`` procedural composites: what every INT8 target test starts from."""
+    from adamatting.checkpoint import load_model
+    from adamatting.config import DEFAULT_WEIGHTS
+    from calib_data.sets import SetConfig, build_set
+    from export.onnx_graph import export_onnx
+
+    if not DEFAULT_WEIGHTS.is_file():
+        pytest.fail(f"{DEFAULT_WEIGHTS} is missing: the shipped checkpoint is part of the repository")
+    model, _ = load_model(DEFAULT_WEIGHTS)
+    fp32 = root / onnx_name
+    export_onnx(model, fp32, size)
+    sets = {}
+    for name, seed, trimap in (("cal", seeds[0], "mask"), ("val", seeds[1], "validation")):
+        cfg = SetConfig(name=name, count=count, size=size, seed=seed, trimap=trimap, procedural=1.0,
+                        bg_sources=("natural", "procedural")).validated()
+        sets[name] = build_set(cfg, root / "sets", progress=False)
+    return model, fp32, sets

@@ -15,7 +15,6 @@ from export.errors import ExportError
 from export.manifest import ENCODING_VERSION, ManifestError, check_expected, load_manifest, manifest_path
 from export.onnx_graph import export_onnx, run_onnx, run_torch, validation_samples
 
-from adamatting.config import DEFAULT_WEIGHTS as WEIGHTS  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -159,21 +158,11 @@ INT8_SIZE = (128, 128)
 
 @pytest.fixture(scope="module")
 def int8_artifacts(tmp_path_factory):
-    if not WEIGHTS.is_file():
-        pytest.fail(f"{WEIGHTS} is missing: the shipped checkpoint is part of the repository")
-    from adamatting.checkpoint import load_model
-    from calib_data.sets import SetConfig, build_set
+    from conftest import shipped_onnx_and_sets
     from export.int8_qdq import quantize_onnx_int8
 
     root = tmp_path_factory.mktemp("int8")
-    model, _ = load_model(WEIGHTS)
-    fp32 = root / "fp32.onnx"
-    export_onnx(model, fp32, INT8_SIZE)
-    sets = {}
-    for name, seed, trimap in (("cal", 11, "mask"), ("val", 22, "validation")):
-        cfg = SetConfig(name=name, count=12, size=INT8_SIZE, seed=seed, trimap=trimap, procedural=1.0,
-                        bg_sources=("natural", "procedural")).validated()
-        sets[name] = build_set(cfg, root / "sets", progress=False)
+    _, fp32, sets = shipped_onnx_and_sets(root, INT8_SIZE, count=12)
     q = root / "int8.onnx"
     manifest = quantize_onnx_int8(fp32, q, sets["cal"], sets["val"])
     return fp32, q, manifest, sets

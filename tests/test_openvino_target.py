@@ -7,7 +7,6 @@ import pytest
 
 pytest.importorskip("openvino", reason="openvino is part of the project's export extra")
 
-from adamatting.checkpoint import load_model  # noqa: E402
 from calib_data.sets import SetConfig, build_set  # noqa: E402
 from export.errors import ExportError  # noqa: E402
 from export.manifest import load_manifest  # noqa: E402
@@ -21,14 +20,11 @@ SIZE = (96, 96)
 
 @pytest.fixture(scope="module")
 def onnx_and_sets(tmp_path_factory):
+    from conftest import shipped_onnx_and_sets
+
     root = tmp_path_factory.mktemp("ov")
-    model, _ = load_model(WEIGHTS)
-    fp32 = root / "adamatting_mobile_96x96_fp32.onnx"
-    export_onnx(model, fp32, SIZE)
-    sets = {}
-    for name, seed, trimap in (("cal", 31, "mask"), ("val", 32, "validation")):
-        cfg = SetConfig(name=name, count=8, size=SIZE, seed=seed, trimap=trimap, procedural=1.0).validated()
-        sets[name] = build_set(cfg, root / "sets", progress=False)
+    model, fp32, sets = shipped_onnx_and_sets(root, SIZE, count=8, seeds=(31, 32),
+                                              onnx_name="adamatting_mobile_96x96_fp32.onnx")
     return model, fp32, sets, root
 
 

@@ -18,7 +18,6 @@ from export.qdq_rules import check, check_or_raise, errors
 from export.trt_engine import TRT_MISSING, tensorrt_or_none, trtexec_command
 
 ROOT = Path(__file__).resolve().parent.parent
-WEIGHTS = ROOT / "weights" / "mobile.pt"
 SIZE = (128, 128)
 STEM = "/model/encoder/stem/"
 needs_tensorrt = pytest.mark.skipif(tensorrt_or_none() is None, reason=TRT_MISSING)
@@ -29,22 +28,11 @@ needs_tensorrt = pytest.mark.skipif(tensorrt_or_none() is None, reason=TRT_MISSI
 def trt_models(tmp_path_factory):
     """The shipped checkpoint at 128×128 (fast here): FP32 ONNX, 8 calibration and 8 validation composites,
     then the FP16 and INT8 Q/DQ models for TensorRT."""
-    if not WEIGHTS.is_file():
-        pytest.fail(f"{WEIGHTS} is missing: the shipped checkpoint is part of the repository")
-    from adamatting.checkpoint import load_model
-    from calib_data.sets import SetConfig, build_set
-    from export.onnx_graph import export_onnx
+    from conftest import shipped_onnx_and_sets
     from export.trt_models import make_fp16_onnx, make_int8_qdq_onnx
 
     root = tmp_path_factory.mktemp("trt")
-    model, _ = load_model(WEIGHTS)
-    fp32 = root / "fp32.onnx"
-    export_onnx(model, fp32, SIZE)
-    sets = {}
-    for name, seed, trimap in (("cal", 11, "mask"), ("val", 22, "validation")):
-        cfg = SetConfig(name=name, count=8, size=SIZE, seed=seed, trimap=trimap, procedural=1.0,
-                        bg_sources=("natural", "procedural")).validated()
-        sets[name] = build_set(cfg, root / "sets", progress=False)
+    _, fp32, sets = shipped_onnx_and_sets(root, SIZE, count=8)
     fp16, int8 = root / "trt_fp16.onnx", root / "trt_int8.onnx"
     m16 = make_fp16_onnx(fp32, fp16, sets["val"])
     m8 = make_int8_qdq_onnx(fp32, int8, sets["cal"], sets["val"], quantizer="onnxruntime")
