@@ -37,7 +37,8 @@ def _cmd_train(args) -> int:
     from calib_data.splits import alphamatting_dev_dir
 
     cfg = TrainConfig(model=args.config, steps=args.steps, batch=args.batch, crop=args.crop, lr=args.lr,
-                      real_fraction=args.real_fraction, threads=args.threads, val_every=args.val_every,
+                      real_fraction=args.real_fraction, grad_weight=args.grad_weight,
+                      comp_weight=args.comp_weight, threads=args.threads, val_every=args.val_every,
                       bank_size=args.bank_size)
     validate = None
     if alphamatting_dev_dir().is_dir():
@@ -176,6 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--crop", type=int, default=224)
     t.add_argument("--lr", type=float, default=2e-3)
     t.add_argument("--real-fraction", type=float, default=0.5)
+    t.add_argument("--grad-weight", type=float, default=1.0, help="Sobel-gradient L1 weight in the alpha loss")
+    t.add_argument("--comp-weight", type=float, default=0.5, help="composition L1 weight in the alpha loss")
     t.add_argument("--bank-size", type=int, default=192, help="procedural foregrounds pre-rendered for training")
     t.add_argument("--val-every", type=int, default=150)
     t.add_argument("--threads", type=int, default=0)

@@ -7,7 +7,9 @@ With s_i = log σ_i² learned (Kendall et al. 2018, the stable form):
 L_T: cross-entropy of the adapted trimap against the trimap of the ground truth (bg: α = 0, fg: α = 1,
 unknown: everything between), over the whole image. L_α: L1 of the final alpha over the unknown region of
 the *input* trimap, plus the same L1 on the alpha decoder's own output (deep supervision, weight
-``aux_weight``), plus an optional composition term ``comp_weight``·L1(αF + (1−α)B − I).
+``aux_weight``), plus two optional terms that sharpen hair: a gradient term ``grad_weight``·L1(∇α − ∇α*)
+(Sobel, unknown region) and a composition term ``comp_weight``·L1(αF + (1−α)B − I) when the training
+sample's F and B are given.
 """
 
 from __future__ import annotations
@@ -22,11 +24,13 @@ UNKNOWN = 0.5
 
 
 class AdaMattingLoss(nn.Module):
-    def __init__(self, aux_weight: float = 0.5, comp_weight: float = 0.0):
+    def __init__(self, aux_weight: float = 0.5, comp_weight: float = 0.0, grad_weight: float = 0.0):
         super().__init__()
         self.log_var_trimap = nn.Parameter(torch.zeros(()))  # s₁
         self.log_var_alpha = nn.Parameter(torch.zeros(()))   # s₂
-        self.aux_weight, self.comp_weight = aux_weight, comp_weight
+        self.aux_weight, self.comp_weight, self.grad_weight = aux_weight, comp_weight, grad_weight
+        sobel = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]) / 4.0
+        self.register_buffer("sobel", torch.stack([sobel, sobel.t()])[:, None], persistent=False)
 
     @property
     def sigmas(self) -> tuple[float, float]:
@@ -43,6 +47,12 @@ class AdaMattingLoss(nn.Module):
         l_alpha = ((out["alpha"] - alpha_gt).abs() * weight).sum() / denom
         l_aux = ((out["alpha_decoder"] - alpha_gt).abs() * weight).sum() / denom
         l_a = l_alpha + self.aux_weight * l_aux
+        l_grad = torch.zeros(())
+        if self.grad_weight > 0:
+            g_pred = F.conv2d(out["alpha"], self.sobel, padding=1)
+            g_gt = F.conv2d(alpha_gt, self.sobel, padding=1)
+            l_grad = ((g_pred - g_gt).abs() * weight).sum() / (2 * denom)
+            l_a = l_a + self.grad_weight * l_grad
         if self.comp_weight > 0 and fg is not None:
             a = out["alpha"]
             comp = a * fg + (1 - a) * bg
@@ -51,4 +61,5 @@ class AdaMattingLoss(nn.Module):
         total = 0.5 * torch.exp(-s1) * l_trimap + 0.5 * torch.exp(-s2) * l_a + 0.5 * (s1 + s2)
         sig1, sig2 = self.sigmas
         return total, {"loss": total.item(), "trimap_ce": l_trimap.item(), "alpha_l1": l_alpha.item(),
-                       "alpha_l1_decoder": l_aux.item(), "sigma1": sig1, "sigma2": sig2}
+                       "alpha_l1_decoder": l_aux.item(), "alpha_grad": l_grad.item(), "sigma1": sig1,
+                       "sigma2": sig2}

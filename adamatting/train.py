@@ -47,6 +47,8 @@ class TrainConfig:
     warmup: int = 50
     weight_decay: float = 1e-5
     aux_weight: float = 0.5
+    grad_weight: float = 1.0           # Sobel-gradient L1 in the unknown region (sharp hair)
+    comp_weight: float = 0.5           # composition L1 with the sample's own F and B
     real_fraction: float = 0.5         # share of samples cut from the real training images
     bank_size: int = 192               # procedural foregrounds pre-rendered at bank_res
     bank_res: int = 320
@@ -94,8 +96,9 @@ class TrainData:
         else:
             trimap = np.full(alpha.shape, 128, np.uint8)
         img, tri = encode_inputs(image, trimap)
+        chw = lambda a: np.ascontiguousarray(np.transpose(a, (2, 0, 1)), dtype=np.float32)   # float [0, 1]
         return {"image": img, "trimap": tri, "alpha": alpha[None].astype(np.float32),
-                "target": gt_trimap_classes(alpha, dilate=3)}
+                "target": gt_trimap_classes(alpha, dilate=3), "fg": chw(fg), "bg": chw(bg), "image01": chw(image)}
 
     def batch(self, step: int, device: torch.device) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng([self.cfg.seed, step])   # batch = f(seed, step): resumes reproducibly
@@ -126,7 +129,8 @@ def train(run_dir: str | Path, cfg: TrainConfig, cache_root: Path = Path("cache"
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     # channels_last: ~1.4x faster depthwise convolutions on CPU (measured on the 2-core machine)
     model: AdaMatting = build_model(get_config(cfg.model)).to(device, memory_format=torch.channels_last)
-    loss_fn = AdaMattingLoss(aux_weight=cfg.aux_weight).to(device)
+    loss_fn = AdaMattingLoss(aux_weight=cfg.aux_weight, comp_weight=cfg.comp_weight,
+                             grad_weight=cfg.grad_weight).to(device)
     params = list(model.parameters()) + list(loss_fn.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     step, best, elapsed = 0, float("inf"), 0.0
@@ -147,7 +151,7 @@ def train(run_dir: str | Path, cfg: TrainConfig, cache_root: Path = Path("cache"
     (run_dir / "train_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
     data = TrainData(cfg, cache_root, progress)
     log_path = run_dir / "log.csv"
-    fields = ["step", "elapsed_s", "lr", "loss", "trimap_ce", "alpha_l1", "alpha_l1_decoder", "sigma1", "sigma2",
+    fields = ["step", "elapsed_s", "lr", "loss", "trimap_ce", "alpha_l1", "alpha_l1_decoder", "alpha_grad", "sigma1", "sigma2",
               "val_sad", "val_mse", "val_grad", "val_conn"]
     if not log_path.is_file():
         with log_path.open("w", newline="") as f:
@@ -173,7 +177,8 @@ def train(run_dir: str | Path, cfg: TrainConfig, cache_root: Path = Path("cache"
                 g["lr"] = lr_at(step, cfg)
             b = data.batch(step, device)
             out = model(b["image"], b["trimap"])
-            loss, parts = loss_fn(out, b["alpha"], b["trimap"], b["target"])
+            loss, parts = loss_fn(out, b["alpha"], b["trimap"], b["target"], fg=b["fg"], bg=b["bg"],
+                                  image01=b["image01"])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 5.0)
