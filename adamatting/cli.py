@@ -95,6 +95,54 @@ def _cmd_export_openvino(args) -> int:
     return 0
 
 
+def _cmd_export_all(args) -> int:
+    from export.all_targets import export_all
+    from export.targets import composited_set
+
+    size = tuple(args.size)
+    cal = composited_set(args.calib, size, Path(args.cache))
+    val = composited_set(args.val, size, Path(args.cache))
+    results = export_all(Path(args.checkpoint), Path(args.out), size, cal, val, targets=args.targets,
+                         reuse=not args.force)
+    print_table([{"target": r.target, "status": r.status, "artifacts": len(r.artifacts),
+                  "seconds": round(r.seconds), "reason": r.reason} for r in results])
+    return 0
+
+
+def _cmd_gate(args) -> int:
+    from benchmarks.accuracy import evaluate_all
+    from benchmarks.artifacts import discover, reference
+    from benchmarks.gates import Gates, check, table, violations
+    from export.targets import composited_set
+
+    size = tuple(args.size)
+    gates = Gates.load(args.gates)
+    artifacts, problems = discover(args.artifacts, size)
+    for p in problems:
+        print(f"warning: {p}", file=sys.stderr)
+    if not artifacts:
+        print(f"error: no {size[0]}x{size[1]} artifacts with manifests in {args.artifacts}: run `make export-onnx` "
+              f"(or make export-openvino / export-trt / export-coreml, or `adamat export all`) first", file=sys.stderr)
+        return 2
+    val = composited_set(args.val, size, Path(args.cache), progress=False)
+    rows = evaluate_all(reference(args.checkpoint), artifacts, size, val, real=not args.no_real,
+                        val_limit=args.val_limit, progress=None if args.quiet else (lambda m: print(m, file=sys.stderr)))
+    results = check(rows, gates)
+    print_table(table(rows, results))
+    if args.json:
+        from benchmarks.report import gate_json, write_json
+
+        write_json(Path(args.json), gate_json(rows, results, gates))
+    failed = violations(results)
+    if failed:
+        print(f"\n{len(failed)} accuracy gate(s) violated ({gates.source}):", file=sys.stderr)
+        for line in failed:
+            print(f"  {line}", file=sys.stderr)
+        return 1
+    print(f"\nall accuracy gates pass ({gates.source})")
+    return 0
+
+
 def _cmd_export_sensitivity(args) -> int:
     from export.onnx_graph import export_onnx
     from export.sensitivity import format_report, rank_layers, suggest_policy
@@ -225,6 +273,20 @@ def build_parser() -> argparse.ArgumentParser:
                     help="int8-acc: most layers reverted to float (each costs a validation pass)")
     ov.set_defaults(func=_cmd_export_openvino)
 
+    from export.all_targets import TARGETS
+
+    al = ex_sub.add_parser("all", help="every target this machine can build (ONNX, OpenVINO, TensorRT ONNX/engines, "
+                                       "CoreML); up-to-date artifacts are reused")
+    al.add_argument("--checkpoint", default=str(DEFAULT_WEIGHTS))
+    al.add_argument("--out", default="out/export")
+    al.add_argument("--size", type=int, nargs=2, default=[512, 512], metavar=("H", "W"))
+    al.add_argument("--targets", nargs="+", choices=TARGETS, default=list(TARGETS))
+    al.add_argument("--calib", default="calib")
+    al.add_argument("--val", default="val")
+    al.add_argument("--cache", default="cache/sets")
+    al.add_argument("--force", action="store_true", help="re-export even where an up-to-date artifact exists")
+    al.set_defaults(func=_cmd_export_all)
+
     se = ex_sub.add_parser("sensitivity", help="rank layer groups by the alpha error their INT8 quantization causes "
                                                "and print a suggested precision policy")
     se.add_argument("--checkpoint", default=str(DEFAULT_WEIGHTS))
@@ -236,6 +298,21 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--val", default="val")
     se.add_argument("--cache", default="cache/sets")
     se.set_defaults(func=_cmd_export_sensitivity)
+
+    g = sub.add_parser("gate", help="accuracy of every artifact vs PyTorch FP32, checked against benchmarks/gates.toml "
+                                    "(exit 1 listing each violated gate)")
+    g.add_argument("--artifacts", default="out/export", help="folder of exported artifacts with manifests")
+    g.add_argument("--checkpoint", default=str(DEFAULT_WEIGHTS), help="the FP32 reference")
+    g.add_argument("--size", type=int, nargs=2, default=[512, 512], metavar=("H", "W"),
+                   help="gate the artifacts of this input size")
+    g.add_argument("--gates", default=str(Path(__file__).resolve().parent.parent / "benchmarks" / "gates.toml"))
+    g.add_argument("--val", default="val", help="validation set config (TOML or embedded name)")
+    g.add_argument("--val-limit", type=int, default=None, help="validation composites to use (default: all)")
+    g.add_argument("--no-real", action="store_true", help="skip the real alphamatting.com images")
+    g.add_argument("--cache", default="cache/sets")
+    g.add_argument("--json", default=None, help="also write the results as JSON here")
+    g.add_argument("--quiet", action="store_true")
+    g.set_defaults(func=_cmd_gate)
 
     s = sub.add_parser("ship", help="write a run's best checkpoint, weights only, for shipping")
     s.add_argument("--run", default="runs/mobile")

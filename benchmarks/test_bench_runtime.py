@@ -20,6 +20,7 @@ import torch
 from adamatting.checkpoint import save_checkpoint
 from adamatting.config import get_config
 from adamatting.model import build_model
+from benchmarks.portrait import H, W, synthetic_portrait, time_bokeh_pipeline
 from benchmarks.upsampling import compare_upsamplers, downsample, format_table
 from calib_data.io import read_alpha, read_rgb
 from calib_data.splits import alphamatting_dev_dir
@@ -30,24 +31,13 @@ from runtime.lens_blur import DEFAULT_STRENGTH, lens_blur
 from runtime.matter import Matter
 from runtime.upsample import upsample_alpha
 
-H, W = 3000, 4000
 ROUNDS = {"rounds": 3, "iterations": 1, "warmup_rounds": 0}
 
 
 @pytest.fixture(scope="module")
 def portrait():
     """(photo uint8 (H, W, 3), alpha float32 (H, W)) — about 4 % of the pixels partly transparent."""
-    rng = np.random.default_rng(0)
-    texture = cv2.resize(rng.random((60, 80, 3), dtype=np.float32), (W, H), interpolation=cv2.INTER_CUBIC)
-    photo = np.clip(texture * 180 + rng.normal(0, 6, (H, W, 3)).astype(np.float32), 0, 255).astype(np.uint8)
-    for y, x in rng.integers((0, 0), (H, W), (40, 2)):         # small lights: bokeh balls
-        cv2.circle(photo, (int(x), int(y)), int(rng.integers(3, 9)), (255, 250, 235), -1)
-    yy, xx = np.ogrid[:H, :W]
-    radius = np.sqrt(((yy - 1900) / 1300.0) ** 2 + ((xx - 2000) / 900.0) ** 2)
-    strands = cv2.resize(rng.random((H // 8, W // 8), dtype=np.float32), (W, H), interpolation=cv2.INTER_LINEAR)
-    alpha = np.clip((1.0 - radius) * 25 + (strands - 0.5) * 1.5, 0, 1).astype(np.float32)
-    photo[alpha >= 1] = (200, 150, 120)
-    return photo, alpha
+    return synthetic_portrait(H, W)
 
 
 @pytest.fixture(scope="module")
@@ -114,17 +104,14 @@ def test_bokeh_end_to_end(benchmark, matter, portrait):
     extra_info. The renderer gets the synthetic alpha: a random network's alpha is partly transparent
     almost everywhere, which would time a worst case no trained model produces."""
     photo, alpha = portrait
-    mask = (alpha > 0.5).astype(np.uint8) * 255
 
     def run():
-        result = matter.predict(photo, mask=mask, band=16, with_trimap_prob=False)
-        out, timings = render_bokeh(photo, alpha)
-        return out, {**result.timings, **timings}
+        return time_bokeh_pipeline(matter, photo, alpha)
 
-    out, timings = benchmark.pedantic(run, **ROUNDS)
+    timings = benchmark.pedantic(run, **ROUNDS)
     benchmark.extra_info.update({f"{k}_s": v for k, v in timings.items()})
     print("\n" + "\n".join(f"  {k:<11} {v * 1000:8.1f} ms" for k, v in timings.items()))
-    assert out.shape == photo.shape
+    assert {"trimap", "model", "upsample", "foreground", "blur", "composite"} <= set(timings)
 
 
 @pytest.mark.skipif(not alphamatting_dev_dir().is_dir(), reason=f"{alphamatting_dev_dir()} not found")

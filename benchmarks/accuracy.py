@@ -1,0 +1,209 @@
+"""Accuracy of every artifact against the FP32 PyTorch model, on the same inputs, for phone bokeh.
+
+Two sets, each scored per artifact as absolute values and as the drop from PyTorch FP32:
+
+- ``val``: the composited validation set at the artifact's input size; the backend runs the encoded
+  composite directly (no resizing), so the numbers isolate what the export changed.
+- ``real``: the held-back alphamatting.com images (both trimaps) through :class:`runtime.matter.Matter`,
+  i.e. letterboxed to the artifact's size, run, guided-upsampled to the photo and clamped to the trimap's
+  known regions — what the app gets. Only when ../shared/data is present.
+
+Per sample: the Composition-1k metrics (unknown region of the trimap; known regions set to 0 / 1 and the
+alpha read as 8-bit, as :func:`adamatting.evaluate.protocol_alpha` does), ``EdgeMAE`` — mean |α − α*|
+in a band of :data:`EDGE_BAND_PX` pixels around the subject's outline (where a bokeh halo shows) — and
+``BokehPSNR`` — the rendered bokeh image (:func:`runtime.bokeh.render_bokeh`) against the FP32 model's
+render of the same photo, in dB (identical renders are reported as :data:`PSNR_CAP`).
+
+Artifacts that cannot run here keep the accuracy their export measured when it was a faithful
+simulation (CoreML: the PyTorch model with the same compression, ``validation.simulated``), marked
+``simulated``; others are ``not run`` with the reason.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+import cv2
+import numpy as np
+
+from adamatting.encoding import encode_inputs
+from adamatting.evaluate import TRIMAPS, protocol_alpha, quantize_gt
+from benchmarks.artifacts import Artifact, open_runner
+from benchmarks.metrics import compute_all
+from calib_data.splits import REAL_VALIDATION, alphamatting_dev_dir
+
+EDGE_BAND_PX = 8
+PSNR_CAP = 100.0
+METRICS = ("SAD", "MSE", "Grad", "Conn", "EdgeMAE", "BokehPSNR")
+BOKEH_STRENGTH = 0.02     # as the demo's bokeh grid: a strong blur makes alpha errors visible
+
+
+@dataclass
+class Sample:
+    name: str
+    photo: np.ndarray          # uint8 (H, W, 3)
+    alpha: np.ndarray          # float32 (H, W), ground truth read as 8-bit
+    trimap: np.ndarray         # uint8 0 / 128 / 255
+
+
+@dataclass
+class SetScore:
+    samples: int
+    metrics: dict[str, float]
+    drop: dict[str, float] = field(default_factory=dict)     # metric − FP32's (BokehPSNR: absolute)
+
+
+@dataclass
+class AccuracyRow:
+    artifact: Artifact
+    status: str                                   # measured | simulated | not run | failed
+    note: str = ""
+    sets: dict[str, SetScore] = field(default_factory=dict)
+
+
+def edge_band(alpha_gt: np.ndarray, width: int = EDGE_BAND_PX) -> np.ndarray:
+    """Pixels within ``width`` of the subject's outline: the partly transparent pixels and the 0.5
+    iso-line of the ground truth, dilated."""
+    solid = (alpha_gt > 0.5).astype(np.uint8)
+    outline = cv2.morphologyEx(solid, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
+    partial = (alpha_gt > 1 / 255) & (alpha_gt < 254 / 255)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * width + 1, 2 * width + 1))
+    return cv2.dilate((outline | partial).astype(np.uint8), kernel) > 0
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR of two uint8 images in dB, capped at :data:`PSNR_CAP` (identical images)."""
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return PSNR_CAP if mse == 0 else min(PSNR_CAP, 10 * math.log10(255.0 ** 2 / mse))
+
+
+def render(photo: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    from runtime.bokeh import render_bokeh
+
+    return render_bokeh(photo, alpha, BOKEH_STRENGTH)[0]
+
+
+def score(alpha: np.ndarray, sample: Sample, reference_render: np.ndarray | None) -> tuple[dict, np.ndarray]:
+    """Metrics of one alpha (float, the sample's size) and its bokeh render."""
+    a = protocol_alpha(alpha, sample.trimap)
+    m = compute_all(a, sample.alpha, sample.trimap)
+    band = edge_band(sample.alpha)
+    m["EdgeMAE"] = float(np.abs(a[band] - sample.alpha[band]).mean()) if band.any() else 0.0
+    image = render(sample.photo, a)
+    m["BokehPSNR"] = PSNR_CAP if reference_render is None else psnr(image, reference_render)
+    return m, image
+
+
+def val_samples(cset, limit: int | None = None) -> list[Sample]:
+    n = len(cset) if limit is None else min(limit, len(cset))
+    out = []
+    for i in range(n):
+        it = cset[i]
+        photo = np.clip(np.rint(it["image"] * 255.0), 0, 255).astype(np.uint8)
+        out.append(Sample(f"{cset.meta.get('name', 'val')}/{i}", photo, quantize_gt(it["alpha"]), it["trimap"]))
+    return out
+
+
+def real_samples(names=REAL_VALIDATION, trimaps=TRIMAPS) -> list[Sample]:
+    """The held-back real images with each trimap; [] when ../shared/data is absent."""
+    from calib_data.readers import AlphaMattingReader
+
+    if not alphamatting_dev_dir().is_dir():
+        return []
+    out = []
+    for s in AlphaMattingReader(alphamatting_dev_dir(), list(names)):
+        photo = np.clip(np.rint(s.image * 255.0), 0, 255).astype(np.uint8)
+        for t in trimaps:
+            out.append(Sample(f"{s.name}/{t}", photo, quantize_gt(s.alpha), s.trimaps[t]))
+    return out
+
+
+def _val_predict(backend) -> Callable[[Sample], np.ndarray]:
+    def run(s: Sample) -> np.ndarray:
+        img, tri = encode_inputs(s.photo.astype(np.float32) / 255.0, s.trimap)
+        return backend.run(img[None], tri[None])[0][0, 0]
+    return run
+
+
+def _real_predict(backend) -> Callable[[Sample], np.ndarray]:
+    from runtime.matter import Matter
+
+    matter = Matter(backend)
+    return lambda s: matter.predict(s.photo, trimap=s.trimap, with_trimap_prob=False).alpha
+
+
+def _mean(rows: list[dict]) -> dict[str, float]:
+    return {k: float(np.mean([r[k] for r in rows])) for k in METRICS}
+
+
+def drops(metrics: dict[str, float], ref: dict[str, float]) -> dict[str, float]:
+    """metric − FP32's for the error metrics; BokehPSNR is already relative to FP32 and kept as is."""
+    return {k: (metrics[k] if k == "BokehPSNR" else metrics[k] - ref[k]) for k in METRICS if k in metrics and k in ref}
+
+
+class Evaluator:
+    """Scores artifacts against the FP32 reference; the reference's alphas and renders are computed once."""
+
+    def __init__(self, reference: Artifact, input_size, sets: dict[str, list[Sample]]):
+        self.input_size = list(input_size)
+        self.sets = {k: v for k, v in sets.items() if v}
+        self.reference = reference
+        self._ref_renders: dict[str, list[np.ndarray]] = {}
+        self.ref_row = self._measure(reference)
+        if self.ref_row.status != "measured":
+            raise RuntimeError(f"the FP32 reference {reference.path} could not run: {self.ref_row.note}")
+
+    def _predictors(self, backend) -> Iterator[tuple[str, Callable[[Sample], np.ndarray]]]:
+        for name in self.sets:
+            yield name, (_val_predict(backend) if name == "val" else _real_predict(backend))
+
+    def _measure(self, a: Artifact) -> AccuracyRow:
+        try:
+            backend = open_runner(a, self.input_size)
+        except Exception as e:   # a backend that fails to open is a row of the report, not a crash
+            return AccuracyRow(a, "failed", f"{type(e).__name__}: {e}")
+        row = AccuracyRow(a, "measured", a.note)
+        is_ref = a is self.reference
+        for set_name, predict in self._predictors(backend):
+            rows, renders = [], []
+            for i, s in enumerate(self.sets[set_name]):
+                ref_render = None if is_ref else self._ref_renders[set_name][i]
+                m, image = score(predict(s), s, ref_render)
+                rows.append(m)
+                renders.append(image)
+            if is_ref:
+                self._ref_renders[set_name] = renders
+            row.sets[set_name] = SetScore(len(rows), _mean(rows))
+        for set_name, sc in row.sets.items():
+            sc.drop = drops(sc.metrics, self.ref_row.sets[set_name].metrics) if not is_ref else drops(sc.metrics, sc.metrics)
+        return row
+
+    def evaluate(self, a: Artifact) -> AccuracyRow:
+        if a.runs_here:
+            return self._measure(a)
+        sim = a.simulated_validation
+        if sim and "quantized" in sim:
+            ref = sim["fp32"]
+            q = sim["quantized"]
+            metrics = {k: q[k] for k in ("SAD", "MSE", "Grad", "Conn") if k in q}
+            return AccuracyRow(a, "simulated", f"{a.note} ({sim.get('method', 'simulation')})",
+                               {"val": SetScore(int(sim.get("samples", 0)), metrics,
+                                                {k: metrics[k] - ref[k] for k in metrics if k in ref})})
+        return AccuracyRow(a, "not run", a.note)
+
+
+def evaluate_all(reference: Artifact, artifacts: list[Artifact], input_size, cset, *, real: bool = True,
+                 val_limit: int | None = None, progress: Callable[[str], None] | None = None) -> list[AccuracyRow]:
+    """The reference row first, then one row per artifact (see the module doc)."""
+    sets = {"val": val_samples(cset, val_limit), "real": real_samples() if real else []}
+    if progress:
+        progress(f"accuracy: {reference.label} (reference)")
+    ev = Evaluator(reference, input_size, sets)
+    rows = [ev.ref_row]
+    for a in artifacts:
+        if progress:
+            progress(f"accuracy: {a.label}")
+        rows.append(ev.evaluate(a))
+    return rows

@@ -1,0 +1,149 @@
+"""The catalogue of exported artifacts in a folder, and how (or why not) each one runs on this machine.
+
+Every benchmark, gate and report row starts here. An artifact is a file or package with a manifest
+beside it (:mod:`export.manifest`); its gate key is ``<manifest backend>/<precision>``
+(``onnxruntime/int8``, ``tensorrt/fp16``, ``coreml/w8a8``, ...), and ``run_backend`` says which of
+:mod:`runtime.backends` executes it here:
+
+- ``.onnx`` for onnxruntime: onnxruntime.
+- ``.onnx`` for TensorRT (the FP16 and Q/DQ INT8 graphs): onnxruntime CPU, which runs the same graph
+  (Q/DQ pairs are real int8 rounding there) — accuracy is meaningful, latency is *not* TensorRT's.
+- ``.engine``: TensorRT where it imports (a machine with an NVIDIA GPU), else not run.
+- ``.xml`` (OpenVINO IR): OpenVINO.
+- ``.mlpackage``: CoreML on macOS; elsewhere not run, and its accuracy is the export's PyTorch
+  simulation recorded in the manifest (``validation.simulated``).
+
+The PyTorch FP32 checkpoint is always the reference row (:func:`reference`).
+
+Importing this module imports neither torch nor any runtime: the on-device benchmark uses it too.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from export.manifest import Manifest, ManifestError, load_manifest, manifest_path
+
+REFERENCE_KEY = "torch/fp32"
+SUFFIXES = (".onnx", ".xml", ".engine", ".mlpackage")
+_NAMES = {"torch": "PyTorch", "onnxruntime": "onnxruntime", "openvino": "OpenVINO", "tensorrt": "TensorRT",
+          "coreml": "CoreML"}
+
+
+def _importable(package: str) -> bool:
+    return importlib.util.find_spec(package) is not None
+
+
+@dataclass
+class Artifact:
+    path: Path
+    backend: str                      # what it was exported for (the manifest's backend)
+    precision: str
+    run_backend: str | None           # the runtime backend that executes it here; None: not run here
+    note: str = ""                    # how it runs here, or why it does not
+    manifest: Manifest | None = field(default=None, repr=False)
+
+    @property
+    def key(self) -> str:
+        """The gate key: ``<backend>/<precision>``."""
+        return f"{self.backend}/{self.precision}"
+
+    @property
+    def label(self) -> str:
+        kind = {".onnx": " ONNX", ".engine": " engine"}.get(self.path.suffix, "") if self.backend == "tensorrt" else ""
+        return f"{_NAMES.get(self.backend, self.backend)} {self.precision.upper()}{kind}"
+
+    @property
+    def size_bytes(self) -> int:
+        p = self.path
+        return sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) if p.is_dir() else p.stat().st_size
+
+    @property
+    def runs_here(self) -> bool:
+        return self.run_backend is not None
+
+    @property
+    def input_size(self) -> list[int] | None:
+        return list(self.manifest.input_size) if self.manifest is not None and self.manifest.input_size else None
+
+    @property
+    def simulated_validation(self) -> dict | None:
+        """The export's own accuracy measurement, when the artifact itself cannot run here (CoreML)."""
+        v = (self.manifest.validation or {}) if self.manifest is not None else {}
+        return v if v.get("simulated") else None
+
+
+def _plan(path: Path, m: Manifest) -> tuple[str | None, str]:
+    """(backend that runs ``path`` here, note)."""
+    suffix = path.suffix
+    if suffix == ".onnx":
+        if not _importable("onnxruntime"):
+            return None, "onnxruntime is not installed"
+        if m.backend == "tensorrt":
+            return "onnxruntime", "the TensorRT graph run by onnxruntime CPU: accuracy is meaningful, latency is not TensorRT's"
+        return "onnxruntime", ""
+    if suffix == ".xml":
+        return ("openvino", "") if _importable("openvino") else (None, "OpenVINO is not installed")
+    if suffix == ".engine":
+        return ("tensorrt", "") if _importable("tensorrt") else (
+            None, "TensorRT does not import here (it needs NVIDIA's TensorRT on a GPU machine)")
+    if suffix == ".mlpackage":
+        if platform.system() != "Darwin":
+            return None, "CoreML prediction needs macOS; accuracy is the export's PyTorch simulation"
+        return ("coreml", "") if _importable("coremltools") else (None, "coremltools is not installed")
+    return None, f"no backend opens {suffix!r}"
+
+
+def open_artifact(path: str | Path) -> Artifact:
+    """One artifact with its manifest (hash verified); ManifestError when it has none or it does not match."""
+    path = Path(path)
+    m = load_manifest(path)
+    run, note = _plan(path, m)
+    return Artifact(path, m.backend, m.precision, run, note, m)
+
+
+def discover(folder: str | Path, input_size: list[int] | tuple[int, int] | None = None) -> tuple[list[Artifact], list[str]]:
+    """Every artifact with a manifest in ``folder`` (optionally only those of one input size), sorted by
+    backend then precision, and one problem line per artifact that has no usable manifest."""
+    folder = Path(folder)
+    found, problems = [], []
+    if not folder.is_dir():
+        return found, problems
+    for p in sorted(folder.iterdir()):
+        if p.suffix not in SUFFIXES:
+            continue
+        if not manifest_path(p).is_file():
+            problems.append(f"{p}: no manifest beside it; not benchmarked (re-export it)")
+            continue
+        try:
+            a = open_artifact(p)
+        except ManifestError as e:
+            problems.append(str(e))
+            continue
+        if input_size is not None and a.input_size != list(input_size):
+            continue
+        found.append(a)
+    order = {b: i for i, b in enumerate(("onnxruntime", "openvino", "tensorrt", "coreml"))}
+    found.sort(key=lambda a: (order.get(a.backend, 9), a.path.suffix, a.precision))
+    return found, problems
+
+
+def reference(checkpoint: str | Path, input_size: list[int] | tuple[int, int] | None = None) -> Artifact:
+    """The PyTorch FP32 eager row every other row is compared with."""
+    note = "PyTorch FP32 eager: the reference row"
+    return Artifact(Path(checkpoint), "torch", "fp32", "torch" if _importable("torch") else None,
+                    note if _importable("torch") else "torch is not installed", None)
+
+
+def open_runner(a: Artifact, input_size: list[int] | tuple[int, int] | None = None, **options):
+    """The runtime backend for ``a`` (``run(image, trimap) -> (alpha, prob)``). A checkpoint gets
+    ``input_size`` as its fixed size, so it is compared with the exports on identical inputs."""
+    from runtime.backends import open_backend
+
+    if a.run_backend is None:
+        raise RuntimeError(f"{a.path}: not runnable here: {a.note}")
+    expect = {"input_size": list(input_size)} if (a.backend == "torch" and input_size is not None) else {}
+    return open_backend(a.path, a.run_backend, expect, **options)

@@ -1,0 +1,164 @@
+"""The end-to-end report: exports, accuracy and gates, latency, the 12-megapixel bokeh pipeline, figures.
+
+``write_report`` writes ``<dir>/report.md`` beside ``latency_vs_accuracy.png`` and the copied figures;
+every artifact appears in every table it belongs to, with its numbers or with the reason it was not run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from benchmarks.accuracy import AccuracyRow
+from benchmarks.gates import GateResult, Gates, summary, table, violations
+
+# The performance targets of the phone use (measured and reported, never asserted in tests).
+PERF_TARGETS = (
+    ("openvino/int8", "torch/fp32", 0.5, "OpenVINO INT8 vs PyTorch FP32 eager"),
+    ("onnxruntime/int8", "onnxruntime/fp32", 0.8, "onnxruntime INT8 vs onnxruntime FP32"),
+)
+
+
+def write_json(path: Path, data) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str))
+    os.replace(tmp, path)
+    return path
+
+
+def gate_json(rows: list[AccuracyRow], results: list[GateResult], gates: Gates) -> dict:
+    return {"gates": gates.source,
+            "rows": [{"key": r.artifact.key, "label": r.artifact.label, "path": str(r.artifact.path),
+                      "status": r.status, "note": r.note, "sets": {k: asdict(v) for k, v in r.sets.items()}}
+                     for r in rows],
+            "results": [asdict(r) for r in results], "violations": violations(results)}
+
+
+def md_table(rows: list[dict]) -> str:
+    if not rows:
+        return "_(none)_\n"
+    keys = list(rows[0])
+    cell = lambda v: (f"{v:.4g}" if isinstance(v, float) else str(v)).replace("|", "\\|").replace("\n", " ")
+    lines = ["| " + " | ".join(keys) + " |", "|" + "|".join("---" for _ in keys) + "|"]
+    lines += ["| " + " | ".join(cell(r.get(k, "")) for k in keys) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def latency_rows(latency: dict) -> list[dict]:
+    out = []
+    for r in latency.get("rows", []):
+        if r.get("status", "measured") != "measured":
+            out.append({"artifact": r["label"], "p50 ms": "not run", "p90 ms": "", "p99 ms": "", "img/s": "",
+                        "peak RSS MB": "", "size MB": f"{r['size_bytes'] / 1e6:.2f}" if r.get("size_bytes") else "",
+                        "× PyTorch FP32": "", "note": r.get("note", "")})
+            continue
+        ratio = r.get("ratio_to_torch_fp32")
+        out.append({"artifact": r["label"], "p50 ms": f"{r['p50_ms']:.1f}", "p90 ms": f"{r['p90_ms']:.1f}",
+                    "p99 ms": f"{r['p99_ms']:.1f}", "img/s": f"{r['throughput']:.2f}",
+                    "peak RSS MB": f"{r['peak_rss_mb']:.0f}" if r.get("peak_rss_mb") else "",
+                    "size MB": f"{r['size_bytes'] / 1e6:.2f}" if r.get("size_bytes") else "",
+                    "× PyTorch FP32": f"{ratio:.2f}" if ratio is not None else "", "note": r.get("note", "")})
+    return out
+
+
+def perf_targets(latency: dict) -> list[dict]:
+    p50 = {r["key"]: r["p50_ms"] for r in latency.get("rows", []) if r.get("status", "measured") == "measured"}
+    out = []
+    for key, base, limit, what in PERF_TARGETS:
+        if key in p50 and base in p50:
+            ratio = p50[key] / p50[base]
+            out.append({"target": what, "measured": f"{ratio:.2f}×", "limit": f"≤ {limit}×",
+                        "met": "yes" if ratio <= limit else "no"})
+        else:
+            out.append({"target": what, "measured": "not run", "limit": f"≤ {limit}×", "met": "n/a"})
+    return out
+
+
+def plot_latency_vs_accuracy(rows: list[AccuracyRow], latency: dict, out: Path) -> Path | None:
+    """p50 latency (x) against the SAD drop on the validation composites (y), one point per artifact."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    p50 = {r["key"] + r["label"]: r["p50_ms"] for r in latency.get("rows", [])
+           if r.get("status", "measured") == "measured"}
+    points = []
+    for row in rows:
+        a, sc = row.artifact, row.sets.get("val")
+        if sc is None or (a.key + a.label) not in p50:
+            continue
+        ref = sc.metrics["SAD"] - sc.drop.get("SAD", 0.0)
+        points.append((a.label, p50[a.key + a.label], 100.0 * sc.drop.get("SAD", 0.0) / max(ref, 1e-12)))
+    if not points:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for label, x, y in points:
+        ax.scatter([x], [y], s=40)
+        ax.annotate(label, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    ax.axhline(0, color="gray", lw=0.8)
+    ax.set_xlabel("p50 latency, ms (this machine; TensorRT ONNX rows are onnxruntime CPU)")
+    ax.set_ylabel("SAD increase over PyTorch FP32, % (validation composites)")
+    ax.set_title("Latency vs accuracy")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
+def write_report(out_dir: Path, *, header: dict, exports: list, rows: list[AccuracyRow], results: list[GateResult],
+                 gates: Gates, latency: dict, pipeline: dict | None, figures: dict[str, Path]) -> Path:
+    """Write ``out_dir/report.md`` (and its figures); returns its path."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    failed = violations(results)
+    plot = plot_latency_vs_accuracy(rows, latency, out_dir / "latency_vs_accuracy.png")
+    copied = {}
+    for name, src in figures.items():
+        if src is not None and Path(src).is_file():
+            copied[name] = Path(shutil.copy2(src, out_dir / Path(src).name)).name
+    fp = latency.get("fingerprint", {})
+    parts = [f"# AdaMatting edge report — {time.strftime('%Y-%m-%d %H:%M:%S %Z')}\n",
+             "\n".join(f"- **{k}**: {v}" for k, v in header.items()),
+             f"- **device**: {fp.get('cpu_model', '?')}, {fp.get('logical_cores', '?')} logical cores, "
+             f"{fp.get('os', '?')} (fingerprint `{latency.get('fingerprint_id', '?')}`)\n",
+             f"## Verdict\n\n**Accuracy gates: {'FAIL' if failed else 'PASS'}**"
+             + (f" — {len(failed)} violated:\n\n" + "\n".join(f"- {v}" for v in failed) if failed else "") + "\n",
+             "Performance targets (p50 ratios measured in this run, 2-core CPU; reported, not asserted):\n",
+             md_table(perf_targets(latency)),
+             "## Exports\n", md_table([{"target": e.target, "status": e.status,
+                                         "artifacts": ", ".join(p.name for p in e.artifacts) or "—",
+                                         "seconds": f"{e.seconds:.0f}", "reason": e.reason} for e in exports]),
+             f"## Accuracy and gates\n\nEvery artifact against PyTorch FP32 on the same inputs; Δ = increase over "
+             f"FP32 (bokeh dB: the rendered bokeh image against FP32's render). `val`: composited validation set; "
+             f"`real`: held-back alphamatting.com images through the runtime. Gates: `{gates.source}`.\n",
+             md_table(table(rows, results)),
+             "\nGate summary:\n", md_table([{k: v for k, v in s.items() if k != "key"} for s in summary(rows, results)]),
+             "## Latency\n\nWarm-up, then timed runs of the network alone at the export size; peak RSS of a "
+             "process running only that artifact. `× PyTorch FP32`: p50 over the PyTorch FP32 eager p50 of the "
+             "same run.\n", md_table(latency_rows(latency))]
+    if plot is not None:
+        parts.append(f"\n![latency vs accuracy]({plot.name})\n")
+    if pipeline:
+        parts.append(f"## Bokeh pipeline on a 12-megapixel photo\n\n{pipeline.get('what', '')}\n")
+        stages = pipeline["timings"]
+        parts.append(md_table([{"stage": k, "ms": f"{v * 1000:.0f}"} for k, v in stages.items()]
+                              + [{"stage": "total", "ms": f"{sum(stages.values()) * 1000:.0f}"}]))
+    not_run = [r for r in rows if r.status in ("not run", "failed", "simulated")]
+    not_run_exports = [e for e in exports if e.status == "not built"]
+    if not_run or not_run_exports:
+        parts.append("## Not run here\n")
+        parts += [f"- **{e.target}** (export): {e.reason}" for e in not_run_exports]
+        parts += [f"- **{r.artifact.label}** ({r.status}): {r.note}" for r in not_run]
+        parts.append("")
+    for name, fname in copied.items():
+        parts.append(f"## {name}\n\n![{name}]({fname})\n")
+    report = out_dir / "report.md"
+    tmp = report.with_name("report.md.tmp")
+    tmp.write_text("\n".join(parts))
+    os.replace(tmp, report)
+    return report
