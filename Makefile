@@ -6,11 +6,14 @@ CLI    := $(VENV)/bin/adamat
 STAMP  := $(VENV)/.installed
 OUT    ?= out
 
-.PHONY: setup test demo train bench export-onnx export-trt export-openvino export-coreml clean help
+.PHONY: setup test demo gate train bench bench-baseline export-all export-onnx export-trt export-openvino export-coreml clean help
 
 help:
 	@echo "make setup   create .venv and install the project (idempotent)"
-	@echo "make demo    main job: calibration/validation sets, contact sheet, model alpha on real images"
+	@echo "make demo    main job: sets and figures, every export possible here, accuracy gates, latency,"
+	@echo "             bokeh pipeline timing, reports/<timestamp>/report.md"
+	@echo "make gate    export what is missing (reusing up-to-date artifacts), then the accuracy gates of"
+	@echo "             benchmarks/gates.toml on every artifact in out/export (exit 1 listing violations)"
 	@echo "make test    the test suite (what CI runs)"
 	@echo "make train   train the mobile model in the background-safe, resumable way (runs/mobile)"
 	@echo "make export-onnx  FP32 + INT8 ONNX of weights/mobile.pt with manifests (out/export)"
@@ -18,7 +21,9 @@ help:
 	@echo "make export-coreml    CoreML .mlpackage FP16/W8/PAL6/W8A8 (out/export; simulated accuracy on Linux)"
 	@echo "make export-trt   FP16 + INT8 Q/DQ ONNX for TensorRT (out/export); engines where TensorRT imports,"
 	@echo "                  else the trtexec lines and exit 3 (TRT_OPTIONAL=1: warning, exit 0)"
-	@echo "make bench   benchmarks (metrics speed, model quality vs closed-form matting)"
+	@echo "make bench   latency of every artifact + runtime stages + metrics (pytest-benchmark), compared with"
+	@echo "             this device's baseline; model quality vs closed-form matting"
+	@echo "make bench-baseline  save this device's latency baseline (benchmarks/baselines/<fingerprint id>/)"
 
 setup: $(STAMP)
 
@@ -33,7 +38,14 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 demo: $(STAMP)
-	$(CLI) demo --out $(OUT)/demo
+	$(CLI) demo --out $(OUT)/demo --export-dir $(OUT)/export
+
+gate: $(STAMP)
+	$(CLI) export all --out $(OUT)/export
+	$(CLI) gate --artifacts $(OUT)/export
+
+export-all: $(STAMP)
+	$(CLI) export all --out $(OUT)/export
 
 train: $(STAMP)
 	$(CLI) train --config mobile --run runs/mobile
@@ -50,9 +62,17 @@ export-coreml: $(STAMP)
 export-trt: $(STAMP)
 	$(CLI) export trt --checkpoint weights/mobile.pt --out $(OUT)/export
 
+# Latency against this device's own baseline (benchmarks/baselines/<fingerprint id>/; see README).
 bench: $(STAMP)
-	$(PY) -m pytest -q benchmarks --benchmark-enable --benchmark-json=$(OUT)/bench/metrics.json
+	$(CLI) export all --out $(OUT)/export
+	mkdir -p $(OUT)/bench
+	ADAMAT_ARTIFACTS=$(OUT)/export $(PY) -m pytest -q benchmarks --benchmark-enable \
+		--benchmark-json=$(OUT)/bench/benchmarks.json $$($(PY) -m benchmarks.baseline compare)
 	$(CLI) eval-real --checkpoint weights/mobile.pt --out $(OUT)/bench
+
+bench-baseline: $(STAMP)
+	$(CLI) export all --out $(OUT)/export
+	ADAMAT_ARTIFACTS=$(OUT)/export $(PY) -m pytest -q benchmarks --benchmark-enable $$($(PY) -m benchmarks.baseline save)
 
 clean:
 	rm -rf $(OUT) cache .pytest_cache

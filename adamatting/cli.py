@@ -27,8 +27,18 @@ def _cmd_calib_build(args) -> int:
 def _cmd_demo(args) -> int:
     from adamatting.demo import run_demo
 
-    run_demo(Path(args.out), Path(args.cache), weights=Path(args.weights))
-    return 0
+    out = Path(args.out)
+    run_demo(out, Path(args.cache), weights=Path(args.weights))
+    if args.figures_only:
+        return 0
+    from benchmarks.main_job import JobConfig, run_main_job
+
+    cfg = JobConfig(weights=Path(args.weights), export_dir=Path(args.export_dir), reports=Path(args.reports),
+                    cache=Path(args.cache), size=tuple(args.size), runs=args.runs, warmup=args.warmup,
+                    threads=args.threads)
+    figures = {"Bokeh grid": out / "bokeh_grid.png", "Model alpha on held-back real images": out / "real_alpha.png"}
+    code, _ = run_main_job(cfg, figures)
+    return code
 
 
 def _cmd_train(args) -> int:
@@ -130,9 +140,10 @@ def _cmd_gate(args) -> int:
     results = check(rows, gates)
     print_table(table(rows, results))
     if args.json:
-        from benchmarks.report import gate_json, write_json
+        from benchmarks.latency import write_json
+        from benchmarks.report import gate_json
 
-        write_json(Path(args.json), gate_json(rows, results, gates))
+        write_json(gate_json(rows, results, gates), Path(args.json))
     failed = violations(results)
     if failed:
         print(f"\n{len(failed)} accuracy gate(s) violated ({gates.source}):", file=sys.stderr)
@@ -211,10 +222,19 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--quiet", action="store_true", help="no progress bar or table; print only the set's path")
     b.set_defaults(func=_cmd_calib_build)
 
-    d = sub.add_parser("demo", help="the main job on the embedded defaults")
+    d = sub.add_parser("demo", help="the main job on the embedded defaults: sets, figures, every export possible "
+                                    "here, accuracy gates, latency, reports/<timestamp>/report.md")
     d.add_argument("--out", default="out/demo", help="folder for the contact sheet and figures")
     d.add_argument("--cache", default="cache/sets", help="cache root for the composited sets")
-    d.add_argument("--weights", default=str(DEFAULT_WEIGHTS), help="checkpoint for the real-image figure")
+    d.add_argument("--weights", default=str(DEFAULT_WEIGHTS), help="the checkpoint to export, gate and benchmark")
+    d.add_argument("--export-dir", default="out/export", help="artifacts (up-to-date ones are reused)")
+    d.add_argument("--reports", default="reports", help="the report goes to <reports>/<timestamp>/report.md")
+    d.add_argument("--size", type=int, nargs=2, default=[512, 512], metavar=("H", "W"), help="export size")
+    d.add_argument("--warmup", type=int, default=3, help="latency: untimed runs per artifact")
+    d.add_argument("--runs", type=int, default=20, help="latency: timed runs per artifact")
+    d.add_argument("--threads", type=int, default=None, help="latency: intra-op threads (default: the runtime's)")
+    d.add_argument("--figures-only", action="store_true",
+                   help="only the sets, contact sheet and figures (no export, gates, latency or report)")
     d.set_defaults(func=_cmd_demo)
 
     t = sub.add_parser("train", help="train (or resume) a model; a run folder holds checkpoints, log.csv, curves.png")

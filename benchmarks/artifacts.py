@@ -58,8 +58,12 @@ class Artifact:
 
     @property
     def size_bytes(self) -> int:
+        """Bytes on disk: a package's files, or the file (an OpenVINO IR's .xml plus its .bin)."""
         p = self.path
-        return sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) if p.is_dir() else p.stat().st_size
+        if p.is_dir():
+            return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+        weights = p.with_suffix(".bin") if p.suffix == ".xml" else None
+        return p.stat().st_size + (weights.stat().st_size if weights is not None and weights.is_file() else 0)
 
     @property
     def runs_here(self) -> bool:

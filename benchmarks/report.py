@@ -6,7 +6,6 @@ every artifact appears in every table it belongs to, with its numbers or with th
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -14,6 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from benchmarks.accuracy import AccuracyRow
+from benchmarks.device_bench import markdown_table
 from benchmarks.gates import GateResult, Gates, summary, table, violations
 
 # The performance targets of the phone use (measured and reported, never asserted in tests).
@@ -21,14 +21,6 @@ PERF_TARGETS = (
     ("openvino/int8", "torch/fp32", 0.5, "OpenVINO INT8 vs PyTorch FP32 eager"),
     ("onnxruntime/int8", "onnxruntime/fp32", 0.8, "onnxruntime INT8 vs onnxruntime FP32"),
 )
-
-
-def write_json(path: Path, data) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    os.replace(tmp, path)
-    return path
 
 
 def gate_json(rows: list[AccuracyRow], results: list[GateResult], gates: Gates) -> dict:
@@ -40,26 +32,25 @@ def gate_json(rows: list[AccuracyRow], results: list[GateResult], gates: Gates) 
 
 
 def md_table(rows: list[dict]) -> str:
+    """A markdown table of dict rows (the keys of the first row are the columns)."""
     if not rows:
         return "_(none)_\n"
     keys = list(rows[0])
-    cell = lambda v: (f"{v:.4g}" if isinstance(v, float) else str(v)).replace("|", "\\|").replace("\n", " ")
-    lines = ["| " + " | ".join(keys) + " |", "|" + "|".join("---" for _ in keys) + "|"]
-    lines += ["| " + " | ".join(cell(r.get(k, "")) for k in keys) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
+    cell = lambda v: (f"{v:.4g}" if isinstance(v, float) else str(v)).replace("\n", " ")
+    return markdown_table(keys, [[cell(r.get(k, "")) for k in keys] for r in rows]) + "\n"
 
 
 def latency_rows(latency: dict) -> list[dict]:
     out = []
     for r in latency.get("rows", []):
-        if r.get("status", "measured") != "measured":
+        if r.get("status") != "ok":
             out.append({"artifact": r["label"], "p50 ms": "not run", "p90 ms": "", "p99 ms": "", "img/s": "",
                         "peak RSS MB": "", "size MB": f"{r['size_bytes'] / 1e6:.2f}" if r.get("size_bytes") else "",
-                        "× PyTorch FP32": "", "note": r.get("note", "")})
+                        "× PyTorch FP32": "", "note": f"{r['status']}: {r.get('reason', '')}"})
             continue
         ratio = r.get("ratio_to_torch_fp32")
         out.append({"artifact": r["label"], "p50 ms": f"{r['p50_ms']:.1f}", "p90 ms": f"{r['p90_ms']:.1f}",
-                    "p99 ms": f"{r['p99_ms']:.1f}", "img/s": f"{r['throughput']:.2f}",
+                    "p99 ms": f"{r['p99_ms']:.1f}", "img/s": f"{r['throughput_ips']:.2f}",
                     "peak RSS MB": f"{r['peak_rss_mb']:.0f}" if r.get("peak_rss_mb") else "",
                     "size MB": f"{r['size_bytes'] / 1e6:.2f}" if r.get("size_bytes") else "",
                     "× PyTorch FP32": f"{ratio:.2f}" if ratio is not None else "", "note": r.get("note", "")})
@@ -67,7 +58,7 @@ def latency_rows(latency: dict) -> list[dict]:
 
 
 def perf_targets(latency: dict) -> list[dict]:
-    p50 = {r["key"]: r["p50_ms"] for r in latency.get("rows", []) if r.get("status", "measured") == "measured"}
+    p50 = {r["key"]: r["p50_ms"] for r in latency.get("rows", []) if r.get("status") == "ok"}
     out = []
     for key, base, limit, what in PERF_TARGETS:
         if key in p50 and base in p50:
@@ -86,7 +77,7 @@ def plot_latency_vs_accuracy(rows: list[AccuracyRow], latency: dict, out: Path) 
     import matplotlib.pyplot as plt
 
     p50 = {r["key"] + r["label"]: r["p50_ms"] for r in latency.get("rows", [])
-           if r.get("status", "measured") == "measured"}
+           if r.get("status") == "ok"}
     points = []
     for row in rows:
         a, sc = row.artifact, row.sets.get("val")

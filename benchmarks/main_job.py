@@ -1,0 +1,120 @@
+"""The main job (``make demo``), end to end on the embedded defaults and the shipped checkpoint:
+
+1. build or reuse the calibration and validation sets at the export size;
+2. export every target possible on this machine (:func:`export.all_targets.export_all`; up-to-date
+   artifacts are reused, so a second run takes a few minutes);
+3. accuracy of every artifact against PyTorch FP32 (:mod:`benchmarks.accuracy`) and the gates
+   (:mod:`benchmarks.gates`);
+4. latency of every artifact that runs here (:mod:`benchmarks.latency`, one process per artifact);
+5. the bokeh pipeline stage by stage on a synthetic 12-megapixel photo, on the fastest artifact;
+6. ``reports/<timestamp>/report.md`` with the tables, the latency-vs-accuracy plot and the figures.
+
+Returns 1 when a gate is violated (the report is written either way), else 0.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from adamatting.checkpoint import file_sha256, read_checkpoint
+
+
+@dataclass
+class JobConfig:
+    weights: Path
+    export_dir: Path = Path("out/export")
+    reports: Path = Path("reports")
+    cache: Path = Path("cache/sets")
+    size: tuple[int, int] = (512, 512)
+    calib: str = "calib"
+    val: str = "val"
+    val_limit: int | None = None
+    real: bool = True
+    warmup: int = 3
+    runs: int = 20
+    threads: int | None = None
+    pipeline: bool = True          # time the 12-megapixel bokeh pipeline
+
+
+def _fastest(latency: dict) -> dict | None:
+    """The measured row with the lowest p50, leaving out the TensorRT graphs (timed under onnxruntime here)."""
+    rows = [r for r in latency.get("rows", [])
+            if r.get("status") == "ok" and not r["key"].startswith("tensorrt/")]
+    return min(rows, key=lambda r: r["p50_ms"]) if rows else None
+
+
+def time_pipeline(row: dict, size, threads: int | None) -> dict:
+    """Stage timings of the app's path on a synthetic 12 MP photo with the artifact of ``row``."""
+    from benchmarks.portrait import synthetic_portrait, time_bokeh_pipeline
+    from runtime.matter import Matter
+
+    options = {"threads": threads} if threads else {}
+    expect = {"input_size": list(size)} if row["backend"] == "torch" else None
+    matter = Matter.from_artifact(row["path"], backend=row["run_backend"], expect=expect, backend_options=options)
+    photo, alpha = synthetic_portrait()
+    time_bokeh_pipeline(matter, photo, alpha)                # warm-up: allocations, first-run compilation
+    timings = time_bokeh_pipeline(matter, photo, alpha)
+    return {"what": f"4000×3000 photo, person mask → trimap (16 px band), **{row['label']}** at "
+                    f"{size[0]}×{size[1]}, fast guided-filter upsampling to 12 MP, then the bokeh renderer "
+                    f"(foreground colours, lens blur, composite). One warm run, seconds per stage:",
+            "artifact": row["label"], "timings": timings}
+
+
+def run_main_job(cfg: JobConfig, figures: dict[str, Path] | None = None,
+                 log: Callable[[str], None] = print) -> tuple[int, Path]:
+    """Run the job; returns (exit code, report path)."""
+    from benchmarks.accuracy import evaluate_all
+    from benchmarks.artifacts import discover, reference
+    from benchmarks.gates import Gates, check, violations
+    from benchmarks.latency import bench_all, write_json
+    from benchmarks.report import gate_json, write_report
+    from export.all_targets import export_all
+    from export.targets import composited_set
+
+    t_start = time.perf_counter()
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out_dir = cfg.reports / stamp
+    gates = Gates.load()
+    ck = read_checkpoint(cfg.weights)
+    cal = composited_set(cfg.calib, cfg.size, cfg.cache, progress=False)
+    val = composited_set(cfg.val, cfg.size, cfg.cache, progress=False)
+
+    exports = export_all(cfg.weights, cfg.export_dir, cfg.size, cal, val, log=log)
+    artifacts, problems = discover(cfg.export_dir, cfg.size)
+    for p in problems:
+        log(f"warning: {p}")
+
+    t0 = time.perf_counter()
+    rows = evaluate_all(reference(cfg.weights), artifacts, cfg.size, val, real=cfg.real, val_limit=cfg.val_limit,
+                        progress=log)
+    results = check(rows, gates)
+    log(f"accuracy: {len(rows)} rows in {time.perf_counter() - t0:.0f} s")
+
+    t0 = time.perf_counter()
+    latency = bench_all(cfg.export_dir, cfg.weights, cfg.size, warmup=cfg.warmup, runs=cfg.runs, threads=cfg.threads,
+                        progress=lambda r: log(f"latency: {r['label']}: " + (f"p50 {r['p50_ms']:.1f} ms" if r['status'] == 'ok' else r['status'])))
+    log(f"latency: {len(latency['rows'])} rows in {time.perf_counter() - t0:.0f} s")
+
+    pipeline = None
+    fastest = _fastest(latency) if cfg.pipeline else None
+    if fastest is not None:
+        pipeline = time_pipeline(fastest, cfg.size, cfg.threads)
+        log(f"bokeh pipeline at 12 MP on {fastest['label']}: {sum(pipeline['timings'].values()):.2f} s")
+
+    write_json(latency, out_dir / "latency.json")
+    write_json(gate_json(rows, results, gates), out_dir / "gates.json")
+    header = {"checkpoint": f"{cfg.weights} (sha256 {file_sha256(cfg.weights)[:12]}, step {ck.get('step', '?')})",
+              "input size": f"{cfg.size[0]}×{cfg.size[1]}",
+              "validation": f"{val.path} ({len(val) if cfg.val_limit is None else min(cfg.val_limit, len(val))} "
+                            f"composites)" + ("; real: held-back alphamatting.com images" if cfg.real else ""),
+              "job time": f"{time.perf_counter() - t_start:.0f} s"}
+    report = write_report(out_dir, header=header, exports=exports, rows=rows, results=results, gates=gates,
+                          latency=latency, pipeline=pipeline, figures=figures or {})
+    failed = violations(results)
+    for line in failed:
+        log(f"GATE FAILED: {line}")
+    log(f"\nreport: {report}")
+    return (1 if failed else 0), report

@@ -1,0 +1,209 @@
+"""The CI accuracy gate: the shipped checkpoint exported to every target that builds on a CPU, each artifact
+scored against PyTorch FP32 and checked against benchmarks/gates.toml — plus the proof that the gate bites
+(an INT8 ONNX with one quantization scale multiplied by 10 fails it).
+
+CI cannot afford the 512×512 phone exports (``make demo`` / ``make gate`` run those); the gate here runs at
+256×256 on 8 validation composites (procedural foregrounds; plus the held-back real images when
+../shared/data is present), with the project's own gates.toml.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from adamatting.cli import main
+from adamatting.config import DEFAULT_WEIGHTS
+from benchmarks.accuracy import edge_band, evaluate_all, psnr
+from benchmarks.artifacts import discover, open_artifact, reference
+from benchmarks.gates import GateConfigError, Gates, check, summary, violations
+from export.all_targets import export_all
+from export.manifest import load_manifest, write_manifest
+from export.targets import composited_set
+
+SIZE = (256, 256)
+CPU_KEYS = {"onnxruntime/fp32", "onnxruntime/int8", "openvino/fp32", "openvino/fp16", "openvino/int8",
+            "tensorrt/fp16", "tensorrt/int8", "coreml/fp16", "coreml/w8", "coreml/pal6", "coreml/w8a8"}
+SET_TOML = """name = "{name}"
+count = 8
+size = [{h}, {w}]
+seed = {seed}
+trimap = "{trimap}"
+
+[foregrounds]
+procedural = 1.0
+
+[backgrounds]
+sources = ["natural", "procedural"]
+"""
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """(root, export dir, calibration TOML, validation TOML, validation set, export results)."""
+    root = tmp_path_factory.mktemp("gate")
+    tomls = {}
+    for name, seed, trimap in (("gcal", 31, "mask"), ("gval", 32, "validation")):
+        tomls[name] = root / f"{name}.toml"
+        tomls[name].write_text(SET_TOML.format(name=name, h=SIZE[0], w=SIZE[1], seed=seed, trimap=trimap))
+    cal = composited_set(str(tomls["gcal"]), SIZE, root / "sets", progress=False)
+    val = composited_set(str(tomls["gval"]), SIZE, root / "sets", progress=False)
+    results = export_all(DEFAULT_WEIGHTS, root / "export", SIZE, cal, val, log=lambda m: None)
+    return root, root / "export", tomls["gcal"], tomls["gval"], val, results
+
+
+@pytest.fixture(scope="module")
+def gated(exported):
+    _, export_dir, _, _, val, _ = exported
+    artifacts, problems = discover(export_dir, SIZE)
+    rows = evaluate_all(reference(DEFAULT_WEIGHTS), artifacts, SIZE, val)
+    return rows, check(rows, Gates.load())
+
+
+def test_every_cpu_target_is_exported(exported):
+    *_, results = exported
+    by = {r.target: r for r in results}
+    assert all(by[t].status == "built" for t in ("onnx", "openvino", "tensorrt", "coreml"))
+    assert by["tensorrt-engine"].status == "not built" and "TensorRT" in by["tensorrt-engine"].reason
+
+
+def test_shipped_artifacts_pass_the_gates(gated):
+    rows, results = gated
+    assert {r.artifact.key for r in rows} >= CPU_KEYS | {"torch/fp32"}
+    assert violations(results) == []
+    status = {s["key"]: s for s in summary(rows, results)}
+    for key in CPU_KEYS:
+        assert status[key]["gate"] == "pass", status[key]
+    # the ones that run here are measured on every gated metric; the CoreML simulations on SAD/Grad/Conn/MSE
+    assert all(s["n/a"] == 0 for k, s in status.items() if not k.startswith("coreml/"))
+    assert all(s["status"] == "simulated" and s["passed"] >= 4 for k, s in status.items() if k.startswith("coreml/"))
+
+
+def test_fp32_exports_match_pytorch(gated):
+    rows, _ = gated
+    for row in rows:
+        if row.artifact.precision == "fp32" and row.artifact.backend != "torch":
+            assert abs(row.sets["val"].drop["SAD"]) < 1e-3, row.artifact.key
+            assert row.sets["val"].metrics["BokehPSNR"] > 60
+
+
+def _damage_scale(src: Path, dst: Path, factor: float = 10.0) -> str:
+    """Copy an INT8 QDQ ONNX with the weight scale of the first quantized encoder convolution × ``factor``
+    (its weights dequantize ×10), and re-hash its manifest: a broken change that still 'exports fine'.
+    (An activation's scale is shared by its Q and DQ pair, so scaling it only coarsens the rounding.)"""
+    proto = onnx.load(str(src))
+    conv = next(n for n in proto.graph.node if n.op_type == "Conv" and "/encoder/stages" in n.name)
+    dq = next(n for n in proto.graph.node if n.op_type == "DequantizeLinear" and n.output[0] == conv.input[1])
+    init = next(i for i in proto.graph.initializer if i.name == dq.input[1])
+    value = onnx.numpy_helper.to_array(init) * np.float32(factor)
+    init.CopyFrom(onnx.numpy_helper.from_array(value.astype(np.float32), init.name))
+    onnx.save(proto, str(dst))
+    write_manifest(dst, load_manifest(src))
+    return dq.input[1]
+
+
+def test_a_damaged_int8_artifact_fails_the_gate(exported, capsys):
+    root, export_dir, _, val_toml, val, _ = exported
+    bad_dir = root / "damaged"
+    bad_dir.mkdir()
+    name = "adamatting_mobile_256x256_int8.onnx"
+    _damage_scale(export_dir / name, bad_dir / name)
+    damaged = open_artifact(bad_dir / name)
+    rows = evaluate_all(reference(DEFAULT_WEIGHTS), [damaged], SIZE, val, real=False)
+    failed = violations(check(rows, Gates.load()))
+    assert failed and all(line.startswith("onnxruntime INT8") for line in failed)
+    assert any("sad_drop_pct" in line for line in failed)
+    # the command says so too: exit 1, every violation listed
+    code = main(["gate", "--artifacts", str(bad_dir), "--size", *map(str, SIZE), "--val", str(val_toml),
+                 "--cache", str(root / "sets"), "--no-real", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "accuracy gate(s) violated" in err and "onnxruntime INT8 on val" in err
+
+
+def test_gate_command_passes_on_the_exports(exported, capsys):
+    root, export_dir, _, val_toml, _, _ = exported
+    only = root / "onnx_only"
+    only.mkdir()
+    for p in export_dir.glob("adamatting_mobile_256x256_int8.onnx*"):
+        shutil.copy2(p, only / p.name)
+    code = main(["gate", "--artifacts", str(only), "--size", *map(str, SIZE), "--val", str(val_toml),
+                 "--cache", str(root / "sets"), "--no-real", "--quiet", "--json", str(root / "gate.json")])
+    out = capsys.readouterr().out
+    assert code == 0 and "all accuracy gates pass" in out and (root / "gate.json").is_file()
+
+
+def test_gate_command_without_artifacts(tmp_path, capsys):
+    assert main(["gate", "--artifacts", str(tmp_path), "--quiet"]) == 2
+    assert "no 512x512 artifacts" in capsys.readouterr().err
+
+
+def test_second_export_reuses_up_to_date_artifacts(exported):
+    root, export_dir, cal_toml, val_toml, val, _ = exported
+    cal = composited_set(str(cal_toml), SIZE, root / "sets", progress=False)
+    again = export_all(DEFAULT_WEIGHTS, export_dir, SIZE, cal, val, log=lambda m: None)
+    assert [r.status for r in again if r.target != "tensorrt-engine"] == ["reused"] * 4
+
+
+def test_gate_precedence_and_bad_config(tmp_path):
+    g = tmp_path / "g.toml"
+    g.write_text('[default]\nsad_drop_pct = 10.0\nbokeh_psnr_min = 30.0\n[precision.int8]\nsad_drop_pct = 6.0\n'
+                 '[artifact."openvino/int8"]\nsad_drop_pct = 4.0\n')
+    gates = Gates.load(g)
+    assert gates.thresholds("onnxruntime/int8") == {"sad_drop_pct": 6.0, "bokeh_psnr_min": 30.0}
+    assert gates.thresholds("openvino/int8")["sad_drop_pct"] == 4.0
+    assert gates.thresholds("openvino/fp32")["sad_drop_pct"] == 10.0
+    g.write_text("[default]\nsad_drop = 1.0\n")
+    with pytest.raises(GateConfigError, match="unknown gate"):
+        Gates.load(g)
+    g.write_text("[default]\nsad_drop_pct = 'ten'\n")
+    with pytest.raises(GateConfigError, match="must be numbers"):
+        Gates.load(g)
+    with pytest.raises(GateConfigError, match="not found"):
+        Gates.load(tmp_path / "missing.toml")
+
+
+def test_edge_band_and_psnr():
+    alpha = np.zeros((64, 64), np.float32)
+    alpha[16:48, 16:48] = 1.0
+    band = edge_band(alpha, width=4)
+    assert band[16, 30] and band[12, 30] and not band[32, 32] and not band[2, 2]
+    a = np.full((8, 8, 3), 100, np.uint8)
+    b = a.copy()
+    b[0, 0, 0] = 110
+    assert psnr(a, a) == 100.0
+    assert psnr(a, b) == pytest.approx(10 * np.log10(255 ** 2 / (100 / 192)))
+
+
+def test_main_job_writes_the_report(exported, tmp_path):
+    """The end-to-end job on the exports above (reused): every artifact has an accuracy row and a latency
+    row or a reason, the gates pass, and the report holds the tables, the plot and the not-run reasons."""
+    from benchmarks.main_job import JobConfig, run_main_job
+
+    root, export_dir, cal_toml, val_toml, _, _ = exported
+    cfg = JobConfig(weights=DEFAULT_WEIGHTS, export_dir=export_dir, reports=tmp_path / "reports",
+                    cache=root / "sets", size=SIZE, calib=str(cal_toml), val=str(val_toml), val_limit=4,
+                    real=False, warmup=1, runs=3, threads=1, pipeline=False)
+    logged = []
+    code, report = run_main_job(cfg, log=logged.append)
+    assert code == 0
+    text = report.read_text()
+    assert (report.parent / "latency_vs_accuracy.png").is_file()
+    assert "**Accuracy gates: PASS**" in text
+    for label in ("PyTorch FP32", "onnxruntime INT8", "OpenVINO INT8", "TensorRT INT8 ONNX", "CoreML W8A8"):
+        assert f"| {label} |" in text
+    assert "OpenVINO INT8 vs PyTorch FP32 eager" in text and "onnxruntime INT8 vs onnxruntime FP32" in text
+    assert "**tensorrt-engine** (export): TensorRT does not import here" in text
+    assert "CoreML prediction needs macOS" in text
+    assert any(line.startswith("export onnx: reused") for line in logged)
+    import json
+
+    latency = json.loads((report.parent / "latency.json").read_text())
+    rows = {r["id"]: r for r in latency["rows"]}
+    assert rows["torch/fp32"]["status"] == "ok" and rows["onnxruntime/int8"]["status"] == "ok"
+    assert rows["onnxruntime/int8"]["ratio_to_torch_fp32"] > 0 and rows["onnxruntime/int8"]["peak_rss_mb"] > 0
+    assert rows["coreml/w8a8"]["status"] == "not run"
