@@ -66,13 +66,14 @@ export-trt: $(STAMP)
 bench: $(STAMP)
 	$(CLI) export all --out $(OUT)/export
 	mkdir -p $(OUT)/bench
-	ADAMAT_ARTIFACTS=$(OUT)/export $(PY) -m pytest -q benchmarks --benchmark-enable \
-		--benchmark-json=$(OUT)/bench/benchmarks.json $$($(PY) -m benchmarks.baseline compare)
+	args="$$($(PY) -m benchmarks.baseline compare)" && ADAMAT_ARTIFACTS=$(OUT)/export $(PY) -m pytest -q benchmarks \
+		--benchmark-enable --benchmark-json=$(OUT)/bench/benchmarks.json $$args
 	$(CLI) eval-real --checkpoint weights/mobile.pt --out $(OUT)/bench
 
 bench-baseline: $(STAMP)
 	$(CLI) export all --out $(OUT)/export
-	ADAMAT_ARTIFACTS=$(OUT)/export $(PY) -m pytest -q benchmarks --benchmark-enable $$($(PY) -m benchmarks.baseline save)
+	args="$$($(PY) -m benchmarks.baseline save)" && ADAMAT_ARTIFACTS=$(OUT)/export $(PY) -m pytest -q benchmarks \
+		--benchmark-enable $$args
 
 clean:
 	rm -rf $(OUT) cache .pytest_cache

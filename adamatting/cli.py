@@ -116,21 +116,28 @@ def _cmd_export_all(args) -> int:
                          reuse=not args.force)
     print_table([{"target": r.target, "status": r.status, "artifacts": len(r.artifacts),
                   "seconds": round(r.seconds), "reason": r.reason} for r in results])
-    return 0
+    return 1 if any(r.status == "failed" for r in results) else 0
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def _cmd_gate(args) -> int:
     from benchmarks.accuracy import evaluate_all
     from benchmarks.artifacts import discover, reference
-    from benchmarks.gates import Gates, check, table, violations
+    from benchmarks.gates import Gates, check, measured_anything, table, violations
     from export.targets import composited_set
 
     size = tuple(args.size)
     gates = Gates.load(args.gates)
+    if not Path(args.checkpoint).is_file():
+        raise FileNotFoundError(f"{args.checkpoint}: the FP32 reference checkpoint is missing")
     artifacts, problems = discover(args.artifacts, size)
-    for p in problems:
-        print(f"warning: {p}", file=sys.stderr)
-    if not artifacts:
+    if not artifacts and not problems:
         print(f"error: no {size[0]}x{size[1]} artifacts with manifests in {args.artifacts}: run `make export-onnx` "
               f"(or make export-openvino / export-trt / export-coreml, or `adamat export all`) first", file=sys.stderr)
         return 2
@@ -143,8 +150,10 @@ def _cmd_gate(args) -> int:
         from benchmarks.latency import write_json
         from benchmarks.report import gate_json
 
-        write_json(gate_json(rows, results, gates), Path(args.json))
-    failed = violations(results)
+        write_json(gate_json(rows, results, gates, problems), Path(args.json))
+    failed = [f"unusable artifact: {p}" for p in problems] + violations(results)
+    if not failed and not measured_anything(results):
+        failed = ["no gate was evaluated: none of the artifacts runs here and none has a simulated accuracy"]
     if failed:
         print(f"\n{len(failed)} accuracy gate(s) violated ({gates.source}):", file=sys.stderr)
         for line in failed:
@@ -327,7 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="gate the artifacts of this input size")
     g.add_argument("--gates", default=str(Path(__file__).resolve().parent.parent / "benchmarks" / "gates.toml"))
     g.add_argument("--val", default="val", help="validation set config (TOML or embedded name)")
-    g.add_argument("--val-limit", type=int, default=None, help="validation composites to use (default: all)")
+    g.add_argument("--val-limit", type=_positive, default=None, help="validation composites to use (default: all)")
     g.add_argument("--no-real", action="store_true", help="skip the real alphamatting.com images")
     g.add_argument("--cache", default="cache/sets")
     g.add_argument("--json", default=None, help="also write the results as JSON here")

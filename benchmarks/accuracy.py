@@ -48,11 +48,15 @@ class Sample:
     trimap: np.ndarray         # uint8 0 / 128 / 255
 
 
+class ReferenceFailed(ValueError):
+    """The FP32 reference could not be evaluated: nothing can be compared with it."""
+
+
 @dataclass
 class SetScore:
     samples: int
-    metrics: dict[str, float]
-    drop: dict[str, float] = field(default_factory=dict)     # metric − FP32's (BokehPSNR: absolute)
+    metrics: dict[str, float]                                 # BokehPSNR is already relative to FP32's render
+    drop: dict[str, float] = field(default_factory=dict)     # error metric − FP32's (no BokehPSNR)
 
 
 @dataclass
@@ -139,8 +143,8 @@ def _mean(rows: list[dict]) -> dict[str, float]:
 
 
 def drops(metrics: dict[str, float], ref: dict[str, float]) -> dict[str, float]:
-    """metric − FP32's for the error metrics; BokehPSNR is already relative to FP32 and kept as is."""
-    return {k: (metrics[k] if k == "BokehPSNR" else metrics[k] - ref[k]) for k in METRICS if k in metrics and k in ref}
+    """metric − FP32's for the error metrics (BokehPSNR is a comparison with FP32 already: not here)."""
+    return {k: metrics[k] - ref[k] for k in METRICS if k != "BokehPSNR" and k in metrics and k in ref}
 
 
 class Evaluator:
@@ -153,32 +157,33 @@ class Evaluator:
         self._ref_renders: dict[str, list[np.ndarray]] = {}
         self.ref_row = self._measure(reference)
         if self.ref_row.status != "measured":
-            raise RuntimeError(f"the FP32 reference {reference.path} could not run: {self.ref_row.note}")
+            raise ReferenceFailed(f"the FP32 reference {reference.path} could not be evaluated: {self.ref_row.note}")
 
     def _predictors(self, backend) -> Iterator[tuple[str, Callable[[Sample], np.ndarray]]]:
         for name in self.sets:
             yield name, (_val_predict(backend) if name == "val" else _real_predict(backend))
 
     def _measure(self, a: Artifact) -> AccuracyRow:
+        """Run ``a`` on every set; a backend that fails to open or to run is a ``failed`` row, not a crash."""
+        is_ref = a is self.reference
         try:
             backend = open_runner(a, self.input_size)
-        except Exception as e:   # a backend that fails to open is a row of the report, not a crash
+            scores = {name: self._score_set(name, predict, is_ref) for name, predict in self._predictors(backend)}
+        except Exception as e:   # whatever the runtime raises
             return AccuracyRow(a, "failed", f"{type(e).__name__}: {e}")
-        row = AccuracyRow(a, "measured", a.note)
-        is_ref = a is self.reference
-        for set_name, predict in self._predictors(backend):
-            rows, renders = [], []
-            for i, s in enumerate(self.sets[set_name]):
-                ref_render = None if is_ref else self._ref_renders[set_name][i]
-                m, image = score(predict(s), s, ref_render)
-                rows.append(m)
-                renders.append(image)
-            if is_ref:
-                self._ref_renders[set_name] = renders
-            row.sets[set_name] = SetScore(len(rows), _mean(rows))
-        for set_name, sc in row.sets.items():
-            sc.drop = drops(sc.metrics, self.ref_row.sets[set_name].metrics) if not is_ref else drops(sc.metrics, sc.metrics)
-        return row
+        for sc_name, sc in scores.items():
+            sc.drop = drops(sc.metrics, (sc if is_ref else self.ref_row.sets[sc_name]).metrics)
+        return AccuracyRow(a, "measured", a.note, scores)
+
+    def _score_set(self, name: str, predict: Callable[[Sample], np.ndarray], is_ref: bool) -> SetScore:
+        rows, renders = [], []
+        for i, s in enumerate(self.sets[name]):
+            m, image = score(predict(s), s, None if is_ref else self._ref_renders[name][i])
+            rows.append(m)
+            renders.append(image)
+        if is_ref:
+            self._ref_renders[name] = renders
+        return SetScore(len(rows), _mean(rows))
 
     def evaluate(self, a: Artifact) -> AccuracyRow:
         if a.runs_here:

@@ -44,16 +44,28 @@ class Gates:
 
     @classmethod
     def load(cls, path: str | Path = GATES_TOML) -> "Gates":
+        """Read and check a gates file; GateConfigError naming the file and the table for anything wrong."""
         path = Path(path)
         try:
             raw = tomllib.loads(path.read_text())
         except FileNotFoundError:
             raise GateConfigError(f"{path}: gates file not found") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise GateConfigError(f"{path}: cannot read the gates file: {e}") from None
         except tomllib.TOMLDecodeError as e:
             raise GateConfigError(f"{path}: not valid TOML: {e}") from None
         unknown = set(raw) - {"default", "precision", "artifact"}
         if unknown:
             raise GateConfigError(f"{path}: unknown tables {sorted(unknown)}; use default, precision, artifact")
+        for name in ("precision", "artifact"):
+            if not isinstance(raw.get(name, {}), dict) or not all(isinstance(v, dict) for v in raw.get(name, {}).values()):
+                example = "precision.int8" if name == "precision" else 'artifact."openvino/int8"'
+                raise GateConfigError(f"{path}: [{name}] must hold tables, e.g. [{example}]")
+        if not isinstance(raw.get("default", {}), dict):
+            raise GateConfigError(f"{path}: [default] must be a table")
+        bad_keys = [k for k in raw.get("artifact", {}) if k.count("/") != 1]
+        if bad_keys:
+            raise GateConfigError(f"{path}: artifact gates are keyed \"<backend>/<precision>\", got {bad_keys}")
         gates = cls(raw.get("default", {}), raw.get("precision", {}), raw.get("artifact", {}), str(path))
         for where, table in [("default", gates.default), *[(f"precision.{k}", v) for k, v in gates.precision.items()],
                              *[(f'artifact."{k}"', v) for k, v in gates.artifact.items()]]:
@@ -75,13 +87,17 @@ class Gates:
 class GateResult:
     key: str
     label: str
+    path: str                # identifies the artifact (two artifacts may share key and label)
     set: str
     gate: str
     value: float | None
-    limit: float
+    limit: float | None
     status: str            # pass | fail | n/a | not run
+    note: str = ""
 
     def describe(self) -> str:
+        if self.gate == "runs":
+            return f"{self.label} ({self.path}): could not be evaluated: {self.note}"
         metric, kind = GATE_METRICS[self.gate]
         if kind == "min":
             return f"{self.label} on {self.set}: {metric} {self.value:.2f} dB < {self.limit:g} dB ({self.gate})"
@@ -93,10 +109,10 @@ class GateResult:
 def gate_value(row_set, gate: str) -> float | None:
     """The quantity ``gate`` limits, from one artifact's score on one set; None when not measured."""
     metric, kind = GATE_METRICS[gate]
+    if kind == "min":
+        return row_set.metrics.get(metric)
     if metric not in row_set.metrics or metric not in row_set.drop:
         return None
-    if kind == "min":
-        return row_set.metrics[metric]
     if kind == "abs":
         return row_set.drop[metric]
     ref = row_set.metrics[metric] - row_set.drop[metric]
@@ -104,15 +120,19 @@ def gate_value(row_set, gate: str) -> float | None:
 
 
 def check(rows: list[AccuracyRow], gates: Gates) -> list[GateResult]:
-    """Gate every non-reference row."""
+    """Gate every non-reference row. An artifact that should run here but could not be evaluated (its
+    backend refused it, or it crashed) fails; one that cannot run on this machine is ``not run``."""
     out = []
     for row in rows:
         a = row.artifact
         if a.backend == "torch":
             continue
         limits = gates.thresholds(a.key)
+        if row.status == "failed":
+            out.append(GateResult(a.key, a.label, str(a.path), "-", "runs", None, None, "fail", row.note))
+            continue
         if not row.sets:
-            out.extend(GateResult(a.key, a.label, "-", g, None, v, "not run") for g, v in limits.items())
+            out.extend(GateResult(a.key, a.label, str(a.path), "-", g, None, v, "not run") for g, v in limits.items())
             continue
         for set_name, sc in row.sets.items():
             for g, limit in limits.items():
@@ -123,7 +143,7 @@ def check(rows: list[AccuracyRow], gates: Gates) -> list[GateResult]:
                     status = "pass" if value >= limit else "fail"
                 else:
                     status = "pass" if value <= limit else "fail"
-                out.append(GateResult(a.key, a.label, set_name, g, value, limit, status))
+                out.append(GateResult(a.key, a.label, str(a.path), set_name, g, value, limit, status))
     return out
 
 
@@ -134,11 +154,11 @@ def summary(rows: list[AccuracyRow], results: list[GateResult]) -> list[dict]:
         a = row.artifact
         if a.backend == "torch":
             continue
-        mine = [r for r in results if r.key == a.key and r.label == a.label]
+        mine = [r for r in results if r.path == str(a.path)]
         failed = [r for r in mine if r.status == "fail"]
-        verdict = ("FAIL" if failed else "not run" if row.status in ("not run", "failed")
+        verdict = ("FAIL" if failed else "not run" if row.status == "not run"
                    else "pass" if any(r.status == "pass" for r in mine) else "n/a")
-        out.append({"artifact": a.label, "key": a.key, "status": row.status, "gate": verdict,
+        out.append({"artifact": a.label, "key": a.key, "path": str(a.path), "status": row.status, "gate": verdict,
                     "passed": sum(r.status == "pass" for r in mine), "failed": len(failed),
                     "n/a": sum(r.status == "n/a" for r in mine), "note": row.note})
     return out
@@ -150,7 +170,7 @@ def _fmt(v: float | None, spec: str) -> str:
 
 def table(rows: list[AccuracyRow], results: list[GateResult]) -> list[dict]:
     """The gate table: one line per artifact, its accuracy on each set as absolute + drop, and the verdict."""
-    verdicts = {s["key"] + s["artifact"]: s for s in summary(rows, results)}
+    verdicts = {s["path"]: s for s in summary(rows, results)}
     out = []
     for row in rows:
         a = row.artifact
@@ -162,7 +182,7 @@ def table(rows: list[AccuracyRow], results: list[GateResult]) -> list[dict]:
             line[f"{set_name} ΔGrad %"] = _fmt(gate_value(sc, "grad_drop_pct") if sc else None, "+.2f")
             line[f"{set_name} ΔEdge"] = _fmt(gate_value(sc, "edge_mae_drop") if sc else None, "+.4f")
             line[f"{set_name} bokeh dB"] = _fmt(sc.metrics.get("BokehPSNR") if sc else None, ".1f")
-        v = verdicts.get(a.key + a.label)
+        v = verdicts.get(str(a.path))
         line["gate"] = "reference" if a.backend == "torch" else v["gate"]
         out.append(line)
     return out
@@ -170,3 +190,8 @@ def table(rows: list[AccuracyRow], results: list[GateResult]) -> list[dict]:
 
 def violations(results: list[GateResult]) -> list[str]:
     return [r.describe() for r in results if r.status == "fail"]
+
+
+def measured_anything(results: list[GateResult]) -> bool:
+    """Whether any gate was actually evaluated (a gate over nothing must not pass)."""
+    return any(r.status in ("pass", "fail") for r in results)

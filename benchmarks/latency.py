@@ -37,6 +37,7 @@ from runtime.backends import BACKENDS
 
 FORMAT = "adamatting-latency/1"
 ROOT = Path(__file__).resolve().parent.parent
+CHILD_TIMEOUT_S = 1800   # one artifact's warm-up and runs; a slow device at 512x512 needs minutes, not hours
 EXPORT_HINT = "run make export-onnx / export-openvino / export-trt / export-coreml"
 # The open() options each runtime backend takes, of those this benchmark sets.
 _OPTIONS = {"torch": ("threads",), "onnxruntime": ("threads",), "openvino": ("threads", "hint")}
@@ -135,7 +136,10 @@ def gmacs(a: Artifact, input_size: Sequence[int]) -> float | None:
             config = read_checkpoint(a.path)["config"]
         except CheckpointError:
             return None
-    return _count_gmacs(json.dumps(config, sort_keys=True), tuple(int(s) for s in input_size))
+    try:
+        return _count_gmacs(json.dumps(config, sort_keys=True), tuple(int(s) for s in input_size))
+    except (KeyError, TypeError, ValueError):  # a config this version of the model cannot build: no count
+        return None
 
 
 def time_artifact(a: Artifact, input_size: Sequence[int], warmup: int = 5, runs: int = 30, threads: int | None = None,
@@ -147,11 +151,15 @@ def time_artifact(a: Artifact, input_size: Sequence[int], warmup: int = 5, runs:
 
 
 def _time_in_child(a: Artifact, input_size: Sequence[int], warmup: int, runs: int, options: dict) -> dict:
-    """:func:`time_artifact` in a fresh Python process (see :func:`main`); a crash becomes a failed row."""
+    """:func:`time_artifact` in a fresh Python process (see :func:`main`); a crash or a hang (more than
+    :data:`CHILD_TIMEOUT_S`) becomes a failed row."""
     cmd = [sys.executable, "-m", "benchmarks.latency", "--one", str(a.path.resolve()), "--size", *map(str, input_size),
            "--warmup", str(warmup), "--runs", str(runs), *(f"--{k}={v}" for k, v in options.items())]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=CHILD_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return {"status": "failed", "reason": f"its benchmark process did not finish in {CHILD_TIMEOUT_S} s (hung?)"}
     try:
         return json.loads(proc.stdout.strip().splitlines()[-1])
     except (IndexError, json.JSONDecodeError):

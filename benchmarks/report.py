@@ -13,8 +13,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 from benchmarks.accuracy import AccuracyRow
-from benchmarks.device_bench import markdown_table
-from benchmarks.gates import GateResult, Gates, summary, table, violations
+from benchmarks.device_bench import markdown_table, result_table
+from benchmarks.gates import GateResult, Gates, gate_value, summary, table, violations
 
 # The performance targets of the phone use (measured and reported, never asserted in tests).
 PERF_TARGETS = (
@@ -23,12 +23,13 @@ PERF_TARGETS = (
 )
 
 
-def gate_json(rows: list[AccuracyRow], results: list[GateResult], gates: Gates) -> dict:
-    return {"gates": gates.source,
+def gate_json(rows: list[AccuracyRow], results: list[GateResult], gates: Gates, problems: list[str] = ()) -> dict:
+    return {"gates": gates.source, "unusable_artifacts": list(problems),
             "rows": [{"key": r.artifact.key, "label": r.artifact.label, "path": str(r.artifact.path),
                       "status": r.status, "note": r.note, "sets": {k: asdict(v) for k, v in r.sets.items()}}
                      for r in rows],
-            "results": [asdict(r) for r in results], "violations": violations(results)}
+            "results": [asdict(r) for r in results],
+            "violations": [f"unusable artifact: {p}" for p in problems] + violations(results)}
 
 
 def md_table(rows: list[dict]) -> str:
@@ -38,23 +39,6 @@ def md_table(rows: list[dict]) -> str:
     keys = list(rows[0])
     cell = lambda v: (f"{v:.4g}" if isinstance(v, float) else str(v)).replace("\n", " ")
     return markdown_table(keys, [[cell(r.get(k, "")) for k in keys] for r in rows]) + "\n"
-
-
-def latency_rows(latency: dict) -> list[dict]:
-    out = []
-    for r in latency.get("rows", []):
-        if r.get("status") != "ok":
-            out.append({"artifact": r["label"], "p50 ms": "not run", "p90 ms": "", "p99 ms": "", "img/s": "",
-                        "peak RSS MB": "", "size MB": f"{r['size_bytes'] / 1e6:.2f}" if r.get("size_bytes") else "",
-                        "× PyTorch FP32": "", "note": f"{r['status']}: {r.get('reason', '')}"})
-            continue
-        ratio = r.get("ratio_to_torch_fp32")
-        out.append({"artifact": r["label"], "p50 ms": f"{r['p50_ms']:.1f}", "p90 ms": f"{r['p90_ms']:.1f}",
-                    "p99 ms": f"{r['p99_ms']:.1f}", "img/s": f"{r['throughput_ips']:.2f}",
-                    "peak RSS MB": f"{r['peak_rss_mb']:.0f}" if r.get("peak_rss_mb") else "",
-                    "size MB": f"{r['size_bytes'] / 1e6:.2f}" if r.get("size_bytes") else "",
-                    "× PyTorch FP32": f"{ratio:.2f}" if ratio is not None else "", "note": r.get("note", "")})
-    return out
 
 
 def perf_targets(latency: dict) -> list[dict]:
@@ -76,15 +60,14 @@ def plot_latency_vs_accuracy(rows: list[AccuracyRow], latency: dict, out: Path) 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    p50 = {r["key"] + r["label"]: r["p50_ms"] for r in latency.get("rows", [])
-           if r.get("status") == "ok"}
+    p50 = {str(Path(r["path"]).resolve()): r["p50_ms"] for r in latency.get("rows", []) if r.get("status") == "ok"}
     points = []
     for row in rows:
         a, sc = row.artifact, row.sets.get("val")
-        if sc is None or (a.key + a.label) not in p50:
+        where = str(a.path.resolve())
+        if sc is None or where not in p50:
             continue
-        ref = sc.metrics["SAD"] - sc.drop.get("SAD", 0.0)
-        points.append((a.label, p50[a.key + a.label], 100.0 * sc.drop.get("SAD", 0.0) / max(ref, 1e-12)))
+        points.append((a.label, p50[where], gate_value(sc, "sad_drop_pct")))
     if not points:
         return None
     fig, ax = plt.subplots(figsize=(8, 5))
@@ -103,10 +86,10 @@ def plot_latency_vs_accuracy(rows: list[AccuracyRow], latency: dict, out: Path) 
 
 
 def write_report(out_dir: Path, *, header: dict, exports: list, rows: list[AccuracyRow], results: list[GateResult],
-                 gates: Gates, latency: dict, pipeline: dict | None, figures: dict[str, Path]) -> Path:
-    """Write ``out_dir/report.md`` (and its figures); returns its path."""
+                 gates: Gates, latency: dict, pipeline: dict | None, figures: dict[str, Path],
+                 failed: list[str]) -> Path:
+    """Write ``out_dir/report.md`` (and its figures); ``failed``: the gate violations. Returns its path."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    failed = violations(results)
     plot = plot_latency_vs_accuracy(rows, latency, out_dir / "latency_vs_accuracy.png")
     copied = {}
     for name, src in figures.items():
@@ -115,11 +98,12 @@ def write_report(out_dir: Path, *, header: dict, exports: list, rows: list[Accur
     fp = latency.get("fingerprint", {})
     parts = [f"# AdaMatting edge report — {time.strftime('%Y-%m-%d %H:%M:%S %Z')}\n",
              "\n".join(f"- **{k}**: {v}" for k, v in header.items()),
-             f"- **device**: {fp.get('cpu_model', '?')}, {fp.get('logical_cores', '?')} logical cores, "
+             f"- **device**: {fp.get('cpu', '?')}, {fp.get('logical_cores', '?')} logical cores, "
              f"{fp.get('os', '?')} (fingerprint `{latency.get('fingerprint_id', '?')}`)\n",
              f"## Verdict\n\n**Accuracy gates: {'FAIL' if failed else 'PASS'}**"
              + (f" — {len(failed)} violated:\n\n" + "\n".join(f"- {v}" for v in failed) if failed else "") + "\n",
-             "Performance targets (p50 ratios measured in this run, 2-core CPU; reported, not asserted):\n",
+             f"Performance targets (p50 ratios measured in this run on this {fp.get('logical_cores', '?')}-core "
+             f"machine; reported, not asserted):\n",
              md_table(perf_targets(latency)),
              "## Exports\n", md_table([{"target": e.target, "status": e.status,
                                          "artifacts": ", ".join(p.name for p in e.artifacts) or "—",
@@ -128,22 +112,25 @@ def write_report(out_dir: Path, *, header: dict, exports: list, rows: list[Accur
              f"FP32 (bokeh dB: the rendered bokeh image against FP32's render). `val`: composited validation set; "
              f"`real`: held-back alphamatting.com images through the runtime. Gates: `{gates.source}`.\n",
              md_table(table(rows, results)),
-             "\nGate summary:\n", md_table([{k: v for k, v in s.items() if k != "key"} for s in summary(rows, results)]),
-             "## Latency\n\nWarm-up, then timed runs of the network alone at the export size; peak RSS of a "
-             "process running only that artifact. `× PyTorch FP32`: p50 over the PyTorch FP32 eager p50 of the "
-             "same run.\n", md_table(latency_rows(latency))]
+             "\nGate summary:\n", md_table([{k: v for k, v in s.items() if k not in ("key", "path")} for s in summary(rows, results)]),
+             f"## Latency\n\n{latency['settings']['warmup']} warm-up and {latency['settings']['runs']} timed runs "
+             f"of the network alone at the export size, one process per artifact (peak RSS is that process's); "
+             f"`× torch fp32`: p50 over the PyTorch FP32 eager p50 of the same run. With few runs p99 is close to "
+             f"the maximum. TensorRT ONNX rows are onnxruntime CPU timings of those graphs.\n",
+             result_table(latency) + "\n"]
     if plot is not None:
         parts.append(f"\n![latency vs accuracy]({plot.name})\n")
     if pipeline:
         parts.append(f"## Bokeh pipeline on a 12-megapixel photo\n\n{pipeline.get('what', '')}\n")
         stages = pipeline["timings"]
-        parts.append(md_table([{"stage": k, "ms": f"{v * 1000:.0f}"} for k, v in stages.items()]
-                              + [{"stage": "total", "ms": f"{sum(stages.values()) * 1000:.0f}"}]))
+        if stages:
+            parts.append(md_table([{"stage": k, "ms": f"{v * 1000:.0f}"} for k, v in stages.items()]
+                                  + [{"stage": "total", "ms": f"{sum(stages.values()) * 1000:.0f}"}]))
     not_run = [r for r in rows if r.status in ("not run", "failed", "simulated")]
-    not_run_exports = [e for e in exports if e.status == "not built"]
+    not_run_exports = [e for e in exports if e.status in ("not built", "failed")]
     if not_run or not_run_exports:
         parts.append("## Not run here\n")
-        parts += [f"- **{e.target}** (export): {e.reason}" for e in not_run_exports]
+        parts += [f"- **{e.target}** (export {e.status}): {e.reason}" for e in not_run_exports]
         parts += [f"- **{r.artifact.label}** ({r.status}): {r.note}" for r in not_run]
         parts.append("")
     for name, fname in copied.items():

@@ -25,7 +25,7 @@ from benchmarks.upsampling import compare_upsamplers, downsample, format_table
 from calib_data.io import read_alpha, read_rgb
 from calib_data.splits import alphamatting_dev_dir
 from calib_data.trimaps import trimap_from_mask
-from runtime.bokeh import composite, render_bokeh
+from runtime.bokeh import composite
 from runtime.foreground import estimate_foreground
 from runtime.lens_blur import DEFAULT_STRENGTH, lens_blur
 from runtime.matter import Matter

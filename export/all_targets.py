@@ -2,7 +2,8 @@
 
     results = export_all("weights/mobile.pt", "out/export", (512, 512), cal, val)
 
-Targets, in order: ``onnx`` (FP32 + onnxruntime INT8), ``openvino`` (FP32/FP16/INT8 IR), ``tensorrt``
+A target that raises is recorded as ``failed`` with the error and the others still run (the report lists
+it; ``adamat export all`` exits 1). Targets, in order: ``onnx`` (FP32 + onnxruntime INT8), ``openvino`` (FP32/FP16/INT8 IR), ``tensorrt``
 (the FP16 and Q/DQ INT8 ONNX; the engines only where TensorRT imports), ``coreml`` (fp16, w8, pal6,
 w8a8 packages). Each returns a :class:`TargetResult`: built, reused, or not built with the reason (a
 missing package, no TensorRT). An artifact is *reused* when it is already in ``out_dir`` with a manifest
@@ -30,7 +31,7 @@ COREML_VARIANTS = ("fp16", "w8", "pal6", "w8a8")
 @dataclass
 class TargetResult:
     target: str
-    status: str                          # built | reused | not built
+    status: str                          # built | reused | not built | failed
     artifacts: list[Path] = field(default_factory=list)
     reason: str = ""
     seconds: float = 0.0
@@ -124,11 +125,18 @@ def export_all(checkpoint: str | Path, out_dir: str | Path, size=(512, 512), cal
             continue
         log(f"export {target}: building {', '.join(p.name for p in paths)}")
         t0 = time.perf_counter()
-        build(target)
+        try:
+            build(target)
+        except Exception as e:  # one target's tool failing must not cost the others (nor the report)
+            results.append(TargetResult(target, "failed", reason=f"{type(e).__name__}: {e}",
+                                        seconds=time.perf_counter() - t0))
+            log(f"export {target}: FAILED: {results[-1].reason}")
+            continue
         results.append(TargetResult(target, "built", paths, seconds=time.perf_counter() - t0))
         log(f"export {target}: built in {results[-1].seconds:.0f} s")
-    if "tensorrt" in targets:
-        results.append(_trt_engines(plan["tensorrt"], out_dir, log))
+    trt = next((r for r in results if r.target == "tensorrt"), None)
+    if trt is not None and trt.status in ("built", "reused"):
+        results.append(_trt_engines(trt.artifacts, out_dir, log))
     return results
 
 
