@@ -128,7 +128,7 @@ def _positive(text: str) -> int:
 
 def _cmd_gate(args) -> int:
     from benchmarks.accuracy import evaluate_all
-    from benchmarks.artifacts import discover, reference
+    from benchmarks.artifacts import discover, reference, split_stale
     from benchmarks.gates import Gates, check, measured_anything, table, violations
     from export.targets import composited_set
 
@@ -137,6 +137,8 @@ def _cmd_gate(args) -> int:
     if not Path(args.checkpoint).is_file():
         raise FileNotFoundError(f"{args.checkpoint}: the FP32 reference checkpoint is missing")
     artifacts, problems = discover(args.artifacts, size)
+    artifacts, stale = split_stale(artifacts, args.checkpoint)
+    problems += stale
     if not artifacts and not problems:
         print(f"error: no {size[0]}x{size[1]} artifacts with manifests in {args.artifacts}: run `make export-onnx` "
               f"(or make export-openvino / export-trt / export-coreml, or `adamat export all`) first", file=sys.stderr)

@@ -25,7 +25,7 @@ import platform
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from export.manifest import Manifest, ManifestError, load_manifest, manifest_path
+from export.manifest import Manifest, ManifestError, load_manifest, manifest_path, sha256_of
 
 REFERENCE_KEY = "torch/fp32"
 SUFFIXES = (".onnx", ".xml", ".engine", ".mlpackage")
@@ -133,6 +133,18 @@ def discover(folder: str | Path, input_size: list[int] | tuple[int, int] | None 
     order = {b: i for i, b in enumerate(("onnxruntime", "openvino", "tensorrt", "coreml"))}
     found.sort(key=lambda a: (order.get(a.backend, 9), a.path.suffix, a.precision))
     return found, problems
+
+
+def split_stale(artifacts: list[Artifact], checkpoint: str | Path) -> tuple[list[Artifact], list[str]]:
+    """(artifacts exported from ``checkpoint``, one problem line per artifact exported from another one).
+
+    An export that failed leaves the previous checkpoint's artifact in place; comparing it with this
+    checkpoint would measure the difference between two models, not what the export changed."""
+    sha = sha256_of(checkpoint)
+    current = [a for a in artifacts if a.manifest is None or a.manifest.checkpoint_sha256 == sha]
+    stale = [f"{a.path}: exported from another checkpoint (sha256 {a.manifest.checkpoint_sha256[:12]}, "
+             f"not {Path(checkpoint).name}'s {sha[:12]}); re-export it" for a in artifacts if a not in current]
+    return current, stale
 
 
 def reference(checkpoint: str | Path, input_size: list[int] | tuple[int, int] | None = None) -> Artifact:

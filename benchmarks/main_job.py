@@ -68,7 +68,7 @@ def run_main_job(cfg: JobConfig, figures: dict[str, Path] | None = None,
                  log: Callable[[str], None] = print) -> tuple[int, Path]:
     """Run the job; returns (exit code, report path)."""
     from benchmarks.accuracy import evaluate_all
-    from benchmarks.artifacts import discover, reference
+    from benchmarks.artifacts import discover, reference, split_stale
     from benchmarks.gates import Gates, check, measured_anything, violations
     from benchmarks.latency import bench_all, write_json
     from benchmarks.report import gate_json, write_report
@@ -85,6 +85,8 @@ def run_main_job(cfg: JobConfig, figures: dict[str, Path] | None = None,
 
     exports = export_all(cfg.weights, cfg.export_dir, cfg.size, cal, val, log=log)
     artifacts, problems = discover(cfg.export_dir, cfg.size)
+    artifacts, stale = split_stale(artifacts, cfg.weights)
+    problems += stale
     for p in problems:
         log(f"warning: {p}")
 

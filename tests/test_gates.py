@@ -152,6 +152,23 @@ def test_a_truncated_artifact_fails_the_gate(exported, capsys):
     assert code == 1 and "unusable artifact" in err and "does not match its manifest's hash" in err
 
 
+def test_an_artifact_of_another_checkpoint_fails_the_gate(exported, capsys):
+    """A failed re-export leaves the previous checkpoint's artifact behind: gating it against this
+    checkpoint would compare two models, so it is a violation naming the file."""
+    root, export_dir, _, val_toml, _, _ = exported
+    old = root / "stale"
+    old.mkdir()
+    name = "adamatting_mobile_256x256_int8.onnx"
+    shutil.copy2(export_dir / name, old / name)
+    m = load_manifest(export_dir / name)
+    m.checkpoint_sha256 = "0" * 64
+    write_manifest(old / name, m)
+    code = main(["gate", "--artifacts", str(old), "--size", *map(str, SIZE), "--val", str(val_toml),
+                 "--cache", str(root / "sets"), "--no-real", "--quiet", "--val-limit", "2"])
+    err = capsys.readouterr().err
+    assert code == 1 and "exported from another checkpoint" in err and name in err
+
+
 def test_gate_command_without_artifacts(tmp_path, capsys):
     assert main(["gate", "--artifacts", str(tmp_path), "--quiet"]) == 2
     assert "no 512x512 artifacts" in capsys.readouterr().err
