@@ -22,6 +22,7 @@ from calib_data.io import atomic_path
 from export.manifest import Manifest, check_expected, load_manifest, tool_versions, write_manifest
 from export.errors import ExportError
 from export.precision import PrecisionPolicy
+from runtime.backends.onnxruntime_backend import SESSION_CONFIG
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 
@@ -53,16 +54,10 @@ def check_set_size(cset, input_size: list[int], role: str) -> None:
         raise ExportError(f"{role} set {cset.path} has no samples")
 
 
-def ort_session(path: str | Path):
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-
-
 def ort_alpha_fn(path: str | Path):
-    sess = ort_session(path)
+    from runtime.backends.onnxruntime_backend import inference_session
+
+    sess = inference_session(path)
     return lambda img, tri: sess.run(["alpha"], {"image": img, "trimap": tri})[0]
 
 
@@ -118,7 +113,8 @@ def quantize_onnx_int8(fp32_path: str | Path, out: str | Path, calib_set, val_se
                                                "activations": "int8 symmetric" if symmetric_activations else "uint8 asymmetric",
                                                "weights": "int8 symmetric per-channel",
                                                "policy": policy.source, "nodes_kept_float": nodes_to_exclude},
-                               "extra": {**src.extra, "quantized_from": fp32_path.name}})
+                               "extra": {**src.extra, "quantized_from": fp32_path.name,
+                                         "onnxruntime_session_config": SESSION_CONFIG}})
         manifest.created = Manifest.__dataclass_fields__["created"].default_factory()
         proto = onnx.load(str(q))
         from export.onnx_graph import save_onnx

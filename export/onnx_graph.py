@@ -95,12 +95,9 @@ def simplify(proto, simplifier: str = "onnxslim"):
 
 def run_onnx(path_or_bytes, samples: list[Sample], providers=("CPUExecutionProvider",)) -> list[np.ndarray]:
     """Alpha of each sample from an ONNX model under onnxruntime."""
-    import onnxruntime as ort
+    from runtime.backends.onnxruntime_backend import inference_session
 
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    sess = ort.InferenceSession(path_or_bytes if isinstance(path_or_bytes, (bytes, str)) else str(path_or_bytes),
-                                so, providers=list(providers))
+    sess = inference_session(path_or_bytes, providers=providers)
     return [sess.run(["alpha"], {"image": s.image, "trimap": s.trimap})[0] for s in samples]
 
 

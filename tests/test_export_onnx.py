@@ -191,6 +191,35 @@ def test_int8_is_qdq_per_channel_and_recorded(int8_artifacts):
     assert all(producers.get(i) is None for i in stem.input[1:])
 
 
+def _optimized_ops(model_path, tmp_path, options) -> dict[str, str]:
+    """Node name → op type of the graph onnxruntime actually runs (its optimized model)."""
+    import onnxruntime as ort
+
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+    return {n.name: n.op_type for n in onnx.load(options.optimized_model_filepath).graph.node}
+
+
+def test_policy_layers_run_in_float_under_onnxruntime(int8_artifacts, tmp_path):
+    # A float weight in the file is not enough: onnxruntime's WeightBiasQuantization transformer quantizes
+    # DQ -> Conv -> Q groups at load time. The project's session options switch it off; the manifest says so.
+    import onnxruntime as ort
+
+    from runtime.backends.onnxruntime_backend import SESSION_CONFIG, session_options
+
+    _, q, manifest, _ = int8_artifacts
+    ours = _optimized_ops(q, tmp_path, session_options())
+    stem = {n: op for n, op in ours.items() if "/model/encoder/stem/" in n and op in ("Conv", "QLinearConv")}
+    assert stem and set(stem.values()) == {"Conv"}, stem
+    assert "QLinearConv" in ours.values()          # the rest of the network does run in int8
+    assert manifest.extra["onnxruntime_session_config"] == SESSION_CONFIG
+    plain = ort.SessionOptions()
+    plain.log_severity_level = 3
+    default = _optimized_ops(q, tmp_path, plain)
+    assert "QLinearConv" in {op for n, op in default.items() if "/model/encoder/stem/" in n}, \
+        "onnxruntime no longer quantizes float-weight QDQ groups by itself; SESSION_CONFIG can go"
+
+
 def test_policy_naming_a_missing_layer_is_refused(int8_artifacts, tmp_path):
     from export.int8_qdq import quantize_onnx_int8
     from export.precision import PrecisionPolicy

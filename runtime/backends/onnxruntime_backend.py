@@ -17,6 +17,32 @@ from export.manifest import Manifest, ManifestError, load_manifest
 from runtime.backends.base import INPUT_NAMES, OUTPUT_NAMES, check_manifest
 from runtime.errors import ArtifactError
 
+# onnxruntime >= 1.21 runs a graph transformer, WeightBiasQuantization, that quantizes the float weights of
+# any DQ -> Conv -> Q group at session creation. In a QDQ model that is exactly what the layers the
+# precision policy keeps in float look like (their neighbours are quantized), so without this entry the
+# stem convolution of our INT8 model silently runs as QLinearConv. A session config entry rather than the
+# Python-only ``disabled_optimizers`` argument: apps set the same key through the C, C++, Java and
+# Objective-C APIs (``AddSessionConfigEntry`` / ``addConfigEntry``). Recorded in every INT8 manifest.
+SESSION_CONFIG = {"optimization.disable_specified_optimizers": "WeightBiasQuantization"}
+
+
+def session_options(threads: int | None = None) -> ort.SessionOptions:
+    """The options every onnxruntime session of this project uses (runtime, export checks, benchmarks)."""
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    if threads:
+        options.intra_op_num_threads = threads
+    for key, value in SESSION_CONFIG.items():
+        options.add_session_config_entry(key, value)
+    return options
+
+
+def inference_session(model, threads: int | None = None,
+                      providers: Sequence[str] = ("CPUExecutionProvider",)) -> ort.InferenceSession:
+    """An onnxruntime session over a path or serialized bytes, with ``session_options``."""
+    return ort.InferenceSession(model if isinstance(model, (bytes, str)) else str(model),
+                                session_options(threads), providers=list(providers))
+
 
 class OnnxRuntimeBackend:
     name = "onnxruntime"
@@ -35,12 +61,8 @@ class OnnxRuntimeBackend:
         ``expect``; ArtifactError when onnxruntime cannot load the graph."""
         manifest = load_manifest(artifact)
         check_manifest(manifest, artifact, expect)
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        if threads:
-            options.intra_op_num_threads = threads
         try:
-            session = ort.InferenceSession(str(artifact), options, providers=list(providers))
+            session = inference_session(artifact, threads, providers)
         except Exception as e:  # onnxruntime raises its own pybind exception types
             raise ArtifactError(f"{artifact}: onnxruntime cannot load it: {e}") from None
         graph_inputs = {i.name: i.shape for i in session.get_inputs()}
