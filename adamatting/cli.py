@@ -128,17 +128,15 @@ def _positive(text: str) -> int:
 
 def _cmd_gate(args) -> int:
     from benchmarks.accuracy import evaluate_all
-    from benchmarks.artifacts import discover, reference, split_stale
-    from benchmarks.gates import Gates, check, measured_anything, table, violations
+    from benchmarks.artifacts import current, reference
+    from benchmarks.gates import Gates, check, failures, table
     from export.targets import composited_set
 
     size = tuple(args.size)
     gates = Gates.load(args.gates)
     if not Path(args.checkpoint).is_file():
         raise FileNotFoundError(f"{args.checkpoint}: the FP32 reference checkpoint is missing")
-    artifacts, problems = discover(args.artifacts, size)
-    artifacts, stale = split_stale(artifacts, args.checkpoint)
-    problems += stale
+    artifacts, problems = current(args.artifacts, size, args.checkpoint)
     if not artifacts and not problems:
         print(f"error: no {size[0]}x{size[1]} artifacts with manifests in {args.artifacts}: run `make export-onnx` "
               f"(or make export-openvino / export-trt / export-coreml, or `adamat export all`) first", file=sys.stderr)
@@ -153,9 +151,7 @@ def _cmd_gate(args) -> int:
         from benchmarks.report import gate_json
 
         write_json(gate_json(rows, results, gates, problems), Path(args.json))
-    failed = [f"unusable artifact: {p}" for p in problems] + violations(results)
-    if not failed and not measured_anything(results):
-        failed = ["no gate was evaluated: none of the artifacts runs here and none has a simulated accuracy"]
+    failed = failures(problems, results)
     if failed:
         print(f"\n{len(failed)} accuracy gate(s) violated ({gates.source}):", file=sys.stderr)
         for line in failed:

@@ -147,6 +147,14 @@ def split_stale(artifacts: list[Artifact], checkpoint: str | Path) -> tuple[list
     return current, stale
 
 
+def current(folder: str | Path, input_size: list[int] | tuple[int, int], checkpoint: str | Path) -> tuple[list[Artifact], list[str]]:
+    """``discover`` + ``split_stale``: the artifacts in ``folder`` exported from ``checkpoint`` at
+    ``input_size``, and one problem line for each unusable or stale one."""
+    artifacts, problems = discover(folder, input_size)
+    artifacts, stale = split_stale(artifacts, checkpoint)
+    return artifacts, problems + stale
+
+
 def reference(checkpoint: str | Path, input_size: list[int] | tuple[int, int] | None = None) -> Artifact:
     """The PyTorch FP32 eager row every other row is compared with."""
     note = "PyTorch FP32 eager: the reference row"

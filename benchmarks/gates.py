@@ -195,3 +195,12 @@ def violations(results: list[GateResult]) -> list[str]:
 def measured_anything(results: list[GateResult]) -> bool:
     """Whether any gate was actually evaluated (a gate over nothing must not pass)."""
     return any(r.status in ("pass", "fail") for r in results)
+
+
+def failures(problems: list[str], results: list[GateResult]) -> list[str]:
+    """Every reason the gate fails: unusable artifacts (no manifest, hash mismatch, another checkpoint's
+    export), violated gates, and a run that evaluated nothing. Empty when the gate passes."""
+    failed = [f"unusable artifact: {p}" for p in problems] + violations(results)
+    if not failed and not measured_anything(results):
+        failed = ["no gate was evaluated: none of the artifacts runs here and none has a simulated accuracy"]
+    return failed

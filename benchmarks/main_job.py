@@ -68,8 +68,8 @@ def run_main_job(cfg: JobConfig, figures: dict[str, Path] | None = None,
                  log: Callable[[str], None] = print) -> tuple[int, Path]:
     """Run the job; returns (exit code, report path)."""
     from benchmarks.accuracy import evaluate_all
-    from benchmarks.artifacts import discover, reference, split_stale
-    from benchmarks.gates import Gates, check, measured_anything, violations
+    from benchmarks.artifacts import current, reference
+    from benchmarks.gates import Gates, check, failures
     from benchmarks.latency import bench_all, write_json
     from benchmarks.report import gate_json, write_report
     from export.all_targets import export_all
@@ -84,9 +84,7 @@ def run_main_job(cfg: JobConfig, figures: dict[str, Path] | None = None,
     val = composited_set(cfg.val, cfg.size, cfg.cache, progress=False)
 
     exports = export_all(cfg.weights, cfg.export_dir, cfg.size, cal, val, log=log)
-    artifacts, problems = discover(cfg.export_dir, cfg.size)
-    artifacts, stale = split_stale(artifacts, cfg.weights)
-    problems += stale
+    artifacts, problems = current(cfg.export_dir, cfg.size, cfg.weights)
     for p in problems:
         log(f"warning: {p}")
 
@@ -118,9 +116,7 @@ def run_main_job(cfg: JobConfig, figures: dict[str, Path] | None = None,
               "validation": f"{val.path} ({len(val) if cfg.val_limit is None else min(cfg.val_limit, len(val))} "
                             f"composites)" + ("; real: held-back alphamatting.com images" if cfg.real else ""),
               "job time": f"{time.perf_counter() - t_start:.0f} s"}
-    failed = [f"unusable artifact: {p}" for p in problems] + violations(results)
-    if not failed and not measured_anything(results):
-        failed = ["no gate was evaluated: no artifact runs here or has a simulated accuracy"]
+    failed = failures(problems, results)
     report = write_report(out_dir, header=header, exports=exports, rows=rows, results=results, gates=gates,
                           latency=latency, pipeline=pipeline, figures=figures or {}, failed=failed)
     for line in failed:

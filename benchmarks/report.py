@@ -14,7 +14,7 @@ from pathlib import Path
 
 from benchmarks.accuracy import AccuracyRow
 from benchmarks.device_bench import markdown_table, result_table
-from benchmarks.gates import GateResult, Gates, gate_value, summary, table, violations
+from benchmarks.gates import GateResult, Gates, gate_value, failures, summary, table
 
 # The performance targets of the phone use (measured and reported, never asserted in tests).
 PERF_TARGETS = (
@@ -29,7 +29,7 @@ def gate_json(rows: list[AccuracyRow], results: list[GateResult], gates: Gates, 
                       "status": r.status, "note": r.note, "sets": {k: asdict(v) for k, v in r.sets.items()}}
                      for r in rows],
             "results": [asdict(r) for r in results],
-            "violations": [f"unusable artifact: {p}" for p in problems] + violations(results)}
+            "violations": failures(list(problems), results)}
 
 
 def md_table(rows: list[dict]) -> str:

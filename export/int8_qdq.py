@@ -18,8 +18,7 @@ import numpy as np
 
 from adamatting.encoding import encode_inputs
 from adamatting.evaluate import evaluate_set
-from calib_data.io import atomic_path
-from export.manifest import Manifest, check_expected, load_manifest, tool_versions, write_manifest
+from export.manifest import Manifest, check_expected, load_manifest, tool_versions
 from export.errors import ExportError
 from export.precision import PrecisionPolicy
 from runtime.backends.onnxruntime_backend import SESSION_CONFIG

@@ -19,7 +19,7 @@ import pytest
 from adamatting.cli import main
 from adamatting.config import DEFAULT_WEIGHTS
 from benchmarks.accuracy import edge_band, evaluate_all, psnr
-from benchmarks.artifacts import discover, open_artifact, reference
+from benchmarks.artifacts import current, open_artifact, reference
 from benchmarks.gates import GateConfigError, Gates, check, summary, violations
 from export.all_targets import export_all
 from export.manifest import load_manifest, write_manifest
@@ -59,7 +59,8 @@ def exported(tmp_path_factory):
 @pytest.fixture(scope="module")
 def gated(exported):
     _, export_dir, _, _, val, _ = exported
-    artifacts, problems = discover(export_dir, SIZE)
+    artifacts, problems = current(export_dir, SIZE, DEFAULT_WEIGHTS)
+    assert problems == []
     rows = evaluate_all(reference(DEFAULT_WEIGHTS), artifacts, SIZE, val)
     return rows, check(rows, Gates.load())
 
@@ -106,8 +107,25 @@ def _damage_scale(src: Path, dst: Path, factor: float = 10.0) -> str:
     return dq.input[1]
 
 
+def _gate_command(exported, folder: Path, *extra: str) -> int:
+    """``adamat gate`` over ``folder`` with the module's size, validation set and cache, no real images."""
+    root, _, _, val_toml, _, _ = exported
+    return main(["gate", "--artifacts", str(folder), "--size", *map(str, SIZE), "--val", str(val_toml),
+                 "--cache", str(root / "sets"), "--no-real", "--quiet", *extra])
+
+
+def _folder_with(exported, name: str, pattern: str) -> Path:
+    """A new folder under the module's root holding copies of the exports matching ``pattern``."""
+    root, export_dir, *_ = exported
+    folder = root / name
+    folder.mkdir()
+    for p in export_dir.glob(pattern):
+        shutil.copy2(p, folder / p.name)
+    return folder
+
+
 def test_a_damaged_int8_artifact_fails_the_gate(exported, capsys):
-    root, export_dir, _, val_toml, val, _ = exported
+    root, export_dir, _, _, val, _ = exported
     bad_dir = root / "damaged"
     bad_dir.mkdir()
     name = "adamatting_mobile_256x256_int8.onnx"
@@ -118,36 +136,26 @@ def test_a_damaged_int8_artifact_fails_the_gate(exported, capsys):
     assert failed and all(line.startswith("onnxruntime INT8") for line in failed)
     assert any("sad_drop_pct" in line for line in failed)
     # the command says so too: exit 1, every violation listed
-    code = main(["gate", "--artifacts", str(bad_dir), "--size", *map(str, SIZE), "--val", str(val_toml),
-                 "--cache", str(root / "sets"), "--no-real", "--quiet"])
+    code = _gate_command(exported, bad_dir)
     err = capsys.readouterr().err
     assert code == 1
     assert "accuracy gate(s) violated" in err and "onnxruntime INT8 on val" in err
 
 
 def test_gate_command_passes_on_the_exports(exported, capsys):
-    root, export_dir, _, val_toml, _, _ = exported
-    only = root / "onnx_only"
-    only.mkdir()
-    for p in export_dir.glob("adamatting_mobile_256x256_int8.onnx*"):
-        shutil.copy2(p, only / p.name)
-    code = main(["gate", "--artifacts", str(only), "--size", *map(str, SIZE), "--val", str(val_toml),
-                 "--cache", str(root / "sets"), "--no-real", "--quiet", "--json", str(root / "gate.json")])
+    root = exported[0]
+    only = _folder_with(exported, "onnx_only", "adamatting_mobile_256x256_int8.onnx*")
+    code = _gate_command(exported, only, "--json", str(root / "gate.json"))
     out = capsys.readouterr().out
     assert code == 0 and "all accuracy gates pass" in out and (root / "gate.json").is_file()
 
 
 def test_a_truncated_artifact_fails_the_gate(exported, capsys):
     """A file that no longer matches its manifest (truncated after export) is a violation, not a warning."""
-    root, export_dir, _, val_toml, _, _ = exported
-    bad = root / "truncated"
-    bad.mkdir()
-    for p in export_dir.glob("adamatting_mobile_256x256_fp32.onnx*"):
-        shutil.copy2(p, bad / p.name)
+    bad = _folder_with(exported, "truncated", "adamatting_mobile_256x256_fp32.onnx*")
     onnx_file = bad / "adamatting_mobile_256x256_fp32.onnx"
     onnx_file.write_bytes(onnx_file.read_bytes()[: onnx_file.stat().st_size // 2])
-    code = main(["gate", "--artifacts", str(bad), "--size", *map(str, SIZE), "--val", str(val_toml),
-                 "--cache", str(root / "sets"), "--no-real", "--quiet", "--val-limit", "2"])
+    code = _gate_command(exported, bad, "--val-limit", "2")
     err = capsys.readouterr().err
     assert code == 1 and "unusable artifact" in err and "does not match its manifest's hash" in err
 
@@ -155,16 +163,12 @@ def test_a_truncated_artifact_fails_the_gate(exported, capsys):
 def test_an_artifact_of_another_checkpoint_fails_the_gate(exported, capsys):
     """A failed re-export leaves the previous checkpoint's artifact behind: gating it against this
     checkpoint would compare two models, so it is a violation naming the file."""
-    root, export_dir, _, val_toml, _, _ = exported
-    old = root / "stale"
-    old.mkdir()
     name = "adamatting_mobile_256x256_int8.onnx"
-    shutil.copy2(export_dir / name, old / name)
-    m = load_manifest(export_dir / name)
+    old = _folder_with(exported, "stale", name + "*")
+    m = load_manifest(old / name)
     m.checkpoint_sha256 = "0" * 64
     write_manifest(old / name, m)
-    code = main(["gate", "--artifacts", str(old), "--size", *map(str, SIZE), "--val", str(val_toml),
-                 "--cache", str(root / "sets"), "--no-real", "--quiet", "--val-limit", "2"])
+    code = _gate_command(exported, old, "--val-limit", "2")
     err = capsys.readouterr().err
     assert code == 1 and "exported from another checkpoint" in err and name in err
 
