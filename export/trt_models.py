@@ -52,14 +52,14 @@ QUANTIZERS = ("auto", "onnxruntime", "modelopt")
 # INT8: the same bound as the onnxruntime INT8 target (tests/test_export_onnx.py): the SAD on the unknown
 #   region may grow by at most 10 % (0.3 absolute floor for near-zero SADs) and alpha may move by 0.03 on
 #   average. Measured symmetric (TensorRT) INT8: SAD +3.8 % and mean |Δα| 0.018 (128×128); SAD +0.7 % and
-#   0.016 (512×512) with the step-600 checkpoint. The shipped step-750 checkpoint: SAD +1.5 % but mean |Δα|
-#   0.042 over the whole frame (512×512, `val`): the drift is in the raw alpha of the known regions, which
-#   the runtime clamps to the trimap; in the unknown band it passes every gate of benchmarks/gates.toml
-#   (Grad +1.4 %, edge band +0.0015, bokeh render 54 dB). The mean bound is therefore 0.05 (a follow-up
-#   should find the layer that drifts: `adamat export sensitivity`).
+#   0.016 (512×512) with the step-600 checkpoint. With the shipped step-750 checkpoint the whole-frame mean
+#   |Δα| once measured 0.042: not this graph's error but onnxruntime's. Its WeightBiasQuantization
+#   transformer quantized the policy's float layers at load time (see
+#   runtime.backends.onnxruntime_backend.SESSION_CONFIG); with it off, as every session here now runs,
+#   SAD +0.5 % and mean |Δα| 0.014 (512×512, `val`), so the bound is back at 0.03.
 DEFAULT_GATES = {
     "fp16": {"max_abs": 0.1, "mean_abs": 1e-3},
-    "int8": {"sad_drop_rel": 0.10, "sad_drop_floor": 0.3, "mean_abs": 0.05},
+    "int8": {"sad_drop_rel": 0.10, "sad_drop_floor": 0.3, "mean_abs": 0.03},
 }
 TRT_NOTE = ("for TensorRT >= 11 (strongly typed; precision is what this ONNX says): build with "
             "export.trt_engine.build_engine or trtexec")
