@@ -20,7 +20,7 @@ from adamatting.cli import main
 from adamatting.config import DEFAULT_WEIGHTS
 from benchmarks.accuracy import edge_band, evaluate_all, psnr
 from benchmarks.artifacts import current, open_artifact, reference
-from benchmarks.gates import GateConfigError, Gates, check, summary, violations
+from benchmarks.gates import GateConfigError, GateResult, Gates, check, failures, summary, violations
 from export.all_targets import export_all
 from export.manifest import load_manifest, write_manifest
 from export.targets import composited_set
@@ -201,6 +201,18 @@ def test_gate_precedence_and_bad_config(tmp_path):
         Gates.load(g)
     with pytest.raises(GateConfigError, match="not found"):
         Gates.load(tmp_path / "missing.toml")
+
+
+def test_failures_lists_every_reason_and_refuses_an_empty_gate():
+    def result(status, value=None):
+        return GateResult("onnxruntime/int8", "onnxruntime INT8", "a.onnx", "val", "sad_drop_pct", value, 10.0, status)
+
+    assert failures([], [result("pass", 1.0)]) == []
+    assert failures([], [result("n/a"), result("not run")]) == [
+        "no gate was evaluated: none of the artifacts runs here and none has a simulated accuracy"]
+    failed = failures(["b.onnx: does not match its manifest's hash"], [result("fail", 97.0), result("pass", 1.0)])
+    assert failed == ["unusable artifact: b.onnx: does not match its manifest's hash",
+                      "onnxruntime INT8 on val: SAD drop +97 % > 10 % (sad_drop_pct)"]
 
 
 def test_edge_band_and_psnr():
