@@ -77,6 +77,14 @@ def test_int8_drops_are_bounded_and_policy_layers_stay_float(onnx_and_sets, prec
     assert any(op.get_type_name() == "FakeQuantize" for op in ops)
     stem = [n for n in fq_consumers if "/model/encoder/stem/" in n]
     assert stem == [], f"policy layer quantized: {stem}"
+    # ... and the CPU plugin runs it in float too (its low-precision transformations could propagate u8)
+    compiled = ov.Core().compile_model(str(xml), "CPU")
+    convs = {op.get_friendly_name(): op.get_rt_info()["runtimePrecision"].astype(str)
+             for op in compiled.get_runtime_model().get_ordered_ops()
+             if op.get_rt_info()["layerType"].astype(str) == "Convolution"}
+    stem_rt = {n: p for n, p in convs.items() if "/model/encoder/stem/" in n}
+    assert stem_rt and set(stem_rt.values()) == {"f32"}, stem_rt
+    assert "u8" in convs.values() or "i8" in convs.values(), convs
 
 
 def test_unmeetable_max_drop_reports_the_best_and_writes_nothing(tmp_path):
