@@ -45,14 +45,14 @@ QUANTIZERS = ("auto", "onnxruntime", "modelopt")
 # Accuracy gates against the FP32 ONNX under onnxruntime on the validation composites.
 # FP16: float16 rounding of weights and activations only. Measured with the step-600 checkpoint: max |Δα|
 #   2.6e-3, mean 6.7e-5 (128×128, 8 composites); 4.0e-3 / 6.2e-5 (512×512, the 32 `val` composites). With
-#   the step-750 checkpoint of runs/mobile2 (shipped): max 2.2e-2 at isolated pixels, with mean 2.3e-4
+#   the step-750 checkpoint of runs/mobile2 (shipped in session 2): max 2.2e-2 at isolated pixels, with mean 2.3e-4
 #   and SAD +0.008 % (512×512, `val`). The max gate is for a broken
 #   conversion (wrong casts give max |Δα| near 1), the mean for systematic drift; gates.toml judges the
 #   accuracy that matters (SAD, edges, the bokeh render) on every artifact.
 # INT8: the same bound as the onnxruntime INT8 target (tests/test_export_onnx.py): the SAD on the unknown
 #   region may grow by at most 10 % (0.3 absolute floor for near-zero SADs) and alpha may move by 0.03 on
 #   average. Measured symmetric (TensorRT) INT8: SAD +3.8 % and mean |Δα| 0.018 (128×128); SAD +0.7 % and
-#   0.016 (512×512) with the step-600 checkpoint. With the shipped step-750 checkpoint the whole-frame mean
+#   0.016 (512×512) with the step-600 checkpoint. With the step-750 checkpoint the whole-frame mean
 #   |Δα| once measured 0.042: not this graph's error but onnxruntime's. Its WeightBiasQuantization
 #   transformer quantized the policy's float layers at load time (see
 #   runtime.backends.onnxruntime_backend.SESSION_CONFIG); with it off, as every session here now runs,
