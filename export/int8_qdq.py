@@ -21,7 +21,7 @@ from adamatting.evaluate import evaluate_set
 from export.manifest import Manifest, check_expected, load_manifest, tool_versions
 from export.errors import ExportError
 from export.precision import PrecisionPolicy
-from runtime.backends.onnxruntime_backend import SESSION_CONFIG
+from runtime.backends.onnxruntime_backend import SESSION_CONFIG, inference_session
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 
@@ -54,8 +54,6 @@ def check_set_size(cset, input_size: list[int], role: str) -> None:
 
 
 def ort_alpha_fn(path: str | Path):
-    from runtime.backends.onnxruntime_backend import inference_session
-
     sess = inference_session(path)
     return lambda img, tri: sess.run(["alpha"], {"image": img, "trimap": tri})[0]
 
