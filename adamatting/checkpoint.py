@@ -70,8 +70,13 @@ def load_model(path: str | Path, expect: ModelConfig | None = None) -> tuple[Ada
     return model.eval(), payload
 
 
-def load_state(model: AdaMatting, state: dict, path: str | Path = "<state>") -> None:
+def load_state(model: AdaMatting, state: dict, path: str | Path = "<state>", new_modules: tuple[str, ...] = ()) -> list[str]:
+    """Load weights strictly. ``new_modules``: key prefixes (e.g. ``("refiner.",)``) the state may lack — a
+    checkpoint of the model without that part starting a new run; they keep their initialisation.
+    Returns the keys that kept it."""
     own = model.state_dict()
+    kept = sorted(k for k in set(own) - set(state) if k.startswith(tuple(new_modules))) if new_modules else []
+    state = {**state, **{k: own[k] for k in kept}}
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own
@@ -83,6 +88,7 @@ def load_state(model: AdaMatting, state: dict, path: str | Path = "<state>") -> 
                 parts.append(f"{label}: {', '.join(items[:6])}{' …' if len(items) > 6 else ''} ({len(items)})")
         raise CheckpointError(f"{path}: weights do not fit the model config {model.cfg.name!r}: " + "; ".join(parts))
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
+    return kept
 
 
 def file_sha256(path: str | Path) -> str:

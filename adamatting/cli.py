@@ -49,7 +49,8 @@ def _cmd_train(args) -> int:
     cfg = TrainConfig(model=args.config, steps=args.steps, batch=args.batch, crop=args.crop, lr=args.lr,
                       real_fraction=args.real_fraction, grad_weight=args.grad_weight,
                       comp_weight=args.comp_weight, threads=args.threads, val_every=args.val_every,
-                      bank_size=args.bank_size)
+                      bank_size=args.bank_size, bank_res=args.bank_res,
+                      real_scale=tuple(args.real_scale) if args.real_scale else None)
     validate = None
     if alphamatting_dev_dir().is_dir():
         def validate(model):
@@ -255,6 +256,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--grad-weight", type=float, default=1.0, help="Sobel-gradient L1 weight in the alpha loss")
     t.add_argument("--comp-weight", type=float, default=0.5, help="composition L1 weight in the alpha loss")
     t.add_argument("--bank-size", type=int, default=192, help="procedural foregrounds pre-rendered for training")
+    t.add_argument("--bank-res", type=int, default=320, help="side of the pre-rendered procedural foregrounds")
+    t.add_argument("--real-scale", type=float, nargs=2, default=None, metavar=("MIN", "MAX"),
+                   help="scale of the real cut-outs relative to their native resolution (default: 1-2x of "
+                        "the scale that just covers the crop)")
     t.add_argument("--val-every", type=int, default=150)
     t.add_argument("--threads", type=int, default=0)
     t.add_argument("--cache", default="cache", help="cache root (estimated real foregrounds)")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 # The shipped mobile checkpoint (see weights/README.md): the default model of every command.
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "mobile.pt"
+ENCODER_STRIDE = 32                                 # the encoder's deepest feature map is 1/32 of its input
 
 
 @dataclass(frozen=True)
@@ -25,8 +26,19 @@ class ModelConfig:
     separable: bool = True                          # depthwise-separable convs in decoders, GCN and PU gates
     pu_hidden: int = 8                              # ConvLSTM hidden channels
     pu_steps: int = 3                               # fixed number of propagation steps (unrolled on export)
+    # 1: the network runs at the input resolution (as published). 2: it runs at half resolution and a learned
+    # guided filter (model.GuidedUpsampler) lifts its alpha to the input resolution (the phone default).
+    guided_scale: int = 1
+    refiner_hidden: int = 16                        # guided upsampler: hidden channels of its 1×1 convs
 
-    STRIDE = 32                                     # input sides must be multiples of this
+    def __post_init__(self):
+        if self.guided_scale not in (1, 2, 4):
+            raise ValueError(f"guided_scale must be 1, 2 or 4, got {self.guided_scale}")
+
+    @property
+    def stride(self) -> int:
+        """Input sides must be multiples of this: the encoder's stride times the guided upsampler's scale."""
+        return ENCODER_STRIDE * self.guided_scale
 
     def replace(self, **changes) -> "ModelConfig":
         return dataclasses.replace(self, **changes)
@@ -51,8 +63,9 @@ class ModelConfig:
 
 
 CONFIGS: dict[str, ModelConfig] = {
-    # Phone default: inverted-residual encoder, separable decoders, full-resolution separable ConvLSTM.
-    "mobile": ModelConfig(name="mobile", encoder="mobile", width_mult=1.0),
+    # Phone default: inverted-residual encoder, separable decoders and ConvLSTM, all at half resolution, and a
+    # learned guided filter back to the input resolution.
+    "mobile": ModelConfig(name="mobile", encoder="mobile", width_mult=1.0, guided_scale=2),
     # As published: ResNet-50-like bottleneck encoder, plain convolutions.
     "paper": ModelConfig(name="paper", encoder="resnet", decoder_channels=(256, 128, 64, 32, 16),
                          gcn_kernel=11, separable=False, pu_hidden=16),
@@ -60,6 +73,12 @@ CONFIGS: dict[str, ModelConfig] = {
     "tiny": ModelConfig(name="tiny", encoder="mobile", width_mult=0.25,
                         mobile_stages=((1, 16, 1, 1), (6, 24, 1, 2), (6, 32, 1, 2), (6, 64, 1, 2), (6, 160, 1, 2)),
                         decoder_channels=(16, 8, 8, 8, 4), gcn_kernel=5, pu_hidden=4, pu_steps=2),
+    # For tests of the phone path: tiny, with the guided upsampler (inputs: multiples of 64).
+    "tiny-guided": ModelConfig(name="tiny-guided", encoder="mobile", width_mult=0.25,
+                               mobile_stages=((1, 16, 1, 1), (6, 24, 1, 2), (6, 32, 1, 2), (6, 64, 1, 2),
+                                              (6, 160, 1, 2)),
+                               decoder_channels=(16, 8, 8, 8, 4), gcn_kernel=5, pu_hidden=4, pu_steps=2,
+                               guided_scale=2, refiner_hidden=8),
     "tiny-resnet": ModelConfig(name="tiny-resnet", encoder="resnet", resnet_layers=(1, 1, 1, 1), resnet_width=8,
                                decoder_channels=(16, 8, 8, 8, 4), gcn_kernel=5, separable=False, pu_hidden=4,
                                pu_steps=2),

@@ -22,7 +22,7 @@ def predict_alpha(model: AdaMatting, image01: np.ndarray, trimap_u8: np.ndarray)
     img, tri = encode_inputs(image01, trimap_u8)
     device = next(model.parameters()).device
     x = torch.from_numpy(np.concatenate([img, tri])[None]).to(device)
-    x, pads = pad_to_stride(x, model.cfg.STRIDE)
+    x, pads = pad_to_stride(x, model.cfg.stride)
     out = model(x[:, :3], x[:, 3:])
     alpha = crop_padding(out["alpha"], pads)[0, 0].float().cpu().numpy()
     prob = crop_padding(torch.softmax(out["trimap_logits"], 1), pads)[0].float().cpu().numpy()

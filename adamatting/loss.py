@@ -45,7 +45,10 @@ class AdaMattingLoss(nn.Module):
         denom = weight.sum().clamp_min(1.0)
         l_trimap = F.cross_entropy(out["trimap_logits"], trimap_target)
         l_alpha = ((out["alpha"] - alpha_gt).abs() * weight).sum() / denom
-        l_aux = ((out["alpha_decoder"] - alpha_gt).abs() * weight).sum() / denom
+        aux = out["alpha_decoder"]
+        if aux.shape[-2:] != alpha_gt.shape[-2:]:   # the network's resolution under a guided upsampler
+            aux = F.interpolate(aux, size=alpha_gt.shape[-2:], mode="bilinear", align_corners=False)
+        l_aux = ((aux - alpha_gt).abs() * weight).sum() / denom
         l_a = l_alpha + self.aux_weight * l_aux
         l_grad = torch.zeros(())
         if self.grad_weight > 0:

@@ -34,7 +34,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from adamatting.config import ModelConfig
+from adamatting.config import ENCODER_STRIDE, ModelConfig
 from adamatting.encoding import INPUT_ENCODING, TRIMAP_VALUES  # noqa: F401  (re-exported)
 
 
@@ -246,7 +246,9 @@ class ConvLSTMCell(nn.Module):
 
 
 class PropagationUnit(nn.Module):
-    """Refines the alpha logit for a fixed number of ConvLSTM steps on [image, P(trimap), alpha]."""
+    """Refines the alpha logit for a fixed number of ConvLSTM steps on [image, P(trimap), alpha].
+
+    Returns the refined alpha logit and the last hidden state (the guided upsampler's features)."""
 
     def __init__(self, hidden: int, steps: int, separable: bool):
         super().__init__()
@@ -272,10 +274,55 @@ class PropagationUnit(nn.Module):
             h, c = self.cell(x, h, c)
             alpha_logit = alpha_logit + self.out(h)
             x = torch.cat([image, trimap_prob, torch.sigmoid(alpha_logit)], dim=1)
-        return alpha_logit
+        return alpha_logit, h
+
+
+class GuidedUpsampler(nn.Module):
+    """A learned guided filter (Wu et al., CVPR 2018; the refiner of Robust Video Matting) from the network's
+    resolution to the input's.
+
+    Closed-form matting's prior, made local and learned: in a small window alpha is an affine function of
+    the colour, α ≈ A·I + b. At the base (network) resolution the box-filtered statistics of the image and
+    the base alpha — cov(I, α), var(I) per channel — and the network's own features give A (three
+    coefficients, 1×1 convolutions); b = mean(α) − A·mean(I) makes the window's mean exact. A and b are
+    smooth, so they are upsampled bilinearly, and the full-resolution alpha is A·I + b with the
+    full-resolution image: strands and mesh wires thinner than a base pixel come from the photo itself.
+    The last convolution starts at zero, so an untrained upsampler returns the box-filtered base alpha.
+
+    Exported as AveragePool, Resize (bilinear), 1×1 Conv, Mul, ReduceSum and Clip — every backend runs these.
+    """
+
+    def __init__(self, feat_ch: int, hidden: int, scale: int):
+        super().__init__()
+        self.scale = scale
+        self.conv = nn.Sequential(
+            nn.Conv2d(6 + feat_ch, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU(inplace=True),
+            nn.Conv2d(hidden, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU(inplace=True),
+            nn.Conv2d(hidden, 3, 1))
+        nn.init.zeros_(self.conv[-1].weight)
+        nn.init.zeros_(self.conv[-1].bias)
+
+    @staticmethod
+    def box(x: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False)
+
+    def forward(self, image: torch.Tensor, image_base: torch.Tensor, alpha_base: torch.Tensor,
+                feats: torch.Tensor) -> torch.Tensor:
+        mean_i, mean_a = self.box(image_base), self.box(alpha_base)
+        cov = self.box(image_base * alpha_base) - mean_i * mean_a
+        var = self.box(image_base * image_base) - mean_i * mean_i
+        a = self.conv(torch.cat([cov, var, feats], dim=1))
+        b = mean_a - (a * mean_i).sum(dim=1, keepdim=True)
+        a = F.interpolate(a, scale_factor=self.scale, mode="bilinear", align_corners=False)
+        b = F.interpolate(b, scale_factor=self.scale, mode="bilinear", align_corners=False)
+        return torch.clamp((a * image).sum(dim=1, keepdim=True) + b, 0.0, 1.0)
 
 
 class AdaMatting(nn.Module):
+    """With ``cfg.guided_scale`` s > 1 the network runs on the input average-pooled by s and the guided
+    upsampler returns alpha at the input resolution; the trimap logits are upsampled bilinearly. The
+    auxiliary outputs ``alpha_pu`` and ``alpha_decoder`` stay at the network's resolution."""
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
@@ -286,15 +333,23 @@ class AdaMatting(nn.Module):
         self.trimap_decoder = Decoder(cfg, ch, skip_strides=(16, 8), out_ch=3)
         self.alpha_decoder = Decoder(cfg, ch, skip_strides=(8, 4, 2), out_ch=1)
         self.propagation = PropagationUnit(cfg.pu_hidden, cfg.pu_steps, cfg.separable)
+        self.refiner = (GuidedUpsampler(cfg.pu_hidden + 3, cfg.refiner_hidden, cfg.guided_scale)
+                        if cfg.guided_scale > 1 else None)
 
     def forward(self, image: torch.Tensor, trimap: torch.Tensor) -> dict[str, torch.Tensor]:
-        feats = self.encoder(torch.cat([image, trimap], dim=1))
+        s = self.cfg.guided_scale
+        image_base = F.avg_pool2d(image, s) if s > 1 else image
+        trimap_base = F.avg_pool2d(trimap, s) if s > 1 else trimap
+        feats = self.encoder(torch.cat([image_base, trimap_base], dim=1))
         trimap_logits = self.trimap_decoder(feats)
         prob = torch.softmax(trimap_logits, dim=1)
         alpha_logit0 = self.alpha_decoder(feats)
-        alpha_logit = self.propagation(image, prob, alpha_logit0)
+        alpha_logit, hidden = self.propagation(image_base, prob, alpha_logit0)
         alpha_pu = torch.sigmoid(alpha_logit)
         alpha = prob[:, 2:3] + prob[:, 1:2] * alpha_pu
+        if self.refiner is not None:
+            alpha = self.refiner(image, image_base, alpha, torch.cat([hidden, prob], dim=1))
+            trimap_logits = F.interpolate(trimap_logits, scale_factor=s, mode="bilinear", align_corners=False)
         return {"alpha": alpha, "trimap_logits": trimap_logits, "alpha_pu": alpha_pu,
                 "alpha_decoder": torch.sigmoid(alpha_logit0)}
 
@@ -315,7 +370,7 @@ def build_model(cfg: ModelConfig) -> AdaMatting:
     return AdaMatting(cfg)
 
 
-def check_input(image: torch.Tensor, trimap: torch.Tensor, stride: int = ModelConfig.STRIDE) -> None:
+def check_input(image: torch.Tensor, trimap: torch.Tensor, stride: int = ENCODER_STRIDE) -> None:
     """Raise ValueError with a clear message for inputs the network cannot take."""
     if image.ndim != 4 or image.shape[1] != 3:
         raise ValueError(f"image must be (N, 3, H, W) RGB, got shape {tuple(image.shape)}")

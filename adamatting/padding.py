@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from adamatting.config import ModelConfig
+from adamatting.config import ENCODER_STRIDE
 
 
-def pad_to_stride(x: torch.Tensor, stride: int = ModelConfig.STRIDE, mode: str = "reflect") -> tuple[torch.Tensor, tuple[int, int, int, int]]:
+def pad_to_stride(x: torch.Tensor, stride: int = ENCODER_STRIDE, mode: str = "reflect") -> tuple[torch.Tensor, tuple[int, int, int, int]]:
     """Pad the last two dims of an NCHW tensor up to multiples of ``stride``; returns (padded, pads).
 
     Reflect padding needs each side larger than the pad; smaller inputs raise a clear ValueError.

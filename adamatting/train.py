@@ -50,6 +50,9 @@ class TrainConfig:
     grad_weight: float = 1.0           # Sobel-gradient L1 in the unknown region (sharp hair)
     comp_weight: float = 0.5           # composition L1 with the sample's own F and B
     real_fraction: float = 0.5         # share of samples cut from the real training images
+    # Scale of the real cut-outs relative to their native resolution (the resolution they are evaluated
+    # at); None: 1–2× of the scale at which the image just covers the crop (the first runs' augmentation).
+    real_scale: tuple[float, float] | None = None
     bank_size: int = 192               # procedural foregrounds pre-rendered at bank_res
     bank_res: int = 320
     bg_bank: int = 48                  # procedural backgrounds pre-rendered (plus skimage photos)
@@ -61,7 +64,10 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        d = {k: v for k, v in d.items() if k in names}
+        if d.get("real_scale") is not None:
+            d["real_scale"] = tuple(d["real_scale"])
+        return cls(**d)
 
 
 class TrainData:
@@ -79,8 +85,10 @@ class TrainData:
 
     def sample(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         c = self.cfg.crop
-        pool = self.real if (self.real is not None and rng.random() < self.cfg.real_fraction) else self.procedural
-        _, fg, alpha = pool.sample((c, c), rng, augment=True)
+        if self.real is not None and rng.random() < self.cfg.real_fraction:
+            _, fg, alpha = self.real.sample((c, c), rng, augment=True, scale_range=self.cfg.real_scale)
+        else:
+            _, fg, alpha = self.procedural.sample((c, c), rng, augment=True)
         bg = self.bgs[int(rng.integers(len(self.bgs)))]
         bg = fit_background(bg, int(c * rng.uniform(1.0, 1.5)), int(c * rng.uniform(1.0, 1.5)), rng) if min(bg.shape[:2]) > c else bg
         bg = fit_background(bg, c, c, rng)
@@ -144,10 +152,13 @@ def train(run_dir: str | Path, cfg: TrainConfig, cache_root: Path = Path("cache"
         print(f"resuming {last} at step {step} (best val SAD {best:.3f})")
     elif init is not None:
         ck = read_checkpoint(init)
-        load_state(model, ck["model"], init)
+        # A checkpoint of the same network without the guided upsampler (guided_scale 1) can start a run
+        # of one with it: the upsampler starts from its identity-like initialisation.
+        kept = load_state(model, ck["model"], init, new_modules=("refiner.",))
         if "loss" in ck:
             loss_fn.load_state_dict(ck["loss"])
-        print(f"new run {run_dir} from the weights of {init} (its step {ck.get('step', '?')})")
+        print(f"new run {run_dir} from the weights of {init} (its step {ck.get('step', '?')})"
+              + (f"; {len(kept)} refiner tensors newly initialised" if kept else ""))
     (run_dir / "train_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
     data = TrainData(cfg, cache_root, progress)
     log_path = run_dir / "log.csv"

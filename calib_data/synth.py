@@ -82,12 +82,19 @@ class ForegroundPool:
     def __add__(self, other: "ForegroundPool") -> "ForegroundPool":
         return ForegroundPool(self.items + other.items, self.sources + other.sources)
 
-    def sample(self, size: tuple[int, int], rng: np.random.Generator, augment: bool) -> tuple[str, np.ndarray, np.ndarray]:
-        """A crop of ``size`` from one foreground. With ``augment``: random scale, crop near the edge, flip."""
+    def sample(self, size: tuple[int, int], rng: np.random.Generator, augment: bool,
+               scale_range: tuple[float, float] | None = None) -> tuple[str, np.ndarray, np.ndarray]:
+        """A crop of ``size`` from one foreground. With ``augment``: random scale, crop near the edge, flip.
+
+        The scale is 1–2× the one at which the foreground just covers ``size`` (``fit``), or, with
+        ``scale_range``, uniform in that range of the native resolution (never below ``fit``)."""
         name, fg, alpha = self.items[int(rng.integers(len(self.items)))]
         h, w = size
         fit = max(h / alpha.shape[0], w / alpha.shape[1])
-        scale = fit * (float(rng.uniform(1.0, 2.0)) if augment else 1.0)
+        if augment and scale_range is not None:
+            scale = max(fit, float(rng.uniform(*scale_range)))
+        else:
+            scale = fit * (float(rng.uniform(1.0, 2.0)) if augment else 1.0)
         nh, nw = max(h, int(round(alpha.shape[0] * scale))), max(w, int(round(alpha.shape[1] * scale)))
         if (nh, nw) != alpha.shape:
             interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR

@@ -84,7 +84,7 @@ def export_module(model: AdaMatting) -> nn.Module:
 
 def _check_size(model: AdaMatting, size) -> tuple[int, int]:
     h, w = (int(s) for s in size)
-    stride = model.cfg.STRIDE
+    stride = model.cfg.stride
     if h <= 0 or w <= 0 or h % stride or w % stride:
         raise ExportError(f"input size {h}x{w} must be positive multiples of the encoder stride {stride}")
     return h, w
@@ -102,6 +102,7 @@ def policy_torch_modules(policy: PrecisionPolicy, module: nn.Module) -> list[str
     """The policy's ONNX name fragments (``/model/encoder/stem/``) as module paths of ``module``
     (``model.encoder.stem``); a fragment matching no module is an error, as for ONNX."""
     names = [n for n, _ in module.named_modules() if n]
+    policy = policy.applicable(lambda f: f.strip("/").replace("/", ".") in names)
     out = []
     for frag in policy.names:
         path = frag.strip("/").replace("/", ".")

@@ -54,8 +54,8 @@ def validation_samples(size: tuple[int, int], count: int = 4, seed: int = 0) -> 
 
 def _check_size(cfg: ModelConfig, size: tuple[int, int]) -> tuple[int, int]:
     h, w = (int(s) for s in size)
-    if h <= 0 or w <= 0 or h % cfg.STRIDE or w % cfg.STRIDE:
-        raise ExportError(f"input size {h}x{w} must be positive multiples of the encoder stride {cfg.STRIDE}")
+    if h <= 0 or w <= 0 or h % cfg.stride or w % cfg.stride:
+        raise ExportError(f"input size {h}x{w} must be positive multiples of the encoder stride {cfg.stride}")
     return h, w
 
 

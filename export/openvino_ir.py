@@ -48,6 +48,7 @@ def ignored_scope(policy: PrecisionPolicy, ov_model):
     import nncf
 
     names = [op.get_friendly_name() for op in ov_model.get_ops()]
+    policy = policy.applicable(lambda f: any(f in n for n in names))
     missing = [f for f in policy.names if not any(f in n for n in names)]
     if missing:
         raise ExportError(f"precision policy {policy.source} names layers that do not exist in the OpenVINO "

@@ -56,6 +56,23 @@ def test_round_trip_sizes_and_steps(tmp_path, tiny_model, size, steps):
         assert np.abs(a - b).max() < 1e-4
 
 
+def test_guided_model_round_trip(tmp_path):
+    torch.manual_seed(0)
+    model = build_model(get_config("tiny-guided")).eval()
+    torch.nn.init.normal_(model.propagation.out.weight, std=0.2)
+    torch.nn.init.normal_(model.refiner.conv[-1].weight, std=0.2)   # non-trivial guided filter coefficients
+    out = tmp_path / "g.onnx"
+    manifest = export_onnx(model, out, (128, 64))
+    assert manifest.validation["max_abs"] <= 1e-3
+    ops = {n.op_type for n in onnx.load(str(out)).graph.node}
+    assert {"AveragePool", "Resize"} <= ops
+    samples = validation_samples((128, 64), count=2, seed=5)
+    for a, b in zip(run_torch(model, samples), run_onnx(out, samples)):
+        assert np.abs(a - b).max() < 1e-4
+    with pytest.raises(ExportError, match="encoder stride 64"):
+        export_onnx(model, tmp_path / "bad.onnx", (96, 64))
+
+
 def test_step_count_changes_the_exported_graph(tmp_path, tiny_model):
     sizes = {}
     for steps in (1, 3):

@@ -20,7 +20,8 @@ def inputs(n, h, w, trimap_value=0.5):
 
 @pytest.mark.parametrize("config, size", [
     ("tiny", (64, 64)), ("tiny", (96, 160)), ("tiny-resnet", (64, 64)), ("tiny-resnet", (128, 96)),
-    ("mobile", (64, 64)), ("mobile", (96, 160)), ("paper", (64, 96)),   # paper: 77 M params, one size
+    ("tiny-guided", (64, 64)), ("tiny-guided", (128, 192)),
+    ("mobile", (64, 64)), ("mobile", (128, 192)), ("paper", (64, 96)),   # paper: 77 M params, one size
 ])
 def test_output_shapes_both_code_paths(config, size):
     model = build_model(get_config(config)).eval()
@@ -184,6 +185,10 @@ def test_bad_inputs_get_clear_errors():
         check_input(image[:, :2], trimap)
     with pytest.raises(ValueError, match="multiple of the encoder stride"):
         check_input(*inputs(1, 70, 64))
+    with pytest.raises(ValueError, match="stride 64"):
+        check_input(*inputs(1, 96, 64), stride=get_config("tiny-guided").stride)
+    with pytest.raises(ValueError, match="guided_scale"):
+        get_config("tiny", guided_scale=3)
     with pytest.raises(ValueError, match="too small"):
         pad_to_stride(torch.zeros(1, 3, 5, 5))
 
@@ -200,3 +205,76 @@ def test_mobile_budget_counted_by_flop_counter():
     assert stats["gmacs"] <= MOBILE_BUDGET["gmacs"]
     assert stats["params"] <= MOBILE_BUDGET["params"]
     assert stats["by_module"]["propagation"] > 0
+
+
+# ------------------------------------------------------------------------------------ the guided upsampler
+def test_guided_configs_run_the_network_at_half_resolution():
+    cfg = get_config("tiny-guided")
+    assert cfg.stride == 64 and get_config("tiny").stride == 32 and get_config("mobile").stride == 64
+    model = build_model(cfg).eval()
+    with torch.no_grad():
+        out = model(*inputs(1, 128, 192))
+    assert out["alpha"].shape == (1, 1, 128, 192) and out["trimap_logits"].shape == (1, 3, 128, 192)
+    assert out["alpha_pu"].shape == (1, 1, 64, 96) and out["alpha_decoder"].shape == (1, 1, 64, 96)
+    assert build_model(get_config("tiny")).refiner is None
+
+
+def test_untrained_guided_upsampler_returns_the_box_filtered_base_alpha():
+    import torch.nn.functional as F
+
+    model = build_model(get_config("tiny-guided")).eval()
+    image, trimap = inputs(1, 64, 64)
+    with torch.no_grad():
+        up = model.refiner
+        base = torch.rand(1, 1, 32, 32)
+        feats = torch.rand(1, 7, 32, 32)
+        out = up(image, F.avg_pool2d(image, 2), base, feats)
+        expected = F.interpolate(up.box(base), scale_factor=2, mode="bilinear", align_corners=False)
+    assert torch.allclose(out, expected.clamp(0, 1), atol=1e-6)
+
+
+def test_guided_upsampler_puts_full_resolution_image_detail_into_alpha():
+    # Stripes one pixel wide vanish when the image is average-pooled by 2; with coefficients A ≠ 0 they
+    # come back in alpha from the full-resolution image — what the upsampler is for (hair, mesh wires).
+    model = build_model(get_config("tiny-guided")).eval()
+    up = model.refiner
+    with torch.no_grad():
+        up.conv[-1].bias.copy_(torch.tensor([0.5, 0.0, 0.0]))   # A = (0.5, 0, 0) everywhere
+        image = torch.zeros(1, 3, 64, 64)
+        image[:, :, :, ::2] = 0.6                                  # 1-px stripes in every channel
+        image_base = torch.nn.functional.avg_pool2d(image, 2)
+        assert float(image_base.std()) < 1e-6                      # the base sees a flat grey
+        out = up(image, image_base, torch.full((1, 1, 32, 32), 0.5), torch.zeros(1, 7, 32, 32))
+    cols = out[0, 0, 8:-8, 8:-8].mean(0)
+    assert torch.allclose(cols[0::2], torch.full_like(cols[0::2], 0.65), atol=1e-4)
+    assert torch.allclose(cols[1::2], torch.full_like(cols[1::2], 0.35), atol=1e-4)
+
+
+def test_gradients_reach_the_guided_upsampler_and_the_network_below_it():
+    model = build_model(get_config("tiny-guided"))
+    torch.nn.init.normal_(model.refiner.conv[-1].weight, std=0.1)
+    torch.nn.init.normal_(model.propagation.out.weight, std=0.1)
+    image, trimap = inputs(2, 64, 64)
+    alpha = torch.rand(2, 1, 64, 64)
+    target = torch.randint(0, 3, (2, 64, 64))
+    loss, _ = AdaMattingLoss(grad_weight=1.0)(model(image, trimap), alpha, trimap, target)
+    loss.backward()
+    for part in (model.refiner, model.propagation.cell, model.alpha_decoder, model.trimap_decoder, model.encoder):
+        assert sum(p.grad.abs().sum().item() for p in part.parameters() if p.grad is not None) > 0
+
+
+def test_weights_without_the_upsampler_start_a_guided_model_only_when_asked(tmp_path):
+    from adamatting.checkpoint import load_state
+
+    plain = build_model(get_config("tiny")).eval()
+    state = plain.state_dict()
+    guided = build_model(get_config("tiny-guided"))
+    with pytest.raises(CheckpointError, match="missing: refiner"):
+        load_state(guided, state)
+    kept = load_state(guided, state, new_modules=("refiner.",))
+    assert kept and all(k.startswith("refiner.") for k in kept)
+    assert torch.equal(guided.encoder.stem[0].weight, plain.encoder.stem[0].weight)
+    # only the named new part may be missing
+    del state["encoder.stem.0.weight"]
+    with pytest.raises(CheckpointError, match="missing: encoder.stem.0.weight"):
+        load_state(guided, state, new_modules=("refiner.",))

@@ -30,7 +30,7 @@ class TorchBackend:
         self.manifest = manifest
         self.precision = manifest.precision
         self.input_size = input_size
-        self.stride = model.cfg.STRIDE
+        self.stride = model.cfg.stride
 
     @classmethod
     def open(cls, artifact: Path, expect: dict[str, Any], device: str = "cpu", threads: int | None = None) -> "TorchBackend":
@@ -42,9 +42,9 @@ class TorchBackend:
         size = expect.get("input_size")
         if size is not None:
             size = tuple(int(s) for s in size)
-            if len(size) != 2 or min(size) <= 0 or any(s % model.cfg.STRIDE for s in size):
+            if len(size) != 2 or min(size) <= 0 or any(s % model.cfg.stride for s in size):
                 raise ManifestError(f"{artifact}: expected input_size {list(size)} is not two positive multiples "
-                                    f"of the encoder stride {model.cfg.STRIDE}")
+                                    f"of the encoder stride {model.cfg.stride}")
         digest = file_sha256(artifact)
         manifest = Manifest(backend="torch", precision="fp32", model_config=model.cfg.to_dict(),
                             input_size=list(size or []), pu_steps=model.cfg.pu_steps,
