@@ -25,5 +25,5 @@ def predict_alpha(model: AdaMatting, image01: np.ndarray, trimap_u8: np.ndarray)
     x, pads = pad_to_stride(x, model.cfg.stride)
     out = model(x[:, :3], x[:, 3:])
     alpha = crop_padding(out["alpha"], pads)[0, 0].float().cpu().numpy()
-    prob = crop_padding(torch.softmax(out["trimap_logits"], 1), pads)[0].float().cpu().numpy()
+    prob = crop_padding(out["trimap_prob"], pads)[0].float().cpu().numpy()
     return alpha, prob

@@ -14,6 +14,7 @@ from adamatting.model import build_model
 from export.errors import ExportError
 from export.manifest import ENCODING_VERSION, ManifestError, check_expected, load_manifest, manifest_path
 from export.onnx_graph import export_onnx, run_onnx, run_torch, validation_samples
+from export.precision import PrecisionPolicy
 
 
 
@@ -201,7 +202,8 @@ def test_int8_is_qdq_per_channel_and_recorded(int8_artifacts):
     # the policy's float layers really are float: the stem conv's weights are float initialisers, not
     # dequantized int8 (its input may pass a Q/DQ pair: 8-bit pixels and a 3-level trimap quantize exactly)
     kept = manifest.calibration["nodes_kept_float"]
-    assert kept and all("/model/encoder/stem/" in n for n in kept)
+    policy = PrecisionPolicy.load()
+    assert kept and all(any(f in n for f in policy.names + policy.names_if_present) for n in kept)
     stem = next(n for n in proto.graph.node if n.op_type == "Conv" and "/model/encoder/stem/" in n.name)
     producers = {o: n for n in proto.graph.node for o in n.output}
     assert stem.input[1] in inits and inits[stem.input[1]].data_type == onnx.TensorProto.FLOAT
@@ -235,6 +237,23 @@ def test_policy_layers_run_in_float_under_onnxruntime(int8_artifacts, tmp_path):
     default = _optimized_ops(q, tmp_path, plain)
     assert "QLinearConv" in {op for n, op in default.items() if "/model/encoder/stem/" in n}, \
         "onnxruntime no longer quantizes float-weight QDQ groups by itself; SESSION_CONFIG can go"
+
+
+def test_policy_parts_only_some_configs_have_apply_where_present():
+    from onnx import helper
+
+    def graph(*names):
+        nodes = [helper.make_node("Relu", ["x"], [f"y{i}"], name=n) for i, n in enumerate(names)]
+        return helper.make_model(helper.make_graph(nodes, "g", [], []))
+
+    policy = PrecisionPolicy(names=["/model/encoder/stem/"], names_if_present=["/model/refiner/"])
+    with_refiner = graph("/model/encoder/stem/stem.0/Conv", "/model/refiner/Mul", "/model/decoder/Conv")
+    assert policy.float_nodes(with_refiner) == ["/model/encoder/stem/stem.0/Conv", "/model/refiner/Mul"]
+    assert policy.float_nodes(graph("/model/encoder/stem/stem.0/Conv")) == ["/model/encoder/stem/stem.0/Conv"]
+    with pytest.raises(ExportError, match="/model/encoder/stem/"):     # required names stay required
+        policy.float_nodes(graph("/model/refiner/Mul"))
+    shipped = PrecisionPolicy.load()
+    assert "/model/refiner/" in shipped.names_if_present
 
 
 def test_policy_naming_a_missing_layer_is_refused(int8_artifacts, tmp_path):

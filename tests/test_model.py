@@ -217,6 +217,17 @@ def test_guided_configs_run_the_network_at_half_resolution():
     assert out["alpha"].shape == (1, 1, 128, 192) and out["trimap_logits"].shape == (1, 3, 128, 192)
     assert out["alpha_pu"].shape == (1, 1, 64, 96) and out["alpha_decoder"].shape == (1, 1, 64, 96)
     assert build_model(get_config("tiny")).refiner is None
+    # the adapted trimap's probabilities: upsampled from the base, still distributions
+    prob = out["trimap_prob"]
+    assert prob.shape == (1, 3, 128, 192) and float(prob.min()) >= 0
+    assert torch.allclose(prob.sum(1), torch.ones(1, 128, 192), atol=1e-5)
+
+
+def test_trimap_prob_is_the_softmax_of_the_logits_without_upsampler():
+    model = build_model(get_config("tiny")).eval()
+    with torch.no_grad():
+        out = model(*inputs(1, 64, 64))
+    assert torch.allclose(out["trimap_prob"], torch.softmax(out["trimap_logits"], 1), atol=1e-6)
 
 
 def test_untrained_guided_upsampler_returns_the_box_filtered_base_alpha():
