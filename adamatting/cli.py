@@ -50,7 +50,7 @@ def _cmd_train(args) -> int:
                       real_fraction=args.real_fraction, grad_weight=args.grad_weight,
                       comp_weight=args.comp_weight, threads=args.threads, val_every=args.val_every,
                       bank_size=args.bank_size, bank_res=args.bank_res,
-                      real_scale=tuple(args.real_scale) if args.real_scale else None)
+                      real_scale=tuple(args.real_scale))
     validate = None
     if alphamatting_dev_dir().is_dir():
         def validate(model):
@@ -250,17 +250,16 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--run", default="runs/mobile", help="run folder; an existing last.pt is resumed")
     t.add_argument("--steps", type=int, default=3000)
     t.add_argument("--batch", type=int, default=8)
-    t.add_argument("--crop", type=int, default=224)
-    t.add_argument("--lr", type=float, default=2e-3)
-    t.add_argument("--real-fraction", type=float, default=0.5)
+    t.add_argument("--crop", type=int, default=512, help="training crop side, a multiple of the model's stride")
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--real-fraction", type=float, default=0.7)
     t.add_argument("--grad-weight", type=float, default=1.0, help="Sobel-gradient L1 weight in the alpha loss")
     t.add_argument("--comp-weight", type=float, default=0.5, help="composition L1 weight in the alpha loss")
     t.add_argument("--bank-size", type=int, default=192, help="procedural foregrounds pre-rendered for training")
-    t.add_argument("--bank-res", type=int, default=320, help="side of the pre-rendered procedural foregrounds")
-    t.add_argument("--real-scale", type=float, nargs=2, default=None, metavar=("MIN", "MAX"),
-                   help="scale of the real cut-outs relative to their native resolution (default: 1-2x of "
-                        "the scale that just covers the crop)")
-    t.add_argument("--val-every", type=int, default=150)
+    t.add_argument("--bank-res", type=int, default=512, help="side of the pre-rendered procedural foregrounds")
+    t.add_argument("--real-scale", type=float, nargs=2, default=[0.8, 1.25], metavar=("MIN", "MAX"),
+                   help="scale of the real cut-outs relative to their native resolution (default: 0.8 1.25)")
+    t.add_argument("--val-every", type=int, default=200)
     t.add_argument("--threads", type=int, default=0)
     t.add_argument("--cache", default="cache", help="cache root (estimated real foregrounds)")
     t.add_argument("--init", default=None,

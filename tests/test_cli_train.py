@@ -1,6 +1,7 @@
 """The adamat CLI, resumable training and the demo, on tiny configs."""
 
 import csv
+import dataclasses
 
 import numpy as np
 import pytest
@@ -60,6 +61,18 @@ def test_training_writes_logs_checkpoints_and_resumes(tmp_path):
     assert resumed["loss"]["log_var_alpha"] != first["loss"]["log_var_alpha"]
     # the batch is a function of (seed, step): a resumed run sees the data a straight run would
     assert float(rows[4]["sigma1"]) != 1.0
+
+
+def test_guided_run_starts_from_weights_without_the_upsampler(tmp_path, capsys):
+    # How the shipped guided model was made: --init with a checkpoint of the same network at guided_scale 1.
+    plain = train(tmp_path / "plain", tiny_train_config(2), cache_root=tmp_path / "cache", progress=False)
+    cfg = dataclasses.replace(tiny_train_config(2), model="tiny-guided", real_scale=(0.8, 1.25))
+    last = train(tmp_path / "guided", cfg, cache_root=tmp_path / "cache", progress=False, init=plain)
+    assert "refiner tensors newly initialised" in capsys.readouterr().out
+    ck = torch.load(last, weights_only=True)
+    assert ck["config"]["guided_scale"] == 2 and any(k.startswith("refiner.") for k in ck["model"])
+    with pytest.raises(ValueError, match="crop 96 is not a multiple of the 'tiny-guided' model's stride 64"):
+        train(tmp_path / "bad", dataclasses.replace(cfg, crop=96), cache_root=tmp_path / "cache", progress=False)
 
 
 def test_learning_rate_schedule_warms_up_and_decays():

@@ -168,14 +168,14 @@ def test_conversion_failure_leaves_nothing(packages, tmp_path, monkeypatch):
 
 
 def test_simulated_accuracy_of_mobile_checkpoint(tmp_path):
-    # mobile checkpoint, 96×96, 4 composites. Thresholds: FP16 rounding is far below the 8-bit read-out
+    # mobile checkpoint, 128×128, 4 composites. Thresholds: FP16 rounding is far below the 8-bit read-out
     # (|ΔSAD| < 0.05, mean |Δα| < 1e-3; measured 0.000, 6e-5); int8 per-channel weights and 6-bit LUTs
     # perturb alpha little (|ΔSAD| < 0.5, mean |Δα| < 0.01; measured w8 0.000 / 4e-4, pal6 −0.001 / 2e-3);
     # W8A8 with per-tensor weights is the coarsest, comparable to the ORT INT8 QDQ model's mean |Δα| ≈ 0.02
     # at 128×128 (precision.toml): mean |Δα| < 0.05, SAD no worse than +2 (measured +0.015 / 0.0087).
     if not Path(DEFAULT_WEIGHTS).is_file():
         pytest.skip("weights/mobile.pt not present")
-    size = (96, 96)
+    size = (128, 128)
     model, _ = load_model(DEFAULT_WEIGHTS)
     module = export_module(model)
     skip = policy_torch_modules(PrecisionPolicy.load(), module)

@@ -15,7 +15,7 @@ from export.openvino_ir import export_openvino  # noqa: E402
 from export.precision import PrecisionPolicy  # noqa: E402
 
 from adamatting.config import DEFAULT_WEIGHTS as WEIGHTS  # noqa: E402
-SIZE = (96, 96)
+SIZE = (128, 128)
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,7 @@ def onnx_and_sets(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("ov")
     model, fp32, sets = shipped_onnx_and_sets(root, SIZE, count=8, seeds=(31, 32),
-                                              onnx_name="adamatting_mobile_96x96_fp32.onnx")
+                                              onnx_name="adamatting_mobile_128x128_fp32.onnx")
     return model, fp32, sets, root
 
 
@@ -41,7 +41,7 @@ def test_float_irs_match_pytorch(onnx_and_sets, precision, tolerance):
     # max over 2 samples stays well under 1e-2 (measured ~2e-3).
     model, fp32, sets, root = onnx_and_sets
     xml, manifest = export_openvino(fp32, root / "out", precision, val_set=sets["val"])
-    assert xml.name == f"adamatting_mobile_96x96_openvino_{precision}.xml" and xml.with_suffix(".bin").is_file()
+    assert xml.name == f"adamatting_mobile_128x128_openvino_{precision}.xml" and xml.with_suffix(".bin").is_file()
     assert load_manifest(xml).precision == precision and manifest.validation["samples"] == 8
     samples = validation_samples(SIZE, count=2, seed=5)
     for a, b in zip(run_torch(model, samples), _ov_alpha(xml, samples)):
@@ -121,11 +121,11 @@ def test_runtime_openvino_backend_matches_torch_and_refuses_a_truncated_bin(onnx
 
     model, fp32, sets, root = onnx_and_sets
     xml, _ = export_openvino(fp32, tmp_path, "fp32")
-    image = np.random.default_rng(0).random((96, 96, 3)).astype(np.float32)
-    trimap = np.full((96, 96), 128, np.uint8)
-    trimap[:20], trimap[-20:] = 0, 255
+    image = np.random.default_rng(0).random((128, 128, 3)).astype(np.float32)
+    trimap = np.full((128, 128), 128, np.uint8)
+    trimap[:28], trimap[-28:] = 0, 255
     ov_alpha = Matter.from_artifact(xml, backend_options={"hint": "THROUGHPUT", "threads": 1}).predict(image, trimap=trimap).alpha
-    pt_alpha = Matter.from_artifact(WEIGHTS, expect={"input_size": [96, 96]}).predict(image, trimap=trimap).alpha
+    pt_alpha = Matter.from_artifact(WEIGHTS, expect={"input_size": [128, 128]}).predict(image, trimap=trimap).alpha
     assert np.abs(ov_alpha - pt_alpha).max() < 1e-3
     bin_path = xml.with_suffix(".bin")
     shutil.copy(bin_path, tmp_path / "backup.bin")
