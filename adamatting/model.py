@@ -32,7 +32,7 @@ Guided upsampling (``guided_scale`` = 2, the mobile config; not in the paper): t
 and the propagation unit run on the input average-pooled by 2, and a learned guided filter
 (``GuidedUpsampler``) takes the fused alpha back to the input resolution as α = A·I + b with the
 full-resolution image, A and b predicted at the base resolution. It costs a quarter of the network's MACs
-(0.54 instead of 2.16 GMACs at 512×512) and puts the photo's own pixel-level detail (hair strands, mesh
+(0.58 instead of 2.16 GMACs at 512×512) and puts the photo's own pixel-level detail (hair strands, mesh
 wires) into alpha, which the network at full resolution, trained on a CPU, did not learn to draw. The
 ``paper`` config keeps guided_scale = 1, as published.
 """

@@ -77,8 +77,11 @@ def test_int8_drops_are_bounded_and_policy_layers_stay_float(onnx_and_sets, prec
     assert any(op.get_type_name() == "FakeQuantize" for op in ops)
     stem = [n for n in fq_consumers if "/model/encoder/stem/" in n]
     assert stem == [], f"policy layer quantized: {stem}"
-    # ... and the CPU plugin runs it in float too (its low-precision transformations could propagate u8)
-    compiled = ov.Core().compile_model(str(xml), "CPU")
+    # ... and the CPU plugin, opened as the runtime opens it, runs it in f32 too (its low-precision
+    # transformations could propagate u8; on AVX512-BF16 CPUs its default precision would be bf16)
+    from runtime.backends.openvino_backend import OpenVinoBackend
+
+    compiled = OpenVinoBackend.open(xml, {}).compiled
     convs = {op.get_friendly_name(): op.get_rt_info()["runtimePrecision"].astype(str)
              for op in compiled.get_runtime_model().get_ordered_ops()
              if op.get_rt_info()["layerType"].astype(str) == "Convolution"}

@@ -54,3 +54,10 @@ def check_manifest(manifest: Any, artifact: str | Path, expect: dict[str, Any]) 
     from export.manifest import check_expected
 
     check_expected(manifest, artifact, **{**expect, "input_names": INPUT_NAMES, "output_names": OUTPUT_NAMES})
+
+
+def stride_of(manifest: Any) -> int:
+    """The multiple the model's input sides must be (its config's stride: 64 with the guided upsampler)."""
+    from adamatting.config import ModelConfig   # no torch: config is plain dataclasses
+
+    return ModelConfig.from_dict(manifest.model_config).stride

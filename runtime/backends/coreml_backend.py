@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from export.manifest import Manifest, load_manifest
-from runtime.backends.base import OUTPUT_NAMES, check_manifest
+from runtime.backends.base import OUTPUT_NAMES, check_manifest, stride_of
 from runtime.errors import ArtifactError, BackendUnavailable
 
 NOT_MACOS = "CoreML prediction needs macOS (coremltools cannot run models on Linux)"
@@ -39,11 +39,11 @@ def encoded_to_pil(image: np.ndarray):
 
 class CoreMLBackend:
     name = "coreml"
-    stride = 32
 
     def __init__(self, model, manifest: Manifest):
         self.model = model
         self.manifest = manifest
+        self.stride = stride_of(self.manifest)
         self.precision = manifest.precision
         self.input_size = (int(manifest.input_size[0]), int(manifest.input_size[1]))
         # iOS16+ programs converted with FP16 compute take and return FLOAT16 multi-arrays

@@ -14,7 +14,7 @@ import numpy as np
 import onnxruntime as ort
 
 from export.manifest import Manifest, ManifestError, load_manifest
-from runtime.backends.base import INPUT_NAMES, OUTPUT_NAMES, check_manifest
+from runtime.backends.base import INPUT_NAMES, OUTPUT_NAMES, check_manifest, stride_of
 from runtime.errors import ArtifactError
 
 # onnxruntime >= 1.21 runs a graph transformer, WeightBiasQuantization, that quantizes the float weights of
@@ -46,11 +46,11 @@ def inference_session(model, threads: int | None = None,
 
 class OnnxRuntimeBackend:
     name = "onnxruntime"
-    stride = 32
 
     def __init__(self, session: ort.InferenceSession, manifest: Manifest):
         self.session = session
         self.manifest = manifest
+        self.stride = stride_of(self.manifest)
         self.precision = manifest.precision
         self.input_size = (int(manifest.input_size[0]), int(manifest.input_size[1]))
 

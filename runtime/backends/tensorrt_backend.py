@@ -12,16 +12,17 @@ from typing import Any
 
 import numpy as np
 
+from runtime.backends.base import stride_of
 from export.trt_engine import TrtEngineRunner
 
 
 class TensorRtBackend:
     name = "tensorrt"
-    stride = 32
 
     def __init__(self, runner: TrtEngineRunner):
         self.runner = runner
         self.manifest = runner.manifest
+        self.stride = stride_of(self.manifest)
         self.precision = runner.manifest.precision
         self.input_size = (int(self.manifest.input_size[0]), int(self.manifest.input_size[1]))
 
