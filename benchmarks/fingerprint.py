@@ -22,7 +22,13 @@ from pathlib import Path
 
 RUNTIMES = ("torch", "onnxruntime", "openvino", "tensorrt", "coremltools", "numpy")
 # Everything but the full OS string (kernel builds change it without changing the device).
-_IDENTITY = ("cpu", "board", "logical_cores", "physical_cores", "os_family", "arch", "python", "runtimes", "gpu")
+_IDENTITY = ("cpu", "board", "logical_cores", "physical_cores", "os_family", "arch", "isa", "python", "runtimes",
+             "gpu")
+# Instruction-set extensions that select different int8/fp16/bf16 kernels. Cloud VMs report one CPU name
+# ("AMD EPYC") for hosts with and without AVX512-VNNI, and int8 latency differs between them.
+ISA_FLAGS = ("avx2", "fma", "f16c", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "avx512_fp16",
+             "amx_tile", "amx_int8", "amx_bf16",                                  # x86 (/proc/cpuinfo "flags")
+             "asimd", "asimddp", "asimdhp", "i8mm", "bf16", "sve", "sve2")        # ARM ("Features")
 
 
 def _command(*args: str, timeout: float = 5.0) -> str | None:
@@ -47,6 +53,14 @@ def _cpuinfo() -> list[dict[str, str]]:
         pairs = (line.split(":", 1) for line in block.splitlines() if ":" in line)
         blocks.append({k.strip(): v.strip() for k, v in pairs})
     return blocks
+
+
+def _isa(cpuinfo: list[dict[str, str]]) -> list[str]:
+    """The ``ISA_FLAGS`` the CPU reports (Linux and Android; empty elsewhere)."""
+    flags = set()
+    for block in cpuinfo[:1]:
+        flags |= set((block.get("flags") or block.get("Features") or "").split())
+    return [f for f in ISA_FLAGS if f in flags]
 
 
 def _os_family() -> str:
@@ -113,6 +127,7 @@ def device_fingerprint() -> dict:
     logical, physical = _cores(cpuinfo)
     return {"cpu": cpu, "board": _board(), "logical_cores": logical, "physical_cores": physical,
             "os": platform.platform(), "os_family": _os_family(), "arch": platform.machine() or "unknown",
+            "isa": _isa(cpuinfo),
             "python": platform.python_version(), "runtimes": _versions(), "gpu": _gpu(cpu)}
 
 
@@ -123,7 +138,7 @@ def _slug(text: str) -> str:
 
 def fingerprint_id(fp: dict) -> str:
     """``<os>-<arch>-<cpu>-<N>c-<8 hex>``, e.g. ``linux-x86_64-intel-xeon-platinum-8481c-2c-1a2b3c4d``; the hex
-    is a SHA-256 over CPU, board, cores, OS family, arch, Python, GPU and runtime versions."""
+    is a SHA-256 over CPU, board, cores, OS family, arch, ISA extensions, Python, GPU and runtime versions."""
     identity = json.dumps({k: fp.get(k) for k in _IDENTITY}, sort_keys=True)
     digest = hashlib.sha256(identity.encode()).hexdigest()[:8]
     return f"{_slug(fp['os_family'])}-{_slug(fp['arch'])}-{_slug(fp['cpu'])}-{fp['logical_cores']}c-{digest}"
