@@ -2,12 +2,11 @@
 
 Every subject is an opaque *body* (a head-and-shoulders portrait or a smooth random blob) plus the
 structure that makes matting hard: hair strands, fur, a semi-transparent veil, a glass object, a
-defocus-blurred or a motion-blurred edge, a wire mesh with see-through cells. Alpha is never painted by hand: it is the coverage of the
+defocus-blurred or a motion-blurred edge. Alpha is never painted by hand: it is the coverage of the
 rendered geometry, times the material's own opacity for the veil's weave and the glass,
 
 * polygons (bodies, veils, glass, highlights) are filled anti-aliased at ``BODY_SUPERSAMPLE``× the
   output resolution and area-averaged;
-* wire grids (mesh) are binary at ``MESH_SUPERSAMPLE``× the resolution and area-averaged;
 * strands (hair, fur) are drawn as binary strokes at ``STRAND_SUPERSAMPLE``× the resolution and
   area-averaged, so a strand a quarter of a pixel wide covers about a quarter of each pixel it
   crosses (widths are realised in steps of about 0.25 px, see ``_STROKE_WIDTH``);
@@ -39,7 +38,6 @@ KINDS = ("hair", "fur", "veil", "glass", "defocus", "motion", "mesh")
 
 STRAND_SUPERSAMPLE = 8   # strands: 8×8 binary samples per pixel (widths down to ~0.1 px)
 BODY_SUPERSAMPLE = 4     # polygons: 4×4 anti-aliased samples per pixel
-MESH_SUPERSAMPLE = 4     # wire grids: 4×4 binary samples per pixel
 SNAP = 1e-4              # alpha within SNAP of 0 or 1 is snapped to exactly 0 or 1
 MIN_SIZE = 32
 
@@ -337,6 +335,9 @@ def _blurred(shape, rng, kernel: np.ndarray) -> tuple[np.ndarray, np.ndarray, np
     alpha = cv2.filter2D(body.layer[0], -1, kernel, borderType=cv2.BORDER_REPLICATE)
     premult = cv2.filter2D(body.layer[1], -1, kernel, borderType=cv2.BORDER_REPLICATE)
     return alpha, premult, body.colour
+
+
+MESH_SUPERSAMPLE = 4     # wire grids: 4×4 binary samples per pixel
 
 
 def _mesh(shape, rng) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
