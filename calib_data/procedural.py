@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-KINDS = ("hair", "fur", "veil", "glass", "defocus", "motion", "mesh")
+KINDS = ("hair", "fur", "veil", "glass", "defocus", "motion")
 
 STRAND_SUPERSAMPLE = 8   # strands: 8×8 binary samples per pixel (widths down to ~0.1 px)
 BODY_SUPERSAMPLE = 4     # polygons: 4×4 anti-aliased samples per pixel
@@ -60,8 +60,6 @@ _FUR = np.array([(0.80, 0.48, 0.22), (0.92, 0.90, 0.86), (0.55, 0.55, 0.56), (0.
                  (0.42, 0.29, 0.18), (0.88, 0.78, 0.60), (0.62, 0.50, 0.38)])
 _VEIL = np.array([(0.97, 0.97, 0.96), (0.95, 0.91, 0.82), (0.93, 0.84, 0.86), (0.82, 0.88, 0.95),
                   (0.10, 0.09, 0.10)])
-_WIRE = np.array([(0.80, 0.80, 0.82), (0.62, 0.63, 0.66), (0.42, 0.42, 0.45), (0.85, 0.78, 0.55),
-                  (0.12, 0.12, 0.13), (0.85, 0.20, 0.15)])
 _GLASS_TINT = np.array([(0.92, 0.95, 0.96), (0.78, 0.90, 0.80), (0.75, 0.85, 0.95), (0.95, 0.80, 0.55)])
 
 Layer = tuple[np.ndarray, np.ndarray]   # (alpha HxW, premultiplied colour HxWx3), float32
@@ -337,52 +335,8 @@ def _blurred(shape, rng, kernel: np.ndarray) -> tuple[np.ndarray, np.ndarray, np
     return alpha, premult, body.colour
 
 
-MESH_SUPERSAMPLE = 4     # wire grids: 4×4 binary samples per pixel
-
-
-def _mesh(shape, rng) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A sheet of wire or plastic mesh (a basket, a fence, a sieve): a bent grid of thin opaque wires whose
-    open cells show the background, an opaque rim along its top, and mostly an opaque object behind the sheet,
-    seen through the cells. Wires are 0.5–2 px wide (at most 0.3 of a cell); cells 4–12 px across."""
-    h, w = shape
-    m = min(h, w)
-    cx, cy = w * rng.uniform(0.4, 0.6), h * rng.uniform(0.45, 0.6)
-    half_w, half_h = m * rng.uniform(0.24, 0.36), m * rng.uniform(0.26, 0.4)
-    tilt = rng.normal(0.0, 0.12)
-    sheet = _coverage([_rounded_rect(cx, cy, half_w, half_h, m * rng.uniform(0.02, 0.08), tilt)], shape)
-
-    s = MESH_SUPERSAMPLE
-    period = rng.uniform(4.0, 12.0)
-    width = rng.uniform(0.5, max(0.6, min(2.0, 0.3 * period)))
-    first = rng.uniform(0, np.pi)
-    angles = (first, first + rng.uniform(np.pi / 3, 2 * np.pi / 3))
-    ys = (np.arange(h * s, dtype=np.float32)[:, None] + 0.5) / s - 0.5
-    xs = (np.arange(w * s, dtype=np.float32)[None, :] + 0.5) / s - 0.5
-    wires = np.zeros((h * s, w * s), bool)
-    for a in angles:
-        bend = cv2.resize(fractal_noise(shape, rng, cells=2, octaves=2), (w * s, h * s),
-                          interpolation=cv2.INTER_LINEAR) * period * rng.uniform(0.1, 0.5)
-        u = xs * math.cos(a) + ys * math.sin(a) + bend
-        wires |= np.abs(u - period * np.round(u / period)) < width / 2
-    grid = wires.reshape(h, s, w, s).mean(axis=(1, 3), dtype=np.float32)
-
-    rim_h = m * rng.uniform(0.02, 0.05)
-    rim = _coverage([_rounded_rect(cx, cy - half_h, half_w * 1.02, rim_h, rim_h * 0.9, tilt)], shape)
-    metal = _jitter(_WIRE[rng.integers(len(_WIRE))], rng, 0.06)
-    ys1, xs1 = _coords(shape)
-    shine = 1.0 + 0.25 * np.sin(2 * np.pi * (xs1 - cx) / (2 * half_w) + rng.uniform(0, 2 * np.pi))
-    colour = np.clip(metal * (shine * (1 + 0.1 * fractal_noise(shape, rng, cells=6)))[..., None], 0, 1)
-    alpha = np.maximum(sheet * grid, rim)
-    layer = (alpha, alpha[..., None] * colour)
-    if rng.random() < 0.85:   # something inside the basket or behind the fence, seen through the cells
-        body = _blob_body(shape, rng)
-        layer = _over(layer, (body.layer[0] * sheet, body.layer[1] * sheet[..., None]))
-        colour = _mix(body.colour, colour, alpha)
-    return layer[0], layer[1], colour
-
-
 _BUILDERS: dict[str, Callable] = {"hair": _hair, "fur": _fur, "veil": _veil, "glass": _glass,
-                                  "defocus": _defocus, "motion": _motion, "mesh": _mesh}
+                                  "defocus": _defocus, "motion": _motion}
 
 
 # ------------------------------------------------------------------------------------------ bodies
