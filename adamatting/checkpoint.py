@@ -70,7 +70,8 @@ def load_model(path: str | Path, expect: ModelConfig | None = None) -> tuple[Ada
     return model.eval(), payload
 
 
-def load_state(model: AdaMatting, state: dict, path: str | Path = "<state>", new_modules: tuple[str, ...] = ()) -> list[str]:
+def load_state(model: AdaMatting, state: dict, path: str | Path = "<state>",
+               new_modules: tuple[str, ...] = ()) -> list[str]:
     """Load weights strictly. ``new_modules``: key prefixes (e.g. ``("refiner.",)``) the state may lack — a
     checkpoint of the model without that part starting a new run; they keep their initialisation.
     Returns the keys that kept it."""

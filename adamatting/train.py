@@ -130,13 +130,13 @@ def train(run_dir: str | Path, cfg: TrainConfig, cache_root: Path = Path("cache"
 
     ``init``: a checkpoint whose weights (and learned σ's, when it has them) start a *new* run, e.g. the
     shipped weights/mobile.pt; ignored when the run folder already has last.pt (that is resumed)."""
+    model_cfg = get_config(cfg.model)
+    if cfg.crop % model_cfg.stride:
+        raise ValueError(f"crop {cfg.crop} is not a multiple of the {cfg.model!r} model's stride {model_cfg.stride}")
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    model_cfg = get_config(cfg.model)
-    if cfg.crop % model_cfg.stride:
-        raise ValueError(f"crop {cfg.crop} is not a multiple of the {cfg.model!r} model's stride {model_cfg.stride}")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     # channels_last: ~1.4x faster depthwise convolutions on CPU (measured on the 2-core machine)
     model: AdaMatting = build_model(model_cfg).to(device, memory_format=torch.channels_last)

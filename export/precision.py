@@ -43,10 +43,10 @@ class PrecisionPolicy:
     def float_nodes(self, proto) -> list[str]:
         """Names of the ONNX nodes the policy keeps in float; a fragment matching nothing is an error."""
         nodes = list(proto.graph.node)
-        self = self.applicable(lambda f: any(f in n.name for n in nodes))
-        missing = [f for f in self.names if not any(f in n.name for n in nodes)]
+        policy = self.applicable(lambda f: any(f in n.name for n in nodes))
+        missing = [f for f in policy.names if not any(f in n.name for n in nodes)]
         if missing:
-            raise ExportError(f"precision policy {self.source or ''} names layers that do not exist in the "
+            raise ExportError(f"precision policy {policy.source or ''} names layers that do not exist in the "
                               f"graph: {', '.join(missing)}")
         return [n.name for n in nodes
-                if n.op_type in self.op_types or any(f in n.name for f in self.names)]
+                if n.op_type in policy.op_types or any(f in n.name for f in policy.names)]

@@ -73,6 +73,7 @@ def test_guided_run_starts_from_weights_without_the_upsampler(tmp_path, capsys):
     assert ck["config"]["guided_scale"] == 2 and any(k.startswith("refiner.") for k in ck["model"])
     with pytest.raises(ValueError, match="crop 96 is not a multiple of the 'tiny-guided' model's stride 64"):
         train(tmp_path / "bad", dataclasses.replace(cfg, crop=96), cache_root=tmp_path / "cache", progress=False)
+    assert not (tmp_path / "bad").exists()
 
 
 def test_learning_rate_schedule_warms_up_and_decays():
