@@ -57,9 +57,8 @@ def _cpuinfo() -> list[dict[str, str]]:
 
 def _isa(cpuinfo: list[dict[str, str]]) -> list[str]:
     """The ``ISA_FLAGS`` the CPU reports (Linux and Android; empty elsewhere)."""
-    flags = set()
-    for block in cpuinfo[:1]:
-        flags |= set((block.get("flags") or block.get("Features") or "").split())
+    first = cpuinfo[0] if cpuinfo else {}
+    flags = set((first.get("flags") or first.get("Features") or "").split())
     return [f for f in ISA_FLAGS if f in flags]
 
 

@@ -102,15 +102,20 @@ def policy_torch_modules(policy: PrecisionPolicy, module: nn.Module) -> list[str
     """The policy's ONNX name fragments (``/model/encoder/stem/``) as module paths of ``module``
     (``model.encoder.stem``); a fragment matching no module is an error, as for ONNX."""
     names = [n for n, _ in module.named_modules() if n]
-    policy = policy.applicable(lambda f: f.strip("/").replace("/", ".") in names)
+    policy = policy.applicable(lambda f: _module_path(f) in names)
     out = []
     for frag in policy.names:
-        path = frag.strip("/").replace("/", ".")
+        path = _module_path(frag)
         if path not in names:
             raise ExportError(f"precision policy {policy.source} names {frag!r}, which is no module of the model "
                               f"(looked for {path!r})")
         out.append(path)
     return out
+
+
+def _module_path(fragment: str) -> str:
+    """``/model/encoder/stem/`` (an ONNX node-name fragment) → ``model.encoder.stem``."""
+    return fragment.strip("/").replace("/", ".")
 
 
 def _mil_fragment(module_path: str) -> str:

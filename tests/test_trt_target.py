@@ -21,12 +21,15 @@ from export.trt_engine import TRT_MISSING, tensorrt_or_none, trtexec_command
 ROOT = Path(__file__).resolve().parent.parent
 SIZE = (128, 128)
 STEM = "/model/encoder/stem/"
+_POLICY = PrecisionPolicy.load()
+FLOAT_PARTS = tuple(_POLICY.names + _POLICY.names_if_present)   # the stem; the guided upsampler where present
 
 
 def _kept_float(node_name: str) -> bool:
-    """A node of a part the precision policy keeps in float (the stem; the guided upsampler where present)."""
-    policy = PrecisionPolicy.load()
-    return any(f in node_name for f in policy.names + policy.names_if_present)
+    """A node of a part the precision policy keeps in float."""
+    return any(f in node_name for f in FLOAT_PARTS)
+
+
 needs_tensorrt = pytest.mark.skipif(tensorrt_or_none() is None, reason=TRT_MISSING)
 
 

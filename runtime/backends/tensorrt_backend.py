@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from runtime.backends.base import stride_of
 from export.trt_engine import TrtEngineRunner
+from runtime.backends.base import stride_of
 
 
 class TensorRtBackend:
