@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from adamatting.config import ModelConfig
-from adamatting.model import AdaMatting, build_model
+from adamatting.model import AdaMatting, PropagationUnit, build_model
 from calib_data.io import atomic_path
 
 FORMAT = "adamatting-checkpoint/1"
@@ -70,11 +70,35 @@ def load_model(path: str | Path, expect: ModelConfig | None = None) -> tuple[Ada
     return model.eval(), payload
 
 
+# The propagation unit's weights over its input channels: (key, the dimension that indexes them).
+_PU_INPUT_WEIGHTS = (("propagation.embed.weight", 1), ("propagation.cell.gates.0.weight", 0),   # depthwise
+                     ("propagation.cell.gates.1.weight", 1), ("propagation.cell.gates.weight", 1))  # or plain
+
+
+def upgrade_state(model: AdaMatting, state: dict) -> tuple[dict, list[str]]:
+    """Weights of checkpoints from before the propagation unit took the input trimap (one input channel
+    fewer) made to fit: zero weights for that channel, which leaves the network's function unchanged.
+    Returns the state (a new dict; ``state`` itself is not modified) and the keys that were padded."""
+    own, at, changed = model.state_dict(), PropagationUnit.TRIMAP_CHANNEL, []
+    state = dict(state)
+    for key, dim in _PU_INPUT_WEIGHTS:
+        if key not in state or key not in own:
+            continue
+        old, want = state[key], own[key]
+        rest = lambda shape: shape[:dim] + shape[dim + 1:]  # noqa: E731
+        if old.shape[dim] + 1 == want.shape[dim] and rest(old.shape) == rest(want.shape):
+            zero = torch.zeros_like(old.narrow(dim, 0, 1))
+            state[key] = torch.cat([old.narrow(dim, 0, at), zero, old.narrow(dim, at, old.shape[dim] - at)], dim)
+            changed.append(key)
+    return state, changed
+
+
 def load_state(model: AdaMatting, state: dict, path: str | Path = "<state>",
                new_modules: tuple[str, ...] = ()) -> list[str]:
-    """Load weights strictly. ``new_modules``: key prefixes (e.g. ``("refiner.",)``) the state may lack — a
-    checkpoint of the model without that part starting a new run; they keep their initialisation.
-    Returns the keys that kept it."""
+    """Load weights strictly (after :func:`upgrade_state`). ``new_modules``: key prefixes (e.g.
+    ``("refiner.",)``) the state may lack — a checkpoint of the model without that part starting a new run;
+    they keep their initialisation. Returns the keys that kept it."""
+    state, _ = upgrade_state(model, state)
     own = model.state_dict()
     kept = sorted(k for k in set(own) - set(state) if k.startswith(tuple(new_modules))) if new_modules else []
     state = {**state, **{k: own[k] for k in kept}}

@@ -21,7 +21,8 @@ alpha decoder middle + shallow, each through a Global Convolution block; both up
 convolution (conv to 4·C, PixelShuffle(2)).
 
 Propagation unit: a ConvLSTM cell (convolutions and elementwise ops only) run for ``pu_steps`` fixed
-steps on [image, softmax(adapted trimap), alpha_t]. Its hidden and cell states start at zero, made from
+steps on [image, softmax(adapted trimap), alpha_t, input trimap]: 8 channels, so with 8 hidden channels the
+gate convolution sees 16 (onnxruntime's int8 depthwise kernel ran 15 channels 3× slower than 16). Its hidden and cell states start at zero, made from
 a feature tensor (``embed(x) * 0``), never from ``x.shape``: traced graphs stay free of shape arithmetic,
 and exported files hold no folded zero constants (see PropagationUnit.forward). Each step adds a correction to the alpha logit, so with the zero-initialised head the unit
 starts as the identity. Budget: at full resolution a plain 3×3 ConvLSTM would cost more than the whole
@@ -255,15 +256,20 @@ class ConvLSTMCell(nn.Module):
 
 
 class PropagationUnit(nn.Module):
-    """Refines the alpha logit for a fixed number of ConvLSTM steps on [image, P(trimap), alpha].
+    """Refines the alpha logit for a fixed number of ConvLSTM steps on [image, P(trimap), alpha, trimap].
 
     Returns the refined alpha logit and the last hidden state (the guided upsampler's features)."""
+
+    # [image (3), P(trimap) (3), alpha (1), the input trimap (1)]. The input trimap was added after the first
+    # checkpoints: adamatting.checkpoint.upgrade_state gives theirs zero weights (the same function).
+    IN_CHANNELS = 3 + 3 + 1 + 1
+    TRIMAP_CHANNEL = 7
 
     def __init__(self, hidden: int, steps: int, separable: bool):
         super().__init__()
         if steps < 0:
             raise ValueError(f"pu_steps must be >= 0, got {steps}")
-        cin = 3 + 3 + 1
+        cin = self.IN_CHANNELS
         self.embed = nn.Conv2d(cin, hidden, 1)      # state template: embed(x0) * 0
         self.cell = ConvLSTMCell(cin, hidden, separable)
         self.out = nn.Conv2d(hidden, 1, 1)
@@ -271,8 +277,8 @@ class PropagationUnit(nn.Module):
         nn.init.zeros_(self.out.bias)
         self.steps = steps
 
-    def forward(self, image, trimap_prob, alpha_logit):
-        x = torch.cat([image, trimap_prob, torch.sigmoid(alpha_logit)], dim=1)
+    def forward(self, image, trimap_prob, alpha_logit, trimap):
+        x = torch.cat([image, trimap_prob, torch.sigmoid(alpha_logit), trimap], dim=1)
         # Zero states shaped like a feature tensor, computed from it rather than from x.shape (no shape→int
         # ops for coremltools' tracer) and rather than torch.zeros_like: with fixed export shapes,
         # simplifiers fold zeros_like into constant initialisers, 2 × 8 × 512 × 512 floats = 16 MB of zeros
@@ -282,7 +288,7 @@ class PropagationUnit(nn.Module):
         for _ in range(self.steps):  # unrolled by tracing: a fixed-step graph
             h, c = self.cell(x, h, c)
             alpha_logit = alpha_logit + self.out(h)
-            x = torch.cat([image, trimap_prob, torch.sigmoid(alpha_logit)], dim=1)
+            x = torch.cat([image, trimap_prob, torch.sigmoid(alpha_logit), trimap], dim=1)
         return alpha_logit, h
 
 
@@ -353,7 +359,7 @@ class AdaMatting(nn.Module):
         trimap_logits = self.trimap_decoder(feats)
         prob = torch.softmax(trimap_logits, dim=1)
         alpha_logit0 = self.alpha_decoder(feats)
-        alpha_logit, hidden = self.propagation(image_base, prob, alpha_logit0)
+        alpha_logit, hidden = self.propagation(image_base, prob, alpha_logit0, trimap_base)
         alpha_pu = torch.sigmoid(alpha_logit)
         alpha = prob[:, 2:3] + prob[:, 1:2] * alpha_pu
         if self.refiner is not None:

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from adamatting.checkpoint import load_state, read_checkpoint, save_checkpoint
+from adamatting.checkpoint import CheckpointError, load_state, read_checkpoint, save_checkpoint, upgrade_state
 from adamatting.config import get_config
 from adamatting.encoding import encode_inputs
 from adamatting.loss import AdaMattingLoss
@@ -148,6 +148,9 @@ def train(run_dir: str | Path, cfg: TrainConfig, cache_root: Path = Path("cache"
     last = run_dir / "last.pt"
     if last.is_file():
         ck = read_checkpoint(last)
+        if upgrade_state(model, ck["model"])[1]:
+            raise CheckpointError(f"{last} predates the propagation unit's trimap input: its optimizer state "
+                                  f"does not fit the model; start a new run from its weights (--init {last})")
         load_state(model, ck["model"], last)
         loss_fn.load_state_dict(ck["loss"])
         opt.load_state_dict(ck["optimizer"])

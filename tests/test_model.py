@@ -289,3 +289,40 @@ def test_weights_without_the_upsampler_start_a_guided_model_only_when_asked(tmp_
     del state["encoder.stem.0.weight"]
     with pytest.raises(CheckpointError, match="missing: encoder.stem.0.weight"):
         load_state(guided, state, new_modules=("refiner.",))
+
+
+@pytest.mark.parametrize("config", ["tiny-guided", "tiny-resnet"])   # depthwise-separable and plain gates
+def test_checkpoints_before_the_pu_trimap_input_load_as_the_same_function(config, tmp_path):
+    from adamatting.checkpoint import _PU_INPUT_WEIGHTS, load_state
+    from adamatting.model import PropagationUnit
+
+    at = PropagationUnit.TRIMAP_CHANNEL
+    new = build_model(get_config(config)).eval()
+    torch.nn.init.normal_(new.propagation.out.weight, std=0.5)   # a PU that changes alpha
+    old_state = {}
+    for key, value in new.state_dict().items():
+        dims = [d for k, d in _PU_INPUT_WEIGHTS if k == key]
+        if dims:   # the model as it was: no weights for the input trimap
+            value = torch.cat([value.narrow(dims[0], 0, at), value.narrow(dims[0], at + 1, value.shape[dims[0]] - at - 1)],
+                              dims[0])
+        old_state[key] = value
+    with torch.no_grad():   # the reference: the new layout with zero weights for that channel
+        for key, dim in _PU_INPUT_WEIGHTS:
+            if key in dict(new.named_parameters()):
+                dict(new.named_parameters())[key].narrow(dim, at, 1).zero_()
+    upgraded = build_model(get_config(config)).eval()
+    load_state(upgraded, old_state)
+    image, trimap = inputs(1, 64, 64)
+    trimap[..., :20] = 0.0
+    trimap[..., -20:] = 1.0
+    with torch.no_grad():
+        assert torch.equal(upgraded(image, trimap)["alpha"], new(image, trimap)["alpha"])
+    # and a run whose last.pt predates it cannot resume (its optimizer state has the old shapes)
+    from adamatting.train import TrainConfig, train
+
+    save_checkpoint(tmp_path / "last.pt", upgraded, optimizer={}, loss={}, step=1)
+    payload = torch.load(tmp_path / "last.pt", weights_only=True)
+    payload["model"] = old_state
+    torch.save(payload, tmp_path / "last.pt")
+    with pytest.raises(CheckpointError, match="predates the propagation unit's trimap input.*--init"):
+        train(tmp_path, TrainConfig(model=config, steps=1, batch=1, crop=64, real_fraction=0.0), progress=False)
