@@ -6,7 +6,7 @@ CLI    := $(VENV)/bin/adamat
 STAMP  := $(VENV)/.installed
 OUT    ?= out
 
-.PHONY: setup test demo gate train bench bench-baseline export-all export-onnx export-trt export-openvino export-coreml clean help
+.PHONY: setup test demo gate train bench bench-baseline profile export-all export-onnx export-trt export-openvino export-coreml clean help
 
 help:
 	@echo "make setup   create .venv and install the project (idempotent)"
@@ -24,6 +24,7 @@ help:
 	@echo "make bench   latency of every artifact + runtime stages + metrics (pytest-benchmark), compared with"
 	@echo "             this device's baseline; model quality vs closed-form matting"
 	@echo "make bench-baseline  save this device's latency baseline (benchmarks/baselines/<fingerprint id>/)"
+	@echo "make profile onnxruntime kernel time of the FP32 and INT8 ONNX by model stage and operator type"
 
 setup: $(STAMP)
 
@@ -74,6 +75,12 @@ bench-baseline: $(STAMP)
 	$(CLI) export all --out $(OUT)/export
 	args="$$($(PY) -m benchmarks.baseline save)" && ADAMAT_ARTIFACTS=$(OUT)/export $(PY) -m pytest -q benchmarks \
 		--benchmark-enable $$args
+
+# Where the FP32 and INT8 ONNX spend their time (onnxruntime profiler), and what int8 can buy at most.
+profile: $(STAMP)
+	$(CLI) export all --targets onnx --out $(OUT)/export
+	$(PY) -m benchmarks.op_profile $(OUT)/export/adamatting_mobile_512x512_fp32.onnx \
+		$(OUT)/export/adamatting_mobile_512x512_int8.onnx
 
 clean:
 	rm -rf $(OUT) cache .pytest_cache

@@ -287,3 +287,24 @@ def test_int8_refuses_a_calibration_set_of_another_size(int8_artifacts, tmp_path
     with pytest.raises(ExportError, match="is 64x64 but the model takes 128x128"):
         quantize_onnx_int8(fp32, tmp_path / "q.onnx", wrong)
     assert not (tmp_path / "q.onnx").exists()
+
+
+def test_op_profile_splits_kernel_time_by_stage_and_operator(int8_artifacts, tmp_path, capsys):
+    from benchmarks.op_profile import conv_share, main, profile_onnx
+
+    fp32, q, _, _ = int8_artifacts
+    f, i = profile_onnx(fp32, runs=3, warmup=1, threads=1), profile_onnx(q, runs=3, warmup=1, threads=1)
+    for p in (f, i):
+        assert abs(sum(p["by_stage"].values()) - p["kernel_ms"]) < 1e-6 * max(1.0, p["kernel_ms"])
+        assert abs(sum(p["by_op"].values()) - p["kernel_ms"]) < 1e-6 * max(1.0, p["kernel_ms"])
+        assert {"encoder/stages", "propagation/cell", "refiner"} <= set(p["by_stage"]), p["by_stage"]
+        assert 0 < conv_share(p) < 1
+    # the INT8 graph runs QLinearConv and (de)quantizes; the FP32 graph does neither
+    assert i["by_op"].get("QLinearConv", 0) > 0 and i["by_stage"].get("(de)quantize", 0) > 0
+    assert "QLinearConv" not in f["by_op"] and "(de)quantize" not in f["by_stage"]
+    assert f["nodes"] < i["nodes"]
+    assert main([str(fp32), str(q), "--runs", "2", "--warmup", "1", "--json", str(tmp_path / "p.json")]) == 0
+    out = capsys.readouterr().out
+    assert f"| stage | {fp32.name} | {q.name} |" in out and "Amdahl" in out
+    assert main([str(tmp_path / "missing.onnx")]) == 2
+    assert "no such ONNX file" in capsys.readouterr().err
