@@ -50,7 +50,7 @@ def _cmd_train(args) -> int:
                       real_fraction=args.real_fraction, grad_weight=args.grad_weight,
                       comp_weight=args.comp_weight, threads=args.threads, val_every=args.val_every,
                       bank_size=args.bank_size, bank_res=args.bank_res,
-                      real_scale=tuple(args.real_scale))
+                      real_scale=tuple(args.real_scale), ema_decay=args.ema_decay)
     validate = None
     if alphamatting_dev_dir().is_dir():
         def validate(model):
@@ -183,11 +183,13 @@ def _cmd_export_sensitivity(args) -> int:
 
 
 def _cmd_ship(args) -> int:
-    from adamatting.checkpoint import load_model, read_checkpoint, save_checkpoint
+    from adamatting.checkpoint import load_model, load_state, read_checkpoint, save_checkpoint
 
     run = Path(args.run)
     src = run / "best.pt" if (run / "best.pt").is_file() else run / "last.pt"
     model, payload = load_model(src)
+    if "ema" in payload:   # last.pt of a run without validation: ship its weight average, not the raw weights
+        load_state(model, payload["ema"], src)
     keep = {k: payload[k] for k in ("step", "best", "elapsed_s", "train_config", "val", "loss") if k in payload}
     save_checkpoint(args.out, model, source=str(src), **keep)
     read_checkpoint(args.out)  # re-read what was written
@@ -260,6 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--real-scale", type=float, nargs=2, default=[0.8, 1.25], metavar=("MIN", "MAX"),
                    help="scale of the real cut-outs relative to their native resolution (default: 0.8 1.25)")
     t.add_argument("--val-every", type=int, default=200)
+    t.add_argument("--ema-decay", type=float, default=0.995,
+                   help="weight average validated, kept as best.pt and shipped (0: the raw weights)")
     t.add_argument("--threads", type=int, default=0)
     t.add_argument("--cache", default="cache", help="cache root (estimated real foregrounds)")
     t.add_argument("--init", default=None,

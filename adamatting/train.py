@@ -12,6 +12,7 @@ coarse mask (25 %, the phone case) or all unknown (5 %, "no trimap").
 
 from __future__ import annotations
 
+import copy
 import csv
 import dataclasses
 import json
@@ -58,6 +59,9 @@ class TrainConfig:
     bg_bank: int = 48                  # procedural backgrounds pre-rendered (plus skimage photos)
     ckpt_every: int = 25
     val_every: int = 200
+    # Exponential moving average of the weights (and BatchNorm statistics) over ~1/(1 − decay) steps: what
+    # is validated, kept as best.pt and shipped. 0 disables it (the raw weights are validated).
+    ema_decay: float = 0.995
     seed: int = 0
     threads: int = 0                   # 0: torch default
 
@@ -117,6 +121,30 @@ class TrainData:
         return out
 
 
+class WeightAverage:
+    """An exponential moving average of a model's weights and buffers, updated after every optimiser step.
+
+    Why: with batches of 8 crops the weights wander; single checkpoints 100 steps apart differed by ±10 % in
+    held-back SAD (run 7: 8.9–10.2 at steps 600–1000), while the plain average of three snapshots from
+    steps 750–975 scored 8.37 — better than any of them and than the shipped model."""
+
+    def __init__(self, model: AdaMatting, decay: float):
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"a weight average's decay must be in (0, 1), got {decay}")
+        self.decay = decay
+        self.model = copy.deepcopy(model).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: AdaMatting) -> None:
+        for avg, cur in zip(self.model.state_dict().values(), model.state_dict().values()):
+            if avg.is_floating_point():
+                avg.lerp_(cur, 1.0 - self.decay)
+            else:   # BatchNorm's num_batches_tracked
+                avg.copy_(cur)
+
+
 def lr_at(step: int, cfg: TrainConfig) -> float:
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
@@ -126,13 +154,17 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 
 def train(run_dir: str | Path, cfg: TrainConfig, cache_root: Path = Path("cache"), progress: bool = True,
           validate=None, init: str | Path | None = None) -> Path:
-    """Train (or continue) a run. ``validate(model) -> dict`` (mean SAD etc.) is called every val_every steps.
+    """Train (or continue) a run. ``validate(model) -> dict`` (mean SAD etc.) is called every val_every steps
+    on the weight average (``cfg.ema_decay``; the raw weights when it is 0), which best.pt then holds;
+    last.pt holds the raw weights, the optimiser state and the average (``ema``) to resume from.
 
     ``init``: a checkpoint whose weights (and learned σ's, when it has them) start a *new* run, e.g. the
     shipped weights/mobile.pt; ignored when the run folder already has last.pt (that is resumed)."""
     model_cfg = get_config(cfg.model)
     if cfg.crop % model_cfg.stride:
         raise ValueError(f"crop {cfg.crop} is not a multiple of the {cfg.model!r} model's stride {model_cfg.stride}")
+    if not 0.0 <= cfg.ema_decay < 1.0:
+        raise ValueError(f"ema_decay must be in [0, 1) (0: no weight average), got {cfg.ema_decay}")
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if cfg.threads:
@@ -144,7 +176,7 @@ def train(run_dir: str | Path, cfg: TrainConfig, cache_root: Path = Path("cache"
                              grad_weight=cfg.grad_weight).to(device)
     params = list(model.parameters()) + list(loss_fn.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    step, best, elapsed = 0, float("inf"), 0.0
+    step, best, elapsed, averaged = 0, float("inf"), 0.0, None
     last = run_dir / "last.pt"
     if last.is_file():
         ck = read_checkpoint(last)
@@ -155,6 +187,7 @@ def train(run_dir: str | Path, cfg: TrainConfig, cache_root: Path = Path("cache"
         loss_fn.load_state_dict(ck["loss"])
         opt.load_state_dict(ck["optimizer"])
         step, best, elapsed = ck["step"], ck.get("best", best), ck.get("elapsed_s", 0.0)
+        averaged = ck.get("ema")   # absent in runs from before the weight average: it starts here
         print(f"resuming {last} at step {step} (best val SAD {best:.3f})")
     elif init is not None:
         ck = read_checkpoint(init)
@@ -165,6 +198,9 @@ def train(run_dir: str | Path, cfg: TrainConfig, cache_root: Path = Path("cache"
             loss_fn.load_state_dict(ck["loss"])
         print(f"new run {run_dir} from the weights of {init} (its step {ck.get('step', '?')})"
               + (f"; {len(kept)} refiner tensors newly initialised" if kept else ""))
+    ema = WeightAverage(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
+    if ema is not None and averaged is not None:
+        ema.model.load_state_dict(averaged)
     (run_dir / "train_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
     data = TrainData(cfg, cache_root, progress)
     log_path = run_dir / "log.csv"
@@ -181,8 +217,10 @@ def train(run_dir: str | Path, cfg: TrainConfig, cache_root: Path = Path("cache"
 
     old = {s: signal.signal(s, _stop) for s in (signal.SIGINT, signal.SIGTERM)}
 
-    def save(path: Path, **extra):
-        save_checkpoint(path, model, loss=loss_fn.state_dict(), optimizer=opt.state_dict(), step=step, best=best,
+    def save(path: Path, weights: AdaMatting = model, **extra):
+        if ema is not None and weights is model:
+            extra["ema"] = ema.model.state_dict()
+        save_checkpoint(path, weights, loss=loss_fn.state_dict(), optimizer=opt.state_dict(), step=step, best=best,
                         elapsed_s=elapsed, train_config=dataclasses.asdict(cfg), **extra)
 
     bar = tqdm(total=cfg.steps, initial=step, disable=not progress, desc="train", unit="step")
@@ -200,15 +238,18 @@ def train(run_dir: str | Path, cfg: TrainConfig, cache_root: Path = Path("cache"
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 5.0)
             opt.step()
+            if ema is not None:
+                ema.update(model)
             step += 1
             elapsed = time.time() - t_start
             row = {"step": step, "elapsed_s": round(elapsed, 1), "lr": opt.param_groups[0]["lr"], **parts}
             if validate is not None and (step % cfg.val_every == 0 or step == cfg.steps):
-                scores = validate(model.eval())
+                scored = model.eval() if ema is None else ema.model
+                scores = validate(scored)
                 row.update({f"val_{k.lower()}": v for k, v in scores.items()})
                 if scores["SAD"] < best:
                     best = scores["SAD"]
-                    save(run_dir / "best.pt", val=scores)
+                    save(run_dir / "best.pt", weights=scored, val=scores)
             with log_path.open("a", newline="") as f:
                 csv.DictWriter(f, fieldnames=fields, extrasaction="ignore").writerow(row)
             bar.update(1)

@@ -130,3 +130,31 @@ def test_a_new_run_can_start_from_shipped_weights(tmp_path):
     # the learned sigmas came along: the first step starts from the shipped ones, not from 1.0
     assert float(rows[0]["sigma1"]) != 1.0
     assert shipped["loss"]["log_var_trimap"] != 0
+
+
+def test_the_weight_average_is_validated_kept_as_best_resumed_and_shipped(tmp_path):
+    run, seen = tmp_path / "run", []
+
+    def validate(model):
+        seen.append({k: v.clone() for k, v in model.state_dict().items()})
+        return {"SAD": 10.0 - len(seen), "MSE": 0.1, "Grad": 1.0, "Conn": 1.0}
+
+    cfg = dataclasses.replace(tiny_train_config(4), ema_decay=0.5)
+    train(run, cfg, cache_root=tmp_path / "cache", progress=False, validate=validate)
+    last, best = (torch.load(run / name, weights_only=True) for name in ("last.pt", "best.pt"))
+    key = "encoder.stem.0.weight"
+    # validated and best.pt: the average, which lies between the start and the raw weights, not on them
+    assert torch.equal(best["model"][key], seen[-1][key]) and torch.equal(last["ema"][key], seen[-1][key])
+    assert not torch.equal(last["model"][key], last["ema"][key])
+    # the average resumes with the run: after one more step it is decay·old + (1 − decay)·new raw weights
+    train(run, dataclasses.replace(cfg, steps=5), cache_root=tmp_path / "cache", progress=False)
+    resumed = torch.load(run / "last.pt", weights_only=True)
+    assert torch.allclose(resumed["ema"][key], 0.5 * last["ema"][key] + 0.5 * resumed["model"][key])
+    # without best.pt (a run without validation), ship takes the average of last.pt, not the raw weights
+    (run / "best.pt").unlink()
+    assert main(["ship", "--run", str(run), "--out", str(tmp_path / "w2.pt")]) == 0
+    shipped = torch.load(tmp_path / "w2.pt", weights_only=True)
+    assert torch.equal(shipped["model"][key], resumed["ema"][key])
+    with pytest.raises(ValueError, match="ema_decay must be in"):
+        train(tmp_path / "bad", dataclasses.replace(cfg, ema_decay=1.0), cache_root=tmp_path / "cache", progress=False)
+    assert not (tmp_path / "bad").exists()
