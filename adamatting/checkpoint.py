@@ -116,5 +116,22 @@ def load_state(model: AdaMatting, state: dict, path: str | Path = "<state>",
     return kept
 
 
+def average_checkpoints(paths: list[str | Path]) -> tuple[AdaMatting, list[dict]]:
+    """The uniform average of the weights and BatchNorm statistics of checkpoints of one model config
+    (snapshots of one run, late in its schedule: stochastic weight averaging), and their payloads."""
+    if not paths:
+        raise CheckpointError("no checkpoints to average")
+    model, first = load_model(paths[0])
+    payloads, total = [first], {k: v.double() for k, v in model.state_dict().items() if v.is_floating_point()}
+    for path in paths[1:]:
+        other, payload = load_model(path, expect=model.cfg)
+        for k, v in other.state_dict().items():
+            if k in total:
+                total[k] += v.double()
+        payloads.append(payload)
+    model.load_state_dict({**model.state_dict(), **{k: (v / len(paths)).float() for k, v in total.items()}})
+    return model, payloads
+
+
 def file_sha256(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()

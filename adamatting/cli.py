@@ -183,14 +183,22 @@ def _cmd_export_sensitivity(args) -> int:
 
 
 def _cmd_ship(args) -> int:
-    from adamatting.checkpoint import load_model, load_state, read_checkpoint, save_checkpoint
+    from adamatting.checkpoint import average_checkpoints, load_model, load_state, read_checkpoint, save_checkpoint
 
-    run = Path(args.run)
-    src = run / "best.pt" if (run / "best.pt").is_file() else run / "last.pt"
-    model, payload = load_model(src)
-    if "ema" in payload:   # last.pt of a run without validation: ship its weight average, not the raw weights
-        load_state(model, payload["ema"], src)
-    keep = {k: payload[k] for k in ("step", "best", "elapsed_s", "train_config", "val", "loss") if k in payload}
+    if args.average:
+        model, payloads = average_checkpoints(args.average)
+        steps = [p.get("step") for p in payloads]
+        keep = {k: payloads[-1][k] for k in ("elapsed_s", "train_config", "loss") if k in payloads[-1]}
+        keep.update(step=max(s for s in steps if s is not None) if any(s is not None for s in steps) else None,
+                    averaged_steps=steps)
+        src = f"average of {len(args.average)}: " + ", ".join(str(p) for p in args.average)
+    else:
+        run = Path(args.run)
+        src = run / "best.pt" if (run / "best.pt").is_file() else run / "last.pt"
+        model, payload = load_model(src)
+        if "ema" in payload:   # last.pt of a run without validation: ship its weight average, not the raw weights
+            load_state(model, payload["ema"], src)
+        keep = {k: payload[k] for k in ("step", "best", "elapsed_s", "train_config", "val", "loss") if k in payload}
     save_checkpoint(args.out, model, source=str(src), **keep)
     read_checkpoint(args.out)  # re-read what was written
     size = Path(args.out).stat().st_size / 1e6
@@ -352,6 +360,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("ship", help="write a run's best checkpoint, weights only, for shipping")
     s.add_argument("--run", default="runs/mobile")
     s.add_argument("--out", default=str(DEFAULT_WEIGHTS))
+    s.add_argument("--average", nargs="+", metavar="CHECKPOINT",
+                   help="ship the uniform average of these checkpoints of one config instead (snapshots of "
+                        "one run late in its schedule); --run is then ignored")
     s.set_defaults(func=_cmd_ship)
 
     from runtime.command import add_parser as add_bokeh_parser

@@ -158,3 +158,23 @@ def test_the_weight_average_is_validated_kept_as_best_resumed_and_shipped(tmp_pa
     with pytest.raises(ValueError, match="ema_decay must be in"):
         train(tmp_path / "bad", dataclasses.replace(cfg, ema_decay=1.0), cache_root=tmp_path / "cache", progress=False)
     assert not (tmp_path / "bad").exists()
+
+
+def test_ship_can_average_snapshots_of_one_config(tmp_path, capsys):
+    from adamatting.checkpoint import save_checkpoint
+
+    key, snaps = "encoder.stem.0.weight", []
+    for i in range(3):
+        torch.manual_seed(i)
+        model = build_model(get_config("tiny"))
+        snaps.append(save_checkpoint(tmp_path / f"s{i}.pt", model, step=100 * (i + 1)))
+    assert main(["ship", "--average", *map(str, snaps), "--out", str(tmp_path / "w.pt")]) == 0
+    shipped = torch.load(tmp_path / "w.pt", weights_only=True)
+    weights = [torch.load(s, weights_only=True)["model"][key] for s in snaps]
+    assert torch.allclose(shipped["model"][key], sum(weights) / 3, atol=1e-7)
+    assert shipped["step"] == 300 and shipped["averaged_steps"] == [100, 200, 300]
+    other = save_checkpoint(tmp_path / "other.pt", build_model(get_config("tiny-guided")))
+    capsys.readouterr()
+    assert main(["ship", "--average", str(snaps[0]), str(other), "--out", str(tmp_path / "bad.pt")]) != 0
+    assert "other.pt: checkpoint is for another model config" in capsys.readouterr().err
+    assert not (tmp_path / "bad.pt").exists()
