@@ -308,3 +308,39 @@ def test_op_profile_splits_kernel_time_by_stage_and_operator(int8_artifacts, tmp
     assert f"| stage | {fp32.name} | {q.name} |" in out and "Amdahl" in out
     assert main([str(tmp_path / "missing.onnx")]) == 2
     assert "no such ONNX file" in capsys.readouterr().err
+
+
+def test_sub_pixel_upsampling_is_exported_as_the_identical_transposed_convolution(tmp_path, tiny_model):
+    from onnx import helper, numpy_helper
+
+    from export.onnx_graph import subpixel_as_conv_transpose
+
+    export_onnx(tiny_model, tmp_path / "m.onnx", (64, 64))   # validated against PyTorch inside
+    ops = [n.op_type for n in onnx.load(str(tmp_path / "m.onnx")).graph.node]
+    assert "DepthToSpace" not in ops and ops.count("ConvTranspose") == 2 * len(tiny_model.cfg.decoder_channels)
+
+    def graph(bias):   # Conv 1x1 (2 -> 8 channels) -> DepthToSpace(2, CRD)
+        rng = np.random.default_rng(0)
+        inits = [numpy_helper.from_array(rng.standard_normal((8, 2, 1, 1)).astype(np.float32), "w"),
+                 numpy_helper.from_array(bias.astype(np.float32), "b")]
+        nodes = [helper.make_node("Conv", ["x", "w", "b"], ["y"], name="/up/conv/Conv", kernel_shape=[1, 1]),
+                 helper.make_node("DepthToSpace", ["y"], ["z"], name="/up/shuffle/DepthToSpace", blocksize=2,
+                                  mode="CRD")]
+        g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 2, 5, 7])],
+                              [helper.make_tensor_value_info("z", onnx.TensorProto.FLOAT, [1, 2, 10, 14])], inits)
+        return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+    x = np.random.default_rng(1).standard_normal((1, 2, 5, 7)).astype(np.float32)
+    from runtime.backends.onnxruntime_backend import inference_session
+
+    run = lambda proto: inference_session(proto.SerializeToString()).run(None, {"x": x})[0]  # noqa: E731
+    same_in_groups = graph(np.repeat([0.5, -1.0], 4))   # a BatchNorm after the shuffle, folded
+    before = run(same_in_groups)
+    assert subpixel_as_conv_transpose(same_in_groups) == 1
+    assert [n.op_type for n in same_in_groups.graph.node] == ["ConvTranspose"]
+    assert sorted(i.name for i in same_in_groups.graph.initializer) == ["/up/shuffle/ConvTranspose.bias",
+                                                                      "/up/shuffle/ConvTranspose.weight"]
+    np.testing.assert_allclose(run(same_in_groups), before, atol=1e-5)
+    per_position = graph(np.arange(8.0))   # a bias per sub-pixel position has no transposed-conv form
+    assert subpixel_as_conv_transpose(per_position) == 0
+    assert [n.op_type for n in per_position.graph.node] == ["Conv", "DepthToSpace"]
