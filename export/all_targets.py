@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 from adamatting.checkpoint import file_sha256, load_model
-from export.manifest import ManifestError, load_manifest
+from export.manifest import ManifestError, export_code_sha, load_manifest
 from export.targets import artifact_name
 
 TARGETS = ("onnx", "openvino", "tensorrt", "coreml")
@@ -38,12 +38,14 @@ class TargetResult:
 
 
 def _current(path: Path, checkpoint_sha: str, size, calib_key: str | None) -> bool:
-    """Is ``path`` an intact export of this checkpoint at this size (and, if calibrated, with this set)?"""
+    """Is ``path`` an intact export of this checkpoint at this size by this export code (and, if calibrated,
+    with this set)?"""
     try:
         m = load_manifest(path)
     except ManifestError:
         return False
-    if m.checkpoint_sha256 != checkpoint_sha or list(m.input_size) != list(size):
+    if (m.checkpoint_sha256 != checkpoint_sha or list(m.input_size) != list(size)
+            or m.export_code_sha256 != export_code_sha()):
         return False
     return m.calibration is None or calib_key is None or m.calibration.get("key") == calib_key
 

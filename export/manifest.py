@@ -10,6 +10,7 @@ better than producing silently wrong alpha.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import platform
@@ -32,6 +33,27 @@ OUTPUT_DOC = {
 }
 
 
+# The sources that decide what an exported graph is: the network, the BatchNorm folding, the input encoding
+# and every exporter (graph rewrites, quantizers, the precision policy).
+_ROOT = Path(__file__).resolve().parent.parent
+EXPORT_CODE = ("adamatting/model.py", "adamatting/fuse.py", "adamatting/encoding.py", "export")
+
+
+@functools.lru_cache(maxsize=1)
+def export_code_sha() -> str:
+    """SHA-256 of the export code (``EXPORT_CODE``: .py and .toml files, relative names included). Every new
+    manifest records it, so ``export all`` re-exports an artifact made by other code — after a change to an
+    exporter or a graph rewrite, reusing it would measure and gate the old graph."""
+    h = hashlib.sha256()
+    for entry in EXPORT_CODE:
+        path = _ROOT / entry
+        files = sorted(f for f in path.rglob("*") if f.suffix in (".py", ".toml")) if path.is_dir() else [path]
+        for f in files:
+            if f.is_file() and "__pycache__" not in f.parts:
+                h.update(str(f.relative_to(_ROOT)).encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()
+
+
 class ManifestError(ValueError):
     """An artifact without a usable manifest, or one that does not match what the consumer expects."""
 
@@ -50,6 +72,7 @@ class Manifest:
     output_names: list[str] = field(default_factory=lambda: list(OUTPUT_NAMES))
     outputs: dict[str, str] = field(default_factory=lambda: dict(OUTPUT_DOC))
     checkpoint_sha256: str = ""
+    export_code_sha256: str = field(default_factory=export_code_sha)   # the code that made it (see above)
     artifact_sha256: str = ""
     tools: dict[str, str] = field(default_factory=dict)
     validation: dict[str, Any] = field(default_factory=dict)
@@ -121,6 +144,7 @@ def load_manifest(artifact: str | Path, verify_hash: bool = True) -> Manifest:
         raw = json.loads(mpath.read_text())
         if raw.get("format") != FORMAT:
             raise ManifestError(f"{mpath}: unknown manifest format {raw.get('format')!r} (expected {FORMAT!r})")
+        raw.setdefault("export_code_sha256", "")   # written before it was recorded: made by unknown code
         m = Manifest(**raw)
     except (json.JSONDecodeError, TypeError) as e:
         raise ManifestError(f"{mpath}: unreadable manifest: {e}") from None

@@ -185,6 +185,23 @@ def test_second_export_reuses_up_to_date_artifacts(exported):
     assert [r.status for r in again if r.target != "tensorrt-engine"] == ["reused"] * 4
 
 
+def test_artifacts_of_other_export_code_are_rebuilt_not_reused(exported, tmp_path):
+    """After a change to an exporter (a graph rewrite, a quantizer), reusing an artifact would measure and
+    gate the old graph: each manifest records the export code's hash, and another hash means re-export."""
+    from export.manifest import export_code_sha
+
+    root, _, cal_toml, _, val, _ = exported
+    stale = _folder_with(exported, "code", "adamatting_mobile_256x256_*.onnx*")
+    m = load_manifest(stale / "adamatting_mobile_256x256_int8.onnx")
+    assert m.export_code_sha256 == export_code_sha()
+    m.export_code_sha256 = "0" * 64
+    write_manifest(stale / "adamatting_mobile_256x256_int8.onnx", m)
+    cal = composited_set(str(cal_toml), SIZE, root / "sets", progress=False)
+    again = export_all(DEFAULT_WEIGHTS, stale, SIZE, cal, val, targets=("onnx",), log=lambda m: None)
+    assert again[0].status == "built"
+    assert load_manifest(stale / "adamatting_mobile_256x256_int8.onnx").export_code_sha256 == export_code_sha()
+
+
 def test_gate_precedence_and_bad_config(tmp_path):
     g = tmp_path / "g.toml"
     g.write_text('[default]\nsad_drop_pct = 10.0\nbokeh_psnr_min = 30.0\n[precision.int8]\nsad_drop_pct = 6.0\n'
