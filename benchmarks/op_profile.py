@@ -31,7 +31,7 @@ import numpy as np
 
 LAYOUT_OPS = ("ReorderInput", "ReorderOutput", "Transpose")
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
-CONV_OPS = ("Conv", "FusedConv", "QLinearConv", "NhwcConv", "NhwcFusedConv")
+CONV_OPS = ("Conv", "FusedConv", "QLinearConv", "NhwcConv", "NhwcFusedConv", "ConvTranspose")
 _MODULE = re.compile(r"^/model/([^/]+)(?:/([^/]+))?/")
 _INDEX = re.compile(r"[._]\d+$")                      # ups.3 -> ups, cell_1 -> cell
 
