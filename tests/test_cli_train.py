@@ -143,7 +143,7 @@ def test_the_weight_average_is_validated_kept_as_best_resumed_and_shipped(tmp_pa
     train(run, cfg, cache_root=tmp_path / "cache", progress=False, validate=validate)
     last, best = (torch.load(run / name, weights_only=True) for name in ("last.pt", "best.pt"))
     key = "encoder.stem.0.weight"
-    # validated and best.pt: the average, which lies between the start and the raw weights, not on them
+    # what was validated and kept as best.pt is the average (last.pt carries it), not the raw weights
     assert torch.equal(best["model"][key], seen[-1][key]) and torch.equal(last["ema"][key], seen[-1][key])
     assert not torch.equal(last["model"][key], last["ema"][key])
     # the average resumes with the run: after one more step it is decay·old + (1 − decay)·new raw weights
