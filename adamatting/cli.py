@@ -189,8 +189,7 @@ def _cmd_ship(args) -> int:
         model, payloads = average_checkpoints(args.average)
         steps = [p.get("step") for p in payloads]
         keep = {k: payloads[-1][k] for k in ("elapsed_s", "train_config", "loss") if k in payloads[-1]}
-        keep.update(step=max(s for s in steps if s is not None) if any(s is not None for s in steps) else None,
-                    averaged_steps=steps)
+        keep.update(step=max((s for s in steps if s is not None), default=None), averaged_steps=steps)
         src = f"average of {len(args.average)}: " + ", ".join(str(p) for p in args.average)
     else:
         run = Path(args.run)

@@ -21,9 +21,9 @@ alpha decoder middle + shallow, each through a Global Convolution block; both up
 convolution (conv to 4·C, PixelShuffle(2)).
 
 Propagation unit: a ConvLSTM cell (convolutions and elementwise ops only) run for ``pu_steps`` fixed
-steps on [image, softmax(adapted trimap), alpha_t, input trimap]: 8 channels, so with 8 hidden channels the
-gate convolution sees 16 (onnxruntime's int8 depthwise kernel ran 15 channels 3× slower than 16). Its hidden and cell states start at zero, made from
-a feature tensor (``embed(x) * 0``), never from ``x.shape``: traced graphs stay free of shape arithmetic,
+steps on [image, softmax(adapted trimap), alpha_t, input trimap]: 8 channels, so with 8 hidden channels
+the gate convolution sees 16 (onnxruntime's int8 depthwise kernel ran 15 channels 3× slower than 16).
+Its hidden and cell states start at zero, made from a feature tensor (``embed(x) * 0``), never from ``x.shape``: traced graphs stay free of shape arithmetic,
 and exported files hold no folded zero constants (see PropagationUnit.forward). Each step adds a correction to the alpha logit, so with the zero-initialised head the unit
 starts as the identity. Budget: at full resolution a plain 3×3 ConvLSTM would cost more than the whole
 mobile budget, so the mobile config uses depthwise-separable gate convolutions (dw 3×3 + pw) and 8

@@ -60,15 +60,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from export.errors import ExportError
+from export.graph_index import STANDARD_DOMAINS, GraphIndex, node_attr
 
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
-STANDARD_DOMAINS = ("", "ai.onnx")
 # weighted op → (index of its weight input, function (node, weight rank) → output-channel axis)
 WEIGHTED_OPS = {
     "Conv": (1, lambda node, rank: 0),
     "ConvTranspose": (1, lambda node, rank: 1),
     "MatMul": (1, lambda node, rank: rank - 1),
-    "Gemm": (1, lambda node, rank: 0 if _attr(node, "transB", 0) else 1),
+    "Gemm": (1, lambda node, rank: 0 if node_attr(node, "transB", 0) else 1),
 }
 MIN_OPSET = 13
 
@@ -84,56 +84,11 @@ class Violation:
         return f"{self.node}: [{self.rule}] {self.detail}"
 
 
-def _attr(node, name: str, default=None):
-    for a in node.attribute:
-        if a.name == name:
-            import onnx
-
-            return onnx.helper.get_attribute_value(a)
-    return default
-
-
-class _Graph:
-    """Lookups over one ONNX graph: initializers, Constant outputs, producers, consumers."""
-
-    def __init__(self, proto):
-        from onnx import numpy_helper
-
-        g = proto.graph
-        self.proto = proto
-        self.inits = {i.name: i for i in g.initializer}
-        self.consts = {}
-        for n in g.node:
-            if n.op_type == "Constant" and n.domain in STANDARD_DOMAINS:
-                v = _attr(n, "value")
-                if v is not None:
-                    self.consts[n.output[0]] = v
-        self.producer = {o: n for n in g.node for o in n.output}
-        self.consumers: dict[str, list] = {}
-        for n in g.node:
-            for i in n.input:
-                if i:
-                    self.consumers.setdefault(i, []).append(n)
-        self.outputs = {o.name for o in g.output}
-        self._np = numpy_helper
-
-    def tensor(self, name: str):
-        return self.inits.get(name) or self.consts.get(name)
-
-    def array(self, name: str):
-        t = self.tensor(name)
-        return None if t is None else self._np.to_array(t)
-
-    def dtype(self, name: str):
-        t = self.tensor(name)
-        return None if t is None else t.data_type
-
-
 def _name(node) -> str:
     return node.name or f"<{node.op_type} → {node.output[0] if node.output else '?'}>"
 
 
-def _weight_source(g: _Graph, dq) -> str | None:
+def _weight_source(g: GraphIndex, dq) -> str | None:
     """The initializer a DequantizeLinear dequantizes: directly, or through a QuantizeLinear (Q→DQ)."""
     x = dq.input[0]
     if g.tensor(x) is not None:
@@ -144,7 +99,7 @@ def _weight_source(g: _Graph, dq) -> str | None:
     return None
 
 
-def _weight_uses(g: _Graph) -> dict[str, list[tuple]]:
+def _weight_uses(g: GraphIndex) -> dict[str, list[tuple]]:
     """DequantizeLinear output → [(weighted node, output-channel axis, weight shape)] for weight inputs."""
     uses: dict[str, list[tuple]] = {}
     for n in g.proto.graph.node:
@@ -162,7 +117,7 @@ def _weight_uses(g: _Graph) -> dict[str, list[tuple]]:
     return uses
 
 
-def _check_params(g: _Graph, node, out: list[Violation]) -> tuple[np.ndarray | None, np.ndarray | None]:
+def _check_params(g: GraphIndex, node, out: list[Violation]) -> tuple[np.ndarray | None, np.ndarray | None]:
     name = _name(node)
     scale = zp = None
     if len(node.input) < 2 or not node.input[1]:
@@ -203,7 +158,7 @@ def check(proto, float_nodes: list[str] | None = None) -> list[Violation]:
     """Every violation of the rules above in ``proto`` (an onnx.ModelProto); empty when conformant."""
     import onnx
 
-    g = _Graph(proto)
+    g = GraphIndex(proto)
     out: list[Violation] = []
     qdq = [n for n in proto.graph.node if n.op_type in QDQ_OPS]
     opset = max((o.version for o in proto.opset_import if o.domain in STANDARD_DOMAINS), default=0)
@@ -225,7 +180,7 @@ def check(proto, float_nodes: list[str] | None = None) -> list[Violation]:
                 continue
         scale, zp = _check_params(g, n, out)
         params[n.output[0]] = (scale, zp)
-        axis = _attr(n, "axis", 1)
+        axis = node_attr(n, "axis", 1)
         uses = weight_uses.get(n.output[0])
         if n.op_type == "QuantizeLinear":
             # a Q on a weight initializer: judged through the DQ it feeds
