@@ -50,7 +50,8 @@ def _cmd_train(args) -> int:
                       real_fraction=args.real_fraction, grad_weight=args.grad_weight,
                       comp_weight=args.comp_weight, threads=args.threads, val_every=args.val_every,
                       bank_size=args.bank_size, bank_res=args.bank_res,
-                      real_scale=tuple(args.real_scale), ema_decay=args.ema_decay)
+                      real_scale=tuple(args.real_scale), ema_decay=args.ema_decay,
+                      pseudo_labels=args.pseudo_labels)
     validate = None
     if alphamatting_dev_dir().is_dir():
         def validate(model):
@@ -268,6 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--bank-res", type=int, default=512, help="side of the pre-rendered procedural foregrounds")
     t.add_argument("--real-scale", type=float, nargs=2, default=[0.8, 1.25], metavar=("MIN", "MAX"),
                    help="scale of the real cut-outs relative to their native resolution (default: 0.8 1.25)")
+    t.add_argument("--pseudo-labels", action="store_true",
+                   help="also train on the alphamatting.com test photos (no ground truth) with closed-form "
+                        "matting's alpha as the label")
     t.add_argument("--val-every", type=int, default=200)
     t.add_argument("--ema-decay", type=float, default=0.995,
                    help="weight average validated, kept as best.pt and shipped (0: the raw weights)")

@@ -13,7 +13,7 @@ from typing import Callable
 import numpy as np
 
 from benchmarks.metrics import compute_all
-from calib_data.readers import AlphaMattingReader
+from calib_data.readers import AlphaMattingReader, estimate_alpha_closed_form
 from calib_data.splits import REAL_VALIDATION, alphamatting_dev_dir
 
 TRIMAPS = ("trimap1", "trimap2")
@@ -81,9 +81,4 @@ def torch_predictor(model) -> Predictor:
 
 def closed_form_predictor() -> Predictor:
     """Classical closed-form matting (Levin et al.), pymatting's implementation."""
-    from pymatting import estimate_alpha_cf
-
-    def predict(image, trimap):
-        return estimate_alpha_cf(image.astype(np.float64), trimap.astype(np.float64) / 255.0).astype(np.float32)
-
-    return predict
+    return estimate_alpha_closed_form

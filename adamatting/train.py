@@ -5,7 +5,8 @@ the held-back real images), ``log.csv`` and ``curves.png``. Starting a run whose
 continues it; SIGINT/SIGTERM save ``last.pt`` before exiting.
 
 Data per step: foregrounds from a pre-rendered procedural bank plus the real alphamatting.com training
-split (colours estimated by pymatting), randomly scaled, cropped near the edge, flipped and colour
+split (colours estimated by pymatting; optionally also the test photos, which have no ground truth, with
+closed-form matting's alpha as a pseudo-label), randomly scaled, cropped near the edge, flipped and colour
 jittered, composited on natural or procedural backgrounds; trimaps from random DIM erosion (70 %), from a
 coarse mask (25 %, the phone case) or all unknown (5 %, "no trimap").
 """
@@ -33,7 +34,7 @@ from adamatting.loss import AdaMattingLoss
 from adamatting.model import AdaMatting, build_model
 from calib_data import backgrounds
 from calib_data.compositing import composite, fit_background
-from calib_data.splits import REAL_TRAIN, alphamatting_dev_dir
+from calib_data.splits import REAL_TRAIN, alphamatting_dev_dir, alphamatting_test_dir
 from calib_data.synth import ForegroundPool, coarse_mask, color_jitter
 from calib_data.trimaps import gt_trimap_classes, random_trimap, trimap_from_mask
 
@@ -54,6 +55,9 @@ class TrainConfig:
     # Scale of the real cut-outs relative to their native resolution (the resolution they are evaluated
     # at); None: 1–2× of the scale at which the image just covers the crop (the first runs' augmentation).
     real_scale: tuple[float, float] | None = (0.8, 1.25)
+    # Add the alphamatting.com test photos (no ground truth) to the real cut-outs, with closed-form
+    # matting's alpha from their narrowest trimap as a pseudo-label (calib_data.synth.from_pseudo_labels).
+    pseudo_labels: bool = False
     bank_size: int = 192               # procedural foregrounds pre-rendered at bank_res
     bank_res: int = 512
     bg_bank: int = 48                  # procedural backgrounds pre-rendered (plus skimage photos)
@@ -81,6 +85,9 @@ class TrainData:
         root = alphamatting_dev_dir()
         if cfg.real_fraction > 0 and root.is_dir():
             self.real = ForegroundPool.from_alphamatting(root, list(REAL_TRAIN), cache_root / "foregrounds")
+        if cfg.real_fraction > 0 and cfg.pseudo_labels and alphamatting_test_dir().is_dir():
+            pseudo = ForegroundPool.from_pseudo_labels(alphamatting_test_dir(), cache_root / "foregrounds")
+            self.real = pseudo if self.real is None else self.real + pseudo
         self.procedural = pool
         rng = np.random.default_rng(cfg.seed + 2)
         self.bgs = backgrounds.natural_backgrounds() + [

@@ -8,7 +8,8 @@
 - A folder of RGBA cut-outs (PNG with an alpha channel).
 
 Real photos become re-compositable foregrounds through :func:`estimate_foreground` (pymatting's
-``estimate_foreground_ml``).
+``estimate_foreground_ml``); photos without ground truth get a pseudo-label alpha from their trimap by
+classical closed-form matting (:func:`estimate_alpha_closed_form`).
 """
 
 from __future__ import annotations
@@ -248,3 +249,18 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
         raise DataError(f"image {image.shape[:2]} and alpha {alpha.shape} differ in size")
     fg = estimate_foreground_ml(image.astype(np.float64), alpha.astype(np.float64))
     return np.clip(fg, 0.0, 1.0).astype(np.float32)
+
+
+def estimate_alpha_closed_form(image: np.ndarray, trimap: np.ndarray) -> np.ndarray:
+    """Closed-form matting (Levin et al., pymatting's ``estimate_alpha_cf``) of a float RGB photo in [0, 1]
+    with a 0/128/255 trimap: float32 alpha in [0, 1], exactly 0 and 1 in the trimap's known regions."""
+    from pymatting import estimate_alpha_cf  # heavy import (numba): only when asked for
+
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise DataError(f"closed-form matting needs an RGB image, got shape {image.shape}")
+    if image.shape[:2] != trimap.shape:
+        raise DataError(f"image {image.shape[:2]} and trimap {trimap.shape} differ in size")
+    alpha = estimate_alpha_cf(image.astype(np.float64), trimap.astype(np.float64) / 255.0)
+    alpha = np.clip(alpha, 0.0, 1.0).astype(np.float32)
+    alpha[trimap == 0], alpha[trimap == 255] = 0.0, 1.0
+    return alpha

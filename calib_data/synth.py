@@ -17,7 +17,8 @@ from tqdm import tqdm
 from calib_data import backgrounds, procedural
 from calib_data.compositing import composite
 from calib_data.errors import DataError
-from calib_data.readers import AlphaMattingReader, RGBACutoutReader, estimate_foreground
+from calib_data.readers import (AlphaMattingReader, RGBACutoutReader, estimate_alpha_closed_form,
+                                estimate_foreground)
 from calib_data.trimaps import random_trimap, trimap_from_mask, validation_trimap
 
 TRIMAP_MODES = ("random", "validation", "mask")
@@ -60,7 +61,29 @@ class ForegroundPool:
         for i, name in enumerate(reader.names):
             sample = reader[i]
             key = hashlib.sha256(sample.image.tobytes() + sample.alpha.tobytes()).hexdigest()[:20]
-            items.append((name, _cached_foreground(sample.image, sample.alpha, cache_dir / f"fg-{key}.npy"), sample.alpha))
+            fg = _cached(cache_dir / f"fg-{key}.npy", sample.image.shape,
+                         lambda: estimate_foreground(sample.image, sample.alpha))
+            items.append((name, fg, sample.alpha))
+        return cls(items, reader.source_files())
+
+    @classmethod
+    def from_pseudo_labels(cls, root: Path, cache_dir: Path, trimap: str = "trimap1") -> "ForegroundPool":
+        """Real photos without ground truth (the alphamatting.com test set layout), each with an alpha
+        estimated by closed-form matting from its ``trimap``: pseudo-labels, more real subjects (a net, a
+        plastic bag, fur, hair) than the 10 photos with ground truth. Their errors are closed-form's, so
+        they are a training aid, never an evaluation set. Alpha and colours are cached like the others."""
+        reader = AlphaMattingReader(root)
+        items = []
+        for sample in reader:
+            if trimap not in sample.trimaps:
+                raise DataError(f"{sample.name} has no {trimap} (has: {', '.join(sample.trimaps) or 'none'})", root)
+            tri = sample.trimaps[trimap]
+            key = hashlib.sha256(sample.image.tobytes() + tri.tobytes()).hexdigest()[:20]
+            alpha = _cached(cache_dir / f"cf-{key}.npy", tri.shape,
+                            lambda: estimate_alpha_closed_form(sample.image, tri))
+            fg = _cached(cache_dir / f"fg-{key}.npy", sample.image.shape,
+                         lambda: estimate_foreground(sample.image, alpha))
+            items.append((f"pseudo:{sample.name}", fg, alpha))
         return cls(items, reader.source_files())
 
     @classmethod
@@ -117,20 +140,21 @@ class ForegroundPool:
         return name, np.ascontiguousarray(fg, np.float32), np.ascontiguousarray(alpha, np.float32)
 
 
-def _cached_foreground(image: np.ndarray, alpha: np.ndarray, path: Path) -> np.ndarray:
+def _cached(path: Path, shape: tuple[int, ...], compute) -> np.ndarray:
+    """The array cached at ``path`` if it loads with ``shape``, else ``compute()`` saved there atomically."""
     if path.is_file():
         try:
-            fg = np.load(path)
-            if fg.shape == image.shape:
-                return fg
+            arr = np.load(path)
+            if arr.shape == shape:
+                return arr
         except (OSError, ValueError):
             pass  # a damaged cache entry is recomputed below
-    fg = estimate_foreground(image, alpha)
+    arr = compute()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{np.random.default_rng().integers(1 << 30)}.tmp.npy")
-    np.save(tmp, fg)
+    np.save(tmp, arr)
     tmp.replace(path)
-    return fg
+    return arr
 
 
 def coarse_mask(alpha: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -22,8 +23,8 @@ from calib_data.compositing import composite, fit_background
 from calib_data.errors import DataError
 from calib_data.io import (atomic_path, check_same_size, check_trimap, read_alpha, read_rgb, read_rgba, read_trimap,
                            to_uint8, write_image)
-from calib_data.readers import (AdobeDIMReader, AlphaMattingReader, RGBACutoutReader, estimate_foreground,
-                                list_images)
+from calib_data.readers import (AdobeDIMReader, AlphaMattingReader, RGBACutoutReader, estimate_alpha_closed_form,
+                                estimate_foreground, list_images)
 from calib_data.sets import CompositedSet, SetConfig, build_set, cache_key, set_statistics
 from calib_data.splits import alphamatting_dev_dir, alphamatting_test_dir, shared_data_dir
 from calib_data.synth import ForegroundPool, Synthesizer
@@ -622,6 +623,70 @@ def test_estimate_foreground_recovers_known_colours():
     assert np.abs(fg - true_fg)[alpha >= 0.5].max() < 0.05
     with pytest.raises(DataError, match="differ in size"):
         estimate_foreground(image, alpha[:, :20])
+
+
+@pytest.mark.slow
+def test_closed_form_alpha_recovers_a_two_colour_edge():
+    """Closed-form matting (pymatting, numba: compiles on first use) on a ramp between two flat colours, the
+    case its colour-line model is exact for: the pseudo-labels' quality where the model holds."""
+    yy, xx = np.mgrid[:32, :32].astype(np.float32)
+    alpha = np.clip((xx - 10) / 12, 0, 1)
+    image = composite(np.dstack([np.full_like(yy, c) for c in (0.9, 0.3, 0.2)]),
+                      np.dstack([np.full_like(yy, c) for c in (0.1, 0.5, 0.8)]), alpha)
+    trimap = np.where(xx < 6, 0, np.where(xx > 25, 255, 128)).astype(np.uint8)   # unknown: the ramp and 4 px more
+    got = estimate_alpha_closed_form(image, trimap)
+    assert got.dtype == np.float32 and got.shape == alpha.shape
+    assert np.all(got[trimap == 0] == 0) and np.all(got[trimap == 255] == 1)
+    assert np.abs(got - alpha)[trimap == 128].max() < 1e-3
+    with pytest.raises(DataError, match="differ in size"):
+        estimate_alpha_closed_form(image, trimap[:, :20])
+    with pytest.raises(DataError, match="needs an RGB image"):
+        estimate_alpha_closed_form(image[..., 0], trimap)
+
+
+def test_pseudo_label_pool_from_photos_without_ground_truth(tmp_path, monkeypatch):
+    """The test-set layout (no gt/) becomes a pool of pseudo-labelled cut-outs from each photo's trimap1; the
+    estimated alpha and colours are cached, so a second pool computes nothing."""
+    make_alphamatting(tmp_path / "am", names=("doll", "net"), test_layout=True)
+    calls = []
+
+    def fake_cf(image, trimap):
+        calls.append(trimap.copy())
+        return (trimap / np.float32(255)).astype(np.float32)
+
+    monkeypatch.setattr(synth, "estimate_alpha_closed_form", fake_cf)
+    monkeypatch.setattr(synth, "estimate_foreground", lambda image, alpha: image)   # no numba here
+    pool = ForegroundPool.from_pseudo_labels(tmp_path / "am", tmp_path / "cache")
+    assert [name for name, _, _ in pool.items] == ["pseudo:doll", "pseudo:net"]
+    trimap1 = AlphaMattingReader(tmp_path / "am")[0].trimaps["trimap1"]
+    assert np.array_equal(calls[0], trimap1)
+    assert np.array_equal(pool.items[0][2], trimap1 / np.float32(255))
+    assert len(listing(tmp_path / "cache")) == 4 and len(pool.sources) == 2 * 4
+    name, fg, alpha = pool.sample((16, 16), np.random.default_rng(0), augment=True)
+    assert name.startswith("pseudo:") and fg.shape == (16, 16, 3) and alpha.shape == (16, 16)
+    # cached: nothing is estimated again; another trimap is another key
+    monkeypatch.setattr(synth, "estimate_alpha_closed_form", lambda *a: pytest.fail("recomputed"))
+    again = ForegroundPool.from_pseudo_labels(tmp_path / "am", tmp_path / "cache")
+    assert all(np.array_equal(a[2], b[2]) for a, b in zip(pool.items, again.items))
+    with pytest.raises(DataError, match="doll has no trimap9 .has: trimap1, trimap2, trimap3."):
+        ForegroundPool.from_pseudo_labels(tmp_path / "am", tmp_path / "cache", trimap="trimap9")
+
+
+
+def test_training_data_adds_the_pseudo_labelled_photos_only_when_asked(tmp_path, monkeypatch):
+    from adamatting import train as train_module
+
+    make_alphamatting(tmp_path / "test", names=("net",), test_layout=True)
+    monkeypatch.setattr(train_module, "alphamatting_dev_dir", lambda: tmp_path / "no-dev-set")
+    monkeypatch.setattr(train_module, "alphamatting_test_dir", lambda: tmp_path / "test")
+    monkeypatch.setattr(synth, "estimate_alpha_closed_form", lambda image, trimap: trimap / np.float32(255))
+    monkeypatch.setattr(synth, "estimate_foreground", lambda image, alpha: image)   # no numba here
+    cfg = train_module.TrainConfig(model="tiny", batch=2, crop=32, real_fraction=1.0, bank_size=2, bank_res=64,
+                                   bg_bank=1)
+    assert train_module.TrainData(cfg, tmp_path / "cache", progress=False).real is None
+    data = train_module.TrainData(replace(cfg, pseudo_labels=True), tmp_path / "cache", progress=False)
+    assert [name for name, _, _ in data.real.items] == ["pseudo:net"]
+    assert data.sample(np.random.default_rng(0))["alpha"].shape == (1, 32, 32)
 
 
 # ------------------------------------------------------------------------------------------- synth
