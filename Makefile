@@ -24,7 +24,8 @@ help:
 	@echo "make bench   latency of every artifact + runtime stages + metrics (pytest-benchmark), compared with"
 	@echo "             this device's baseline; model quality vs closed-form matting"
 	@echo "make bench-baseline  save this device's latency baseline (benchmarks/baselines/<fingerprint id>/)"
-	@echo "make profile onnxruntime kernel time of the FP32 and INT8 ONNX by model stage and operator type"
+	@echo "make profile onnxruntime kernel time of the FP32 and INT8 ONNX by model stage and operator type,"
+	@echo "             and int8 vs float kernel time for each of the model's convolution shapes"
 
 setup: $(STAMP)
 
@@ -76,11 +77,13 @@ bench-baseline: $(STAMP)
 	args="$$($(PY) -m benchmarks.baseline save)" && ADAMAT_ARTIFACTS=$(OUT)/export $(PY) -m pytest -q benchmarks \
 		--benchmark-enable $$args
 
-# Where the FP32 and INT8 ONNX spend their time (onnxruntime profiler), and what int8 can buy at most.
+# Where the FP32 and INT8 ONNX spend their time (onnxruntime profiler), what int8 can buy at most, and how
+# fast this device's int8 kernels run each of the model's convolution shapes.
 profile: $(STAMP)
 	$(CLI) export all --targets onnx --out $(OUT)/export
 	$(PY) -m benchmarks.op_profile $(OUT)/export/adamatting_mobile_512x512_fp32.onnx \
 		$(OUT)/export/adamatting_mobile_512x512_int8.onnx
+	$(PY) -m benchmarks.conv_kernels $(OUT)/export/adamatting_mobile_512x512_fp32.onnx
 
 clean:
 	rm -rf $(OUT) cache .pytest_cache

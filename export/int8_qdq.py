@@ -68,24 +68,42 @@ def compare_to_fp32(fp32_path: Path, candidate_path: Path, val_set, limit: int |
             "alpha_vs_fp32": {"max_abs": float(diffs.max()), "mean_abs": float(diffs.mean())}}
 
 
+def check_method(method: str) -> None:
+    if method not in CALIBRATION_METHODS:
+        raise ExportError(f"unknown calibration method {method!r}; use one of {', '.join(CALIBRATION_METHODS)}")
+
+
+def quantize_qdq(src: str | Path, dst: str | Path, reader, *, method: str = "minmax",
+                 symmetric_activations: bool = False, nodes_to_exclude: list[str] | None = None,
+                 nodes_to_quantize: list[str] | None = None) -> None:
+    """onnxruntime static quantization with this project's settings: QDQ format, int8 weights symmetric per
+    output channel, uint8 asymmetric activations (or int8 symmetric, TensorRT's) calibrated from ``reader``."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    check_method(method)
+    cal_method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+                  "percentile": CalibrationMethod.Percentile}[method]
+    quantize_static(str(src), str(dst), reader, quant_format=QuantFormat.QDQ,
+                    activation_type=QuantType.QInt8 if symmetric_activations else QuantType.QUInt8,
+                    weight_type=QuantType.QInt8, per_channel=True, calibrate_method=cal_method,
+                    nodes_to_exclude=nodes_to_exclude or [], nodes_to_quantize=nodes_to_quantize or [],
+                    extra_options={"ActivationSymmetric": symmetric_activations, "WeightSymmetric": True})
+
+
 def quantize_onnx_int8(fp32_path: str | Path, out: str | Path, calib_set, val_set=None, *,
                        method: str = "minmax", policy: PrecisionPolicy | None = None,
                        symmetric_activations: bool = False, calib_limit: int | None = None,
                        val_limit: int | None = None) -> Manifest:
     """Quantize an exported FP32 ONNX (with manifest) to QDQ INT8; write ``out`` + manifest atomically."""
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     fp32_path, out = Path(fp32_path), Path(out)
     src = load_manifest(fp32_path)
     check_expected(src, fp32_path, backend="onnxruntime", precision="fp32")
-    if method not in CALIBRATION_METHODS:
-        raise ExportError(f"unknown calibration method {method!r}; use one of {', '.join(CALIBRATION_METHODS)}")
+    check_method(method)
     check_set_size(calib_set, src.input_size, "calibration")
     if val_set is not None:
         check_set_size(val_set, src.input_size, "validation")
-    cal_method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-                  "percentile": CalibrationMethod.Percentile}[method]
     work = Path(tempfile.mkdtemp(prefix="int8-"))
     try:
         pre = work / "pre.onnx"
@@ -95,11 +113,8 @@ def quantize_onnx_int8(fp32_path: str | Path, out: str | Path, calib_set, val_se
         policy = policy if policy is not None else PrecisionPolicy.load()
         nodes_to_exclude = policy.float_nodes(onnx.load(str(pre), load_external_data=False))
         q = work / "int8.onnx"
-        quantize_static(str(pre), str(q), SetReader(calib_set, calib_limit), quant_format=QuantFormat.QDQ,
-                        activation_type=QuantType.QInt8 if symmetric_activations else QuantType.QUInt8,
-                        weight_type=QuantType.QInt8, per_channel=True, calibrate_method=cal_method,
-                        nodes_to_exclude=nodes_to_exclude,
-                        extra_options={"ActivationSymmetric": symmetric_activations, "WeightSymmetric": True})
+        quantize_qdq(pre, q, SetReader(calib_set, calib_limit), method=method,
+                     symmetric_activations=symmetric_activations, nodes_to_exclude=nodes_to_exclude)
         report = compare_to_fp32(fp32_path, q, val_set, val_limit) if val_set is not None else {}
         manifest = Manifest(**{**src.__dict__, "precision": "int8", "artifact_sha256": "",
                                "tools": tool_versions("onnx", "onnxruntime"),

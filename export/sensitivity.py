@@ -15,7 +15,7 @@ import tempfile
 from collections import OrderedDict
 from pathlib import Path
 
-from export.int8_qdq import SetReader, check_set_size, compare_to_fp32
+from export.int8_qdq import SetReader, check_set_size, compare_to_fp32, quantize_qdq
 from export.manifest import load_manifest
 
 
@@ -34,7 +34,6 @@ def rank_layers(fp32_onnx: str | Path, calib_set, val_set, depth: int = 3, calib
                 val_limit: int = 8, progress: bool = True) -> list[dict]:
     """One row per group: {group, nodes, mean_abs, max_abs, sad_drop}, worst first."""
     import onnx
-    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
     from tqdm import tqdm
 
@@ -50,9 +49,7 @@ def rank_layers(fp32_onnx: str | Path, calib_set, val_set, depth: int = 3, calib
         rows = []
         for group, nodes in tqdm(groups.items(), desc="quantizing one group at a time", disable=not progress):
             q = work / "q.onnx"
-            quantize_static(str(pre), str(q), SetReader(calib_set, calib_limit), quant_format=QuantFormat.QDQ,
-                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
-                            nodes_to_quantize=nodes)
+            quantize_qdq(pre, q, SetReader(calib_set, calib_limit), nodes_to_quantize=nodes)
             r = compare_to_fp32(fp32_onnx, q, val_set, val_limit)
             rows.append({"group": group, "nodes": len(nodes), "mean_abs": r["alpha_vs_fp32"]["mean_abs"],
                          "max_abs": r["alpha_vs_fp32"]["max_abs"], "sad_drop": r["drop"]["SAD"]})

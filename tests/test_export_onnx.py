@@ -310,6 +310,36 @@ def test_op_profile_splits_kernel_time_by_stage_and_operator(int8_artifacts, tmp
     assert "no such ONNX file" in capsys.readouterr().err
 
 
+def test_conv_kernels_times_each_distinct_convolution_in_float_and_int8(tmp_path, capsys):
+    from benchmarks.conv_kernels import conv_shapes, main, time_convs
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.Conv2d(8, 8, 3, padding=1, groups=8),
+                              torch.nn.Conv2d(8, 8, 1), torch.nn.Conv2d(8, 8, 1, bias=False),
+                              torch.nn.ConvTranspose2d(8, 4, 2, stride=2), torch.nn.Conv2d(4, 4, 3, 2, 1, groups=2))
+    torch.onnx.export(net.eval(), torch.zeros(1, 3, 16, 16), str(tmp_path / "m.onnx"), input_names=["x"],
+                      dynamo=False, opset_version=17)
+    shapes = list(conv_shapes(onnx.load(str(tmp_path / "m.onnx"))).values())
+    # the two 1x1 8->8 convolutions differ in their bias: two rows; every layer is counted once
+    assert [r["weight"] for r in shapes] == [[8, 3, 3, 3], [8, 1, 3, 3], [8, 8, 1, 1], [8, 8, 1, 1], [8, 4, 2, 2],
+                                             [4, 2, 3, 3]]
+    rows = time_convs(tmp_path / "m.onnx", runs=3, warmup=1, threads=1)
+    assert [r["kind"] for r in rows] == ["dense", "depthwise", "dense", "dense", "transposed", "grouped"]
+    assert [r["input"] for r in rows][-2:] == [[1, 8, 16, 16], [1, 4, 32, 32]]
+    assert all(r["fp32_ms"] > 0 and r["int8_ms"] > 0 and r["count"] == 1 for r in rows)
+    assert all(r["int8_around_ms"] > 0 for r in rows)       # the one-node int8 graph (de)quantizes around it
+    assert main([str(tmp_path / "m.onnx"), "--runs", "2", "--warmup", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "| 3x3 8→8 @16x16 | depthwise | 1 |" in out and "| 2x2 8→4 @16x16 x2 | transposed | 1 |" in out
+    assert "| **all** | 6 |" in out and "more)" not in out
+    assert main([str(tmp_path / "m.onnx"), "--runs", "2", "--warmup", "1", "--top", "4"]) == 0
+    assert "| (2 more) |" in capsys.readouterr().out
+    assert main([str(tmp_path / "missing.onnx")]) == 2
+    assert "no such ONNX file" in capsys.readouterr().err
+    (tmp_path / "bad.onnx").write_bytes(b"not a model")
+    assert main([str(tmp_path / "bad.onnx")]) == 2
+    assert "not a readable ONNX model" in capsys.readouterr().err
+
+
 def test_sub_pixel_upsampling_is_exported_as_the_identical_transposed_convolution(tmp_path, tiny_model):
     from onnx import helper, numpy_helper
 

@@ -1,0 +1,217 @@
+"""How fast onnxruntime's int8 kernels run *this model's* convolutions on this device, one shape at a time.
+
+    python -m benchmarks.conv_kernels out/export/adamatting_mobile_512x512_fp32.onnx [--runs 50] [--threads 2]
+
+Every distinct convolution of the FP32 ONNX (input shape, weight shape, group, stride, padding) becomes a
+one-node graph with random weights, quantized with the project's INT8 settings
+(:func:`export.int8_qdq.quantize_qdq`: QDQ, uint8 activations, per-channel int8 weights), and both run
+interleaved in one process. The table says which layer kinds int8 speeds up on this CPU and which it slows
+down, independently of the layout changes and (de)quantization around them that ``benchmarks.op_profile``
+shows in the whole graph. That is the question a model designer has when a latency ratio disappoints:
+is it the graph, or the kernels? (On the 2-core AVX512-VNNI machine of these sessions: dense convolutions
+with 64+ channels run 2-3x faster in int8, depthwise ones 1.5-2.5x *slower*, 8-16-channel ones the same.)
+
+The times are the convolution kernels' own (onnxruntime's profiler): a one-node graph also needs layout
+changes and (de)quantization around the kernel that the whole model mostly avoids; ``op_profile`` shows what
+they cost there. Like every latency here: compare the two columns of one run, not numbers from two runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+
+CONV_TYPES = ("Conv", "ConvTranspose")
+
+
+def conv_shapes(model) -> "OrderedDict[tuple, dict]":
+    """The distinct convolutions of an ONNX model (shape-inferred), in graph order, each with its count."""
+    import onnx
+    from onnx import shape_inference
+
+    from export.graph_index import node_attr
+
+    model = shape_inference.infer_shapes(model)
+    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+              for v in list(model.graph.value_info) + list(model.graph.input)}
+    weights = {i.name: list(i.dims) for i in model.graph.initializer}
+    found: OrderedDict[tuple, dict] = OrderedDict()
+    for node in model.graph.node:
+        if node.op_type not in CONV_TYPES:
+            continue
+        x, w = shapes.get(node.input[0]), weights.get(node.input[1])
+        if not x or not w or 0 in x:
+            raise ValueError(f"{node.name}: input or weight shape unknown; profile a fixed-size export")
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        attrs = {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in attrs.items()
+                 if k in ("group", "strides", "pads", "dilations", "kernel_shape", "output_padding")}
+        key = (node.op_type, tuple(x), tuple(w), len(node.input) > 2, tuple(sorted((k, str(v)) for k, v in attrs.items())))
+        if key not in found:
+            found[key] = {"op": node.op_type, "input": x, "weight": w, "bias": len(node.input) > 2,
+                          "attrs": attrs, "count": 0, "example": node.name,
+                          "group": int(node_attr(node, "group", 1))}
+        found[key]["count"] += 1
+    return found
+
+
+def kind_of(conv: dict) -> str:
+    if conv["op"] == "ConvTranspose":
+        return "transposed"
+    cin = conv["input"][1]
+    if conv["group"] == 1:
+        return "dense"
+    return "depthwise" if conv["group"] == cin and conv["weight"][1] == 1 else "grouped"
+
+
+def one_conv_model(conv: dict, seed: int = 0):
+    """A one-node ONNX graph computing ``conv`` with random weights."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    w = rng.normal(0.0, 0.2, conv["weight"]).astype(np.float32)
+    inits = [numpy_helper.from_array(w, "w")]
+    inputs = ["x", "w"]
+    if conv["bias"]:
+        cout = conv["weight"][1] * conv["group"] if conv["op"] == "ConvTranspose" else conv["weight"][0]
+        inits.append(numpy_helper.from_array(rng.normal(0.0, 0.1, cout).astype(np.float32), "b"))
+        inputs.append("b")
+    node = helper.make_node(conv["op"], inputs, ["y"], name="conv", **conv["attrs"])
+    graph = helper.make_graph([node], "conv", [helper.make_tensor_value_info("x", TensorProto.FLOAT, conv["input"])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return onnx.shape_inference.infer_shapes(model)
+
+
+class _RandomReader:
+    def __init__(self, shape, n: int = 2):
+        self.shape, self.n, self.i = shape, n, 0
+
+    def get_next(self):
+        if self.i >= self.n:
+            return None
+        self.i += 1
+        return {"x": np.random.default_rng(self.i).normal(0.0, 1.0, self.shape).astype(np.float32)}
+
+
+KERNEL_OPS = ("Conv", "FusedConv", "QLinearConv", "NhwcConv", "NhwcFusedConv", "ConvTranspose")
+
+
+def _kernel_ms(session, calls: int) -> tuple[float, float]:
+    """From onnxruntime's profile: ms per call in the convolution kernel, and in everything else (layout
+    changes, (de)quantization)."""
+    import json
+
+    events = json.loads(Path(session.end_profiling()).read_text())
+    conv = other = 0.0
+    for e in events:
+        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+            if e["args"]["op_name"] in KERNEL_OPS:
+                conv += e["dur"]
+            else:
+                other += e["dur"]
+    return conv / 1e3 / calls, other / 1e3 / calls
+
+
+def time_convs(fp32_onnx: str | Path, runs: int = 50, warmup: int = 5, threads: int | None = None) -> list[dict]:
+    """One row per distinct convolution: the fp32 and int8 convolution kernels' ms per call (onnxruntime's
+    profiler; the layout changes and (de)quantization a one-node graph needs around them are reported
+    apart, as ``*_around_ms``: inside the model most of them are not there)."""
+    import onnx
+    import onnxruntime as ort
+
+    from export.int8_qdq import quantize_qdq
+    from runtime.backends.onnxruntime_backend import session_options
+
+    path = Path(fp32_onnx)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such ONNX file")
+    try:
+        model = onnx.load(str(path))
+    except Exception as e:   # onnx's DecodeError and friends
+        raise ValueError(f"{path}: not a readable ONNX model: {e}") from None
+    rows = []
+    work = Path(tempfile.mkdtemp(prefix="conv-kernels-"))
+    try:
+        for i, conv in enumerate(conv_shapes(model).values()):
+            f, q = work / f"{i}.onnx", work / f"{i}_int8.onnx"
+            onnx.save(one_conv_model(conv), str(f))
+            quantize_qdq(f, q, _RandomReader(conv["input"]))
+            feed = {"x": np.random.default_rng(0).normal(0.0, 1.0, conv["input"]).astype(np.float32)}
+            sessions = []
+            for p in (f, q):
+                options = session_options(threads)
+                options.add_session_config_entry("session.intra_op.allow_spinning", "0")   # interleaved
+                options.enable_profiling = True
+                options.profile_file_prefix = str(work / f"{p.stem}-profile")
+                sessions.append(ort.InferenceSession(str(p), options, providers=["CPUExecutionProvider"]))
+            for _ in range(warmup + runs):
+                for s in sessions:
+                    s.run(None, feed)
+            (fp32_ms, fp32_around), (int8_ms, int8_around) = (_kernel_ms(s, warmup + runs) for s in sessions)
+            rows.append({**conv, "kind": kind_of(conv), "fp32_ms": fp32_ms, "int8_ms": int8_ms,
+                         "fp32_around_ms": fp32_around, "int8_around_ms": int8_around})
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return rows
+
+
+def _describe(r: dict) -> str:
+    _, c, h, w = r["input"]
+    k = "x".join(str(v) for v in r["weight"][2:])
+    stride = r["attrs"].get("strides", [1])[0]
+    cout = r["weight"][1] * r["group"] if r["op"] == "ConvTranspose" else r["weight"][0]
+    return f"{k} {c}→{cout} @{h}x{w}" + (f" /{stride}" if stride != 1 and r["op"] == "Conv" else "") + \
+        (f" x{stride}" if r["op"] == "ConvTranspose" else "")
+
+
+def format_rows(rows: list[dict], top: int = 30) -> str:
+    """Markdown: the layers by FP32 time spent in the whole model (time per call × count), then per kind."""
+    lines = ["| layer | kind | count | fp32 ms | int8 ms | int8/fp32 | fp32 total | int8 total |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    ranked = sorted(rows, key=lambda r: -r["fp32_ms"] * r["count"])
+    for r in ranked[:top]:
+        lines.append(f"| {_describe(r)} | {r['kind']} | {r['count']} | {r['fp32_ms']:.3f} | {r['int8_ms']:.3f} | "
+                     f"{r['int8_ms'] / max(r['fp32_ms'], 1e-9):.2f} | {r['fp32_ms'] * r['count']:.2f} | "
+                     f"{r['int8_ms'] * r['count']:.2f} |")
+    if len(ranked) > top:
+        lines.append(f"| ({len(ranked) - top} more) | | | | | | | |")
+    lines += ["", "| kind | layers | fp32 total ms | int8 total ms | int8/fp32 |", "|---|---:|---:|---:|---:|"]
+    for kind in ("dense", "depthwise", "grouped", "transposed"):
+        sel = [r for r in rows if r["kind"] == kind]
+        if sel:
+            f = sum(r["fp32_ms"] * r["count"] for r in sel)
+            q = sum(r["int8_ms"] * r["count"] for r in sel)
+            lines.append(f"| {kind} | {sum(r['count'] for r in sel)} | {f:.2f} | {q:.2f} | {q / max(f, 1e-9):.2f} |")
+    f = sum(r["fp32_ms"] * r["count"] for r in rows)
+    q = sum(r["int8_ms"] * r["count"] for r in rows)
+    lines.append(f"| **all** | {sum(r['count'] for r in rows)} | {f:.2f} | {q:.2f} | {q / max(f, 1e-9):.2f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.conv_kernels", description=__doc__.split("\n\n")[0])
+    p.add_argument("onnx", help="an FP32 ONNX export with fixed shapes")
+    p.add_argument("--runs", type=int, default=50)
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads (default: its own)")
+    p.add_argument("--top", type=int, default=30, help="layers listed (the rest still count in the totals)")
+    args = p.parse_args(argv)
+    try:
+        rows = time_convs(args.onnx, args.runs, args.warmup, args.threads)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(format_rows(rows, args.top))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
