@@ -56,8 +56,9 @@ class TrainConfig:
     # at); None: 1–2× of the scale at which the image just covers the crop (the first runs' augmentation).
     real_scale: tuple[float, float] | None = (0.8, 1.25)
     # Add the alphamatting.com test photos (no ground truth) to the real cut-outs, with closed-form
-    # matting's alpha from their narrowest trimap as a pseudo-label (calib_data.synth.from_pseudo_labels).
-    pseudo_labels: bool = False
+    # matting's alpha from their narrowest trimap as a pseudo-label (calib_data.synth.from_pseudo_labels):
+    # the shipped checkpoint's last run (weights/README.md).
+    pseudo_labels: bool = True
     bank_size: int = 192               # procedural foregrounds pre-rendered at bank_res
     bank_res: int = 512
     bg_bank: int = 48                  # procedural backgrounds pre-rendered (plus skimage photos)

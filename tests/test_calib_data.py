@@ -673,7 +673,7 @@ def test_pseudo_label_pool_from_photos_without_ground_truth(tmp_path, monkeypatc
 
 
 
-def test_training_data_adds_the_pseudo_labelled_photos_only_when_asked(tmp_path, monkeypatch):
+def test_training_data_adds_the_pseudo_labelled_photos_unless_told_not_to(tmp_path, monkeypatch):
     from adamatting import train as train_module
 
     make_alphamatting(tmp_path / "test", names=("net",), test_layout=True)
@@ -683,8 +683,9 @@ def test_training_data_adds_the_pseudo_labelled_photos_only_when_asked(tmp_path,
     monkeypatch.setattr(synth, "estimate_foreground", lambda image, alpha: image)   # no numba here
     cfg = train_module.TrainConfig(model="tiny", batch=2, crop=32, real_fraction=1.0, bank_size=2, bank_res=64,
                                    bg_bank=1)
-    assert train_module.TrainData(cfg, tmp_path / "cache", progress=False).real is None
-    data = train_module.TrainData(replace(cfg, pseudo_labels=True), tmp_path / "cache", progress=False)
+    assert cfg.pseudo_labels     # the default
+    assert train_module.TrainData(replace(cfg, pseudo_labels=False), tmp_path / "cache", progress=False).real is None
+    data = train_module.TrainData(cfg, tmp_path / "cache", progress=False)
     assert [name for name, _, _ in data.real.items] == ["pseudo:net"]
     assert data.sample(np.random.default_rng(0))["alpha"].shape == (1, 32, 32)
 
