@@ -271,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="scale of the real cut-outs relative to their native resolution (default: 0.8 1.25)")
     t.add_argument("--pseudo-labels", action=argparse.BooleanOptionalAction, default=True,
                    help="also train on the alphamatting.com test photos (no ground truth) with closed-form "
-                        "matting's alpha as the label (default: yes)")
+                        "matting's alpha as the label (default: %(default)s)")
     t.add_argument("--val-every", type=int, default=200)
     t.add_argument("--ema-decay", type=float, default=0.995,
                    help="weight average validated, kept as best.pt and shipped (0: the raw weights)")

@@ -76,18 +76,19 @@ def real_alpha_figure(weights: Path, out: Path) -> list[dict] | None:
 
 
 def bokeh_grid(weights: Path, val_set: CompositedSet, out: Path, strength: float = 0.02) -> list[str]:
-    """Rows of (input, alpha, bokeh): the alphamatting.com test images with their Trimap1 (when present) and
-    one composited validation sample with its mask trimap. Returns the row names."""
-    from calib_data.splits import alphamatting_test_dir
+    """Rows of (input, alpha, bokeh): the held-back alphamatting.com images with their trimap2 (when present;
+    never trained on — the test photos are pseudo-labelled training data since run 9) and one composited
+    validation sample with its mask trimap. Returns the row names."""
     from calib_data.readers import AlphaMattingReader
+    from calib_data.splits import REAL_VALIDATION, alphamatting_dev_dir
     from runtime.bokeh import render_bokeh
     from runtime.matter import Matter
 
     matter = Matter.from_artifact(weights)
     items = []
-    if alphamatting_test_dir().is_dir():
-        for sample in AlphaMattingReader(alphamatting_test_dir()):
-            items.append((sample.name, sample.image, sample.trimaps["trimap1"]))
+    if alphamatting_dev_dir().is_dir():
+        for sample in AlphaMattingReader(alphamatting_dev_dir(), list(REAL_VALIDATION)):
+            items.append((sample.name, sample.image, sample.trimaps["trimap2"]))
     item = val_set[0]
     items.append(("composite", item["image"], item["trimap"]))
     rows, h = [], 180

@@ -89,6 +89,9 @@ class TrainData:
         if cfg.real_fraction > 0 and cfg.pseudo_labels and alphamatting_test_dir().is_dir():
             pseudo = ForegroundPool.from_pseudo_labels(alphamatting_test_dir(), cache_root / "foregrounds")
             self.real = pseudo if self.real is None else self.real + pseudo
+        if self.real is not None and progress:
+            labelled = sum(not name.startswith("pseudo:") for name, _, _ in self.real.items)
+            print(f"real cut-outs: {labelled} with ground truth, {len(self.real.items) - labelled} pseudo-labelled")
         self.procedural = pool
         rng = np.random.default_rng(cfg.seed + 2)
         self.bgs = backgrounds.natural_backgrounds() + [

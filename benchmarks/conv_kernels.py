@@ -8,8 +8,9 @@ one-node graph with random weights, quantized with the project's INT8 settings
 interleaved in one process. The table says which layer kinds int8 speeds up on this CPU and which it slows
 down, independently of the layout changes and (de)quantization around them that ``benchmarks.op_profile``
 shows in the whole graph. That is the question a model designer has when a latency ratio disappoints:
-is it the graph, or the kernels? (On the 2-core AVX512-VNNI machine of these sessions: dense convolutions
-with 64+ channels run 2-3x faster in int8, depthwise ones 1.5-2.5x *slower*, 8-16-channel ones the same.)
+is it the graph, or the kernels? (On the 2-core AVX512-VNNI machine of these sessions, for the mobile
+model: dense convolutions with 24+ channels ~2.4x faster in int8, 4-17-channel ones ~1.1x, depthwise ones
+1.75-2.3x *slower* — at 8-16 channels; from 64 channels up int8 depthwise is faster too.)
 
 The times are the convolution kernels' own (onnxruntime's profiler): a one-node graph also needs layout
 changes and (de)quantization around the kernel that the whole model mostly avoids; ``op_profile`` shows what
@@ -35,8 +36,6 @@ def conv_shapes(model) -> "OrderedDict[tuple, dict]":
     import onnx
     from onnx import shape_inference
 
-    from export.graph_index import node_attr
-
     model = shape_inference.infer_shapes(model)
     shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
               for v in list(model.graph.value_info) + list(model.graph.input)}
@@ -49,15 +48,21 @@ def conv_shapes(model) -> "OrderedDict[tuple, dict]":
         if not x or not w or 0 in x:
             raise ValueError(f"{node.name}: input or weight shape unknown; profile a fixed-size export")
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        if attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET") or "output_shape" in attrs:
+            raise ValueError(f"{node.name}: auto_pad/output_shape are not supported; export with explicit pads")
         attrs = {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in attrs.items()
                  if k in ("group", "strides", "pads", "dilations", "kernel_shape", "output_padding")}
         key = (node.op_type, tuple(x), tuple(w), len(node.input) > 2, tuple(sorted((k, str(v)) for k, v in attrs.items())))
         if key not in found:
             found[key] = {"op": node.op_type, "input": x, "weight": w, "bias": len(node.input) > 2,
-                          "attrs": attrs, "count": 0, "example": node.name,
-                          "group": int(node_attr(node, "group", 1))}
+                          "attrs": attrs, "count": 0, "example": node.name, "group": int(attrs.get("group", 1))}
         found[key]["count"] += 1
     return found
+
+
+def out_channels(conv: dict) -> int:
+    w = conv["weight"]
+    return w[1] * conv["group"] if conv["op"] == "ConvTranspose" else w[0]
 
 
 def kind_of(conv: dict) -> str:
@@ -79,8 +84,7 @@ def one_conv_model(conv: dict, seed: int = 0):
     inits = [numpy_helper.from_array(w, "w")]
     inputs = ["x", "w"]
     if conv["bias"]:
-        cout = conv["weight"][1] * conv["group"] if conv["op"] == "ConvTranspose" else conv["weight"][0]
-        inits.append(numpy_helper.from_array(rng.normal(0.0, 0.1, cout).astype(np.float32), "b"))
+        inits.append(numpy_helper.from_array(rng.normal(0.0, 0.1, out_channels(conv)).astype(np.float32), "b"))
         inputs.append("b")
     node = helper.make_node(conv["op"], inputs, ["y"], name="conv", **conv["attrs"])
     graph = helper.make_graph([node], "conv", [helper.make_tensor_value_info("x", TensorProto.FLOAT, conv["input"])],
@@ -104,22 +108,6 @@ class _RandomReader:
 KERNEL_OPS = ("Conv", "FusedConv", "QLinearConv", "NhwcConv", "NhwcFusedConv", "ConvTranspose")
 
 
-def _kernel_ms(session, calls: int) -> tuple[float, float]:
-    """From onnxruntime's profile: ms per call in the convolution kernel, and in everything else (layout
-    changes, (de)quantization)."""
-    import json
-
-    events = json.loads(Path(session.end_profiling()).read_text())
-    conv = other = 0.0
-    for e in events:
-        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
-            if e["args"]["op_name"] in KERNEL_OPS:
-                conv += e["dur"]
-            else:
-                other += e["dur"]
-    return conv / 1e3 / calls, other / 1e3 / calls
-
-
 def time_convs(fp32_onnx: str | Path, runs: int = 50, warmup: int = 5, threads: int | None = None) -> list[dict]:
     """One row per distinct convolution: the fp32 and int8 convolution kernels' ms per call (onnxruntime's
     profiler; the layout changes and (de)quantization a one-node graph needs around them are reported
@@ -127,9 +115,11 @@ def time_convs(fp32_onnx: str | Path, runs: int = 50, warmup: int = 5, threads: 
     import onnx
     import onnxruntime as ort
 
+    from benchmarks.op_profile import kernel_times, profiling_options
     from export.int8_qdq import quantize_qdq
-    from runtime.backends.onnxruntime_backend import session_options
 
+    if runs < 1 or warmup < 0:
+        raise ValueError(f"runs must be >= 1 and warmup >= 0, got {runs} and {warmup}")
     path = Path(fp32_onnx)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such ONNX file")
@@ -145,17 +135,15 @@ def time_convs(fp32_onnx: str | Path, runs: int = 50, warmup: int = 5, threads: 
             onnx.save(one_conv_model(conv), str(f))
             quantize_qdq(f, q, _RandomReader(conv["input"]))
             feed = {"x": np.random.default_rng(0).normal(0.0, 1.0, conv["input"]).astype(np.float32)}
-            sessions = []
-            for p in (f, q):
-                options = session_options(threads)
-                options.add_session_config_entry("session.intra_op.allow_spinning", "0")   # interleaved
-                options.enable_profiling = True
-                options.profile_file_prefix = str(work / f"{p.stem}-profile")
-                sessions.append(ort.InferenceSession(str(p), options, providers=["CPUExecutionProvider"]))
+            sessions = [ort.InferenceSession(str(p), profiling_options(threads, work / f"{p.stem}-", spinning=False),
+                                             providers=["CPUExecutionProvider"]) for p in (f, q)]   # interleaved
             for _ in range(warmup + runs):
                 for s in sessions:
                     s.run(None, feed)
-            (fp32_ms, fp32_around), (int8_ms, int8_around) = (_kernel_ms(s, warmup + runs) for s in sessions)
+            (fp32_ms, fp32_around), (int8_ms, int8_around) = (
+                (sum(ms for _, op, ms in calls if op in KERNEL_OPS) / runs,
+                 sum(ms for _, op, ms in calls if op not in KERNEL_OPS) / runs)
+                for calls in (kernel_times(s, warmup) for s in sessions))
             rows.append({**conv, "kind": kind_of(conv), "fp32_ms": fp32_ms, "int8_ms": int8_ms,
                          "fp32_around_ms": fp32_around, "int8_around_ms": int8_around})
     finally:
@@ -167,8 +155,7 @@ def _describe(r: dict) -> str:
     _, c, h, w = r["input"]
     k = "x".join(str(v) for v in r["weight"][2:])
     stride = r["attrs"].get("strides", [1])[0]
-    cout = r["weight"][1] * r["group"] if r["op"] == "ConvTranspose" else r["weight"][0]
-    return f"{k} {c}→{cout} @{h}x{w}" + (f" /{stride}" if stride != 1 and r["op"] == "Conv" else "") + \
+    return f"{k} {c}→{out_channels(r)} @{h}x{w}" + (f" /{stride}" if stride != 1 and r["op"] == "Conv" else "") + \
         (f" x{stride}" if r["op"] == "ConvTranspose" else "")
 
 
@@ -197,12 +184,14 @@ def format_rows(rows: list[dict], top: int = 30) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from benchmarks.op_profile import positive_int
+
     p = argparse.ArgumentParser(prog="python -m benchmarks.conv_kernels", description=__doc__.split("\n\n")[0])
     p.add_argument("onnx", help="an FP32 ONNX export with fixed shapes")
-    p.add_argument("--runs", type=int, default=50)
-    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--runs", type=positive_int, default=50)
+    p.add_argument("--warmup", type=positive_int, default=5)
     p.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads (default: its own)")
-    p.add_argument("--top", type=int, default=30, help="layers listed (the rest still count in the totals)")
+    p.add_argument("--top", type=positive_int, default=30, help="layers listed (the rest still count in the totals)")
     args = p.parse_args(argv)
     try:
         rows = time_convs(args.onnx, args.runs, args.warmup, args.threads)

@@ -52,21 +52,42 @@ def stage_of(node: str, op: str) -> str:
     return top + "/" + _INDEX.sub("", sub)
 
 
+def profiling_options(threads: int | None, prefix: str | Path, spinning: bool = True):
+    """The project's onnxruntime session options (``session_options``) with the profiler on, writing to
+    ``prefix``*. ``spinning=False`` for sessions run interleaved in one process (idle ones must not spin)."""
+    from runtime.backends.onnxruntime_backend import session_options
+
+    options = session_options(threads)
+    options.enable_profiling = True
+    options.profile_file_prefix = str(prefix)
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
+
+
+def kernel_times(session, warmup: int) -> list[tuple[str, str, float]]:
+    """End ``session``'s profiling: (node name, operator type, ms) of every kernel call made after its first
+    ``warmup`` runs (their one-off costs — allocations, first-touch pages — are left out)."""
+    events = json.loads(Path(session.end_profiling()).read_text())
+    run_ends = sorted(e["ts"] + e["dur"] for e in events if e.get("cat") == "Session" and e["name"] == "model_run")
+    start = run_ends[warmup - 1] if 0 < warmup <= len(run_ends) else float("-inf")
+    return [(e["name"][: -len("_kernel_time")], e["args"]["op_name"], e["dur"] / 1e3) for e in events
+            if e.get("cat") == "Node" and e["name"].endswith("_kernel_time") and e["ts"] >= start]
+
+
 def profile_onnx(path: str | Path, runs: int = 30, warmup: int = 5, threads: int | None = None,
                  seed: int = 0) -> dict:
     """Median wall time of ``runs`` calls and the mean kernel time per call by stage and by operator type
     (ms), from onnxruntime's profiler, on random inputs of the graph's fixed shapes."""
     import onnxruntime as ort
 
-    from runtime.backends.onnxruntime_backend import session_options
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such ONNX file")
+    if runs < 1 or warmup < 0:
+        raise ValueError(f"runs must be >= 1 and warmup >= 0, got {runs} and {warmup}")
     with tempfile.TemporaryDirectory(prefix="ort-profile-") as tmp:
-        options = session_options(threads)
-        options.enable_profiling = True
-        options.profile_file_prefix = str(Path(tmp) / "profile")
+        options = profiling_options(threads, Path(tmp) / "profile")
         try:
             session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as e:   # onnxruntime's own exception types
@@ -84,20 +105,22 @@ def profile_onnx(path: str | Path, runs: int = 30, warmup: int = 5, threads: int
             start = time.perf_counter()
             session.run(None, feeds)
             seconds.append(time.perf_counter() - start)
-        events = json.loads(Path(session.end_profiling()).read_text())
-    calls = warmup + runs
+        calls = kernel_times(session, warmup)
     by_stage, by_op, nodes = defaultdict(float), defaultdict(float), set()
-    for e in events:
-        if e.get("cat") != "Node" or not e["name"].endswith("_kernel_time"):
-            continue
-        name, op = e["name"][: -len("_kernel_time")], e["args"]["op_name"]
-        ms = e["dur"] / 1e3 / calls
-        by_stage[stage_of(name, op)] += ms
-        by_op[op] += ms
+    for name, op, ms in calls:
+        by_stage[stage_of(name, op)] += ms / runs
+        by_op[op] += ms / runs
         nodes.add(name)
     return {"artifact": path.name, "p50_ms": float(np.median(seconds) * 1e3), "nodes": len(nodes),
             "kernel_ms": float(sum(by_op.values())), "by_stage": dict(by_stage), "by_op": dict(by_op),
             "runs": runs, "warmup": warmup, "threads": threads}
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
 
 
 def conv_share(profile: dict) -> float:
@@ -133,8 +156,8 @@ def amdahl_note(reference: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.op_profile", description=__doc__.split("\n\n")[0])
     p.add_argument("artifacts", nargs="+", help="ONNX files of the same model (the first is the reference)")
-    p.add_argument("--runs", type=int, default=30)
-    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--runs", type=positive_int, default=30)
+    p.add_argument("--warmup", type=positive_int, default=5)
     p.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads (default: its own)")
     p.add_argument("--by", choices=("stage", "op", "both"), default="both")
     p.add_argument("--json", type=Path, help="also write the profiles here")

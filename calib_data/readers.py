@@ -21,7 +21,8 @@ import numpy as np
 
 from calib_data.compositing import composite, fit_background
 from calib_data.errors import DataError
-from calib_data.io import IMAGE_SUFFIXES, check_same_size, read_alpha, read_rgb, read_rgba, read_trimap
+from calib_data.io import (IMAGE_SUFFIXES, check_same_size, check_trimap, read_alpha, read_rgb, read_rgba,
+                           read_trimap)
 
 
 @dataclass
@@ -253,13 +254,18 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
 
 def estimate_alpha_closed_form(image: np.ndarray, trimap: np.ndarray) -> np.ndarray:
     """Closed-form matting (Levin et al., pymatting's ``estimate_alpha_cf``) of a float RGB photo in [0, 1]
-    with a 0/128/255 trimap: float32 alpha in [0, 1], exactly 0 and 1 in the trimap's known regions."""
-    from pymatting import estimate_alpha_cf  # heavy import (numba): only when asked for
-
+    with a uint8 0/128/255 trimap: float32 alpha in [0, 1], exactly 0 and 1 in the trimap's known regions."""
     if image.ndim != 3 or image.shape[2] != 3:
         raise DataError(f"closed-form matting needs an RGB image, got shape {image.shape}")
+    check_trimap(trimap)
     if image.shape[:2] != trimap.shape:
         raise DataError(f"image {image.shape[:2]} and trimap {trimap.shape} differ in size")
+    if not (trimap == 128).any():
+        return (trimap / np.float32(255)).astype(np.float32)
+    if not ((trimap == 0).any() and (trimap == 255).any()):
+        raise DataError("closed-form matting needs both background (0) and foreground (255) pixels in the trimap")
+    from pymatting import estimate_alpha_cf  # heavy import (numba): only when needed
+
     alpha = estimate_alpha_cf(image.astype(np.float64), trimap.astype(np.float64) / 255.0)
     alpha = np.clip(alpha, 0.0, 1.0).astype(np.float32)
     alpha[trimap == 0], alpha[trimap == 255] = 0.0, 1.0

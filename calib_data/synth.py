@@ -22,6 +22,8 @@ from calib_data.readers import (AlphaMattingReader, RGBACutoutReader, estimate_a
 from calib_data.trimaps import random_trimap, trimap_from_mask, validation_trimap
 
 TRIMAP_MODES = ("random", "validation", "mask")
+# Part of the pseudo-labels' cache key: change it when estimate_alpha_closed_form changes what it returns.
+PSEUDO_LABEL_VERSION = b"closed-form 1"
 
 
 @dataclass
@@ -78,10 +80,11 @@ class ForegroundPool:
             if trimap not in sample.trimaps:
                 raise DataError(f"{sample.name} has no {trimap} (has: {', '.join(sample.trimaps) or 'none'})", root)
             tri = sample.trimaps[trimap]
-            key = hashlib.sha256(sample.image.tobytes() + tri.tobytes()).hexdigest()[:20]
+            key = hashlib.sha256(PSEUDO_LABEL_VERSION + sample.image.tobytes() + tri.tobytes()).hexdigest()[:20]
             alpha = _cached(cache_dir / f"cf-{key}.npy", tri.shape,
                             lambda: estimate_alpha_closed_form(sample.image, tri))
-            fg = _cached(cache_dir / f"fg-{key}.npy", sample.image.shape,
+            fg_key = hashlib.sha256(sample.image.tobytes() + alpha.tobytes()).hexdigest()[:20]   # as from_alphamatting
+            fg = _cached(cache_dir / f"fg-{fg_key}.npy", sample.image.shape,
                          lambda: estimate_foreground(sample.image, alpha))
             items.append((f"pseudo:{sample.name}", fg, alpha))
         return cls(items, reader.source_files())

@@ -642,11 +642,17 @@ def test_closed_form_alpha_recovers_a_two_colour_edge():
         estimate_alpha_closed_form(image, trimap[:, :20])
     with pytest.raises(DataError, match="needs an RGB image"):
         estimate_alpha_closed_form(image[..., 0], trimap)
+    with pytest.raises(DataError, match="must be uint8"):
+        estimate_alpha_closed_form(image, trimap / np.float32(255))
+    with pytest.raises(DataError, match="needs both background .0. and foreground .255."):
+        estimate_alpha_closed_form(image, np.where(trimap == 0, 128, trimap).astype(np.uint8))
+    known = np.where(xx < 16, 0, 255).astype(np.uint8)      # nothing unknown: the trimap is the answer
+    assert np.array_equal(estimate_alpha_closed_form(image, known), known / np.float32(255))
 
 
 def test_pseudo_label_pool_from_photos_without_ground_truth(tmp_path, monkeypatch):
     """The test-set layout (no gt/) becomes a pool of pseudo-labelled cut-outs from each photo's trimap1; the
-    estimated alpha and colours are cached, so a second pool computes nothing."""
+    estimated alpha and colours are cached, so a second pool computes nothing; another trimap is another key."""
     make_alphamatting(tmp_path / "am", names=("doll", "net"), test_layout=True)
     calls = []
 
@@ -664,13 +670,18 @@ def test_pseudo_label_pool_from_photos_without_ground_truth(tmp_path, monkeypatc
     assert len(listing(tmp_path / "cache")) == 4 and len(pool.sources) == 2 * 4
     name, fg, alpha = pool.sample((16, 16), np.random.default_rng(0), augment=True)
     assert name.startswith("pseudo:") and fg.shape == (16, 16, 3) and alpha.shape == (16, 16)
-    # cached: nothing is estimated again; another trimap is another key
-    monkeypatch.setattr(synth, "estimate_alpha_closed_form", lambda *a: pytest.fail("recomputed"))
+    # cached: nothing is estimated again
+    monkeypatch.setattr(synth, "estimate_alpha_closed_form", lambda *a: pytest.fail("alpha recomputed"))
+    monkeypatch.setattr(synth, "estimate_foreground", lambda *a: pytest.fail("colours recomputed"))
     again = ForegroundPool.from_pseudo_labels(tmp_path / "am", tmp_path / "cache")
-    assert all(np.array_equal(a[2], b[2]) for a, b in zip(pool.items, again.items))
+    assert all(np.array_equal(a[2], b[2]) and np.array_equal(a[1], b[1]) for a, b in zip(pool.items, again.items))
+    # another trimap is another label
+    monkeypatch.setattr(synth, "estimate_alpha_closed_form", fake_cf)
+    monkeypatch.setattr(synth, "estimate_foreground", lambda image, alpha: image)
+    wide = ForegroundPool.from_pseudo_labels(tmp_path / "am", tmp_path / "cache", trimap="trimap2")
+    assert len(calls) == 4 and not np.array_equal(wide.items[0][2], pool.items[0][2])
     with pytest.raises(DataError, match="doll has no trimap9 .has: trimap1, trimap2, trimap3."):
         ForegroundPool.from_pseudo_labels(tmp_path / "am", tmp_path / "cache", trimap="trimap9")
-
 
 
 def test_training_data_adds_the_pseudo_labelled_photos_unless_told_not_to(tmp_path, monkeypatch):

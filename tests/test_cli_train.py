@@ -25,6 +25,12 @@ def test_every_command_has_help(command, capsys):
     assert "usage: adamat" in capsys.readouterr().out
 
 
+def test_pseudo_labels_are_on_unless_turned_off():
+    assert build_parser().parse_args(["train"]).pseudo_labels is True
+    assert build_parser().parse_args(["train", "--no-pseudo-labels"]).pseudo_labels is False
+    assert TrainConfig().pseudo_labels is True
+
+
 def test_flops_command_prints_the_budget(capsys):
     assert main(["flops", "--config", "tiny", "--size", "64"]) == 0
     out = capsys.readouterr().out
