@@ -105,9 +105,6 @@ class _RandomReader:
         return {"x": np.random.default_rng(self.i).normal(0.0, 1.0, self.shape).astype(np.float32)}
 
 
-KERNEL_OPS = ("Conv", "FusedConv", "QLinearConv", "NhwcConv", "NhwcFusedConv", "ConvTranspose")
-
-
 def time_convs(fp32_onnx: str | Path, runs: int = 50, warmup: int = 5, threads: int | None = None) -> list[dict]:
     """One row per distinct convolution: the fp32 and int8 convolution kernels' ms per call (onnxruntime's
     profiler; the layout changes and (de)quantization a one-node graph needs around them are reported
@@ -115,7 +112,7 @@ def time_convs(fp32_onnx: str | Path, runs: int = 50, warmup: int = 5, threads: 
     import onnx
     import onnxruntime as ort
 
-    from benchmarks.op_profile import kernel_times, profiling_options
+    from benchmarks.op_profile import CONV_OPS, kernel_times, profiling_options
     from export.int8_qdq import quantize_qdq
 
     if runs < 1 or warmup < 0:
@@ -141,8 +138,8 @@ def time_convs(fp32_onnx: str | Path, runs: int = 50, warmup: int = 5, threads: 
                 for s in sessions:
                     s.run(None, feed)
             (fp32_ms, fp32_around), (int8_ms, int8_around) = (
-                (sum(ms for _, op, ms in calls if op in KERNEL_OPS) / runs,
-                 sum(ms for _, op, ms in calls if op not in KERNEL_OPS) / runs)
+                (sum(ms for _, op, ms in calls if op in CONV_OPS) / runs,
+                 sum(ms for _, op, ms in calls if op not in CONV_OPS) / runs)
                 for calls in (kernel_times(s, warmup) for s in sessions))
             rows.append({**conv, "kind": kind_of(conv), "fp32_ms": fp32_ms, "int8_ms": int8_ms,
                          "fp32_around_ms": fp32_around, "int8_around_ms": int8_around})

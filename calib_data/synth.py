@@ -62,10 +62,7 @@ class ForegroundPool:
         items = []
         for i, name in enumerate(reader.names):
             sample = reader[i]
-            key = hashlib.sha256(sample.image.tobytes() + sample.alpha.tobytes()).hexdigest()[:20]
-            fg = _cached(cache_dir / f"fg-{key}.npy", sample.image.shape,
-                         lambda: estimate_foreground(sample.image, sample.alpha))
-            items.append((name, fg, sample.alpha))
+            items.append((name, _foreground(sample.image, sample.alpha, cache_dir), sample.alpha))
         return cls(items, reader.source_files())
 
     @classmethod
@@ -83,10 +80,7 @@ class ForegroundPool:
             key = hashlib.sha256(PSEUDO_LABEL_VERSION + sample.image.tobytes() + tri.tobytes()).hexdigest()[:20]
             alpha = _cached(cache_dir / f"cf-{key}.npy", tri.shape,
                             lambda: estimate_alpha_closed_form(sample.image, tri))
-            fg_key = hashlib.sha256(sample.image.tobytes() + alpha.tobytes()).hexdigest()[:20]   # as from_alphamatting
-            fg = _cached(cache_dir / f"fg-{fg_key}.npy", sample.image.shape,
-                         lambda: estimate_foreground(sample.image, alpha))
-            items.append((f"pseudo:{sample.name}", fg, alpha))
+            items.append((f"pseudo:{sample.name}", _foreground(sample.image, alpha, cache_dir), alpha))
         return cls(items, reader.source_files())
 
     @classmethod
@@ -141,6 +135,12 @@ class ForegroundPool:
         if augment and rng.random() < 0.5:
             fg, alpha = fg[:, ::-1], alpha[:, ::-1]
         return name, np.ascontiguousarray(fg, np.float32), np.ascontiguousarray(alpha, np.float32)
+
+
+def _foreground(image: np.ndarray, alpha: np.ndarray, cache_dir: Path) -> np.ndarray:
+    """The estimated foreground colours of a photo with this alpha, cached by the content of both."""
+    key = hashlib.sha256(image.tobytes() + alpha.tobytes()).hexdigest()[:20]
+    return _cached(cache_dir / f"fg-{key}.npy", image.shape, lambda: estimate_foreground(image, alpha))
 
 
 def _cached(path: Path, shape: tuple[int, ...], compute) -> np.ndarray:
