@@ -51,7 +51,8 @@ def _cmd_train(args) -> int:
                       comp_weight=args.comp_weight, threads=args.threads, val_every=args.val_every,
                       bank_size=args.bank_size, bank_res=args.bank_res,
                       real_scale=tuple(args.real_scale), ema_decay=args.ema_decay,
-                      pseudo_labels=args.pseudo_labels)
+                      pseudo_labels=args.pseudo_labels, photo_fraction=args.photo_fraction,
+                      photo_trimap_fraction=args.photo_trimap_fraction)
     validate = None
     if alphamatting_dev_dir().is_dir():
         def validate(model):
@@ -272,6 +273,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--pseudo-labels", action=argparse.BooleanOptionalAction, default=True,
                    help="also train on the alphamatting.com test photos (no ground truth) with closed-form "
                         "matting's alpha as the label (default: %(default)s)")
+    t.add_argument("--photo-fraction", type=float, default=0.0,
+                   help="share of the real samples that are crops of the photo as taken (its own background) "
+                        "rather than its cut-out re-composited (default: %(default)s)")
+    t.add_argument("--photo-trimap-fraction", type=float, default=0.5,
+                   help="share of those photo crops that take one of the photo's hand-drawn trimaps "
+                        "(default: %(default)s)")
     t.add_argument("--val-every", type=int, default=200)
     t.add_argument("--ema-decay", type=float, default=0.995,
                    help="weight average validated, kept as best.pt and shipped (0: the raw weights)")

@@ -8,7 +8,9 @@ Data per step: foregrounds from a pre-rendered procedural bank plus the real alp
 split (colours estimated by pymatting; optionally also the test photos, which have no ground truth, with
 closed-form matting's alpha as a pseudo-label), randomly scaled, cropped near the edge, flipped and colour
 jittered, composited on natural or procedural backgrounds; trimaps from random DIM erosion (70 %), from a
-coarse mask (25 %, the phone case) or all unknown (5 %, "no trimap").
+coarse mask (25 %, the phone case) or all unknown (5 %, "no trimap"). With ``photo_fraction`` > 0 that
+share of the real samples is instead a crop of the photo as it was taken (its own background, one of its
+hand-drawn trimaps half of the time): the held-back images are photos of that kind, not re-composites.
 """
 
 from __future__ import annotations
@@ -59,6 +61,11 @@ class TrainConfig:
     # matting's alpha from their narrowest trimap as a pseudo-label (calib_data.synth.from_pseudo_labels):
     # the shipped checkpoint's last run (weights/README.md).
     pseudo_labels: bool = True
+    # Share of the real samples that are crops of the photo itself (its own background, no colour jitter)
+    # rather than its cut-out re-composited on another background: the held-back images are photos of the
+    # same kind. Of those, the share that take one of the photo's hand-drawn trimaps (the others draw one).
+    photo_fraction: float = 0.0
+    photo_trimap_fraction: float = 0.5
     bank_size: int = 192               # procedural foregrounds pre-rendered at bank_res
     bank_res: int = 512
     bg_bank: int = 48                  # procedural backgrounds pre-rendered (plus skimage photos)
@@ -99,29 +106,43 @@ class TrainData:
         self.cfg = cfg
 
     def sample(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        c = self.cfg.crop
-        if self.real is not None and rng.random() < self.cfg.real_fraction:
-            _, fg, alpha = self.real.sample((c, c), rng, augment=True, scale_range=self.cfg.real_scale)
+        c, trimap = self.cfg.crop, None
+        real = self.real is not None and rng.random() < self.cfg.real_fraction
+        if real and self.cfg.photo_fraction > 0 and self.real.photos and rng.random() < self.cfg.photo_fraction:
+            crop = self.real.sample_photo((c, c), rng, self.cfg.real_scale, self.cfg.photo_trimap_fraction)
+            image, fg, bg, alpha, trimap = crop.image, crop.fg, crop.bg, crop.alpha, crop.trimap
         else:
-            _, fg, alpha = self.procedural.sample((c, c), rng, augment=True)
+            if real:
+                _, fg, alpha = self.real.sample((c, c), rng, augment=True, scale_range=self.cfg.real_scale)
+            else:
+                _, fg, alpha = self.procedural.sample((c, c), rng, augment=True)
+            image, fg, bg = self._composite(fg, alpha, rng)
+        if trimap is None:
+            trimap = self._random_trimap(alpha, rng)
+        img, tri = encode_inputs(image, trimap)
+        chw = lambda a: np.ascontiguousarray(np.transpose(a, (2, 0, 1)), dtype=np.float32)   # float [0, 1]
+        return {"image": img, "trimap": tri, "alpha": alpha[None].astype(np.float32),
+                "target": gt_trimap_classes(alpha, dilate=3), "fg": chw(fg), "bg": chw(bg), "image01": chw(image)}
+
+    @staticmethod
+    def _random_trimap(alpha: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        u = rng.random()
+        if u < 0.70:
+            return random_trimap(alpha, rng)
+        if u < 0.95:
+            return trimap_from_mask(coarse_mask(alpha, rng), band=int(rng.integers(4, 24)))
+        return np.full(alpha.shape, 128, np.uint8)
+
+    def _composite(self, fg: np.ndarray, alpha: np.ndarray, rng: np.random.Generator):
+        """fg over a random background, both colour-jittered: (image, fg, bg)."""
+        c = self.cfg.crop
         bg = self.bgs[int(rng.integers(len(self.bgs)))]
         bg = fit_background(bg, int(c * rng.uniform(1.0, 1.5)), int(c * rng.uniform(1.0, 1.5)), rng) if min(bg.shape[:2]) > c else bg
         bg = fit_background(bg, c, c, rng)
         if rng.random() < 0.5:
             bg = bg[:, ::-1]
         fg, bg = color_jitter(fg, rng), color_jitter(np.ascontiguousarray(bg), rng)
-        image = composite(fg, bg, alpha, round_uint8=True)
-        u = rng.random()
-        if u < 0.70:
-            trimap = random_trimap(alpha, rng)
-        elif u < 0.95:
-            trimap = trimap_from_mask(coarse_mask(alpha, rng), band=int(rng.integers(4, 24)))
-        else:
-            trimap = np.full(alpha.shape, 128, np.uint8)
-        img, tri = encode_inputs(image, trimap)
-        chw = lambda a: np.ascontiguousarray(np.transpose(a, (2, 0, 1)), dtype=np.float32)   # float [0, 1]
-        return {"image": img, "trimap": tri, "alpha": alpha[None].astype(np.float32),
-                "target": gt_trimap_classes(alpha, dilate=3), "fg": chw(fg), "bg": chw(bg), "image01": chw(image)}
+        return composite(fg, bg, alpha, round_uint8=True), fg, bg
 
     def batch(self, step: int, device: torch.device) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng([self.cfg.seed, step])   # batch = f(seed, step): resumes reproducibly

@@ -40,30 +40,56 @@ def file_digest(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+@dataclass
+class Photo:
+    """A real photo behind a cut-out: the image itself, the background colours that reproduce it with the
+    cut-out's fg and alpha (I = αF + (1 − α)B), and the photo's own hand-drawn trimaps."""
+    image: np.ndarray                   # (H, W, 3) float32
+    bg: np.ndarray                      # (H, W, 3) float32
+    trimaps: tuple[np.ndarray, ...]     # uint8 0/128/255, each (H, W)
+
+
+@dataclass
+class PhotoCrop:
+    name: str
+    image: np.ndarray
+    fg: np.ndarray
+    bg: np.ndarray
+    alpha: np.ndarray
+    trimap: np.ndarray | None           # a crop of one of the photo's trimaps, or None (draw a random one)
+
+
 class ForegroundPool:
     """A pool of (name, fg, alpha) cut-outs to crop composites from.
 
     Real cut-outs come from the alphamatting layout (with gt; foreground colours estimated by pymatting,
     slow the first time while numba compiles, then cached as .npy keyed by the photo's and alpha's
     content) or from RGBA PNGs; a procedural bank pre-renders procedural subjects once (training).
+    Real cut-outs keep their photo (``photos``): ``sample_photo`` crops the photo itself, unchanged
+    background and all, with the same geometry as ``sample``.
     """
 
-    def __init__(self, items: list[tuple[str, np.ndarray, np.ndarray]], sources: list[Path]):
+    def __init__(self, items: list[tuple[str, np.ndarray, np.ndarray]], sources: list[Path],
+                 photos: dict[str, Photo] | None = None):
         if not items:
             raise DataError("foreground pool is empty")
         self.items = items          # (name, fg, alpha)
         self.sources = sources
+        self.photos = photos or {}
+        self._by_name = {name: (fg, alpha) for name, fg, alpha in items}
 
     @classmethod
     def from_alphamatting(cls, root: Path, names: list[str] | None, cache_dir: Path) -> "ForegroundPool":
         reader = AlphaMattingReader(root, names)
         if reader.gt_dir is None:
             raise DataError("real foregrounds need ground-truth alpha (a gt/ folder)", root)
-        items = []
+        items, photos = [], {}
         for i, name in enumerate(reader.names):
             sample = reader[i]
-            items.append((name, _foreground(sample.image, sample.alpha, cache_dir), sample.alpha))
-        return cls(items, reader.source_files())
+            fg = _foreground(sample.image, sample.alpha, cache_dir)
+            items.append((name, fg, sample.alpha))
+            photos[name] = _photo(sample, fg, sample.alpha)
+        return cls(items, reader.source_files(), photos)
 
     @classmethod
     def from_pseudo_labels(cls, root: Path, cache_dir: Path, trimap: str = "trimap1") -> "ForegroundPool":
@@ -72,7 +98,7 @@ class ForegroundPool:
         plastic bag, fur, hair) than the 10 photos with ground truth. Their errors are closed-form's, so
         they are a training aid, never an evaluation set. Alpha and colours are cached like the others."""
         reader = AlphaMattingReader(root)
-        items = []
+        items, photos = [], {}
         for sample in reader:
             if trimap not in sample.trimaps:
                 raise DataError(f"{sample.name} has no {trimap} (has: {', '.join(sample.trimaps) or 'none'})", root)
@@ -80,8 +106,10 @@ class ForegroundPool:
             key = hashlib.sha256(PSEUDO_LABEL_VERSION + sample.image.tobytes() + tri.tobytes()).hexdigest()[:20]
             alpha = _cached(cache_dir / f"cf-{key}.npy", tri.shape,
                             lambda: estimate_alpha_closed_form(sample.image, tri))
-            items.append((f"pseudo:{sample.name}", _foreground(sample.image, alpha, cache_dir), alpha))
-        return cls(items, reader.source_files())
+            fg = _foreground(sample.image, alpha, cache_dir)
+            items.append((f"pseudo:{sample.name}", fg, alpha))
+            photos[f"pseudo:{sample.name}"] = _photo(sample, fg, alpha)
+        return cls(items, reader.source_files(), photos)
 
     @classmethod
     def from_rgba_folder(cls, root: Path) -> "ForegroundPool":
@@ -100,7 +128,7 @@ class ForegroundPool:
         return cls(items, [])
 
     def __add__(self, other: "ForegroundPool") -> "ForegroundPool":
-        return ForegroundPool(self.items + other.items, self.sources + other.sources)
+        return ForegroundPool(self.items + other.items, self.sources + other.sources, {**self.photos, **other.photos})
 
     def sample(self, size: tuple[int, int], rng: np.random.Generator, augment: bool,
                scale_range: tuple[float, float] | None = None) -> tuple[str, np.ndarray, np.ndarray]:
@@ -109,38 +137,76 @@ class ForegroundPool:
         The scale is 1–2× the one at which the foreground just covers ``size`` (``fit``), or, with
         ``scale_range``, uniform in that range of the native resolution (never below ``fit``)."""
         name, fg, alpha = self.items[int(rng.integers(len(self.items)))]
-        h, w = size
-        fit = max(h / alpha.shape[0], w / alpha.shape[1])
-        if augment and scale_range is not None:
-            scale = max(fit, float(rng.uniform(*scale_range)))
-        else:
-            scale = fit * (float(rng.uniform(1.0, 2.0)) if augment else 1.0)
-        nh, nw = max(h, int(round(alpha.shape[0] * scale))), max(w, int(round(alpha.shape[1] * scale)))
-        if (nh, nw) != alpha.shape:
-            interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-            fg = cv2.resize(fg, (nw, nh), interpolation=interp)
-            alpha = np.clip(cv2.resize(alpha, (nw, nh), interpolation=interp), 0.0, 1.0)
-        # Centre the crop on a pixel of the transition band: random one when augmenting, its centroid otherwise.
-        ys, xs = np.nonzero((alpha > 0.0) & (alpha < 1.0))
-        if ys.size == 0:
-            cy, cx = nh // 2, nw // 2
-        elif augment:
-            j = int(rng.integers(ys.size))
-            cy, cx = int(ys[j]), int(xs[j])
-        else:
-            cy, cx = int(ys.mean()), int(xs.mean())
-        y0 = int(np.clip(cy - h // 2, 0, nh - h))
-        x0 = int(np.clip(cx - w // 2, 0, nw - w))
-        fg, alpha = fg[y0:y0 + h, x0:x0 + w], alpha[y0:y0 + h, x0:x0 + w]
-        if augment and rng.random() < 0.5:
-            fg, alpha = fg[:, ::-1], alpha[:, ::-1]
-        return name, np.ascontiguousarray(fg, np.float32), np.ascontiguousarray(alpha, np.float32)
+        fg, alpha = _crop(size, rng, augment, scale_range, alpha, [fg])
+        return name, fg, alpha
+
+    def sample_photo(self, size: tuple[int, int], rng: np.random.Generator, scale_range: tuple[float, float] | None,
+                     trimap_fraction: float = 0.5) -> PhotoCrop:
+        """A crop of ``size`` from one real photo as it was taken (random scale, crop near the edge, flip,
+        as ``sample`` with ``augment``), with its fg, bg and alpha; with probability ``trimap_fraction`` also
+        the crop of one of its hand-drawn trimaps (nearest-neighbour scaled)."""
+        if not self.photos:
+            raise DataError("this foreground pool has no photos (only real cut-outs keep theirs)")
+        names = sorted(self.photos)
+        name = names[int(rng.integers(len(names)))]
+        photo = self.photos[name]
+        fg, alpha = self._by_name[name]
+        trimap = None
+        if photo.trimaps and rng.random() < trimap_fraction:
+            trimap = photo.trimaps[int(rng.integers(len(photo.trimaps)))]
+        image, fg, bg, alpha, *rest = _crop(size, rng, True, scale_range, alpha, [photo.image, fg, photo.bg],
+                                            [trimap] if trimap is not None else [])
+        return PhotoCrop(name, image, fg, bg, alpha, rest[0] if rest else None)
+
+
+def _crop(size: tuple[int, int], rng: np.random.Generator, augment: bool, scale_range: tuple[float, float] | None,
+          alpha: np.ndarray, planes: list[np.ndarray], labels: list[np.ndarray] = ()) -> list[np.ndarray]:
+    """Scale, crop (centred on the transition band) and flip ``alpha``, the float ``planes`` (interpolated) and
+    the ``labels`` (nearest neighbour) alike; returns planes…, alpha, labels… as contiguous arrays."""
+    h, w = size
+    fit = max(h / alpha.shape[0], w / alpha.shape[1])
+    if augment and scale_range is not None:
+        scale = max(fit, float(rng.uniform(*scale_range)))
+    else:
+        scale = fit * (float(rng.uniform(1.0, 2.0)) if augment else 1.0)
+    nh, nw = max(h, int(round(alpha.shape[0] * scale))), max(w, int(round(alpha.shape[1] * scale)))
+    if (nh, nw) != alpha.shape:
+        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        planes = [cv2.resize(p, (nw, nh), interpolation=interp) for p in planes]
+        labels = [cv2.resize(t, (nw, nh), interpolation=cv2.INTER_NEAREST) for t in labels]
+        alpha = np.clip(cv2.resize(alpha, (nw, nh), interpolation=interp), 0.0, 1.0)
+    # Centre the crop on a pixel of the transition band: random one when augmenting, its centroid otherwise.
+    ys, xs = np.nonzero((alpha > 0.0) & (alpha < 1.0))
+    if ys.size == 0:
+        cy, cx = nh // 2, nw // 2
+    elif augment:
+        j = int(rng.integers(ys.size))
+        cy, cx = int(ys[j]), int(xs[j])
+    else:
+        cy, cx = int(ys.mean()), int(xs.mean())
+    y0 = int(np.clip(cy - h // 2, 0, nh - h))
+    x0 = int(np.clip(cx - w // 2, 0, nw - w))
+    flip = augment and rng.random() < 0.5
+    out = []
+    for arr, dtype in [(p, np.float32) for p in planes] + [(alpha, np.float32)] + [(t, np.uint8) for t in labels]:
+        arr = arr[y0:y0 + h, x0:x0 + w]
+        out.append(np.ascontiguousarray(arr[:, ::-1] if flip else arr, dtype))
+    return out
 
 
 def _foreground(image: np.ndarray, alpha: np.ndarray, cache_dir: Path) -> np.ndarray:
     """The estimated foreground colours of a photo with this alpha, cached by the content of both."""
     key = hashlib.sha256(image.tobytes() + alpha.tobytes()).hexdigest()[:20]
     return _cached(cache_dir / f"fg-{key}.npy", image.shape, lambda: estimate_foreground(image, alpha))
+
+
+def _photo(sample, fg: np.ndarray, alpha: np.ndarray) -> Photo:
+    """The photo of a real cut-out, with the background that makes αF + (1 − α)B give it back: B = (I − αF) /
+    (1 − α) where the foreground lets the background through, F where it does not (B does not matter there)."""
+    a = alpha[..., None]
+    bg = np.where(a < 0.99, (sample.image - a * fg) / np.maximum(1.0 - a, 0.01), fg)
+    trimaps = tuple(sample.trimaps[k] for k in sorted(sample.trimaps))
+    return Photo(sample.image.astype(np.float32), np.clip(bg, 0.0, 1.0).astype(np.float32), trimaps)
 
 
 def _cached(path: Path, shape: tuple[int, ...], compute) -> np.ndarray:

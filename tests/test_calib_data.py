@@ -701,6 +701,80 @@ def test_training_data_adds_the_pseudo_labelled_photos_unless_told_not_to(tmp_pa
     assert data.sample(np.random.default_rng(0))["alpha"].shape == (1, 32, 32)
 
 
+def _window(big: np.ndarray, small: np.ndarray) -> tuple[int, int, bool] | None:
+    """Where ``small`` sits in ``big`` (exactly, maybe mirrored left-right): (y, x, flipped), or None."""
+    h, w = small.shape[:2]
+    for flipped in (False, True):
+        want = small[:, ::-1] if flipped else small
+        for y in range(big.shape[0] - h + 1):
+            for x in range(big.shape[1] - w + 1):
+                if np.array_equal(big[y:y + h, x:x + w], want):
+                    return y, x, flipped
+    return None
+
+
+def test_photo_crops_are_the_photo_itself_with_a_background_that_gives_it_back(tmp_path, monkeypatch):
+    """sample_photo crops the real photo (not a re-composite): the same window of the photo, its alpha and
+    (when drawn) one of its hand-drawn trimaps; its fg and bg composite back to the photo."""
+    make_alphamatting(tmp_path / "am")
+    # fg colours: a smooth guess unlike the photo, so bg has to make up the difference
+    monkeypatch.setattr(synth, "estimate_foreground", lambda image, alpha: np.full_like(image, 0.5))
+    pool = ForegroundPool.from_alphamatting(tmp_path / "am", None, tmp_path / "cache")
+    assert sorted(pool.photos) == ["a", "b"]
+    sample = AlphaMattingReader(tmp_path / "am")[0]
+    photo = pool.photos["a"]
+    assert np.array_equal(photo.image, sample.image)
+    assert [t.tobytes() for t in photo.trimaps] == [sample.trimaps[k].tobytes() for k in ("trimap1", "trimap2")]
+    a = sample.alpha[..., None]
+    recomposed = a * 0.5 + (1 - a) * photo.bg
+    assert np.array_equal(photo.bg[sample.alpha == 0], sample.image[sample.alpha == 0])
+    exact = (a < 0.99) & (photo.bg > 0) & (photo.bg < 1)       # B is clipped to [0, 1]; elsewhere it is exact
+    assert exact.mean() > 0.5
+    assert np.abs(recomposed - sample.image)[exact].max() < 1e-5
+    rng = np.random.default_rng(0)
+    seen_trimap = seen_none = 0
+    for _ in range(12):
+        crop = pool.sample_photo((24, 24), rng, scale_range=(1.0, 1.0), trimap_fraction=0.5)
+        photo = pool.photos[crop.name]
+        where = _window(photo.image, crop.image)
+        assert where is not None, "a photo crop is a window of the photo"
+        y, x, flipped = where
+        cut = lambda arr: arr[y:y + 24, x:x + 24][:, ::-1] if flipped else arr[y:y + 24, x:x + 24]  # noqa: E731
+        assert np.array_equal(crop.alpha, cut(pool._by_name[crop.name][1]))
+        assert np.array_equal(crop.bg, cut(photo.bg)) and np.array_equal(crop.fg, cut(pool._by_name[crop.name][0]))
+        if crop.trimap is None:
+            seen_none += 1
+        else:
+            seen_trimap += 1
+            assert any(np.array_equal(crop.trimap, cut(t)) for t in photo.trimaps)
+    assert seen_trimap and seen_none
+    both = pool + ForegroundPool([("disc", np.zeros((8, 8, 3), np.float32), np.ones((8, 8), np.float32))], [])
+    assert sorted(both.photos) == ["a", "b"]
+    with pytest.raises(DataError, match="has no photos"):
+        ForegroundPool([("disc", np.zeros((8, 8, 3), np.float32), np.ones((8, 8), np.float32))], []).sample_photo(
+            (8, 8), rng, None)
+
+
+def test_training_data_mixes_in_photo_crops_when_asked(tmp_path, monkeypatch):
+    from adamatting import train as train_module
+
+    make_alphamatting(tmp_path / "dev", names=("GT01",), size=(64, 64))
+    monkeypatch.setattr(train_module, "alphamatting_dev_dir", lambda: tmp_path / "dev")
+    monkeypatch.setattr(train_module, "REAL_TRAIN", ("GT01",))
+    monkeypatch.setattr(synth, "estimate_foreground", lambda image, alpha: image)   # no numba here
+    cfg = train_module.TrainConfig(model="tiny", batch=2, crop=32, real_fraction=1.0, bank_size=2, bank_res=64,
+                                   bg_bank=1, pseudo_labels=False, photo_fraction=1.0, real_scale=(1.0, 1.0))
+    data = train_module.TrainData(cfg, tmp_path / "cache", progress=False)
+    photo = data.real.photos["GT01"].image
+    for seed in range(4):
+        item = data.sample(np.random.default_rng(seed))
+        image = item["image01"].transpose(1, 2, 0)
+        assert _window(photo, image) is not None              # the photo as taken, not a re-composite
+        comp = item["alpha"][0][..., None] * item["fg"].transpose(1, 2, 0) + (1 - item["alpha"][0][..., None]) * item["bg"].transpose(1, 2, 0)
+        assert np.abs(comp - image).max() < 0.02
+    assert train_module.TrainConfig().photo_fraction == 0.0   # off unless asked
+
+
 # ------------------------------------------------------------------------------------------- synth
 
 def test_synthesizer_trimap_modes_and_determinism():
