@@ -41,6 +41,17 @@ def _cmd_demo(args) -> int:
     return code
 
 
+def fraction(text: str) -> float:
+    """argparse type: a share in [0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
+    return value
+
+
 def _cmd_train(args) -> int:
     from adamatting.train import TrainConfig, train
     from adamatting.evaluate import evaluate_real, torch_predictor
@@ -263,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch", type=int, default=8)
     t.add_argument("--crop", type=int, default=512, help="training crop side, a multiple of the model's stride")
     t.add_argument("--lr", type=float, default=1e-3)
-    t.add_argument("--real-fraction", type=float, default=0.7)
+    t.add_argument("--real-fraction", type=fraction, default=0.7)
     t.add_argument("--grad-weight", type=float, default=1.0, help="Sobel-gradient L1 weight in the alpha loss")
     t.add_argument("--comp-weight", type=float, default=0.5, help="composition L1 weight in the alpha loss")
     t.add_argument("--bank-size", type=int, default=192, help="procedural foregrounds pre-rendered for training")
@@ -273,10 +284,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--pseudo-labels", action=argparse.BooleanOptionalAction, default=True,
                    help="also train on the alphamatting.com test photos (no ground truth) with closed-form "
                         "matting's alpha as the label (default: %(default)s)")
-    t.add_argument("--photo-fraction", type=float, default=0.0,
+    t.add_argument("--photo-fraction", type=fraction, default=0.5,
                    help="share of the real samples that are crops of the photo as taken (its own background) "
                         "rather than its cut-out re-composited (default: %(default)s)")
-    t.add_argument("--photo-trimap-fraction", type=float, default=0.5,
+    t.add_argument("--photo-trimap-fraction", type=fraction, default=0.5,
                    help="share of those photo crops that take one of the photo's hand-drawn trimaps "
                         "(default: %(default)s)")
     t.add_argument("--val-every", type=int, default=200)

@@ -8,8 +8,8 @@ Data per step: foregrounds from a pre-rendered procedural bank plus the real alp
 split (colours estimated by pymatting; optionally also the test photos, which have no ground truth, with
 closed-form matting's alpha as a pseudo-label), randomly scaled, cropped near the edge, flipped and colour
 jittered, composited on natural or procedural backgrounds; trimaps from random DIM erosion (70 %), from a
-coarse mask (25 %, the phone case) or all unknown (5 %, "no trimap"). With ``photo_fraction`` > 0 that
-share of the real samples is instead a crop of the photo as it was taken (its own background, one of its
+coarse mask (25 %, the phone case) or all unknown (5 %, "no trimap"). ``photo_fraction`` (half) of the
+real samples are instead a crop of the photo as it was taken (its own background, one of its
 hand-drawn trimaps half of the time): the held-back images are photos of that kind, not re-composites.
 """
 
@@ -64,7 +64,7 @@ class TrainConfig:
     # Share of the real samples that are crops of the photo itself (its own background, no colour jitter)
     # rather than its cut-out re-composited on another background: the held-back images are photos of the
     # same kind. Of those, the share that take one of the photo's hand-drawn trimaps (the others draw one).
-    photo_fraction: float = 0.0
+    photo_fraction: float = 0.5
     photo_trimap_fraction: float = 0.5
     bank_size: int = 192               # procedural foregrounds pre-rendered at bank_res
     bank_res: int = 512

@@ -772,7 +772,7 @@ def test_training_data_mixes_in_photo_crops_when_asked(tmp_path, monkeypatch):
         assert _window(photo, image) is not None              # the photo as taken, not a re-composite
         comp = item["alpha"][0][..., None] * item["fg"].transpose(1, 2, 0) + (1 - item["alpha"][0][..., None]) * item["bg"].transpose(1, 2, 0)
         assert np.abs(comp - image).max() < 0.02
-    assert train_module.TrainConfig().photo_fraction == 0.0   # off unless asked
+    assert train_module.TrainConfig().photo_fraction == 0.5   # the shipped checkpoint's recipe
 
 
 # ------------------------------------------------------------------------------------------- synth

@@ -31,6 +31,17 @@ def test_pseudo_labels_are_on_unless_turned_off():
     assert TrainConfig().pseudo_labels is True
 
 
+def test_photo_crops_are_half_the_real_samples_by_default_and_shares_are_checked(capsys):
+    args = build_parser().parse_args(["train"])
+    assert args.photo_fraction == TrainConfig().photo_fraction == 0.5
+    assert build_parser().parse_args(["train", "--photo-fraction", "0"]).photo_fraction == 0.0
+    for flag, value in (("--photo-fraction", "1.5"), ("--photo-trimap-fraction", "-0.1"), ("--real-fraction", "half")):
+        with pytest.raises(SystemExit) as exit_info:
+            build_parser().parse_args(["train", flag, value])
+        assert exit_info.value.code == 2
+        assert f"argument {flag}: must be" in capsys.readouterr().err
+
+
 def test_flops_command_prints_the_budget(capsys):
     assert main(["flops", "--config", "tiny", "--size", "64"]) == 0
     out = capsys.readouterr().out
