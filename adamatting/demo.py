@@ -52,9 +52,12 @@ def contact_sheet(sets: list[CompositedSet], per_set: int = 8, tile: int = 160) 
 
 
 def real_alpha_figure(weights: Path, out: Path) -> list[dict] | None:
-    """Model alpha beside ground truth on the held-back real images (trimap1); returns metric rows."""
+    """Model alpha beside ground truth on the held-back real images (trimap1); returns metric rows.
+
+    Two model panels: the network's own alpha (where its adapted trimap overrules the given one, it shows),
+    and the alpha that is scored and that the runtime returns, the given trimap's known regions kept."""
     from adamatting.checkpoint import load_model
-    from adamatting.evaluate import evaluate_real, torch_predictor
+    from adamatting.evaluate import evaluate_real, protocol_alpha, torch_predictor
 
     model, _ = load_model(weights)
     _, rows = evaluate_real(torch_predictor(model), trimaps=("trimap1",), keep=True)
@@ -65,8 +68,10 @@ def real_alpha_figure(weights: Path, out: Path) -> list[dict] | None:
     for sample, row in zip(reader, rows):
         h = 200
         w = int(round(sample.image.shape[1] * h / sample.image.shape[0]))
-        parts = [sample.image, _gray(sample.trimaps["trimap1"] / 255.0), _gray(row.pop("alpha")), _gray(sample.alpha)]
-        names = [sample.name, "trimap1", f"model  SAD {row['SAD']:.1f}", "ground truth"]
+        raw = row.pop("alpha")
+        parts = [sample.image, _gray(sample.trimaps["trimap1"] / 255.0), _gray(raw),
+                 _gray(protocol_alpha(raw, sample.trimaps["trimap1"])), _gray(sample.alpha)]
+        names = [sample.name, "trimap1", "network alpha", f"known regions kept  SAD {row['SAD']:.1f}", "ground truth"]
         tiles.append(np.concatenate([_label(cv2.resize(p, (w, h), interpolation=cv2.INTER_AREA), n)
                                      for p, n in zip(parts, names)], axis=1))
     width = max(t.shape[1] for t in tiles)

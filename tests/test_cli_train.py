@@ -130,7 +130,12 @@ def test_demo_real_image_figure_with_a_checkpoint(tmp_path, capsys):
 
     ckpt = save_checkpoint(tmp_path / "m.pt", build_model(get_config("tiny")))
     rows = real_alpha_figure(ckpt, tmp_path / "real.png")
-    assert (tmp_path / "real.png").is_file()
+    import cv2
+
+    figure = cv2.imread(str(tmp_path / "real.png"))
+    # 4 images × 200 px; 5 panels each (photo, trimap, network alpha, known regions kept, ground truth), the
+    # widest row GT15's (490×800 → 327 px a panel)
+    assert figure.shape == (4 * 200, 5 * 327, 3)
     assert [r["image"] for r in rows] == ["GT03", "GT15", "GT19", "GT25"]
     assert all(np.isfinite(r["SAD"]) and r["SAD"] > 0 for r in rows)
 
