@@ -77,10 +77,16 @@ class TrainConfig:
     seed: int = 0
     threads: int = 0                   # 0: torch default
 
+    def __post_init__(self):
+        for name in ("real_fraction", "photo_fraction", "photo_trimap_fraction"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
         names = {f.name for f in dataclasses.fields(cls)}
         d = {k: v for k, v in d.items() if k in names}
+        d.setdefault("photo_fraction", 0.0)   # runs from before photo crops had none: resume them unchanged
         if d.get("real_scale") is not None:
             d["real_scale"] = tuple(d["real_scale"])
         return cls(**d)
@@ -111,6 +117,7 @@ class TrainData:
         if real and self.cfg.photo_fraction > 0 and self.real.photos and rng.random() < self.cfg.photo_fraction:
             crop = self.real.sample_photo((c, c), rng, self.cfg.real_scale, self.cfg.photo_trimap_fraction)
             image, fg, bg, alpha, trimap = crop.image, crop.fg, crop.bg, crop.alpha, crop.trimap
+            image = np.rint(image * 255.0) / np.float32(255.0)   # 8 bits, as the composites and the photos are
         else:
             if real:
                 _, fg, alpha = self.real.sample((c, c), rng, augment=True, scale_range=self.cfg.real_scale)

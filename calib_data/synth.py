@@ -77,6 +77,13 @@ class ForegroundPool:
         self.sources = sources
         self.photos = photos or {}
         self._by_name = {name: (fg, alpha) for name, fg, alpha in items}
+        if len(self._by_name) != len(items):
+            seen: set[str] = set()
+            dup = sorted({n for n, _, _ in items if n in seen or seen.add(n)})
+            raise DataError(f"foreground pool has duplicate cut-out names: {', '.join(dup)}")
+        orphans = sorted(set(self.photos) - set(self._by_name))
+        if orphans:
+            raise DataError(f"photos without a cut-out of the same name: {', '.join(orphans)}")
 
     @classmethod
     def from_alphamatting(cls, root: Path, names: list[str] | None, cache_dir: Path) -> "ForegroundPool":
@@ -173,7 +180,8 @@ def _crop(size: tuple[int, int], rng: np.random.Generator, augment: bool, scale_
     if (nh, nw) != alpha.shape:
         interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
         planes = [cv2.resize(p, (nw, nh), interpolation=interp) for p in planes]
-        labels = [cv2.resize(t, (nw, nh), interpolation=cv2.INTER_NEAREST) for t in labels]
+        # NEAREST_EXACT samples at pixel centres like the linear/area resizes; plain NEAREST is shifted ~½ px
+        labels = [cv2.resize(t, (nw, nh), interpolation=cv2.INTER_NEAREST_EXACT) for t in labels]
         alpha = np.clip(cv2.resize(alpha, (nw, nh), interpolation=interp), 0.0, 1.0)
     # Centre the crop on a pixel of the transition band: random one when augmenting, its centroid otherwise.
     ys, xs = np.nonzero((alpha > 0.0) & (alpha < 1.0))
@@ -202,7 +210,9 @@ def _foreground(image: np.ndarray, alpha: np.ndarray, cache_dir: Path) -> np.nda
 
 def _photo(sample, fg: np.ndarray, alpha: np.ndarray) -> Photo:
     """The photo of a real cut-out, with the background that makes αF + (1 − α)B give it back: B = (I − αF) /
-    (1 − α) where the foreground lets the background through, F where it does not (B does not matter there)."""
+    (1 − α), clipped to [0, 1], where the foreground lets the background through. Where α ≥ 0.99 the
+    background is hidden and unknown; B = F there, so the composition loss adds nothing on opaque pixels of
+    a photo crop (the alpha L1 still does)."""
     a = alpha[..., None]
     bg = np.where(a < 0.99, (sample.image - a * fg) / np.maximum(1.0 - a, 0.01), fg)
     trimaps = tuple(sample.trimaps[k] for k in sorted(sample.trimaps))
