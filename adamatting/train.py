@@ -36,6 +36,7 @@ from adamatting.loss import AdaMattingLoss
 from adamatting.model import AdaMatting, build_model
 from calib_data import backgrounds
 from calib_data.compositing import composite, fit_background
+from calib_data.io import to_uint8
 from calib_data.splits import REAL_TRAIN, alphamatting_dev_dir, alphamatting_test_dir
 from calib_data.synth import ForegroundPool, coarse_mask, color_jitter
 from calib_data.trimaps import gt_trimap_classes, random_trimap, trimap_from_mask
@@ -117,7 +118,7 @@ class TrainData:
         if real and self.cfg.photo_fraction > 0 and self.real.photos and rng.random() < self.cfg.photo_fraction:
             crop = self.real.sample_photo((c, c), rng, self.cfg.real_scale, self.cfg.photo_trimap_fraction)
             image, fg, bg, alpha, trimap = crop.image, crop.fg, crop.bg, crop.alpha, crop.trimap
-            image = np.rint(image * 255.0) / np.float32(255.0)   # 8 bits, as the composites and the photos are
+            image = to_uint8(image).astype(np.float32) / np.float32(255.0)   # 8 bits, as composite(round_uint8)
         else:
             if real:
                 _, fg, alpha = self.real.sample((c, c), rng, augment=True, scale_range=self.cfg.real_scale)

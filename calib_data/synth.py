@@ -7,6 +7,7 @@ so both see exactly the same generator.
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,8 +79,7 @@ class ForegroundPool:
         self.photos = photos or {}
         self._by_name = {name: (fg, alpha) for name, fg, alpha in items}
         if len(self._by_name) != len(items):
-            seen: set[str] = set()
-            dup = sorted({n for n, _, _ in items if n in seen or seen.add(n)})
+            dup = sorted(n for n, k in Counter(n for n, _, _ in items).items() if k > 1)
             raise DataError(f"foreground pool has duplicate cut-out names: {', '.join(dup)}")
         orphans = sorted(set(self.photos) - set(self._by_name))
         if orphans:
