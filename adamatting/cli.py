@@ -57,7 +57,7 @@ def _cmd_train(args) -> int:
     from adamatting.evaluate import evaluate_real, torch_predictor
     from calib_data.splits import alphamatting_dev_dir
 
-    cfg = TrainConfig(model=args.config, steps=args.steps, batch=args.batch, crop=args.crop, lr=args.lr,
+    cfg = TrainConfig(model=args.config, guided_scale=args.guided_scale, steps=args.steps, batch=args.batch, crop=args.crop, lr=args.lr,
                       real_fraction=args.real_fraction, grad_weight=args.grad_weight,
                       comp_weight=args.comp_weight, threads=args.threads, val_every=args.val_every,
                       bank_size=args.bank_size, bank_res=args.bank_res,
@@ -269,6 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train (or resume) a model; a run folder holds checkpoints, log.csv, curves.png")
     t.add_argument("--config", default="mobile", help="model config: mobile, paper, tiny")
+    t.add_argument("--guided-scale", type=int, choices=(1, 2, 4), default=None,
+                   help="override the config's guided_scale: 1 runs the network at full resolution (no guided "
+                        "upsampler), 2 at half resolution with it (the mobile config's own)")
     t.add_argument("--run", default="runs/mobile", help="run folder; an existing last.pt is resumed")
     t.add_argument("--steps", type=int, default=3000)
     t.add_argument("--batch", type=int, default=8)

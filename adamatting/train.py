@@ -30,7 +30,7 @@ import torch
 from tqdm import tqdm
 
 from adamatting.checkpoint import CheckpointError, load_state, read_checkpoint, save_checkpoint, upgrade_state
-from adamatting.config import get_config
+from adamatting.config import ModelConfig, get_config
 from adamatting.encoding import encode_inputs
 from adamatting.loss import AdaMattingLoss
 from adamatting.model import AdaMatting, build_model
@@ -45,6 +45,9 @@ from calib_data.trimaps import gt_trimap_classes, random_trimap, trimap_from_mas
 @dataclass
 class TrainConfig:
     model: str = "mobile"
+    # Override of the model config's guided_scale (None: the config's own). 1 trains the mobile network at
+    # full resolution, without the guided upsampler (weights/README.md, "Where the gap to closed-form is").
+    guided_scale: int | None = None
     steps: int = 3000
     batch: int = 8
     crop: int = 512                    # a multiple of the model's stride (64 for mobile)
@@ -82,6 +85,10 @@ class TrainConfig:
         for name in ("real_fraction", "photo_fraction", "photo_trimap_fraction"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+
+    def model_config(self) -> ModelConfig:
+        """The network this run trains: the named config with this run's overrides."""
+        return get_config(self.model, **({} if self.guided_scale is None else {"guided_scale": self.guided_scale}))
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
@@ -201,7 +208,7 @@ def train(run_dir: str | Path, cfg: TrainConfig, cache_root: Path = Path("cache"
 
     ``init``: a checkpoint whose weights (and learned σ's, when it has them) start a *new* run, e.g. the
     shipped weights/mobile.pt; ignored when the run folder already has last.pt (that is resumed)."""
-    model_cfg = get_config(cfg.model)
+    model_cfg = cfg.model_config()
     if cfg.crop % model_cfg.stride:
         raise ValueError(f"crop {cfg.crop} is not a multiple of the {cfg.model!r} model's stride {model_cfg.stride}")
     if not 0.0 <= cfg.ema_decay < 1.0:
@@ -221,6 +228,12 @@ def train(run_dir: str | Path, cfg: TrainConfig, cache_root: Path = Path("cache"
     last = run_dir / "last.pt"
     if last.is_file():
         ck = read_checkpoint(last)
+        saved = ModelConfig.from_dict(ck["config"]).replace(name=model_cfg.name)
+        differ = [f"{k}: run {getattr(saved, k)!r} vs now {getattr(model_cfg, k)!r}"
+                  for k in model_cfg.to_dict() if getattr(saved, k) != getattr(model_cfg, k)]
+        if differ:
+            raise CheckpointError(f"{last} was trained with another model config than this resume asks for ("
+                                  + ", ".join(differ) + "); resume with the run's options (its train_config.json)")
         if upgrade_state(model, ck["model"])[1]:
             raise CheckpointError(f"{last} predates the propagation unit's trimap input: its optimizer state "
                                   f"does not fit the model; start a new run from its weights (--init {last})")
@@ -232,13 +245,18 @@ def train(run_dir: str | Path, cfg: TrainConfig, cache_root: Path = Path("cache"
         print(f"resuming {last} at step {step} (best val SAD {best:.3f})")
     elif init is not None:
         ck = read_checkpoint(init)
-        # A checkpoint of the same network without the guided upsampler (guided_scale 1) can start a run
-        # of one with it: the upsampler starts from its identity-like initialisation.
-        kept = load_state(model, ck["model"], init, new_modules=("refiner.",))
+        # The same network with and without the guided upsampler (guided_scale 2 vs 1) shares every weight
+        # but the upsampler's: a run of one can start from the other. A new upsampler starts from its
+        # identity-like initialisation; an old one is dropped.
+        own = model.state_dict()
+        state = ck["model"]
+        dropped = sorted(k for k in state if k.startswith("refiner.") and k not in own)
+        kept = load_state(model, {k: v for k, v in state.items() if k not in dropped}, init, new_modules=("refiner.",))
         if "loss" in ck:
             loss_fn.load_state_dict(ck["loss"])
         print(f"new run {run_dir} from the weights of {init} (its step {ck.get('step', '?')})"
-              + (f"; {len(kept)} refiner tensors newly initialised" if kept else ""))
+              + (f"; {len(kept)} refiner tensors newly initialised" if kept else "")
+              + (f"; its {len(dropped)} refiner tensors dropped" if dropped else ""))
     ema = WeightAverage(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
     if ema is not None and averaged is not None:
         ema.model.load_state_dict(averaged)

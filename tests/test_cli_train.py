@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from adamatting.checkpoint import CheckpointError
 from adamatting.cli import build_parser, main
 from adamatting.config import get_config
 from adamatting.model import build_model
@@ -91,6 +92,26 @@ def test_guided_run_starts_from_weights_without_the_upsampler(tmp_path, capsys):
     with pytest.raises(ValueError, match="crop 96 is not a multiple of the 'tiny-guided' model's stride 64"):
         train(tmp_path / "bad", dataclasses.replace(cfg, crop=96), cache_root=tmp_path / "cache", progress=False)
     assert not (tmp_path / "bad").exists()
+
+
+def test_guided_scale_override_trains_the_network_at_full_resolution_from_guided_weights(tmp_path, capsys):
+    # The other direction: --guided-scale 1 with --init of a guided checkpoint drops its upsampler.
+    assert build_parser().parse_args(["train", "--guided-scale", "1"]).guided_scale == 1
+    assert build_parser().parse_args(["train"]).guided_scale is None
+    guided_cfg = dataclasses.replace(tiny_train_config(2), model="tiny-guided")
+    guided = train(tmp_path / "guided", guided_cfg, cache_root=tmp_path / "cache", progress=False)
+    full_cfg = dataclasses.replace(guided_cfg, guided_scale=1, crop=96)   # stride 32 again
+    assert full_cfg.model_config() == get_config("tiny-guided", guided_scale=1)
+    last = train(tmp_path / "full", full_cfg, cache_root=tmp_path / "cache", progress=False, init=guided)
+    assert "refiner tensors dropped" in capsys.readouterr().out
+    ck = torch.load(last, weights_only=True)
+    assert ck["config"]["guided_scale"] == 1 and not any(k.startswith("refiner.") for k in ck["model"])
+    before = torch.load(guided, weights_only=True)["model"]
+    assert any(not torch.equal(ck["model"][k], before[k]) for k in ck["model"] if k.startswith("encoder."))
+    # resuming the run without its override names the field instead of failing on the weights
+    with pytest.raises(CheckpointError, match=r"guided_scale: run 1 vs now 2.*train_config.json"):
+        train(tmp_path / "full", dataclasses.replace(full_cfg, guided_scale=None, steps=4, crop=64),
+              cache_root=tmp_path / "cache", progress=False)
 
 
 def test_learning_rate_schedule_warms_up_and_decays():
