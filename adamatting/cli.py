@@ -52,6 +52,14 @@ def fraction(text: str) -> float:
     return value
 
 
+def guided_scale(text: str) -> float:
+    """argparse type of --guided-scale: 1, 4/3, 2 or 4 (adamatting.config.GUIDED_SCALES)."""
+    scales = {"1": 1, "4/3": 4 / 3, "2": 2, "4": 4}
+    if text.strip() not in scales:
+        raise argparse.ArgumentTypeError(f"must be one of {', '.join(scales)}, got {text!r}")
+    return scales[text.strip()]
+
+
 def _cmd_train(args) -> int:
     from adamatting.train import TrainConfig, train
     from adamatting.evaluate import evaluate_real, torch_predictor
@@ -269,9 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train (or resume) a model; a run folder holds checkpoints, log.csv, curves.png")
     t.add_argument("--config", default="mobile", help="model config: mobile, paper, tiny")
-    t.add_argument("--guided-scale", type=int, choices=(1, 2, 4), default=None,
+    t.add_argument("--guided-scale", type=guided_scale, default=None, metavar="{1,4/3,2,4}",
                    help="override the config's guided_scale: 1 runs the network at full resolution (no guided "
-                        "upsampler), 2 at half resolution with it (the mobile config's own)")
+                        "upsampler), 4/3 at 3/4 resolution with it (the mobile config's own), 2 at half")
     t.add_argument("--run", default="runs/mobile", help="run folder; an existing last.pt is resumed")
     t.add_argument("--steps", type=int, default=3000)
     t.add_argument("--batch", type=int, default=8)

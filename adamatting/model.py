@@ -29,13 +29,14 @@ starts as the identity. Budget: at full resolution a plain 3×3 ConvLSTM would c
 mobile budget, so the mobile config uses depthwise-separable gate convolutions (dw 3×3 + pw) and 8
 hidden channels: ~0.16 GMAC per step at 512×512.
 
-Guided upsampling (``guided_scale`` = 2, the mobile config; not in the paper): the encoder, both decoders
-and the propagation unit run on the input average-pooled by 2, and a learned guided filter
-(``GuidedUpsampler``) takes the fused alpha back to the input resolution as α = A·I + b with the
-full-resolution image, A and b predicted at the base resolution. It costs a quarter of the network's MACs
-(0.58 instead of 2.16 GMACs at 512×512) and puts the photo's own pixel-level detail (hair strands, mesh
-wires) into alpha, which the network at full resolution, trained on a CPU, did not learn to draw. The
-``paper`` config keeps guided_scale = 1, as published.
+Guided upsampling (``guided_scale`` s > 1, the mobile config; not in the paper): the encoder, both decoders
+and the propagation unit run on the input downscaled by s, and a learned guided filter (``GuidedUpsampler``)
+takes the fused alpha back to the input resolution as α = A·I + b with the full-resolution image, A and b
+predicted at the base resolution. It puts the photo's own pixel-level detail (hair strands, mesh wires) into
+alpha, which the network at full resolution, trained on a CPU, did not learn to draw (it drew the net and
+the solid edge better, hair worse: weights/README.md). The mobile config runs the network at 3/4 resolution
+(s = 4/3, bilinear resampling; 1.32 GMACs at 512×512); s = 2 and 4 average-pool (0.58 GMACs at s = 2,
+2.19 at s = 1). The ``paper`` config keeps guided_scale = 1, as published.
 """
 
 from __future__ import annotations
@@ -307,7 +308,7 @@ class GuidedUpsampler(nn.Module):
     Exported as AveragePool, Resize (bilinear), 1×1 Conv, Mul, ReduceSum and Clip — every backend runs these.
     """
 
-    def __init__(self, feat_ch: int, hidden: int, scale: int):
+    def __init__(self, feat_ch: int, hidden: int, scale: float):
         super().__init__()
         self.scale = scale
         self.conv = nn.Sequential(
@@ -335,10 +336,21 @@ class GuidedUpsampler(nn.Module):
         return torch.clamp((ab[:, :3] * image).sum(dim=1, keepdim=True) + ab[:, 3:], 0.0, 1.0)
 
 
+def downscale(x: torch.Tensor, s: float) -> torch.Tensor:
+    """The input at the network's resolution: average-pooled by an integer s (each base pixel the mean of its
+    s×s block), bilinear for s = 4/3 (blocks of 4/3 pixels; an ONNX Resize every backend runs, where an
+    adaptive pooling would not export). Output sides are exact: the input is a multiple of cfg.stride."""
+    if s == 1:
+        return x
+    if float(s).is_integer():
+        return F.avg_pool2d(x, int(s))
+    return F.interpolate(x, scale_factor=1 / s, mode="bilinear", align_corners=False)
+
+
 class AdaMatting(nn.Module):
-    """With ``cfg.guided_scale`` s > 1 the network runs on the input average-pooled by s and the guided
-    upsampler returns alpha at the input resolution; the trimap logits are upsampled bilinearly. The
-    auxiliary outputs ``alpha_pu`` and ``alpha_decoder`` stay at the network's resolution."""
+    """With ``cfg.guided_scale`` s > 1 the network runs on the input downscaled by s (:func:`downscale`) and
+    the guided upsampler returns alpha at the input resolution; the trimap logits are upsampled bilinearly.
+    The auxiliary outputs ``alpha_pu`` and ``alpha_decoder`` stay at the network's resolution."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -355,8 +367,7 @@ class AdaMatting(nn.Module):
 
     def forward(self, image: torch.Tensor, trimap: torch.Tensor) -> dict[str, torch.Tensor]:
         s = self.cfg.guided_scale
-        image_base = F.avg_pool2d(image, s) if s > 1 else image
-        trimap_base = F.avg_pool2d(trimap, s) if s > 1 else trimap
+        image_base, trimap_base = downscale(image, s), downscale(trimap, s)
         feats = self.encoder(torch.cat([image_base, trimap_base], dim=1))
         trimap_logits = self.trimap_decoder(feats)
         prob = torch.softmax(trimap_logits, dim=1)

@@ -46,8 +46,8 @@ from calib_data.trimaps import gt_trimap_classes, random_trimap, trimap_from_mas
 class TrainConfig:
     model: str = "mobile"
     # Override of the model config's guided_scale (None: the config's own). 1 trains the mobile network at
-    # full resolution, without the guided upsampler (weights/README.md, "Where the gap to closed-form is").
-    guided_scale: int | None = None
+    # full resolution, without the guided upsampler; 2 at half resolution (weights/README.md, "Training").
+    guided_scale: float | None = None
     steps: int = 3000
     batch: int = 8
     crop: int = 512                    # a multiple of the model's stride (64 for mobile)
@@ -245,7 +245,7 @@ def train(run_dir: str | Path, cfg: TrainConfig, cache_root: Path = Path("cache"
         print(f"resuming {last} at step {step} (best val SAD {best:.3f})")
     elif init is not None:
         ck = read_checkpoint(init)
-        # The same network with and without the guided upsampler (guided_scale 2 vs 1) shares every weight
+        # The same network with and without the guided upsampler (guided_scale > 1 vs 1) shares every weight
         # but the upsampler's: a run of one can start from the other. A new upsampler starts from its
         # identity-like initialisation; an old one is dropped.
         own = model.state_dict()

@@ -98,6 +98,7 @@ def test_guided_scale_override_trains_the_network_at_full_resolution_from_guided
     # The other direction: --guided-scale 1 with --init of a guided checkpoint drops its upsampler.
     assert build_parser().parse_args(["train", "--guided-scale", "1"]).guided_scale == 1
     assert build_parser().parse_args(["train"]).guided_scale is None
+    assert build_parser().parse_args(["train", "--guided-scale", "4/3"]).guided_scale == 4 / 3
     guided_cfg = dataclasses.replace(tiny_train_config(2), model="tiny-guided")
     guided = train(tmp_path / "guided", guided_cfg, cache_root=tmp_path / "cache", progress=False)
     full_cfg = dataclasses.replace(guided_cfg, guided_scale=1, crop=96)   # stride 32 again

@@ -21,7 +21,7 @@ def inputs(n, h, w, trimap_value=0.5):
 @pytest.mark.parametrize("config, size", [
     ("tiny", (64, 64)), ("tiny", (96, 160)), ("tiny-resnet", (64, 64)), ("tiny-resnet", (128, 96)),
     ("tiny-guided", (64, 64)), ("tiny-guided", (128, 192)),
-    ("mobile", (64, 64)), ("mobile", (128, 192)), ("paper", (64, 96)),   # paper: 77 M params, one size
+    ("mobile", (128, 128)), ("mobile", (128, 256)), ("paper", (64, 96)),   # paper: 77 M params, one size
 ])
 def test_output_shapes_both_code_paths(config, size):
     model = build_model(get_config(config)).eval()
@@ -187,7 +187,7 @@ def test_bad_inputs_get_clear_errors():
         check_input(*inputs(1, 70, 64))
     with pytest.raises(ValueError, match="stride 64"):
         check_input(*inputs(1, 96, 64), stride=get_config("tiny-guided").stride)
-    with pytest.raises(ValueError, match="guided_scale"):
+    with pytest.raises(ValueError, match="guided_scale must be one of"):
         get_config("tiny", guided_scale=3)
     with pytest.raises(ValueError, match="too small"):
         pad_to_stride(torch.zeros(1, 3, 5, 5))
@@ -210,7 +210,7 @@ def test_mobile_budget_counted_by_flop_counter():
 # ------------------------------------------------------------------------------------ the guided upsampler
 def test_guided_configs_run_the_network_at_half_resolution():
     cfg = get_config("tiny-guided")
-    assert cfg.stride == 64 and get_config("tiny").stride == 32 and get_config("mobile").stride == 64
+    assert cfg.stride == 64 and get_config("tiny").stride == 32 and get_config("mobile").stride == 128
     model = build_model(cfg).eval()
     with torch.no_grad():
         out = model(*inputs(1, 128, 192))
@@ -221,6 +221,25 @@ def test_guided_configs_run_the_network_at_half_resolution():
     prob = out["trimap_prob"]
     assert prob.shape == (1, 3, 128, 192) and float(prob.min()) >= 0
     assert torch.allclose(prob.sum(1), torch.ones(1, 128, 192), atol=1e-5)
+
+
+def test_the_mobile_config_runs_the_network_at_three_quarters_resolution():
+    # guided_scale 4/3: bilinear to 3/4 of the input, inputs multiples of 128 (the base: multiples of 96)
+    cfg = get_config("tiny-guided", guided_scale=4 / 3)
+    assert cfg.stride == 128 and get_config("mobile").guided_scale == 4 / 3
+    assert [get_config("tiny", guided_scale=s).stride for s in (1, 2, 4)] == [32, 64, 128]
+    model = build_model(cfg).eval()
+    with torch.no_grad():
+        out = model(*inputs(1, 128, 256))
+    assert out["alpha"].shape == (1, 1, 128, 256) and out["trimap_prob"].shape == (1, 3, 128, 256)
+    assert out["alpha_pu"].shape == (1, 1, 96, 192)
+    # the same weights run at any scale (a checkpoint's config decides): half resolution differs
+    half = build_model(get_config("tiny-guided")).eval()
+    half.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        assert half(*inputs(1, 128, 256))["alpha_pu"].shape == (1, 1, 64, 128)
+    with pytest.raises(ValueError, match="guided_scale must be one of 1, 4/3, 2, 4, got 1.5"):
+        get_config("tiny", guided_scale=1.5)
 
 
 def test_trimap_prob_is_the_softmax_of_the_logits_without_upsampler():
