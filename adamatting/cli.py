@@ -205,6 +205,7 @@ def _cmd_export_sensitivity(args) -> int:
 
 def _cmd_ship(args) -> int:
     from adamatting.checkpoint import average_checkpoints, load_model, load_state, read_checkpoint, save_checkpoint
+    from adamatting.model import build_model
 
     if args.average:
         model, payloads = average_checkpoints(args.average)
@@ -219,6 +220,16 @@ def _cmd_ship(args) -> int:
         if "ema" in payload:   # last.pt of a run without validation: ship its weight average, not the raw weights
             load_state(model, payload["ema"], src)
         keep = {k: payload[k] for k in ("step", "best", "elapsed_s", "train_config", "val", "loss") if k in payload}
+    if args.guided_scale is not None and args.guided_scale != model.cfg.guided_scale:
+        # The same weights, the network at another resolution: the guided upsampler works at any scale, but a
+        # model with it cannot become one without it (or the reverse) by a config change.
+        if (args.guided_scale > 1) != (model.cfg.guided_scale > 1):
+            raise SystemExit(f"adamat ship: --guided-scale {args.guided_scale:g} needs a model "
+                             f"{'with' if args.guided_scale > 1 else 'without'} the guided upsampler; {src} has "
+                             f"guided_scale {model.cfg.guided_scale:g} (train one: adamat train --guided-scale ... --init {src})")
+        rescaled = build_model(model.cfg.replace(guided_scale=args.guided_scale))
+        rescaled.load_state_dict(model.state_dict())
+        model = rescaled.eval()
     save_checkpoint(args.out, model, source=str(src), **keep)
     read_checkpoint(args.out)  # re-read what was written
     size = Path(args.out).stat().st_size / 1e6
@@ -395,6 +406,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--average", nargs="+", metavar="CHECKPOINT",
                    help="ship the uniform average of these checkpoints of one config instead (snapshots of "
                         "one run late in its schedule); --run is then ignored")
+    s.add_argument("--guided-scale", type=guided_scale, default=None, metavar="{4/3,2,4}",
+                   help="run the shipped network at this scale instead of the one it was trained at (the "
+                        "shipped weights: trained at 2, shipped at 4/3)")
     s.set_defaults(func=_cmd_ship)
 
     from runtime.command import add_parser as add_bokeh_parser

@@ -50,7 +50,7 @@ class TrainConfig:
     guided_scale: float | None = None
     steps: int = 3000
     batch: int = 8
-    crop: int = 512                    # a multiple of the model's stride (64 for mobile)
+    crop: int = 512                    # a multiple of the model's stride (128 for mobile)
     lr: float = 1e-3
     warmup: int = 50
     weight_decay: float = 1e-5

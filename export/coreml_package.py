@@ -490,7 +490,7 @@ def add_arguments(p) -> None:
     p.add_argument("--checkpoint", default=str(DEFAULT_WEIGHTS))
     p.add_argument("--out", default="out/export", help="folder for the .mlpackage files and their manifests")
     p.add_argument("--size", type=int, nargs=2, default=[512, 512], metavar=("H", "W"),
-                   help="fixed input size, multiples of the model's stride (64 for mobile, 32 without the guided "
+                   help="fixed input size, multiples of the model's stride (128 for mobile, 32 without the guided "
                         "upsampler; default: the phone case, 512 512)")
     p.add_argument("--variants", nargs="+", default=list(DEFAULT_VARIANTS), choices=VARIANTS,
                    help=f"what to write (default: {' '.join(DEFAULT_VARIANTS)})")

@@ -18,7 +18,7 @@ def add_export_arguments(p, *, dynamic_batch_help: str = "dynamic batch dimensio
     p.add_argument("--checkpoint", default=str(DEFAULT_WEIGHTS))
     p.add_argument("--out", default="out/export", help="folder for the artifacts and their manifests")
     p.add_argument("--size", type=int, nargs=2, default=[512, 512], metavar=("H", "W"),
-                   help="fixed input size, multiples of the model's stride (64 for mobile, 32 without the guided "
+                   help="fixed input size, multiples of the model's stride (128 for mobile, 32 without the guided "
                         "upsampler; default: the phone case, 512 512)")
     p.add_argument("--steps", type=int, default=None, help="propagation steps to unroll (default: the checkpoint's)")
     p.add_argument("--dynamic-batch", action="store_true", help=dynamic_batch_help)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from adamatting.checkpoint import CheckpointError
+from adamatting.checkpoint import CheckpointError, load_model
 from adamatting.cli import build_parser, main
 from adamatting.config import get_config
 from adamatting.model import build_model
@@ -128,6 +128,25 @@ def test_ship_writes_a_weights_only_checkpoint(tmp_path, capsys):
     assert main(["ship", "--run", str(run), "--out", str(tmp_path / "w.pt")]) == 0
     payload = torch.load(tmp_path / "w.pt", weights_only=True)
     assert "optimizer" not in payload and payload["step"] == 2 and payload["config"]["name"] == "tiny"
+
+
+def test_ship_can_run_the_weights_at_another_guided_scale(tmp_path):
+    # How the shipped weights went from 1/2 to 3/4 resolution: the same tensors, another guided_scale.
+    run = tmp_path / "run"
+    train(run, dataclasses.replace(tiny_train_config(2), model="tiny-guided"), cache_root=tmp_path / "cache",
+          progress=False)
+    out = tmp_path / "w.pt"
+    assert main(["ship", "--run", str(run), "--out", str(out), "--guided-scale", "4/3"]) == 0
+    shipped, trained = torch.load(out, weights_only=True), torch.load(run / "last.pt", weights_only=True)
+    assert shipped["config"]["guided_scale"] == 4 / 3 and trained["config"]["guided_scale"] == 2
+    assert shipped["model"].keys() == trained["ema"].keys()
+    assert all(torch.equal(shipped["model"][k], trained["ema"][k]) for k in shipped["model"])
+    model, _ = load_model(out)
+    with torch.no_grad():
+        assert model(torch.zeros(1, 3, 128, 128), torch.full((1, 1, 128, 128), 0.5))["alpha_pu"].shape[-1] == 96
+    with pytest.raises(SystemExit, match="needs a model without the guided upsampler"):
+        main(["ship", "--run", str(run), "--out", str(tmp_path / "x.pt"), "--guided-scale", "1"])
+    assert not (tmp_path / "x.pt").exists()
 
 
 def test_demo_on_tiny_sets_writes_the_contact_sheet(tmp_path, capsys):
