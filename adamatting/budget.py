@@ -14,8 +14,10 @@ MOBILE_BUDGET = {"gmacs": 3.0, "params": 4_000_000}   # at 1x3x512x512
 @torch.no_grad()
 def count_config(cfg: ModelConfig, size: tuple[int, int]) -> dict:
     """GMACs (total and per top-level module) and parameters of ``cfg`` on one 1×3×H×W input."""
-    model = build_model(cfg).eval()
     h, w = size
+    if h % cfg.stride or w % cfg.stride:
+        raise ValueError(f"size {h}x{w} is not a multiple of the {cfg.name!r} model's stride {cfg.stride}")
+    model = build_model(cfg).eval()
     image, trimap = torch.zeros(1, 3, h, w), torch.full((1, 1, h, w), 0.5)
     with FlopCounterMode(display=False, depth=2) as fc:
         model(image, trimap)

@@ -205,6 +205,7 @@ def _cmd_export_sensitivity(args) -> int:
 
 def _cmd_ship(args) -> int:
     from adamatting.checkpoint import average_checkpoints, load_model, load_state, read_checkpoint, save_checkpoint
+    from adamatting.config import format_scale
     from adamatting.model import build_model
 
     if args.average:
@@ -224,11 +225,15 @@ def _cmd_ship(args) -> int:
         # The same weights, the network at another resolution: the guided upsampler works at any scale, but a
         # model with it cannot become one without it (or the reverse) by a config change.
         if (args.guided_scale > 1) != (model.cfg.guided_scale > 1):
-            raise SystemExit(f"adamat ship: --guided-scale {args.guided_scale:g} needs a model "
+            raise SystemExit(f"adamat ship: --guided-scale {format_scale(args.guided_scale)} needs a model "
                              f"{'with' if args.guided_scale > 1 else 'without'} the guided upsampler; {src} has "
-                             f"guided_scale {model.cfg.guided_scale:g} (train one: adamat train --guided-scale ... --init {src})")
+                             f"guided_scale {format_scale(model.cfg.guided_scale)} (train one from its weights: "
+                             f"adamat train --guided-scale {format_scale(args.guided_scale)} --init ...)")
         rescaled = build_model(model.cfg.replace(guided_scale=args.guided_scale))
         rescaled.load_state_dict(model.state_dict())
+        # the run's validation was measured at the scale it trained at: keep that scale, not its numbers
+        keep = {k: v for k, v in keep.items() if k not in ("best", "val")}
+        keep["trained_guided_scale"] = model.cfg.guided_scale
         model = rescaled.eval()
     save_checkpoint(args.out, model, source=str(src), **keep)
     read_checkpoint(args.out)  # re-read what was written
@@ -406,7 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--average", nargs="+", metavar="CHECKPOINT",
                    help="ship the uniform average of these checkpoints of one config instead (snapshots of "
                         "one run late in its schedule); --run is then ignored")
-    s.add_argument("--guided-scale", type=guided_scale, default=None, metavar="{4/3,2,4}",
+    s.add_argument("--guided-scale", type=guided_scale, default=None, metavar="{1,4/3,2,4}",
                    help="run the shipped network at this scale instead of the one it was trained at (the "
                         "shipped weights: trained at 2, shipped at 4/3)")
     s.set_defaults(func=_cmd_ship)

@@ -14,6 +14,11 @@ ENCODER_STRIDE = 32                                 # the encoder's deepest feat
 GUIDED_SCALES = (1, 4 / 3, 2, 4)                    # input resolution / network resolution
 
 
+def format_scale(s: float) -> str:
+    """A guided scale as written on the command line: 4/3, not 1.3333333333333333."""
+    return str(Fraction(s).limit_denominator(8))
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     name: str
@@ -37,7 +42,7 @@ class ModelConfig:
 
     def __post_init__(self):
         if self.guided_scale not in GUIDED_SCALES:
-            raise ValueError(f"guided_scale must be one of 1, 4/3, 2, 4, got {self.guided_scale}")
+            raise ValueError(f"guided_scale must be one of 1, 4/3, 2, 4, got {format_scale(self.guided_scale)}")
 
     @property
     def stride(self) -> int:

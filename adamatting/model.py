@@ -339,7 +339,7 @@ class GuidedUpsampler(nn.Module):
 def downscale(x: torch.Tensor, s: float) -> torch.Tensor:
     """The input at the network's resolution: average-pooled by an integer s (each base pixel the mean of its
     s×s block); resized bilinearly for s = 4/3 — an ONNX Resize every backend runs, where pooling by 4/3
-    (adaptive pooling) does not export; on the held-back photos both score the same within 0.1 SAD. Output
+    (adaptive pooling) does not export; on the held-back photos both score about the same (weights/README.md). Output
     sides are exact: the input is a multiple of cfg.stride."""
     if s == 1:
         return x

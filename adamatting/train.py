@@ -30,7 +30,7 @@ import torch
 from tqdm import tqdm
 
 from adamatting.checkpoint import CheckpointError, load_state, read_checkpoint, save_checkpoint, upgrade_state
-from adamatting.config import ModelConfig, get_config
+from adamatting.config import ModelConfig, format_scale, get_config
 from adamatting.encoding import encode_inputs
 from adamatting.loss import AdaMattingLoss
 from adamatting.model import AdaMatting, build_model
@@ -98,6 +98,10 @@ class TrainConfig:
         if d.get("real_scale") is not None:
             d["real_scale"] = tuple(d["real_scale"])
         return cls(**d)
+
+
+def _show(value, field: str) -> str:
+    return format_scale(value) if field == "guided_scale" else repr(value)
 
 
 class TrainData:
@@ -209,11 +213,21 @@ def train(run_dir: str | Path, cfg: TrainConfig, cache_root: Path = Path("cache"
     ``init``: a checkpoint whose weights (and learned σ's, when it has them) start a *new* run, e.g. the
     shipped weights/mobile.pt; ignored when the run folder already has last.pt (that is resumed)."""
     model_cfg = cfg.model_config()
+    run_dir = Path(run_dir)
+    last = run_dir / "last.pt"
+    if last.is_file():   # before the other checks: resumed with other options, the first error names them
+        saved = ModelConfig.from_dict(read_checkpoint(last)["config"]).replace(name=model_cfg.name)
+        differ = [f"{k}: run {_show(getattr(saved, k), k)} vs now {_show(getattr(model_cfg, k), k)}"
+                  for k in model_cfg.to_dict() if getattr(saved, k) != getattr(model_cfg, k)]
+        if differ:
+            hint = (f" (--guided-scale {format_scale(saved.guided_scale)})"
+                    if saved.guided_scale != model_cfg.guided_scale else "")
+            raise CheckpointError(f"{last} was trained with another model config than this resume asks for ("
+                                  + ", ".join(differ) + f"); resume with the run's options{hint}")
     if cfg.crop % model_cfg.stride:
         raise ValueError(f"crop {cfg.crop} is not a multiple of the {cfg.model!r} model's stride {model_cfg.stride}")
     if not 0.0 <= cfg.ema_decay < 1.0:
         raise ValueError(f"ema_decay must be in [0, 1) (0: no weight average), got {cfg.ema_decay}")
-    run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -225,15 +239,8 @@ def train(run_dir: str | Path, cfg: TrainConfig, cache_root: Path = Path("cache"
     params = list(model.parameters()) + list(loss_fn.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     step, best, elapsed, averaged = 0, float("inf"), 0.0, None
-    last = run_dir / "last.pt"
     if last.is_file():
         ck = read_checkpoint(last)
-        saved = ModelConfig.from_dict(ck["config"]).replace(name=model_cfg.name)
-        differ = [f"{k}: run {getattr(saved, k)!r} vs now {getattr(model_cfg, k)!r}"
-                  for k in model_cfg.to_dict() if getattr(saved, k) != getattr(model_cfg, k)]
-        if differ:
-            raise CheckpointError(f"{last} was trained with another model config than this resume asks for ("
-                                  + ", ".join(differ) + "); resume with the run's options (its train_config.json)")
         if upgrade_state(model, ck["model"])[1]:
             raise CheckpointError(f"{last} predates the propagation unit's trimap input: its optimizer state "
                                   f"does not fit the model; start a new run from its weights (--init {last})")

@@ -47,6 +47,8 @@ def test_flops_command_prints_the_budget(capsys):
     assert main(["flops", "--config", "tiny", "--size", "64"]) == 0
     out = capsys.readouterr().out
     assert "GMACs" in out and "propagation" in out
+    assert main(["flops", "--config", "tiny-guided", "--size", "96"]) == 2
+    assert "size 96x96 is not a multiple of the 'tiny-guided' model's stride 64" in capsys.readouterr().err
 
 
 def tiny_train_config(steps):
@@ -99,6 +101,10 @@ def test_guided_scale_override_trains_the_network_at_full_resolution_from_guided
     assert build_parser().parse_args(["train", "--guided-scale", "1"]).guided_scale == 1
     assert build_parser().parse_args(["train"]).guided_scale is None
     assert build_parser().parse_args(["train", "--guided-scale", "4/3"]).guided_scale == 4 / 3
+    for bad in ("1.5", "3"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["train", "--guided-scale", bad])
+        assert "must be one of 1, 4/3, 2, 4" in capsys.readouterr().err
     guided_cfg = dataclasses.replace(tiny_train_config(2), model="tiny-guided")
     guided = train(tmp_path / "guided", guided_cfg, cache_root=tmp_path / "cache", progress=False)
     full_cfg = dataclasses.replace(guided_cfg, guided_scale=1, crop=96)   # stride 32 again
@@ -109,10 +115,14 @@ def test_guided_scale_override_trains_the_network_at_full_resolution_from_guided
     assert ck["config"]["guided_scale"] == 1 and not any(k.startswith("refiner.") for k in ck["model"])
     before = torch.load(guided, weights_only=True)["model"]
     assert any(not torch.equal(ck["model"][k], before[k]) for k in ck["model"] if k.startswith("encoder."))
-    # resuming the run without its override names the field instead of failing on the weights
-    with pytest.raises(CheckpointError, match=r"guided_scale: run 1 vs now 2.*train_config.json"):
-        train(tmp_path / "full", dataclasses.replace(full_cfg, guided_scale=None, steps=4, crop=64),
+    # resuming the run without its override names the field and the flag (before the crop check: 96 is
+    # not a multiple of the guided stride 64) instead of failing on the weights; with it, it resumes
+    with pytest.raises(CheckpointError, match=r"guided_scale: run 1 vs now 2.*--guided-scale 1\)"):
+        train(tmp_path / "full", dataclasses.replace(full_cfg, guided_scale=None, steps=4),
               cache_root=tmp_path / "cache", progress=False)
+    resumed = train(tmp_path / "full", dataclasses.replace(full_cfg, steps=3), cache_root=tmp_path / "cache",
+                    progress=False)
+    assert torch.load(resumed, weights_only=True)["step"] == 3
 
 
 def test_learning_rate_schedule_warms_up_and_decays():
@@ -141,6 +151,7 @@ def test_ship_can_run_the_weights_at_another_guided_scale(tmp_path):
     assert shipped["config"]["guided_scale"] == 4 / 3 and trained["config"]["guided_scale"] == 2
     assert shipped["model"].keys() == trained["ema"].keys()
     assert all(torch.equal(shipped["model"][k], trained["ema"][k]) for k in shipped["model"])
+    assert shipped["trained_guided_scale"] == 2 and "val" not in shipped and "best" not in shipped
     model, _ = load_model(out)
     with torch.no_grad():
         assert model(torch.zeros(1, 3, 128, 128), torch.full((1, 1, 128, 128), 0.5))["alpha_pu"].shape[-1] == 96

@@ -57,20 +57,22 @@ def test_round_trip_sizes_and_steps(tmp_path, tiny_model, size, steps):
         assert np.abs(a - b).max() < 1e-4
 
 
-def test_guided_model_round_trip(tmp_path):
+@pytest.mark.parametrize("scale, size, stride", [(2, (128, 64), 64), (4 / 3, (128, 256), 128)], ids=["2", "4/3"])
+def test_guided_model_round_trip(tmp_path, scale, size, stride):
+    # 2: the input average-pooled; 4/3 (the mobile config): resized bilinearly to 3/4 and back
     torch.manual_seed(0)
-    model = build_model(get_config("tiny-guided")).eval()
+    model = build_model(get_config("tiny-guided", guided_scale=scale)).eval()
     torch.nn.init.normal_(model.propagation.out.weight, std=0.2)
     torch.nn.init.normal_(model.refiner.conv[-1].weight, std=0.2)   # non-trivial guided filter coefficients
     out = tmp_path / "g.onnx"
-    manifest = export_onnx(model, out, (128, 64))
+    manifest = export_onnx(model, out, size)
     assert manifest.validation["max_abs"] <= 1e-3
     ops = {n.op_type for n in onnx.load(str(out)).graph.node}
     assert {"AveragePool", "Resize"} <= ops
-    samples = validation_samples((128, 64), count=2, seed=5)
+    samples = validation_samples(size, count=2, seed=5)
     for a, b in zip(run_torch(model, samples), run_onnx(out, samples)):
         assert np.abs(a - b).max() < 1e-4
-    with pytest.raises(ExportError, match="encoder stride 64"):
+    with pytest.raises(ExportError, match=f"encoder stride {stride}"):
         export_onnx(model, tmp_path / "bad.onnx", (96, 64))
 
 
