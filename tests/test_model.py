@@ -238,7 +238,7 @@ def test_the_mobile_config_runs_the_network_at_three_quarters_resolution():
     half.load_state_dict(model.state_dict())
     with torch.no_grad():
         assert half(*inputs(1, 128, 256))["alpha_pu"].shape == (1, 1, 64, 128)
-    with pytest.raises(ValueError, match="guided_scale must be one of 1, 4/3, 2, 4, got 1.5"):
+    with pytest.raises(ValueError, match="guided_scale must be one of 1, 4/3, 2, 4, got 3/2"):
         get_config("tiny", guided_scale=1.5)
 
 
