@@ -94,14 +94,17 @@ def upgrade_state(model: AdaMatting, state: dict) -> tuple[dict, list[str]]:
 
 
 def load_state(model: AdaMatting, state: dict, path: str | Path = "<state>",
-               new_modules: tuple[str, ...] = ()) -> list[str]:
+               new_modules: tuple[str, ...] = ()) -> tuple[list[str], list[str]]:
     """Load weights strictly (after :func:`upgrade_state`). ``new_modules``: key prefixes (e.g.
-    ``("refiner.",)``) the state may lack — a checkpoint of the model without that part starting a new run;
-    they keep their initialisation. Returns the keys that kept it."""
+    ``("refiner.",)``) of a part that the state or the model may lack — a checkpoint of the model without
+    that part starting a new run of one with it, or the reverse. The model's own tensors the state lacks keep
+    their initialisation; the state's tensors the model lacks are dropped. Returns (kept, dropped) keys."""
     state, _ = upgrade_state(model, state)
     own = model.state_dict()
-    kept = sorted(k for k in set(own) - set(state) if k.startswith(tuple(new_modules))) if new_modules else []
-    state = {**state, **{k: own[k] for k in kept}}
+    optional = tuple(new_modules)
+    kept = sorted(k for k in set(own) - set(state) if k.startswith(optional)) if optional else []
+    dropped = sorted(k for k in set(state) - set(own) if k.startswith(optional)) if optional else []
+    state = {**{k: v for k, v in state.items() if k not in dropped}, **{k: own[k] for k in kept}}
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own
@@ -113,7 +116,7 @@ def load_state(model: AdaMatting, state: dict, path: str | Path = "<state>",
                 parts.append(f"{label}: {', '.join(items[:6])}{' …' if len(items) > 6 else ''} ({len(items)})")
         raise CheckpointError(f"{path}: weights do not fit the model config {model.cfg.name!r}: " + "; ".join(parts))
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
-    return kept
+    return kept, dropped
 
 
 def average_checkpoints(paths: list[str | Path]) -> tuple[AdaMatting, list[dict]]:

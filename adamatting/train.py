@@ -255,10 +255,7 @@ def train(run_dir: str | Path, cfg: TrainConfig, cache_root: Path = Path("cache"
         # The same network with and without the guided upsampler (guided_scale > 1 vs 1) shares every weight
         # but the upsampler's: a run of one can start from the other. A new upsampler starts from its
         # identity-like initialisation; an old one is dropped.
-        own = model.state_dict()
-        state = ck["model"]
-        dropped = sorted(k for k in state if k.startswith("refiner.") and k not in own)
-        kept = load_state(model, {k: v for k, v in state.items() if k not in dropped}, init, new_modules=("refiner.",))
+        kept, dropped = load_state(model, ck["model"], init, new_modules=("refiner.",))
         if "loss" in ck:
             loss_fn.load_state_dict(ck["loss"])
         print(f"new run {run_dir} from the weights of {init} (its step {ck.get('step', '?')})"
