@@ -62,8 +62,7 @@ def load_model(path: str | Path, expect: ModelConfig | None = None) -> tuple[Ada
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{path}: bad model config in checkpoint: {e}") from None
     if expect is not None and cfg != expect:
-        diff = [f"{k}: checkpoint {v!r} vs expected {expect.to_dict()[k]!r}"
-                for k, v in cfg.to_dict().items() if expect.to_dict()[k] != v]
+        diff = [f"{k}: checkpoint {a} vs expected {b}" for k, a, b in cfg.differences(expect)]
         raise CheckpointError(f"{path}: checkpoint is for another model config ({'; '.join(diff)})")
     model = build_model(cfg)
     load_state(model, payload["model"], path)

@@ -53,8 +53,10 @@ def fraction(text: str) -> float:
 
 
 def guided_scale(text: str) -> float:
-    """argparse type of --guided-scale: 1, 4/3, 2 or 4 (adamatting.config.GUIDED_SCALES)."""
-    scales = {"1": 1, "4/3": 4 / 3, "2": 2, "4": 4}
+    """argparse type of --guided-scale: one of adamatting.config.GUIDED_SCALES, written 1, 4/3, 2, 4."""
+    from adamatting.config import GUIDED_SCALES, format_scale
+
+    scales = {format_scale(s): s for s in GUIDED_SCALES}
     if text.strip() not in scales:
         raise argparse.ArgumentTypeError(f"must be one of {', '.join(scales)}, got {text!r}")
     return scales[text.strip()]

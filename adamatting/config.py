@@ -42,7 +42,8 @@ class ModelConfig:
 
     def __post_init__(self):
         if self.guided_scale not in GUIDED_SCALES:
-            raise ValueError(f"guided_scale must be one of 1, 4/3, 2, 4, got {format_scale(self.guided_scale)}")
+            raise ValueError(f"guided_scale must be one of {', '.join(map(format_scale, GUIDED_SCALES))}, "
+                             f"got {format_scale(self.guided_scale)}")
 
     @property
     def stride(self) -> int:
@@ -50,6 +51,12 @@ class ModelConfig:
         = p/q) must be a multiple of the encoder's stride — 32, 128 (4/3), 64 (2), 128 (4)."""
         s = Fraction(self.guided_scale).limit_denominator(8)
         return ENCODER_STRIDE * s.numerator // gcd(s.denominator, ENCODER_STRIDE)
+
+    def differences(self, other: "ModelConfig") -> list[tuple[str, str, str]]:
+        """(field, this value, other value) for each field that differs, values as a person writes them."""
+        show = lambda k, v: format_scale(v) if k == "guided_scale" else repr(v)  # noqa: E731
+        return [(k, show(k, getattr(self, k)), show(k, getattr(other, k)))
+                for k in self.to_dict() if getattr(self, k) != getattr(other, k)]
 
     def replace(self, **changes) -> "ModelConfig":
         return dataclasses.replace(self, **changes)

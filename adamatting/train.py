@@ -100,10 +100,6 @@ class TrainConfig:
         return cls(**d)
 
 
-def _show(value, field: str) -> str:
-    return format_scale(value) if field == "guided_scale" else repr(value)
-
-
 class TrainData:
     def __init__(self, cfg: TrainConfig, cache_root: Path, progress: bool = True):
         pool = ForegroundPool.from_procedural(cfg.bank_size, (cfg.bank_res, cfg.bank_res), cfg.seed + 1, progress)
@@ -217,8 +213,7 @@ def train(run_dir: str | Path, cfg: TrainConfig, cache_root: Path = Path("cache"
     last = run_dir / "last.pt"
     if last.is_file():   # before the other checks: resumed with other options, the first error names them
         saved = ModelConfig.from_dict(read_checkpoint(last)["config"]).replace(name=model_cfg.name)
-        differ = [f"{k}: run {_show(getattr(saved, k), k)} vs now {_show(getattr(model_cfg, k), k)}"
-                  for k in model_cfg.to_dict() if getattr(saved, k) != getattr(model_cfg, k)]
+        differ = [f"{k}: run {a} vs now {b}" for k, a, b in saved.differences(model_cfg)]
         if differ:
             hint = (f" (--guided-scale {format_scale(saved.guided_scale)})"
                     if saved.guided_scale != model_cfg.guided_scale else "")
