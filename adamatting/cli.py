@@ -73,7 +73,7 @@ def _cmd_train(args) -> int:
                       bank_size=args.bank_size, bank_res=args.bank_res,
                       real_scale=tuple(args.real_scale), ema_decay=args.ema_decay,
                       pseudo_labels=args.pseudo_labels, photo_fraction=args.photo_fraction,
-                      photo_trimap_fraction=args.photo_trimap_fraction)
+                      photo_trimap_fraction=args.photo_trimap_fraction, train_only=tuple(args.train_only))
     validate = None
     if alphamatting_dev_dir().is_dir():
         def validate(model):
@@ -322,6 +322,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--val-every", type=int, default=200)
     t.add_argument("--ema-decay", type=float, default=0.995,
                    help="weight average validated, kept as best.pt and shipped (0: the raw weights)")
+    t.add_argument("--train-only", nargs="+", default=[], metavar="MODULE",
+                   help="train only these parts (e.g. refiner propagation alpha_decoder); the rest keeps its "
+                        "weights and BatchNorm statistics")
     t.add_argument("--threads", type=int, default=0)
     t.add_argument("--cache", default="cache", help="cache root (estimated real foregrounds)")
     t.add_argument("--init", default=None,

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 from tqdm import tqdm
 
 from adamatting.checkpoint import CheckpointError, load_state, read_checkpoint, save_checkpoint, upgrade_state
@@ -78,6 +79,9 @@ class TrainConfig:
     # Exponential moving average of the weights (and BatchNorm statistics) over ~1/(1 − decay) steps: what
     # is validated, kept as best.pt and shipped. 0 disables it (the raw weights are validated).
     ema_decay: float = 0.995
+    # Train only these parts of the model (top-level or dotted module names, e.g. ("refiner",
+    # "propagation")); the rest keeps its weights and its BatchNorm statistics. Empty: train everything.
+    train_only: tuple[str, ...] = ()
     seed: int = 0
     threads: int = 0                   # 0: torch default
 
@@ -97,6 +101,7 @@ class TrainConfig:
         d.setdefault("photo_fraction", 0.0)   # runs from before photo crops had none: resume them unchanged
         if d.get("real_scale") is not None:
             d["real_scale"] = tuple(d["real_scale"])
+        d["train_only"] = tuple(d.get("train_only", ()))
         return cls(**d)
 
 
@@ -193,6 +198,35 @@ class WeightAverage:
                 avg.copy_(cur)
 
 
+def _in(name: str, prefixes: tuple[str, ...]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+def freeze_except(model: nn.Module, prefixes: tuple[str, ...]) -> list[nn.Parameter]:
+    """The parameters to train: all of them, or (``prefixes`` given) those of the named modules, the others
+    set to requires_grad=False. A name that matches no module raises ValueError listing the top-level ones."""
+    if not prefixes:
+        return list(model.parameters())
+    modules = dict(model.named_modules())
+    unknown = [p for p in prefixes if p not in modules or p == ""]
+    if unknown:
+        top = ", ".join(n for n, _ in model.named_children())
+        raise ValueError(f"train_only: no module named {', '.join(map(repr, unknown))} in the model (its parts: {top})")
+    trained = []
+    for name, p in model.named_parameters():
+        p.requires_grad_(_in(name, prefixes))
+        if p.requires_grad:
+            trained.append(p)
+    return trained
+
+
+def frozen_norms(model: nn.Module) -> list[nn.Module]:
+    """BatchNorm layers whose parameters are all frozen: kept in eval mode while the rest trains, so that
+    their running statistics stay those the frozen weights were trained with."""
+    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+            and not any(p.requires_grad for p in m.parameters())]
+
+
 def lr_at(step: int, cfg: TrainConfig) -> float:
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
@@ -223,15 +257,16 @@ def train(run_dir: str | Path, cfg: TrainConfig, cache_root: Path = Path("cache"
         raise ValueError(f"crop {cfg.crop} is not a multiple of the {cfg.model!r} model's stride {model_cfg.stride}")
     if not 0.0 <= cfg.ema_decay < 1.0:
         raise ValueError(f"ema_decay must be in [0, 1) (0: no weight average), got {cfg.ema_decay}")
-    run_dir.mkdir(parents=True, exist_ok=True)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     # channels_last: ~1.4x faster depthwise convolutions on CPU (measured on the 2-core machine)
     model: AdaMatting = build_model(model_cfg).to(device, memory_format=torch.channels_last)
+    trained = freeze_except(model, cfg.train_only)   # before the run folder exists: a bad name leaves none
+    run_dir.mkdir(parents=True, exist_ok=True)
     loss_fn = AdaMattingLoss(aux_weight=cfg.aux_weight, comp_weight=cfg.comp_weight,
                              grad_weight=cfg.grad_weight).to(device)
-    params = list(model.parameters()) + list(loss_fn.parameters())
+    params = trained + list(loss_fn.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     step, best, elapsed, averaged = 0, float("inf"), 0.0, None
     if last.is_file():
@@ -286,6 +321,8 @@ def train(run_dir: str | Path, cfg: TrainConfig, cache_root: Path = Path("cache"
     try:
         while step < cfg.steps and not stop["flag"]:
             model.train()
+            for m in frozen_norms(model):
+                m.eval()
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, cfg)
             b = data.batch(step, device)

@@ -252,3 +252,26 @@ def test_ship_can_average_snapshots_of_one_config(tmp_path, capsys):
     assert main(["ship", "--average", str(snaps[0]), str(other), "--out", str(tmp_path / "bad.pt")]) != 0
     assert "other.pt: checkpoint is for another model config" in capsys.readouterr().err
     assert not (tmp_path / "bad.pt").exists()
+
+
+def test_train_only_trains_the_named_parts_and_keeps_the_rest_and_its_statistics(tmp_path):
+    start = train(tmp_path / "start", dataclasses.replace(tiny_train_config(2), model="tiny-guided"),
+                  cache_root=tmp_path / "cache", progress=False)
+    assert build_parser().parse_args(["train", "--train-only", "refiner", "propagation"]).train_only == [
+        "refiner", "propagation"]
+    cfg = dataclasses.replace(tiny_train_config(3), model="tiny-guided", ema_decay=0.0,
+                              train_only=("refiner", "propagation.cell"))
+    last = train(tmp_path / "part", cfg, cache_root=tmp_path / "cache", progress=False, init=start)
+    before, after = (torch.load(p, weights_only=True)["model"] for p in (start, last))
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith(("refiner.", "propagation.cell.")) for k in changed)
+    # frozen BatchNorms kept their running statistics; the refiner's trained ones moved
+    assert torch.equal(before["encoder.stem.1.running_mean"], after["encoder.stem.1.running_mean"])
+    assert "refiner.conv.1.running_mean" in changed
+    assert "propagation.embed.weight" not in changed
+    # resumed with its config (train_config.json), the run keeps training only those parts
+    assert TrainConfig.from_dict(torch.load(last, weights_only=True)["train_config"]).train_only == cfg.train_only
+    with pytest.raises(ValueError, match=r"no module named 'refinr' in the model \(its parts: encoder, "):
+        train(tmp_path / "bad", dataclasses.replace(cfg, train_only=("refinr",)), cache_root=tmp_path / "cache",
+              progress=False)
+    assert not (tmp_path / "bad").exists()
