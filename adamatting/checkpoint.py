@@ -40,11 +40,21 @@ def save_checkpoint(path: str | Path, model: AdaMatting, half: bool = False, **e
 def read_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint not found")
+        raise CheckpointError(f"{path}: is a directory, not a checkpoint" if path.is_dir()
+                              else f"{path}: checkpoint not found")
+    with path.open("rb") as f:
+        head = f.read(4)
+    if head != b"PK\x03\x04":   # torch.save writes a zip archive
+        kind = {".onnx": "an ONNX model", ".xml": "an OpenVINO IR", ".mlpackage": "a CoreML package",
+                ".engine": "a TensorRT engine"}.get(path.suffix.lower(), "empty" if not head else "not a zip archive")
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint ({kind}); pass an adamat checkpoint such as "
+                              f"weights/mobile.pt")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many types for truncated/corrupt zips
-        raise CheckpointError(f"{path}: not a readable checkpoint (corrupt or truncated): {type(e).__name__}: {e}") from None
+    except Exception as e:  # torch raises many types for truncated/corrupt zips, with long multi-line advice
+        first = str(e).strip().splitlines()[0].split(". ")[0] if str(e).strip() else ""
+        raise CheckpointError(f"{path}: not a readable checkpoint (corrupt or truncated): {type(e).__name__}"
+                              + (f": {first[:200]}" if first else "")) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an AdaMatting checkpoint (expected format {FORMAT!r})")
     return payload
@@ -114,6 +124,10 @@ def load_state(model: AdaMatting, state: dict, path: str | Path = "<state>",
             if items:
                 parts.append(f"{label}: {', '.join(items[:6])}{' …' if len(items) > 6 else ''} ({len(items)})")
         raise CheckpointError(f"{path}: weights do not fit the model config {model.cfg.name!r}: " + "; ".join(parts))
+    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise CheckpointError(f"{path}: weights contain NaN or inf ({', '.join(bad[:6])}{' …' if len(bad) > 6 else ''}"
+                              f"; {len(bad)} tensors): a diverged or damaged checkpoint")
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
     return kept, dropped
 

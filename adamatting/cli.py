@@ -9,6 +9,7 @@ from pathlib import Path
 from adamatting.config import DEFAULT_WEIGHTS
 from calib_data.errors import DataError
 from export.errors import ExportError
+from runtime.command import positive_int
 from runtime.errors import BackendUnavailable
 
 
@@ -130,10 +131,14 @@ def _cmd_export_openvino(args) -> int:
 
 
 def _cmd_export_all(args) -> int:
+    from adamatting.checkpoint import read_checkpoint
+    from calib_data.outputs import check_folder
     from export.all_targets import export_all
     from export.targets import composited_set
 
     size = tuple(args.size)
+    read_checkpoint(args.checkpoint)   # a bad checkpoint or output folder fails before the sets are built
+    check_folder(args.out)
     cal = composited_set(args.calib, size, Path(args.cache))
     val = composited_set(args.val, size, Path(args.cache))
     results = export_all(Path(args.checkpoint), Path(args.out), size, cal, val, targets=args.targets,
@@ -141,13 +146,6 @@ def _cmd_export_all(args) -> int:
     print_table([{"target": r.target, "status": r.status, "artifacts": len(r.artifacts),
                   "seconds": round(r.seconds), "reason": r.reason} for r in results])
     return 1 if any(r.status == "failed" for r in results) else 0
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def _cmd_gate(args) -> int:
@@ -209,7 +207,9 @@ def _cmd_ship(args) -> int:
     from adamatting.checkpoint import average_checkpoints, load_model, load_state, read_checkpoint, save_checkpoint
     from adamatting.config import format_scale
     from adamatting.model import build_model
+    from calib_data.outputs import check_writable
 
+    check_writable(args.out)   # before loading or averaging anything
     if args.average:
         model, payloads = average_checkpoints(args.average)
         steps = [p.get("step") for p in payloads]
@@ -227,7 +227,7 @@ def _cmd_ship(args) -> int:
         # The same weights, the network at another resolution: the guided upsampler works at any scale, but a
         # model with it cannot become one without it (or the reverse) by a config change.
         if (args.guided_scale > 1) != (model.cfg.guided_scale > 1):
-            raise SystemExit(f"adamat ship: --guided-scale {format_scale(args.guided_scale)} needs a model "
+            raise ValueError(f"adamat ship: --guided-scale {format_scale(args.guided_scale)} needs a model "
                              f"{'with' if args.guided_scale > 1 else 'without'} the guided upsampler; {src} has "
                              f"guided_scale {format_scale(model.cfg.guided_scale)} (train one from its weights: "
                              f"adamat train --guided-scale {format_scale(args.guided_scale)} --init ...)")
@@ -288,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--size", type=int, nargs=2, default=[512, 512], metavar=("H", "W"), help="export size")
     d.add_argument("--warmup", type=int, default=3, help="latency: untimed runs per artifact")
     d.add_argument("--runs", type=int, default=20, help="latency: timed runs per artifact")
-    d.add_argument("--threads", type=int, default=None, help="latency: intra-op threads (default: the runtime's)")
+    d.add_argument("--threads", type=positive_int, default=None, help="latency: intra-op threads (default: the runtime's)")
     d.add_argument("--figures-only", action="store_true",
                    help="only the sets, contact sheet and figures (no export, gates, latency or report)")
     d.set_defaults(func=_cmd_demo)
@@ -403,7 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="gate the artifacts of this input size")
     g.add_argument("--gates", default=str(Path(__file__).resolve().parent.parent / "benchmarks" / "gates.toml"))
     g.add_argument("--val", default="val", help="validation set config (TOML or embedded name)")
-    g.add_argument("--val-limit", type=_positive, default=None, help="validation composites to use (default: all)")
+    g.add_argument("--val-limit", type=positive_int, default=None, help="validation composites to use (default: all)")
     g.add_argument("--no-real", action="store_true", help="skip the real alphamatting.com images")
     g.add_argument("--cache", default="cache/sets")
     g.add_argument("--json", default=None, help="also write the results as JSON here")
@@ -438,6 +438,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except (DataError, ValueError, FileNotFoundError, ExportError, BackendUnavailable) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:   # an output path that cannot be written, a full disk: one line, not a traceback
+        print(f"error: {e.filename + ': ' if e.filename else ''}{e.strerror or e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

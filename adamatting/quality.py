@@ -9,12 +9,15 @@ import numpy as np
 
 from adamatting.checkpoint import load_model
 from adamatting.evaluate import TRIMAPS, closed_form_predictor, evaluate_real, torch_predictor
+from calib_data.io import atomic_path
+from calib_data.outputs import check_writable
 
 
 def run_quality(checkpoint: Path, out: Path, with_closed_form: bool = True) -> dict:
     """Evaluate, print a Markdown table (means per trimap), write ``quality.json`` and ``quality.md``."""
+    files = [check_writable(Path(out) / name) for name in ("quality.json", "quality.md")]   # before the work
     model, _ = load_model(checkpoint)
-    methods = {"AdaMatting mobile": torch_predictor(model)}
+    methods = {f"AdaMatting {model.cfg.name}": torch_predictor(model)}
     if with_closed_form:
         methods["closed-form (pymatting)"] = closed_form_predictor()
     results = {}
@@ -22,9 +25,9 @@ def run_quality(checkpoint: Path, out: Path, with_closed_form: bool = True) -> d
         _, rows = evaluate_real(predictor)
         results[name] = rows
     table = quality_table(results)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "quality.json").write_text(json.dumps(results, indent=2))
-    (out / "quality.md").write_text(table + "\n")
+    for path, text in zip(files, (json.dumps(results, indent=2), table + "\n")):
+        with atomic_path(path) as tmp:
+            tmp.write_text(text)
     print(table)
     return results
 

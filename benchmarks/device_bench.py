@@ -22,6 +22,8 @@ from pathlib import Path
 
 from adamatting.config import DEFAULT_WEIGHTS
 from benchmarks.latency import FORMAT, bench_all, write_atomic, write_json
+from calib_data.outputs import check_writable
+from runtime.command import positive_int
 
 _DASH = "—"
 _RESULT_KEYS = {"fingerprint", "fingerprint_id", "settings", "reference", "reference_note", "rows"}
@@ -137,12 +139,14 @@ def _bench(argv: list[str]) -> int:
                    help="input size of the artifacts to time (default: the one size they share)")
     p.add_argument("--warmup", type=int, default=5, help="untimed calls before timing (default 5)")
     p.add_argument("--runs", type=int, default=30, help="timed calls (default 30)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch, onnxruntime, OpenVINO")
+    p.add_argument("--threads", type=positive_int, default=None, help="CPU threads for torch, onnxruntime, OpenVINO")
     p.add_argument("--hint", default="LATENCY", type=str.upper, choices=["LATENCY", "THROUGHPUT"],
                    help="OpenVINO performance hint (default LATENCY)")
     args = p.parse_args(argv)
     if args.warmup < 0 or args.runs < 1:
         raise ValueError("--warmup must be >= 0 and --runs >= 1")
+    if args.out is not None:
+        check_writable(args.out)   # before the benchmark, not after it
 
     def progress(row):
         timing = f"p50 {row['p50_ms']:.1f} ms" if row["status"] == "ok" else f"{row['status']}: {row['reason']}"

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from calib_data.errors import DataError
+from calib_data.outputs import check_writable
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 TRIMAP_VALUES = (0, 128, 255)
@@ -146,17 +147,22 @@ def atomic_path(final: str | Path, suffix: str | None = None) -> Iterator[Path]:
 
     An exception (or an interrupt) removes the temporary file: nothing is ever left under the final name.
     """
-    final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=suffix or final.suffix + ".tmp", dir=final.parent)
+    final = check_writable(final)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=suffix or final.suffix + ".tmp", dir=final.parent)
+    except OSError as e:
+        raise DataError(f"cannot write here: {e.strerror or e}", final) from None
     os.close(fd)
     tmp = Path(tmp)
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make every artifact private to its writer
     try:
-        yield tmp
-        os.replace(tmp, final)
+        try:
+            yield tmp
+            os.replace(tmp, final)
+        except OSError as e:   # disk full, a read-only or special file system: name the output, not the temp file
+            raise DataError(f"cannot write here: {e.strerror or e}", final) from None
     finally:
         if tmp.exists():
             tmp.unlink()

@@ -14,6 +14,7 @@ import functools
 import hashlib
 import json
 import platform
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
@@ -128,9 +129,24 @@ def write_manifest(artifact: str | Path, manifest: Manifest) -> Path:
 
     manifest.artifact_sha256 = sha256_of(artifact)
     path = manifest_path(artifact)
-    with atomic_path(path) as tmp:
-        tmp.write_text(manifest.to_json())
+    try:
+        with atomic_path(path) as tmp:
+            tmp.write_text(manifest.to_json())
+    except BaseException:   # an artifact without its manifest is refused by every loader: leave neither
+        remove_artifact(artifact)
+        raise
     return path
+
+
+def remove_artifact(artifact: str | Path) -> None:
+    """Delete an artifact: a file, an OpenVINO IR's .xml and .bin, or a CoreML .mlpackage folder."""
+    artifact = Path(artifact)
+    if artifact.is_dir():
+        shutil.rmtree(artifact, ignore_errors=True)
+        return
+    artifact.unlink(missing_ok=True)
+    if artifact.suffix == ".xml":
+        artifact.with_suffix(".bin").unlink(missing_ok=True)
 
 
 def load_manifest(artifact: str | Path, verify_hash: bool = True) -> Manifest:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from adamatting.checkpoint import file_sha256, load_model
 from adamatting.config import DEFAULT_WEIGHTS
+from calib_data.outputs import check_folder
 from calib_data.sets import SetConfig, build_set
 
 
@@ -50,6 +51,10 @@ def export_onnx_target(checkpoint: Path, out_dir: Path, size: tuple[int, int] = 
     from export.int8_qdq import quantize_onnx_int8
     from export.onnx_graph import export_onnx
 
+    check_folder(out_dir)   # before any work
+    if int8:   # and the sets' names, before the FP32 export is written
+        for name_or_path in (calib, val):
+            SetConfig.from_toml(name_or_path)
     model, _ = load_model(checkpoint)
     if steps is not None and steps != model.cfg.pu_steps:
         from adamatting.checkpoint import load_state

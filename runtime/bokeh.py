@@ -16,6 +16,8 @@ refers to those 8-bit values.
 
 from __future__ import annotations
 
+import math
+
 from pathlib import Path
 
 import cv2
@@ -59,6 +61,14 @@ def composite(photo: np.ndarray, alpha: np.ndarray, background: np.ndarray,
     return out
 
 
+def check_strength(strength: float) -> float:
+    """The blur strength, a finite fraction of the image diagonal in [0, 1]; ValueError naming it otherwise."""
+    if not (isinstance(strength, (int, float)) and math.isfinite(strength) and 0 <= strength <= 1):
+        raise ValueError(f"strength must be a number in [0, 1] (a fraction of the image diagonal; default "
+                         f"{DEFAULT_STRENGTH}), got {strength}")
+    return float(strength)
+
+
 def render_bokeh(photo: np.ndarray, alpha: np.ndarray, strength: float = DEFAULT_STRENGTH, *,
                  highlight_threshold: float = HIGHLIGHT_THRESHOLD, highlight_gain: float = HIGHLIGHT_GAIN,
                  timer: StageTimer | None = None) -> tuple[np.ndarray, dict[str, float]]:
@@ -68,8 +78,7 @@ def render_bokeh(photo: np.ndarray, alpha: np.ndarray, strength: float = DEFAULT
     ``strength``: disc radius as a fraction of the image diagonal (0.015: 75 px at 4000×3000; 0 returns
     the photo). ``highlight_gain=0`` turns the bokeh-ball boost off.
     """
-    if strength < 0:
-        raise ValueError(f"strength must be >= 0, got {strength}")
+    check_strength(strength)
     timer = timer or StageTimer()
     photo = as_uint8_rgb(photo)
     alpha = check_alpha(np.asarray(alpha), photo.shape[:2])

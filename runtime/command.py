@@ -11,6 +11,17 @@ import argparse
 STRENGTH_HELP = "blur disc radius as a fraction of the image diagonal (default 0.015: 75 px at 4000x3000)"
 
 
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1 (a thread count)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def add_parser(subparsers) -> argparse.ArgumentParser:
     b = subparsers.add_parser("bokeh", help="portrait bokeh: blur a photo's background through the model's alpha")
     b.add_argument("photo", help="the photo (any size; EXIF orientation applied)")
@@ -21,7 +32,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     b.add_argument("--artifact", default=None,
                    help="model: a checkpoint (.pt) or an exported .onnx with its manifest (default: weights/mobile.pt)")
     b.add_argument("--strength", type=float, default=None, help=STRENGTH_HELP)
-    b.add_argument("--threads", type=int, default=None, help="CPU threads of the onnxruntime/OpenVINO backend")
+    b.add_argument("--threads", type=positive_int, default=None, help="CPU threads of the onnxruntime/OpenVINO backend")
     b.add_argument("--hint", choices=["LATENCY", "THROUGHPUT"], default=None,
                    help="OpenVINO performance hint (default LATENCY)")
     b.add_argument("--timings", action="store_true", help="print the seconds of each stage")

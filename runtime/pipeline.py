@@ -16,10 +16,11 @@ from pathlib import Path
 from adamatting.config import DEFAULT_WEIGHTS
 from calib_data.errors import DataError
 from calib_data.io import write_image
-from runtime.bokeh import as_uint8_rgb, render_bokeh
+from calib_data.outputs import check_writable
+from runtime.bokeh import as_uint8_rgb, check_strength, render_bokeh
 from runtime.lens_blur import DEFAULT_STRENGTH
 from runtime.matter import Matter
-from runtime.preprocess import read_image
+from runtime.preprocess import check_band, read_image
 from runtime.timing import StageTimer
 
 DEFAULT_ARTIFACT = DEFAULT_WEIGHTS
@@ -39,6 +40,11 @@ def bokeh_file(photo_path: str | Path, out_path: str | Path, mask_path: str | Pa
     if out_path.suffix.lower() not in OUTPUT_SUFFIXES:
         raise DataError(f"output must be {', '.join(OUTPUT_SUFFIXES)}, got {out_path.suffix or 'no suffix'!r}",
                         out_path)
+    check_writable(out_path)   # these checks before any work: a bad option fails at once
+    if out_path.exists() and Path(photo_path).exists() and out_path.samefile(photo_path):
+        raise DataError("is the input photo: give another output path", out_path)
+    check_strength(strength)
+    check_band(band)
     timer = StageTimer()
     with timer("open"):
         matter = artifact if isinstance(artifact, Matter) else Matter.from_artifact(artifact)

@@ -44,6 +44,7 @@ ImageInput = Union[str, Path, np.ndarray]
 
 ASPECT_TOLERANCE = 0.01   # a mask/trimap is resized to the photo only if the aspect ratios agree this well
 MIN_SIDE = 8              # smaller photos carry nothing to matte
+MAX_BAND = 2048           # px: an unknown band wider than this around a mask is no longer a band
 
 _EXIF_ORIENTATION = 0x0112
 # EXIF orientation → the array operation that makes the image upright (same as ImageOps.exif_transpose).
@@ -176,10 +177,20 @@ def fit_to_photo(arr: np.ndarray, shape: tuple[int, int], what: str, path: Path 
     if (ah, aw) == (h, w):
         return arr
     if abs((aw / ah) / (w / h) - 1.0) > ASPECT_TOLERANCE:
-        hint = " (it matches the photo before its EXIF rotation)" if (ah, aw) == (w, h) else ""
+        hint = " (it matches the photo turned by 90°: was one of them rotated, by its EXIF orientation for example?)" if (ah, aw) == (w, h) else ""
         raise DataError(f"{what} is {aw}x{ah} but the photo is {w}x{h}: different aspect ratio{hint}", path)
     warnings.warn(f"{path or what}: {what} is {aw}x{ah}, resized to the photo's {w}x{h}", stacklevel=3)
     return cv2.resize(arr, (w, h), interpolation=interpolation)
+
+
+def check_band(band: int, shape: tuple[int, int] | None = None) -> int:
+    """The unknown band around a mask's edge, in photo pixels: an integer from 1 to the photo's long side
+    (``shape``, when known; MAX_BAND otherwise). ValueError naming it otherwise."""
+    limit = MAX_BAND if shape is None else min(MAX_BAND, max(shape))
+    if isinstance(band, bool) or not isinstance(band, (int, np.integer)) or not 1 <= band <= limit:
+        where = f"the photo's long side ({limit} px)" if shape is not None and limit < MAX_BAND else f"{MAX_BAND} px"
+        raise ValueError(f"band must be a whole number of pixels from 1 to {where}, got {band}")
+    return int(band)
 
 
 def make_trimap(shape: tuple[int, int], trimap: ImageInput | None = None, mask: ImageInput | None = None,
@@ -191,8 +202,7 @@ def make_trimap(shape: tuple[int, int], trimap: ImageInput | None = None, mask: 
         arr, path = _as_array(trimap, "trimap")
         return fit_to_photo(to_trimap(arr, path), shape, "trimap", path, cv2.INTER_NEAREST_EXACT)
     if mask is not None:
-        if band < 1:
-            raise ValueError(f"band must be at least 1 px, got {band}")
+        check_band(band, shape)
         arr, path = _as_array(mask, "mask")
         return trimap_from_mask(fit_to_photo(to_mask(arr, path), shape, "mask", path, cv2.INTER_LINEAR), band)
     return np.full(shape, UNKNOWN, np.uint8)

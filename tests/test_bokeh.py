@@ -179,7 +179,7 @@ def test_bokeh_file_writes_atomically(checkpoint, tmp_path, monkeypatch):
         raise OSError("No space left on device")
 
     monkeypatch.setattr(pathlib.Path, "write_bytes", fail_half_way)
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(DataError, match="out.jpg: cannot write here: No space"):   # the output named, not the temp
         bokeh_file(tmp_path / "photo.png", out, artifact=checkpoint)
     monkeypatch.undo()
     assert out.read_bytes() == b"the previous rendering"
@@ -196,6 +196,35 @@ def test_bokeh_file_writes_atomically(checkpoint, tmp_path, monkeypatch):
 def test_bokeh_file_refuses_an_unknown_output_format_before_any_work(tmp_path):
     with pytest.raises(DataError, match="output must be"):
         bokeh_file(tmp_path / "missing.jpg", tmp_path / "out.gif", artifact=tmp_path / "missing.pt")
+
+
+def test_bokeh_file_refuses_bad_outputs_and_options_before_any_work(tmp_path):
+    # The artifact and the photo do not exist: each error below is raised before either is opened.
+    photo, none = tmp_path / "photo.png", tmp_path / "missing.pt"
+    (tmp_path / "taken.png").mkdir()
+    (tmp_path / "file").write_bytes(b"")
+    cases = [(tmp_path / "taken.png", {}, r"taken.png: is a directory"),
+             (tmp_path / "file" / "out.png", {}, r"cannot create the folder .*file"),
+             (tmp_path / "out.png", {"strength": float("inf")}, r"strength must be a number in \[0, 1\]"),
+             (tmp_path / "out.png", {"strength": float("nan")}, r"strength must be a number in \[0, 1\]"),
+             (tmp_path / "out.png", {"band": 10 ** 6}, r"band must be a whole number of pixels from 1 to 2048"),
+             (tmp_path / "out.png", {"band": 0}, r"band must be"),]
+    for out, options, message in cases:
+        with pytest.raises(ValueError, match=message):
+            bokeh_file(photo, out, artifact=none, **options)
+    assert not (tmp_path / "out.png").exists()
+    cv2.imwrite(str(photo), scene(40, 60)[0])
+    with pytest.raises(DataError, match="photo.png: is the input photo"):
+        bokeh_file(photo, tmp_path / "." / "photo.png", artifact=none)
+    assert cv2.imread(str(photo)).shape == (40, 60, 3)
+
+
+def test_command_refuses_a_thread_count_below_one(capsys):
+    parser = argparse.ArgumentParser()
+    command.add_parser(parser.add_subparsers())
+    with pytest.raises(SystemExit):
+        parser.parse_args(["bokeh", "p.png", "-o", "o.png", "--threads", "-2"])
+    assert "--threads: must be >= 1, got -2" in capsys.readouterr().err
 
 
 def test_command(checkpoint, tmp_path, capsys):

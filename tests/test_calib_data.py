@@ -379,6 +379,23 @@ def test_atomic_path_renames_on_success_only(tmp_path):
         assert final.read_bytes() == b"new" and listing(final.parent) == ["out.bin"]   # old file kept, no temp
 
 
+def test_atomic_path_names_the_output_when_it_cannot_be_written(tmp_path):
+    (tmp_path / "dir.bin").mkdir()
+    (tmp_path / "file").write_bytes(b"x")
+    with pytest.raises(DataError, match="dir.bin: is a directory"):
+        with atomic_path(tmp_path / "dir.bin"):
+            raise AssertionError("not reached: checked before the block")
+    with pytest.raises(DataError, match="cannot create the folder"):
+        with atomic_path(tmp_path / "file" / "out.bin"):
+            raise AssertionError("not reached")
+    final = tmp_path / "out.bin"
+    with pytest.raises(DataError, match=r"out.bin: cannot write here: No space left on device"):
+        with atomic_path(final) as tmp:
+            tmp.write_bytes(b"half")
+            raise OSError(28, "No space left on device", str(tmp))   # the error names the temporary file
+    assert not final.exists() and listing(tmp_path) == ["dir.bin", "file"]
+
+
 def test_write_image_round_trips_and_creates_folders(tmp_path):
     rgb = np.random.default_rng(5).random((6, 8, 3)).astype(np.float32)
     p = write_image(tmp_path / "a" / "b" / "rgb.png", rgb)

@@ -47,6 +47,8 @@ def test_flops_command_prints_the_budget(capsys):
     assert main(["flops", "--config", "tiny", "--size", "64"]) == 0
     out = capsys.readouterr().out
     assert "GMACs" in out and "propagation" in out
+    assert main(["flops", "--config", "tiny", "--size", "0"]) == 2
+    assert "each side must be from the 'tiny' model's stride 32 to 4096" in capsys.readouterr().err
     assert main(["flops", "--config", "tiny-guided", "--size", "96"]) == 2
     assert "size 96x96 is not a multiple of the 'tiny-guided' model's stride 64" in capsys.readouterr().err
 
@@ -140,7 +142,7 @@ def test_ship_writes_a_weights_only_checkpoint(tmp_path, capsys):
     assert "optimizer" not in payload and payload["step"] == 2 and payload["config"]["name"] == "tiny"
 
 
-def test_ship_can_run_the_weights_at_another_guided_scale(tmp_path):
+def test_ship_can_run_the_weights_at_another_guided_scale(tmp_path, capsys):
     # How the shipped weights went from 1/2 to 3/4 resolution: the same tensors, another guided_scale.
     run = tmp_path / "run"
     train(run, dataclasses.replace(tiny_train_config(2), model="tiny-guided"), cache_root=tmp_path / "cache",
@@ -155,9 +157,21 @@ def test_ship_can_run_the_weights_at_another_guided_scale(tmp_path):
     model, _ = load_model(out)
     with torch.no_grad():
         assert model(torch.zeros(1, 3, 128, 128), torch.full((1, 1, 128, 128), 0.5))["alpha_pu"].shape[-1] == 96
-    with pytest.raises(SystemExit, match="needs a model without the guided upsampler"):
-        main(["ship", "--run", str(run), "--out", str(tmp_path / "x.pt"), "--guided-scale", "1"])
+    capsys.readouterr()
+    assert main(["ship", "--run", str(run), "--out", str(tmp_path / "x.pt"), "--guided-scale", "1"]) == 2
+    assert "error: adamat ship: --guided-scale 1 needs a model without the guided upsampler" in capsys.readouterr().err
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_ship_and_eval_real_check_their_outputs_before_any_work(tmp_path, capsys):
+    (tmp_path / "taken.pt").mkdir()
+    (tmp_path / "q" / "quality.md").mkdir(parents=True)
+    # the checkpoints do not exist: the output is checked first
+    assert main(["ship", "--average", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "taken.pt")]) == 2
+    assert "taken.pt: is a directory" in capsys.readouterr().err
+    assert main(["eval-real", "--checkpoint", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "q")]) == 2
+    assert "quality.md: is a directory" in capsys.readouterr().err
+    assert [p.name for p in (tmp_path / "q").iterdir()] == ["quality.md"]      # no quality.json without it
 
 
 def test_demo_on_tiny_sets_writes_the_contact_sheet(tmp_path, capsys):

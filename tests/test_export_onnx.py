@@ -169,6 +169,22 @@ def test_cli_export_onnx_fp32_only(tmp_path, tiny_model, capsys):
     assert "max |Δα|" in capsys.readouterr().out
     assert main(["export", "onnx", "--checkpoint", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "o2")]) == 2
     assert "checkpoint not found" in capsys.readouterr().err
+    # a bad calibration set name or output folder fails before the FP32 model is written
+    assert main(["export", "onnx", "--checkpoint", str(ckpt), "--out", str(tmp_path / "o3"), "--size", "64", "64",
+                 "--calib", "nope"]) == 2
+    assert "nope: config file not found" in capsys.readouterr().err and not list((tmp_path / "o3").iterdir())
+    assert main(["export", "onnx", "--checkpoint", str(ckpt), "--out", str(out), "--size", "64", "64"]) == 2
+    assert "cannot create the folder" in capsys.readouterr().err
+
+
+def test_an_artifact_whose_manifest_cannot_be_written_is_removed(tmp_path, tiny_model):
+    from calib_data.errors import DataError
+
+    out = tmp_path / "tiny.onnx"
+    manifest_path(out).mkdir(parents=True)             # the manifest's name is taken by a folder
+    with pytest.raises(DataError, match="is a directory"):
+        export_onnx(tiny_model, out, (64, 64))
+    assert not out.exists()                            # no artifact without its manifest (every loader refuses one)
 
 
 # --------------------------------------------------------------------------------------------- INT8

@@ -249,3 +249,10 @@ def test_device_bench_bad_folders(tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.startswith("error: ") and says in err and err.count("\n") == 1
     assert not (tmp_path / "r.json").exists()
+    # an output that cannot be written fails before the artifacts are even looked at, naming the output
+    (tmp_path / "taken.json").mkdir()
+    assert device_bench(["--artifacts", str(tmp_path / "missing"), "--out", str(tmp_path / "taken.json")]) == 2
+    assert "taken.json: is a directory" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        device_bench(["--artifacts", str(tmp_path / "empty"), "--threads", "0"])
+    assert "--threads: must be >= 1" in capsys.readouterr().err

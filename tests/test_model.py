@@ -177,6 +177,26 @@ def test_corrupt_and_truncated_checkpoints_are_named(tmp_path):
     for name in ("trunc.pt", "junk.pt", "missing.pt"):
         with pytest.raises(CheckpointError, match=name):
             load_model(tmp_path / name)
+    # one line, naming what the file is instead (torch's own message is several lines of advice)
+    (tmp_path / "model.onnx").write_bytes(b"\x08\x07onnx")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    for name, what in (("model.onnx", "an ONNX model"), ("empty.pt", "empty"), ("junk.pt", "not a zip archive")):
+        with pytest.raises(CheckpointError, match=f"{name}: not a PyTorch checkpoint \\({what}\\)"):
+            load_model(tmp_path / name)
+    with pytest.raises(CheckpointError) as err:
+        load_model(tmp_path / "trunc.pt")
+    assert "\n" not in str(err.value) and "weights_only" not in str(err.value)
+    with pytest.raises(CheckpointError, match="is a directory, not a checkpoint"):
+        load_model(tmp_path)
+
+
+def test_a_checkpoint_with_nan_weights_is_refused(tmp_path):
+    model = build_model(get_config("tiny"))
+    with torch.no_grad():
+        model.encoder.stem[0].weight[0, 0, 0, 0] = float("nan")
+    path = save_checkpoint(tmp_path / "diverged.pt", model)
+    with pytest.raises(CheckpointError, match=r"diverged.pt: weights contain NaN or inf \(encoder.stem.0.weight; 1 "):
+        load_model(path)
 
 
 def test_bad_inputs_get_clear_errors():

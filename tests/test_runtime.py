@@ -145,7 +145,7 @@ def test_exif_rotated_jpeg_gives_rotated_alpha(torch_matter, tmp_path):
     path = tmp_path / "phone.jpg"
     Image.fromarray(photo(60, 100)).save(path, quality=95, exif=exif)
     assert torch_matter.predict(path).alpha.shape == (100, 60)
-    with pytest.raises(DataError, match="before its EXIF rotation"):
+    with pytest.raises(DataError, match="turned by 90°"):
         torch_matter.predict(path, mask=person_mask(60, 100))
 
 

@@ -1,0 +1,36 @@
+"""Output paths: checked before a command's work, so that a bad one fails at once and names itself.
+
+No OpenCV or torch here: the on-device benchmark (benchmarks.device_bench) uses it on machines without them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from calib_data.errors import DataError
+
+
+def check_writable(final: str | Path) -> Path:
+    """``final`` as a Path once its folder exists (made if needed) and it can be written there: a clear
+    :class:`DataError` naming it otherwise (its folder is a file, it is a directory, no permission). Commands
+    call this before their work, so that a bad output path fails in a second rather than after the run."""
+    final = Path(final)
+    check_folder(final.parent, final)
+    if final.is_dir():
+        raise DataError("is a directory; give a file name", final)
+    return final
+
+
+def check_folder(folder: str | Path, name: str | Path | None = None) -> Path:
+    """``folder``, made if needed, once files can be written in it; DataError naming ``name`` (the output
+    being written, default the folder) otherwise."""
+    folder = Path(folder)
+    name = folder if name is None else name
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:   # a parent is a file (FileExistsError / NotADirectoryError), or no permission
+        raise DataError(f"cannot create the folder {folder}: {e.strerror or e}", name) from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise DataError(f"cannot write here: no permission to write in {folder}", name)
+    return folder
