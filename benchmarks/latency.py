@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import hashlib
 import importlib.util
 import json
 import os
@@ -235,6 +236,24 @@ def _reference_note(ref: Artifact | None, rows: list[dict]) -> str:
     return "" if rows[0]["status"] == "ok" else f"the reference failed: {rows[0]['reason']}"
 
 
+def _other_checkpoint(checkpoint: str | Path, artifacts: list[Artifact]) -> str:
+    """Why ``checkpoint`` cannot be the reference of these artifacts ("" when it can): their manifests record
+    the sha256 of the checkpoint they were exported from, and a reference from other weights (another config,
+    another size of network) would make every ratio meaningless. ValueError when the file does not exist."""
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise ValueError(f"{path}: reference checkpoint not found (the PyTorch FP32 row; give the one the "
+                         f"artifacts were exported from with --checkpoint)")
+    recorded = {a.manifest.checkpoint_sha256 for a in artifacts if a.manifest is not None} - {""}
+    if not recorded:
+        return ""
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest in recorded:
+        return ""
+    return (f"{path} is not the checkpoint these artifacts were exported from (sha256 {digest[:12]}, theirs "
+            f"{', '.join(sorted(d[:12] for d in recorded))}): no reference row")
+
+
 def bench_all(folder: str | Path, checkpoint: str | Path | None = None, input_size: Sequence[int] | None = None,
               warmup: int = 5, runs: int = 30, threads: int | None = None, hint: str | None = "LATENCY",
               progress: Callable[[dict], None] | None = None) -> dict:
@@ -243,7 +262,8 @@ def bench_all(folder: str | Path, checkpoint: str | Path | None = None, input_si
     why and every ``ratio_to_torch_fp32`` is None). ``progress`` is called with each row as it is done."""
     artifacts, problems, input_size = select_artifacts(folder, input_size)
     ref = reference(checkpoint) if checkpoint is not None else None
-    benched = ([ref] if ref is not None and ref.runs_here else []) + artifacts
+    mismatch = _other_checkpoint(checkpoint, artifacts) if checkpoint is not None else ""
+    benched = ([ref] if ref is not None and ref.runs_here and not mismatch else []) + artifacts
     rows = []
     for a in benched:
         rows.append(bench_artifact(a, input_size, warmup, runs, threads, hint))
@@ -251,7 +271,7 @@ def bench_all(folder: str | Path, checkpoint: str | Path | None = None, input_si
             progress(rows[-1])
     for a, row in zip(benched, rows):
         row["gmacs"] = gmacs(a, input_size)
-    reference_note = _reference_note(ref, rows)
+    reference_note = mismatch or _reference_note(ref, rows)
     fp = device_fingerprint()
     return {"format": FORMAT, "fingerprint": fp, "fingerprint_id": fingerprint_id(fp),
             "created": datetime.now().astimezone().isoformat(timespec="seconds"),

@@ -256,3 +256,21 @@ def test_device_bench_bad_folders(tmp_path, capsys):
     with pytest.raises(SystemExit):
         device_bench(["--artifacts", str(tmp_path / "empty"), "--threads", "0"])
     assert "--threads: must be >= 1" in capsys.readouterr().err
+
+
+def test_a_reference_checkpoint_other_than_the_artifacts_is_not_used(tmp_path):
+    from adamatting.checkpoint import file_sha256
+    from benchmarks.latency import bench_all
+
+    torch.manual_seed(0)
+    model = build_model(get_config("tiny")).eval()
+    ours = save_checkpoint(tmp_path / "ours.pt", model)
+    other = save_checkpoint(tmp_path / "other.pt", build_model(get_config("tiny-guided")).eval())
+    export_onnx(model, tmp_path / "export" / "tiny_fp32.onnx", SIZE, checkpoint_sha256=file_sha256(ours))
+    r = bench_all(tmp_path / "export", other, warmup=0, runs=1, threads=1)
+    # the ONNX row is timed; the other weights are not timed as its reference, and no ratio is made up
+    assert [row["id"] for row in r["rows"]] == ["onnxruntime/fp32"] and r["reference"] is None
+    assert "other.pt is not the checkpoint these artifacts were exported from" in r["reference_note"]
+    assert r["rows"][0]["ratio_to_torch_fp32"] is None
+    with pytest.raises(ValueError, match="nope.pt: reference checkpoint not found"):
+        bench_all(tmp_path / "export", tmp_path / "nope.pt", warmup=0, runs=1)
