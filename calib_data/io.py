@@ -29,7 +29,7 @@ def decode_image(path: str | Path, flags: int = cv2.IMREAD_UNCHANGED) -> np.ndar
     is missing, empty, corrupt, truncated or of an unsupported format."""
     path = Path(path)
     if not path.is_file():
-        raise DataError("file not found", path)
+        raise DataError("is a directory, not an image file" if path.is_dir() else "file not found", path)
     # np.fromfile + imdecode: works for any path and never returns a half-decoded image silently.
     raw = np.fromfile(path, dtype=np.uint8)
     if raw.size == 0:

@@ -27,14 +27,14 @@ from calib_data.errors import DataError
 from calib_data.io import to_uint8
 from runtime.foreground import estimate_foreground
 from runtime.lens_blur import DEFAULT_STRENGTH, HIGHLIGHT_GAIN, HIGHLIGHT_THRESHOLD, lens_blur
-from runtime.preprocess import to_rgb
+from runtime.preprocess import MIN_SIDE, to_rgb
 from runtime.timing import StageTimer
 
 
 def as_uint8_rgb(photo: np.ndarray, path: Path | None = None) -> np.ndarray:
     """A photo array as uint8 (H, W, 3) RGB: uint8 RGB as is, anything else through the runtime's checks
     and conversions (:func:`runtime.preprocess.to_rgb`), rounded to 8 bits."""
-    if photo.dtype == np.uint8 and photo.ndim == 3 and photo.shape[2] == 3:
+    if photo.dtype == np.uint8 and photo.ndim == 3 and photo.shape[2] == 3 and min(photo.shape[:2]) >= MIN_SIDE:
         return np.ascontiguousarray(photo)
     return to_uint8(to_rgb(photo, path))
 

@@ -198,7 +198,7 @@ def test_bokeh_file_refuses_an_unknown_output_format_before_any_work(tmp_path):
         bokeh_file(tmp_path / "missing.jpg", tmp_path / "out.gif", artifact=tmp_path / "missing.pt")
 
 
-def test_bokeh_file_refuses_bad_outputs_and_options_before_any_work(tmp_path):
+def test_bokeh_file_refuses_bad_outputs_and_options_before_any_work(checkpoint, tmp_path):
     # The artifact and the photo do not exist: each error below is raised before either is opened.
     photo, none = tmp_path / "photo.png", tmp_path / "missing.pt"
     (tmp_path / "taken.png").mkdir()
@@ -213,6 +213,11 @@ def test_bokeh_file_refuses_bad_outputs_and_options_before_any_work(tmp_path):
         with pytest.raises(ValueError, match=message):
             bokeh_file(photo, out, artifact=none, **options)
     assert not (tmp_path / "out.png").exists()
+    with pytest.raises(DataError, match=f"{tmp_path.name}: is a directory, not an image file"):
+        bokeh_file(tmp_path, tmp_path / "out.png", artifact=checkpoint)
+    cv2.imwrite(str(photo), np.zeros((4, 60, 3), np.uint8))
+    with pytest.raises(DataError, match="photo.png: photo is 60x4; both sides must be at least 8 px"):
+        bokeh_file(photo, tmp_path / "out.png", artifact=checkpoint)
     cv2.imwrite(str(photo), scene(40, 60)[0])
     with pytest.raises(DataError, match="photo.png: is the input photo"):
         bokeh_file(photo, tmp_path / "." / "photo.png", artifact=none)
