@@ -25,9 +25,9 @@ def run_quality(checkpoint: Path, out: Path, with_closed_form: bool = True) -> d
         _, rows = evaluate_real(predictor)
         results[name] = rows
     table = quality_table(results)
-    for path, text in zip(files, (json.dumps(results, indent=2), table + "\n")):
-        with atomic_path(path) as tmp:
-            tmp.write_text(text)
+    with atomic_path(files[0]) as tmp_json, atomic_path(files[1]) as tmp_md:   # the table, then the JSON, or neither
+        tmp_json.write_text(json.dumps(results, indent=2))
+        tmp_md.write_text(table + "\n")
     print(table)
     return results
 

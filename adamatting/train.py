@@ -246,7 +246,14 @@ def train(run_dir: str | Path, cfg: TrainConfig, cache_root: Path = Path("cache"
     run_dir = Path(run_dir)
     last = run_dir / "last.pt"
     if last.is_file():   # before the other checks: resumed with other options, the first error names them
-        saved = ModelConfig.from_dict(read_checkpoint(last)["config"]).replace(name=model_cfg.name)
+        resumed = read_checkpoint(last)
+        saved_only = tuple(resumed.get("train_config", {}).get("train_only", ()))
+        if saved_only != tuple(cfg.train_only):   # the optimiser state holds only the parts the run trains
+            show = lambda parts: " ".join(parts) if parts else "everything"  # noqa: E731
+            raise CheckpointError(f"{last} trains {show(saved_only)}, this resume asks for {show(cfg.train_only)}; "
+                                  "resume with the run's options"
+                                  + (f" (--train-only {' '.join(saved_only)})" if saved_only else " (no --train-only)"))
+        saved = ModelConfig.from_dict(resumed["config"]).replace(name=model_cfg.name)
         differ = [f"{k}: run {a} vs now {b}" for k, a, b in saved.differences(model_cfg)]
         if differ:
             hint = (f" (--guided-scale {format_scale(saved.guided_scale)})"
@@ -321,7 +328,7 @@ def train(run_dir: str | Path, cfg: TrainConfig, cache_root: Path = Path("cache"
     try:
         while step < cfg.steps and not stop["flag"]:
             model.train()
-            for m in frozen_norms(model):
+            for m in frozen_norms(model) if cfg.train_only else ():
                 m.eval()
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, cfg)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import hashlib
 import importlib.util
 import json
 import os
@@ -236,22 +235,22 @@ def _reference_note(ref: Artifact | None, rows: list[dict]) -> str:
     return "" if rows[0]["status"] == "ok" else f"the reference failed: {rows[0]['reason']}"
 
 
-def _other_checkpoint(checkpoint: str | Path, artifacts: list[Artifact]) -> str:
-    """Why ``checkpoint`` cannot be the reference of these artifacts ("" when it can): their manifests record
-    the sha256 of the checkpoint they were exported from, and a reference from other weights (another config,
-    another size of network) would make every ratio meaningless. ValueError when the file does not exist."""
-    path = Path(checkpoint)
-    if not path.is_file():
-        raise ValueError(f"{path}: reference checkpoint not found (the PyTorch FP32 row; give the one the "
-                         f"artifacts were exported from with --checkpoint)")
-    recorded = {a.manifest.checkpoint_sha256 for a in artifacts if a.manifest is not None} - {""}
-    if not recorded:
+def _other_model(checkpoint: str | Path, artifacts: list[Artifact]) -> str:
+    """Why ``checkpoint`` cannot time the reference row of these artifacts ("" when it can): it is another
+    network than every one they were exported from (their manifests' model config; the number of propagation
+    steps aside, an export option), and its latency would make every ratio meaningless. Only asked where
+    torch runs the reference. CheckpointError naming the file when it is missing or unreadable."""
+    from adamatting.checkpoint import read_checkpoint
+    from adamatting.config import ModelConfig
+
+    ours = ModelConfig.from_dict(read_checkpoint(checkpoint)["config"])
+    theirs = {ModelConfig.from_dict(a.manifest.model_config).replace(pu_steps=ours.pu_steps)
+              for a in artifacts if a.manifest is not None}
+    if not theirs or ours in theirs:
         return ""
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    if digest in recorded:
-        return ""
-    return (f"{path} is not the checkpoint these artifacts were exported from (sha256 {digest[:12]}, theirs "
-            f"{', '.join(sorted(d[:12] for d in recorded))}): no reference row")
+    return (f"{checkpoint} is another model than the artifacts were exported from ("
+            + "; ".join(f"{k} {a} vs {b}" for k, a, b in ours.differences(sorted(theirs, key=str)[0]))
+            + "): no reference row")
 
 
 def bench_all(folder: str | Path, checkpoint: str | Path | None = None, input_size: Sequence[int] | None = None,
@@ -262,7 +261,7 @@ def bench_all(folder: str | Path, checkpoint: str | Path | None = None, input_si
     why and every ``ratio_to_torch_fp32`` is None). ``progress`` is called with each row as it is done."""
     artifacts, problems, input_size = select_artifacts(folder, input_size)
     ref = reference(checkpoint) if checkpoint is not None else None
-    mismatch = _other_checkpoint(checkpoint, artifacts) if checkpoint is not None else ""
+    mismatch = _other_model(checkpoint, artifacts) if ref is not None and ref.runs_here else ""
     benched = ([ref] if ref is not None and ref.runs_here and not mismatch else []) + artifacts
     rows = []
     for a in benched:

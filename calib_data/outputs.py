@@ -32,5 +32,5 @@ def check_folder(folder: str | Path, name: str | Path | None = None) -> Path:
     except OSError as e:   # a parent is a file (FileExistsError / NotADirectoryError), or no permission
         raise DataError(f"cannot create the folder {folder}: {e.strerror or e}", name) from None
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise DataError(f"cannot write here: no permission to write in {folder}", name)
+        raise DataError(f"cannot write here: no permission to write in {folder} (or a read-only file system)", name)
     return folder

@@ -134,6 +134,8 @@ def write_manifest(artifact: str | Path, manifest: Manifest) -> Path:
             tmp.write_text(manifest.to_json())
     except BaseException:   # an artifact without its manifest is refused by every loader: leave neither
         remove_artifact(artifact)
+        if path.is_file():   # a previous export's manifest describes an artifact that is gone
+            path.unlink()
         raise
     return path
 

@@ -17,6 +17,7 @@ refers to those 8-bit values.
 from __future__ import annotations
 
 import math
+import numbers
 
 from pathlib import Path
 
@@ -63,7 +64,8 @@ def composite(photo: np.ndarray, alpha: np.ndarray, background: np.ndarray,
 
 def check_strength(strength: float) -> float:
     """The blur strength, a finite fraction of the image diagonal in [0, 1]; ValueError naming it otherwise."""
-    if not (isinstance(strength, (int, float)) and math.isfinite(strength) and 0 <= strength <= 1):
+    if isinstance(strength, bool) or not isinstance(strength, numbers.Real) or not (
+            math.isfinite(strength) and 0 <= strength <= 1):
         raise ValueError(f"strength must be a number in [0, 1] (a fraction of the image diagonal; default "
                          f"{DEFAULT_STRENGTH}), got {strength}")
     return float(strength)

@@ -183,13 +183,11 @@ def fit_to_photo(arr: np.ndarray, shape: tuple[int, int], what: str, path: Path 
     return cv2.resize(arr, (w, h), interpolation=interpolation)
 
 
-def check_band(band: int, shape: tuple[int, int] | None = None) -> int:
-    """The unknown band around a mask's edge, in photo pixels: an integer from 1 to the photo's long side
-    (``shape``, when known; MAX_BAND otherwise). ValueError naming it otherwise."""
-    limit = MAX_BAND if shape is None else min(MAX_BAND, max(shape))
-    if isinstance(band, bool) or not isinstance(band, (int, np.integer)) or not 1 <= band <= limit:
-        where = f"the photo's long side ({limit} px)" if shape is not None and limit < MAX_BAND else f"{MAX_BAND} px"
-        raise ValueError(f"band must be a whole number of pixels from 1 to {where}, got {band}")
+def check_band(band: int) -> int:
+    """The unknown band around a mask's edge, in photo pixels: an integer from 1 to MAX_BAND; ValueError
+    naming it otherwise. (A band wider than the photo makes it all unknown: :func:`make_trimap` clamps it.)"""
+    if isinstance(band, bool) or not isinstance(band, (int, np.integer)) or not 1 <= band <= MAX_BAND:
+        raise ValueError(f"band must be a whole number of pixels from 1 to {MAX_BAND}, got {band}")
     return int(band)
 
 
@@ -202,7 +200,7 @@ def make_trimap(shape: tuple[int, int], trimap: ImageInput | None = None, mask: 
         arr, path = _as_array(trimap, "trimap")
         return fit_to_photo(to_trimap(arr, path), shape, "trimap", path, cv2.INTER_NEAREST_EXACT)
     if mask is not None:
-        check_band(band, shape)
+        band = min(check_band(band), max(shape))
         arr, path = _as_array(mask, "mask")
         return trimap_from_mask(fit_to_photo(to_mask(arr, path), shape, "mask", path, cv2.INTER_LINEAR), band)
     return np.full(shape, UNKNOWN, np.uint8)

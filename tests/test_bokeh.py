@@ -207,7 +207,7 @@ def test_bokeh_file_refuses_bad_outputs_and_options_before_any_work(checkpoint, 
              (tmp_path / "file" / "out.png", {}, r"cannot create the folder .*file"),
              (tmp_path / "out.png", {"strength": float("inf")}, r"strength must be a number in \[0, 1\]"),
              (tmp_path / "out.png", {"strength": float("nan")}, r"strength must be a number in \[0, 1\]"),
-             (tmp_path / "out.png", {"band": 10 ** 6}, r"band must be a whole number of pixels from 1 to 2048"),
+             (tmp_path / "out.png", {"band": 10 ** 6}, r"band must be a whole number of pixels from 1 to 2048, got 1000000"),
              (tmp_path / "out.png", {"band": 0}, r"band must be"),]
     for out, options, message in cases:
         with pytest.raises(ValueError, match=message):

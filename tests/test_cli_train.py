@@ -283,8 +283,15 @@ def test_train_only_trains_the_named_parts_and_keeps_the_rest_and_its_statistics
     assert torch.equal(before["encoder.stem.1.running_mean"], after["encoder.stem.1.running_mean"])
     assert "refiner.conv.1.running_mean" in changed
     assert "propagation.embed.weight" not in changed
-    # resumed with its config (train_config.json), the run keeps training only those parts
+    # it resumes only with the same parts to train (the optimiser state holds theirs), else names the flag
     assert TrainConfig.from_dict(torch.load(last, weights_only=True)["train_config"]).train_only == cfg.train_only
+    with pytest.raises(CheckpointError, match=r"trains refiner propagation.cell, this resume asks for everything; "
+                                              r"resume with the run's options \(--train-only refiner propagation.cell\)"):
+        train(tmp_path / "part", dataclasses.replace(cfg, train_only=(), steps=4), cache_root=tmp_path / "cache",
+              progress=False)
+    resumed = train(tmp_path / "part", dataclasses.replace(cfg, steps=4), cache_root=tmp_path / "cache",
+                    progress=False)
+    assert torch.load(resumed, weights_only=True)["step"] == 4
     with pytest.raises(ValueError, match=r"no module named 'refinr' in the model \(its parts: encoder, "):
         train(tmp_path / "bad", dataclasses.replace(cfg, train_only=("refinr",)), cache_root=tmp_path / "cache",
               progress=False)

@@ -258,19 +258,23 @@ def test_device_bench_bad_folders(tmp_path, capsys):
     assert "--threads: must be >= 1" in capsys.readouterr().err
 
 
-def test_a_reference_checkpoint_other_than_the_artifacts_is_not_used(tmp_path):
-    from adamatting.checkpoint import file_sha256
+def test_a_reference_checkpoint_of_another_model_is_not_used(tmp_path):
+    from adamatting.checkpoint import CheckpointError
     from benchmarks.latency import bench_all
 
     torch.manual_seed(0)
     model = build_model(get_config("tiny")).eval()
     ours = save_checkpoint(tmp_path / "ours.pt", model)
+    resaved = save_checkpoint(tmp_path / "resaved.pt", model, note="same weights, other bytes")
     other = save_checkpoint(tmp_path / "other.pt", build_model(get_config("tiny-guided")).eval())
-    export_onnx(model, tmp_path / "export" / "tiny_fp32.onnx", SIZE, checkpoint_sha256=file_sha256(ours))
+    export_onnx(model, tmp_path / "export" / "tiny_fp32.onnx", SIZE)
+    for same in (ours, resaved):   # the same network: its reference row is timed
+        assert bench_all(tmp_path / "export", same, warmup=0, runs=1, threads=1)["reference"] == "torch/fp32"
     r = bench_all(tmp_path / "export", other, warmup=0, runs=1, threads=1)
-    # the ONNX row is timed; the other weights are not timed as its reference, and no ratio is made up
+    # another network: the ONNX row is timed, the checkpoint is not timed as its reference, no ratio made up
     assert [row["id"] for row in r["rows"]] == ["onnxruntime/fp32"] and r["reference"] is None
-    assert "other.pt is not the checkpoint these artifacts were exported from" in r["reference_note"]
+    assert ("other.pt is another model than the artifacts were exported from (name 'tiny-guided' vs 'tiny'; "
+            "guided_scale 2 vs 1") in r["reference_note"]
     assert r["rows"][0]["ratio_to_torch_fp32"] is None
-    with pytest.raises(ValueError, match="nope.pt: reference checkpoint not found"):
+    with pytest.raises(CheckpointError, match="nope.pt: checkpoint not found"):
         bench_all(tmp_path / "export", tmp_path / "nope.pt", warmup=0, runs=1)

@@ -314,3 +314,11 @@ def test_known_trimap_regions_are_authoritative(artifacts):
     free = Matter.from_artifact(artifacts["pt"], long_side=64, clamp_known=False).predict(img, trimap=trimap).alpha
     assert np.array_equal(free[20:-20], clamped[20:-20])
     assert not ((free[:20] == 0).all() and (free[-20:] == 1).all())  # the random network alone is not sure
+
+
+def test_the_default_band_fits_small_photos_and_an_absurd_band_is_refused():
+    mask = np.zeros((10, 12), np.uint8)
+    mask[3:7, 4:8] = 255
+    assert (make_trimap((10, 12), mask=mask, band=16) == 128).all()   # wider than the photo: all unknown
+    with pytest.raises(ValueError, match="band must be a whole number of pixels from 1 to 2048, got 100000"):
+        make_trimap((10, 12), mask=mask, band=100_000)
