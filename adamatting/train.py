@@ -245,8 +245,8 @@ def train(run_dir: str | Path, cfg: TrainConfig, cache_root: Path = Path("cache"
     model_cfg = cfg.model_config()
     run_dir = Path(run_dir)
     last = run_dir / "last.pt"
-    if last.is_file():   # before the other checks: resumed with other options, the first error names them
-        resumed = read_checkpoint(last)
+    resumed = read_checkpoint(last) if last.is_file() else None   # read once: checked here, loaded below
+    if resumed is not None:   # before the other checks: resumed with other options, the first error names them
         saved_only = tuple(resumed.get("train_config", {}).get("train_only", ()))
         if saved_only != tuple(cfg.train_only):   # the optimiser state holds only the parts the run trains
             show = lambda parts: " ".join(parts) if parts else "everything"  # noqa: E731
@@ -276,8 +276,8 @@ def train(run_dir: str | Path, cfg: TrainConfig, cache_root: Path = Path("cache"
     params = trained + list(loss_fn.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     step, best, elapsed, averaged = 0, float("inf"), 0.0, None
-    if last.is_file():
-        ck = read_checkpoint(last)
+    if resumed is not None:
+        ck = resumed
         if upgrade_state(model, ck["model"])[1]:
             raise CheckpointError(f"{last} predates the propagation unit's trimap input: its optimizer state "
                                   f"does not fit the model; start a new run from its weights (--init {last})")
@@ -325,10 +325,11 @@ def train(run_dir: str | Path, cfg: TrainConfig, cache_root: Path = Path("cache"
 
     bar = tqdm(total=cfg.steps, initial=step, disable=not progress, desc="train", unit="step")
     t_start = time.time() - elapsed
+    frozen = frozen_norms(model) if cfg.train_only else []   # requires_grad is fixed for the run
     try:
         while step < cfg.steps and not stop["flag"]:
             model.train()
-            for m in frozen_norms(model) if cfg.train_only else ():
+            for m in frozen:
                 m.eval()
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, cfg)
