@@ -33,8 +33,7 @@ import numpy as np
 
 from benchmarks.artifacts import REFERENCE_KEY, Artifact, discover, open_artifact, open_runner, reference
 from benchmarks.fingerprint import device_fingerprint, fingerprint_id
-from calib_data.errors import DataError
-from calib_data.outputs import check_writable
+from calib_data.outputs import atomic_path
 from runtime.backends import BACKENDS
 
 FORMAT = "adamatting-latency/1"
@@ -282,18 +281,10 @@ def bench_all(folder: str | Path, checkpoint: str | Path | None = None, input_si
 
 
 def write_atomic(text: str, path: str | Path) -> Path:
-    """Write ``text`` to ``path`` atomically (a temporary file beside it, then ``os.replace``). Not
-    :func:`calib_data.io.atomic_path`: that module imports OpenCV, which a target device may not have."""
-    path = check_writable(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    """Write ``text`` to ``path`` atomically (:func:`calib_data.outputs.atomic_path`, which needs no OpenCV)."""
+    with atomic_path(path) as tmp:
         tmp.write_text(text)
-        os.replace(tmp, path)
-    except OSError as e:   # name the output, not the temporary file
-        raise DataError(f"cannot write here: {e.strerror or e}", path) from None
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return Path(path)
 
 
 def write_json(result: dict, path: str | Path) -> Path:

@@ -8,17 +8,13 @@ Conventions used across the project:
 
 from __future__ import annotations
 
-import os
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import cv2
 import numpy as np
 
 from calib_data.errors import DataError
-from calib_data.outputs import check_writable
+from calib_data.outputs import atomic_path   # also imported from here by its callers
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 TRIMAP_VALUES = (0, 128, 255)
@@ -139,33 +135,6 @@ def check_same_size(items: dict[str, tuple[np.ndarray, Path | None]]) -> None:
 def to_uint8(x: np.ndarray) -> np.ndarray:
     """float [0, 1] → uint8 with rounding (the Adobe script's convention)."""
     return np.clip(np.rint(np.asarray(x, dtype=np.float32) * 255.0), 0, 255).astype(np.uint8)
-
-
-@contextmanager
-def atomic_path(final: str | Path, suffix: str | None = None) -> Iterator[Path]:
-    """Yield a temporary path beside ``final``; rename it onto ``final`` only if the block succeeds.
-
-    An exception (or an interrupt) removes the temporary file: nothing is ever left under the final name.
-    """
-    final = check_writable(final)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=suffix or final.suffix + ".tmp", dir=final.parent)
-    except OSError as e:
-        raise DataError(f"cannot write here: {e.strerror or e}", final) from None
-    os.close(fd)
-    tmp = Path(tmp)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make every artifact private to its writer
-    try:
-        try:
-            yield tmp
-            os.replace(tmp, final)
-        except OSError as e:   # disk full, a read-only or special file system: name the output, not the temp file
-            raise DataError(f"cannot write here: {e.strerror or e}", final) from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def write_image(path: str | Path, img: np.ndarray) -> Path:

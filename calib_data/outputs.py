@@ -1,4 +1,5 @@
-"""Output paths: checked before a command's work, so that a bad one fails at once and names itself.
+"""Output paths: checked before a command's work, so that a bad one fails at once and names itself, and
+written atomically (:func:`atomic_path`).
 
 No OpenCV or torch here: the on-device benchmark (benchmarks.device_bench) uses it on machines without them.
 """
@@ -6,7 +7,10 @@ No OpenCV or torch here: the on-device benchmark (benchmarks.device_bench) uses 
 from __future__ import annotations
 
 import os
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from calib_data.errors import DataError
 
@@ -34,3 +38,30 @@ def check_folder(folder: str | Path, name: str | Path | None = None) -> Path:
     if not os.access(folder, os.W_OK | os.X_OK):
         raise DataError(f"cannot write here: no permission to write in {folder} (or a read-only file system)", name)
     return folder
+
+
+@contextmanager
+def atomic_path(final: str | Path, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``final``; rename it onto ``final`` only if the block succeeds.
+
+    An exception (or an interrupt) removes the temporary file: nothing is ever left under the final name.
+    """
+    final = check_writable(final)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=suffix or final.suffix + ".tmp", dir=final.parent)
+    except OSError as e:
+        raise DataError(f"cannot write here: {e.strerror or e}", final) from None
+    os.close(fd)
+    tmp = Path(tmp)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make every artifact private to its writer
+    try:
+        try:
+            yield tmp
+            os.replace(tmp, final)
+        except OSError as e:   # disk full, a read-only or special file system: name the output, not the temp file
+            raise DataError(f"cannot write here: {e.strerror or e}", final) from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
