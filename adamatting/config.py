@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass
 from fractions import Fraction
 from math import gcd
 from pathlib import Path
@@ -12,6 +13,9 @@ from pathlib import Path
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "mobile.pt"
 ENCODER_STRIDE = 32                                 # the encoder's deepest feature map is 1/32 of its input
 GUIDED_SCALES = (1, 4 / 3, 2, 4)                    # input resolution / network resolution
+# A config's name goes into artifact file names, and checkpoints carry it: letters, digits, '_' and '-' only,
+# so that no name read from a file can make a path (no '/', '..', or a leading '-').
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
 
 def format_scale(s: float) -> str:
@@ -41,6 +45,9 @@ class ModelConfig:
     refiner_hidden: int = 16                        # guided upsampler: hidden channels of its 1×1 convs
 
     def __post_init__(self):
+        if not isinstance(self.name, str) or not NAME_PATTERN.fullmatch(self.name):
+            raise ValueError(f"model config name {self.name!r} is not allowed: 1 to 64 letters, digits, '_' or '-', "
+                             f"starting with a letter or digit")
         if self.guided_scale not in GUIDED_SCALES:
             raise ValueError(f"guided_scale must be one of {', '.join(map(format_scale, GUIDED_SCALES))}, "
                              f"got {format_scale(self.guided_scale)}")

@@ -2,11 +2,15 @@
 
     python -m benchmarks.device_bench [--artifacts out/export] [--out results/latency-<fingerprint id>.json]
         [--checkpoint weights/mobile.pt] [--size H W] [--warmup 5] [--runs 30] [--threads N] [--hint LATENCY]
+        [--keep-going]
     python -m benchmarks.device_bench merge a.json b.json ... [--out latency.md]
 
 The first times every artifact of the folder that runs on this device (:mod:`benchmarks.latency`: one process
 per artifact, p50/p90/p99, throughput, peak RSS), after the PyTorch FP32 reference where torch is installed,
-prints a table and writes the JSON. It needs the repository's Python packages, NumPy and the runtime —
+prints a table and writes the JSON. It exits 1 when an artifact that should run here failed or is damaged (no
+usable manifest, files that do not match it), after writing the JSON, so that a CI job or a device farm sees
+it; ``--keep-going`` exits 0 all the same. An artifact whose runtime is not installed is "not run", not a
+failure. It needs the repository's Python packages, NumPy and the runtime —
 TensorRT on a Jetson, coremltools on a Mac, OpenVINO on an Intel laptop, onnxruntime on a phone under
 Termux — and not torch: without it there is no reference row, which the JSON and the table say. The second
 merges the JSONs of several devices into one markdown table: a row per artifact, per device its p50 and its
@@ -142,6 +146,8 @@ def _bench(argv: list[str]) -> int:
     p.add_argument("--threads", type=positive_int, default=None, help="CPU threads for torch, onnxruntime, OpenVINO")
     p.add_argument("--hint", default="LATENCY", type=str.upper, choices=["LATENCY", "THROUGHPUT"],
                    help="OpenVINO performance hint (default LATENCY)")
+    p.add_argument("--keep-going", action="store_true",
+                   help="exit 0 even when an artifact failed or is damaged (default: exit 1 after writing the JSON)")
     args = p.parse_args(argv)
     if args.warmup < 0 or args.runs < 1:
         raise ValueError("--warmup must be >= 0 and --runs >= 1")
@@ -163,7 +169,18 @@ def _bench(argv: list[str]) -> int:
     for problem in result["problems"]:
         print(f"skipped: {problem}")
     print(f"wrote {out}")
+    failed = failures(result)
+    if failed and not args.keep_going:
+        print(f"error: {len(failed)} artifact(s) failed: {'; '.join(failed)}", file=sys.stderr)
+        return 1
     return 0
+
+
+def failures(result: dict) -> list[str]:
+    """What should have run here and did not: failed rows (the reference included) and damaged artifacts.
+    Rows "not run" (their runtime is not installed here) are not failures."""
+    rows = [f"{r['id']}: {r['reason']}" for r in result["rows"] if r["status"] == "failed"]
+    return rows + list(result["problems"])
 
 
 def _merge(argv: list[str]) -> int:

@@ -40,6 +40,17 @@ def check_folder(folder: str | Path, name: str | Path | None = None) -> Path:
     return folder
 
 
+def inside(folder: str | Path, name: str) -> Path:
+    """``folder / name`` for a file name that cannot leave ``folder``: one path component, not '.' or '..',
+    no separator of any platform. Names built from data (a checkpoint's config name, a user's ``--name``) go
+    through here, so an output is always a direct child of the folder the user named."""
+    bad = (not name or name in (".", "..") or any(c in name for c in "/\\\0")
+           or Path(name).name != name or Path(name).is_absolute())
+    if bad:
+        raise DataError(f"output name {name!r} would not be a file directly in this folder", folder)
+    return Path(folder) / name
+
+
 @contextmanager
 def atomic_path(final: str | Path, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``final``; rename it onto ``final`` only if the block succeeds.

@@ -21,7 +21,8 @@ from typing import Callable
 
 from adamatting.checkpoint import file_sha256, load_model
 from export.manifest import ManifestError, export_code_sha, load_manifest
-from export.targets import artifact_name
+from calib_data.outputs import inside
+from export.targets import artifact_name, artifact_path
 
 TARGETS = ("onnx", "openvino", "tensorrt", "coreml")
 OPENVINO_PRECISIONS = ("fp32", "fp16", "int8")
@@ -53,10 +54,10 @@ def _current(path: Path, checkpoint_sha: str, size, calib_key: str | None) -> bo
 def planned_artifacts(config: str, size, out_dir: Path) -> dict[str, list[Path]]:
     """The files each target writes (the TensorRT engines excluded: they exist only where TensorRT does)."""
     base = artifact_name(config, size, "x")[: -len("_x.onnx")]
-    return {"onnx": [out_dir / artifact_name(config, size, p) for p in ("fp32", "int8")],
-            "openvino": [out_dir / f"{base}_openvino_{p}.xml" for p in OPENVINO_PRECISIONS],
-            "tensorrt": [out_dir / artifact_name(config, size, p) for p in ("trt_fp16", "trt_int8")],
-            "coreml": [out_dir / artifact_name(config, size, f"coreml_{v}", suffix=".mlpackage")
+    return {"onnx": [artifact_path(out_dir, config, size, p) for p in ("fp32", "int8")],
+            "openvino": [inside(out_dir, f"{base}_openvino_{p}.xml") for p in OPENVINO_PRECISIONS],
+            "tensorrt": [artifact_path(out_dir, config, size, p) for p in ("trt_fp16", "trt_int8")],
+            "coreml": [artifact_path(out_dir, config, size, f"coreml_{v}", suffix=".mlpackage")
                        for v in COREML_VARIANTS]}
 
 

@@ -401,6 +401,7 @@ def export_coreml(model: AdaMatting, out_dir: str | Path, variant: str = "fp16",
     import coremltools.optimize.coreml as cto
 
     from export.int8_qdq import check_set_size
+    from calib_data.outputs import inside
     from export.targets import artifact_name
 
     if variant not in VARIANTS:
@@ -413,7 +414,7 @@ def export_coreml(model: AdaMatting, out_dir: str | Path, variant: str = "fp16",
         check_set_size(calib_set, list(size), "calibration")
     if val_set is not None:
         check_set_size(val_set, list(size), "validation")
-    out = Path(out_dir) / (name or artifact_name(model.cfg.name, size, f"coreml_{variant}", suffix=".mlpackage"))
+    out = inside(out_dir, name or artifact_name(model.cfg.name, size, f"coreml_{variant}", suffix=".mlpackage"))
 
     policy = policy if policy is not None else PrecisionPolicy.load()
     module = export_module(model.eval())

@@ -1,11 +1,13 @@
 """The manifest every exported artifact carries: what it is, what it expects, how it was checked.
 
 It is written beside the artifact as ``<artifact name>.manifest.json`` (for ``model.onnx``:
-``model.onnx.manifest.json``) and, for ONNX, also into the model's ``metadata_props``. A consumer
-(runtime backend, benchmark, gate) loads it with :func:`load_manifest`, which refuses an artifact whose
-bytes do not match the recorded hash (truncated or replaced file) and, with :func:`check_expected`, one
-whose facts differ from what the consumer expects (input encoding, size, steps, ...). Refusing is
-better than producing silently wrong alpha.
+``model.onnx.manifest.json``) and, for ONNX, also into the model's ``metadata_props``. It records the
+SHA-256 of every file the artifact consists of (:func:`artifact_files`: an OpenVINO IR's ``.xml`` and
+``.bin``, every file of a CoreML ``.mlpackage`` folder). A consumer (runtime backend, export reuse, gate,
+benchmark) loads it with :func:`load_manifest`, which refuses an artifact unless every one of those files is
+present, unchanged and alone (truncated, damaged, replaced or added files), and, with
+:func:`check_expected`, one whose facts differ from what the consumer expects (input encoding, size, steps,
+...). Refusing is better than producing silently wrong alpha.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import functools
 import hashlib
 import json
 import platform
+import re
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -23,7 +26,7 @@ from typing import Any
 
 from adamatting.encoding import INPUT_ENCODING
 
-FORMAT = "adamatting-artifact/1"
+FORMAT = "adamatting-artifact/2"        # 2: ``files`` hashes every file of the artifact
 # Bump when the meaning of the model's inputs or outputs changes; consumers compare it.
 ENCODING_VERSION = 1
 INPUT_NAMES = ("image", "trimap")
@@ -75,6 +78,7 @@ class Manifest:
     checkpoint_sha256: str = ""
     export_code_sha256: str = field(default_factory=export_code_sha)   # the code that made it (see above)
     artifact_sha256: str = ""
+    files: dict[str, str] = field(default_factory=dict)   # every file of the artifact -> its SHA-256
     tools: dict[str, str] = field(default_factory=dict)
     validation: dict[str, Any] = field(default_factory=dict)
     calibration: dict[str, Any] | None = None
@@ -89,6 +93,7 @@ class Manifest:
         """Flat string facts for ONNX ``metadata_props`` (the full manifest under ``adamatting_manifest``)."""
         d = asdict(self)
         d.pop("artifact_sha256")  # the file cannot hold its own hash
+        d.pop("files")
         return {"adamatting_manifest": json.dumps(d, sort_keys=True), "encoding_version": str(self.encoding_version),
                 "input_size": "x".join(map(str, self.input_size)), "pu_steps": str(self.pu_steps),
                 "precision": self.precision, "model_config": self.model_config.get("name", "")}
@@ -113,6 +118,47 @@ def sha256_of(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def artifact_files(artifact: str | Path) -> list[Path]:
+    """The files an artifact consists of: every file of a folder artifact (a CoreML ``.mlpackage``), an
+    OpenVINO IR's ``.xml`` and its ``.bin``, otherwise the file itself. A TensorRT timing cache is a build
+    input shared by engine builds, not part of an engine: TensorRT itself refuses a mismatched one."""
+    artifact = Path(artifact)
+    if artifact.is_dir():
+        return sorted(p for p in artifact.rglob("*") if p.is_file())
+    if artifact.suffix == ".xml":
+        return [artifact, artifact.with_suffix(".bin")]
+    return [artifact]
+
+
+def file_hashes(artifact: str | Path) -> dict[str, str]:
+    """{name relative to the artifact's folder: SHA-256} for every file of ``artifact`` that exists."""
+    artifact = Path(artifact)
+    return {p.relative_to(artifact.parent).as_posix(): sha256_of(p) for p in artifact_files(artifact) if p.is_file()}
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def verify_files(artifact: str | Path, m: "Manifest") -> None:
+    """Refuse (ManifestError) ``artifact`` unless its manifest hashes it whole and every file it consists of
+    is there, unchanged, with no file added. The one integrity check of every consumer."""
+    artifact = Path(artifact)
+    recorded = m.files if isinstance(m.files, dict) else {}
+    if not _SHA256.fullmatch(str(m.artifact_sha256)) or not recorded \
+            or not all(isinstance(h, str) and _SHA256.fullmatch(h) for h in recorded.values()):
+        raise ManifestError(f"{manifest_path(artifact)}: invalid manifest: it does not hold the SHA-256 of the "
+                            f"artifact and of each of its files; re-export it")
+    found = file_hashes(artifact)
+    problems = [f"{n} is missing" for n in sorted(set(recorded) - set(found))]
+    problems += [f"{n} is not part of the export" for n in sorted(set(found) - set(recorded))]
+    problems += [f"{n} was changed" for n in sorted(set(found) & set(recorded)) if found[n] != recorded[n]]
+    if not problems and sha256_of(artifact) != m.artifact_sha256:
+        problems.append(f"{artifact.name} does not match the artifact's hash")
+    if problems:
+        raise ManifestError(f"{artifact}: does not match its manifest ({'; '.join(problems)}): truncated, damaged "
+                            f"or replaced after export; re-export it")
+
+
 def tool_versions(*packages: str) -> dict[str, str]:
     out = {"python": platform.python_version()}
     for p in ("torch", "numpy", *packages):
@@ -128,6 +174,7 @@ def write_manifest(artifact: str | Path, manifest: Manifest) -> Path:
     from calib_data.io import atomic_path
 
     manifest.artifact_sha256 = sha256_of(artifact)
+    manifest.files = file_hashes(artifact)
     path = manifest_path(artifact)
     try:
         with atomic_path(path) as tmp:
@@ -151,7 +198,8 @@ def remove_artifact(artifact: str | Path) -> None:
         artifact.with_suffix(".bin").unlink(missing_ok=True)
 
 
-def load_manifest(artifact: str | Path, verify_hash: bool = True) -> Manifest:
+def load_manifest(artifact: str | Path) -> Manifest:
+    """The artifact's manifest, once :func:`verify_files` has checked every file of the artifact against it."""
     artifact = Path(artifact)
     mpath = manifest_path(artifact)
     if not artifact.exists():
@@ -166,9 +214,7 @@ def load_manifest(artifact: str | Path, verify_hash: bool = True) -> Manifest:
         m = Manifest(**raw)
     except (json.JSONDecodeError, TypeError) as e:
         raise ManifestError(f"{mpath}: unreadable manifest: {e}") from None
-    if verify_hash and m.artifact_sha256 and sha256_of(artifact) != m.artifact_sha256:
-        raise ManifestError(f"{artifact}: file does not match its manifest's hash (truncated, damaged or "
-                            f"replaced after export); re-export it")
+    verify_files(artifact, m)
     return m
 
 

@@ -19,10 +19,10 @@ import numpy as np
 
 from adamatting.encoding import encode_inputs
 from adamatting.evaluate import evaluate_set
-from calib_data.io import atomic_path
+from calib_data.outputs import inside
 from export.errors import ExportError
 from export.int8_qdq import check_set_size
-from export.manifest import Manifest, check_expected, load_manifest, sha256_of, tool_versions, write_manifest
+from export.manifest import Manifest, check_expected, load_manifest, tool_versions, write_manifest
 from export.precision import PrecisionPolicy
 
 PRECISIONS = ("fp32", "fp16", "int8", "int8-acc")
@@ -75,8 +75,7 @@ def save_ir(ov_model, out_xml: Path, manifest: Manifest, compress_to_fp16: bool,
         (work / out_xml.name).replace(out_xml)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    manifest.extra = {**manifest.extra, "bin_sha256": sha256_of(out_xml.with_suffix(".bin"))}
-    write_manifest(out_xml, manifest)
+    write_manifest(out_xml, manifest)   # hashes the .xml and the .bin
     return out_xml
 
 
@@ -95,7 +94,7 @@ def export_openvino(fp32_onnx: str | Path, out_dir: str | Path, precision: str, 
     check_expected(src, fp32_onnx, backend="onnxruntime", precision="fp32")
     ov_model = ov.convert_model(str(fp32_onnx))
     base = fp32_onnx.name[: -len("_fp32.onnx")] if fp32_onnx.name.endswith("_fp32.onnx") else fp32_onnx.stem
-    out_xml = Path(out_dir) / f"{base}_openvino_{precision.replace('-', '_')}.xml"
+    out_xml = inside(out_dir, f"{base}_openvino_{precision.replace('-', '_')}.xml")
     manifest = Manifest(**{**src.__dict__, "backend": "openvino", "precision": precision, "artifact_sha256": "",
                            "tools": tool_versions("openvino", "nncf"), "validation": {}, "calibration": None,
                            "extra": {**src.extra, "converted_from": fp32_onnx.name}})

@@ -7,8 +7,8 @@ import dataclasses
 from pathlib import Path
 
 from adamatting.checkpoint import file_sha256, load_model
-from adamatting.config import DEFAULT_WEIGHTS
-from calib_data.outputs import check_folder
+from adamatting.config import DEFAULT_WEIGHTS, NAME_PATTERN
+from calib_data.outputs import check_folder, inside
 from calib_data.sets import SetConfig, build_set
 
 
@@ -32,8 +32,16 @@ def add_export_arguments(p, *, dynamic_batch_help: str = "dynamic batch dimensio
 
 
 def artifact_name(config: str, size: tuple[int, int], precision: str, steps: int | None = None, suffix: str = ".onnx") -> str:
+    if not NAME_PATTERN.fullmatch(config):   # a name read from a checkpoint is data: it must not make a path
+        raise ValueError(f"model config name {config!r} is not allowed in a file name")
     steps_tag = f"_s{steps}" if steps is not None else ""
     return f"adamatting_{config}_{size[0]}x{size[1]}{steps_tag}_{precision}{suffix}"
+
+
+def artifact_path(out_dir: str | Path, config: str, size: tuple[int, int], precision: str, steps: int | None = None,
+                  suffix: str = ".onnx") -> Path:
+    """Where an artifact is written: always a file directly in ``out_dir``."""
+    return inside(out_dir, artifact_name(config, size, precision, steps, suffix))
 
 
 def composited_set(name_or_path: str, size: tuple[int, int], cache: Path, progress: bool = True):
@@ -65,14 +73,14 @@ def export_onnx_target(checkpoint: Path, out_dir: Path, size: tuple[int, int] = 
         load_state(model, state, checkpoint)
         model.eval()
     name = model.cfg.name
-    fp32 = out_dir / artifact_name(name, size, "fp32", steps)
+    fp32 = artifact_path(out_dir, name, size, "fp32", steps)
     m32 = export_onnx(model, fp32, size, dynamic_batch=dynamic_batch, simplifier=simplifier,
                       checkpoint_sha256=file_sha256(checkpoint))
     written = [(fp32, m32.validation)]
     if int8:
         cal = composited_set(calib, size, cache, progress)
         vset = composited_set(val, size, cache, progress)
-        q = out_dir / artifact_name(name, size, "int8", steps)
+        q = artifact_path(out_dir, name, size, "int8", steps)
         m8 = quantize_onnx_int8(fp32, q, cal, vset, method=calib_method)
         written.append((q, m8.validation))
     return written

@@ -52,7 +52,7 @@ def export_trt_models(args) -> list[tuple[Path, object]]:
     """FP32 ONNX, then the FP16 and INT8 Q/DQ ONNX for TensorRT; returns [(path, manifest)]."""
     from adamatting.checkpoint import load_model
     from export.manifest import load_manifest
-    from export.targets import artifact_name, composited_set, export_onnx_target
+    from export.targets import artifact_path, composited_set, export_onnx_target
     from export.trt_models import make_fp16_onnx, make_int8_qdq_onnx
 
     out, size, cache = Path(args.out), tuple(args.size), Path(args.cache)
@@ -63,8 +63,8 @@ def export_trt_models(args) -> list[tuple[Path, object]]:
     [(fp32, _)] = export_onnx_target(Path(args.checkpoint), out, size, steps=args.steps,
                                      dynamic_batch=args.dynamic_batch, simplifier=args.simplifier, int8=False,
                                      calib=args.calib, val=args.val, cache=cache, progress=False)
-    fp16 = out / artifact_name(name, size, "trt_fp16", args.steps)
-    int8 = out / artifact_name(name, size, "trt_int8", args.steps)
+    fp16 = artifact_path(out, name, size, "trt_fp16", args.steps)
+    int8 = artifact_path(out, name, size, "trt_int8", args.steps)
     m16 = make_fp16_onnx(fp32, fp16, val)
     m8 = make_int8_qdq_onnx(fp32, int8, cal, val, method=args.calib_method, quantizer=args.quantizer)
     return [(fp32, load_manifest(fp32)), (fp16, m16), (int8, m8)]

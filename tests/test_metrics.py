@@ -461,3 +461,50 @@ def test_nan_in_pred_is_named():
 def test_other_bad_inputs(pred, gt, kwargs, pattern):
     with pytest.raises(ValueError, match=pattern):
         compute_all(pred, gt, **kwargs)
+
+
+# --------------------------------------------------------------------------
+# Every constant of the four metrics, pinned by a hand-computed case it changes
+# --------------------------------------------------------------------------
+
+
+def test_conn_ignores_differences_below_0_15_exactly():
+    """Single pixels with gt = 0: the intersection is empty from t = 0.1, so l = 0 and d = alpha.
+    phi(d) = 1 - d·[d >= 0.15]: pred 0.149 -> phi 1 (= phi_gt, Conn 0); pred 0.15 -> phi 0.85 (Conn 0.15 / 1000).
+    A threshold of 0.1 (or 0.149) would count the first pixel too; 0.16 would drop the second."""
+    gt = np.zeros((1, 1))
+    assert connectivity_error(np.full((1, 1), 0.149), gt) == 0.0
+    assert connectivity_error(np.full((1, 1), 0.15), gt) == pytest.approx(0.15 / 1000, rel=1e-12)
+    assert connectivity_error(np.full((1, 1), 0.12), gt) == 0.0
+
+
+def test_conn_threshold_step_is_0_1():
+    """pred 1, gt 0.35 on one pixel: with 0:0.1:1 it leaves the intersection at t = 0.4, so l = 0.3;
+    pred_d = 0.7 -> phi 0.3, gt_d = 0.05 -> phi 1 => Conn = 0.7 / 1000. (Step 0.2 gives l = 0.2 and 0.65;
+    step 0.05 gives l = 0.35 and 0.65.)"""
+    assert connectivity_error(np.ones((1, 1)), np.full((1, 1), 0.35)) == pytest.approx(0.7 / 1000, rel=1e-12)
+
+
+def test_sad_grad_conn_are_divided_by_1000_and_mse_is_not():
+    """A vertical step edge predicted as nothing: every unknown pixel off by 1."""
+    gt = np.zeros((12, 12))
+    gt[:, 6:] = 1.0
+    pred = np.zeros((12, 12))
+    trimap = np.full((12, 12), 128, np.uint8)
+    assert sad(pred, gt, trimap) == pytest.approx(72 / 1000, rel=1e-12)       # 72 pixels off by 1
+    assert mse(pred, gt, trimap) == pytest.approx(72 / 144, rel=1e-12)        # mean, not divided by 1000
+    gx, gy = gaussgradient(mat2gray(gt), SIGMA)
+    mag = np.sqrt(gx**2 + gy**2).astype(np.float32)                           # pred is flat: zero gradient
+    assert gradient_error(pred, gt, trimap) == pytest.approx(float((mag.astype(np.float64) ** 2).sum()) / 1000,
+                                                             rel=1e-6)
+    # Conn: gt's pixels of 1 form the only component up to t = 1 (l = 1) but pred has none: l = 0 everywhere.
+    # phi_pred = 1 - 0 = 1; phi_gt = 1 - 1 = 0 on the 72 ones, 1 on the zeros => 72 / 1000
+    assert connectivity_error(pred, gt, trimap) == pytest.approx(72 / 1000, rel=1e-12)
+
+
+def test_only_the_trimap_value_128_is_unknown():
+    """The unknown region is trimap == 128 and nothing else: 0 and 255 pixels are never summed."""
+    pred, gt = np.array([[1.0, 1.0, 1.0]]), np.zeros((1, 3))
+    assert sad(pred, gt, np.array([[0, 128, 255]], np.uint8)) == pytest.approx(1 / 1000)
+    with pytest.raises(ValueError):
+        sad(pred, gt, np.array([[0, 127, 255]], np.uint8))

@@ -1,6 +1,5 @@
 """The sensitivity command ranks layer groups by the alpha error their quantization causes."""
 
-import pytest
 import torch
 
 from adamatting.config import get_config

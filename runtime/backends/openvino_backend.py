@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import openvino as ov
 
-from export.manifest import Manifest, ManifestError, load_manifest, sha256_of
+from export.manifest import Manifest, load_manifest
 from runtime.backends.base import OUTPUT_NAMES, check_manifest, stride_of
 from runtime.errors import ArtifactError
 
@@ -49,12 +49,8 @@ class OpenVinoBackend:
         if inference_precision is not None and inference_precision not in PRECISION_HINTS:
             raise ValueError(f"unknown OpenVINO inference precision {inference_precision!r}; "
                              f"use one of {', '.join(PRECISION_HINTS)}")
-        manifest = load_manifest(artifact)
+        manifest = load_manifest(artifact)   # verifies the .xml and the .bin
         check_manifest(manifest, artifact, {"backend": "openvino", **expect})
-        weights = Path(artifact).with_suffix(".bin")
-        if not weights.is_file() or sha256_of(weights) != manifest.extra.get("bin_sha256"):
-            raise ManifestError(f"{weights}: missing, or does not match its manifest's hash (truncated, damaged "
-                                f"or replaced after export); re-export it")
         config: dict[str, Any] = {"PERFORMANCE_HINT": hint}
         if threads:
             config["INFERENCE_NUM_THREADS"] = int(threads)
