@@ -14,7 +14,7 @@ help:
 	@echo "             bokeh pipeline timing, reports/<timestamp>/report.md"
 	@echo "make gate    export what is missing (reusing up-to-date artifacts), then the accuracy gates of"
 	@echo "             benchmarks/gates.toml on every artifact in out/export (exit 1 listing violations)"
-	@echo "make test    the test suite (what CI runs)"
+	@echo "make test    the layer contracts (lint-imports) and the test suite (what CI runs)"
 	@echo "make train   train the mobile model in the background-safe, resumable way (runs/mobile)"
 	@echo "make export-onnx  FP32 + INT8 ONNX of weights/mobile.pt with manifests (out/export)"
 	@echo "make export-openvino  OpenVINO IR FP32/FP16/INT8/accuracy-controlled INT8 (out/export)"
@@ -37,6 +37,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 test: $(STAMP)
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
 
 demo: $(STAMP)

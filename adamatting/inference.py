@@ -7,7 +7,7 @@ import torch
 
 from adamatting.model import AdaMatting
 from adamatting.padding import crop_padding, pad_to_stride
-from adamatting.encoding import encode_inputs
+from common.encoding import encode_inputs
 
 
 @torch.no_grad()

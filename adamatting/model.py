@@ -46,7 +46,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from adamatting.config import ENCODER_STRIDE, ModelConfig
-from adamatting.encoding import INPUT_ENCODING, TRIMAP_VALUES  # noqa: F401  (re-exported)
+from common.encoding import INPUT_ENCODING, TRIMAP_VALUES  # noqa: F401  (re-exported)
 
 
 def _make_divisible(v: float, divisor: int = 8) -> int:

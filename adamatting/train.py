@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from adamatting.checkpoint import CheckpointError, load_state, read_checkpoint, save_checkpoint, upgrade_state
 from adamatting.config import ModelConfig, format_scale, get_config
-from adamatting.encoding import encode_inputs
+from common.encoding import encode_inputs
 from adamatting.loss import AdaMattingLoss
 from adamatting.model import AdaMatting, build_model
 from calib_data import backgrounds

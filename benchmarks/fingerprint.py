@@ -20,7 +20,9 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-RUNTIMES = ("torch", "onnxruntime", "openvino", "tensorrt", "coremltools", "numpy")
+from common.targets import fingerprint_packages
+
+RUNTIMES = fingerprint_packages()   # every registered runtime's packages, and numpy
 # Everything but the full OS string (kernel builds change it without changing the device).
 _IDENTITY = ("cpu", "board", "logical_cores", "physical_cores", "os_family", "arch", "isa", "python", "runtimes",
              "gpu")

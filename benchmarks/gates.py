@@ -1,4 +1,4 @@
-"""Accuracy-drop gates (``benchmarks/gates.toml``) applied to :mod:`benchmarks.accuracy` rows.
+"""Accuracy-drop gates (``benchmarks/gates.toml``) applied to :mod:`evaluation.accuracy` rows.
 
     gates = Gates.load()
     results = check(rows, gates)          # one GateResult per artifact × set × gated metric
@@ -15,7 +15,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.accuracy import AccuracyRow
+from evaluation.accuracy import AccuracyRow
 
 GATES_TOML = Path(__file__).with_name("gates.toml")
 

@@ -31,17 +31,16 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from benchmarks.artifacts import REFERENCE_KEY, Artifact, discover, open_artifact, open_runner, reference
 from benchmarks.fingerprint import device_fingerprint, fingerprint_id
-from calib_data.outputs import atomic_path
+from common.outputs import atomic_path
+from common.targets import RUNTIMES
+from runtime.artifacts import REFERENCE_KEY, Artifact, discover, open_artifact, open_runner, reference
 from runtime.backends import BACKENDS
 
 FORMAT = "adamatting-latency/1"
 ROOT = Path(__file__).resolve().parent.parent
 CHILD_TIMEOUT_S = 1800   # one artifact's warm-up and runs; a slow device at 512x512 needs minutes, not hours
 EXPORT_HINT = "run make export-onnx / export-openvino / export-trt / export-coreml"
-# The open() options each runtime backend takes, of those this benchmark sets.
-_OPTIONS = {"torch": ("threads",), "onnxruntime": ("threads",), "openvino": ("threads", "hint")}
 
 
 def summarize(seconds: Sequence[float], warmup: int = 0) -> dict:
@@ -111,7 +110,8 @@ def run_options(run_backend: str | None, threads: int | None = None, hint: str |
     """The backend options to open ``run_backend`` with: ``threads`` for torch, onnxruntime and OpenVINO,
     ``hint`` for OpenVINO; the others take neither, so neither is applied (or recorded) for them."""
     asked = {"threads": threads, "hint": hint}
-    return {k: asked[k] for k in _OPTIONS.get(run_backend, ()) if asked[k] is not None}
+    takes = RUNTIMES[run_backend].options if run_backend in RUNTIMES else ()
+    return {k: asked[k] for k in takes if asked[k] is not None}
 
 
 @functools.lru_cache(maxsize=None)
@@ -281,7 +281,7 @@ def bench_all(folder: str | Path, checkpoint: str | Path | None = None, input_si
 
 
 def write_atomic(text: str, path: str | Path) -> Path:
-    """Write ``text`` to ``path`` atomically (:func:`calib_data.outputs.atomic_path`, which needs no OpenCV)."""
+    """Write ``text`` to ``path`` atomically (:func:`common.outputs.atomic_path`, which needs no OpenCV)."""
     with atomic_path(path) as tmp:
         tmp.write_text(text)
     return Path(path)

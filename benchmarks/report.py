@@ -12,7 +12,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from benchmarks.accuracy import AccuracyRow
+from evaluation.accuracy import AccuracyRow
 from benchmarks.device_bench import markdown_table, result_table
 from benchmarks.gates import GateResult, Gates, gate_value, failures, summary, table
 

@@ -1,4 +1,4 @@
-"""Speed of benchmarks.metrics.compute_all on an 800x800 Composition-1k-like case.
+"""Speed of common.metrics.compute_all on an 800x800 Composition-1k-like case.
 
 Run with ``make bench`` (``--benchmark-enable``); in normal test runs the
 project's ``--benchmark-disable`` makes this execute once as a smoke test.
@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from benchmarks.metrics import compute_all
+from common.metrics import compute_all
 
 SIZE = 800
 

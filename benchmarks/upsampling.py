@@ -3,7 +3,7 @@
 The runtime runs the network at ~512 px and upsamples its alpha to the photo. To measure the upsampler
 alone, the ground-truth alpha is downsampled by ``factor`` (area averaging, as the runtime downsamples
 the photo), upsampled back with each method — the guided ones guided by the full-resolution photo — and
-compared with the ground truth: SAD, MSE and Grad (:mod:`benchmarks.metrics`) over the whole image
+compared with the ground truth: SAD, MSE and Grad (:mod:`common.metrics`) over the whole image
 (``region="all"``) and over the unknown band of ``trimap2`` (where the hair is), means over the images.
 
     python -m benchmarks.upsampling [--factor 4] [--root ../shared/data/alphamatting_lowres_dev]
@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from benchmarks.metrics import gradient_error, mse, sad
+from common.metrics import gradient_error, mse, sad
 from calib_data.readers import AlphaMattingReader
 from calib_data.splits import alphamatting_dev_dir
 from runtime.upsample import upsample_alpha

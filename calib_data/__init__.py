@@ -1,5 +1,5 @@
 """Composited matting data: compositing, trimaps, procedural foregrounds, dataset readers and cached sets."""
 
-from calib_data.errors import DataError
+from common.errors import DataError
 
 __all__ = ["DataError"]

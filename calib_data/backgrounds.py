@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from calib_data.errors import DataError
+from common.errors import DataError
 from calib_data.procedural import fractal_noise
 
 SOURCES = ("natural", "procedural", "folder")

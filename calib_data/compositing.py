@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from calib_data.errors import DataError
+from common.errors import DataError
 from calib_data.io import to_uint8
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from calib_data.errors import DataError
-from calib_data.outputs import atomic_path   # also imported from here by its callers
+from common.errors import DataError
+from common.outputs import atomic_path   # also imported from here by its callers
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 TRIMAP_VALUES = (0, 128, 255)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from calib_data.compositing import composite, fit_background
-from calib_data.errors import DataError
+from common.errors import DataError
 from calib_data.io import (IMAGE_SUFFIXES, check_same_size, check_trimap, read_alpha, read_rgb, read_rgba,
                            read_trimap)
 

@@ -26,7 +26,7 @@ import numpy as np
 from tqdm import tqdm
 
 from calib_data import backgrounds
-from calib_data.errors import DataError
+from common.errors import DataError
 from calib_data.io import to_uint8
 from calib_data.procedural import MIN_SIZE  # procedural subjects need at least this many px a side
 from calib_data.splits import PROJECT_ROOT, REAL_TRAIN, REAL_VALIDATION, shared_data_dir

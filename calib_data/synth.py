@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from calib_data import backgrounds, procedural
 from calib_data.compositing import composite
-from calib_data.errors import DataError
+from common.errors import DataError
 from calib_data.readers import (AlphaMattingReader, RGBACutoutReader, estimate_alpha_closed_form,
                                 estimate_foreground)
 from calib_data.trimaps import random_trimap, trimap_from_mask, validation_trimap

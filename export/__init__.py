@@ -1,1 +1,1 @@
-"""Export of AdaMatting to deployment formats. Every artifact carries a manifest (export.manifest)."""
+"""Export of AdaMatting to deployment formats. Every artifact carries a manifest (common.manifest)."""

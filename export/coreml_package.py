@@ -36,15 +36,27 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+from adamatting.checkpoint import file_sha256, load_model
+from adamatting.config import DEFAULT_WEIGHTS
 from adamatting.fuse import fold_batchnorms
 from adamatting.model import AdaMatting, ExportWrapper
+from common.encoding import encode_inputs
+from common.manifest import INPUT_NAMES, OUTPUT_DOC, OUTPUT_NAMES, Manifest, tool_versions, write_manifest
+from common.outputs import inside
+from common.targets import TARGETS, Precision
+from evaluation.protocol import evaluate_set
 from export.errors import ExportError
-from export.manifest import INPUT_NAMES, OUTPUT_DOC, OUTPUT_NAMES, Manifest, tool_versions, write_manifest
+from export.int8_qdq import check_set_size
+from export.job import ExportJob, artifact_name, composited_set
 from export.precision import PrecisionPolicy
 
-VARIANTS = ("fp16", "w8", "pal6", "pal4", "w8a8")
+# coremltools is optional (the [coreml] extra): imported where it is used.
+TARGET = TARGETS["coreml"]
+VARIANTS = tuple(str(p) for p in (Precision.FP16, Precision.W8, Precision.PAL6, Precision.PAL4, Precision.W8A8))
 DEPLOYMENT_TARGETS = ("iOS17", "iOS18", "macOS14", "macOS15")
-DEFAULT_VARIANTS = ("fp16", "w8", "pal6", "w8a8")
+DEFAULT_VARIANTS = tuple(str(p) for p in TARGET.precisions)
 # coremltools leaves constants with fewer elements than this uncompressed (its own default).
 WEIGHT_THRESHOLD = 2048
 WEIGHTS_FILE = Path("Data/com.apple.CoreML/weights/weight.bin")
@@ -65,7 +77,6 @@ def _fold_conv_bn_pairs(model: nn.Module) -> nn.Module:
 
     The converter would fuse them too, but then names the fused weight ``const_N``; folding first keeps the
     module path in the MIL constant's name (``model_encoder_stem_0_weight``), which the policy matches."""
-    from torch.nn.utils.fusion import fuse_conv_bn_eval
 
     for seq in model.modules():
         if not isinstance(seq, nn.Sequential):
@@ -173,7 +184,6 @@ def _trace(module: nn.Module, size) -> torch.jit.ScriptModule:
 
 
 def _set_calib_inputs(cset, limit):
-    from adamatting.encoding import encode_inputs
 
     n = len(cset) if limit is None else min(limit, len(cset))
     for i in range(n):
@@ -257,7 +267,6 @@ def _kmeans_lut(nbits: int) -> Callable[[torch.Tensor], torch.Tensor]:
 
 
 def fp32_reference(module, val_set, limit=None) -> tuple:
-    from adamatting.evaluate import evaluate_set
 
     return evaluate_set(simulated_runner(module, "fp32", [], 0), val_set, limit, keep=True)
 
@@ -292,7 +301,6 @@ def simulated_validation(module, variant, val_set, skip, threshold, w8a8_model=N
                          reference: tuple | None = None) -> dict:
     """Metrics of the PyTorch simulation of ``variant`` vs the FP32 model on ``val_set``. ``reference``:
     the FP32 ``evaluate_set(..., keep=True)`` result, when already computed (see :func:`fp32_reference`)."""
-    from adamatting.evaluate import evaluate_set
 
     ref, ref_a = reference if reference is not None else fp32_reference(module, val_set, limit)
     cand, cand_a = evaluate_set(simulated_runner(module, variant, skip, threshold, w8a8_model), val_set, limit, keep=True)
@@ -400,9 +408,6 @@ def export_coreml(model: AdaMatting, out_dir: str | Path, variant: str = "fp16",
     return new models and leave their input untouched)."""
     import coremltools.optimize.coreml as cto
 
-    from export.int8_qdq import check_set_size
-    from calib_data.outputs import inside
-    from export.targets import artifact_name
 
     if variant not in VARIANTS:
         raise ExportError(f"unknown CoreML variant {variant!r}; use one of {', '.join(VARIANTS)}")
@@ -486,7 +491,6 @@ def export_coreml(model: AdaMatting, out_dir: str | Path, variant: str = "fp16",
 
 # ------------------------------------------------------------------------------------------------ CLI
 def add_arguments(p) -> None:
-    from adamatting.config import DEFAULT_WEIGHTS
 
     p.add_argument("--checkpoint", default=str(DEFAULT_WEIGHTS))
     p.add_argument("--out", default="out/export", help="folder for the .mlpackage files and their manifests")
@@ -511,8 +515,6 @@ def run_export_coreml(args) -> int:
     except ImportError:
         raise ExportError("the CoreML target needs coremltools: pip install 'coremltools>=9,<10' "
                           "(or the project's [coreml] extra)") from None
-    from adamatting.checkpoint import file_sha256, load_model
-    from export.targets import composited_set
 
     check_target(args.target)
     model, _ = load_model(args.checkpoint)
@@ -533,3 +535,15 @@ def run_export_coreml(args) -> int:
                      f"max |Δα| vs fp32 {m.validation['alpha_vs_fp32']['max_abs']:.3g}")
         print(line)
     return 0
+
+
+run = run_export_coreml
+
+
+def build(job: ExportJob) -> None:
+    """``export all``: every default variant, converting the model once."""
+    converted: dict = {}
+    for variant in DEFAULT_VARIANTS:
+        export_coreml(job.model, job.out_dir, variant, job.size, calib_set=job.cal, val_set=job.val,
+                      checkpoint_sha256=job.checkpoint_sha, converted=converted)
+

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from adamatting.encoding import encode_inputs
-from adamatting.evaluate import evaluate_set
-from export.manifest import Manifest, check_expected, load_manifest, tool_versions
+from common.encoding import encode_inputs
+from evaluation.protocol import evaluate_set
+from common.manifest import Manifest, check_expected, load_manifest, tool_versions
 from export.errors import ExportError
 from export.precision import PrecisionPolicy
 from runtime.backends.onnxruntime_backend import SESSION_CONFIG, inference_session

@@ -22,12 +22,12 @@ import numpy as np
 import torch
 
 from adamatting.config import ModelConfig
-from adamatting.encoding import encode_inputs
+from common.encoding import encode_inputs
 from adamatting.fuse import fold_batchnorms
 from adamatting.model import AdaMatting, ExportWrapper
 from calib_data.io import atomic_path
 from export.errors import ExportError
-from export.manifest import INPUT_NAMES, OUTPUT_NAMES, Manifest, sha256_of, tool_versions, write_manifest
+from common.manifest import INPUT_NAMES, OUTPUT_NAMES, Manifest, sha256_of, tool_versions, write_manifest
 
 OPSET = 17
 SIMPLIFIERS = ("onnxslim", "onnxsim", "none")

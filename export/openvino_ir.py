@@ -13,19 +13,24 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
+import argparse
 from pathlib import Path
 
 import numpy as np
 
-from adamatting.encoding import encode_inputs
-from adamatting.evaluate import evaluate_set
-from calib_data.outputs import inside
+from common.encoding import encode_inputs
+from common.manifest import Manifest, check_expected, load_manifest, tool_versions, write_manifest
+from common.outputs import inside
+from common.targets import TARGETS, Precision
+from evaluation.protocol import evaluate_set
 from export.errors import ExportError
-from export.int8_qdq import check_set_size
-from export.manifest import Manifest, check_expected, load_manifest, tool_versions, write_manifest
+from export.int8_qdq import check_set_size, ort_alpha_fn
+from export.job import ExportJob, add_export_arguments, composited_set
+from export.onnx_target import export_onnx_target
 from export.precision import PrecisionPolicy
 
-PRECISIONS = ("fp32", "fp16", "int8", "int8-acc")
+TARGET = TARGETS["openvino"]
+PRECISIONS = (*TARGET.precisions, Precision.INT8_ACC)   # int8-acc on request: each reverted layer costs a pass
 
 
 def _encoded(item: dict) -> dict[str, np.ndarray]:
@@ -45,8 +50,7 @@ def ov_alpha_fn(compiled):
 
 def ignored_scope(policy: PrecisionPolicy, ov_model):
     """NNCF IgnoredScope for the policy; a fragment matching no operation is an ExportError."""
-    import nncf
-
+    import nncf   # openvino and nncf are optional (the [export] extra): imported where used
     names = [op.get_friendly_name() for op in ov_model.get_ops()]
     policy = policy.applicable(lambda f: any(f in n for n in names))
     missing = [f for f in policy.names if not any(f in n for n in names)]
@@ -61,7 +65,6 @@ def save_ir(ov_model, out_xml: Path, manifest: Manifest, compress_to_fp16: bool,
     """Write the IR pair into a temporary folder, validate what was written (``validate(saved_model)`` may
     fill the manifest or raise), then move both files into place and write the manifest."""
     import openvino as ov
-
     out_xml = Path(out_xml)
     out_xml.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out_xml.stem}.", dir=out_xml.parent))
@@ -86,9 +89,9 @@ def export_openvino(fp32_onnx: str | Path, out_dir: str | Path, precision: str, 
 
     int8-acc: at most ``max_iterations`` layers are reverted to float (each costs a validation pass)."""
     import openvino as ov
-
     if precision not in PRECISIONS:
-        raise ExportError(f"unknown OpenVINO precision {precision!r}; use one of {', '.join(PRECISIONS)}")
+        raise ExportError(f"unknown OpenVINO precision {precision!r}; use one of {', '.join(map(str, PRECISIONS))}")
+    precision = str(precision)
     fp32_onnx = Path(fp32_onnx)
     src = load_manifest(fp32_onnx)
     check_expected(src, fp32_onnx, backend="onnxruntime", precision="fp32")
@@ -165,7 +168,6 @@ class _ListSet:
 def compare_ov_to_onnx(ov_model, fp32_onnx: Path, val_set, limit: int | None = None) -> dict:
     import openvino as ov
 
-    from export.int8_qdq import ort_alpha_fn
 
     ref, ref_alphas = evaluate_set(ort_alpha_fn(fp32_onnx), val_set, limit, keep=True)
     compiled = ov.Core().compile_model(ov_model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
@@ -173,3 +175,35 @@ def compare_ov_to_onnx(ov_model, fp32_onnx: Path, val_set, limit: int | None = N
     diffs = np.concatenate([np.abs(a - b).ravel() for a, b in zip(ref_alphas, cand_alphas)])
     return {"samples": len(ref_alphas), "fp32": ref, "quantized": cand, "drop": {k: cand[k] - ref[k] for k in ref},
             "alpha_vs_fp32": {"max_abs": float(diffs.max()), "mean_abs": float(diffs.mean())}}
+
+
+def build(job: ExportJob) -> None:
+    """``export all``: the FP32, FP16 and INT8 IRs from the FP32 ONNX."""
+    for precision in TARGET.precisions:
+        export_openvino(job.fp32_onnx(), job.out_dir, precision, calib_set=job.cal, val_set=job.val)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_export_arguments(p, calib_method=False)  # NNCF calibrates its own way
+    p.add_argument("--precisions", nargs="+", choices=[str(x) for x in PRECISIONS], default=None,
+                   help="which IRs (default: all four)")
+    p.add_argument("--max-drop", type=float, default=0.5,
+                   help="int8-acc: largest allowed absolute drop of mean SAD on the validation composites")
+    p.add_argument("--max-iterations", type=int, default=20,
+                   help="int8-acc: most layers reverted to float (each costs a validation pass)")
+
+
+def run(args) -> int:
+    """``adamat export openvino``: the FP32 ONNX, then each IR, printing how it compares with the FP32 ONNX."""
+    size, out = tuple(args.size), Path(args.out)
+    [(fp32, _)] = export_onnx_target(Path(args.checkpoint), out, size, steps=args.steps,
+                                     dynamic_batch=args.dynamic_batch, simplifier=args.simplifier, int8=False)
+    vset = composited_set(args.val, size, Path(args.cache))
+    cal = composited_set(args.calib, size, Path(args.cache))
+    for precision in args.precisions or PRECISIONS:
+        xml, m = export_openvino(fp32, out, precision, calib_set=cal, val_set=vset, max_drop=args.max_drop,
+                                 max_iterations=args.max_iterations)
+        v = m.validation
+        print(f"{xml}  vs FP32 ONNX on {v['samples']} composites: mean |Δα| {v['alpha_vs_fp32']['mean_abs']:.4f}, "
+              f"SAD drop {v['drop']['SAD']:+.4f}")
+    return 0

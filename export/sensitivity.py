@@ -16,7 +16,7 @@ from collections import OrderedDict
 from pathlib import Path
 
 from export.int8_qdq import SetReader, check_set_size, compare_to_fp32, quantize_qdq
-from export.manifest import load_manifest
+from common.manifest import load_manifest
 
 
 def conv_groups(proto, depth: int = 3) -> "OrderedDict[str, list[str]]":

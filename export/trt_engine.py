@@ -1,8 +1,8 @@
-"""TensorRT engines from the TensorRT-ready ONNX models (export.trt_models), and a small runner for them.
+"""TensorRT engines from the TensorRT-ready ONNX models (export.trt_models); their runner is the TensorRT backend
+(runtime/backends/tensorrt_backend.py).
 
-NOT RUN HERE. The ``tensorrt`` Python package cannot be installed on the project's machines (no GPU, and
-its wheels do not install in this environment), so :func:`build_engine` and :class:`TrtEngineRunner` are
-written plainly against the TensorRT 11 Python API as documented (names checked against NVIDIA's API
+UNVERIFIED. The ``tensorrt`` Python package installs only where NVIDIA's TensorRT and a GPU are, which the
+project's CI does not have, so :func:`build_engine` and the backend's runner are written plainly against the TensorRT 11 Python API as documented (names checked against NVIDIA's API
 reference and its 10.x → 11.x migration guide) and have never executed. What *is* verified here: the ONNX
 they consume (Q/DQ rules, accuracy under onnxruntime, manifests), the ``trtexec`` command line this module
 prints for building on the target, and the fallback when ``tensorrt`` does not import.
@@ -22,27 +22,23 @@ min = opt = max = batch 1 at the fixed size, and the trtexec line carries ``--sh
 
 from __future__ import annotations
 
+import argparse
 import shlex
 import sys
 from pathlib import Path
 
-import numpy as np
+import onnx
 
 from calib_data.io import atomic_path
 from export.errors import ExportError
-from export.manifest import Manifest, check_expected, load_manifest, tool_versions, write_manifest
+from common.manifest import Manifest, check_expected, load_manifest, tool_versions, write_manifest
+from common.targets import TARGETS
+from export.job import ExportJob
+from runtime.backends.tensorrt_backend import TRT_MISSING, tensorrt_or_none
 
-TRT_MISSING = "tensorrt not installed (it cannot be installed on these machines)"
+ENGINE = TARGETS["tensorrt-engine"]
+
 TIMING_CACHE_NAME = "timing.cache"
-
-
-def tensorrt_or_none():
-    """The ``tensorrt`` module, or None when it does not import (the case on every project machine)."""
-    try:
-        import tensorrt as trt
-    except Exception:  # ImportError, or a wheel without its CUDA libraries
-        return None
-    return trt
 
 
 def engine_path_for(onnx_path: str | Path) -> Path:
@@ -52,8 +48,6 @@ def engine_path_for(onnx_path: str | Path) -> Path:
 
 def onnx_input_shapes(onnx_path: str | Path) -> dict[str, list[int | str]]:
     """Input name → dims (an int, or the symbolic name of a dynamic dimension)."""
-    import onnx
-
     proto = onnx.load(str(onnx_path), load_external_data=False)
     return {i.name: [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
                      for d in i.type.tensor_type.shape.dim] for i in proto.graph.input}
@@ -168,71 +162,8 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path | None = None,
     return manifest
 
 
-class TrtEngineRunner:
-    """Run a built engine: ``runner(image, trimap)`` → {"alpha": ..., "trimap_prob": ...} as numpy float32.
-
-    UNVERIFIED here (needs ``tensorrt``, a CUDA GPU and torch with CUDA; this project's torch is the CPU
-    wheel). Device buffers are torch CUDA tensors, the simplest documented way from Python: their
-    ``data_ptr()`` goes to ``IExecutionContext.set_tensor_address`` and ``execute_async_v3`` runs on a torch
-    CUDA stream. The engine's manifest is checked first (backend tensorrt, artifact_type engine, plus ``expect``).
-    """
-
-    def __init__(self, engine_path: str | Path, **expect):
-        trt = tensorrt_or_none()
-        if trt is None:
-            raise ExportError(f"cannot run {engine_path}: {TRT_MISSING}")
-        import torch
-
-        if not torch.cuda.is_available():
-            raise ExportError(f"cannot run {engine_path}: no CUDA device (or torch without CUDA)")
-        engine_path = Path(engine_path)
-        self.manifest = load_manifest(engine_path)
-        check_expected(self.manifest, engine_path, backend="tensorrt", artifact_type="engine", **expect)
-        self._trt, self._torch = trt, torch
-        self.logger = trt.Logger(trt.Logger.WARNING)
-        self.runtime = trt.Runtime(self.logger)
-        self.engine = self.runtime.deserialize_cuda_engine(engine_path.read_bytes())
-        if self.engine is None:
-            raise ExportError(f"{engine_path}: TensorRT could not deserialize the engine (built with another "
-                              f"TensorRT version or for another GPU?)")
-        self.context = self.engine.create_execution_context()
-        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
-        self.inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
-        self.outputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
-        self.stream = torch.cuda.Stream()
-
-    def _torch_dtype(self, name: str):
-        return {np.dtype(np.float32): self._torch.float32, np.dtype(np.float16): self._torch.float16}[
-            np.dtype(self._trt.nptype(self.engine.get_tensor_dtype(name)))]
-
-    def __call__(self, image: np.ndarray, trimap: np.ndarray) -> dict[str, np.ndarray]:
-        torch = self._torch
-        feeds = {"image": image, "trimap": trimap}
-        buffers = {}
-        with torch.cuda.stream(self.stream):
-            for name in self.inputs:
-                x = torch.from_numpy(np.ascontiguousarray(feeds[name])).to("cuda", self._torch_dtype(name))
-                self.context.set_input_shape(name, tuple(x.shape))
-                buffers[name] = x
-            for name in self.outputs:
-                shape = tuple(self.context.get_tensor_shape(name))
-                buffers[name] = torch.empty(shape, dtype=self._torch_dtype(name), device="cuda")
-            for name, t in buffers.items():
-                self.context.set_tensor_address(name, t.data_ptr())
-            if not self.context.execute_async_v3(self.stream.cuda_stream):
-                raise ExportError("TensorRT execute_async_v3 failed")
-        self.stream.synchronize()
-        return {name: buffers[name].float().cpu().numpy() for name in self.outputs}
-
-    def alpha(self, image: np.ndarray, trimap: np.ndarray) -> np.ndarray:
-        """The ``run_alpha(image_nchw, trimap_nchw)`` form adamatting.evaluate.evaluate_set takes."""
-        return self(image, trimap)["alpha"]
-
-
 def main(argv: list[str] | None = None) -> int:
     """``python -m export.trt_engine MODEL.onnx [...]``: build engines (or print the trtexec lines)."""
-    import argparse
-
     p = argparse.ArgumentParser(prog="python -m export.trt_engine",
                                 description="Build TensorRT engines from TensorRT-ready ONNX models (with manifests).")
     p.add_argument("onnx", nargs="+", help="ONNX models written by `adamat export trt`")
@@ -254,6 +185,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def build(job: ExportJob) -> None:
+    """``export all``: an engine from each TensorRT-ready ONNX, sharing one timing cache. UNVERIFIED."""
+    onnx_target = TARGETS[ENGINE.built_from]
+    for precision in ENGINE.precisions:
+        build_engine(job.artifact(onnx_target, precision), timing_cache=job.out_dir / TIMING_CACHE_NAME)
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ import numpy as np
 
 from export.errors import ExportError
 from export.int8_qdq import check_set_size, compare_to_fp32
-from export.manifest import Manifest, check_expected, load_manifest, tool_versions
+from common.manifest import Manifest, check_expected, load_manifest, tool_versions
 from export.precision import PrecisionPolicy
 from export.qdq_rules import check_or_raise
 

@@ -17,14 +17,24 @@ import os
 import sys
 from pathlib import Path
 
+from adamatting.checkpoint import load_model
+from common.errors import DataError
+from common.manifest import load_manifest
+from common.targets import TARGETS, Precision
+from export.errors import ExportError
+from export.job import ExportJob, add_export_arguments, artifact_path, composited_set
+from export.onnx_target import export_onnx_target
+from export.trt_engine import TIMING_CACHE_NAME, TRT_MISSING, build_engine, engine_path_for, tensorrt_or_none, trtexec_line
+from export.trt_models import make_fp16_onnx, make_int8_qdq_onnx
+
+TARGET = TARGETS["tensorrt"]
+
 EXIT_NO_TENSORRT = 3
 OPTIONAL_ENV = "TRT_OPTIONAL"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The options of ``adamat export trt`` (also used by ``python -m export.trt_target``)."""
-    from export.targets import add_export_arguments
-
     add_export_arguments(p, dynamic_batch_help="dynamic batch dimension (profile: batch 1)",
                          val_help="validation set config for the accuracy gates")
     p.add_argument("--quantizer", default="auto", choices=["auto", "onnxruntime", "modelopt"],
@@ -50,11 +60,6 @@ def _accuracy(m) -> str:
 
 def export_trt_models(args) -> list[tuple[Path, object]]:
     """FP32 ONNX, then the FP16 and INT8 Q/DQ ONNX for TensorRT; returns [(path, manifest)]."""
-    from adamatting.checkpoint import load_model
-    from export.manifest import load_manifest
-    from export.targets import artifact_path, composited_set, export_onnx_target
-    from export.trt_models import make_fp16_onnx, make_int8_qdq_onnx
-
     out, size, cache = Path(args.out), tuple(args.size), Path(args.cache)
     model, _ = load_model(args.checkpoint)  # fails early, before any set is built, on a bad checkpoint
     name = model.cfg.name
@@ -72,8 +77,6 @@ def export_trt_models(args) -> list[tuple[Path, object]]:
 
 def no_tensorrt_report(written: list[tuple[Path, object]], timing_cache: Path) -> str:
     """What was written and the trtexec line for each TensorRT model."""
-    from export.trt_engine import TRT_MISSING, trtexec_line
-
     lines = [f"TensorRT engines not built: {TRT_MISSING}.", "Written (each with its .manifest.json):"]
     for path, m in written:
         what = "FP32 reference" if m.backend != "tensorrt" else f"{m.precision.upper()} for TensorRT; {_accuracy(m)}"
@@ -89,8 +92,6 @@ def no_tensorrt_report(written: list[tuple[Path, object]], timing_cache: Path) -
 def run_export_trt(args) -> int:
     """Handler of ``adamat export trt``: 0 when engines were built (or TRT_OPTIONAL=1 and TensorRT is missing),
     EXIT_NO_TENSORRT when TensorRT is missing; input errors propagate (the CLI prints them, exit 2)."""
-    from export.trt_engine import TIMING_CACHE_NAME, build_engine, engine_path_for, tensorrt_or_none
-
     written = export_trt_models(args)
     for path, m in written:
         print(f"{path}  {m.precision}" + (f"  {_accuracy(m)}" if m.backend == "tensorrt" else ""))
@@ -110,10 +111,17 @@ def run_export_trt(args) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    from calib_data.errors import DataError
-    from export.errors import ExportError
+run = run_export_trt
 
+
+def build(job: ExportJob) -> None:
+    """``export all``: the FP16 and INT8 Q/DQ ONNX from the FP32 ONNX (engines are the tensorrt-engine target)."""
+    fp32 = job.fp32_onnx()
+    make_fp16_onnx(fp32, job.artifact(TARGET, Precision.FP16), job.val)
+    make_int8_qdq_onnx(fp32, job.artifact(TARGET, Precision.INT8), job.cal, job.val)
+
+
+def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return run_export_trt(args)

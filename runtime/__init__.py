@@ -1,13 +1,14 @@
 """The on-device pipeline: matting on any runtime (:class:`Matter`) and the portrait bokeh renderer.
 
 - :mod:`runtime.matter`: ``Matter.from_artifact(path).predict(photo, trimap=None, mask=None, band=16)``;
-- :mod:`runtime.backends`: the backend protocol and the lazy registry (``torch``, ``onnxruntime``);
+- :mod:`runtime.backends`: the backend protocol, and opening an artifact with the runtime the registry names;
 - :mod:`runtime.preprocess`, :mod:`runtime.upsample`: inputs in, alpha out at full resolution;
 - :mod:`runtime.foreground`, :mod:`runtime.lens_blur`, :mod:`runtime.bokeh`: the renderer;
 - :mod:`runtime.pipeline`: ``bokeh_file(photo, out, mask_path=...)``, file in, file out, written atomically;
-  :mod:`runtime.command`: the ``adamat bokeh`` command.
+  :mod:`adamat.commands.bokeh` is the ``adamat bokeh`` command;
+- :mod:`runtime.artifacts`: the artifacts of a folder and what runs each of them here.
 
-Importing ``runtime`` (or ``runtime.command``, from the CLI) is cheap: ``Matter`` and ``MattingResult``
+Importing ``runtime`` is cheap: ``Matter`` and ``MattingResult``
 are imported on first use (PEP 562), and a backend's runtime (PyTorch, onnxruntime) only when an
 artifact needs it.
 """

@@ -24,7 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from calib_data.errors import DataError
+from common.errors import DataError
 from calib_data.io import to_uint8
 from runtime.foreground import estimate_foreground
 from runtime.lens_blur import DEFAULT_STRENGTH, HIGHLIGHT_GAIN, HIGHLIGHT_THRESHOLD, lens_blur

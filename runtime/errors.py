@@ -2,7 +2,7 @@
 
 Bad input data raises :class:`calib_data.DataError` (``<file>: <problem>``), a damaged or mismatching
 PyTorch checkpoint :class:`adamatting.checkpoint.CheckpointError`, an ONNX artifact without a usable or
-matching manifest :class:`export.manifest.ManifestError`. The two below cover what is left.
+matching manifest :class:`common.manifest.ManifestError`. The two below cover what is left.
 """
 
 from __future__ import annotations

@@ -35,8 +35,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from adamatting.encoding import encode_inputs
-from calib_data.errors import DataError
+from common.encoding import encode_inputs
+from common.errors import DataError
 from calib_data.io import check_trimap, decode_image
 from calib_data.trimaps import UNKNOWN, trimap_from_mask
 

@@ -1,4 +1,4 @@
-"""An artifact is all of its files: the manifest hashes each one, and one check (export.manifest.verify_files,
+"""An artifact is all of its files: the manifest hashes each one, and one check (common.manifest.verify_files,
 inside load_manifest) refuses a damaged, incomplete or padded artifact on every path that uses it: export reuse,
 the runtime (and so bokeh, gate, device_bench). Names read from files cannot make a path."""
 
@@ -9,15 +9,15 @@ import pytest
 import torch
 
 from adamatting.checkpoint import save_checkpoint
-from adamatting.cli import main
+from adamat.cli import main
 from adamatting.config import get_config
 from adamatting.model import build_model
-from calib_data.errors import DataError
-from calib_data.outputs import inside
+from common.errors import DataError
+from common.outputs import inside
 from calib_data.sets import SetConfig, build_set
-from export.manifest import Manifest, ManifestError, load_manifest, manifest_path, write_manifest
+from common.manifest import Manifest, ManifestError, load_manifest, manifest_path, write_manifest
 from export.onnx_graph import export_onnx
-from export.targets import artifact_name
+from export.job import artifact_name
 from runtime.matter import Matter
 
 SIZE = (64, 64)

@@ -12,8 +12,8 @@ from PIL import Image
 from adamatting.checkpoint import save_checkpoint
 from adamatting.config import get_config
 from adamatting.model import build_model
-from calib_data.errors import DataError
-from runtime import command
+from common.errors import DataError
+from adamat.commands import bokeh as command
 from runtime.bokeh import render_bokeh
 from runtime.foreground import estimate_foreground
 from runtime.lens_blur import DEFAULT_STRENGTH, blur_radius, disc_kernel, lens_blur
@@ -226,7 +226,7 @@ def test_bokeh_file_refuses_bad_outputs_and_options_before_any_work(checkpoint, 
 
 def test_command_refuses_a_thread_count_below_one(capsys):
     parser = argparse.ArgumentParser()
-    command.add_parser(parser.add_subparsers())
+    command.add_arguments(parser.add_subparsers().add_parser("bokeh"))
     with pytest.raises(SystemExit):
         parser.parse_args(["bokeh", "p.png", "-o", "o.png", "--threads", "-2"])
     assert "--threads: must be >= 1, got -2" in capsys.readouterr().err
@@ -236,7 +236,7 @@ def test_command(checkpoint, tmp_path, capsys):
     photo, _ = scene(64, 96)
     cv2.imwrite(str(tmp_path / "p.png"), photo)
     parser = argparse.ArgumentParser()
-    command.add_parser(parser.add_subparsers())
+    command.add_arguments(parser.add_subparsers().add_parser("bokeh"))
     args = parser.parse_args(["bokeh", str(tmp_path / "p.png"), "-o", str(tmp_path / "o.png"),
                               "--artifact", str(checkpoint), "--strength", "0.02", "--timings"])
     assert args.func(args) == 0

@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from adamatting.cli import main as cli_main
+from adamat.cli import main as cli_main
 from calib_data import sets, synth
 from calib_data.compositing import composite, fit_background
-from calib_data.errors import DataError
+from common.errors import DataError
 from calib_data.io import (atomic_path, check_same_size, check_trimap, read_alpha, read_rgb, read_rgba, read_trimap,
                            to_uint8, write_image)
 from calib_data.readers import (AdobeDIMReader, AlphaMattingReader, RGBACutoutReader, estimate_alpha_closed_form,

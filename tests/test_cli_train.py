@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from adamatting.checkpoint import CheckpointError, load_model
-from adamatting.cli import build_parser, main
+from adamat.cli import build_parser, main
 from adamatting.config import get_config
 from adamatting.model import build_model
 from adamatting.train import TrainConfig, lr_at, train
@@ -175,7 +175,7 @@ def test_ship_and_eval_real_check_their_outputs_before_any_work(tmp_path, capsys
 
 
 def test_demo_on_tiny_sets_writes_the_contact_sheet(tmp_path, capsys):
-    from adamatting.demo import run_demo
+    from adamat.figures import run_demo
 
     configs = [SetConfig(name=n, count=3, size=(64, 64), seed=s, trimap=t, procedural=1.0).validated()
                for n, s, t in (("calib", 1, "mask"), ("val", 2, "validation"))]
@@ -192,7 +192,7 @@ def test_demo_on_tiny_sets_writes_the_contact_sheet(tmp_path, capsys):
 @pytest.mark.skipif(not alphamatting_dev_dir().is_dir(), reason=f"{alphamatting_dev_dir()} not present")
 def test_demo_real_image_figure_with_a_checkpoint(tmp_path, capsys):
     from adamatting.checkpoint import save_checkpoint
-    from adamatting.demo import real_alpha_figure
+    from adamat.figures import real_alpha_figure
 
     ckpt = save_checkpoint(tmp_path / "m.pt", build_model(get_config("tiny")))
     rows = real_alpha_figure(ckpt, tmp_path / "real.png")

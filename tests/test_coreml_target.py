@@ -19,7 +19,7 @@ from export.coreml_package import (WEIGHTS_FILE, calibrate_w8a8, export_coreml, 
                                    fp32_reference, op_counts, policy_torch_modules,
                                    simulated_validation)
 from export.errors import ExportError  # noqa: E402
-from export.manifest import load_manifest  # noqa: E402
+from common.manifest import load_manifest  # noqa: E402
 from export.precision import PrecisionPolicy  # noqa: E402
 
 SIZE = (64, 64)
@@ -203,7 +203,7 @@ def test_backend_refuses_off_macos_naming_macos(packages):
 
 
 def test_backend_checks_manifest_first(packages):
-    from export.manifest import ManifestError
+    from common.manifest import ManifestError
     from runtime.backends.coreml_backend import CoreMLBackend
 
     path, _ = packages[1]["fp16"]

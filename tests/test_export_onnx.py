@@ -12,7 +12,7 @@ from adamatting.checkpoint import save_checkpoint
 from adamatting.config import get_config
 from adamatting.model import build_model
 from export.errors import ExportError
-from export.manifest import ENCODING_VERSION, ManifestError, check_expected, load_manifest, manifest_path
+from common.manifest import ENCODING_VERSION, ManifestError, check_expected, load_manifest, manifest_path
 from export.onnx_graph import export_onnx, run_onnx, run_torch, validation_samples
 from export.precision import PrecisionPolicy
 
@@ -158,7 +158,7 @@ def test_consumers_refuse_mismatching_truncated_or_unmanifested_artifacts(tmp_pa
 
 
 def test_cli_export_onnx_fp32_only(tmp_path, tiny_model, capsys):
-    from adamatting.cli import main
+    from adamat.cli import main
 
     ckpt = save_checkpoint(tmp_path / "tiny.pt", tiny_model)
     code = main(["export", "onnx", "--checkpoint", str(ckpt), "--out", str(tmp_path / "out"), "--size", "64", "64",
@@ -178,7 +178,7 @@ def test_cli_export_onnx_fp32_only(tmp_path, tiny_model, capsys):
 
 
 def test_an_artifact_whose_manifest_cannot_be_written_is_removed(tmp_path, tiny_model):
-    from calib_data.errors import DataError
+    from common.errors import DataError
 
     out = tmp_path / "tiny.onnx"
     manifest_path(out).mkdir(parents=True)             # the manifest's name is taken by a folder

@@ -16,14 +16,14 @@ import numpy as np
 import onnx
 import pytest
 
-from adamatting.cli import main
+from adamat.cli import main
 from adamatting.config import DEFAULT_WEIGHTS
-from benchmarks.accuracy import edge_band, evaluate_all, psnr
-from benchmarks.artifacts import current, open_artifact, reference
+from evaluation.accuracy import edge_band, evaluate_all, psnr
+from runtime.artifacts import current, open_artifact, reference
 from benchmarks.gates import GateConfigError, GateResult, Gates, check, failures, summary, violations
 from export.all_targets import export_all
-from export.manifest import load_manifest, write_manifest
-from export.targets import composited_set
+from common.manifest import load_manifest, write_manifest
+from export.job import composited_set
 
 SIZE = (256, 256)
 CPU_KEYS = {"onnxruntime/fp32", "onnxruntime/int8", "openvino/fp32", "openvino/fp16", "openvino/int8",
@@ -188,7 +188,7 @@ def test_second_export_reuses_up_to_date_artifacts(exported):
 def test_artifacts_of_other_export_code_are_rebuilt_not_reused(exported, tmp_path):
     """After a change to an exporter (a graph rewrite, a quantizer), reusing an artifact would measure and
     gate the old graph: each manifest records the export code's hash, and another hash means re-export."""
-    from export.manifest import export_code_sha
+    from common.manifest import export_code_sha
 
     root, _, cal_toml, _, val, _ = exported
     stale = _folder_with(exported, "code", "adamatting_mobile_256x256_*.onnx*")
@@ -247,7 +247,7 @@ def test_edge_band_and_psnr():
 def test_main_job_writes_the_report(exported, tmp_path):
     """The end-to-end job on the exports above (reused): every artifact has an accuracy row and a latency
     row or a reason, the gates pass, and the report holds the tables, the plot and the not-run reasons."""
-    from benchmarks.main_job import JobConfig, run_main_job
+    from adamat.main_job import JobConfig, run_main_job
 
     root, export_dir, cal_toml, val_toml, _, _ = exported
     cfg = JobConfig(weights=DEFAULT_WEIGHTS, export_dir=export_dir, reports=tmp_path / "reports",

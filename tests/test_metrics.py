@@ -1,4 +1,4 @@
-"""Tests for benchmarks.metrics (Composition-1k SAD / MSE / Grad / Conn)."""
+"""Tests for common.metrics (Composition-1k SAD / MSE / Grad / Conn)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from benchmarks.metrics import (
+from common.metrics import (
     compute_all,
     connectivity_error,
     gauss_gradient_kernels,

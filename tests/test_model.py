@@ -111,7 +111,7 @@ def test_loss_is_the_uncertainty_weighted_form():
 def test_a_few_steps_on_two_composites_lower_the_loss():
     from calib_data.compositing import composite
     from calib_data.trimaps import gt_trimap_classes, validation_trimap
-    from adamatting.encoding import encode_inputs
+    from common.encoding import encode_inputs
 
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[:64, :64]

@@ -8,7 +8,7 @@ pytest.importorskip("openvino", reason="openvino is part of the project's export
 
 from calib_data.sets import SetConfig, build_set  # noqa: E402
 from export.errors import ExportError  # noqa: E402
-from export.manifest import load_manifest  # noqa: E402
+from common.manifest import load_manifest  # noqa: E402
 from export.onnx_graph import export_onnx, run_torch, validation_samples  # noqa: E402
 from export.openvino_ir import export_openvino  # noqa: E402
 from export.precision import PrecisionPolicy  # noqa: E402
@@ -118,7 +118,7 @@ def test_policy_naming_a_missing_layer_is_refused(onnx_and_sets):
 def test_runtime_openvino_backend_matches_torch_and_refuses_a_truncated_bin(onnx_and_sets, tmp_path):
     import shutil
 
-    from export.manifest import ManifestError
+    from common.manifest import ManifestError
     from runtime.matter import Matter
 
     model, fp32, sets, root = onnx_and_sets

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from calib_data import backgrounds, procedural
-from calib_data.errors import DataError
+from common.errors import DataError
 
 SIZE = (128, 128)
 SEEDS = (0, 1, 2)

@@ -15,9 +15,9 @@ from PIL import Image, ImageOps
 from adamatting.checkpoint import CheckpointError, save_checkpoint
 from adamatting.config import get_config
 from adamatting.model import build_model
-from calib_data.errors import DataError
+from common.errors import DataError
 from calib_data.trimaps import trimap_from_mask
-from export.manifest import ManifestError, manifest_path
+from common.manifest import ManifestError, manifest_path
 from export.onnx_graph import export_onnx
 from runtime import ArtifactError, BackendUnavailable, Matter
 from runtime.backends import Backend, backend_for
@@ -270,9 +270,10 @@ def test_missing_runtime_is_a_clear_error_only_for_its_backend(artifacts, monkey
 
 
 def test_importing_the_runtime_imports_no_backend():
-    """No backend runtime until an artifact needs one; the CLI hook imports no image library at all."""
-    code = ("import sys, runtime.command; print(sorted({'cv2', 'numpy'} & set(sys.modules))); "
-            "import runtime.pipeline; print(sorted({'torch', 'onnxruntime'} & set(sys.modules)))")
+    """No backend runtime until an artifact needs one: the CLI entry imports no image library, the bokeh
+    command neither torch nor onnxruntime."""
+    code = ("import sys, adamat.cli; print(sorted({'cv2', 'numpy', 'torch'} & set(sys.modules))); "
+            "import adamat.commands.bokeh; print(sorted({'torch', 'onnxruntime'} & set(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=pathlib.Path(__file__).resolve().parent.parent)
     assert out.stdout.split() == ["[]", "[]"]

@@ -13,7 +13,7 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from export.errors import ExportError
-from export.manifest import check_expected, load_manifest
+from common.manifest import check_expected, load_manifest
 from export.precision import PrecisionPolicy
 from export.qdq_rules import check, check_or_raise, errors
 from export.trt_engine import TRT_MISSING, tensorrt_or_none, trtexec_command
@@ -110,7 +110,7 @@ def test_fp16_model_is_float16_inside_with_float32_io_and_runs_in_onnxruntime(tr
     assert sum(i.data_type == TensorProto.FLOAT16 for i in weights) > 0.9 * len(weights)
     sess = ort.InferenceSession(str(trt_models["fp16"]), providers=["CPUExecutionProvider"])
     item = trt_models["sets"]["val"][0]
-    from adamatting.encoding import encode_inputs
+    from common.encoding import encode_inputs
 
     img, tri = encode_inputs(item["image"], item["trimap"])
     alpha, prob = sess.run(None, {"image": img[None], "trimap": tri[None]})
@@ -373,11 +373,13 @@ def test_trtexec_line_for_a_static_and_a_dynamic_batch_model(tmp_path):
 
 @pytest.mark.skipif(tensorrt_or_none() is not None, reason="tensorrt is installed: the fallback is not taken")
 def test_without_tensorrt_build_and_run_say_so(trt_models, capsys):
-    from export.trt_engine import TrtEngineRunner, build_engine, main
+    from export.trt_engine import build_engine, main
+    from runtime.backends.tensorrt_backend import TrtEngineRunner
+    from runtime.errors import BackendUnavailable
 
     with pytest.raises(ExportError, match=r"tensorrt not installed .* trtexec --onnx="):
         build_engine(trt_models["int8"])
-    with pytest.raises(ExportError, match="tensorrt not installed"):
+    with pytest.raises(BackendUnavailable, match="tensorrt not installed"):
         TrtEngineRunner(trt_models["int8"].with_suffix(".engine"))
     assert main([str(trt_models["fp16"]), str(trt_models["int8"])]) == 3
     err = capsys.readouterr().err
@@ -436,9 +438,10 @@ def test_export_trt_flow_without_tensorrt(tmp_path, monkeypatch, capsys):
 def test_engines_build_reuse_the_timing_cache_and_match_fp32(trt_models, tmp_path):
     import shutil
 
-    from adamatting.evaluate import evaluate_set
+    from evaluation.protocol import evaluate_set
     from export.int8_qdq import ort_alpha_fn
-    from export.trt_engine import TrtEngineRunner, build_engine
+    from export.trt_engine import build_engine
+    from runtime.backends.tensorrt_backend import TrtEngineRunner
 
     cache = tmp_path / "timing.cache"
     val = trt_models["sets"]["val"]

@@ -1,13 +1,13 @@
 """What every backend provides: one inference call on the model's encoded inputs, and its facts.
 
 A backend runs the network and nothing else. Pre-processing (decoding, resizing, letterboxing, the
-input encoding of :mod:`adamatting.encoding`) and post-processing (cropping, edge-aware upsampling)
+input encoding of :mod:`common.encoding`) and post-processing (cropping, edge-aware upsampling)
 live in :mod:`runtime.matter`, so every runtime — PyTorch, onnxruntime, and later OpenVINO, TensorRT,
 CoreML — receives exactly the same tensors and is compared on exactly the same terms.
 
 Adding a backend: one module in this package with a class implementing :class:`Backend` and a
-``open(artifact, expect)`` classmethod, plus one :class:`runtime.backends.BackendSpec` entry in the
-registry (``runtime/backends/__init__.py``) naming the packages it needs and the artifact suffixes
+``open(artifact, expect)`` classmethod, plus one :class:`common.targets.Runtime` entry in the
+registry (``common/targets.py``) naming the packages it needs and the artifact suffixes
 it opens.
 """
 
@@ -18,8 +18,11 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from adamatting.config import ModelConfig
+from common.manifest import Manifest, check_expected, load_manifest
+
 # What the runtime itself implements, required of every artifact's manifest: the tensor names it feeds
-# and reads (the input encoding version is always checked by export.manifest.check_expected).
+# and reads (the input encoding version is always checked by common.manifest.check_expected).
 INPUT_NAMES = ["image", "trimap"]
 OUTPUT_NAMES = ["alpha", "trimap_prob"]
 
@@ -32,7 +35,8 @@ class Backend(Protocol):
     ``precision``: what the artifact computes in (``"fp32"``, ``"fp16"``, ``"int8"``, ...).
     ``input_size``: the fixed (H, W) the artifact was built for, or None when it takes any size that is
     a multiple of ``stride``.
-    ``manifest``: the artifact's facts (an :class:`export.manifest.Manifest`).
+    ``manifest``: the artifact's facts (an :class:`common.manifest.Manifest`).
+    :class:`ManifestBackend` sets all four from the manifest.
     """
 
     name: str
@@ -48,16 +52,34 @@ class Backend(Protocol):
         ...
 
 
-def check_manifest(manifest: Any, artifact: str | Path, expect: dict[str, Any]) -> None:
+def check_manifest(manifest: Manifest, artifact: str | Path, expect: dict[str, Any]) -> None:
     """Refuse (ManifestError, naming every mismatch) an artifact that is not what the runtime implements
     (encoding version, input/output names) or not what the caller asked for in ``expect``."""
-    from export.manifest import check_expected
-
     check_expected(manifest, artifact, **{**expect, "input_names": INPUT_NAMES, "output_names": OUTPUT_NAMES})
 
 
-def stride_of(manifest: Any) -> int:
-    """The multiple the model's input sides must be (its config's stride: 128 for mobile, 64 at guided_scale 2, 32 without the upsampler)."""
-    from adamatting.config import ModelConfig   # no torch: config is plain dataclasses
+def stride_of(manifest: Manifest) -> int:
+    """The multiple the model's input sides must be (its config's stride: 128 for mobile, 64 at guided_scale 2,
+    32 without the upsampler)."""
+    return ModelConfig.from_dict(manifest.model_config).stride   # no torch: config is plain dataclasses
 
-    return ModelConfig.from_dict(manifest.model_config).stride
+
+class ManifestBackend:
+    """What every backend reads from its artifact's manifest: precision, stride and the fixed input size."""
+
+    name: str
+
+    def __init__(self, manifest: Manifest, input_size: tuple[int, int] | None = None):
+        self.manifest = manifest
+        self.precision = manifest.precision
+        self.stride = stride_of(manifest)
+        fixed = manifest.input_size
+        self.input_size = input_size or ((int(fixed[0]), int(fixed[1])) if fixed else None)
+
+    @staticmethod
+    def read_manifest(artifact: str | Path, expect: dict[str, Any]) -> Manifest:
+        """The artifact's manifest, every file verified (:func:`common.manifest.load_manifest`) and its facts
+        checked against what the runtime implements and ``expect``."""
+        manifest = load_manifest(artifact)
+        check_manifest(manifest, artifact, expect)
+        return manifest

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from export.manifest import Manifest, load_manifest
-from runtime.backends.base import OUTPUT_NAMES, check_manifest, stride_of
+from common.manifest import Manifest
+from runtime.backends.base import OUTPUT_NAMES, ManifestBackend
 from runtime.errors import ArtifactError, BackendUnavailable
 
 NOT_MACOS = "CoreML prediction needs macOS (coremltools cannot run models on Linux)"
@@ -37,15 +37,12 @@ def encoded_to_pil(image: np.ndarray):
     return Image.fromarray(rgb, "RGB")
 
 
-class CoreMLBackend:
+class CoreMLBackend(ManifestBackend):
     name = "coreml"
 
     def __init__(self, model, manifest: Manifest):
+        super().__init__(manifest)
         self.model = model
-        self.manifest = manifest
-        self.stride = stride_of(self.manifest)
-        self.precision = manifest.precision
-        self.input_size = (int(manifest.input_size[0]), int(manifest.input_size[1]))
         # iOS16+ programs converted with FP16 compute take and return FLOAT16 multi-arrays
         from coremltools.proto import FeatureTypes_pb2
 
@@ -60,8 +57,7 @@ class CoreMLBackend:
         if compute_units not in COMPUTE_UNITS:
             raise ValueError(f"unknown CoreML compute units {compute_units!r}; use one of {', '.join(COMPUTE_UNITS)}")
         artifact = Path(artifact)
-        manifest = load_manifest(artifact)
-        check_manifest(manifest, artifact, {"backend": "coreml", **expect})
+        manifest = cls.read_manifest(artifact, {"backend": "coreml", **expect})
         if not coreml_can_predict():
             raise BackendUnavailable(f"{artifact}: {NOT_MACOS}; copy the package to a Mac or add it to an Xcode project")
         import coremltools as ct

@@ -13,8 +13,8 @@ from typing import Any, Sequence
 import numpy as np
 import onnxruntime as ort
 
-from export.manifest import Manifest, ManifestError, load_manifest
-from runtime.backends.base import INPUT_NAMES, OUTPUT_NAMES, check_manifest, stride_of
+from common.manifest import Manifest, ManifestError
+from runtime.backends.base import INPUT_NAMES, OUTPUT_NAMES, ManifestBackend
 from runtime.errors import ArtifactError
 
 # onnxruntime >= 1.21 runs a graph transformer, WeightBiasQuantization, that quantizes the float weights of
@@ -44,23 +44,19 @@ def inference_session(model, threads: int | None = None,
                                 session_options(threads), providers=list(providers))
 
 
-class OnnxRuntimeBackend:
+class OnnxRuntimeBackend(ManifestBackend):
     name = "onnxruntime"
 
     def __init__(self, session: ort.InferenceSession, manifest: Manifest):
+        super().__init__(manifest)
         self.session = session
-        self.manifest = manifest
-        self.stride = stride_of(self.manifest)
-        self.precision = manifest.precision
-        self.input_size = (int(manifest.input_size[0]), int(manifest.input_size[1]))
 
     @classmethod
     def open(cls, artifact: Path, expect: dict[str, Any], threads: int | None = None,
              providers: Sequence[str] = ("CPUExecutionProvider",)) -> "OnnxRuntimeBackend":
         """ManifestError for a missing manifest, a hash mismatch (truncated file) or facts that differ from
         ``expect``; ArtifactError when onnxruntime cannot load the graph."""
-        manifest = load_manifest(artifact)
-        check_manifest(manifest, artifact, expect)
+        manifest = cls.read_manifest(artifact, expect)
         try:
             session = inference_session(artifact, threads, providers)
         except Exception as e:  # onnxruntime raises its own pybind exception types

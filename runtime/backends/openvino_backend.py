@@ -17,24 +17,21 @@ from typing import Any
 import numpy as np
 import openvino as ov
 
-from export.manifest import Manifest, load_manifest
-from runtime.backends.base import OUTPUT_NAMES, check_manifest, stride_of
+from common.manifest import Manifest
+from runtime.backends.base import OUTPUT_NAMES, ManifestBackend
 from runtime.errors import ArtifactError
 
 HINTS = ("LATENCY", "THROUGHPUT")
 PRECISION_HINTS = ("f32", "bf16", "f16")
 
 
-class OpenVinoBackend:
+class OpenVinoBackend(ManifestBackend):
     name = "openvino"
 
     def __init__(self, compiled: ov.CompiledModel, manifest: Manifest, hint: str, threads: int | None):
+        super().__init__(manifest)
         self.compiled = compiled
         self.request = compiled.create_infer_request()
-        self.manifest = manifest
-        self.stride = stride_of(self.manifest)
-        self.precision = manifest.precision
-        self.input_size = (int(manifest.input_size[0]), int(manifest.input_size[1]))
         self.hint, self.threads = hint, threads
         self._outputs = [compiled.output(n) for n in OUTPUT_NAMES]
 
@@ -49,8 +46,7 @@ class OpenVinoBackend:
         if inference_precision is not None and inference_precision not in PRECISION_HINTS:
             raise ValueError(f"unknown OpenVINO inference precision {inference_precision!r}; "
                              f"use one of {', '.join(PRECISION_HINTS)}")
-        manifest = load_manifest(artifact)   # verifies the .xml and the .bin
-        check_manifest(manifest, artifact, {"backend": "openvino", **expect})
+        manifest = cls.read_manifest(artifact, {"backend": "openvino", **expect})   # verifies the .xml and the .bin
         config: dict[str, Any] = {"PERFORMANCE_HINT": hint}
         if threads:
             config["INFERENCE_NUM_THREADS"] = int(threads)

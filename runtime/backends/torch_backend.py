@@ -16,21 +16,18 @@ import torch
 
 from adamatting.checkpoint import file_sha256, load_model
 from adamatting.model import AdaMatting, ExportWrapper
-from export.manifest import Manifest, ManifestError
-from runtime.backends.base import check_manifest
+from common.manifest import Manifest, ManifestError
+from runtime.backends.base import ManifestBackend, check_manifest
 
 
-class TorchBackend:
+class TorchBackend(ManifestBackend):
     name = "torch"
 
     def __init__(self, model: AdaMatting, manifest: Manifest, input_size: tuple[int, int] | None = None,
                  device: str | torch.device = "cpu"):
+        super().__init__(manifest, input_size)
         self.device = torch.device(device)
         self.net = ExportWrapper(model.eval()).to(self.device)
-        self.manifest = manifest
-        self.precision = manifest.precision
-        self.input_size = input_size
-        self.stride = model.cfg.stride
 
     @classmethod
     def open(cls, artifact: Path, expect: dict[str, Any], device: str = "cpu", threads: int | None = None) -> "TorchBackend":

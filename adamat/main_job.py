@@ -3,7 +3,7 @@
 1. build or reuse the calibration and validation sets at the export size;
 2. export every target possible on this machine (:func:`export.all_targets.export_all`; up-to-date
    artifacts are reused, so a second run takes a few minutes);
-3. accuracy of every artifact against PyTorch FP32 (:mod:`benchmarks.accuracy`) and the gates
+3. accuracy of every artifact against PyTorch FP32 (:mod:`evaluation.accuracy`) and the gates
    (:mod:`benchmarks.gates`);
 4. latency of every artifact that runs here (:mod:`benchmarks.latency`, one process per artifact);
 5. the bokeh pipeline stage by stage on a synthetic 12-megapixel photo, on the fastest artifact;
@@ -20,6 +20,15 @@ from pathlib import Path
 from typing import Callable
 
 from adamatting.checkpoint import file_sha256, read_checkpoint
+from benchmarks.gates import Gates, check, failures
+from benchmarks.latency import bench_all, run_options, write_json
+from benchmarks.portrait import synthetic_portrait, time_bokeh_pipeline
+from benchmarks.report import gate_json, write_report
+from evaluation.accuracy import evaluate_all
+from export.all_targets import export_all
+from export.job import composited_set
+from runtime.artifacts import current, reference
+from runtime.matter import Matter
 
 
 @dataclass
@@ -48,10 +57,6 @@ def _fastest(latency: dict) -> dict | None:
 
 def time_pipeline(row: dict, size, threads: int | None) -> dict:
     """Stage timings of the app's path on a synthetic 12 MP photo with the artifact of ``row``."""
-    from benchmarks.latency import run_options
-    from benchmarks.portrait import synthetic_portrait, time_bokeh_pipeline
-    from runtime.matter import Matter
-
     options = run_options(row["run_backend"], threads)
     expect = {"input_size": list(size)} if row["backend"] == "torch" else None
     matter = Matter.from_artifact(row["path"], backend=row["run_backend"], expect=expect, backend_options=options)
@@ -67,14 +72,6 @@ def time_pipeline(row: dict, size, threads: int | None) -> dict:
 def run_main_job(cfg: JobConfig, figures: dict[str, Path] | None = None,
                  log: Callable[[str], None] = print) -> tuple[int, Path]:
     """Run the job; returns (exit code, report path)."""
-    from benchmarks.accuracy import evaluate_all
-    from benchmarks.artifacts import current, reference
-    from benchmarks.gates import Gates, check, failures
-    from benchmarks.latency import bench_all, write_json
-    from benchmarks.report import gate_json, write_report
-    from export.all_targets import export_all
-    from export.targets import composited_set
-
     t_start = time.perf_counter()
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out_dir = cfg.reports / stamp

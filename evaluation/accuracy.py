@@ -9,7 +9,7 @@ Two sets, each scored per artifact as absolute values and as the drop from PyTor
   known regions — what the app gets. Only when ../shared/data is present.
 
 Per sample: the Composition-1k metrics (unknown region of the trimap; known regions set to 0 / 1 and the
-alpha read as 8-bit, as :func:`adamatting.evaluate.protocol_alpha` does), ``EdgeMAE`` — mean |α − α*|
+alpha read as 8-bit, as :func:`evaluation.protocol.protocol_alpha` does), ``EdgeMAE`` — mean |α − α*|
 in a band of :data:`EDGE_BAND_PX` pixels around the subject's outline (where a bokeh halo shows) — and
 ``BokehPSNR`` — the rendered bokeh image (:func:`runtime.bokeh.render_bokeh`) against the FP32 model's
 render of the same photo, in dB (identical renders are reported as :data:`PSNR_CAP`).
@@ -28,10 +28,10 @@ from typing import Callable, Iterator
 import cv2
 import numpy as np
 
-from adamatting.encoding import encode_inputs
-from adamatting.evaluate import TRIMAPS, protocol_alpha, quantize_gt
-from benchmarks.artifacts import Artifact, open_runner
-from benchmarks.metrics import compute_all
+from common.encoding import encode_inputs
+from evaluation.protocol import TRIMAPS, protocol_alpha, quantize_gt
+from runtime.artifacts import Artifact, open_runner
+from common.metrics import compute_all
 from calib_data.splits import REAL_VALIDATION, alphamatting_dev_dir
 
 EDGE_BAND_PX = 8

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from calib_data.errors import DataError
+from common.errors import DataError
 
 
 def check_writable(final: str | Path) -> Path:

@@ -1,6 +1,6 @@
 """Quality on the held-back real alphamatting.com images, at native resolution, with both trimaps.
 
-Metrics are the Composition-1k ones (benchmarks.metrics, unknown region of the given trimap). As in
+Metrics are the Composition-1k ones (common.metrics, unknown region of the given trimap). As in
 the reference protocol, the prediction's known regions are set to 0 / 1 and it is read as 8-bit.
 """
 
@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from benchmarks.metrics import compute_all
+from common.metrics import compute_all
 from calib_data.readers import AlphaMattingReader, estimate_alpha_closed_form
 from calib_data.splits import REAL_VALIDATION, alphamatting_dev_dir
 
@@ -54,7 +54,7 @@ def evaluate_set(run_alpha: Callable[[np.ndarray, np.ndarray], np.ndarray], cset
     ``run_alpha(image_nchw, trimap_nchw) -> alpha_nchw`` takes the model's encoded inputs (1×3×H×W, 1×1×H×W);
     returns the means and the per-sample alphas when ``keep`` (for comparisons between backends).
     """
-    from adamatting.encoding import encode_inputs
+    from common.encoding import encode_inputs
 
     n = len(cset) if limit is None else min(limit, len(cset))
     rows, alphas = [], []

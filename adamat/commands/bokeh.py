@@ -1,29 +1,19 @@
-"""``adamat bokeh``: the command-line face of :func:`runtime.pipeline.bokeh_file`.
-
-:func:`add_parser` adds the command to ``adamatting/cli.py``'s subparsers without importing anything
-heavy (``adamat --help`` stays fast); :func:`run` imports the pipeline when the command runs.
-"""
+"""``adamat bokeh``: the command-line face of :func:`runtime.pipeline.bokeh_file`. It imports the runtime alone:
+with an exported model neither torch nor an exporter is loaded."""
 
 from __future__ import annotations
 
 import argparse
 
+from common.arguments import positive_int
+from runtime.lens_blur import DEFAULT_STRENGTH
+from runtime.matter import Matter
+from runtime.pipeline import DEFAULT_ARTIFACT, bokeh_file
+
 STRENGTH_HELP = "blur disc radius as a fraction of the image diagonal (default 0.015: 75 px at 4000x3000)"
 
 
-def positive_int(text: str) -> int:
-    """argparse type: a whole number >= 1 (a thread count)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def add_parser(subparsers) -> argparse.ArgumentParser:
-    b = subparsers.add_parser("bokeh", help="portrait bokeh: blur a photo's background through the model's alpha")
+def add_arguments(b: argparse.ArgumentParser) -> None:
     b.add_argument("photo", help="the photo (any size; EXIF orientation applied)")
     b.add_argument("-o", "--out", required=True, help="output image, .jpg/.jpeg or .png (written atomically)")
     b.add_argument("--mask", default=None, help="coarse person mask of the photo (white = person)")
@@ -37,14 +27,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="OpenVINO performance hint (default LATENCY)")
     b.add_argument("--timings", action="store_true", help="print the seconds of each stage")
     b.set_defaults(func=run)
-    return b
 
 
 def run(args: argparse.Namespace) -> int:
-    from runtime.lens_blur import DEFAULT_STRENGTH
-    from runtime.matter import Matter
-    from runtime.pipeline import DEFAULT_ARTIFACT, bokeh_file
-
     options = {k: v for k, v in (("threads", args.threads), ("hint", args.hint)) if v is not None}
     artifact = args.artifact or DEFAULT_ARTIFACT
     if args.hint and not str(artifact).endswith(".xml"):

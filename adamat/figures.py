@@ -15,9 +15,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from adamat.tables import print_table
+from adamatting.checkpoint import load_model
 from calib_data.io import to_uint8, write_image
+from calib_data.readers import AlphaMattingReader
 from calib_data.sets import CompositedSet, SetConfig, build_set, set_statistics
 from calib_data.splits import REAL_VALIDATION, alphamatting_dev_dir
+from evaluation.protocol import evaluate_real, protocol_alpha, torch_predictor
+from runtime.bokeh import render_bokeh
+from runtime.matter import Matter
 
 
 def _gray(a: np.ndarray) -> np.ndarray:
@@ -56,12 +62,9 @@ def real_alpha_figure(weights: Path, out: Path) -> list[dict] | None:
 
     Two model panels: the network's own alpha (where its adapted trimap overrules the given one, it shows),
     and the alpha that is scored and that the runtime returns, the given trimap's known regions kept."""
-    from adamatting.checkpoint import load_model
-    from adamatting.evaluate import evaluate_real, protocol_alpha, torch_predictor
 
     model, _ = load_model(weights)
     _, rows = evaluate_real(torch_predictor(model), trimaps=("trimap1",), keep=True)
-    from calib_data.readers import AlphaMattingReader
 
     reader = AlphaMattingReader(alphamatting_dev_dir(), list(REAL_VALIDATION))
     tiles = []
@@ -84,10 +87,6 @@ def bokeh_grid(weights: Path, val_set: CompositedSet, out: Path, strength: float
     """Rows of (input, alpha, bokeh): the held-back alphamatting.com images with their trimap2 (when present;
     never trained on — the test photos are pseudo-labelled training data since run 9) and one composited
     validation sample with its mask trimap. Returns the row names."""
-    from calib_data.readers import AlphaMattingReader
-    from calib_data.splits import REAL_VALIDATION, alphamatting_dev_dir
-    from runtime.bokeh import render_bokeh
-    from runtime.matter import Matter
 
     matter = Matter.from_artifact(weights)
     items = []
@@ -111,7 +110,6 @@ def bokeh_grid(weights: Path, val_set: CompositedSet, out: Path, strength: float
 
 def run_demo(out: Path, cache: Path, weights: Path, configs: list[SetConfig] | None = None) -> None:
     """The demo; ``configs`` replaces the embedded calib/val configs (tests use tiny ones)."""
-    from adamatting.cli import print_table
 
     out.mkdir(parents=True, exist_ok=True)
     configs = configs or [SetConfig.from_toml(name) for name in ("calib", "val")]

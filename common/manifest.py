@@ -24,7 +24,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from adamatting.encoding import INPUT_ENCODING
+from common.encoding import INPUT_ENCODING
+from common.outputs import atomic_path
 
 FORMAT = "adamatting-artifact/2"        # 2: ``files`` hashes every file of the artifact
 # Bump when the meaning of the model's inputs or outputs changes; consumers compare it.
@@ -40,7 +41,7 @@ OUTPUT_DOC = {
 # The sources that decide what an exported graph is: the network, the BatchNorm folding, the input encoding
 # and every exporter (graph rewrites, quantizers, the precision policy).
 _ROOT = Path(__file__).resolve().parent.parent
-EXPORT_CODE = ("adamatting/model.py", "adamatting/fuse.py", "adamatting/encoding.py", "export")
+EXPORT_CODE = ("adamatting/model.py", "adamatting/fuse.py", "common/encoding.py", "export")
 
 
 @functools.lru_cache(maxsize=1)
@@ -171,8 +172,6 @@ def tool_versions(*packages: str) -> dict[str, str]:
 
 def write_manifest(artifact: str | Path, manifest: Manifest) -> Path:
     """Hash the finished artifact into the manifest and write it atomically beside the artifact."""
-    from calib_data.io import atomic_path
-
     manifest.artifact_sha256 = sha256_of(artifact)
     manifest.files = file_hashes(artifact)
     path = manifest_path(artifact)

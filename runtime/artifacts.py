@@ -1,7 +1,7 @@
 """The catalogue of exported artifacts in a folder, and how (or why not) each one runs on this machine.
 
 Every benchmark, gate and report row starts here. An artifact is a file or package with a manifest
-beside it (:mod:`export.manifest`); its gate key is ``<manifest backend>/<precision>``
+beside it (:mod:`common.manifest`); its gate key is ``<manifest backend>/<precision>``
 (``onnxruntime/int8``, ``tensorrt/fp16``, ``coreml/w8a8``, ...), and ``run_backend`` says which of
 :mod:`runtime.backends` executes it here:
 
@@ -20,21 +20,15 @@ Importing this module imports neither torch nor any runtime: the on-device bench
 
 from __future__ import annotations
 
-import importlib.util
-import platform
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from export.manifest import Manifest, ManifestError, load_manifest, manifest_path, sha256_of
+from common.manifest import Manifest, ManifestError, load_manifest, manifest_path, sha256_of
+from common.targets import REFERENCE, RUNTIMES, TARGETS, Precision, artifact_suffixes, target_of
+from runtime.backends import open_backend
 
-REFERENCE_KEY = "torch/fp32"
-SUFFIXES = (".onnx", ".xml", ".engine", ".mlpackage")
-_NAMES = {"torch": "PyTorch", "onnxruntime": "onnxruntime", "openvino": "OpenVINO", "tensorrt": "TensorRT",
-          "coreml": "CoreML"}
-
-
-def _importable(package: str) -> bool:
-    return importlib.util.find_spec(package) is not None
+REFERENCE_KEY = f"{REFERENCE}/{Precision.FP32}"
+SUFFIXES = artifact_suffixes()
 
 
 @dataclass
@@ -54,7 +48,8 @@ class Artifact:
     @property
     def label(self) -> str:
         kind = {".onnx": " ONNX", ".engine": " engine"}.get(self.path.suffix, "") if self.backend == "tensorrt" else ""
-        return f"{_NAMES.get(self.backend, self.backend)} {self.precision.upper()}{kind}"
+        runtime = RUNTIMES.get(self.backend)
+        return f"{runtime.label if runtime else self.backend} {self.precision.upper()}{kind}"
 
     @property
     def size_bytes(self) -> int:
@@ -81,24 +76,13 @@ class Artifact:
 
 
 def _plan(path: Path, m: Manifest) -> tuple[str | None, str]:
-    """(backend that runs ``path`` here, note)."""
-    suffix = path.suffix
-    if suffix == ".onnx":
-        if not _importable("onnxruntime"):
-            return None, "onnxruntime is not installed"
-        if m.backend == "tensorrt":
-            return "onnxruntime", "the TensorRT graph run by onnxruntime CPU: accuracy is meaningful, latency is not TensorRT's"
-        return "onnxruntime", ""
-    if suffix == ".xml":
-        return ("openvino", "") if _importable("openvino") else (None, "OpenVINO is not installed")
-    if suffix == ".engine":
-        return ("tensorrt", "") if _importable("tensorrt") else (
-            None, "TensorRT does not import here (it needs NVIDIA's TensorRT on a GPU machine)")
-    if suffix == ".mlpackage":
-        if platform.system() != "Darwin":
-            return None, "CoreML prediction needs macOS; accuracy is the export's PyTorch simulation"
-        return ("coreml", "") if _importable("coremltools") else (None, "coremltools is not installed")
-    return None, f"no backend opens {suffix!r}"
+    """(backend that runs ``path`` here, note), from the registry: the target of its manifest backend and
+    suffix, and whether that target's runtime predicts here."""
+    target = target_of(m.backend, path.suffix)
+    if target is None:
+        return None, f"no backend opens {path.suffix!r}"
+    why_not = RUNTIMES[target.runtime].unavailable()
+    return (None, why_not) if why_not else (target.runtime, target.run_note)
 
 
 def open_artifact(path: str | Path) -> Artifact:
@@ -130,7 +114,7 @@ def discover(folder: str | Path, input_size: list[int] | tuple[int, int] | None 
         if input_size is not None and a.input_size != list(input_size):
             continue
         found.append(a)
-    order = {b: i for i, b in enumerate(("onnxruntime", "openvino", "tensorrt", "coreml"))}
+    order = {b: i for i, b in enumerate(dict.fromkeys(t.backend for t in TARGETS.values()))}
     found.sort(key=lambda a: (order.get(a.backend, 9), a.path.suffix, a.precision))
     return found, problems
 
@@ -157,16 +141,14 @@ def current(folder: str | Path, input_size: list[int] | tuple[int, int], checkpo
 
 def reference(checkpoint: str | Path, input_size: list[int] | tuple[int, int] | None = None) -> Artifact:
     """The PyTorch FP32 eager row every other row is compared with."""
-    note = "PyTorch FP32 eager: the reference row"
-    return Artifact(Path(checkpoint), "torch", "fp32", "torch" if _importable("torch") else None,
-                    note if _importable("torch") else "torch is not installed", None)
+    why_not = RUNTIMES[REFERENCE].unavailable()
+    return Artifact(Path(checkpoint), REFERENCE, Precision.FP32.value, None if why_not else REFERENCE,
+                    why_not or "PyTorch FP32 eager: the reference row", None)
 
 
 def open_runner(a: Artifact, input_size: list[int] | tuple[int, int] | None = None, **options):
     """The runtime backend for ``a`` (``run(image, trimap) -> (alpha, prob)``). A checkpoint gets
     ``input_size`` as its fixed size, so it is compared with the exports on identical inputs."""
-    from runtime.backends import open_backend
-
     if a.run_backend is None:
         raise RuntimeError(f"{a.path}: not runnable here: {a.note}")
     expect = {"input_size": list(input_size)} if (a.backend == "torch" and input_size is not None) else {}

@@ -1,15 +1,21 @@
-"""One entry per export target, shared by the CLI and ``make export-*``: checkpoint in, artifacts with
-manifests out, a summary of what was written and how it was checked."""
+"""What every exporter shares: its common command-line options, artifact names (always a file directly in the
+folder the user named), the composited sets it calibrates and validates on, and the :class:`ExportJob` that
+``adamat export all`` hands each target's ``build``."""
 
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
 
-from adamatting.checkpoint import file_sha256, load_model
+from dataclasses import dataclass
+from typing import Any
+
 from adamatting.config import DEFAULT_WEIGHTS, NAME_PATTERN
-from calib_data.outputs import check_folder, inside
 from calib_data.sets import SetConfig, build_set
+from common.manifest import ManifestError, export_code_sha, load_manifest
+from common.outputs import inside
+from common.targets import Target
+from export.onnx_graph import export_onnx
 
 
 def add_export_arguments(p, *, dynamic_batch_help: str = "dynamic batch dimension (default: batch 1)",
@@ -51,36 +57,44 @@ def composited_set(name_or_path: str, size: tuple[int, int], cache: Path, progre
     return build_set(cfg, cache, progress=progress)
 
 
-def export_onnx_target(checkpoint: Path, out_dir: Path, size: tuple[int, int] = (512, 512), *, steps: int | None = None,
-                       dynamic_batch: bool = False, simplifier: str = "onnxslim", int8: bool = True,
-                       calib: str = "calib", val: str = "val", cache: Path = Path("cache/sets"),
-                       calib_method: str = "minmax", progress: bool = True) -> list[tuple[Path, dict]]:
-    """FP32 ONNX (validated against PyTorch) and, with ``int8``, its calibrated QDQ INT8 twin."""
-    from export.int8_qdq import quantize_onnx_int8
-    from export.onnx_graph import export_onnx
 
-    check_folder(out_dir)   # before any work
-    if int8:   # and the sets' names, before the FP32 export is written
-        for name_or_path in (calib, val):
-            SetConfig.from_toml(name_or_path)
-    model, _ = load_model(checkpoint)
-    if steps is not None and steps != model.cfg.pu_steps:
-        from adamatting.checkpoint import load_state
-        from adamatting.model import build_model
 
-        state = model.state_dict()
-        model = build_model(model.cfg.replace(pu_steps=steps))
-        load_state(model, state, checkpoint)
-        model.eval()
-    name = model.cfg.name
-    fp32 = artifact_path(out_dir, name, size, "fp32", steps)
-    m32 = export_onnx(model, fp32, size, dynamic_batch=dynamic_batch, simplifier=simplifier,
-                      checkpoint_sha256=file_sha256(checkpoint))
-    written = [(fp32, m32.validation)]
-    if int8:
-        cal = composited_set(calib, size, cache, progress)
-        vset = composited_set(val, size, cache, progress)
-        q = artifact_path(out_dir, name, size, "int8", steps)
-        m8 = quantize_onnx_int8(fp32, q, cal, vset, method=calib_method)
-        written.append((q, m8.validation))
-    return written
+def is_current(path: Path, checkpoint_sha: str, size, calib_key: str | None = None) -> bool:
+    """Is ``path`` an intact export of this checkpoint at this size by this export code (and, if calibrated,
+    with this set)?"""
+    try:
+        m = load_manifest(path)
+    except ManifestError:
+        return False
+    if (m.checkpoint_sha256 != checkpoint_sha or list(m.input_size) != list(size)
+            or m.export_code_sha256 != export_code_sha()):
+        return False
+    return m.calibration is None or calib_key is None or m.calibration.get("key") == calib_key
+
+
+@dataclass
+class ExportJob:
+    """One checkpoint exported to several targets (``adamat export all``): each target's ``build(job)`` writes
+    :meth:`artifacts` for it; the FP32 ONNX several targets start from is written once (or reused)."""
+
+    model: Any                    # adamatting.model.AdaMatting, eval mode
+    checkpoint_sha: str
+    out_dir: Path
+    size: tuple[int, int]
+    cal: Any = None               # composited calibration set at ``size`` (calib_data.sets.CompositedSet)
+    val: Any = None               # composited validation set at ``size``
+    reuse: bool = True
+
+    def artifact(self, target: Target, precision) -> Path:
+        return artifact_path(self.out_dir, self.model.cfg.name, self.size, target.file_tag(precision),
+                             suffix=target.suffix)
+
+    def artifacts(self, target: Target) -> list[Path]:
+        return [self.artifact(target, p) for p in target.precisions]
+
+    def fp32_onnx(self) -> Path:
+        """The validated FP32 ONNX every ONNX-based target starts from, exported unless an up-to-date one exists."""
+        path = artifact_path(self.out_dir, self.model.cfg.name, self.size, "fp32")
+        if not (self.reuse and is_current(path, self.checkpoint_sha, self.size)):
+            export_onnx(self.model, path, self.size, checkpoint_sha256=self.checkpoint_sha)
+        return path

@@ -1,0 +1,20 @@
+"""argparse types of the app's commands (the shared ones are in :mod:`common.arguments`)."""
+
+from __future__ import annotations
+
+import argparse
+
+from adamatting.config import GUIDED_SCALES, format_scale
+
+
+def guided_scale(text: str) -> float:
+    """argparse type of --guided-scale: one of adamatting.config.GUIDED_SCALES, written 1, 4/3, 2, 4."""
+    scales = {format_scale(s): s for s in GUIDED_SCALES}
+    if text.strip() not in scales:
+        raise argparse.ArgumentTypeError(f"must be one of {', '.join(scales)}, got {text!r}")
+    return scales[text.strip()]
+
+
+def size_argument(p: argparse.ArgumentParser, default=(512, 512), help: str | None = None) -> None:
+    """``--size H W``."""
+    p.add_argument("--size", type=int, nargs=2, default=list(default), metavar=("H", "W"), help=help)

@@ -1,0 +1,66 @@
+"""``adamat``: the project's one command-line entry. ``adamat <command> --help`` for each command.
+
+Each command is a module of :mod:`adamat.commands` with ``add_arguments(parser)``, which sets the parser's
+``func``. Only the module of the command being run is imported, with the layers it uses: ``adamat bokeh`` with
+an exported model never loads torch or an exporter, and ``adamat --help`` starts at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from common.errors import DataError
+from export.errors import ExportError
+from runtime.errors import BackendUnavailable
+
+COMMANDS: dict[str, tuple[str, str]] = {   # name: (module of adamat.commands, one line of help)
+    "calib": ("calib", "composited calibration/validation sets"),
+    "demo": ("demo", "the main job on the embedded defaults: sets, figures, every export possible here, accuracy "
+                     "gates, latency, reports/<timestamp>/report.md"),
+    "train": ("train", "train (or resume) a model; a run folder holds checkpoints, log.csv, curves.png"),
+    "eval-real": ("eval_real", "model vs closed-form matting on the held-back real images"),
+    "export": ("export", "export the model to deployment formats"),
+    "gate": ("gate", "accuracy of every artifact vs PyTorch FP32, checked against benchmarks/gates.toml (exit 1 "
+                     "listing each violated gate)"),
+    "ship": ("ship", "write a run's best checkpoint, weights only, for shipping"),
+    "bokeh": ("bokeh", "portrait bokeh: blur a photo's background through the model's alpha"),
+    "flops": ("flops", "MACs and parameters of a model config, counted by torch.utils.flop_counter"),
+}
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command; with ``only``, the arguments of that command alone (the others listed)."""
+    p = argparse.ArgumentParser(prog="adamat", description="AdaMatting edge pipeline: data, model, export, "
+                                                           "benchmarks.")
+    sub = p.add_subparsers(dest="command", required=True)
+    for name, (module, help_line) in COMMANDS.items():
+        parser = sub.add_parser(name, help=help_line, description=help_line)
+        if only is None or only == name:
+            importlib.import_module(f"adamat.commands.{module}").add_arguments(parser)
+    return p
+
+
+def _command_in(argv: list[str]) -> str:
+    return next((a for a in argv if not a.startswith("-")), "")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(only=_command_in(argv)).parse_args(argv)
+    try:
+        return args.func(args)
+    except (DataError, ValueError, FileNotFoundError, ExportError, BackendUnavailable) as e:   # bad input: one line
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:   # an output path that cannot be written, a full disk: one line, not a traceback
+        print(f"error: {e.filename + ': ' if e.filename else ''}{e.strerror or e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,39 @@
+"""``adamat demo`` (``make demo``): the figures, then the main job (exports, gates, latency, report)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from adamat.arguments import size_argument
+from adamat.figures import run_demo
+from adamat.main_job import JobConfig, run_main_job
+from adamatting.config import DEFAULT_WEIGHTS
+from common.arguments import positive_int
+
+
+def add_arguments(d) -> None:
+    d.add_argument("--out", default="out/demo", help="folder for the contact sheet and figures")
+    d.add_argument("--cache", default="cache/sets", help="cache root for the composited sets")
+    d.add_argument("--weights", default=str(DEFAULT_WEIGHTS), help="the checkpoint to export, gate and benchmark")
+    d.add_argument("--export-dir", default="out/export", help="artifacts (up-to-date ones are reused)")
+    d.add_argument("--reports", default="reports", help="the report goes to <reports>/<timestamp>/report.md")
+    size_argument(d, help="export size")
+    d.add_argument("--warmup", type=int, default=3, help="latency: untimed runs per artifact")
+    d.add_argument("--runs", type=int, default=20, help="latency: timed runs per artifact")
+    d.add_argument("--threads", type=positive_int, default=None, help="latency: intra-op threads (default: the runtime's)")
+    d.add_argument("--figures-only", action="store_true",
+                   help="only the sets, contact sheet and figures (no export, gates, latency or report)")
+    d.set_defaults(func=run)
+
+
+def run(args) -> int:
+    out = Path(args.out)
+    run_demo(out, Path(args.cache), weights=Path(args.weights))
+    if args.figures_only:
+        return 0
+    cfg = JobConfig(weights=Path(args.weights), export_dir=Path(args.export_dir), reports=Path(args.reports),
+                    cache=Path(args.cache), size=tuple(args.size), runs=args.runs, warmup=args.warmup,
+                    threads=args.threads)
+    figures = {"Bokeh grid": out / "bokeh_grid.png", "Model alpha on held-back real images": out / "real_alpha.png"}
+    code, _ = run_main_job(cfg, figures)
+    return code

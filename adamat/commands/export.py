@@ -1,0 +1,77 @@
+"""``adamat export <target>``: one subcommand per target of the registry (:data:`common.targets.TARGETS`), whose
+exporter module declares its options (``add_arguments``) and runs it (``run``); plus ``all`` (every target this
+machine can build) and ``sensitivity`` (the precision policy's evidence)."""
+
+from __future__ import annotations
+
+import importlib
+import tempfile
+from pathlib import Path
+
+from adamat.tables import print_table
+from adamatting.checkpoint import load_model, read_checkpoint
+from adamatting.config import DEFAULT_WEIGHTS
+from common.outputs import check_folder
+from common.targets import TARGETS as REGISTRY
+from export.all_targets import TARGETS, export_all
+from export.job import composited_set
+from export.onnx_graph import export_onnx
+from export.sensitivity import format_report, rank_layers, suggest_policy
+
+
+def add_arguments(ex) -> None:
+    sub = ex.add_subparsers(dest="export_target", required=True)
+    for target in REGISTRY.values():
+        if target.built_from is None:   # a target built from another one is its command's work (engines: trt)
+            exporter = importlib.import_module(target.exporter)
+            p = sub.add_parser(target.command, help=target.help, description=target.help)
+            exporter.add_arguments(p)
+            p.set_defaults(func=exporter.run)
+    al = sub.add_parser("all", help="every target this machine can build (ONNX, OpenVINO, TensorRT ONNX/engines, "
+                                    "CoreML); up-to-date artifacts are reused")
+    al.add_argument("--checkpoint", default=str(DEFAULT_WEIGHTS))
+    al.add_argument("--out", default="out/export")
+    al.add_argument("--size", type=int, nargs=2, default=[512, 512], metavar=("H", "W"))
+    al.add_argument("--targets", nargs="+", choices=TARGETS, default=list(TARGETS))
+    al.add_argument("--calib", default="calib")
+    al.add_argument("--val", default="val")
+    al.add_argument("--cache", default="cache/sets")
+    al.add_argument("--force", action="store_true", help="re-export even where an up-to-date artifact exists")
+    al.set_defaults(func=run_all)
+    se = sub.add_parser("sensitivity", help="rank layer groups by the alpha error their INT8 quantization causes "
+                                            "and print a suggested precision policy")
+    se.add_argument("--checkpoint", default=str(DEFAULT_WEIGHTS))
+    se.add_argument("--size", type=int, nargs=2, default=[128, 128], metavar=("H", "W"),
+                    help="export size for the analysis (small is fast; default 128 128)")
+    se.add_argument("--depth", type=int, default=3, help="module-path depth that forms a group")
+    se.add_argument("--samples", type=int, default=8, help="calibration and validation samples")
+    se.add_argument("--calib", default="calib")
+    se.add_argument("--val", default="val")
+    se.add_argument("--cache", default="cache/sets")
+    se.set_defaults(func=run_sensitivity)
+
+
+def run_all(args) -> int:
+    size = tuple(args.size)
+    read_checkpoint(args.checkpoint)   # a bad checkpoint or output folder fails before the sets are built
+    check_folder(args.out)
+    cal = composited_set(args.calib, size, Path(args.cache))
+    val = composited_set(args.val, size, Path(args.cache))
+    results = export_all(Path(args.checkpoint), Path(args.out), size, cal, val, targets=args.targets,
+                         reuse=not args.force)
+    print_table([{"target": r.target, "status": r.status, "artifacts": len(r.artifacts),
+                  "seconds": round(r.seconds), "reason": r.reason} for r in results])
+    return 1 if any(r.status == "failed" for r in results) else 0
+
+
+def run_sensitivity(args) -> int:
+    size = tuple(args.size)
+    model, _ = load_model(args.checkpoint)
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = Path(tmp) / "fp32.onnx"
+        export_onnx(model, fp32, size)
+        rows = rank_layers(fp32, composited_set(args.calib, size, Path(args.cache)),
+                           composited_set(args.val, size, Path(args.cache)), depth=args.depth,
+                           calib_limit=args.samples, val_limit=args.samples)
+    print(format_report(rows, suggest_policy(rows)))
+    return 0

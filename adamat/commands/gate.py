@@ -1,0 +1,59 @@
+"""``adamat gate`` (``make gate``): the accuracy of every artifact against PyTorch FP32, checked against
+``benchmarks/gates.toml``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from adamat.arguments import size_argument
+from adamat.tables import print_table
+from adamatting.config import DEFAULT_WEIGHTS
+from benchmarks.gates import GATES_TOML, Gates, check, failures, table
+from benchmarks.latency import write_json
+from benchmarks.report import gate_json
+from common.arguments import positive_int
+from evaluation.accuracy import evaluate_all
+from export.job import composited_set
+from runtime.artifacts import current, reference
+
+
+def add_arguments(g) -> None:
+    g.add_argument("--artifacts", default="out/export", help="folder of exported artifacts with manifests")
+    g.add_argument("--checkpoint", default=str(DEFAULT_WEIGHTS), help="the FP32 reference")
+    size_argument(g, help="gate the artifacts of this input size")
+    g.add_argument("--gates", default=str(GATES_TOML))
+    g.add_argument("--val", default="val", help="validation set config (TOML or embedded name)")
+    g.add_argument("--val-limit", type=positive_int, default=None, help="validation composites to use (default: all)")
+    g.add_argument("--no-real", action="store_true", help="skip the real alphamatting.com images")
+    g.add_argument("--cache", default="cache/sets")
+    g.add_argument("--json", default=None, help="also write the results as JSON here")
+    g.add_argument("--quiet", action="store_true")
+    g.set_defaults(func=run)
+
+
+def run(args) -> int:
+    size = tuple(args.size)
+    gates = Gates.load(args.gates)
+    if not Path(args.checkpoint).is_file():
+        raise FileNotFoundError(f"{args.checkpoint}: the FP32 reference checkpoint is missing")
+    artifacts, problems = current(args.artifacts, size, args.checkpoint)
+    if not artifacts and not problems:
+        print(f"error: no {size[0]}x{size[1]} artifacts with manifests in {args.artifacts}: run `make export-onnx` "
+              f"(or make export-openvino / export-trt / export-coreml, or `adamat export all`) first", file=sys.stderr)
+        return 2
+    val = composited_set(args.val, size, Path(args.cache), progress=False)
+    rows = evaluate_all(reference(args.checkpoint), artifacts, size, val, real=not args.no_real,
+                        val_limit=args.val_limit, progress=None if args.quiet else (lambda m: print(m, file=sys.stderr)))
+    results = check(rows, gates)
+    print_table(table(rows, results))
+    if args.json:
+        write_json(gate_json(rows, results, gates, problems), Path(args.json))
+    failed = failures(problems, results)
+    if failed:
+        print(f"\n{len(failed)} accuracy gate(s) violated ({gates.source}):", file=sys.stderr)
+        for line in failed:
+            print(f"  {line}", file=sys.stderr)
+        return 1
+    print(f"\nall accuracy gates pass ({gates.source})")
+    return 0

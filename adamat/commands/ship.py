@@ -1,0 +1,59 @@
+"""``adamat ship``: a run's best checkpoint (or an average of checkpoints), weights only, for shipping."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from adamat.arguments import guided_scale
+from adamatting.checkpoint import average_checkpoints, load_model, load_state, read_checkpoint, save_checkpoint
+from adamatting.config import DEFAULT_WEIGHTS, format_scale
+from adamatting.model import build_model
+from common.outputs import check_writable
+
+
+def add_arguments(s) -> None:
+    s.add_argument("--run", default="runs/mobile")
+    s.add_argument("--out", default=str(DEFAULT_WEIGHTS))
+    s.add_argument("--average", nargs="+", metavar="CHECKPOINT",
+                   help="ship the uniform average of these checkpoints of one config instead (snapshots of "
+                        "one run late in its schedule); --run is then ignored")
+    s.add_argument("--guided-scale", type=guided_scale, default=None, metavar="{1,4/3,2,4}",
+                   help="run the shipped network at this scale instead of the one it was trained at (the "
+                        "shipped weights: trained at 2, shipped at 4/3)")
+    s.set_defaults(func=run)
+
+
+def run(args) -> int:
+    check_writable(args.out)   # before loading or averaging anything
+    if args.average:
+        model, payloads = average_checkpoints(args.average)
+        steps = [p.get("step") for p in payloads]
+        keep = {k: payloads[-1][k] for k in ("elapsed_s", "train_config", "loss") if k in payloads[-1]}
+        keep.update(step=max((s for s in steps if s is not None), default=None), averaged_steps=steps)
+        src = f"average of {len(args.average)}: " + ", ".join(str(p) for p in args.average)
+    else:
+        run = Path(args.run)
+        src = run / "best.pt" if (run / "best.pt").is_file() else run / "last.pt"
+        model, payload = load_model(src)
+        if "ema" in payload:   # last.pt of a run without validation: ship its weight average, not the raw weights
+            load_state(model, payload["ema"], src)
+        keep = {k: payload[k] for k in ("step", "best", "elapsed_s", "train_config", "val", "loss") if k in payload}
+    if args.guided_scale is not None and args.guided_scale != model.cfg.guided_scale:
+        # The same weights, the network at another resolution: the guided upsampler works at any scale, but a
+        # model with it cannot become one without it (or the reverse) by a config change.
+        if (args.guided_scale > 1) != (model.cfg.guided_scale > 1):
+            raise ValueError(f"adamat ship: --guided-scale {format_scale(args.guided_scale)} needs a model "
+                             f"{'with' if args.guided_scale > 1 else 'without'} the guided upsampler; {src} has "
+                             f"guided_scale {format_scale(model.cfg.guided_scale)} (train one from its weights: "
+                             f"adamat train --guided-scale {format_scale(args.guided_scale)} --init ...)")
+        rescaled = build_model(model.cfg.replace(guided_scale=args.guided_scale))
+        rescaled.load_state_dict(model.state_dict())
+        # the run's validation was measured at the scale it trained at: keep that scale, not its numbers
+        keep = {k: v for k, v in keep.items() if k not in ("best", "val")}
+        keep["trained_guided_scale"] = model.cfg.guided_scale
+        model = rescaled.eval()
+    save_checkpoint(args.out, model, source=str(src), **keep)
+    read_checkpoint(args.out)  # re-read what was written
+    size = Path(args.out).stat().st_size / 1e6
+    print(f"{src} (step {keep.get('step')}) -> {args.out} ({size:.1f} MB)")
+    return 0

@@ -1,0 +1,70 @@
+"""``adamat train`` (``make train``): train, or resume, a model in a run folder."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from adamat.arguments import guided_scale
+from adamatting.train import TrainConfig, train
+from calib_data.splits import alphamatting_dev_dir
+from common.arguments import fraction
+from evaluation.protocol import evaluate_real, torch_predictor
+
+
+def add_arguments(t) -> None:
+    t.add_argument("--config", default="mobile", help="model config: mobile, paper, tiny")
+    t.add_argument("--guided-scale", type=guided_scale, default=None, metavar="{1,4/3,2,4}",
+                   help="override the config's guided_scale: 1 runs the network at full resolution (no guided "
+                        "upsampler), 4/3 at 3/4 resolution with it (the mobile config's own), 2 at half")
+    t.add_argument("--run", default="runs/mobile", help="run folder; an existing last.pt is resumed")
+    t.add_argument("--steps", type=int, default=3000)
+    t.add_argument("--batch", type=int, default=8)
+    t.add_argument("--crop", type=int, default=512, help="training crop side, a multiple of the model's stride")
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--real-fraction", type=fraction, default=0.7)
+    t.add_argument("--grad-weight", type=float, default=1.0, help="Sobel-gradient L1 weight in the alpha loss")
+    t.add_argument("--comp-weight", type=float, default=0.5, help="composition L1 weight in the alpha loss")
+    t.add_argument("--bank-size", type=int, default=192, help="procedural foregrounds pre-rendered for training")
+    t.add_argument("--bank-res", type=int, default=512, help="side of the pre-rendered procedural foregrounds")
+    t.add_argument("--real-scale", type=float, nargs=2, default=[0.8, 1.25], metavar=("MIN", "MAX"),
+                   help="scale of the real cut-outs relative to their native resolution (default: 0.8 1.25)")
+    t.add_argument("--pseudo-labels", action=argparse.BooleanOptionalAction, default=True,
+                   help="also train on the alphamatting.com test photos (no ground truth) with closed-form "
+                        "matting's alpha as the label (default: %(default)s)")
+    t.add_argument("--photo-fraction", type=fraction, default=0.5,
+                   help="share of the real samples that are crops of the photo as taken (its own background) "
+                        "rather than its cut-out re-composited (default: %(default)s)")
+    t.add_argument("--photo-trimap-fraction", type=fraction, default=0.5,
+                   help="share of those photo crops that take one of the photo's hand-drawn trimaps "
+                        "(default: %(default)s)")
+    t.add_argument("--val-every", type=int, default=200)
+    t.add_argument("--ema-decay", type=float, default=0.995,
+                   help="weight average validated, kept as best.pt and shipped (0: the raw weights)")
+    t.add_argument("--train-only", nargs="+", default=[], metavar="MODULE",
+                   help="train only these parts (e.g. refiner propagation alpha_decoder); the rest keeps its "
+                        "weights and BatchNorm statistics")
+    t.add_argument("--threads", type=int, default=0)
+    t.add_argument("--cache", default="cache", help="cache root (estimated real foregrounds)")
+    t.add_argument("--init", default=None,
+                   help="start a new run from these weights (e.g. weights/mobile.pt); an existing last.pt wins")
+    t.set_defaults(func=run)
+
+
+def run(args) -> int:
+    cfg = TrainConfig(model=args.config, guided_scale=args.guided_scale, steps=args.steps, batch=args.batch, crop=args.crop, lr=args.lr,
+                      real_fraction=args.real_fraction, grad_weight=args.grad_weight,
+                      comp_weight=args.comp_weight, threads=args.threads, val_every=args.val_every,
+                      bank_size=args.bank_size, bank_res=args.bank_res,
+                      real_scale=tuple(args.real_scale), ema_decay=args.ema_decay,
+                      pseudo_labels=args.pseudo_labels, photo_fraction=args.photo_fraction,
+                      photo_trimap_fraction=args.photo_trimap_fraction, train_only=tuple(args.train_only))
+    validate = None
+    if alphamatting_dev_dir().is_dir():
+        def validate(model):
+            return evaluate_real(torch_predictor(model))[0]
+    else:
+        print(f"note: {alphamatting_dev_dir()} not found: training without validation", file=sys.stderr)
+    train(args.run, cfg, Path(args.cache), validate=validate, init=args.init)
+    return 0

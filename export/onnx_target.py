@@ -1,0 +1,77 @@
+"""The ONNX target (``adamat export onnx``, ``make export-onnx``): the FP32 ONNX validated against PyTorch and its
+calibrated INT8 QDQ twin for onnxruntime."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from adamatting.checkpoint import file_sha256, load_model, load_state
+from adamatting.model import build_model
+from calib_data.sets import SetConfig
+from common.outputs import check_folder
+from common.targets import TARGETS, Precision
+from export.int8_qdq import quantize_onnx_int8
+from export.job import ExportJob, add_export_arguments, artifact_path, composited_set
+from export.onnx_graph import export_onnx
+
+TARGET = TARGETS["onnx"]
+
+
+def export_onnx_target(checkpoint: Path, out_dir: Path, size: tuple[int, int] = (512, 512), *, steps: int | None = None,
+                       dynamic_batch: bool = False, simplifier: str = "onnxslim", int8: bool = True,
+                       calib: str = "calib", val: str = "val", cache: Path = Path("cache/sets"),
+                       calib_method: str = "minmax", progress: bool = True) -> list[tuple[Path, dict]]:
+    """FP32 ONNX (validated against PyTorch) and, with ``int8``, its calibrated QDQ INT8 twin."""
+    check_folder(out_dir)   # before any work
+    if int8:   # and the sets' names, before the FP32 export is written
+        for name_or_path in (calib, val):
+            SetConfig.from_toml(name_or_path)
+    model, _ = load_model(checkpoint)
+    if steps is not None and steps != model.cfg.pu_steps:
+        state = model.state_dict()
+        model = build_model(model.cfg.replace(pu_steps=steps))
+        load_state(model, state, checkpoint)
+        model.eval()
+    name = model.cfg.name
+    fp32 = artifact_path(out_dir, name, size, "fp32", steps)
+    m32 = export_onnx(model, fp32, size, dynamic_batch=dynamic_batch, simplifier=simplifier,
+                      checkpoint_sha256=file_sha256(checkpoint))
+    written = [(fp32, m32.validation)]
+    if int8:
+        cal = composited_set(calib, size, cache, progress)
+        vset = composited_set(val, size, cache, progress)
+        q = artifact_path(out_dir, name, size, "int8", steps)
+        m8 = quantize_onnx_int8(fp32, q, cal, vset, method=calib_method)
+        written.append((q, m8.validation))
+    return written
+
+
+def build(job: ExportJob) -> None:
+    """``export all``: the FP32 ONNX (or the up-to-date one) and its INT8 QDQ twin."""
+    quantize_onnx_int8(job.fp32_onnx(), job.artifact(TARGET, Precision.INT8), job.cal, job.val)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_export_arguments(p)
+    p.add_argument("--no-int8", action="store_true", help="skip the INT8 QDQ model")
+
+
+def run(args) -> int:
+    """``adamat export onnx``: write both models and print how each compares with its reference."""
+    written = export_onnx_target(Path(args.checkpoint), Path(args.out), tuple(args.size), steps=args.steps,
+                                 dynamic_batch=args.dynamic_batch, simplifier=args.simplifier, int8=not args.no_int8,
+                                 calib=args.calib, val=args.val, cache=Path(args.cache), calib_method=args.calib_method)
+    for path, v in written:
+        print(f"{path}  {_accuracy(v)}")
+    return 0
+
+
+def _accuracy(v: dict) -> str:
+    if "alpha_vs_fp32" in v:
+        d = v["drop"]
+        return (f"INT8 vs FP32 on {v['samples']} validation composites: max |Δα| "
+                f"{v['alpha_vs_fp32']['max_abs']:.4f}, mean |Δα| {v['alpha_vs_fp32']['mean_abs']:.4f}; "
+                f"SAD {v['fp32']['SAD']:.3f} → {v['quantized']['SAD']:.3f} (drop {d['SAD']:+.3f}), "
+                f"Grad drop {d['Grad']:+.3f}")
+    return f"vs PyTorch on {v['samples']} composites: max |Δα| {v['max_abs']:.2e}, mean |Δα| {v['mean_abs']:.2e}"
