@@ -47,119 +47,9 @@ import torch.nn.functional as F
 
 from adamatting.config import ENCODER_STRIDE, ModelConfig
 from adamatting.encoding import INPUT_ENCODING, TRIMAP_VALUES  # noqa: F401  (re-exported)
-
-
-def _make_divisible(v: float, divisor: int = 8) -> int:
-    new_v = max(divisor, int(v + divisor / 2) // divisor * divisor)
-    return new_v + divisor if new_v < 0.9 * v else new_v
-
-
-def conv_bn_act(cin: int, cout: int, k: int = 3, stride: int = 1, groups: int = 1, act: bool = True) -> nn.Sequential:
-    layers: list[nn.Module] = [nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout)]
-    if act:
-        layers.append(nn.ReLU6(inplace=True))
-    return nn.Sequential(*layers)
-
-
-def conv_block(cin: int, cout: int, separable: bool, k: int = 3) -> nn.Sequential:
-    """3×3 conv + BN + ReLU6, or its depthwise-separable form."""
-    if separable:
-        return nn.Sequential(conv_bn_act(cin, cin, k, groups=cin), conv_bn_act(cin, cout, 1))
-    return conv_bn_act(cin, cout, k)
-
-
-# --------------------------------------------------------------------------------------------- encoders
-class InvertedResidual(nn.Module):
-    def __init__(self, cin: int, cout: int, stride: int, expand: int):
-        super().__init__()
-        hidden = cin * expand
-        layers: list[nn.Module] = []
-        if expand != 1:
-            layers.append(conv_bn_act(cin, hidden, 1))
-        layers += [conv_bn_act(hidden, hidden, 3, stride, groups=hidden), conv_bn_act(hidden, cout, 1, act=False)]
-        self.block = nn.Sequential(*layers)
-        self.residual = stride == 1 and cin == cout
-
-    def forward(self, x):
-        return x + self.block(x) if self.residual else self.block(x)
-
-
-class MobileEncoder(nn.Module):
-    """MobileNetV2-style encoder on 4 input channels; returns features at strides 2, 4, 8, 16, 32."""
-
-    def __init__(self, cfg: ModelConfig, in_ch: int = 4):
-        super().__init__()
-        w = cfg.width_mult
-        cin = _make_divisible(32 * w)
-        self.stem = conv_bn_act(in_ch, cin, 3, 2)
-        stages: list[list[nn.Module]] = [[] for _ in range(5)]  # index = log2(stride) - 1
-        stride_log = 1
-        for expand, c, n, s in cfg.mobile_stages:
-            cout = _make_divisible(c * w)
-            for i in range(n):
-                st = s if i == 0 else 1
-                if st == 2:
-                    stride_log += 1
-                stages[stride_log - 1].append(InvertedResidual(cin, cout, st, expand))
-                cin = cout
-        if stride_log != 5:
-            raise ValueError(f"mobile_stages must reach stride 32, reach {2 ** stride_log}")
-        self.stages = nn.ModuleList(nn.Sequential(*s) for s in stages)
-        self.channels = [self._out_ch(s, prev) for s, prev in zip(stages, [_make_divisible(32 * w)] + [0] * 4)]
-
-    @staticmethod
-    def _out_ch(stage: list[nn.Module], prev: int) -> int:
-        return stage[-1].block[-1][0].out_channels if stage else prev
-
-    def forward(self, x):
-        feats = []
-        x = self.stem(x)
-        for stage in self.stages:
-            x = stage(x)
-            feats.append(x)
-        return feats
-
-
-class Bottleneck(nn.Module):
-    def __init__(self, cin: int, width: int, stride: int):
-        super().__init__()
-        cout = width * 4
-        self.block = nn.Sequential(conv_bn_act(cin, width, 1), conv_bn_act(width, width, 3, stride),
-                                   conv_bn_act(width, cout, 1, act=False))
-        self.short = None if (stride == 1 and cin == cout) else conv_bn_act(cin, cout, 1, stride, act=False)
-        self.act = nn.ReLU(inplace=True)
-
-    def forward(self, x):
-        return self.act(self.block(x) + (x if self.short is None else self.short(x)))
-
-
-class ResNetEncoder(nn.Module):
-    """ResNet-50-like bottleneck encoder (as published); features at strides 2, 4, 8, 16, 32."""
-
-    def __init__(self, cfg: ModelConfig, in_ch: int = 4):
-        super().__init__()
-        w = cfg.resnet_width
-        self.stem = conv_bn_act(in_ch, w, 7, 2)
-        self.pool = nn.MaxPool2d(3, 2, 1)
-        layers, cin = [], w
-        for i, n in enumerate(cfg.resnet_layers):
-            width = w * 2 ** i
-            blocks = []
-            for j in range(n):
-                blocks.append(Bottleneck(cin, width, 2 if (j == 0 and i > 0) else 1))
-                cin = width * 4
-            layers.append(nn.Sequential(*blocks))
-        self.layers = nn.ModuleList(layers)
-        self.channels = [w] + [w * 2 ** i * 4 for i in range(4)]
-
-    def forward(self, x):
-        f2 = self.stem(x)
-        x = self.pool(f2)
-        feats = [f2]
-        for layer in self.layers:
-            x = layer(x)
-            feats.append(x)
-        return feats
+from adamatting.model.encoders import (ENCODERS, FEATURE_STRIDES, Bottleneck, Encoder,  # noqa: F401
+                                       InvertedResidual, MobileEncoder, ResNetEncoder, build_encoder)
+from adamatting.model.layers import _make_divisible, conv_bn_act, conv_block  # noqa: F401
 
 
 # --------------------------------------------------------------------------------------------- decoder parts
@@ -356,9 +246,7 @@ class AdaMatting(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
-        self.encoder = MobileEncoder(cfg) if cfg.encoder == "mobile" else ResNetEncoder(cfg)
-        if cfg.encoder not in ("mobile", "resnet"):
-            raise ValueError(f"unknown encoder {cfg.encoder!r}")
+        self.encoder = build_encoder(cfg)
         ch = self.encoder.channels
         self.trimap_decoder = Decoder(cfg, ch, skip_strides=(16, 8), out_ch=3)
         self.alpha_decoder = Decoder(cfg, ch, skip_strides=(8, 4, 2), out_ch=1)
