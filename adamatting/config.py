@@ -1,4 +1,4 @@
-"""Model configurations. ``mobile`` (the phone default) and ``paper`` share one code path (model.py)."""
+"""Model configurations. ``mobile`` (the phone default) and ``paper`` share one code path (adamatting/model/)."""
 
 from __future__ import annotations
 

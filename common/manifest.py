@@ -41,7 +41,7 @@ OUTPUT_DOC = {
 # The sources that decide what an exported graph is: the network, the BatchNorm folding, the input encoding
 # and every exporter (graph rewrites, quantizers, the precision policy).
 _ROOT = Path(__file__).resolve().parent.parent
-EXPORT_CODE = ("adamatting/model.py", "adamatting/fuse.py", "common/encoding.py", "export")
+EXPORT_CODE = ("adamatting/model", "adamatting/fuse.py", "common/encoding.py", "export")
 
 
 @functools.lru_cache(maxsize=1)
