@@ -176,7 +176,7 @@ class TrainData:
 class WeightAverage:
     """An exponential moving average of a model's weights and buffers, updated after every optimiser step.
 
-    Why: with batches of 8 crops the weights wander. In run 7 (lr 1e-3) single checkpoints 200 steps apart
+    Why: with batches of 8 crops the weights wander. In one run (lr 1e-3; weights/runs.json, run 7) single checkpoints 200 steps apart
     scored 8.9–10.2 mean held-back SAD at steps 600–1000, while the plain average of three snapshots from
     steps 750–975 scored 8.37, better than each. (Late in the cosine schedule, at low lr, the average of
     steps 2000–2400 scored like its members, 9.3.) What is validated and shipped is the average."""

@@ -28,6 +28,14 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.op_profile import (
+    CONV_OPS,
+    kernel_times,
+    positive_int,
+    profiling_options,
+)
+from export.int8_qdq import quantize_qdq
+
 CONV_TYPES = ("Conv", "ConvTranspose")
 
 
@@ -112,8 +120,6 @@ def time_convs(fp32_onnx: str | Path, runs: int = 50, warmup: int = 5, threads: 
     import onnx
     import onnxruntime as ort
 
-    from benchmarks.op_profile import CONV_OPS, kernel_times, profiling_options
-    from export.int8_qdq import quantize_qdq
 
     if runs < 1 or warmup < 0:
         raise ValueError(f"runs must be >= 1 and warmup >= 0, got {runs} and {warmup}")
@@ -181,7 +187,6 @@ def format_rows(rows: list[dict], top: int = 30) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from benchmarks.op_profile import positive_int
 
     p = argparse.ArgumentParser(prog="python -m benchmarks.conv_kernels", description=__doc__.split("\n\n")[0])
     p.add_argument("onnx", help="an FP32 ONNX export with fixed shapes")

@@ -26,8 +26,8 @@ from pathlib import Path
 
 from adamatting.config import DEFAULT_WEIGHTS
 from benchmarks.latency import FORMAT, bench_all, write_atomic, write_json
-from common.outputs import check_writable
 from common.arguments import positive_int
+from common.outputs import check_writable
 
 _DASH = "—"
 _RESULT_KEYS = {"fingerprint", "fingerprint_id", "settings", "reference", "reference_note", "rows"}

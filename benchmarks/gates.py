@@ -11,9 +11,10 @@ Only ``fail`` fails the gate: artifacts that cannot run on this machine are list
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+
+import tomllib
 
 from evaluation.accuracy import AccuracyRow
 

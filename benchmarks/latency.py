@@ -34,7 +34,14 @@ import numpy as np
 from benchmarks.fingerprint import device_fingerprint, fingerprint_id
 from common.outputs import atomic_path
 from common.targets import RUNTIMES
-from runtime.artifacts import REFERENCE_KEY, Artifact, discover, open_artifact, open_runner, reference
+from runtime.artifacts import (
+    REFERENCE_KEY,
+    Artifact,
+    discover,
+    open_artifact,
+    open_runner,
+    reference,
+)
 from runtime.backends import BACKENDS
 
 FORMAT = "adamatting-latency/1"

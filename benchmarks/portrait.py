@@ -9,6 +9,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from runtime.bokeh import render_bokeh
+
 H, W = 3000, 4000
 
 
@@ -31,7 +33,6 @@ def time_bokeh_pipeline(matter, photo: np.ndarray, alpha: np.ndarray, band: int 
     """Seconds per stage of the app's path on ``photo``: mask → trimap, model (with pre-processing),
     guided upsampling, then the bokeh renderer's foreground, blur and composite. The renderer gets the
     synthetic ``alpha`` so its cost does not depend on how the model does on a synthetic subject."""
-    from runtime.bokeh import render_bokeh
 
     mask = (alpha > 0.5).astype(np.uint8) * 255
     result = matter.predict(photo, mask=mask, band=band, with_trimap_prob=False)

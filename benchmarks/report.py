@@ -12,9 +12,9 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from evaluation.accuracy import AccuracyRow
 from benchmarks.device_bench import markdown_table, result_table
-from benchmarks.gates import GateResult, Gates, gate_value, failures, summary, table
+from benchmarks.gates import GateResult, Gates, failures, gate_value, summary, table
+from evaluation.accuracy import AccuracyRow
 
 # The performance targets of the phone use (measured and reported, never asserted in tests).
 PERF_TARGETS = (

@@ -25,8 +25,16 @@ from pathlib import Path
 import pytest
 
 from adamatting.config import DEFAULT_WEIGHTS
+from benchmarks.latency import (
+    EXPORT_HINT,
+    gmacs,
+    measure,
+    row_id,
+    run_options,
+    summarize,
+    synthetic_inputs,
+)
 from runtime.artifacts import REFERENCE_KEY, Artifact, discover, open_runner, reference
-from benchmarks.latency import EXPORT_HINT, gmacs, measure, row_id, run_options, summarize, synthetic_inputs
 
 ARTIFACTS = Path(os.environ.get("ADAMAT_ARTIFACTS", "out/export"))
 SIZE = tuple(int(s) for s in os.environ.get("ADAMAT_BENCH_SIZE", "512x512").split("x"))

@@ -31,8 +31,8 @@ from runtime.lens_blur import DEFAULT_STRENGTH, lens_blur
 from runtime.matter import Matter
 from runtime.upsample import upsample_alpha
 
-# 12-megapixel stages take 0.02-1 s a call: five rounds after one warm-up keep a single slow round of this
-# shared VM (seen: +80 % on one of three) from moving the median that --benchmark-compare-fail checks.
+# 12-megapixel stages take 0.02-1 s a call: five rounds after one warm-up keep a single slow round of a
+# shared machine (seen: +80 % on one of three) from moving the median that --benchmark-compare-fail checks.
 ROUNDS = {"rounds": 5, "iterations": 1, "warmup_rounds": 1}
 
 

@@ -18,9 +18,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from common.metrics import gradient_error, mse, sad
 from calib_data.readers import AlphaMattingReader
 from calib_data.splits import alphamatting_dev_dir
+from common.metrics import gradient_error, mse, sad
 from runtime.upsample import upsample_alpha
 
 # (label, upsample_alpha keyword arguments)

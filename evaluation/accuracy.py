@@ -28,11 +28,14 @@ from typing import Callable, Iterator
 import cv2
 import numpy as np
 
+from calib_data.readers import AlphaMattingReader
+from calib_data.splits import REAL_VALIDATION, alphamatting_dev_dir
 from common.encoding import encode_inputs
+from common.metrics import compute_all
 from evaluation.protocol import TRIMAPS, protocol_alpha, quantize_gt
 from runtime.artifacts import Artifact, open_runner
-from common.metrics import compute_all
-from calib_data.splits import REAL_VALIDATION, alphamatting_dev_dir
+from runtime.bokeh import render_bokeh
+from runtime.matter import Matter
 
 EDGE_BAND_PX = 8
 PSNR_CAP = 100.0
@@ -84,7 +87,6 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def render(photo: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    from runtime.bokeh import render_bokeh
 
     return render_bokeh(photo, alpha, BOKEH_STRENGTH)[0]
 
@@ -112,7 +114,6 @@ def val_samples(cset, limit: int | None = None) -> list[Sample]:
 
 def real_samples(names=REAL_VALIDATION, trimaps=TRIMAPS) -> list[Sample]:
     """The held-back real images with each trimap; [] when ../shared/data is absent."""
-    from calib_data.readers import AlphaMattingReader
 
     if not alphamatting_dev_dir().is_dir():
         return []
@@ -132,7 +133,6 @@ def _val_predict(backend) -> Callable[[Sample], np.ndarray]:
 
 
 def _real_predict(backend) -> Callable[[Sample], np.ndarray]:
-    from runtime.matter import Matter
 
     matter = Matter(backend)
     return lambda s: matter.predict(s.photo, trimap=s.trimap, with_trimap_prob=False).alpha

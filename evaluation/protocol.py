@@ -12,9 +12,11 @@ from typing import Callable
 
 import numpy as np
 
-from common.metrics import compute_all
+from adamatting.inference import predict_alpha
 from calib_data.readers import AlphaMattingReader, estimate_alpha_closed_form
 from calib_data.splits import REAL_VALIDATION, alphamatting_dev_dir
+from common.encoding import encode_inputs
+from common.metrics import compute_all
 
 TRIMAPS = ("trimap1", "trimap2")
 Predictor = Callable[[np.ndarray, np.ndarray], np.ndarray]   # (image01 HxWx3, trimap uint8) -> alpha HxW
@@ -54,7 +56,6 @@ def evaluate_set(run_alpha: Callable[[np.ndarray, np.ndarray], np.ndarray], cset
     ``run_alpha(image_nchw, trimap_nchw) -> alpha_nchw`` takes the model's encoded inputs (1×3×H×W, 1×1×H×W);
     returns the means and the per-sample alphas when ``keep`` (for comparisons between backends).
     """
-    from common.encoding import encode_inputs
 
     n = len(cset) if limit is None else min(limit, len(cset))
     rows, alphas = [], []
@@ -74,7 +75,6 @@ def quantize_gt(alpha: np.ndarray) -> np.ndarray:
 
 
 def torch_predictor(model) -> Predictor:
-    from adamatting.inference import predict_alpha
 
     return lambda image, trimap: predict_alpha(model, image, trimap)[0]
 

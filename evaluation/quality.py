@@ -8,9 +8,14 @@ from pathlib import Path
 import numpy as np
 
 from adamatting.checkpoint import load_model
-from evaluation.protocol import TRIMAPS, closed_form_predictor, evaluate_real, torch_predictor
 from calib_data.io import atomic_path
 from common.outputs import check_writable
+from evaluation.protocol import (
+    TRIMAPS,
+    closed_form_predictor,
+    evaluate_real,
+    torch_predictor,
+)
 
 
 def run_quality(checkpoint: Path, out: Path, with_closed_form: bool = True) -> dict:

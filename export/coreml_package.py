@@ -35,7 +35,6 @@ from typing import Callable
 import numpy as np
 import torch
 import torch.nn as nn
-
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from adamatting.checkpoint import file_sha256, load_model
@@ -43,7 +42,14 @@ from adamatting.config import DEFAULT_WEIGHTS
 from adamatting.fuse import fold_batchnorms
 from adamatting.model import AdaMatting, ExportWrapper
 from common.encoding import encode_inputs
-from common.manifest import INPUT_NAMES, OUTPUT_DOC, OUTPUT_NAMES, Manifest, tool_versions, write_manifest
+from common.manifest import (
+    INPUT_NAMES,
+    OUTPUT_DOC,
+    OUTPUT_NAMES,
+    Manifest,
+    tool_versions,
+    write_manifest,
+)
 from common.outputs import inside
 from common.targets import TARGETS, Precision
 from evaluation.protocol import evaluate_set
@@ -107,26 +113,6 @@ def check_target(target: str):
     if target not in DEPLOYMENT_TARGETS:
         raise ExportError(f"unsupported deployment target {target!r}; use one of {', '.join(DEPLOYMENT_TARGETS)}")
     return getattr(ct.target, target)
-
-
-def policy_torch_modules(policy: PrecisionPolicy, module: nn.Module) -> list[str]:
-    """The policy's ONNX name fragments (``/model/encoder/stem/``) as module paths of ``module``
-    (``model.encoder.stem``); a fragment matching no module is an error, as for ONNX."""
-    names = [n for n, _ in module.named_modules() if n]
-    policy = policy.applicable(lambda f: _module_path(f) in names)
-    out = []
-    for frag in policy.names:
-        path = _module_path(frag)
-        if path not in names:
-            raise ExportError(f"precision policy {policy.source} names {frag!r}, which is no module of the model "
-                              f"(looked for {path!r})")
-        out.append(path)
-    return out
-
-
-def _module_path(fragment: str) -> str:
-    """``/model/encoder/stem/`` (an ONNX node-name fragment) → ``model.encoder.stem``."""
-    return fragment.strip("/").replace("/", ".")
 
 
 def _mil_fragment(module_path: str) -> str:
@@ -195,8 +181,11 @@ def _set_calib_inputs(cset, limit):
 def calibrate_w8a8(module: nn.Module, calib_set, policy_modules: list[str], limit: int | None = None) -> nn.Module:
     """LinearQuantizer (symmetric int8 weights per tensor and activations), calibrated on ``calib_set``,
     the policy's modules left in float; returns the finalized (fake-quantized) model, eval mode."""
-    from coremltools.optimize.torch.quantization import (LinearQuantizer, LinearQuantizerConfig,
-                                                         ModuleLinearQuantizerConfig)
+    from coremltools.optimize.torch.quantization import (
+        LinearQuantizer,
+        LinearQuantizerConfig,
+        ModuleLinearQuantizerConfig,
+    )
 
     size = calib_set.size
     config = LinearQuantizerConfig(
@@ -423,7 +412,7 @@ def export_coreml(model: AdaMatting, out_dir: str | Path, variant: str = "fp16",
 
     policy = policy if policy is not None else PrecisionPolicy.load()
     module = export_module(model.eval())
-    skip = policy_torch_modules(policy, module)
+    skip = policy.torch_modules(module)
     w8a8_model = calibrate_w8a8(module, calib_set, skip, calib_limit) if variant == "w8a8" else None
     if variant == "w8a8":
         mlmodel = _convert(_trace(w8a8_model, size), size, target)

@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from common.encoding import encode_inputs
-from evaluation.protocol import evaluate_set
 from common.manifest import Manifest, check_expected, load_manifest, tool_versions
+from evaluation.protocol import evaluate_set
 from export.errors import ExportError
+from export.onnx_graph import save_onnx
 from export.precision import PrecisionPolicy
 from runtime.backends.onnxruntime_backend import SESSION_CONFIG, inference_session
 
@@ -78,7 +79,12 @@ def quantize_qdq(src: str | Path, dst: str | Path, reader, *, method: str = "min
                  nodes_to_quantize: list[str] | None = None) -> None:
     """onnxruntime static quantization with this project's settings: QDQ format, int8 weights symmetric per
     output channel, uint8 asymmetric activations (or int8 symmetric, TensorRT's) calibrated from ``reader``."""
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
 
     check_method(method)
     cal_method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
@@ -129,7 +135,6 @@ def quantize_onnx_int8(fp32_path: str | Path, out: str | Path, calib_set, val_se
                                          "onnxruntime_session_config": SESSION_CONFIG}})
         manifest.created = Manifest.__dataclass_fields__["created"].default_factory()
         proto = onnx.load(str(q))
-        from export.onnx_graph import save_onnx
 
         save_onnx(proto, out, manifest)
         return manifest

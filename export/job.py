@@ -5,9 +5,8 @@ folder the user named), the composited sets it calibrates and validates on, and 
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
-
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from adamatting.config import DEFAULT_WEIGHTS, NAME_PATTERN

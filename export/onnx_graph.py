@@ -22,12 +22,21 @@ import numpy as np
 import torch
 
 from adamatting.config import ModelConfig
-from common.encoding import encode_inputs
 from adamatting.fuse import fold_batchnorms
 from adamatting.model import AdaMatting, ExportWrapper
 from calib_data.io import atomic_path
+from calib_data.synth import Synthesizer
+from common.encoding import encode_inputs
+from common.manifest import (
+    INPUT_NAMES,
+    OUTPUT_NAMES,
+    Manifest,
+    sha256_of,
+    tool_versions,
+    write_manifest,
+)
 from export.errors import ExportError
-from common.manifest import INPUT_NAMES, OUTPUT_NAMES, Manifest, sha256_of, tool_versions, write_manifest
+from export.graph_index import GraphIndex, node_attr
 
 OPSET = 17
 SIMPLIFIERS = ("onnxslim", "onnxsim", "none")
@@ -43,7 +52,6 @@ class Sample:
 
 def validation_samples(size: tuple[int, int], count: int = 4, seed: int = 0) -> list[Sample]:
     """Seeded composited samples (procedural foregrounds, eroded trimaps) at ``size`` for checking exports."""
-    from calib_data.synth import Synthesizer
 
     synth = Synthesizer({"procedural": 1.0}, bg_sources=("procedural",))
     rng = np.random.default_rng(seed)
@@ -110,7 +118,6 @@ def subpixel_as_conv_transpose(proto) -> int:
     """
     from onnx import helper, numpy_helper
 
-    from export.graph_index import GraphIndex, node_attr
 
     g, index = proto.graph, GraphIndex(proto)
     replace, drop = {}, set()   # DepthToSpace node → its ConvTranspose; the Convs they absorb

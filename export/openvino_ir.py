@@ -10,16 +10,21 @@ raises, reporting the best drop reached, and writes nothing.
 
 from __future__ import annotations
 
-import re
+import argparse
 import shutil
 import tempfile
-import argparse
 from pathlib import Path
 
 import numpy as np
 
 from common.encoding import encode_inputs
-from common.manifest import Manifest, check_expected, load_manifest, tool_versions, write_manifest
+from common.manifest import (
+    Manifest,
+    check_expected,
+    load_manifest,
+    tool_versions,
+    write_manifest,
+)
 from common.outputs import inside
 from common.targets import TARGETS, Precision
 from evaluation.protocol import evaluate_set
@@ -46,19 +51,6 @@ def _items(cset, limit: int | None = None) -> list[dict]:
 def ov_alpha_fn(compiled):
     out = compiled.output("alpha")
     return lambda img, tri: compiled({"image": img, "trimap": tri})[out]
-
-
-def ignored_scope(policy: PrecisionPolicy, ov_model):
-    """NNCF IgnoredScope for the policy; a fragment matching no operation is an ExportError."""
-    import nncf   # openvino and nncf are optional (the [export] extra): imported where used
-    names = [op.get_friendly_name() for op in ov_model.get_ops()]
-    policy = policy.applicable(lambda f: any(f in n for n in names))
-    missing = [f for f in policy.names if not any(f in n for n in names)]
-    if missing:
-        raise ExportError(f"precision policy {policy.source} names layers that do not exist in the OpenVINO "
-                          f"model: {', '.join(missing)}")
-    return nncf.IgnoredScope(patterns=[re.escape(f) + ".*" for f in policy.names], types=list(policy.op_types),
-                             validate=False)
 
 
 def save_ir(ov_model, out_xml: Path, manifest: Manifest, compress_to_fp16: bool, validate=None) -> Path:
@@ -104,14 +96,16 @@ def export_openvino(fp32_onnx: str | Path, out_dir: str | Path, precision: str, 
     manifest.created = Manifest.__dataclass_fields__["created"].default_factory()
     if precision in ("int8", "int8-acc"):
         import nncf
-        from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
+        from nncf.quantization.advanced_parameters import (
+            AdvancedAccuracyRestorerParameters,
+        )
 
         if calib_set is None or val_set is None:
             raise ExportError("INT8 needs a calibration set and a validation set")
         check_set_size(calib_set, src.input_size, "calibration")
         check_set_size(val_set, src.input_size, "validation")
         policy = policy if policy is not None else PrecisionPolicy.load()
-        scope = ignored_scope(policy, ov_model)
+        scope = policy.openvino_scope(ov_model)
         calib = nncf.Dataset(_items(calib_set), _encoded)
         if precision == "int8":
             ov_model = nncf.quantize(ov_model, calib, preset=nncf.QuantizationPreset.MIXED,

@@ -1,29 +1,45 @@
-"""The precision policy (export/precision.toml): the layers every backend keeps in floating point."""
+"""The precision policy (export/precision.toml): the layers every backend keeps in floating point.
+
+The policy is written once, as module paths of the exported network (``model.encoder.stem``), and translated
+here for each kind of graph: ONNX node names (:meth:`PrecisionPolicy.float_nodes`, for onnxruntime and
+TensorRT), OpenVINO operations (:meth:`PrecisionPolicy.openvino_scope`, an NNCF ignored scope) and the
+PyTorch modules a CoreML conversion sees (:meth:`PrecisionPolicy.torch_modules`). ONNX and OpenVINO name a
+node after the module path it came from (``/model/encoder/stem/stem.0/Conv``). In every graph a module of the
+policy that matches nothing is an error: a renamed layer must not silently become quantized.
+"""
 
 from __future__ import annotations
 
-import tomllib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
+
+import tomllib
 
 from export.errors import ExportError
 
 DEFAULT_POLICY = Path(__file__).with_name("precision.toml")
 
 
+def onnx_fragment(module_path: str) -> str:
+    """``model.encoder.stem`` → ``/model/encoder/stem/``: the part every ONNX (and OpenVINO) node name made from
+    that module contains."""
+    return "/" + module_path.strip(".").replace(".", "/") + "/"
+
+
 @dataclass
 class PrecisionPolicy:
-    names: list[str] = field(default_factory=list)      # node-name fragments kept in float
+    modules: list[str] = field(default_factory=list)    # module paths kept in float
     op_types: list[str] = field(default_factory=list)   # op types kept in float
     source: str = ""
-    # fragments of parts only some model configs have (the guided upsampler): kept in float where present
-    names_if_present: list[str] = field(default_factory=list)
+    # modules only some model configs have (the guided upsampler): kept in float where present
+    modules_if_present: list[str] = field(default_factory=list)
 
     def applicable(self, exists: Callable[[str], bool]) -> "PrecisionPolicy":
-        """The policy for one model: ``names`` plus each of ``names_if_present`` for which ``exists``."""
-        extra = [f for f in self.names_if_present if f not in self.names and exists(f)]
-        return PrecisionPolicy(self.names + extra, list(self.op_types), self.source)
+        """The policy for one model: ``modules`` plus each of ``modules_if_present`` for which ``exists``."""
+        extra = [m for m in self.modules_if_present if m not in self.modules and exists(m)]
+        return PrecisionPolicy(self.modules + extra, list(self.op_types), self.source)
 
     @classmethod
     def load(cls, path: str | Path = DEFAULT_POLICY) -> "PrecisionPolicy":
@@ -34,19 +50,45 @@ class PrecisionPolicy:
             raw = tomllib.loads(path.read_text()).get("float", {})
         except tomllib.TOMLDecodeError as e:
             raise ExportError(f"{path}: not valid TOML: {e}") from None
-        unknown = set(raw) - {"names", "op_types", "names_if_present"}
+        unknown = set(raw) - {"modules", "op_types", "modules_if_present"}
         if unknown:
             raise ExportError(f"{path}: unknown keys in [float]: {', '.join(sorted(unknown))}")
-        return cls(list(raw.get("names", [])), list(raw.get("op_types", [])), str(path),
-                   list(raw.get("names_if_present", [])))
+        return cls(list(raw.get("modules", [])), list(raw.get("op_types", [])), str(path),
+                   list(raw.get("modules_if_present", [])))
+
+    def _in_graph(self, names: list[str], graph: str) -> "PrecisionPolicy":
+        """The applicable policy for a graph whose node names are ``names``; ExportError for a missing module."""
+        def present(m: str) -> bool:
+            return any(onnx_fragment(m) in n for n in names)
+
+        policy = self.applicable(present)
+        missing = [onnx_fragment(m) for m in policy.modules if not present(m)]
+        if missing:
+            raise ExportError(f"precision policy {self.source or ''} names layers that do not exist in the "
+                              f"{graph}: {', '.join(missing)}")
+        return policy
 
     def float_nodes(self, proto) -> list[str]:
-        """Names of the ONNX nodes the policy keeps in float; a fragment matching nothing is an error."""
+        """Names of the ONNX nodes the policy keeps in float."""
         nodes = list(proto.graph.node)
-        policy = self.applicable(lambda f: any(f in n.name for n in nodes))
-        missing = [f for f in policy.names if not any(f in n.name for n in nodes)]
+        policy = self._in_graph([n.name for n in nodes], "graph")
+        fragments = [onnx_fragment(m) for m in policy.modules]
+        return [n.name for n in nodes if n.op_type in policy.op_types or any(f in n.name for f in fragments)]
+
+    def openvino_scope(self, ov_model):
+        """The NNCF ignored scope of an OpenVINO model converted from the ONNX export."""
+        import nncf  # optional: the [export] extra
+
+        policy = self._in_graph([op.get_friendly_name() for op in ov_model.get_ops()], "OpenVINO model")
+        return nncf.IgnoredScope(patterns=[re.escape(onnx_fragment(m)) + ".*" for m in policy.modules],
+                                 types=list(policy.op_types), validate=False)
+
+    def torch_modules(self, module) -> list[str]:
+        """The policy's module paths that ``module`` (the inference wrapper) has."""
+        names = {n for n, _ in module.named_modules() if n}
+        policy = self.applicable(lambda m: m in names)
+        missing = [m for m in policy.modules if m not in names]
         if missing:
-            raise ExportError(f"precision policy {policy.source or ''} names layers that do not exist in the "
-                              f"graph: {', '.join(missing)}")
-        return [n.name for n in nodes
-                if n.op_type in policy.op_types or any(f in n.name for f in policy.names)]
+            raise ExportError(f"precision policy {self.source} names {', '.join(map(repr, missing))}, which is no "
+                              f"module of the model")
+        return list(policy.modules)

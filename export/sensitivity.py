@@ -15,8 +15,8 @@ import tempfile
 from collections import OrderedDict
 from pathlib import Path
 
-from export.int8_qdq import SetReader, check_set_size, compare_to_fp32, quantize_qdq
 from common.manifest import load_manifest
+from export.int8_qdq import SetReader, check_set_size, compare_to_fp32, quantize_qdq
 
 
 def conv_groups(proto, depth: int = 3) -> "OrderedDict[str, list[str]]":
@@ -74,6 +74,6 @@ def format_report(rows: list[dict], suggestion: list[str]) -> str:
     lines = [f"{'group':<60} {'nodes':>5} {'mean |Δα|':>10} {'max |Δα|':>9} {'SAD drop':>9}"]
     lines += [f"{r['group']:<60} {r['nodes']:>5} {r['mean_abs']:>10.5f} {r['max_abs']:>9.4f} {r['sad_drop']:>+9.4f}"
               for r in rows]
-    names = ", ".join(f'"{g}"' for g in suggestion)
-    lines += ["", "suggested export/precision.toml:", "[float]", f"names = [{names}]", "op_types = []"]
+    modules = ", ".join(f'"{g.strip("/").replace("/", ".")}"' for g in suggestion)
+    lines += ["", "suggested export/precision.toml:", "[float]", f"modules = [{modules}]", "op_types = []"]
     return "\n".join(lines)

@@ -30,9 +30,15 @@ from pathlib import Path
 import onnx
 
 from calib_data.io import atomic_path
-from export.errors import ExportError
-from common.manifest import Manifest, check_expected, load_manifest, tool_versions, write_manifest
+from common.manifest import (
+    Manifest,
+    check_expected,
+    load_manifest,
+    tool_versions,
+    write_manifest,
+)
 from common.targets import TARGETS
+from export.errors import ExportError
 from export.job import ExportJob
 from runtime.backends.tensorrt_backend import TRT_MISSING, tensorrt_or_none
 

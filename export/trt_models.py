@@ -14,7 +14,7 @@ and run in the types the ONNX says. So precision is decided here, in the ONNX:
 - **INT8 Q/DQ** (:func:`make_int8_qdq_onnx`): symmetric int8 activations and weights (zero points 0),
   weights per output channel, the policy's nodes left unquantized. Made by NVIDIA ModelOpt when it is
   installed (``pip install "nvidia-modelopt[onnx]"``; that path is written against its documented API and
-  is NOT verified here: ModelOpt is not installed on these machines), otherwise by onnxruntime's
+  is UNVERIFIED: the project's CI does not install ModelOpt), otherwise by onnxruntime's
   ``quantize_static`` through :func:`export.int8_qdq.quantize_onnx_int8` with symmetric activations. Its
   output is then made TensorRT-conformant (:func:`make_trt_conformant`: onnxruntime quantizes Conv biases
   to int32 through DequantizeLinear, which TensorRT does not take, so they are folded back to float) and
@@ -35,9 +35,15 @@ from pathlib import Path
 
 import numpy as np
 
-from export.errors import ExportError
-from export.int8_qdq import check_set_size, compare_to_fp32
 from common.manifest import Manifest, check_expected, load_manifest, tool_versions
+from export.errors import ExportError
+from export.int8_qdq import (
+    SetReader,
+    check_set_size,
+    compare_to_fp32,
+    quantize_onnx_int8,
+)
+from export.onnx_graph import save_onnx
 from export.precision import PrecisionPolicy
 from export.qdq_rules import check_or_raise
 
@@ -45,7 +51,7 @@ QUANTIZERS = ("auto", "onnxruntime", "modelopt")
 # Accuracy gates against the FP32 ONNX under onnxruntime on the validation composites.
 # FP16: float16 rounding of weights and activations only. Measured with the step-600 checkpoint: max |Δα|
 #   2.6e-3, mean 6.7e-5 (128×128, 8 composites); 4.0e-3 / 6.2e-5 (512×512, the 32 `val` composites). With
-#   the step-750 checkpoint of runs/mobile2 (shipped in session 2): max 2.2e-2 at isolated pixels, with mean 2.3e-4
+#   an earlier shipped checkpoint (step 750): max 2.2e-2 at isolated pixels, with mean 2.3e-4
 #   and SAD +0.008 % (512×512, `val`). The max gate is for a broken
 #   conversion (wrong casts give max |Δα| near 1), the mean for systematic drift; gates.toml judges the
 #   accuracy that matters (SAD, edges, the bokeh render) on every artifact.
@@ -296,12 +302,11 @@ def modelopt_available() -> bool:
 
 
 def _quantize_modelopt(fp32_path: Path, out: Path, calib_set, calib_limit, method: str, nodes_to_exclude):
-    """UNVERIFIED here (ModelOpt is not installed on these machines): written against the documented
+    """UNVERIFIED (the project's CI does not install ModelOpt): written against the documented
     ``modelopt.onnx.quantization.quantize`` signature. Its output still goes through make_trt_conformant,
     the Q/DQ checker and the accuracy gate, so a wrong result cannot ship silently."""
     import re
 
-    from export.int8_qdq import SetReader
     from modelopt.onnx.quantization import quantize
 
     reader, batches = SetReader(calib_set, calib_limit), []
@@ -342,7 +347,6 @@ def _source(fp32_path: Path) -> Manifest:
 
 def _finish(proto, out: Path, src: Manifest, fp32_path: Path, precision: str, report: dict, gate: dict,
             calibration: dict | None, extra: dict) -> Manifest:
-    from export.onnx_graph import save_onnx
 
     manifest = Manifest(**{**src.__dict__, "backend": "tensorrt", "precision": precision, "artifact_sha256": "",
                            "tools": tool_versions("onnx", "onnxruntime", "nvidia-modelopt"),
@@ -408,7 +412,6 @@ def make_int8_qdq_onnx(fp32_path: str | Path, out: str | Path, calib_set, val_se
     (export.qdq_rules), measured on ``val_set`` and gated; ``out`` + manifest written atomically."""
     import onnx
 
-    from export.int8_qdq import quantize_onnx_int8
 
     fp32_path, out = Path(fp32_path), Path(out)
     if quantizer not in QUANTIZERS:

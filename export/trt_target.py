@@ -2,7 +2,7 @@
 (each measured against FP32 under onnxruntime, gated, with a manifest) → TensorRT engines.
 
 Where ``tensorrt`` imports, the engines are built (export.trt_engine.build_engine, one shared timing
-cache) and the command exits 0. Where it does not (every project machine), the ONNX models are still
+cache) and the command exits 0. Where it does not (no NVIDIA GPU, as in CI), the ONNX models are still
 written, then the command names them with the exact ``trtexec`` line that builds each engine on the target
 and exits :data:`EXIT_NO_TENSORRT` (3); with ``TRT_OPTIONAL=1`` in the environment that is a warning and exit
 0 (``make demo`` uses it). Bad input (a calibration set of another size, a policy naming a missing layer, an
@@ -24,7 +24,14 @@ from common.targets import TARGETS, Precision
 from export.errors import ExportError
 from export.job import ExportJob, add_export_arguments, artifact_path, composited_set
 from export.onnx_target import export_onnx_target
-from export.trt_engine import TIMING_CACHE_NAME, TRT_MISSING, build_engine, engine_path_for, tensorrt_or_none, trtexec_line
+from export.trt_engine import (
+    TIMING_CACHE_NAME,
+    TRT_MISSING,
+    build_engine,
+    engine_path_for,
+    tensorrt_or_none,
+    trtexec_line,
+)
 from export.trt_models import make_fp16_onnx, make_int8_qdq_onnx
 
 TARGET = TARGETS["tensorrt"]

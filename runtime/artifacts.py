@@ -23,8 +23,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common.manifest import Manifest, ManifestError, load_manifest, manifest_path, sha256_of
-from common.targets import REFERENCE, RUNTIMES, TARGETS, Precision, artifact_suffixes, target_of
+from common.manifest import (
+    Manifest,
+    ManifestError,
+    load_manifest,
+    manifest_path,
+    sha256_of,
+)
+from common.targets import (
+    REFERENCE,
+    RUNTIMES,
+    TARGETS,
+    Precision,
+    artifact_suffixes,
+    target_of,
+)
 from runtime.backends import open_backend
 
 REFERENCE_KEY = f"{REFERENCE}/{Precision.FP32}"

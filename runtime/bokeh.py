@@ -18,16 +18,20 @@ from __future__ import annotations
 
 import math
 import numbers
-
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from common.errors import DataError
 from calib_data.io import to_uint8
+from common.errors import DataError
 from runtime.foreground import estimate_foreground
-from runtime.lens_blur import DEFAULT_STRENGTH, HIGHLIGHT_GAIN, HIGHLIGHT_THRESHOLD, lens_blur
+from runtime.lens_blur import (
+    DEFAULT_STRENGTH,
+    HIGHLIGHT_GAIN,
+    HIGHLIGHT_THRESHOLD,
+    lens_blur,
+)
 from runtime.preprocess import MIN_SIDE, to_rgb
 from runtime.timing import StageTimer
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from adamatting.config import DEFAULT_WEIGHTS
-from common.errors import DataError
 from calib_data.io import write_image
+from common.errors import DataError
 from common.outputs import check_writable
 from runtime.bokeh import as_uint8_rgb, check_strength, render_bokeh
 from runtime.lens_blur import DEFAULT_STRENGTH

@@ -35,10 +35,10 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from common.encoding import encode_inputs
-from common.errors import DataError
 from calib_data.io import check_trimap, decode_image
 from calib_data.trimaps import UNKNOWN, trimap_from_mask
+from common.encoding import encode_inputs
+from common.errors import DataError
 
 ImageInput = Union[str, Path, np.ndarray]
 

@@ -16,7 +16,7 @@ from adamatting.config import DEFAULT_WEIGHTS, get_config  # noqa: E402
 from adamatting.model import build_model  # noqa: E402
 from calib_data.sets import SetConfig, build_set  # noqa: E402
 from export.coreml_package import (WEIGHTS_FILE, calibrate_w8a8, export_coreml, export_module, load_program,  # noqa: E402
-                                   fp32_reference, op_counts, policy_torch_modules,
+                                   fp32_reference, op_counts,
                                    simulated_validation)
 from export.errors import ExportError  # noqa: E402
 from common.manifest import load_manifest  # noqa: E402
@@ -179,7 +179,7 @@ def test_simulated_accuracy_of_mobile_checkpoint(tmp_path):
     size = (128, 128)
     model, _ = load_model(DEFAULT_WEIGHTS)
     module = export_module(model)
-    skip = policy_torch_modules(PrecisionPolicy.load(), module)
+    skip = PrecisionPolicy.load().torch_modules(module)
     val = _set(tmp_path, "val", size, 44, "validation", count=4)
     cal = _set(tmp_path, "cal", size, 45, "mask", count=4)
     bounds = {"fp16": (0.05, 1e-3), "w8": (0.5, 0.01), "pal6": (0.5, 0.01), "w8a8": (2.0, 0.05)}

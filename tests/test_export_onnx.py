@@ -14,7 +14,7 @@ from adamatting.model import build_model
 from export.errors import ExportError
 from common.manifest import ENCODING_VERSION, ManifestError, check_expected, load_manifest, manifest_path
 from export.onnx_graph import export_onnx, run_onnx, run_torch, validation_samples
-from export.precision import PrecisionPolicy
+from export.precision import PrecisionPolicy, onnx_fragment
 
 
 
@@ -221,7 +221,7 @@ def test_int8_is_qdq_per_channel_and_recorded(int8_artifacts):
     # dequantized int8 (its input may pass a Q/DQ pair: 8-bit pixels and a 3-level trimap quantize exactly)
     kept = manifest.calibration["nodes_kept_float"]
     policy = PrecisionPolicy.load()
-    assert kept and all(any(f in n for f in policy.names + policy.names_if_present) for n in kept)
+    assert kept and all(any(onnx_fragment(m) in n for m in policy.modules + policy.modules_if_present) for n in kept)
     stem = next(n for n in proto.graph.node if n.op_type == "Conv" and "/model/encoder/stem/" in n.name)
     producers = {o: n for n in proto.graph.node for o in n.output}
     assert stem.input[1] in inits and inits[stem.input[1]].data_type == onnx.TensorProto.FLOAT
@@ -264,14 +264,14 @@ def test_policy_parts_only_some_configs_have_apply_where_present():
         nodes = [helper.make_node("Relu", ["x"], [f"y{i}"], name=n) for i, n in enumerate(names)]
         return helper.make_model(helper.make_graph(nodes, "g", [], []))
 
-    policy = PrecisionPolicy(names=["/model/encoder/stem/"], names_if_present=["/model/refiner/"])
+    policy = PrecisionPolicy(modules=["model.encoder.stem"], modules_if_present=["model.refiner"])
     with_refiner = graph("/model/encoder/stem/stem.0/Conv", "/model/refiner/Mul", "/model/decoder/Conv")
     assert policy.float_nodes(with_refiner) == ["/model/encoder/stem/stem.0/Conv", "/model/refiner/Mul"]
     assert policy.float_nodes(graph("/model/encoder/stem/stem.0/Conv")) == ["/model/encoder/stem/stem.0/Conv"]
     with pytest.raises(ExportError, match="/model/encoder/stem/"):     # required names stay required
         policy.float_nodes(graph("/model/refiner/Mul"))
     shipped = PrecisionPolicy.load()
-    assert "/model/refiner/" in shipped.names_if_present
+    assert "model.refiner" in shipped.modules_if_present
 
 
 def test_policy_naming_a_missing_layer_is_refused(int8_artifacts, tmp_path):
@@ -281,7 +281,7 @@ def test_policy_naming_a_missing_layer_is_refused(int8_artifacts, tmp_path):
     fp32, _, _, sets = int8_artifacts
     with pytest.raises(ExportError, match="do not exist in the graph: /model/no_such_layer/"):
         quantize_onnx_int8(fp32, tmp_path / "q.onnx", sets["cal"],
-                           policy=PrecisionPolicy(names=["/model/no_such_layer/"]))
+                           policy=PrecisionPolicy(modules=["model.no_such_layer"]))
     assert not (tmp_path / "q.onnx").exists()
 
 

@@ -86,7 +86,7 @@ def test_fingerprint_fields_and_id():
     assert fid.startswith(f"{fp['os_family']}-") and fid != fingerprint_id({**fp, "cpu": fp["cpu"] + " v2"})
     assert fid != fingerprint_id({**fp, "runtimes": {**fp["runtimes"], "onnxruntime": "0.0.1"}})
     assert fid != fingerprint_id({**fp, "gpu": "NVIDIA Orin (nvgpu), 540.4.0"})
-    # same CPU name, other host: a VM with AVX512-VNNI is another device than one without
+    # same CPU name, other host: a machine with AVX512-VNNI is another device than one without
     assert fid != fingerprint_id({**fp, "isa": [f for f in fp["isa"] if f != "avx512_vnni"] + ["x"]})
     assert isinstance(fp["isa"], list)
     assert fid == fingerprint_id({**fp, "os": fp["os"] + "-another-kernel-build"})

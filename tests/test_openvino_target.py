@@ -112,7 +112,7 @@ def test_policy_naming_a_missing_layer_is_refused(onnx_and_sets):
     _, fp32, sets, root = onnx_and_sets
     with pytest.raises(ExportError, match="do not exist in the OpenVINO model: /model/nope/"):
         export_openvino(fp32, root / "bad", "int8", calib_set=sets["cal"], val_set=sets["val"],
-                        policy=PrecisionPolicy(names=["/model/nope/"]))
+                        policy=PrecisionPolicy(modules=["model.nope"]))
 
 
 def test_runtime_openvino_backend_matches_torch_and_refuses_a_truncated_bin(onnx_and_sets, tmp_path):

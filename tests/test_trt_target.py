@@ -14,7 +14,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from export.errors import ExportError
 from common.manifest import check_expected, load_manifest
-from export.precision import PrecisionPolicy
+from export.precision import PrecisionPolicy, onnx_fragment
 from export.qdq_rules import check, check_or_raise, errors
 from export.trt_engine import TRT_MISSING, tensorrt_or_none, trtexec_command
 
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SIZE = (128, 128)
 STEM = "/model/encoder/stem/"
 _POLICY = PrecisionPolicy.load()
-FLOAT_PARTS = tuple(_POLICY.names + _POLICY.names_if_present)   # the stem; the guided upsampler where present
+FLOAT_PARTS = tuple(onnx_fragment(m) for m in _POLICY.modules + _POLICY.modules_if_present)   # stem; upsampler if present
 
 
 def _kept_float(node_name: str) -> bool:
@@ -341,7 +341,7 @@ def test_bad_input_is_refused_and_nothing_is_written(trt_models, tmp_path):
         make_int8_qdq_onnx(fp32, out / "q.onnx", wrong, sets["val"])
     with pytest.raises(ExportError, match="validation set .* is 64x64 but the model takes 128x128"):
         make_fp16_onnx(fp32, out / "h.onnx", wrong)
-    missing = PrecisionPolicy(names=["/model/no_such_layer/"], source="test")
+    missing = PrecisionPolicy(modules=["model.no_such_layer"], source="test")
     with pytest.raises(ExportError, match="do not exist in the graph: /model/no_such_layer/"):
         make_int8_qdq_onnx(fp32, out / "q.onnx", sets["cal"], sets["val"], policy=missing, quantizer="onnxruntime")
     with pytest.raises(ExportError, match="do not exist in the graph: /model/no_such_layer/"):

@@ -5,7 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from adamat.arguments import guided_scale
-from adamatting.checkpoint import average_checkpoints, load_model, load_state, read_checkpoint, save_checkpoint
+from adamatting.checkpoint import (
+    average_checkpoints,
+    load_model,
+    load_state,
+    read_checkpoint,
+    save_checkpoint,
+)
 from adamatting.config import DEFAULT_WEIGHTS, format_scale
 from adamatting.model import build_model
 from common.outputs import check_writable

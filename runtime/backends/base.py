@@ -19,12 +19,14 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from adamatting.config import ModelConfig
+from common.manifest import INPUT_NAMES as MANIFEST_INPUTS
+from common.manifest import OUTPUT_NAMES as MANIFEST_OUTPUTS
 from common.manifest import Manifest, check_expected, load_manifest
 
-# What the runtime itself implements, required of every artifact's manifest: the tensor names it feeds
-# and reads (the input encoding version is always checked by common.manifest.check_expected).
-INPUT_NAMES = ["image", "trimap"]
-OUTPUT_NAMES = ["alpha", "trimap_prob"]
+# What the runtime itself implements, required of every artifact's manifest: the tensor names it feeds and
+# reads, as the manifest format defines them (the input encoding version is always checked by check_expected).
+INPUT_NAMES = list(MANIFEST_INPUTS)
+OUTPUT_NAMES = list(MANIFEST_OUTPUTS)
 
 
 @runtime_checkable
