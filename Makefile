@@ -6,7 +6,7 @@ CLI    := $(VENV)/bin/adamat
 STAMP  := $(VENV)/.installed
 OUT    ?= out
 
-.PHONY: setup test demo gate train bench bench-baseline profile export-all export-onnx export-trt export-openvino export-coreml clean help
+.PHONY: setup test demo gate train bench bench-phone bench-baseline profile export-all export-onnx export-trt export-openvino export-coreml clean help
 
 help:
 	@echo "make setup   create .venv and install the project (idempotent)"
@@ -23,6 +23,8 @@ help:
 	@echo "                  else the trtexec lines and exit 3 (TRT_OPTIONAL=1: warning, exit 0)"
 	@echo "make bench   latency of every artifact + runtime stages + metrics (pytest-benchmark), compared with"
 	@echo "             this device's baseline; model quality vs closed-form matting"
+	@echo "make bench-phone  the phone path: adamat eval on the 12-megapixel set, the real photos (native, 2x, 4x)"
+	@echo "             and the held-back split, each model beside the raw mask, a guided filter and closed-form"
 	@echo "make bench-baseline  save this device's latency baseline (benchmarks/baselines/<fingerprint id>/)"
 	@echo "make profile onnxruntime kernel time of the FP32 and INT8 ONNX by model stage and operator type,"
 	@echo "             and int8 vs float kernel time for each of the model's convolution shapes"
@@ -72,6 +74,18 @@ bench: $(STAMP)
 	args="$$($(PY) -m benchmarks.baseline compare)" && ADAMAT_ARTIFACTS=$(OUT)/export $(PY) -m pytest -q benchmarks \
 		--benchmark-enable --benchmark-json=$(OUT)/bench/benchmarks.json $$args
 	$(CLI) eval-real --checkpoint weights/mobile.pt --out $(OUT)/bench
+	$(MAKE) --no-print-directory bench-phone
+
+# The phone path: the 12-megapixel set, the real photos at native resolution and upscaled 2x and 4x (mask
+# protocol), the held-back split (trimap protocol): each model beside the raw mask, a guided filter and
+# closed-form matting (out/bench/eval-*/eval.md and eval.json).
+HELD_BACK := GT03 GT15 GT19 GT25
+bench-phone: $(STAMP)
+	$(CLI) eval phone --artifacts weights/mobile.pt $(OUT)/export/adamatting_mobile_512x512_openvino_int8.xml --out $(OUT)/bench/eval-phone
+	$(CLI) eval real --recipe down8 --out $(OUT)/bench/eval-real-mask
+	$(CLI) eval real --protocol trimap --images $(HELD_BACK) --out $(OUT)/bench/eval-heldback-trimap
+	$(CLI) eval real-2x --out $(OUT)/bench/eval-real-2x
+	$(CLI) eval real-4x --images $(HELD_BACK) --out $(OUT)/bench/eval-real-4x
 
 bench-baseline: $(STAMP)
 	$(CLI) export all --out $(OUT)/export

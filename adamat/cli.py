@@ -20,6 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {   # name: (module of adamat.commands, o
     "demo": ("demo", "the main job on the embedded defaults: sets, figures, every export possible here, accuracy "
                      "gates, latency, reports/<timestamp>/report.md"),
     "train": ("train", "train (or resume) a model; a run folder holds checkpoints, log.csv, curves.png"),
+    "eval": ("eval", "the model beside the raw mask, a guided filter and closed-form matting on any folder of photos "
+                     "with ground truth (mask or trimap protocol)"),
     "eval-real": ("eval_real", "model vs closed-form matting on the held-back real images"),
     "export": ("export", "export the model to deployment formats"),
     "gate": ("gate", "accuracy of every artifact vs PyTorch FP32, checked against benchmarks/gates.toml (exit 1 "

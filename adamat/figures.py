@@ -16,12 +16,11 @@ import cv2
 import numpy as np
 
 from adamat.tables import print_table
-from adamatting.checkpoint import load_model
 from calib_data.io import to_uint8, write_image
 from calib_data.readers import AlphaMattingReader
 from calib_data.sets import CompositedSet, SetConfig, build_set, set_statistics
 from calib_data.splits import REAL_VALIDATION, alphamatting_dev_dir
-from evaluation.protocol import evaluate_real, protocol_alpha, torch_predictor
+from evaluation.protocol import evaluate_real, matter_predictor, protocol_alpha
 from runtime.bokeh import render_bokeh
 from runtime.matter import Matter
 
@@ -63,8 +62,8 @@ def real_alpha_figure(weights: Path, out: Path) -> list[dict] | None:
     Two model panels: the network's own alpha (where its adapted trimap overrules the given one, it shows),
     and the alpha that is scored and that the runtime returns, the given trimap's known regions kept."""
 
-    model, _ = load_model(weights)
-    _, rows = evaluate_real(torch_predictor(model), trimaps=("trimap1",), keep=True)
+    own = matter_predictor(Matter.from_artifact(weights, clamp_known=False))   # the network's own alpha
+    _, rows = evaluate_real(own, trimaps=("trimap1",), keep=True)
 
     reader = AlphaMattingReader(alphamatting_dev_dir(), list(REAL_VALIDATION))
     tiles = []

@@ -24,7 +24,16 @@ from benchmarks.gates import Gates, check, failures
 from benchmarks.latency import bench_all, run_options, write_json
 from benchmarks.portrait import synthetic_portrait, time_bokeh_pipeline
 from benchmarks.report import gate_json, write_report
+from calib_data.phone_set import PhoneSetConfig, build_phone_set
 from evaluation.accuracy import evaluate_all
+from evaluation.datasets import EvalFolder
+from evaluation.folder_eval import (
+    EvalSettings,
+    evaluate_folder,
+    markdown,
+    write_results,
+)
+from evaluation.methods import ClosedForm, GuidedFilterMask, Model, RawMask
 from export.all_targets import export_all
 from export.job import composited_set
 from runtime.artifacts import current, reference
@@ -46,6 +55,8 @@ class JobConfig:
     runs: int = 20
     threads: int | None = None
     pipeline: bool = True          # time the 12-megapixel bokeh pipeline
+    phone: bool = True             # evaluate the phone path on the 12-megapixel set (calib_data/configs/phone.toml)
+    phone_cache: Path = Path("cache/phone")
 
 
 def _fastest(latency: dict) -> dict | None:
@@ -63,10 +74,21 @@ def time_pipeline(row: dict, size, threads: int | None) -> dict:
     photo, alpha = synthetic_portrait()
     time_bokeh_pipeline(matter, photo, alpha)                # warm-up: allocations, first-run compilation
     timings = time_bokeh_pipeline(matter, photo, alpha)
-    return {"what": f"4000×3000 photo, person mask → trimap (16 px band), **{row['label']}** at "
+    return {"what": f"4000×3000 photo, a 256-px person mask → trimap (band from the mask's resolution: 32 px), "
+                    f"**{row['label']}** at "
                     f"{size[0]}×{size[1]}, fast guided-filter upsampling to 12 MP, then the bokeh renderer "
                     f"(foreground colours, lens blur, composite). One warm run, seconds per stage:",
             "artifact": row["label"], "timings": timings}
+
+
+def phone_eval(row: dict, cfg: JobConfig, out_dir: Path, log: Callable[[str], None]) -> str:
+    """The artifact of ``row`` beside the baselines on the 12-megapixel set, mask protocol: the markdown, and
+    ``phone/eval.json`` + ``eval.md`` in ``out_dir``."""
+    folder = EvalFolder(build_phone_set(PhoneSetConfig.load("phone"), cfg.phone_cache, progress=False))
+    methods = [Model.open(row["path"]), RawMask(), GuidedFilterMask(), ClosedForm()]
+    result = evaluate_folder(folder, methods, EvalSettings("mask"), progress=lambda m: log(f"phone path: {m}"))
+    write_results(result, out_dir / "phone")
+    return markdown(result)
 
 
 def run_main_job(cfg: JobConfig, figures: dict[str, Path] | None = None,
@@ -106,6 +128,14 @@ def run_main_job(cfg: JobConfig, figures: dict[str, Path] | None = None,
             pipeline = {"what": f"failed on {fastest['label']}: {type(e).__name__}: {e}", "timings": {}}
             log(f"bokeh pipeline: {pipeline['what']}")
 
+    phone = None
+    if cfg.phone and fastest is not None:
+        try:
+            phone = phone_eval(fastest, cfg, out_dir, log)
+        except Exception as e:  # the finished results still make the report
+            phone = f"\n\nfailed on {fastest['label']}: {type(e).__name__}: {e}\n"
+            log(f"phone path: {phone.strip()}")
+
     write_json(latency, out_dir / "latency.json")
     write_json(gate_json(rows, results, gates, problems), out_dir / "gates.json")
     header = {"checkpoint": f"{cfg.weights} (sha256 {file_sha256(cfg.weights)[:12]}, step {ck.get('step', '?')})",
@@ -115,7 +145,7 @@ def run_main_job(cfg: JobConfig, figures: dict[str, Path] | None = None,
               "job time": f"{time.perf_counter() - t_start:.0f} s"}
     failed = failures(problems, results)
     report = write_report(out_dir, header=header, exports=exports, rows=rows, results=results, gates=gates,
-                          latency=latency, pipeline=pipeline, figures=figures or {}, failed=failed)
+                          latency=latency, pipeline=pipeline, figures=figures or {}, failed=failed, phone=phone)
     for line in failed:
         log(f"GATE FAILED: {line}")
     log(f"\nreport: {report}")

@@ -30,9 +30,14 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from adamatting.checkpoint import CheckpointError, load_state, read_checkpoint, save_checkpoint, upgrade_state
+from adamatting.checkpoint import (
+    CheckpointError,
+    load_state,
+    read_checkpoint,
+    save_checkpoint,
+    upgrade_state,
+)
 from adamatting.config import ModelConfig, format_scale, get_config
-from common.encoding import encode_inputs
 from adamatting.loss import AdaMattingLoss
 from adamatting.model import AdaMatting, build_model
 from calib_data import backgrounds
@@ -41,6 +46,7 @@ from calib_data.io import to_uint8
 from calib_data.splits import REAL_TRAIN, alphamatting_dev_dir, alphamatting_test_dir
 from calib_data.synth import ForegroundPool, coarse_mask, color_jitter
 from calib_data.trimaps import gt_trimap_classes, random_trimap, trimap_from_mask
+from common.encoding import encode_inputs
 
 
 @dataclass

@@ -176,7 +176,7 @@ def table(rows: list[AccuracyRow], results: list[GateResult]) -> list[dict]:
     for row in rows:
         a = row.artifact
         line = {"artifact": a.label, "status": row.status}
-        for set_name in ("val", "real"):
+        for set_name in ("val", "real", "mask"):
             sc = row.sets.get(set_name)
             line[f"{set_name} SAD"] = _fmt(sc.metrics.get("SAD") if sc else None, ".3f")
             line[f"{set_name} ΔSAD %"] = _fmt(gate_value(sc, "sad_drop_pct") if sc else None, "+.2f")

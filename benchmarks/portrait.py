@@ -29,12 +29,22 @@ def synthetic_portrait(h: int = H, w: int = W, seed: int = 0) -> tuple[np.ndarra
     return photo, alpha
 
 
-def time_bokeh_pipeline(matter, photo: np.ndarray, alpha: np.ndarray, band: int = 16) -> dict[str, float]:
-    """Seconds per stage of the app's path on ``photo``: mask → trimap, model (with pre-processing),
-    guided upsampling, then the bokeh renderer's foreground, blur and composite. The renderer gets the
-    synthetic ``alpha`` so its cost does not depend on how the model does on a synthetic subject."""
+SEGMENTER_SIDE = 256   # the person mask arrives at a segmenter's resolution (MediaPipe's selfie model: 256)
 
-    mask = (alpha > 0.5).astype(np.uint8) * 255
-    result = matter.predict(photo, mask=mask, band=band, with_trimap_prob=False)
+
+def segmenter_mask(alpha: np.ndarray, side: int = SEGMENTER_SIDE) -> np.ndarray:
+    """The subject's mask at a segmenter's resolution (long side ``side``), uint8 0/255."""
+    h, w = alpha.shape
+    s = side / max(h, w)
+    small = cv2.resize((alpha > 0.5).astype(np.float32), (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
+    return (small > 0.5).astype(np.uint8) * 255
+
+
+def time_bokeh_pipeline(matter, photo: np.ndarray, alpha: np.ndarray, band: int | None = None) -> dict[str, float]:
+    """Seconds per stage of the app's path on ``photo``: a segmenter's 256-px mask → trimap (band from its
+    resolution), model (with pre-processing), guided upsampling, the band's refinement when ``matter`` has
+    one, then the bokeh renderer's foreground, blur and composite. The renderer gets the synthetic ``alpha``
+    so its cost does not depend on how the model does on a synthetic subject."""
+    result = matter.predict(photo, mask=segmenter_mask(alpha), band=band, with_trimap_prob=False)
     _, timings = render_bokeh(photo, alpha)
     return {**result.timings, **timings}

@@ -87,7 +87,7 @@ def plot_latency_vs_accuracy(rows: list[AccuracyRow], latency: dict, out: Path) 
 
 def write_report(out_dir: Path, *, header: dict, exports: list, rows: list[AccuracyRow], results: list[GateResult],
                  gates: Gates, latency: dict, pipeline: dict | None, figures: dict[str, Path],
-                 failed: list[str]) -> Path:
+                 failed: list[str], phone: str | None = None) -> Path:
     """Write ``out_dir/report.md`` (and its figures); ``failed``: the gate violations. Returns its path."""
     out_dir.mkdir(parents=True, exist_ok=True)
     plot = plot_latency_vs_accuracy(rows, latency, out_dir / "latency_vs_accuracy.png")
@@ -110,7 +110,8 @@ def write_report(out_dir: Path, *, header: dict, exports: list, rows: list[Accur
                                          "seconds": f"{e.seconds:.0f}", "reason": e.reason} for e in exports]),
              f"## Accuracy and gates\n\nEvery artifact against PyTorch FP32 on the same inputs; Δ = increase over "
              f"FP32 (bokeh dB: the rendered bokeh image against FP32's render). `val`: composited validation set; "
-             f"`real`: held-back alphamatting.com images through the runtime. Gates: `{gates.source}`.\n",
+             f"`real`: held-back alphamatting.com images through the runtime; `mask`: the same with coarse masks "
+             f"simulated from the ground truth (the phone case). Gates: `{gates.source}`.\n",
              md_table(table(rows, results)),
              "\nGate summary:\n", md_table([{k: v for k, v in s.items() if k not in ("key", "path")} for s in summary(rows, results)]),
              f"## Latency\n\n{latency['settings']['warmup']} warm-up and {latency['settings']['runs']} timed runs "
@@ -126,6 +127,8 @@ def write_report(out_dir: Path, *, header: dict, exports: list, rows: list[Accur
         if stages:
             parts.append(md_table([{"stage": k, "ms": f"{v * 1000:.0f}"} for k, v in stages.items()]
                                   + [{"stage": "total", "ms": f"{sum(stages.values()) * 1000:.0f}"}]))
+    if phone:
+        parts.append("## The phone path at 12 megapixels\n\n" + phone.split("\n", 2)[2])
     not_run = [r for r in rows if r.status in ("not run", "failed", "simulated")]
     not_run_exports = [e for e in exports if e.status in ("not built", "failed")]
     if not_run or not_run_exports:

@@ -16,8 +16,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from common.errors import DataError
 from calib_data.procedural import fractal_noise
+from common.errors import DataError
 
 SOURCES = ("natural", "procedural", "folder")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from common.errors import DataError
-from common.outputs import atomic_path   # also imported from here by its callers
+from common.outputs import atomic_path  # also imported from here by its callers
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 TRIMAP_VALUES = (0, 128, 255)
@@ -137,7 +137,7 @@ def to_uint8(x: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(np.asarray(x, dtype=np.float32) * 255.0), 0, 255).astype(np.uint8)
 
 
-def write_image(path: str | Path, img: np.ndarray) -> Path:
+def write_image(path: str | Path, img: np.ndarray, jpeg_quality: int = 95) -> Path:
     """Write a float [0,1] or uint8 RGB / gray image atomically (format from the suffix)."""
     path = Path(path)
     arr = img if img.dtype == np.uint8 else to_uint8(img)
@@ -148,7 +148,8 @@ def write_image(path: str | Path, img: np.ndarray) -> Path:
             raise DataError(f"cannot write an image of shape {arr.shape}: need gray, RGB or RGBA", path)
         arr = arr[..., ::-1] if arr.shape[2] == 3 else arr[..., [2, 1, 0, 3]]
     try:
-        ok, buf = cv2.imencode(path.suffix or ".png", np.ascontiguousarray(arr))
+        params = [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)] if path.suffix.lower() in (".jpg", ".jpeg") else []
+        ok, buf = cv2.imencode(path.suffix or ".png", np.ascontiguousarray(arr), params)
     except cv2.error:  # unknown suffix: OpenCV raises instead of returning False
         ok = False
     if not ok:

@@ -20,9 +20,16 @@ from pathlib import Path
 import numpy as np
 
 from calib_data.compositing import composite, fit_background
+from calib_data.io import (
+    IMAGE_SUFFIXES,
+    check_same_size,
+    check_trimap,
+    read_alpha,
+    read_rgb,
+    read_rgba,
+    read_trimap,
+)
 from common.errors import DataError
-from calib_data.io import (IMAGE_SUFFIXES, check_same_size, check_trimap, read_alpha, read_rgb, read_rgba,
-                           read_trimap)
 
 
 @dataclass
@@ -244,7 +251,9 @@ class RGBACutoutReader:
 
 def estimate_foreground(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """Foreground colours F of a real photo from I and α (pymatting's multilevel method), float32 in [0, 1]."""
-    from pymatting import estimate_foreground_ml  # heavy import (numba): only when asked for
+    from pymatting import (
+        estimate_foreground_ml,  # heavy import (numba): only when asked for
+    )
 
     if image.shape[:2] != alpha.shape:
         raise DataError(f"image {image.shape[:2]} and alpha {alpha.shape} differ in size")

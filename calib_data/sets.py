@@ -18,19 +18,21 @@ import json
 import os
 import shutil
 import tempfile
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import tomllib
 from tqdm import tqdm
 
 from calib_data import backgrounds
-from common.errors import DataError
 from calib_data.io import to_uint8
-from calib_data.procedural import MIN_SIZE  # procedural subjects need at least this many px a side
+from calib_data.procedural import (
+    MIN_SIZE,  # procedural subjects need at least this many px a side
+)
 from calib_data.splits import PROJECT_ROOT, REAL_TRAIN, REAL_VALIDATION, shared_data_dir
 from calib_data.synth import TRIMAP_MODES, ForegroundPool, Synthesizer, file_digest
+from common.errors import DataError
 
 GENERATOR_VERSION = 2          # bump when the generated pixels change for the same config
 CONFIG_DIR = Path(__file__).parent / "configs"

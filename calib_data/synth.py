@@ -17,10 +17,14 @@ from tqdm import tqdm
 
 from calib_data import backgrounds, procedural
 from calib_data.compositing import composite
-from common.errors import DataError
-from calib_data.readers import (AlphaMattingReader, RGBACutoutReader, estimate_alpha_closed_form,
-                                estimate_foreground)
+from calib_data.readers import (
+    AlphaMattingReader,
+    RGBACutoutReader,
+    estimate_alpha_closed_form,
+    estimate_foreground,
+)
 from calib_data.trimaps import random_trimap, trimap_from_mask, validation_trimap
+from common.errors import DataError
 
 TRIMAP_MODES = ("random", "validation", "mask")
 # Part of the pseudo-labels' cache key: change it when estimate_alpha_closed_form changes what it returns.

@@ -1,12 +1,14 @@
 """Accuracy of every artifact against the FP32 PyTorch model, on the same inputs, for phone bokeh.
 
-Two sets, each scored per artifact as absolute values and as the drop from PyTorch FP32:
+Three sets, each scored per artifact as absolute values and as the drop from PyTorch FP32:
 
 - ``val``: the composited validation set at the artifact's input size; the backend runs the encoded
   composite directly (no resizing), so the numbers isolate what the export changed.
 - ``real``: the held-back alphamatting.com images (both trimaps) through :class:`runtime.matter.Matter`,
   i.e. letterboxed to the artifact's size, run, guided-upsampled to the photo and clamped to the trimap's
   known regions — what the app gets. Only when ../shared/data is present.
+- ``mask``: the same images with a coarse person mask simulated from the ground truth (:data:`MASK_RECIPE`)
+  instead of a hand-drawn trimap: the phone case, through the same path. Only with ../shared/data.
 
 Per sample: the Composition-1k metrics (unknown region of the trimap; known regions set to 0 / 1 and the
 alpha read as 8-bit, as :func:`evaluation.protocol.protocol_alpha` does), ``EdgeMAE`` — mean |α − α*|
@@ -22,6 +24,7 @@ simulation (CoreML: the PyTorch model with the same compression, ``validation.si
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
@@ -29,6 +32,7 @@ import cv2
 import numpy as np
 
 from calib_data.readers import AlphaMattingReader
+from calib_data.segmenter_masks import RECIPES, simulate_mask
 from calib_data.splits import REAL_VALIDATION, alphamatting_dev_dir
 from common.encoding import encode_inputs
 from common.metrics import compute_all
@@ -36,8 +40,10 @@ from evaluation.protocol import TRIMAPS, protocol_alpha, quantize_gt
 from runtime.artifacts import Artifact, open_runner
 from runtime.bokeh import render_bokeh
 from runtime.matter import Matter
+from runtime.preprocess import make_trimap
 
 EDGE_BAND_PX = 8
+MASK_RECIPE = "down8"     # the mask set: alpha > 0.5 at 1/8 of the photo (calib_data.segmenter_masks)
 PSNR_CAP = 100.0
 METRICS = ("SAD", "MSE", "Grad", "Conn", "EdgeMAE", "BokehPSNR")
 BOKEH_STRENGTH = 0.02     # as the demo's bokeh grid: a strong blur makes alpha errors visible
@@ -125,6 +131,23 @@ def real_samples(names=REAL_VALIDATION, trimaps=TRIMAPS) -> list[Sample]:
     return out
 
 
+def mask_samples(names=REAL_VALIDATION, recipe: str = MASK_RECIPE, seed: int = 0) -> list[Sample]:
+    """The held-back real images, each with a coarse person mask simulated from its ground truth (the phone
+    case; :mod:`calib_data.segmenter_masks`), its trimap the mask's with the band the mask's resolution implies;
+    [] when ../shared/data is absent."""
+    if not alphamatting_dev_dir().is_dir():
+        return []
+    out = []
+    for s in AlphaMattingReader(alphamatting_dev_dir(), list(names)):
+        photo = np.clip(np.rint(s.image * 255.0), 0, 255).astype(np.uint8)
+        mask = simulate_mask(s.alpha, RECIPES[recipe], s.name, seed)
+        with warnings.catch_warnings():   # the mask at its own resolution is the phone case, not a mistake
+            warnings.simplefilter("ignore")
+            trimap = make_trimap(s.alpha.shape, mask=mask)
+        out.append(Sample(f"{s.name}/mask-{recipe}", photo, quantize_gt(s.alpha), trimap))
+    return out
+
+
 def _val_predict(backend) -> Callable[[Sample], np.ndarray]:
     def run(s: Sample) -> np.ndarray:
         img, tri = encode_inputs(s.photo.astype(np.float32) / 255.0, s.trimap)
@@ -202,7 +225,8 @@ class Evaluator:
 def evaluate_all(reference: Artifact, artifacts: list[Artifact], input_size, cset, *, real: bool = True,
                  val_limit: int | None = None, progress: Callable[[str], None] | None = None) -> list[AccuracyRow]:
     """The reference row first, then one row per artifact (see the module doc)."""
-    sets = {"val": val_samples(cset, val_limit), "real": real_samples() if real else []}
+    sets = {"val": val_samples(cset, val_limit), "real": real_samples() if real else [],
+            "mask": mask_samples() if real else []}
     if progress:
         progress(f"accuracy: {reference.label} (reference)")
     ev = Evaluator(reference, input_size, sets)

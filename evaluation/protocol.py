@@ -1,7 +1,9 @@
 """Quality on the held-back real alphamatting.com images, at native resolution, with both trimaps.
 
 Metrics are the Composition-1k ones (common.metrics, unknown region of the given trimap). As in
-the reference protocol, the prediction's known regions are set to 0 / 1 and it is read as 8-bit.
+the reference protocol, the prediction's known regions are set to 0 / 1 and it is read as 8-bit. The model is
+scored through :class:`runtime.matter.Matter`, the path the app runs (letterboxed to the model's input size,
+guided upsampling back to the photo, known regions clamped): :func:`matter_predictor`, :func:`model_predictor`.
 """
 
 from __future__ import annotations
@@ -12,11 +14,11 @@ from typing import Callable
 
 import numpy as np
 
-from adamatting.inference import predict_alpha
 from calib_data.readers import AlphaMattingReader, estimate_alpha_closed_form
 from calib_data.splits import REAL_VALIDATION, alphamatting_dev_dir
 from common.encoding import encode_inputs
 from common.metrics import compute_all
+from runtime.matter import Matter
 
 TRIMAPS = ("trimap1", "trimap2")
 Predictor = Callable[[np.ndarray, np.ndarray], np.ndarray]   # (image01 HxWx3, trimap uint8) -> alpha HxW
@@ -74,9 +76,14 @@ def quantize_gt(alpha: np.ndarray) -> np.ndarray:
     return np.rint(np.clip(alpha, 0, 1) * 255.0) / np.float32(255.0)
 
 
-def torch_predictor(model) -> Predictor:
+def matter_predictor(matter: Matter) -> Predictor:
+    """The app's path: ``matter.predict(photo, trimap=...)`` (any artifact or checkpoint)."""
+    return lambda image, trimap: matter.predict(image, trimap=trimap, with_trimap_prob=False).alpha
 
-    return lambda image, trimap: predict_alpha(model, image, trimap)[0]
+
+def model_predictor(model, input_size: tuple[int, int] | None = None) -> Predictor:
+    """An in-memory PyTorch model through the app's path (training's validation, figures)."""
+    return matter_predictor(Matter.from_model(model, input_size))
 
 
 def closed_form_predictor() -> Predictor:

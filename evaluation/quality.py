@@ -7,22 +7,22 @@ from pathlib import Path
 
 import numpy as np
 
-from adamatting.checkpoint import load_model
 from calib_data.io import atomic_path
 from common.outputs import check_writable
 from evaluation.protocol import (
     TRIMAPS,
     closed_form_predictor,
     evaluate_real,
-    torch_predictor,
+    matter_predictor,
 )
+from runtime.matter import Matter
 
 
 def run_quality(checkpoint: Path, out: Path, with_closed_form: bool = True) -> dict:
     """Evaluate, print a Markdown table (means per trimap), write ``quality.json`` and ``quality.md``."""
     files = [check_writable(Path(out) / name) for name in ("quality.json", "quality.md")]   # before the work
-    model, _ = load_model(checkpoint)
-    methods = {f"AdaMatting {model.cfg.name}": torch_predictor(model)}
+    matter = Matter.from_artifact(checkpoint)
+    methods = {f"AdaMatting {matter.backend.manifest.model_config['name']} (the app's path)": matter_predictor(matter)}
     if with_closed_form:
         methods["closed-form (pymatting)"] = closed_form_predictor()
     results = {}

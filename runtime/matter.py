@@ -1,19 +1,22 @@
 """One interface to the matting network on every runtime: a photo (+ trimap or coarse mask) → alpha.
 
     matter = Matter.from_artifact("weights/mobile.pt")            # or an exported .onnx with its manifest
-    result = matter.predict("photo.jpg", mask="person.png", band=24)
+    result = matter.predict("photo.jpg", mask="person.png")   # band: from the mask's resolution
     result.alpha        # float32 (H, W) at the photo's full resolution
     result.timings      # seconds per stage: load, trimap, preprocess, model, upsample
 
 The stages (:mod:`runtime.preprocess`, the backend, :mod:`runtime.upsample`):
 
 1. the photo, upright and as float RGB; the full-resolution trimap (given, from the mask, or all unknown);
-2. both resized to the model (aspect kept) and reflect-padded (:class:`runtime.preprocess.Letterbox`):
-   a fixed-size artifact is letterboxed to its manifest's size; an any-size checkpoint runs with its long
-   side at ``long_side`` (default 512, the phone export's size; never upscaled), padded to the stride;
+2. both resized to the model (aspect kept) and reflect-padded (:class:`runtime.preprocess.Letterbox`) to one
+   fixed input size: an exported artifact's (its manifest's), and for a checkpoint, which runs at any size,
+   ``input_size`` (default 512×512, the phone export's). A checkpoint and its export at that size therefore
+   see the same pixels and give the same matte;
 3. the backend runs the encoded inputs; the padding is cropped off;
 4. alpha is upsampled to the photo by the fast guided filter (or bilinear), the adapted trimap's
-   probabilities bilinearly.
+   probabilities bilinearly;
+5. with ``refinement``, the band's most uncertain tiles run again at a higher resolution
+   (:mod:`runtime.refine`), the same network at the same input size.
 """
 
 from __future__ import annotations
@@ -27,10 +30,11 @@ import numpy as np
 
 from runtime.backends import Backend, open_backend
 from runtime.preprocess import ImageInput, Letterbox, load_photo, make_trimap
+from runtime.refine import Refinement, refine
 from runtime.timing import StageTimer
 from runtime.upsample import GUIDED_EPS, GUIDED_RADIUS, METHODS, upsample_alpha
 
-DEFAULT_LONG_SIDE = 512
+DEFAULT_INPUT_SIZE = (512, 512)   # the phone export's size: where a checkpoint runs, so it matches its export
 
 
 @dataclass
@@ -43,25 +47,24 @@ class MattingResult:
 class Matter:
     """The matting network behind one backend, with the runtime's pre- and post-processing.
 
-    ``long_side``: working size of any-size backends (a PyTorch checkpoint): the photo is scaled down to
-    it, like the phone export's 512 px; None runs at the photo's native size, which a 12-megapixel photo
-    makes impractical (the propagation unit runs at full resolution). Ignored by fixed-size artifacts. ``upsample``: "guided" or
+    ``input_size``: the (H, W) an any-size backend (a PyTorch checkpoint) is letterboxed to, multiples of its
+    stride (default :data:`DEFAULT_INPUT_SIZE`); a fixed-size artifact uses its own and refuses another. ``upsample``: "guided" or
     "bilinear"; ``guide``: "rgb" or "gray" for the guided filter. ``clamp_known``: alpha is 0 / 1 exactly
     where the trimap (given or made from the mask) is background / foreground; the network decides the
     unknown band (and, with no trimap, everything).
     """
 
-    def __init__(self, backend: Backend, *, long_side: int | None = DEFAULT_LONG_SIDE, upsample: str = "guided",
-                 guide: str = "rgb", radius: int = GUIDED_RADIUS, eps: float = GUIDED_EPS, clamp_known: bool = True):
+    def __init__(self, backend: Backend, *, input_size: tuple[int, int] | None = None, upsample: str = "guided",
+                 guide: str = "rgb", radius: int = GUIDED_RADIUS, eps: float = GUIDED_EPS, clamp_known: bool = True,
+                 refinement: Refinement | None = None):
         if upsample not in METHODS:
             raise ValueError(f"unknown upsampling method {upsample!r}; use one of {', '.join(METHODS)}")
         if guide not in ("rgb", "gray"):
             raise ValueError(f"unknown guide {guide!r}; use 'rgb' or 'gray'")
-        if long_side is not None and long_side < backend.stride:
-            raise ValueError(f"long_side must be at least the encoder stride {backend.stride}, got {long_side}")
         self.backend = backend
-        self.long_side = long_side
+        self.input_size = _input_size(backend, input_size)
         self.clamp_known = clamp_known
+        self.refinement = refinement
         self.upsample = {"method": upsample, "guide": guide, "radius": radius, "eps": eps}
 
     @classmethod
@@ -77,19 +80,35 @@ class Matter:
         """
         return cls(open_backend(path, backend, expect, **(backend_options or {})), **options)
 
+    def _run_tile(self, image: np.ndarray, trimap: np.ndarray) -> np.ndarray:
+        """Alpha of one (H, W) = ``input_size`` tile of photo (float RGB) and trimap (uint8)."""
+        box = Letterbox.fit(image.shape[:2], self.input_size)
+        return box.crop(self.backend.run(*box.model_inputs(image, trimap))[0][0, 0])
+
+    @classmethod
+    def from_model(cls, model, input_size: tuple[int, int] | None = None, **options: Any) -> "Matter":
+        """An in-memory PyTorch model (``adamatting.model.AdaMatting``) behind the same path: what training's
+        validation and the figures score, so their numbers are the app's."""
+        from runtime.backends.torch_backend import (
+            TorchBackend,  # torch: only for a PyTorch model
+        )
+
+        return cls(TorchBackend.from_model(model), input_size=input_size, **options)
+
     @property
     def name(self) -> str:
         return f"{self.backend.name}/{self.backend.precision}"
 
     def letterbox(self, shape: tuple[int, int]) -> Letterbox:
-        return Letterbox.fit(shape, self.backend.input_size, self.long_side, self.backend.stride)
+        return Letterbox.fit(shape, self.input_size)
 
     def predict(self, image: ImageInput, trimap: ImageInput | None = None, mask: ImageInput | None = None,
-                band: int = 16, *, with_trimap_prob: bool = True) -> MattingResult:
+                band: int | None = None, *, with_trimap_prob: bool = True) -> MattingResult:
         """Alpha of ``image`` (a path or an array, any size) at its full resolution.
 
-        ``trimap`` (0/128/255) wins over ``mask`` (a coarse person mask; its trimap has an unknown band of
-        ``band`` pixels of the full-resolution photo on each side of its edge); with neither, the model
+        ``trimap`` (0/128/255) wins over ``mask`` (a coarse person mask at any resolution of the photo's aspect;
+        its trimap has an unknown band of ``band`` pixels of the full-resolution photo on each side of its edge,
+        by default two pixels of the mask's own resolution and at least 16); with neither, the model
         decides every pixel (all-unknown trimap). ``with_trimap_prob=False`` skips upsampling the adapted
         trimap (3 × H × W floats: 144 MB at 12 megapixels).
         """
@@ -106,6 +125,10 @@ class Matter:
             alpha, prob = self.backend.run(*inputs)
         with timer("upsample"):
             alpha_full = upsample_alpha(box.crop(alpha[0, 0]), photo, photo_small, **self.upsample)
+        if self.refinement is not None and (trimap_full == 128).any():
+            with timer("refine"):
+                alpha_full = refine(self._run_tile, photo, trimap_full, alpha_full, self.input_size, self.refinement)
+        with timer("upsample"):
             if self.clamp_known:  # the given (or mask-derived) trimap is authoritative where it is sure
                 alpha_full[trimap_full == 0] = 0.0
                 alpha_full[trimap_full == 255] = 1.0
@@ -115,3 +138,15 @@ class Matter:
                 h, w = box.full
                 prob_full = cv2.resize(prob_small, (w, h), interpolation=cv2.INTER_LINEAR).transpose(2, 0, 1)
         return MattingResult(alpha_full, prob_full, timer.timings)
+
+
+def _input_size(backend: Backend, asked: tuple[int, int] | None) -> tuple[int, int]:
+    """The fixed model input every photo is letterboxed to (see :class:`Matter`)."""
+    own = tuple(backend.input_size) if backend.input_size is not None else None
+    size = tuple(int(s) for s in (asked or own or DEFAULT_INPUT_SIZE))
+    if own is not None and size != own:
+        raise ValueError(f"input_size {list(size)} differs from the artifact's {list(own)}")
+    if len(size) != 2 or min(size) < backend.stride or any(s % backend.stride for s in size):
+        raise ValueError(f"input_size {list(size)} must be two multiples of the model's stride {backend.stride}")
+    return size
+

@@ -29,12 +29,13 @@ OUTPUT_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 def bokeh_file(photo_path: str | Path, out_path: str | Path, mask_path: str | Path | None = None,
                trimap_path: str | Path | None = None, artifact: str | Path | Matter = DEFAULT_ARTIFACT,
-               strength: float = DEFAULT_STRENGTH, band: int = 16) -> dict[str, float]:
+               strength: float = DEFAULT_STRENGTH, band: int | None = None) -> dict[str, float]:
     """Render ``photo_path`` with its background lens-blurred into ``out_path``; returns seconds per stage.
 
     ``artifact``: a checkpoint or exported model path, or an open :class:`Matter` (reused across photos).
     ``trimap_path`` wins over ``mask_path``; with neither the model finds the subject itself.
-    ``band``: width in photo pixels of the unknown band around the mask's edge.
+    ``band``: width in photo pixels of the unknown band around the mask's edge (None: from the mask's
+    resolution, :func:`runtime.preprocess.band_for_mask`).
     """
     out_path = Path(out_path)
     if out_path.suffix.lower() not in OUTPUT_SUFFIXES:
@@ -44,7 +45,8 @@ def bokeh_file(photo_path: str | Path, out_path: str | Path, mask_path: str | Pa
     if out_path.exists() and Path(photo_path).exists() and out_path.samefile(photo_path):
         raise DataError("is the input photo: give another output path", out_path)
     check_strength(strength)
-    check_band(band)
+    if band is not None:
+        check_band(band)
     timer = StageTimer()
     with timer("open"):
         matter = artifact if isinstance(artifact, Matter) else Matter.from_artifact(artifact)

@@ -15,17 +15,18 @@ Choices (each one explicit, so nothing surprising happens to a user's photo):
 - **Trimap**: a given trimap (uint8 0/128/255, validated) wins over a mask; a coarse person mask becomes a
   trimap with an unknown band of ``band`` pixels on each side of its edge, computed at the photo's full
   resolution (:func:`calib_data.trimaps.trimap_from_mask`); with neither, the trimap is all unknown (the
-  model's "no trimap"). It reaches the model's size by nearest neighbour, so the band narrows with the
-  photo: 16 px at 4000 px wide is 2 px at 512, and phone photos want a wider ``band``.
-- **Sizes**: a mask or trimap whose size differs from the photo's is resized to it with a warning when
-  the aspect ratios agree within 1 % (mask: bilinear; trimap: nearest neighbour, keeping 0/128/255), and
-  refused otherwise. Every error is a :class:`calib_data.DataError` naming the file and the problem.
+  model's "no trimap"). The band follows the mask's own resolution (:func:`band_for_mask`: two mask pixels,
+  at least 16 photo pixels; 32 for a 256-px mask of a 4032-px photo) unless ``band`` is given.
+- **Sizes**: a mask (at any resolution: a segmenter's 256-px output is the phone case) or a trimap whose
+  size differs from the photo's is resized to it when the aspect ratios agree within 1 % (mask: bilinear;
+  trimap: nearest neighbour, keeping 0/128/255; a trimap with a warning), and refused otherwise. Every error is a :class:`calib_data.DataError` naming the file and the problem.
 
 The model-size geometry is :class:`Letterbox`.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +45,13 @@ ImageInput = Union[str, Path, np.ndarray]
 
 ASPECT_TOLERANCE = 0.01   # a mask/trimap is resized to the photo only if the aspect ratios agree this well
 MIN_SIDE = 8              # smaller photos carry nothing to matte
+MAX_PIXELS = 50_000_000   # larger photos are refused before decoding (a 12-MP photo is 12,192,768 pixels)
 MAX_BAND = 2048           # px: an unknown band wider than this around a mask is no longer a band
+# A segmenter's mask is uncertain by about a pixel of its own resolution, and a 256-px mask on a 4032-px photo
+# is 16 photo pixels per mask pixel: the default band reaches this many mask pixels each side of the edge,
+# and never less than MIN_BAND photo pixels (a full-resolution mask still comes from a coarse one).
+BAND_MASK_PIXELS = 2
+MIN_BAND = 16
 
 _EXIF_ORIENTATION = 0x0112
 # EXIF orientation → the array operation that makes the image upright (same as ImageOps.exif_transpose).
@@ -71,9 +78,29 @@ def exif_orientation(path: str | Path) -> int:
     return value if value in _UPRIGHT else 1
 
 
+def check_pixels(width: int, height: int, path: Path | None = None) -> None:
+    """DataError for a photo over :data:`MAX_PIXELS`: its float copies alone would take gigabytes."""
+    if width * height > MAX_PIXELS:
+        raise DataError(f"photo is {width}x{height} ({width * height / 1e6:.0f} megapixels); the limit is "
+                        f"{MAX_PIXELS / 1e6:.0f} megapixels: scale it down first", path)
+
+
 def read_image(path: str | Path) -> np.ndarray:
-    """Decode an image file upright, at its native dtype, as (H, W) gray, (H, W, 3) RGB or (H, W, 4) RGBA."""
+    """Decode an image file upright, at its native dtype, as (H, W) gray, (H, W, 3) RGB or (H, W, 4) RGBA.
+    A file of more than :data:`MAX_PIXELS` is refused from its header, before decoding."""
     path = Path(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                size = im.size
+    except Image.DecompressionBombError:
+        raise DataError(f"photo is larger than {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels; the limit is "
+                        f"{MAX_PIXELS / 1e6:.0f} megapixels: scale it down first", path) from None
+    except OSError:   # a format Pillow does not read: OpenCV decodes it (or names the problem) below
+        size = None
+    if size is not None:
+        check_pixels(*size, path)
     img = decode_image(path)
     if img.ndim == 3 and img.shape[2] == 3:
         img = img[..., ::-1]
@@ -126,6 +153,7 @@ def to_rgb(arr: np.ndarray, path: Path | None = None) -> np.ndarray:
         raise DataError(f"photo must be (H, W) gray, (H, W, 3) RGB or (H, W, 4) RGBA, got shape {arr.shape}", path)
     if min(arr.shape[:2]) < MIN_SIDE:
         raise DataError(f"photo is {arr.shape[1]}x{arr.shape[0]}; both sides must be at least {MIN_SIDE} px", path)
+    check_pixels(arr.shape[1], arr.shape[0], path)
     return to_unit_float(arr, "photo", path)
 
 
@@ -171,7 +199,8 @@ def to_trimap(arr: np.ndarray, path: Path | None = None) -> np.ndarray:
 # --------------------------------------------------------------------------------------------- trimaps
 def fit_to_photo(arr: np.ndarray, shape: tuple[int, int], what: str, path: Path | None,
                  interpolation: int) -> np.ndarray:
-    """``arr`` at the photo's (H, W): resized with a warning when the aspect ratio agrees within 1 %."""
+    """``arr`` at the photo's (H, W), resized when the aspect ratio agrees within 1 % (a trimap with a warning:
+    a mask at its own resolution is the phone case, a trimap of another size a likely mistake)."""
     h, w = shape
     ah, aw = arr.shape[:2]
     if (ah, aw) == (h, w):
@@ -179,7 +208,8 @@ def fit_to_photo(arr: np.ndarray, shape: tuple[int, int], what: str, path: Path 
     if abs((aw / ah) / (w / h) - 1.0) > ASPECT_TOLERANCE:
         hint = " (it matches the photo turned by 90°: was one of them rotated, by its EXIF orientation for example?)" if (ah, aw) == (w, h) else ""
         raise DataError(f"{what} is {aw}x{ah} but the photo is {w}x{h}: different aspect ratio{hint}", path)
-    warnings.warn(f"{path or what}: {what} is {aw}x{ah}, resized to the photo's {w}x{h}", stacklevel=3)
+    if what != "mask":
+        warnings.warn(f"{path or what}: {what} is {aw}x{ah}, resized to the photo's {w}x{h}", stacklevel=3)
     return cv2.resize(arr, (w, h), interpolation=interpolation)
 
 
@@ -191,17 +221,24 @@ def check_band(band: int) -> int:
     return int(band)
 
 
+def band_for_mask(photo_shape: tuple[int, int], mask_shape: tuple[int, int]) -> int:
+    """The default unknown band, in photo pixels, around the edge of a mask of ``mask_shape``."""
+    scale = max(photo_shape[:2]) / max(mask_shape[:2])
+    return min(MAX_BAND, max(MIN_BAND, math.ceil(BAND_MASK_PIXELS * scale)))
+
+
 def make_trimap(shape: tuple[int, int], trimap: ImageInput | None = None, mask: ImageInput | None = None,
-                band: int = 16) -> np.ndarray:
-    """The full-resolution uint8 trimap for a photo of ``shape``: given, from a mask, or all unknown."""
+                band: int | None = None) -> np.ndarray:
+    """The full-resolution uint8 trimap for a photo of ``shape``: given, from a mask (``band``: the unknown band
+    in photo pixels; None: :func:`band_for_mask`, from the mask's own resolution), or all unknown."""
     if trimap is not None:
         if mask is not None:
             warnings.warn("both a trimap and a mask were given: the trimap is used, the mask ignored", stacklevel=2)
         arr, path = _as_array(trimap, "trimap")
         return fit_to_photo(to_trimap(arr, path), shape, "trimap", path, cv2.INTER_NEAREST_EXACT)
     if mask is not None:
-        band = min(check_band(band), max(shape))
         arr, path = _as_array(mask, "mask")
+        band = min(band_for_mask(shape, arr.shape) if band is None else check_band(band), max(shape))
         return trimap_from_mask(fit_to_photo(to_mask(arr, path), shape, "mask", path, cv2.INTER_LINEAR), band)
     return np.full(shape, UNKNOWN, np.uint8)
 
@@ -214,9 +251,8 @@ class Letterbox:
     ``full``: the photo's (H, W); ``scaled``: its size after the resize; ``padded``: the model input's
     size; ``pads``: (top, bottom, left, right), centred as :mod:`adamatting.padding` does.
 
-    - Fixed-size model (an export): scaled to fit inside ``input_size`` (up or down), letterboxed.
-    - Any-size model (a checkpoint): scaled down so the long side is at most ``long_side`` (never up;
-      None keeps the native size), then padded up to multiples of ``stride``.
+    The photo is scaled to fit inside the model's fixed ``input_size`` (up or down), then letterboxed: the
+    same geometry for a checkpoint and for its exports (:class:`runtime.matter.Matter`).
 
     Reflect padding (rather than zeros) keeps the border statistics the network saw in training, as
     :func:`adamatting.padding.pad_to_stride` does; the trimap is reflected with the image.
@@ -227,17 +263,11 @@ class Letterbox:
     padded: tuple[int, int]
 
     @classmethod
-    def fit(cls, full: tuple[int, int], input_size: tuple[int, int] | None = None, long_side: int | None = 512,
-            stride: int = 32) -> "Letterbox":
-        h, w = full
-        if input_size is not None:
-            mh, mw = input_size
-            s = min(mh / h, mw / w)
-            scaled = (min(mh, max(1, round(h * s))), min(mw, max(1, round(w * s))))
-            return cls(full, scaled, (mh, mw))
-        s = 1.0 if long_side is None else min(1.0, long_side / max(h, w))
-        scaled = (max(1, round(h * s)), max(1, round(w * s)))
-        return cls(full, scaled, tuple(-(-x // stride) * stride for x in scaled))
+    def fit(cls, full: tuple[int, int], input_size: tuple[int, int]) -> "Letterbox":
+        (h, w), (mh, mw) = full, input_size
+        s = min(mh / h, mw / w)
+        scaled = (min(mh, max(1, round(h * s))), min(mw, max(1, round(w * s))))
+        return cls(full, scaled, (mh, mw))
 
     @property
     def pads(self) -> tuple[int, int, int, int]:

@@ -8,16 +8,22 @@ import numpy as np
 import pytest
 import torch
 
-from adamatting.checkpoint import save_checkpoint
 from adamat.cli import main
+from adamatting.checkpoint import save_checkpoint
 from adamatting.config import get_config
 from adamatting.model import build_model
-from common.errors import DataError
-from common.outputs import inside
 from calib_data.sets import SetConfig, build_set
-from common.manifest import Manifest, ManifestError, load_manifest, manifest_path, write_manifest
-from export.onnx_graph import export_onnx
+from common.errors import DataError
+from common.manifest import (
+    Manifest,
+    ManifestError,
+    load_manifest,
+    manifest_path,
+    write_manifest,
+)
+from common.outputs import inside
 from export.job import artifact_name
+from export.onnx_graph import export_onnx
 from runtime.matter import Matter
 
 SIZE = (64, 64)

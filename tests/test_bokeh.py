@@ -9,11 +9,11 @@ import pytest
 import torch
 from PIL import Image
 
+from adamat.commands import bokeh as command
 from adamatting.checkpoint import save_checkpoint
 from adamatting.config import get_config
 from adamatting.model import build_model
 from common.errors import DataError
-from adamat.commands import bokeh as command
 from runtime.bokeh import render_bokeh
 from runtime.foreground import estimate_foreground
 from runtime.lens_blur import DEFAULT_STRENGTH, blur_radius, disc_kernel, lens_blur

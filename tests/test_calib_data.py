@@ -20,17 +20,47 @@ from PIL import Image
 from adamat.cli import main as cli_main
 from calib_data import sets, synth
 from calib_data.compositing import composite, fit_background
-from common.errors import DataError
-from calib_data.io import (atomic_path, check_same_size, check_trimap, read_alpha, read_rgb, read_rgba, read_trimap,
-                           to_uint8, write_image)
-from calib_data.readers import (AdobeDIMReader, AlphaMattingReader, RGBACutoutReader, estimate_alpha_closed_form,
-                                estimate_foreground, list_images)
-from calib_data.sets import CompositedSet, SetConfig, build_set, cache_key, set_statistics
-from calib_data.splits import alphamatting_dev_dir, alphamatting_test_dir, shared_data_dir
+from calib_data.io import (
+    atomic_path,
+    check_same_size,
+    check_trimap,
+    read_alpha,
+    read_rgb,
+    read_rgba,
+    read_trimap,
+    to_uint8,
+    write_image,
+)
+from calib_data.readers import (
+    AdobeDIMReader,
+    AlphaMattingReader,
+    RGBACutoutReader,
+    estimate_alpha_closed_form,
+    estimate_foreground,
+    list_images,
+)
+from calib_data.sets import (
+    CompositedSet,
+    SetConfig,
+    build_set,
+    cache_key,
+    set_statistics,
+)
+from calib_data.splits import (
+    alphamatting_dev_dir,
+    alphamatting_test_dir,
+    shared_data_dir,
+)
 from calib_data.synth import ForegroundPool, Synthesizer
-from calib_data.trimaps import (eroded_trimap, gt_trimap_classes, random_trimap, trimap_from_mask, trimap_to_classes,
-                                validation_trimap)
-
+from calib_data.trimaps import (
+    eroded_trimap,
+    gt_trimap_classes,
+    random_trimap,
+    trimap_from_mask,
+    trimap_to_classes,
+    validation_trimap,
+)
+from common.errors import DataError
 
 # ------------------------------------------------------------------------------------------ helpers
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from adamatting.checkpoint import CheckpointError, load_model
 from adamat.cli import build_parser, main
+from adamatting.checkpoint import CheckpointError, load_model
 from adamatting.config import get_config
 from adamatting.model import build_model
 from adamatting.train import TrainConfig, lr_at, train
@@ -191,8 +191,8 @@ def test_demo_on_tiny_sets_writes_the_contact_sheet(tmp_path, capsys):
 
 @pytest.mark.skipif(not alphamatting_dev_dir().is_dir(), reason=f"{alphamatting_dev_dir()} not present")
 def test_demo_real_image_figure_with_a_checkpoint(tmp_path, capsys):
-    from adamatting.checkpoint import save_checkpoint
     from adamat.figures import real_alpha_figure
+    from adamatting.checkpoint import save_checkpoint
 
     ckpt = save_checkpoint(tmp_path / "m.pt", build_model(get_config("tiny")))
     rows = real_alpha_figure(ckpt, tmp_path / "real.png")

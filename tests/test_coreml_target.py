@@ -15,11 +15,18 @@ from adamatting.checkpoint import load_model  # noqa: E402
 from adamatting.config import DEFAULT_WEIGHTS, get_config  # noqa: E402
 from adamatting.model import build_model  # noqa: E402
 from calib_data.sets import SetConfig, build_set  # noqa: E402
-from export.coreml_package import (WEIGHTS_FILE, calibrate_w8a8, export_coreml, export_module, load_program,  # noqa: E402
-                                   fp32_reference, op_counts,
-                                   simulated_validation)
-from export.errors import ExportError  # noqa: E402
 from common.manifest import load_manifest  # noqa: E402
+from export.coreml_package import (  # noqa: E402
+    WEIGHTS_FILE,
+    calibrate_w8a8,
+    export_coreml,
+    export_module,
+    fp32_reference,
+    load_program,
+    op_counts,
+    simulated_validation,
+)
+from export.errors import ExportError  # noqa: E402
 from export.precision import PrecisionPolicy  # noqa: E402
 
 SIZE = (64, 64)

@@ -11,11 +11,16 @@ import torch
 from adamatting.checkpoint import save_checkpoint
 from adamatting.config import get_config
 from adamatting.model import build_model
+from common.manifest import (
+    ENCODING_VERSION,
+    ManifestError,
+    check_expected,
+    load_manifest,
+    manifest_path,
+)
 from export.errors import ExportError
-from common.manifest import ENCODING_VERSION, ManifestError, check_expected, load_manifest, manifest_path
 from export.onnx_graph import export_onnx, run_onnx, run_torch, validation_samples
 from export.precision import PrecisionPolicy, onnx_fragment
-
 
 
 @pytest.fixture(scope="module")
@@ -195,6 +200,7 @@ INT8_SIZE = (128, 128)
 @pytest.fixture(scope="module")
 def int8_artifacts(tmp_path_factory):
     from conftest import shipped_onnx_and_sets
+
     from export.int8_qdq import quantize_onnx_int8
 
     root = tmp_path_factory.mktemp("int8")

@@ -18,12 +18,20 @@ import pytest
 
 from adamat.cli import main
 from adamatting.config import DEFAULT_WEIGHTS
-from evaluation.accuracy import edge_band, evaluate_all, psnr
-from runtime.artifacts import current, open_artifact, reference
-from benchmarks.gates import GateConfigError, GateResult, Gates, check, failures, summary, violations
-from export.all_targets import export_all
+from benchmarks.gates import (
+    GateConfigError,
+    GateResult,
+    Gates,
+    check,
+    failures,
+    summary,
+    violations,
+)
 from common.manifest import load_manifest, write_manifest
+from evaluation.accuracy import edge_band, evaluate_all, psnr
+from export.all_targets import export_all
 from export.job import composited_set
+from runtime.artifacts import current, open_artifact, reference
 
 SIZE = (256, 256)
 CPU_KEYS = {"onnxruntime/fp32", "onnxruntime/int8", "openvino/fp32", "openvino/fp16", "openvino/int8",
@@ -252,7 +260,7 @@ def test_main_job_writes_the_report(exported, tmp_path):
     root, export_dir, cal_toml, val_toml, _, _ = exported
     cfg = JobConfig(weights=DEFAULT_WEIGHTS, export_dir=export_dir, reports=tmp_path / "reports",
                     cache=root / "sets", size=SIZE, calib=str(cal_toml), val=str(val_toml),
-                    real=False, warmup=1, runs=3, threads=1, pipeline=False)
+                    real=False, warmup=1, runs=3, threads=1, pipeline=False, phone=False)
     logged = []
     code, report = run_main_job(cfg, log=logged.append)
     assert code == 0, [line for line in logged if "FAILED" in line or "warning" in line]

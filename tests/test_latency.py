@@ -17,12 +17,19 @@ import torch
 from adamatting.checkpoint import save_checkpoint
 from adamatting.config import get_config
 from adamatting.model import build_model
-from runtime.artifacts import open_artifact
 from benchmarks.device_bench import main as device_bench
 from benchmarks.fingerprint import device_fingerprint, fingerprint_id
-from benchmarks.latency import FORMAT, add_ratios, measure, peak_rss_mb, run_options, synthetic_inputs
+from benchmarks.latency import (
+    FORMAT,
+    add_ratios,
+    measure,
+    peak_rss_mb,
+    run_options,
+    synthetic_inputs,
+)
 from common.manifest import Manifest, write_manifest
 from export.onnx_graph import export_onnx
+from runtime.artifacts import open_artifact
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZE = (64, 64)

@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 
 from benchmarks import measurements
-from benchmarks.measurements import MEASURED, MeasuredError, load, load_all, main, ratio, render_all
+from benchmarks.measurements import (
+    MEASURED,
+    MeasuredError,
+    load,
+    load_all,
+    main,
+    ratio,
+    render_all,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 

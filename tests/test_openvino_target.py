@@ -6,14 +6,14 @@ import pytest
 
 pytest.importorskip("openvino", reason="openvino is part of the project's export extra")
 
+from adamatting.config import DEFAULT_WEIGHTS as WEIGHTS  # noqa: E402
 from calib_data.sets import SetConfig, build_set  # noqa: E402
-from export.errors import ExportError  # noqa: E402
 from common.manifest import load_manifest  # noqa: E402
+from export.errors import ExportError  # noqa: E402
 from export.onnx_graph import export_onnx, run_torch, validation_samples  # noqa: E402
 from export.openvino_ir import export_openvino  # noqa: E402
 from export.precision import PrecisionPolicy  # noqa: E402
 
-from adamatting.config import DEFAULT_WEIGHTS as WEIGHTS  # noqa: E402
 SIZE = (128, 128)
 
 

@@ -15,8 +15,8 @@ from PIL import Image, ImageOps
 from adamatting.checkpoint import CheckpointError, save_checkpoint
 from adamatting.config import get_config
 from adamatting.model import build_model
-from common.errors import DataError
 from calib_data.trimaps import trimap_from_mask
+from common.errors import DataError
 from common.manifest import ManifestError, manifest_path
 from export.onnx_graph import export_onnx
 from runtime import ArtifactError, BackendUnavailable, Matter
@@ -44,7 +44,7 @@ def artifacts(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def torch_matter(artifacts):
-    return Matter.from_artifact(artifacts["pt"], long_side=64)
+    return Matter.from_artifact(artifacts["pt"], input_size=(64, 64))
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +67,8 @@ def person_mask(h, w):
 
 
 # --------------------------------------------------------------------------------------------- backends
-@pytest.mark.parametrize("torch_opts", [{"long_side": 64}, {"expect": {"input_size": [64, 64]}}],
-                         ids=["long-side-64", "expect-input-size"])
+@pytest.mark.parametrize("torch_opts", [{"input_size": (64, 64)}, {"expect": {"input_size": [64, 64]}}],
+                         ids=["input-size", "expect-input-size"])
 def test_checkpoint_and_onnx_give_the_same_alpha(artifacts, onnx_matter, torch_matter, torch_opts):
     img, mask = photo(97, 143), person_mask(97, 143)
     ref = onnx_matter.predict(img, mask=mask, band=6)
@@ -91,9 +91,18 @@ def test_full_resolution_output_for_any_size(torch_matter, onnx_matter, size):
     assert torch_matter.predict(img, with_trimap_prob=False).trimap_prob is None
 
 
-def test_native_size_checkpoint_run(artifacts):
-    r = Matter.from_artifact(artifacts["pt"], long_side=None).predict(photo(97, 143))
-    assert r.alpha.shape == (97, 143)
+def test_a_checkpoint_runs_at_the_phone_export_size_by_default(artifacts):
+    matter = Matter.from_artifact(artifacts["pt"])
+    assert matter.input_size == (512, 512) and matter.letterbox((97, 143)).padded == (512, 512)
+    assert matter.predict(photo(97, 143)).alpha.shape == (97, 143)
+    with pytest.raises(ValueError, match="must be two multiples of the model's stride 32"):
+        Matter.from_artifact(artifacts["pt"], input_size=(100, 64))
+
+
+def test_an_export_keeps_its_own_input_size(artifacts, onnx_matter):
+    assert onnx_matter.input_size == ONNX_SIZE
+    with pytest.raises(ValueError, match="differs from the artifact's"):
+        Matter.from_artifact(artifacts["onnx"], input_size=(128, 128))
 
 
 def test_letterbox_geometry():
@@ -101,9 +110,7 @@ def test_letterbox_geometry():
     assert box.scaled == (43, 64) and box.padded == (64, 64) and sum(box.pads) == 21
     x = np.random.default_rng(0).random((3, *box.scaled))
     assert np.array_equal(box.crop(box.pad(x)), x)
-    assert Letterbox.fit((3000, 4000), long_side=512).padded == (384, 512)
-    assert Letterbox.fit((97, 143), long_side=512).scaled == (97, 143)         # never upscaled
-    assert Letterbox.fit((97, 143), long_side=512).padded == (128, 160)
+    assert Letterbox.fit((3000, 4000), input_size=(512, 512)).scaled == (384, 512)
     assert Letterbox.fit((20, 30), input_size=(64, 64)).scaled == (43, 64)    # fixed size: scaled up to fit
 
 
@@ -177,10 +184,17 @@ def test_trimap_wins_over_mask(torch_matter):
 
 
 def test_mask_of_another_size(torch_matter):
+    """A mask at its own (segmenter) resolution is the phone case: resized without a warning; a trimap of
+    another size is resized with one."""
     img, mask = photo(100, 150), person_mask(100, 150)
-    with pytest.warns(UserWarning, match="resized"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         r = torch_matter.predict(img, mask=cv2.resize(mask, (75, 50), interpolation=cv2.INTER_NEAREST))
     assert r.alpha.shape == (100, 150)
+    trimap = np.where(cv2.resize(mask, (75, 50), interpolation=cv2.INTER_NEAREST) > 0, 255, 0).astype(np.uint8)
+    trimap[20:30] = 128
+    with pytest.warns(UserWarning, match="resized"):
+        torch_matter.predict(img, trimap=trimap)
     with pytest.raises(DataError, match="different aspect ratio"):
         torch_matter.predict(img, mask=person_mask(100, 100))
 
@@ -310,9 +324,9 @@ def test_known_trimap_regions_are_authoritative(artifacts):
     img = photo(80, 100)
     trimap = np.full((80, 100), 128, np.uint8)
     trimap[:20], trimap[-20:] = 0, 255
-    clamped = Matter.from_artifact(artifacts["pt"], long_side=64).predict(img, trimap=trimap).alpha
+    clamped = Matter.from_artifact(artifacts["pt"], input_size=(64, 64)).predict(img, trimap=trimap).alpha
     assert (clamped[:20] == 0).all() and (clamped[-20:] == 1).all()
-    free = Matter.from_artifact(artifacts["pt"], long_side=64, clamp_known=False).predict(img, trimap=trimap).alpha
+    free = Matter.from_artifact(artifacts["pt"], input_size=(64, 64), clamp_known=False).predict(img, trimap=trimap).alpha
     assert np.array_equal(free[20:-20], clamped[20:-20])
     assert not ((free[:20] == 0).all() and (free[-20:] == 1).all())  # the random network alone is not sure
 

@@ -12,8 +12,8 @@ import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from export.errors import ExportError
 from common.manifest import check_expected, load_manifest
+from export.errors import ExportError
 from export.precision import PrecisionPolicy, onnx_fragment
 from export.qdq_rules import check, check_or_raise, errors
 from export.trt_engine import TRT_MISSING, tensorrt_or_none, trtexec_command
@@ -39,6 +39,7 @@ def trt_models(tmp_path_factory):
     """The shipped checkpoint at 128×128 (fast here): FP32 ONNX, 8 calibration and 8 validation composites,
     then the FP16 and INT8 Q/DQ models for TensorRT."""
     from conftest import shipped_onnx_and_sets
+
     from export.trt_models import make_fp16_onnx, make_int8_qdq_onnx
 
     root = tmp_path_factory.mktemp("trt")

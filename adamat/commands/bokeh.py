@@ -9,6 +9,7 @@ from common.arguments import positive_int
 from runtime.lens_blur import DEFAULT_STRENGTH
 from runtime.matter import Matter
 from runtime.pipeline import DEFAULT_ARTIFACT, bokeh_file
+from runtime.refine import Refinement
 
 STRENGTH_HELP = "blur disc radius as a fraction of the image diagonal (default 0.015: 75 px at 4000x3000)"
 
@@ -18,13 +19,18 @@ def add_arguments(b: argparse.ArgumentParser) -> None:
     b.add_argument("-o", "--out", required=True, help="output image, .jpg/.jpeg or .png (written atomically)")
     b.add_argument("--mask", default=None, help="coarse person mask of the photo (white = person)")
     b.add_argument("--trimap", default=None, help="trimap (0/128/255) instead of a mask")
-    b.add_argument("--band", type=int, default=16, help="unknown band around the mask's edge, in photo pixels")
+    b.add_argument("--band", type=int, default=None,
+                   help="unknown band around the mask's edge, in photo pixels (default: two pixels of the mask's own "
+                        "resolution, at least 16: 32 for a 256-px mask of a 4032-px photo)")
     b.add_argument("--artifact", default=None,
                    help="model: a checkpoint (.pt) or an exported .onnx with its manifest (default: weights/mobile.pt)")
     b.add_argument("--strength", type=float, default=None, help=STRENGTH_HELP)
     b.add_argument("--threads", type=positive_int, default=None, help="CPU threads of the onnxruntime/OpenVINO backend")
     b.add_argument("--hint", choices=["LATENCY", "THROUGHPUT"], default=None,
                    help="OpenVINO performance hint (default LATENCY)")
+    b.add_argument("--refine", type=int, default=0, metavar="TILES",
+                   help="refine the band on this many tiles at 4x the model's resolution (runtime.refine; each tile "
+                        "is one more model call; default 0: off)")
     b.add_argument("--timings", action="store_true", help="print the seconds of each stage")
     b.set_defaults(func=run)
 
@@ -34,8 +40,11 @@ def run(args: argparse.Namespace) -> int:
     artifact = args.artifact or DEFAULT_ARTIFACT
     if args.hint and not str(artifact).endswith(".xml"):
         raise ValueError("--hint applies to OpenVINO IR artifacts (.xml) only")
-    if options:
-        artifact = Matter.from_artifact(artifact, backend_options=options)
+    if args.refine < 0:
+        raise ValueError(f"--refine must be a number of tiles >= 0, got {args.refine}")
+    if options or args.refine:
+        refinement = Refinement(tiles=args.refine) if args.refine else None
+        artifact = Matter.from_artifact(artifact, backend_options=options, refinement=refinement)
     timings = bokeh_file(args.photo, args.out, mask_path=args.mask, trimap_path=args.trimap, artifact=artifact,
                          strength=DEFAULT_STRENGTH if args.strength is None else args.strength, band=args.band)
     print(args.out)

@@ -10,7 +10,7 @@ from adamat.arguments import guided_scale
 from adamatting.train import TrainConfig, train
 from calib_data.splits import alphamatting_dev_dir
 from common.arguments import fraction
-from evaluation.protocol import evaluate_real, torch_predictor
+from evaluation.protocol import evaluate_real, model_predictor
 
 
 def add_arguments(t) -> None:
@@ -63,7 +63,7 @@ def run(args) -> int:
     validate = None
     if alphamatting_dev_dir().is_dir():
         def validate(model):
-            return evaluate_real(torch_predictor(model))[0]
+            return evaluate_real(model_predictor(model))[0]
     else:
         print(f"note: {alphamatting_dev_dir()} not found: training without validation", file=sys.stderr)
     train(args.run, cfg, Path(args.cache), validate=validate, init=args.init)

@@ -32,15 +32,23 @@ The parts, one file each (every name is re-exported here: import them from ``ada
 """
 
 from adamatting.config import ENCODER_STRIDE, ModelConfig
-from common.encoding import INPUT_ENCODING, TRIMAP_VALUES
 from adamatting.model.decoder import Decoder, GlobalConv, SubPixelUp
-from adamatting.model.encoders import (ENCODERS, FEATURE_STRIDES, Bottleneck, Encoder, InvertedResidual,
-                                       MobileEncoder, ResNetEncoder, build_encoder)
+from adamatting.model.encoders import (
+                                       ENCODERS,
+                                       FEATURE_STRIDES,
+                                       Bottleneck,
+                                       Encoder,
+                                       InvertedResidual,
+                                       MobileEncoder,
+                                       ResNetEncoder,
+                                       build_encoder,
+)
 from adamatting.model.guided_upsampler import GuidedUpsampler, downscale
-from adamatting.model.layers import _make_divisible, conv_bn_act, conv_block  # noqa: F401  (re-exported)
+from adamatting.model.layers import _make_divisible, conv_block, conv_bn_act  # noqa: F401  (re-exported)
 from adamatting.model.network import AdaMatting, build_model, check_input
 from adamatting.model.propagation import ConvLSTMCell, PropagationUnit
 from adamatting.model.wrapper import ExportWrapper
+from common.encoding import INPUT_ENCODING, TRIMAP_VALUES
 
 __all__ = [
     "AdaMatting", "ExportWrapper", "build_model", "check_input",

@@ -43,13 +43,23 @@ class TorchBackend(ManifestBackend):
                 raise ManifestError(f"{artifact}: expected input_size {list(size)} is not two positive multiples "
                                     f"of the encoder stride {model.cfg.stride}")
         digest = file_sha256(artifact)
-        manifest = Manifest(backend="torch", precision="fp32", model_config=model.cfg.to_dict(),
-                            input_size=list(size or []), pu_steps=model.cfg.pu_steps,
-                            checkpoint_sha256=digest, artifact_sha256=digest)
+        manifest = _manifest(model, size, digest)
         check_manifest(manifest, artifact, expect)
         return cls(model, manifest, size, device)
+
+    @classmethod
+    def from_model(cls, model: AdaMatting, device: str | torch.device = "cpu") -> "TorchBackend":
+        """An in-memory model, any input size (training's validation, figures)."""
+        return cls(model, _manifest(model, None, ""), None, device)
 
     @torch.inference_mode()
     def run(self, image: np.ndarray, trimap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         alpha, prob = self.net(torch.from_numpy(image).to(self.device), torch.from_numpy(trimap).to(self.device))
         return alpha.float().cpu().numpy(), prob.float().cpu().numpy()
+
+
+def _manifest(model: AdaMatting, size: tuple[int, int] | None, digest: str) -> Manifest:
+    """A checkpoint has no export manifest: its facts, for the checks every backend makes."""
+    return Manifest(backend="torch", precision="fp32", model_config=model.cfg.to_dict(), input_size=list(size or []),
+                    pu_steps=model.cfg.pu_steps, checkpoint_sha256=digest, artifact_sha256=digest)
+

@@ -1,0 +1,94 @@
+"""``adamat eval FOLDER``: the model (any artifacts, through the app's path) beside the raw mask, a guided filter
+and closed-form matting on a folder of photos with ground truth, in the trimap or the mask protocol."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from adamatting.config import DEFAULT_WEIGHTS
+from calib_data.phone_set import PhoneSetConfig, build_phone_set, build_upscaled_set
+from calib_data.segmenter_masks import RECIPES
+from calib_data.splits import alphamatting_dev_dir
+from common.arguments import positive_int
+from common.outputs import check_folder
+from evaluation.datasets import EvalFolder
+from evaluation.folder_eval import (
+    PROTOCOLS,
+    EvalSettings,
+    evaluate_folder,
+    markdown,
+    write_results,
+)
+from evaluation.methods import BASELINES, CLOSED_FORM_CAP, ClosedForm, Model
+from runtime.refine import Refinement
+
+NAMED_SETS = {
+    "phone": "the 12-megapixel procedural set with segmenter masks (calib_data/configs/phone.toml)",
+    "real": "the real alphamatting.com photos with ground truth (../shared/data)",
+    "real-2x": "the same, upscaled 2x (soft ground truth)",
+    "real-4x": "the same, upscaled 4x (soft ground truth)",
+}
+
+
+def add_arguments(p) -> None:
+    p.add_argument("folder", help="photos with ground truth: image/ + alpha/ [+ trimap/] [+ mask/], or the "
+                                  "alphamatting.com layout (input/ + gt/ + trimap1/ ...); or a named set: "
+                                  f"{', '.join(NAMED_SETS)}")
+    p.add_argument("--cache", default="cache/phone", help="where named sets are built (default cache/phone)")
+    p.add_argument("--protocol", choices=PROTOCOLS, default="mask",
+                   help="mask: a coarse mask (mask/ or simulated), whole image and band metrics; trimap: "
+                        "Composition-1k on each given trimap (default: mask)")
+    p.add_argument("--recipe", choices=list(RECIPES), default="phone",
+                   help="how a mask is simulated from the ground truth where mask/ is absent: phone (256 px, outline "
+                        "jittered by a pixel) or down8 (1/8 of the photo) (default: phone)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the simulated masks")
+    p.add_argument("--long-side", type=positive_int, default=None, help="scale every photo to this long side first")
+    p.add_argument("--artifacts", nargs="+", default=[str(DEFAULT_WEIGHTS)],
+                   help="models to score, each through the app's path: checkpoints or exported artifacts")
+    p.add_argument("--refine-tiles", type=int, default=8,
+                   help="also score each model with the band refined on this many tiles at a higher resolution "
+                        "(runtime.refine; 0: without only)")
+    p.add_argument("--refine-zoom", type=float, default=Refinement.zoom,
+                   help=f"refinement resolution: the photo's long side at this × the model's input side "
+                        f"(default {Refinement.zoom:g})")
+    p.add_argument("--baselines", nargs="*", choices=list(BASELINES), default=list(BASELINES),
+                   help="baselines beside the models (mask-only ones are skipped in the trimap protocol)")
+    p.add_argument("--closed-form-cap", type=positive_int, default=CLOSED_FORM_CAP,
+                   help=f"pixels closed-form matting solves at most; larger photos are scaled down for it "
+                        f"(default {CLOSED_FORM_CAP})")
+    p.add_argument("--images", nargs="+", default=None, metavar="NAME",
+                   help="these images only (file stems), e.g. the held-back split GT03 GT15 GT19 GT25")
+    p.add_argument("--limit", type=positive_int, default=None, help="the first N images only")
+    p.add_argument("--out", default="out/eval", help="folder for eval.json and eval.md")
+    p.set_defaults(func=run)
+
+
+def resolve(folder: str, cache: str) -> Path:
+    """A folder, or a named set (built into ``cache`` on first use)."""
+    if Path(folder).exists() or folder not in NAMED_SETS:
+        return Path(folder)
+    if folder == "phone":
+        return build_phone_set(PhoneSetConfig.load("phone"), cache)
+    if folder == "real":
+        return alphamatting_dev_dir()
+    return build_upscaled_set(alphamatting_dev_dir(), int(folder[-2]), cache)
+
+
+def run(args) -> int:
+    check_folder(args.out)                                   # before any work
+    folder = EvalFolder(resolve(args.folder, args.cache), args.long_side, args.limit, args.images)
+    methods = [Model.open(a) for a in args.artifacts]
+    if args.refine_tiles:
+        methods += [Model.open(a, Refinement(args.refine_tiles, args.refine_zoom)) for a in args.artifacts]
+    methods += [ClosedForm(args.closed_form_cap) if b == "closed-form" else BASELINES[b]() for b in args.baselines]
+    settings = EvalSettings(args.protocol, args.recipe, args.seed, args.long_side)
+    bar = tqdm(total=len(folder), desc="eval", unit="image", file=sys.stderr)
+    result = evaluate_folder(folder, methods, settings, progress=lambda _: bar.update())
+    bar.close()
+    print(markdown(result), end="")
+    for path in write_results(result, Path(args.out)):
+        print(f"wrote {path}")
+    return 0

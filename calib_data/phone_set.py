@@ -1,0 +1,142 @@
+"""Sets at a phone's resolution, in the simple evaluation layout (``image/``, ``alpha/``, ``mask/``).
+
+No real ground truth exists at 12 megapixels, so two kinds are built:
+
+- **procedural** (:func:`build_phone_set`, config ``calib_data/configs/phone.toml``): procedural subjects with
+  exact alpha rendered at 4032×3024 (and 3024×4032) over the natural backgrounds, with the segmenter mask of
+  a named recipe (:mod:`calib_data.segmenter_masks`);
+- **upscaled real photos** (:func:`build_upscaled_set`): the alphamatting.com photos and their ground truth
+  upscaled ``factor``× (bicubic, bilinear). Upscaled ground truth is soft: a check on real photos, not a
+  measure of hair at 12 MP.
+
+Both are cached like the composited sets: a folder keyed by a hash of the config and the generator version
+(and the source files), written to a temporary folder and renamed into place when complete.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import tomllib
+from tqdm import tqdm
+
+from calib_data import backgrounds
+from calib_data.compositing import composite, fit_background
+from calib_data.io import to_uint8, write_image
+from calib_data.procedural import KINDS, make_foreground
+from calib_data.readers import AlphaMattingReader
+from calib_data.segmenter_masks import RECIPES, simulate_mask
+from calib_data.synth import file_digest
+from common.errors import DataError
+
+GENERATOR_VERSION = 1
+CONFIGS = Path(__file__).with_name("configs")
+JPEG_QUALITY = 95
+
+
+@dataclass(frozen=True)
+class PhoneSetConfig:
+    name: str = "phone"
+    count: int = 6
+    size: tuple[int, int] = (3024, 4032)
+    seed: int = 4032
+    kinds: tuple[str, ...] = KINDS
+    recipe: str = "phone"
+
+    @classmethod
+    def load(cls, name_or_path: str | Path = "phone") -> "PhoneSetConfig":
+        path = Path(name_or_path)
+        path = path if path.suffix == ".toml" else CONFIGS / f"{name_or_path}.toml"
+        try:
+            raw = tomllib.loads(path.read_text())
+            cfg = cls(**{**raw, "size": tuple(raw.get("size", cls.size)), "kinds": tuple(raw.get("kinds", KINDS))})
+        except FileNotFoundError:
+            raise DataError("phone set config not found", path) from None
+        except (tomllib.TOMLDecodeError, TypeError) as e:
+            raise DataError(f"not a phone set config: {e}", path) from None
+        return cfg.validated(path)
+
+    def validated(self, where: str | Path = "phone set") -> "PhoneSetConfig":
+        unknown = [k for k in self.kinds if k not in KINDS]
+        if unknown or self.recipe not in RECIPES or self.count < 1 or min(self.size) < 64:
+            raise DataError(f"kinds must be among {', '.join(KINDS)}, recipe among {', '.join(RECIPES)}, count >= 1 "
+                            f"and sides >= 64 (got kinds {list(self.kinds)}, recipe {self.recipe!r}, count "
+                            f"{self.count}, size {list(self.size)})", where)
+        return self
+
+    def key(self) -> str:
+        blob = json.dumps({"config": dataclasses.asdict(self), "generator": GENERATOR_VERSION}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def build_phone_set(cfg: PhoneSetConfig, cache_root: str | Path, progress: bool = True) -> Path:
+    """The procedural phone-resolution set's folder (built, or reused when its key exists)."""
+    final = Path(cache_root) / f"{cfg.name}-{cfg.key()}"
+    if final.is_dir():
+        return final
+    rng = np.random.default_rng(cfg.seed)
+    bgs = backgrounds.natural_backgrounds()
+    with _building(final) as tmp:
+        for i in tqdm(range(cfg.count), desc=f"building {cfg.name}", unit="image", disable=not progress):
+            h, w = cfg.size if i % 2 == 0 else cfg.size[::-1]
+            kind = cfg.kinds[i % len(cfg.kinds)]
+            fg, alpha = make_foreground(kind, (h, w), rng)
+            bg = fit_background(bgs[int(rng.integers(len(bgs)))], h, w, rng)
+            name = f"{i:02d}_{kind}_{w}x{h}"
+            _write(tmp, name, composite(fg, bg, alpha), alpha, simulate_mask(alpha, RECIPES[cfg.recipe], name, cfg.seed))
+    return final
+
+
+def build_upscaled_set(root: str | Path, factor: int, cache_root: str | Path, names: list[str] | None = None,
+                       progress: bool = True) -> Path:
+    """The alphamatting.com photos of ``root`` (``names``: a subset) upscaled ``factor``×, with ground truth."""
+    reader = AlphaMattingReader(root, names)
+    digest = hashlib.sha256(json.dumps({"factor": factor, "generator": GENERATOR_VERSION, "files": [
+        file_digest(p) for p in reader.source_files()]}).encode()).hexdigest()[:16]
+    final = Path(cache_root) / f"upscaled{factor}x-{digest}"
+    if final.is_dir():
+        return final
+    with _building(final) as tmp:
+        for sample in tqdm(reader, total=len(reader), desc=f"upscaling {factor}x", unit="image", disable=not progress):
+            h, w = sample.alpha.shape
+            size = (w * factor, h * factor)
+            image = np.clip(cv2.resize(sample.image, size, interpolation=cv2.INTER_CUBIC), 0, 1)
+            _write(tmp, sample.name, image, cv2.resize(sample.alpha, size, interpolation=cv2.INTER_LINEAR), None)
+    return final
+
+
+def _write(folder: Path, name: str, image: np.ndarray, alpha: np.ndarray, mask: np.ndarray | None) -> None:
+    write_image(folder / "image" / f"{name}.jpg", to_uint8(image), jpeg_quality=JPEG_QUALITY)
+    write_image(folder / "alpha" / f"{name}.png", to_uint8(alpha))
+    if mask is not None:
+        write_image(folder / "mask" / f"{name}.png", to_uint8(mask))
+
+
+class _building:
+    """A temporary folder beside ``final``, renamed onto it when the block succeeds, removed otherwise."""
+
+    def __init__(self, final: Path):
+        self.final = final
+
+    def __enter__(self) -> Path:
+        self.final.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.final.name}.", dir=self.final.parent))
+        for sub in ("image", "alpha", "mask"):
+            (self.tmp / sub).mkdir()
+        return self.tmp
+
+    def __exit__(self, kind, value, tb) -> None:
+        if kind is None:
+            if not any((self.tmp / "mask").iterdir()):
+                (self.tmp / "mask").rmdir()
+            self.tmp.rename(self.final)
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)

@@ -1,0 +1,119 @@
+"""Folders of photos with ground-truth alpha, read one image at a time (a 12-megapixel set does not fit twice).
+
+Two layouts:
+
+- **alphamatting.com**: ``input/`` (or ``input_lowres/``), ``gt/``, one folder per trimap (``trimap1/``,
+  ``trimap2/``, ...), as :class:`calib_data.readers.AlphaMattingReader` reads it;
+- **simple**: ``image/`` (the photos), ``alpha/`` (ground truth, same file stems), optional ``trimap/``
+  (0/128/255) and optional ``mask/`` (a coarse person mask, any resolution of the photo's aspect: a
+  segmenter's output).
+
+``long_side`` scales every photo (area or bicubic), its alpha (area or bilinear) and trimaps (nearest) so
+that the long side is that many pixels: the same set at another resolution.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+from calib_data.io import read_alpha, read_rgb
+from calib_data.readers import AlphaMattingReader
+from common.errors import DataError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
+
+
+@dataclass
+class EvalImage:
+    name: str
+    image: np.ndarray                               # float32 (H, W, 3) RGB in [0, 1]
+    alpha: np.ndarray                               # float32 (H, W) ground truth in [0, 1]
+    trimaps: dict[str, np.ndarray] = field(default_factory=dict)   # uint8 0/128/255 at (H, W)
+    mask: np.ndarray | None = None                  # float32 in [0, 1] at the mask's own resolution
+
+
+class EvalFolder:
+    """The images of one folder, in name order; ``folder[i]`` reads image ``i``."""
+
+    def __init__(self, root: str | Path, long_side: int | None = None, limit: int | None = None,
+                 only: list[str] | None = None):
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise DataError("evaluation folder not found", self.root)
+        if long_side is not None and long_side < 16:
+            raise ValueError(f"--long-side must be at least 16 px, got {long_side}")
+        self.long_side = long_side
+        self.layout = "simple" if (self.root / "image").is_dir() else "alphamatting"
+        self._reader = None if self.layout == "simple" else AlphaMattingReader(self.root)
+        self.names = self._simple_names() if self.layout == "simple" else list(self._reader.names)
+        if not self.names:
+            raise DataError("no images with ground truth (expected image/ + alpha/, or the alphamatting.com "
+                            "layout input/ + gt/)", self.root)
+        if only:
+            missing = [n for n in only if n not in self.names]
+            if missing:
+                raise DataError(f"no image named {', '.join(missing)}", self.root)
+            self.names = [n for n in self.names if n in only]
+        self.names = self.names[:limit] if limit else self.names
+        self.has_masks = self.layout == "simple" and (self.root / "mask").is_dir()
+
+    def _simple_names(self) -> list[str]:
+        if not (self.root / "alpha").is_dir():
+            raise DataError("has image/ but no alpha/ folder of ground truth", self.root)
+        return sorted(p.stem for p in (self.root / "image").iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __iter__(self) -> Iterator[EvalImage]:
+        return (self[i] for i in range(len(self)))
+
+    def __getitem__(self, i: int) -> EvalImage:
+        item = self._read_simple(self.names[i]) if self.layout == "simple" else self._read_alphamatting(i)
+        return rescale(item, self.long_side) if self.long_side else item
+
+    def _read_alphamatting(self, i: int) -> EvalImage:
+        s = self._reader[self._reader.names.index(self.names[i])]
+        if s.alpha is None:
+            raise DataError(f"{s.name}: no ground truth in gt/", self.root)
+        return EvalImage(s.name, s.image, s.alpha, dict(s.trimaps))
+
+    def _read_simple(self, name: str) -> EvalImage:
+        image = read_rgb(_find(self.root / "image", name))
+        alpha = read_alpha(_find(self.root / "alpha", name))
+        if alpha.shape != image.shape[:2]:
+            raise DataError(f"alpha is {alpha.shape[1]}x{alpha.shape[0]} but the photo is "
+                            f"{image.shape[1]}x{image.shape[0]}", self.root / "alpha" / name)
+        item = EvalImage(name, image, alpha)
+        if (self.root / "trimap").is_dir():
+            t = cv2.imread(str(_find(self.root / "trimap", name)), cv2.IMREAD_GRAYSCALE)
+            item.trimaps["trimap"] = t
+        if (self.root / "mask").is_dir():
+            item.mask = read_alpha(_find(self.root / "mask", name))
+        return item
+
+
+def _find(folder: Path, stem: str) -> Path:
+    for suffix in IMAGE_SUFFIXES:
+        if (folder / f"{stem}{suffix}").is_file():
+            return folder / f"{stem}{suffix}"
+    raise DataError(f"no file named {stem} (one of {', '.join(IMAGE_SUFFIXES)})", folder)
+
+
+def rescale(item: EvalImage, long_side: int) -> EvalImage:
+    """``item`` with its long side at ``long_side`` pixels (the mask keeps its own resolution)."""
+    h, w = item.alpha.shape
+    s = long_side / max(h, w)
+    if s == 1:
+        return item
+    size = (max(1, round(w * s)), max(1, round(h * s)))
+    shrink = s < 1
+    image = cv2.resize(item.image, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+    alpha = cv2.resize(item.alpha, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    trimaps = {k: cv2.resize(t, size, interpolation=cv2.INTER_NEAREST_EXACT) for k, t in item.trimaps.items()}
+    return EvalImage(item.name, np.clip(image, 0, 1), np.clip(alpha, 0, 1), trimaps, item.mask)

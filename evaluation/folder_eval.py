@@ -1,0 +1,145 @@
+"""``adamat eval``: methods side by side on a folder of photos with ground truth, in two protocols.
+
+- ``trimap`` (Composition-1k): each given trimap; metrics over its unknown region, the prediction's known
+  regions set to 0 / 1 and both mattes read as 8-bit (:func:`evaluation.protocol.protocol_alpha`).
+- ``mask`` (the phone case): a coarse mask, given (``mask/``) or simulated from the ground truth by a named
+  recipe (:mod:`calib_data.segmenter_masks`); its trimap has the band its resolution implies
+  (:func:`runtime.preprocess.band_for_mask`). Metrics over the whole image (what a bokeh shows) and over
+  that band (where the methods differ).
+
+Per image and method: SAD, MSE, Grad, Conn (Composition-1k definitions, :mod:`common.metrics`) and the seconds
+the method took; means per method. Results are data: :func:`write_results` writes ``eval.json`` and
+``eval.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from calib_data.segmenter_masks import RECIPES, simulate_mask
+from common.metrics import compute_all, compute_regions
+from common.outputs import atomic_path, check_writable
+from evaluation.datasets import EvalFolder, EvalImage
+from evaluation.protocol import protocol_alpha, quantize_gt
+from runtime.preprocess import make_trimap
+
+PROTOCOLS = ("trimap", "mask")
+METRICS = ("SAD", "MSE", "Grad", "Conn")
+FORMAT = "adamatting-eval/1"
+
+
+@dataclass
+class EvalSettings:
+    protocol: str = "mask"
+    recipe: str = "phone"          # mask protocol without a mask/ folder: how the mask is simulated
+    seed: int = 0
+    long_side: int | None = None
+
+    def validated(self) -> "EvalSettings":
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"unknown protocol {self.protocol!r}; use one of {', '.join(PROTOCOLS)}")
+        if self.recipe not in (*RECIPES, "given"):
+            raise ValueError(f"unknown mask recipe {self.recipe!r}; use one of {', '.join(RECIPES)}")
+        return self
+
+
+@dataclass
+class EvalResult:
+    folder: str
+    settings: EvalSettings
+    methods: list[str]
+    rows: list[dict] = field(default_factory=list)
+
+    def means(self) -> list[dict]:
+        """One row per (method, trimap or region) with the mean of every metric and of the seconds."""
+        keys = list(dict.fromkeys((r["method"], r["where"]) for r in self.rows))
+        out = []
+        for method, where in keys:
+            sel = [r for r in self.rows if r["method"] == method and r["where"] == where]
+            out.append({"method": method, "where": where, "images": len(sel),
+                        **{k: float(np.mean([r[k] for r in sel])) for k in (*METRICS, "seconds")}})
+        return out
+
+
+def cases(item: EvalImage, settings: EvalSettings) -> list[tuple[str, np.ndarray, np.ndarray | None]]:
+    """(trimap name, trimap, mask) to score: each given trimap, or the mask's trimap."""
+    if settings.protocol == "trimap":
+        if not item.trimaps:
+            raise ValueError(f"{item.name}: the trimap protocol needs trimaps (trimap/ or trimap1/ ...)")
+        return [(name, t, None) for name, t in item.trimaps.items()]
+    mask = item.mask if item.mask is not None else simulate_mask(item.alpha, RECIPES[settings.recipe], item.name,
+                                                                 settings.seed)
+    with warnings.catch_warnings():   # a mask at its own resolution is the point here, not a mistake
+        warnings.simplefilter("ignore")
+        return [("mask", make_trimap(item.alpha.shape, mask=mask), mask)]
+
+
+def score(pred: np.ndarray, item: EvalImage, trimap: np.ndarray, protocol: str) -> dict[str, dict]:
+    """{region: metrics}: the trimap's unknown region (Composition-1k) or the whole image and the band."""
+    if protocol == "trimap":
+        return {"unknown": compute_all(protocol_alpha(pred, trimap), quantize_gt(item.alpha), trimap)}
+    both = compute_regions(np.clip(pred, 0, 1), np.clip(item.alpha, 0, 1), trimap)
+    return {"whole": both["all"], "band": both["unknown"]}
+
+
+def evaluate_folder(folder: EvalFolder, methods: list, settings: EvalSettings,
+                    progress: Callable[[str], None] | None = None) -> EvalResult:
+    """Every method on every image of ``folder``; a mask-only method is skipped in the trimap protocol."""
+    settings = settings.validated()
+    if settings.protocol == "mask" and folder.has_masks:
+        settings.recipe = "given"
+    methods = [m for m in methods if settings.protocol == "mask" or not m.needs_mask]
+    result = EvalResult(str(folder.root), settings, [m.name for m in methods])
+    for i, item in enumerate(folder):
+        for where, trimap, mask in cases(item, settings):
+            for m in methods:
+                t0 = time.perf_counter()
+                pred = m.predict(item.image, trimap, mask)
+                seconds = time.perf_counter() - t0
+                for region, metrics in score(pred, item, trimap, settings.protocol).items():
+                    label = where if settings.protocol == "trimap" else region
+                    result.rows.append({"image": item.name, "method": m.name, "where": label, "seconds": seconds,
+                                        "size": list(item.alpha.shape), **metrics})
+        if progress:
+            progress(f"{i + 1}/{len(folder)} {item.name} ({item.alpha.shape[1]}x{item.alpha.shape[0]})")
+    return result
+
+
+def markdown(result: EvalResult) -> str:
+    """The means, then SAD per image: one table each."""
+    s = result.settings
+    how = (f"mask protocol, masks {'given' if s.recipe == 'given' else 'simulated: ' + s.recipe} (seed {s.seed}), "
+           f"band from the mask's resolution" if s.protocol == "mask" else "trimap protocol (Composition-1k)")
+    lines = [f"# Evaluation of {result.folder}", "", how + (f", long side {s.long_side} px" if s.long_side else
+                                                              ", native resolution"), "",
+             "| method | where | images | SAD | MSE | Grad | Conn | s/image |", "|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {m['method']} | {m['where']} | {m['images']} | {m['SAD']:.2f} | {m['MSE']:.5f} | {m['Grad']:.2f} | "
+              f"{m['Conn']:.2f} | {m['seconds']:.2f} |" for m in result.means()]
+    wheres = list(dict.fromkeys(r["where"] for r in result.rows))
+    images = list(dict.fromkeys(r["image"] for r in result.rows))
+    for where in wheres:
+        lines += ["", f"SAD per image ({where}):", "", "| image | " + " | ".join(result.methods) + " |",
+                  "|---|" + "---|" * len(result.methods)]
+        for image in images:
+            sad = {r["method"]: r["SAD"] for r in result.rows if r["image"] == image and r["where"] == where}
+            lines.append(f"| {image} | " + " | ".join(f"{sad[m]:.2f}" if m in sad else "—" for m in result.methods)
+                         + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_results(result: EvalResult, out_dir: str | Path) -> tuple[Path, Path]:
+    """``eval.json`` (settings, every row, the means) and ``eval.md``, both or neither."""
+    files = [check_writable(Path(out_dir) / n) for n in ("eval.json", "eval.md")]
+    data = {"format": FORMAT, "folder": result.folder, "settings": vars(result.settings),
+            "methods": result.methods, "means": result.means(), "rows": result.rows}
+    with atomic_path(files[0]) as tmp_json, atomic_path(files[1]) as tmp_md:
+        tmp_json.write_text(json.dumps(data, indent=1))
+        tmp_md.write_text(markdown(result))
+    return files[0], files[1]

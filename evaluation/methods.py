@@ -1,0 +1,98 @@
+"""What ``adamat eval`` compares on the same photos and the same trimap: the model through the app's path, and
+the baselines a phone pipeline would otherwise use.
+
+Every method maps (photo, trimap, mask) to alpha at the photo's resolution. ``trimap`` is the one every
+trimap-based method of a run shares: given, or made from the mask with the band its resolution implies;
+``mask`` is the coarse mask at its own resolution (None in the trimap protocol).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from calib_data.readers import estimate_alpha_closed_form
+from runtime.matter import Matter
+from runtime.refine import Refinement
+from runtime.upsample import fast_guided_upsample, snap
+
+CLOSED_FORM_CAP = 1_000_000      # pixels: closed-form matting runs on the photo scaled down to this, then up
+GUIDED_FILTER = {"long_side": 512, "radius": 4, "eps": 1e-3}   # the classic phone refinement of a mask
+
+
+def _mask_at(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    return cv2.resize(mask.astype(np.float32), (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+
+
+@dataclass
+class RawMask:
+    """The segmenter's mask brought to the photo and thresholded: what bokeh without matting uses."""
+
+    name: str = "raw mask"
+    needs_mask: bool = True
+
+    def predict(self, image: np.ndarray, trimap: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        return (_mask_at(mask, image.shape[:2]) > 0.5).astype(np.float32)
+
+
+@dataclass
+class GuidedFilterMask:
+    """The mask refined by a fast guided filter with the photo as guide (He et al.): coefficients at a long
+    side of 512 px (radius 4, eps 1e-3), applied at full resolution."""
+
+    name: str = "guided filter"
+    needs_mask: bool = True
+
+    def predict(self, image: np.ndarray, trimap: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        h, w = image.shape[:2]
+        s = min(1.0, GUIDED_FILTER["long_side"] / max(h, w))
+        small = (max(1, round(w * s)), max(1, round(h * s)))
+        guide_low = cv2.resize(image, small, interpolation=cv2.INTER_AREA)
+        p_low = cv2.resize(mask.astype(np.float32), small, interpolation=cv2.INTER_LINEAR)
+        return snap(fast_guided_upsample(p_low, guide_low, image, GUIDED_FILTER["radius"], GUIDED_FILTER["eps"]))
+
+
+@dataclass
+class ClosedForm:
+    """Closed-form matting (Levin et al.; pymatting) on the shared trimap, at most ``cap`` pixels: a larger
+    photo is solved scaled down and its alpha brought back bilinearly, known regions kept."""
+
+    cap: int = CLOSED_FORM_CAP
+    name: str = "closed-form"
+    needs_mask: bool = False
+
+    def predict(self, image: np.ndarray, trimap: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+        h, w = trimap.shape
+        s = min(1.0, (self.cap / (h * w)) ** 0.5)
+        if s == 1.0:
+            return estimate_alpha_closed_form(image, trimap)
+        small = (max(1, round(w * s)), max(1, round(h * s)))
+        alpha = estimate_alpha_closed_form(cv2.resize(image, small, interpolation=cv2.INTER_AREA),
+                                           cv2.resize(trimap, small, interpolation=cv2.INTER_NEAREST_EXACT))
+        alpha = cv2.resize(alpha, (w, h), interpolation=cv2.INTER_LINEAR)
+        alpha[trimap == 0], alpha[trimap == 255] = 0.0, 1.0
+        return alpha
+
+
+@dataclass
+class Model:
+    """An artifact (or checkpoint) through :class:`runtime.matter.Matter`: the app's path."""
+
+    matter: Matter
+    name: str = ""
+    needs_mask: bool = False
+
+    @classmethod
+    def open(cls, artifact: str | Path, refinement: Refinement | None = None) -> "Model":
+        matter = Matter.from_artifact(artifact, refinement=refinement)
+        extra = f" + refine {refinement.tiles} tiles" if refinement else ""
+        return cls(matter, f"{Path(artifact).name} ({matter.name}){extra}")
+
+    def predict(self, image: np.ndarray, trimap: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+        return self.matter.predict(image, trimap=trimap, with_trimap_prob=False).alpha
+
+
+BASELINES = {"raw-mask": RawMask, "guided-filter": GuidedFilterMask, "closed-form": ClosedForm}

@@ -1,0 +1,108 @@
+"""Refinement of the unknown band at a higher resolution: the same network, on a fixed number of tiles.
+
+The coarse pass letterboxes the whole photo into the model's input (512 px for a 12-megapixel photo: 8×
+smaller), where a 32-px band around the mask is 4 px wide. Here the photo is scaled to ``zoom`` × the model's
+size (a long side of 2048 px for the 512-px export), cut into tiles of the model's input size, and the
+``tiles`` tiles holding the most uncertain band pixels of the coarse alpha (the band's pixels that are
+neither 0 nor 1) go through the network again, with the photo and the trimap at that resolution. Their alpha
+is brought to the photo by the guided filter (the full-resolution photo as guide) and replaces the coarse
+alpha inside the band, feathered at the tile borders. As BGMv2 (Lin et al., CVPR 2021) refines patches, but
+with the network the artifact already is: every exported target runs it, at its fixed input size, and the
+fixed tile count keeps the cost known (``tiles`` network calls).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from runtime.upsample import snap, upsample_alpha
+
+UNSURE = 0.02        # a band pixel whose coarse alpha is within this of 0 or 1 counts as decided
+FEATHER = 32         # tile-border blend, in pixels at the refinement's resolution
+
+
+@dataclass(frozen=True)
+class Refinement:
+    tiles: int = 8           # network calls at most, each at the model's input size
+    zoom: float = 2.0        # refinement resolution: the photo's long side at zoom × the model's input side
+
+    def __post_init__(self):
+        if self.tiles < 1 or self.zoom <= 1:
+            raise ValueError(f"refinement needs tiles >= 1 and zoom > 1, got tiles={self.tiles}, zoom={self.zoom}")
+
+
+def refine(run, photo: np.ndarray, trimap: np.ndarray, alpha: np.ndarray, input_size: tuple[int, int],
+           settings: Refinement) -> np.ndarray:
+    """``alpha`` (the coarse full-resolution matte) with its band re-estimated on the most uncertain tiles.
+
+    ``run(image01, trimap_u8) -> alpha`` runs the network on one tile of exactly ``input_size``."""
+    h, w = photo.shape[:2]
+    th, tw = input_size
+    s = min(1.0, settings.zoom * max(th, tw) / max(h, w))
+    work = (max(th, round(h * s)), max(tw, round(w * s)))
+    if work[0] <= th and work[1] <= tw:
+        return alpha                                   # the coarse pass already ran at this resolution
+    photo_w = cv2.resize(photo, work[::-1], interpolation=cv2.INTER_AREA)
+    trimap_w = cv2.resize(trimap, work[::-1], interpolation=cv2.INTER_NEAREST_EXACT)
+    unsure = (trimap_w == 128) & (np.abs(cv2.resize(alpha, work[::-1], interpolation=cv2.INTER_AREA) - 0.5)
+                                  < 0.5 - UNSURE)
+    out = alpha.copy()
+    for y, x in _tiles(unsure, (th, tw), settings.tiles):
+        a_tile = run(photo_w[y:y + th, x:x + tw], trimap_w[y:y + th, x:x + tw])
+        _paste(out, a_tile, photo, trimap, (y, x), (th, tw), work)
+    return out
+
+
+def _tiles(unsure: np.ndarray, size: tuple[int, int], count: int) -> list[tuple[int, int]]:
+    """Top-left corners of the ``count`` tiles (on a grid overlapping by a quarter) with the most unsure pixels;
+    a tile is taken only if it adds unsure pixels that no chosen tile covers."""
+    th, tw = size
+    h, w = unsure.shape
+    ys = sorted({min(y, h - th) for y in range(0, max(1, h - th + th * 3 // 4), th * 3 // 4)})
+    xs = sorted({min(x, w - tw) for x in range(0, max(1, w - tw + tw * 3 // 4), tw * 3 // 4)})
+    left = unsure.copy()
+    chosen = []
+    for _ in range(count):
+        y, x = max(((y, x) for y in ys for x in xs), key=lambda c: int(left[c[0]:c[0] + th, c[1]:c[1] + tw].sum()))
+        if not left[y:y + th, x:x + tw].any():
+            break
+        left[y:y + th, x:x + tw] = False
+        chosen.append((y, x))
+    return chosen
+
+
+def _paste(out: np.ndarray, a_tile: np.ndarray, photo: np.ndarray, trimap: np.ndarray, corner, size, work) -> None:
+    """The tile's alpha at the photo's resolution, blended into ``out`` inside the band."""
+    h, w = out.shape
+    (y, x), (th, tw) = corner, size
+    fy, fx = h / work[0], w / work[1]
+    y0, y1, x0, x1 = round(y * fy), min(h, round((y + th) * fy)), round(x * fx), min(w, round((x + tw) * fx))
+    guide_full = photo[y0:y1, x0:x1]
+    guide_low = cv2.resize(guide_full, (tw, th), interpolation=cv2.INTER_AREA)
+    a_full = upsample_alpha(a_tile, guide_full, guide_low)
+    weight = cv2.resize(_feather((th, tw), corner, work), (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+    weight *= trimap[y0:y1, x0:x1] == 128
+    region = out[y0:y1, x0:x1]
+    out[y0:y1, x0:x1] = snap(region + weight * (a_full - region))
+
+
+def _feather(size: tuple[int, int], corner: tuple[int, int], work: tuple[int, int]) -> np.ndarray:
+    """1 inside, ramping to 0 over FEATHER pixels at each tile side that is not the photo's border."""
+    th, tw = size
+    (y, x), (h, w) = corner, work
+
+    def ramp(n: int, at_start: bool, at_end: bool) -> np.ndarray:
+        r = np.ones(n, np.float32)
+        k = min(FEATHER, n // 2)
+        edge = (np.arange(k, dtype=np.float32) + 0.5) / k
+        if not at_start:
+            r[:k] = edge
+        if not at_end:
+            r[n - k:] = np.minimum(r[n - k:], edge[::-1])
+        return r
+
+    return np.outer(ramp(th, y == 0, y + th >= h), ramp(tw, x == 0, x + tw >= w))
+

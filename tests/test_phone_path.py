@@ -1,0 +1,239 @@
+"""The phone path: one geometry for a checkpoint and its exports, the band from the mask's resolution, the
+higher-resolution refinement of the band, simulated segmenter masks, phone-resolution sets and ``adamat eval``."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from adamat.cli import main
+from adamatting.checkpoint import load_model, save_checkpoint
+from adamatting.config import DEFAULT_WEIGHTS, get_config
+from adamatting.model import build_model
+from calib_data.phone_set import PhoneSetConfig, build_phone_set, build_upscaled_set
+from calib_data.segmenter_masks import RECIPES, simulate_mask
+from common.errors import DataError
+from common.metrics import compute_all, compute_regions
+from evaluation.datasets import EvalFolder
+from evaluation.folder_eval import EvalSettings, evaluate_folder
+from evaluation.methods import ClosedForm, GuidedFilterMask, Model, RawMask
+from export.onnx_graph import export_onnx
+from runtime.matter import Matter
+from runtime.preprocess import band_for_mask, make_trimap
+from runtime.refine import Refinement, _tiles
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+SIZE = (64, 64)
+
+
+def disc_photo(h, w, seed=0):
+    """A bright disc with a soft, noisy rim on a textured background, its alpha and its photo."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:h, :w]
+    r = np.hypot((yy - h / 2) / (h / 3), (xx - w / 2) / (w / 3))
+    alpha = np.clip((1.1 - r) / 0.2, 0, 1).astype(np.float32)
+    fg, bg = np.array([0.9, 0.7, 0.5], np.float32), rng.random((h, w, 3)).astype(np.float32) * 0.4
+    return (alpha[..., None] * fg + (1 - alpha[..., None]) * bg).astype(np.float32), alpha
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("phone")
+    torch.manual_seed(0)
+    model = build_model(get_config("tiny")).eval()
+    ckpt = save_checkpoint(root / "tiny.pt", model)
+    onnx_path = root / "tiny_fp32.onnx"
+    export_onnx(model, onnx_path, SIZE)
+    return root, ckpt, onnx_path
+
+
+def test_the_shipped_checkpoint_and_its_export_give_the_same_matte(tmp_path):
+    """The product's geometry: weights/mobile.pt and its 512x512 FP32 ONNX letterbox a non-square photo the
+    same way, so their mattes agree to numerical precision."""
+    model, _ = load_model(DEFAULT_WEIGHTS)
+    onnx_path = tmp_path / "mobile_fp32.onnx"
+    export_onnx(model, onnx_path, (512, 512))
+    photo, alpha = disc_photo(300, 451)
+    mask = (alpha > 0.5).astype(np.float32)
+    pt = Matter.from_artifact(DEFAULT_WEIGHTS).predict(photo, mask=mask).alpha
+    ox = Matter.from_artifact(onnx_path).predict(photo, mask=mask).alpha
+    assert pt.shape == ox.shape == (300, 451)
+    assert np.abs(pt - ox).max() <= 1e-3
+
+
+def test_the_band_follows_the_mask_resolution():
+    assert band_for_mask((3024, 4032), (192, 256)) == 32          # 2 mask pixels of 15.75 photo pixels
+    assert band_for_mask((6048, 8064), (192, 256)) == 63
+    assert band_for_mask((600, 800), (75, 100)) == 16              # 1/8: 2 mask pixels are 16 photo pixels
+    assert band_for_mask((600, 800), (600, 800)) == 16             # a full-resolution mask: the floor
+    coarse = np.zeros((24, 32), np.float32)
+    coarse[6:18, 8:24] = 1
+    trimap = make_trimap((240, 320), mask=coarse)                  # 10 photo pixels per mask pixel: band 20
+    row = trimap[120]
+    assert (row == 128).sum() == 2 * 2 * 20 and make_trimap((240, 320), mask=coarse, band=5)[120].tolist().count(128) == 20
+
+
+def test_simulated_masks_follow_their_recipe_and_are_seeded():
+    _, alpha = disc_photo(300, 400)
+    phone = simulate_mask(alpha, RECIPES["phone"], "a")
+    assert phone.shape == (192, 256) and set(np.unique(phone)) <= {0.0, 1.0}
+    assert np.array_equal(phone, simulate_mask(alpha, RECIPES["phone"], "a"))
+    assert not np.array_equal(phone, simulate_mask(alpha, RECIPES["phone"], "b"))   # jitter per image
+    down8 = simulate_mask(alpha, RECIPES["down8"], "a")
+    assert down8.shape == (38, 50)
+    up = cv2.resize(down8, (400, 300), interpolation=cv2.INTER_LINEAR) > 0.5
+    assert np.mean(up != (alpha > 0.5)) < 0.02                     # no jitter: the outline at 1/8 only
+
+
+def test_compute_regions_equals_compute_all_per_region():
+    rng = np.random.default_rng(3)
+    gt = rng.random((40, 50))
+    pred = np.clip(gt + rng.normal(0, 0.1, gt.shape), 0, 1)
+    trimap = rng.choice(np.array([0, 128, 255], np.uint8), gt.shape)
+    both = compute_regions(pred, gt, trimap)
+    assert both["all"] == compute_all(pred, gt, trimap, region="all")
+    assert both["unknown"] == compute_all(pred, gt, trimap)
+
+
+def test_refinement_tiles_cover_the_most_unsure_pixels_first():
+    unsure = np.zeros((300, 400), bool)
+    unsure[10:20, 10:20] = True           # 100 pixels in the top-left tile
+    unsure[250:290, 300:390] = True       # 3600 pixels in the bottom-right one
+    tiles = _tiles(unsure, (128, 128), 5)
+    assert tiles[0] == (172, 272) and len(tiles) == 2   # the rest adds nothing: no third tile
+    with pytest.raises(ValueError, match="tiles >= 1 and zoom > 1"):
+        Refinement(tiles=0)
+
+
+def test_refinement_changes_only_the_band_and_runs_its_tiles(tiny):
+    _, ckpt, onnx_path = tiny
+    photo, alpha = disc_photo(400, 600)
+    mask = cv2.resize((alpha > 0.5).astype(np.float32), (75, 50), interpolation=cv2.INTER_AREA)
+    plain = Matter.from_artifact(onnx_path).predict(photo, mask=mask)
+    refined = Matter.from_artifact(onnx_path, refinement=Refinement(tiles=3, zoom=4)).predict(photo, mask=mask)
+    trimap = make_trimap((400, 600), mask=mask)
+    changed = np.abs(refined.alpha - plain.alpha) > 0
+    assert changed.any() and not changed[trimap != 128].any()
+    assert "refine" in refined.timings and "refine" not in plain.timings
+
+
+def _simple_folder(root, count=2, with_masks=False):
+    for sub in ("image", "alpha") + (("mask",) if with_masks else ()):
+        (root / sub).mkdir(parents=True)
+    for i in range(count):
+        photo, alpha = disc_photo(120, 160, seed=i)
+        cv2.imwrite(str(root / "image" / f"p{i}.png"), np.rint(photo[..., ::-1] * 255).astype(np.uint8))
+        cv2.imwrite(str(root / "alpha" / f"p{i}.png"), np.rint(alpha * 255).astype(np.uint8))
+        if with_masks:
+            m = cv2.resize((alpha > 0.5).astype(np.uint8) * 255, (40, 30), interpolation=cv2.INTER_AREA)
+            cv2.imwrite(str(root / "mask" / f"p{i}.png"), m)
+    return root
+
+
+class Oracle:
+    """Returns the ground truth it was given: every metric must be 0."""
+
+    name, needs_mask = "oracle", False
+
+    def __init__(self, folder):
+        self.truth = {tuple(it.image.shape): it.alpha for it in folder}
+
+    def predict(self, image, trimap, mask):
+        return self.truth[tuple(image.shape)]
+
+
+def test_evaluate_folder_in_the_mask_protocol(tiny, tmp_path):
+    _, ckpt, _ = tiny
+    folder = EvalFolder(_simple_folder(tmp_path / "set", count=1))
+    methods = [Oracle(folder), RawMask(), GuidedFilterMask(), ClosedForm(cap=5000), Model.open(ckpt)]
+    result = evaluate_folder(folder, methods, EvalSettings("mask", "down8"))
+    means = {(m["method"], m["where"]): m for m in result.means()}
+    assert {w for _, w in means} == {"whole", "band"} and len(result.rows) == 2 * len(methods)
+    assert means[("oracle", "whole")]["SAD"] == 0 and means[("oracle", "band")]["Grad"] == 0
+    assert means[("raw mask", "whole")]["SAD"] > 0.1
+    assert means[("closed-form", "whole")]["SAD"] < means[("raw mask", "whole")]["SAD"]
+    assert all(r["seconds"] >= 0 and r["size"] == [120, 160] for r in result.rows)
+
+
+def test_evaluate_folder_uses_given_masks_and_the_trimap_protocol_skips_mask_methods(tmp_path):
+    folder = EvalFolder(_simple_folder(tmp_path / "set", count=1, with_masks=True))
+    assert folder.has_masks and folder[0].mask.shape == (30, 40)
+    result = evaluate_folder(folder, [RawMask()], EvalSettings("mask", "phone"))
+    assert result.settings.recipe == "given"
+    with pytest.raises(ValueError, match="the trimap protocol needs trimaps"):
+        evaluate_folder(folder, [RawMask(), Oracle(folder)], EvalSettings("trimap"))
+
+
+def test_eval_folders_refuse_bad_layouts(tmp_path):
+    with pytest.raises(DataError, match="evaluation folder not found"):
+        EvalFolder(tmp_path / "missing")
+    (tmp_path / "noalpha" / "image").mkdir(parents=True)
+    with pytest.raises(DataError, match="has image/ but no alpha/"):
+        EvalFolder(tmp_path / "noalpha")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no input/ or input_lowres/ folder"):
+        EvalFolder(tmp_path / "empty")
+    with pytest.raises(DataError, match="no image named p7"):
+        EvalFolder(_simple_folder(tmp_path / "some", count=2), only=["p1", "p7"])
+    assert EvalFolder(tmp_path / "some", only=["p1"]).names == ["p1"]
+    folder = EvalFolder(_simple_folder(tmp_path / "ok", count=2), long_side=80, limit=1)
+    assert len(folder) == 1 and folder[0].image.shape == (60, 80, 3) and folder[0].alpha.shape == (60, 80)
+
+
+def test_eval_command_writes_the_table_and_the_json(tiny, tmp_path, capsys):
+    _, ckpt, onnx_path = tiny
+    folder = _simple_folder(tmp_path / "set", count=2)
+    out = tmp_path / "out"
+    assert main(["eval", str(folder), "--artifacts", str(ckpt), str(onnx_path), "--recipe", "down8",
+                 "--refine-tiles", "2", "--closed-form-cap", "4000", "--out", str(out)]) == 0
+    data = json.loads((out / "eval.json").read_text())
+    assert data["format"] == "adamatting-eval/1" and data["settings"]["protocol"] == "mask"
+    assert len(data["methods"]) == 7 and len(data["rows"]) == 2 * 2 * 7
+    assert "| raw mask | whole | 2 |" in (out / "eval.md").read_text()
+    assert main(["eval", str(tmp_path / "nope"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: ") and "evaluation folder not found" in err[-1]
+
+
+def test_phone_sets_are_built_once_in_the_eval_layout(tmp_path):
+    cfg = PhoneSetConfig(name="small", count=2, size=(96, 128), kinds=("fur", "glass"))
+    path = build_phone_set(cfg, tmp_path, progress=False)
+    names = sorted(p.stem for p in (path / "image").iterdir())
+    assert names == ["00_fur_128x96", "01_glass_96x128"]
+    assert cv2.imread(str(path / "image" / "01_glass_96x128.jpg")).shape == (128, 96, 3)
+    assert cv2.imread(str(path / "mask" / "00_fur_128x96.png"), cv2.IMREAD_GRAYSCALE).shape == (192, 256)
+    mtime = (path / "alpha" / "00_fur_128x96.png").stat().st_mtime_ns
+    assert build_phone_set(cfg, tmp_path, progress=False) == path
+    assert (path / "alpha" / "00_fur_128x96.png").stat().st_mtime_ns == mtime       # reused, not rebuilt
+    assert len(EvalFolder(path)) == 2 and EvalFolder(path).has_masks
+    with pytest.raises(DataError, match="kinds must be among"):
+        PhoneSetConfig(kinds=("smoke",)).validated()
+    assert PhoneSetConfig.load("phone").size == (3024, 4032)
+
+
+def test_upscaled_real_sets(tmp_path):
+    root = tmp_path / "am"
+    for sub in ("input", "gt", "trimap1"):
+        (root / sub).mkdir(parents=True)
+    photo, alpha = disc_photo(30, 40)
+    cv2.imwrite(str(root / "input" / "a.png"), np.rint(photo[..., ::-1] * 255).astype(np.uint8))
+    cv2.imwrite(str(root / "gt" / "a.png"), np.rint(alpha * 255).astype(np.uint8))
+    cv2.imwrite(str(root / "trimap1" / "a.png"), np.full((30, 40), 128, np.uint8))
+    path = build_upscaled_set(root, 2, tmp_path / "cache", progress=False)
+    item = EvalFolder(path)[0]
+    assert item.image.shape == (60, 80, 3) and item.alpha.shape == (60, 80) and item.mask is None
+
+
+def test_photos_over_50_megapixels_are_refused_before_decoding(tmp_path, capsys):
+    from PIL import Image
+
+    big = tmp_path / "big.png"
+    Image.new("L", (8000, 6400)).save(big)                       # 51.2 megapixels
+    with pytest.raises(DataError, match="8000x6400 \\(51 megapixels\\); the limit is 50 megapixels"):
+        Matter.from_artifact(DEFAULT_WEIGHTS).predict(big)
+    assert main(["bokeh", str(big), "-o", str(tmp_path / "o.jpg")]) == 2
+    assert "the limit is 50 megapixels" in capsys.readouterr().err and not (tmp_path / "o.jpg").exists()
+    with pytest.raises(DataError, match="the limit is 50 megapixels"):
+        Matter.from_artifact(DEFAULT_WEIGHTS).predict(np.zeros((7100, 7100, 3), np.uint8))
