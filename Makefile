@@ -81,7 +81,7 @@ bench: $(STAMP)
 # closed-form matting (out/bench/eval-*/eval.md and eval.json).
 HELD_BACK := GT03 GT15 GT19 GT25
 bench-phone: $(STAMP)
-	$(CLI) eval phone --artifacts weights/mobile.pt $(OUT)/export/adamatting_mobile_512x512_openvino_int8.xml --out $(OUT)/bench/eval-phone
+	$(CLI) eval phone --also-unrefined --artifacts weights/mobile.pt $(OUT)/export/adamatting_mobile_512x512_openvino_int8.xml --out $(OUT)/bench/eval-phone
 	$(CLI) eval real --recipe down8 --out $(OUT)/bench/eval-real-mask
 	$(CLI) eval real --protocol trimap --images $(HELD_BACK) --out $(OUT)/bench/eval-heldback-trimap
 	$(CLI) eval real-2x --out $(OUT)/bench/eval-real-2x

@@ -16,7 +16,7 @@ import numpy as np
 
 from calib_data.readers import estimate_alpha_closed_form
 from runtime.matter import Matter
-from runtime.refine import Refinement
+from runtime.refine import DEFAULT_REFINEMENT, Refinement
 from runtime.upsample import fast_guided_upsample, snap
 
 CLOSED_FORM_CAP = 1_000_000      # pixels: closed-form matting runs on the photo scaled down to this, then up
@@ -86,9 +86,9 @@ class Model:
     needs_mask: bool = False
 
     @classmethod
-    def open(cls, artifact: str | Path, refinement: Refinement | None = None) -> "Model":
+    def open(cls, artifact: str | Path, refinement: Refinement | None = DEFAULT_REFINEMENT) -> "Model":
         matter = Matter.from_artifact(artifact, refinement=refinement)
-        extra = f" + refine {refinement.tiles} tiles" if refinement else ""
+        extra = f" + refine {refinement.tiles} tiles" if refinement else " unrefined"
         return cls(matter, f"{Path(artifact).name} ({matter.name}){extra}")
 
     def predict(self, image: np.ndarray, trimap: np.ndarray, mask: np.ndarray | None) -> np.ndarray:

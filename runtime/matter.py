@@ -15,8 +15,8 @@ The stages (:mod:`runtime.preprocess`, the backend, :mod:`runtime.upsample`):
 3. the backend runs the encoded inputs; the padding is cropped off;
 4. alpha is upsampled to the photo by the fast guided filter (or bilinear), the adapted trimap's
    probabilities bilinearly;
-5. with ``refinement``, the band's most uncertain tiles run again at a higher resolution
-   (:mod:`runtime.refine`), the same network at the same input size.
+5. the band's most uncertain tiles run again at a higher resolution (:mod:`runtime.refine`; by default 8 tiles
+   at twice the model's resolution, ``refinement=None`` turns it off), the same network at the same input size.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import numpy as np
 
 from runtime.backends import Backend, open_backend
 from runtime.preprocess import ImageInput, Letterbox, load_photo, make_trimap
-from runtime.refine import Refinement, refine
+from runtime.refine import DEFAULT_REFINEMENT, Refinement, refine
 from runtime.timing import StageTimer
 from runtime.upsample import GUIDED_EPS, GUIDED_RADIUS, METHODS, upsample_alpha
 
@@ -56,7 +56,7 @@ class Matter:
 
     def __init__(self, backend: Backend, *, input_size: tuple[int, int] | None = None, upsample: str = "guided",
                  guide: str = "rgb", radius: int = GUIDED_RADIUS, eps: float = GUIDED_EPS, clamp_known: bool = True,
-                 refinement: Refinement | None = None):
+                 refinement: Refinement | None = DEFAULT_REFINEMENT):
         if upsample not in METHODS:
             raise ValueError(f"unknown upsampling method {upsample!r}; use one of {', '.join(METHODS)}")
         if guide not in ("rgb", "gray"):

@@ -34,6 +34,9 @@ class Refinement:
             raise ValueError(f"refinement needs tiles >= 1 and zoom > 1, got tiles={self.tiles}, zoom={self.zoom}")
 
 
+DEFAULT_REFINEMENT = Refinement()   # what runtime.matter.Matter does unless told otherwise
+
+
 def refine(run, photo: np.ndarray, trimap: np.ndarray, alpha: np.ndarray, input_size: tuple[int, int],
            settings: Refinement) -> np.ndarray:
     """``alpha`` (the coarse full-resolution matte) with its band re-estimated on the most uncertain tiles.

@@ -111,7 +111,7 @@ def test_refinement_changes_only_the_band_and_runs_its_tiles(tiny):
     _, ckpt, onnx_path = tiny
     photo, alpha = disc_photo(400, 600)
     mask = cv2.resize((alpha > 0.5).astype(np.float32), (75, 50), interpolation=cv2.INTER_AREA)
-    plain = Matter.from_artifact(onnx_path).predict(photo, mask=mask)
+    plain = Matter.from_artifact(onnx_path, refinement=None).predict(photo, mask=mask)
     refined = Matter.from_artifact(onnx_path, refinement=Refinement(tiles=3, zoom=4)).predict(photo, mask=mask)
     trimap = make_trimap((400, 600), mask=mask)
     changed = np.abs(refined.alpha - plain.alpha) > 0
@@ -147,7 +147,7 @@ class Oracle:
 def test_evaluate_folder_in_the_mask_protocol(tiny, tmp_path):
     _, ckpt, _ = tiny
     folder = EvalFolder(_simple_folder(tmp_path / "set", count=1))
-    methods = [Oracle(folder), RawMask(), GuidedFilterMask(), ClosedForm(cap=5000), Model.open(ckpt)]
+    methods = [Oracle(folder), RawMask(), GuidedFilterMask(), ClosedForm(cap=5000), Model.open(ckpt, None)]
     result = evaluate_folder(folder, methods, EvalSettings("mask", "down8"))
     means = {(m["method"], m["where"]): m for m in result.means()}
     assert {w for _, w in means} == {"whole", "band"} and len(result.rows) == 2 * len(methods)
@@ -187,7 +187,7 @@ def test_eval_command_writes_the_table_and_the_json(tiny, tmp_path, capsys):
     folder = _simple_folder(tmp_path / "set", count=2)
     out = tmp_path / "out"
     assert main(["eval", str(folder), "--artifacts", str(ckpt), str(onnx_path), "--recipe", "down8",
-                 "--refine-tiles", "2", "--closed-form-cap", "4000", "--out", str(out)]) == 0
+                 "--refine-tiles", "2", "--also-unrefined", "--closed-form-cap", "4000", "--out", str(out)]) == 0
     data = json.loads((out / "eval.json").read_text())
     assert data["format"] == "adamatting-eval/1" and data["settings"]["protocol"] == "mask"
     assert len(data["methods"]) == 7 and len(data["rows"]) == 2 * 2 * 7

@@ -9,7 +9,7 @@ from common.arguments import positive_int
 from runtime.lens_blur import DEFAULT_STRENGTH
 from runtime.matter import Matter
 from runtime.pipeline import DEFAULT_ARTIFACT, bokeh_file
-from runtime.refine import Refinement
+from runtime.refine import DEFAULT_REFINEMENT, Refinement
 
 STRENGTH_HELP = "blur disc radius as a fraction of the image diagonal (default 0.015: 75 px at 4000x3000)"
 
@@ -28,9 +28,10 @@ def add_arguments(b: argparse.ArgumentParser) -> None:
     b.add_argument("--threads", type=positive_int, default=None, help="CPU threads of the onnxruntime/OpenVINO backend")
     b.add_argument("--hint", choices=["LATENCY", "THROUGHPUT"], default=None,
                    help="OpenVINO performance hint (default LATENCY)")
-    b.add_argument("--refine", type=int, default=0, metavar="TILES",
-                   help="refine the band on this many tiles at 4x the model's resolution (runtime.refine; each tile "
-                        "is one more model call; default 0: off)")
+    b.add_argument("--refine", type=int, default=DEFAULT_REFINEMENT.tiles, metavar="TILES",
+                   help=f"refine the band on at most this many tiles at {DEFAULT_REFINEMENT.zoom:g}x the model's "
+                        f"resolution (runtime.refine; each tile is one more model call; 0: off; default "
+                        f"{DEFAULT_REFINEMENT.tiles})")
     b.add_argument("--timings", action="store_true", help="print the seconds of each stage")
     b.set_defaults(func=run)
 
@@ -42,8 +43,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--hint applies to OpenVINO IR artifacts (.xml) only")
     if args.refine < 0:
         raise ValueError(f"--refine must be a number of tiles >= 0, got {args.refine}")
-    if options or args.refine:
-        refinement = Refinement(tiles=args.refine) if args.refine else None
+    if options or args.refine != DEFAULT_REFINEMENT.tiles:
+        refinement = Refinement(tiles=args.refine, zoom=DEFAULT_REFINEMENT.zoom) if args.refine else None
         artifact = Matter.from_artifact(artifact, backend_options=options, refinement=refinement)
     timings = bokeh_file(args.photo, args.out, mask_path=args.mask, trimap_path=args.trimap, artifact=artifact,
                          strength=DEFAULT_STRENGTH if args.strength is None else args.strength, band=args.band)

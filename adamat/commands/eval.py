@@ -23,7 +23,7 @@ from evaluation.folder_eval import (
     write_results,
 )
 from evaluation.methods import BASELINES, CLOSED_FORM_CAP, ClosedForm, Model
-from runtime.refine import Refinement
+from runtime.refine import DEFAULT_REFINEMENT, Refinement
 
 NAMED_SETS = {
     "phone": "the 12-megapixel procedural set with segmenter masks (calib_data/configs/phone.toml)",
@@ -48,12 +48,13 @@ def add_arguments(p) -> None:
     p.add_argument("--long-side", type=positive_int, default=None, help="scale every photo to this long side first")
     p.add_argument("--artifacts", nargs="+", default=[str(DEFAULT_WEIGHTS)],
                    help="models to score, each through the app's path: checkpoints or exported artifacts")
-    p.add_argument("--refine-tiles", type=int, default=8,
-                   help="also score each model with the band refined on this many tiles at a higher resolution "
-                        "(runtime.refine; 0: without only)")
-    p.add_argument("--refine-zoom", type=float, default=Refinement.zoom,
+    p.add_argument("--refine-tiles", type=int, default=DEFAULT_REFINEMENT.tiles,
+                   help=f"the models' refinement of the band: at most this many tiles at a higher resolution "
+                        f"(runtime.refine; 0: off; default {DEFAULT_REFINEMENT.tiles})")
+    p.add_argument("--also-unrefined", action="store_true", help="also score each model without the refinement")
+    p.add_argument("--refine-zoom", type=float, default=DEFAULT_REFINEMENT.zoom,
                    help=f"refinement resolution: the photo's long side at this × the model's input side "
-                        f"(default {Refinement.zoom:g})")
+                        f"(default {DEFAULT_REFINEMENT.zoom:g})")
     p.add_argument("--baselines", nargs="*", choices=list(BASELINES), default=list(BASELINES),
                    help="baselines beside the models (mask-only ones are skipped in the trimap protocol)")
     p.add_argument("--closed-form-cap", type=positive_int, default=CLOSED_FORM_CAP,
@@ -80,9 +81,12 @@ def resolve(folder: str, cache: str) -> Path:
 def run(args) -> int:
     check_folder(args.out)                                   # before any work
     folder = EvalFolder(resolve(args.folder, args.cache), args.long_side, args.limit, args.images)
-    methods = [Model.open(a) for a in args.artifacts]
-    if args.refine_tiles:
-        methods += [Model.open(a, Refinement(args.refine_tiles, args.refine_zoom)) for a in args.artifacts]
+    if args.refine_tiles < 0:
+        raise ValueError(f"--refine-tiles must be >= 0, got {args.refine_tiles}")
+    refinement = Refinement(args.refine_tiles, args.refine_zoom) if args.refine_tiles else None
+    methods = [Model.open(a, refinement) for a in args.artifacts]
+    if args.also_unrefined and refinement is not None:
+        methods += [Model.open(a, None) for a in args.artifacts]
     methods += [ClosedForm(args.closed_form_cap) if b == "closed-form" else BASELINES[b]() for b in args.baselines]
     settings = EvalSettings(args.protocol, args.recipe, args.seed, args.long_side)
     bar = tqdm(total=len(folder), desc="eval", unit="image", file=sys.stderr)
