@@ -34,7 +34,7 @@ from calib_data.splits import PROJECT_ROOT, REAL_TRAIN, REAL_VALIDATION, shared_
 from calib_data.synth import TRIMAP_MODES, ForegroundPool, Synthesizer, file_digest
 from common.errors import DataError
 
-GENERATOR_VERSION = 2          # bump when the generated pixels change for the same config
+GENERATOR_VERSION = 3          # bump when the generated pixels change for the same config (3: mask trimaps by distance)
 CONFIG_DIR = Path(__file__).parent / "configs"
 DEFAULT_CACHE = PROJECT_ROOT / "cache"
 SPLITS = {"train": list(REAL_TRAIN), "validation": list(REAL_VALIDATION), "all": None}
