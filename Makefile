@@ -82,10 +82,11 @@ bench: $(STAMP)
 HELD_BACK := GT03 GT15 GT19 GT25
 bench-phone: $(STAMP)
 	$(CLI) eval phone --also-unrefined --artifacts weights/mobile.pt $(OUT)/export/adamatting_mobile_512x512_openvino_int8.xml --out $(OUT)/bench/eval-phone
-	$(CLI) eval real --recipe down8 --out $(OUT)/bench/eval-real-mask
-	$(CLI) eval real --protocol trimap --images $(HELD_BACK) --out $(OUT)/bench/eval-heldback-trimap
-	$(CLI) eval real-2x --out $(OUT)/bench/eval-real-2x
-	$(CLI) eval real-4x --images $(HELD_BACK) --out $(OUT)/bench/eval-real-4x
+	$(CLI) eval real --recipe down8 --also-unrefined --out $(OUT)/bench/eval-real-down8
+	$(CLI) eval real --recipe phone --also-unrefined --out $(OUT)/bench/eval-real-phone
+	$(CLI) eval real --protocol trimap --images $(HELD_BACK) --also-unrefined --out $(OUT)/bench/eval-heldback-trimap
+	$(CLI) eval real-2x --recipe down8 --also-unrefined --out $(OUT)/bench/eval-real-2x
+	$(CLI) eval real-4x --recipe down8 --images $(HELD_BACK) --out $(OUT)/bench/eval-real-4x
 
 bench-baseline: $(STAMP)
 	$(CLI) export all --out $(OUT)/export
