@@ -70,7 +70,7 @@ class ClosedForm:
         if s == 1.0:
             return estimate_alpha_closed_form(image, trimap)
         small = (max(1, round(w * s)), max(1, round(h * s)))
-        alpha = estimate_alpha_closed_form(cv2.resize(image, small, interpolation=cv2.INTER_AREA),
+        alpha = estimate_alpha_closed_form(np.clip(cv2.resize(image, small, interpolation=cv2.INTER_AREA), 0, 1),
                                            cv2.resize(trimap, small, interpolation=cv2.INTER_NEAREST_EXACT))
         alpha = cv2.resize(alpha, (w, h), interpolation=cv2.INTER_LINEAR)
         alpha[trimap == 0], alpha[trimap == 255] = 0.0, 1.0
