@@ -14,6 +14,7 @@ the method took; means per method. Results are data: :func:`write_results` write
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import warnings
@@ -92,9 +93,9 @@ def score(pred: np.ndarray, item: EvalImage, trimap: np.ndarray, protocol: str) 
 def evaluate_folder(folder: EvalFolder, methods: list, settings: EvalSettings,
                     progress: Callable[[str], None] | None = None) -> EvalResult:
     """Every method on every image of ``folder``; a mask-only method is skipped in the trimap protocol."""
-    settings = settings.validated()
+    settings = dataclasses.replace(settings).validated()
     if settings.protocol == "mask" and folder.has_masks:
-        settings.recipe = "given"
+        settings.recipe = "given"   # the folder's masks, not a simulation
     methods = [m for m in methods if settings.protocol == "mask" or not m.needs_mask]
     result = EvalResult(str(folder.root), settings, [m.name for m in methods])
     for i, item in enumerate(folder):
@@ -115,8 +116,9 @@ def evaluate_folder(folder: EvalFolder, methods: list, settings: EvalSettings,
 def markdown(result: EvalResult) -> str:
     """The means, then SAD per image: one table each."""
     s = result.settings
-    how = (f"mask protocol, masks {'given' if s.recipe == 'given' else 'simulated: ' + s.recipe} (seed {s.seed}), "
-           f"band from the mask's resolution" if s.protocol == "mask" else "trimap protocol (Composition-1k)")
+    masks = "the folder's masks" if s.recipe == "given" else f"masks simulated by the {s.recipe} recipe (seed {s.seed})"
+    how = (f"mask protocol, {masks}, band from the mask's resolution" if s.protocol == "mask"
+           else "trimap protocol (Composition-1k)")
     lines = [f"# Evaluation of {result.folder}", "", how + (f", long side {s.long_side} px" if s.long_side else
                                                               ", native resolution"), "",
              "| method | where | images | SAD | MSE | Grad | Conn | s/image |", "|---|---|---|---|---|---|---|---|"]

@@ -160,8 +160,9 @@ def test_evaluate_folder_in_the_mask_protocol(tiny, tmp_path):
 def test_evaluate_folder_uses_given_masks_and_the_trimap_protocol_skips_mask_methods(tmp_path):
     folder = EvalFolder(_simple_folder(tmp_path / "set", count=1, with_masks=True))
     assert folder.has_masks and folder[0].mask.shape == (30, 40)
-    result = evaluate_folder(folder, [RawMask()], EvalSettings("mask", "phone"))
-    assert result.settings.recipe == "given"
+    settings = EvalSettings("mask", "phone")
+    result = evaluate_folder(folder, [RawMask()], settings)
+    assert result.settings.recipe == "given" and settings.recipe == "phone"     # the caller's settings unchanged
     with pytest.raises(ValueError, match="the trimap protocol needs trimaps"):
         evaluate_folder(folder, [RawMask(), Oracle(folder)], EvalSettings("trimap"))
 
