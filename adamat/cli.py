@@ -51,6 +51,7 @@ def _command_in(argv: list[str]) -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(only=_command_in(argv)).parse_args(argv)
+    args.argv = argv   # what a command that starts other processes hands them (adamat train --nproc)
     try:
         return args.func(args)
     except (DataError, ValueError, FileNotFoundError, ExportError, BackendUnavailable) as e:   # bad input: one line

@@ -732,7 +732,7 @@ def test_pseudo_label_pool_from_photos_without_ground_truth(tmp_path, monkeypatc
 
 
 def test_training_data_adds_the_pseudo_labelled_photos_unless_told_not_to(tmp_path, monkeypatch):
-    from adamatting import train as train_module
+    import adamatting.train.data as train_module
 
     make_alphamatting(tmp_path / "test", names=("net",), test_layout=True)
     monkeypatch.setattr(train_module, "alphamatting_dev_dir", lambda: tmp_path / "no-dev-set")
@@ -811,7 +811,7 @@ def test_photo_crops_are_the_photo_itself_with_a_background_that_gives_it_back(t
 
 
 def test_training_data_mixes_in_photo_crops_when_asked(tmp_path, monkeypatch):
-    from adamatting import train as train_module
+    import adamatting.train.data as train_module
 
     make_alphamatting(tmp_path / "dev", names=("GT01",), size=(64, 64))
     monkeypatch.setattr(train_module, "alphamatting_dev_dir", lambda: tmp_path / "dev")

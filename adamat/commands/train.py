@@ -6,10 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from adamat.arguments import guided_scale
-from adamatting.train import TrainConfig, train
+from adamat.arguments import count, guided_scale, minutes
+from adamatting.train import RunOptions, TrainConfig, train
+from adamatting.train.config import AMP
+from adamatting.train.distributed import choose_device
+from adamatting.train.launch import launch, without_option
 from calib_data.splits import alphamatting_dev_dir
-from common.arguments import fraction
+from common.arguments import fraction, positive_int
 from evaluation.protocol import evaluate_real, model_predictor
 
 
@@ -46,6 +49,21 @@ def add_arguments(t) -> None:
                    help="train only these parts (e.g. refiner propagation alpha_decoder); the rest keeps its "
                         "weights and BatchNorm statistics")
     t.add_argument("--threads", type=int, default=0)
+    t.add_argument("--seed", type=int, default=0, help="the run's seed: its data stream and initial weights")
+    g = t.add_argument_group("how it runs (not part of the recipe)")
+    g.add_argument("--nproc", type=positive_int, default=1,
+                   help="training processes on this machine (torchrun's engine; --batch is per process)")
+    g.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: CUDA when present")
+    g.add_argument("--amp", choices=AMP, default=None,
+                   help="mixed precision (default: bf16 on CUDA, off on the CPU; fp16 adds loss scaling)")
+    g.add_argument("--workers", type=count, default=None,
+                   help="data-loading processes per training process (default: on CUDA every core but one, "
+                        "shared between the processes; on the CPU 0)")
+    g.add_argument("--minutes", type=minutes, default=None,
+                   help="time budget: stop cleanly (validation, last.pt, best.pt) before it is spent")
+    g.add_argument("--compile", action="store_true", help="torch.compile the network (CUDA)")
+    g.add_argument("--sync-bn", action="store_true",
+                   help="BatchNorm statistics over every process's batch (CUDA only; default per process)")
     t.add_argument("--cache", default="cache", help="cache root (estimated real foregrounds)")
     t.add_argument("--init", default=None,
                    help="start a new run from these weights (e.g. weights/mobile.pt); an existing last.pt wins")
@@ -53,7 +71,12 @@ def add_arguments(t) -> None:
 
 
 def run(args) -> int:
-    cfg = TrainConfig(model=args.config, guided_scale=args.guided_scale, steps=args.steps, batch=args.batch, crop=args.crop, lr=args.lr,
+    choose_device(args.device)   # CUDA asked for where there is none: one line, before any process starts
+    if args.nproc > 1:
+        return launch(args.nproc, without_option(args.argv, "--nproc"))
+    options = RunOptions(device=args.device, amp=args.amp, workers=args.workers, minutes=args.minutes,
+                         compile=args.compile, sync_bn=args.sync_bn)
+    cfg = TrainConfig(seed=args.seed, model=args.config, guided_scale=args.guided_scale, steps=args.steps, batch=args.batch, crop=args.crop, lr=args.lr,
                       real_fraction=args.real_fraction, grad_weight=args.grad_weight,
                       comp_weight=args.comp_weight, threads=args.threads, val_every=args.val_every,
                       bank_size=args.bank_size, bank_res=args.bank_res,
@@ -66,5 +89,5 @@ def run(args) -> int:
             return evaluate_real(model_predictor(model))[0]
     else:
         print(f"note: {alphamatting_dev_dir()} not found: training without validation", file=sys.stderr)
-    train(args.run, cfg, Path(args.cache), validate=validate, init=args.init)
+    train(args.run, cfg, Path(args.cache), validate=validate, init=args.init, options=options)
     return 0
