@@ -53,7 +53,7 @@ export-all: $(STAMP)
 	$(CLI) export all --out $(OUT)/export
 
 train: $(STAMP)
-	$(CLI) train --config mobile --run runs/mobile
+	$(CLI) train --config mobile --run-dir runs/mobile
 
 export-onnx: $(STAMP)
 	$(CLI) export onnx --checkpoint weights/mobile.pt --out $(OUT)/export

@@ -21,11 +21,14 @@ def add_arguments(t) -> None:
     t.add_argument("--guided-scale", type=guided_scale, default=None, metavar="{1,4/3,2,4}",
                    help="override the config's guided_scale: 1 runs the network at full resolution (no guided "
                         "upsampler), 4/3 at 3/4 resolution with it (the mobile config's own), 2 at half")
-    t.add_argument("--run", default="runs/mobile", help="run folder; an existing last.pt is resumed")
+    t.add_argument("--run-dir", "--run", dest="run", default="runs/mobile",
+                   help="run folder; an existing last.pt is resumed (write --run-dir under torchrun, which takes "
+                        "--run for its own --run-path)")
     t.add_argument("--steps", type=int, default=3000)
     t.add_argument("--batch", type=int, default=8)
     t.add_argument("--crop", type=int, default=512, help="training crop side, a multiple of the model's stride")
     t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--warmup", type=count, default=50, help="steps of linear learning-rate warm-up")
     t.add_argument("--real-fraction", type=fraction, default=0.7)
     t.add_argument("--grad-weight", type=float, default=1.0, help="Sobel-gradient L1 weight in the alpha loss")
     t.add_argument("--comp-weight", type=float, default=0.5, help="composition L1 weight in the alpha loss")
@@ -76,7 +79,7 @@ def run(args) -> int:
         return launch(args.nproc, without_option(args.argv, "--nproc"))
     options = RunOptions(device=args.device, amp=args.amp, workers=args.workers, minutes=args.minutes,
                          compile=args.compile, sync_bn=args.sync_bn)
-    cfg = TrainConfig(seed=args.seed, model=args.config, guided_scale=args.guided_scale, steps=args.steps, batch=args.batch, crop=args.crop, lr=args.lr,
+    cfg = TrainConfig(seed=args.seed, model=args.config, guided_scale=args.guided_scale, steps=args.steps, batch=args.batch, crop=args.crop, lr=args.lr, warmup=args.warmup,
                       real_fraction=args.real_fraction, grad_weight=args.grad_weight,
                       comp_weight=args.comp_weight, threads=args.threads, val_every=args.val_every,
                       bank_size=args.bank_size, bank_res=args.bank_res,

@@ -37,13 +37,13 @@ from common.encoding import encode_inputs
 CHANNELS_LAST = ("image", "trimap")   # the network's inputs, in the memory format it trains in
 
 
-def data_sources(cfg: TrainConfig) -> dict[str, list[str]]:
-    """The real photos this process would train on, by folder: every process of a run must find the same
-    ones, or the processes would train on different data."""
+def data_sources(cfg: TrainConfig) -> list[tuple[str, list[str]]]:
+    """The folders of real photos this process would train on and the photos it finds there: every process
+    of a run must find the same ones, or the processes would train on different data."""
     if cfg.real_fraction == 0:
-        return {}
+        return []
     folders = [alphamatting_dev_dir()] + ([alphamatting_test_dir()] if cfg.pseudo_labels else [])
-    return {str(f): (AlphaMattingReader(f).names if f.is_dir() else []) for f in folders}
+    return [(str(f), AlphaMattingReader(f).names if f.is_dir() else []) for f in folders]
 
 
 class TrainData:
@@ -107,12 +107,13 @@ class TrainData:
         fg, bg = color_jitter(fg, rng), color_jitter(np.ascontiguousarray(bg), rng)
         return composite(fg, bg, alpha, round_uint8=True), fg, bg
 
-    def batch_arrays(self, step: int, rank: int = 0) -> dict[str, np.ndarray]:
-        """Process ``rank``'s share of step ``step``'s samples, stacked (see the module doc)."""
-        first = rank * self.cfg.batch
-        items = [self.sample(np.random.default_rng([self.cfg.seed, step, first + i])) for i in range(self.cfg.batch)]
+    def batch_arrays(self, step: int, rank: int = 0, batch: int | None = None) -> dict[str, np.ndarray]:
+        """Process ``rank``'s share of step ``step``'s samples, stacked (see the module doc); ``batch``
+        samples per process (default: the run's)."""
+        batch = batch or self.cfg.batch
+        seeds = [[self.cfg.seed, step, rank * batch + i] for i in range(batch)]
+        items = [self.sample(np.random.default_rng(seed)) for seed in seeds]
         return {k: np.stack([it[k] for it in items]) for k in items[0]}
-
 
 class BatchStream(IterableDataset):
     """Steps ``start`` … ``stop − 1`` of process ``rank``, as (step, batch of CPU tensors); with data workers,

@@ -27,6 +27,7 @@ def without_option(argv: list[str], option: str) -> list[str]:
 
 def launch(nproc: int, args: list[str]) -> int:
     """Run ``python -m adamat.cli ARGS`` in ``nproc`` processes on this machine; their exit status."""
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
@@ -42,4 +43,7 @@ def launch(nproc: int, args: list[str]) -> int:
         print("error: training process(es) failed: " + ", ".join(f"rank {r} exit {c}" for r, c in codes.items())
               + " (their messages are above)", file=sys.stderr)
         return 2 if set(codes.values()) == {2} else 1
+    except SignalException as e:   # handed on to the processes, which stopped at one step and saved last.pt
+        print(f"stopped by signal {int(e.sigval)}", file=sys.stderr)
+        return 128 + int(e.sigval)
     return 0
