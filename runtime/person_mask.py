@@ -105,12 +105,13 @@ class PersonSegmenter:
         self._interpreter.invoke()
         return np.array(self._interpreter.get_tensor(self._output["index"])[0, :, :, 0], np.float32)
 
-    def mask(self, photo: np.ndarray, path: str | Path | None = None) -> np.ndarray:
+    def mask(self, photo: np.ndarray, path: str | Path | None = None, *, require_person: bool = True) -> np.ndarray:
         """uint8 (H, W) 0/255 person mask of ``photo`` (uint8 (H, W, 3) RGB, upright) at its resolution.
-        :class:`NoPersonFound` (naming ``path``) when less than 1 % of the photo is a person."""
+        :class:`NoPersonFound` (naming ``path``) when less than 1 % of the photo is a person, unless
+        ``require_person`` is False (timing on a synthetic photo)."""
         prob = self.probability(photo)
         share = float((prob > THRESHOLD).mean())
-        if share < MIN_PERSON_SHARE:
+        if require_person and share < MIN_PERSON_SHARE:
             raise NoPersonFound(f"no person found: the person segmenter marks {share:.1%} of the photo as a "
                                 f"person (people only; give a mask of the subject with --mask FILE)", path)
         h, w = photo.shape[:2]

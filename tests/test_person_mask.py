@@ -170,3 +170,30 @@ def test_folder_refuses_a_single_mask_and_an_empty_folder(checkpoint, tmp_path, 
     assert "no photos in this folder" in capsys.readouterr().err
     assert bokeh(checkpoint, tmp_path / "empty", "-o", tmp_path / "out", "--mask", "m.png") == 2
     assert "a folder takes --mask auto or --mask none" in capsys.readouterr().err
+
+
+def test_quiet_by_default_and_everything_with_v(checkpoint, tmp_path):
+    import logging
+    import subprocess
+    import sys
+
+    from adamat.verbosity import set_verbosity
+
+    Image.fromarray(portrait()).save(tmp_path / "p.png")
+    command = [sys.executable, "-m", "adamat.cli", "bokeh", str(tmp_path / "p.png"), "--artifact", str(checkpoint),
+               "--refine", "0", "-o"]
+    quiet = subprocess.run(command + [str(tmp_path / "q.jpg")], capture_output=True, text=True, timeout=120)
+    loud = subprocess.run([command[0], *command[1:3], "-v", *command[3:], str(tmp_path / "v.jpg")],
+                          capture_output=True, text=True, timeout=120)
+    assert quiet.returncode == 0 and loud.returncode == 0, quiet.stderr + loud.stderr
+    assert quiet.stderr == "" and "XNNPACK" in loud.stderr            # LiteRT's native INFO line
+    records = []
+    library = logging.getLogger("a_library")                          # as NNCF does: INFO on its own logger
+    library.setLevel(logging.INFO)
+    library.addHandler(handler := logging.Handler())
+    handler.emit = records.append
+    set_verbosity(False)
+    library.info("routine")
+    library.warning("worth seeing")
+    assert [r.getMessage() for r in records] == ["worth seeing"]
+    library.removeHandler(handler)
