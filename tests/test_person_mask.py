@@ -197,3 +197,12 @@ def test_quiet_by_default_and_everything_with_v(checkpoint, tmp_path):
     library.warning("worth seeing")
     assert [r.getMessage() for r in records] == ["worth seeing"]
     library.removeHandler(handler)
+
+
+def test_demo_portrait_figure(checkpoint, tmp_path):
+    from adamat.figures import portrait_figure
+
+    names = portrait_figure(checkpoint, tmp_path / "portraits.png")
+    assert names == ["astronaut", "camera", "grace_hopper"]
+    figure = cv2.imread(str(tmp_path / "portraits.png"))
+    assert figure.shape[0] == 3 * 200 and figure.shape[1] >= 5 * 200     # five panels a portrait
