@@ -11,6 +11,7 @@ import argparse
 import importlib
 import sys
 
+from adamat.verbosity import set_verbosity
 from common.errors import DataError
 from export.errors import ExportError
 from runtime.errors import BackendUnavailable
@@ -36,6 +37,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The parser of every command; with ``only``, the arguments of that command alone (the others listed)."""
     p = argparse.ArgumentParser(prog="adamat", description="AdaMatting edge pipeline: data, model, export, "
                                                            "benchmarks.")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="show the libraries' INFO logs (NNCF, coremltools, OpenCV, LiteRT); quiet by default")
     sub = p.add_subparsers(dest="command", required=True)
     for name, (module, help_line) in COMMANDS.items():
         parser = sub.add_parser(name, help=help_line, description=help_line)
@@ -48,8 +51,15 @@ def _command_in(argv: list[str]) -> str:
     return next((a for a in argv if not a.startswith("-")), "")
 
 
+def _verbose_in(argv: list[str]) -> bool:
+    """``-v`` / ``--verbose`` before the command (a global flag)."""
+    command = _command_in(argv)
+    return bool({"-v", "--verbose"} & set(argv[:argv.index(command)] if command else argv))
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    set_verbosity(_verbose_in(argv))   # before the command's modules load
     args = build_parser(only=_command_in(argv)).parse_args(argv)
     args.argv = argv   # what a command that starts other processes hands them (adamat train --nproc)
     try:

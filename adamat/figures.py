@@ -6,6 +6,8 @@
    images beside the ground truth (and the metrics).
 4. With the shipped checkpoint: bokeh renders (input, alpha, bokeh) of the alphamatting.com test images
    (their Trimap1) when present and of a composited validation sample.
+5. With the shipped checkpoint: three portraits shipped by the dependencies through the person segmenter,
+   the bokeh through its mask beside the bokeh through the model's alpha.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from adamat.tables import print_table
 from calib_data.io import to_uint8, write_image
@@ -23,6 +26,7 @@ from calib_data.splits import REAL_VALIDATION, alphamatting_dev_dir
 from evaluation.protocol import evaluate_real, matter_predictor, protocol_alpha
 from runtime.bokeh import render_bokeh
 from runtime.matter import Matter
+from runtime.person_mask import PersonSegmenter, segmenter_band
 
 
 def _gray(a: np.ndarray) -> np.ndarray:
@@ -107,6 +111,38 @@ def bokeh_grid(weights: Path, val_set: CompositedSet, out: Path, strength: float
     return [name for name, _, _ in items]
 
 
+def sample_portraits() -> list[tuple[str, np.ndarray]]:
+    """Portraits that ship with the project's dependencies, uint8 RGB: scikit-image's ``astronaut()`` (Eileen
+    Collins, NASA, public domain) and ``camera()`` (CC0, Lav Varshney), matplotlib's ``grace_hopper.jpg``
+    (U.S. Navy photograph, public domain)."""
+    from matplotlib import cbook
+    from skimage import data
+
+    hopper = np.asarray(Image.open(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)).convert("RGB"))
+    return [("astronaut", data.astronaut()), ("camera", np.repeat(data.camera()[..., None], 3, axis=2)),
+            ("grace_hopper", hopper)]
+
+
+def portrait_figure(weights: Path, out: Path, strength: float = 0.02) -> list[str]:
+    """Rows of (photo, segmenter mask, our alpha, bokeh through the mask alone, bokeh through our alpha) of
+    :func:`sample_portraits`: what the matting adds to a phone's person mask. Returns the row names."""
+    matter, segmenter = Matter.from_artifact(weights), PersonSegmenter()
+    rows, h = [], 200
+    for name, photo in sample_portraits():
+        mask = segmenter.mask(photo)
+        alpha = matter.predict(photo, mask=mask, band=segmenter_band(photo.shape[:2]), with_trimap_prob=False).alpha
+        parts = [photo, _gray(mask / 255.0), _gray(alpha), render_bokeh(photo, mask, strength)[0],
+                 render_bokeh(photo, alpha, strength)[0]]
+        labels = [name, "segmenter mask", "our alpha", "bokeh: mask alone", "bokeh: our alpha"]
+        w = int(round(photo.shape[1] * h / photo.shape[0]))
+        rows.append(np.concatenate([_label(cv2.resize(to_uint8(p) if p.dtype != np.uint8 else p, (w, h),
+                                                      interpolation=cv2.INTER_AREA), n)
+                                    for p, n in zip(parts, labels)], axis=1))
+    width = max(r.shape[1] for r in rows)
+    write_image(out, np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows], axis=0))
+    return [name for name, _ in sample_portraits()]
+
+
 def run_demo(out: Path, cache: Path, weights: Path, configs: list[SetConfig] | None = None) -> None:
     """The demo; ``configs`` replaces the embedded calib/val configs (tests use tiny ones)."""
 
@@ -134,3 +170,5 @@ def run_demo(out: Path, cache: Path, weights: Path, configs: list[SetConfig] | N
     if weights.is_file():
         names = bokeh_grid(weights, sets[1], out / "bokeh_grid.png")
         print(f"bokeh grid ({', '.join(names)}): {out / 'bokeh_grid.png'}")
+        names = portrait_figure(weights, out / "portraits.png")
+        print(f"portraits, segmenter mask vs our alpha ({', '.join(names)}): {out / 'portraits.png'}")

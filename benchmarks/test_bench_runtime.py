@@ -113,7 +113,7 @@ def test_bokeh_end_to_end(benchmark, matter, portrait):
     timings = benchmark.pedantic(run, **ROUNDS)
     benchmark.extra_info.update({f"{k}_s": v for k, v in timings.items()})
     print("\n" + "\n".join(f"  {k:<11} {v * 1000:8.1f} ms" for k, v in timings.items()))
-    assert {"trimap", "model", "upsample", "foreground", "blur", "composite"} <= set(timings)
+    assert {"segment", "trimap", "model", "upsample", "foreground", "blur", "composite"} <= set(timings)
 
 
 @pytest.mark.skipif(not alphamatting_dev_dir().is_dir(), reason=f"{alphamatting_dev_dir()} not found")

@@ -6,6 +6,8 @@
 - :mod:`runtime.foreground`, :mod:`runtime.lens_blur`, :mod:`runtime.bokeh`: the renderer;
 - :mod:`runtime.pipeline`: ``bokeh_file(photo, out, mask_path=...)``, file in, file out, written atomically;
   :mod:`adamat.commands.bokeh` is the ``adamat bokeh`` command;
+- :mod:`runtime.person_mask`: the person segmenter (the mask when the user has none);
+  :mod:`runtime.photo_files`: HEIC/HEIF in, the output with the photo's ICC profile and EXIF;
 - :mod:`runtime.artifacts`: the artifacts of a folder and what runs each of them here.
 
 Importing ``runtime`` is cheap: ``Matter`` and ``MattingResult``

@@ -1,12 +1,16 @@
 """File in, file out: a photo (+ coarse mask or trimap) → its portrait-bokeh rendering, written atomically.
 
+    timings = bokeh_file("IMG_0001.HEIC", "out.jpg")                      # the person segmenter finds the mask
     timings = bokeh_file("photo.jpg", "out.jpg", mask_path="person.png", strength=0.015)
 
-Stages timed (seconds): ``open`` (the artifact), ``load``, ``trimap``, ``preprocess``, ``model``,
-``upsample``, ``foreground``, ``blur``, ``composite``, ``write``. The output format follows the suffix
-(JPEG quality 95, or PNG); it is checked before any work, and the file appears under its name only once
-complete (:func:`calib_data.io.write_image`: temporary file + rename): on any failure nothing is
-written there and no temporary file is left.
+``mask_path``: a mask file, :data:`AUTO` (the person segmenter, :mod:`runtime.person_mask`) or None (no mask:
+the network decides every pixel). Stages timed (seconds): ``open`` (the artifact, and the segmenter when
+``mask_path`` is AUTO and none is given), ``load``, ``segment``, ``trimap``, ``preprocess``, ``model``,
+``upsample``, ``refine``, ``foreground``, ``blur``, ``composite``, ``write``. The output format follows the
+suffix (JPEG quality 95, or PNG), upright with the photo's ICC profile and EXIF (orientation 1:
+:mod:`runtime.photo_files`); it is checked before any work, an existing file is refused unless
+``overwrite``, and the file appears under its name only once complete (temporary file + rename): on any
+failure nothing is written there and no temporary file is left.
 """
 
 from __future__ import annotations
@@ -14,47 +18,71 @@ from __future__ import annotations
 from pathlib import Path
 
 from adamatting.config import DEFAULT_WEIGHTS
-from calib_data.io import write_image
 from common.errors import DataError
-from common.outputs import check_writable
+from common.outputs import atomic_path, check_writable
 from runtime.bokeh import as_uint8_rgb, check_strength, render_bokeh
 from runtime.lens_blur import DEFAULT_STRENGTH
 from runtime.matter import Matter
+from runtime.person_mask import PersonSegmenter, segmenter_band
+from runtime.photo_files import OUTPUT_SUFFIXES, encode_photo, read_metadata
 from runtime.preprocess import check_band, read_image
 from runtime.timing import StageTimer
 
 DEFAULT_ARTIFACT = DEFAULT_WEIGHTS
-OUTPUT_SUFFIXES = (".jpg", ".jpeg", ".png")
+AUTO = "auto"   # mask_path: find the person with the segmenter
 
 
-def bokeh_file(photo_path: str | Path, out_path: str | Path, mask_path: str | Path | None = None,
-               trimap_path: str | Path | None = None, artifact: str | Path | Matter = DEFAULT_ARTIFACT,
-               strength: float = DEFAULT_STRENGTH, band: int | None = None) -> dict[str, float]:
-    """Render ``photo_path`` with its background lens-blurred into ``out_path``; returns seconds per stage.
-
-    ``artifact``: a checkpoint or exported model path, or an open :class:`Matter` (reused across photos).
-    ``trimap_path`` wins over ``mask_path``; with neither the model finds the subject itself.
-    ``band``: width in photo pixels of the unknown band around the mask's edge (None: from the mask's
-    resolution, :func:`runtime.preprocess.band_for_mask`).
-    """
+def check_output(out_path: str | Path, photo_path: str | Path | None = None, overwrite: bool = True) -> Path:
+    """The output path once it can be written: a JPEG/PNG suffix, a writable folder, not the photo itself and,
+    unless ``overwrite``, no file there yet; DataError naming it otherwise."""
     out_path = Path(out_path)
     if out_path.suffix.lower() not in OUTPUT_SUFFIXES:
         raise DataError(f"output must be {', '.join(OUTPUT_SUFFIXES)}, got {out_path.suffix or 'no suffix'!r}",
                         out_path)
-    check_writable(out_path)   # these checks before any work: a bad option fails at once
-    if out_path.exists() and Path(photo_path).exists() and out_path.samefile(photo_path):
+    check_writable(out_path)
+    if photo_path is not None and out_path.exists() and Path(photo_path).exists() and out_path.samefile(photo_path):
         raise DataError("is the input photo: give another output path", out_path)
+    if not overwrite and out_path.exists():
+        raise DataError("exists already: give --overwrite to replace it", out_path)
+    return out_path
+
+
+def bokeh_file(photo_path: str | Path, out_path: str | Path, mask_path: str | Path | None = None,
+               trimap_path: str | Path | None = None, artifact: str | Path | Matter = DEFAULT_ARTIFACT,
+               strength: float = DEFAULT_STRENGTH, band: int | None = None, *,
+               segmenter: PersonSegmenter | None = None, overwrite: bool = True) -> dict[str, float]:
+    """Render ``photo_path`` with its background lens-blurred into ``out_path``; returns seconds per stage.
+
+    ``artifact``: a checkpoint or exported model path, or an open :class:`Matter` (reused across photos).
+    ``trimap_path`` wins over ``mask_path``; ``mask_path`` :data:`AUTO` runs ``segmenter`` (opened here when
+    None) and raises :class:`runtime.person_mask.NoPersonFound` when the photo has no person; with neither
+    the model finds the subject itself. ``band``: width in photo pixels of the unknown band around the mask's
+    edge (None: from the mask's resolution, :func:`runtime.preprocess.band_for_mask`; the segmenter's is
+    256 px: :func:`runtime.person_mask.segmenter_band`). ``overwrite=False`` refuses an existing output.
+    """
+    out_path = check_output(out_path, photo_path, overwrite)   # these checks before any work: a bad option fails at once
     check_strength(strength)
     if band is not None:
         check_band(band)
+    auto = trimap_path is None and isinstance(mask_path, str) and mask_path == AUTO
     timer = StageTimer()
     with timer("open"):
         matter = artifact if isinstance(artifact, Matter) else Matter.from_artifact(artifact)
+        if auto and segmenter is None:
+            segmenter = PersonSegmenter()
     with timer("load"):
-        photo = as_uint8_rgb(read_image(photo_path), Path(photo_path))   # one decode, for both stages
-    result = matter.predict(photo, trimap=trimap_path, mask=mask_path, band=band, with_trimap_prob=False)
+        photo = as_uint8_rgb(read_image(photo_path), Path(photo_path))   # one decode, for every stage
+        metadata = read_metadata(photo_path)
+    mask = None if auto else mask_path
+    if auto:
+        with timer("segment"):
+            mask = segmenter.mask(photo, photo_path)
+        band = segmenter_band(photo.shape[:2]) if band is None else band
+    result = matter.predict(photo, trimap=trimap_path, mask=mask, band=band, with_trimap_prob=False)
     timer.add(result.timings)                  # its "load" is the conversion of the decoded photo to float
     image, _ = render_bokeh(photo, result.alpha, strength, timer=timer)
     with timer("write"):
-        write_image(out_path, image)
+        data = encode_photo(image, out_path.suffix, metadata)
+        with atomic_path(out_path) as tmp:
+            tmp.write_bytes(data)
     return timer.timings

@@ -5,6 +5,7 @@ Choices (each one explicit, so nothing surprising happens to a user's photo):
 - **Files** are decoded by OpenCV at their native bit depth (8 or 16 bit) and turned upright with their
   EXIF orientation, read by Pillow (``cv2.IMREAD_UNCHANGED`` ignores it, and Pillow alone would read a
   16-bit RGB file at 8 bits). The eight orientations match ``PIL.ImageOps.exif_transpose`` exactly.
+  HEIC/HEIF files are decoded by Pillow with ``pillow-heif``, upright (:mod:`runtime.photo_files`).
 - **Arrays** are RGB (not OpenCV's BGR), (H, W), (H, W, 1), (H, W, 3) or (H, W, 4); ``uint8`` is divided
   by 255, ``uint16`` by 65535, floats must already lie in [0, 1] (a float photo in 0..255 is refused,
   not silently clipped); NaN or inf is refused; any other dtype is refused.
@@ -40,6 +41,7 @@ from calib_data.io import check_trimap, decode_image
 from calib_data.trimaps import UNKNOWN, trimap_from_mask
 from common.encoding import encode_inputs
 from common.errors import DataError
+from runtime.photo_files import PHOTO_SUFFIXES, is_heif, read_pillow, register_heif
 
 ImageInput = Union[str, Path, np.ndarray]
 
@@ -89,11 +91,13 @@ def read_image(path: str | Path) -> np.ndarray:
     """Decode an image file upright, at its native dtype, as (H, W) gray, (H, W, 3) RGB or (H, W, 4) RGBA.
     A file of more than :data:`MAX_PIXELS` is refused from its header, before decoding."""
     path = Path(path)
+    register_heif()
+    fmt = None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as im:
-                size = im.size
+                size, fmt = im.size, im.format
     except Image.DecompressionBombError:
         raise DataError(f"photo is larger than {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels; the limit is "
                         f"{MAX_PIXELS / 1e6:.0f} megapixels: scale it down first", path) from None
@@ -101,7 +105,15 @@ def read_image(path: str | Path) -> np.ndarray:
         size = None
     if size is not None:
         check_pixels(*size, path)
-    img = decode_image(path)
+    if fmt == "HEIF" or is_heif(path):   # OpenCV does not decode HEIC; libheif returns it upright
+        return read_pillow(path)
+    try:
+        img = decode_image(path)
+    except DataError as e:
+        if path.is_file() and path.suffix.lower() not in PHOTO_SUFFIXES and path.stat().st_size:
+            raise DataError(f"unsupported image format {path.suffix or '(no suffix)'!r}: photos are "
+                            f"{', '.join(PHOTO_SUFFIXES)}", path) from None
+        raise e
     if img.ndim == 3 and img.shape[2] == 3:
         img = img[..., ::-1]
     elif img.ndim == 3 and img.shape[2] == 4:

@@ -238,7 +238,7 @@ def test_command(checkpoint, tmp_path, capsys):
     parser = argparse.ArgumentParser()
     command.add_arguments(parser.add_subparsers().add_parser("bokeh"))
     args = parser.parse_args(["bokeh", str(tmp_path / "p.png"), "-o", str(tmp_path / "o.png"),
-                              "--artifact", str(checkpoint), "--strength", "0.02", "--timings"])
+                              "--artifact", str(checkpoint), "--strength", "0.02", "--timings", "--mask", "none"])
     assert args.func(args) == 0
     assert (tmp_path / "o.png").is_file()
     assert "model" in capsys.readouterr().out

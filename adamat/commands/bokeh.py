@@ -1,23 +1,36 @@
-"""``adamat bokeh``: the command-line face of :func:`runtime.pipeline.bokeh_file`. It imports the runtime alone:
-with an exported model neither torch nor an exporter is loaded."""
+"""``adamat bokeh``: the command-line face of :func:`runtime.pipeline.bokeh_file`, for one photo or a folder
+(:mod:`adamat.bokeh_folder`). It imports the runtime alone: with an exported model neither torch nor an
+exporter is loaded. Without ``--mask`` the person segmenter finds the person (:mod:`runtime.person_mask`)."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
+from adamat.bokeh_folder import bokeh_folder
 from common.arguments import positive_int
+from common.errors import DataError
 from runtime.lens_blur import DEFAULT_STRENGTH
 from runtime.matter import Matter
-from runtime.pipeline import DEFAULT_ARTIFACT, bokeh_file
+from runtime.person_mask import PersonSegmenter
+from runtime.pipeline import AUTO, DEFAULT_ARTIFACT, bokeh_file
 from runtime.refine import DEFAULT_REFINEMENT, Refinement
 
 STRENGTH_HELP = "blur disc radius as a fraction of the image diagonal (default 0.015: 75 px at 4000x3000)"
 
 
 def add_arguments(b: argparse.ArgumentParser) -> None:
-    b.add_argument("photo", help="the photo (any size; EXIF orientation applied)")
-    b.add_argument("-o", "--out", required=True, help="output image, .jpg/.jpeg or .png (written atomically)")
-    b.add_argument("--mask", default=None, help="coarse person mask of the photo (white = person)")
+    b.add_argument("photo", help="the photo (JPEG, PNG, HEIC, ...; any size; EXIF orientation applied), or a folder "
+                                 "of photos")
+    b.add_argument("-o", "--out", required=True,
+                   help="output image, .jpg/.jpeg or .png, upright with the photo's colour profile (written "
+                        "atomically); for a folder of photos, the output folder")
+    b.add_argument("--mask", default=AUTO,
+                   help="coarse person mask of the photo (white = person); 'auto' (default): found by the person "
+                        "segmenter (people only); 'none': no mask, the network decides every pixel")
+    b.add_argument("--overwrite", action="store_true", help="replace outputs that exist already")
+    b.add_argument("--format", choices=["jpg", "png"], default="jpg", help="output format for a folder (default jpg)")
     b.add_argument("--trimap", default=None, help="trimap (0/128/255) instead of a mask")
     b.add_argument("--band", type=int, default=None,
                    help="unknown band around the mask's edge, in photo pixels (default: two pixels of the mask's own "
@@ -43,13 +56,44 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--hint applies to OpenVINO IR artifacts (.xml) only")
     if args.refine < 0:
         raise ValueError(f"--refine must be a number of tiles >= 0, got {args.refine}")
-    if options or args.refine != DEFAULT_REFINEMENT.tiles:
+    folder = Path(args.photo).is_dir()
+    if folder and (args.trimap or args.mask not in (AUTO, "none")):
+        raise DataError("a folder takes --mask auto or --mask none; --mask FILE and --trimap are for one photo",
+                        args.photo)
+    if folder or options or args.refine != DEFAULT_REFINEMENT.tiles:   # one model for every photo
         refinement = Refinement(tiles=args.refine, zoom=DEFAULT_REFINEMENT.zoom) if args.refine else None
         artifact = Matter.from_artifact(artifact, backend_options=options, refinement=refinement)
-    timings = bokeh_file(args.photo, args.out, mask_path=args.mask, trimap_path=args.trimap, artifact=artifact,
-                         strength=DEFAULT_STRENGTH if args.strength is None else args.strength, band=args.band)
+    mask = None if args.mask == "none" else args.mask
+    segmenter = PersonSegmenter() if folder and mask == AUTO and not args.trimap else None
+
+    def render(photo, out) -> dict[str, float]:
+        return bokeh_file(photo, out, mask_path=mask, trimap_path=args.trimap, artifact=artifact,
+                          strength=DEFAULT_STRENGTH if args.strength is None else args.strength, band=args.band,
+                          segmenter=segmenter, overwrite=args.overwrite)
+
+    if folder:
+        return _run_folder(args, render)
+    timings = render(args.photo, args.out)
     print(args.out)
     if args.timings:
-        for stage, seconds in timings.items():
-            print(f"  {stage:<11} {seconds * 1000:8.1f} ms")
+        _print_timings(timings)
     return 0
+
+
+def _run_folder(args: argparse.Namespace, render) -> int:
+    written, failed, timings = bokeh_folder(Path(args.photo), Path(args.out), render, suffix=f".{args.format}")
+    total = len(written) + len(failed)
+    print(f"{len(written)} of {total} photos written to {args.out}"
+          + (f"; {len(failed)} failed: {', '.join(p.name for p, _ in failed)}" if failed else ""))
+    if args.timings and written:
+        print(f"seconds per stage, summed over {len(written)} photos:")
+        _print_timings(timings)
+    if failed:
+        print(f"error: {len(failed)} of {total} photos failed (listed above)", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _print_timings(timings: dict[str, float]) -> None:
+    for stage, seconds in timings.items():
+        print(f"  {stage:<11} {seconds * 1000:8.1f} ms")

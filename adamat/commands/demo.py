@@ -34,6 +34,7 @@ def run(args) -> int:
     cfg = JobConfig(weights=Path(args.weights), export_dir=Path(args.export_dir), reports=Path(args.reports),
                     cache=Path(args.cache), size=tuple(args.size), runs=args.runs, warmup=args.warmup,
                     threads=args.threads)
-    figures = {"Bokeh grid": out / "bokeh_grid.png", "Model alpha on held-back real images": out / "real_alpha.png"}
+    figures = {"Bokeh grid": out / "bokeh_grid.png", "Model alpha on held-back real images": out / "real_alpha.png",
+               "Portraits: the person segmenter's mask, our alpha, the bokeh through each": out / "portraits.png"}
     code, _ = run_main_job(cfg, figures)
     return code

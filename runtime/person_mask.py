@@ -1,0 +1,120 @@
+"""The person mask of a photo when the user has none: a person segmenter, as a phone camera runs one.
+
+    segmenter = PersonSegmenter()               # the shipped model (runtime/data/, Apache-2.0; NOTICE.md)
+    mask = segmenter.mask(photo)                # uint8 (H, W) 0/255 at the photo's resolution
+    result = matter.predict(photo, mask=mask, band=segmenter_band(photo.shape[:2]))
+
+The model is MediaPipe Selfie Segmentation (256×256, people only), run by LiteRT (``ai-edge-litert``, imported
+when a segmenter is opened). The photo (uint8 RGB, upright) is stretched to 256×256 as MediaPipe does; the
+person probability is upsampled bilinearly to the photo and thresholded at 0.5. Its outline is therefore good
+to about one pixel of the 256-pixel grid, and the trimap's unknown band is two of those pixels
+(:func:`segmenter_band`: 32 px on a 4032-px photo, 16 px — the minimum — up to 2048 px).
+
+A photo in which the segmenter finds (nearly) no person raises :class:`NoPersonFound` rather than rendering a
+photo that is all sharp or all blurred.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+from common.errors import DataError
+from runtime.errors import ArtifactError, BackendUnavailable
+from runtime.preprocess import band_for_mask
+
+MODEL = Path(__file__).with_name("data") / "selfie_segmentation.tflite"
+SIDE = 256                 # the model's input and output: SIDE × SIDE over the whole photo
+THRESHOLD = 0.5            # person probability above which a pixel is the person
+MIN_PERSON_SHARE = 0.01    # below this share of the photo, no person was found
+
+log = logging.getLogger(__name__)
+
+
+class NoPersonFound(DataError):
+    """The segmenter found no person (or almost none) in the photo."""
+
+
+def segmenter_band(photo_shape: tuple[int, int]) -> int:
+    """The trimap's unknown band, in photo pixels, for the segmenter's mask of a photo of ``photo_shape``:
+    two pixels of its 256-pixel grid, at least 16 (:func:`runtime.preprocess.band_for_mask`)."""
+    return band_for_mask(photo_shape, (SIDE, SIDE))
+
+
+@contextmanager
+def _native_stderr_captured() -> Iterator[list[str]]:
+    """Capture what native code writes to file descriptor 2 (LiteRT announces its CPU delegate there) unless
+    this module logs at INFO (``adamat -v``); the text is yielded after the block, for an error message."""
+    captured: list[str] = []
+    if log.isEnabledFor(logging.INFO):
+        yield captured
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield captured
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            captured.append(sink.read().decode(errors="replace").strip())
+
+
+class PersonSegmenter:
+    """The person segmenter on the CPU. ``threads``: LiteRT's thread count (default: its own)."""
+
+    def __init__(self, model: str | Path = MODEL, threads: int | None = None):
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError:
+            raise BackendUnavailable("the person segmenter needs LiteRT: pip install ai-edge-litert "
+                                     "(or give a person mask with --mask FILE)") from None
+        model = Path(model)
+        if not model.is_file():
+            raise DataError("person segmenter model not found (reinstall the project)", model)
+        with _native_stderr_captured() as native:
+            try:
+                self._interpreter = Interpreter(model_path=str(model), num_threads=threads)
+                self._interpreter.allocate_tensors()
+            except (RuntimeError, ValueError) as e:
+                error = e
+            else:
+                error = None
+        if error is not None:
+            detail = " ".join(native + [str(error)]).strip()
+            raise ArtifactError(f"{model}: LiteRT cannot load the person segmenter: {detail}") from None
+        self._input = self._interpreter.get_input_details()[0]
+        self._output = self._interpreter.get_output_details()[0]
+        if tuple(self._input["shape"]) != (1, SIDE, SIDE, 3):
+            raise ArtifactError(f"{model}: expected a 1x{SIDE}x{SIDE}x3 input, got {list(self._input['shape'])}")
+
+    def probability(self, photo: np.ndarray) -> np.ndarray:
+        """float32 (256, 256): the probability that each cell of the stretched photo (uint8 RGB) is a person."""
+        x = cv2.resize(photo, (SIDE, SIDE), interpolation=cv2.INTER_AREA).astype(np.float32) / np.float32(255.0)
+        self._interpreter.set_tensor(self._input["index"], x[None])
+        self._interpreter.invoke()
+        return np.array(self._interpreter.get_tensor(self._output["index"])[0, :, :, 0], np.float32)
+
+    def mask(self, photo: np.ndarray, path: str | Path | None = None, *, require_person: bool = True) -> np.ndarray:
+        """uint8 (H, W) 0/255 person mask of ``photo`` (uint8 (H, W, 3) RGB, upright) at its resolution.
+        :class:`NoPersonFound` (naming ``path``) when less than 1 % of the photo is a person, unless
+        ``require_person`` is False (timing on a synthetic photo)."""
+        prob = self.probability(photo)
+        share = float((prob > THRESHOLD).mean())
+        if require_person and share < MIN_PERSON_SHARE:
+            raise NoPersonFound(f"no person found: the person segmenter marks {share:.1%} of the photo as a "
+                                f"person (people only; give a mask of the subject with --mask FILE)", path)
+        h, w = photo.shape[:2]
+        prob8 = np.rint(prob * 255.0).astype(np.uint8)      # uint8: a quarter of the memory at 12 megapixels
+        full = cv2.resize(prob8, (w, h), interpolation=cv2.INTER_LINEAR)
+        return np.where(full > int(THRESHOLD * 255), np.uint8(255), np.uint8(0))

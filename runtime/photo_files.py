@@ -1,0 +1,102 @@
+"""Photo files as a phone writes them: HEIC/HEIF in, the colour profile and metadata carried to the output.
+
+- **HEIC/HEIF** is opened by Pillow through ``pillow-heif`` (:func:`register_heif`, called before any photo
+  is opened). libheif applies the file's own rotation and mirror (``irot``/``imir``) and reports EXIF
+  orientation 1, so the pixels come out upright; HDR files are read at 8 bits.
+- **The output** (:func:`encode_photo`) is written **upright with EXIF orientation 1**: the pixels the
+  pipeline rendered are the upright photo, and every viewer shows them the same way. The photo's **ICC
+  profile** is embedded unchanged (the pipeline works on the photo's encoded values, a Display P3 photo stays
+  Display P3), and its other EXIF fields (camera, date, exposure) are kept.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from common.errors import DataError
+
+HEIF_SUFFIXES = (".heic", ".heif", ".hif")
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp") + HEIF_SUFFIXES
+OUTPUT_SUFFIXES = (".jpg", ".jpeg", ".png")
+JPEG_QUALITY = 95
+_ORIENTATION = 0x0112
+
+
+def register_heif() -> None:
+    """Let Pillow open HEIC/HEIF files (idempotent). Without ``pillow-heif`` HEIC files stay unreadable, and
+    :func:`read_pillow` says which package is missing."""
+    try:
+        from pillow_heif import register_heif_opener
+    except ImportError:
+        return
+    if "HEIF" not in Image.OPEN:
+        register_heif_opener()
+
+
+def is_heif(path: Path) -> bool:
+    return path.suffix.lower() in HEIF_SUFFIXES
+
+
+def read_pillow(path: str | Path) -> np.ndarray:
+    """Decode a file that Pillow reads and OpenCV does not (HEIC/HEIF): uint8 (H, W, 3) RGB or (H, W, 4)
+    RGBA, upright. DataError naming the file and the problem otherwise."""
+    path = Path(path)
+    register_heif()
+    if is_heif(path) and "HEIF" not in Image.OPEN:
+        raise DataError("HEIC/HEIF photos need pillow-heif: pip install pillow-heif", path)
+    try:
+        with Image.open(path) as im:
+            im.load()
+            rgb = im.convert("RGBA" if "A" in im.getbands() else "RGB")
+    except (OSError, ValueError, SyntaxError) as e:
+        raise DataError(f"not a readable image (corrupt, truncated or unsupported format): {e}", path) from None
+    return np.asarray(rgb)
+
+
+@dataclass(frozen=True)
+class PhotoMetadata:
+    """What of a photo's file an output keeps: its ICC profile and EXIF (orientation already set to 1)."""
+
+    icc_profile: bytes | None = None
+    exif: bytes | None = None
+
+
+def read_metadata(path: str | Path) -> PhotoMetadata:
+    """The ICC profile and EXIF of ``path`` (EXIF orientation set to 1: the pixels are read upright). A file
+    whose metadata cannot be read has none: its pixels are what matters, and decoding reports real damage."""
+    register_heif()
+    try:
+        with Image.open(path) as im:
+            icc = im.info.get("icc_profile") or None
+            exif = im.getexif()
+            if _ORIENTATION in exif:
+                exif[_ORIENTATION] = 1
+            exif_bytes = exif.tobytes() if len(exif) else None
+    except Exception:   # a format Pillow does not know, broken metadata
+        return PhotoMetadata()
+    return PhotoMetadata(icc, exif_bytes)
+
+
+def encode_photo(image: np.ndarray, suffix: str, metadata: PhotoMetadata = PhotoMetadata(),
+                 quality: int = JPEG_QUALITY) -> bytes:
+    """uint8 (H, W, 3) RGB → the bytes of a JPEG (quality 95) or PNG file carrying ``metadata``."""
+    suffix = suffix.lower()
+    if suffix not in OUTPUT_SUFFIXES:
+        raise DataError(f"output must be {', '.join(OUTPUT_SUFFIXES)}, got {suffix or 'no suffix'!r}")
+    options: dict = {}
+    if metadata.icc_profile:
+        options["icc_profile"] = metadata.icc_profile
+    if metadata.exif:
+        options["exif"] = metadata.exif
+    if suffix == ".png":
+        fmt = "PNG"
+    else:
+        fmt, options["quality"] = "JPEG", int(quality)
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(image)).save(buf, format=fmt, **options)
+    return buf.getvalue()
