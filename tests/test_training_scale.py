@@ -2,7 +2,9 @@
 budget and signals, the bad-input errors; tiny configs on the CPU."""
 
 import csv
+import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -248,3 +250,26 @@ def test_a_data_folder_missing_on_one_rank_stops_every_rank_before_anything_is_w
     assert (f"error: rank 1 finds 0 photos in /nonexistent/alphamatting_lowres_dev, rank 0 finds 2 in {real}/"
             "alphamatting_lowres_dev: every process of a run needs the same data") in done.stderr
     assert not run.exists()
+
+
+@pytest.mark.slow
+def test_the_gpu_script_runs_on_the_cpu_with_a_two_minute_budget(tmp_path):
+    """scripts/train_on_gpu.sh as on a GPU machine, with the project's interpreter and ALLOW_CPU=1: it trains
+    from the shipped weights within the budget, ships the weight average and evaluates it (with the real
+    photos, when present), and writes its throughput."""
+    out = tmp_path / "gpu-run"
+    env = {**_env(), "PYTHON": sys.executable, "ALLOW_CPU": "1", "EVAL_MINUTES": "1", "BATCH": "2"}
+    env.pop("ADAMATTING_SHARED_DATA")
+    done = subprocess.run(["bash", str(ROOT / "scripts" / "train_on_gpu.sh"), str(out), "2", "--crop", "256",
+                           "--real-fraction", "0", "--bank-size", "8", "--bank-res", "256", "--threads", "2"],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert re.search(r"time budget of 0\.9\d* min spent: stopped at step \d+", done.stdout), done.stdout[-3000:]
+    assert {"last.pt", "log.csv", "curves.png"} <= {p.name for p in (out / "run").iterdir()}
+    assert (out / "candidate.pt").is_file() and (out / "script.log").stat().st_size > 0
+    assert json.loads((out / "throughput.json").read_text())["samples_per_s"] > 0
+    from calib_data.splits import alphamatting_dev_dir
+    if alphamatting_dev_dir().is_dir():
+        for protocol in ("trimap", "mask"):
+            scores = json.loads((out / f"eval-{protocol}" / "eval.json").read_text())
+            assert any(m.startswith("candidate.pt (torch/fp32)") for m in scores["methods"]), scores["methods"]
