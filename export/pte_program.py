@@ -134,10 +134,10 @@ def lower(module: torch.nn.Module, size: tuple[int, int]) -> tuple[bytes, dict]:
 # ----------------------------------------------------------------------------------------- validation
 def pte_alpha_fn(path: Path) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """alpha(image, trimap) of a written program, run by the runtime's ExecuTorch loader."""
-    from runtime.backends.executorch_backend import load_method
+    from runtime.backends.executorch_backend import execute, load_method
 
     _program, method = load_method(path)
-    return lambda img, tri: method.execute([torch.from_numpy(img), torch.from_numpy(tri)])[0].numpy()
+    return lambda img, tri: execute(method, img, tri)[0]
 
 
 def check_fp32(model: AdaMatting, path: Path, size: tuple[int, int], out: Path) -> dict:

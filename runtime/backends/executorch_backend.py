@@ -11,6 +11,8 @@ format version, a corrupt header) is an :class:`runtime.errors.ArtifactError` na
 
 from __future__ import annotations
 
+import contextlib
+import io
 from pathlib import Path
 from typing import Any
 
@@ -27,22 +29,34 @@ METHOD = "forward"
 
 
 def load_method(artifact: str | Path, threads: int | None = None):
-    """The program's ``forward`` method, the thread pool sized to ``threads`` first (when given)."""
-    if threads:
-        portable_lib._unsafe_reset_threadpool(int(threads))
+    """(program, its ``forward`` method), the thread pool sized to ``threads`` first (when given).
+
+    ExecuTorch logs through Python's stderr (CPU probing, why a program is refused): the log is kept out of
+    the user's terminal, and its last line joins the error when the program cannot be loaded."""
+    log = io.StringIO()
     try:
-        program = Runtime.get().load_program(Path(artifact))
-        if METHOD not in program.method_names:
-            raise ArtifactError(f"{artifact}: the program has no {METHOD!r} method (it has "
-                                f"{', '.join(sorted(program.method_names)) or 'none'})")
-        return program, program.load_method(METHOD)
+        with contextlib.redirect_stderr(log):
+            if threads:
+                portable_lib._unsafe_reset_threadpool(int(threads))
+            program = Runtime.get().load_program(Path(artifact))
+            if METHOD not in program.method_names:
+                raise ArtifactError(f"{artifact}: the program has no {METHOD!r} method (it has "
+                                    f"{', '.join(sorted(program.method_names)) or 'none'})")
+            return program, program.load_method(METHOD)
     except RuntimeError as e:   # the pybindings raise RuntimeError('Failed to load program, error: 0x..')
-        raise ArtifactError(f"{artifact}: ExecuTorch cannot load it: {e}") from None
+        lines = log.getvalue().strip().splitlines()
+        why = f" ({lines[-1].split('] ', 1)[-1]})" if lines else ""
+        raise ArtifactError(f"{artifact}: ExecuTorch cannot load it: {e}{why}") from None
 
 
-def thread_count() -> int:
-    """The size of ExecuTorch's thread pool in this process."""
-    return int(portable_lib._threadpool_get_thread_count())
+def execute(method, image: np.ndarray, trimap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(alpha, trimap_prob) of one call. ExecuTorch reads a tensor's memory as contiguous whatever its strides,
+    so views (an HWC image transposed to CHW) are copied first."""
+    alpha, prob = method.execute([torch.from_numpy(np.ascontiguousarray(image, np.float32)),
+                                  torch.from_numpy(np.ascontiguousarray(trimap, np.float32))])
+    return alpha.numpy(), prob.numpy()
+
+
 
 
 class ExecuTorchBackend(ManifestBackend):
@@ -71,6 +85,4 @@ class ExecuTorchBackend(ManifestBackend):
         return cls(program, method, manifest, threads)
 
     def run(self, image: np.ndarray, trimap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        alpha, prob = self.method.execute([torch.from_numpy(np.ascontiguousarray(image, np.float32)),
-                                           torch.from_numpy(np.ascontiguousarray(trimap, np.float32))])
-        return alpha.numpy(), prob.numpy()
+        return execute(self.method, image, trimap)
