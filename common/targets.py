@@ -148,6 +148,12 @@ del P
 REFERENCE = "torch"   # the runtime of the FP32 reference every artifact is compared with
 
 
+def export_commands() -> str:
+    """``make export-<command>`` of every target, for messages that say how to make artifacts."""
+    commands = dict.fromkeys(t.command for t in TARGETS.values())
+    return "make " + " / ".join(f"export-{c}" for c in commands)
+
+
 def artifact_suffixes() -> tuple[str, ...]:
     """Every suffix an exported artifact has (the checkpoint's excluded)."""
     return tuple(dict.fromkeys(t.suffix for t in TARGETS.values()))
