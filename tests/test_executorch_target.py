@@ -147,3 +147,32 @@ def test_without_executorch_a_program_is_not_run_and_the_runtime_names_the_packa
     assert all(a.run_backend is None and a.note.startswith("ExecuTorch is not installed") for a in artifacts)
     with pytest.raises(BackendUnavailable, match=r"the executorch backend needs the 'executorch' package: pip install"):
         Matter.from_artifact(out / NAMES["int8"])
+
+
+def test_runner_inputs_and_log_become_a_device_result_that_merges(exported, tmp_path):
+    """What the Android workflow runs around ExecuTorch's executor_runner: the inputs it reads (raw float32,
+    the tensors device_bench times) and its log turned into a device_bench JSON that merge takes."""
+    from benchmarks.device_bench import load_result, merge_markdown
+    from benchmarks.latency import synthetic_inputs, write_json
+    from benchmarks.runner_log import convert, write_inputs
+
+    _, out, _ = exported
+    pte = out / NAMES["int8"]
+    image, trimap = write_inputs(pte, tmp_path / "inputs")
+    expected = synthetic_inputs(SIZE)
+    assert np.array_equal(np.fromfile(image, np.float32).reshape(1, 3, *SIZE), expected[0])
+    assert np.array_equal(np.fromfile(trimap, np.float32).reshape(1, 1, *SIZE), expected[1])
+    times = [9.0, 8.0, 5.0, 6.0, 7.0]   # ms, as the runner prints them
+    log = tmp_path / "runner.log"
+    log.write_text("I 00:00:00.1 executorch:executor_runner.cpp:300] Model loaded in 3.2 ms.\n" + "".join(
+        f"I 00:00:00.2 executorch:executor_runner.cpp:520] Iteration {i + 1} of 5: {t:f} ms\n"
+        for i, t in enumerate(times)))
+    result = convert(log, pte, warmup=2, threads=4)
+    [row] = result["rows"]
+    assert (row["id"], row["run_backend"], row["threads"], row["runs"]) == ("executorch/int8", "executor_runner", 4, 3)
+    assert row["p50_ms"] == pytest.approx(6.0) and row["min_ms"] == pytest.approx(5.0)
+    write_json(result, tmp_path / "phone.json")
+    assert "executorch/int8" in merge_markdown([tmp_path / "phone.json"]) and load_result(tmp_path / "phone.json")
+    with pytest.raises(ValueError, match="2 timed iterations"):
+        log.write_text("Iteration 1 of 2: 5.0 ms\nIteration 2 of 2: 5.0 ms\n")
+        convert(log, pte, warmup=2)
