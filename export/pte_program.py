@@ -21,7 +21,6 @@ where they are used, so the other exporters work without them.
 from __future__ import annotations
 
 import argparse
-from collections import Counter
 from pathlib import Path
 from typing import Callable
 
