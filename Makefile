@@ -6,7 +6,7 @@ CLI    := $(VENV)/bin/adamat
 STAMP  := $(VENV)/.installed
 OUT    ?= out
 
-.PHONY: setup test demo gate train bench bench-phone bench-baseline profile export-all export-onnx export-trt export-openvino export-coreml clean help
+.PHONY: setup test demo gate train bench bench-phone bench-baseline profile export-all export-onnx export-trt export-openvino export-coreml export-executorch export-android clean help
 
 help:
 	@echo "make setup   create .venv and install the project (idempotent)"
@@ -19,6 +19,8 @@ help:
 	@echo "make export-onnx  FP32 + INT8 ONNX of weights/mobile.pt with manifests (out/export)"
 	@echo "make export-openvino  OpenVINO IR FP32/FP16/INT8/accuracy-controlled INT8 (out/export)"
 	@echo "make export-coreml    CoreML .mlpackage FP16/W8/PAL6/W8A8 (out/export; simulated accuracy on Linux)"
+	@echo "make export-android   ExecuTorch .pte FP32/INT8 for Android, XNNPACK-delegated (out/export; also"
+	@echo "                      make export-executorch)"
 	@echo "make export-trt   FP16 + INT8 Q/DQ ONNX for TensorRT (out/export); engines where TensorRT imports,"
 	@echo "                  else the trtexec lines and exit 3 (TRT_OPTIONAL=1: warning, exit 0)"
 	@echo "make bench   latency of every artifact + runtime stages + metrics (pytest-benchmark), compared with"
@@ -35,7 +37,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade "pip>=24"
-	$(PY) -m pip install -q -e ".[dev,export,coreml]"
+	$(PY) -m pip install -q -e ".[dev,export,coreml,android]"
 	touch $(STAMP)
 
 test: $(STAMP)
@@ -63,6 +65,11 @@ export-openvino: $(STAMP)
 
 export-coreml: $(STAMP)
 	$(CLI) export coreml --checkpoint weights/mobile.pt --out $(OUT)/export
+
+export-executorch: $(STAMP)
+	$(CLI) export executorch --checkpoint weights/mobile.pt --out $(OUT)/export
+
+export-android: export-executorch
 
 export-trt: $(STAMP)
 	$(CLI) export trt --checkpoint weights/mobile.pt --out $(OUT)/export

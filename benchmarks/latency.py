@@ -33,7 +33,7 @@ import numpy as np
 
 from benchmarks.fingerprint import device_fingerprint, fingerprint_id
 from common.outputs import atomic_path
-from common.targets import RUNTIMES
+from common.targets import RUNTIMES, export_commands
 from runtime.artifacts import (
     REFERENCE_KEY,
     Artifact,
@@ -47,7 +47,7 @@ from runtime.backends import BACKENDS
 FORMAT = "adamatting-latency/1"
 ROOT = Path(__file__).resolve().parent.parent
 CHILD_TIMEOUT_S = 1800   # one artifact's warm-up and runs; a slow device at 512x512 needs minutes, not hours
-EXPORT_HINT = "run make export-onnx / export-openvino / export-trt / export-coreml"
+EXPORT_HINT = f"run {export_commands()}"
 
 
 def summarize(seconds: Sequence[float], warmup: int = 0) -> dict:

@@ -19,6 +19,9 @@ from dataclasses import dataclass
 from enum import Enum
 
 
+EXECUTORCH = "executorch>=1.5.1,<1.6"   # the range tested, with torch 2.13
+
+
 class Precision(str, Enum):
     """What an artifact computes in. Its value is what manifests, file names and gate keys say."""
 
@@ -78,6 +81,9 @@ RUNTIMES: dict[str, Runtime] = {r.name: r for r in (
             "pip install 'coremltools>=9,<10' (or the project's [coreml] extra); predicts on macOS only",
             (".mlpackage",), missing="coremltools is not installed", system="Darwin",
             elsewhere="CoreML prediction needs macOS; accuracy is the export's PyTorch simulation"),
+    Runtime("executorch", "ExecuTorch", "runtime.backends.executorch_backend", "ExecuTorchBackend", ("executorch",),
+            f"pip install '{EXECUTORCH}' (or the project's [android] extra)", (".pte",), ("threads",),
+            missing="ExecuTorch is not installed (the project's [android] extra)"),
 )}
 
 
@@ -126,6 +132,10 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
     Target("coreml", "coreml", "coreml", ".mlpackage", "coreml_{precision}", (P.FP16, P.W8, P.PAL6, P.W8A8), "coreml",
            "export.coreml_package", ("coremltools",),
            "CoreML ML Program packages (fp16, w8, pal6/pal4, w8a8) with simulated accuracy"),
+    Target("executorch", "executorch", "executorch", ".pte", "executorch_{precision}", (P.FP32, P.INT8), "executorch",
+           "export.pte_program", ("executorch", "torchao"),
+           "ExecuTorch .pte programs for Android, XNNPACK-delegated: FP32 and PT2E static INT8",
+           absent=f"needs executorch (pip install '{EXECUTORCH}', or pip install -e '.[android]')"),
     # UNVERIFIED: built only where TensorRT imports (an NVIDIA GPU machine)
     Target("tensorrt-engine", "trt", "tensorrt", ".engine", "trt_{precision}", (P.FP16, P.INT8), "tensorrt",
            "export.trt_engine", ("tensorrt",), "TensorRT engines from the TensorRT-ready ONNX",
@@ -136,6 +146,12 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
 del P
 
 REFERENCE = "torch"   # the runtime of the FP32 reference every artifact is compared with
+
+
+def export_commands() -> str:
+    """``make export-<command>`` of every target, for messages that say how to make artifacts."""
+    commands = dict.fromkeys(t.command for t in TARGETS.values())
+    return "make " + " / ".join(f"export-{c}" for c in commands)
 
 
 def artifact_suffixes() -> tuple[str, ...]:

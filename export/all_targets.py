@@ -53,7 +53,7 @@ def export_all(checkpoint: str | Path, out_dir: str | Path, size=(512, 512), cal
     if unknown:
         raise ValueError(f"unknown export target(s) {unknown}; known: {', '.join(TARGETS)}")
     model, _ = load_model(checkpoint)
-    job = ExportJob(model, file_sha256(checkpoint), Path(out_dir), tuple(size), cal, val, reuse)
+    job = ExportJob(model, file_sha256(checkpoint), Path(out_dir), tuple(size), cal, val, reuse, log)
     results: dict[str, TargetResult] = {}
     for name, target in REGISTRY.items():
         source = results.get(target.built_from) if target.built_from else None

@@ -20,6 +20,7 @@ from common.encoding import encode_inputs
 from common.manifest import Manifest, check_expected, load_manifest, tool_versions
 from evaluation.protocol import evaluate_set
 from export.errors import ExportError
+from export.job import check_set_size
 from export.onnx_graph import save_onnx
 from export.precision import PrecisionPolicy
 from runtime.backends.onnxruntime_backend import SESSION_CONFIG, inference_session
@@ -43,15 +44,6 @@ class SetReader:
 
     def rewind(self):
         self.i = 0
-
-
-def check_set_size(cset, input_size: list[int], role: str) -> None:
-    if list(cset.size) != list(input_size):
-        raise ExportError(f"{role} set {cset.path} is {cset.size[1]}x{cset.size[0]} but the model takes "
-                          f"{input_size[1]}x{input_size[0]}; build the set at the model's size "
-                          f"(size = {list(input_size)} in its config)")
-    if len(cset) == 0:
-        raise ExportError(f"{role} set {cset.path} has no samples")
 
 
 def ort_alpha_fn(path: str | Path):

@@ -7,13 +7,14 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from adamatting.config import DEFAULT_WEIGHTS, NAME_PATTERN
 from calib_data.sets import SetConfig, build_set
 from common.manifest import ManifestError, export_code_sha, load_manifest
 from common.outputs import inside
 from common.targets import Target
+from export.errors import ExportError
 from export.onnx_graph import export_onnx
 
 
@@ -47,6 +48,16 @@ def artifact_path(out_dir: str | Path, config: str, size: tuple[int, int], preci
                   suffix: str = ".onnx") -> Path:
     """Where an artifact is written: always a file directly in ``out_dir``."""
     return inside(out_dir, artifact_name(config, size, precision, steps, suffix))
+
+
+def check_set_size(cset, input_size: list[int], role: str) -> None:
+    """ExportError unless ``cset`` (a calibration or validation set) has samples at the model's input size."""
+    if list(cset.size) != list(input_size):
+        raise ExportError(f"{role} set {cset.path} is {cset.size[1]}x{cset.size[0]} but the model takes "
+                          f"{input_size[1]}x{input_size[0]}; build the set at the model's size "
+                          f"(size = {list(input_size)} in its config)")
+    if len(cset) == 0:
+        raise ExportError(f"{role} set {cset.path} has no samples")
 
 
 def composited_set(name_or_path: str, size: tuple[int, int], cache: Path, progress: bool = True):
@@ -83,6 +94,7 @@ class ExportJob:
     cal: Any = None               # composited calibration set at ``size`` (calib_data.sets.CompositedSet)
     val: Any = None               # composited validation set at ``size``
     reuse: bool = True
+    log: Callable[[str], None] = print   # the export log (what a target reports beyond its files)
 
     def artifact(self, target: Target, precision) -> Path:
         return artifact_path(self.out_dir, self.model.cfg.name, self.size, target.file_tag(precision),

@@ -2,8 +2,9 @@
 
 The policy is written once, as module paths of the exported network (``model.encoder.stem``), and translated
 here for each kind of graph: ONNX node names (:meth:`PrecisionPolicy.float_nodes`, for onnxruntime and
-TensorRT), OpenVINO operations (:meth:`PrecisionPolicy.openvino_scope`, an NNCF ignored scope) and the
-PyTorch modules a CoreML conversion sees (:meth:`PrecisionPolicy.torch_modules`). ONNX and OpenVINO name a
+TensorRT), OpenVINO operations (:meth:`PrecisionPolicy.openvino_scope`, an NNCF ignored scope), the
+PyTorch modules a CoreML conversion sees (:meth:`PrecisionPolicy.torch_modules`) and the nodes of a
+``torch.export`` graph a PT2E quantizer annotates (:meth:`PrecisionPolicy.pt2e_filter`, ExecuTorch). ONNX and OpenVINO name a
 node after the module path it came from (``/model/encoder/stem/stem.0/Conv``). In every graph a module of the
 policy that matches nothing is an error: a renamed layer must not silently become quantized.
 """
@@ -92,3 +93,20 @@ class PrecisionPolicy:
             raise ExportError(f"precision policy {self.source} names {', '.join(map(repr, missing))}, which is no "
                               f"module of the model")
         return list(policy.modules)
+
+    def pt2e_filter(self, graph_module) -> Callable:
+        """A PT2E quantizer's node filter for a ``torch.export`` graph of the inference wrapper: False for the
+        nodes of the policy's modules (the module path ``torch.export`` records in ``nn_module_stack``), True
+        for the rest. ``op_types`` are ONNX names: they have no meaning in an ATen graph and are not applied."""
+        def paths(node) -> list[str]:
+            return [path for path, _ in node.meta.get("nn_module_stack", {}).values()]
+
+        names = {p for n in graph_module.graph.nodes for p in paths(n)}
+        policy = self.applicable(lambda m: m in names)
+        missing = [m for m in policy.modules if m not in names]
+        if missing:
+            raise ExportError(f"precision policy {self.source} names {', '.join(map(repr, missing))}, which is no "
+                              f"module of the exported graph")
+        prefixes = tuple(m + "." for m in policy.modules)
+        kept = set(policy.modules)
+        return lambda node: not any(p in kept or p.startswith(prefixes) for p in paths(node))

@@ -166,3 +166,36 @@ def test_runtime_refuses_an_artifact_whose_file_was_swapped(tiny, tmp_path):
     a.write_bytes(b.read_bytes())
     with pytest.raises(ManifestError, match="a.onnx was changed"):
         Matter.from_artifact(a).predict(np.zeros((*SIZE, 3), np.float32), trimap=np.full(SIZE, 128, np.uint8))
+
+
+def test_a_damaged_executorch_program_is_refused_with_a_clear_error(tiny, tmp_path, capsys):
+    """Bytes changed after export: the manifest's hash refuses it. A program damaged and then re-hashed (the
+    manifest cannot help): ExecuTorch's own check refuses it, and the runtime says so in one line."""
+    pytest.importorskip("executorch", reason="executorch is the project's [android] extra (make setup installs it)")
+    from export.pte_program import export_pte
+    from runtime.errors import ArtifactError
+
+    torch.manual_seed(0)
+    model = build_model(get_config("tiny", pu_steps=1)).eval()
+    pte = tmp_path / "adamatting_tiny_64x64_executorch_fp32.pte"
+    export_pte(model, pte, "fp32", SIZE)
+    intact, manifest = pte.read_bytes(), load_manifest(pte)
+    _damage_middle(pte)
+    for load in (load_manifest, Matter.from_artifact):
+        with pytest.raises(ManifestError, match=r"executorch_fp32.pte was changed"):
+            load(pte)
+    header = bytearray(intact)
+    header[4:8] = b"XXXX"    # the program identifier ExecuTorch checks first ('ET12')
+    pte.write_bytes(bytes(header))
+    write_manifest(pte, manifest)
+    with pytest.raises(ArtifactError, match=r"executorch_fp32.pte: ExecuTorch cannot load it: Failed to load program"):
+        Matter.from_artifact(pte)
+    import cv2
+
+    photo, mask = tmp_path / "photo.png", tmp_path / "mask.png"
+    cv2.imwrite(str(photo), np.full((64, 64, 3), 128, np.uint8))
+    cv2.imwrite(str(mask), np.pad(np.full((32, 32), 255, np.uint8), 16))
+    code = main(["bokeh", str(photo), "--mask", str(mask), "--artifact", str(pte), "-o", str(tmp_path / "b.jpg")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "ExecuTorch cannot load it" in err
+    assert not (tmp_path / "b.jpg").exists()

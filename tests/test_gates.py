@@ -35,7 +35,8 @@ from runtime.artifacts import current, open_artifact, reference
 
 SIZE = (256, 256)
 CPU_KEYS = {"onnxruntime/fp32", "onnxruntime/int8", "openvino/fp32", "openvino/fp16", "openvino/int8",
-            "tensorrt/fp16", "tensorrt/int8", "coreml/fp16", "coreml/w8", "coreml/pal6", "coreml/w8a8"}
+            "tensorrt/fp16", "tensorrt/int8", "coreml/fp16", "coreml/w8", "coreml/pal6", "coreml/w8a8",
+            "executorch/fp32", "executorch/int8"}
 SET_TOML = """name = "{name}"
 count = 8
 size = [{h}, {w}]
@@ -76,7 +77,7 @@ def gated(exported):
 def test_every_cpu_target_is_exported(exported):
     *_, results = exported
     by = {r.target: r for r in results}
-    assert all(by[t].status == "built" for t in ("onnx", "openvino", "tensorrt", "coreml"))
+    assert all(by[t].status == "built" for t in ("onnx", "openvino", "tensorrt", "coreml", "executorch"))
     assert by["tensorrt-engine"].status == "not built" and "TensorRT" in by["tensorrt-engine"].reason
 
 
@@ -190,7 +191,7 @@ def test_second_export_reuses_up_to_date_artifacts(exported):
     root, export_dir, cal_toml, val_toml, val, _ = exported
     cal = composited_set(str(cal_toml), SIZE, root / "sets", progress=False)
     again = export_all(DEFAULT_WEIGHTS, export_dir, SIZE, cal, val, log=lambda m: None)
-    assert [r.status for r in again if r.target != "tensorrt-engine"] == ["reused"] * 4
+    assert [r.status for r in again if r.target != "tensorrt-engine"] == ["reused"] * 5
 
 
 def test_artifacts_of_other_export_code_are_rebuilt_not_reused(exported, tmp_path):
@@ -267,7 +268,8 @@ def test_main_job_writes_the_report(exported, tmp_path):
     text = report.read_text()
     assert (report.parent / "latency_vs_accuracy.png").is_file()
     assert "**Accuracy gates: PASS**" in text
-    for label in ("PyTorch FP32", "onnxruntime INT8", "OpenVINO INT8", "TensorRT INT8 ONNX", "CoreML W8A8"):
+    for label in ("PyTorch FP32", "onnxruntime INT8", "OpenVINO INT8", "TensorRT INT8 ONNX", "CoreML W8A8",
+                  "ExecuTorch INT8"):
         assert f"| {label} " in text
     assert "OpenVINO INT8 vs PyTorch FP32 eager" in text and "onnxruntime INT8 vs onnxruntime FP32" in text
     assert "**tensorrt-engine** (export not built): TensorRT does not import here" in text
@@ -279,5 +281,6 @@ def test_main_job_writes_the_report(exported, tmp_path):
     latency = json.loads((report.parent / "latency.json").read_text())
     rows = {r["id"]: r for r in latency["rows"]}
     assert rows["torch/fp32"]["status"] == "ok" and rows["onnxruntime/int8"]["status"] == "ok"
+    assert rows["executorch/int8"]["status"] == "ok" and rows["executorch/int8"]["threads"] == 1
     assert rows["onnxruntime/int8"]["ratio_to_torch_fp32"] > 0 and rows["onnxruntime/int8"]["peak_rss_mb"] > 0
     assert rows["coreml/w8a8"]["status"] == "not run"

@@ -27,8 +27,8 @@ def add_arguments(ex) -> None:
             p = sub.add_parser(target.command, help=target.help, description=target.help)
             exporter.add_arguments(p)
             p.set_defaults(func=exporter.run)
-    al = sub.add_parser("all", help="every target this machine can build (ONNX, OpenVINO, TensorRT ONNX/engines, "
-                                    "CoreML); up-to-date artifacts are reused")
+    al = sub.add_parser("all", help=f"every target this machine can build ({', '.join(REGISTRY)}); up-to-date "
+                                    "artifacts are reused")
     al.add_argument("--checkpoint", default=str(DEFAULT_WEIGHTS))
     al.add_argument("--out", default="out/export")
     al.add_argument("--size", type=int, nargs=2, default=[512, 512], metavar=("H", "W"))

@@ -13,6 +13,7 @@ from benchmarks.gates import GATES_TOML, Gates, check, failures, table
 from benchmarks.latency import write_json
 from benchmarks.report import gate_json
 from common.arguments import positive_int
+from common.targets import export_commands
 from evaluation.accuracy import evaluate_all
 from export.job import composited_set
 from runtime.artifacts import current, reference
@@ -39,8 +40,8 @@ def run(args) -> int:
         raise FileNotFoundError(f"{args.checkpoint}: the FP32 reference checkpoint is missing")
     artifacts, problems = current(args.artifacts, size, args.checkpoint)
     if not artifacts and not problems:
-        print(f"error: no {size[0]}x{size[1]} artifacts with manifests in {args.artifacts}: run `make export-onnx` "
-              f"(or make export-openvino / export-trt / export-coreml, or `adamat export all`) first", file=sys.stderr)
+        print(f"error: no {size[0]}x{size[1]} artifacts with manifests in {args.artifacts}: run `adamat export all` "
+              f"(or {export_commands()}) first", file=sys.stderr)
         return 2
     val = composited_set(args.val, size, Path(args.cache), progress=False)
     rows = evaluate_all(reference(args.checkpoint), artifacts, size, val, real=not args.no_real,

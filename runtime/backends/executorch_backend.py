@@ -1,0 +1,88 @@
+"""The ExecuTorch backend: a ``.pte`` program (FP32 or INT8, XNNPACK-delegated) with its manifest, run by
+ExecuTorch's Python runtime (``executorch.runtime``) — the same runtime and XNNPACK kernels an Android app
+links (``libexecutorch`` / the ``org.pytorch.executorch`` AAR).
+
+``threads`` sizes ExecuTorch's CPU thread pool (the one XNNPACK runs on). The pool belongs to the process,
+so the last backend opened with ``threads`` decides for every program in it; the latency benchmark times
+each artifact in its own process. Without ``threads`` ExecuTorch picks its default (the performant cores).
+The manifest's hashes are checked before the program is read; a program ExecuTorch still refuses (another
+format version, a corrupt header) is an :class:`runtime.errors.ArtifactError` naming the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from executorch.extension.pybindings import portable_lib
+from executorch.runtime import Runtime
+
+from common.manifest import Manifest, ManifestError
+from runtime.backends.base import INPUT_NAMES, ManifestBackend
+from runtime.errors import ArtifactError
+
+METHOD = "forward"
+
+
+def load_method(artifact: str | Path, threads: int | None = None):
+    """(program, its ``forward`` method), the thread pool sized to ``threads`` first (when given).
+
+    ExecuTorch logs through Python's stderr (CPU probing, why a program is refused): the log is kept out of
+    the user's terminal, and its last line joins the error when the program cannot be loaded."""
+    log = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(log):
+            if threads:
+                portable_lib._unsafe_reset_threadpool(int(threads))
+            program = Runtime.get().load_program(Path(artifact))
+            if METHOD not in program.method_names:
+                raise ArtifactError(f"{artifact}: the program has no {METHOD!r} method (it has "
+                                    f"{', '.join(sorted(program.method_names)) or 'none'})")
+            return program, program.load_method(METHOD)
+    except RuntimeError as e:   # the pybindings raise RuntimeError('Failed to load program, error: 0x..')
+        lines = log.getvalue().strip().splitlines()
+        why = f" ({lines[-1].split('] ', 1)[-1]})" if lines else ""
+        raise ArtifactError(f"{artifact}: ExecuTorch cannot load it: {e}{why}") from None
+
+
+def execute(method, image: np.ndarray, trimap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(alpha, trimap_prob) of one call. ExecuTorch reads a tensor's memory as contiguous whatever its strides,
+    so views (an HWC image transposed to CHW) are copied first."""
+    alpha, prob = method.execute([torch.from_numpy(np.ascontiguousarray(image, np.float32)),
+                                  torch.from_numpy(np.ascontiguousarray(trimap, np.float32))])
+    return alpha.numpy(), prob.numpy()
+
+
+
+
+class ExecuTorchBackend(ManifestBackend):
+    name = "executorch"
+
+    def __init__(self, program, method, manifest: Manifest, threads: int | None):
+        super().__init__(manifest)
+        self.program, self.method = program, method   # the program owns the method's memory: keep both
+        self.threads = threads
+
+    @classmethod
+    def open(cls, artifact: Path, expect: dict[str, Any], threads: int | None = None) -> "ExecuTorchBackend":
+        """ManifestError for a missing manifest, a hash mismatch or facts that differ from ``expect`` (or a
+        program whose inputs are not the manifest's); ArtifactError when ExecuTorch cannot load it."""
+        manifest = cls.read_manifest(artifact, {"backend": "executorch", **expect})
+        program, method = load_method(artifact, threads)
+        meta = method.metadata
+        if meta.num_inputs() != len(INPUT_NAMES):
+            raise ManifestError(f"{artifact}: the program takes {meta.num_inputs()} inputs, not {len(INPUT_NAMES)} "
+                                f"({', '.join(INPUT_NAMES)})")
+        h, w = manifest.input_size
+        image_size = list(meta.input_tensor_meta(0).sizes())
+        if image_size[2:] != [h, w]:
+            raise ManifestError(f"{artifact}: program input size {image_size[2:]} differs from the manifest's "
+                                f"{manifest.input_size}")
+        return cls(program, method, manifest, threads)
+
+    def run(self, image: np.ndarray, trimap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return execute(self.method, image, trimap)
