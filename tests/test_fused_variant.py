@@ -52,11 +52,14 @@ def test_the_stem_sees_every_full_resolution_pixel_and_no_stride_2_feature_is_ma
     assert torch.equal(x.grad, torch.full_like(x, float(conv.out_channels)))
 
 
-def test_the_variant_has_no_depthwise_convolution_below_64_channels():
+def test_thin_depthwise_convolutions_are_left_only_in_the_global_convolution_blocks():
+    # The encoder's stages to stride 16, the decoders' upsampling and refinement and the ConvLSTM gates are
+    # dense; depthwise convolutions on fewer than 64 channels (no faster in int8) remain only in the GCN's
+    # k×1 / 1×k branches, where dense ones cost 0.8 GMACs more (benchmarks/measured/variant-search-*.json).
     model = build_model(get_config("mobile-int8"))
-    thin = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Conv2d) and m.groups > 1
-            and m.in_channels < 64]
-    assert thin == []
+    thin = {n.split(".gcn.")[0] + ".gcn" if ".gcn." in n else n for n, m in model.named_modules()
+            if isinstance(m, torch.nn.Conv2d) and m.groups > 1 and m.in_channels < 64}
+    assert thin == {"trimap_decoder.gcn", "alpha_decoder.gcn"}
 
 
 @pytest.mark.parametrize("changes, message", [
