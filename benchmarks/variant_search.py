@@ -2,7 +2,7 @@
 and timed interleaved in one process, as data.
 
     python -m benchmarks.variant_search --out benchmarks/measured/variant-search-<date>-<device>.json
-    python -m benchmarks.variant_search --candidates shipped mobile-int8 --kind latency --out ...
+    python -m benchmarks.variant_search --candidates shipped mobile-int8 --kind comparison --rounds 15 --out ...
 
 Latency does not depend on the weights: a candidate is a model config (``CANDIDATES``: overrides of the
 ``mobile-int8`` config, or a registered config's name) with seeded random weights; ``shipped`` is
@@ -10,9 +10,8 @@ weights/mobile.pt. INT8 is calibrated on a few composites (``--calib-samples``) 
 and precision policy. Every artifact runs ``--runs`` calls per round, ``--rounds`` rounds, the artifacts in a
 rotating order (onnxruntime sessions with spinning off: an idle session must not steal the cores), so a
 machine shared with other jobs slows every artifact alike; the p50 of all calls and the median of the
-per-round INT8/FP32 ratios are recorded. ``--kind search`` writes one table row per candidate (MACs,
-parameters, the four p50s, both ratios); ``--kind latency`` writes a latency file (benchmarks.measurements)
-with one measurement per candidate.
+per-round INT8/FP32 ratios are recorded: one table row per candidate (MACs, parameters, the four p50s, both
+ratios, OpenVINO INT8 against the shipped model's); ``--kind comparison`` adds whether ``TARGETS`` are met.
 """
 
 from __future__ import annotations
@@ -147,45 +146,34 @@ def _device() -> dict:
             "fingerprint_id": fingerprint_id(fp)}, fp["runtimes"]
 
 
-def search_table(names, sizes: dict, result: dict, meta: dict) -> dict:
+TARGETS = {"OV INT8/FP32": 0.6, "ORT INT8/FP32": 0.6, "OV INT8 / shipped OV INT8": 0.5}
+
+
+def search_table(names, sizes: dict, result: dict, meta: dict, kind: str = "search") -> dict:
+    """One row per candidate; ``kind`` "comparison" adds whether each of ``TARGETS`` is met."""
     cols = ["candidate", "what", "GMACs", "params (M)", "ORT FP32 ms", "ORT INT8 ms", "ORT INT8/FP32",
             "OV FP32 ms", "OV INT8 ms", "OV INT8/FP32", "OV INT8 / shipped OV INT8"]
     ship = result.get("shipped", {}).get("openvino/int8")
     rows = []
     for n in names:
         r = result[n]
-        rows.append(dict(zip(cols, [n, CANDIDATES[n][0], round(sizes[n]["gmacs"], 3),
-                                    round(sizes[n]["params"] / 1e6, 3),
-                                    *(round(r[a], 2) for a in ARTIFACTS[:2]), round(r["onnxruntime int8/fp32"], 2),
-                                    *(round(r[a], 2) for a in ARTIFACTS[2:]), round(r["openvino int8/fp32"], 2),
-                                    round(r["openvino/int8"] / ship, 2) if ship else None])))
-    return {**meta, "kind": "variant-search", "model": "candidate networks, seeded random weights (shipped: "
-            "weights/mobile.pt); MACs and parameters at 1x3x512x512", "columns": cols, "rows": rows}
-
-
-def latency_file(names, sizes: dict, result: dict, meta: dict) -> dict:
-    models = {n: f"{CANDIDATES[n][0]}; {sizes[n]['gmacs']:.2f} GMACs, {sizes[n]['params'] / 1e6:.2f} M parameters"
-              for n in names}
-    ms = []
-    for n in names:
-        r = result[n]
-        rows = [{"artifact": a, "p50_ms": round(r[a], 2)} for a in ARTIFACTS]
-        for row in rows:
-            if row["artifact"].endswith("int8"):
-                row["ratio_to_fp32_same_runtime"] = round(r[row["artifact"].replace("/", " ") + "/fp32"], 3)
-        ms.append({"label": "variant_search interleaved run", "model": n,
-                   "checkpoint": "weights/mobile.pt" if n == "shipped" else "seeded random weights", "rows": rows})
-    targets = [{"name": "OpenVINO INT8 / OpenVINO FP32", "artifact": "openvino/int8",
-                "ratio": "ratio_to_fp32_same_runtime", "max": 0.6},
-               {"name": "ORT INT8 / ORT FP32", "artifact": "onnxruntime/int8",
-                "ratio": "ratio_to_fp32_same_runtime", "max": 0.6}]
-    return {**meta, "kind": "latency", "models": models, "targets": targets, "measurements": ms}
+        row = dict(zip(cols, [n, CANDIDATES[n][0], round(sizes[n]["gmacs"], 3), round(sizes[n]["params"] / 1e6, 3),
+                              *(round(r[a], 2) for a in ARTIFACTS[:2]), round(r["onnxruntime int8/fp32"], 2),
+                              *(round(r[a], 2) for a in ARTIFACTS[2:]), round(r["openvino int8/fp32"], 2),
+                              round(r["openvino/int8"] / ship, 2) if ship else None]))
+        if kind == "comparison":
+            row["targets"] = "; ".join(f"{k} <= {v}: {'met' if row[k] is not None and row[k] <= v else 'not met'}"
+                                       for k, v in TARGETS.items())
+        rows.append(row)
+    return {**meta, "kind": "variant-search" if kind == "search" else "int8-comparison",
+            "model": "candidate networks, seeded random weights (shipped: weights/mobile.pt); MACs and parameters "
+                     "at 1x3x512x512", "columns": cols + (["targets"] if kind == "comparison" else []), "rows": rows}
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.variant_search", description=__doc__.split("\n\n")[0])
     p.add_argument("--candidates", nargs="+", default=list(CANDIDATES), choices=list(CANDIDATES))
-    p.add_argument("--kind", choices=["search", "latency"], default="search")
+    p.add_argument("--kind", choices=["search", "comparison"], default="search")
     p.add_argument("--size", type=int, default=512)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--rounds", type=int, default=7)
@@ -215,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"LATENCY hint, f32 inference precision; p50 of all calls, ratios the median of per-round "
                       f"ratios; INT8 calibrated on {args.calib_samples} composites",
             "note": "Shared 2-core machine: compare values within this file only."}
-    data = (search_table if args.kind == "search" else latency_file)(args.candidates, sizes, result, meta)
+    data = search_table(args.candidates, sizes, result, meta, args.kind)
     write_json(data, args.out)
     load(args.out)   # the file is a valid measured-results file
     print(json.dumps(result, indent=1))
