@@ -27,15 +27,26 @@ def format_scale(s: float) -> str:
 class ModelConfig:
     name: str
     encoder: str                                    # "mobile" (inverted residuals) | "resnet" (bottlenecks)
+    #                                                 | "fused" (stride-4 patch stem, fused-MBConv stages)
     width_mult: float = 1.0                         # mobile: channel multiplier
     # mobile: MobileNetV2-style stages (expansion, channels, repeats, stride)
     mobile_stages: tuple[tuple[int, int, int, int], ...] = (
         (1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 3, 2), (6, 96, 2, 1), (6, 160, 2, 2))
     resnet_layers: tuple[int, int, int, int] = (3, 4, 6, 3)   # resnet: bottlenecks per stage (ResNet-50)
     resnet_width: int = 64
-    decoder_channels: tuple[int, int, int, int, int] = (64, 32, 24, 16, 8)  # at strides 16, 8, 4, 2, 1
+    # fused: the stem's channels (a 4×4 stride-4 convolution) and the stages after it, each
+    # (kind, expansion, channels, repeats, stride), kind "fused" (dense 3×3 expansion, 1×1 projection; a single
+    # dense 3×3 at expansion 1) or "ir" (inverted residual, depthwise 3×3). Strides must reach 32.
+    stem_channels: int = 32
+    fused_stages: tuple[tuple[str, int, int, int, int], ...] = ()
+    # At strides 16, 8, 4, 2, 1 of the encoder's input; 3 or 4 entries stop the decoders (and the propagation
+    # unit) at stride 4 or 2, which is then the network's resolution (see ENCODER_STRIDE, encoder_scale).
+    decoder_channels: tuple[int, ...] = (64, 32, 24, 16, 8)
     gcn_kernel: int = 7                             # Global Convolution k (k×1 + 1×k)
     separable: bool = True                          # depthwise-separable convs in decoders, GCN and PU gates
+    gcn_separable: bool | None = None               # None: as ``separable``
+    pu_separable: bool | None = None                # None: as ``separable``
+    subpixel_kernel: int = 3                        # the sub-pixel convolution's kernel (1: a 2×2 ConvTranspose)
     pu_hidden: int = 8                              # ConvLSTM hidden channels
     pu_steps: int = 3                               # fixed number of propagation steps (unrolled on export)
     # 1: the network runs at the input resolution (as published). s > 1: it runs on the input downscaled by s
@@ -51,12 +62,42 @@ class ModelConfig:
         if self.guided_scale not in GUIDED_SCALES:
             raise ValueError(f"guided_scale must be one of {', '.join(map(format_scale, GUIDED_SCALES))}, "
                              f"got {format_scale(self.guided_scale)}")
+        if not 3 <= len(self.decoder_channels) <= 5:
+            raise ValueError(f"decoder_channels must have 3 to 5 entries (strides 16 to 4, 2 or 1), "
+                             f"got {len(self.decoder_channels)}")
+        if self.encoder_scale not in GUIDED_SCALES:
+            raise ValueError(f"the decoders stop at stride {self.decoder_stride}, so guided_scale "
+                             f"{format_scale(self.guided_scale)} would run the encoder on the input scaled by "
+                             f"{format_scale(1 / self.encoder_scale)}; use guided_scale = {self.decoder_stride} × "
+                             f"one of {', '.join(map(format_scale, GUIDED_SCALES))}")
+        if self.subpixel_kernel not in (1, 3):
+            raise ValueError(f"subpixel_kernel must be 1 or 3, got {self.subpixel_kernel}")
+
+    @property
+    def decoder_stride(self) -> int:
+        """The decoders' output stride relative to the encoder's input: 1, 2 or 4."""
+        return 2 ** (5 - len(self.decoder_channels))
+
+    @property
+    def encoder_scale(self) -> float:
+        """Input resolution / the encoder's input resolution: guided_scale / decoder_stride (the network's
+        resolution is where the decoders end)."""
+        s = self.guided_scale / self.decoder_stride
+        return 4 / 3 if abs(s - 4 / 3) < 1e-9 else s
+
+    @property
+    def gcn_is_separable(self) -> bool:
+        return self.separable if self.gcn_separable is None else self.gcn_separable
+
+    @property
+    def pu_is_separable(self) -> bool:
+        return self.separable if self.pu_separable is None else self.pu_separable
 
     @property
     def stride(self) -> int:
-        """Input sides must be multiples of this: the network's input (the input downscaled by guided_scale
+        """Input sides must be multiples of this: the encoder's input (the input downscaled by encoder_scale
         = p/q) must be a multiple of the encoder's stride — 32, 128 (4/3), 64 (2), 128 (4)."""
-        s = Fraction(self.guided_scale).limit_denominator(8)
+        s = Fraction(self.encoder_scale).limit_denominator(8)
         return ENCODER_STRIDE * s.numerator // gcd(s.denominator, ENCODER_STRIDE)
 
     def differences(self, other: "ModelConfig") -> list[tuple[str, str, str]]:
@@ -78,7 +119,7 @@ class ModelConfig:
         if unknown:
             raise ValueError(f"unknown model config keys: {', '.join(sorted(unknown))}")
         d = dict(d)
-        for k in ("mobile_stages",):
+        for k in ("mobile_stages", "fused_stages"):
             if k in d:
                 d[k] = tuple(tuple(s) for s in d[k])
         for k in ("resnet_layers", "decoder_channels"):
@@ -91,6 +132,14 @@ CONFIGS: dict[str, ModelConfig] = {
     # Phone default: inverted-residual encoder, separable decoders and ConvLSTM, all at 3/4 of the input
     # resolution, and a learned guided filter back to the input resolution (1.32 GMACs at 512×512).
     "mobile": ModelConfig(name="mobile", encoder="mobile", width_mult=1.0, guided_scale=4 / 3),
+    # For int8 CPUs and phone NPUs: a 4×4 stride-4 patch stem on the full-resolution input, fused-MBConv
+    # (dense 3×3) stages at strides 4 to 16, decoders with 2×2 transposed sub-pixel convolutions and dense 3×3
+    # refinement ending at stride 4, a dense-gate ConvLSTM there, and the guided upsampler ×4 back to the input.
+    "mobile-int8": ModelConfig(name="mobile-int8", encoder="fused", stem_channels=32,
+                               fused_stages=(("fused", 1, 32, 1, 1), ("fused", 2, 48, 2, 2), ("fused", 2, 96, 2, 2),
+                                             ("ir", 4, 160, 2, 2)),
+                               decoder_channels=(96, 48, 32), gcn_kernel=5, separable=False, gcn_separable=True,
+                               subpixel_kernel=1, pu_hidden=16, guided_scale=4),
     # As published: ResNet-50-like bottleneck encoder, plain convolutions.
     "paper": ModelConfig(name="paper", encoder="resnet", decoder_channels=(256, 128, 64, 32, 16),
                          gcn_kernel=11, separable=False, pu_hidden=16),
@@ -104,6 +153,12 @@ CONFIGS: dict[str, ModelConfig] = {
                                               (6, 160, 1, 2)),
                                decoder_channels=(16, 8, 8, 8, 4), gcn_kernel=5, pu_hidden=4, pu_steps=2,
                                guided_scale=2, refiner_hidden=8),
+    # For tests of the mobile-int8 code path: the same structure, tiny widths (inputs: multiples of 32).
+    "tiny-fused": ModelConfig(name="tiny-fused", encoder="fused", stem_channels=8,
+                              fused_stages=(("fused", 1, 8, 1, 1), ("fused", 2, 16, 1, 2), ("ir", 2, 16, 1, 2),
+                                            ("ir", 2, 32, 1, 2)),
+                              decoder_channels=(16, 8, 8), gcn_kernel=5, separable=False, gcn_separable=True,
+                              subpixel_kernel=1, pu_hidden=4, pu_steps=2, guided_scale=4, refiner_hidden=8),
     "tiny-resnet": ModelConfig(name="tiny-resnet", encoder="resnet", resnet_layers=(1, 1, 1, 1), resnet_width=8,
                                decoder_channels=(16, 8, 8, 8, 4), gcn_kernel=5, separable=False, pu_hidden=4,
                                pu_steps=2),

@@ -20,8 +20,8 @@ def inputs(n, h, w, trimap_value=0.5):
 
 @pytest.mark.parametrize("config, size", [
     ("tiny", (64, 64)), ("tiny", (96, 160)), ("tiny-resnet", (64, 64)), ("tiny-resnet", (128, 96)),
-    ("tiny-guided", (64, 64)), ("tiny-guided", (128, 192)),
-    ("mobile", (128, 128)), ("mobile", (128, 256)), ("paper", (64, 96)),   # paper: 77 M params, one size
+    ("tiny-guided", (64, 64)), ("tiny-guided", (128, 192)), ("tiny-fused", (64, 64)), ("tiny-fused", (96, 160)),
+    ("mobile-int8", (128, 96)), ("mobile", (128, 128)), ("mobile", (128, 256)), ("paper", (64, 96)),   # paper: 77 M params, one size
 ])
 def test_output_shapes_both_code_paths(config, size):
     model = build_model(get_config(config)).eval()

@@ -20,8 +20,9 @@ The parts, one file each (every name is re-exported here: import them from ``ada
 
 - ``layers``: the conv + BN + ReLU6 blocks the encoders and decoders share;
 - ``encoders``: the :class:`Encoder` contract (features at strides 2, 4, 8, 16, 32 and their channel
-  counts), ``MobileEncoder`` (MobileNetV2-style, the phone default), ``ResNetEncoder`` (as published) and
-  ``build_encoder``, which picks one by ``cfg.encoder``;
+  counts), ``MobileEncoder`` (MobileNetV2-style, the phone default), ``ResNetEncoder`` (as published),
+  ``FusedEncoder`` (stride-4 patch stem, fused-MBConv stages: ``mobile-int8``) and ``build_encoder``, which
+  picks one by ``cfg.encoder``;
 - ``decoder``: the trimap decoder (skips deep + middle) and the alpha decoder (middle + shallow), each skip
   through a Global Convolution block, upsampling by sub-pixel convolution;
 - ``propagation``: the ConvLSTM propagation unit, ``pu_steps`` fixed steps that refine the alpha logit;
@@ -38,6 +39,8 @@ from adamatting.model.encoders import (
                                        FEATURE_STRIDES,
                                        Bottleneck,
                                        Encoder,
+                                       FusedEncoder,
+                                       FusedMBConv,
                                        InvertedResidual,
                                        MobileEncoder,
                                        ResNetEncoder,
@@ -53,7 +56,7 @@ from common.encoding import INPUT_ENCODING, TRIMAP_VALUES
 __all__ = [
     "AdaMatting", "ExportWrapper", "build_model", "check_input",
     "Encoder", "ENCODERS", "FEATURE_STRIDES", "build_encoder", "MobileEncoder", "InvertedResidual",
-    "ResNetEncoder", "Bottleneck",
+    "ResNetEncoder", "Bottleneck", "FusedEncoder", "FusedMBConv",
     "Decoder", "GlobalConv", "SubPixelUp",
     "ConvLSTMCell", "PropagationUnit",
     "GuidedUpsampler", "downscale",

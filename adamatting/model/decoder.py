@@ -44,9 +44,11 @@ class GlobalConv(nn.Module):
 class SubPixelUp(nn.Module):
     """×2 upsampling by sub-pixel convolution: conv to 4·C_out, PixelShuffle(2), BN, ReLU6."""
 
-    def __init__(self, cin: int, cout: int, separable: bool):
+    def __init__(self, cin: int, cout: int, separable: bool, kernel: int = 3):
         super().__init__()
-        if separable:
+        if kernel == 1:   # exported as the identical 2×2 stride-2 ConvTranspose (export.onnx_graph)
+            self.conv = nn.Conv2d(cin, 4 * cout, 1, bias=False)
+        elif separable:
             self.conv = nn.Sequential(nn.Conv2d(cin, cin, 3, padding=1, groups=cin, bias=False),
                                       nn.Conv2d(cin, 4 * cout, 1, bias=False))
         else:
@@ -59,7 +61,8 @@ class SubPixelUp(nn.Module):
 
 
 class Decoder(nn.Module):
-    """Five ×2 sub-pixel stages from stride 32 to 1; a skip (through GCN) is added where given."""
+    """×2 sub-pixel stages from stride 32 to 1 (or to 2 or 4: one per ``cfg.decoder_channels``); a skip
+    (through GCN) is added where given and reached."""
 
     STRIDES = (16, 8, 4, 2, 1)
 
@@ -71,9 +74,9 @@ class Decoder(nn.Module):
         self.ups, self.refine, self.gcn = nn.ModuleList(), nn.ModuleList(), nn.ModuleDict()
         cin = enc_by_stride[32]
         for stride, c in zip(self.STRIDES, ch):
-            self.ups.append(SubPixelUp(cin, c, cfg.separable))
+            self.ups.append(SubPixelUp(cin, c, cfg.separable, cfg.subpixel_kernel))
             if stride in skip_strides:
-                self.gcn[str(stride)] = GlobalConv(enc_by_stride[stride], c, cfg.gcn_kernel, cfg.separable)
+                self.gcn[str(stride)] = GlobalConv(enc_by_stride[stride], c, cfg.gcn_kernel, cfg.gcn_is_separable)
             self.refine.append(conv_block(c, c, cfg.separable))
             cin = c
         self.head = nn.Conv2d(cin, out_ch, 3, padding=1)

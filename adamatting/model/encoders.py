@@ -1,4 +1,5 @@
-"""The encoders: a MobileNetV2-style one (the phone default) and a ResNet-50-like one (as published).
+"""The encoders: a MobileNetV2-style one (the phone default), a ResNet-50-like one (as published) and a
+fused-MBConv one for int8 and phone NPUs (``FusedEncoder``).
 
 Both take the image and the trimap concatenated (4 channels) and return five feature maps, at strides
 2, 4, 8, 16 and 32 (``FEATURE_STRIDES``). The decoders use them as skips: shallow = 2 and 4, middle = 8,
@@ -25,7 +26,8 @@ class Encoder(Protocol):
 
     ``forward(x)`` takes (N, in_ch, H, W) and returns a list of five features, one per stride in
     ``FEATURE_STRIDES`` (2, 4, 8, 16, 32), the stride-32 one last; H and W are multiples of 32.
-    ``channels`` lists their channel counts, in the same order.
+    ``channels`` lists their channel counts, in the same order. An encoder whose stem starts at stride 4
+    returns None (0 channels) at stride 2; its configs' decoders must stop at stride 4 or coarser.
     """
 
     channels: list[int]
@@ -126,8 +128,64 @@ class ResNetEncoder(nn.Module):
         return feats
 
 
+class FusedMBConv(nn.Module):
+    """Fused-MBConv (EfficientNetV2): a dense 3×3 expansion (stride s), then a 1×1 projection; at expansion 1
+    a single dense 3×3. Residual where the shape is kept. Dense convolutions: what int8 kernels and NPUs run
+    fastest, where depthwise ones on few channels are no faster than float."""
+
+    def __init__(self, cin: int, cout: int, stride: int, expand: int):
+        super().__init__()
+        if expand == 1:
+            self.block = conv_bn_act(cin, cout, 3, stride)
+        else:
+            self.block = nn.Sequential(conv_bn_act(cin, cin * expand, 3, stride),
+                                       conv_bn_act(cin * expand, cout, 1, act=False))
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x):
+        return x + self.block(x) if self.residual else self.block(x)
+
+
+class FusedEncoder(nn.Module):
+    """The int8/NPU encoder: a 4×4 stride-4 patch stem (no full-resolution feature map at all), then
+    ``cfg.fused_stages`` of fused-MBConv ("fused") or inverted-residual ("ir") blocks to stride 32. Returns
+    None at stride 2 (see :class:`Encoder`)."""
+
+    BLOCKS = {"fused": FusedMBConv, "ir": InvertedResidual}
+
+    def __init__(self, cfg: ModelConfig, in_ch: int = 4):
+        super().__init__()
+        cin = cfg.stem_channels
+        self.stem = conv_bn_act(in_ch, cin, 4, 4)
+        self.stem[0].padding = (0, 0)
+        stages: list[list[nn.Module]] = [[] for _ in range(4)]   # strides 4, 8, 16, 32
+        channels, stride_log = [cin, 0, 0, 0], 2
+        for kind, expand, c, n, s in cfg.fused_stages:
+            if kind not in self.BLOCKS:
+                raise ValueError(f"unknown fused_stages block kind {kind!r}; use one of {', '.join(self.BLOCKS)}")
+            for i in range(n):
+                st = s if i == 0 else 1
+                stride_log += st == 2
+                if stride_log > 5:
+                    raise ValueError("fused_stages go past stride 32")
+                stages[stride_log - 2].append(self.BLOCKS[kind](cin, c, st, expand))
+                cin = channels[stride_log - 2] = c
+        if stride_log != 5:
+            raise ValueError(f"fused_stages must reach stride 32, reach {2 ** stride_log}")
+        self.stages = nn.ModuleList(nn.Sequential(*s) for s in stages)
+        self.channels = [0] + channels
+
+    def forward(self, x):
+        feats: list = [None]
+        x = self.stem(x)
+        for stage in self.stages:
+            x = stage(x)
+            feats.append(x)
+        return feats
+
+
 # cfg.encoder → the class that implements Encoder.
-ENCODERS: dict[str, type[nn.Module]] = {"mobile": MobileEncoder, "resnet": ResNetEncoder}
+ENCODERS: dict[str, type[nn.Module]] = {"mobile": MobileEncoder, "resnet": ResNetEncoder, "fused": FusedEncoder}
 
 
 def build_encoder(cfg: ModelConfig) -> nn.Module:

@@ -29,14 +29,19 @@ class AdaMatting(nn.Module):
         ch = self.encoder.channels
         self.trimap_decoder = Decoder(cfg, ch, skip_strides=(16, 8), out_ch=3)
         self.alpha_decoder = Decoder(cfg, ch, skip_strides=(8, 4, 2), out_ch=1)
-        self.propagation = PropagationUnit(cfg.pu_hidden, cfg.pu_steps, cfg.separable)
+        self.propagation = PropagationUnit(cfg.pu_hidden, cfg.pu_steps, cfg.pu_is_separable)
         self.refiner = (GuidedUpsampler(cfg.pu_hidden + 3, cfg.refiner_hidden, cfg.guided_scale)
                         if cfg.guided_scale > 1 else None)
 
     def forward(self, image: torch.Tensor, trimap: torch.Tensor) -> dict[str, torch.Tensor]:
         s = self.cfg.guided_scale
         image_base, trimap_base = downscale(image, s), downscale(trimap, s)
-        feats = self.encoder(torch.cat([image_base, trimap_base], dim=1))
+        # The encoder's input: the network's (base) resolution times the decoders' output stride (a "fused"
+        # config's stride-4 stem sees the full-resolution input and its decoders end at the base resolution).
+        e = self.cfg.encoder_scale
+        enc_in = (torch.cat([image_base, trimap_base], dim=1) if e == s
+                  else torch.cat([downscale(image, e), downscale(trimap, e)], dim=1))
+        feats = self.encoder(enc_in)
         trimap_logits = self.trimap_decoder(feats)
         prob = torch.softmax(trimap_logits, dim=1)
         alpha_logit0 = self.alpha_decoder(feats)
