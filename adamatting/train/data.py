@@ -130,10 +130,9 @@ class BatchStream(IterableDataset):
 
 
 def _one_thread(_worker: int) -> None:
-    """A data worker computes on one core: N workers use N cores, not N × all of them."""
-    import cv2
+    """A data worker's torch computes on one core: N workers use N cores, not N × all of them. (OpenCV's
+    thread count is left alone: setting it in a forked worker can deadlock once the parent used its pool.)"""
     torch.set_num_threads(1)
-    cv2.setNumThreads(1)
 
 
 def batches(data: TrainData, start: int, stop: int, rank: int = 0, workers: int = 0, pin_memory: bool = False):
