@@ -1,11 +1,11 @@
-"""Distillation targets and loss (adamatting.distill): a teacher's soft outputs teach another network."""
+"""Distillation targets and loss (adamatting.train.distill): a teacher's soft outputs teach another network."""
 
 import pytest
 import torch
 
 from adamatting.checkpoint import save_checkpoint
 from adamatting.config import get_config
-from adamatting.distill import DistillConfig, distill_loss, load_teacher, teacher_targets
+from adamatting.train.distill import DistillConfig, distill_loss, load_teacher, teacher_targets
 from adamatting.model import build_model
 
 

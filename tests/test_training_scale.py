@@ -273,3 +273,20 @@ def test_the_gpu_script_runs_on_the_cpu_with_a_two_minute_budget(tmp_path):
         for protocol in ("trimap", "mask"):
             scores = json.loads((out / f"eval-{protocol}" / "eval.json").read_text())
             assert any(m.startswith("candidate.pt (torch/fp32)") for m in scores["methods"]), scores["methods"]
+
+
+def test_a_student_learns_from_a_teacher_beside_the_ground_truth(tmp_path):
+    teacher = tmp_path / "teacher.pt"
+    torch.manual_seed(3)
+    from adamatting.checkpoint import save_checkpoint
+    save_checkpoint(teacher, build_model(replace(TINY, model="tiny-guided").model_config()))
+    cfg = replace(TINY, model="tiny-fused", steps=2, teacher=str(teacher), distill_weight=0.5)
+    train(tmp_path / "run", cfg, tmp_path / "cache", progress=False)
+    rows = list(csv.DictReader((tmp_path / "run" / "log.csv").open()))
+    assert all(float(r["distill_total"]) > 0 for r in rows)
+    with pytest.raises(ValueError, match="crop 96 is not a multiple of the teacher's stride 64"):
+        train(tmp_path / "other", replace(cfg, crop=96), tmp_path / "cache", progress=False)
+    with pytest.raises(ValueError, match="checkpoint not found"):
+        train(tmp_path / "none", replace(cfg, teacher=str(tmp_path / "missing.pt")), tmp_path / "cache",
+              progress=False)
+    assert not (tmp_path / "other").exists() and not (tmp_path / "none").exists()

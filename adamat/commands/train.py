@@ -68,6 +68,10 @@ def add_arguments(t) -> None:
     g.add_argument("--sync-bn", action="store_true",
                    help="BatchNorm statistics over every process's batch (CUDA only; default per process)")
     t.add_argument("--cache", default="cache", help="cache root (estimated real foregrounds)")
+    t.add_argument("--teacher", default=None, metavar="CHECKPOINT",
+                   help="distil from this trained checkpoint (e.g. weights/mobile.pt): its alpha and adapted trimap "
+                        "become soft targets beside the ground truth")
+    t.add_argument("--distill-weight", type=float, default=1.0, help="weight of the distillation loss")
     t.add_argument("--init", default=None,
                    help="start a new run from these weights (e.g. weights/mobile.pt); an existing last.pt wins")
     t.set_defaults(func=run)
@@ -79,7 +83,7 @@ def run(args) -> int:
         return launch(args.nproc, without_option(args.argv, "--nproc"))
     options = RunOptions(device=args.device, amp=args.amp, workers=args.workers, minutes=args.minutes,
                          compile=args.compile, sync_bn=args.sync_bn)
-    cfg = TrainConfig(seed=args.seed, model=args.config, guided_scale=args.guided_scale, steps=args.steps, batch=args.batch, crop=args.crop, lr=args.lr, warmup=args.warmup,
+    cfg = TrainConfig(seed=args.seed, teacher=args.teacher, distill_weight=args.distill_weight, model=args.config, guided_scale=args.guided_scale, steps=args.steps, batch=args.batch, crop=args.crop, lr=args.lr, warmup=args.warmup,
                       real_fraction=args.real_fraction, grad_weight=args.grad_weight,
                       comp_weight=args.comp_weight, threads=args.threads, val_every=args.val_every,
                       bank_size=args.bank_size, bank_res=args.bank_res,

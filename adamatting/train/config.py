@@ -51,6 +51,10 @@ class TrainConfig:
     train_only: tuple[str, ...] = ()
     seed: int = 0
     threads: int = 0                   # 0: torch default
+    # Distillation (adamatting.train.distill): a trained checkpoint whose outputs are soft targets for this
+    # network, added to the ground-truth loss with this weight; None: ground truth alone.
+    teacher: str | None = None
+    distill_weight: float = 1.0
 
     def __post_init__(self):
         for name in ("real_fraction", "photo_fraction", "photo_trimap_fraction"):
@@ -105,8 +109,9 @@ def usable_cores() -> int:
 
 def default_workers(cuda: bool, processes_per_node: int = 1) -> int:
     """Data workers per training process: on CUDA every core but the training process's own feeds the GPU
-    (at most 16); on the CPU the cores compute the network, and a worker costs the step more than it gives
-    (benchmarks/measured/train-data-*.json), so none."""
+    (at most 16, shared between a node's processes); on the CPU the cores compute the network and none (one
+    worker made the mobile model's steps 2-10 % faster on 2 cores, within the machine's run-to-run spread:
+    benchmarks/measured/train-step-*.json; ``--workers 1`` asks for it)."""
     if not cuda:
         return 0
     return max(1, min(16, usable_cores() // max(1, processes_per_node) - 1))

@@ -20,7 +20,13 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from adamatting.checkpoint import CheckpointError, load_state, read_checkpoint, save_checkpoint, upgrade_state
+from adamatting.checkpoint import (
+    CheckpointError,
+    load_state,
+    read_checkpoint,
+    save_checkpoint,
+    upgrade_state,
+)
 from adamatting.config import ModelConfig, format_scale
 from adamatting.loss import AdaMattingLoss
 from adamatting.model import AdaMatting, build_model
@@ -29,13 +35,14 @@ from adamatting.train.average import WeightAverage
 from adamatting.train.config import RunOptions, TrainConfig, default_workers
 from adamatting.train.curves import plot_curves
 from adamatting.train.data import TrainData, batches, data_sources, to_device
+from adamatting.train.distill import load_teacher
 from adamatting.train.freezing import freeze_except, frozen_norms
 from adamatting.train.schedule import Budget, lr_at
 from adamatting.train.step import NetworkAndLoss, Precision, choose_amp
 from common.errors import DataError
 
 LOG_FIELDS = ["step", "elapsed_s", "lr", "loss", "trimap_ce", "alpha_l1", "alpha_l1_decoder", "alpha_grad", "sigma1",
-              "sigma2", "val_sad", "val_mse", "val_grad", "val_conn"]
+              "sigma2", "val_sad", "val_mse", "val_grad", "val_conn", "distill_total", "distill_alpha_l1"]
 CLIP = 5.0   # gradient-norm clip
 
 
@@ -126,6 +133,7 @@ class Run:
                                    grad_weight=cfg.grad_weight).to(device)
         self.params = self.trained + list(self.loss.parameters())
         self.opt = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        teacher = self._teacher(cfg, device)
         averaged = self._restore(resumed) if resumed is not None else self._start_from(init)
         self.ema = WeightAverage(self.model, cfg.ema_decay) if cfg.ema_decay > 0 else None
         if self.ema is not None and averaged is not None:
@@ -135,7 +143,17 @@ class Run:
             (self.dir / "train_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
         with self.procs.main_first():   # rank 0 fills the caches (estimated foregrounds) the others read
             self.data = TrainData(cfg, cache_root, self.progress)
-        self.net = self._wrap(NetworkAndLoss(self.model, self.loss))
+        self.net = self._wrap(NetworkAndLoss(self.model, self.loss, teacher, cfg.distill_weight))
+
+    @staticmethod
+    def _teacher(cfg: TrainConfig, device: torch.device) -> AdaMatting | None:
+        if not cfg.teacher:
+            return None
+        teacher = load_teacher(cfg.teacher).to(device, memory_format=torch.channels_last)
+        if cfg.crop % teacher.cfg.stride:
+            raise ValueError(f"crop {cfg.crop} is not a multiple of the teacher's stride {teacher.cfg.stride} "
+                             f"({cfg.teacher})")
+        return teacher
 
     def _restore(self, ck: dict) -> dict | None:
         if upgrade_state(self.model, ck["model"])[1]:
@@ -229,6 +247,8 @@ class Run:
         if procs.main and not log.is_file():
             with log.open("w", newline="") as f:
                 csv.writer(f).writerow(LOG_FIELDS)
+        if procs.main:   # a resumed run keeps its log's columns
+            self.fields = next(csv.reader(log.open()))
         stop = {"signal": False}
         old = {s: signal.signal(s, lambda *_: stop.update(signal=True)) for s in (signal.SIGINT, signal.SIGTERM)}
         bar = tqdm(total=cfg.steps, initial=self.step, disable=not self.progress, desc="train", unit="step")
@@ -270,7 +290,7 @@ class Run:
         if not self.procs.main:
             return
         with log.open("a", newline="") as f:
-            csv.DictWriter(f, fieldnames=LOG_FIELDS, extrasaction="ignore").writerow(row)
+            csv.DictWriter(f, fieldnames=self.fields, extrasaction="ignore").writerow(row)
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{parts['loss']:.3f}", l1=f"{parts['alpha_l1']:.3f}", s1=f"{parts['sigma1']:.3f}",

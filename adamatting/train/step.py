@@ -10,20 +10,33 @@ from torch import nn
 
 from adamatting.loss import AdaMattingLoss
 from adamatting.model import AdaMatting
+from adamatting.train.distill import distill_loss, teacher_targets
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class NetworkAndLoss(nn.Module):
-    def __init__(self, model: AdaMatting, loss: AdaMattingLoss):
+    """The loss of a batch: the ground-truth loss, plus ``distill_weight`` × the distillation loss against a
+    frozen ``teacher``'s outputs when there is one (:mod:`adamatting.train.distill`)."""
+
+    def __init__(self, model: AdaMatting, loss: AdaMattingLoss, teacher: AdaMatting | None = None,
+                 distill_weight: float = 1.0):
         super().__init__()
-        self.model, self.loss = model, loss
+        self.model, self.loss, self.distill_weight = model, loss, distill_weight
+        self._teacher = [teacher]   # not a submodule: neither trained, nor saved, nor synchronised
 
     def forward(self, b: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         out = self.model(b["image"], b["trimap"])
         with torch.autocast(b["image"].device.type, enabled=False):   # the loss in float32 under any precision
             out = {k: v.float() for k, v in out.items()}
-            return self.loss(out, b["alpha"], b["trimap"], b["target"], fg=b["fg"], bg=b["bg"], image01=b["image01"])
+            loss, parts = self.loss(out, b["alpha"], b["trimap"], b["target"], fg=b["fg"], bg=b["bg"],
+                                    image01=b["image01"])
+            teacher = self._teacher[0]
+            if teacher is not None:
+                extra, more = distill_loss(out, teacher_targets(teacher, b["image"], b["trimap"]), b)
+                loss = loss + self.distill_weight * extra
+                parts = {**parts, **more, "loss": float(loss.detach())}
+            return loss, parts
 
 
 def choose_amp(amp: str | None, device: torch.device) -> str:
