@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from adamat.progress import Stages
 from adamatting.checkpoint import file_sha256, read_checkpoint
 from benchmarks.gates import Gates, check, failures
 from benchmarks.latency import bench_all, run_options, write_json
@@ -95,58 +96,72 @@ def phone_eval(row: dict, cfg: JobConfig, out_dir: Path, log: Callable[[str], No
 def run_main_job(cfg: JobConfig, figures: dict[str, Path] | None = None,
                  log: Callable[[str], None] = print) -> tuple[int, Path]:
     """Run the job; returns (exit code, report path)."""
+    stages = Stages(["sets", "exports", "accuracy", "latency", "bokeh pipeline", "phone path", "report"], "job")
+    try:
+        return _run_stages(cfg, figures, stages.log if log is print else log, stages)
+    finally:
+        stages.close()
+
+
+def _run_stages(cfg: JobConfig, figures, log: Callable[[str], None], stages: Stages) -> tuple[int, Path]:
     t_start = time.perf_counter()
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    out_dir = cfg.reports / stamp
+    out_dir = cfg.reports / time.strftime("%Y%m%d-%H%M%S")
     gates = Gates.load()
     ck = read_checkpoint(cfg.weights)
-    cal = composited_set(cfg.calib, cfg.size, cfg.cache, progress=False)
-    val = composited_set(cfg.val, cfg.size, cfg.cache, progress=False)
-
-    exports = export_all(cfg.weights, cfg.export_dir, cfg.size, cal, val, log=log)
-    artifacts, problems = current(cfg.export_dir, cfg.size, cfg.weights)
+    with stages.stage("sets"):
+        cal = composited_set(cfg.calib, cfg.size, cfg.cache, progress=True)
+        val = composited_set(cfg.val, cfg.size, cfg.cache, progress=True)
+    with stages.stage("exports"):
+        exports = export_all(cfg.weights, cfg.export_dir, cfg.size, cal, val, log=log)
+        artifacts, problems = current(cfg.export_dir, cfg.size, cfg.weights)
     for p in problems:
         log(f"warning: {p}")
 
     t0 = time.perf_counter()
-    rows = evaluate_all(reference(cfg.weights), artifacts, cfg.size, val, real=cfg.real, val_limit=cfg.val_limit,
-                        progress=log)
-    results = check(rows, gates)
+    with stages.stage("accuracy"):
+        rows = evaluate_all(reference(cfg.weights), artifacts, cfg.size, val, real=cfg.real,
+                            val_limit=cfg.val_limit, progress=log)
+        results = check(rows, gates)
     log(f"accuracy: {len(rows)} rows in {time.perf_counter() - t0:.0f} s")
 
     t0 = time.perf_counter()
-    latency = bench_all(cfg.export_dir, cfg.weights, cfg.size, warmup=cfg.warmup, runs=cfg.runs, threads=cfg.threads,
-                        progress=lambda r: log(f"latency: {r['label']}: " + (f"p50 {r['p50_ms']:.1f} ms" if r['status'] == 'ok' else r['status'])))
+    with stages.stage("latency"):
+        latency = bench_all(cfg.export_dir, cfg.weights, cfg.size, warmup=cfg.warmup, runs=cfg.runs,
+                            threads=cfg.threads, progress=lambda r: log(f"latency: {r['label']}: " + (
+                                f"p50 {r['p50_ms']:.1f} ms" if r['status'] == 'ok' else r['status'])))
     log(f"latency: {len(latency['rows'])} rows in {time.perf_counter() - t0:.0f} s")
 
     pipeline = None
     fastest = _fastest(latency) if cfg.pipeline else None
-    if fastest is not None:
-        try:
-            pipeline = time_pipeline(fastest, cfg.size, cfg.threads)
-            log(f"bokeh pipeline at 12 MP on {fastest['label']}: {sum(pipeline['timings'].values()):.2f} s")
-        except Exception as e:  # the finished accuracy and latency results still make the report
-            pipeline = {"what": f"failed on {fastest['label']}: {type(e).__name__}: {e}", "timings": {}}
-            log(f"bokeh pipeline: {pipeline['what']}")
+    with stages.stage("bokeh pipeline"):
+        if fastest is not None:
+            try:
+                pipeline = time_pipeline(fastest, cfg.size, cfg.threads)
+                log(f"bokeh pipeline at 12 MP on {fastest['label']}: {sum(pipeline['timings'].values()):.2f} s")
+            except Exception as e:  # the finished accuracy and latency results still make the report
+                pipeline = {"what": f"failed on {fastest['label']}: {type(e).__name__}: {e}", "timings": {}}
+                log(f"bokeh pipeline: {pipeline['what']}")
 
     phone = None
-    if cfg.phone and fastest is not None:
-        try:
-            phone = phone_eval(fastest, cfg, out_dir, log)
-        except Exception as e:  # the finished results still make the report
-            phone = f"\n\nfailed on {fastest['label']}: {type(e).__name__}: {e}\n"
-            log(f"phone path: {phone.strip()}")
+    with stages.stage("phone path"):
+        if cfg.phone and fastest is not None:
+            try:
+                phone = phone_eval(fastest, cfg, out_dir, log)
+            except Exception as e:  # the finished results still make the report
+                phone = f"\n\nfailed on {fastest['label']}: {type(e).__name__}: {e}\n"
+                log(f"phone path: {phone.strip()}")
 
-    write_json(latency, out_dir / "latency.json")
-    write_json(gate_json(rows, results, gates, problems), out_dir / "gates.json")
-    header = {"checkpoint": f"{cfg.weights} (sha256 {file_sha256(cfg.weights)[:12]}, step {ck.get('step', '?')})",
-              "input size": f"{cfg.size[0]}×{cfg.size[1]}",
-              "validation": f"{val.path} ({len(val) if cfg.val_limit is None else min(cfg.val_limit, len(val))} "
-                            f"composites)" + ("; real: held-back alphamatting.com images" if cfg.real else ""),
-              "job time": f"{time.perf_counter() - t_start:.0f} s"}
-    failed = failures(problems, results)
-    report = write_report(out_dir, header=header, exports=exports, rows=rows, results=results, gates=gates,
-                          latency=latency, pipeline=pipeline, figures=figures or {}, failed=failed, phone=phone)
+    with stages.stage("report"):
+        write_json(latency, out_dir / "latency.json")
+        write_json(gate_json(rows, results, gates, problems), out_dir / "gates.json")
+        header = {"checkpoint": f"{cfg.weights} (sha256 {file_sha256(cfg.weights)[:12]}, step {ck.get('step', '?')})",
+                  "input size": f"{cfg.size[0]}×{cfg.size[1]}",
+                  "validation": f"{val.path} ({len(val) if cfg.val_limit is None else min(cfg.val_limit, len(val))} "
+                                f"composites)" + ("; real: held-back alphamatting.com images" if cfg.real else ""),
+                  "job time": f"{time.perf_counter() - t_start:.0f} s"}
+        failed = failures(problems, results)
+        report = write_report(out_dir, header=header, exports=exports, rows=rows, results=results, gates=gates,
+                              latency=latency, pipeline=pipeline, figures=figures or {}, failed=failed, phone=phone)
     for line in failed:
         log(f"GATE FAILED: {line}")
     log(f"\nreport: {report}")

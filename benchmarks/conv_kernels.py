@@ -8,7 +8,7 @@ one-node graph with random weights, quantized with the project's INT8 settings
 interleaved in one process. The table says which layer kinds int8 speeds up on this CPU and which it slows
 down, independently of the layout changes and (de)quantization around them that ``benchmarks.op_profile``
 shows in the whole graph. That is the question a model designer has when a latency ratio disappoints:
-is it the graph, or the kernels? (On the 2-core AVX512-VNNI machine of these sessions, for the mobile
+is it the graph, or the kernels? (On a 2-core AVX512-VNNI AMD EPYC, for the mobile
 model: dense convolutions with 24+ channels ~2.4x faster in int8, 4-17-channel ones ~1.1x, depthwise ones
 1.75-2.3x *slower* — at 8-16 channels; from 64 channels up int8 depthwise is faster too.)
 

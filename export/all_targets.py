@@ -16,10 +16,13 @@ re-exports.
 from __future__ import annotations
 
 import importlib
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
+
+from tqdm import tqdm
 
 from adamatting.checkpoint import file_sha256, load_model
 from common.targets import TARGETS as REGISTRY
@@ -45,7 +48,7 @@ def planned_artifacts(job: ExportJob) -> dict[str, list[Path]]:
 
 
 def export_all(checkpoint: str | Path, out_dir: str | Path, size=(512, 512), cal=None, val=None, *,
-               targets=TARGETS, reuse: bool = True, log: Callable[[str], None] = print) -> list[TargetResult]:
+               targets=TARGETS, reuse: bool = True, log: Callable[[str], None] = tqdm.write) -> list[TargetResult]:
     """Export ``checkpoint`` to every target in ``targets`` possible here; see the module doc.
 
     ``cal`` / ``val``: composited calibration and validation sets at ``size`` (calib_data.sets)."""
@@ -55,10 +58,13 @@ def export_all(checkpoint: str | Path, out_dir: str | Path, size=(512, 512), cal
     model, _ = load_model(checkpoint)
     job = ExportJob(model, file_sha256(checkpoint), Path(out_dir), tuple(size), cal, val, reuse, log)
     results: dict[str, TargetResult] = {}
-    for name, target in REGISTRY.items():
-        source = results.get(target.built_from) if target.built_from else None
-        if name in targets or (source is not None and source.status in ("built", "reused")):
-            results[name] = _export_target(job, target, log)
+    with tqdm(total=len(targets), desc="exports", unit="target", leave=False, file=sys.stderr) as bar:
+        for name, target in REGISTRY.items():
+            source = results.get(target.built_from) if target.built_from else None
+            if name in targets or (source is not None and source.status in ("built", "reused")):
+                bar.set_postfix_str(name)
+                results[name] = _export_target(job, target, log)
+                bar.update(name in targets)
     return list(results.values())
 
 
