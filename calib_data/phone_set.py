@@ -18,10 +18,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import shutil
-import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import cv2
 import numpy as np
@@ -36,6 +36,7 @@ from calib_data.readers import AlphaMattingReader
 from calib_data.segmenter_masks import RECIPES, simulate_mask
 from calib_data.synth import file_digest
 from common.errors import DataError
+from common.outputs import atomic_folder
 
 GENERATOR_VERSION = 1
 CONFIGS = Path(__file__).with_name("configs")
@@ -120,23 +121,12 @@ def _write(folder: Path, name: str, image: np.ndarray, alpha: np.ndarray, mask: 
         write_image(folder / "mask" / f"{name}.png", to_uint8(mask))
 
 
-class _building:
-    """A temporary folder beside ``final``, renamed onto it when the block succeeds, removed otherwise."""
-
-    def __init__(self, final: Path):
-        self.final = final
-
-    def __enter__(self) -> Path:
-        self.final.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.final.name}.", dir=self.final.parent))
+@contextmanager
+def _building(final: Path) -> Iterator[Path]:
+    """:func:`common.outputs.atomic_folder` with the set's sub-folders (``mask/`` kept only when written)."""
+    with atomic_folder(final) as tmp:
         for sub in ("image", "alpha", "mask"):
-            (self.tmp / sub).mkdir()
-        return self.tmp
-
-    def __exit__(self, kind, value, tb) -> None:
-        if kind is None:
-            if not any((self.tmp / "mask").iterdir()):
-                (self.tmp / "mask").rmdir()
-            self.tmp.rename(self.final)
-        else:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+            (tmp / sub).mkdir()
+        yield tmp
+        if not any((tmp / "mask").iterdir()):
+            (tmp / "mask").rmdir()

@@ -15,9 +15,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +30,7 @@ from calib_data.procedural import (
 from calib_data.splits import PROJECT_ROOT, REAL_TRAIN, REAL_VALIDATION, shared_data_dir
 from calib_data.synth import TRIMAP_MODES, ForegroundPool, Synthesizer, file_digest
 from common.errors import DataError
+from common.outputs import atomic_folder
 
 GENERATOR_VERSION = 3          # bump when the generated pixels change for the same config (3: mask trimaps by distance)
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -190,9 +188,7 @@ def build_set(cfg: SetConfig, cache_root: str | Path = DEFAULT_CACHE, progress: 
     final = cache_root / f"{cfg.name}-{key}"
     if (final / "meta.json").is_file():
         return CompositedSet(final)
-    cache_root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{cfg.name}-{key}.", suffix=".tmp", dir=cache_root))
-    try:
+    with atomic_folder(final, done="meta.json") as tmp:
         n, (h, w) = int(cfg.count), cfg.size
         arrays = {"images": np.lib.format.open_memmap(tmp / "images.npy", "w+", np.uint8, (n, h, w, 3)),
                   "alphas": np.lib.format.open_memmap(tmp / "alphas.npy", "w+", np.uint8, (n, h, w)),
@@ -213,16 +209,6 @@ def build_set(cfg: SetConfig, cache_root: str | Path = DEFAULT_CACHE, progress: 
                 "config": dataclasses.asdict(cfg), "sources": [str(p) for p in sorted(sources)],
                 "origins": origins, "notes": notes}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
-        if final.is_dir() and not (final / "meta.json").is_file():
-            shutil.rmtree(final)  # debris without meta.json (never a finished set): it would block the rename
-        try:
-            os.replace(tmp, final)
-        except OSError:
-            if not (final / "meta.json").is_file():  # someone else finished the same build first: fine
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return CompositedSet(final)
 
 

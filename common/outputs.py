@@ -7,6 +7,7 @@ No OpenCV or torch here: the on-device benchmark (benchmarks.device_bench) uses 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -76,3 +77,27 @@ def atomic_path(final: str | Path, suffix: str | None = None) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+@contextmanager
+def atomic_folder(final: str | Path, done: str | None = None) -> Iterator[Path]:
+    """Yield a new temporary folder beside ``final``; rename it onto ``final`` only if the block succeeds, and
+    remove it otherwise: an interrupted build never leaves a half-written folder under the final name.
+
+    ``done``: the file that marks a finished folder. A folder at ``final`` without it is debris of an older
+    build and is replaced; one with it means another process finished the same build first, which is fine."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    try:
+        yield tmp
+        if final.is_dir() and not (done and (final / done).is_file()):
+            shutil.rmtree(final)
+        try:
+            os.replace(tmp, final)
+        except OSError:
+            if not (done and (final / done).is_file()):
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)

@@ -18,7 +18,6 @@ import platform
 from dataclasses import dataclass
 from enum import Enum
 
-
 EXECUTORCH = "executorch>=1.5.1,<1.6"   # the range tested, with torch 2.13
 
 

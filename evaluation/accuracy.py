@@ -24,7 +24,6 @@ simulation (CoreML: the PyTorch model with the same compression, ``validation.si
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
@@ -141,9 +140,7 @@ def mask_samples(names=REAL_VALIDATION, recipe: str = MASK_RECIPE, seed: int = 0
     for s in AlphaMattingReader(alphamatting_dev_dir(), list(names)):
         photo = np.clip(np.rint(s.image * 255.0), 0, 255).astype(np.uint8)
         mask = simulate_mask(s.alpha, RECIPES[recipe], s.name, seed)
-        with warnings.catch_warnings():   # the mask at its own resolution is the phone case, not a mistake
-            warnings.simplefilter("ignore")
-            trimap = make_trimap(s.alpha.shape, mask=mask)
+        trimap = make_trimap(s.alpha.shape, mask=mask)
         out.append(Sample(f"{s.name}/mask-{recipe}", photo, quantize_gt(s.alpha), trimap))
     return out
 

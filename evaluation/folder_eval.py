@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -77,9 +76,7 @@ def cases(item: EvalImage, settings: EvalSettings) -> list[tuple[str, np.ndarray
         return [(name, t, None) for name, t in item.trimaps.items()]
     mask = item.mask if item.mask is not None else simulate_mask(item.alpha, RECIPES[settings.recipe], item.name,
                                                                  settings.seed)
-    with warnings.catch_warnings():   # a mask at its own resolution is the point here, not a mistake
-        warnings.simplefilter("ignore")
-        return [("mask", make_trimap(item.alpha.shape, mask=mask), mask)]
+    return [("mask", make_trimap(item.alpha.shape, mask=mask), mask)]
 
 
 def score(pred: np.ndarray, item: EvalImage, trimap: np.ndarray, protocol: str) -> dict[str, dict]:
