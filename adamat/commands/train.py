@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -83,18 +84,19 @@ def run(args) -> int:
         return launch(args.nproc, without_option(args.argv, "--nproc"))
     options = RunOptions(device=args.device, amp=args.amp, workers=args.workers, minutes=args.minutes,
                          compile=args.compile, sync_bn=args.sync_bn)
-    cfg = TrainConfig(seed=args.seed, teacher=args.teacher, distill_weight=args.distill_weight, model=args.config, guided_scale=args.guided_scale, steps=args.steps, batch=args.batch, crop=args.crop, lr=args.lr, warmup=args.warmup,
-                      real_fraction=args.real_fraction, grad_weight=args.grad_weight,
-                      comp_weight=args.comp_weight, threads=args.threads, val_every=args.val_every,
-                      bank_size=args.bank_size, bank_res=args.bank_res,
-                      real_scale=tuple(args.real_scale), ema_decay=args.ema_decay,
-                      pseudo_labels=args.pseudo_labels, photo_fraction=args.photo_fraction,
-                      photo_trimap_fraction=args.photo_trimap_fraction, train_only=tuple(args.train_only))
+    cfg = TrainConfig(model=args.config, guided_scale=args.guided_scale, steps=args.steps, batch=args.batch,
+                      crop=args.crop, lr=args.lr, warmup=args.warmup, real_fraction=args.real_fraction,
+                      grad_weight=args.grad_weight, comp_weight=args.comp_weight, threads=args.threads,
+                      val_every=args.val_every, bank_size=args.bank_size, bank_res=args.bank_res,
+                      real_scale=tuple(args.real_scale), ema_decay=args.ema_decay, pseudo_labels=args.pseudo_labels,
+                      photo_fraction=args.photo_fraction, photo_trimap_fraction=args.photo_trimap_fraction,
+                      train_only=tuple(args.train_only), seed=args.seed, teacher=args.teacher,
+                      distill_weight=args.distill_weight)
     validate = None
     if alphamatting_dev_dir().is_dir():
         def validate(model):
             return evaluate_real(model_predictor(model))[0]
-    else:
+    elif os.environ.get("RANK", "0") == "0":
         print(f"note: {alphamatting_dev_dir()} not found: training without validation", file=sys.stderr)
     train(args.run, cfg, Path(args.cache), validate=validate, init=args.init, options=options)
     return 0
