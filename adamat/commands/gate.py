@@ -6,6 +6,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from tqdm import tqdm
+
 from adamat.arguments import size_argument
 from adamat.tables import print_table
 from adamatting.config import DEFAULT_WEIGHTS
@@ -44,8 +46,16 @@ def run(args) -> int:
               f"(or {export_commands()}) first", file=sys.stderr)
         return 2
     val = composited_set(args.val, size, Path(args.cache), progress=False)
-    rows = evaluate_all(reference(args.checkpoint), artifacts, size, val, real=not args.no_real,
-                        val_limit=args.val_limit, progress=None if args.quiet else (lambda m: print(m, file=sys.stderr)))
+    with tqdm(total=len(artifacts) + 1, desc="accuracy", unit="artifact", file=sys.stderr, disable=args.quiet) as bar:
+        started: list[str] = []
+
+        def progress(message: str) -> None:   # called as each artifact starts: the one before is done
+            bar.update(len(started) > 0)
+            started.append(message)
+            bar.set_postfix_str(message.removeprefix("accuracy: "))
+        rows = evaluate_all(reference(args.checkpoint), artifacts, size, val, real=not args.no_real,
+                            val_limit=args.val_limit, progress=progress)
+        bar.update(1)
     results = check(rows, gates)
     print_table(table(rows, results))
     if args.json:
