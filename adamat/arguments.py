@@ -20,17 +20,6 @@ def size_argument(p: argparse.ArgumentParser, default=(512, 512), help: str | No
     p.add_argument("--size", type=int, nargs=2, default=list(default), metavar=("H", "W"), help=help)
 
 
-def count(text: str) -> int:
-    """argparse type: a whole number >= 0 (data workers)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
 def minutes(text: str) -> float:
     """argparse type: a positive number of minutes."""
     try:

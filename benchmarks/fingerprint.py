@@ -20,6 +20,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+from common.machine import usable_cores
 from common.targets import fingerprint_packages
 
 RUNTIMES = fingerprint_packages()   # every registered runtime's packages, and numpy
@@ -94,7 +95,7 @@ def _board() -> str | None:
 
 def _cores(cpuinfo: list[dict[str, str]]) -> tuple[int, int | None]:
     """(logical cores this process may use, physical cores or None where the system does not say)."""
-    logical = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    logical = usable_cores()
     if platform.system() == "Darwin":
         physical = _command("sysctl", "-n", "hw.physicalcpu")
         return logical, int(physical) if physical and physical.isdigit() else None

@@ -109,3 +109,14 @@ class ExportJob:
         if not (self.reuse and is_current(path, self.checkpoint_sha, self.size)):
             export_onnx(self.model, path, self.size, checkpoint_sha256=self.checkpoint_sha)
         return path
+
+
+def describe_validation(v: dict, reference: str = "FP32") -> str:
+    """One line of an artifact's validation record: an INT8 one against ``reference``, or a float one."""
+    if "alpha_vs_fp32" in v:
+        d = v["drop"]
+        return (f"INT8 vs {reference} on {v['samples']} validation composites: max |Δα| "
+                f"{v['alpha_vs_fp32']['max_abs']:.4f}, mean |Δα| {v['alpha_vs_fp32']['mean_abs']:.4f}; "
+                f"SAD {v['fp32']['SAD']:.3f} → {v['quantized']['SAD']:.3f} (drop {d['SAD']:+.3f}), "
+                f"Grad drop {d['Grad']:+.3f}")
+    return f"vs PyTorch on {v['samples']} composites: max |Δα| {v['max_abs']:.2e}, mean |Δα| {v['mean_abs']:.2e}"

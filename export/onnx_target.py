@@ -12,7 +12,7 @@ from calib_data.sets import SetConfig
 from common.outputs import check_folder
 from common.targets import TARGETS, Precision
 from export.int8_qdq import quantize_onnx_int8
-from export.job import ExportJob, add_export_arguments, artifact_path, composited_set
+from export.job import ExportJob, add_export_arguments, artifact_path, composited_set, describe_validation
 from export.onnx_graph import export_onnx
 
 TARGET = TARGETS["onnx"]
@@ -63,15 +63,6 @@ def run(args) -> int:
                                  dynamic_batch=args.dynamic_batch, simplifier=args.simplifier, int8=not args.no_int8,
                                  calib=args.calib, val=args.val, cache=Path(args.cache), calib_method=args.calib_method)
     for path, v in written:
-        print(f"{path}  {_accuracy(v)}")
+        print(f"{path}  {describe_validation(v)}")
     return 0
 
-
-def _accuracy(v: dict) -> str:
-    if "alpha_vs_fp32" in v:
-        d = v["drop"]
-        return (f"INT8 vs FP32 on {v['samples']} validation composites: max |Δα| "
-                f"{v['alpha_vs_fp32']['max_abs']:.4f}, mean |Δα| {v['alpha_vs_fp32']['mean_abs']:.4f}; "
-                f"SAD {v['fp32']['SAD']:.3f} → {v['quantized']['SAD']:.3f} (drop {d['SAD']:+.3f}), "
-                f"Grad drop {d['Grad']:+.3f}")
-    return f"vs PyTorch on {v['samples']} composites: max |Δα| {v['max_abs']:.2e}, mean |Δα| {v['mean_abs']:.2e}"

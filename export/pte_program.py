@@ -37,7 +37,7 @@ from common.outputs import atomic_path, check_folder
 from common.targets import TARGETS, Precision
 from evaluation.protocol import evaluate_set
 from export.errors import ExportError
-from export.job import ExportJob, artifact_path, check_set_size, composited_set
+from export.job import ExportJob, artifact_path, check_set_size, composited_set, describe_validation
 from export.onnx_graph import alpha_difference, run_torch, validation_samples
 from export.precision import PrecisionPolicy
 
@@ -243,15 +243,7 @@ def run(args) -> int:
         path = artifact_path(args.out, model.cfg.name, size, TARGET.file_tag(precision), suffix=TARGET.suffix)
         m = export_pte(model, path, precision, size, calib_set=cal, val_set=val, checkpoint_sha256=sha,
                        calib_limit=args.calib_limit, val_limit=args.val_limit)
-        print(f"{path}  {_accuracy(m.validation)}\n  {describe_delegation(m.extra['delegation'])}")
+        print(f"{path}  {describe_validation(m.validation, 'PyTorch FP32')}\n"
+              f"  {describe_delegation(m.extra['delegation'])}")
     return 0
 
-
-def _accuracy(v: dict) -> str:
-    if "alpha_vs_fp32" in v:
-        d = v["drop"]
-        return (f"INT8 vs PyTorch FP32 on {v['samples']} validation composites: max |Δα| "
-                f"{v['alpha_vs_fp32']['max_abs']:.4f}, mean |Δα| {v['alpha_vs_fp32']['mean_abs']:.4f}; SAD "
-                f"{v['fp32']['SAD']:.3f} → {v['quantized']['SAD']:.3f} (drop {d['SAD']:+.3f}), Grad drop "
-                f"{d['Grad']:+.3f}")
-    return f"vs PyTorch on {v['samples']} composites: max |Δα| {v['max_abs']:.2e}, mean |Δα| {v['mean_abs']:.2e}"

@@ -7,13 +7,13 @@ import os
 import sys
 from pathlib import Path
 
-from adamat.arguments import count, guided_scale, minutes
+from adamat.arguments import guided_scale, minutes
 from adamatting.train import RunOptions, TrainConfig, train
 from adamatting.train.config import AMP
 from adamatting.train.distributed import choose_device
 from adamatting.train.launch import launch, without_option
 from calib_data.splits import alphamatting_dev_dir
-from common.arguments import fraction, positive_int
+from common.arguments import count, fraction, positive_int
 from evaluation.protocol import evaluate_real, model_predictor
 
 

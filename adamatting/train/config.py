@@ -4,10 +4,10 @@ runs it (:class:`RunOptions`: device, mixed precision, data workers, time budget
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass
 
 from adamatting.config import ModelConfig, get_config
+from common.machine import usable_cores
 
 
 @dataclass
@@ -101,10 +101,6 @@ class RunOptions:
             raise ValueError(f"workers must be 0 (load in the training process) or more, got {self.workers}")
         if self.minutes is not None and not self.minutes > 0:
             raise ValueError(f"minutes must be positive, got {self.minutes}")
-
-
-def usable_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def default_workers(cuda: bool, processes_per_node: int = 1) -> int:

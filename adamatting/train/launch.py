@@ -9,7 +9,7 @@ import os
 import sys
 import uuid
 
-from adamatting.train.config import usable_cores
+from common.machine import usable_cores
 
 
 def without_option(argv: list[str], option: str) -> list[str]:
