@@ -144,3 +144,10 @@ def fingerprint_id(fp: dict) -> str:
     identity = json.dumps({k: fp.get(k) for k in _IDENTITY}, sort_keys=True)
     digest = hashlib.sha256(identity.encode()).hexdigest()[:8]
     return f"{_slug(fp['os_family'])}-{_slug(fp['arch'])}-{_slug(fp['cpu'])}-{fp['logical_cores']}c-{digest}"
+
+
+def measured_device(fp: dict | None = None) -> dict:
+    """The ``device`` object of a measured-results file (:mod:`benchmarks.measurements`) for ``fp`` (this device)."""
+    fp = fp if fp is not None else device_fingerprint()
+    return {"cpu": fp["cpu"], "cores": fp["logical_cores"], "isa": fp["isa"], "os": fp["os_family"],
+            "fingerprint_id": fingerprint_id(fp)}

@@ -1,7 +1,8 @@
 """Where an ONNX artifact spends its time under onnxruntime: per model stage and per operator type.
 
     python -m benchmarks.op_profile out/export/adamatting_mobile_512x512_fp32.onnx \\
-        out/export/adamatting_mobile_512x512_int8.onnx [--runs 30] [--threads 2]
+        out/export/adamatting_mobile_512x512_int8.onnx [--runs 30] [--threads 2] \\
+        [--measured benchmarks/measured/op-profile-<date>-<device>.json --model "what the network is"]
 
 It answers the question a latency ratio cannot: *which* part of the graph an INT8 artifact makes faster or
 slower, so a precision policy or a model change can be judged before it is made. onnxruntime's own
@@ -28,6 +29,8 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+
+from common.arguments import positive_int
 
 LAYOUT_OPS = ("ReorderInput", "ReorderOutput", "Transpose")
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
@@ -98,6 +101,7 @@ def profile_onnx(path: str | Path, runs: int = 30, warmup: int = 5, threads: int
             if any(not isinstance(d, int) for d in i.shape):
                 raise ValueError(f"{path}: input {i.name} has a dynamic shape {i.shape}; profile a fixed-size export")
             feeds[i.name] = rng.random(i.shape, dtype=np.float32)
+        size = session.get_inputs()[0].shape[-2:]
         for _ in range(warmup):
             session.run(None, feeds)
         seconds = []
@@ -113,14 +117,8 @@ def profile_onnx(path: str | Path, runs: int = 30, warmup: int = 5, threads: int
         nodes.add(name)
     return {"artifact": path.name, "p50_ms": float(np.median(seconds) * 1e3), "nodes": len(nodes),
             "kernel_ms": float(sum(by_op.values())), "by_stage": dict(by_stage), "by_op": dict(by_op),
-            "runs": runs, "warmup": warmup, "threads": threads}
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
+            "runs": runs, "warmup": warmup, "threads": threads,
+            "input_size": [int(x) for x in size]}
 
 
 def conv_share(profile: dict) -> float:
@@ -153,6 +151,29 @@ def amdahl_note(reference: dict) -> str:
             f"{1 - share / 2:.2f}x the time (Amdahl's bound for int8 arithmetic at 2x).")
 
 
+def measured_table(profiles: list[dict], model: str, command: str) -> dict:
+    """The profiles as a measured-results file (kind ``op-profile``, :mod:`benchmarks.measurements`): one row
+    per stage, then one per operator type, with each artifact's ms per call; Amdahl's bound in the note."""
+    from benchmarks.fingerprint import device_fingerprint, measured_device
+    from benchmarks.measurements import FORMAT
+
+    names = [p["artifact"] for p in profiles]
+    rows = []
+    for key, what in (("by_stage", "stage"), ("by_op", "operator")):
+        for k in sorted({k for p in profiles for k in p[key]}, key=lambda k: -max(p[key].get(k, 0.0) for p in profiles)):
+            rows.append({"by": what, "name": k, **{f"{n} ms": round(p[key].get(k, 0.0), 3) for n, p in zip(names, profiles)}})
+    for what, field in (("kernel time", "kernel_ms"), ("wall time p50 (profiled)", "p50_ms")):
+        rows.append({"by": "total", "name": what, **{f"{n} ms": round(p[field], 3) for n, p in zip(names, profiles)}})
+    fp = device_fingerprint()
+    return {"format": FORMAT, "kind": "op-profile", "date": time.strftime("%Y-%m-%d"),
+            "device": measured_device(fp),
+            "input_size": list(profiles[0]["input_size"]), "threads": profiles[0]["threads"],
+            "runtimes": {"onnxruntime": fp["runtimes"].get("onnxruntime")}, "model": model, "command": command,
+            "method": f"onnxruntime's profiler, mean kernel time per call over {profiles[0]['runs']} runs after "
+                      f"{profiles[0]['warmup']} warm-up runs, random inputs",
+            "columns": ["by", "name", *(f"{n} ms" for n in names)], "rows": rows, "note": amdahl_note(profiles[0])}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.op_profile", description=__doc__.split("\n\n")[0])
     p.add_argument("artifacts", nargs="+", help="ONNX files of the same model (the first is the reference)")
@@ -161,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads (default: its own)")
     p.add_argument("--by", choices=("stage", "op", "both"), default="both")
     p.add_argument("--json", type=Path, help="also write the profiles here")
+    p.add_argument("--measured", type=Path, help="also write a measured-results file (benchmarks/measured/)")
+    p.add_argument("--model", default="", help="with --measured: what the network is (config, weights)")
     args = p.parse_args(argv)
     try:
         profiles = [profile_onnx(a, args.runs, args.warmup, args.threads) for a in args.artifacts]
@@ -172,6 +195,11 @@ def main(argv: list[str] | None = None) -> int:
     print(amdahl_note(profiles[0]))
     if args.json:
         args.json.write_text(json.dumps(profiles, indent=2))
+    if args.measured:
+        from benchmarks.latency import write_json
+
+        command = "python -m benchmarks.op_profile " + " ".join(sys.argv[1:] if argv is None else argv)
+        write_json(measured_table(profiles, args.model or profiles[0]["artifact"], command), args.measured)
     return 0
 
 

@@ -21,7 +21,7 @@ from datetime import date
 from pathlib import Path
 
 from adamatting.train import TrainConfig, TrainData, batches
-from benchmarks.fingerprint import device_fingerprint, fingerprint_id
+from benchmarks.fingerprint import device_fingerprint, measured_device
 from benchmarks.measurements import FORMAT, MEASURED, load, render
 from calib_data.splits import alphamatting_dev_dir
 from common.arguments import positive_int
@@ -55,8 +55,7 @@ def document(cfg: TrainConfig, rates: dict[int, list[float]], n_batches: int) ->
     rows = [{"workers": w, "samples/s": round(max(r), 2), "rounds": ", ".join(f"{x:.2f}" for x in r),
              "vs 0 workers": round(max(r) / best0, 2) if best0 else "—"} for w, r in rates.items()]
     return {"format": FORMAT, "kind": "train-data", "date": date.today().isoformat(),
-            "device": {"cpu": fp["cpu"], "cores": fp["logical_cores"], "isa": fp["isa"], "os": fp["os"],
-                       "fingerprint_id": fingerprint_id(fp)},
+            "device": measured_device(fp),
             "input_size": [cfg.crop, cfg.crop], "threads": 1,
             "model": "none: the data pipeline alone (adamatting.train.batches)",
             "command": f"python -m benchmarks.train_data --workers {' '.join(map(str, rates))} --crop {cfg.crop} "

@@ -33,7 +33,7 @@ from adamatting.budget import count_config
 from adamatting.checkpoint import load_model
 from adamatting.config import DEFAULT_WEIGHTS, get_config
 from adamatting.model import build_model
-from benchmarks.fingerprint import device_fingerprint, fingerprint_id
+from benchmarks.fingerprint import device_fingerprint, measured_device
 from benchmarks.latency import synthetic_inputs, write_json
 from benchmarks.measurements import FORMAT, load
 from calib_data.sets import SetConfig, build_set
@@ -140,12 +140,6 @@ def summarize(times: dict[str, list]) -> dict:
     return out
 
 
-def _device() -> dict:
-    fp = device_fingerprint()
-    return {"cpu": fp["cpu"], "cores": fp["logical_cores"], "isa": fp["isa"], "os": fp["os_family"],
-            "fingerprint_id": fingerprint_id(fp)}, fp["runtimes"]
-
-
 TARGETS = {"OV INT8/FP32": 0.6, "ORT INT8/FP32": 0.6, "OV INT8 / shipped OV INT8": 0.5}
 
 
@@ -195,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
             runners[(name, key)] = open_runner(key, path, args.threads)
     times = interleaved(runners, synthetic_inputs(size), args.rounds, args.runs)
     result = summarize(times)
-    device, runtimes = _device()
+    fp = device_fingerprint()
+    device, runtimes = measured_device(fp), fp["runtimes"]
     meta = {"format": FORMAT, "date": date.today().isoformat(), "device": device, "input_size": list(size),
             "threads": args.threads, "runtimes": {k: v for k, v in runtimes.items() if k in ("onnxruntime", "openvino")},
             "method": f"python -m benchmarks.variant_search --kind {args.kind}: one process, {args.rounds} rounds x "

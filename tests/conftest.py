@@ -33,3 +33,16 @@ def shipped_onnx_and_sets(root, size, count, seeds=(11, 22), onnx_name="fp32.onn
                         bg_sources=("natural", "procedural")).validated()
         sets[name] = build_set(cfg, root / "sets", progress=False)
     return model, fp32, sets
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    """A checkpoint of the tiny config with seeded random weights (the CLI's tests need a file, not weights)."""
+    from adamatting.checkpoint import save_checkpoint
+    from adamatting.config import get_config
+    from adamatting.model import build_model
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("tiny") / "tiny.pt"
+    save_checkpoint(path, build_model(get_config("tiny")).eval())
+    return path

@@ -6,13 +6,9 @@ import pathlib
 import cv2
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from adamat.commands import bokeh as command
-from adamatting.checkpoint import save_checkpoint
-from adamatting.config import get_config
-from adamatting.model import build_model
 from common.errors import DataError
 from runtime.bokeh import render_bokeh
 from runtime.foreground import estimate_foreground
@@ -20,14 +16,6 @@ from runtime.lens_blur import DEFAULT_STRENGTH, blur_radius, disc_kernel, lens_b
 from runtime.pipeline import bokeh_file
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("bokeh") / "tiny.pt"
-    save_checkpoint(path, build_model(get_config("tiny")).eval())
-    return path
 
 
 def scene(h=120, w=160, seed=0):
@@ -146,12 +134,12 @@ def test_bad_alpha():
 
 # --------------------------------------------------------------------------------------------- files
 @pytest.mark.parametrize("suffix", [".jpg", ".png"])
-def test_bokeh_file(checkpoint, tmp_path, suffix):
+def test_bokeh_file(tiny_checkpoint, tmp_path, suffix):
     photo, alpha = scene(90, 130)
     cv2.imwrite(str(tmp_path / "photo.png"), photo[..., ::-1])
     cv2.imwrite(str(tmp_path / "mask.png"), (alpha > 0.5).astype(np.uint8) * 255)
     out = tmp_path / f"out{suffix}"
-    timings = bokeh_file(tmp_path / "photo.png", out, mask_path=tmp_path / "mask.png", artifact=checkpoint,
+    timings = bokeh_file(tmp_path / "photo.png", out, mask_path=tmp_path / "mask.png", artifact=tiny_checkpoint,
                          strength=0.03, band=4)
     written = cv2.imread(str(out))
     assert written.shape == photo.shape
@@ -159,15 +147,15 @@ def test_bokeh_file(checkpoint, tmp_path, suffix):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["photo.png", "mask.png", out.name])
 
 
-def test_bokeh_file_writes_the_photo_upright(checkpoint, tmp_path):
+def test_bokeh_file_writes_the_photo_upright(tiny_checkpoint, tmp_path):
     exif = Image.Exif()
     exif[0x0112] = 8                                     # stored landscape, shown rotated 90° anticlockwise
     Image.fromarray(scene(60, 100)[0]).save(tmp_path / "phone.jpg", quality=95, exif=exif)
-    bokeh_file(tmp_path / "phone.jpg", tmp_path / "out.png", artifact=checkpoint)
+    bokeh_file(tmp_path / "phone.jpg", tmp_path / "out.png", artifact=tiny_checkpoint)
     assert cv2.imread(str(tmp_path / "out.png")).shape == (100, 60, 3)
 
 
-def test_bokeh_file_writes_atomically(checkpoint, tmp_path, monkeypatch):
+def test_bokeh_file_writes_atomically(tiny_checkpoint, tmp_path, monkeypatch):
     photo, _ = scene(90, 130)
     cv2.imwrite(str(tmp_path / "photo.png"), photo[..., ::-1])
     out = tmp_path / "out.jpg"
@@ -180,7 +168,7 @@ def test_bokeh_file_writes_atomically(checkpoint, tmp_path, monkeypatch):
 
     monkeypatch.setattr(pathlib.Path, "write_bytes", fail_half_way)
     with pytest.raises(DataError, match="out.jpg: cannot write here: No space"):   # the output named, not the temp
-        bokeh_file(tmp_path / "photo.png", out, artifact=checkpoint)
+        bokeh_file(tmp_path / "photo.png", out, artifact=tiny_checkpoint)
     monkeypatch.undo()
     assert out.read_bytes() == b"the previous rendering"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jpg", "photo.png"]   # no temporary left
@@ -189,7 +177,7 @@ def test_bokeh_file_writes_atomically(checkpoint, tmp_path, monkeypatch):
     cv2.imwrite(str(square), np.zeros((50, 50), np.uint8))
     out.unlink()
     with pytest.raises(DataError, match="different aspect ratio"):
-        bokeh_file(tmp_path / "photo.png", out, mask_path=square, artifact=checkpoint)
+        bokeh_file(tmp_path / "photo.png", out, mask_path=square, artifact=tiny_checkpoint)
     assert not out.exists()
 
 
@@ -198,7 +186,7 @@ def test_bokeh_file_refuses_an_unknown_output_format_before_any_work(tmp_path):
         bokeh_file(tmp_path / "missing.jpg", tmp_path / "out.gif", artifact=tmp_path / "missing.pt")
 
 
-def test_bokeh_file_refuses_bad_outputs_and_options_before_any_work(checkpoint, tmp_path):
+def test_bokeh_file_refuses_bad_outputs_and_options_before_any_work(tiny_checkpoint, tmp_path):
     # The artifact and the photo do not exist: each error below is raised before either is opened.
     photo, none = tmp_path / "photo.png", tmp_path / "missing.pt"
     (tmp_path / "taken.png").mkdir()
@@ -214,10 +202,10 @@ def test_bokeh_file_refuses_bad_outputs_and_options_before_any_work(checkpoint, 
             bokeh_file(photo, out, artifact=none, **options)
     assert not (tmp_path / "out.png").exists()
     with pytest.raises(DataError, match=f"{tmp_path.name}: is a directory, not an image file"):
-        bokeh_file(tmp_path, tmp_path / "out.png", artifact=checkpoint)
+        bokeh_file(tmp_path, tmp_path / "out.png", artifact=tiny_checkpoint)
     cv2.imwrite(str(photo), np.zeros((4, 60, 3), np.uint8))
     with pytest.raises(DataError, match="photo.png: photo is 60x4; both sides must be at least 8 px"):
-        bokeh_file(photo, tmp_path / "out.png", artifact=checkpoint)
+        bokeh_file(photo, tmp_path / "out.png", artifact=tiny_checkpoint)
     cv2.imwrite(str(photo), scene(40, 60)[0])
     with pytest.raises(DataError, match="photo.png: is the input photo"):
         bokeh_file(photo, tmp_path / "." / "photo.png", artifact=none)
@@ -232,13 +220,13 @@ def test_command_refuses_a_thread_count_below_one(capsys):
     assert "--threads: must be >= 1, got -2" in capsys.readouterr().err
 
 
-def test_command(checkpoint, tmp_path, capsys):
+def test_command(tiny_checkpoint, tmp_path, capsys):
     photo, _ = scene(64, 96)
     cv2.imwrite(str(tmp_path / "p.png"), photo)
     parser = argparse.ArgumentParser()
     command.add_arguments(parser.add_subparsers().add_parser("bokeh"))
     args = parser.parse_args(["bokeh", str(tmp_path / "p.png"), "-o", str(tmp_path / "o.png"),
-                              "--artifact", str(checkpoint), "--strength", "0.02", "--timings", "--mask", "none"])
+                              "--artifact", str(tiny_checkpoint), "--strength", "0.02", "--timings", "--mask", "none"])
     assert args.func(args) == 0
     assert (tmp_path / "o.png").is_file()
     assert "model" in capsys.readouterr().out

@@ -314,6 +314,7 @@ def test_int8_refuses_a_calibration_set_of_another_size(int8_artifacts, tmp_path
 
 
 def test_op_profile_splits_kernel_time_by_stage_and_operator(int8_artifacts, tmp_path, capsys):
+    from benchmarks.measurements import load
     from benchmarks.op_profile import conv_share, main, profile_onnx
 
     fp32, q, _, _ = int8_artifacts
@@ -327,9 +328,16 @@ def test_op_profile_splits_kernel_time_by_stage_and_operator(int8_artifacts, tmp
     assert i["by_op"].get("QLinearConv", 0) > 0 and i["by_stage"].get("(de)quantize", 0) > 0
     assert "QLinearConv" not in f["by_op"] and "(de)quantize" not in f["by_stage"]
     assert f["nodes"] < i["nodes"]
-    assert main([str(fp32), str(q), "--runs", "2", "--warmup", "1", "--json", str(tmp_path / "p.json")]) == 0
+    assert main([str(fp32), str(q), "--runs", "2", "--warmup", "1", "--json", str(tmp_path / "p.json"),
+                 "--measured", str(tmp_path / "op-profile.json"), "--model", "tiny, random weights"]) == 0
     out = capsys.readouterr().out
     assert f"| stage | {fp32.name} | {q.name} |" in out and "Amdahl" in out
+    measured = load(tmp_path / "op-profile.json")   # a valid measured-results file
+    assert measured["kind"] == "op-profile" and measured["input_size"] == [128, 128]
+    assert measured["columns"] == ["by", "name", f"{fp32.name} ms", f"{q.name} ms"]
+    kernel = next(r for r in measured["rows"] if r["name"] == "kernel time")
+    stages = [r for r in measured["rows"] if r["by"] == "stage"]
+    assert sum(r[f"{q.name} ms"] for r in stages) == pytest.approx(kernel[f"{q.name} ms"], abs=0.01 * len(stages))
     assert main([str(tmp_path / "missing.onnx")]) == 2
     assert "no such ONNX file" in capsys.readouterr().err
 

@@ -5,27 +5,15 @@ network is the tiny config."""
 import cv2
 import numpy as np
 import pytest
-import torch
 from PIL import Image, ImageCms
 from skimage.data import astronaut
 
 from adamat.cli import main
-from adamatting.checkpoint import save_checkpoint
-from adamatting.config import get_config
-from adamatting.model import build_model
 from common.errors import DataError
 from runtime.person_mask import MODEL, NoPersonFound, PersonSegmenter, segmenter_band
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 ORIENTATION = 0x0112
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("auto") / "tiny.pt"
-    save_checkpoint(path, build_model(get_config("tiny")).eval())
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +30,8 @@ def srgb_profile() -> bytes:
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
 
-def bokeh(checkpoint, *args) -> int:
-    return main(["bokeh", *map(str, args), "--artifact", str(checkpoint)])
+def bokeh(tiny_checkpoint, *args) -> int:
+    return main(["bokeh", *map(str, args), "--artifact", str(tiny_checkpoint)])
 
 
 def test_the_shipped_model_is_the_documented_file():
@@ -75,21 +63,21 @@ def test_no_person_is_an_error_not_a_sharp_photo(segmenter, photo):
         segmenter.mask(photo)
 
 
-def test_auto_mask_end_to_end_and_no_person_exits_2(checkpoint, tmp_path, capsys):
+def test_auto_mask_end_to_end_and_no_person_exits_2(tiny_checkpoint, tmp_path, capsys):
     Image.fromarray(portrait()).save(tmp_path / "person.jpg", quality=95)
-    assert bokeh(checkpoint, tmp_path / "person.jpg", "-o", tmp_path / "out.png", "--timings") == 0
+    assert bokeh(tiny_checkpoint, tmp_path / "person.jpg", "-o", tmp_path / "out.png", "--timings") == 0
     out = capsys.readouterr().out
     assert "segment" in out and cv2.imread(str(tmp_path / "out.png")).shape == (128, 128, 3)
 
     Image.fromarray(np.full((96, 128, 3), 90, np.uint8)).save(tmp_path / "wall.png")
-    assert bokeh(checkpoint, tmp_path / "wall.png", "-o", tmp_path / "wall_out.jpg") == 2
+    assert bokeh(tiny_checkpoint, tmp_path / "wall.png", "-o", tmp_path / "wall_out.jpg") == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "wall.png: no person found" in err and "--mask FILE" in err
     assert not (tmp_path / "wall_out.jpg").exists()
-    assert bokeh(checkpoint, tmp_path / "wall.png", "-o", tmp_path / "wall_out.jpg", "--mask", "none") == 0
+    assert bokeh(tiny_checkpoint, tmp_path / "wall.png", "-o", tmp_path / "wall_out.jpg", "--mask", "none") == 0
 
 
-def test_heic_in_upright_jpeg_out_with_its_colour_profile_and_exif(checkpoint, tmp_path):
+def test_heic_in_upright_jpeg_out_with_its_colour_profile_and_exif(tiny_checkpoint, tmp_path):
     stored = np.ascontiguousarray(np.rot90(portrait(), 1)[:, :96])   # stored on its side: 96 wide, 128 tall
     exif = Image.Exif()
     exif[ORIENTATION] = 6                                            # shown turned 90° clockwise: upright
@@ -97,7 +85,7 @@ def test_heic_in_upright_jpeg_out_with_its_colour_profile_and_exif(checkpoint, t
     icc = srgb_profile()
     Image.fromarray(stored).save(tmp_path / "IMG_0001.HEIC", quality=90, exif=exif.tobytes(), icc_profile=icc)
 
-    assert bokeh(checkpoint, tmp_path / "IMG_0001.HEIC", "-o", tmp_path / "out.jpg") == 0
+    assert bokeh(tiny_checkpoint, tmp_path / "IMG_0001.HEIC", "-o", tmp_path / "out.jpg") == 0
     with Image.open(tmp_path / "out.jpg") as out:
         assert out.size == (128, 96)                                 # upright: rotated as EXIF said
         assert out.info.get("icc_profile") == icc
@@ -107,20 +95,20 @@ def test_heic_in_upright_jpeg_out_with_its_colour_profile_and_exif(checkpoint, t
     assert np.abs(upright - expected).mean() < 30                    # the same picture, not a rotated one
 
 
-def test_jpeg_with_orientation_and_profile_to_png(checkpoint, tmp_path):
+def test_jpeg_with_orientation_and_profile_to_png(tiny_checkpoint, tmp_path):
     exif = Image.Exif()
     exif[ORIENTATION] = 8
     icc = srgb_profile()
     Image.fromarray(portrait()[:, :96]).save(tmp_path / "p.jpg", quality=95, exif=exif, icc_profile=icc)
-    assert bokeh(checkpoint, tmp_path / "p.jpg", "-o", tmp_path / "p.png") == 0
+    assert bokeh(tiny_checkpoint, tmp_path / "p.jpg", "-o", tmp_path / "p.png") == 0
     with Image.open(tmp_path / "p.png") as out:
         assert out.size == (128, 96) and out.info.get("icc_profile") == icc
         assert out.getexif().get(ORIENTATION, 1) == 1
 
 
-def test_unsupported_format_is_one_clear_line(checkpoint, tmp_path, capsys):
+def test_unsupported_format_is_one_clear_line(tiny_checkpoint, tmp_path, capsys):
     (tmp_path / "photo.xyz").write_bytes(b"GIF89a not really")
-    assert bokeh(checkpoint, tmp_path / "photo.xyz", "-o", tmp_path / "o.jpg") == 2
+    assert bokeh(tiny_checkpoint, tmp_path / "photo.xyz", "-o", tmp_path / "o.jpg") == 2
     assert "photo.xyz: unsupported image format '.xyz'" in capsys.readouterr().err
     (tmp_path / "broken.heic").write_bytes(b"\x00\x00\x00\x18ftypheic" + b"\x00" * 40)
     with pytest.raises(DataError, match="broken.heic: not a readable image"):
@@ -128,18 +116,18 @@ def test_unsupported_format_is_one_clear_line(checkpoint, tmp_path, capsys):
         read_image(tmp_path / "broken.heic")
 
 
-def test_existing_output_needs_overwrite(checkpoint, tmp_path, capsys):
+def test_existing_output_needs_overwrite(tiny_checkpoint, tmp_path, capsys):
     Image.fromarray(portrait()).save(tmp_path / "p.png")
     out = tmp_path / "o.jpg"
     out.write_bytes(b"an earlier rendering")
-    assert bokeh(checkpoint, tmp_path / "p.png", "-o", out) == 2
+    assert bokeh(tiny_checkpoint, tmp_path / "p.png", "-o", out) == 2
     assert "o.jpg: exists already: give --overwrite" in capsys.readouterr().err
     assert out.read_bytes() == b"an earlier rendering"
-    assert bokeh(checkpoint, tmp_path / "p.png", "-o", out, "--overwrite") == 0
+    assert bokeh(tiny_checkpoint, tmp_path / "p.png", "-o", out, "--overwrite") == 0
     assert cv2.imread(str(out)).shape == (128, 128, 3)
 
 
-def test_folder_with_a_corrupt_photo(checkpoint, tmp_path, capsys):
+def test_folder_with_a_corrupt_photo(tiny_checkpoint, tmp_path, capsys):
     photos, out = tmp_path / "photos", tmp_path / "out"
     photos.mkdir()
     Image.fromarray(portrait()).save(photos / "a.jpg", quality=95)
@@ -147,7 +135,7 @@ def test_folder_with_a_corrupt_photo(checkpoint, tmp_path, capsys):
     Image.fromarray(portrait()[:, :96]).save(photos / "c.heic", quality=90)
     (photos / "d.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
     (photos / "notes.txt").write_text("not a photo")
-    assert bokeh(checkpoint, photos, "-o", out) == 2
+    assert bokeh(tiny_checkpoint, photos, "-o", out) == 2
     captured = capsys.readouterr()
     assert "3 of 4 photos written" in captured.out and "1 failed: d.jpg" in captured.out
     assert "d.jpg: not a readable image" in captured.err
@@ -156,23 +144,23 @@ def test_folder_with_a_corrupt_photo(checkpoint, tmp_path, capsys):
 
     (photos / "d.jpg").unlink()                                      # again: every output exists already
     before = (out / "a.jpg").read_bytes()
-    assert bokeh(checkpoint, photos, "-o", out) == 2
+    assert bokeh(tiny_checkpoint, photos, "-o", out) == 2
     captured = capsys.readouterr()
     assert "0 of 3 photos written" in captured.out and captured.err.count("exists already") == 3
     assert (out / "a.jpg").read_bytes() == before
-    assert bokeh(checkpoint, photos, "-o", out, "--overwrite") == 0
+    assert bokeh(tiny_checkpoint, photos, "-o", out, "--overwrite") == 0
     assert "3 of 3 photos written" in capsys.readouterr().out
 
 
-def test_folder_refuses_a_single_mask_and_an_empty_folder(checkpoint, tmp_path, capsys):
+def test_folder_refuses_a_single_mask_and_an_empty_folder(tiny_checkpoint, tmp_path, capsys):
     (tmp_path / "empty").mkdir()
-    assert bokeh(checkpoint, tmp_path / "empty", "-o", tmp_path / "out") == 2
+    assert bokeh(tiny_checkpoint, tmp_path / "empty", "-o", tmp_path / "out") == 2
     assert "no photos in this folder" in capsys.readouterr().err
-    assert bokeh(checkpoint, tmp_path / "empty", "-o", tmp_path / "out", "--mask", "m.png") == 2
+    assert bokeh(tiny_checkpoint, tmp_path / "empty", "-o", tmp_path / "out", "--mask", "m.png") == 2
     assert "a folder takes --mask auto or --mask none" in capsys.readouterr().err
 
 
-def test_quiet_by_default_and_everything_with_v(checkpoint, tmp_path):
+def test_quiet_by_default_and_everything_with_v(tiny_checkpoint, tmp_path):
     import logging
     import subprocess
     import sys
@@ -180,7 +168,7 @@ def test_quiet_by_default_and_everything_with_v(checkpoint, tmp_path):
     from adamat.verbosity import set_verbosity
 
     Image.fromarray(portrait()).save(tmp_path / "p.png")
-    command = [sys.executable, "-m", "adamat.cli", "bokeh", str(tmp_path / "p.png"), "--artifact", str(checkpoint),
+    command = [sys.executable, "-m", "adamat.cli", "bokeh", str(tmp_path / "p.png"), "--artifact", str(tiny_checkpoint),
                "--refine", "0", "-o"]
     quiet = subprocess.run(command + [str(tmp_path / "q.jpg")], capture_output=True, text=True, timeout=120)
     loud = subprocess.run([command[0], *command[1:3], "-v", *command[3:], str(tmp_path / "v.jpg")],
@@ -199,10 +187,10 @@ def test_quiet_by_default_and_everything_with_v(checkpoint, tmp_path):
     library.removeHandler(handler)
 
 
-def test_demo_portrait_figure(checkpoint, tmp_path):
+def test_demo_portrait_figure(tiny_checkpoint, tmp_path):
     from adamat.figures import portrait_figure
 
-    names = portrait_figure(checkpoint, tmp_path / "portraits.png")
+    names = portrait_figure(tiny_checkpoint, tmp_path / "portraits.png")
     assert names == ["astronaut", "camera", "grace_hopper"]
     figure = cv2.imread(str(tmp_path / "portraits.png"))
     assert figure.shape[0] == 3 * 200 and figure.shape[1] >= 5 * 200     # five panels a portrait
