@@ -37,21 +37,22 @@ def interleave(paths: list[str | Path], rounds: int = 5, warmup: int = 3, runs: 
     if not_here:
         raise ValueError("cannot run here: " + "; ".join(not_here))
     size = list(sizes.pop())
-    p50s: dict[str, list[float]] = {a.key: [] for a in artifacts}
+    p50s: list[list[float]] = [[] for _ in artifacts]   # by position: two models' artifacts share keys
+    order = list(range(len(artifacts)))
     for r in range(rounds):
-        for a in artifacts[r % len(artifacts):] + artifacts[:r % len(artifacts)]:
-            row = bench_artifact(a, size, warmup, runs, threads, hint="LATENCY")
+        for i in order[r % len(order):] + order[:r % len(order)]:
+            row = bench_artifact(artifacts[i], size, warmup, runs, threads, hint="LATENCY")
             if row.get("status") != "ok":
-                raise RuntimeError(f"{a.path}: {row.get('reason', 'failed')}")
-            p50s[a.key].append(row["p50_ms"])
-    base = statistics.median(p50s[artifacts[0].key])
+                raise RuntimeError(f"{artifacts[i].path}: {row.get('reason', 'failed')}")
+            p50s[i].append(row["p50_ms"])
+    base = statistics.median(p50s[0])
     fp = device_fingerprint()
     return {"fingerprint": fp, "fingerprint_id": fingerprint_id(fp),
             "settings": {"input_size": size, "rounds": rounds, "warmup": warmup, "runs": runs, "threads": threads,
                          "order": "rotated by one artifact each round; each artifact in a fresh process"},
-            "rows": [{"key": a.key, "label": a.label, "path": str(a.path), "p50_ms_rounds": p50s[a.key],
-                      "p50_ms": statistics.median(p50s[a.key]), "low_ms": min(p50s[a.key]), "high_ms": max(p50s[a.key]),
-                      f"ratio_to_{artifacts[0].key}": statistics.median(p50s[a.key]) / base} for a in artifacts]}
+            "rows": [{"key": a.key, "label": a.label, "path": str(a.path), "p50_ms_rounds": t,
+                      "p50_ms": statistics.median(t), "low_ms": min(t), "high_ms": max(t),
+                      f"ratio_to_{artifacts[0].key}": statistics.median(t) / base} for a, t in zip(artifacts, p50s)]}
 
 
 def table(result: dict) -> str:

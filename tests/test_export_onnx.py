@@ -406,3 +406,12 @@ def test_sub_pixel_upsampling_is_exported_as_the_identical_transposed_convolutio
     per_position = graph(np.arange(8.0))   # a bias per sub-pixel position has no transposed-conv form
     assert subpixel_as_conv_transpose(per_position) == 0
     assert [n.op_type for n in per_position.graph.node] == ["Conv", "DepthToSpace"]
+
+
+def test_interleave_keeps_one_row_per_path_even_where_keys_repeat(int8_artifacts):
+    from benchmarks.interleaved import interleave
+
+    fp32, q, _, _ = int8_artifacts   # the same key twice: two models' exports share keys
+    result = interleave([fp32, q, fp32], rounds=2, warmup=1, runs=1, threads=1)
+    assert [r["key"] for r in result["rows"]] == ["onnxruntime/fp32", "onnxruntime/int8", "onnxruntime/fp32"]
+    assert all(len(r["p50_ms_rounds"]) == 2 for r in result["rows"])
