@@ -5,6 +5,11 @@ PY     := $(VENV)/bin/python
 CLI    := $(VENV)/bin/adamat
 STAMP  := $(VENV)/.installed
 OUT    ?= out
+# The model every export and gate target works on, and where its artifacts go: the shipped model by default;
+# `make gate WEIGHTS=weights/mobile-int8.pt EXPORT=out/export/mobile-int8` exports and gates the INT8 variant.
+WEIGHTS ?= weights/mobile.pt
+EXPORT  ?= $(OUT)/export
+VARIANT := weights/mobile-int8.pt
 
 .PHONY: setup test demo gate train bench bench-phone bench-baseline profile export-all export-onnx export-trt export-openvino export-coreml export-executorch export-android clean help
 
@@ -14,6 +19,7 @@ help:
 	@echo "             bokeh pipeline timing, reports/<timestamp>/report.md"
 	@echo "make gate    export what is missing (reusing up-to-date artifacts), then the accuracy gates of"
 	@echo "             benchmarks/gates.toml on every artifact in out/export (exit 1 listing violations)"
+	@echo "             (every export and gate target takes WEIGHTS=<checkpoint> EXPORT=<folder>: another model)"
 	@echo "make test    the layer contracts (lint-imports) and the test suite (what CI runs)"
 	@echo "make train   train the mobile model in the background-safe, resumable way (runs/mobile)"
 	@echo "make export-onnx  FP32 + INT8 ONNX of weights/mobile.pt with manifests (out/export)"
@@ -48,31 +54,31 @@ demo: $(STAMP)
 	$(CLI) demo --out $(OUT)/demo --export-dir $(OUT)/export
 
 gate: $(STAMP)
-	$(CLI) export all --out $(OUT)/export
-	$(CLI) gate --artifacts $(OUT)/export
+	$(CLI) export all --checkpoint $(WEIGHTS) --out $(EXPORT)
+	$(CLI) gate --checkpoint $(WEIGHTS) --artifacts $(EXPORT)
 
 export-all: $(STAMP)
-	$(CLI) export all --out $(OUT)/export
+	$(CLI) export all --checkpoint $(WEIGHTS) --out $(EXPORT)
 
 train: $(STAMP)
 	$(CLI) train --config mobile --run-dir runs/mobile
 
 export-onnx: $(STAMP)
-	$(CLI) export onnx --checkpoint weights/mobile.pt --out $(OUT)/export
+	$(CLI) export onnx --checkpoint $(WEIGHTS) --out $(EXPORT)
 
 export-openvino: $(STAMP)
-	$(CLI) export openvino --checkpoint weights/mobile.pt --out $(OUT)/export
+	$(CLI) export openvino --checkpoint $(WEIGHTS) --out $(EXPORT)
 
 export-coreml: $(STAMP)
-	$(CLI) export coreml --checkpoint weights/mobile.pt --out $(OUT)/export
+	$(CLI) export coreml --checkpoint $(WEIGHTS) --out $(EXPORT)
 
 export-executorch: $(STAMP)
-	$(CLI) export executorch --checkpoint weights/mobile.pt --out $(OUT)/export
+	$(CLI) export executorch --checkpoint $(WEIGHTS) --out $(EXPORT)
 
 export-android: export-executorch
 
 export-trt: $(STAMP)
-	$(CLI) export trt --checkpoint weights/mobile.pt --out $(OUT)/export
+	$(CLI) export trt --checkpoint $(WEIGHTS) --out $(EXPORT)
 
 # Latency against this device's own baseline (benchmarks/baselines/<fingerprint id>/; see README).
 bench: $(STAMP)
@@ -81,17 +87,21 @@ bench: $(STAMP)
 	args="$$($(PY) -m benchmarks.baseline compare)" && ADAMAT_ARTIFACTS=$(OUT)/export $(PY) -m pytest -q benchmarks \
 		--benchmark-enable --benchmark-json=$(OUT)/bench/benchmarks.json $$args
 	$(CLI) eval-real --checkpoint weights/mobile.pt --out $(OUT)/bench
+	$(CLI) export all --checkpoint $(VARIANT) --targets onnx openvino --out $(OUT)/export/mobile-int8
+	$(PY) -m benchmarks.model_comparison $(OUT)/export $(OUT)/export/mobile-int8 --out $(OUT)/bench/int8-comparison.json
 	$(MAKE) --no-print-directory bench-phone
 
 # The phone path: the 12-megapixel set, the real photos at native resolution and upscaled 2x and 4x (mask
 # protocol), the held-back split (trimap protocol): each model beside the raw mask, a guided filter and
-# closed-form matting (out/bench/eval-*/eval.md and eval.json).
+# closed-form matting (out/bench/eval-*/eval.md and eval.json); the INT8 variant beside the shipped model on
+# the held-back split and the down8 masks.
 HELD_BACK := GT03 GT15 GT19 GT25
 bench-phone: $(STAMP)
 	$(CLI) eval phone --also-unrefined --artifacts weights/mobile.pt $(OUT)/export/adamatting_mobile_512x512_openvino_int8.xml --out $(OUT)/bench/eval-phone
-	$(CLI) eval real --recipe down8 --also-unrefined --out $(OUT)/bench/eval-real-down8
+	$(CLI) eval real --recipe down8 --also-unrefined --artifacts weights/mobile.pt $(VARIANT) --out $(OUT)/bench/eval-real-down8
 	$(CLI) eval real --recipe phone --also-unrefined --out $(OUT)/bench/eval-real-phone
-	$(CLI) eval real --protocol trimap --images $(HELD_BACK) --also-unrefined --out $(OUT)/bench/eval-heldback-trimap
+	$(CLI) eval real --protocol trimap --images $(HELD_BACK) --also-unrefined --artifacts weights/mobile.pt $(VARIANT) \
+		--out $(OUT)/bench/eval-heldback-trimap
 	$(CLI) eval real-2x --recipe down8 --also-unrefined --out $(OUT)/bench/eval-real-2x
 	$(CLI) eval real-4x --recipe down8 --images $(HELD_BACK) --out $(OUT)/bench/eval-real-4x
 
