@@ -7,7 +7,9 @@
    (:mod:`benchmarks.gates`);
 4. latency of every artifact that runs here (:mod:`benchmarks.latency`, one process per artifact);
 5. the bokeh pipeline stage by stage on a synthetic 12-megapixel photo, on the fastest artifact;
-6. ``reports/<timestamp>/report.md`` with the tables, the latency-vs-accuracy plot and the figures.
+6. the INT8-friendly second model (``JobConfig.variant``): its ONNX and OpenVINO exports and their gates,
+   and both models' FP32/INT8 artifacts timed in one interleaved run (:mod:`benchmarks.model_comparison`);
+7. ``reports/<timestamp>/report.md`` with the tables, the latency-vs-accuracy plot and the figures.
 
 Returns 1 when a gate is violated (the report is written either way), else 0.
 """
@@ -23,6 +25,7 @@ from adamat.progress import Stages
 from adamatting.checkpoint import file_sha256, read_checkpoint
 from benchmarks.gates import Gates, check, failures
 from benchmarks.latency import bench_all, run_options, write_json
+from benchmarks.model_comparison import compare
 from benchmarks.portrait import synthetic_portrait, time_bokeh_pipeline
 from benchmarks.report import gate_json, write_report
 from calib_data.phone_set import PhoneSetConfig, build_phone_set
@@ -58,6 +61,11 @@ class JobConfig:
     pipeline: bool = True          # time the 12-megapixel bokeh pipeline
     phone: bool = True             # evaluate the phone path on the 12-megapixel set (calib_data/configs/phone.toml)
     phone_cache: Path = Path("cache/phone")
+    variant: Path | None = None    # a second model compared with the first (the INT8-friendly mobile-int8)
+    variant_rounds: int = 5        # its interleaved comparison's rounds
+
+
+VARIANT_TARGETS = ("onnx", "openvino")   # what the comparison times
 
 
 def _fastest(latency: dict) -> dict | None:
@@ -93,10 +101,25 @@ def phone_eval(row: dict, cfg: JobConfig, out_dir: Path, log: Callable[[str], No
     return markdown(result)
 
 
+def variant_stage(cfg: JobConfig, cal, val, gates: Gates, log: Callable[[str], None]) -> dict:
+    """The second model: its ONNX and OpenVINO exports (in ``<export_dir>/<weights name>``), their gates
+    against its own PyTorch FP32, and both models' FP32/INT8 artifacts in one interleaved latency run."""
+    folder = cfg.export_dir / cfg.variant.stem
+    export_all(cfg.variant, folder, cfg.size, cal, val, targets=VARIANT_TARGETS, log=log)
+    artifacts, problems = current(folder, cfg.size, cfg.variant)
+    rows = evaluate_all(reference(cfg.variant), artifacts, cfg.size, val, real=cfg.real, val_limit=cfg.val_limit,
+                        progress=log)
+    comparison = compare([cfg.export_dir, folder], cfg.size, cfg.variant_rounds, cfg.warmup, runs=10,
+                         threads=cfg.threads)
+    return {"weights": cfg.variant, "rows": rows, "results": check(rows, gates), "problems": problems,
+            "comparison": comparison}
+
+
 def run_main_job(cfg: JobConfig, figures: dict[str, Path] | None = None,
                  log: Callable[[str], None] = print) -> tuple[int, Path]:
     """Run the job; returns (exit code, report path)."""
-    stages = Stages(["sets", "exports", "accuracy", "latency", "bokeh pipeline", "phone path", "report"], "job")
+    stages = Stages(["sets", "exports", "accuracy", "latency", "bokeh pipeline", "phone path", "second model",
+                     "report"], "job")
     try:
         return _run_stages(cfg, figures, stages.log if log is print else log, stages)
     finally:
@@ -151,6 +174,12 @@ def _run_stages(cfg: JobConfig, figures, log: Callable[[str], None], stages: Sta
                 phone = f"\n\nfailed on {fastest['label']}: {type(e).__name__}: {e}\n"
                 log(f"phone path: {phone.strip()}")
 
+    variant = None
+    with stages.stage("second model"):
+        if cfg.variant is not None:
+            variant = variant_stage(cfg, cal, val, gates, log)
+            write_json(variant["comparison"], out_dir / "int8-comparison.json")
+
     with stages.stage("report"):
         write_json(latency, out_dir / "latency.json")
         write_json(gate_json(rows, results, gates, problems), out_dir / "gates.json")
@@ -160,8 +189,11 @@ def _run_stages(cfg: JobConfig, figures, log: Callable[[str], None], stages: Sta
                                 f"composites)" + ("; real: held-back alphamatting.com images" if cfg.real else ""),
                   "job time": f"{time.perf_counter() - t_start:.0f} s"}
         failed = failures(problems, results)
+        if variant is not None:
+            failed += [f"{variant['weights'].name}: {f}" for f in failures(variant["problems"], variant["results"])]
         report = write_report(out_dir, header=header, exports=exports, rows=rows, results=results, gates=gates,
-                              latency=latency, pipeline=pipeline, figures=figures or {}, failed=failed, phone=phone)
+                              latency=latency, pipeline=pipeline, figures=figures or {}, failed=failed, phone=phone,
+                              variant=variant)
     for line in failed:
         log(f"GATE FAILED: {line}")
     log(f"\nreport: {report}")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from benchmarks.device_bench import markdown_table, result_table
 from benchmarks.gates import GateResult, Gates, failures, gate_value, summary, table
+from benchmarks.model_comparison import table as comparison_table
 from evaluation.accuracy import AccuracyRow
 
 # The performance targets of the phone use (measured and reported, never asserted in tests).
@@ -85,9 +86,20 @@ def plot_latency_vs_accuracy(rows: list[AccuracyRow], latency: dict, out: Path) 
     return out
 
 
+def variant_section(variant: dict) -> str:
+    """The second model: both models' INT8 speed-ups from one interleaved run, and its artifacts' gates."""
+    c = variant["comparison"]
+    return (f"## The INT8-friendly second model ({variant['weights'].name})\n\nBoth models' onnxruntime and "
+            f"OpenVINO FP32/INT8 artifacts timed in one interleaved run ({c['method']}); p50 in ms at "
+            f"{c['input_size'][0]}×{c['input_size'][1]}. The targets: each runtime's INT8 at most 0.6× its FP32, and "
+            f"the second model's OpenVINO INT8 at most 0.5× the first's.\n\n{comparison_table(c)}\n\n"
+            f"Its artifacts against its own PyTorch FP32 (gates: the same file):\n\n"
+            + md_table(table(variant["rows"], variant["results"])))
+
+
 def write_report(out_dir: Path, *, header: dict, exports: list, rows: list[AccuracyRow], results: list[GateResult],
                  gates: Gates, latency: dict, pipeline: dict | None, figures: dict[str, Path],
-                 failed: list[str], phone: str | None = None) -> Path:
+                 failed: list[str], phone: str | None = None, variant: dict | None = None) -> Path:
     """Write ``out_dir/report.md`` (and its figures); ``failed``: the gate violations. Returns its path."""
     out_dir.mkdir(parents=True, exist_ok=True)
     plot = plot_latency_vs_accuracy(rows, latency, out_dir / "latency_vs_accuracy.png")
@@ -129,6 +141,8 @@ def write_report(out_dir: Path, *, header: dict, exports: list, rows: list[Accur
                                   + [{"stage": "total", "ms": f"{sum(stages.values()) * 1000:.0f}"}]))
     if phone:
         parts.append("## The phone path at 12 megapixels\n\n" + phone.split("\n", 2)[2])
+    if variant:
+        parts.append(variant_section(variant))
     not_run = [r for r in rows if r.status in ("not run", "failed", "simulated")]
     not_run_exports = [e for e in exports if e.status in ("not built", "failed")]
     if not_run or not_run_exports:

@@ -17,7 +17,7 @@ import onnx
 import pytest
 
 from adamat.cli import main
-from adamatting.config import DEFAULT_WEIGHTS
+from adamatting.config import DEFAULT_WEIGHTS, VARIANT_WEIGHTS
 from benchmarks.gates import (
     GateConfigError,
     GateResult,
@@ -261,7 +261,8 @@ def test_main_job_writes_the_report(exported, tmp_path):
     root, export_dir, cal_toml, val_toml, _, _ = exported
     cfg = JobConfig(weights=DEFAULT_WEIGHTS, export_dir=export_dir, reports=tmp_path / "reports",
                     cache=root / "sets", size=SIZE, calib=str(cal_toml), val=str(val_toml),
-                    real=False, warmup=1, runs=3, threads=1, pipeline=False, phone=False)
+                    real=False, warmup=1, runs=3, threads=1, pipeline=False, phone=False,
+                    variant=VARIANT_WEIGHTS, variant_rounds=1)
     logged = []
     code, report = run_main_job(cfg, log=logged.append)
     assert code == 0, [line for line in logged if "FAILED" in line or "warning" in line]
@@ -284,3 +285,9 @@ def test_main_job_writes_the_report(exported, tmp_path):
     assert rows["executorch/int8"]["status"] == "ok" and rows["executorch/int8"]["threads"] == 1
     assert rows["onnxruntime/int8"]["ratio_to_torch_fp32"] > 0 and rows["onnxruntime/int8"]["peak_rss_mb"] > 0
     assert rows["coreml/w8a8"]["status"] == "not run"
+    # the second model: exported beside the first, gated, and both compared in one interleaved run
+    assert "## The INT8-friendly second model (mobile-int8.pt)" in text
+    comparison = json.loads((report.parent / "int8-comparison.json").read_text())
+    assert [r["model"] for r in comparison["rows"]] == ["mobile", "mobile-int8"]
+    assert comparison["rows"][1]["OV INT8 / first OV INT8"] > 0 and "ORT INT8/FP32 <= 0.6" in text
+    assert (export_dir / "mobile-int8" / "adamatting_mobile-int8_256x256_openvino_int8.xml").is_file()

@@ -7,7 +7,7 @@ from pathlib import Path
 from adamat.arguments import size_argument
 from adamat.figures import run_demo
 from adamat.main_job import JobConfig, run_main_job
-from adamatting.config import DEFAULT_WEIGHTS
+from adamatting.config import DEFAULT_WEIGHTS, VARIANT_WEIGHTS
 from common.arguments import positive_int
 
 
@@ -15,6 +15,9 @@ def add_arguments(d) -> None:
     d.add_argument("--out", default="out/demo", help="folder for the contact sheet and figures")
     d.add_argument("--cache", default="cache/sets", help="cache root for the composited sets")
     d.add_argument("--weights", default=str(DEFAULT_WEIGHTS), help="the checkpoint to export, gate and benchmark")
+    d.add_argument("--variant", default=str(VARIANT_WEIGHTS),
+                   help="a second model to export to ONNX and OpenVINO, gate, and compare with the first in one "
+                        "interleaved latency run ('none': skip)")
     d.add_argument("--export-dir", default="out/export", help="artifacts (up-to-date ones are reused)")
     d.add_argument("--reports", default="reports", help="the report goes to <reports>/<timestamp>/report.md")
     size_argument(d, help="export size")
@@ -33,7 +36,7 @@ def run(args) -> int:
         return 0
     cfg = JobConfig(weights=Path(args.weights), export_dir=Path(args.export_dir), reports=Path(args.reports),
                     cache=Path(args.cache), size=tuple(args.size), runs=args.runs, warmup=args.warmup,
-                    threads=args.threads)
+                    threads=args.threads, variant=None if args.variant == "none" else Path(args.variant))
     figures = {"Bokeh grid": out / "bokeh_grid.png", "Model alpha on held-back real images": out / "real_alpha.png",
                "Portraits: the person segmenter's mask, our alpha, the bokeh through each": out / "portraits.png"}
     code, _ = run_main_job(cfg, figures)

@@ -1,0 +1,120 @@
+"""Which INT8 graph of one network onnxruntime runs fastest: the precision policy's graph beside variants that
+keep more (or fewer) operations in float, timed interleaved against the FP32 graph, as a measured table.
+
+    python -m benchmarks.int8_policy --checkpoint weights/mobile-int8.pt \\
+        --out benchmarks/measured/int8-policy-<date>-<device>.json [--rounds 15] [--threads 2]
+
+The FP32 ONNX is exported once (:func:`export.onnx_graph.export_onnx`); every variant is quantized from it with
+the project's settings (:func:`export.int8_qdq.quantize_qdq`, calibrated on a few composites) and differs only
+in the nodes kept float (``VARIANTS``). All sessions run in one process, onnxruntime without spinning, the
+order rotated every round (:func:`benchmarks.variant_search.interleaved`); a ratio is the median over rounds
+of the variant's p50 over the FP32 graph's. It answers whether a change to the precision policy (or to what
+the exporter leaves float) buys speed before the policy is changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnxruntime.quantization.shape_inference import quant_pre_process
+
+from adamatting.checkpoint import load_model
+from benchmarks.fingerprint import device_fingerprint, measured_device
+from benchmarks.latency import synthetic_inputs, write_json
+from benchmarks.measurements import FORMAT, load
+from benchmarks.variant_search import interleaved, open_runner, small_set
+from common.arguments import positive_int
+from export.int8_qdq import SetReader, quantize_qdq
+from export.onnx_graph import export_onnx
+from export.precision import PrecisionPolicy
+
+
+def _outside_refiner(op: str):
+    return lambda n: n.op_type == op and "/refiner/" not in n.name
+
+
+_CT, _AVG, _RSZ = _outside_refiner("ConvTranspose"), _outside_refiner("AveragePool"), _outside_refiner("Resize")
+# name → (what is kept float, the precision policy applies, extra nodes kept float)
+VARIANTS = {
+    "policy": ("the precision policy (export/precision.toml)", True, lambda n: False),
+    "conv-transpose": ("policy + the sub-pixel ConvTransposes (no int8 kernel in onnxruntime's CPU EP)", True, _CT),
+    "resampling": ("policy + the input downscales and the trimap upsampling (AveragePool, Resize)", True,
+                   lambda n: _AVG(n) or _RSZ(n)),
+    "both": ("policy + ConvTransposes + resampling", True, lambda n: _CT(n) or _AVG(n) or _RSZ(n)),
+    "int8-stem": ("the stem quantized too (only the guided upsampler float) + resampling", False,
+                  lambda n: _AVG(n) or _RSZ(n)),
+}
+
+
+def quantize_variant(fp32: Path, out: Path, cal, keep_policy: bool, extra) -> Path:
+    """``fp32`` quantized to ``out`` with the policy's float nodes (or only the guided upsampler's) plus
+    those for which ``extra(node)``."""
+    pre = out.with_suffix(".pre.onnx")
+    quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
+    proto = onnx.load(str(pre))
+    policy = PrecisionPolicy.load()
+    if not keep_policy:
+        policy = PrecisionPolicy([], [], policy.source, ["model.refiner"])
+    exclude = policy.float_nodes(proto) + [n.name for n in proto.graph.node if extra(n)]
+    quantize_qdq(pre, out, SetReader(cal), nodes_to_exclude=exclude)
+    return out
+
+
+def measure(checkpoint: Path, size: tuple[int, int], rounds: int, runs: int, threads: int, work: Path,
+            cache: Path, calib_samples: int = 4) -> dict[str, float]:
+    """{variant: median over rounds of its p50 / the FP32 graph's p50}, and ``fp32`` → its p50 in ms."""
+    fp32 = work / "fp32.onnx"
+    export_onnx(load_model(checkpoint)[0], fp32, size)
+    cal = small_set("calib", size, calib_samples, cache)
+    paths = {"fp32": fp32} | {k: quantize_variant(fp32, work / f"{k}.onnx", cal, keep, extra)
+                              for k, (_, keep, extra) in VARIANTS.items()}
+    runners = {(k, "onnxruntime"): open_runner("onnxruntime", p, threads) for k, p in paths.items()}
+    times = interleaved(runners, synthetic_inputs(size), rounds, runs)
+    base = times[("fp32", "onnxruntime")]
+    out = {k: statistics.median(np.median(a) / np.median(b) for a, b in zip(times[(k, "onnxruntime")], base))
+           for k in VARIANTS}
+    return out | {"fp32": float(np.median(np.concatenate(base)))}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.int8_policy", description=__doc__.split("\n\n")[0])
+    p.add_argument("--checkpoint", type=Path, required=True)
+    p.add_argument("--size", type=positive_int, default=512)
+    p.add_argument("--threads", type=positive_int, default=2)
+    p.add_argument("--rounds", type=positive_int, default=15)
+    p.add_argument("--runs", type=positive_int, default=10)
+    p.add_argument("--cache", type=Path, default=Path("cache/sets"))
+    p.add_argument("--out", required=True, help="the measured-results JSON to write")
+    args = p.parse_args(argv)
+    if not args.checkpoint.is_file():
+        print(f"error: {args.checkpoint}: no such checkpoint", file=sys.stderr)
+        return 2
+    size = (args.size, args.size)
+    with tempfile.TemporaryDirectory(prefix="int8-policy-") as tmp:
+        ratios = measure(args.checkpoint, size, args.rounds, args.runs, args.threads, Path(tmp), args.cache)
+    fp = device_fingerprint()
+    rows = [{"variant": k, "kept float": what, "ORT INT8 / ORT FP32": round(ratios[k], 3)}
+            for k, (what, _, _) in VARIANTS.items()]
+    data = {"format": FORMAT, "kind": "int8-policy", "date": date.today().isoformat(), "device": measured_device(fp),
+            "input_size": list(size), "threads": args.threads, "runtimes": {"onnxruntime": fp["runtimes"].get("onnxruntime")},
+            "model": f"{args.checkpoint} (FP32 graph p50 {ratios['fp32']:.1f} ms)",
+            "command": "python -m benchmarks.int8_policy " + " ".join(sys.argv[1:] if argv is None else argv),
+            "method": f"one process, {args.rounds} rounds x {args.runs} calls per graph, rotating order, "
+                      f"onnxruntime without spinning; ratio: median over rounds of the variant's p50 over FP32's",
+            "columns": ["variant", "kept float", "ORT INT8 / ORT FP32"], "rows": rows}
+    write_json(data, args.out)
+    load(args.out)
+    for r in rows:
+        print(f"{r['variant']:16s} {r['ORT INT8 / ORT FP32']:.3f}  {r['kept float']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
