@@ -35,3 +35,18 @@ def test_suggestion_takes_the_fewest_groups_covering_the_share():
     assert suggest_policy(rows, share=0.5) == ["a"]
     assert suggest_policy(rows, share=0.8) == ["a", "b"]
     assert suggest_policy(rows, share=1.0, max_groups=2) == ["a", "b"]
+
+
+def test_command_writes_the_ranking_as_json(tiny_checkpoint, tmp_path, capsys):
+    from adamat.cli import main
+    from benchmarks.measurements import load
+
+    out = tmp_path / "ranking.json"
+    assert main(["export", "sensitivity", "--checkpoint", str(tiny_checkpoint), "--size", "64", "64", "--depth", "1",
+                 "--samples", "2", "--cache", str(tmp_path / "sets"), "--json", str(out)]) == 0
+    ranking = load(out)   # a valid measured-results table
+    assert ranking["kind"] == "int8-sensitivity" and "config tiny" in ranking["model"] and len(ranking["rows"]) == 4
+    errors = [r["mean |Δα|"] for r in ranking["rows"]]
+    assert errors == sorted(errors, reverse=True) and errors[0] > 0
+    assert ranking["note"].startswith("suggested float modules: " + ranking["rows"][0]["group"].strip("/").replace("/", "."))
+    assert "suggested export/precision.toml" in capsys.readouterr().out

@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import importlib
 import tempfile
+from datetime import date
 from pathlib import Path
 
 from adamat.tables import print_table
 from adamatting.checkpoint import load_model, read_checkpoint
 from adamatting.config import DEFAULT_WEIGHTS
-from common.outputs import check_folder
+from benchmarks.fingerprint import measured_device
+from benchmarks.latency import write_json
+from benchmarks.measurements import FORMAT
+from common.outputs import check_folder, check_writable
 from common.targets import TARGETS as REGISTRY
 from export.all_targets import TARGETS, export_all
 from export.job import composited_set
@@ -48,6 +52,8 @@ def add_arguments(ex) -> None:
     se.add_argument("--calib", default="calib")
     se.add_argument("--val", default="val")
     se.add_argument("--cache", default="cache/sets")
+    se.add_argument("--json", default=None, help="also write the ranking as a measured-results table "
+                                                  "(benchmarks/measured/int8-sensitivity-<config>-<date>.json)")
     se.set_defaults(func=run_sensitivity)
 
 
@@ -64,8 +70,24 @@ def run_all(args) -> int:
     return 1 if any(r.status == "failed" for r in results) else 0
 
 
+def sensitivity_table(args, config: str, rows: list[dict], suggestion: list[str]) -> dict:
+    """The ranking as a measured-results table (kind ``int8-sensitivity``, :mod:`benchmarks.measurements`)."""
+    columns = ["group", "nodes", "mean |Δα|", "max |Δα|", "SAD drop"]
+    keys = ["group", "nodes", "mean_abs", "max_abs", "sad_drop"]
+    modules = [g.strip("/").replace("/", ".") for g in suggestion]
+    return {"format": FORMAT, "kind": "int8-sensitivity", "date": date.today().isoformat(), "device": measured_device(),
+            "input_size": list(args.size), "threads": None, "model": f"{args.checkpoint} (config {config})",
+            "command": f"adamat export sensitivity --checkpoint {args.checkpoint} --size {args.size[0]} {args.size[1]} "
+                       f"--depth {args.depth} --samples {args.samples}",
+            "method": f"each group of convolutions quantized alone (onnxruntime QDQ INT8, {args.samples} calibration "
+                      f"composites of {args.calib!r}), alpha compared with FP32 on {args.samples} of {args.val!r}",
+            "columns": columns, "rows": [dict(zip(columns, (r[k] for k in keys))) for r in rows],
+            "note": f"suggested float modules: {', '.join(modules)}"}
+
+
 def run_sensitivity(args) -> int:
     size = tuple(args.size)
+    out = check_writable(args.json) if args.json else None
     model, _ = load_model(args.checkpoint)
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
@@ -73,5 +95,8 @@ def run_sensitivity(args) -> int:
         rows = rank_layers(fp32, composited_set(args.calib, size, Path(args.cache)),
                            composited_set(args.val, size, Path(args.cache)), depth=args.depth,
                            calib_limit=args.samples, val_limit=args.samples)
-    print(format_report(rows, suggest_policy(rows)))
+    suggestion = suggest_policy(rows)
+    print(format_report(rows, suggestion))
+    if out is not None:
+        write_json(sensitivity_table(args, model.cfg.name, rows, suggestion), out)
     return 0
