@@ -113,10 +113,9 @@ bench-baseline: $(STAMP)
 # Where the FP32 and INT8 ONNX spend their time (onnxruntime profiler), what int8 can buy at most, and how
 # fast this device's int8 kernels run each of the model's convolution shapes.
 profile: $(STAMP)
-	$(CLI) export all --targets onnx --out $(OUT)/export
-	$(PY) -m benchmarks.op_profile $(OUT)/export/adamatting_mobile_512x512_fp32.onnx \
-		$(OUT)/export/adamatting_mobile_512x512_int8.onnx
-	$(PY) -m benchmarks.conv_kernels $(OUT)/export/adamatting_mobile_512x512_fp32.onnx
+	$(CLI) export all --checkpoint $(WEIGHTS) --targets onnx --out $(EXPORT)
+	$(PY) -m benchmarks.op_profile $(EXPORT)/adamatting_*_512x512_fp32.onnx $(EXPORT)/adamatting_*_512x512_int8.onnx
+	$(PY) -m benchmarks.conv_kernels $(EXPORT)/adamatting_*_512x512_fp32.onnx
 
 clean:
 	rm -rf $(OUT) cache .pytest_cache
