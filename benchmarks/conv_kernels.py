@@ -186,6 +186,34 @@ def format_rows(rows: list[dict], top: int = 30) -> str:
     return "\n".join(lines)
 
 
+def measured_table(rows: list[dict], model: str, command: str, threads: int | None, runs: int,
+                   input_size: list[int]) -> dict:
+    """The timings as a measured-results file (kind ``conv-kernels``): one row per distinct layer (its time
+    per call × its count in the model), then one per kind and one for all."""
+    from datetime import date
+
+    from benchmarks.fingerprint import device_fingerprint, measured_device
+    from benchmarks.measurements import FORMAT
+
+    cols = ["layer", "kind", "count", "FP32 kernels ms", "INT8 kernels ms", "INT8 / FP32"]
+
+    def row(layer, kind, sel):
+        f, q = (sum(r[k] * r["count"] for r in sel) for k in ("fp32_ms", "int8_ms"))
+        return dict(zip(cols, (layer, kind, sum(r["count"] for r in sel), round(f, 3), round(q, 3),
+                               round(q / max(f, 1e-9), 2))))
+
+    table = [row(_describe(r), r["kind"], [r]) for r in sorted(rows, key=lambda r: -r["fp32_ms"] * r["count"])]
+    kinds = [k for k in ("dense", "depthwise", "grouped", "transposed") if any(r["kind"] == k for r in rows)]
+    table += [row(f"all {k}", k, [r for r in rows if r["kind"] == k]) for k in kinds] + [row("all", "all", rows)]
+    fp = device_fingerprint()
+    return {"format": FORMAT, "kind": "conv-kernels", "date": date.today().isoformat(), "device": measured_device(fp),
+            "input_size": input_size, "threads": threads,
+            "runtimes": {"onnxruntime": fp["runtimes"].get("onnxruntime")}, "model": model, "command": command,
+            "method": f"each distinct convolution alone, FP32 and QDQ INT8 one-node graphs interleaved, {runs} runs; "
+                      f"kernel time from onnxruntime's profiler, times the layer's count in the model",
+            "columns": cols, "rows": table}
+
+
 def main(argv: list[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(prog="python -m benchmarks.conv_kernels", description=__doc__.split("\n\n")[0])
@@ -194,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=positive_int, default=5)
     p.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads (default: its own)")
     p.add_argument("--top", type=positive_int, default=30, help="layers listed (the rest still count in the totals)")
+    p.add_argument("--measured", default=None, help="also write a measured-results file (benchmarks/measured/)")
+    p.add_argument("--model", default="", help="with --measured: what the network is (config, weights)")
     args = p.parse_args(argv)
     try:
         rows = time_convs(args.onnx, args.runs, args.warmup, args.threads)
@@ -201,6 +231,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(format_rows(rows, args.top))
+    if args.measured:
+        from benchmarks.latency import write_json
+
+        command = "python -m benchmarks.conv_kernels " + " ".join(sys.argv[1:] if argv is None else argv)
+        import onnx
+
+        dims = onnx.load(args.onnx, load_external_data=False).graph.input[0].type.tensor_type.shape.dim
+        write_json(measured_table(rows, args.model or Path(args.onnx).name, command, args.threads, args.runs,
+                                  [d.dim_value for d in dims[-2:]]), args.measured)
     return 0
 
 

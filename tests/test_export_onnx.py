@@ -363,8 +363,16 @@ def test_conv_kernels_times_each_distinct_convolution_in_float_and_int8(tmp_path
     out = capsys.readouterr().out
     assert "| 3x3 8→8 @16x16 | depthwise | 1 |" in out and "| 2x2 8→4 @16x16 x2 | transposed | 1 |" in out
     assert "| **all** | 6 |" in out and "more)" not in out
-    assert main([str(tmp_path / "m.onnx"), "--runs", "2", "--warmup", "1", "--top", "4"]) == 0
+    assert main([str(tmp_path / "m.onnx"), "--runs", "2", "--warmup", "1", "--top", "4",
+                 "--measured", str(tmp_path / "kernels.json"), "--model", "six convolutions"]) == 0
     assert "| (2 more) |" in capsys.readouterr().out
+    from benchmarks.measurements import load
+
+    measured = load(tmp_path / "kernels.json")   # a valid measured-results file: every layer, then the kinds
+    assert measured["input_size"] == [16, 16] and measured["model"] == "six convolutions"
+    assert [r["layer"] for r in measured["rows"]][-5:] == ["all dense", "all depthwise", "all grouped",
+                                                          "all transposed", "all"]
+    assert len(measured["rows"]) == 6 + 5 and measured["rows"][-1]["count"] == 6
     assert main([str(tmp_path / "missing.onnx")]) == 2
     assert "no such ONNX file" in capsys.readouterr().err
     (tmp_path / "bad.onnx").write_bytes(b"not a model")
