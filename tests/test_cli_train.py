@@ -296,3 +296,12 @@ def test_train_only_trains_the_named_parts_and_keeps_the_rest_and_its_statistics
         train(tmp_path / "bad", dataclasses.replace(cfg, train_only=("refinr",)), cache_root=tmp_path / "cache",
               progress=False)
     assert not (tmp_path / "bad").exists()
+
+
+def test_demo_with_a_missing_second_model_is_one_line_before_any_work(tmp_path, capsys):
+    from adamat.cli import main
+
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--variant", str(tmp_path / "none.pt")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "none.pt: no such checkpoint for the second model" in err
+    assert not (tmp_path / "demo").exists()

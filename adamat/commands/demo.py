@@ -9,6 +9,7 @@ from adamat.figures import run_demo
 from adamat.main_job import JobConfig, run_main_job
 from adamatting.config import DEFAULT_WEIGHTS, VARIANT_WEIGHTS
 from common.arguments import positive_int
+from common.errors import DataError
 
 
 def add_arguments(d) -> None:
@@ -31,12 +32,15 @@ def add_arguments(d) -> None:
 
 def run(args) -> int:
     out = Path(args.out)
+    variant = None if args.variant == "none" else Path(args.variant)
+    if variant is not None and not args.figures_only and not variant.is_file():
+        raise DataError("no such checkpoint for the second model (--variant none skips it)", variant)
     run_demo(out, Path(args.cache), weights=Path(args.weights))
     if args.figures_only:
         return 0
     cfg = JobConfig(weights=Path(args.weights), export_dir=Path(args.export_dir), reports=Path(args.reports),
                     cache=Path(args.cache), size=tuple(args.size), runs=args.runs, warmup=args.warmup,
-                    threads=args.threads, variant=None if args.variant == "none" else Path(args.variant))
+                    threads=args.threads, variant=variant)
     figures = {"Bokeh grid": out / "bokeh_grid.png", "Model alpha on held-back real images": out / "real_alpha.png",
                "Portraits: the person segmenter's mask, our alpha, the bokeh through each": out / "portraits.png"}
     code, _ = run_main_job(cfg, figures)
