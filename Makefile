@@ -5,10 +5,13 @@ PY     := $(VENV)/bin/python
 CLI    := $(VENV)/bin/adamat
 STAMP  := $(VENV)/.installed
 OUT    ?= out
-# The model every export and gate target works on, and where its artifacts go: the shipped model by default;
-# `make gate WEIGHTS=weights/mobile-int8.pt EXPORT=out/export/mobile-int8` exports and gates the INT8 variant.
-WEIGHTS ?= weights/mobile.pt
-EXPORT  ?= $(OUT)/export
+# The model every export, gate and profile target works on, and its own folder of artifacts: the shipped
+# model in out/export by default; `make gate WEIGHTS=weights/mobile-int8.pt` exports the INT8 variant to every
+# target in out/export/mobile-int8 and gates it. One model per folder.
+DEFAULT_WEIGHTS := weights/mobile.pt
+WEIGHTS ?= $(DEFAULT_WEIGHTS)
+model_folder = $(OUT)/export$(if $(filter-out $(DEFAULT_WEIGHTS),$(1)),/$(basename $(notdir $(1))))
+EXPORT  ?= $(call model_folder,$(WEIGHTS))
 VARIANT := weights/mobile-int8.pt
 
 .PHONY: setup test demo gate train bench bench-phone bench-baseline profile export-all export-onnx export-trt export-openvino export-coreml export-executorch export-android clean help
@@ -19,7 +22,8 @@ help:
 	@echo "             bokeh pipeline timing, reports/<timestamp>/report.md"
 	@echo "make gate    export what is missing (reusing up-to-date artifacts), then the accuracy gates of"
 	@echo "             benchmarks/gates.toml on every artifact in out/export (exit 1 listing violations)"
-	@echo "             (every export and gate target takes WEIGHTS=<checkpoint> EXPORT=<folder>: another model)"
+	@echo "             (the export, gate and profile targets take WEIGHTS=<checkpoint>: another model, in"
+	@echo "             out/export/<its name>; EXPORT=<folder> overrides the folder)"
 	@echo "make test    the layer contracts (lint-imports) and the test suite (what CI runs)"
 	@echo "make train   train the mobile model in the background-safe, resumable way (runs/mobile)"
 	@echo "make export-onnx  FP32 + INT8 ONNX of weights/mobile.pt with manifests (out/export)"
@@ -87,8 +91,8 @@ bench: $(STAMP)
 	args="$$($(PY) -m benchmarks.baseline compare)" && ADAMAT_ARTIFACTS=$(OUT)/export $(PY) -m pytest -q benchmarks \
 		--benchmark-enable --benchmark-json=$(OUT)/bench/benchmarks.json $$args
 	$(CLI) eval-real --checkpoint weights/mobile.pt --out $(OUT)/bench
-	$(CLI) export all --checkpoint $(VARIANT) --targets onnx openvino --out $(OUT)/export/mobile-int8
-	$(PY) -m benchmarks.model_comparison $(OUT)/export $(OUT)/export/mobile-int8 --out $(OUT)/bench/int8-comparison.json
+	$(CLI) export all --checkpoint $(VARIANT) --targets onnx openvino --out $(call model_folder,$(VARIANT))
+	$(PY) -m benchmarks.model_comparison $(OUT)/export $(call model_folder,$(VARIANT)) --out $(OUT)/bench/model-comparison.json
 	$(MAKE) --no-print-directory bench-phone
 
 # The phone path: the 12-megapixel set, the real photos at native resolution and upscaled 2x and 4x (mask

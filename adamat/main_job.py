@@ -24,11 +24,12 @@ from typing import Callable
 from adamat.progress import Stages
 from adamatting.checkpoint import file_sha256, read_checkpoint
 from benchmarks.gates import Gates, check, failures
-from benchmarks.latency import bench_all, run_options, write_json
+from benchmarks.latency import bench_all, run_options
 from benchmarks.model_comparison import compare
 from benchmarks.portrait import synthetic_portrait, time_bokeh_pipeline
 from benchmarks.report import gate_json, write_report
 from calib_data.phone_set import PhoneSetConfig, build_phone_set
+from common.outputs import write_json
 from evaluation.accuracy import evaluate_all
 from evaluation.datasets import EvalFolder
 from evaluation.folder_eval import (
@@ -103,16 +104,23 @@ def phone_eval(row: dict, cfg: JobConfig, out_dir: Path, log: Callable[[str], No
 
 def variant_stage(cfg: JobConfig, cal, val, gates: Gates, log: Callable[[str], None]) -> dict:
     """The second model: its ONNX and OpenVINO exports (in ``<export_dir>/<weights name>``), their gates
-    against its own PyTorch FP32, and both models' FP32/INT8 artifacts in one interleaved latency run."""
+    against its own PyTorch FP32, and both models' FP32/INT8 artifacts in one interleaved latency run. A step
+    that fails is reported (``failed``) with what was finished before it, not raised."""
     folder = cfg.export_dir / cfg.variant.stem
-    export_all(cfg.variant, folder, cfg.size, cal, val, targets=VARIANT_TARGETS, log=log)
-    artifacts, problems = current(folder, cfg.size, cfg.variant)
-    rows = evaluate_all(reference(cfg.variant), artifacts, cfg.size, val, real=cfg.real, val_limit=cfg.val_limit,
-                        progress=log)
-    comparison = compare([cfg.export_dir, folder], cfg.size, cfg.variant_rounds, cfg.warmup, runs=10,
-                         threads=cfg.threads)
-    return {"weights": cfg.variant, "rows": rows, "results": check(rows, gates), "problems": problems,
-            "comparison": comparison}
+    done: dict = {"weights": cfg.variant, "exports": [], "rows": [], "results": [], "problems": [],
+                  "comparison": None, "failed": None}
+    try:
+        done["exports"] = export_all(cfg.variant, folder, cfg.size, cal, val, targets=VARIANT_TARGETS, log=log)
+        artifacts, done["problems"] = current(folder, cfg.size, cfg.variant)
+        done["rows"] = evaluate_all(reference(cfg.variant), artifacts, cfg.size, val, real=cfg.real,
+                                    val_limit=cfg.val_limit, progress=log)
+        done["results"] = check(done["rows"], gates)
+        done["comparison"] = compare([cfg.export_dir, folder], cfg.size, cfg.variant_rounds, cfg.warmup, cfg.runs,
+                                     cfg.threads, checkpoints=[cfg.weights, cfg.variant])
+    except Exception as e:   # the first model's finished results still make the report
+        done["failed"] = f"{type(e).__name__}: {e}"
+        log(f"second model: failed: {done['failed']}")
+    return done
 
 
 def run_main_job(cfg: JobConfig, figures: dict[str, Path] | None = None,
@@ -178,7 +186,8 @@ def _run_stages(cfg: JobConfig, figures, log: Callable[[str], None], stages: Sta
     with stages.stage("second model"):
         if cfg.variant is not None:
             variant = variant_stage(cfg, cal, val, gates, log)
-            write_json(variant["comparison"], out_dir / "int8-comparison.json")
+            if variant["comparison"] is not None:
+                write_json(variant["comparison"], out_dir / "model-comparison.json")
 
     with stages.stage("report"):
         write_json(latency, out_dir / "latency.json")
@@ -190,7 +199,9 @@ def _run_stages(cfg: JobConfig, figures, log: Callable[[str], None], stages: Sta
                   "job time": f"{time.perf_counter() - t_start:.0f} s"}
         failed = failures(problems, results)
         if variant is not None:
-            failed += [f"{variant['weights'].name}: {f}" for f in failures(variant["problems"], variant["results"])]
+            failed += [f"{variant['weights'].name}: {f}" for f in (
+                [f"the second-model stage failed: {variant['failed']}"] if variant["failed"]
+                else failures(variant["problems"], variant["results"]))]
         report = write_report(out_dir, header=header, exports=exports, rows=rows, results=results, gates=gates,
                               latency=latency, pipeline=pipeline, figures=figures or {}, failed=failed, phone=phone,
                               variant=variant)

@@ -28,12 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.op_profile import (
-    CONV_OPS,
-    kernel_times,
-    positive_int,
-    profiling_options,
-)
+from benchmarks.op_profile import CONV_OPS, kernel_times, profiling_options
+from common.arguments import positive_int
+from common.outputs import check_writable, write_json
 from export.int8_qdq import quantize_qdq
 
 CONV_TYPES = ("Conv", "ConvTranspose")
@@ -174,44 +171,42 @@ def format_rows(rows: list[dict], top: int = 30) -> str:
     if len(ranked) > top:
         lines.append(f"| ({len(ranked) - top} more) | | | | | | | |")
     lines += ["", "| kind | layers | fp32 total ms | int8 total ms | int8/fp32 |", "|---|---:|---:|---:|---:|"]
-    for kind in ("dense", "depthwise", "grouped", "transposed"):
-        sel = [r for r in rows if r["kind"] == kind]
-        if sel:
-            f = sum(r["fp32_ms"] * r["count"] for r in sel)
-            q = sum(r["int8_ms"] * r["count"] for r in sel)
-            lines.append(f"| {kind} | {sum(r['count'] for r in sel)} | {f:.2f} | {q:.2f} | {q / max(f, 1e-9):.2f} |")
-    f = sum(r["fp32_ms"] * r["count"] for r in rows)
-    q = sum(r["int8_ms"] * r["count"] for r in rows)
-    lines.append(f"| **all** | {sum(r['count'] for r in rows)} | {f:.2f} | {q:.2f} | {q / max(f, 1e-9):.2f} |")
+    for kind, (count, f, q) in kind_totals(rows).items():
+        name = "**all**" if kind == "all" else kind
+        lines.append(f"| {name} | {count} | {f:.2f} | {q:.2f} | {q / max(f, 1e-9):.2f} |")
     return "\n".join(lines)
 
 
-def measured_table(rows: list[dict], model: str, command: str, threads: int | None, runs: int,
+def totals(rows: list[dict]) -> tuple[int, float, float]:
+    """(layers, FP32 ms, INT8 ms) of ``rows`` in the whole model: each time per call × its count."""
+    return (sum(r["count"] for r in rows), sum(r["fp32_ms"] * r["count"] for r in rows),
+            sum(r["int8_ms"] * r["count"] for r in rows))
+
+
+def kind_totals(rows: list[dict]) -> dict[str, tuple[int, float, float]]:
+    """:func:`totals` of each layer kind present, then of ``all``."""
+    kinds = [k for k in ("dense", "depthwise", "grouped", "transposed") if any(r["kind"] == k for r in rows)]
+    return {k: totals([r for r in rows if r["kind"] == k]) for k in kinds} | {"all": totals(rows)}
+
+
+def measured_table(rows: list[dict], model: str, command: list[str], threads: int | None, runs: int,
                    input_size: list[int]) -> dict:
     """The timings as a measured-results file (kind ``conv-kernels``): one row per distinct layer (its time
     per call × its count in the model), then one per kind and one for all."""
-    from datetime import date
-
-    from benchmarks.fingerprint import device_fingerprint, measured_device
-    from benchmarks.measurements import FORMAT
+    from benchmarks.fingerprint import measured_header
 
     cols = ["layer", "kind", "count", "FP32 kernels ms", "INT8 kernels ms", "INT8 / FP32"]
 
-    def row(layer, kind, sel):
-        f, q = (sum(r[k] * r["count"] for r in sel) for k in ("fp32_ms", "int8_ms"))
-        return dict(zip(cols, (layer, kind, sum(r["count"] for r in sel), round(f, 3), round(q, 3),
-                               round(q / max(f, 1e-9), 2))))
+    def row(layer, kind, count, f, q):
+        return dict(zip(cols, (layer, kind, count, round(f, 3), round(q, 3), round(q / max(f, 1e-9), 2))))
 
-    table = [row(_describe(r), r["kind"], [r]) for r in sorted(rows, key=lambda r: -r["fp32_ms"] * r["count"])]
-    kinds = [k for k in ("dense", "depthwise", "grouped", "transposed") if any(r["kind"] == k for r in rows)]
-    table += [row(f"all {k}", k, [r for r in rows if r["kind"] == k]) for k in kinds] + [row("all", "all", rows)]
-    fp = device_fingerprint()
-    return {"format": FORMAT, "kind": "conv-kernels", "date": date.today().isoformat(), "device": measured_device(fp),
-            "input_size": input_size, "threads": threads,
-            "runtimes": {"onnxruntime": fp["runtimes"].get("onnxruntime")}, "model": model, "command": command,
-            "method": f"each distinct convolution alone, FP32 and QDQ INT8 one-node graphs interleaved, {runs} runs; "
-                      f"kernel time from onnxruntime's profiler, times the layer's count in the model",
-            "columns": cols, "rows": table}
+    table = [row(_describe(r), r["kind"], *totals([r])) for r in sorted(rows, key=lambda r: -r["fp32_ms"] * r["count"])]
+    table += [row("all" if k == "all" else f"all {k}", k, *t) for k, t in kind_totals(rows).items()]
+    head = measured_header("conv-kernels", input_size=input_size, threads=threads, model=model, command=command,
+                           method=f"each distinct convolution alone, FP32 and QDQ INT8 one-node graphs interleaved, "
+                                  f"{runs} runs; kernel time from onnxruntime's profiler, times the layer's count in "
+                                  f"the model")
+    return head | {"columns": cols, "rows": table}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -220,26 +215,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("onnx", help="an FP32 ONNX export with fixed shapes")
     p.add_argument("--runs", type=positive_int, default=50)
     p.add_argument("--warmup", type=positive_int, default=5)
-    p.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads (default: its own)")
+    p.add_argument("--threads", type=positive_int, default=None, help="onnxruntime intra-op threads (default: its own)")
     p.add_argument("--top", type=positive_int, default=30, help="layers listed (the rest still count in the totals)")
     p.add_argument("--measured", default=None, help="also write a measured-results file (benchmarks/measured/)")
     p.add_argument("--model", default="", help="with --measured: what the network is (config, weights)")
     args = p.parse_args(argv)
     try:
+        out = check_writable(args.measured) if args.measured else None   # before the work, not after
         rows = time_convs(args.onnx, args.runs, args.warmup, args.threads)
-    except (FileNotFoundError, ValueError) as e:
+    except (FileNotFoundError, ValueError) as e:   # DataError is a ValueError
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(format_rows(rows, args.top))
-    if args.measured:
-        from benchmarks.latency import write_json
-
-        command = "python -m benchmarks.conv_kernels " + " ".join(sys.argv[1:] if argv is None else argv)
+    if out is not None:
         import onnx
 
         dims = onnx.load(args.onnx, load_external_data=False).graph.input[0].type.tensor_type.shape.dim
+        command = ["python", "-m", "benchmarks.conv_kernels", *(sys.argv[1:] if argv is None else argv)]
         write_json(measured_table(rows, args.model or Path(args.onnx).name, command, args.threads, args.runs,
-                                  [d.dim_value for d in dims[-2:]]), args.measured)
+                                  [d.dim_value for d in dims[-2:]]), out)
     return 0
 
 

@@ -25,9 +25,9 @@ import sys
 from pathlib import Path
 
 from adamatting.config import DEFAULT_WEIGHTS
-from benchmarks.latency import FORMAT, bench_all, write_atomic, write_json
+from benchmarks.latency import FORMAT, bench_all
 from common.arguments import positive_int
-from common.outputs import check_writable
+from common.outputs import check_writable, write_json, write_text
 
 _DASH = "—"
 _RESULT_KEYS = {"fingerprint", "fingerprint_id", "settings", "reference", "reference_note", "rows"}
@@ -193,7 +193,7 @@ def _merge(argv: list[str]) -> int:
     if args.out is None:
         print(text, end="")
         return 0
-    print(f"wrote {write_atomic(text, args.out)}")
+    print(f"wrote {write_text(text, args.out)}")
     return 0
 
 

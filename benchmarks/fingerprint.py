@@ -14,12 +14,15 @@ import json
 import os
 import platform
 import re
+import shlex
 import shutil
 import subprocess
 import sys
+from datetime import date
 from importlib import metadata
 from pathlib import Path
 
+from benchmarks.measurements import FORMAT
 from common.machine import usable_cores
 from common.targets import fingerprint_packages
 
@@ -151,3 +154,16 @@ def measured_device(fp: dict | None = None) -> dict:
     fp = fp if fp is not None else device_fingerprint()
     return {"cpu": fp["cpu"], "cores": fp["logical_cores"], "isa": fp["isa"], "os": fp["os_family"],
             "fingerprint_id": fingerprint_id(fp)}
+
+
+def measured_header(kind: str, *, input_size, threads: int | None, model: str, method: str,
+                    command: list[str] | None = None, runtimes: tuple[str, ...] = ("onnxruntime",),
+                    fp: dict | None = None) -> dict:
+    """The common fields of a measured-results table (:mod:`benchmarks.measurements`) measured here today;
+    ``command``: the argv that reproduces it (recorded shell-quoted)."""
+    fp = fp if fp is not None else device_fingerprint()
+    head = {"format": FORMAT, "kind": kind, "date": date.today().isoformat(), "device": measured_device(fp),
+            "input_size": [int(x) for x in input_size], "threads": threads,
+            "runtimes": {k: fp["runtimes"][k] for k in runtimes if k in fp["runtimes"]}, "model": model,
+            "method": method}
+    return head | ({"command": shlex.join(command)} if command else {})

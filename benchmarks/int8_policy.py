@@ -18,20 +18,19 @@ import argparse
 import statistics
 import sys
 import tempfile
-from datetime import date
 from pathlib import Path
 
 import numpy as np
-import onnx
-from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from adamatting.checkpoint import load_model
-from benchmarks.fingerprint import device_fingerprint, measured_device
-from benchmarks.latency import synthetic_inputs, write_json
-from benchmarks.measurements import FORMAT, load
+from benchmarks.fingerprint import measured_header
+from benchmarks.latency import synthetic_inputs
+from benchmarks.measurements import load
 from benchmarks.variant_search import interleaved, open_runner, small_set
 from common.arguments import positive_int
-from export.int8_qdq import SetReader, quantize_qdq
+from common.errors import DataError
+from common.outputs import check_writable, write_json
+from export.int8_qdq import SetReader, quantize_with_policy
 from export.onnx_graph import export_onnx
 from export.precision import PrecisionPolicy
 
@@ -40,30 +39,26 @@ def _outside_refiner(op: str):
     return lambda n: n.op_type == op and "/refiner/" not in n.name
 
 
-_CT, _AVG, _RSZ = _outside_refiner("ConvTranspose"), _outside_refiner("AveragePool"), _outside_refiner("Resize")
-# name → (what is kept float, the precision policy applies, extra nodes kept float)
+# (Keeping the input downscales' AveragePool float changes nothing: the quantizer still wraps it in
+# DequantizeLinear/QuantizeLinear, which onnxruntime fuses into QLinearAveragePool.)
+_CT, _RSZ = _outside_refiner("ConvTranspose"), _outside_refiner("Resize")
+# name → (what is kept float, whether the precision policy applies, the nodes kept float beyond it)
 VARIANTS = {
     "policy": ("the precision policy (export/precision.toml)", True, lambda n: False),
     "conv-transpose": ("policy + the sub-pixel ConvTransposes (no int8 kernel in onnxruntime's CPU EP)", True, _CT),
-    "resampling": ("policy + the input downscales and the trimap upsampling (AveragePool, Resize)", True,
-                   lambda n: _AVG(n) or _RSZ(n)),
-    "both": ("policy + ConvTransposes + resampling", True, lambda n: _CT(n) or _AVG(n) or _RSZ(n)),
-    "int8-stem": ("the stem quantized too (only the guided upsampler float) + resampling", False,
-                  lambda n: _AVG(n) or _RSZ(n)),
+    "upsampling": ("policy + the trimap upsampling (a Resize whose output is a graph output)", True, _RSZ),
+    "both": ("policy + ConvTransposes + trimap upsampling", True, lambda n: _CT(n) or _RSZ(n)),
+    "int8-stem": ("the stem quantized too: only the guided upsampler float", False, lambda n: False),
 }
 
 
-def quantize_variant(fp32: Path, out: Path, cal, keep_policy: bool, extra) -> Path:
-    """``fp32`` quantized to ``out`` with the policy's float nodes (or only the guided upsampler's) plus
-    those for which ``extra(node)``."""
-    pre = out.with_suffix(".pre.onnx")
-    quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
-    proto = onnx.load(str(pre))
+def quantize_variant(fp32: Path, out: Path, cal, keep_policy: bool, also_float) -> Path:
+    """``fp32`` quantized to ``out`` by the exporter's own step, keeping float the policy's nodes (or, without
+    ``keep_policy``, only its guided upsampler) and those for which ``also_float(node)``."""
     policy = PrecisionPolicy.load()
     if not keep_policy:
-        policy = PrecisionPolicy([], [], policy.source, ["model.refiner"])
-    exclude = policy.float_nodes(proto) + [n.name for n in proto.graph.node if extra(n)]
-    quantize_qdq(pre, out, SetReader(cal), nodes_to_exclude=exclude)
+        policy = PrecisionPolicy([], policy.op_types, policy.source, policy.modules_if_present)
+    quantize_with_policy(fp32, out, SetReader(cal), policy, also_float=also_float)
     return out
 
 
@@ -93,24 +88,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache", type=Path, default=Path("cache/sets"))
     p.add_argument("--out", required=True, help="the measured-results JSON to write")
     args = p.parse_args(argv)
-    if not args.checkpoint.is_file():
-        print(f"error: {args.checkpoint}: no such checkpoint", file=sys.stderr)
-        return 2
     size = (args.size, args.size)
-    with tempfile.TemporaryDirectory(prefix="int8-policy-") as tmp:
-        ratios = measure(args.checkpoint, size, args.rounds, args.runs, args.threads, Path(tmp), args.cache)
-    fp = device_fingerprint()
+    try:
+        out = check_writable(args.out)   # before the work, not after
+        if not args.checkpoint.is_file():
+            raise DataError("no such checkpoint", args.checkpoint)
+        with tempfile.TemporaryDirectory(prefix="int8-policy-") as tmp:
+            ratios = measure(args.checkpoint, size, args.rounds, args.runs, args.threads, Path(tmp), args.cache)
+    except (ValueError, OSError) as e:   # DataError, ExportError and a checkpoint that does not load
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     rows = [{"variant": k, "kept float": what, "ORT INT8 / ORT FP32": round(ratios[k], 3)}
             for k, (what, _, _) in VARIANTS.items()]
-    data = {"format": FORMAT, "kind": "int8-policy", "date": date.today().isoformat(), "device": measured_device(fp),
-            "input_size": list(size), "threads": args.threads, "runtimes": {"onnxruntime": fp["runtimes"].get("onnxruntime")},
-            "model": f"{args.checkpoint} (FP32 graph p50 {ratios['fp32']:.1f} ms)",
-            "command": "python -m benchmarks.int8_policy " + " ".join(sys.argv[1:] if argv is None else argv),
-            "method": f"one process, {args.rounds} rounds x {args.runs} calls per graph, rotating order, "
-                      f"onnxruntime without spinning; ratio: median over rounds of the variant's p50 over FP32's",
-            "columns": ["variant", "kept float", "ORT INT8 / ORT FP32"], "rows": rows}
-    write_json(data, args.out)
-    load(args.out)
+    head = measured_header("int8-policy", input_size=size, threads=args.threads,
+                           model=f"{args.checkpoint} (FP32 graph p50 {ratios['fp32']:.1f} ms)",
+                           command=["python", "-m", "benchmarks.int8_policy", *(sys.argv[1:] if argv is None else argv)],
+                           method=f"one process, {args.rounds} rounds x {args.runs} calls per graph, rotating order, "
+                                  f"onnxruntime without spinning; ratio: median over rounds of the variant's p50 over "
+                                  f"FP32's")
+    write_json(head | {"columns": ["variant", "kept float", "ORT INT8 / ORT FP32"], "rows": rows}, out)
+    load(out)
     for r in rows:
         print(f"{r['variant']:16s} {r['ORT INT8 / ORT FP32']:.3f}  {r['kept float']}")
     return 0

@@ -20,9 +20,9 @@ from pathlib import Path
 
 from benchmarks.device_bench import markdown_table
 from benchmarks.fingerprint import device_fingerprint, fingerprint_id
-from benchmarks.latency import bench_artifact, write_json
+from benchmarks.latency import bench_artifact
 from common.arguments import positive_int
-from common.outputs import check_writable
+from common.outputs import check_writable, write_json
 from runtime.artifacts import open_artifact
 
 

@@ -32,7 +32,6 @@ from typing import Callable, Sequence
 import numpy as np
 
 from benchmarks.fingerprint import device_fingerprint, fingerprint_id
-from common.outputs import atomic_path
 from common.targets import RUNTIMES, export_commands
 from runtime.artifacts import (
     REFERENCE_KEY,
@@ -285,17 +284,6 @@ def bench_all(folder: str | Path, checkpoint: str | Path | None = None, input_si
                          "isolation": "one process per artifact"},
             "reference": None if reference_note else REFERENCE_KEY, "reference_note": reference_note,
             "rows": add_ratios(rows), "problems": problems}
-
-
-def write_atomic(text: str, path: str | Path) -> Path:
-    """Write ``text`` to ``path`` atomically (:func:`common.outputs.atomic_path`, which needs no OpenCV)."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
-    return Path(path)
-
-
-def write_json(result: dict, path: str | Path) -> Path:
-    return write_atomic(json.dumps(result, indent=2) + "\n", path)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from common.arguments import positive_int
+from common.outputs import check_writable, write_json
 
 LAYOUT_OPS = ("ReorderInput", "ReorderOutput", "Transpose")
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
@@ -151,11 +152,11 @@ def amdahl_note(reference: dict) -> str:
             f"{1 - share / 2:.2f}x the time (Amdahl's bound for int8 arithmetic at 2x).")
 
 
-def measured_table(profiles: list[dict], model: str, command: str) -> dict:
+def measured_table(profiles: list[dict], model: str, command: list[str]) -> dict:
     """The profiles as a measured-results file (kind ``op-profile``, :mod:`benchmarks.measurements`): one row
-    per stage, then one per operator type, with each artifact's ms per call; Amdahl's bound in the note."""
-    from benchmarks.fingerprint import device_fingerprint, measured_device
-    from benchmarks.measurements import FORMAT
+    per stage, one per operator type, then the kernel and profiled wall time, each artifact's ms per call;
+    Amdahl's bound in the note."""
+    from benchmarks.fingerprint import measured_header
 
     names = [p["artifact"] for p in profiles]
     rows = []
@@ -164,14 +165,11 @@ def measured_table(profiles: list[dict], model: str, command: str) -> dict:
             rows.append({"by": what, "name": k, **{f"{n} ms": round(p[key].get(k, 0.0), 3) for n, p in zip(names, profiles)}})
     for what, field in (("kernel time", "kernel_ms"), ("wall time p50 (profiled)", "p50_ms")):
         rows.append({"by": "total", "name": what, **{f"{n} ms": round(p[field], 3) for n, p in zip(names, profiles)}})
-    fp = device_fingerprint()
-    return {"format": FORMAT, "kind": "op-profile", "date": time.strftime("%Y-%m-%d"),
-            "device": measured_device(fp),
-            "input_size": list(profiles[0]["input_size"]), "threads": profiles[0]["threads"],
-            "runtimes": {"onnxruntime": fp["runtimes"].get("onnxruntime")}, "model": model, "command": command,
-            "method": f"onnxruntime's profiler, mean kernel time per call over {profiles[0]['runs']} runs after "
-                      f"{profiles[0]['warmup']} warm-up runs, random inputs",
-            "columns": ["by", "name", *(f"{n} ms" for n in names)], "rows": rows, "note": amdahl_note(profiles[0])}
+    head = measured_header("op-profile", input_size=profiles[0]["input_size"], threads=profiles[0]["threads"],
+                           model=model, command=command,
+                           method=f"onnxruntime's profiler, mean kernel time per call over {profiles[0]['runs']} runs "
+                                  f"after {profiles[0]['warmup']} warm-up runs, random inputs")
+    return head | {"columns": ["by", "name", *(f"{n} ms" for n in names)], "rows": rows, "note": amdahl_note(profiles[0])}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -179,27 +177,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("artifacts", nargs="+", help="ONNX files of the same model (the first is the reference)")
     p.add_argument("--runs", type=positive_int, default=30)
     p.add_argument("--warmup", type=positive_int, default=5)
-    p.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads (default: its own)")
+    p.add_argument("--threads", type=positive_int, default=None, help="onnxruntime intra-op threads (default: its own)")
     p.add_argument("--by", choices=("stage", "op", "both"), default="both")
     p.add_argument("--json", type=Path, help="also write the profiles here")
     p.add_argument("--measured", type=Path, help="also write a measured-results file (benchmarks/measured/)")
     p.add_argument("--model", default="", help="with --measured: what the network is (config, weights)")
     args = p.parse_args(argv)
     try:
+        outputs = [check_writable(o) for o in (args.json, args.measured) if o]   # before the work, not after
         profiles = [profile_onnx(a, args.runs, args.warmup, args.threads) for a in args.artifacts]
-    except (FileNotFoundError, ValueError) as e:
+    except (FileNotFoundError, ValueError) as e:   # DataError is a ValueError
         print(f"error: {e}", file=sys.stderr)
         return 2
     for key in (("by_stage", "by_op") if args.by == "both" else (f"by_{args.by}",)):
         print(format_table(profiles, key) + "\n")
     print(amdahl_note(profiles[0]))
     if args.json:
-        args.json.write_text(json.dumps(profiles, indent=2))
+        write_json(profiles, outputs[0])
     if args.measured:
-        from benchmarks.latency import write_json
-
-        command = "python -m benchmarks.op_profile " + " ".join(sys.argv[1:] if argv is None else argv)
-        write_json(measured_table(profiles, args.model or profiles[0]["artifact"], command), args.measured)
+        command = ["python", "-m", "benchmarks.op_profile", *(sys.argv[1:] if argv is None else argv)]
+        write_json(measured_table(profiles, args.model or profiles[0]["artifact"], command), outputs[-1])
     return 0
 
 

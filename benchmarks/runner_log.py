@@ -24,8 +24,8 @@ from datetime import datetime
 from pathlib import Path
 
 from benchmarks.fingerprint import device_fingerprint, fingerprint_id
-from benchmarks.latency import FORMAT, add_ratios, row_id, summarize, synthetic_inputs, write_json
-from common.outputs import check_folder, inside
+from benchmarks.latency import FORMAT, add_ratios, row_id, summarize, synthetic_inputs
+from common.outputs import check_folder, inside, write_json
 from runtime.artifacts import open_artifact
 
 ITERATION = re.compile(r"Iteration \d+ of \d+: ([0-9.]+) ms")

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import statistics
 import sys
 import tempfile
 import time
@@ -34,9 +33,12 @@ from adamatting.checkpoint import load_model
 from adamatting.config import DEFAULT_WEIGHTS, get_config
 from adamatting.model import build_model
 from benchmarks.fingerprint import device_fingerprint, measured_device
-from benchmarks.latency import synthetic_inputs, write_json
+from benchmarks.latency import synthetic_inputs
 from benchmarks.measurements import FORMAT, load
+from benchmarks.model_comparison import TARGETS as COMPARISON_TARGETS
+from benchmarks.model_comparison import median_ratio
 from calib_data.sets import SetConfig, build_set
+from common.outputs import write_json
 from export.int8_qdq import quantize_onnx_int8
 from export.onnx_graph import export_onnx
 from export.openvino_ir import export_openvino
@@ -134,13 +136,13 @@ def summarize(times: dict[str, list]) -> dict:
         out.setdefault(cand, {})[art] = v
     for cand, rows in out.items():
         for rt in ("onnxruntime", "openvino"):
-            rounds = [np.median(q) / np.median(f) for q, f in zip(times[(cand, f"{rt}/int8")],
-                                                                  times[(cand, f"{rt}/fp32")])]
-            rows[f"{rt} int8/fp32"] = float(statistics.median(rounds))
+            int8, fp32 = ([float(np.median(calls)) for calls in times[(cand, f"{rt}/{p}")]] for p in ("int8", "fp32"))
+            rows[f"{rt} int8/fp32"] = float(median_ratio(int8, fp32))
     return out
 
 
-TARGETS = {"OV INT8/FP32": 0.6, "ORT INT8/FP32": 0.6, "OV INT8 / shipped OV INT8": 0.5}
+# benchmarks.model_comparison's targets, its "first model" being the shipped one here
+TARGETS = {name.replace("first", "shipped"): limit for name, limit in COMPARISON_TARGETS}
 
 
 def search_table(names, sizes: dict, result: dict, meta: dict, kind: str = "search") -> dict:

@@ -6,6 +6,7 @@ No OpenCV or torch here: the on-device benchmark (benchmarks.device_bench) uses 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -101,3 +102,15 @@ def atomic_folder(final: str | Path, done: str | None = None) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_text(text: str, path: str | Path) -> Path:
+    """Write ``text`` to ``path`` atomically (:func:`atomic_path`): the old file or the whole new one, never half."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
+
+
+def write_json(data, path: str | Path) -> Path:
+    """``data`` as indented JSON, written atomically."""
+    return write_text(json.dumps(data, indent=2) + "\n", path)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -88,13 +89,27 @@ def quantize_qdq(src: str | Path, dst: str | Path, reader, *, method: str = "min
                     extra_options={"ActivationSymmetric": symmetric_activations, "WeightSymmetric": True})
 
 
+def quantize_with_policy(fp32_path: str | Path, out: str | Path, reader, policy: PrecisionPolicy, *,
+                         also_float: Callable[[object], bool] = lambda node: False, **settings) -> list[str]:
+    """``fp32_path`` pre-processed and quantized to ``out`` (:func:`quantize_qdq` with ``settings``), the nodes
+    of ``policy`` and those for which ``also_float(node)`` kept float; returns the names of those nodes."""
+    import onnx
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    with tempfile.TemporaryDirectory(prefix="int8-pre-") as tmp:
+        pre = Path(tmp) / "pre.onnx"
+        quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
+        proto = onnx.load(str(pre), load_external_data=False)
+        nodes_to_exclude = policy.float_nodes(proto) + [n.name for n in proto.graph.node if also_float(n)]
+        quantize_qdq(pre, out, reader, nodes_to_exclude=nodes_to_exclude, **settings)
+    return nodes_to_exclude
+
+
 def quantize_onnx_int8(fp32_path: str | Path, out: str | Path, calib_set, val_set=None, *,
                        method: str = "minmax", policy: PrecisionPolicy | None = None,
                        symmetric_activations: bool = False, calib_limit: int | None = None,
                        val_limit: int | None = None) -> Manifest:
     """Quantize an exported FP32 ONNX (with manifest) to QDQ INT8; write ``out`` + manifest atomically."""
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
     fp32_path, out = Path(fp32_path), Path(out)
     src = load_manifest(fp32_path)
     check_expected(src, fp32_path, backend="onnxruntime", precision="fp32")
@@ -104,15 +119,12 @@ def quantize_onnx_int8(fp32_path: str | Path, out: str | Path, calib_set, val_se
         check_set_size(val_set, src.input_size, "validation")
     work = Path(tempfile.mkdtemp(prefix="int8-"))
     try:
-        pre = work / "pre.onnx"
-        quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
         import onnx
 
         policy = policy if policy is not None else PrecisionPolicy.load()
-        nodes_to_exclude = policy.float_nodes(onnx.load(str(pre), load_external_data=False))
         q = work / "int8.onnx"
-        quantize_qdq(pre, q, SetReader(calib_set, calib_limit), method=method,
-                     symmetric_activations=symmetric_activations, nodes_to_exclude=nodes_to_exclude)
+        nodes_to_exclude = quantize_with_policy(fp32_path, q, SetReader(calib_set, calib_limit), policy,
+                                                method=method, symmetric_activations=symmetric_activations)
         report = compare_to_fp32(fp32_path, q, val_set, val_limit) if val_set is not None else {}
         manifest = Manifest(**{**src.__dict__, "precision": "int8", "artifact_sha256": "",
                                "tools": tool_versions("onnx", "onnxruntime"),

@@ -153,7 +153,8 @@ def test_runner_inputs_and_log_become_a_device_result_that_merges(exported, tmp_
     """What the Android workflow runs around ExecuTorch's executor_runner: the inputs it reads (raw float32,
     the tensors device_bench times) and its log turned into a device_bench JSON that merge takes."""
     from benchmarks.device_bench import load_result, merge_markdown
-    from benchmarks.latency import synthetic_inputs, write_json
+    from benchmarks.latency import synthetic_inputs
+    from common.outputs import write_json
     from benchmarks.runner_log import convert, write_inputs
 
     _, out, _ = exported

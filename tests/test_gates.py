@@ -286,8 +286,25 @@ def test_main_job_writes_the_report(exported, tmp_path):
     assert rows["onnxruntime/int8"]["ratio_to_torch_fp32"] > 0 and rows["onnxruntime/int8"]["peak_rss_mb"] > 0
     assert rows["coreml/w8a8"]["status"] == "not run"
     # the second model: exported beside the first, gated, and both compared in one interleaved run
-    assert "## The INT8-friendly second model (mobile-int8.pt)" in text
-    comparison = json.loads((report.parent / "int8-comparison.json").read_text())
+    assert "## The second model (mobile-int8.pt)" in text
+    comparison = json.loads((report.parent / "model-comparison.json").read_text())
     assert [r["model"] for r in comparison["rows"]] == ["mobile", "mobile-int8"]
     assert comparison["rows"][1]["OV INT8 / first OV INT8"] > 0 and "ORT INT8/FP32 <= 0.6" in text
     assert (export_dir / "mobile-int8" / "adamatting_mobile-int8_256x256_openvino_int8.xml").is_file()
+
+
+def test_a_failing_second_model_is_reported_not_raised(monkeypatch, tmp_path):
+    from adamat import main_job
+    from benchmarks.report import variant_section
+
+    def no_openvino(*args, **kwargs):
+        raise RuntimeError("openvino does not import")
+
+    monkeypatch.setattr(main_job, "export_all", no_openvino)
+    cfg = main_job.JobConfig(weights=DEFAULT_WEIGHTS, variant=VARIANT_WEIGHTS, export_dir=tmp_path)
+    logged = []
+    done = main_job.variant_stage(cfg, None, None, Gates.load(), logged.append)
+    assert done["failed"] == "RuntimeError: openvino does not import" and done["comparison"] is None
+    assert logged == ["second model: failed: RuntimeError: openvino does not import"]
+    text = variant_section(done)
+    assert "## The second model (mobile-int8.pt)" in text and "**Failed**: RuntimeError: openvino" in text

@@ -36,17 +36,21 @@ def weights_quantized(path, where):
     return [made_by.get(n.input[1]) == "DequantizeLinear" for n in g.node if where(n)]
 
 
-@pytest.mark.parametrize("name", ["policy", "conv-transpose", "int8-stem"])
+@pytest.mark.parametrize("name", list(VARIANTS))
 def test_each_variant_keeps_float_what_it_names(fused, tmp_path, name):
     _, fp32, cal = fused
     _, keep_policy, extra = VARIANTS[name]
     q = quantize_variant(fp32, tmp_path / f"{name}.onnx", cal, keep_policy, extra)
     conv_t = weights_quantized(q, lambda n: n.op_type == "ConvTranspose")
-    assert len(conv_t) == 6 and set(conv_t) == {name != "conv-transpose"}
+    assert len(conv_t) == 6 and set(conv_t) == {name not in ("conv-transpose", "both")}
     stem = weights_quantized(q, lambda n: n.op_type == "Conv" and n.name.startswith("/model/encoder/stem/"))
     assert len(stem) == 1 and set(stem) == {name == "int8-stem"}
     refiner = weights_quantized(q, lambda n: n.op_type == "Conv" and n.name.startswith("/model/refiner/"))
     assert refiner and not any(refiner)   # the guided upsampler stays float in every variant
+    g = onnx.load(str(q)).graph
+    upsampled = next(n.output[0] for n in g.node if n.op_type == "Resize" and "/refiner/" not in n.name)
+    requantized = any(n.op_type == "QuantizeLinear" and upsampled in n.input for n in g.node)
+    assert requantized == (name not in ("upsampling", "both"))
 
 
 def test_the_run_writes_one_ratio_per_variant(fused, tmp_path):

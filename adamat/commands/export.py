@@ -6,16 +6,13 @@ from __future__ import annotations
 
 import importlib
 import tempfile
-from datetime import date
 from pathlib import Path
 
 from adamat.tables import print_table
 from adamatting.checkpoint import load_model, read_checkpoint
 from adamatting.config import DEFAULT_WEIGHTS
-from benchmarks.fingerprint import measured_device
-from benchmarks.latency import write_json
-from benchmarks.measurements import FORMAT
-from common.outputs import check_folder, check_writable
+from benchmarks.fingerprint import measured_header
+from common.outputs import check_folder, check_writable, write_json
 from common.targets import TARGETS as REGISTRY
 from export.all_targets import TARGETS, export_all
 from export.job import composited_set
@@ -53,7 +50,7 @@ def add_arguments(ex) -> None:
     se.add_argument("--val", default="val")
     se.add_argument("--cache", default="cache/sets")
     se.add_argument("--json", default=None, help="also write the ranking as a measured-results table "
-                                                  "(benchmarks/measured/int8-sensitivity-<config>-<date>.json)")
+                                                  "(benchmarks/measured/int8-sensitivity-<date>-<device>.json)")
     se.set_defaults(func=run_sensitivity)
 
 
@@ -75,14 +72,15 @@ def sensitivity_table(args, config: str, rows: list[dict], suggestion: list[str]
     columns = ["group", "nodes", "mean |Δα|", "max |Δα|", "SAD drop"]
     keys = ["group", "nodes", "mean_abs", "max_abs", "sad_drop"]
     modules = [g.strip("/").replace("/", ".") for g in suggestion]
-    return {"format": FORMAT, "kind": "int8-sensitivity", "date": date.today().isoformat(), "device": measured_device(),
-            "input_size": list(args.size), "threads": None, "model": f"{args.checkpoint} (config {config})",
-            "command": f"adamat export sensitivity --checkpoint {args.checkpoint} --size {args.size[0]} {args.size[1]} "
-                       f"--depth {args.depth} --samples {args.samples}",
-            "method": f"each group of convolutions quantized alone (onnxruntime QDQ INT8, {args.samples} calibration "
-                      f"composites of {args.calib!r}), alpha compared with FP32 on {args.samples} of {args.val!r}",
-            "columns": columns, "rows": [dict(zip(columns, (r[k] for k in keys))) for r in rows],
-            "note": f"suggested float modules: {', '.join(modules)}"}
+    command = ["adamat", "export", "sensitivity", "--checkpoint", str(args.checkpoint), "--size", *map(str, args.size),
+               "--depth", str(args.depth), "--samples", str(args.samples)]
+    head = measured_header("int8-sensitivity", input_size=args.size, threads=None, command=command,
+                           model=f"{args.checkpoint} (config {config})",
+                           method=f"each group of convolutions quantized alone (onnxruntime QDQ INT8, {args.samples} "
+                                  f"calibration composites of {args.calib!r}), alpha compared with FP32 on "
+                                  f"{args.samples} of {args.val!r}")
+    return head | {"columns": columns, "rows": [dict(zip(columns, (r[k] for k in keys))) for r in rows],
+                   "note": f"suggested float modules: {', '.join(modules)}"}
 
 
 def run_sensitivity(args) -> int:

@@ -12,9 +12,9 @@ from adamat.arguments import size_argument
 from adamat.tables import print_table
 from adamatting.config import DEFAULT_WEIGHTS
 from benchmarks.gates import GATES_TOML, Gates, check, failures, table
-from benchmarks.latency import write_json
 from benchmarks.report import gate_json
 from common.arguments import positive_int
+from common.outputs import write_json
 from common.targets import export_commands
 from evaluation.accuracy import evaluate_all
 from export.job import composited_set
