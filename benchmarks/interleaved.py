@@ -62,13 +62,18 @@ def table(result: dict) -> str:
                             f"{r[ratio]:.2f}×"] for r in result["rows"]])
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.interleaved", description=__doc__.split("\n\n")[0])
-    p.add_argument("artifacts", nargs="+", help="artifacts with manifests (the first is the ratios' base)")
+def add_interleave_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of :func:`interleave`: --rounds, --warmup, --runs, --threads."""
     p.add_argument("--rounds", type=positive_int, default=5)
     p.add_argument("--warmup", type=positive_int, default=3)
     p.add_argument("--runs", type=positive_int, default=10)
     p.add_argument("--threads", type=positive_int, default=None, help="threads of every runtime (default: theirs)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.interleaved", description=__doc__.split("\n\n")[0])
+    p.add_argument("artifacts", nargs="+", help="artifacts with manifests (the first is the ratios' base)")
+    add_interleave_arguments(p)
     p.add_argument("--out", default=None, help="write the JSON here")
     args = p.parse_args(argv)
     try:

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from benchmarks.fingerprint import measured_header
-from benchmarks.interleaved import interleave
+from benchmarks.interleaved import add_interleave_arguments, interleave
 from benchmarks.measurements import load, markdown_table
 from common.arguments import positive_int
 from common.outputs import check_writable, write_json
@@ -103,10 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.model_comparison", description=__doc__.split("\n\n")[0])
     p.add_argument("folders", nargs="+", help="export folders, one model each (the first is the reference)")
     p.add_argument("--size", type=positive_int, nargs=2, default=(512, 512), metavar=("H", "W"))
-    p.add_argument("--rounds", type=positive_int, default=5)
-    p.add_argument("--warmup", type=positive_int, default=3)
-    p.add_argument("--runs", type=positive_int, default=10)
-    p.add_argument("--threads", type=positive_int, default=None, help="threads of every runtime (default: theirs)")
+    add_interleave_arguments(p)
     p.add_argument("--out", default=None, help="write the table here (a measured-results JSON)")
     args = p.parse_args(argv)
     try:

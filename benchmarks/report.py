@@ -87,13 +87,19 @@ def plot_latency_vs_accuracy(rows: list[AccuracyRow], latency: dict, out: Path) 
     return out
 
 
+def exports_table(exports: list) -> str:
+    """One row per export target: its status, artifacts, seconds and the reason it was not built."""
+    return md_table([{"target": e.target, "status": e.status, "artifacts": ", ".join(p.name for p in e.artifacts) or "—",
+                      "seconds": f"{e.seconds:.0f}", "reason": e.reason} for e in exports])
+
+
 def variant_section(variant: dict) -> str:
     """The second model: its exports, both models' INT8 speed-ups from one interleaved run, its gates, and
     the step that failed, if one did."""
     name = variant["weights"].name
     parts = [f"## The second model ({name})\n"]
     if variant["exports"]:
-        parts.append(md_table([{"target": e.target, "status": e.status, "reason": e.reason} for e in variant["exports"]]))
+        parts.append(exports_table(variant["exports"]))
     c = variant["comparison"]
     if c is not None:
         limits = "; ".join(f"{n} ≤ {v}" for n, v in TARGETS)
@@ -128,9 +134,7 @@ def write_report(out_dir: Path, *, header: dict, exports: list, rows: list[Accur
              f"Performance targets (p50 ratios measured in this run on this {fp.get('logical_cores', '?')}-core "
              f"machine; reported, not asserted):\n",
              md_table(perf_targets(latency)),
-             "## Exports\n", md_table([{"target": e.target, "status": e.status,
-                                         "artifacts": ", ".join(p.name for p in e.artifacts) or "—",
-                                         "seconds": f"{e.seconds:.0f}", "reason": e.reason} for e in exports]),
+             "## Exports\n", exports_table(exports),
              f"## Accuracy and gates\n\nEvery artifact against PyTorch FP32 on the same inputs; Δ = increase over "
              f"FP32 (bokeh dB: the rendered bokeh image against FP32's render). `val`: composited validation set; "
              f"`real`: held-back alphamatting.com images through the runtime; `mask`: the same with coarse masks "
