@@ -116,7 +116,7 @@ def time_convs(fp32_onnx: str | Path, runs: int = 50, warmup: int = 5, threads: 
     apart, as ``*_around_ms``: inside the model most of them are not there)."""
     import onnx
     import onnxruntime as ort
-
+    from onnxruntime.quantization.shape_inference import quant_pre_process
 
     if runs < 1 or warmup < 0:
         raise ValueError(f"runs must be >= 1 and warmup >= 0, got {runs} and {warmup}")
@@ -133,6 +133,7 @@ def time_convs(fp32_onnx: str | Path, runs: int = 50, warmup: int = 5, threads: 
         for i, conv in enumerate(conv_shapes(model).values()):
             f, q = work / f"{i}.onnx", work / f"{i}_int8.onnx"
             onnx.save(one_conv_model(conv), str(f))
+            quant_pre_process(str(f), str(f), skip_symbolic_shape=True)   # what the exporter quantizes
             quantize_qdq(f, q, _RandomReader(conv["input"]))
             feed = {"x": np.random.default_rng(0).normal(0.0, 1.0, conv["input"]).astype(np.float32)}
             sessions = [ort.InferenceSession(str(p), profiling_options(threads, work / f"{p.stem}-", spinning=False),
