@@ -36,13 +36,23 @@ def shipped_onnx_and_sets(root, size, count, seeds=(11, 22), onnx_name="fp32.onn
 
 
 @pytest.fixture(scope="session")
-def tiny_checkpoint(tmp_path_factory):
-    """A checkpoint of the tiny config with seeded random weights (the CLI's tests need a file, not weights)."""
-    from adamatting.checkpoint import save_checkpoint
+def seeded_model():
+    """``seeded_model(config="tiny", **overrides)``: a model of that config in eval mode, its random weights
+    drawn after ``torch.manual_seed(0)`` (so what a test draws next is seeded too)."""
     from adamatting.config import get_config
     from adamatting.model import build_model
 
-    torch.manual_seed(0)
+    def build(config: str = "tiny", **overrides):
+        torch.manual_seed(0)
+        return build_model(get_config(config, **overrides)).eval()
+    return build
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory, seeded_model):
+    """A checkpoint of the tiny config with seeded random weights (the CLI's tests need a file, not weights)."""
+    from adamatting.checkpoint import save_checkpoint
+
     path = tmp_path_factory.mktemp("tiny") / "tiny.pt"
-    save_checkpoint(path, build_model(get_config("tiny")).eval())
+    save_checkpoint(path, seeded_model())
     return path

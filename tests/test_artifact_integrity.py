@@ -31,10 +31,9 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
+def tiny(seeded_model, tmp_path_factory):
     root = tmp_path_factory.mktemp("integrity")
-    torch.manual_seed(0)
-    model = build_model(get_config("tiny")).eval()
+    model = seeded_model("tiny")
     return model, save_checkpoint(root / "tiny.pt", model), root
 
 
@@ -168,15 +167,14 @@ def test_runtime_refuses_an_artifact_whose_file_was_swapped(tiny, tmp_path):
         Matter.from_artifact(a).predict(np.zeros((*SIZE, 3), np.float32), trimap=np.full(SIZE, 128, np.uint8))
 
 
-def test_a_damaged_executorch_program_is_refused_with_a_clear_error(tiny, tmp_path, capsys):
+def test_a_damaged_executorch_program_is_refused_with_a_clear_error(seeded_model, tiny, tmp_path, capsys):
     """Bytes changed after export: the manifest's hash refuses it. A program damaged and then re-hashed (the
     manifest cannot help): ExecuTorch's own check refuses it, and the runtime says so in one line."""
     pytest.importorskip("executorch", reason="executorch is the project's [android] extra (make setup installs it)")
     from export.pte_program import export_pte
     from runtime.errors import ArtifactError
 
-    torch.manual_seed(0)
-    model = build_model(get_config("tiny", pu_steps=1)).eval()
+    model = seeded_model("tiny", pu_steps=1)
     pte = tmp_path / "adamatting_tiny_64x64_executorch_fp32.pte"
     export_pte(model, pte, "fp32", SIZE)
     intact, manifest = pte.read_bytes(), load_manifest(pte)

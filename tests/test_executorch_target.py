@@ -13,8 +13,6 @@ import torch
 
 from adamat.cli import main
 from adamatting.checkpoint import save_checkpoint
-from adamatting.config import get_config
-from adamatting.model import build_model
 from calib_data.sets import SetConfig, build_set
 from common.manifest import load_manifest
 from runtime.artifacts import discover
@@ -27,10 +25,9 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
+def tiny(seeded_model, tmp_path_factory):
     root = tmp_path_factory.mktemp("executorch")
-    torch.manual_seed(0)
-    model = build_model(get_config("tiny", pu_steps=1)).eval()   # one unrolled step: half the lowering time
+    model = seeded_model("tiny", pu_steps=1)   # one unrolled step: half the lowering time
     with torch.no_grad():   # an untrained tiny network's alpha hardly depends on its input (std 5e-6), so a
         for p in model.parameters():   # program that scrambled its input would still match; ×2 makes it follow
             if p.ndim == 4:            # the image (its alpha changes by ~0.06 when the image is mirrored)

@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from adamatting.checkpoint import save_checkpoint
-from adamatting.config import get_config
 from adamatting.model import build_model
 from common.manifest import (
     ENCODING_VERSION,
@@ -24,9 +23,8 @@ from export.precision import PrecisionPolicy, onnx_fragment
 
 
 @pytest.fixture(scope="module")
-def tiny_model():
-    torch.manual_seed(0)
-    model = build_model(get_config("tiny", pu_steps=3)).eval()
+def tiny_model(seeded_model):
+    model = seeded_model("tiny", pu_steps=3)
     # non-trivial propagation so the unrolled steps matter numerically
     torch.nn.init.normal_(model.propagation.out.weight, std=0.2)
     return model
@@ -63,10 +61,9 @@ def test_round_trip_sizes_and_steps(tmp_path, tiny_model, size, steps):
 
 
 @pytest.mark.parametrize("scale, size, stride", [(2, (128, 64), 64), (4 / 3, (128, 256), 128)], ids=["2", "4/3"])
-def test_guided_model_round_trip(tmp_path, scale, size, stride):
+def test_guided_model_round_trip(seeded_model, tmp_path, scale, size, stride):
     # 2: the input average-pooled; 4/3 (the mobile config): resized bilinearly to 3/4 and back
-    torch.manual_seed(0)
-    model = build_model(get_config("tiny-guided", guided_scale=scale)).eval()
+    model = seeded_model("tiny-guided", guided_scale=scale)
     torch.nn.init.normal_(model.propagation.out.weight, std=0.2)
     torch.nn.init.normal_(model.refiner.conv[-1].weight, std=0.2)   # non-trivial guided filter coefficients
     out = tmp_path / "g.onnx"

@@ -89,10 +89,9 @@ def _set(root: Path, name: str, seed: int, trimap: str):
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
+def exported(seeded_model, tmp_path_factory):
     root = tmp_path_factory.mktemp("fused")
-    torch.manual_seed(0)
-    model = build_model(get_config("tiny-fused")).eval()
+    model = seeded_model("tiny-fused")
     fp32 = root / "adamatting_tiny-fused_64x64_fp32.onnx"
     export_onnx(model, fp32, SIZE)   # validated against PyTorch inside (max |Δα| ≤ 1e-3)
     return model, fp32, _set(root, "cal", 1, "mask"), _set(root, "val", 2, "validation"), root

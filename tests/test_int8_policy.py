@@ -5,8 +5,6 @@ import onnx
 import pytest
 
 from adamatting.checkpoint import save_checkpoint
-from adamatting.config import get_config
-from adamatting.model import build_model
 from benchmarks.int8_policy import VARIANTS, main, quantize_variant
 from benchmarks.measurements import load
 from benchmarks.variant_search import small_set
@@ -17,13 +15,11 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def fused(tmp_path_factory):
+def fused(seeded_model, tmp_path_factory):
     """(checkpoint, FP32 ONNX, calibration set) of the tiny stand-in for mobile-int8."""
-    import torch
 
     root = tmp_path_factory.mktemp("int8-policy")
-    torch.manual_seed(0)
-    model = build_model(get_config("tiny-fused")).eval()
+    model = seeded_model("tiny-fused")
     save_checkpoint(root / "fused.pt", model)
     export_onnx(model, root / "fp32.onnx", SIZE)
     return root / "fused.pt", root / "fp32.onnx", small_set("calib", SIZE, 2, root / "sets")

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from adamatting.checkpoint import save_checkpoint
 from adamatting.config import get_config
@@ -142,11 +141,10 @@ def _fake_artifact(path: Path, backend: str, precision: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
+def exported(seeded_model, tmp_path_factory):
     """A tiny checkpoint, and a folder with its FP32 ONNX, an unloadable ONNX and a CoreML-looking package."""
     root = tmp_path_factory.mktemp("latency")
-    torch.manual_seed(0)
-    model = build_model(get_config("tiny")).eval()
+    model = seeded_model("tiny")
     save_checkpoint(root / "tiny.pt", model)
     export_onnx(model, root / "export" / "tiny_fp32.onnx", SIZE)
     _fake_artifact(root / "export" / "tiny_int8.onnx", "onnxruntime", "int8")
@@ -268,11 +266,10 @@ def test_device_bench_bad_folders(tmp_path, capsys):
     assert "--threads: must be >= 1" in capsys.readouterr().err
 
 
-def test_device_bench_exit_code_follows_failures_and_damage(tmp_path, capsys):
+def test_device_bench_exit_code_follows_failures_and_damage(seeded_model, tmp_path, capsys):
     """Exit 0 when everything that should run here ran (a runtime that is absent is "not run", not a failure);
     exit 1 when an artifact is damaged or fails, unless --keep-going."""
-    torch.manual_seed(0)
-    model = build_model(get_config("tiny")).eval()
+    model = seeded_model("tiny")
     fp32 = tmp_path / "export" / "tiny_fp32.onnx"
     export_onnx(model, fp32, SIZE)
     _fake_artifact(tmp_path / "export" / "tiny_fp16.mlpackage", "coreml", "fp16")
@@ -290,12 +287,11 @@ def test_device_bench_exit_code_follows_failures_and_damage(tmp_path, capsys):
     assert json.loads((tmp_path / "r.json").read_text())["problems"]
 
 
-def test_a_reference_checkpoint_of_another_model_is_not_used(tmp_path):
+def test_a_reference_checkpoint_of_another_model_is_not_used(seeded_model, tmp_path):
     from adamatting.checkpoint import CheckpointError
     from benchmarks.latency import bench_all
 
-    torch.manual_seed(0)
-    model = build_model(get_config("tiny")).eval()
+    model = seeded_model("tiny")
     ours = save_checkpoint(tmp_path / "ours.pt", model)
     resaved = save_checkpoint(tmp_path / "resaved.pt", model, note="same weights, other bytes")
     other = save_checkpoint(tmp_path / "other.pt", build_model(get_config("tiny-guided")).eval())

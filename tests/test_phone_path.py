@@ -6,12 +6,10 @@ import json
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from adamat.cli import main
 from adamatting.checkpoint import load_model, save_checkpoint
-from adamatting.config import DEFAULT_WEIGHTS, get_config
-from adamatting.model import build_model
+from adamatting.config import DEFAULT_WEIGHTS
 from calib_data.phone_set import PhoneSetConfig, build_phone_set, build_upscaled_set
 from calib_data.segmenter_masks import RECIPES, simulate_mask
 from common.errors import DataError
@@ -39,10 +37,9 @@ def disc_photo(h, w, seed=0):
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
+def tiny(seeded_model, tmp_path_factory):
     root = tmp_path_factory.mktemp("phone")
-    torch.manual_seed(0)
-    model = build_model(get_config("tiny")).eval()
+    model = seeded_model("tiny")
     ckpt = save_checkpoint(root / "tiny.pt", model)
     onnx_path = root / "tiny_fp32.onnx"
     export_onnx(model, onnx_path, SIZE)

@@ -13,8 +13,6 @@ import torch
 from PIL import Image, ImageOps
 
 from adamatting.checkpoint import CheckpointError, save_checkpoint
-from adamatting.config import get_config
-from adamatting.model import build_model
 from calib_data.trimaps import trimap_from_mask
 from common.errors import DataError
 from common.manifest import ManifestError, manifest_path
@@ -30,10 +28,9 @@ ONNX_SIZE = (64, 64)
 
 
 @pytest.fixture(scope="module")
-def artifacts(tmp_path_factory):
+def artifacts(seeded_model, tmp_path_factory):
     """A tiny model with non-trivial propagation, as a checkpoint and as a 64×64 ONNX export."""
-    torch.manual_seed(0)
-    model = build_model(get_config("tiny")).eval()
+    model = seeded_model("tiny")
     torch.nn.init.normal_(model.propagation.out.weight, std=0.2)
     root = tmp_path_factory.mktemp("artifacts")
     pt, onnx_path = root / "tiny.pt", root / "tiny.onnx"
