@@ -39,8 +39,13 @@ def _outside_refiner(op: str):
     return lambda n: n.op_type == op and "/refiner/" not in n.name
 
 
-# (Keeping the input downscales' AveragePool float changes nothing: the quantizer still wraps it in
-# DequantizeLinear/QuantizeLinear, which onnxruntime fuses into QLinearAveragePool.)
+def _reads_inputs(n) -> bool:
+    """The nodes that read the graph's inputs: the stem's input concatenation and the input downscales. (The
+    downscales alone kept float change nothing: the concatenation still quantizes the inputs, and onnxruntime
+    fuses the DequantizeLinear/QuantizeLinear around them into QLinearAveragePool.)"""
+    return any(i in ("image", "trimap") for i in n.input)
+
+
 _CT, _RSZ = _outside_refiner("ConvTranspose"), _outside_refiner("Resize")
 # name → (what is kept float, whether the precision policy applies, the nodes kept float beyond it)
 VARIANTS = {
@@ -48,6 +53,8 @@ VARIANTS = {
     "conv-transpose": ("policy + the sub-pixel ConvTransposes (no int8 kernel in onnxruntime's CPU EP)", True, _CT),
     "upsampling": ("policy + the trimap upsampling (a Resize whose output is a graph output)", True, _RSZ),
     "both": ("policy + ConvTransposes + trimap upsampling", True, lambda n: _CT(n) or _RSZ(n)),
+    "inputs": ("policy + the nodes that read the full-resolution inputs (the stem's concatenation, the "
+               "downscales): the inputs are not quantized", True, _reads_inputs),
     "int8-stem": ("the stem quantized too: only the guided upsampler float", False, lambda n: False),
 }
 

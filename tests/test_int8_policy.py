@@ -47,6 +47,8 @@ def test_each_variant_keeps_float_what_it_names(fused, tmp_path, name):
     upsampled = next(n.output[0] for n in g.node if n.op_type == "Resize" and "/refiner/" not in n.name)
     requantized = any(n.op_type == "QuantizeLinear" and upsampled in n.input for n in g.node)
     assert requantized == (name not in ("upsampling", "both"))
+    inputs_quantized = any(n.op_type == "QuantizeLinear" and {"image", "trimap"} & set(n.input) for n in g.node)
+    assert inputs_quantized == (name != "inputs")
 
 
 def test_the_run_writes_one_ratio_per_variant(fused, tmp_path):
