@@ -39,32 +39,29 @@ def _outside_refiner(op: str):
     return lambda n: n.op_type == op and "/refiner/" not in n.name
 
 
-def _reads_inputs(n) -> bool:
-    """The nodes that read the graph's inputs: the stem's input concatenation and the input downscales. (The
-    downscales alone kept float change nothing: the concatenation still quantizes the inputs, and onnxruntime
-    fuses the DequantizeLinear/QuantizeLinear around them into QLinearAveragePool.)"""
-    return any(i in ("image", "trimap") for i in n.input)
+def _nothing(n) -> bool:
+    return False
 
 
 _CT, _RSZ = _outside_refiner("ConvTranspose"), _outside_refiner("Resize")
-# name → (what is kept float, whether the precision policy applies, the nodes kept float beyond it)
+# name → (what is kept float, the policy's modules quantized in this variant, the nodes kept float beyond it)
 VARIANTS = {
-    "policy": ("the precision policy (export/precision.toml)", True, lambda n: False),
-    "conv-transpose": ("policy + the sub-pixel ConvTransposes (no int8 kernel in onnxruntime's CPU EP)", True, _CT),
-    "upsampling": ("policy + the trimap upsampling (a Resize whose output is a graph output)", True, _RSZ),
-    "both": ("policy + ConvTransposes + trimap upsampling", True, lambda n: _CT(n) or _RSZ(n)),
-    "inputs": ("policy + the nodes that read the full-resolution inputs (the stem's concatenation, the "
-               "downscales): the inputs are not quantized", True, _reads_inputs),
-    "int8-stem": ("the stem quantized too: only the guided upsampler float", False, lambda n: False),
+    "policy": ("the precision policy (export/precision.toml)", (), _nothing),
+    "conv-transpose": ("policy + the sub-pixel ConvTransposes (no int8 kernel in onnxruntime's CPU EP)", (), _CT),
+    "upsampling": ("policy + the trimap upsampling (a Resize whose output is a graph output)", (), _RSZ),
+    "both": ("policy + ConvTransposes + trimap upsampling", (), lambda n: _CT(n) or _RSZ(n)),
+    "quantized-inputs": ("policy but model.inputs (the stem's input concatenation, the downscales): the "
+                         "full-resolution inputs quantized", ("model.inputs",), _nothing),
+    "int8-stem": ("policy but the stem (model.encoder.stem) quantized", ("model.encoder.stem",), _nothing),
 }
 
 
-def quantize_variant(fp32: Path, out: Path, cal, keep_policy: bool, also_float) -> Path:
-    """``fp32`` quantized to ``out`` by the exporter's own step, keeping float the policy's nodes (or, without
-    ``keep_policy``, only its guided upsampler) and those for which ``also_float(node)``."""
+def quantize_variant(fp32: Path, out: Path, cal, quantized: tuple[str, ...], also_float) -> Path:
+    """``fp32`` quantized to ``out`` by the exporter's own step, keeping float the policy's nodes but those of
+    the modules ``quantized``, and those for which ``also_float(node)``."""
     policy = PrecisionPolicy.load()
-    if not keep_policy:
-        policy = PrecisionPolicy([], policy.op_types, policy.source, policy.modules_if_present)
+    policy = PrecisionPolicy([m for m in policy.modules if m not in quantized], policy.op_types, policy.source,
+                             policy.modules_if_present)
     quantize_with_policy(fp32, out, SetReader(cal), policy, also_float=also_float)
     return out
 
@@ -75,8 +72,8 @@ def measure(checkpoint: Path, size: tuple[int, int], rounds: int, runs: int, thr
     fp32 = work / "fp32.onnx"
     export_onnx(load_model(checkpoint)[0], fp32, size)
     cal = small_set("calib", size, calib_samples, cache)
-    paths = {"fp32": fp32} | {k: quantize_variant(fp32, work / f"{k}.onnx", cal, keep, extra)
-                              for k, (_, keep, extra) in VARIANTS.items()}
+    paths = {"fp32": fp32} | {k: quantize_variant(fp32, work / f"{k}.onnx", cal, quantized, extra)
+                              for k, (_, quantized, extra) in VARIANTS.items()}
     runners = {(k, "onnxruntime"): open_runner("onnxruntime", p, threads) for k, p in paths.items()}
     times = interleaved(runners, synthetic_inputs(size), rounds, runs)
     base = times[("fp32", "onnxruntime")]

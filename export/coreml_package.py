@@ -413,6 +413,7 @@ def export_coreml(model: AdaMatting, out_dir: str | Path, variant: str = "fp16",
     policy = policy if policy is not None else PrecisionPolicy.load()
     module = export_module(model.eval())
     skip = policy.torch_modules(module)
+    weighted = [m for m in skip if any(True for _ in module.get_submodule(m).parameters())]   # have MIL consts
     w8a8_model = calibrate_w8a8(module, calib_set, skip, calib_limit) if variant == "w8a8" else None
     if variant == "w8a8":
         mlmodel = _convert(_trace(w8a8_model, size), size, target)
@@ -428,7 +429,7 @@ def export_coreml(model: AdaMatting, out_dir: str | Path, variant: str = "fp16",
     kept: list[str] = []
     try:
         if variant in ("w8", "pal6", "pal4"):
-            kept = policy_mil_consts(mlmodel, skip, policy.op_types)
+            kept = policy_mil_consts(mlmodel, weighted, policy.op_types)
             if variant == "w8":
                 op_cfg = cto.OpLinearQuantizerConfig(mode="linear_symmetric", dtype="int8", granularity="per_channel",
                                                      weight_threshold=weight_threshold)
@@ -440,7 +441,7 @@ def export_coreml(model: AdaMatting, out_dir: str | Path, variant: str = "fp16",
                 config = cto.OptimizationConfig(global_config=op_cfg, op_name_configs={n: None for n in kept})
                 mlmodel = cto.palettize_weights(mlmodel, config)
         elif variant == "w8a8":
-            kept = policy_mil_consts(mlmodel, skip, policy.op_types)
+            kept = policy_mil_consts(mlmodel, weighted, policy.op_types)
     except ExportError:
         raise
     except Exception as e:

@@ -35,8 +35,8 @@ def weights_quantized(path, where):
 @pytest.mark.parametrize("name", list(VARIANTS))
 def test_each_variant_keeps_float_what_it_names(fused, tmp_path, name):
     _, fp32, cal = fused
-    _, keep_policy, extra = VARIANTS[name]
-    q = quantize_variant(fp32, tmp_path / f"{name}.onnx", cal, keep_policy, extra)
+    _, quantized, extra = VARIANTS[name]
+    q = quantize_variant(fp32, tmp_path / f"{name}.onnx", cal, quantized, extra)
     conv_t = weights_quantized(q, lambda n: n.op_type == "ConvTranspose")
     assert len(conv_t) == 6 and set(conv_t) == {name not in ("conv-transpose", "both")}
     stem = weights_quantized(q, lambda n: n.op_type == "Conv" and n.name.startswith("/model/encoder/stem/"))
@@ -48,7 +48,7 @@ def test_each_variant_keeps_float_what_it_names(fused, tmp_path, name):
     requantized = any(n.op_type == "QuantizeLinear" and upsampled in n.input for n in g.node)
     assert requantized == (name not in ("upsampling", "both"))
     inputs_quantized = any(n.op_type == "QuantizeLinear" and {"image", "trimap"} & set(n.input) for n in g.node)
-    assert inputs_quantized == (name != "inputs")
+    assert inputs_quantized == (name == "quantized-inputs")
 
 
 def test_the_run_writes_one_ratio_per_variant(fused, tmp_path):

@@ -26,8 +26,9 @@ The parts, one file each (every name is re-exported here: import them from ``ada
 - ``decoder``: the trimap decoder (skips deep + middle) and the alpha decoder (middle + shallow), each skip
   through a Global Convolution block, upsampling by sub-pixel convolution;
 - ``propagation``: the ConvLSTM propagation unit, ``pu_steps`` fixed steps that refine the alpha logit;
-- ``guided_upsampler``: with ``guided_scale`` s > 1 the network runs on the input downscaled by s and a
-  learned guided filter takes its alpha back to the input resolution with the full-resolution photo;
+- ``guided_upsampler``: with ``guided_scale`` s > 1 the network runs on the input downscaled by s
+  (``InputScales``) and a learned guided filter takes its alpha back to the input resolution with the
+  full-resolution photo;
 - ``network``: ``AdaMatting``, which composes the parts, ``build_model`` and ``check_input``;
 - ``wrapper``: ``ExportWrapper``, the two-output inference graph the runtime and every exporter run.
 """
@@ -46,7 +47,7 @@ from adamatting.model.encoders import (
                                        ResNetEncoder,
                                        build_encoder,
 )
-from adamatting.model.guided_upsampler import GuidedUpsampler, downscale
+from adamatting.model.guided_upsampler import GuidedUpsampler, InputScales, downscale
 from adamatting.model.layers import _make_divisible, conv_block, conv_bn_act  # noqa: F401  (re-exported)
 from adamatting.model.network import AdaMatting, build_model, check_input
 from adamatting.model.propagation import ConvLSTMCell, PropagationUnit
@@ -59,7 +60,7 @@ __all__ = [
     "ResNetEncoder", "Bottleneck", "FusedEncoder", "FusedMBConv",
     "Decoder", "GlobalConv", "SubPixelUp",
     "ConvLSTMCell", "PropagationUnit",
-    "GuidedUpsampler", "downscale",
+    "GuidedUpsampler", "InputScales", "downscale",
     "conv_bn_act", "conv_block",
     "ENCODER_STRIDE", "INPUT_ENCODING", "TRIMAP_VALUES", "ModelConfig",
 ]

@@ -71,3 +71,22 @@ def downscale(x: torch.Tensor, s: float) -> torch.Tensor:
     if float(s).is_integer():
         return F.avg_pool2d(x, int(s))
     return F.interpolate(x, scale_factor=1 / s, mode="bilinear", align_corners=False)
+
+
+class InputScales(nn.Module):
+    """The inputs at the resolutions the network reads them: the encoder's input (image and trimap
+    concatenated, downscaled by ``encoder_scale``) and the image and trimap at the base resolution
+    (downscaled by ``guided_scale``; :func:`downscale`). No parameters: a module so that the precision policy
+    can keep the full-resolution inputs in float (export/precision.toml)."""
+
+    def __init__(self, guided_scale: float, encoder_scale: float):
+        super().__init__()
+        self.guided_scale, self.encoder_scale = guided_scale, encoder_scale
+
+    def forward(self, image: torch.Tensor, trimap: torch.Tensor):
+        s, e = self.guided_scale, self.encoder_scale
+        image_base, trimap_base = downscale(image, s), downscale(trimap, s)
+        enc_in = (torch.cat([image_base, trimap_base], dim=1) if e == s
+                  else torch.cat([downscale(image, e), downscale(trimap, e)], dim=1))
+        return enc_in, image_base, trimap_base
+

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from adamatting.config import ENCODER_STRIDE, ModelConfig
 from adamatting.model.decoder import Decoder
 from adamatting.model.encoders import build_encoder
-from adamatting.model.guided_upsampler import GuidedUpsampler, downscale
+from adamatting.model.guided_upsampler import GuidedUpsampler, InputScales
 from adamatting.model.propagation import PropagationUnit
 
 
@@ -25,6 +25,9 @@ class AdaMatting(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
+        # The encoder's input is at the network's (base) resolution times the decoders' output stride: a
+        # "fused" config's stride-4 stem sees the full-resolution input and its decoders end at the base one.
+        self.inputs = InputScales(cfg.guided_scale, cfg.encoder_scale)
         self.encoder = build_encoder(cfg)
         ch = self.encoder.channels
         self.trimap_decoder = Decoder(cfg, ch, skip_strides=(16, 8), out_ch=3)
@@ -35,12 +38,7 @@ class AdaMatting(nn.Module):
 
     def forward(self, image: torch.Tensor, trimap: torch.Tensor) -> dict[str, torch.Tensor]:
         s = self.cfg.guided_scale
-        image_base, trimap_base = downscale(image, s), downscale(trimap, s)
-        # The encoder's input: the network's (base) resolution times the decoders' output stride (a "fused"
-        # config's stride-4 stem sees the full-resolution input and its decoders end at the base resolution).
-        e = self.cfg.encoder_scale
-        enc_in = (torch.cat([image_base, trimap_base], dim=1) if e == s
-                  else torch.cat([downscale(image, e), downscale(trimap, e)], dim=1))
+        enc_in, image_base, trimap_base = self.inputs(image, trimap)
         feats = self.encoder(enc_in)
         trimap_logits = self.trimap_decoder(feats)
         prob = torch.softmax(trimap_logits, dim=1)

@@ -18,9 +18,10 @@ from runtime.backends.base import INPUT_NAMES, OUTPUT_NAMES, ManifestBackend
 from runtime.errors import ArtifactError
 
 # onnxruntime >= 1.21 runs a graph transformer, WeightBiasQuantization, that quantizes the float weights of
-# any DQ -> Conv -> Q group at session creation. In a QDQ model that is exactly what the layers the
-# precision policy keeps in float look like (their neighbours are quantized), so without this entry the
-# stem convolution of our INT8 model silently runs as QLinearConv. A session config entry rather than the
+# any DQ -> Conv -> Q group at session creation. In a QDQ model that is what a layer the precision policy
+# keeps in float looks like when its neighbours are quantized (the stem, when the policy quantized the
+# inputs, silently ran as QLinearConv). The shipped policy keeps the stem's inputs float too, so its graphs
+# have no such group; the entry keeps any policy's float layers float. A session config entry rather than the
 # Python-only ``disabled_optimizers`` argument: apps set the same key through the C, C++, Java and
 # Objective-C APIs (``AddSessionConfigEntry`` / ``addConfigEntry``). Recorded in every INT8 manifest.
 SESSION_CONFIG = {"optimization.disable_specified_optimizers": "WeightBiasQuantization"}
