@@ -46,7 +46,7 @@ def _nothing(n) -> bool:
 _CT, _RSZ = _outside_refiner("ConvTranspose"), _outside_refiner("Resize")
 # name → (what is kept float, the policy's modules quantized in this variant, the nodes kept float beyond it)
 VARIANTS = {
-    "policy": ("the precision policy (export/precision.toml)", (), _nothing),
+    "policy": ("the precision policy for onnxruntime (export/precision.toml)", (), _nothing),
     "conv-transpose": ("policy + the sub-pixel ConvTransposes (no int8 kernel in onnxruntime's CPU EP)", (), _CT),
     "upsampling": ("policy + the trimap upsampling (a Resize whose output is a graph output)", (), _RSZ),
     "both": ("policy + ConvTransposes + trimap upsampling", (), lambda n: _CT(n) or _RSZ(n)),
@@ -59,7 +59,7 @@ VARIANTS = {
 def quantize_variant(fp32: Path, out: Path, cal, quantized: tuple[str, ...], also_float) -> Path:
     """``fp32`` quantized to ``out`` by the exporter's own step, keeping float the policy's nodes but those of
     the modules ``quantized``, and those for which ``also_float(node)``."""
-    policy = PrecisionPolicy.load()
+    policy = PrecisionPolicy.load(runtime="onnxruntime")
     policy = PrecisionPolicy([m for m in policy.modules if m not in quantized], policy.op_types, policy.source,
                              policy.modules_if_present)
     quantize_with_policy(fp32, out, SetReader(cal), policy, also_float=also_float)

@@ -121,7 +121,7 @@ def quantize_onnx_int8(fp32_path: str | Path, out: str | Path, calib_set, val_se
     try:
         import onnx
 
-        policy = policy if policy is not None else PrecisionPolicy.load()
+        policy = policy if policy is not None else PrecisionPolicy.load(runtime="onnxruntime")
         q = work / "int8.onnx"
         nodes_to_exclude = quantize_with_policy(fp32_path, q, SetReader(calib_set, calib_limit), policy,
                                                 method=method, symmetric_activations=symmetric_activations)

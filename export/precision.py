@@ -29,6 +29,16 @@ def onnx_fragment(module_path: str) -> str:
     return "/" + module_path.strip(".").replace(".", "/") + "/"
 
 
+POLICY_KEYS = {"modules", "op_types", "modules_if_present"}
+RUNTIMES = {"onnxruntime", "openvino", "tensorrt", "coreml", "executorch"}   # the [float.<runtime>] tables
+
+
+def _check_keys(table: dict, path: Path, name: str, allowed: set[str]) -> None:
+    unknown = set(table) - allowed
+    if unknown:
+        raise ExportError(f"{path}: unknown keys in {name}: {', '.join(sorted(unknown))}")
+
+
 @dataclass
 class PrecisionPolicy:
     modules: list[str] = field(default_factory=list)    # module paths kept in float
@@ -43,7 +53,9 @@ class PrecisionPolicy:
         return PrecisionPolicy(self.modules + extra, list(self.op_types), self.source)
 
     @classmethod
-    def load(cls, path: str | Path = DEFAULT_POLICY) -> "PrecisionPolicy":
+    def load(cls, path: str | Path = DEFAULT_POLICY, runtime: str | None = None) -> "PrecisionPolicy":
+        """The policy of ``path``: its ``[float]`` entries, plus those of ``[float.<runtime>]`` (kept float
+        for one runtime's speed) when ``runtime`` is given."""
         path = Path(path)
         if not path.is_file():
             raise ExportError(f"{path}: precision policy not found")
@@ -51,11 +63,12 @@ class PrecisionPolicy:
             raw = tomllib.loads(path.read_text()).get("float", {})
         except tomllib.TOMLDecodeError as e:
             raise ExportError(f"{path}: not valid TOML: {e}") from None
-        unknown = set(raw) - {"modules", "op_types", "modules_if_present"}
-        if unknown:
-            raise ExportError(f"{path}: unknown keys in [float]: {', '.join(sorted(unknown))}")
-        return cls(list(raw.get("modules", [])), list(raw.get("op_types", [])), str(path),
-                   list(raw.get("modules_if_present", [])))
+        _check_keys(raw, path, "[float]", POLICY_KEYS | RUNTIMES)
+        extra = raw.get(runtime, {}) if runtime is not None else {}
+        _check_keys(extra, path, f"[float.{runtime}]", POLICY_KEYS)
+        return cls([*raw.get("modules", []), *extra.get("modules", [])],
+                   [*raw.get("op_types", []), *extra.get("op_types", [])], str(path),
+                   [*raw.get("modules_if_present", []), *extra.get("modules_if_present", [])])
 
     def _in_graph(self, names: list[str], graph: str) -> "PrecisionPolicy":
         """The applicable policy for a graph whose node names are ``names``; ExportError for a missing module."""

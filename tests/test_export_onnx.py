@@ -224,7 +224,8 @@ def test_int8_is_qdq_per_channel_and_recorded(int8_artifacts):
     # the policy's float layers really are float: the stem conv's weights are float initialisers, not
     # dequantized int8 (its input may pass a Q/DQ pair: 8-bit pixels and a 3-level trimap quantize exactly)
     kept = manifest.calibration["nodes_kept_float"]
-    policy = PrecisionPolicy.load()
+    policy = PrecisionPolicy.load(runtime="onnxruntime")
+    assert any("/model/inputs/" in n for n in kept)   # onnxruntime's own entry (export/precision.toml)
     assert kept and all(any(onnx_fragment(m) in n for m in policy.modules + policy.modules_if_present) for n in kept)
     stem = next(n for n in proto.graph.node if n.op_type == "Conv" and "/model/encoder/stem/" in n.name)
     producers = {o: n for n in proto.graph.node for o in n.output}
@@ -257,7 +258,7 @@ def test_policy_layers_run_in_float_under_onnxruntime(int8_artifacts, tmp_path):
     # With the policy's inputs quantized, the float stem sits between quantized tensors (DQ -> Conv -> Q):
     # onnxruntime's own options quantize it at load time, the project's keep it float.
     fp32, _, _, sets = int8_artifacts
-    policy = PrecisionPolicy.load()
+    policy = PrecisionPolicy.load(runtime="onnxruntime")
     quantized_inputs = PrecisionPolicy([m for m in policy.modules if m != "model.inputs"], policy.op_types,
                                        policy.source, policy.modules_if_present)
     grouped = quantize_with_policy(fp32, tmp_path / "grouped.onnx", SetReader(sets["cal"]), quantized_inputs)
@@ -270,7 +271,7 @@ def test_policy_layers_run_in_float_under_onnxruntime(int8_artifacts, tmp_path):
         "onnxruntime no longer quantizes float-weight QDQ groups by itself; SESSION_CONFIG can go"
 
 
-def test_policy_parts_only_some_configs_have_apply_where_present():
+def test_policy_parts_only_some_configs_have_apply_where_present(tmp_path):
     from onnx import helper
 
     def graph(*names):
@@ -285,6 +286,16 @@ def test_policy_parts_only_some_configs_have_apply_where_present():
         policy.float_nodes(graph("/model/refiner/Mul"))
     shipped = PrecisionPolicy.load()
     assert "model.refiner" in shipped.modules_if_present
+    # [float.<runtime>] adds to [float] for that runtime only; an unknown table or key is refused
+    assert PrecisionPolicy.load(runtime="onnxruntime").modules == shipped.modules + ["model.inputs"]
+    assert PrecisionPolicy.load(runtime="openvino").modules == shipped.modules
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[float]\nmodules = []\n[float.tflite]\nmodules = ["model.inputs"]\n')
+    with pytest.raises(ExportError, match=r"unknown keys in \[float\]: tflite"):
+        PrecisionPolicy.load(bad)
+    bad.write_text('[float]\nmodules = []\n[float.onnxruntime]\nmodule = ["model.inputs"]\n')
+    with pytest.raises(ExportError, match=r"unknown keys in \[float.onnxruntime\]: module"):
+        PrecisionPolicy.load(bad, runtime="onnxruntime")
 
 
 def test_policy_naming_a_missing_layer_is_refused(int8_artifacts, tmp_path):
