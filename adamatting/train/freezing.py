@@ -11,13 +11,13 @@ def _in(name: str, prefixes: tuple[str, ...]) -> bool:
 
 def freeze_except(model: nn.Module, prefixes: tuple[str, ...]) -> list[nn.Parameter]:
     """The parameters to train: all of them, or (``prefixes`` given) those of the named modules, the others
-    set to requires_grad=False. A name that matches no module raises ValueError listing the top-level ones."""
+    set to requires_grad=False. A name that matches no module raises ValueError listing the top-level ones with parameters."""
     if not prefixes:
         return list(model.parameters())
     modules = dict(model.named_modules())
     unknown = [p for p in prefixes if p not in modules or p == ""]
     if unknown:
-        top = ", ".join(n for n, _ in model.named_children())
+        top = ", ".join(n for n, m in model.named_children() if any(True for _ in m.parameters()))   # trainable
         raise ValueError(f"train_only: no module named {', '.join(map(repr, unknown))} in the model (its parts: {top})")
     trained = []
     for name, p in model.named_parameters():
