@@ -410,7 +410,7 @@ def export_coreml(model: AdaMatting, out_dir: str | Path, variant: str = "fp16",
         check_set_size(val_set, list(size), "validation")
     out = inside(out_dir, name or artifact_name(model.cfg.name, size, f"coreml_{variant}", suffix=".mlpackage"))
 
-    policy = policy if policy is not None else PrecisionPolicy.load()
+    policy = policy if policy is not None else PrecisionPolicy.load(runtime="coreml")
     module = export_module(model.eval())
     skip = policy.torch_modules(module)
     weighted = [m for m in skip if any(True for _ in module.get_submodule(m).parameters())]   # have MIL consts

@@ -104,7 +104,7 @@ def export_openvino(fp32_onnx: str | Path, out_dir: str | Path, precision: str, 
             raise ExportError("INT8 needs a calibration set and a validation set")
         check_set_size(calib_set, src.input_size, "calibration")
         check_set_size(val_set, src.input_size, "validation")
-        policy = policy if policy is not None else PrecisionPolicy.load()
+        policy = policy if policy is not None else PrecisionPolicy.load(runtime="openvino")
         scope = policy.openvino_scope(ov_model)
         calib = nncf.Dataset(_items(calib_set), _encoded)
         if precision == "int8":

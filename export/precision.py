@@ -18,6 +18,7 @@ from typing import Callable
 
 import tomllib
 
+from common.targets import RUNTIMES as TARGET_RUNTIMES
 from export.errors import ExportError
 
 DEFAULT_POLICY = Path(__file__).with_name("precision.toml")
@@ -30,7 +31,7 @@ def onnx_fragment(module_path: str) -> str:
 
 
 POLICY_KEYS = {"modules", "op_types", "modules_if_present"}
-RUNTIMES = {"onnxruntime", "openvino", "tensorrt", "coreml", "executorch"}   # the [float.<runtime>] tables
+RUNTIMES = set(TARGET_RUNTIMES)   # the names of the [float.<runtime>] tables: the registry's runtimes
 
 
 def _check_keys(table: dict, path: Path, name: str, allowed: set[str]) -> None:

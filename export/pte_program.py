@@ -182,7 +182,7 @@ def export_pte(model: AdaMatting, out: str | Path, precision: str, size: tuple[i
         if calib_set is None:
             raise ExportError("ExecuTorch INT8 needs a calibration set")
         check_set_size(calib_set, list(size), "calibration")
-        policy = policy if policy is not None else PrecisionPolicy.load()
+        policy = policy if policy is not None else PrecisionPolicy.load(runtime="executorch")
         module = quantize(module, size, calib_set, policy, calib_limit)
         calibration = {"set": str(calib_set.path), "key": calib_set.meta.get("key"),
                        "config": calib_set.meta.get("config"),

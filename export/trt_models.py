@@ -372,7 +372,7 @@ def make_fp16_onnx(fp32_path: str | Path, out: str | Path, val_set=None, *, poli
     src = _source(fp32_path)
     if val_set is not None:
         check_set_size(val_set, src.input_size, "validation")
-    policy = policy if policy is not None else PrecisionPolicy.load()
+    policy = policy if policy is not None else PrecisionPolicy.load(runtime="tensorrt")
     gate = {**DEFAULT_GATES["fp16"], **(gate or {})}
     proto32 = onnx.load(str(fp32_path))
     keep = policy.float_nodes(proto32)
@@ -420,7 +420,7 @@ def make_int8_qdq_onnx(fp32_path: str | Path, out: str | Path, calib_set, val_se
     check_set_size(calib_set, src.input_size, "calibration")
     if val_set is not None:
         check_set_size(val_set, src.input_size, "validation")
-    policy = policy if policy is not None else PrecisionPolicy.load()
+    policy = policy if policy is not None else PrecisionPolicy.load(runtime="tensorrt")
     gate = {**DEFAULT_GATES["int8"], **(gate or {})}
     use_modelopt = quantizer == "modelopt" or (quantizer == "auto" and modelopt_available())
     if quantizer == "modelopt" and not modelopt_available():
