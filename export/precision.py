@@ -57,6 +57,8 @@ class PrecisionPolicy:
     def load(cls, path: str | Path = DEFAULT_POLICY, runtime: str | None = None) -> "PrecisionPolicy":
         """The policy of ``path``: its ``[float]`` entries, plus those of ``[float.<runtime>]`` (kept float
         for one runtime's speed) when ``runtime`` is given."""
+        if runtime is not None and runtime not in RUNTIMES:
+            raise ValueError(f"unknown runtime {runtime!r}; one of {', '.join(sorted(RUNTIMES))}")
         path = Path(path)
         if not path.is_file():
             raise ExportError(f"{path}: precision policy not found")

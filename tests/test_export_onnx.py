@@ -289,6 +289,8 @@ def test_policy_parts_only_some_configs_have_apply_where_present(tmp_path):
     # [float.<runtime>] adds to [float] for that runtime only; an unknown table or key is refused
     assert PrecisionPolicy.load(runtime="onnxruntime").modules == shipped.modules + ["model.inputs"]
     assert PrecisionPolicy.load(runtime="openvino").modules == shipped.modules
+    with pytest.raises(ValueError, match="unknown runtime 'ort'"):
+        PrecisionPolicy.load(runtime="ort")
     bad = tmp_path / "bad.toml"
     bad.write_text('[float]\nmodules = []\n[float.tflite]\nmodules = ["model.inputs"]\n')
     with pytest.raises(ExportError, match=r"unknown keys in \[float\]: tflite"):
