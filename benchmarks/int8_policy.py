@@ -59,9 +59,7 @@ VARIANTS = {
 def quantize_variant(fp32: Path, out: Path, cal, quantized: tuple[str, ...], also_float) -> Path:
     """``fp32`` quantized to ``out`` by the exporter's own step, keeping float the policy's nodes but those of
     the modules ``quantized``, and those for which ``also_float(node)``."""
-    policy = PrecisionPolicy.load(runtime="onnxruntime")
-    policy = PrecisionPolicy([m for m in policy.modules if m not in quantized], policy.op_types, policy.source,
-                             policy.modules_if_present)
+    policy = PrecisionPolicy.load(runtime="onnxruntime").without(quantized)
     quantize_with_policy(fp32, out, SetReader(cal), policy, also_float=also_float)
     return out
 

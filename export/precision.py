@@ -18,7 +18,7 @@ from typing import Callable
 
 import tomllib
 
-from common.targets import RUNTIMES as TARGET_RUNTIMES
+from common.targets import RUNTIMES
 from export.errors import ExportError
 
 DEFAULT_POLICY = Path(__file__).with_name("precision.toml")
@@ -30,8 +30,7 @@ def onnx_fragment(module_path: str) -> str:
     return "/" + module_path.strip(".").replace(".", "/") + "/"
 
 
-POLICY_KEYS = {"modules", "op_types", "modules_if_present"}
-RUNTIMES = set(TARGET_RUNTIMES)   # the names of the [float.<runtime>] tables: the registry's runtimes
+POLICY_KEYS = {"modules", "op_types", "modules_if_present"}   # a [float] or [float.<runtime>] table's keys
 
 
 def _check_keys(table: dict, path: Path, name: str, allowed: set[str]) -> None:
@@ -53,6 +52,11 @@ class PrecisionPolicy:
         extra = [m for m in self.modules_if_present if m not in self.modules and exists(m)]
         return PrecisionPolicy(self.modules + extra, list(self.op_types), self.source)
 
+    def without(self, modules: tuple[str, ...]) -> "PrecisionPolicy":
+        """This policy with ``modules`` quantized after all (what keeping them float buys is then measurable)."""
+        return PrecisionPolicy([m for m in self.modules if m not in modules], list(self.op_types), self.source,
+                               list(self.modules_if_present))
+
     @classmethod
     def load(cls, path: str | Path = DEFAULT_POLICY, runtime: str | None = None) -> "PrecisionPolicy":
         """The policy of ``path``: its ``[float]`` entries, plus those of ``[float.<runtime>]`` (kept float
@@ -66,7 +70,7 @@ class PrecisionPolicy:
             raw = tomllib.loads(path.read_text()).get("float", {})
         except tomllib.TOMLDecodeError as e:
             raise ExportError(f"{path}: not valid TOML: {e}") from None
-        _check_keys(raw, path, "[float]", POLICY_KEYS | RUNTIMES)
+        _check_keys(raw, path, "[float]", POLICY_KEYS | RUNTIMES.keys())   # a table per registry runtime
         extra = raw.get(runtime, {}) if runtime is not None else {}
         _check_keys(extra, path, f"[float.{runtime}]", POLICY_KEYS)
         return cls([*raw.get("modules", []), *extra.get("modules", [])],

@@ -258,9 +258,7 @@ def test_policy_layers_run_in_float_under_onnxruntime(int8_artifacts, tmp_path):
     # With the policy's inputs quantized, the float stem sits between quantized tensors (DQ -> Conv -> Q):
     # onnxruntime's own options quantize it at load time, the project's keep it float.
     fp32, _, _, sets = int8_artifacts
-    policy = PrecisionPolicy.load(runtime="onnxruntime")
-    quantized_inputs = PrecisionPolicy([m for m in policy.modules if m != "model.inputs"], policy.op_types,
-                                       policy.source, policy.modules_if_present)
+    quantized_inputs = PrecisionPolicy.load(runtime="onnxruntime").without(("model.inputs",))
     grouped = quantize_with_policy(fp32, tmp_path / "grouped.onnx", SetReader(sets["cal"]), quantized_inputs)
     assert not any("/model/inputs/" in n for n in grouped)
     plain = ort.SessionOptions()

@@ -17,7 +17,6 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 @pytest.fixture(scope="module")
 def fused(seeded_model, tmp_path_factory):
     """(checkpoint, FP32 ONNX, calibration set) of the tiny stand-in for mobile-int8."""
-
     root = tmp_path_factory.mktemp("int8-policy")
     model = seeded_model("tiny-fused")
     save_checkpoint(root / "fused.pt", model)

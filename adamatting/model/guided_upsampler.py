@@ -89,4 +89,3 @@ class InputScales(nn.Module):
         enc_in = (torch.cat([image_base, trimap_base], dim=1) if e == s
                   else torch.cat([downscale(image, e), downscale(trimap, e)], dim=1))
         return enc_in, image_base, trimap_base
-

@@ -11,7 +11,8 @@ def _in(name: str, prefixes: tuple[str, ...]) -> bool:
 
 def freeze_except(model: nn.Module, prefixes: tuple[str, ...]) -> list[nn.Parameter]:
     """The parameters to train: all of them, or (``prefixes`` given) those of the named modules, the others
-    set to requires_grad=False. A name that matches no module raises ValueError listing the top-level ones with parameters."""
+    set to requires_grad=False. A name that matches no module raises ValueError listing the top-level ones that
+    have parameters."""
     if not prefixes:
         return list(model.parameters())
     modules = dict(model.named_modules())
