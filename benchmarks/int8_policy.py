@@ -35,31 +35,34 @@ from export.onnx_graph import export_onnx
 from export.precision import PrecisionPolicy
 
 
-def _outside_refiner(op: str):
-    return lambda n: n.op_type == op and "/refiner/" not in n.name
-
-
 def _nothing(n) -> bool:
     return False
 
 
-_CT, _RSZ = _outside_refiner("ConvTranspose"), _outside_refiner("Resize")
-# name → (what is kept float, the policy's modules quantized in this variant, the nodes kept float beyond it)
+def _gcn(n) -> bool:
+    return "/gcn" in n.name
+
+
+# name → (what is kept float, the policy's modules and op types quantized in this variant, nodes kept float
+# beyond the policy)
 VARIANTS = {
-    "policy": ("the precision policy for onnxruntime (export/precision.toml)", (), _nothing),
-    "conv-transpose": ("policy + the sub-pixel ConvTransposes (no int8 kernel in onnxruntime's CPU EP)", (), _CT),
-    "upsampling": ("policy + the trimap upsampling (a Resize whose output is a graph output)", (), _RSZ),
-    "both": ("policy + ConvTransposes + trimap upsampling", (), lambda n: _CT(n) or _RSZ(n)),
+    "policy": ("the precision policy for onnxruntime (export/precision.toml)", (), (), _nothing),
+    "int8-conv-transpose": ("policy but the sub-pixel ConvTransposes quantized", (), ("ConvTranspose",), _nothing),
+    "quantized-upsampling": ("policy but model.trimap_outputs (the adapted trimap's upsampling, a graph output) "
+                             "quantized", ("model.trimap_outputs",), (), _nothing),
     "quantized-inputs": ("policy but model.inputs (the stem's input concatenation, the downscales): the "
-                         "full-resolution inputs quantized", ("model.inputs",), _nothing),
-    "int8-stem": ("policy but the stem (model.encoder.stem) quantized", ("model.encoder.stem",), _nothing),
+                         "full-resolution inputs quantized", ("model.inputs",), (), _nothing),
+    "int8-stem": ("policy but the stem (model.encoder.stem) quantized", ("model.encoder.stem",), (), _nothing),
+    "float-gcn": ("policy + the Global Convolution blocks (depthwise in mobile-int8: no faster in int8)", (), (),
+                  _gcn),
 }
 
 
-def quantize_variant(fp32: Path, out: Path, cal, quantized: tuple[str, ...], also_float) -> Path:
+def quantize_variant(fp32: Path, out: Path, cal, modules: tuple[str, ...], op_types: tuple[str, ...],
+                     also_float) -> Path:
     """``fp32`` quantized to ``out`` by the exporter's own step, keeping float the policy's nodes but those of
-    the modules ``quantized``, and those for which ``also_float(node)``."""
-    policy = PrecisionPolicy.load(runtime="onnxruntime").without(quantized)
+    ``modules`` and ``op_types``, and those for which ``also_float(node)``."""
+    policy = PrecisionPolicy.load(runtime="onnxruntime").without(modules, op_types)
     quantize_with_policy(fp32, out, SetReader(cal), policy, also_float=also_float)
     return out
 
@@ -70,8 +73,8 @@ def measure(checkpoint: Path, size: tuple[int, int], rounds: int, runs: int, thr
     fp32 = work / "fp32.onnx"
     export_onnx(load_model(checkpoint)[0], fp32, size)
     cal = small_set("calib", size, calib_samples, cache)
-    paths = {"fp32": fp32} | {k: quantize_variant(fp32, work / f"{k}.onnx", cal, quantized, extra)
-                              for k, (_, quantized, extra) in VARIANTS.items()}
+    paths = {"fp32": fp32} | {k: quantize_variant(fp32, work / f"{k}.onnx", cal, *rest)
+                              for k, (_, *rest) in VARIANTS.items()}
     runners = {(k, "onnxruntime"): open_runner("onnxruntime", p, threads) for k, p in paths.items()}
     times = interleaved(runners, synthetic_inputs(size), rounds, runs)
     base = times[("fp32", "onnxruntime")]
@@ -101,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     rows = [{"variant": k, "kept float": what, "ORT INT8 / ORT FP32": round(ratios[k], 3)}
-            for k, (what, _, _) in VARIANTS.items()]
+            for k, (what, *_) in VARIANTS.items()]
     head = measured_header("int8-policy", input_size=size, threads=args.threads,
                            model=f"{args.checkpoint} (FP32 graph p50 {ratios['fp32']:.1f} ms)",
                            command=["python", "-m", "benchmarks.int8_policy", *(sys.argv[1:] if argv is None else argv)],

@@ -52,10 +52,12 @@ class PrecisionPolicy:
         extra = [m for m in self.modules_if_present if m not in self.modules and exists(m)]
         return PrecisionPolicy(self.modules + extra, list(self.op_types), self.source)
 
-    def without(self, modules: tuple[str, ...]) -> "PrecisionPolicy":
-        """This policy with ``modules`` quantized after all (what keeping them float buys is then measurable)."""
-        return PrecisionPolicy([m for m in self.modules if m not in modules], list(self.op_types), self.source,
-                               list(self.modules_if_present))
+    def without(self, modules: tuple[str, ...] = (), op_types: tuple[str, ...] = ()) -> "PrecisionPolicy":
+        """This policy with ``modules`` (required or where present) and ``op_types`` quantized after all (what
+        keeping them float buys is then measurable)."""
+        return PrecisionPolicy([m for m in self.modules if m not in modules],
+                               [t for t in self.op_types if t not in op_types], self.source,
+                               [m for m in self.modules_if_present if m not in modules])
 
     @classmethod
     def load(cls, path: str | Path = DEFAULT_POLICY, runtime: str | None = None) -> "PrecisionPolicy":

@@ -226,7 +226,9 @@ def test_int8_is_qdq_per_channel_and_recorded(int8_artifacts):
     kept = manifest.calibration["nodes_kept_float"]
     policy = PrecisionPolicy.load(runtime="onnxruntime")
     assert any("/model/inputs/" in n for n in kept)   # onnxruntime's own entry (export/precision.toml)
-    assert kept and all(any(onnx_fragment(m) in n for m in policy.modules + policy.modules_if_present) for n in kept)
+    op_of = {n.name: n.op_type for n in proto.graph.node}
+    assert kept and all(any(onnx_fragment(m) in n for m in policy.modules + policy.modules_if_present)
+                        or op_of[n] in policy.op_types for n in kept)
     stem = next(n for n in proto.graph.node if n.op_type == "Conv" and "/model/encoder/stem/" in n.name)
     producers = {o: n for n in proto.graph.node for o in n.output}
     assert stem.input[1] in inits and inits[stem.input[1]].data_type == onnx.TensorProto.FLOAT
@@ -285,7 +287,12 @@ def test_policy_parts_only_some_configs_have_apply_where_present(tmp_path):
     shipped = PrecisionPolicy.load()
     assert "model.refiner" in shipped.modules_if_present
     # [float.<runtime>] adds to [float] for that runtime only; an unknown table or key is refused
-    assert PrecisionPolicy.load(runtime="onnxruntime").modules == shipped.modules + ["model.inputs"]
+    ort_policy = PrecisionPolicy.load(runtime="onnxruntime")
+    assert ort_policy.modules == shipped.modules + ["model.inputs"]
+    assert ort_policy.modules_if_present == shipped.modules_if_present + ["model.trimap_outputs"]
+    assert ort_policy.op_types == shipped.op_types + ["ConvTranspose"]
+    assert ort_policy.without(("model.trimap_outputs",), ("ConvTranspose",)).op_types == shipped.op_types
+    assert "model.trimap_outputs" not in ort_policy.without(("model.trimap_outputs",)).modules_if_present
     assert PrecisionPolicy.load(runtime="openvino").modules == shipped.modules
     with pytest.raises(ValueError, match="unknown runtime 'ort'"):
         PrecisionPolicy.load(runtime="ort")

@@ -34,18 +34,21 @@ def weights_quantized(path, where):
 @pytest.mark.parametrize("name", list(VARIANTS))
 def test_each_variant_keeps_float_what_it_names(fused, tmp_path, name):
     _, fp32, cal = fused
-    _, quantized, extra = VARIANTS[name]
-    q = quantize_variant(fp32, tmp_path / f"{name}.onnx", cal, quantized, extra)
+    _, modules, op_types, extra = VARIANTS[name]
+    q = quantize_variant(fp32, tmp_path / f"{name}.onnx", cal, modules, op_types, extra)
     conv_t = weights_quantized(q, lambda n: n.op_type == "ConvTranspose")
-    assert len(conv_t) == 6 and set(conv_t) == {name not in ("conv-transpose", "both")}
+    assert len(conv_t) == 6 and set(conv_t) == {name == "int8-conv-transpose"}
     stem = weights_quantized(q, lambda n: n.op_type == "Conv" and n.name.startswith("/model/encoder/stem/"))
     assert len(stem) == 1 and set(stem) == {name == "int8-stem"}
     refiner = weights_quantized(q, lambda n: n.op_type == "Conv" and n.name.startswith("/model/refiner/"))
     assert refiner and not any(refiner)   # the guided upsampler stays float in every variant
+    gcn = weights_quantized(q, lambda n: n.op_type == "Conv" and "/gcn" in n.name)
+    assert gcn and set(gcn) == {name != "float-gcn"}
     g = onnx.load(str(q)).graph
-    upsampled = next(n.output[0] for n in g.node if n.op_type == "Resize" and "/refiner/" not in n.name)
-    requantized = any(n.op_type == "QuantizeLinear" and upsampled in n.input for n in g.node)
-    assert requantized == (name not in ("upsampling", "both"))
+    made_by = {o: n for n in g.node for o in n.output}
+    upsampling = [n for n in g.node if n.op_type == "Resize" and "/trimap_outputs/" in n.name]
+    assert len(upsampling) == 1   # the graph's output trimap_prob: the Resize's own, or dequantized from it
+    assert made_by["trimap_prob"].op_type == ("DequantizeLinear" if name == "quantized-upsampling" else "Resize")
     inputs_quantized = any(n.op_type == "QuantizeLinear" and {"image", "trimap"} & set(n.input) for n in g.node)
     assert inputs_quantized == (name == "quantized-inputs")
 

@@ -27,8 +27,8 @@ The parts, one file each (every name is re-exported here: import them from ``ada
   through a Global Convolution block, upsampling by sub-pixel convolution;
 - ``propagation``: the ConvLSTM propagation unit, ``pu_steps`` fixed steps that refine the alpha logit;
 - ``guided_upsampler``: with ``guided_scale`` s > 1 the network runs on the input downscaled by s
-  (``InputScales``) and a learned guided filter takes its alpha back to the input resolution with the
-  full-resolution photo;
+  (``InputScales``), a learned guided filter takes its alpha back to the input resolution with the
+  full-resolution photo and ``TrimapOutputs`` the adapted trimap;
 - ``network``: ``AdaMatting``, which composes the parts, ``build_model`` and ``check_input``;
 - ``wrapper``: ``ExportWrapper``, the two-output inference graph the runtime and every exporter run.
 """
@@ -47,7 +47,7 @@ from adamatting.model.encoders import (
                                        ResNetEncoder,
                                        build_encoder,
 )
-from adamatting.model.guided_upsampler import GuidedUpsampler, InputScales, downscale
+from adamatting.model.guided_upsampler import GuidedUpsampler, InputScales, TrimapOutputs, downscale
 from adamatting.model.layers import _make_divisible, conv_block, conv_bn_act  # noqa: F401  (re-exported)
 from adamatting.model.network import AdaMatting, build_model, check_input
 from adamatting.model.propagation import ConvLSTMCell, PropagationUnit
@@ -60,7 +60,7 @@ __all__ = [
     "ResNetEncoder", "Bottleneck", "FusedEncoder", "FusedMBConv",
     "Decoder", "GlobalConv", "SubPixelUp",
     "ConvLSTMCell", "PropagationUnit",
-    "GuidedUpsampler", "InputScales", "downscale",
+    "GuidedUpsampler", "InputScales", "TrimapOutputs", "downscale",
     "conv_bn_act", "conv_block",
     "ENCODER_STRIDE", "INPUT_ENCODING", "TRIMAP_VALUES", "ModelConfig",
 ]

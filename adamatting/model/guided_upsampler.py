@@ -89,3 +89,21 @@ class InputScales(nn.Module):
         enc_in = (torch.cat([image_base, trimap_base], dim=1) if e == s
                   else torch.cat([downscale(image, e), downscale(trimap, e)], dim=1))
         return enc_in, image_base, trimap_base
+
+
+class TrimapOutputs(nn.Module):
+    """The adapted trimap at the input resolution: its logits and probabilities, computed at the base
+    resolution, upsampled bilinearly by ``guided_scale`` (nothing to do at 1). The probabilities are upsampled,
+    not a softmax taken at full resolution: a bilinear mix of distributions is one, and a channel softmax
+    over H×W pixels was a fifth of the exported graph's time (onnxruntime). No parameters: a module so that
+    the precision policy can keep this full-resolution output in float (export/precision.toml)."""
+
+    def __init__(self, guided_scale: float):
+        super().__init__()
+        self.guided_scale = guided_scale
+
+    def forward(self, logits: torch.Tensor, prob: torch.Tensor):
+        if self.guided_scale == 1:
+            return logits, prob
+        up = lambda t: F.interpolate(t, scale_factor=self.guided_scale, mode="bilinear", align_corners=False)  # noqa: E731
+        return up(logits), up(prob)

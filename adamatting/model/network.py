@@ -8,18 +8,18 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from adamatting.config import ENCODER_STRIDE, ModelConfig
 from adamatting.model.decoder import Decoder
 from adamatting.model.encoders import build_encoder
-from adamatting.model.guided_upsampler import GuidedUpsampler, InputScales
+from adamatting.model.guided_upsampler import GuidedUpsampler, InputScales, TrimapOutputs
 from adamatting.model.propagation import PropagationUnit
 
 
 class AdaMatting(nn.Module):
     """With ``cfg.guided_scale`` s > 1 the network runs on the input downscaled by s (:func:`downscale`) and
-    the guided upsampler returns alpha at the input resolution; the trimap logits are upsampled bilinearly.
+    the guided upsampler returns alpha at the input resolution; the adapted trimap is upsampled bilinearly
+    (:class:`TrimapOutputs`).
     The auxiliary outputs ``alpha_pu`` and ``alpha_decoder`` stay at the network's resolution."""
 
     def __init__(self, cfg: ModelConfig):
@@ -35,9 +35,9 @@ class AdaMatting(nn.Module):
         self.propagation = PropagationUnit(cfg.pu_hidden, cfg.pu_steps, cfg.pu_is_separable)
         self.refiner = (GuidedUpsampler(cfg.pu_hidden + 3, cfg.refiner_hidden, cfg.guided_scale)
                         if cfg.guided_scale > 1 else None)
+        self.trimap_outputs = TrimapOutputs(cfg.guided_scale)
 
     def forward(self, image: torch.Tensor, trimap: torch.Tensor) -> dict[str, torch.Tensor]:
-        s = self.cfg.guided_scale
         enc_in, image_base, trimap_base = self.inputs(image, trimap)
         feats = self.encoder(enc_in)
         trimap_logits = self.trimap_decoder(feats)
@@ -48,10 +48,7 @@ class AdaMatting(nn.Module):
         alpha = prob[:, 2:3] + prob[:, 1:2] * alpha_pu
         if self.refiner is not None:
             alpha = self.refiner(image, image_base, alpha, torch.cat([hidden, prob], dim=1))
-            up = lambda t: F.interpolate(t, scale_factor=s, mode="bilinear", align_corners=False)  # noqa: E731
-            # Probabilities upsampled, not a softmax at full resolution: a bilinear mix of distributions is one,
-            # and a channel softmax over H×W pixels was a fifth of the exported graph's time (onnxruntime).
-            trimap_logits, prob = up(trimap_logits), up(prob)
+        trimap_logits, prob = self.trimap_outputs(trimap_logits, prob)
         return {"alpha": alpha, "trimap_logits": trimap_logits, "trimap_prob": prob, "alpha_pu": alpha_pu,
                 "alpha_decoder": torch.sigmoid(alpha_logit0)}
 
