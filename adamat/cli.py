@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from adamat.verbosity import set_verbosity
@@ -57,8 +58,17 @@ def _verbose_in(argv: list[str]) -> bool:
     return bool({"-v", "--verbose"} & set(argv[:argv.index(command)] if command else argv))
 
 
+def process_defaults() -> None:
+    """Settings of the process that must precede the libraries' imports. numba (pymatting's closed-form
+    matting and foreground estimation) picks the TBB thread pool when OpenVINO has loaded its own TBB first,
+    and TBB then warns on every fork from a non-main thread (NNCF's workers, during an export after an
+    evaluation); its work-queue pool is fork-safe and as fast for pymatting's loops."""
+    os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    process_defaults()
     set_verbosity(_verbose_in(argv))   # before the command's modules load
     args = build_parser(only=_command_in(argv)).parse_args(argv)
     args.argv = argv   # what a command that starts other processes hands them (adamat train --nproc)

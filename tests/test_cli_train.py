@@ -305,3 +305,26 @@ def test_demo_with_a_missing_second_model_is_one_line_before_any_work(tmp_path, 
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "none.pt: no such checkpoint for the second model" in err
     assert not (tmp_path / "demo").exists()
+
+
+def test_numba_uses_a_fork_safe_thread_pool_beside_openvino():
+    # OpenVINO loads TBB; numba then picks its TBB pool, which warns on every fork from a non-main thread.
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("openvino")
+
+    script = ("from adamat.cli import process_defaults; process_defaults()\n"
+              "import os, threading, numpy as np, openvino, numba\n"
+              "from pymatting.util.boxfilter import boxfilter\n"
+              "boxfilter(np.random.rand(32, 32), 3)\n"
+              "def fork():\n"
+              "    pid = os.fork()\n"
+              "    os._exit(0) if pid == 0 else os.waitpid(pid, 0)\n"
+              "t = threading.Thread(target=fork); t.start(); t.join()\n"
+              "print(numba.threading_layer())\n")
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_THREADING_LAYER"}
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["workqueue"] and "fork" not in run.stderr
