@@ -264,7 +264,8 @@ def test_the_gpu_script_runs_on_the_cpu_with_a_two_minute_budget(tmp_path):
                            "--real-fraction", "0", "--bank-size", "8", "--bank-res", "256", "--threads", "2"],
                           env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert re.search(r"time budget of 0\.9\d* min spent: stopped at step \d+", done.stdout), done.stdout[-3000:]
+    # training gets 2 - 1 minutes less the setup's whole seconds (none when the setup takes under a second)
+    assert re.search(r"time budget of (0\.9\d*|1) min spent: stopped at step \d+", done.stdout), done.stdout[-3000:]
     assert {"last.pt", "log.csv", "curves.png"} <= {p.name for p in (out / "run").iterdir()}
     assert (out / "candidate.pt").is_file() and (out / "script.log").stat().st_size > 0
     assert json.loads((out / "throughput.json").read_text())["samples_per_s"] > 0
