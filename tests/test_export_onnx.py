@@ -235,13 +235,24 @@ def test_int8_is_qdq_per_channel_and_recorded(int8_artifacts):
     assert all(producers.get(i) is None for i in stem.input[1:])
 
 
-def _optimized_ops(model_path, tmp_path, options) -> dict[str, str]:
-    """Node name → op type of the graph onnxruntime actually runs (its optimized model)."""
+def _optimized_graph(model_path, tmp_path, options):
+    """The graph onnxruntime actually runs (its optimized model)."""
     import onnxruntime as ort
 
     options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
     ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
-    return {n.name: n.op_type for n in onnx.load(options.optimized_model_filepath).graph.node}
+    return onnx.load(options.optimized_model_filepath).graph
+
+
+def _optimized_ops(model_path, tmp_path, options) -> dict[str, str]:
+    """Node name → op type of the graph onnxruntime actually runs."""
+    return {n.name: n.op_type for n in _optimized_graph(model_path, tmp_path, options).node}
+
+
+def _conv_transpose_weights(graph) -> set[str]:
+    """What makes the weights of each ConvTranspose: an initializer ("float") or an operator."""
+    made_by = {o: n.op_type for n in graph.node for o in n.output}
+    return {made_by.get(n.input[1], "float") for n in graph.node if n.op_type == "ConvTranspose"}
 
 
 def test_policy_layers_run_in_float_under_onnxruntime(int8_artifacts, tmp_path):
@@ -269,6 +280,10 @@ def test_policy_layers_run_in_float_under_onnxruntime(int8_artifacts, tmp_path):
     assert stem_ops(_optimized_ops(tmp_path / "grouped.onnx", tmp_path, session_options())) == {"Conv"}
     assert "QLinearConv" in stem_ops(_optimized_ops(tmp_path / "grouped.onnx", tmp_path, plain)), \
         "onnxruntime no longer quantizes float-weight QDQ groups by itself; SESSION_CONFIG can go"
+    # The shipped policy's graphs have such groups too: its float ConvTransposes sit between quantized tensors,
+    # and onnxruntime's own options would round their weights to int8 at load time.
+    assert _conv_transpose_weights(_optimized_graph(q, tmp_path, session_options())) == {"float"}
+    assert _conv_transpose_weights(_optimized_graph(q, tmp_path, plain)) == {"DequantizeLinear"}
 
 
 def test_policy_parts_only_some_configs_have_apply_where_present(tmp_path):

@@ -19,9 +19,9 @@ from runtime.errors import ArtifactError
 
 # onnxruntime >= 1.21 runs a graph transformer, WeightBiasQuantization, that quantizes the float weights of
 # any DQ -> Conv -> Q group at session creation. In a QDQ model that is what a layer the precision policy
-# keeps in float looks like when its neighbours are quantized (the stem, when the policy quantized the
-# inputs, silently ran as QLinearConv). The shipped policy keeps the stem's inputs float too, so its graphs
-# have no such group; the entry keeps any policy's float layers float. A session config entry rather than the
+# keeps in float looks like when its neighbours are quantized: the shipped policy's ConvTransposes would run
+# with int8-rounded weights behind a DequantizeLinear per call (and the stem, when the policy quantized the
+# inputs, silently ran as QLinearConv). A session config entry rather than the
 # Python-only ``disabled_optimizers`` argument: apps set the same key through the C, C++, Java and
 # Objective-C APIs (``AddSessionConfigEntry`` / ``addConfigEntry``). Recorded in every INT8 manifest.
 SESSION_CONFIG = {"optimization.disable_specified_optimizers": "WeightBiasQuantization"}
