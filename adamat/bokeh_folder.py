@@ -1,10 +1,10 @@
 """``adamat bokeh DIR -o OUTDIR``: every photo of a folder, one model load, a progress bar, a summary.
 
 A photo is a file of the folder (not its sub-folders, not a hidden file) with a photo suffix
-(:data:`runtime.photo_files.PHOTO_SUFFIXES`, HEIC included); its rendering is ``OUTDIR/<stem>.jpg`` (or
-``.png``), ``<stem>_<suffix>.jpg`` when two photos share a stem. A photo that fails (corrupt, no person, an
-existing output without ``--overwrite``) gets one line and no output; the others go on. Returns the photos
-that failed, as (path, message).
+(:data:`runtime.photo_files.PHOTO_SUFFIXES`, HEIC included). Every output name is chosen before the first
+render (:func:`output_names`) and no two are equal, ignoring case, so one photo's output never replaces
+another's. A photo that fails (corrupt, no person, an existing output without ``--overwrite``) gets one line
+and no output; the others go on. Returns the photos that failed, as (path, message).
 """
 
 from __future__ import annotations
@@ -30,23 +30,45 @@ def photos_in(folder: Path) -> list[Path]:
     return photos
 
 
+NAMING = ("each photo's output is <stem>.jpg (or .png); photos that share a stem (a.jpg, a.png, a.JPG) get "
+          "<stem>_<its suffix>.jpg, and a name still taken (ignoring case) gets _2, _3, ... in the order of the "
+          "photos' names")
+
+
 def output_names(photos: list[Path], suffix: str) -> dict[Path, str]:
-    """Each photo's output file name: its stem and ``suffix``, and the photo's own suffix where stems clash."""
-    stems = Counter(p.stem for p in photos)
-    return {p: (p.stem if stems[p.stem] == 1 else f"{p.stem}_{p.suffix[1:].lower()}") + suffix for p in photos}
+    """Each photo's output file name, all distinct ignoring case (a case-insensitive file system holds them
+    all too) and decided before any is written: ``<stem><suffix>`` for a stem no other photo has (these first,
+    so a photo named ``a_jpg.jpg`` keeps its own name), ``<stem>_<its suffix, lower case><suffix>`` where stems
+    clash, and ``_2``, ``_3``, ... after a name already taken, the photos in name order (:data:`NAMING`)."""
+    stems = Counter(p.stem.casefold() for p in photos)
+    unique = [p for p in photos if stems[p.stem.casefold()] == 1]
+    names = {p: p.stem + suffix for p in unique}
+    taken = {name.casefold() for name in names.values()}
+    for p in sorted(set(photos) - set(unique)):
+        base = f"{p.stem}_{p.suffix[1:].lower()}"
+        name, n = base + suffix, 2
+        while name.casefold() in taken:
+            name, n = f"{base}_{n}{suffix}", n + 1
+        names[p] = name
+        taken.add(name.casefold())
+    return {p: names[p] for p in photos}
 
 
 def bokeh_folder(folder: Path, out_dir: Path, render: Callable[[Path, Path], dict[str, float]],
-                 suffix: str = ".jpg") -> tuple[list[Path], list[tuple[Path, str]], dict[str, float]]:
-    """Render every photo of ``folder`` into ``out_dir`` with ``render(photo, out)``; returns (written,
-    failed as (photo, message), seconds per stage summed over the photos)."""
+                 suffix: str = ".jpg") -> tuple[list[tuple[Path, Path]], list[tuple[Path, str]], dict[str, float]]:
+    """Render every photo of ``folder`` into ``out_dir`` with ``render(photo, out)``; returns (written as
+    (photo, output), failed as (photo, message), seconds per stage summed over the photos)."""
     photos = photos_in(folder)
     check_folder(out_dir)
     if out_dir.resolve() == folder.resolve():
         raise DataError("is the folder of the photos: give another output folder", out_dir)
+    names = output_names(photos, suffix)
+    if len({name.casefold() for name in names.values()}) != len(photos):   # never: one render would replace another
+        raise AssertionError(f"output names are not distinct: {sorted(names.values())}")
     written, failed, timings = [], [], {}
     bar = tqdm(photos, desc="bokeh", unit="photo", file=sys.stderr)
-    for photo, name in zip(bar, output_names(photos, suffix).values()):
+    for photo in bar:
+        name = names[photo]
         try:
             stages = render(photo, out_dir / name)
         except KeyboardInterrupt:
@@ -57,7 +79,7 @@ def bokeh_folder(folder: Path, out_dir: Path, render: Callable[[Path, Path], dic
             failed.append((photo, message))
             bar.write(f"error: {message}", file=sys.stderr)
             continue
-        written.append(out_dir / name)
+        written.append((photo, out_dir / name))
         for stage, seconds in stages.items():
             timings[stage] = timings.get(stage, 0.0) + seconds
     bar.close()

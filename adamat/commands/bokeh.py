@@ -8,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from adamat.bokeh_folder import bokeh_folder
+from adamat.bokeh_folder import NAMING, bokeh_folder
 from common.arguments import positive_int
 from common.errors import DataError
 from runtime.lens_blur import DEFAULT_STRENGTH
@@ -30,7 +30,8 @@ def add_arguments(b: argparse.ArgumentParser) -> None:
                    help="coarse person mask of the photo (white = person); 'auto' (default): found by the person "
                         "segmenter (people only); 'none': no mask, the network decides every pixel")
     b.add_argument("--overwrite", action="store_true", help="replace outputs that exist already")
-    b.add_argument("--format", choices=["jpg", "png"], default="jpg", help="output format for a folder (default jpg)")
+    b.add_argument("--format", choices=["jpg", "png"], default="jpg",
+                   help=f"output format for a folder (default jpg); {NAMING}")
     b.add_argument("--trimap", default=None, help="trimap (0/128/255) instead of a mask")
     b.add_argument("--band", type=int, default=None,
                    help="unknown band around the mask's edge, in photo pixels (default: two pixels of the mask's own "
@@ -83,7 +84,9 @@ def run(args: argparse.Namespace) -> int:
 def _run_folder(args: argparse.Namespace, render) -> int:
     written, failed, timings = bokeh_folder(Path(args.photo), Path(args.out), render, suffix=f".{args.format}")
     total = len(written) + len(failed)
+    renamed = [f"{p.name} as {out.name}" for p, out in written if out.stem != p.stem]
     print(f"{len(written)} of {total} photos written to {args.out}"
+          + (f" ({', '.join(renamed)}: photos that share a name)" if renamed else "")
           + (f"; {len(failed)} failed: {', '.join(p.name for p, _ in failed)}" if failed else ""))
     if args.timings and written:
         print(f"seconds per stage, summed over {len(written)} photos:")

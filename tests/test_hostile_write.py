@@ -1,0 +1,56 @@
+"""What a hostile but fair user does to the outputs: photos whose outputs would share a name."""
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from adamat.bokeh_folder import output_names
+from adamat.cli import main
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def photo(colour, h=48, w=64, seed=0) -> np.ndarray:
+    """A textured photo of one dominant colour (BGR), so that each output can be told apart."""
+    rng = np.random.default_rng(seed)
+    return np.clip(np.array(colour, np.float32) + rng.normal(0, 12, (h, w, 3)), 0, 255).astype(np.uint8)
+
+
+def bokeh(tiny_checkpoint, *args) -> int:
+    return main(["bokeh", *map(str, args), "--artifact", str(tiny_checkpoint), "--mask", "none", "--refine", "0"])
+
+
+def mean_colour(path: Path) -> np.ndarray:
+    return cv2.imread(str(path)).reshape(-1, 3).mean(0)
+
+
+# ----------------------------------------------------------------------------- folder mode: one name per photo
+def test_output_names_are_distinct_ignoring_case_and_decided_in_name_order():
+    names = output_names([Path("a.JPG"), Path("a.jpg")], ".jpg")
+    assert names == {Path("a.JPG"): "a_jpg.jpg", Path("a.jpg"): "a_jpg_2.jpg"}
+    names = output_names([Path("a.jpg"), Path("a.png"), Path("a_jpg.jpg")], ".jpg")
+    assert names == {Path("a.jpg"): "a_jpg_2.jpg", Path("a.png"): "a_png.jpg", Path("a_jpg.jpg"): "a_jpg.jpg"}
+    names = output_names([Path("A.png"), Path("a.jpg"), Path("b.heic")], ".png")   # a case-insensitive disk too
+    assert names == {Path("A.png"): "A_png.png", Path("a.jpg"): "a_jpg.png", Path("b.heic"): "b.png"}
+    many = [Path(n) for n in ("x.jpg", "x.JPG", "x.Jpg", "x_jpg.png", "x_jpg_2.tif")]
+    assert len({n.casefold() for n in output_names(many, ".jpg").values()}) == len(many)
+
+
+@pytest.mark.parametrize("names", [("a.jpg", "a.JPG"), ("a.jpg", "a.png", "a_jpg.jpg")])
+def test_folder_writes_every_photo_under_its_own_name(tiny_checkpoint, tmp_path, capsys, names):
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    photos.mkdir()
+    colours = [(40, 40, 220), (220, 40, 40), (40, 220, 40)]
+    for name, colour in zip(names, colours):
+        cv2.imwrite(str(photos / name), photo(colour))
+    expected = output_names(sorted(photos.iterdir()), ".jpg")
+    assert bokeh(tiny_checkpoint, photos, "-o", out) == 0
+    assert f"{len(names)} of {len(names)} photos written" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == sorted(expected.values())   # one each, no temporaries
+    for source, name in expected.items():   # and each output is its own photo's rendering, not another's
+        own = mean_colour(out / name)
+        assert np.argmax(own) == np.argmax(mean_colour(source)), (source.name, name)
+    assert bokeh(tiny_checkpoint, photos, "-o", out, "--overwrite") == 0   # again, every output replaced once
+    assert sorted(p.name for p in out.iterdir()) == sorted(expected.values())
