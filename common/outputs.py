@@ -6,6 +6,7 @@ No OpenCV or torch here: the on-device benchmark (benchmarks.device_bench) uses 
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -54,30 +55,73 @@ def inside(folder: str | Path, name: str) -> Path:
 
 
 @contextmanager
-def atomic_path(final: str | Path, suffix: str | None = None) -> Iterator[Path]:
-    """Yield a temporary path beside ``final``; rename it onto ``final`` only if the block succeeds.
+def atomic_path(final: str | Path, suffix: str | None = None, *, replace: bool = True) -> Iterator[Path]:
+    """Yield a temporary path beside ``final``; move it to ``final`` only if the block succeeds.
 
     An exception (or an interrupt) removes the temporary file: nothing is ever left under the final name.
+    ``replace=False`` publishes with a move that cannot replace (:func:`publish_new`): a file that appeared
+    at ``final`` while the block ran is kept, and the block's file is refused with a :class:`DataError`.
     """
     final = check_writable(final)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=suffix or final.suffix + ".tmp", dir=final.parent)
-    except OSError as e:
-        raise DataError(f"cannot write here: {e.strerror or e}", final) from None
-    os.close(fd)
-    tmp = Path(tmp)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make every artifact private to its writer
+    tmp = None
     try:
         try:
+            fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=suffix or final.suffix + ".tmp",
+                                        dir=final.parent)
+        except OSError as e:
+            raise DataError(f"cannot write here: {e.strerror or e}", final) from None
+        tmp = Path(name)
+        os.close(fd)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make every artifact private to its writer
+        try:
             yield tmp
-            os.replace(tmp, final)
+            if replace:
+                os.replace(tmp, final)
+            else:
+                try:
+                    publish_new(tmp, final)
+                except FileExistsError:
+                    raise DataError("exists already (it appeared while this ran, and is kept): give --overwrite "
+                                    "to replace it", final) from None
         except OSError as e:   # disk full, a read-only or special file system: name the output, not the temp file
             raise DataError(f"cannot write here: {e.strerror or e}", final) from None
     finally:
-        if tmp.exists():
+        if tmp is not None and tmp.exists():
             tmp.unlink()
+
+
+def publish_new(tmp: Path, final: Path) -> None:
+    """Move the finished file ``tmp`` to ``final``, which must not exist: FileExistsError if it does, even if it
+    appeared a moment ago (the check and the move are one system call). A hard link, then the temporary name
+    removed: the file appears whole. Where the file system has no hard links (FAT, some network and FUSE
+    mounts), an exclusive create of ``final`` and a copy instead: it still cannot replace, and a failed copy
+    removes what it created."""
+    try:
+        os.link(tmp, final)
+    except FileExistsError:
+        raise
+    except OSError as e:
+        if e.errno not in _NO_HARD_LINKS:
+            raise
+        _copy_new(tmp, final)
+    tmp.unlink()
+
+
+_NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS, errno.EMLINK, errno.EXDEV}
+
+
+def _copy_new(src: Path, final: Path) -> None:
+    with open(final, "xb") as out:   # O_CREAT | O_EXCL: FileExistsError if anything is there
+        try:
+            with open(src, "rb") as f:
+                shutil.copyfileobj(f, out)
+            os.chmod(final, os.stat(src).st_mode & 0o777)
+        except BaseException:
+            out.close()
+            final.unlink()
+            raise
 
 
 @contextmanager

@@ -9,8 +9,9 @@ the network decides every pixel). Stages timed (seconds): ``open`` (the artifact
 ``upsample``, ``refine``, ``foreground``, ``blur``, ``composite``, ``write``. The output format follows the
 suffix (JPEG quality 95, or PNG), upright with the photo's ICC profile and EXIF (orientation 1:
 :mod:`runtime.photo_files`); it is checked before any work, an existing file is refused unless
-``overwrite``, and the file appears under its name only once complete (temporary file + rename): on any
-failure nothing is written there and no temporary file is left.
+``overwrite`` (checked at the start and again at the moment of writing: a file that appeared there during
+the render is kept, and the render refused), and the file appears under its name only once complete
+(temporary file + rename): on any failure nothing is written there and no temporary file is left.
 """
 
 from __future__ import annotations
@@ -83,6 +84,6 @@ def bokeh_file(photo_path: str | Path, out_path: str | Path, mask_path: str | Pa
     image, _ = render_bokeh(photo, result.alpha, strength, timer=timer)
     with timer("write"):
         data = encode_photo(image, out_path.suffix, metadata)
-        with atomic_path(out_path) as tmp:
+        with atomic_path(out_path, replace=overwrite) as tmp:   # without overwrite, a move that cannot replace
             tmp.write_bytes(data)
     return timer.timings

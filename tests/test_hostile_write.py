@@ -1,5 +1,8 @@
-"""What a hostile but fair user does to the outputs: photos whose outputs would share a name."""
+"""What a hostile but fair user does to the outputs: photos whose outputs would share a name, a file created at
+the output path while a render runs."""
 
+import errno
+import os
 from pathlib import Path
 
 import cv2
@@ -8,6 +11,8 @@ import pytest
 
 from adamat.bokeh_folder import output_names
 from adamat.cli import main
+from common.errors import DataError
+from common.outputs import atomic_path
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -54,3 +59,40 @@ def test_folder_writes_every_photo_under_its_own_name(tiny_checkpoint, tmp_path,
         assert np.argmax(own) == np.argmax(mean_colour(source)), (source.name, name)
     assert bokeh(tiny_checkpoint, photos, "-o", out, "--overwrite") == 0   # again, every output replaced once
     assert sorted(p.name for p in out.iterdir()) == sorted(expected.values())
+
+
+# ----------------------------------------------------------------------- an output that appears during the run
+def test_a_file_created_at_the_output_during_the_render_is_kept(tiny_checkpoint, tmp_path, capsys, monkeypatch):
+    import runtime.pipeline
+
+    cv2.imwrite(str(tmp_path / "p.png"), photo((40, 40, 220)))
+    out = tmp_path / "o.jpg"
+    render = runtime.pipeline.render_bokeh
+
+    def someone_else_writes_the_output(*args, **kwargs):   # after the start's check, before the write
+        out.write_bytes(b"another program's file")
+        return render(*args, **kwargs)
+
+    monkeypatch.setattr(runtime.pipeline, "render_bokeh", someone_else_writes_the_output)
+    assert bokeh(tiny_checkpoint, tmp_path / "p.png", "-o", out) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and "o.jpg: exists already" in err
+    assert out.read_bytes() == b"another program's file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.jpg", "p.png"]   # no temporary left
+    assert bokeh(tiny_checkpoint, tmp_path / "p.png", "-o", out, "--overwrite") == 0   # replaced when asked
+    assert cv2.imread(str(out)).shape == (48, 64, 3)
+
+
+def test_publishing_without_replace_falls_back_where_hard_links_are_unsupported(tmp_path, monkeypatch):
+    def no_links(*_):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    with atomic_path(tmp_path / "new.bin", replace=False) as tmp:
+        tmp.write_bytes(b"whole")
+    assert (tmp_path / "new.bin").read_bytes() == b"whole"
+    with pytest.raises(DataError, match="new.bin: exists already"):
+        with atomic_path(tmp_path / "new.bin", replace=False) as tmp:
+            tmp.write_bytes(b"second")
+    assert (tmp_path / "new.bin").read_bytes() == b"whole"
+    assert [p.name for p in tmp_path.iterdir()] == ["new.bin"]
