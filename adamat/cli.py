@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
+from contextlib import contextmanager
 
 from adamat.verbosity import set_verbosity
 from common.errors import DataError
@@ -66,12 +68,50 @@ def process_defaults() -> None:
     os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the main thread is, as Ctrl-C raises KeyboardInterrupt: every ``finally`` and
+    ``with`` on the way out runs, so temporary files and folders are removed (``timeout``, a cancelled CI job
+    and a stopped container send SIGTERM)."""
+
+
+@contextmanager
+def sigterm_as_interrupt():
+    """SIGTERM raises :class:`Terminated` in this process while the block runs (the main thread only). A
+    process forked from it (a pool's worker) that receives SIGTERM ends as it would have by default."""
+    if sys.platform == "win32" or signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None):
+        yield   # someone chose a handler already (an embedding program)
+        return
+    pid = os.getpid()
+
+    def handler(signum, frame):
+        if os.getpid() != pid:   # a forked child: the default action, not a traceback from a worker
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        raise Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:   # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     process_defaults()
     set_verbosity(_verbose_in(argv))   # before the command's modules load
     args = build_parser(only=_command_in(argv)).parse_args(argv)
     args.argv = argv   # what a command that starts other processes hands them (adamat train --nproc)
+    with sigterm_as_interrupt():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return args.func(args)
     except (DataError, ValueError, FileNotFoundError, ExportError, BackendUnavailable) as e:   # bad input: one line
@@ -80,9 +120,10 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:   # an output path that cannot be written, a full disk: one line, not a traceback
         print(f"error: {e.filename + ': ' if e.filename else ''}{e.strerror or e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:   # Ctrl-C or SIGTERM: what was being written is gone; 128 + the signal
+        terminated = isinstance(e, Terminated)
+        print("terminated" if terminated else "interrupted", file=sys.stderr)
+        return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,13 @@
 """What a hostile but fair user does to the outputs: photos whose outputs would share a name, a file created at
-the output path while a render runs."""
+the output path while a render runs, SIGTERM during the final write."""
 
 import errno
 import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
 from pathlib import Path
 
 import cv2
@@ -15,6 +20,7 @@ from common.errors import DataError
 from common.outputs import atomic_path
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def photo(colour, h=48, w=64, seed=0) -> np.ndarray:
@@ -96,3 +102,45 @@ def test_publishing_without_replace_falls_back_where_hard_links_are_unsupported(
             tmp.write_bytes(b"second")
     assert (tmp_path / "new.bin").read_bytes() == b"whole"
     assert [p.name for p in tmp_path.iterdir()] == ["new.bin"]
+
+
+# ------------------------------------------------------------------------------ SIGTERM during the final write
+DRIVER = textwrap.dedent('''
+    import pathlib, sys, time
+    from adamat.cli import main
+
+    ready, write_bytes = pathlib.Path(sys.argv[1]), pathlib.Path.write_bytes
+
+    def slow_write(self, data):   # the whole file under its temporary name, then a long wait for the signal
+        write_bytes(self, data)
+        if self.name.endswith(".tmp"):
+            ready.write_text(self.name)
+            time.sleep(120)
+
+    pathlib.Path.write_bytes = slow_write
+    sys.exit(main(sys.argv[2:]))
+''')
+
+
+def test_sigterm_during_the_final_write_leaves_no_temporary(tiny_checkpoint, tmp_path):
+    out_dir, ready = tmp_path / "out", tmp_path / "ready"
+    out_dir.mkdir()
+    cv2.imwrite(str(tmp_path / "p.png"), photo((40, 40, 220)))
+    (tmp_path / "driver.py").write_text(DRIVER)
+    command = [sys.executable, str(tmp_path / "driver.py"), str(ready), "bokeh", str(tmp_path / "p.png"), "-o",
+               str(out_dir / "o.jpg"), "--artifact", str(tiny_checkpoint), "--mask", "none", "--refine", "0"]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while not ready.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert ready.exists(), process.communicate(timeout=30)
+        assert (out_dir / ready.read_text()).stat().st_size > 0            # the full-size temporary is there
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 128 + signal.SIGTERM, err
+    assert err.strip().splitlines()[-1] == "terminated"
+    assert list(out_dir.iterdir()) == []                                      # neither the temporary nor o.jpg
