@@ -1,5 +1,5 @@
 """What a hostile but fair user does to the outputs: photos whose outputs would share a name, a file created at
-the output path while a render runs, SIGTERM during the final write."""
+the output path while a render runs, SIGTERM during the final write, noise and small lies of the command line."""
 
 import errno
 import os
@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import warnings
 from pathlib import Path
 
 import cv2
@@ -144,3 +145,17 @@ def test_sigterm_during_the_final_write_leaves_no_temporary(tiny_checkpoint, tmp
     assert process.returncode == 128 + signal.SIGTERM, err
     assert err.strip().splitlines()[-1] == "terminated"
     assert list(out_dir.iterdir()) == []                                      # neither the temporary nor o.jpg
+
+
+# --------------------------------------------------------------------------------------- noise and small lies
+def test_a_trimap_alone_is_not_a_trimap_and_a_mask(tiny_checkpoint, tmp_path, capsys):
+    cv2.imwrite(str(tmp_path / "p.png"), photo((40, 40, 220)))
+    trimap = np.full((48, 64), 128, np.uint8)
+    trimap[:8], trimap[-8:] = 0, 255
+    cv2.imwrite(str(tmp_path / "t.png"), trimap)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(["bokeh", str(tmp_path / "p.png"), "--trimap", str(tmp_path / "t.png"), "-o",
+                     str(tmp_path / "o.jpg"), "--artifact", str(tiny_checkpoint), "--refine", "0"]) == 0
+    assert [str(w.message) for w in caught] == []                     # the default --mask was not "given"
+    assert capsys.readouterr().err == ""

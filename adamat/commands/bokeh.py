@@ -26,9 +26,9 @@ def add_arguments(b: argparse.ArgumentParser) -> None:
     b.add_argument("-o", "--out", required=True,
                    help="output image, .jpg/.jpeg or .png, upright with the photo's colour profile (written "
                         "atomically); for a folder of photos, the output folder")
-    b.add_argument("--mask", default=AUTO,
-                   help="coarse person mask of the photo (white = person); 'auto' (default): found by the person "
-                        "segmenter (people only); 'none': no mask, the network decides every pixel")
+    b.add_argument("--mask", default=None,
+                   help="coarse person mask of the photo (white = person); 'auto' (default without --trimap): found "
+                        "by the person segmenter (people only); 'none': no mask, the network decides every pixel")
     b.add_argument("--overwrite", action="store_true", help="replace outputs that exist already")
     b.add_argument("--format", choices=["jpg", "png"], default="jpg",
                    help=f"output format for a folder (default jpg); {NAMING}")
@@ -58,13 +58,15 @@ def run(args: argparse.Namespace) -> int:
     if args.refine < 0:
         raise ValueError(f"--refine must be a number of tiles >= 0, got {args.refine}")
     folder = Path(args.photo).is_dir()
-    if folder and (args.trimap or args.mask not in (AUTO, "none")):
+    if folder and (args.trimap or args.mask not in (None, AUTO, "none")):
         raise DataError("a folder takes --mask auto or --mask none; --mask FILE and --trimap are for one photo",
                         args.photo)
     if folder or options or args.refine != DEFAULT_REFINEMENT.tiles:   # one model for every photo
         refinement = Refinement(tiles=args.refine, zoom=DEFAULT_REFINEMENT.zoom) if args.refine else None
         artifact = Matter.from_artifact(artifact, backend_options=options, refinement=refinement)
-    mask = None if args.mask == "none" else args.mask
+    # the segmenter unless told otherwise; a trimap needs no mask (only a mask FILE given beside it is "both")
+    mask = AUTO if args.mask is None else args.mask
+    mask = None if mask == "none" or (args.trimap and mask == AUTO) else mask
     segmenter = PersonSegmenter() if folder and mask == AUTO and not args.trimap else None
 
     def render(photo, out) -> dict[str, float]:
