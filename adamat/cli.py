@@ -14,7 +14,7 @@ import signal
 import sys
 from contextlib import contextmanager
 
-from adamat.verbosity import set_verbosity
+from adamat.verbosity import plain_warnings, set_verbosity
 from common.errors import DataError
 from export.errors import ExportError
 from runtime.errors import BackendUnavailable
@@ -104,11 +104,13 @@ def sigterm_as_interrupt():
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     process_defaults()
-    set_verbosity(_verbose_in(argv))   # before the command's modules load
-    args = build_parser(only=_command_in(argv)).parse_args(argv)
-    args.argv = argv   # what a command that starts other processes hands them (adamat train --nproc)
-    with sigterm_as_interrupt():
-        return _run(args)
+    verbose = _verbose_in(argv)
+    with plain_warnings(verbose):   # a library's warning at import time too
+        set_verbosity(verbose)   # before the command's modules load
+        args = build_parser(only=_command_in(argv)).parse_args(argv)
+        args.argv = argv   # what a command that starts other processes hands them (adamat train --nproc)
+        with sigterm_as_interrupt():
+            return _run(args)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -3,13 +3,17 @@
 Libraries the pipeline uses announce routine work at INFO level: NNCF a line per quantization step
 (``INFO:nncf:...``) during exports, coremltools its conversion passes, OpenCV its plugins, LiteRT its CPU
 delegate (on the native stderr: :mod:`runtime.person_mask` holds that back unless its logger is at INFO).
-Warnings and errors always show; progress bars are the commands' own.
+Warnings and errors always show; progress bars are the commands' own. A Python warning is one line,
+``warning: <message>`` (:func:`plain_warnings`), not the source line that raised it; ``-v`` adds its category
+and origin.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import warnings
+from contextlib import contextmanager
 
 
 def set_verbosity(verbose: bool) -> None:
@@ -24,3 +28,23 @@ def set_verbosity(verbose: bool) -> None:
         # (NNCF sets INFO on "nncf" with a handler of its own).
         logging.disable(logging.INFO)
         os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+
+
+def warning_line(message, category: type[Warning], filename: str, lineno: int, verbose: bool = False) -> str:
+    """A warning as the command line prints it: ``warning: <message>``, one line (the message's lines joined),
+    with ``(<category> at <file>:<line>)`` when ``verbose``."""
+    text = " ".join(line.strip() for line in str(message).splitlines() if line.strip())
+    origin = f" ({category.__name__} at {filename}:{lineno})" if verbose else ""
+    return f"warning: {text}{origin}\n"
+
+
+@contextmanager
+def plain_warnings(verbose: bool = False):
+    """Python warnings printed by :func:`warning_line` while the block runs (the command line's entry)."""
+    previous = warnings.formatwarning
+    warnings.formatwarning = lambda message, category, filename, lineno, line=None: warning_line(
+        message, category, filename, lineno, verbose)
+    try:
+        yield
+    finally:
+        warnings.formatwarning = previous

@@ -3,6 +3,7 @@ the output path while a render runs, SIGTERM during the final write, noise and s
 
 import errno
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -159,3 +160,24 @@ def test_a_trimap_alone_is_not_a_trimap_and_a_mask(tiny_checkpoint, tmp_path, ca
                      str(tmp_path / "o.jpg"), "--artifact", str(tiny_checkpoint), "--refine", "0"]) == 0
     assert [str(w.message) for w in caught] == []                     # the default --mask was not "given"
     assert capsys.readouterr().err == ""
+
+
+def test_a_warning_is_one_plain_line_without_its_source(tiny_checkpoint, tmp_path):
+    cv2.imwrite(str(tmp_path / "p.png"), photo((40, 40, 220)))
+    trimap = np.full((48, 64), 128, np.uint8)
+    trimap[:8], trimap[-8:] = 0, 255
+    cv2.imwrite(str(tmp_path / "t.png"), trimap)
+    cv2.imwrite(str(tmp_path / "m.png"), (trimap > 100).astype(np.uint8) * 255)
+    run = subprocess.run([sys.executable, "-m", "adamat.cli", "bokeh", str(tmp_path / "p.png"), "--trimap",
+                          str(tmp_path / "t.png"), "--mask", str(tmp_path / "m.png"), "-o", str(tmp_path / "o.jpg"),
+                          "--artifact", str(tiny_checkpoint), "--refine", "0"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert re.fullmatch(r"warning: both a trimap and a mask were given[^\n]*\n", run.stderr), run.stderr
+
+
+def test_warning_line():
+    from adamat.verbosity import warning_line
+
+    assert warning_line("two\n  lines ", UserWarning, "/x/y.py", 3) == "warning: two lines\n"
+    assert warning_line("w", RuntimeWarning, "/x/y.py", 3, verbose=True) == "warning: w (RuntimeWarning at /x/y.py:3)\n"
