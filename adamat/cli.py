@@ -16,6 +16,7 @@ from contextlib import contextmanager
 
 from adamat.verbosity import plain_warnings, set_verbosity
 from common.errors import DataError
+from common.outputs import folders_made, remove_made_folders
 from export.errors import ExportError
 from runtime.errors import BackendUnavailable
 
@@ -114,6 +115,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    """The command, its bad input as one line; a run that fails removes the output folders it made and left
+    empty (``bokeh -o new/dirs/out.jpg`` on a corrupt photo leaves no ``new/``)."""
+    mark, code = folders_made(), 1
+    try:
+        code = _run_command(args)
+        return code
+    finally:
+        if code != 0:
+            remove_made_folders(mark)
+
+
+def _run_command(args: argparse.Namespace) -> int:
     try:
         return args.func(args)
     except (DataError, ValueError, FileNotFoundError, ExportError, BackendUnavailable) as e:   # bad input: one line

@@ -29,18 +29,42 @@ def check_writable(final: str | Path) -> Path:
     return final
 
 
+_MADE: list[Path] = []   # the folders check_folder made in this process, in the order made
+
+
 def check_folder(folder: str | Path, name: str | Path | None = None) -> Path:
     """``folder``, made if needed, once files can be written in it; DataError naming ``name`` (the output
-    being written, default the folder) otherwise."""
+    being written, default the folder) otherwise. The folders it makes are remembered, so that a run that
+    fails can remove those it left empty (:func:`remove_made_folders`)."""
     folder = Path(folder)
     name = folder if name is None else name
+    missing = [p for p in reversed((folder, *folder.parents)) if not p.exists()]   # outermost first
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:   # a parent is a file (FileExistsError / NotADirectoryError), or no permission
         raise DataError(f"cannot create the folder {folder}: {e.strerror or e}", name) from None
+    finally:
+        _MADE.extend(p for p in missing if p.is_dir())
     if not os.access(folder, os.W_OK | os.X_OK):
         raise DataError(f"cannot write here: no permission to write in {folder} (or a read-only file system)", name)
     return folder
+
+
+def folders_made() -> int:
+    """A mark for :func:`remove_made_folders`: how many folders :func:`check_folder` has made so far."""
+    return len(_MADE)
+
+
+def remove_made_folders(since: int = 0) -> None:
+    """Remove the folders :func:`check_folder` made after the mark ``since`` that are still empty, innermost
+    first: what a failed command made for its outputs and never filled. A folder that holds anything (or that
+    cannot be removed) stays."""
+    for folder in reversed(_MADE[since:]):
+        try:
+            folder.rmdir()
+        except OSError:
+            pass
+    del _MADE[since:]
 
 
 def inside(folder: str | Path, name: str) -> Path:

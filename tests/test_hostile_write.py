@@ -181,3 +181,22 @@ def test_warning_line():
 
     assert warning_line("two\n  lines ", UserWarning, "/x/y.py", 3) == "warning: two lines\n"
     assert warning_line("w", RuntimeWarning, "/x/y.py", 3, verbose=True) == "warning: w (RuntimeWarning at /x/y.py:3)\n"
+
+
+def test_a_failed_run_removes_the_output_folders_it_made(tiny_checkpoint, tmp_path, capsys):
+    (tmp_path / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    (tmp_path / "kept").mkdir()                                       # there before the run: stays
+    for out in (tmp_path / "new" / "dirs" / "out.jpg", tmp_path / "kept" / "sub" / "out.jpg"):
+        assert bokeh(tiny_checkpoint, tmp_path / "corrupt.jpg", "-o", out) == 2
+        assert "corrupt.jpg" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
+    assert (tmp_path / "kept").is_dir() and list((tmp_path / "kept").iterdir()) == []
+
+    bad = tmp_path / "bad"                                            # photos without ground truth
+    (bad / "image").mkdir(parents=True)
+    cv2.imwrite(str(bad / "image" / "p1.png"), photo((40, 40, 220)))
+    assert main(["eval", str(bad), "--out", str(tmp_path / "results" / "eval"), "--artifacts",
+                 str(tiny_checkpoint)]) == 2
+    assert "error: " in capsys.readouterr().err
+    assert not (tmp_path / "results").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad", "corrupt.jpg", "kept"]
