@@ -66,21 +66,20 @@ def bokeh_folder(folder: Path, out_dir: Path, render: Callable[[Path, Path], dic
     if len({name.casefold() for name in names.values()}) != len(photos):   # never: one render would replace another
         raise AssertionError(f"output names are not distinct: {sorted(names.values())}")
     written, failed, timings = [], [], {}
-    bar = tqdm(photos, desc="bokeh", unit="photo", file=sys.stderr)
-    for photo in bar:
-        name = names[photo]
-        try:
-            stages = render(photo, out_dir / name)
-        except KeyboardInterrupt:
-            raise
-        except Exception as e:   # one photo's problem, whatever it is, must not stop the others
-            message = str(e) if isinstance(e, (ValueError, OSError)) else f"{type(e).__name__}: {e}"
-            message = message if str(photo) in message or photo.name in message else f"{photo}: {message}"
-            failed.append((photo, message))
-            bar.write(f"error: {message}", file=sys.stderr)
-            continue
-        written.append((photo, out_dir / name))
-        for stage, seconds in stages.items():
-            timings[stage] = timings.get(stage, 0.0) + seconds
-    bar.close()
+    with tqdm(photos, desc="bokeh", unit="photo", file=sys.stderr) as bar:   # closed before "interrupted"
+        for photo in bar:
+            name = names[photo]
+            try:
+                stages = render(photo, out_dir / name)
+            except KeyboardInterrupt:
+                raise
+            except Exception as e:   # one photo's problem, whatever it is, must not stop the others
+                message = str(e) if isinstance(e, (ValueError, OSError)) else f"{type(e).__name__}: {e}"
+                message = message if str(photo) in message or photo.name in message else f"{photo}: {message}"
+                failed.append((photo, message))
+                bar.write(f"error: {message}", file=sys.stderr)
+                continue
+            written.append((photo, out_dir / name))
+            for stage, seconds in stages.items():
+                timings[stage] = timings.get(stage, 0.0) + seconds
     return written, failed, timings

@@ -2,6 +2,7 @@
 the output path while a render runs, SIGTERM during the final write, noise and small lies of the command line."""
 
 import errno
+import io
 import os
 import re
 import signal
@@ -200,3 +201,36 @@ def test_a_failed_run_removes_the_output_folders_it_made(tiny_checkpoint, tmp_pa
     assert "error: " in capsys.readouterr().err
     assert not (tmp_path / "results").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad", "corrupt.jpg", "kept"]
+
+
+class Terminal(io.StringIO):
+    """stderr as a terminal shows it to tqdm."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_an_error_during_a_progress_bar_is_a_line_of_its_own(tiny_checkpoint, tmp_path, monkeypatch):
+    import runtime.pipeline
+
+    folder = tmp_path / "set"                                           # ground truth of the wrong size
+    for sub in ("image", "alpha"):
+        (folder / sub).mkdir(parents=True)
+    cv2.imwrite(str(folder / "image" / "p1.png"), photo((40, 40, 220)))
+    cv2.imwrite(str(folder / "alpha" / "p1.png"), np.zeros((30, 40), np.uint8))
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    assert main(["eval", str(folder), "--out", str(tmp_path / "eval"), "--artifacts", str(tiny_checkpoint),
+                 "--baselines"]) == 2
+    lines = [line for line in sys.stderr.getvalue().split("\n") if "error:" in line]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "alpha" in lines[0], sys.stderr.getvalue()
+
+    def interrupt(*_, **__):
+        raise KeyboardInterrupt
+
+    cv2.imwrite(str(tmp_path / "p.png"), photo((40, 40, 220)))         # Ctrl-C during a folder's bar
+    monkeypatch.setattr(runtime.pipeline, "render_bokeh", interrupt)
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    (tmp_path / "photos").mkdir()
+    cv2.imwrite(str(tmp_path / "photos" / "a.png"), photo((40, 40, 220)))
+    assert bokeh(tiny_checkpoint, tmp_path / "photos", "-o", tmp_path / "out") == 130
+    assert sys.stderr.getvalue().endswith("\ninterrupted\n"), repr(sys.stderr.getvalue())

@@ -89,9 +89,8 @@ def run(args) -> int:
         methods += [Model.open(a, None) for a in args.artifacts]
     methods += [ClosedForm(args.closed_form_cap) if b == "closed-form" else BASELINES[b]() for b in args.baselines]
     settings = EvalSettings(args.protocol, args.recipe, args.seed, args.long_side)
-    bar = tqdm(total=len(folder), desc="eval", unit="image", file=sys.stderr)
-    result = evaluate_folder(folder, methods, settings, progress=lambda _: bar.update())
-    bar.close()
+    with tqdm(total=len(folder), desc="eval", unit="image", file=sys.stderr) as bar:   # closed before any error line
+        result = evaluate_folder(folder, methods, settings, progress=lambda _: bar.update())
     print(markdown(result), end="")
     for path in write_results(result, Path(args.out)):
         print(f"wrote {path}")
