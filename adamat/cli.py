@@ -14,6 +14,7 @@ import signal
 import sys
 from contextlib import contextmanager
 
+from adamat.progress import plain_progress_off_terminal
 from adamat.verbosity import plain_warnings, set_verbosity
 from common.errors import DataError
 from common.outputs import folders_made, remove_made_folders
@@ -106,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     process_defaults()
     verbose = _verbose_in(argv)
+    plain_progress_off_terminal()   # progress bars in a log or a pipe: plain lines, not redraws
     with plain_warnings(verbose):   # a library's warning at import time too
         set_verbosity(verbose)   # before the command's modules load
         args = build_parser(only=_command_in(argv)).parse_args(argv)

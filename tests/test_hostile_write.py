@@ -234,3 +234,45 @@ def test_an_error_during_a_progress_bar_is_a_line_of_its_own(tiny_checkpoint, tm
     cv2.imwrite(str(tmp_path / "photos" / "a.png"), photo((40, 40, 220)))
     assert bokeh(tiny_checkpoint, tmp_path / "photos", "-o", tmp_path / "out") == 130
     assert sys.stderr.getvalue().endswith("\ninterrupted\n"), repr(sys.stderr.getvalue())
+
+
+# ------------------------------------------------------------------------- progress bars in a log or a pipe
+def test_progress_bars_in_a_pipe_are_plain_lines(tiny_checkpoint, tmp_path):
+    (tmp_path / "photos").mkdir()
+    for name in ("a.png", "b.png", "c.png"):
+        cv2.imwrite(str(tmp_path / "photos" / name), photo((40, 40, 220)))
+    run = subprocess.run([sys.executable, "-m", "adamat.cli", "bokeh", str(tmp_path / "photos"), "-o",
+                          str(tmp_path / "out"), "--artifact", str(tiny_checkpoint), "--mask", "none", "--refine", "0"],
+                         cwd=ROOT, capture_output=True, timeout=300)   # bytes: text mode would turn \r into \n
+    err = run.stderr.decode()
+    assert run.returncode == 0, err
+    assert "\r" not in err and "\x1b" not in err, repr(err)
+    lines = err.splitlines()
+    assert lines[0].startswith("bokeh:   0% 0/3") and lines[-1].startswith("bokeh: 100% 3/3"), lines
+
+
+def test_a_bar_off_a_terminal_prints_a_line_every_few_percent(monkeypatch):
+    from tqdm import tqdm
+
+    from adamat import progress
+
+    progress.plain_progress_off_terminal()
+    log = io.StringIO()
+    for _ in tqdm(range(5000), desc="train", unit="step", file=log, mininterval=0):
+        pass
+    lines = log.getvalue().splitlines()
+    assert "\r" not in log.getvalue() and 10 <= len(lines) <= 12, lines      # the start, each 10 %, the end
+    assert lines[0].startswith("train:   0% 0/5000") and lines[-1].startswith("train: 100% 5000/5000")
+
+    monkeypatch.setattr(progress, "PLAIN_SECONDS", 0.0)                      # and every PLAIN_SECONDS
+    log = io.StringIO()
+    with tqdm(total=None, desc="sets", file=log, mininterval=0) as bar:
+        bar.update(3)
+        tqdm.write("a log line", file=log)                                    # between the bar's lines
+    assert "a log line" in log.getvalue().splitlines() and "\r" not in log.getvalue()
+
+    screen = Terminal()                                                       # a terminal: redrawn in place
+    for _ in tqdm(range(10), file=screen, mininterval=0):
+        pass
+    assert "\r" in screen.getvalue()
+
