@@ -6,13 +6,18 @@ keeps the precision policy's layers in float (NNCF ``IgnoredScope``). The accura
 validates with −SAD (Composition-1k, unknown region) on the composited validation set and reverts the most
 sensitive layers to float until the absolute drop is within ``max_drop``; when that cannot be met it
 raises, reporting the best drop reached, and writes nothing.
+
+NNCF draws its own progress bars (rich) during quantization: they show where NNCF's INFO logs do
+(``adamat -v``; :func:`nncf_progress`), not by default, neither on a terminal nor as final lines in a log.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +38,33 @@ from export.int8_qdq import check_set_size, ort_alpha_fn
 from export.job import ExportJob, add_export_arguments, composited_set
 from export.onnx_target import export_onnx_target
 from export.precision import PrecisionPolicy
+
+
+@contextmanager
+def nncf_progress():
+    """NNCF's progress bars while the block runs only where NNCF's INFO logs show: ``adamat -v``, or a
+    program that has not quieted logging (the command line's default, :mod:`adamat.verbosity`, has). NNCF
+    builds every bar through ``nncf.common.logging.track_progress.track``, whose ``disable`` its callers never
+    set: it is set here. Where that module is missing (another NNCF), the bars are NNCF's."""
+    if logging.getLogger("nncf").isEnabledFor(logging.INFO):
+        yield
+        return
+    try:
+        from nncf.common.logging.track_progress import track
+    except ImportError:
+        yield
+        return
+    init = track.__init__
+
+    def quiet(self, *args, **kwargs):
+        init(self, *args, **{**kwargs, "disable": True})
+
+    track.__init__ = quiet
+    try:
+        yield
+    finally:
+        track.__init__ = init
+
 
 TARGET = TARGETS["openvino"]
 PRECISIONS = (*TARGET.precisions, Precision.INT8_ACC)   # int8-acc on request: each reverted layer costs a pass
@@ -108,8 +140,9 @@ def export_openvino(fp32_onnx: str | Path, out_dir: str | Path, precision: str, 
         scope = policy.openvino_scope(ov_model)
         calib = nncf.Dataset(_items(calib_set), _encoded)
         if precision == "int8":
-            ov_model = nncf.quantize(ov_model, calib, preset=nncf.QuantizationPreset.MIXED,
-                                     subset_size=min(subset_size, len(calib_set)), ignored_scope=scope)
+            with nncf_progress():
+                ov_model = nncf.quantize(ov_model, calib, preset=nncf.QuantizationPreset.MIXED,
+                                         subset_size=min(subset_size, len(calib_set)), ignored_scope=scope)
         else:
             val_items = _items(val_set, val_limit)
 
@@ -118,12 +151,13 @@ def export_openvino(fp32_onnx: str | Path, out_dir: str | Path, precision: str, 
                 return -sad["SAD"]
 
             try:
-                ov_model = nncf.quantize_with_accuracy_control(
-                    ov_model, calib, nncf.Dataset(val_items, _encoded), validation_fn=validation_fn,
-                    max_drop=max_drop, drop_type=nncf.DropType.ABSOLUTE, preset=nncf.QuantizationPreset.MIXED,
-                    subset_size=min(subset_size, len(calib_set)), ignored_scope=scope,
-                    advanced_accuracy_restorer_parameters=AdvancedAccuracyRestorerParameters(
-                        max_num_iterations=max_iterations, ranking_subset_size=min(len(val_items), 300)))
+                with nncf_progress():
+                    ov_model = nncf.quantize_with_accuracy_control(
+                        ov_model, calib, nncf.Dataset(val_items, _encoded), validation_fn=validation_fn,
+                        max_drop=max_drop, drop_type=nncf.DropType.ABSOLUTE, preset=nncf.QuantizationPreset.MIXED,
+                        subset_size=min(subset_size, len(calib_set)), ignored_scope=scope,
+                        advanced_accuracy_restorer_parameters=AdvancedAccuracyRestorerParameters(
+                            max_num_iterations=max_iterations, ranking_subset_size=min(len(val_items), 300)))
             except RuntimeError as e:
                 raise ExportError(f"accuracy-controlled INT8 failed: {e}") from None
         manifest.calibration = {"set": str(calib_set.path), "key": calib_set.meta.get("key"),

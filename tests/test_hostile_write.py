@@ -276,3 +276,28 @@ def test_a_bar_off_a_terminal_prints_a_line_every_few_percent(monkeypatch):
         pass
     assert "\r" in screen.getvalue()
 
+
+def test_nncf_progress_bars_follow_its_logs(capsys):
+    import logging
+
+    import nncf
+    import openvino as ov
+    from openvino import opset13 as ops
+
+    from export.openvino_ir import nncf_progress
+
+    x = ops.parameter([1, 3, 8, 8], np.float32, name="x")
+    conv = ops.convolution(x, ops.constant(np.ones((4, 3, 3, 3), np.float32)), [1, 1], [1, 1], [1, 1], [1, 1])
+    data = nncf.Dataset([np.random.default_rng(i).random((1, 3, 8, 8), np.float32) for i in range(3)])
+    previous = logging.root.manager.disable
+    try:
+        logging.disable(logging.INFO)                                         # adamat's default: quiet
+        with nncf_progress():
+            nncf.quantize(ov.Model([conv], [x]), data, subset_size=3)
+        assert "Statistics collection" not in capsys.readouterr().out
+        logging.disable(logging.NOTSET)                                       # adamat -v: NNCF's own bars
+        with nncf_progress():
+            nncf.quantize(ov.Model([conv], [x]), data, subset_size=3)
+        assert "Statistics collection" in capsys.readouterr().out
+    finally:
+        logging.disable(previous)
