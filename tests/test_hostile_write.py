@@ -301,3 +301,24 @@ def test_nncf_progress_bars_follow_its_logs(capsys):
         assert "Statistics collection" in capsys.readouterr().out
     finally:
         logging.disable(previous)
+
+
+# ----------------------------------------------------------------------------------- the README, a manual
+def _anchors(markdown: str) -> set[str]:
+    """GitHub's anchors of a markdown file's headings."""
+    return {re.sub(r"[^\w\- ]", "", line.lstrip("#").strip().lower()).replace(" ", "-")
+            for line in markdown.splitlines() if line.startswith("#")}
+
+
+def test_the_readme_is_a_manual_of_at_most_300_lines_and_its_docs_links_hold():
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= 300
+    links = re.findall(r"\]\((docs/[^)#\s]+)(?:#([^)\s]+))?\)", readme)
+    assert {"docs/PHONE_PATH.md", "docs/TRAINING.md", "docs/INT8_VARIANT.md", "docs/ON_DEVICE.md"} <= {
+        path for path, _ in links}
+    for path, anchor in links:
+        assert (ROOT / path).is_file(), path
+        assert not anchor or anchor in _anchors((ROOT / path).read_text()), f"{path}#{anchor}"
+    for doc in (ROOT / "docs").glob("*.md"):   # and the docs' links back to the README
+        for anchor in re.findall(r"\]\(\.\./README\.md#([^)\s]+)\)", doc.read_text()):
+            assert anchor in _anchors(readme), f"{doc.name}: README.md#{anchor}"
