@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from calib_data.io import decode_image
 from calib_data.procedural import fractal_noise
 from common.errors import DataError
 
@@ -93,13 +94,7 @@ def load_background(path: str | Path) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise DataError("background image does not exist", path)
-    try:
-        data = np.fromfile(path, np.uint8)
-    except OSError as e:
-        raise DataError(f"cannot read background image: {e.strerror or e}", path) from None
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if image is None or image.size == 0:
-        raise DataError("not a readable image (corrupt or unsupported format)", path)
+    image = decode_image(path)   # the size checked from the header first, as for every image read
     if image.ndim == 3 and image.shape[2] in (3, 4):
         image = cv2.cvtColor(image[..., :3], cv2.COLOR_BGR2RGB)
     try:

@@ -12,12 +12,14 @@
 from __future__ import annotations
 
 import io
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from calib_data.io import MAX_PIXELS, open_header
 from common.errors import DataError
 
 HEIF_SUFFIXES = (".heic", ".heif", ".hif")
@@ -42,15 +44,33 @@ def is_heif(path: Path) -> bool:
     return path.suffix.lower() in HEIF_SUFFIXES
 
 
+def is_heif_file(path: Path) -> bool:
+    """Whether the file holds a HEIC/HEIF image whatever its name (read from its header when pillow-heif is
+    installed)."""
+    if "HEIF" not in Image.OPEN:
+        return False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path, formats=("HEIF",)):
+                return True
+    except Image.DecompressionBombError:   # a HEIF image, and a huge one: read_pillow says how large
+        return True
+    except Exception:
+        return False
+
+
 def read_pillow(path: str | Path) -> np.ndarray:
     """Decode a file that Pillow reads and OpenCV does not (HEIC/HEIF): uint8 (H, W, 3) RGB or (H, W, 4)
-    RGBA, upright. DataError naming the file and the problem otherwise."""
+    RGBA, upright; one of more than :data:`calib_data.io.MAX_PIXELS` is refused from its header, before
+    decoding. DataError naming the file and the problem otherwise."""
     path = Path(path)
     register_heif()
     if is_heif(path) and "HEIF" not in Image.OPEN:
         raise DataError("HEIC/HEIF photos need pillow-heif: pip install pillow-heif", path)
+    im = open_header(path, path, None, MAX_PIXELS)   # the size from the header, checked before decoding
     try:
-        with Image.open(path) as im:
+        with im:
             im.load()
             rgb = im.convert("RGBA" if "A" in im.getbands() else "RGB")
     except (OSError, ValueError, SyntaxError) as e:

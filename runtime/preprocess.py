@@ -37,17 +37,16 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from calib_data.io import check_trimap, decode_image
+from calib_data.io import MAX_PIXELS, UNREADABLE, check_pixels, check_trimap, decode_image
 from calib_data.trimaps import UNKNOWN, trimap_from_mask
 from common.encoding import encode_inputs
 from common.errors import DataError
-from runtime.photo_files import PHOTO_SUFFIXES, is_heif, read_pillow, register_heif
+from runtime.photo_files import PHOTO_SUFFIXES, is_heif, is_heif_file, read_pillow, register_heif
 
 ImageInput = Union[str, Path, np.ndarray]
 
 ASPECT_TOLERANCE = 0.01   # a mask/trimap is resized to the photo only if the aspect ratios agree this well
 MIN_SIDE = 8              # smaller photos carry nothing to matte
-MAX_PIXELS = 50_000_000   # larger photos are refused before decoding (a 12-MP photo is 12,192,768 pixels)
 MAX_BAND = 2048           # px: an unknown band wider than this around a mask is no longer a band
 # A segmenter's mask is uncertain by about a pixel of its own resolution, and a 256-px mask on a 4032-px photo
 # is 16 photo pixels per mask pixel: the default band reaches this many mask pixels each side of the edge,
@@ -80,37 +79,18 @@ def exif_orientation(path: str | Path) -> int:
     return value if value in _UPRIGHT else 1
 
 
-def check_pixels(width: int, height: int, path: Path | None = None) -> None:
-    """DataError for a photo over :data:`MAX_PIXELS`: its float copies alone would take gigabytes."""
-    if width * height > MAX_PIXELS:
-        raise DataError(f"photo is {width}x{height} ({width * height / 1e6:.0f} megapixels); the limit is "
-                        f"{MAX_PIXELS / 1e6:.0f} megapixels: scale it down first", path)
-
-
 def read_image(path: str | Path) -> np.ndarray:
     """Decode an image file upright, at its native dtype, as (H, W) gray, (H, W, 3) RGB or (H, W, 4) RGBA.
-    A file of more than :data:`MAX_PIXELS` is refused from its header, before decoding."""
+    A file of more than :data:`MAX_PIXELS` is refused from its header, before decoding, and so is a format
+    whose header is not read (:func:`calib_data.io.decode_image`)."""
     path = Path(path)
     register_heif()
-    fmt = None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                size, fmt = im.size, im.format
-    except Image.DecompressionBombError:
-        raise DataError(f"photo is larger than {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels; the limit is "
-                        f"{MAX_PIXELS / 1e6:.0f} megapixels: scale it down first", path) from None
-    except OSError:   # a format Pillow does not read: OpenCV decodes it (or names the problem) below
-        size = None
-    if size is not None:
-        check_pixels(*size, path)
-    if fmt == "HEIF" or is_heif(path):   # OpenCV does not decode HEIC; libheif returns it upright
+    if is_heif(path) or is_heif_file(path):   # OpenCV does not decode HEIC; libheif returns it upright
         return read_pillow(path)
     try:
-        img = decode_image(path)
+        img = decode_image(path, max_pixels=MAX_PIXELS)
     except DataError as e:
-        if path.is_file() and path.suffix.lower() not in PHOTO_SUFFIXES and path.stat().st_size:
+        if e.problem == UNREADABLE and path.suffix.lower() not in PHOTO_SUFFIXES:
             raise DataError(f"unsupported image format {path.suffix or '(no suffix)'!r}: photos are "
                             f"{', '.join(PHOTO_SUFFIXES)}", path) from None
         raise e
@@ -165,7 +145,7 @@ def to_rgb(arr: np.ndarray, path: Path | None = None) -> np.ndarray:
         raise DataError(f"photo must be (H, W) gray, (H, W, 3) RGB or (H, W, 4) RGBA, got shape {arr.shape}", path)
     if min(arr.shape[:2]) < MIN_SIDE:
         raise DataError(f"photo is {arr.shape[1]}x{arr.shape[0]}; both sides must be at least {MIN_SIDE} px", path)
-    check_pixels(arr.shape[1], arr.shape[0], path)
+    check_pixels(arr.shape[1], arr.shape[0], path, what="photo")
     return to_unit_float(arr, "photo", path)
 
 

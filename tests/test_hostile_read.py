@@ -1,0 +1,139 @@
+"""Hostile files on the reading side: decompression bombs in every format a decoder accepts, manifests of the
+wrong shape, unreadable dataset files, and a baseline that cannot run on one photo of an evaluation."""
+
+import json
+import re
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from adamat.cli import main
+from calib_data.backgrounds import load_background
+from calib_data.io import read_alpha, read_rgb, read_trimap
+from common.errors import DataError
+from common.manifest import Manifest, ManifestError, load_manifest, manifest_path, write_manifest
+from evaluation.datasets import EvalFolder
+from evaluation.folder_eval import EvalSettings, evaluate_folder, markdown
+from evaluation.methods import ClosedForm
+from runtime.matter import Matter
+from runtime.preprocess import make_trimap, read_image
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+GF_RATIO = Path(__file__).resolve().parents[2] / "shared" / "tools" / "gf_ratio.py"
+
+
+# ------------------------------------------------------------------------------------------------ files
+def radiance_hdr(width, height, rows=None):
+    """A Radiance HDR file of ``width`` x ``height`` grey pixels, run-length encoded (10000 x 10000: 6.4 MB,
+    3.6 GB once OpenCV decodes it as float32 RGB); only its first ``rows`` scanlines when given."""
+    runs, left = [], width
+    while left:
+        n = min(127, left)
+        runs += [128 + n, 128]
+        left -= n
+    line = bytes([2, 2, width >> 8, width & 255]) + bytes(runs) * 4
+    header = f"#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y {height} +X {width}\n".encode()
+    return header + line * (height if rows is None else rows)
+
+
+def png_header(width, height):
+    """A PNG with no pixel data: the header says what it would decode to."""
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+
+
+@pytest.fixture
+def no_decoding(monkeypatch):
+    """Fail the test if any pixel is decoded by OpenCV."""
+    def decoded(*args, **kwargs):
+        raise AssertionError("the file was decoded")
+    monkeypatch.setattr(cv2, "imdecode", decoded)
+    monkeypatch.setattr(cv2, "imread", decoded)
+
+
+# Formats OpenCV decodes whose header Pillow does not read (or reads by other rules): each claims 10000 x 10000.
+OPENCV_ONLY = {
+    "Radiance HDR": radiance_hdr(10000, 10000, rows=2),
+    "PFM": b"PF\n10000 10000\n-1.0\n" + bytes(64),
+    "PAM": b"P7\nWIDTH 10000\nHEIGHT 10000\nDEPTH 3\nMAXVAL 255\nTUPLTYPE RGB\nENDHDR\n" + bytes(64),
+    "OpenEXR": b"\x76\x2f\x31\x01" + bytes(64),
+    "Netpbm": b"P5\n10000 10000\n255\n" + bytes(64),
+}
+
+
+@pytest.mark.parametrize("name", list(OPENCV_ONLY))
+def test_formats_whose_size_is_unknown_before_decoding_are_refused_before_decoding(tmp_path, no_decoding, name):
+    bomb = tmp_path / "photo.jpg"
+    bomb.write_bytes(OPENCV_ONLY[name])
+    with pytest.raises(DataError, match=rf"photo.jpg: unsupported image format \({name}\)"):
+        read_image(bomb)
+    for as_mask_or_trimap in ({"mask": bomb}, {"trimap": bomb}):
+        with pytest.raises(DataError, match=rf"unsupported image format \({name}\)"):
+            make_trimap((64, 64), **as_mask_or_trimap)
+    for read in (read_rgb, read_alpha, read_trimap, load_background):    # the dataset readers decode the same way
+        with pytest.raises(DataError, match=rf"unsupported image format \({name}\)"):
+            read(bomb)
+
+
+def test_an_hdr_bomb_is_refused_under_a_memory_cap(tmp_path):
+    """The 6.4 MB file that decodes to gigabytes, read in a process that cannot use 1 GB: refused by its header."""
+    bomb = tmp_path / "photo.jpg"
+    bomb.write_bytes(radiance_hdr(10000, 10000))
+    code = ("import resource, sys\n"
+            "resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))\n"
+            "from runtime.preprocess import read_image\n"
+            "try:\n    read_image(sys.argv[1])\nexcept Exception as e:\n    print(type(e).__name__, e)\n")
+    env = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-c", code, str(bomb)], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[1], env=env)
+    assert done.stdout.startswith("DataError") and "unsupported image format (Radiance HDR)" in done.stdout, \
+        done.stdout + done.stderr
+
+
+def test_a_bomb_through_the_cli_is_one_error_line(tmp_path, capfd):
+    bomb = tmp_path / "photo.jpg"
+    bomb.write_bytes(radiance_hdr(10000, 10000, rows=2))
+    assert main(["bokeh", str(bomb), "-o", str(tmp_path / "o.jpg")]) == 2
+    err = capfd.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: {bomb}: unsupported image format (Radiance HDR)")
+
+
+def test_a_png_bomb_says_its_real_size(tmp_path, no_decoding):
+    bomb = tmp_path / "big.png"
+    bomb.write_bytes(png_header(20000, 20000))           # 400 megapixels: over Pillow's own limit too
+    with pytest.raises(DataError, match=r"big.png: image is 400 megapixels; the limit is 50 megapixels") as e:
+        read_image(bomb)
+    assert "179" not in str(e.value)
+    bomb.write_bytes(png_header(10000, 6000))            # 60 megapixels: under Pillow's limit
+    for read in (read_image, read_rgb, read_alpha, read_trimap):
+        with pytest.raises(DataError, match=r"image is 10000x6000 \(60 megapixels\); the limit is 50"):
+            read(bomb)
+
+
+def test_a_truncated_png_is_one_line_without_the_decoders_own(tmp_path, capfd):
+    photo = tmp_path / "cut.png"
+    cv2.imwrite(str(photo), np.random.default_rng(0).integers(0, 255, (300, 400, 3), dtype=np.uint8))
+    data = photo.read_bytes()
+    photo.write_bytes(data[:len(data) // 2])
+    with pytest.raises(DataError, match="cut.png: not a readable image"):
+        read_image(photo)
+    assert capfd.readouterr().err == ""
+    assert main(["bokeh", str(photo), "-o", str(tmp_path / "o.jpg")]) == 2
+    err = capfd.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: {photo}: not a readable image"), err
+
+
+def test_a_good_photo_is_still_read(tmp_path, capfd):
+    photo = tmp_path / "ok.png"
+    cv2.imwrite(str(photo), np.full((20, 30, 3), (10, 20, 30), np.uint8))
+    assert read_image(photo)[0, 0].tolist() == [30, 20, 10] and capfd.readouterr().err == ""
+
+
