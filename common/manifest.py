@@ -12,6 +12,7 @@ present, unchanged and alone (truncated, damaged, replaced or added files), and,
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -197,22 +198,87 @@ def remove_artifact(artifact: str | Path) -> None:
         artifact.with_suffix(".bin").unlink(missing_ok=True)
 
 
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_text_map(v: Any) -> bool:
+    return isinstance(v, dict) and all(isinstance(x, str) for x in v.values())
+
+
+def _is_text_list(v: Any) -> bool:
+    return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+
+# The shape of a manifest: every key of Manifest -> (test of its JSON value, what it must be).
+SCHEMA: dict[str, tuple[Any, str]] = {
+    "backend": (lambda v: isinstance(v, str), "a string"),
+    "precision": (lambda v: isinstance(v, str), "a string"),
+    "model_config": (lambda v: isinstance(v, dict), "an object (the model config's fields)"),
+    "input_size": (lambda v: isinstance(v, list) and (v == [] or len(v) == 2 and all(_is_int(x) and x > 0 for x in v)),
+                   "[height, width] in pixels"),
+    "batch": (lambda v: (_is_int(v) and v >= 1) or v == "dynamic", 'a positive integer or "dynamic"'),
+    "pu_steps": (lambda v: _is_int(v) and v >= 0, "a whole number"),
+    "encoding_version": (_is_int, "an integer"),
+    "encoding": (_is_text_map, "an object of strings"),
+    "input_names": (_is_text_list, "a list of strings"),
+    "output_names": (_is_text_list, "a list of strings"),
+    "outputs": (_is_text_map, "an object of strings"),
+    "checkpoint_sha256": (lambda v: isinstance(v, str), "a string"),
+    "export_code_sha256": (lambda v: isinstance(v, str), "a string"),
+    "artifact_sha256": (lambda v: isinstance(v, str), "a string"),
+    "files": (_is_text_map, "an object of file names and hashes"),
+    "tools": (_is_text_map, "an object of strings"),
+    "validation": (lambda v: isinstance(v, dict), "an object"),
+    "calibration": (lambda v: v is None or isinstance(v, dict), "an object or null"),
+    "extra": (lambda v: isinstance(v, dict), "an object"),
+    "format": (lambda v: isinstance(v, str), "a string"),
+    "created": (lambda v: isinstance(v, str), "a string"),
+}
+REQUIRED = tuple(f.name for f in dataclasses.fields(Manifest)
+                 if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def parse_manifest(data: bytes, mpath: str | Path) -> Manifest:
+    """A manifest from the bytes of its file, once its shape is :data:`SCHEMA`'s: ManifestError naming
+    ``mpath`` and every problem otherwise (not UTF-8, not JSON, not an object, a missing, unknown or mistyped key)."""
+    try:
+        raw = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise ManifestError(f"{mpath}: unreadable manifest: not UTF-8 text (byte 0x{data[e.start]:02x} at "
+                            f"offset {e.start})") from None
+    except json.JSONDecodeError as e:
+        raise ManifestError(f"{mpath}: unreadable manifest: not JSON: {e}") from None
+    if not isinstance(raw, dict):
+        raise ManifestError(f"{mpath}: invalid manifest: expected a JSON object, got {_shown(raw)}; re-export the "
+                            f"artifact")
+    if raw.get("format") != FORMAT:
+        raise ManifestError(f"{mpath}: unknown manifest format {raw.get('format')!r} (expected {FORMAT!r})")
+    raw.setdefault("export_code_sha256", "")   # written before it was recorded: made by unknown code
+    problems = [f"{k} is missing" for k in REQUIRED if k not in raw]
+    problems += [f"unknown key {k!r}" for k in raw if k not in SCHEMA]
+    problems += [f"{k} must be {what}, got {_shown(raw[k])}" for k, (ok, what) in SCHEMA.items()
+                 if k in raw and not ok(raw[k])]
+    if problems:
+        raise ManifestError(f"{mpath}: invalid manifest: {'; '.join(problems)}; re-export the artifact")
+    return Manifest(**raw)
+
+
 def load_manifest(artifact: str | Path) -> Manifest:
-    """The artifact's manifest, once :func:`verify_files` has checked every file of the artifact against it."""
+    """The artifact's manifest (its shape checked by :func:`parse_manifest`), once :func:`verify_files` has
+    checked every file of the artifact against it."""
     artifact = Path(artifact)
     mpath = manifest_path(artifact)
     if not artifact.exists():
         raise ManifestError(f"{artifact}: artifact not found")
     if not mpath.is_file():
         raise ManifestError(f"{artifact}: no manifest ({mpath.name}) beside it; re-export the artifact")
-    try:
-        raw = json.loads(mpath.read_text())
-        if raw.get("format") != FORMAT:
-            raise ManifestError(f"{mpath}: unknown manifest format {raw.get('format')!r} (expected {FORMAT!r})")
-        raw.setdefault("export_code_sha256", "")   # written before it was recorded: made by unknown code
-        m = Manifest(**raw)
-    except (json.JSONDecodeError, TypeError) as e:
-        raise ManifestError(f"{mpath}: unreadable manifest: {e}") from None
+    m = parse_manifest(mpath.read_bytes(), mpath)
     verify_files(artifact, m)
     return m
 

@@ -137,3 +137,70 @@ def test_a_good_photo_is_still_read(tmp_path, capfd):
     assert read_image(photo)[0, 0].tolist() == [30, 20, 10] and capfd.readouterr().err == ""
 
 
+# ------------------------------------------------------------------------------------------------ manifests
+def _artifact_with_manifest(tmp_path, text: bytes | None = None, **changes):
+    artifact = tmp_path / "m.onnx"
+    artifact.write_bytes(b"not a model")
+    raw = json.loads(Manifest(backend="onnxruntime", precision="fp32", model_config={"name": "tiny"},
+                              input_size=[64, 64]).to_json())
+    raw.update(changes)
+    manifest_path(artifact).write_bytes(json.dumps(raw).encode() if text is None else text)
+    return artifact
+
+
+BAD_MANIFESTS = [
+    (b"null", "invalid manifest: expected a JSON object, got null"),
+    (b"[1, 2]", r"invalid manifest: expected a JSON object, got \[1, 2\]"),
+    (b'"mobile"', 'invalid manifest: expected a JSON object, got "mobile"'),
+    (b"\xff\xfe{}", r"unreadable manifest: not UTF-8 text \(byte 0xff at offset 0\)"),
+    (b"{\"format\": ", "unreadable manifest: not JSON"),
+    ({"model_config": "mobile"}, 'invalid manifest: model_config must be an object \\(the model config\'s fields\\), got "mobile"'),
+    ({"input_size": "512"}, r'invalid manifest: input_size must be \[height, width\] in pixels, got "512"'),
+    ({"input_size": [512]}, r"invalid manifest: input_size must be \[height, width\] in pixels, got \[512\]"),
+    ({"batch": True, "files": []}, 'invalid manifest: batch must be a positive integer or "dynamic", got true; files must be'),
+    ({"mystery": 1}, "invalid manifest: unknown key 'mystery'"),
+]
+
+
+@pytest.mark.parametrize("content, message", BAD_MANIFESTS)
+def test_a_manifest_of_the_wrong_shape_is_one_clear_error_naming_it(tmp_path, capsys, content, message):
+    artifact = (_artifact_with_manifest(tmp_path, content) if isinstance(content, bytes)
+                else _artifact_with_manifest(tmp_path, **content))
+    with pytest.raises(ManifestError, match=rf"^{re.escape(str(manifest_path(artifact)))}: {message}"):
+        load_manifest(artifact)
+    photo = tmp_path / "p.png"
+    cv2.imwrite(str(photo), np.full((64, 64, 3), 128, np.uint8))
+    assert main(["bokeh", str(photo), "--artifact", str(artifact), "--mask", "none", "-o",
+                 str(tmp_path / "o.jpg")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: {manifest_path(artifact)}: ") and "Traceback" not in err
+    assert not (tmp_path / "o.jpg").exists()
+
+
+def test_a_missing_required_key_is_named(tmp_path):
+    artifact = _artifact_with_manifest(tmp_path)
+    raw = json.loads(manifest_path(artifact).read_text())
+    del raw["model_config"]
+    manifest_path(artifact).write_text(json.dumps(raw))
+    with pytest.raises(ManifestError, match="invalid manifest: model_config is missing"):
+        load_manifest(artifact)
+
+
+def test_the_schema_covers_every_manifest_field():
+    import dataclasses
+
+    from common.manifest import SCHEMA
+
+    assert set(SCHEMA) == {f.name for f in dataclasses.fields(Manifest)}
+
+
+def test_a_manifest_whose_model_config_is_not_a_config_is_refused_naming_it(tmp_path):
+    artifact = tmp_path / "m.onnx"
+    artifact.write_bytes(b"not a model")
+    write_manifest(artifact, Manifest(backend="onnxruntime", precision="fp32", model_config={"bogus": 1},
+                                      input_size=[64, 64]))
+    with pytest.raises(ManifestError, match=rf"{re.escape(str(manifest_path(artifact)))}: invalid manifest: bad model_config: "
+                                            r"unknown model config keys: bogus"):
+        Matter.from_artifact(artifact)
+
+

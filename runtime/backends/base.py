@@ -21,7 +21,7 @@ import numpy as np
 from adamatting.config import ModelConfig
 from common.manifest import INPUT_NAMES as MANIFEST_INPUTS
 from common.manifest import OUTPUT_NAMES as MANIFEST_OUTPUTS
-from common.manifest import Manifest, check_expected, load_manifest
+from common.manifest import Manifest, ManifestError, check_expected, load_manifest, manifest_path
 
 # What the runtime itself implements, required of every artifact's manifest: the tensor names it feeds and
 # reads, as the manifest format defines them (the input encoding version is always checked by check_expected).
@@ -83,5 +83,9 @@ class ManifestBackend:
         """The artifact's manifest, every file verified (:func:`common.manifest.load_manifest`) and its facts
         checked against what the runtime implements and ``expect``."""
         manifest = load_manifest(artifact)
+        try:
+            ModelConfig.from_dict(manifest.model_config)
+        except (TypeError, ValueError) as e:
+            raise ManifestError(f"{manifest_path(artifact)}: invalid manifest: bad model_config: {e}") from None
         check_manifest(manifest, artifact, expect)
         return manifest
