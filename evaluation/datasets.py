@@ -8,6 +8,9 @@ Two layouts:
   (0/128/255) and optional ``mask/`` (a coarse person mask, any resolution of the photo's aspect: a
   segmenter's output).
 
+Every file is decoded as the app decodes a photo, mask or trimap (:func:`runtime.preprocess.read_image`: the
+size checked from the header, EXIF orientation applied, a DataError naming any file that cannot be read).
+
 ``long_side`` scales every photo (area or bicubic), its alpha (area or bilinear) and trimaps (nearest) so
 that the long side is that many pixels: the same set at another resolution.
 """
@@ -21,9 +24,9 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from calib_data.io import read_alpha, read_rgb
 from calib_data.readers import AlphaMattingReader
 from common.errors import DataError
+from runtime.preprocess import read_image, to_mask, to_rgb, to_trimap, to_unit_float
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 
@@ -84,18 +87,35 @@ class EvalFolder:
         return EvalImage(s.name, s.image, s.alpha, dict(s.trimaps))
 
     def _read_simple(self, name: str) -> EvalImage:
-        image = read_rgb(_find(self.root / "image", name))
-        alpha = read_alpha(_find(self.root / "alpha", name))
+        image_path, alpha_path = _find(self.root / "image", name), _find(self.root / "alpha", name)
+        image = to_rgb(read_image(image_path), image_path)
+        alpha = _read_alpha(alpha_path)
         if alpha.shape != image.shape[:2]:
-            raise DataError(f"alpha is {alpha.shape[1]}x{alpha.shape[0]} but the photo is "
-                            f"{image.shape[1]}x{image.shape[0]}", self.root / "alpha" / name)
+            raise DataError(f"alpha is {alpha.shape[1]}x{alpha.shape[0]} but the photo ({image_path.name}) is "
+                            f"{image.shape[1]}x{image.shape[0]}", alpha_path)
         item = EvalImage(name, image, alpha)
         if (self.root / "trimap").is_dir():
-            t = cv2.imread(str(_find(self.root / "trimap", name)), cv2.IMREAD_GRAYSCALE)
-            item.trimaps["trimap"] = t
+            path = _find(self.root / "trimap", name)
+            trimap = to_trimap(read_image(path), path)
+            if trimap.shape != alpha.shape:
+                raise DataError(f"trimap is {trimap.shape[1]}x{trimap.shape[0]} but the photo ({image_path.name}) "
+                                f"is {image.shape[1]}x{image.shape[0]}", path)
+            item.trimaps["trimap"] = trimap
         if (self.root / "mask").is_dir():
-            item.mask = read_alpha(_find(self.root / "mask", name))
+            path = _find(self.root / "mask", name)
+            item.mask = to_mask(read_image(path), path)
         return item
+
+
+def _read_alpha(path: Path) -> np.ndarray:
+    """Ground-truth alpha as float32 (H, W) in [0, 1]: a gray file, or one whose colour channels are equal."""
+    arr = read_image(path)
+    if arr.ndim == 3:
+        colour = arr[..., :3] if arr.shape[2] >= 3 else arr
+        if not all(np.array_equal(colour[..., 0], colour[..., c]) for c in range(1, colour.shape[2])):
+            raise DataError("alpha matte has different colour channels; expected a single-channel matte", path)
+        arr = arr[..., 0]
+    return to_unit_float(arr, "alpha", path)
 
 
 def _find(folder: Path, stem: str) -> Path:

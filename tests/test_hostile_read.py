@@ -204,3 +204,58 @@ def test_a_manifest_whose_model_config_is_not_a_config_is_refused_naming_it(tmp_
         Matter.from_artifact(artifact)
 
 
+# ------------------------------------------------------------------------------------------------ evaluation
+def disc(h=48, w=64, seed=0):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:h, :w]
+    alpha = np.clip((1.1 - np.hypot((yy - h / 2) / (h / 3), (xx - w / 2) / (w / 3))) / 0.2, 0, 1).astype(np.float32)
+    photo = alpha[..., None] * np.array([0.9, 0.7, 0.5], np.float32) + (1 - alpha[..., None]) * rng.random((h, w, 3)) * 0.4
+    return photo.astype(np.float32), alpha
+
+
+def eval_folder(root, count=2, trimaps=True, masks=False):
+    for sub in ("image", "alpha") + (("trimap",) if trimaps else ()) + (("mask",) if masks else ()):
+        (root / sub).mkdir(parents=True)
+    for i in range(count):
+        photo, alpha = disc(seed=i)
+        cv2.imwrite(str(root / "image" / f"p{i}.png"), np.rint(photo[..., ::-1] * 255).astype(np.uint8))
+        cv2.imwrite(str(root / "alpha" / f"p{i}.png"), np.rint(alpha * 255).astype(np.uint8))
+        if trimaps:
+            cv2.imwrite(str(root / "trimap" / f"p{i}.png"), make_trimap(alpha.shape, mask=alpha, band=4))
+        if masks:
+            cv2.imwrite(str(root / "mask" / f"p{i}.png"), np.rint(alpha * 255).astype(np.uint8))
+    return root
+
+
+def test_an_unreadable_trimap_stops_the_evaluation_with_one_line(tmp_path, tiny_checkpoint, capsys):
+    folder = eval_folder(tmp_path / "set")
+    (folder / "trimap" / "p1.png").write_text("not an image\n")
+    with pytest.raises(DataError, match=r"trimap/p1.png: not a readable image"):
+        EvalFolder(folder)[1]
+    out = tmp_path / "out"
+    assert main(["eval", str(folder), "--protocol", "trimap", "--artifacts", str(tiny_checkpoint),
+                 "--baselines", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    errors = [line[line.index("error: "):] for line in err.splitlines() if "error: " in line]   # after the bar's
+    assert errors == [f"error: {folder / 'trimap' / 'p1.png'}: not a readable image (corrupt, truncated or "
+                      f"unsupported format)"], err
+    assert not (out / "eval.json").exists()
+
+
+@pytest.mark.parametrize("sub, bad", [("trimap", np.full((48, 64), 77, np.uint8)),
+                                      ("mask", np.zeros((48, 64, 3), np.uint8) + [0, 0, 255]),
+                                      ("alpha", np.zeros((48, 64, 3), np.uint8) + [0, 0, 255])])
+def test_every_dataset_file_is_checked_as_the_app_checks_it(tmp_path, sub, bad):
+    folder = eval_folder(tmp_path / "set", count=1, masks=True)
+    cv2.imwrite(str(folder / sub / "p0.png"), bad.astype(np.uint8))
+    with pytest.raises(DataError, match=rf"{sub}/p0.png: .*(0/128/255|different colour channels)"):
+        EvalFolder(folder)[0]
+
+
+def test_a_size_mismatch_names_the_real_files(tmp_path):
+    folder = eval_folder(tmp_path / "set", count=1)
+    cv2.imwrite(str(folder / "alpha" / "p0.png"), np.zeros((24, 32), np.uint8))
+    with pytest.raises(DataError, match=r"alpha/p0.png: alpha is 32x24 but the photo \(p0.png\) is 64x48"):
+        EvalFolder(folder)[0]
+
+
