@@ -8,8 +8,11 @@
   that band (where the methods differ).
 
 Per image and method: SAD, MSE, Grad, Conn (Composition-1k definitions, :mod:`common.metrics`) and the seconds
-the method took; means per method. Results are data: :func:`write_results` writes ``eval.json`` and
-``eval.md``.
+the method took; means per method. A method that cannot run on a photo (closed-form matting on a trimap without
+background or foreground, say: a :class:`common.errors.DataError`) is n/a there, with its reason: the rest of the
+evaluation goes on, and its means are over the photos where it ran. Results are data: :func:`write_results`
+writes ``eval.json`` (``rows``: every score; ``na``: every method and photo that could not be scored, and why)
+and ``eval.md``.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Callable
 import numpy as np
 
 from calib_data.segmenter_masks import RECIPES, simulate_mask
+from common.errors import DataError
 from common.metrics import compute_all, compute_regions
 from common.outputs import atomic_path, check_writable
 from evaluation.datasets import EvalFolder, EvalImage
@@ -56,16 +60,31 @@ class EvalResult:
     settings: EvalSettings
     methods: list[str]
     rows: list[dict] = field(default_factory=list)
+    na: list[dict] = field(default_factory=list)    # {image, method, where, reason}: could not run there
 
     def means(self) -> list[dict]:
-        """One row per (method, trimap or region) with the mean of every metric and of the seconds."""
-        keys = list(dict.fromkeys((r["method"], r["where"]) for r in self.rows))
+        """One row per (method, trimap or region) with the mean of every metric and of the seconds over the
+        ``images`` where the method ran (None where it ran on none), and ``na``: on how many it could not."""
+        keys = list(dict.fromkeys((r["method"], r["where"]) for r in self.rows + self.na))
         out = []
         for method, where in keys:
             sel = [r for r in self.rows if r["method"] == method and r["where"] == where]
-            out.append({"method": method, "where": where, "images": len(sel),
-                        **{k: float(np.mean([r[k] for r in sel])) for k in (*METRICS, "seconds")}})
+            na = sum(1 for r in self.na if r["method"] == method and r["where"] == where)
+            out.append({"method": method, "where": where, "images": len(sel), "na": na,
+                        **{k: float(np.mean([r[k] for r in sel])) if sel else None for k in (*METRICS, "seconds")}})
         return out
+
+    def na_summary(self) -> list[str]:
+        """One line per method that could not run somewhere: on how many photos, which, and why."""
+        lines = []
+        for method in self.methods:
+            cases = list(dict.fromkeys((r["image"], r["reason"]) for r in self.na if r["method"] == method))
+            if not cases:
+                continue
+            photos = len({image for image, _ in cases})
+            shown = "; ".join(f"{image}: {reason}" for image, reason in cases[:3]) + ("; ..." if len(cases) > 3 else "")
+            lines.append(f"{method}: n/a on {photos} photo{'s' if photos > 1 else ''} ({shown})")
+        return lines
 
 
 def cases(item: EvalImage, settings: EvalSettings) -> list[tuple[str, np.ndarray, np.ndarray | None]]:
@@ -97,12 +116,17 @@ def evaluate_folder(folder: EvalFolder, methods: list, settings: EvalSettings,
     result = EvalResult(str(folder.root), settings, [m.name for m in methods])
     for i, item in enumerate(folder):
         for where, trimap, mask in cases(item, settings):
+            labels = [where] if settings.protocol == "trimap" else ["whole", "band"]
             for m in methods:
                 t0 = time.perf_counter()
-                pred = m.predict(item.image, trimap, mask)
+                try:
+                    pred = m.predict(item.image, trimap, mask)
+                except DataError as e:   # this method cannot run on this photo: n/a here, the rest goes on
+                    result.na += [{"image": item.name, "method": m.name, "where": label, "reason": str(e)}
+                                  for label in labels]
+                    continue
                 seconds = time.perf_counter() - t0
-                for region, metrics in score(pred, item, trimap, settings.protocol).items():
-                    label = where if settings.protocol == "trimap" else region
+                for label, metrics in zip(labels, score(pred, item, trimap, settings.protocol).values()):
                     result.rows.append({"image": item.name, "method": m.name, "where": label, "seconds": seconds,
                                         "size": list(item.alpha.shape), **metrics})
         if progress:
@@ -119,25 +143,33 @@ def markdown(result: EvalResult) -> str:
     lines = [f"# Evaluation of {result.folder}", "", how + (f", long side {s.long_side} px" if s.long_side else
                                                               ", native resolution"), "",
              "| method | where | images | SAD | MSE | Grad | Conn | s/image |", "|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {m['method']} | {m['where']} | {m['images']} | {m['SAD']:.2f} | {m['MSE']:.5f} | {m['Grad']:.2f} | "
-              f"{m['Conn']:.2f} | {m['seconds']:.2f} |" for m in result.means()]
-    wheres = list(dict.fromkeys(r["where"] for r in result.rows))
-    images = list(dict.fromkeys(r["image"] for r in result.rows))
+    lines += [f"| {m['method']} | {m['where']} | {m['images']} | {_num(m['SAD'], '.2f')} | {_num(m['MSE'], '.5f')} | "
+              f"{_num(m['Grad'], '.2f')} | {_num(m['Conn'], '.2f')} | {_num(m['seconds'], '.2f')} |"
+              for m in result.means()]
+    if result.na:
+        lines += ["", "Means are over the photos where each method ran; n/a where it could not:", ""]
+        lines += [f"- {line}" for line in result.na_summary()]
+    wheres = list(dict.fromkeys(r["where"] for r in result.rows + result.na))
+    images = list(dict.fromkeys(r["image"] for r in result.rows + result.na))
     for where in wheres:
         lines += ["", f"SAD per image ({where}):", "", "| image | " + " | ".join(result.methods) + " |",
                   "|---|" + "---|" * len(result.methods)]
         for image in images:
-            sad = {r["method"]: r["SAD"] for r in result.rows if r["image"] == image and r["where"] == where}
-            lines.append(f"| {image} | " + " | ".join(f"{sad[m]:.2f}" if m in sad else "—" for m in result.methods)
-                         + " |")
+            sad = {r["method"]: f"{r['SAD']:.2f}" for r in result.rows if r["image"] == image and r["where"] == where}
+            sad.update({r["method"]: "n/a" for r in result.na if r["image"] == image and r["where"] == where})
+            lines.append(f"| {image} | " + " | ".join(sad.get(m, "—") for m in result.methods) + " |")
     return "\n".join(lines) + "\n"
 
 
+def _num(value: float | None, fmt: str) -> str:
+    return "n/a" if value is None else format(value, fmt)
+
+
 def write_results(result: EvalResult, out_dir: str | Path) -> tuple[Path, Path]:
-    """``eval.json`` (settings, every row, the means) and ``eval.md``, both or neither."""
+    """``eval.json`` (settings, every row, the means, what was n/a) and ``eval.md``, both or neither."""
     files = [check_writable(Path(out_dir) / n) for n in ("eval.json", "eval.md")]
     data = {"format": FORMAT, "folder": result.folder, "settings": vars(result.settings),
-            "methods": result.methods, "means": result.means(), "rows": result.rows}
+            "methods": result.methods, "means": result.means(), "rows": result.rows, "na": result.na}
     with atomic_path(files[0]) as tmp_json, atomic_path(files[1]) as tmp_md:
         tmp_json.write_text(json.dumps(data, indent=1))
         tmp_md.write_text(markdown(result))

@@ -259,3 +259,47 @@ def test_a_size_mismatch_names_the_real_files(tmp_path):
         EvalFolder(folder)[0]
 
 
+def test_a_baseline_that_cannot_run_on_one_photo_is_na_there(tmp_path, tiny_checkpoint, capsys):
+    folder = eval_folder(tmp_path / "set")
+    trimap = cv2.imread(str(folder / "trimap" / "p1.png"), cv2.IMREAD_GRAYSCALE)
+    trimap[trimap == 0] = 128                             # no background pixel: closed-form matting cannot run
+    cv2.imwrite(str(folder / "trimap" / "p1.png"), trimap)
+    out = tmp_path / "out"
+    assert main(["eval", str(folder), "--protocol", "trimap", "--artifacts", str(tiny_checkpoint), "--refine-tiles",
+                 "0", "--baselines", "closed-form", "--closed-form-cap", "4000", "--out", str(out)]) == 0
+    data = json.loads((out / "eval.json").read_text())
+    model, cf = data["methods"]
+    assert cf == "closed-form"
+    assert [(r["image"], r["method"], r["where"]) for r in data["na"]] == [("p1", "closed-form", "trimap")]
+    assert "needs both background (0) and foreground (255)" in data["na"][0]["reason"]
+    assert {(r["image"], r["method"]) for r in data["rows"]} == {("p0", model), ("p1", model), ("p0", cf)}
+    means = {m["method"]: m for m in data["means"]}
+    assert means[cf]["images"] == 1 and means[cf]["na"] == 1 and means[model]["images"] == 2
+    assert means[cf]["SAD"] == pytest.approx([r["SAD"] for r in data["rows"] if r["method"] == cf][0])
+    md = (out / "eval.md").read_text()
+    assert "Means are over the photos where each method ran" in md
+    assert "- closed-form: n/a on 1 photo (p1: closed-form matting needs both background (0)" in md
+    assert "| p1 | " in md and md.split("| p1 | ")[1].split("\n")[0].endswith("| n/a |")
+    assert "closed-form: n/a on 1 photo" in capsys.readouterr().out
+
+
+def test_na_rows_keep_the_json_readable_by_gf_ratio(tmp_path, tiny_checkpoint):
+    """The mask protocol, where closed-form matting cannot run on a photo whose mask covers all of it."""
+    folder = eval_folder(tmp_path / "set", trimaps=False, masks=True)
+    mask = np.full((48, 64), 255, np.uint8)
+    mask[22:26, 30:34] = 0                                # a hole narrower than the band: no background left
+    cv2.imwrite(str(folder / "mask" / "p1.png"), mask)
+    methods = [ClosedForm(cap=4000)]
+    result = evaluate_folder(EvalFolder(folder), methods, EvalSettings("mask"))
+    assert [(r["image"], r["where"]) for r in result.na] == [("p1", "whole"), ("p1", "band")]
+    assert "| closed-form | whole | 1 |" in markdown(result)
+    out = tmp_path / "out"
+    assert main(["eval", str(folder), "--artifacts", str(tiny_checkpoint), "--refine-tiles", "0",
+                 "--closed-form-cap", "4000", "--out", str(out)]) == 0
+    data = json.loads((out / "eval.json").read_text())
+    assert {r["image"] for r in data["na"]} == {"p1"} and {r["method"] for r in data["na"]} == {"closed-form"}
+    if not GF_RATIO.is_file():
+        pytest.skip(f"{GF_RATIO} is not here")
+    done = subprocess.run([sys.executable, str(GF_RATIO), str(out / "eval.json"), "100"], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode in (0, 1) and done.stdout.startswith(("ok:", "short:")), done.stdout + done.stderr
