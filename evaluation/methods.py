@@ -17,14 +17,9 @@ import numpy as np
 from calib_data.readers import estimate_alpha_closed_form
 from runtime.matter import Matter
 from runtime.refine import DEFAULT_REFINEMENT, Refinement
-from runtime.upsample import fast_guided_upsample, snap
+from runtime.mask_prior import guided_mask, mask_at
 
 CLOSED_FORM_CAP = 1_000_000      # pixels: closed-form matting runs on the photo scaled down to this, then up
-GUIDED_FILTER = {"long_side": 512, "radius": 4, "eps": 1e-3}   # the classic phone refinement of a mask
-
-
-def _mask_at(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    return cv2.resize(mask.astype(np.float32), (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
 
 
 @dataclass
@@ -35,24 +30,19 @@ class RawMask:
     needs_mask: bool = True
 
     def predict(self, image: np.ndarray, trimap: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        return (_mask_at(mask, image.shape[:2]) > 0.5).astype(np.float32)
+        return (mask_at(mask, image.shape[:2]) > 0.5).astype(np.float32)
 
 
 @dataclass
 class GuidedFilterMask:
-    """The mask refined by a fast guided filter with the photo as guide (He et al.): coefficients at a long
-    side of 512 px (radius 4, eps 1e-3), applied at full resolution."""
+    """The mask refined by a fast guided filter with the photo as guide (:func:`runtime.mask_prior.guided_mask`):
+    coefficients at a long side of 512 px, applied at full resolution."""
 
     name: str = "guided filter"
     needs_mask: bool = True
 
     def predict(self, image: np.ndarray, trimap: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        h, w = image.shape[:2]
-        s = min(1.0, GUIDED_FILTER["long_side"] / max(h, w))
-        small = (max(1, round(w * s)), max(1, round(h * s)))
-        guide_low = cv2.resize(image, small, interpolation=cv2.INTER_AREA)
-        p_low = cv2.resize(mask.astype(np.float32), small, interpolation=cv2.INTER_LINEAR)
-        return snap(fast_guided_upsample(p_low, guide_low, image, GUIDED_FILTER["radius"], GUIDED_FILTER["eps"]))
+        return guided_mask(image, mask)
 
 
 @dataclass
@@ -92,7 +82,7 @@ class Model:
         return cls(matter, f"{Path(artifact).name} ({matter.name}){extra}")
 
     def predict(self, image: np.ndarray, trimap: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
-        return self.matter.predict(image, trimap=trimap, with_trimap_prob=False).alpha
+        return self.matter.predict(image, trimap=trimap, mask=mask, with_trimap_prob=False).alpha
 
 
 BASELINES = {"raw-mask": RawMask, "guided-filter": GuidedFilterMask, "closed-form": ClosedForm}

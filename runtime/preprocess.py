@@ -197,12 +197,27 @@ def fit_to_photo(arr: np.ndarray, shape: tuple[int, int], what: str, path: Path 
     ah, aw = arr.shape[:2]
     if (ah, aw) == (h, w):
         return arr
-    if abs((aw / ah) / (w / h) - 1.0) > ASPECT_TOLERANCE:
-        hint = " (it matches the photo turned by 90°: was one of them rotated, by its EXIF orientation for example?)" if (ah, aw) == (w, h) else ""
-        raise DataError(f"{what} is {aw}x{ah} but the photo is {w}x{h}: different aspect ratio{hint}", path)
+    check_aspect(arr.shape[:2], shape, what, path)
     if what != "mask":
         warnings.warn(f"{path or what}: {what} is {aw}x{ah}, resized to the photo's {w}x{h}", stacklevel=3)
     return cv2.resize(arr, (w, h), interpolation=interpolation)
+
+
+def check_aspect(own: tuple[int, int], shape: tuple[int, int], what: str, path: Path | None) -> None:
+    """DataError unless an (H, W) = ``own`` map has the photo's aspect ratio within 1 %."""
+    (ah, aw), (h, w) = own, shape
+    if abs((aw / ah) / (w / h) - 1.0) > ASPECT_TOLERANCE:
+        hint = " (it matches the photo turned by 90°: was one of them rotated, by its EXIF orientation for example?)" if (ah, aw) == (w, h) else ""
+        raise DataError(f"{what} is {aw}x{ah} but the photo is {w}x{h}: different aspect ratio{hint}", path)
+
+
+def read_mask(mask: ImageInput, shape: tuple[int, int]) -> np.ndarray:
+    """A coarse mask (path or array) as float32 (h, w) in [0, 1] at its own resolution, checked against the
+    photo's ``shape``: what :func:`make_trimap` and the band refiner take."""
+    arr, path = _as_array(mask, "mask")
+    arr = to_mask(arr, path)
+    check_aspect(arr.shape, shape, "mask", path)
+    return arr
 
 
 def check_band(band: int) -> int:
