@@ -16,7 +16,9 @@ The stages (:mod:`runtime.preprocess`, the backend, :mod:`runtime.upsample`):
 4. alpha is upsampled to the photo by the fast guided filter (or bilinear), the adapted trimap's
    probabilities bilinearly;
 5. the band's most uncertain tiles run again at a higher resolution (:mod:`runtime.refine`; by default 8 tiles
-   at twice the model's resolution, ``refinement=None`` turns it off), the same network at the same input size.
+   at twice the model's resolution, ``refinement=None`` turns it off), the same network at the same input size;
+6. with a mask, the band refiner (:mod:`runtime.band_refiner`) re-decides the band at up to the photo's
+   resolution from the photo, that alpha and a guided filter of the mask (``band_refiner=None`` turns it off).
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ import cv2
 import numpy as np
 
 from runtime.backends import Backend, open_backend
-from runtime.preprocess import ImageInput, Letterbox, load_photo, make_trimap
+from runtime.band_refiner import SHIPPED as SHIPPED_BAND_REFINER
+from runtime.band_refiner import BandRefiner
+from runtime.preprocess import ImageInput, Letterbox, load_photo, make_trimap, read_mask
 from runtime.refine import DEFAULT_REFINEMENT, Refinement, refine
 from runtime.timing import StageTimer
 from runtime.upsample import GUIDED_EPS, GUIDED_RADIUS, METHODS, upsample_alpha
@@ -51,12 +55,13 @@ class Matter:
     stride (default :data:`DEFAULT_INPUT_SIZE`); a fixed-size artifact uses its own and refuses another. ``upsample``: "guided" or
     "bilinear"; ``guide``: "rgb" or "gray" for the guided filter. ``clamp_known``: alpha is 0 / 1 exactly
     where the trimap (given or made from the mask) is background / foreground; the network decides the
-    unknown band (and, with no trimap, everything).
+    unknown band (and, with no trimap, everything). ``band_refiner``: "shipped" (the default: the refiner in
+    ``runtime/data`` where it is installed), a :class:`BandRefiner`, a path to one, or None.
     """
 
     def __init__(self, backend: Backend, *, input_size: tuple[int, int] | None = None, upsample: str = "guided",
                  guide: str = "rgb", radius: int = GUIDED_RADIUS, eps: float = GUIDED_EPS, clamp_known: bool = True,
-                 refinement: Refinement | None = DEFAULT_REFINEMENT):
+                 refinement: Refinement | None = DEFAULT_REFINEMENT, band_refiner: BandRefiner | str | None = "shipped"):
         if upsample not in METHODS:
             raise ValueError(f"unknown upsampling method {upsample!r}; use one of {', '.join(METHODS)}")
         if guide not in ("rgb", "gray"):
@@ -65,6 +70,7 @@ class Matter:
         self.input_size = _input_size(backend, input_size)
         self.clamp_known = clamp_known
         self.refinement = refinement
+        self.band_refiner = _band_refiner(band_refiner)
         self.upsample = {"method": upsample, "guide": guide, "radius": radius, "eps": eps}
 
     @classmethod
@@ -108,7 +114,8 @@ class Matter:
 
         ``trimap`` (0/128/255) wins over ``mask`` (a coarse person mask at any resolution of the photo's aspect;
         its trimap has an unknown band of ``band`` pixels of the full-resolution photo on each side of its edge,
-        by default two pixels of the mask's own resolution and at least 16); with neither, the model
+        by default two pixels of the mask's own resolution and at least 16) for the known regions; the mask
+        also feeds the band refiner (with a trimap too, inside the trimap's band); with neither, the model
         decides every pixel (all-unknown trimap). ``with_trimap_prob=False`` skips upsampling the adapted
         trimap (3 × H × W floats: 144 MB at 12 megapixels).
         """
@@ -116,7 +123,8 @@ class Matter:
         with timer("load"):
             photo, _ = load_photo(image)
         with timer("trimap"):
-            trimap_full = make_trimap(photo.shape[:2], trimap, mask, band)
+            mask_own = None if mask is None else read_mask(mask, photo.shape[:2])
+            trimap_full = make_trimap(photo.shape[:2], trimap, mask_own if trimap is None else None, band)
         with timer("preprocess"):
             box = self.letterbox(photo.shape[:2])
             photo_small = box.resize_image(photo)
@@ -128,6 +136,9 @@ class Matter:
         if self.refinement is not None and (trimap_full == 128).any():
             with timer("refine"):
                 alpha_full = refine(self._run_tile, photo, trimap_full, alpha_full, self.input_size, self.refinement)
+        if self.band_refiner is not None and mask_own is not None:
+            with timer("band"):
+                alpha_full = self.band_refiner(photo, trimap_full, alpha_full, mask_own)
         with timer("upsample"):
             if self.clamp_known:  # the given (or mask-derived) trimap is authoritative where it is sure
                 alpha_full[trimap_full == 0] = 0.0
@@ -150,3 +161,11 @@ def _input_size(backend: Backend, asked: tuple[int, int] | None) -> tuple[int, i
         raise ValueError(f"input_size {list(size)} must be two multiples of the model's stride {backend.stride}")
     return size
 
+
+def _band_refiner(choice: BandRefiner | str | Path | None) -> BandRefiner | None:
+    """The band refiner :class:`Matter` runs: "shipped" opens the installed one (none where it is absent)."""
+    if choice is None or isinstance(choice, BandRefiner):
+        return choice
+    if choice == "shipped":
+        return BandRefiner.open() if SHIPPED_BAND_REFINER.is_file() else None
+    return BandRefiner.open(choice)

@@ -1,0 +1,87 @@
+"""The band refiner's loader and runner: the matte inside the mask's unknown band, re-decided at (up to) the
+photo's resolution from the photo, the network's alpha and a guided filter of the mask.
+
+The network sees a 512-px letterbox and paints see-through regions (nets, leaves, gaps in hair) solid; a guided
+filter of the mask follows the photo but knows nothing of hair. The refiner (``adamatting.model.band_refiner``,
+about 8 k parameters) sees both beside the photo at full resolution and outputs ``prior + g·(alpha − prior) + r``:
+where it trusts neither, it falls back to the filter. It is a plain ONNX graph run by OpenCV's DNN module
+(OpenCV is a dependency of the runtime anyway), so it is the same on every backend of the network.
+
+It runs on a fixed grid of ``TILE``-px tiles (each read with a ``RECEPTIVE_RADIUS`` halo, so the tiles join
+without seams) that hold band pixels, all in one batch, at a working resolution of at most ``WORKING_SIDE``
+px on the long side; a larger photo's result comes back by the fast guided filter with the full-resolution
+photo as guide, as the network's alpha does. Only band pixels change.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from runtime.errors import BackendUnavailable
+from runtime.mask_prior import guided_mask, mask_at
+from runtime.upsample import snap, upsample_alpha
+
+SHIPPED = Path(__file__).parent / "data" / "band_refiner.onnx"
+INPUTS = ("image", "alpha", "prior", "mask")
+RECEPTIVE_RADIUS = 16    # pixels each side an output depends on (adamatting.model.band_refiner)
+TILE = 128               # output tile side at the working resolution
+WORKING_SIDE = 2048      # the refiner's working resolution: the photo's long side at most this
+
+
+class BandRefiner:
+    """``BandRefiner.open(path)`` loads the ONNX graph; ``refiner(photo, trimap, alpha, mask)`` runs it."""
+
+    def __init__(self, net, path: Path, working_side: int = WORKING_SIDE):
+        self.net = net
+        self.path = path
+        self.working_side = working_side
+
+    @classmethod
+    def open(cls, path: str | Path = SHIPPED, working_side: int = WORKING_SIDE) -> "BandRefiner":
+        path = Path(path)
+        if not path.is_file():
+            raise BackendUnavailable(f"{path}: band refiner not found")
+        try:
+            net = cv2.dnn.readNetFromONNX(str(path))
+        except cv2.error as e:
+            raise ValueError(f"{path}: not a band refiner graph OpenCV can read ({str(e).strip()[:200]})") from None
+        return cls(net, path, working_side)
+
+    def __call__(self, photo: np.ndarray, trimap: np.ndarray, alpha: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """``alpha`` (H, W) with the band (``trimap`` == 128) re-decided; ``mask`` at any resolution of the
+        photo's aspect, 0..1."""
+        band = trimap == 128
+        if not band.any():
+            return alpha
+        h, w = alpha.shape
+        s = min(1.0, self.working_side / max(h, w))
+        size = (max(1, round(w * s)), max(1, round(h * s)))
+        photo_w = photo if s == 1 else cv2.resize(photo, size, interpolation=cv2.INTER_AREA)
+        alpha_w = alpha if s == 1 else cv2.resize(alpha, size, interpolation=cv2.INTER_AREA)
+        band_w = band if s == 1 else cv2.resize(band.view(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+        planes = np.concatenate([photo_w * 2 - 1, alpha_w[..., None], guided_mask(photo_w, mask)[..., None],
+                                 mask_at(mask, photo_w.shape[:2])[..., None]], axis=2).astype(np.float32)
+        out_w = self._run_tiles(planes, band_w)
+        out = out_w if s == 1 else upsample_alpha(out_w, photo, photo_w)
+        return snap(np.where(band, out, alpha).astype(np.float32))
+
+    def _run_tiles(self, planes: np.ndarray, band: np.ndarray) -> np.ndarray:
+        """The refiner's output (h, w) on every tile holding band pixels; elsewhere the input alpha."""
+        h, w = band.shape
+        r = RECEPTIVE_RADIUS
+        ny, nx = -(-h // TILE), -(-w // TILE)
+        padded = cv2.copyMakeBorder(planes, r, ny * TILE - h + r, r, nx * TILE - w + r, cv2.BORDER_REFLECT)
+        held = np.pad(band, ((0, ny * TILE - h), (0, nx * TILE - w))).reshape(ny, TILE, nx, TILE).any(axis=(1, 3))
+        corners = list(zip(*np.nonzero(held)))
+        batch = np.stack([padded[y * TILE:(y + 1) * TILE + 2 * r, x * TILE:(x + 1) * TILE + 2 * r]
+                          for y, x in corners]).transpose(0, 3, 1, 2)
+        for name, blob in zip(INPUTS, (batch[:, :3], batch[:, 3:4], batch[:, 4:5], batch[:, 5:6])):
+            self.net.setInput(np.ascontiguousarray(blob), name)
+        result = self.net.forward()[:, 0, r:r + TILE, r:r + TILE]
+        out = np.pad(planes[..., 3], ((0, ny * TILE - h), (0, nx * TILE - w)))
+        for (y, x), tile in zip(corners, result):
+            out[y * TILE:(y + 1) * TILE, x * TILE:(x + 1) * TILE] = tile
+        return out[:h, :w]
