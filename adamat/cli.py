@@ -33,6 +33,8 @@ COMMANDS: dict[str, tuple[str, str]] = {   # name: (module of adamat.commands, o
     "gate": ("gate", "accuracy of every artifact vs PyTorch FP32, checked against benchmarks/gates.toml (exit 1 "
                      "listing each violated gate)"),
     "ship": ("ship", "write a run's best checkpoint, weights only, for shipping"),
+    "train-refiner": ("train_refiner", "train the band refiner on a network's alphas, score it k-fold, export its ONNX "
+                                       "graph to the runtime"),
     "bokeh": ("bokeh", "portrait bokeh: blur a photo's background through the model's alpha"),
     "flops": ("flops", "MACs and parameters of a model config, counted by torch.utils.flop_counter"),
 }

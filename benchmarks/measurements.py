@@ -13,7 +13,7 @@ optional ``method``, ``runtimes`` and ``note``.
   (``torch/fp32``, ``onnxruntime/int8``, ...) with ``p50_ms`` and, where recorded, ``ratio_to_torch_fp32`` and
   ``ratio_to_fp32_same_runtime``. A value is a number or a [low, high] range over several runs.
 - any other kind: ``model``, optional ``command``, ``columns`` (the table's header) and ``rows`` (one object
-  per row with a value for every column).
+  per row with a value for every column), optional ``details`` (the data behind the rows, not rendered).
 
 Prints one table per file, newest first (``--latest``: the newest file of each kind, and of a latency file its
 newest measurement only). A file that is not valid: one ``error: <file>: <problem>`` line, exit 2. Imports only
@@ -80,7 +80,7 @@ def _check(data) -> None:
     if kind == "latency":
         _keys(data, "top level", _COMMON | _LATENCY, _COMMON | _OPTIONAL | _LATENCY | {"targets"})
     else:
-        _keys(data, "top level", _COMMON | _TABLE, _COMMON | _OPTIONAL | _TABLE | {"command"})
+        _keys(data, "top level", _COMMON | _TABLE, _COMMON | _OPTIONAL | _TABLE | {"command", "details"})
     try:
         date.fromisoformat(data["date"])
     except (TypeError, ValueError):

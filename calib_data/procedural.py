@@ -35,6 +35,9 @@ import cv2
 import numpy as np
 
 KINDS = ("hair", "fur", "veil", "glass", "defocus", "motion")
+# Subjects the background shows through (holes down to below a phone mask's pixel): the band refiner's data,
+# not drawn by random_foreground, so the network's training stream is unchanged.
+SEE_THROUGH_KINDS = ("net", "foliage")
 
 STRAND_SUPERSAMPLE = 8   # strands: 8×8 binary samples per pixel (widths down to ~0.1 px)
 BODY_SUPERSAMPLE = 4     # polygons: 4×4 anti-aliased samples per pixel
@@ -74,7 +77,7 @@ def make_foreground(kind: str, size: tuple[int, int], rng: np.random.Generator) 
     (background), exact 1 (opaque core) and fractional values in between.
     """
     if kind not in _BUILDERS:
-        raise ValueError(f"unknown foreground kind {kind!r}; known: {', '.join(KINDS)}")
+        raise ValueError(f"unknown foreground kind {kind!r}; known: {', '.join(KINDS + SEE_THROUGH_KINDS)}")
     shape = _check_size(size)
     alpha, premult, fill = _BUILDERS[kind](shape, rng)
     return _finish(alpha, premult, fill)
@@ -335,8 +338,58 @@ def _blurred(shape, rng, kernel: np.ndarray) -> tuple[np.ndarray, np.ndarray, np
     return alpha, premult, body.colour
 
 
+def _net(shape, rng) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A knotted net, lace or fence: two families of threads, cells 4–24 px, up to 60 % of a cell wide, inside a blob or a
+    drape, in front of a body or alone; the background shows through every cell."""
+    h, w = shape
+    m = min(h, w)
+    body = _portrait(shape, rng) if rng.random() < 0.5 else None
+    if body is not None:
+        cx, cy, rx, ry = body.head
+        region = _coverage([_drape(shape, rng, cx, cy, rx, ry)], shape)
+    else:
+        region = _coverage([_blob(w / 2, h * rng.uniform(0.45, 0.6), m * rng.uniform(0.25, 0.4), rng,
+                                  aspect=rng.uniform(0.6, 1.5))], shape)
+    ys, xs = _coords(shape)
+    cell = rng.uniform(4, 24)
+    width = rng.uniform(0.5, 0.6 * cell)
+    warp = m * 0.02 * fractal_noise(shape, rng, cells=3, octaves=2)
+    threads = np.zeros(shape, np.float32)
+    for angle in rng.uniform(0, np.pi) + np.array([0.0, rng.uniform(np.pi / 4, 3 * np.pi / 4)]):
+        u = xs * math.cos(angle) + ys * math.sin(angle) + warp
+        d = np.abs((u / cell + 0.5) % 1.0 - 0.5) * cell          # distance to the nearest thread's centre
+        threads = np.maximum(threads, np.clip(width / 2 + 0.5 - d, 0, 1))   # box-filtered edge
+    colour = np.broadcast_to(_jitter(_random_colour(rng), rng, 0.05), (h, w, 3)).astype(np.float32)
+    net = (region * threads, (region * threads)[..., None] * colour)
+    if body is None:
+        return net[0], net[1], colour
+    alpha, premult = _over(net, body.layer)
+    return alpha, premult, _mix(body.colour, colour, region)
+
+
+def _foliage(shape, rng) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A plant: a crown of 150–900 leaves 2–30 px long with gaps between them, on a stem or two."""
+    h, w = shape
+    m = min(h, w)
+    cx, cy, r = w * rng.uniform(0.4, 0.6), h * rng.uniform(0.35, 0.5), m * rng.uniform(0.22, 0.38)
+    size = m * rng.uniform(0.005, 0.04)
+    leaves = []
+    for _ in range(int(rng.integers(150, 900))):
+        rr, a = r * np.sqrt(rng.random()), rng.uniform(0, 2 * np.pi)
+        length = size * rng.uniform(0.5, 1.5)
+        leaves.append(_ellipse(cx + rr * np.cos(a), cy + rr * np.sin(a) * rng.uniform(0.7, 1.0), length,
+                               length * rng.uniform(0.25, 0.6), rng.uniform(0, np.pi), n=16))
+    stem_w = max(1.0, size * 0.3)
+    leaves.append(_rounded_rect(cx, (cy + h) / 2 + r * 0.2, stem_w, (h - cy) / 2, stem_w * 0.5))
+    coverage = _coverage(leaves, shape)
+    green = np.array([0.18, 0.42, 0.12]) * rng.uniform(0.6, 1.4) + rng.normal(0, 0.04, 3)
+    colour = _surface(shape, rng, np.clip(green, 0, 1), contrast=0.3, fine=0.1)
+    return coverage, coverage[..., None] * colour, colour
+
+
 _BUILDERS: dict[str, Callable] = {"hair": _hair, "fur": _fur, "veil": _veil, "glass": _glass,
-                                  "defocus": _defocus, "motion": _motion}
+                                  "defocus": _defocus, "motion": _motion,
+                                  "net": _net, "foliage": _foliage}
 
 
 # ------------------------------------------------------------------------------------------ bodies

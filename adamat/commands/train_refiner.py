@@ -1,0 +1,137 @@
+"""``adamat train-refiner``: train the band refiner on a network's alphas, score it k-fold, ship its ONNX graph.
+
+1. every photo of the folder (the alphamatting.com photos with ground truth by default) at each ``--scales``
+   with each seed's ``phone`` mask, through the network's app path (:mod:`evaluation.refiner_data`);
+2. ``--folds`` k-fold: the held-back photos are one fold, the others are dealt into the rest; each fold's
+   refiner is trained without its photos and scored on them (mask seed 0), beside the network alone, the guided
+   filter and the raw mask: the numbers to choose by, written as a measured table (``--measured``);
+3. the refiner of the held-back fold (trained on the training photos only) is exported to ``--out``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from adamatting.checkpoint import file_sha256
+from adamatting.train.band_refiner import RefinerRecipe, train_band_refiner
+from calib_data.splits import alphamatting_dev_dir
+from common.arguments import positive_int
+from common.outputs import check_writable, write_json
+from evaluation.datasets import EvalFolder
+from evaluation.refiner_data import folds, refiner_samples, score_sample, see_through_items
+from export.band_refiner_graph import write_band_refiner
+from runtime.band_refiner import SHIPPED
+from runtime.matter import Matter
+
+METHODS = ("refined", "network", "guided filter", "raw mask")
+
+
+def add_arguments(t) -> None:
+    t.add_argument("--checkpoint", default="weights/mobile-int8.pt", help="the network whose alpha it refines")
+    t.add_argument("--folder", default=None, help="photos with ground truth (default: the alphamatting.com dev set)")
+    t.add_argument("--out", default=str(SHIPPED), help="where the refiner's ONNX graph goes (default: the runtime's)")
+    t.add_argument("--measured", default=None, help="write the k-fold table here (a benchmarks/measured/ JSON)")
+    t.add_argument("--scales", type=float, nargs="+", default=[1.0, 2.0], help="photo scales (× native)")
+    t.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3], help="phone-mask seeds per photo")
+    t.add_argument("--see-through", type=int, default=48, metavar="N",
+                   help="also train on N procedural see-through subjects (nets, foliage), one mask each")
+    t.add_argument("--folds", type=positive_int, default=4, help="k of the k-fold scores (1: no scores)")
+    t.add_argument("--steps", type=positive_int, default=RefinerRecipe.steps)
+    t.add_argument("--channels", type=positive_int, default=RefinerRecipe.channels)
+    t.add_argument("--threads", type=int, default=0)
+    t.set_defaults(func=run)
+
+
+def run(args) -> int:
+    out = check_writable(args.out)
+    measured = check_writable(args.measured) if args.measured else None
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    recipe = RefinerRecipe(steps=args.steps, channels=args.channels)
+    folder = EvalFolder(args.folder or alphamatting_dev_dir())
+    matter = Matter.from_artifact(args.checkpoint, band_refiner=None)
+    samples = refiner_samples(folder, matter, args.scales, args.seeds, progress=lambda n: print(f"samples: {n}"))
+    extra = refiner_samples(see_through_items(args.see_through, seed=1), matter, [1.0], [0])
+    groups = folds(sorted({s["name"] for s in samples}), args.folds) if args.folds > 1 else [[]]
+    rows, shipped = [], None
+    for i, held in enumerate(groups):
+        model = train_band_refiner([s for s in samples if s["name"] not in held] + extra, recipe)
+        rows += [score_row(model, s) for s in samples if s["name"] in held and s["seed"] == args.seeds[0]]
+        shipped = shipped or model
+        print(f"fold {i + 1}/{len(groups)} ({', '.join(held) or 'all photos'}) trained")
+    table = summary(rows)
+    print_table(table)
+    meta = {"checkpoint": Path(args.checkpoint).name, "checkpoint_sha256": file_sha256(args.checkpoint),
+            "recipe": vars(recipe), "scales": args.scales, "seeds": args.seeds,
+            "trained_on": sorted({s["name"] for s in samples} - set(groups[0])), "see_through": args.see_through}
+    write_band_refiner(shipped, out, meta)
+    print(f"wrote {out}")
+    if measured:
+        write_json(measured_table(args, table, rows, meta), measured)
+        print(f"wrote {measured}")
+    return 0
+
+
+@torch.no_grad()
+def refine_whole(model, s: dict) -> np.ndarray:
+    """The refiner on the whole photo (PyTorch), applied inside the band: what the runtime's tiles compute."""
+    t = lambda x: torch.from_numpy(np.ascontiguousarray(x))[None]  # noqa: E731
+    out = model(t(s["image"].transpose(2, 0, 1) * 2 - 1), t(s["alpha"][None]), t(s["prior"][None]),
+                t(s["mask"][None]))[0, 0].numpy()
+    return np.where(s["band"] > 0, out, s["alpha"])
+
+
+def score_row(model, s: dict) -> dict:
+    raw = (s["mask"] > 0.5).astype(np.float32)
+    preds = dict(zip(METHODS, (refine_whole(model, s), s["alpha"], s["prior"], raw)))
+    return {"image": s["name"], "scale": s["scale"],
+            **{m: {k: score_sample(a, s)[k] for k in ("SAD", "Grad")} for m, a in preds.items()}}
+
+
+def summary(rows: list[dict]) -> list[dict]:
+    """Per scale: mean SAD and Grad of each method, the refined/filter ratios and the photos worse than the mask."""
+    out = []
+    for scale in sorted({r["scale"] for r in rows}):
+        sel = [r for r in rows if r["scale"] == scale]
+        mean = {m: {k: float(np.mean([r[m][k] for r in sel])) for k in ("SAD", "Grad")} for m in METHODS}
+        worse = [r["image"] for r in sel if r["refined"]["SAD"] > r["raw mask"]["SAD"]]
+        out.append({"scale": scale, "photos": len(sel), **{m: mean[m] for m in METHODS},
+                    "sad_vs_filter": mean["refined"]["SAD"] / mean["guided filter"]["SAD"],
+                    "grad_vs_filter": mean["refined"]["Grad"] / mean["guided filter"]["Grad"],
+                    "worse_than_mask": worse})
+    return out
+
+
+def print_table(table: list[dict]) -> None:
+    for t in table:
+        cells = "  ".join(f"{m} {t[m]['SAD']:.2f}/{t[m]['Grad']:.2f}" for m in METHODS)
+        print(f"scale {t['scale']:g} ({t['photos']} photos, SAD/Grad): {cells}  refined/filter SAD "
+              f"x{t['sad_vs_filter']:.3f} Grad x{t['grad_vs_filter']:.3f}; worse than the mask: "
+              f"{', '.join(t['worse_than_mask']) or 'none'}")
+
+
+def measured_table(args, table: list[dict], rows: list[dict], meta: dict) -> dict:
+    from benchmarks.fingerprint import measured_header   # the device facts, only when a table is written
+
+    head = measured_header("band-refiner-kfold", input_size=[512, 512], threads=args.threads or None,
+                           model=f"band refiner on {meta['checkpoint']}", method=(
+                               f"{args.folds}-fold over the photos (held-back split as one fold), phone masks, "
+                               "whole-image SAD/Grad of held-out photos, mask seed 0"), command=_argv())
+    columns = ["scale", "photos", *(f"{m} {k}" for m in METHODS for k in ("SAD", "Grad")),
+               "refined/filter SAD", "refined/filter Grad", "worse than mask"]
+    body = [{"scale": t["scale"], "photos": t["photos"],
+             **{f"{m} {k}": round(t[m][k], 3) for m in METHODS for k in ("SAD", "Grad")},
+             "refined/filter SAD": round(t["sad_vs_filter"], 3), "refined/filter Grad": round(t["grad_vs_filter"], 3),
+             "worse than mask": ", ".join(t["worse_than_mask"]) or "none"} for t in table]
+    note = (f"refiner trained on {meta['checkpoint']}'s alphas; the shipped one is the first fold's (trained on "
+            f"{', '.join(meta['trained_on'])} and {meta['see_through']} see-through subjects)")
+    return head | {"columns": columns, "rows": body, "note": note, "details": {"per_photo": rows, "refiner": meta}}
+
+
+def _argv() -> list[str]:
+    import sys
+
+    return ["adamat", *sys.argv[1:]]

@@ -1,0 +1,76 @@
+"""Samples for the band refiner and its k-fold scores: the photos of an evaluation folder through the app's path.
+
+A sample is one photo at one scale with one mask simulated by the ``phone`` recipe (seeded): the photo, the
+network's alpha through :class:`runtime.matter.Matter` without the band refiner (what the refiner will be
+given), the guided filter of the mask, the mask at the photo's resolution, the ground truth and the band
+(:mod:`adamatting.train.band_refiner` trains on them). The folds put the held-back split in a fold of its own,
+so the refiner that ships (trained without that fold) is scored on photos it never saw.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+import numpy as np
+
+from calib_data.backgrounds import random_background
+from calib_data.compositing import composite
+from calib_data.procedural import SEE_THROUGH_KINDS, make_foreground
+from calib_data.segmenter_masks import RECIPES, simulate_mask
+from calib_data.splits import REAL_VALIDATION
+from common.metrics import compute_regions
+from evaluation.datasets import EvalImage, rescale
+from runtime.mask_prior import guided_mask, mask_at
+from runtime.matter import Matter
+from runtime.preprocess import make_trimap
+
+
+def sample(item: EvalImage, matter: Matter, seed: int) -> dict:
+    """One training sample (float32 planes; see the module docstring) of ``item`` with the mask of ``seed``."""
+    mask = simulate_mask(item.alpha, RECIPES["phone"], item.name, seed)
+    trimap = make_trimap(item.alpha.shape, mask=mask)
+    alpha = matter.predict(item.image, trimap=trimap, with_trimap_prob=False).alpha
+    return {"name": item.name, "seed": seed, "image": item.image.astype(np.float32), "alpha": alpha,
+            "prior": guided_mask(item.image, mask), "mask": mask_at(mask, item.alpha.shape), "mask_own": mask,
+            "gt": item.alpha.astype(np.float32), "band": (trimap == 128).astype(np.float32), "trimap": trimap}
+
+
+def refiner_samples(folder: Iterable[EvalImage], matter: Matter, scales: Iterable[float], seeds: Iterable[int],
+                    progress: Callable[[str], None] | None = None) -> list[dict]:
+    """Every photo of ``folder`` (an :class:`EvalFolder` or a list of images) at each scale (× its native size)
+    with each seed's mask."""
+    out = []
+    for item in folder:
+        for scale in scales:
+            scaled = item if scale == 1 else rescale(item, round(max(item.alpha.shape) * scale))
+            out += [{**sample(scaled, matter, seed), "scale": scale} for seed in seeds]
+        if progress:
+            progress(item.name)
+    return out
+
+
+def see_through_items(count: int, seed: int, sides: tuple[int, int] = (800, 1600)) -> list[EvalImage]:
+    """``count`` composites of see-through subjects (:data:`calib_data.procedural.SEE_THROUGH_KINDS`: nets,
+    foliage) over random backgrounds, long sides drawn from ``sides``, landscape or portrait: exact alpha with
+    holes from several pixels down to below a phone mask's pixel."""
+    rng = np.random.default_rng(seed)
+    items = []
+    for i in range(count):
+        side = int(rng.integers(sides[0], sides[1] + 1))
+        h, w = (side * 3 // 4, side) if rng.random() < 0.5 else (side, side * 3 // 4)
+        kind = SEE_THROUGH_KINDS[i % len(SEE_THROUGH_KINDS)]
+        fg, alpha = make_foreground(kind, (h, w), rng)
+        items.append(EvalImage(f"{kind}-{i:03d}", composite(fg, random_background((h, w), rng), alpha), alpha))
+    return items
+
+
+def folds(names: list[str], count: int) -> list[list[str]]:
+    """``count`` folds of ``names``: the held-back photos first, the rest dealt round-robin."""
+    held = [n for n in names if n in REAL_VALIDATION]
+    rest = [n for n in names if n not in REAL_VALIDATION]
+    return [held] + [rest[i::count - 1] for i in range(count - 1)] if held else [rest[i::count] for i in range(count)]
+
+
+def score_sample(alpha: np.ndarray, s: dict) -> dict[str, float]:
+    """Whole-image metrics of ``alpha`` against the sample's ground truth (the mask protocol's ``whole``)."""
+    return compute_regions(np.clip(alpha, 0, 1), s["gt"], s["trimap"])["all"]
