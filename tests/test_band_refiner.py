@@ -1,0 +1,187 @@
+"""The band refiner: its network, its ONNX graph under the runtime's loader, its place in Matter, its training,
+the see-through subjects it trains on, and ``adamat train-refiner``."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from adamat.cli import main
+from adamatting.model.band_refiner import RECEPTIVE_RADIUS, BandRefiner
+from adamatting.train.band_refiner import RefinerRecipe, train_band_refiner
+from benchmarks.measurements import load
+from calib_data.procedural import KINDS, SEE_THROUGH_KINDS, make_foreground, random_foreground
+from evaluation.datasets import EvalImage
+from evaluation.refiner_data import folds, refiner_samples, see_through_items
+from export.band_refiner_graph import max_difference, write_band_refiner
+from runtime import band_refiner as runtime_refiner
+from runtime.errors import BackendUnavailable
+from runtime.mask_prior import guided_mask, mask_at
+from runtime.matter import Matter
+from runtime.preprocess import make_trimap
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def seeded_refiner(seed=0, channels=8) -> BandRefiner:
+    torch.manual_seed(seed)
+    model = BandRefiner(channels)
+    for p in model.parameters():
+        torch.nn.init.normal_(p, 0.0, 0.3)
+    return model.eval()
+
+
+def disc(h, w, seed=0):
+    """A photo of a bright disc on a smooth random background, its exact alpha and a coarse 1/4 mask."""
+    rng = np.random.default_rng(seed)
+    bg = cv2.resize(rng.random((3, 4, 3), dtype=np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
+    yy, xx = np.mgrid[:h, :w]
+    alpha = np.clip((min(h, w) / 3 - np.hypot(yy - h / 2, xx - w / 2)) / 2 + 0.5, 0, 1).astype(np.float32)
+    photo = np.clip(alpha[..., None] * 0.9 + (1 - alpha[..., None]) * bg * 0.5, 0, 1).astype(np.float32)
+    mask = cv2.resize((alpha > 0.5).astype(np.float32), (w // 4, h // 4), interpolation=cv2.INTER_AREA) > 0.5
+    return photo, alpha, mask.astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def graph(tmp_path_factory):
+    model = seeded_refiner()
+    path = write_band_refiner(model, tmp_path_factory.mktemp("refiner") / "refiner.onnx", {"test": True})
+    return model, path
+
+
+def test_an_untrained_refiner_returns_the_mean_of_the_network_and_the_filter():
+    alpha, prior = torch.rand(1, 1, 20, 24), torch.rand(1, 1, 20, 24)
+    out = BandRefiner()(torch.rand(1, 3, 20, 24) * 2 - 1, alpha, prior, torch.rand(1, 1, 20, 24))
+    assert torch.allclose(out, (alpha + prior) / 2, atol=1e-6)
+
+
+def test_the_runtime_tiles_read_exactly_the_receptive_field():
+    """An output pixel depends on inputs RECEPTIVE_RADIUS away and no further: the runtime's halo must be it."""
+    model = seeded_refiner()
+    torch.manual_seed(1)
+    x = torch.rand(1, model.body[0].in_channels, 41, 41, requires_grad=True)
+    model.body(x)[0, :, 20, 20].sum().backward()        # the layers before the output's gate and clamp
+    ys, xs = np.nonzero(x.grad[0].abs().sum(0).numpy())
+    assert max(np.abs(ys - 20).max(), np.abs(xs - 20).max()) == RECEPTIVE_RADIUS
+    assert runtime_refiner.RECEPTIVE_RADIUS == RECEPTIVE_RADIUS
+
+
+def test_the_exported_graph_matches_pytorch_under_the_runtime_loader(graph):
+    model, path = graph
+    assert max_difference(model, path) < 1e-4
+
+
+def test_the_runtime_refines_the_band_only_and_matches_pytorch_away_from_the_border(graph, monkeypatch):
+    model, path = graph
+    monkeypatch.setattr(runtime_refiner, "TILE", 32)      # several tiles on a small photo
+    photo, _, mask = disc(96, 120)
+    trimap = make_trimap(photo.shape[:2], mask=mask, band=6)
+    alpha = np.clip(mask_at(mask, photo.shape[:2]), 0, 1)
+    out = runtime_refiner.BandRefiner.open(path)(photo, trimap, alpha, mask)
+    band = trimap == 128
+    assert np.array_equal(out[~band], alpha[~band]) and not np.allclose(out[band], alpha[band])
+    t = lambda a: torch.from_numpy(np.ascontiguousarray(a))[None]  # noqa: E731
+    with torch.no_grad():
+        want = model(t(photo.transpose(2, 0, 1) * 2 - 1), t(alpha[None]), t(guided_mask(photo, mask)[None]),
+                     t(mask_at(mask, photo.shape[:2])[None]))[0, 0].numpy()
+    inner = np.zeros_like(band)
+    inner[RECEPTIVE_RADIUS:-RECEPTIVE_RADIUS, RECEPTIVE_RADIUS:-RECEPTIVE_RADIUS] = True
+    sel = band & inner & (want > 1e-3) & (want < 1 - 1e-3)   # away from the snapping to 0 and 1
+    assert sel.sum() > 50 and np.abs(out[sel] - want[sel]).max() < 1e-4
+
+
+def test_a_larger_photo_is_refined_at_the_working_resolution(graph):
+    _, path = graph
+    photo, _, mask = disc(120, 160)
+    trimap = make_trimap(photo.shape[:2], mask=mask, band=8)
+    alpha = mask_at(mask, photo.shape[:2])
+    full = runtime_refiner.BandRefiner.open(path)(photo, trimap, alpha, mask)
+    half = runtime_refiner.BandRefiner.open(path, working_side=80)(photo, trimap, alpha, mask)
+    band = trimap == 128
+    assert np.array_equal(half[~band], alpha[~band])
+    assert 0 < np.abs(half - full)[band].mean() < 0.2
+
+
+def test_missing_or_damaged_refiner_files_are_named(tmp_path):
+    with pytest.raises(BackendUnavailable, match="nope.onnx"):
+        runtime_refiner.BandRefiner.open(tmp_path / "nope.onnx")
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not a graph")
+    with pytest.raises(ValueError, match="bad.onnx"):
+        runtime_refiner.BandRefiner.open(bad)
+
+
+def test_matter_runs_the_refiner_in_the_band_when_a_mask_is_given(graph, tiny_checkpoint):
+    _, path = graph
+    photo, _, mask = disc(96, 128)
+    plain = Matter.from_artifact(tiny_checkpoint, input_size=(64, 64), band_refiner=None, refinement=None)
+    refined = Matter.from_artifact(tiny_checkpoint, input_size=(64, 64), band_refiner=path, refinement=None)
+    a, b = plain.predict(photo, mask=mask), refined.predict(photo, mask=mask)
+    trimap = make_trimap(photo.shape[:2], mask=mask)
+    band = trimap == 128
+    assert "band" in b.timings and "band" not in a.timings
+    assert np.array_equal(a.alpha[~band], b.alpha[~band]) and not np.allclose(a.alpha[band], b.alpha[band])
+    # a trimap alone gives the refiner no mask: the matte is the network's
+    assert np.array_equal(refined.predict(photo, trimap=trimap).alpha, plain.predict(photo, trimap=trimap).alpha)
+
+
+def test_training_is_seeded_and_learns():
+    photo, alpha, mask = disc(64, 80)
+    item = EvalImage("d", photo, alpha)
+
+    class Blurry:   # a "network" whose alpha is the mask, blurred: the refiner must sharpen it
+        def predict(self, image, trimap, with_trimap_prob):
+            return type("R", (), {"alpha": cv2.GaussianBlur(mask_at(mask, alpha.shape), (9, 9), 3)})()
+
+    samples = refiner_samples([item], Blurry(), [1.0], [0, 1])
+    recipe = RefinerRecipe(steps=40, batch=4, patch=32, channels=4, lr=5e-3)
+    a, b = train_band_refiner(samples, recipe), train_band_refiner(samples, recipe)
+    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+    s = samples[0]
+    t = lambda x: torch.from_numpy(np.ascontiguousarray(x))[None]  # noqa: E731
+    args = (t(s["image"].transpose(2, 0, 1) * 2 - 1), t(s["alpha"][None]), t(s["prior"][None]), t(s["mask"][None]))
+    band = s["band"] > 0
+    with torch.no_grad():
+        err = [np.abs(m(*args)[0, 0].numpy() - s["gt"])[band].mean() for m in (BandRefiner(4), a)]
+    assert err[1] < err[0]
+
+
+def test_see_through_subjects_have_holes_and_stay_out_of_the_networks_draw():
+    rng = np.random.default_rng(3)
+    for kind in SEE_THROUGH_KINDS:
+        _, alpha = make_foreground(kind, (96, 128), rng)
+        ys, xs = np.nonzero(alpha > 0)
+        hull = alpha[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+        assert (hull == 0).mean() > 0.05 and (alpha == 1).any() or (alpha > 0.5).any()
+    assert not set(SEE_THROUGH_KINDS) & set(KINDS)
+    assert {random_foreground((48, 48), np.random.default_rng(s))[0] for s in range(40)} <= set(KINDS)
+    items = see_through_items(2, seed=0, sides=(64, 80))
+    assert [i.name for i in items] == ["net-000", "foliage-001"] and max(items[1].alpha.shape) <= 80
+
+
+def test_folds_keep_the_held_back_split_together():
+    names = ["GT01", "GT03", "GT05", "GT15", "GT19", "GT25", "GT27"]
+    assert folds(names, 3) == [["GT03", "GT15", "GT19", "GT25"], ["GT01", "GT27"], ["GT05"]]
+    assert folds(["a", "b", "c"], 2) == [["a", "c"], ["b"]]
+
+
+def test_train_refiner_command_writes_the_graph_and_the_kfold_table(tiny_checkpoint, tmp_path, capsys):
+    root = tmp_path / "set"
+    for sub in ("image", "alpha"):
+        (root / sub).mkdir(parents=True)
+    for i in range(2):
+        photo, alpha, _ = disc(72, 96, seed=i)
+        cv2.imwrite(str(root / "image" / f"p{i}.png"), np.rint(photo[..., ::-1] * 255).astype(np.uint8))
+        cv2.imwrite(str(root / "alpha" / f"p{i}.png"), np.rint(alpha * 255).astype(np.uint8))
+    out, measured = tmp_path / "r.onnx", tmp_path / "band-refiner-kfold-2026-12-05-test.json"
+    assert main(["train-refiner", "--checkpoint", str(tiny_checkpoint), "--folder", str(root), "--out", str(out),
+                 "--measured", str(measured), "--scales", "1", "--seeds", "0", "--steps", "3", "--channels", "4",
+                 "--see-through", "1", "--folds", "2"]) == 0
+    assert "refined/filter SAD" in capsys.readouterr().out
+    data = load(measured)
+    assert data["rows"][0]["photos"] == 2 and len(data["details"]["per_photo"]) == 2
+    assert runtime_refiner.BandRefiner.open(out).path == out
+    meta = json.loads({p.key: p.value for p in __import__("onnx").load(str(out)).metadata_props}["recipe"])
+    assert meta["steps"] == 3 and meta["channels"] == 4
