@@ -25,6 +25,7 @@ from evaluation.refiner_data import folds, refiner_samples, score_sample, see_th
 from export.band_refiner_graph import write_band_refiner
 from runtime.band_refiner import SHIPPED
 from runtime.matter import Matter
+from runtime.refine import Refinement
 
 METHODS = ("refined", "network", "guided filter", "raw mask")
 
@@ -38,6 +39,8 @@ def add_arguments(t) -> None:
     t.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3], help="phone-mask seeds per photo")
     t.add_argument("--see-through", type=int, default=48, metavar="N",
                    help="also train on N procedural see-through subjects (nets, foliage), one mask each")
+    t.add_argument("--refine-tiles", type=int, default=8,
+                   help="the network's own refinement of the band (runtime.refine tiles; 0: off), as Matter will run it")
     t.add_argument("--folds", type=positive_int, default=4, help="k of the k-fold scores (1: no scores)")
     t.add_argument("--steps", type=positive_int, default=RefinerRecipe.steps)
     t.add_argument("--channels", type=positive_int, default=RefinerRecipe.channels)
@@ -52,7 +55,8 @@ def run(args) -> int:
         torch.set_num_threads(args.threads)
     recipe = RefinerRecipe(steps=args.steps, channels=args.channels)
     folder = EvalFolder(args.folder or alphamatting_dev_dir())
-    matter = Matter.from_artifact(args.checkpoint, band_refiner=None)
+    matter = Matter.from_artifact(args.checkpoint, band_refiner=None,
+                                  refinement=Refinement(args.refine_tiles) if args.refine_tiles else None)
     samples = refiner_samples(folder, matter, args.scales, args.seeds, progress=lambda n: print(f"samples: {n}"))
     extra = refiner_samples(see_through_items(args.see_through, seed=1), matter, [1.0], [0])
     groups = folds(sorted({s["name"] for s in samples}), args.folds) if args.folds > 1 else [[]]
@@ -65,7 +69,7 @@ def run(args) -> int:
     table = summary(rows)
     print_table(table)
     meta = {"checkpoint": Path(args.checkpoint).name, "checkpoint_sha256": file_sha256(args.checkpoint),
-            "recipe": vars(recipe), "scales": args.scales, "seeds": args.seeds,
+            "recipe": vars(recipe), "network_refine_tiles": args.refine_tiles, "scales": args.scales, "seeds": args.seeds,
             "trained_on": sorted({s["name"] for s in samples} - set(groups[0])), "see_through": args.see_through}
     write_band_refiner(shipped, out, meta)
     print(f"wrote {out}")
