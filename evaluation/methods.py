@@ -76,10 +76,13 @@ class Model:
     needs_mask: bool = False
 
     @classmethod
-    def open(cls, artifact: str | Path, refinement: Refinement | None = DEFAULT_REFINEMENT) -> "Model":
-        matter = Matter.from_artifact(artifact, refinement=refinement)
-        extra = f" + refine {refinement.tiles} tiles" if refinement else " unrefined"
-        return cls(matter, f"{Path(artifact).name} ({matter.name}){extra}")
+    def open(cls, artifact: str | Path, refinement: Refinement | None = DEFAULT_REFINEMENT,
+             band_refiner: str | Path | None = "shipped") -> "Model":
+        """``refinement``: the network's tiles (runtime.refine); ``band_refiner``: "shipped", a path or None."""
+        matter = Matter.from_artifact(artifact, refinement=refinement, band_refiner=band_refiner)
+        parts = ([f"refine {refinement.tiles} tiles"] if refinement else []) + (
+            ["band refiner"] if matter.band_refiner is not None else [])
+        return cls(matter, f"{Path(artifact).name} ({matter.name}) " + (" + ".join(parts) or "unrefined"))
 
     def predict(self, image: np.ndarray, trimap: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
         return self.matter.predict(image, trimap=trimap, mask=mask, with_trimap_prob=False).alpha

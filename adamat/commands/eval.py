@@ -51,7 +51,11 @@ def add_arguments(p) -> None:
     p.add_argument("--refine-tiles", type=int, default=DEFAULT_REFINEMENT.tiles,
                    help=f"the models' refinement of the band: at most this many tiles at a higher resolution "
                         f"(runtime.refine; 0: off; default {DEFAULT_REFINEMENT.tiles})")
-    p.add_argument("--also-unrefined", action="store_true", help="also score each model without the refinement")
+    p.add_argument("--band-refiner", default="shipped", metavar="shipped|none|PATH",
+                   help="the band refiner the models run where a mask is given (runtime.band_refiner; default: "
+                        "the shipped one)")
+    p.add_argument("--also-unrefined", action="store_true",
+                   help="also score each model without either refinement (tiles and band refiner)")
     p.add_argument("--refine-zoom", type=float, default=DEFAULT_REFINEMENT.zoom,
                    help=f"refinement resolution: the photo's long side at this × the model's input side "
                         f"(default {DEFAULT_REFINEMENT.zoom:g})")
@@ -84,9 +88,10 @@ def run(args) -> int:
     if args.refine_tiles < 0:
         raise ValueError(f"--refine-tiles must be >= 0, got {args.refine_tiles}")
     refinement = Refinement(args.refine_tiles, args.refine_zoom) if args.refine_tiles else None
-    methods = [Model.open(a, refinement) for a in args.artifacts]
-    if args.also_unrefined and refinement is not None:
-        methods += [Model.open(a, None) for a in args.artifacts]
+    band_refiner = None if args.band_refiner == "none" else args.band_refiner
+    methods = [Model.open(a, refinement, band_refiner) for a in args.artifacts]
+    if args.also_unrefined and (refinement is not None or band_refiner is not None):
+        methods += [Model.open(a, None, None) for a in args.artifacts]
     methods += [ClosedForm(args.closed_form_cap) if b == "closed-form" else BASELINES[b]() for b in args.baselines]
     settings = EvalSettings(args.protocol, args.recipe, args.seed, args.long_side)
     with tqdm(total=len(folder), desc="eval", unit="image", file=sys.stderr) as bar:   # closed before any error line
