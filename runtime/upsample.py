@@ -29,6 +29,7 @@ METHODS = ("guided", "bilinear")
 GUIDED_RADIUS = 1        # window radius, in low-resolution pixels
 GUIDED_EPS = 1e-5        # regularisation: larger = smoother, closer to bilinear
 SNAP = 0.5 / 255.0       # |α − 0| or |α − 1| below this is set to exactly 0 or 1
+STRIP_ROWS = 64          # full-resolution rows per pass of the filter's full-resolution work and of snap
 
 
 def box_mean(x: np.ndarray, radius: int) -> np.ndarray:
@@ -41,24 +42,65 @@ def guided_coefficients(guide: np.ndarray, p: np.ndarray, radius: int, eps: floa
     """Window-averaged coefficients (ā, b̄) of the guided filter q = āᵀ·I + b̄ of ``p`` by ``guide``.
 
     ``guide``: (h, w) gray or (h, w, 3) colour, float32; ``p``: (h, w). Returns ā (h, w, C) and b̄ (h, w).
+    Every box mean of a pass is one ``boxFilter`` call over the stacked channels.
     """
-    g = guide.reshape(*guide.shape[:2], -1).astype(np.float32)
+    g = guide.reshape(*guide.shape[:2], -1).astype(np.float32, copy=False)
+    p = p.astype(np.float32, copy=False)
     c = g.shape[2]
-    mean_i = box_mean(g, radius).reshape(*g.shape[:2], c)
-    mean_p = box_mean(p, radius)
-    cov_ip = box_mean(g * p[..., None], radius).reshape(*g.shape[:2], c) - mean_i * mean_p[..., None]
-    if c == 1:
-        var_i = box_mean(g[..., 0] * g[..., 0], radius) - mean_i[..., 0] ** 2
-        a = (cov_ip[..., 0] / (var_i + eps))[..., None]
-    else:
-        # Σ = E[I Iᵀ] − μμᵀ per pixel (6 distinct entries), solved with the eps-regularised 3×3 system.
-        outer = np.stack([g[..., i] * g[..., j] for i in range(c) for j in range(c)], axis=-1)
-        sigma = box_mean(outer, radius).reshape(*g.shape[:2], c, c) - mean_i[..., :, None] * mean_i[..., None, :]
-        sigma += eps * np.eye(c, dtype=np.float32)
-        a = np.linalg.solve(sigma, cov_ip[..., None])[..., 0].astype(np.float32)
+    # E[I], E[p], E[I·p] and the distinct entries of E[I Iᵀ] (upper triangle, row by row)
+    pairs = [(i, j) for i in range(c) for j in range(i, c)]
+    stacked = np.dstack([g, p, g * p[..., None]] + [g[..., i] * g[..., j] for i, j in pairs])
+    means = box_mean(stacked, radius).reshape(*g.shape[:2], -1)
+    mean_i, mean_p = means[..., :c], means[..., c]
+    cov_ip = means[..., c + 1:2 * c + 1] - mean_i * mean_p[..., None]
+    # Σ = E[I Iᵀ] − μμᵀ + eps·1 (symmetric positive definite), solved per pixel
+    sigma = {(i, j): means[..., 2 * c + 1 + k] - mean_i[..., i] * mean_i[..., j] + (eps if i == j else 0.0)
+             for k, (i, j) in enumerate(pairs)}
+    a = cov_ip / sigma[0, 0][..., None] if c == 1 else _solve_spd3(sigma, cov_ip)
     b = mean_p - np.einsum("hwc,hwc->hw", a, mean_i)
-    a_mean = box_mean(a, radius).reshape(a.shape)
-    return a_mean, box_mean(b.astype(np.float32), radius)
+    coeffs = box_mean(np.dstack([a, b]), radius).reshape(*g.shape[:2], c + 1)
+    return np.ascontiguousarray(coeffs[..., :c]), np.ascontiguousarray(coeffs[..., c])
+
+
+def _solve_spd3(s: dict, rhs: np.ndarray) -> np.ndarray:
+    """x with S x = rhs per pixel, S symmetric positive definite 3×3 (``s[i, j]``, i ≤ j, each (h, w)): the
+    Cholesky factor S = L Lᵀ, then forward and back substitution, all float32 and vectorised."""
+    tiny = np.float32(1e-30)
+    l00 = np.sqrt(np.maximum(s[0, 0], tiny))
+    l10, l20 = s[0, 1] / l00, s[0, 2] / l00
+    l11 = np.sqrt(np.maximum(s[1, 1] - l10 * l10, tiny))
+    l21 = (s[1, 2] - l20 * l10) / l11
+    l22 = np.sqrt(np.maximum(s[2, 2] - l20 * l20 - l21 * l21, tiny))
+    y0 = rhs[..., 0] / l00
+    y1 = (rhs[..., 1] - l10 * y0) / l11
+    y2 = (rhs[..., 2] - l20 * y0 - l21 * y1) / l22
+    x2 = y2 / l22
+    x1 = (y1 - l21 * x2) / l11
+    x0 = (y0 - l10 * x1 - l20 * x2) / l00
+    return np.stack([x0, x1, x2], axis=-1).astype(np.float32, copy=False)
+
+
+def _apply_coefficients(a: np.ndarray, b: np.ndarray, guide_full: np.ndarray, tol: float | None) -> np.ndarray:
+    """q = āᵀ·I + b̄ at the guide's full resolution, ā and b̄ upsampled bilinearly, then :func:`snap`-ped when
+    ``tol`` is given: the coefficients resized to the full height first (low width), then strip by strip of
+    :data:`STRIP_ROWS` rows to the full width, so each strip's temporaries stay in the cache and the one
+    full-resolution array written is q (bilinear resizing is separable: the order is float noise)."""
+    h_full, w_full = guide_full.shape[:2]
+    c = a.shape[2]
+    a_rows = cv2.resize(a, (a.shape[1], h_full), interpolation=cv2.INTER_LINEAR)
+    b_rows = cv2.resize(b, (b.shape[1], h_full), interpolation=cv2.INTER_LINEAR)
+    ones = np.ones((1, c), np.float32)
+    q = np.empty((h_full, w_full), np.float32)
+    for y0 in range(0, h_full, STRIP_ROWS):
+        y1 = min(h_full, y0 + STRIP_ROWS)
+        size = (w_full, y1 - y0)
+        prod = cv2.multiply(cv2.resize(a_rows[y0:y1], size, interpolation=cv2.INTER_LINEAR), guide_full[y0:y1])
+        if c > 1:
+            prod = cv2.transform(prod, ones)   # Σ over the colour channels
+        cv2.add(prod, cv2.resize(b_rows[y0:y1], size, interpolation=cv2.INTER_LINEAR), dst=q[y0:y1])
+        if tol is not None:
+            _snap_into(q[y0:y1], tol)
+    return q
 
 
 def fast_guided_upsample(alpha_low: np.ndarray, guide_low: np.ndarray, guide_full: np.ndarray,
@@ -68,16 +110,8 @@ def fast_guided_upsample(alpha_low: np.ndarray, guide_low: np.ndarray, guide_ful
     ``guide_low`` is the guide at the alpha's resolution (the photo as the model saw it); both guides are
     (·, ·, 3) RGB or 2-D gray, float32 in [0, 1].
     """
-    h, w = guide_full.shape[:2]
     a, b = guided_coefficients(guide_low, alpha_low.astype(np.float32), radius, eps)
-    a_up = cv2.resize(a, (w, h), interpolation=cv2.INTER_LINEAR)     # (H, W, C), or (H, W) for C = 1
-    b_up = cv2.resize(b, (w, h), interpolation=cv2.INTER_LINEAR)
-    # aᵀ·I + b at full resolution: per-channel products, summed by a 1×C colour transform (OpenCV, no
-    # NumPy temporaries: this is the only full-resolution work of the filter).
-    q = cv2.multiply(a_up, guide_full)
-    if q.ndim == 3:
-        q = cv2.transform(q, np.ones((1, q.shape[2]), np.float32))
-    return cv2.add(q, b_up)
+    return _apply_coefficients(a, b, guide_full, None)
 
 
 def bilinear_upsample(alpha_low: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -86,11 +120,20 @@ def bilinear_upsample(alpha_low: np.ndarray, size: tuple[int, int]) -> np.ndarra
 
 
 def snap(alpha: np.ndarray, tol: float = SNAP) -> np.ndarray:
-    """Clip to [0, 1] and set values within ``tol`` of 0 or 1 to exactly 0 or 1."""
-    np.clip(alpha, 0.0, 1.0, out=alpha)
-    # THRESH_TOZERO zeroes values <= tol: applied to α and to 1 − α (OpenCV: fast at 12 MP).
-    alpha = cv2.threshold(alpha, tol, 0.0, cv2.THRESH_TOZERO)[1]
-    return 1.0 - cv2.threshold(1.0 - alpha, tol, 0.0, cv2.THRESH_TOZERO)[1]
+    """Clip to [0, 1] and set values within ``tol`` of 0 or 1 to exactly 0 or 1: in place for a C-contiguous
+    float32 array (returned), on a float32 copy otherwise; strip by strip, in the cache."""
+    alpha = np.ascontiguousarray(alpha, dtype=np.float32)
+    rows = alpha.reshape(alpha.shape[0], -1) if alpha.ndim >= 2 else alpha.reshape(1, -1)
+    for y0 in range(0, rows.shape[0], STRIP_ROWS):
+        _snap_into(rows[y0:y0 + STRIP_ROWS], tol)
+    return alpha
+
+
+def _snap_into(x: np.ndarray, tol: float) -> None:
+    """:func:`snap` of a 2-D float32 array, in place (four OpenCV passes)."""
+    cv2.threshold(x, 1.0, 1.0, cv2.THRESH_TRUNC, dst=x)                         # above 1 → 1
+    cv2.threshold(x, tol, 0.0, cv2.THRESH_TOZERO, dst=x)                        # at most tol (or < 0) → 0
+    cv2.max(x, cv2.threshold(x, 1.0 - tol, 1.0, cv2.THRESH_BINARY)[1], dst=x)   # above 1 − tol → 1
 
 
 def to_gray(rgb: np.ndarray) -> np.ndarray:
@@ -116,4 +159,5 @@ def upsample_alpha(alpha_low: np.ndarray, guide_full: np.ndarray, guide_low: np.
         guide_low = cv2.resize(guide_full, alpha_low.shape[::-1], interpolation=cv2.INTER_AREA)
     if guide == "gray":
         guide_full, guide_low = to_gray(guide_full), to_gray(guide_low)
-    return snap(fast_guided_upsample(alpha_low, guide_low, guide_full, radius, eps))
+    a, b = guided_coefficients(guide_low, alpha_low.astype(np.float32), radius, eps)
+    return _apply_coefficients(a, b, guide_full, tol=SNAP)
