@@ -57,12 +57,21 @@ def check_alpha(alpha: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 
 def composite(photo: np.ndarray, alpha: np.ndarray, background: np.ndarray,
-              fg_mask: np.ndarray, fg: np.ndarray) -> np.ndarray:
-    """α·F + (1−α)·background in uint8, F = the photo except ``fg`` at ``fg_mask``; the photo where α = 1."""
-    out = cv2.blendLinear(photo, background, alpha, 1.0 - alpha)          # F = the photo everywhere ...
-    a = alpha[fg_mask][:, None]                                            # ... but where partly transparent
-    out[fg_mask] = np.clip(np.rint(a * fg * 255.0 + (1.0 - a) * background[fg_mask]), 0, 255).astype(np.uint8)
-    np.copyto(out, photo, where=(alpha >= 1.0)[..., None])                 # exactly the photo, not recomputed
+              fg_mask: np.ndarray, fg: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
+    """α·F + (1−α)·background in uint8, F = the photo except ``fg`` at ``fg_mask``; the photo where α = 1.
+
+    One pass over the image: the background where α = 0, the photo's pixels where α = 1 (copied, not
+    recomputed), the compositing equation only at the partly transparent pixels ``fg_mask`` (boolean, or
+    their sorted flat indices). ``out=background`` composites in place."""
+    out = background.copy() if out is None else out
+    index = np.flatnonzero(fg_mask) if fg_mask.dtype == np.bool_ else fg_mask
+    a = alpha.reshape(-1)[index][:, None]
+    behind = background.reshape(-1, 3)[index].astype(np.float32)
+    mixed = np.clip(np.rint(a * fg * 255.0 + (1.0 - a) * behind), 0, 255).astype(np.uint8)
+    if out is not background:
+        np.copyto(out, background)
+    cv2.copyTo(photo, cv2.compare(alpha, 1.0, cv2.CMP_GE), out)      # exactly the photo, not recomputed
+    out.reshape(-1, 3)[index] = mixed
     return out
 
 
@@ -90,9 +99,10 @@ def render_bokeh(photo: np.ndarray, alpha: np.ndarray, strength: float = DEFAULT
     alpha = check_alpha(np.asarray(alpha), photo.shape[:2])
     with timer("foreground"):
         mask, fg, bg = estimate_foreground(photo, alpha)
+        band = np.flatnonzero(mask)                           # the partly transparent pixels, found once
     with timer("blur"):
-        background = lens_blur(photo, alpha, strength, background=(mask, bg), threshold=highlight_threshold,
+        background = lens_blur(photo, alpha, strength, background=(band, bg), threshold=highlight_threshold,
                                gain=highlight_gain)
     with timer("composite"):
-        out = composite(photo, alpha, background, mask, fg)
+        out = composite(photo, alpha, background, band, fg, out=background)
     return out, timer.timings

@@ -16,10 +16,12 @@ it does so with light, not with gamma-encoded pixel values. So:
 4. tone-map (identity below a knee, a soft shoulder to 1 above it) and encode to sRGB.
 
 Speed: a 12-megapixel photo with a 75 px radius would need a 151×151 kernel. The blurred image has no
-detail finer than the disc, so it is computed at a scale where the radius is at most ``max_radius``
-(16 px: a 33×33 kernel, which ``cv2.filter2D`` runs by DFT) and upsampled bilinearly. The boost runs
-at full resolution *before* the (area-averaging, energy-preserving) downsampling, so a highlight of a
-few pixels keeps all its light and still becomes a full-size bokeh ball.
+detail finer than the disc, so it is computed at 1/k of the resolution, k the smallest integer that brings
+the radius to at most ``max_radius`` (16 px: k = 5 at 12 megapixels, a 31×31 kernel, which
+``cv2.filter2D`` runs by DFT), and upsampled bilinearly. The boost runs at full resolution *before* the
+(area-averaging, energy-preserving) k×k reduction, so a highlight of a few pixels keeps all its light and
+still becomes a full-size bokeh ball. The full-resolution work (linear light, weight, boost, reduction) runs
+strip by strip: no full-resolution float image is made.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ HIGHLIGHT_GAIN = 8.0          # linear-light multiplier added at full clipping
 HIGHLIGHT_CONTRAST = 0.3      # how far (sRGB) above its surroundings a highlight must be for the full boost
 TONE_KNEE = 0.8               # linear light: identity below, soft shoulder to 1 above
 MAX_RADIUS = 16.0             # disc radius at the working resolution (px)
+STRIP_ROWS = 64               # full-resolution rows per pass of the reduction
 
 
 def srgb_to_linear(x: np.ndarray) -> np.ndarray:
@@ -81,12 +84,25 @@ def highlight_boost(photo: np.ndarray, window: int, threshold: float = HIGHLIGHT
     1 + gain · S((v − t)/(1 − t)) · S((v − m)/c), S the smoothstep, t ``threshold``, c ``contrast``:
     bright *and* brighter than its surroundings. Both factors are 256-entry look-up tables on uint8.
     """
+    v, above_local = _highlight_inputs(photo, window)
+    return _boost(v, above_local, *_boost_luts(threshold, contrast), gain)
+
+
+def _highlight_inputs(photo: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 (H, W): the brightest channel v, and how far it stands above its ``window``² box mean."""
     v = cv2.max(cv2.max(photo[..., 0], photo[..., 1]), photo[..., 2])
-    above_local = cv2.subtract(v, cv2.blur(v, (window, window)))      # saturating: 0 where darker
+    return v, cv2.subtract(v, cv2.blur(v, (window, window)))      # saturating: 0 where darker
+
+
+def _boost_luts(threshold: float, contrast: float) -> tuple[np.ndarray, np.ndarray]:
     levels = np.arange(256, dtype=np.float32) / 255.0
-    bright = cv2.LUT(v, _lut(smoothstep((levels - threshold) / max(1.0 - threshold, 1e-6))))
-    isolated = cv2.LUT(above_local, _lut(smoothstep(levels / contrast)))
-    return 1.0 + np.float32(gain) * bright * isolated
+    return (_lut(smoothstep((levels - threshold) / max(1.0 - threshold, 1e-6))),
+            _lut(smoothstep(levels / contrast)))
+
+
+def _boost(v: np.ndarray, above_local: np.ndarray, bright_lut: np.ndarray, isolated_lut: np.ndarray,
+           gain: float) -> np.ndarray:
+    return cv2.add(cv2.multiply(cv2.LUT(v, bright_lut), cv2.LUT(above_local, isolated_lut), scale=float(gain)), 1.0)
 
 
 def lens_blur(photo: np.ndarray, alpha: np.ndarray | None = None, strength: float = DEFAULT_STRENGTH, *,
@@ -96,29 +112,65 @@ def lens_blur(photo: np.ndarray, alpha: np.ndarray | None = None, strength: floa
 
     ``alpha`` (H, W float32): the subject to exclude (None: blur everything). ``background``: optional
     (mask, colours) replacing the photo's pixels where ``mask`` is set by estimated background colours
-    (float sRGB, one row per masked pixel): in the hair, where the photo mixes subject and background.
-    ``gain=0`` gives a plain disc blur (no highlight boost).
+    (float sRGB, one row per masked pixel, in raster order): in the hair, where the photo mixes subject and
+    background; the mask may also be given as the masked pixels' flat indices (sorted). ``gain=0`` gives a
+    plain disc blur (no highlight boost).
     """
     h, w = photo.shape[:2]
     radius = blur_radius((h, w), strength)
     if radius < 0.5:
         return photo.copy()
-    lin = cv2.LUT(photo, _lut(srgb_to_linear(np.arange(256) / 255.0)))
-    if background is not None:
-        mask, colours = background
-        lin[mask] = srgb_to_linear(colours)
-    weight = np.ones((h, w), np.float32) if alpha is None else (1.0 - alpha).astype(np.float32)
-    window = max(3, int(radius) | 1)
-    lin *= (weight * highlight_boost(photo, window, threshold, gain) if gain > 0 else weight)[..., None]
+    factor = max(1, int(np.ceil(radius / max_radius)))
+    small = _blurred_small(photo, alpha, background, radius, factor, threshold, gain)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR) if factor > 1 else small
 
-    scale = min(1.0, max_radius / radius)
-    if scale < 1.0:
-        small_size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        lin = cv2.resize(lin, small_size, interpolation=cv2.INTER_AREA)
-        weight = cv2.resize(weight, small_size, interpolation=cv2.INTER_AREA)
-    kernel = disc_kernel(radius * scale)
+
+def _blurred_small(photo, alpha, background, radius, factor, threshold, gain) -> np.ndarray:
+    """The blur at 1/``factor`` of the resolution, uint8: the weighted linear light reduced by ``factor``
+    (area, strip by strip), blurred by the disc of radius ``radius / factor``, normalised, tone-mapped."""
+    lin, weight = _reduced_light(photo, alpha, background, factor, radius, threshold, gain)
+    kernel = disc_kernel(radius / factor)
     num = cv2.filter2D(lin, -1, kernel, borderType=cv2.BORDER_REFLECT)
     den = cv2.filter2D(weight, -1, kernel, borderType=cv2.BORDER_REFLECT)
     blurred = num / np.maximum(den, 1e-6)[..., None]   # no background in reach: inside the subject, unused
-    out = np.rint(linear_to_srgb(tone_map(blurred)) * 255.0).astype(np.uint8)
-    return cv2.resize(out, (w, h), interpolation=cv2.INTER_LINEAR) if scale < 1.0 else out
+    return np.rint(linear_to_srgb(tone_map(blurred)) * 255.0).astype(np.uint8)
+
+
+def _reduced_light(photo, alpha, background, factor, radius, threshold, gain) -> tuple[np.ndarray, np.ndarray]:
+    """(Σ linear light · weight, Σ weight) over ``factor``² blocks: float32 (h, w, 3) and (h, w), h and w the
+    photo's sides // ``factor`` (the last ``factor`` − 1 rows and columns are left out). The weight is 1 − α
+    times the highlight boost, both at full resolution, computed strip by strip so that no full-resolution
+    float image is made."""
+    h, w = (s // factor * factor for s in photo.shape[:2])
+    lut = _lut(srgb_to_linear(np.arange(256) / 255.0))
+    index, colours = _background_pixels(background, photo.shape[1])
+    if gain > 0:
+        v, above = _highlight_inputs(photo, max(3, int(radius) | 1))
+        luts = _boost_luts(threshold, HIGHLIGHT_CONTRAST)
+    lin_small = np.empty((h // factor, w // factor, 3), np.float32)
+    weight_small = np.empty((h // factor, w // factor), np.float32)
+    step = factor * max(1, STRIP_ROWS // factor)
+    for y0 in range(0, h, step):
+        y1 = min(h, y0 + step)
+        lin = cv2.LUT(photo[y0:y1, :w], lut)
+        if index is not None:
+            lo, hi = np.searchsorted(index, (y0 * photo.shape[1], y1 * photo.shape[1]))
+            rows, cols = np.divmod(index[lo:hi] - y0 * photo.shape[1], photo.shape[1])
+            keep = cols < w
+            lin[rows[keep], cols[keep]] = colours[lo:hi][keep]
+        weight = np.ones((y1 - y0, w), np.float32) if alpha is None else cv2.subtract(1.0, alpha[y0:y1, :w])
+        light = weight if gain <= 0 else cv2.multiply(weight, _boost(v[y0:y1, :w], above[y0:y1, :w], *luts, gain))
+        lin = cv2.multiply(lin, cv2.cvtColor(light, cv2.COLOR_GRAY2RGB))
+        size = (w // factor, (y1 - y0) // factor)
+        cv2.resize(lin, size, dst=lin_small[y0 // factor:y1 // factor], interpolation=cv2.INTER_AREA)
+        cv2.resize(weight, size, dst=weight_small[y0 // factor:y1 // factor], interpolation=cv2.INTER_AREA)
+    return lin_small, weight_small
+
+
+def _background_pixels(background, width: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The replaced pixels' sorted flat indices and their colours in linear light (None, None: none)."""
+    if background is None:
+        return None, None
+    mask, colours = background
+    index = np.flatnonzero(mask) if mask.dtype == np.bool_ else np.asarray(mask, np.int64)
+    return index, srgb_to_linear(colours).reshape(-1, 3)
