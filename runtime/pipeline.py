@@ -5,7 +5,8 @@
 
 ``mask_path``: a mask file, :data:`AUTO` (the person segmenter, :mod:`runtime.person_mask`) or None (no mask:
 the network decides every pixel). Stages timed (seconds): ``open`` (the artifact, and the segmenter when
-``mask_path`` is AUTO and none is given), ``load``, ``segment``, ``trimap``, ``preprocess``, ``model``,
+``mask_path`` is AUTO and none is given: a one-off cost, none when an open :class:`Matter` and segmenter are
+passed, as a folder's photos share them), ``load``, ``segment``, ``trimap``, ``preprocess``, ``model``,
 ``upsample``, ``refine``, ``foreground``, ``blur``, ``composite``, ``write``. The output format follows the
 suffix (JPEG quality 95, or PNG), upright with the photo's ICC profile and EXIF (orientation 1:
 :mod:`runtime.photo_files`); it is checked before any work, an existing file is refused unless

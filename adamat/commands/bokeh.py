@@ -99,6 +99,13 @@ def _run_folder(args: argparse.Namespace, render) -> int:
     return 0
 
 
+ONE_OFF = {"open": "one-off: the model and the segmenter, opened once per process"}
+IO_STAGES = ("open", "load", "write")   # not the photo's compute: opening, decoding and encoding
+
+
 def _print_timings(timings: dict[str, float]) -> None:
     for stage, seconds in timings.items():
-        print(f"  {stage:<11} {seconds * 1000:8.1f} ms")
+        note = f"   ({ONE_OFF[stage]})" if stage in ONE_OFF else ""
+        print(f"  {stage:<11} {seconds * 1000:8.1f} ms{note}")
+    compute = sum(seconds for stage, seconds in timings.items() if stage not in IO_STAGES)
+    print(f"  {'compute':<11} {compute * 1000:8.1f} ms   (every stage between decode and encode)")
