@@ -1,0 +1,151 @@
+"""The pipeline's rewritten stages against the code they replace (benchmarks.pipeline_reference), on small
+images: the trimap from a mask at its own resolution, the guided upsampling in strips, the foreground at an
+integer reduction, the lens blur at a reduced resolution and the fused composite. Equal within float noise
+where the arithmetic is the same, within the quality bounds (alpha mean |Δα| ≤ 1e-3, bokeh ≥ 40 dB) where a
+resolution changed. Speed is measured by ``python -m benchmarks.pipeline_stages``, never here."""
+
+import cv2
+import numpy as np
+import pytest
+
+import benchmarks.pipeline_reference as ref
+from runtime.bokeh import composite, render_bokeh
+from runtime.foreground import estimate_foreground
+from runtime.lens_blur import lens_blur
+from runtime.preprocess import DISTANCE_STEPS, make_trimap, to_mask, trimap_from_mask
+from runtime.upsample import fast_guided_upsample, snap, upsample_alpha
+
+
+def portrait(h=240, w=320, seed=0):
+    """A textured photo with small highlights, an elliptical subject with a strand-like soft rim."""
+    rng = np.random.default_rng(seed)
+    texture = cv2.resize(rng.random((12, 16, 3), dtype=np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
+    photo = np.clip(texture * 180 + rng.normal(0, 6, (h, w, 3)), 0, 255).astype(np.uint8)
+    for y, x in rng.integers((0, 0), (h, w), (6, 2)):
+        cv2.circle(photo, (int(x), int(y)), 2, (255, 250, 235), -1)
+    yy, xx = np.mgrid[:h, :w]
+    r = np.hypot((yy - 0.6 * h) / (0.4 * h), (xx - 0.5 * w) / (0.25 * w))
+    strands = cv2.resize(rng.random((h // 4, w // 4), dtype=np.float32), (w, h))
+    alpha = np.clip((1.0 - r) * 12 + (strands - 0.5) * 1.5, 0, 1).astype(np.float32)
+    photo[alpha >= 1] = (200, 150, 120)
+    return photo, alpha
+
+
+def psnr(a, b):
+    mse = np.mean((a.astype(np.float32) - b.astype(np.float32)) ** 2)
+    return np.inf if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
+
+
+def coarse_mask(alpha, side):
+    h, w = alpha.shape
+    s = side / max(h, w)
+    small = cv2.resize((alpha > 0.5).astype(np.float32), (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
+    return (small > 0.5).astype(np.uint8) * 255
+
+
+@pytest.mark.parametrize("band", [3, 8])
+def test_trimap_is_the_full_resolution_transform_for_narrow_bands(band):
+    """Up to DISTANCE_STEPS pixels the grid is the photo's: exactly the old distance transforms."""
+    _, alpha = portrait()
+    for mask in (coarse_mask(alpha, 64), (alpha > 0.5).astype(np.uint8) * 255):
+        old = ref.trimap_from_mask(to_mask(mask), alpha.shape, band)
+        assert np.array_equal(make_trimap(alpha.shape, mask=mask, band=band), old)
+
+
+@pytest.mark.parametrize("band", [16, 40, 90])
+def test_trimap_band_within_a_pixel_or_two(band):
+    """Wider bands: distances on a grid of band / 8 pixels move the band's limits by about half a step."""
+    _, alpha = portrait(480, 640)
+    mask = coarse_mask(alpha, 64)
+    old = ref.trimap_from_mask(to_mask(mask), alpha.shape, band)
+    new = make_trimap(alpha.shape, mask=mask, band=band)
+    assert set(np.unique(new)) <= {0, 128, 255}
+    unknown_old, unknown_new = (old == 128).sum(), (new == 128).sum()
+    assert abs(unknown_new - unknown_old) <= 0.03 * unknown_old
+    step = band / DISTANCE_STEPS                             # photo pixels per grid pixel
+    for a, b in ((old, new), (new, old)):                    # each band within about half a grid step of the other
+        outside = cv2.distanceTransform((a != 128).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+        assert outside[b == 128].max() <= step / 2 + 1.5
+    assert not ((new == 0) & (old == 255)).any() and not ((new == 255) & (old == 0)).any()
+
+
+def test_trimap_from_mask_takes_any_resolution():
+    _, alpha = portrait()
+    mask = to_mask(coarse_mask(alpha, 80))
+    assert trimap_from_mask(mask, alpha.shape, 24).shape == alpha.shape
+    assert (trimap_from_mask(np.ones_like(mask), alpha.shape, 24) == 255).all()
+    assert (trimap_from_mask(np.zeros_like(mask), alpha.shape, 24) == 0).all()
+
+
+def test_upsampling_equals_the_reference_within_float_noise():
+    photo, alpha = portrait()
+    photo01 = photo.astype(np.float32) / 255
+    for size in ((60, 80), (47, 61)):                      # an integer and a ragged ratio
+        small = cv2.resize(photo01, size[::-1], interpolation=cv2.INTER_AREA)
+        a_small = cv2.resize(alpha, size[::-1], interpolation=cv2.INTER_AREA)
+        for guide in ("rgb", "gray"):
+            old = ref.upsample_alpha(a_small, photo01, small, guide=guide)
+            new = upsample_alpha(a_small, photo01, small, guide=guide)
+            assert new.dtype == np.float32 and np.abs(old - new).max() < 1e-4
+            assert np.mean((old == 1) != (new == 1)) < 1e-3 and np.mean((old == 0) != (new == 0)) < 1e-3
+        q_old, q_new = ref.fast_guided_upsample(a_small, small, photo01), fast_guided_upsample(a_small, small, photo01)
+        assert np.abs(q_old - q_new).max() < 1e-4
+
+
+def test_snap_in_place_equals_the_reference():
+    x = np.random.default_rng(1).normal(0.5, 0.6, (130, 70)).astype(np.float32)
+    x[0, :3] = [0.5 / 255, 1 - 0.5 / 255, 1.0]
+    old = ref.snap(x.copy())
+    new = snap(x)
+    assert new is x and new.dtype == np.float32
+    assert np.abs(old - new).max() < 1e-6 and np.array_equal(old == 0, new == 0)
+    assert snap(x.astype(np.float64)).dtype == np.float32     # other dtypes: a float32 copy
+
+
+def test_composite_is_exactly_the_reference():
+    photo, alpha = portrait()
+    mask, fg, bg = estimate_foreground(photo, alpha)
+    background = lens_blur(photo, alpha, 0.03, background=(mask, bg))
+    old = ref.composite(photo, alpha, background, mask, fg)
+    assert np.array_equal(composite(photo, alpha, background, mask, fg), old)
+    same = background.copy()
+    assert composite(photo, alpha, same, np.flatnonzero(mask), fg, out=same) is same and np.array_equal(same, old)
+
+
+def test_foreground_matches_the_reference():
+    photo, alpha = portrait()
+    mask_old, fg_old, bg_old = ref.estimate_foreground(photo, alpha)
+    mask, fg, bg = estimate_foreground(photo, alpha)
+    assert np.array_equal(mask, mask_old) and np.array_equal(fg, fg_old) and np.array_equal(bg, bg_old)
+    big_photo, big_alpha = (cv2.resize(x, (1920, 1440), interpolation=cv2.INTER_LINEAR) for x in (photo, alpha))
+    _, fg_old, _ = ref.estimate_foreground(big_photo, big_alpha, max_megapixels=0.5)   # a 2x2 reduction here
+    _, fg, _ = estimate_foreground(big_photo, big_alpha, max_megapixels=0.5)
+    assert np.abs(fg - fg_old).mean() < 0.01
+
+
+@pytest.mark.parametrize("strength", [0.02, 0.05, 0.15])
+def test_lens_blur_and_bokeh_within_40_db_of_the_reference(strength):
+    photo, alpha = portrait(360, 480)
+    old = ref.render_bokeh(photo, alpha, strength)
+    new, _ = render_bokeh(photo, alpha, strength)
+    assert psnr(old, new) >= 40.0
+    assert np.array_equal(new[alpha >= 1], photo[alpha >= 1])
+    plain_old = ref.lens_blur(photo, None, strength, gain=0)
+    assert psnr(plain_old, lens_blur(photo, None, strength, gain=0)) >= 40.0
+
+
+def test_matting_path_alpha_within_1e3():
+    """The trimap and the upsampling together, as Matter.predict runs them: mean |Δα| ≤ 1e-3."""
+    photo, alpha = portrait(480, 640)
+    mask = coarse_mask(alpha, 64)
+    band = 20
+    photo01 = photo.astype(np.float32) / 255
+    small = cv2.resize(photo01, (160, 120), interpolation=cv2.INTER_AREA)
+    a_small = cv2.resize(alpha, (160, 120), interpolation=cv2.INTER_AREA)
+    results = []
+    for trimap, up in ((lambda: ref.trimap_from_mask(to_mask(mask), alpha.shape, band), ref.upsample_alpha),
+                       (lambda: make_trimap(alpha.shape, mask=mask, band=band), upsample_alpha)):
+        a, t = up(a_small, photo01, small), trimap()
+        a[t == 0], a[t == 255] = 0.0, 1.0
+        results.append(a)
+    assert np.abs(results[0] - results[1]).mean() <= 1e-3
