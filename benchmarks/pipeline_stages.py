@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         model=f"synthetic {W}x{H} portrait, 256-px mask" + (f"; {args.model} for Matter.predict" if args.model else ""),
         method=f"medians of {args.runs} interleaved runs per stage in one process (before: "
                "benchmarks.pipeline_reference; after: the runtime), one warm-up each",
-        command=["python", "-m", "benchmarks.pipeline_stages", *(argv or [])])
+        command=["python", "-m", "benchmarks.pipeline_stages", *(sys.argv[1:] if argv is None else argv)])
     data |= {"columns": ["stage", "before ms", "after ms", "speed-up", "quality"], "rows": rows,
              "note": "peak RSS of the app's path without the network (decode, trimap, photo as float, letterbox, "
                      "upsampling, clamp, renderer, encode; benchmarks.pipeline_stages.peak_rss_mib), MiB: "
