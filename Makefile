@@ -6,13 +6,13 @@ CLI    := $(VENV)/bin/adamat
 STAMP  := $(VENV)/.installed
 OUT    ?= out
 # The model every export, gate and profile target works on, and its own folder of artifacts: the shipped
-# model in out/export by default; `make gate WEIGHTS=weights/mobile-int8.pt` exports the INT8 variant to every
-# target in out/export/mobile-int8 and gates it. One model per folder.
-DEFAULT_WEIGHTS := weights/mobile.pt
+# model in out/export by default; `make gate WEIGHTS=weights/mobile.pt` exports the second model to every
+# target in out/export/mobile and gates it. One model per folder.
+DEFAULT_WEIGHTS := weights/mobile-int8.pt
 WEIGHTS ?= $(DEFAULT_WEIGHTS)
 model_folder = $(OUT)/export$(if $(filter-out $(DEFAULT_WEIGHTS),$(1)),/$(basename $(notdir $(1))))
 EXPORT  ?= $(call model_folder,$(WEIGHTS))
-VARIANT := weights/mobile-int8.pt
+VARIANT := weights/mobile.pt
 
 .PHONY: setup test demo gate train bench bench-phone bench-baseline profile export-all export-onnx export-trt export-openvino export-coreml export-executorch export-android clean help
 
@@ -25,8 +25,9 @@ help:
 	@echo "             (the export, gate and profile targets take WEIGHTS=<checkpoint>: another model, in"
 	@echo "             out/export/<its name>; EXPORT=<folder> overrides the folder)"
 	@echo "make test    the layer contracts (lint-imports) and the test suite (what CI runs)"
-	@echo "make train   train the mobile model in the background-safe, resumable way (runs/mobile)"
-	@echo "make export-onnx  FP32 + INT8 ONNX of weights/mobile.pt with manifests (out/export)"
+	@echo "make train   continue the default model (mobile-int8, distilled from mobile) in the background-safe,"
+	@echo "             resumable way (runs/mobile-int8); adamat ship --run runs/mobile-int8 ships it"
+	@echo "make export-onnx  FP32 + INT8 ONNX of weights/mobile-int8.pt with manifests (out/export)"
 	@echo "make export-openvino  OpenVINO IR FP32/FP16/INT8/accuracy-controlled INT8 (out/export)"
 	@echo "make export-coreml    CoreML .mlpackage FP16/W8/PAL6/W8A8 (out/export; simulated accuracy on Linux)"
 	@echo "make export-android   ExecuTorch .pte FP32/INT8 for Android, XNNPACK-delegated (out/export; also"
@@ -65,7 +66,8 @@ export-all: $(STAMP)
 	$(CLI) export all --checkpoint $(WEIGHTS) --out $(EXPORT)
 
 train: $(STAMP)
-	$(CLI) train --config mobile --run-dir runs/mobile
+	$(CLI) train --config mobile-int8 --run-dir runs/mobile-int8 --init $(DEFAULT_WEIGHTS) --teacher $(VARIANT) \
+		--crop 256 --lr 3e-4
 
 export-onnx: $(STAMP)
 	$(CLI) export onnx --checkpoint $(WEIGHTS) --out $(EXPORT)
@@ -90,23 +92,24 @@ bench: $(STAMP)
 	mkdir -p $(OUT)/bench
 	args="$$($(PY) -m benchmarks.baseline compare)" && ADAMAT_ARTIFACTS=$(OUT)/export $(PY) -m pytest -q benchmarks \
 		--benchmark-enable --benchmark-json=$(OUT)/bench/benchmarks.json $$args
-	$(CLI) eval-real --checkpoint weights/mobile.pt --out $(OUT)/bench
+	$(CLI) eval-real --checkpoint $(DEFAULT_WEIGHTS) --out $(OUT)/bench
 	$(CLI) export all --checkpoint $(VARIANT) --targets onnx openvino --out $(call model_folder,$(VARIANT))
 	$(PY) -m benchmarks.model_comparison $(OUT)/export $(call model_folder,$(VARIANT)) --out $(OUT)/bench/model-comparison.json
 	$(MAKE) --no-print-directory bench-phone
 
 # The phone path: the 12-megapixel set, the real photos at native resolution and upscaled 2x and 4x (mask
 # protocol), the held-back split (trimap protocol): each model beside the raw mask, a guided filter and
-# closed-form matting (out/bench/eval-*/eval.md and eval.json); the INT8 variant beside the shipped model on
-# the held-back split and the down8 masks.
+# closed-form matting (out/bench/eval-*/eval.md and eval.json); the second model (mobile) beside the default
+# on the real photos and the held-back split.
 HELD_BACK := GT03 GT15 GT19 GT25
 bench-phone: $(STAMP)
-	$(CLI) eval phone --also-unrefined --artifacts weights/mobile.pt $(OUT)/export/adamatting_mobile_512x512_openvino_int8.xml --out $(OUT)/bench/eval-phone
-	$(CLI) eval real --recipe down8 --also-unrefined --artifacts weights/mobile.pt $(VARIANT) --out $(OUT)/bench/eval-real-down8
-	$(CLI) eval real --recipe phone --also-unrefined --out $(OUT)/bench/eval-real-phone
-	$(CLI) eval real --protocol trimap --images $(HELD_BACK) --also-unrefined --artifacts weights/mobile.pt $(VARIANT) \
+	$(CLI) eval phone --also-unrefined --artifacts $(DEFAULT_WEIGHTS) $(OUT)/export/adamatting_mobile-int8_512x512_openvino_int8.xml --out $(OUT)/bench/eval-phone
+	$(CLI) eval real --recipe down8 --also-unrefined --artifacts $(DEFAULT_WEIGHTS) $(VARIANT) --out $(OUT)/bench/eval-real-down8
+	$(CLI) eval real --recipe phone --also-unrefined --artifacts $(DEFAULT_WEIGHTS) $(VARIANT) --out $(OUT)/bench/eval-real-phone
+	$(CLI) eval real --protocol trimap --images $(HELD_BACK) --also-unrefined --artifacts $(DEFAULT_WEIGHTS) $(VARIANT) \
 		--out $(OUT)/bench/eval-heldback-trimap
 	$(CLI) eval real-2x --recipe down8 --also-unrefined --out $(OUT)/bench/eval-real-2x
+	$(CLI) eval real-2x --recipe phone --also-unrefined --out $(OUT)/bench/eval-real-2x-phone
 	$(CLI) eval real-4x --recipe down8 --images $(HELD_BACK) --out $(OUT)/bench/eval-real-4x
 
 bench-baseline: $(STAMP)

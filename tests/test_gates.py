@@ -17,6 +17,7 @@ import onnx
 import pytest
 
 from adamat.cli import main
+from adamatting.checkpoint import load_model
 from adamatting.config import DEFAULT_WEIGHTS, VARIANT_WEIGHTS
 from benchmarks.gates import (
     GateConfigError,
@@ -30,10 +31,11 @@ from benchmarks.gates import (
 from common.manifest import load_manifest, write_manifest
 from evaluation.accuracy import edge_band, evaluate_all, psnr
 from export.all_targets import export_all
-from export.job import composited_set
+from export.job import artifact_name, composited_set
 from runtime.artifacts import current, open_artifact, reference
 
 SIZE = (256, 256)
+STEM = artifact_name(load_model(DEFAULT_WEIGHTS)[0].cfg.name, SIZE, "x")[:-len("_x.onnx")]   # the shipped model's
 CPU_KEYS = {"onnxruntime/fp32", "onnxruntime/int8", "openvino/fp32", "openvino/fp16", "openvino/int8",
             "tensorrt/fp16", "tensorrt/int8", "coreml/fp16", "coreml/w8", "coreml/pal6", "coreml/w8a8",
             "executorch/fp32", "executorch/int8"}
@@ -137,7 +139,7 @@ def test_a_damaged_int8_artifact_fails_the_gate(exported, capsys):
     root, export_dir, _, _, val, _ = exported
     bad_dir = root / "damaged"
     bad_dir.mkdir()
-    name = "adamatting_mobile_256x256_int8.onnx"
+    name = f"{STEM}_int8.onnx"
     _damage_scale(export_dir / name, bad_dir / name)
     damaged = open_artifact(bad_dir / name)
     rows = evaluate_all(reference(DEFAULT_WEIGHTS), [damaged], SIZE, val, real=False)
@@ -153,7 +155,7 @@ def test_a_damaged_int8_artifact_fails_the_gate(exported, capsys):
 
 def test_gate_command_passes_on_the_exports(exported, capsys):
     root = exported[0]
-    only = _folder_with(exported, "onnx_only", "adamatting_mobile_256x256_int8.onnx*")
+    only = _folder_with(exported, "onnx_only", f"{STEM}_int8.onnx*")
     code = _gate_command(exported, only, "--json", str(root / "gate.json"))
     out = capsys.readouterr().out
     assert code == 0 and "all accuracy gates pass" in out and (root / "gate.json").is_file()
@@ -161,8 +163,8 @@ def test_gate_command_passes_on_the_exports(exported, capsys):
 
 def test_a_truncated_artifact_fails_the_gate(exported, capsys):
     """A file that no longer matches its manifest (truncated after export) is a violation, not a warning."""
-    bad = _folder_with(exported, "truncated", "adamatting_mobile_256x256_fp32.onnx*")
-    onnx_file = bad / "adamatting_mobile_256x256_fp32.onnx"
+    bad = _folder_with(exported, "truncated", f"{STEM}_fp32.onnx*")
+    onnx_file = bad / f"{STEM}_fp32.onnx"
     onnx_file.write_bytes(onnx_file.read_bytes()[: onnx_file.stat().st_size // 2])
     code = _gate_command(exported, bad, "--val-limit", "2")
     err = capsys.readouterr().err
@@ -172,7 +174,7 @@ def test_a_truncated_artifact_fails_the_gate(exported, capsys):
 def test_an_artifact_of_another_checkpoint_fails_the_gate(exported, capsys):
     """A failed re-export leaves the previous checkpoint's artifact behind: gating it against this
     checkpoint would compare two models, so it is a violation naming the file."""
-    name = "adamatting_mobile_256x256_int8.onnx"
+    name = f"{STEM}_int8.onnx"
     old = _folder_with(exported, "stale", name + "*")
     m = load_manifest(old / name)
     m.checkpoint_sha256 = "0" * 64
@@ -200,15 +202,15 @@ def test_artifacts_of_other_export_code_are_rebuilt_not_reused(exported, tmp_pat
     from common.manifest import export_code_sha
 
     root, _, cal_toml, _, val, _ = exported
-    stale = _folder_with(exported, "code", "adamatting_mobile_256x256_*.onnx*")
-    m = load_manifest(stale / "adamatting_mobile_256x256_int8.onnx")
+    stale = _folder_with(exported, "code", f"{STEM}_*.onnx*")
+    m = load_manifest(stale / f"{STEM}_int8.onnx")
     assert m.export_code_sha256 == export_code_sha()
     m.export_code_sha256 = "0" * 64
-    write_manifest(stale / "adamatting_mobile_256x256_int8.onnx", m)
+    write_manifest(stale / f"{STEM}_int8.onnx", m)
     cal = composited_set(str(cal_toml), SIZE, root / "sets", progress=False)
     again = export_all(DEFAULT_WEIGHTS, stale, SIZE, cal, val, targets=("onnx",), log=lambda m: None)
     assert again[0].status == "built"
-    assert load_manifest(stale / "adamatting_mobile_256x256_int8.onnx").export_code_sha256 == export_code_sha()
+    assert load_manifest(stale / f"{STEM}_int8.onnx").export_code_sha256 == export_code_sha()
 
 
 def test_gate_precedence_and_bad_config(tmp_path):
@@ -286,11 +288,12 @@ def test_main_job_writes_the_report(exported, tmp_path):
     assert rows["onnxruntime/int8"]["ratio_to_torch_fp32"] > 0 and rows["onnxruntime/int8"]["peak_rss_mb"] > 0
     assert rows["coreml/w8a8"]["status"] == "not run"
     # the second model: exported beside the first, gated, and both compared in one interleaved run
-    assert "## The second model (mobile-int8.pt)" in text
+    assert f"## The second model ({VARIANT_WEIGHTS.name})" in text
     comparison = json.loads((report.parent / "model-comparison.json").read_text())
-    assert [r["model"] for r in comparison["rows"]] == ["mobile", "mobile-int8"]
+    second = load_model(VARIANT_WEIGHTS)[0].cfg.name
+    assert [r["model"] for r in comparison["rows"]] == [load_model(DEFAULT_WEIGHTS)[0].cfg.name, second]
     assert comparison["rows"][1]["OV INT8 / first OV INT8"] > 0 and "ORT INT8/FP32 <= 0.6" in text
-    assert (export_dir / "mobile-int8" / "adamatting_mobile-int8_256x256_openvino_int8.xml").is_file()
+    assert (export_dir / VARIANT_WEIGHTS.stem / artifact_name(second, SIZE, "openvino_int8", suffix=".xml")).is_file()
 
 
 def test_a_failing_second_model_is_reported_not_raised(monkeypatch, tmp_path):
@@ -307,4 +310,4 @@ def test_a_failing_second_model_is_reported_not_raised(monkeypatch, tmp_path):
     assert done["failed"] == "RuntimeError: openvino does not import" and done["comparison"] is None
     assert logged == ["second model: failed: RuntimeError: openvino does not import"]
     text = variant_section(done)
-    assert "## The second model (mobile-int8.pt)" in text and "**Failed**: RuntimeError: openvino" in text
+    assert f"## The second model ({VARIANT_WEIGHTS.name})" in text and "**Failed**: RuntimeError: openvino" in text

@@ -165,16 +165,15 @@ def test_a_trimap_alone_is_not_a_trimap_and_a_mask(tiny_checkpoint, tmp_path, ca
 
 def test_a_warning_is_one_plain_line_without_its_source(tiny_checkpoint, tmp_path):
     cv2.imwrite(str(tmp_path / "p.png"), photo((40, 40, 220)))
-    trimap = np.full((48, 64), 128, np.uint8)
-    trimap[:8], trimap[-8:] = 0, 255
+    trimap = np.full((24, 32), 128, np.uint8)            # half the photo's size: resized, with a warning
+    trimap[:4], trimap[-4:] = 0, 255
     cv2.imwrite(str(tmp_path / "t.png"), trimap)
-    cv2.imwrite(str(tmp_path / "m.png"), (trimap > 100).astype(np.uint8) * 255)
     run = subprocess.run([sys.executable, "-m", "adamat.cli", "bokeh", str(tmp_path / "p.png"), "--trimap",
-                          str(tmp_path / "t.png"), "--mask", str(tmp_path / "m.png"), "-o", str(tmp_path / "o.jpg"),
+                          str(tmp_path / "t.png"), "-o", str(tmp_path / "o.jpg"),
                           "--artifact", str(tiny_checkpoint), "--refine", "0"],
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
-    assert re.fullmatch(r"warning: both a trimap and a mask were given[^\n]*\n", run.stderr), run.stderr
+    assert re.fullmatch(r"warning: \S*t\.png: trimap is 32x24, resized to the photo's 64x48\n", run.stderr), run.stderr
 
 
 def test_warning_line():

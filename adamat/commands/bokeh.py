@@ -37,7 +37,7 @@ def add_arguments(b: argparse.ArgumentParser) -> None:
                    help="unknown band around the mask's edge, in photo pixels (default: two pixels of the mask's own "
                         "resolution, at least 16: 32 for a 256-px mask of a 4032-px photo)")
     b.add_argument("--artifact", default=None,
-                   help="model: a checkpoint (.pt) or an exported .onnx with its manifest (default: weights/mobile.pt)")
+                   help="model: a checkpoint (.pt) or an exported .onnx with its manifest (default: weights/mobile-int8.pt)")
     b.add_argument("--strength", type=float, default=None, help=STRENGTH_HELP)
     b.add_argument("--threads", type=positive_int, default=None, help="CPU threads of the onnxruntime/OpenVINO backend")
     b.add_argument("--hint", choices=["LATENCY", "THROUGHPUT"], default=None,

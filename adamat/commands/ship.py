@@ -18,7 +18,7 @@ from common.outputs import check_writable
 
 
 def add_arguments(s) -> None:
-    s.add_argument("--run-dir", "--run", dest="run", default="runs/mobile", help="the run folder")
+    s.add_argument("--run-dir", "--run", dest="run", default="runs/mobile-int8", help="the run folder")
     s.add_argument("--out", default=str(DEFAULT_WEIGHTS))
     s.add_argument("--average", nargs="+", metavar="CHECKPOINT",
                    help="ship the uniform average of these checkpoints of one config instead (snapshots of "

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from adamatting.checkpoint import file_sha256
+from adamatting.config import DEFAULT_WEIGHTS
 from adamatting.train.band_refiner import RefinerRecipe, train_band_refiner
 from calib_data.splits import alphamatting_dev_dir
 from common.arguments import positive_int
@@ -31,7 +32,7 @@ METHODS = ("refined", "network", "guided filter", "raw mask")
 
 
 def add_arguments(t) -> None:
-    t.add_argument("--checkpoint", default="weights/mobile-int8.pt", help="the network whose alpha it refines")
+    t.add_argument("--checkpoint", default=str(DEFAULT_WEIGHTS), help="the network whose alpha it refines")
     t.add_argument("--folder", default=None, help="photos with ground truth (default: the alphamatting.com dev set)")
     t.add_argument("--out", default=str(SHIPPED), help="where the refiner's ONNX graph goes (default: the runtime's)")
     t.add_argument("--measured", default=None, help="write the k-fold table here (a benchmarks/measured/ JSON)")
