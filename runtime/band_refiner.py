@@ -28,6 +28,7 @@ SHIPPED = Path(__file__).parent / "data" / "band_refiner.onnx"
 INPUTS = ("image", "alpha", "prior", "mask")
 RECEPTIVE_RADIUS = 16    # pixels each side an output depends on (adamatting.model.band_refiner)
 TILE = 128               # output tile side at the working resolution
+BATCH = 16               # tiles per network call
 WORKING_SIDE = 2048      # the refiner's working resolution: the photo's long side at most this
 
 
@@ -67,8 +68,12 @@ class BandRefiner:
         out_w = self._run_tiles(planes, band_w)
         # A larger photo keeps its full-resolution alpha (edges from the photo) plus the refiner's correction,
         # upsampled bilinearly: at most ~2× for a 12-megapixel photo, and one resize instead of a guided filter.
-        out = out_w if s == 1 else alpha + cv2.resize(out_w - alpha_w, (w, h), interpolation=cv2.INTER_LINEAR)
-        return snap(np.where(band, out, alpha).astype(np.float32))
+        # Only the band's pixels are written.
+        out = alpha.astype(np.float32, copy=True)
+        new = out_w[band] if s == 1 else alpha[band] + cv2.resize(out_w - alpha_w, (w, h),
+                                                                  interpolation=cv2.INTER_LINEAR)[band]
+        out[band] = snap(new)
+        return out
 
     def _run_tiles(self, planes: np.ndarray, band: np.ndarray) -> np.ndarray:
         """The refiner's output (h, w) on every tile holding band pixels; elsewhere the input alpha."""
@@ -78,12 +83,13 @@ class BandRefiner:
         padded = cv2.copyMakeBorder(planes, r, ny * TILE - h + r, r, nx * TILE - w + r, cv2.BORDER_REFLECT)
         held = np.pad(band, ((0, ny * TILE - h), (0, nx * TILE - w))).reshape(ny, TILE, nx, TILE).any(axis=(1, 3))
         corners = list(zip(*np.nonzero(held)))
-        batch = np.stack([padded[y * TILE:(y + 1) * TILE + 2 * r, x * TILE:(x + 1) * TILE + 2 * r]
-                          for y, x in corners]).transpose(0, 3, 1, 2)
-        for name, blob in zip(INPUTS, (batch[:, :3], batch[:, 3:4], batch[:, 4:5], batch[:, 5:6])):
-            self.net.setInput(np.ascontiguousarray(blob), name)
-        result = self.net.forward()[:, 0, r:r + TILE, r:r + TILE]
         out = np.pad(planes[..., 3], ((0, ny * TILE - h), (0, nx * TILE - w)))
-        for (y, x), tile in zip(corners, result):
-            out[y * TILE:(y + 1) * TILE, x * TILE:(x + 1) * TILE] = tile
+        for start in range(0, len(corners), BATCH):      # batches bound the network's intermediate buffers
+            chunk = corners[start:start + BATCH]
+            batch = np.stack([padded[y * TILE:(y + 1) * TILE + 2 * r, x * TILE:(x + 1) * TILE + 2 * r]
+                              for y, x in chunk]).transpose(0, 3, 1, 2)
+            for name, blob in zip(INPUTS, (batch[:, :3], batch[:, 3:4], batch[:, 4:5], batch[:, 5:6])):
+                self.net.setInput(np.ascontiguousarray(blob), name)
+            for (y, x), tile in zip(chunk, self.net.forward()[:, 0, r:r + TILE, r:r + TILE]):
+                out[y * TILE:(y + 1) * TILE, x * TILE:(x + 1) * TILE] = tile
         return out[:h, :w]

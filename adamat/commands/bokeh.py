@@ -46,6 +46,9 @@ def add_arguments(b: argparse.ArgumentParser) -> None:
                    help=f"refine the band on at most this many tiles at {DEFAULT_REFINEMENT.zoom:g}x the model's "
                         f"resolution (runtime.refine; each tile is one more model call; 0: off; default "
                         f"{DEFAULT_REFINEMENT.tiles})")
+    b.add_argument("--band-refiner", default="shipped", metavar="shipped|none|PATH",
+                   help="the band refiner run after the network where there is a mask (runtime.band_refiner; "
+                        "default: the shipped one; none: off)")
     b.add_argument("--timings", action="store_true", help="print the seconds of each stage")
     b.set_defaults(func=run)
 
@@ -61,9 +64,11 @@ def run(args: argparse.Namespace) -> int:
     if folder and (args.trimap or args.mask not in (None, AUTO, "none")):
         raise DataError("a folder takes --mask auto or --mask none; --mask FILE and --trimap are for one photo",
                         args.photo)
-    if folder or options or args.refine != DEFAULT_REFINEMENT.tiles:   # one model for every photo
+    if folder or options or args.refine != DEFAULT_REFINEMENT.tiles or args.band_refiner != "shipped":
         refinement = Refinement(tiles=args.refine, zoom=DEFAULT_REFINEMENT.zoom) if args.refine else None
-        artifact = Matter.from_artifact(artifact, backend_options=options, refinement=refinement)
+        band_refiner = None if args.band_refiner == "none" else args.band_refiner
+        artifact = Matter.from_artifact(artifact, backend_options=options, refinement=refinement,   # one model
+                                        band_refiner=band_refiner)                                 # for all
     # the segmenter unless told otherwise; a trimap needs no mask (only a mask FILE given beside it is "both")
     mask = AUTO if args.mask is None else args.mask
     mask = None if mask == "none" or (args.trimap and mask == AUTO) else mask
