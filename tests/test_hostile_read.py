@@ -289,6 +289,9 @@ def test_na_rows_keep_the_json_readable_by_gf_ratio(tmp_path, tiny_checkpoint):
     mask = np.full((48, 64), 255, np.uint8)
     mask[22:26, 30:34] = 0                                # a hole narrower than the band: no background left
     cv2.imwrite(str(folder / "mask" / "p1.png"), mask)
+    mask[:] = 0
+    mask[:, 24:] = 255                                    # p0: background and foreground beyond the 16-px band
+    cv2.imwrite(str(folder / "mask" / "p0.png"), mask)
     methods = [ClosedForm(cap=4000)]
     result = evaluate_folder(EvalFolder(folder), methods, EvalSettings("mask"))
     assert [(r["image"], r["where"]) for r in result.na] == [("p1", "whole"), ("p1", "band")]
