@@ -7,7 +7,7 @@
    (:mod:`benchmarks.gates`);
 4. latency of every artifact that runs here (:mod:`benchmarks.latency`, one process per artifact);
 5. the bokeh pipeline stage by stage on a synthetic 12-megapixel photo, on the fastest artifact;
-6. the INT8-friendly second model (``JobConfig.variant``): its ONNX and OpenVINO exports and their gates,
+6. the second model (``JobConfig.variant``, ``mobile``): its ONNX and OpenVINO exports and their gates,
    and both models' FP32/INT8 artifacts timed in one interleaved run (:mod:`benchmarks.model_comparison`);
 7. ``reports/<timestamp>/report.md`` with the tables, the latency-vs-accuracy plot and the figures.
 
@@ -62,7 +62,7 @@ class JobConfig:
     pipeline: bool = True          # time the 12-megapixel bokeh pipeline
     phone: bool = True             # evaluate the phone path on the 12-megapixel set (calib_data/configs/phone.toml)
     phone_cache: Path = Path("cache/phone")
-    variant: Path | None = None    # a second model compared with the first (the INT8-friendly mobile-int8)
+    variant: Path | None = None    # a second model compared with the first (mobile, beside the default mobile-int8)
     variant_rounds: int = 5        # its interleaved comparison's rounds
 
 

@@ -1,7 +1,7 @@
 """What INT8 buys several networks, measured in one interleaved run: each model's onnxruntime and OpenVINO
-FP32/INT8 artifacts (the shipped model beside the INT8-friendly ``mobile-int8``), as a measured-results table.
+FP32/INT8 artifacts (the default model beside the second, ``mobile``), as a measured-results table.
 
-    python -m benchmarks.model_comparison out/export out/export/mobile-int8 [--size 512 512] \\
+    python -m benchmarks.model_comparison out/export out/export/mobile [--size 512 512] \\
         [--rounds 5] [--runs 10] [--threads 2] [--out out/bench/model-comparison.json]
 
 Each folder holds one model's exports (``adamat export all --checkpoint ... --out FOLDER``); the first model
