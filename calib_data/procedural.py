@@ -339,8 +339,8 @@ def _blurred(shape, rng, kernel: np.ndarray) -> tuple[np.ndarray, np.ndarray, np
 
 
 def _net(shape, rng) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A knotted net, lace or fence: two families of threads, cells 4–24 px, up to 60 % of a cell wide, inside a blob or a
-    drape, in front of a body or alone; the background shows through every cell."""
+    """A knotted net, lace or fence: two families of threads, cells 4–24 px, up to 60 % of a cell wide, inside a
+    blob or a drape, in front of a body or alone; the background shows through every cell."""
     h, w = shape
     m = min(h, w)
     body = _portrait(shape, rng) if rng.random() < 0.5 else None

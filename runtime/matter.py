@@ -61,7 +61,8 @@ class Matter:
 
     def __init__(self, backend: Backend, *, input_size: tuple[int, int] | None = None, upsample: str = "guided",
                  guide: str = "rgb", radius: int = GUIDED_RADIUS, eps: float = GUIDED_EPS, clamp_known: bool = True,
-                 refinement: Refinement | None = DEFAULT_REFINEMENT, band_refiner: BandRefiner | str | None = "shipped"):
+                 refinement: Refinement | None = DEFAULT_REFINEMENT,
+                 band_refiner: BandRefiner | str | Path | None = "shipped"):
         if upsample not in METHODS:
             raise ValueError(f"unknown upsampling method {upsample!r}; use one of {', '.join(METHODS)}")
         if guide not in ("rgb", "gray"):

@@ -41,7 +41,8 @@ def add_arguments(t) -> None:
     t.add_argument("--see-through", type=int, default=48, metavar="N",
                    help="also train on N procedural see-through subjects (nets, foliage), one mask each")
     t.add_argument("--refine-tiles", type=int, default=8,
-                   help="the network's own refinement of the band (runtime.refine tiles; 0: off), as Matter will run it")
+                   help="the network's own refinement of the band (runtime.refine tiles; 0: off), as Matter will "
+                        "run it")
     t.add_argument("--folds", type=positive_int, default=4, help="k of the k-fold scores (1: no scores)")
     t.add_argument("--steps", type=positive_int, default=RefinerRecipe.steps)
     t.add_argument("--channels", type=positive_int, default=RefinerRecipe.channels)
@@ -70,7 +71,8 @@ def run(args) -> int:
     table = summary(rows)
     print_table(table)
     meta = {"checkpoint": Path(args.checkpoint).name, "checkpoint_sha256": file_sha256(args.checkpoint),
-            "recipe": vars(recipe), "network_refine_tiles": args.refine_tiles, "scales": args.scales, "seeds": args.seeds,
+            "recipe": vars(recipe), "network_refine_tiles": args.refine_tiles, "scales": args.scales,
+            "seeds": args.seeds,
             "trained_on": sorted({s["name"] for s in samples} - set(groups[0])), "see_through": args.see_through}
     write_band_refiner(shipped, out, meta)
     print(f"wrote {out}")
