@@ -47,8 +47,8 @@ class BandRefiner:
             raise BackendUnavailable(f"{path}: band refiner not found")
         try:
             net = cv2.dnn.readNetFromONNX(str(path))
-        except cv2.error as e:
-            raise ValueError(f"{path}: not a band refiner graph OpenCV can read ({str(e).strip()[:200]})") from None
+        except cv2.error:
+            raise ValueError(f"{path}: not a band refiner graph OpenCV can read (an ONNX file is expected)") from None
         return cls(net, path, working_side)
 
     def __call__(self, photo: np.ndarray, trimap: np.ndarray, alpha: np.ndarray, mask: np.ndarray) -> np.ndarray:
