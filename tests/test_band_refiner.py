@@ -185,3 +185,25 @@ def test_train_refiner_command_writes_the_graph_and_the_kfold_table(tiny_checkpo
     assert runtime_refiner.BandRefiner.open(out).path == out
     meta = json.loads({p.key: p.value for p in __import__("onnx").load(str(out)).metadata_props}["recipe"])
     assert meta["steps"] == 3 and meta["channels"] == 4
+
+
+def test_the_command_line_turns_the_refiner_on_and_off(graph, tiny_checkpoint, tmp_path):
+    _, path = graph
+    photo, alpha, mask = disc(96, 128)
+    cv2.imwrite(str(tmp_path / "p.png"), np.rint(photo[..., ::-1] * 255).astype(np.uint8))
+    cv2.imwrite(str(tmp_path / "m.png"), (mask * 255).astype(np.uint8))
+    outs = {}
+    for choice in ("none", str(path)):
+        out = tmp_path / f"o-{len(outs)}.png"
+        assert main(["bokeh", str(tmp_path / "p.png"), "--mask", str(tmp_path / "m.png"), "--artifact",
+                     str(tiny_checkpoint), "--refine", "0", "--band-refiner", choice, "-o", str(out)]) == 0
+        outs[choice] = cv2.imread(str(out))
+    assert not np.array_equal(outs["none"], outs[str(path)])
+    (tmp_path / "set" / "image").mkdir(parents=True)
+    (tmp_path / "set" / "alpha").mkdir()
+    cv2.imwrite(str(tmp_path / "set" / "image" / "p.png"), np.rint(photo[..., ::-1] * 255).astype(np.uint8))
+    cv2.imwrite(str(tmp_path / "set" / "alpha" / "p.png"), np.rint(alpha * 255).astype(np.uint8))
+    assert main(["eval", str(tmp_path / "set"), "--artifacts", str(tiny_checkpoint), "--refine-tiles", "0",
+                 "--band-refiner", str(path), "--also-unrefined", "--baselines", "--out", str(tmp_path / "ev")]) == 0
+    methods = json.loads((tmp_path / "ev" / "eval.json").read_text())["methods"]
+    assert methods == ["tiny.pt (torch/fp32) band refiner", "tiny.pt (torch/fp32) unrefined"]
