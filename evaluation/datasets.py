@@ -26,7 +26,7 @@ import numpy as np
 
 from calib_data.readers import AlphaMattingReader
 from common.errors import DataError
-from runtime.preprocess import read_image, to_mask, to_rgb, to_trimap, to_unit_float
+from runtime.preprocess import read_image, single_channel, to_mask, to_rgb, to_trimap, to_unit_float
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 
@@ -109,12 +109,7 @@ class EvalFolder:
 
 def _read_alpha(path: Path) -> np.ndarray:
     """Ground-truth alpha as float32 (H, W) in [0, 1]: a gray file, or one whose colour channels are equal."""
-    arr = read_image(path)
-    if arr.ndim == 3:
-        colour = arr[..., :3] if arr.shape[2] >= 3 else arr
-        if not all(np.array_equal(colour[..., 0], colour[..., c]) for c in range(1, colour.shape[2])):
-            raise DataError("alpha matte has different colour channels; expected a single-channel matte", path)
-        arr = arr[..., 0]
+    arr = single_channel(read_image(path), "alpha matte", "a single-channel matte", path)
     return to_unit_float(arr, "alpha", path)
 
 

@@ -162,16 +162,23 @@ def load_photo(image: ImageInput) -> tuple[np.ndarray, Path | None]:
     return to_rgb(arr, path), path
 
 
+def single_channel(arr: np.ndarray, what: str, expected: str, path: Path | None = None) -> np.ndarray:
+    """``arr`` with a colour file's equal channels reduced to one (gray saved as RGB or RGBA accepted); a
+    DataError "<what> has different colour channels; expected <expected>" where they differ."""
+    if arr.ndim == 3 and arr.shape[2] in (1, 3, 4):
+        colour = arr[..., :3] if arr.shape[2] >= 3 else arr
+        if not all(np.array_equal(colour[..., 0], colour[..., c]) for c in range(1, colour.shape[2])):
+            raise DataError(f"{what} has different colour channels; expected {expected}", path)
+        arr = arr[..., 0]
+    return arr
+
+
 def to_mask(arr: np.ndarray, path: Path | None = None) -> np.ndarray:
     """A coarse mask → float32 (H, W) in [0, 1]; colour masks must have equal channels.
 
     An integer mask holding only 0 and 1 is a label mask (1 = person), not an 8-bit mask that is nearly
     black everywhere."""
-    if arr.ndim == 3 and arr.shape[2] in (1, 3, 4):
-        colour = arr[..., :3] if arr.shape[2] >= 3 else arr
-        if not all(np.array_equal(colour[..., 0], colour[..., c]) for c in range(1, colour.shape[2])):
-            raise DataError("mask has different colour channels; expected a single-channel mask", path)
-        arr = arr[..., 0]
+    arr = single_channel(arr, "mask", "a single-channel mask", path)
     if arr.ndim != 2:
         raise DataError(f"mask must be (H, W), got shape {arr.shape}", path)
     if np.issubdtype(arr.dtype, np.integer) and arr.max(initial=0) == 1 and arr.min(initial=0) == 0:
@@ -181,12 +188,7 @@ def to_mask(arr: np.ndarray, path: Path | None = None) -> np.ndarray:
 
 def to_trimap(arr: np.ndarray, path: Path | None = None) -> np.ndarray:
     """A trimap → uint8 (H, W) with values 0 / 128 / 255 only (gray files saved as RGB accepted)."""
-    if arr.ndim == 3 and arr.shape[2] in (1, 3, 4):
-        colour = arr[..., :3] if arr.shape[2] >= 3 else arr
-        if not all(np.array_equal(colour[..., 0], colour[..., c]) for c in range(1, colour.shape[2])):
-            raise DataError("trimap has different colour channels; expected grayscale", path)
-        arr = arr[..., 0]
-    return check_trimap(arr, path)
+    return check_trimap(single_channel(arr, "trimap", "grayscale", path), path)
 
 
 # --------------------------------------------------------------------------------------------- trimaps
@@ -245,9 +247,7 @@ def make_trimap(shape: tuple[int, int], trimap: ImageInput | None = None, mask: 
         arr, path = _as_array(trimap, "trimap")
         return fit_to_photo(to_trimap(arr, path), shape, "trimap", path, cv2.INTER_NEAREST_EXACT)
     if mask is not None:
-        arr, path = _as_array(mask, "mask")
-        arr = to_mask(arr, path)
-        check_aspect(arr.shape, shape, "mask", path)
+        arr = read_mask(mask, shape)
         band = min(band_for_mask(shape, arr.shape) if band is None else check_band(band), max(shape))
         return trimap_from_mask(arr, shape, band)
     return np.full(shape, UNKNOWN, np.uint8)
