@@ -31,7 +31,7 @@ def sample(item: EvalImage, matter: Matter, seed: int) -> dict:
     trimap = make_trimap(item.alpha.shape, mask=mask)
     alpha = matter.predict(item.image, trimap=trimap, with_trimap_prob=False).alpha
     return {"name": item.name, "seed": seed, "image": item.image.astype(np.float32), "alpha": alpha,
-            "prior": guided_mask(item.image, mask), "mask": mask_at(mask, item.alpha.shape), "mask_own": mask,
+            "prior": guided_mask(item.image, mask), "mask": mask_at(mask, item.alpha.shape),
             "gt": item.alpha.astype(np.float32), "band": (trimap == 128).astype(np.float32), "trimap": trimap}
 
 

@@ -64,7 +64,7 @@ class BandRefiner:
         alpha_w = alpha if s == 1 else cv2.resize(alpha, size, interpolation=cv2.INTER_AREA)
         band_w = band if s == 1 else cv2.resize(band.view(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
         planes = np.concatenate([photo_w * 2 - 1, alpha_w[..., None], guided_mask(photo_w, mask)[..., None],
-                                 mask_at(mask, photo_w.shape[:2])[..., None]], axis=2).astype(np.float32)
+                                 mask_at(mask, photo_w.shape[:2])[..., None]], axis=2).astype(np.float32, copy=False)
         out_w = self._run_tiles(planes, band_w)
         # A larger photo keeps its full-resolution alpha (edges from the photo) plus the refiner's correction,
         # upsampled bilinearly: at most ~2× for a 12-megapixel photo, and one resize instead of a guided filter.

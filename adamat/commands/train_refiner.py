@@ -95,7 +95,11 @@ def score_row(model, s: dict) -> dict:
     raw = (s["mask"] > 0.5).astype(np.float32)
     preds = dict(zip(METHODS, (refine_whole(model, s), s["alpha"], s["prior"], raw)))
     return {"image": s["name"], "scale": s["scale"],
-            **{m: {k: score_sample(a, s)[k] for k in ("SAD", "Grad")} for m, a in preds.items()}}
+            **{m: _sad_grad(score_sample(a, s)) for m, a in preds.items()}}
+
+
+def _sad_grad(metrics: dict[str, float]) -> dict[str, float]:
+    return {k: metrics[k] for k in ("SAD", "Grad")}
 
 
 def summary(rows: list[dict]) -> list[dict]:

@@ -48,11 +48,9 @@ def _patch(sample: dict, p: int, rng: np.random.Generator) -> list[np.ndarray]:
 
 
 def draw_batch(samples: list[dict], batch: int, patch: int, rng: np.random.Generator) -> list[torch.Tensor]:
-    """(image encoded as 2·I − 1, alpha, prior, mask, gt, band), each (batch, C, patch, patch)."""
-    usable = [s for s in samples if min(s["gt"].shape) >= patch and s["band_pixels"][0].size]
-    if not usable:
-        raise ValueError(f"no training sample has a band and is at least {patch} px on each side")
-    drawn = [_patch(usable[rng.integers(len(usable))], patch, rng) for _ in range(batch)]
+    """(image encoded as 2·I − 1, alpha, prior, mask, gt, band), each (batch, C, patch, patch), from
+    :func:`prepare`'s samples."""
+    drawn = [_patch(samples[rng.integers(len(samples))], patch, rng) for _ in range(batch)]
     image, *rest = (torch.from_numpy(np.ascontiguousarray(np.stack(col))) for col in zip(*drawn))
     return [image * 2 - 1, *rest]
 
@@ -64,16 +62,21 @@ def refiner_loss(out: torch.Tensor, gt: torch.Tensor, band: torch.Tensor, grad_w
     return loss
 
 
-def prepare(samples: list[dict]) -> list[dict]:
-    """The samples with the coordinates of their band pixels (drawn from at every step)."""
-    return [{**s, "band_pixels": np.nonzero(s["band"] > 0)} for s in samples]
+def prepare(samples: list[dict], patch: int) -> list[dict]:
+    """The samples a ``patch``² crop can be drawn from (a band, at least ``patch`` px on each side), with the
+    coordinates of their band pixels (drawn from at every step)."""
+    usable = [{**s, "band_pixels": np.nonzero(s["band"] > 0)} for s in samples if min(s["gt"].shape) >= patch]
+    usable = [s for s in usable if s["band_pixels"][0].size]
+    if not usable:
+        raise ValueError(f"no training sample has a band and is at least {patch} px on each side")
+    return usable
 
 
 def train_band_refiner(samples: list[dict], recipe: RefinerRecipe = RefinerRecipe(), progress=None) -> BandRefiner:
     """A refiner trained on ``samples`` (see the module docstring); ``progress(step, loss)`` after each step."""
     rng = np.random.default_rng(recipe.seed)
     torch.manual_seed(recipe.seed)
-    samples = prepare(samples)
+    samples = prepare(samples, recipe.patch)
     model = BandRefiner(recipe.channels)
     opt = torch.optim.Adam(model.parameters(), recipe.lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, recipe.lr, total_steps=recipe.steps, pct_start=0.1)
