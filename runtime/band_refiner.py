@@ -9,8 +9,9 @@ where it trusts neither, it falls back to the filter. It is a plain ONNX graph r
 
 It runs on a fixed grid of ``TILE``-px tiles (each read with a ``RECEPTIVE_RADIUS`` halo, so the tiles join
 without seams) that hold band pixels, all in one batch, at a working resolution of at most ``WORKING_SIDE``
-px on the long side; on a larger photo the refiner's correction (its output minus the alpha it was given) is
-upsampled bilinearly and added to the full-resolution alpha. Only band pixels change.
+px on the long side. A larger photo gets the refiner's answer by the fast guided filter (``UPSAMPLE``: its
+coefficients fitted at the working resolution, applied to the full-resolution photo), so its edges follow the
+photo's own pixels, as the guided filter of the mask does. Only band pixels change.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 
 from runtime.errors import BackendUnavailable
 from runtime.mask_prior import guided_mask, mask_at
-from runtime.upsample import snap
+from runtime.upsample import fast_guided_upsample, snap
 
 SHIPPED = Path(__file__).parent / "data" / "band_refiner.onnx"
 INPUTS = ("image", "alpha", "prior", "mask")
@@ -30,6 +31,7 @@ RECEPTIVE_RADIUS = 16    # pixels each side an output depends on (adamatting.mod
 TILE = 128               # output tile side at the working resolution
 BATCH = 16               # tiles per network call
 WORKING_SIDE = 2048      # the refiner's working resolution: the photo's long side at most this
+UPSAMPLE = {"radius": 8, "eps": 1e-3}   # fast guided filter, working resolution → the photo's
 
 
 class BandRefiner:
@@ -66,13 +68,11 @@ class BandRefiner:
         planes = np.concatenate([photo_w * 2 - 1, alpha_w[..., None], guided_mask(photo_w, mask)[..., None],
                                  mask_at(mask, photo_w.shape[:2])[..., None]], axis=2).astype(np.float32, copy=False)
         out_w = self._run_tiles(planes, band_w)
-        # A larger photo keeps its full-resolution alpha (edges from the photo) plus the refiner's correction,
-        # upsampled bilinearly: at most ~2× for a 12-megapixel photo, and one resize instead of a guided filter.
-        # Only the band's pixels are written.
+        # The whole working-resolution answer goes through the guided filter, not the band alone: the filter's
+        # windows need the alpha around the band's pixels too. Only the band's pixels are written.
         out = alpha.astype(np.float32, copy=True)
-        new = out_w[band] if s == 1 else alpha[band] + cv2.resize(out_w - alpha_w, (w, h),
-                                                                  interpolation=cv2.INTER_LINEAR)[band]
-        out[band] = snap(new)
+        new = out_w if s == 1 else fast_guided_upsample(out_w, photo_w, photo, **UPSAMPLE)
+        out[band] = snap(new[band])
         return out
 
     def _run_tiles(self, planes: np.ndarray, band: np.ndarray) -> np.ndarray:

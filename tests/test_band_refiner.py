@@ -104,6 +104,21 @@ def test_a_larger_photo_is_refined_at_the_working_resolution(graph):
     assert 0 < np.abs(half - full)[band].mean() < 0.2
 
 
+def test_a_larger_photo_takes_its_edges_from_the_photo(graph, monkeypatch):
+    """Above the working resolution the refiner's answer reaches the photo through the guided filter: a perfect
+    answer at a quarter of the resolution comes back with the photo's sharp edge, not a bilinear blur."""
+    _, path = graph
+    photo, truth, mask = disc(240, 320)
+    trimap = make_trimap(photo.shape[:2], mask=mask, band=12)
+    refiner = runtime_refiner.BandRefiner.open(path, working_side=80)
+    monkeypatch.setattr(refiner, "_run_tiles", lambda planes, band: cv2.resize(truth, band.shape[::-1],
+                                                                                interpolation=cv2.INTER_AREA))
+    out = refiner(photo, trimap, mask_at(mask, photo.shape[:2]), mask)
+    band = trimap == 128
+    blurred = cv2.resize(cv2.resize(truth, (80, 60), interpolation=cv2.INTER_AREA), (320, 240))
+    assert np.abs(out - truth)[band].mean() < 0.5 * np.abs(blurred - truth)[band].mean()
+
+
 def test_missing_or_damaged_refiner_files_are_named(tmp_path):
     with pytest.raises(BackendUnavailable, match="nope.onnx"):
         runtime_refiner.BandRefiner.open(tmp_path / "nope.onnx")
