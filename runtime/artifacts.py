@@ -20,6 +20,7 @@ Importing this module imports neither torch nor any runtime: the on-device bench
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +43,12 @@ from runtime.backends import open_backend
 
 REFERENCE_KEY = f"{REFERENCE}/{Precision.FP32}"
 SUFFIXES = artifact_suffixes()
+EXPORT_FOLDER = Path("out/export")   # where ``make export-*`` writes; ``ADAMAT_ARTIFACTS`` names another
+# The exports an app runs instead of the checkpoint, fastest first on a CPU (`make demo`'s latency table, 2 cores,
+# 512×512: ExecuTorch INT8 24 ms, onnxruntime INT8 25 ms at a quarter of its peak memory, OpenVINO INT8 36 ms,
+# the float graphs 43–59 ms). TensorRT's graphs are not here: onnxruntime runs them only to check accuracy.
+CPU_PREFERENCE = ("onnxruntime/int8", "executorch/int8", "openvino/int8",
+                  "onnxruntime/fp32", "openvino/fp16", "openvino/fp32", "executorch/fp32")
 
 
 @dataclass
@@ -166,3 +173,29 @@ def open_runner(a: Artifact, input_size: list[int] | tuple[int, int] | None = No
         raise RuntimeError(f"{a.path}: not runnable here: {a.note}")
     expect = {"input_size": list(input_size)} if (a.backend == "torch" and input_size is not None) else {}
     return open_backend(a.path, a.run_backend, expect, **options)
+
+
+def export_folder() -> Path:
+    """The folder of exported artifacts: ``$ADAMAT_ARTIFACTS``, else :data:`EXPORT_FOLDER`."""
+    return Path(os.environ.get("ADAMAT_ARTIFACTS", EXPORT_FOLDER))
+
+
+def fastest_export(checkpoint: str | Path, folder: str | Path | None = None,
+                   input_size: list[int] | tuple[int, int] | None = None) -> Artifact | None:
+    """The export of ``checkpoint`` in ``folder`` (default :func:`export_folder`) that runs here and comes first
+    in :data:`CPU_PREFERENCE`, its manifest verified (bytes, and ``checkpoint``'s sha256) and, when given, of
+    ``input_size``; None when there is none. Only the candidates' files are hashed, best first."""
+    folder = Path(folder or export_folder())
+    sha = sha256_of(checkpoint) if folder.is_dir() and Path(checkpoint).is_file() else None
+    for key in CPU_PREFERENCE if sha else ():
+        backend, precision = key.split("/")
+        target = next(t for t in TARGETS.values() if t.backend == backend and t.runtime == backend)
+        for path in sorted(folder.glob(f"*_{target.file_tag(precision)}{target.suffix}")):
+            try:
+                a = open_artifact(path)
+            except ManifestError:
+                continue
+            if (a.key == key and a.runs_here and a.manifest.checkpoint_sha256 == sha
+                    and (input_size is None or a.input_size == list(input_size))):
+                return a
+    return None

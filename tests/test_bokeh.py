@@ -231,3 +231,41 @@ def test_command(tiny_checkpoint, tmp_path, capsys):
     assert (tmp_path / "o.png").is_file()
     assert "model" in capsys.readouterr().out
     assert f"default {DEFAULT_STRENGTH}:" in command.STRENGTH_HELP
+
+
+def test_without_an_artifact_the_command_runs_the_fastest_current_export(seeded_model, tiny_checkpoint, tmp_path,
+                                                                          monkeypatch, capsys):
+    """Without --artifact: an export of the default checkpoint in $ADAMAT_ARTIFACTS, INT8 before FP32, and
+    never one exported from another checkpoint, one of another size or one whose bytes changed; the checkpoint
+    itself where none is left. The command says which model it ran."""
+    import dataclasses
+    import shutil
+
+    from adamat.cli import main
+    from adamatting.checkpoint import file_sha256
+    from common.manifest import load_manifest, write_manifest
+    from export.onnx_graph import export_onnx
+    from runtime.artifacts import fastest_export
+
+    size, exports = (64, 64), tmp_path / "exports"
+    fp32, int8, stale = (exports / f"adamatting_tiny_64x64_{tag}.onnx" for tag in ("fp32", "int8", "old_int8"))
+    export_onnx(seeded_model(), fp32, size, checkpoint_sha256=file_sha256(tiny_checkpoint))
+    for path, sha in ((int8, file_sha256(tiny_checkpoint)), (stale, "0" * 64)):   # the same graph, said INT8
+        shutil.copy(fp32, path)
+        write_manifest(path, dataclasses.replace(load_manifest(fp32), precision="int8", checkpoint_sha256=sha))
+    assert fastest_export(tiny_checkpoint, exports, size).path == int8
+    assert fastest_export(tiny_checkpoint, exports, (128, 128)) is None
+
+    int8.write_bytes(int8.read_bytes()[:-1] + b"x")                  # changed after export: refused, FP32 next
+    monkeypatch.setenv("ADAMAT_ARTIFACTS", str(exports))
+    monkeypatch.setattr(command, "DEFAULT_ARTIFACT", tiny_checkpoint)
+    monkeypatch.setattr(command, "DEFAULT_INPUT_SIZE", size)
+    photo, _ = scene(64, 96)
+    cv2.imwrite(str(tmp_path / "p.png"), photo)
+    assert main(["bokeh", str(tmp_path / "p.png"), "--mask", "none", "-o", str(tmp_path / "o.jpg")]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith(f"model: {fp32} (onnxruntime FP32, the fastest up-to-date export of {tiny_checkpoint}")
+    fp32.unlink()
+    assert fastest_export(tiny_checkpoint, exports, size) is None
+    assert main(["bokeh", str(tmp_path / "p.png"), "--mask", "none", "-o", str(tmp_path / "o2.jpg")]) == 0
+    assert "model:" not in capsys.readouterr().err and (tmp_path / "o2.jpg").is_file()

@@ -1,6 +1,8 @@
 """``adamat bokeh``: the command-line face of :func:`runtime.pipeline.bokeh_file`, for one photo or a folder
 (:mod:`adamat.bokeh_folder`). It imports the runtime alone: with an exported model neither torch nor an
-exporter is loaded. Without ``--mask`` the person segmenter finds the person (:mod:`runtime.person_mask`)."""
+exporter is loaded. Without ``--mask`` the person segmenter finds the person (:mod:`runtime.person_mask`).
+Without ``--artifact`` it runs the fastest up-to-date export of the default model found in ``out/export``
+(:func:`runtime.artifacts.fastest_export`), else the default checkpoint, and says which."""
 
 from __future__ import annotations
 
@@ -11,8 +13,9 @@ from pathlib import Path
 from adamat.bokeh_folder import NAMING, bokeh_folder
 from common.arguments import positive_int
 from common.errors import DataError
+from runtime.artifacts import fastest_export
 from runtime.lens_blur import DEFAULT_STRENGTH
-from runtime.matter import Matter
+from runtime.matter import DEFAULT_INPUT_SIZE, Matter
 from runtime.person_mask import PersonSegmenter
 from runtime.pipeline import AUTO, DEFAULT_ARTIFACT, bokeh_file
 from runtime.refine import DEFAULT_REFINEMENT, Refinement
@@ -37,7 +40,9 @@ def add_arguments(b: argparse.ArgumentParser) -> None:
                    help="unknown band around the mask's edge, in photo pixels (default: two pixels of the mask's own "
                         "resolution, at least 16: 32 for a 256-px mask of a 4032-px photo)")
     b.add_argument("--artifact", default=None,
-                   help="model: a checkpoint (.pt) or an exported .onnx with its manifest (default: weights/mobile-int8.pt)")
+                   help="model: a checkpoint (.pt) or an exported artifact with its manifest (default: the fastest "
+                        "up-to-date export of weights/mobile-int8.pt in out/export or $ADAMAT_ARTIFACTS, else that "
+                        "checkpoint)")
     b.add_argument("--strength", type=float, default=None, help=STRENGTH_HELP)
     b.add_argument("--threads", type=positive_int, default=None, help="CPU threads of the onnxruntime/OpenVINO backend")
     b.add_argument("--hint", choices=["LATENCY", "THROUGHPUT"], default=None,
@@ -55,7 +60,7 @@ def add_arguments(b: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     options = {k: v for k, v in (("threads", args.threads), ("hint", args.hint)) if v is not None}
-    artifact = args.artifact or DEFAULT_ARTIFACT
+    artifact, chosen = (args.artifact, "") if args.artifact else default_artifact()
     if args.hint and not str(artifact).endswith(".xml"):
         raise ValueError("--hint applies to OpenVINO IR artifacts (.xml) only")
     if args.refine < 0:
@@ -80,12 +85,23 @@ def run(args: argparse.Namespace) -> int:
                           segmenter=segmenter, overwrite=args.overwrite)
 
     if folder:
+        print(chosen, file=sys.stderr, end="")
         return _run_folder(args, render)
     timings = render(args.photo, args.out)
+    print(chosen, file=sys.stderr, end="")
     print(args.out)
     if args.timings:
         _print_timings(timings)
     return 0
+
+
+def default_artifact() -> tuple[Path, str]:
+    """The model ``adamat bokeh`` runs without ``--artifact``, and the line that says so ("" for the checkpoint)."""
+    export = fastest_export(DEFAULT_ARTIFACT, input_size=DEFAULT_INPUT_SIZE)
+    if export is None:
+        return Path(DEFAULT_ARTIFACT), ""
+    return export.path, (f"model: {export.path} ({export.label}, the fastest up-to-date export of "
+                         f"{DEFAULT_ARTIFACT} here; --artifact chooses another)\n")
 
 
 def _run_folder(args: argparse.Namespace, render) -> int:
