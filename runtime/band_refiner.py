@@ -76,7 +76,7 @@ class BandRefiner:
         return out
 
     def _run_tiles(self, planes: np.ndarray, band: np.ndarray) -> np.ndarray:
-        """The refiner's output (h, w) on every tile holding band pixels; elsewhere the input alpha."""
+        """The refiner's output (h, w) in the band; elsewhere the input alpha (whatever the tiles' size)."""
         h, w = band.shape
         r = RECEPTIVE_RADIUS
         ny, nx = -(-h // TILE), -(-w // TILE)
@@ -92,4 +92,4 @@ class BandRefiner:
                 self.net.setInput(np.ascontiguousarray(blob), name)
             for (y, x), tile in zip(chunk, self.net.forward()[:, 0, r:r + TILE, r:r + TILE]):
                 out[y * TILE:(y + 1) * TILE, x * TILE:(x + 1) * TILE] = tile
-        return out[:h, :w]
+        return np.where(band, out[:h, :w], planes[..., 3])

@@ -104,6 +104,20 @@ def test_a_larger_photo_is_refined_at_the_working_resolution(graph):
     assert 0 < np.abs(half - full)[band].mean() < 0.2
 
 
+def test_the_answer_does_not_depend_on_the_tiles(graph, monkeypatch):
+    """Tiles are a way to batch the work: outside the band the refiner's answer is the alpha it was given,
+    so neither the band nor the guided filter that takes it to a larger photo sees where a tile ended."""
+    _, path = graph
+    photo, _, mask = disc(120, 160)
+    trimap = make_trimap(photo.shape[:2], mask=mask, band=8)
+    alpha = mask_at(mask, photo.shape[:2])
+    answers = []
+    for tile in (128, 24):
+        monkeypatch.setattr(runtime_refiner, "TILE", tile)
+        answers.append(runtime_refiner.BandRefiner.open(path, working_side=100)(photo, trimap, alpha, mask))
+    assert np.abs(answers[0] - answers[1]).max() < 1e-5
+
+
 def test_a_larger_photo_takes_its_edges_from_the_photo(graph, monkeypatch):
     """Above the working resolution the refiner's answer reaches the photo through the guided filter: a perfect
     answer at a quarter of the resolution comes back with the photo's sharp edge, not a bilinear blur."""
