@@ -19,10 +19,11 @@ import numpy as np
 from PIL import Image
 
 from adamat.tables import print_table
-from calib_data.io import to_uint8, write_image
+from calib_data.io import write_image
 from calib_data.readers import AlphaMattingReader
 from calib_data.sets import CompositedSet, SetConfig, build_set, set_statistics
 from calib_data.splits import REAL_VALIDATION, alphamatting_dev_dir
+from common.image_files import to_uint8
 from evaluation.protocol import evaluate_real, matter_predictor, protocol_alpha
 from runtime.bokeh import render_bokeh
 from runtime.matter import Matter

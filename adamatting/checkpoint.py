@@ -15,7 +15,7 @@ import torch
 
 from adamatting.config import ModelConfig
 from adamatting.model import AdaMatting, PropagationUnit, build_model
-from calib_data.io import atomic_path
+from common.outputs import atomic_path
 
 FORMAT = "adamatting-checkpoint/1"
 

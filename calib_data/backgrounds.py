@@ -16,9 +16,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from calib_data.io import decode_image
 from calib_data.procedural import fractal_noise
 from common.errors import DataError
+from common.image_files import decode_image
 
 SOURCES = ("natural", "procedural", "folder")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from calib_data.io import to_uint8
 from common.errors import DataError
+from common.image_files import to_uint8
 
 
 def composite(fg: np.ndarray, bg: np.ndarray, alpha: np.ndarray, round_uint8: bool = False) -> np.ndarray:

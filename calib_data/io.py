@@ -5,136 +5,20 @@ Conventions used across the project:
 - alpha mattes are float32 in [0, 1], shape (H, W) (8-bit files are divided by 255);
 - trimaps are uint8 with exactly the values 0 (background), 128 (unknown), 255 (foreground).
 
-Every file is decoded by :func:`decode_image`: its size is read from its header first, and an image over
-:data:`MAX_PIXELS` (a decompression bomb: a few megabytes that decode to gigabytes) or in a format whose header
-is not read here is refused before a pixel is decoded.
+Every file is decoded by :func:`common.image_files.decode_image`, which refuses an image over
+:data:`common.image_files.MAX_PIXELS`, or in a format whose header is not read, before a pixel is decoded.
 """
 
 from __future__ import annotations
 
-import io
-import os
-import re
-import sys
-import tempfile
-import warnings
 from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image
 
 from common.errors import DataError
-from common.outputs import atomic_path  # also imported from here by its callers
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
-TRIMAP_VALUES = (0, 128, 255)
-MAX_PIXELS = 50_000_000   # larger images are refused from their header, before decoding (12 MP: 12,192,768 pixels)
-
-# The formats OpenCV decodes whose header Pillow reads (Pillow's names): the size is known before a pixel is
-# decoded. Each is recognised by its own leading bytes, the same for both libraries.
-HEADER_FORMATS = ("AVIF", "BMP", "GIF", "JPEG", "JPEG2000", "PNG", "SUN", "TIFF", "WEBP")
-# Formats OpenCV decodes whose size is not known before decoding, refused: Pillow does not read them, or (Netpbm's
-# text header) reads it by other rules than OpenCV.
-_UNREAD_FORMATS = ((b"#?", "Radiance HDR"), (b"PF", "PFM"), (b"Pf", "PFM"), (b"P7", "PAM"),
-                   (b"\x76\x2f\x31\x01", "OpenEXR"), *((f"P{i}".encode(), "Netpbm") for i in range(1, 7)))
-UNREADABLE = "not a readable image (corrupt, truncated or unsupported format)"
-
-
-def check_pixels(width: int, height: int, path: str | Path | None = None, max_pixels: int = MAX_PIXELS,
-                 what: str = "image") -> None:
-    """DataError for an image over ``max_pixels``: its float copies alone would take gigabytes."""
-    if width * height > max_pixels:
-        raise DataError(f"{what} is {width}x{height} ({width * height / 1e6:.0f} megapixels); the limit is "
-                        f"{max_pixels / 1e6:.0f} megapixels: scale it down first", path)
-
-
-def open_header(source, path: str | Path | None = None, formats: tuple[str, ...] | None = HEADER_FORMATS,
-                max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """Pillow's image of ``source`` (a path or a binary file) with only its header read, once its size is
-    within ``max_pixels``; DataError naming ``path`` otherwise, with the real size of an image over the limit."""
-    if formats is not None:
-        Image.init()
-        formats = tuple(f for f in formats if f in Image.OPEN)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")   # Pillow's own bomb warning and format hints: decided here
-            im = Image.open(source, formats=formats)
-    except Image.DecompressionBombError as e:   # over twice Pillow's own limit: its message holds the size
-        pixels = re.search(r"\((\d+) pixels\)", str(e))
-        size = (f"{int(pixels[1]) / 1e6:.0f} megapixels" if pixels
-                else f"over {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels")
-        raise DataError(f"image is {size}; the limit is {max_pixels / 1e6:.0f} megapixels: scale it down first",
-                        path) from None
-    except Exception:   # not a format read here, or a header that cannot be parsed
-        raise DataError(UNREADABLE, path) from None
-    try:
-        check_pixels(*im.size, path, max_pixels)
-    except DataError:
-        im.close()
-        raise
-    return im
-
-
-def header_size(data: bytes, path: str | Path | None = None, max_pixels: int = MAX_PIXELS) -> tuple[int, int]:
-    """(width, height) of an encoded image from its header alone; DataError when it is over ``max_pixels``, in
-    a format whose header is not read here (Radiance HDR, PFM, PAM, OpenEXR, Netpbm: OpenCV would decode all of
-    a bomb before its size is known), or not an image at all."""
-    for magic, name in _UNREAD_FORMATS:
-        if data.startswith(magic):
-            raise DataError(f"unsupported image format ({name}): save it as PNG or JPEG", path)
-    with open_header(io.BytesIO(data), path, HEADER_FORMATS, max_pixels) as im:
-        return im.size
-
-
-def _imdecode_quietly(data: np.ndarray, flags: int) -> np.ndarray | None:
-    """``cv2.imdecode``, with what its native libraries print on the process's stderr (libpng's "PNG input
-    buffer is incomplete", OpenCV's own warnings) held back: dropped when decoding fails (the DataError says
-    what happened, in one line), passed on when it succeeds."""
-    try:
-        if sys.stderr is not None:
-            sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):   # no stderr to protect
-        saved = None
-    with tempfile.TemporaryFile() as held:
-        if saved is not None:
-            os.dup2(held.fileno(), 2)
-        try:
-            img = cv2.imdecode(data, flags)
-        except cv2.error:
-            img = None
-        finally:
-            if saved is not None:
-                os.dup2(saved, 2)
-                os.close(saved)
-        if img is not None and held.tell():
-            held.seek(0)
-            said = memoryview(held.read())
-            while said:
-                said = said[os.write(2, said):]
-    return img
-
-
-def decode_image(path: str | Path, flags: int = cv2.IMREAD_UNCHANGED, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """The file's pixels as OpenCV decodes them (BGR order, native dtype); DataError naming the file when it
-    is missing, empty, corrupt, truncated, of an unsupported format, or over ``max_pixels`` — the size is read
-    from the header (:func:`header_size`) of the very bytes decoded, before any pixel is."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError("is a directory, not an image file" if path.is_dir() else "file not found", path)
-    try:
-        data = path.read_bytes()   # one read: the header checked is the header of what is decoded
-    except OSError as e:
-        raise DataError(f"cannot read it: {e.strerror or e}", path) from None
-    if not data:
-        raise DataError("file is empty", path)
-    header_size(data, path, max_pixels)
-    # imdecode of the bytes read: works for any path and never returns a half-decoded image silently.
-    img = _imdecode_quietly(np.frombuffer(data, np.uint8), flags)
-    if img is None:
-        raise DataError(UNREADABLE, path)
-    return img
+from common.image_files import check_trimap, decode_image, to_uint8
+from common.outputs import atomic_path
 
 
 def _to_unit_float(img: np.ndarray, path: Path) -> np.ndarray:
@@ -189,19 +73,6 @@ def read_alpha(path: str | Path) -> np.ndarray:
     return _to_unit_float(img, path)
 
 
-def check_trimap(trimap: np.ndarray, path: str | Path | None = None) -> np.ndarray:
-    """Validate a trimap array: 2-D uint8 with values in {0, 128, 255}."""
-    if trimap.ndim != 2:
-        raise DataError(f"trimap must be single-channel, got shape {trimap.shape}", path)
-    if trimap.dtype != np.uint8:
-        raise DataError(f"trimap must be uint8, got {trimap.dtype}", path)
-    bad = np.setdiff1d(np.unique(trimap), TRIMAP_VALUES)
-    if bad.size:
-        shown = ", ".join(str(v) for v in bad[:8]) + (" ..." if bad.size > 8 else "")
-        raise DataError(f"trimap has values other than 0/128/255: {shown}", path)
-    return trimap
-
-
 def read_trimap(path: str | Path) -> np.ndarray:
     """Read a trimap file (0 = bg, 128 = unknown, 255 = fg) as uint8 (H, W), validated."""
     path = Path(path)
@@ -228,11 +99,6 @@ def check_same_size(items: dict[str, tuple[np.ndarray, Path | None]]) -> None:
                 f"({ref_path if ref_path else 'array'}) is {ref_arr.shape[1]}x{ref_arr.shape[0]}",
                 path,
             )
-
-
-def to_uint8(x: np.ndarray) -> np.ndarray:
-    """float [0, 1] → uint8 with rounding (the Adobe script's convention)."""
-    return np.clip(np.rint(np.asarray(x, dtype=np.float32) * 255.0), 0, 255).astype(np.uint8)
 
 
 def write_image(path: str | Path, img: np.ndarray, jpeg_quality: int = 95) -> Path:

@@ -30,12 +30,13 @@ from tqdm import tqdm
 
 from calib_data import backgrounds
 from calib_data.compositing import composite, fit_background
-from calib_data.io import to_uint8, write_image
+from calib_data.io import write_image
 from calib_data.procedural import KINDS, make_foreground
 from calib_data.readers import AlphaMattingReader
 from calib_data.segmenter_masks import RECIPES, simulate_mask
 from calib_data.synth import file_digest
 from common.errors import DataError
+from common.image_files import to_uint8
 from common.outputs import atomic_folder
 
 GENERATOR_VERSION = 1

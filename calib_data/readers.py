@@ -21,15 +21,14 @@ import numpy as np
 
 from calib_data.compositing import composite, fit_background
 from calib_data.io import (
-    IMAGE_SUFFIXES,
     check_same_size,
-    check_trimap,
     read_alpha,
     read_rgb,
     read_rgba,
     read_trimap,
 )
 from common.errors import DataError
+from common.image_files import IMAGE_SUFFIXES, check_trimap
 
 
 @dataclass

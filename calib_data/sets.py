@@ -23,13 +23,13 @@ import tomllib
 from tqdm import tqdm
 
 from calib_data import backgrounds
-from calib_data.io import to_uint8
 from calib_data.procedural import (
     MIN_SIZE,  # procedural subjects need at least this many px a side
 )
 from calib_data.splits import PROJECT_ROOT, REAL_TRAIN, REAL_VALIDATION, shared_data_dir
 from calib_data.synth import TRIMAP_MODES, ForegroundPool, Synthesizer, file_digest
 from common.errors import DataError
+from common.image_files import to_uint8
 from common.outputs import atomic_folder
 
 GENERATOR_VERSION = 3          # bump when the generated pixels change for the same config (3: mask trimaps by distance)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-BG, UNKNOWN, FG = 0, 128, 255
+from common.image_files import BG, FG, UNKNOWN
 
 
 def _ellipse(size: int) -> np.ndarray:

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from calib_data.io import atomic_path
-from common.outputs import check_writable
+from common.outputs import atomic_path, check_writable
 from evaluation.protocol import (
     TRIMAPS,
     closed_form_predictor,

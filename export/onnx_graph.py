@@ -24,7 +24,6 @@ import torch
 from adamatting.config import ModelConfig
 from adamatting.fuse import fold_batchnorms
 from adamatting.model import AdaMatting, ExportWrapper
-from calib_data.io import atomic_path
 from calib_data.synth import Synthesizer
 from common.encoding import encode_inputs
 from common.manifest import (
@@ -35,6 +34,7 @@ from common.manifest import (
     tool_versions,
     write_manifest,
 )
+from common.outputs import atomic_path
 from export.errors import ExportError
 from export.graph_index import GraphIndex, node_attr
 

@@ -29,7 +29,6 @@ from pathlib import Path
 
 import onnx
 
-from calib_data.io import atomic_path
 from common.manifest import (
     Manifest,
     check_expected,
@@ -37,6 +36,7 @@ from common.manifest import (
     tool_versions,
     write_manifest,
 )
+from common.outputs import atomic_path
 from common.targets import TARGETS
 from export.errors import ExportError
 from export.job import ExportJob

@@ -23,8 +23,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from calib_data.io import to_uint8
 from common.errors import DataError
+from common.image_files import to_uint8
 from runtime.foreground import estimate_foreground
 from runtime.lens_blur import (
     DEFAULT_STRENGTH,

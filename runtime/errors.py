@@ -1,6 +1,6 @@
 """Errors of the runtime that the data, checkpoint and manifest modules do not already define.
 
-Bad input data raises :class:`calib_data.DataError` (``<file>: <problem>``), a damaged or mismatching
+Bad input data raises :class:`common.errors.DataError` (``<file>: <problem>``), a damaged or mismatching
 PyTorch checkpoint :class:`adamatting.checkpoint.CheckpointError`, an ONNX artifact without a usable or
 matching manifest :class:`common.manifest.ManifestError`. The two below cover what is left.
 """

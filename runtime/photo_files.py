@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from calib_data.io import MAX_PIXELS, open_header
 from common.errors import DataError
+from common.image_files import MAX_PIXELS, open_header
 
 HEIF_SUFFIXES = (".heic", ".heif", ".hif")
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp") + HEIF_SUFFIXES
@@ -62,7 +62,7 @@ def is_heif_file(path: Path) -> bool:
 
 def read_pillow(path: str | Path) -> np.ndarray:
     """Decode a file that Pillow reads and OpenCV does not (HEIC/HEIF): uint8 (H, W, 3) RGB or (H, W, 4)
-    RGBA, upright; one of more than :data:`calib_data.io.MAX_PIXELS` is refused from its header, before
+    RGBA, upright; one of more than :data:`common.image_files.MAX_PIXELS` is refused from its header, before
     decoding. DataError naming the file and the problem otherwise."""
     path = Path(path)
     register_heif()

@@ -20,7 +20,7 @@ Choices (each one explicit, so nothing surprising happens to a user's photo):
   at least 16 photo pixels; 32 for a 256-px mask of a 4032-px photo) unless ``band`` is given.
 - **Sizes**: a mask (at any resolution: a segmenter's 256-px output is the phone case) or a trimap whose
   size differs from the photo's is resized to it when the aspect ratios agree within 1 % (mask: bilinear;
-  trimap: nearest neighbour, keeping 0/128/255; a trimap with a warning), and refused otherwise. Every error is a :class:`calib_data.DataError` naming the file and the problem.
+  trimap: nearest neighbour, keeping 0/128/255; a trimap with a warning), and refused otherwise. Every error is a :class:`common.errors.DataError` naming the file and the problem.
 
 The model-size geometry is :class:`Letterbox`.
 """
@@ -37,10 +37,9 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from calib_data.io import MAX_PIXELS, UNREADABLE, check_pixels, check_trimap, decode_image
-from calib_data.trimaps import UNKNOWN
 from common.encoding import encode_inputs
 from common.errors import DataError
+from common.image_files import MAX_PIXELS, UNKNOWN, UNREADABLE, check_pixels, check_trimap, decode_image
 from runtime.photo_files import PHOTO_SUFFIXES, is_heif, is_heif_file, read_pillow, register_heif
 
 ImageInput = Union[str, Path, np.ndarray]
@@ -83,7 +82,7 @@ def exif_orientation(path: str | Path) -> int:
 def read_image(path: str | Path) -> np.ndarray:
     """Decode an image file upright, at its native dtype, as (H, W) gray, (H, W, 3) RGB or (H, W, 4) RGBA.
     A file of more than :data:`MAX_PIXELS` is refused from its header, before decoding, and so is a format
-    whose header is not read (:func:`calib_data.io.decode_image`)."""
+    whose header is not read (:func:`common.image_files.decode_image`)."""
     path = Path(path)
     register_heif()
     if is_heif(path) or is_heif_file(path):   # OpenCV does not decode HEIC; libheif returns it upright

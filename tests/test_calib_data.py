@@ -21,14 +21,11 @@ from adamat.cli import main as cli_main
 from calib_data import sets, synth
 from calib_data.compositing import composite, fit_background
 from calib_data.io import (
-    atomic_path,
     check_same_size,
-    check_trimap,
     read_alpha,
     read_rgb,
     read_rgba,
     read_trimap,
-    to_uint8,
     write_image,
 )
 from calib_data.readers import (
@@ -61,6 +58,8 @@ from calib_data.trimaps import (
     validation_trimap,
 )
 from common.errors import DataError
+from common.image_files import check_trimap, to_uint8
+from common.outputs import atomic_path
 
 # ------------------------------------------------------------------------------------------ helpers
 

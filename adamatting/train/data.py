@@ -27,12 +27,12 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from adamatting.train.config import TrainConfig
 from calib_data import backgrounds
 from calib_data.compositing import composite, fit_background
-from calib_data.io import to_uint8
 from calib_data.readers import AlphaMattingReader
 from calib_data.splits import REAL_TRAIN, alphamatting_dev_dir, alphamatting_test_dir
 from calib_data.synth import ForegroundPool, coarse_mask, color_jitter
 from calib_data.trimaps import gt_trimap_classes, random_trimap, trimap_from_mask
 from common.encoding import encode_inputs
+from common.image_files import to_uint8
 
 CHANNELS_LAST = ("image", "trimap")   # the network's inputs, in the memory format it trains in
 
