@@ -14,7 +14,7 @@ model_folder = $(OUT)/export$(if $(filter-out $(DEFAULT_WEIGHTS),$(1)),/$(basena
 EXPORT  ?= $(call model_folder,$(WEIGHTS))
 VARIANT := weights/mobile.pt
 
-.PHONY: setup test demo gate train bench bench-phone bench-baseline profile export-all export-onnx export-trt export-openvino export-coreml export-executorch export-android clean help
+.PHONY: setup test demo gate train bench bench-phone bench-baseline profile export-all export-onnx export-trt export-openvino export-coreml export-executorch export-android verify-arm clean help
 
 help:
 	@echo "make setup   create .venv and install the project (idempotent)"
@@ -39,6 +39,8 @@ help:
 	@echo "make bench-phone  the phone path: adamat eval on the 12-megapixel set, the real photos (native, 2x, 4x)"
 	@echo "             and the held-back split, each model beside the raw mask, a guided filter and closed-form"
 	@echo "make bench-baseline  save this device's latency baseline (benchmarks/baselines/<fingerprint id>/)"
+	@echo "make verify-arm  the ONNX and ExecuTorch FP32/INT8 artifacts on Arm CPU kernels under qemu emulation"
+	@echo "             (cortex-a76 and max), gated like make gate; builds .arm/ once (docs/ARM.md)"
 	@echo "make profile onnxruntime kernel time of the FP32 and INT8 ONNX by model stage and operator type,"
 	@echo "             and int8 vs float kernel time for each of the model's convolution shapes"
 
@@ -123,6 +125,11 @@ profile: $(STAMP)
 	$(CLI) export all --checkpoint $(WEIGHTS) --targets onnx --out $(EXPORT)
 	$(PY) -m benchmarks.op_profile $(EXPORT)/adamatting_*_512x512_fp32.onnx $(EXPORT)/adamatting_*_512x512_int8.onnx
 	$(PY) -m benchmarks.conv_kernels $(EXPORT)/adamatting_*_512x512_fp32.onnx
+
+# The artifacts on Arm kernels under qemu's aarch64 emulation (docs/ARM.md); .arm/ is built once.
+verify-arm: $(STAMP)
+	$(CLI) export all --checkpoint $(WEIGHTS) --targets onnx executorch --out $(EXPORT)
+	scripts/verify_arm.sh --artifacts $(EXPORT) --checkpoint $(WEIGHTS) $(ARM_ARGS)
 
 clean:
 	rm -rf $(OUT) cache .pytest_cache
