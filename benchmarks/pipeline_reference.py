@@ -1,8 +1,9 @@
 """The bokeh pipeline's stages as they were before the 12-megapixel rewrite, kept verbatim as the reference the
 rewritten ones are compared with (``benchmarks.pipeline_stages`` and ``tests/test_pipeline_speed.py``): the
 trimap from a distance transform of the mask resized to the photo, the guided filter's full-resolution
-arrays, the blur-fusion means at up to 2 megapixels, the lens blur's full-resolution linear light, the
-composite by ``cv2.blendLinear``. Not used by the app."""
+arrays, the band's refinement tiles each brought to the photo by its own guided filter, the blur-fusion means at
+up to 2 megapixels, the lens blur's full-resolution linear light, the composite by ``cv2.blendLinear``. Not used
+by the app."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import numpy as np
 
 from calib_data.trimaps import trimap_from_mask as _trimap_full_resolution
 from runtime.foreground import _sample, blur_fusion_means, fuse
+from runtime.refine import UNSURE, _feather, _tiles
 from runtime.lens_blur import (
     DEFAULT_STRENGTH,
     HIGHLIGHT_GAIN,
@@ -83,6 +85,39 @@ def upsample_alpha(alpha_low, guide_full, guide_low=None, method="guided", guide
         guide_full = cv2.cvtColor(guide_full, cv2.COLOR_RGB2GRAY)
         guide_low = cv2.cvtColor(guide_low, cv2.COLOR_RGB2GRAY)
     return snap(fast_guided_upsample(alpha_low, guide_low, guide_full, radius, eps))
+
+
+# --------------------------------------------------------------------------------------------- refinement
+def refine(run, photo, trimap, alpha, input_size, settings):
+    h, w = photo.shape[:2]
+    th, tw = input_size
+    s = min(1.0, settings.zoom * max(th, tw) / max(h, w))
+    work = (max(th, round(h * s)), max(tw, round(w * s)))
+    if work[0] <= th and work[1] <= tw:
+        return alpha
+    photo_w = cv2.resize(photo, work[::-1], interpolation=cv2.INTER_AREA)
+    trimap_w = cv2.resize(trimap, work[::-1], interpolation=cv2.INTER_NEAREST_EXACT)
+    unsure = (trimap_w == 128) & (np.abs(cv2.resize(alpha, work[::-1], interpolation=cv2.INTER_AREA) - 0.5)
+                                  < 0.5 - UNSURE)
+    out = alpha.copy()
+    for y, x in _tiles(unsure, (th, tw), settings.tiles):
+        a_tile = run(photo_w[y:y + th, x:x + tw], trimap_w[y:y + th, x:x + tw])
+        _paste(out, a_tile, photo, trimap, (y, x), (th, tw), work)
+    return out
+
+
+def _paste(out, a_tile, photo, trimap, corner, size, work):
+    h, w = out.shape
+    (y, x), (th, tw) = corner, size
+    fy, fx = h / work[0], w / work[1]
+    y0, y1, x0, x1 = round(y * fy), min(h, round((y + th) * fy)), round(x * fx), min(w, round((x + tw) * fx))
+    guide_full = photo[y0:y1, x0:x1]
+    guide_low = cv2.resize(guide_full, (tw, th), interpolation=cv2.INTER_AREA)
+    a_full = upsample_alpha(a_tile, guide_full, guide_low)
+    weight = cv2.resize(_feather((th, tw), corner, work), (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+    weight *= trimap[y0:y1, x0:x1] == 128
+    region = out[y0:y1, x0:x1]
+    out[y0:y1, x0:x1] = snap(region + weight * (a_full - region))
 
 
 # --------------------------------------------------------------------------------------------- renderer

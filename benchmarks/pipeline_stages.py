@@ -30,7 +30,6 @@ import numpy as np
 
 import benchmarks.pipeline_reference as ref
 import runtime.matter
-import runtime.refine
 from benchmarks.fingerprint import measured_header
 from benchmarks.measurements import MEASURED
 from benchmarks.portrait import segmenter_mask, synthetic_portrait
@@ -100,19 +99,19 @@ def stage_rows(runs: int) -> list[dict]:
 
 @contextmanager
 def reference_matting() -> Iterator[None]:
-    """``Matter.predict`` with the reference trimap and upsampling (the refinement's too) patched in."""
-    saved = runtime.matter.make_trimap, runtime.matter.upsample_alpha, runtime.refine.upsample_alpha, runtime.refine.snap
+    """``Matter.predict`` with the reference trimap, upsampling and refinement patched in."""
+    saved = runtime.matter.make_trimap, runtime.matter.upsample_alpha, runtime.matter.refine
 
     def old_make_trimap(shape, trimap=None, mask=None, band=None):
         return ref.trimap_from_mask(to_mask(np.asarray(mask)), shape, band)
 
     runtime.matter.make_trimap = old_make_trimap
-    runtime.matter.upsample_alpha = runtime.refine.upsample_alpha = ref.upsample_alpha
-    runtime.refine.snap = ref.snap
+    runtime.matter.upsample_alpha = ref.upsample_alpha
+    runtime.matter.refine = ref.refine
     try:
         yield
     finally:
-        runtime.matter.make_trimap, runtime.matter.upsample_alpha, runtime.refine.upsample_alpha, runtime.refine.snap = saved
+        runtime.matter.make_trimap, runtime.matter.upsample_alpha, runtime.matter.refine = saved
 
 
 def matting_rows(model: str, runs: int) -> list[dict]:
@@ -135,7 +134,7 @@ def matting_rows(model: str, runs: int) -> list[dict]:
         for k, f in enumerate((before, predict)):
             timings[k].append(f().timings)
     rows = []
-    for stage in ("trimap", "upsample"):
+    for stage in ("trimap", "upsample", "refine"):
         if stage in timings[0][0]:
             times = tuple([t[stage] for t in timings[k]] for k in (0, 1))
             rows.append(row(f"Matter.predict: {stage}", times, f"mean |Δα| {delta:.1e} (whole matting path)"))

@@ -2,11 +2,12 @@
 
 The coarse pass letterboxes the whole photo into the model's input (512 px for a 12-megapixel photo: 8×
 smaller), where a 32-px band around the mask is 4 px wide. Here the photo is scaled to ``zoom`` × the model's
-size (a long side of 2048 px for the 512-px export), cut into tiles of the model's input size, and the
+size (a long side of 1024 px for the 512-px export), cut into tiles of the model's input size, and the
 ``tiles`` tiles holding the most uncertain band pixels of the coarse alpha (the band's pixels that are
-neither 0 nor 1) go through the network again, with the photo and the trimap at that resolution. Their alpha
-is brought to the photo by the guided filter (the full-resolution photo as guide) and replaces the coarse
-alpha inside the band, feathered at the tile borders. As BGMv2 (Lin et al., CVPR 2021) refines patches, but
+neither 0 nor 1) go through the network again, with the photo and the trimap at that resolution. Their alphas,
+averaged where tiles overlap, are brought to the photo once by the guided filter (the full-resolution photo as
+guide) and replace the coarse alpha inside the band, feathered at the tiles' borders: one full-resolution pass,
+whatever the number of tiles. As BGMv2 (Lin et al., CVPR 2021) refines patches, but
 with the network the artifact already is: every exported target runs it, at its fixed input size, and the
 fixed tile count keeps the cost known (``tiles`` network calls).
 """
@@ -50,12 +51,23 @@ def refine(run, photo: np.ndarray, trimap: np.ndarray, alpha: np.ndarray, input_
         return alpha                                   # the coarse pass already ran at this resolution
     photo_w = cv2.resize(photo, work[::-1], interpolation=cv2.INTER_AREA)
     trimap_w = cv2.resize(trimap, work[::-1], interpolation=cv2.INTER_NEAREST_EXACT)
-    unsure = (trimap_w == 128) & (np.abs(cv2.resize(alpha, work[::-1], interpolation=cv2.INTER_AREA) - 0.5)
-                                  < 0.5 - UNSURE)
-    out = alpha.copy()
+    alpha_w = cv2.resize(alpha, work[::-1], interpolation=cv2.INTER_AREA)
+    unsure = (trimap_w == 128) & (np.abs(alpha_w - 0.5) < 0.5 - UNSURE)
+    acc, reach = np.zeros(work, np.float32), np.zeros(work, np.float32)   # Σ weight·tile alpha, Σ weight
     for y, x in _tiles(unsure, (th, tw), settings.tiles):
-        a_tile = run(photo_w[y:y + th, x:x + tw], trimap_w[y:y + th, x:x + tw])
-        _paste(out, a_tile, photo, trimap, (y, x), (th, tw), work)
+        weight = _feather((th, tw), (y, x), work)
+        acc[y:y + th, x:x + tw] += weight * run(photo_w[y:y + th, x:x + tw], trimap_w[y:y + th, x:x + tw])
+        reach[y:y + th, x:x + tw] += weight
+    band = trimap == 128
+    if not reach.any() or not band.any():
+        return alpha
+    # The tiles' weighted mean where they reach (the coarse alpha elsewhere, for the filter's windows), brought
+    # to the photo once; it replaces the coarse alpha as far as the tiles reach, feathered at their borders.
+    tiles = np.where(reach > 0, acc / np.maximum(reach, 1e-6), alpha_w)
+    new = upsample_alpha(tiles, photo, photo_w)
+    reach_full = np.minimum(cv2.resize(reach, (w, h), interpolation=cv2.INTER_LINEAR)[band], 1.0)
+    out = alpha.copy()
+    out[band] = snap(alpha[band] + reach_full * (new[band] - alpha[band]))
     return out
 
 
@@ -75,21 +87,6 @@ def _tiles(unsure: np.ndarray, size: tuple[int, int], count: int) -> list[tuple[
         left[y:y + th, x:x + tw] = False
         chosen.append((y, x))
     return chosen
-
-
-def _paste(out: np.ndarray, a_tile: np.ndarray, photo: np.ndarray, trimap: np.ndarray, corner, size, work) -> None:
-    """The tile's alpha at the photo's resolution, blended into ``out`` inside the band."""
-    h, w = out.shape
-    (y, x), (th, tw) = corner, size
-    fy, fx = h / work[0], w / work[1]
-    y0, y1, x0, x1 = round(y * fy), min(h, round((y + th) * fy)), round(x * fx), min(w, round((x + tw) * fx))
-    guide_full = photo[y0:y1, x0:x1]
-    guide_low = cv2.resize(guide_full, (tw, th), interpolation=cv2.INTER_AREA)
-    a_full = upsample_alpha(a_tile, guide_full, guide_low)
-    weight = cv2.resize(_feather((th, tw), corner, work), (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
-    weight *= trimap[y0:y1, x0:x1] == 128
-    region = out[y0:y1, x0:x1]
-    out[y0:y1, x0:x1] = snap(region + weight * (a_full - region))
 
 
 def _feather(size: tuple[int, int], corner: tuple[int, int], work: tuple[int, int]) -> np.ndarray:

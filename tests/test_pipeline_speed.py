@@ -149,3 +149,25 @@ def test_matting_path_alpha_within_1e3():
         a[t == 0], a[t == 255] = 0.0, 1.0
         results.append(a)
     assert np.abs(results[0] - results[1]).mean() <= 1e-3
+
+
+def test_refinement_blends_its_tiles_before_one_guided_upsampling():
+    """The band's tiles blended at the refinement's resolution and brought to the photo once match the tiles
+    each brought to the photo by its own guided filter (the reference) within the quality bound."""
+    from runtime.refine import Refinement, refine
+
+    photo_u8, truth = portrait(480, 640)
+    photo = photo_u8.astype(np.float32) / 255
+    trimap = make_trimap(truth.shape, mask=coarse_mask(truth, 80))
+    coarse = upsample_alpha(cv2.resize(truth, (80, 60), interpolation=cv2.INTER_AREA), photo)
+    coarse[trimap == 0], coarse[trimap == 255] = 0, 1
+
+    def run(image, tile_trimap):       # a stand-in network: the truth seen through the photo's brightness
+        return np.clip(image.mean(axis=2) * 1.2 - 0.1, 0, 1) * (tile_trimap > 0)
+
+    settings = Refinement(tiles=3, zoom=2)
+    new, old = (f(run, photo, trimap, coarse, (96, 96), settings) for f in (refine, ref.refine))
+    band = trimap == 128
+    assert np.abs(new - coarse)[band].mean() > 0.05                  # the tiles did replace the coarse alpha
+    assert np.abs(new - old)[band].mean() * band.mean() <= 1e-3      # whole-image mean |Δα|
+    assert np.array_equal(new[~band], coarse[~band])
