@@ -84,8 +84,8 @@ def time_pipeline(row: dict, size, threads: int | None) -> dict:
     photo, alpha = synthetic_portrait()
     time_bokeh_pipeline(matter, photo, alpha)                # warm-up: allocations, first-run compilation
     timings = time_bokeh_pipeline(matter, photo, alpha)
-    return {"what": f"4000×3000 photo, the person segmenter (256 px, upsampled to the photo), a 256-px person "
-                    f"mask → trimap (band from the mask's resolution: 32 px), "
+    return {"what": f"4000×3000 photo, the person segmenter (256 px, upsampled to a 1024-px mask), a 1024-px "
+                    f"person mask → trimap (band: two of the segmenter's pixels, 32 px), "
                     f"**{row['label']}** at "
                     f"{size[0]}×{size[1]}, fast guided-filter upsampling to 12 MP, then the bokeh renderer "
                     f"(foreground colours, lens blur, composite). One warm run, seconds per stage:",

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from runtime.bokeh import render_bokeh
-from runtime.person_mask import PersonSegmenter
+from runtime.person_mask import MASK_SIDE, PersonSegmenter, segmenter_band
 
 H, W = 3000, 4000
 
@@ -46,15 +46,16 @@ def segmenter_mask(alpha: np.ndarray, side: int = SEGMENTER_SIDE) -> np.ndarray:
 def time_bokeh_pipeline(matter, photo: np.ndarray, alpha: np.ndarray, band: int | None = None,
                         segmenter: PersonSegmenter | None = None) -> dict[str, float]:
     """Seconds per stage of the app's path on ``photo``: the person segmenter (``segment``: the shipped model on
-    the photo, its probability upsampled to 12 MP and thresholded), a segmenter's 256-px mask → trimap (band
-    from its resolution), model (with pre-processing), guided upsampling, the band's refinement when
+    the photo, its probability upsampled to the app's mask size and thresholded), a mask of that size → trimap
+    (band: two of the segmenter's pixels), model (with pre-processing), guided upsampling, the band's refinement when
     ``matter`` has one, then the bokeh renderer's foreground, blur and composite. The synthetic subject is no
     person the segmenter knows, so the trimap comes from the subject's own mask at 256 px, and the renderer
     gets the synthetic ``alpha``: the costs do not depend on what the models make of a synthetic subject."""
     segmenter = segmenter or PersonSegmenter()
     start = time.perf_counter()
-    segmenter.mask(photo, require_person=False)
+    segmenter.mask(photo, require_person=False, long_side=MASK_SIDE)
     segment = time.perf_counter() - start
-    result = matter.predict(photo, mask=segmenter_mask(alpha), band=band, with_trimap_prob=False)
+    band = segmenter_band(photo.shape[:2]) if band is None else band
+    result = matter.predict(photo, mask=segmenter_mask(alpha, MASK_SIDE), band=band, with_trimap_prob=False)
     _, timings = render_bokeh(photo, alpha)
     return {"segment": segment, **result.timings, **timings}

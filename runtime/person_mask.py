@@ -2,6 +2,7 @@
 
     segmenter = PersonSegmenter()               # the shipped model (runtime/data/, Apache-2.0; NOTICE.md)
     mask = segmenter.mask(photo)                # uint8 (H, W) 0/255 at the photo's resolution
+    mask = segmenter.mask(photo, long_side=MASK_SIDE)   # the same, 1024 px on its long side at most
     result = matter.predict(photo, mask=mask, band=segmenter_band(photo.shape[:2]))
 
 The model is MediaPipe Selfie Segmentation (256×256, people only), run by LiteRT (``ai-edge-litert``, imported
@@ -35,12 +36,24 @@ MODEL = Path(__file__).with_name("data") / "selfie_segmentation.tflite"
 SIDE = 256                 # the model's input and output: SIDE × SIDE over the whole photo
 THRESHOLD = 0.5            # person probability above which a pixel is the person
 MIN_PERSON_SHARE = 0.01    # below this share of the photo, no person was found
+MASK_SIDE = 1024           # the mask the app hands the matting path: 4 of its pixels per segmenter pixel
+MIN_SHORT_SIDE = 128       # a reduced mask keeps at least this short side
 
 log = logging.getLogger(__name__)
 
 
 class NoPersonFound(DataError):
     """The segmenter found no person (or almost none) in the photo."""
+
+
+def _mask_shape(photo_shape: tuple[int, int], long_side: int | None) -> tuple[int, int]:
+    """The (h, w) of the mask: the photo's, or scaled to ``long_side`` when that is smaller and keeps the short
+    side at least MIN_SHORT_SIDE (so its aspect stays within the 1 % the runtime allows)."""
+    h, w = photo_shape
+    s = 1.0 if long_side is None else long_side / max(h, w)
+    if s >= 1 or min(h, w) * s < MIN_SHORT_SIDE:
+        return h, w
+    return max(1, round(h * s)), max(1, round(w * s))
 
 
 def segmenter_band(photo_shape: tuple[int, int]) -> int:
@@ -105,8 +118,11 @@ class PersonSegmenter:
         self._interpreter.invoke()
         return np.array(self._interpreter.get_tensor(self._output["index"])[0, :, :, 0], np.float32)
 
-    def mask(self, photo: np.ndarray, path: str | Path | None = None, *, require_person: bool = True) -> np.ndarray:
-        """uint8 (H, W) 0/255 person mask of ``photo`` (uint8 (H, W, 3) RGB, upright) at its resolution.
+    def mask(self, photo: np.ndarray, path: str | Path | None = None, *, require_person: bool = True,
+             long_side: int | None = None) -> np.ndarray:
+        """uint8 0/255 person mask of ``photo`` (uint8 (H, W, 3) RGB, upright) at its resolution (H, W), or with
+        ``long_side``, at most that many pixels on its long side with the photo's aspect (what
+        :class:`runtime.matter.Matter` takes: a 12-megapixel mask costs time and 12 MB for nothing).
         :class:`NoPersonFound` (naming ``path``) when less than 1 % of the photo is a person, unless
         ``require_person`` is False (timing on a synthetic photo)."""
         prob = self.probability(photo)
@@ -114,7 +130,7 @@ class PersonSegmenter:
         if require_person and share < MIN_PERSON_SHARE:
             raise NoPersonFound(f"no person found: the person segmenter marks {share:.1%} of the photo as a "
                                 f"person (people only; give a mask of the subject with --mask FILE)", path)
-        h, w = photo.shape[:2]
+        h, w = _mask_shape(photo.shape[:2], long_side)
         prob8 = np.rint(prob * 255.0).astype(np.uint8)      # uint8: a quarter of the memory at 12 megapixels
         full = cv2.resize(prob8, (w, h), interpolation=cv2.INTER_LINEAR)
         return np.where(full > int(THRESHOLD * 255), np.uint8(255), np.uint8(0))

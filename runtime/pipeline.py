@@ -25,7 +25,7 @@ from common.outputs import atomic_path, check_writable
 from runtime.bokeh import as_uint8_rgb, check_strength, render_bokeh
 from runtime.lens_blur import DEFAULT_STRENGTH
 from runtime.matter import Matter
-from runtime.person_mask import PersonSegmenter, segmenter_band
+from runtime.person_mask import MASK_SIDE, PersonSegmenter, segmenter_band
 from runtime.photo_files import OUTPUT_SUFFIXES, encode_photo, read_metadata
 from runtime.preprocess import check_band, read_image
 from runtime.timing import StageTimer
@@ -78,7 +78,7 @@ def bokeh_file(photo_path: str | Path, out_path: str | Path, mask_path: str | Pa
     mask = None if auto else mask_path
     if auto:
         with timer("segment"):
-            mask = segmenter.mask(photo, photo_path)
+            mask = segmenter.mask(photo, photo_path, long_side=MASK_SIDE)
         band = segmenter_band(photo.shape[:2]) if band is None else band
     result = matter.predict(photo, trimap=trimap_path, mask=mask, band=band, with_trimap_prob=False)
     timer.add(result.timings)                  # its "load" is the conversion of the decoded photo to float

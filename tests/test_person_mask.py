@@ -194,3 +194,19 @@ def test_demo_portrait_figure(tiny_checkpoint, tmp_path):
     assert names == ["astronaut", "camera", "grace_hopper"]
     figure = cv2.imread(str(tmp_path / "portraits.png"))
     assert figure.shape[0] == 3 * 200 and figure.shape[1] >= 5 * 200     # five panels a portrait
+
+
+def test_the_app_takes_a_reduced_mask_with_the_photos_aspect(segmenter):
+    """The mask the app hands the matting path: at most MASK_SIDE on the long side, the photo's aspect, the same
+    person as at full resolution; a photo too thin to reduce keeps its own size."""
+    from runtime.person_mask import MASK_SIDE, MIN_SHORT_SIDE
+    from runtime.preprocess import make_trimap
+
+    photo = cv2.resize(astronaut(), (1600, 1200), interpolation=cv2.INTER_CUBIC)
+    small, full = segmenter.mask(photo, long_side=MASK_SIDE), segmenter.mask(photo)
+    assert small.shape == (768, 1024) and set(np.unique(small)) <= {0, 255}
+    band = segmenter_band(photo.shape[:2])
+    trimaps = [make_trimap(photo.shape[:2], mask=m, band=band) for m in (small, full)]
+    assert (trimaps[0] != trimaps[1]).mean() < 0.002
+    thin = np.zeros((MIN_SHORT_SIDE, 4000, 3), np.uint8)
+    assert segmenter.mask(thin, require_person=False, long_side=MASK_SIDE).shape == (MIN_SHORT_SIDE, 4000)
