@@ -171,3 +171,22 @@ def test_refinement_blends_its_tiles_before_one_guided_upsampling():
     assert np.abs(new - coarse)[band].mean() > 0.05                  # the tiles did replace the coarse alpha
     assert np.abs(new - old)[band].mean() * band.mean() <= 1e-3      # whole-image mean |Δα|
     assert np.array_equal(new[~band], coarse[~band])
+
+
+def test_bokeh_runs_records_each_stage_of_the_command(tiny_checkpoint, tmp_path, monkeypatch):
+    """benchmarks.bokeh_runs: one adamat bokeh process per run, the stages it printed and its peak RSS."""
+    import json
+
+    import benchmarks.bokeh_runs as bokeh_runs
+
+    monkeypatch.setattr(bokeh_runs, "H", 120)
+    monkeypatch.setattr(bokeh_runs, "W", 160)
+    out = tmp_path / "runs.json"
+    assert bokeh_runs.main([str(tiny_checkpoint), "--runs", "2", "--out", str(out)]) == 0
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["model"] == "PyTorch FP32 (checkpoint)" and row["runs"] == 2
+    assert {"open ms", "model ms", "band ms", "compute ms"} <= set(row) and row["model ms"] > 0
+    stages = sum(v for k, v in row.items() if k.endswith(" ms") and k not in ("open ms", "load ms", "write ms",
+                                                                               "compute ms"))
+    assert abs(stages - row["compute ms"]) < 0.5 * row["compute ms"]     # medians: close to, not equal to, the sum
+    assert 50 < row["peak RSS MiB"] < 4000
