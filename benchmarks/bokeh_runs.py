@@ -1,11 +1,13 @@
 """``adamat bokeh`` on a 12-megapixel photo, whole, per model: the per-stage medians a user of the command sees.
 
-    python -m benchmarks.bokeh_runs ARTIFACT [ARTIFACT ...] [--runs 5] [--out FILE.json]
+    python -m benchmarks.bokeh_runs ARTIFACT [ARTIFACT ...] [--runs 5] [--before TREE] [--out FILE.json]
 
 The synthetic 4032×3024 portrait (:mod:`benchmarks.portrait`) is written as a JPEG with its subject's mask at
 the segmenter's 256 px; each run is one ``adamat bokeh --timings`` process (so ``open`` and the first call's
 costs are in every run, as for a user), the artifacts interleaved run by run. Per artifact: the median of each
-stage, of ``compute`` (every stage between decode and encode) and the peak RSS of the process. Writes a
+stage, of ``compute`` (every stage between decode and encode) and the peak RSS of the process. ``--before``
+runs each artifact from another source tree too (a checkout of the code before a change, e.g. ``git worktree
+add``), interleaved with this one, so a change is measured against what it replaced in one run. Writes a
 measured-results table (:mod:`benchmarks.measurements`, kind ``bokeh-runs``); no time is asserted anywhere.
 """
 
@@ -32,12 +34,12 @@ H, W = 3024, 4032
 STAGE = re.compile(r"^\s+(\w+)\s+([\d.]+) ms")
 
 
-def one_run(artifact: str, photo: Path, mask: Path, out: Path) -> tuple[dict[str, float], int]:
-    """(ms per stage, peak RSS in MiB) of one ``adamat bokeh --timings`` process."""
+def one_run(artifact: str, photo: Path, mask: Path, out: Path, tree: Path | None = None) -> tuple[dict[str, float], int]:
+    """(ms per stage, peak RSS in MiB) of one ``adamat bokeh --timings`` process (run from ``tree``'s code)."""
     command = [sys.executable, "-m", "adamat.cli", "bokeh", str(photo), "--mask", str(mask), "-o", str(out),
                "--overwrite", "--timings", "--artifact", artifact]
     with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=err, text=True)
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=err, text=True, cwd=tree)
         stdout = proc.stdout.read()
         _, status, usage = os.wait4(proc.pid, 0)             # this child's own peak RSS
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -56,10 +58,13 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.bokeh_runs", description=__doc__.split("\n\n")[0])
     p.add_argument("artifacts", nargs="+", help="checkpoints or exported artifacts (with their manifests)")
     p.add_argument("--runs", type=int, default=5, help="processes per artifact, interleaved (default 5)")
+    p.add_argument("--before", type=Path, default=None, help="also run each artifact from this source tree")
     p.add_argument("--out", default=None, help="measured-results file (default benchmarks/measured/"
                                                "bokeh-runs-<date>-<device>.json)")
     args = p.parse_args(argv)
-    runs: dict[str, list[tuple[dict, int]]] = {a: [] for a in args.artifacts}
+    artifacts = [str(Path(a).resolve()) for a in args.artifacts]
+    trees = [None] + ([args.before.resolve()] if args.before else [])
+    runs: dict[tuple, list[tuple[dict, int]]] = {(a, t): [] for a in artifacts for t in trees}
     with tempfile.TemporaryDirectory() as tmp:
         photo, mask, out = Path(tmp, "photo.jpg"), Path(tmp, "mask.png"), Path(tmp, "out.jpg")
         image, alpha = synthetic_portrait(H, W)
@@ -67,14 +72,15 @@ def main(argv: list[str] | None = None) -> int:
         cv2.imwrite(str(mask), segmenter_mask(alpha))
         del image, alpha
         for _ in range(args.runs):
-            for a in args.artifacts:
-                runs[a].append(one_run(a, photo, mask, out))
-    rows = [row(a, r) for a, r in runs.items()]
+            for (a, tree), done in runs.items():
+                done.append(one_run(a, photo, mask, out, tree))
+    rows = [row(a, r, ("before" if tree else "this") if args.before else None) for (a, tree), r in runs.items()]
     data = measured_header(
         "bokeh-runs", input_size=[512, 512], threads=None, runtimes=("onnxruntime", "openvino", "executorch"),
         model=", ".join(args.artifacts),
         method=f"adamat bokeh --timings on a synthetic {W}x{H} JPEG with a 256-px mask, one process per run, "
-               f"{args.runs} runs per model interleaved; medians; peak RSS the largest of its processes",
+               f"{args.runs} runs per model interleaved; medians; peak RSS the largest of its processes"
+               + (f"; 'before': the same command from {args.before}" if args.before else ""),
         command=["python", "-m", "benchmarks.bokeh_runs", *(sys.argv[1:] if argv is None else argv)])
     data |= {"columns": list(rows[0]), "rows": rows}
     path = Path(args.out) if args.out else MEASURED / f"bokeh-runs-{data['date']}-{data['device']['fingerprint_id']}.json"
@@ -85,11 +91,12 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def row(artifact: str, runs: list[tuple[dict, int]]) -> dict:
-    """Medians of each stage over the runs (ms), and the peak RSS (MiB) of the largest run."""
+def row(artifact: str, runs: list[tuple[dict, int]], code: str | None = None) -> dict:
+    """Medians of each stage over the runs (ms), and the peak RSS (MiB) of the largest run; ``code``: which
+    source tree ran them, where there were two."""
     stages = list(dict.fromkeys(s for timings, _ in runs for s in timings))
     medians = {f"{s} ms": round(median(t.get(s, 0.0) for t, _ in runs), 1) for s in stages}
-    return {"model": label(artifact), "runs": len(runs), **medians, "peak RSS MiB": max(rss for _, rss in runs)}
+    return {"model": label(artifact), **({"code": code} if code else {}), "runs": len(runs), **medians, "peak RSS MiB": max(rss for _, rss in runs)}
 
 
 if __name__ == "__main__":
