@@ -30,7 +30,7 @@ INPUTS = ("image", "alpha", "prior", "mask")
 RECEPTIVE_RADIUS = 16    # pixels each side an output depends on (adamatting.model.band_refiner)
 TILE = 128               # output tile side at the working resolution
 BATCH = 16               # tiles per network call
-WORKING_SIDE = 2048      # the refiner's working resolution: the photo's long side at most this
+WORKING_SIDE = 1536      # the refiner's working resolution: the photo's long side at most this (docs/PHONE_PATH.md)
 UPSAMPLE = {"radius": 8, "eps": 1e-3}   # fast guided filter, working resolution → the photo's
 
 
