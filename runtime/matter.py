@@ -13,12 +13,16 @@ The stages (:mod:`runtime.preprocess`, the backend, :mod:`runtime.upsample`):
    ``input_size`` (default 512×512, the phone export's). A checkpoint and its export at that size therefore
    see the same pixels and give the same matte;
 3. the backend runs the encoded inputs; the padding is cropped off;
-4. alpha is upsampled to the photo by the fast guided filter (or bilinear), the adapted trimap's
-   probabilities bilinearly;
+4. alpha is upsampled by the fast guided filter (or bilinear) to the working resolution: the photo's, or
+   :data:`WORKING_SIDE` px on its long side for a larger photo; the adapted trimap's probabilities bilinearly
+   to the photo;
 5. the band's most uncertain tiles run again at a higher resolution (:mod:`runtime.refine`; by default 8 tiles
    at twice the model's resolution, ``refinement=None`` turns it off), the same network at the same input size;
-6. with a mask, the band refiner (:mod:`runtime.band_refiner`) re-decides the band at up to the photo's
-   resolution from the photo, that alpha and a guided filter of the mask (``band_refiner=None`` turns it off).
+6. with a mask, the band refiner (:mod:`runtime.band_refiner`) re-decides the band from the photo, that alpha
+   and a guided filter of the mask (``band_refiner=None`` turns it off);
+7. a larger photo gets the working resolution's alpha by one more guided filter (its coefficients fitted there,
+   applied to the full-resolution photo: :data:`runtime.band_refiner.UPSAMPLE`), and the trimap's known
+   regions are 0 / 1. A 12-megapixel photo is thus read at full resolution by one filter, not one per stage.
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ import numpy as np
 
 from runtime.backends import Backend, open_backend
 from runtime.band_refiner import SHIPPED as SHIPPED_BAND_REFINER
-from runtime.band_refiner import BandRefiner
+from runtime.band_refiner import UPSAMPLE as WORKING_UPSAMPLE
+from runtime.band_refiner import WORKING_SIDE, BandRefiner
 from runtime.preprocess import ImageInput, Letterbox, load_photo, make_trimap, read_mask
 from runtime.refine import DEFAULT_REFINEMENT, Refinement, refine
 from runtime.timing import StageTimer
@@ -133,14 +138,17 @@ class Matter:
         with timer("model"):
             alpha, prob = self.backend.run(*inputs)
         with timer("upsample"):
-            alpha_full = upsample_alpha(box.crop(alpha[0, 0]), photo, photo_small, **self.upsample)
-        if self.refinement is not None and (trimap_full == 128).any():
+            photo_w, trimap_w = _at_working_resolution(photo, trimap_full)
+            alpha_w = upsample_alpha(box.crop(alpha[0, 0]), photo_w, photo_small, **self.upsample)
+        if self.refinement is not None and (trimap_w == 128).any():
             with timer("refine"):
-                alpha_full = refine(self._run_tile, photo, trimap_full, alpha_full, self.input_size, self.refinement)
+                alpha_w = refine(self._run_tile, photo_w, trimap_w, alpha_w, self.input_size, self.refinement)
         if self.band_refiner is not None and mask_own is not None:
             with timer("band"):
-                alpha_full = self.band_refiner(photo, trimap_full, alpha_full, mask_own)
+                alpha_w = self.band_refiner(photo_w, trimap_w, alpha_w, mask_own)
         with timer("upsample"):
+            alpha_full = alpha_w if photo_w is photo else upsample_alpha(
+                alpha_w, photo, photo_w, **{**self.upsample, **WORKING_UPSAMPLE})
             if self.clamp_known:  # the given (or mask-derived) trimap is authoritative where it is sure
                 alpha_full[trimap_full == 0] = 0.0
                 alpha_full[trimap_full == 255] = 1.0
@@ -161,6 +169,18 @@ def _input_size(backend: Backend, asked: tuple[int, int] | None) -> tuple[int, i
     if len(size) != 2 or min(size) < backend.stride or any(s % backend.stride for s in size):
         raise ValueError(f"input_size {list(size)} must be two multiples of the model's stride {backend.stride}")
     return size
+
+
+def _at_working_resolution(photo: np.ndarray, trimap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The photo (area) and trimap (nearest) at :data:`WORKING_SIDE` px on the long side; a photo no larger
+    is itself."""
+    h, w = photo.shape[:2]
+    if max(h, w) <= WORKING_SIDE:
+        return photo, trimap
+    s = WORKING_SIDE / max(h, w)
+    size = (max(1, round(w * s)), max(1, round(h * s)))
+    return (cv2.resize(photo, size, interpolation=cv2.INTER_AREA),
+            cv2.resize(trimap, size, interpolation=cv2.INTER_NEAREST_EXACT))
 
 
 def _band_refiner(choice: BandRefiner | str | Path | None) -> BandRefiner | None:

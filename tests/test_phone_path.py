@@ -116,6 +116,33 @@ def test_refinement_changes_only_the_band_and_runs_its_tiles(tiny):
     assert "refine" in refined.timings and "refine" not in plain.timings
 
 
+def test_a_photo_above_the_working_side_is_matted_there_and_filtered_to_full_resolution(tiny, monkeypatch):
+    """Above WORKING_SIDE the tiles and the band refiner see the photo at the working resolution, and one
+    guided filter brings their alpha to the photo: full size, 0 / 1 in the known regions, and in the band
+    the photo's own edges, sharper than the working resolution's alpha upsampled bilinearly."""
+    import runtime.matter
+
+    _, _, onnx_path = tiny
+    photo, alpha = disc_photo(400, 600)
+    mask = cv2.resize((alpha > 0.5).astype(np.float32), (75, 50), interpolation=cv2.INTER_AREA)
+    matter = Matter.from_artifact(onnx_path, refinement=Refinement(tiles=2, zoom=4))
+    seen, refiner, tiles = {}, matter.band_refiner, runtime.matter.refine
+
+    def spy(name, stage, at):      # records the shape of the photo, argument ``at`` of the stage
+        return lambda *args: (seen.setdefault(name, args[at].shape[:2]), stage(*args))[1]
+
+    monkeypatch.setattr(matter, "band_refiner", spy("band", refiner, 0))
+    monkeypatch.setattr(runtime.matter, "refine", spy("tiles", tiles, 1))
+    monkeypatch.setattr(runtime.matter, "WORKING_SIDE", 300)
+    result = matter.predict(photo, mask=mask)
+    trimap = make_trimap((400, 600), mask=mask)
+    band = trimap == 128
+    assert seen == {"tiles": (200, 300), "band": (200, 300)} and result.alpha.shape == (400, 600)
+    assert np.array_equal(result.alpha[~band], trimap[~band] / 255.0)
+    assert not np.array_equal(result.alpha[band], cv2.resize(cv2.resize(result.alpha, (300, 200),
+                                                            interpolation=cv2.INTER_AREA), (600, 400))[band])
+
+
 def _simple_folder(root, count=2, with_masks=False):
     for sub in ("image", "alpha") + (("mask",) if with_masks else ()):
         (root / sub).mkdir(parents=True)
