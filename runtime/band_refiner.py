@@ -1,5 +1,5 @@
-"""The band refiner's loader and runner: the matte inside the mask's unknown band, re-decided at (up to) the
-photo's resolution from the photo, the network's alpha and a guided filter of the mask.
+"""The band refiner's loader and runner: the matte inside the mask's unknown band, re-decided from the photo,
+the network's alpha and a guided filter of the mask.
 
 The network sees a 512-px letterbox and paints see-through regions (nets, leaves, gaps in hair) solid; a guided
 filter of the mask follows the photo but knows nothing of hair. The refiner (``adamatting.model.band_refiner``,
@@ -8,10 +8,9 @@ where it trusts neither, it falls back to the filter. It is a plain ONNX graph r
 (OpenCV is a dependency of the runtime anyway), so it is the same on every backend of the network.
 
 It runs on a fixed grid of ``TILE``-px tiles (each read with a ``RECEPTIVE_RADIUS`` halo, so the tiles join
-without seams) that hold band pixels, all in one batch, at a working resolution of at most ``WORKING_SIDE``
-px on the long side. A larger photo gets the refiner's answer by the fast guided filter (``UPSAMPLE``: its
-coefficients fitted at the working resolution, applied to the full-resolution photo), so its edges follow the
-photo's own pixels, as the guided filter of the mask does. Only band pixels change.
+without seams) that hold band pixels, all in one batch, at the resolution it is given: :class:`runtime.matter.Matter`
+gives it a 12-megapixel photo at its working resolution (1536 px: the refiner was trained on photos of up to
+1600 px) and takes its answer to the photo by the guided filter. Only band pixels change.
 """
 
 from __future__ import annotations
@@ -23,27 +22,24 @@ import numpy as np
 
 from runtime.errors import BackendUnavailable
 from runtime.mask_prior import guided_mask, mask_at
-from runtime.upsample import fast_guided_upsample, snap
+from runtime.upsample import snap
 
 SHIPPED = Path(__file__).parent / "data" / "band_refiner.onnx"
 INPUTS = ("image", "alpha", "prior", "mask")
 RECEPTIVE_RADIUS = 16    # pixels each side an output depends on (adamatting.model.band_refiner)
 TILE = 128               # output tile side at the working resolution
 BATCH = 16               # tiles per network call
-WORKING_SIDE = 1536      # the refiner's working resolution: the photo's long side at most this (docs/PHONE_PATH.md)
-UPSAMPLE = {"radius": 8, "eps": 1e-3}   # fast guided filter, working resolution → the photo's
 
 
 class BandRefiner:
     """``BandRefiner.open(path)`` loads the ONNX graph; ``refiner(photo, trimap, alpha, mask)`` runs it."""
 
-    def __init__(self, net, path: Path, working_side: int = WORKING_SIDE):
+    def __init__(self, net, path: Path):
         self.net = net
         self.path = path
-        self.working_side = working_side
 
     @classmethod
-    def open(cls, path: str | Path = SHIPPED, working_side: int = WORKING_SIDE) -> "BandRefiner":
+    def open(cls, path: str | Path = SHIPPED) -> "BandRefiner":
         path = Path(path)
         if not path.is_file():
             raise BackendUnavailable(f"{path}: band refiner not found")
@@ -51,7 +47,7 @@ class BandRefiner:
             net = cv2.dnn.readNetFromONNX(str(path))
         except cv2.error:
             raise ValueError(f"{path}: not a band refiner graph OpenCV can read (an ONNX file is expected)") from None
-        return cls(net, path, working_side)
+        return cls(net, path)
 
     def __call__(self, photo: np.ndarray, trimap: np.ndarray, alpha: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """``alpha`` (H, W) with the band (``trimap`` == 128) re-decided; ``mask`` at any resolution of the
@@ -59,20 +55,10 @@ class BandRefiner:
         band = trimap == 128
         if not band.any():
             return alpha
-        h, w = alpha.shape
-        s = min(1.0, self.working_side / max(h, w))
-        size = (max(1, round(w * s)), max(1, round(h * s)))
-        photo_w = photo if s == 1 else cv2.resize(photo, size, interpolation=cv2.INTER_AREA)
-        alpha_w = alpha if s == 1 else cv2.resize(alpha, size, interpolation=cv2.INTER_AREA)
-        band_w = band if s == 1 else cv2.resize(band.view(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
-        planes = np.concatenate([photo_w * 2 - 1, alpha_w[..., None], guided_mask(photo_w, mask)[..., None],
-                                 mask_at(mask, photo_w.shape[:2])[..., None]], axis=2).astype(np.float32, copy=False)
-        out_w = self._run_tiles(planes, band_w)
-        # The whole working-resolution answer goes through the guided filter, not the band alone: the filter's
-        # windows need the alpha around the band's pixels too. Only the band's pixels are written.
+        planes = np.concatenate([photo * 2 - 1, alpha[..., None], guided_mask(photo, mask)[..., None],
+                                 mask_at(mask, photo.shape[:2])[..., None]], axis=2).astype(np.float32, copy=False)
         out = alpha.astype(np.float32, copy=True)
-        new = out_w if s == 1 else fast_guided_upsample(out_w, photo_w, photo, **UPSAMPLE)
-        out[band] = snap(new[band])
+        out[band] = snap(self._run_tiles(planes, band)[band])
         return out
 
     def _run_tiles(self, planes: np.ndarray, band: np.ndarray) -> np.ndarray:

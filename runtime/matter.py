@@ -21,7 +21,7 @@ The stages (:mod:`runtime.preprocess`, the backend, :mod:`runtime.upsample`):
 6. with a mask, the band refiner (:mod:`runtime.band_refiner`) re-decides the band from the photo, that alpha
    and a guided filter of the mask (``band_refiner=None`` turns it off);
 7. a larger photo gets the working resolution's alpha by one more guided filter (its coefficients fitted there,
-   applied to the full-resolution photo: :data:`runtime.band_refiner.UPSAMPLE`), and the trimap's known
+   applied to the full-resolution photo: :data:`WORKING_UPSAMPLE`), and the trimap's known
    regions are 0 / 1. A 12-megapixel photo is thus read at full resolution by one filter, not one per stage.
 """
 
@@ -36,14 +36,15 @@ import numpy as np
 
 from runtime.backends import Backend, open_backend
 from runtime.band_refiner import SHIPPED as SHIPPED_BAND_REFINER
-from runtime.band_refiner import UPSAMPLE as WORKING_UPSAMPLE
-from runtime.band_refiner import WORKING_SIDE, BandRefiner
+from runtime.band_refiner import BandRefiner
 from runtime.preprocess import ImageInput, Letterbox, load_photo, make_trimap, read_mask
 from runtime.refine import DEFAULT_REFINEMENT, Refinement, refine
 from runtime.timing import StageTimer
 from runtime.upsample import GUIDED_EPS, GUIDED_RADIUS, METHODS, upsample_alpha
 
 DEFAULT_INPUT_SIZE = (512, 512)   # the phone export's size: where a checkpoint runs, so it matches its export
+WORKING_SIDE = 1536               # the long side, at most, of the stages after the network (docs/PHONE_PATH.md)
+WORKING_UPSAMPLE = {"radius": 8, "eps": 1e-3}   # the guided filter from there to the photo
 
 
 @dataclass

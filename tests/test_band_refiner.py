@@ -92,21 +92,8 @@ def test_the_runtime_refines_the_band_only_and_matches_pytorch_away_from_the_bor
     assert sel.sum() > 50 and np.abs(out[sel] - want[sel]).max() < 1e-4
 
 
-def test_a_larger_photo_is_refined_at_the_working_resolution(graph):
-    _, path = graph
-    photo, _, mask = disc(120, 160)
-    trimap = make_trimap(photo.shape[:2], mask=mask, band=8)
-    alpha = mask_at(mask, photo.shape[:2])
-    full = runtime_refiner.BandRefiner.open(path)(photo, trimap, alpha, mask)
-    half = runtime_refiner.BandRefiner.open(path, working_side=80)(photo, trimap, alpha, mask)
-    band = trimap == 128
-    assert np.array_equal(half[~band], alpha[~band])
-    assert 0 < np.abs(half - full)[band].mean() < 0.2
-
-
 def test_the_answer_does_not_depend_on_the_tiles(graph, monkeypatch):
-    """Tiles are a way to batch the work: outside the band the refiner's answer is the alpha it was given,
-    so neither the band nor the guided filter that takes it to a larger photo sees where a tile ended."""
+    """Tiles are a way to batch the work: the band's answer does not see where a tile ended."""
     _, path = graph
     photo, _, mask = disc(120, 160)
     trimap = make_trimap(photo.shape[:2], mask=mask, band=8)
@@ -114,22 +101,21 @@ def test_the_answer_does_not_depend_on_the_tiles(graph, monkeypatch):
     answers = []
     for tile in (128, 24):
         monkeypatch.setattr(runtime_refiner, "TILE", tile)
-        answers.append(runtime_refiner.BandRefiner.open(path, working_side=100)(photo, trimap, alpha, mask))
+        answers.append(runtime_refiner.BandRefiner.open(path)(photo, trimap, alpha, mask))
     assert np.abs(answers[0] - answers[1]).max() < 1e-5
 
 
-def test_a_larger_photo_takes_its_edges_from_the_photo(graph, monkeypatch):
-    """Above the working resolution the refiner's answer reaches the photo through the guided filter: a perfect
-    answer at a quarter of the resolution comes back with the photo's sharp edge, not a bilinear blur."""
-    _, path = graph
+def test_a_larger_photo_takes_its_edges_from_the_photo():
+    """Above Matter's working resolution the answer reaches the photo through the guided filter: a perfect answer
+    at a quarter of the resolution comes back with the photo's sharp edge, not a bilinear blur."""
+    from runtime.matter import WORKING_UPSAMPLE
+    from runtime.upsample import upsample_alpha
+
     photo, truth, mask = disc(240, 320)
-    trimap = make_trimap(photo.shape[:2], mask=mask, band=12)
-    refiner = runtime_refiner.BandRefiner.open(path, working_side=80)
-    monkeypatch.setattr(refiner, "_run_tiles", lambda planes, band: cv2.resize(truth, band.shape[::-1],
-                                                                                interpolation=cv2.INTER_AREA))
-    out = refiner(photo, trimap, mask_at(mask, photo.shape[:2]), mask)
-    band = trimap == 128
-    blurred = cv2.resize(cv2.resize(truth, (80, 60), interpolation=cv2.INTER_AREA), (320, 240))
+    band = make_trimap(photo.shape[:2], mask=mask, band=12) == 128
+    low = cv2.resize(truth, (80, 60), interpolation=cv2.INTER_AREA)
+    out = upsample_alpha(low, photo, cv2.resize(photo, (80, 60), interpolation=cv2.INTER_AREA), **WORKING_UPSAMPLE)
+    blurred = cv2.resize(low, (320, 240))
     assert np.abs(out - truth)[band].mean() < 0.5 * np.abs(blurred - truth)[band].mean()
 
 
