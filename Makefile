@@ -14,7 +14,7 @@ model_folder = $(OUT)/export$(if $(filter-out $(DEFAULT_WEIGHTS),$(1)),/$(basena
 EXPORT  ?= $(call model_folder,$(WEIGHTS))
 VARIANT := weights/mobile.pt
 
-.PHONY: setup test demo gate train bench bench-phone bench-baseline profile export-all export-onnx export-trt export-openvino export-coreml export-executorch export-android verify-arm clean help
+.PHONY: setup test demo gate train bench bench-phone bench-bokeh bench-baseline profile export-all export-onnx export-trt export-openvino export-coreml export-executorch export-android verify-arm clean help
 
 help:
 	@echo "make setup   create .venv and install the project (idempotent)"
@@ -38,6 +38,8 @@ help:
 	@echo "             this device's baseline; model quality vs closed-form matting"
 	@echo "make bench-phone  the phone path: adamat eval on the 12-megapixel set, the real photos (native, 2x, 4x)"
 	@echo "             and the held-back split, each model beside the raw mask, a guided filter and closed-form"
+	@echo "make bench-bokeh  adamat bokeh on a 12-megapixel photo with each INT8 export of the default model:"
+	@echo "             per-stage medians of 5 runs and peak RSS (benchmarks/measured/bokeh-runs-*.json)"
 	@echo "make bench-baseline  save this device's latency baseline (benchmarks/baselines/<fingerprint id>/)"
 	@echo "make verify-arm  the ONNX and ExecuTorch FP32/INT8 artifacts on Arm CPU kernels under qemu emulation"
 	@echo "             (cortex-a76 and max), gated like make gate; builds .arm/ once (docs/ARM.md)"
@@ -113,6 +115,13 @@ bench-phone: $(STAMP)
 	$(CLI) eval real-2x --recipe down8 --also-unrefined --out $(OUT)/bench/eval-real-2x
 	$(CLI) eval real-2x --recipe phone --also-unrefined --out $(OUT)/bench/eval-real-2x-phone
 	$(CLI) eval real-4x --recipe down8 --images $(HELD_BACK) --out $(OUT)/bench/eval-real-4x
+
+# adamat bokeh, whole, on a synthetic 12-megapixel JPEG with a 256-px mask: each INT8 export of the default model,
+# one process per run, interleaved; per-stage medians and peak RSS (benchmarks/measured/bokeh-runs-*.json).
+INT8_EXPORTS = $(addprefix $(OUT)/export/adamatting_mobile-int8_512x512_,openvino_int8.xml int8.onnx executorch_int8.pte)
+bench-bokeh: $(STAMP)
+	$(CLI) export all --checkpoint $(DEFAULT_WEIGHTS) --targets onnx openvino executorch --out $(OUT)/export
+	$(PY) -m benchmarks.bokeh_runs $(INT8_EXPORTS) --runs 5
 
 bench-baseline: $(STAMP)
 	$(CLI) export all --out $(OUT)/export
