@@ -7,7 +7,8 @@
 
 The stages (:mod:`runtime.preprocess`, the backend, :mod:`runtime.upsample`):
 
-1. the photo, upright and as float RGB; the full-resolution trimap (given, from the mask, or all unknown);
+1. the photo, upright, its 8-bit pixels kept as they are (no full-resolution float copy); the full-resolution
+   trimap (given, from the mask, or all unknown);
 2. both resized to the model (aspect kept) and reflect-padded (:class:`runtime.preprocess.Letterbox`) to one
    fixed input size: an exported artifact's (its manifest's), and for a checkpoint, which runs at any size,
    ``input_size`` (default 512×512, the phone export's). A checkpoint and its export at that size therefore
@@ -37,7 +38,7 @@ import numpy as np
 from runtime.backends import Backend, open_backend
 from runtime.band_refiner import SHIPPED as SHIPPED_BAND_REFINER
 from runtime.band_refiner import BandRefiner
-from runtime.preprocess import ImageInput, Letterbox, load_photo, make_trimap, read_mask
+from runtime.preprocess import ImageInput, Letterbox, load_pixels, make_trimap, read_mask
 from runtime.refine import DEFAULT_REFINEMENT, Refinement, refine
 from runtime.timing import StageTimer
 from runtime.upsample import GUIDED_EPS, GUIDED_RADIUS, METHODS, upsample_alpha
@@ -128,13 +129,13 @@ class Matter:
         """
         timer = StageTimer()
         with timer("load"):
-            photo, _ = load_photo(image)
+            photo, _ = load_pixels(image)          # 8-bit pixels stay 8-bit: no full-resolution float copy
         with timer("trimap"):
             mask_own = None if mask is None else read_mask(mask, photo.shape[:2])
             trimap_full = make_trimap(photo.shape[:2], trimap, mask_own if trimap is None else None, band)
         with timer("preprocess"):
             box = self.letterbox(photo.shape[:2])
-            photo_small = box.resize_image(photo)
+            photo_small = _as_float(box.resize_image(photo))
             inputs = box.model_inputs(photo_small, box.resize_trimap(trimap_full))
         with timer("model"):
             alpha, prob = self.backend.run(*inputs)
@@ -148,7 +149,7 @@ class Matter:
             with timer("band"):
                 alpha_w = self.band_refiner(photo_w, trimap_w, alpha_w, mask_own)
         with timer("upsample"):
-            alpha_full = alpha_w if photo_w is photo else upsample_alpha(
+            alpha_full = alpha_w if photo_w.shape == photo.shape else upsample_alpha(
                 alpha_w, photo, photo_w, **{**self.upsample, **WORKING_UPSAMPLE})
             if self.clamp_known:  # the given (or mask-derived) trimap is authoritative where it is sure
                 alpha_full[trimap_full == 0] = 0.0
@@ -173,15 +174,21 @@ def _input_size(backend: Backend, asked: tuple[int, int] | None) -> tuple[int, i
 
 
 def _at_working_resolution(photo: np.ndarray, trimap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The photo (area) and trimap (nearest) at :data:`WORKING_SIDE` px on the long side; a photo no larger
-    is itself."""
+    """The photo (area, float32 in [0, 1]) and trimap (nearest) at :data:`WORKING_SIDE` px on the long side; a
+    photo no larger keeps its size."""
     h, w = photo.shape[:2]
-    if max(h, w) <= WORKING_SIDE:
-        return photo, trimap
-    s = WORKING_SIDE / max(h, w)
-    size = (max(1, round(w * s)), max(1, round(h * s)))
-    return (cv2.resize(photo, size, interpolation=cv2.INTER_AREA),
-            cv2.resize(trimap, size, interpolation=cv2.INTER_NEAREST_EXACT))
+    if max(h, w) > WORKING_SIDE:
+        s = WORKING_SIDE / max(h, w)
+        size = (max(1, round(w * s)), max(1, round(h * s)))
+        photo = cv2.resize(photo, size, interpolation=cv2.INTER_AREA)
+        trimap = cv2.resize(trimap, size, interpolation=cv2.INTER_NEAREST_EXACT)
+    return _as_float(photo), trimap
+
+
+def _as_float(pixels: np.ndarray) -> np.ndarray:
+    """8-bit pixels as float32 in [0, 1] (as :func:`runtime.preprocess.to_unit_float` divides them); float ones
+    as they are."""
+    return pixels.astype(np.float32) / np.float32(255.0) if pixels.dtype == np.uint8 else pixels
 
 
 def _band_refiner(choice: BandRefiner | str | Path | None) -> BandRefiner | None:

@@ -132,6 +132,12 @@ def to_unit_float(arr: np.ndarray, what: str, path: Path | None = None) -> np.nd
 
 def to_rgb(arr: np.ndarray, path: Path | None = None) -> np.ndarray:
     """A photo array → float32 (H, W, 3) RGB in [0, 1] (gray replicated, an alpha channel dropped)."""
+    return to_unit_float(rgb_pixels(arr, path), "photo", path)
+
+
+def rgb_pixels(arr: np.ndarray, path: Path | None = None) -> np.ndarray:
+    """A photo array → (H, W, 3) RGB, checked as :func:`to_rgb` checks it: 8-bit pixels stay uint8 (a
+    12-megapixel photo as float is 145 MB), anything else is float32 in [0, 1]."""
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[..., 0]
     if arr.ndim == 3 and arr.shape[2] == 4:
@@ -146,7 +152,7 @@ def to_rgb(arr: np.ndarray, path: Path | None = None) -> np.ndarray:
     if min(arr.shape[:2]) < MIN_SIDE:
         raise DataError(f"photo is {arr.shape[1]}x{arr.shape[0]}; both sides must be at least {MIN_SIDE} px", path)
     check_pixels(arr.shape[1], arr.shape[0], path, what="photo")
-    return to_unit_float(arr, "photo", path)
+    return arr if arr.dtype == np.uint8 else to_unit_float(arr, "photo", path)
 
 
 def _is_opaque(channel: np.ndarray) -> bool:
@@ -159,6 +165,12 @@ def load_photo(image: ImageInput) -> tuple[np.ndarray, Path | None]:
     """A photo path or array → (float32 (H, W, 3) RGB in [0, 1], its path or None)."""
     arr, path = _as_array(image, "photo")
     return to_rgb(arr, path), path
+
+
+def load_pixels(image: ImageInput) -> tuple[np.ndarray, Path | None]:
+    """A photo path or array → (its :func:`rgb_pixels`: uint8 kept, else float32 in [0, 1], its path or None)."""
+    arr, path = _as_array(image, "photo")
+    return rgb_pixels(arr, path), path
 
 
 def single_channel(arr: np.ndarray, what: str, expected: str, path: Path | None = None) -> np.ndarray:

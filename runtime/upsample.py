@@ -87,6 +87,8 @@ def _apply_coefficients(a: np.ndarray, b: np.ndarray, guide_full: np.ndarray, to
     full-resolution array written is q (bilinear resizing is separable: the order is float noise)."""
     h_full, w_full = guide_full.shape[:2]
     c = a.shape[2]
+    if guide_full.dtype == np.uint8:       # 8-bit pixels: the coefficients take the 1/255, no float copy of them
+        a = a * np.float32(1.0 / 255.0)
     a_rows = cv2.resize(a, (a.shape[1], h_full), interpolation=cv2.INTER_LINEAR)
     b_rows = cv2.resize(b, (b.shape[1], h_full), interpolation=cv2.INTER_LINEAR)
     ones = np.ones((1, c), np.float32)
@@ -94,7 +96,8 @@ def _apply_coefficients(a: np.ndarray, b: np.ndarray, guide_full: np.ndarray, to
     for y0 in range(0, h_full, STRIP_ROWS):
         y1 = min(h_full, y0 + STRIP_ROWS)
         size = (w_full, y1 - y0)
-        prod = cv2.multiply(cv2.resize(a_rows[y0:y1], size, interpolation=cv2.INTER_LINEAR), guide_full[y0:y1])
+        prod = cv2.multiply(cv2.resize(a_rows[y0:y1], size, interpolation=cv2.INTER_LINEAR), guide_full[y0:y1],
+                            dtype=cv2.CV_32F)
         if c > 1:
             prod = cv2.transform(prod, ones)   # Σ over the colour channels
         cv2.add(prod, cv2.resize(b_rows[y0:y1], size, interpolation=cv2.INTER_LINEAR), dst=q[y0:y1])
@@ -143,7 +146,7 @@ def to_gray(rgb: np.ndarray) -> np.ndarray:
 def upsample_alpha(alpha_low: np.ndarray, guide_full: np.ndarray, guide_low: np.ndarray | None = None,
                    method: str = "guided", guide: str = "rgb", radius: int = GUIDED_RADIUS,
                    eps: float = GUIDED_EPS) -> np.ndarray:
-    """Alpha (h, w) → (H, W) of ``guide_full`` (the photo, float32 RGB in [0, 1]), clipped and snapped.
+    """Alpha (h, w) → (H, W) of ``guide_full`` (the photo, float32 RGB in [0, 1] or uint8), clipped and snapped.
 
     ``method``: "guided" (default) or "bilinear". ``guide``: "rgb" or "gray" for the guided filter.
     ``guide_low``: the photo at the alpha's size; area-downsampled from ``guide_full`` when omitted.
@@ -157,6 +160,8 @@ def upsample_alpha(alpha_low: np.ndarray, guide_full: np.ndarray, guide_low: np.
         return snap(bilinear_upsample(alpha_low, size))
     if guide_low is None:
         guide_low = cv2.resize(guide_full, alpha_low.shape[::-1], interpolation=cv2.INTER_AREA)
+        if guide_low.dtype == np.uint8:
+            guide_low = guide_low.astype(np.float32) / np.float32(255.0)
     if guide == "gray":
         guide_full, guide_low = to_gray(guide_full), to_gray(guide_low)
     a, b = guided_coefficients(guide_low, alpha_low.astype(np.float32), radius, eps)

@@ -143,6 +143,21 @@ def test_a_photo_above_the_working_side_is_matted_there_and_filtered_to_full_res
                                                             interpolation=cv2.INTER_AREA), (600, 400))[band])
 
 
+def test_an_8_bit_photo_is_matted_without_a_float_copy_and_as_its_float_self(tiny, monkeypatch):
+    """Matter keeps 8-bit pixels 8-bit (the working resolution's photo and the letterbox are resized from them):
+    the same matte as the float photo's within rounding."""
+    import runtime.matter
+
+    _, _, onnx_path = tiny
+    photo, alpha = disc_photo(400, 600)
+    u8 = np.rint(photo * 255).astype(np.uint8)
+    mask = cv2.resize((alpha > 0.5).astype(np.float32), (75, 50), interpolation=cv2.INTER_AREA)
+    monkeypatch.setattr(runtime.matter, "WORKING_SIDE", 300)
+    matter = Matter.from_artifact(onnx_path)
+    a, b = (matter.predict(p, mask=mask).alpha for p in (u8, u8.astype(np.float32) / 255))
+    assert np.abs(a - b).mean() < 1e-3
+
+
 def _simple_folder(root, count=2, with_masks=False):
     for sub in ("image", "alpha") + (("mask",) if with_masks else ()):
         (root / sub).mkdir(parents=True)

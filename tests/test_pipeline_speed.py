@@ -190,3 +190,13 @@ def test_bokeh_runs_records_each_stage_of_the_command(tiny_checkpoint, tmp_path,
                                                                                "compute ms"))
     assert abs(stages - row["compute ms"]) < 0.5 * row["compute ms"]     # medians: close to, not equal to, the sum
     assert 50 < row["peak RSS MiB"] < 4000
+
+
+def test_a_guide_of_8_bit_pixels_gives_the_float_guides_alpha():
+    """The upsampling reads an 8-bit photo as it is (no full-resolution float copy) for the same alpha."""
+    photo, alpha = portrait()
+    small = cv2.resize(alpha, (80, 60), interpolation=cv2.INTER_AREA)
+    photo01 = photo.astype(np.float32) / 255
+    low = cv2.resize(photo01, (80, 60), interpolation=cv2.INTER_AREA)
+    assert np.abs(upsample_alpha(small, photo, low) - upsample_alpha(small, photo01, low)).max() < 1e-5
+    assert np.abs(upsample_alpha(small, photo) - upsample_alpha(small, photo01)).mean() < 1e-3   # guide_low rounded
