@@ -35,7 +35,7 @@ import numpy as np
 from adamatting.config import DEFAULT_WEIGHTS
 from benchmarks.fingerprint import measured_header
 from benchmarks.gates import GATES_TOML, Gates, check, failures, table
-from common.outputs import write_json
+from common.outputs import write_json, write_text
 from evaluation.accuracy import AccuracyRow, Evaluator, drops, mask_samples, real_samples, val_samples
 from export.job import composited_set
 from runtime.artifacts import Artifact, current, open_runner, reference
@@ -47,6 +47,11 @@ QEMU = "qemu-aarch64-static"
 CPUS = ("cortex-a76", "max")
 KEYS = ("onnxruntime/fp32", "onnxruntime/int8", "executorch/fp32", "executorch/int8")
 MAX_ROUNDS = 4
+
+
+def cpu_slug(cpu: str) -> str:
+    """A qemu CPU with its properties as a file name: ``max,sme=off`` → ``max-sme-off``."""
+    return cpu.replace(",", "-").replace("=", "-")
 
 
 class EmulationError(RuntimeError):
@@ -65,7 +70,7 @@ class ArmCpu:
 
     @property
     def view(self) -> Path:
-        return self.root / f"cpu-{self.cpu}"
+        return self.root / f"cpu-{cpu_slug(self.cpu)}"
 
     def check(self) -> None:
         if shutil.which(QEMU) is None:
@@ -118,11 +123,11 @@ def write_cpu_files(view: Path, probe: dict, count: int) -> None:
              f"CPU architecture: 8\nCPU variant\t: 0x{midr >> 20 & 0xF:x}\nCPU part\t: 0x{midr >> 4 & 0xFFF:03x}\n"
              f"CPU revision\t: {midr & 0xF}\n")
     (view / "proc").mkdir(exist_ok=True)
-    (view / "proc" / "cpuinfo").write_text("".join(f"processor\t: {i}\n{block}\n" for i in range(count)))
+    write_text("".join(f"processor\t: {i}\n{block}\n" for i in range(count)), view / "proc" / "cpuinfo")
     for i in range(count):
         regs = view / "sys" / "devices" / "system" / "cpu" / f"cpu{i}" / "regs" / "identification"
         regs.mkdir(parents=True, exist_ok=True)
-        (regs / "midr_el1").write_text(f"0x{midr:016x}\n")
+        write_text(f"0x{midr:016x}\n", regs / "midr_el1")
 
 
 @dataclass
@@ -236,10 +241,6 @@ def gate_lines(rows: list[AccuracyRow], ref_row: AccuracyRow, gates: Gates) -> t
     return table([ref_row, *rows], results), failures([], results)
 
 
-def x86_rows(ev: Evaluator, artifacts: list[Artifact]) -> list[AccuracyRow]:
-    return [ev.evaluate(a) for a in artifacts]
-
-
 def summary_rows(result: ArmResult, x86: list[AccuracyRow], gates: Gates) -> list[dict]:
     """One line per artifact: |Δα| against x86 and the gate values of each set on Arm, x86's verdict beside."""
     arm_table = {line["artifact"]: line for line in gate_lines(result.rows, x86[0], gates)[0][1:]}
@@ -247,8 +248,9 @@ def summary_rows(result: ArmResult, x86: list[AccuracyRow], gates: Gates) -> lis
     out = []
     for row in result.rows:
         a, d = row.artifact, result.deltas[row.artifact.key]
-        line = {"artifact": a.key, "max |Δα| vs x86": round(d["max_abs_dalpha"], 6),
-                "mean |Δα| vs x86": round(d["mean_abs_dalpha"], 8), "network calls": d["calls"]}
+        line = {"artifact": a.key, "max abs Δα vs x86": round(d["max_abs_dalpha"], 6),
+                "mean abs Δα vs x86": round(d["mean_abs_dalpha"], 8), "network calls": d["calls"],
+                "samples": ", ".join(f"{k} {v.samples}" for k, v in row.sets.items())}
         line |= {k: v for k, v in arm_table[a.label].items() if k not in ("artifact", "status", "gate")}
         out.append(line | {"gate on Arm": arm_table[a.label]["gate"], "gate on x86": x86_table[a.label]["gate"]})
     return out
@@ -257,18 +259,26 @@ def summary_rows(result: ArmResult, x86: list[AccuracyRow], gates: Gates) -> lis
 def measured(result: ArmResult, probe: dict, x86: list[AccuracyRow], gates: Gates, args, input_size) -> dict:
     rows = summary_rows(result, x86, gates)
     head = measured_header("arm-emulated", input_size=input_size, threads=args.threads, runtimes=("onnxruntime", "executorch"),
-                           model=f"{args.checkpoint}: {', '.join(r.artifact.path.name for r in result.rows)}",
+                           model=f"{_relative(args.checkpoint)} at {input_size[0]}x{input_size[1]}: its ONNX and ExecuTorch "
+                                 f"exports (the gate keys in the rows)",
                            method="the gate sets of adamat gate; network calls on the emulated CPU (scripts/arm_runner.py), "
                                   "everything else on x86; |Δα| over the network outputs of every call; not timed",
-                           command=[sys.executable, "-m", "benchmarks.arm_emulation", *sys.argv[1:]])
+                           command=["python", "-m", "benchmarks.arm_emulation", *sys.argv[1:]])
     host = head["device"]
     head["device"] = {"cpu": f"Arm -cpu {result.cpu} emulated by {_qemu_version()} on {host['cpu']}",
                       "cores": host["cores"], "isa": probe["features"], "os": "linux",
                       "isa_note": f"HWCAP {probe['hwcap']}, HWCAP2 {probe['hwcap2']}, MIDR_EL1 {probe['midr']}"}
-    details = {"violations": gate_lines(result.rows, x86[0], gates)[1], "rounds": result.rounds,
-               "runtimes": result.runtime, "gates": gates.source,
-               "sets": {r.artifact.key: {k: vars(v) for k, v in r.sets.items()} for r in result.rows}}
+    details = {"violations": {r.artifact.key: gate_lines([r], x86[0], gates)[1] for r in result.rows},
+               "rounds": result.rounds,
+               "runtimes": result.runtime, "gates": _relative(gates.source),
+               "sets": {r.artifact.key: {k: vars(v) for k, v in r.sets.items()} for r in result.rows},
+               "x86_sets": {r.artifact.key: {k: vars(v) for k, v in r.sets.items()} for r in x86[1:]}}
     return head | {"columns": list(rows[0]), "rows": rows, "details": details}
+
+
+def _relative(path: str | Path) -> str:
+    path = Path(path).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else path.name
 
 
 def _qemu_version() -> str:
@@ -322,22 +332,37 @@ def verify(args) -> int:
     sets = {"val": val_samples(cset, args.val_limit), "real": [] if args.no_real else real_samples(),
             "mask": [] if args.no_real else mask_samples()}
     ev = ReplayEvaluator(reference(args.checkpoint), size, sets)
-    x86 = [ev.ref_row, *x86_rows(ev, artifacts)]
+    x86 = [ev.ref_row, *(ev.evaluate(a) for a in artifacts)]
     results = {c.cpu: ArmResult(c.cpu) for c in cpus}
     for a in artifacts:
         verify_artifact(ev, a, cpus, results, lambda m: print(m, file=sys.stderr, flush=True))
     return report(results, probes, x86, gates, args, size)
 
 
+def merged(data: dict, path: Path) -> dict:
+    """``data`` with the rows of artifacts it lacks from the file already at ``path`` (another run of the day on the
+    same CPU: the FP32 programs on fewer samples than the INT8 ones, say)."""
+    if not path.is_file():
+        return data
+    old = json.loads(path.read_text())
+    mine = {r["artifact"] for r in data["rows"]}
+    kept = [r for r in old.get("rows", []) if r["artifact"] not in mine and set(r) == set(data["columns"])]
+    details = data["details"]
+    for section in ("violations", "rounds", "runtimes", "sets", "x86_sets"):
+        details[section] = {k: v for k, v in old["details"].get(section, {}).items() if k not in mine} | details[section]
+    rows = sorted(kept + data["rows"], key=lambda r: KEYS.index(r["artifact"]) if r["artifact"] in KEYS else len(KEYS))
+    return data | {"rows": rows, "command": "; ".join(dict.fromkeys([old.get("command", ""), data.get("command", "")]))}
+
+
 def report(results: dict[str, ArmResult], probes: dict, x86: list[AccuracyRow], gates: Gates, args, size) -> int:
     from benchmarks.report import md_table
     failed = []
     for name, result in results.items():
-        data = measured(result, probes[name], x86, gates, args, size)
-        path = Path(args.out) / f"arm-emulated-{date.today().isoformat()}-{name}{'-' + args.tag if args.tag else ''}.json"
+        path = Path(args.out) / f"arm-emulated-{date.today().isoformat()}-{cpu_slug(name)}{'-' + args.tag if args.tag else ''}.json"
+        data = merged(measured(result, probes[name], x86, gates, args, size), path)
         write_json(data, path)
         print(f"\n## -cpu {name} ({path})\n\n{md_table(data['rows'])}")
-        failed += [f"-cpu {name}: {v}" for v in data["details"]["violations"]]
+        failed += [f"-cpu {name}: {v}" for lines in data["details"]["violations"].values() for v in lines]
     for line in failed:
         print(f"  {line}", file=sys.stderr)
     print(f"\n{len(failed)} accuracy gate(s) violated on Arm" if failed else "\nall accuracy gates pass on Arm")

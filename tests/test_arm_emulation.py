@@ -6,7 +6,6 @@ same path as x86 and compared with x86's output. Needs the aarch64 interpreter `
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
 
@@ -23,7 +22,7 @@ from benchmarks.arm_emulation import (
 )
 from benchmarks.gates import Gates
 from evaluation.accuracy import val_samples
-from export.onnx_target import export_onnx_target
+from export.int8_qdq import quantize_onnx_int8
 from runtime.artifacts import open_artifact, reference
 
 SIZE = (128, 128)
@@ -31,35 +30,17 @@ ARM = ROOT / ".arm"
 HAVE_ARM = (ARM / "site" / ".complete").is_file() and shutil.which("qemu-aarch64-static") is not None
 needs_arm = pytest.mark.skipif(not HAVE_ARM, reason="no aarch64 interpreter in .arm/ or no qemu-aarch64-static: "
                                                     "`make verify-arm` (or scripts/verify_arm.sh --setup-only) builds it")
-SET_TOML = """name = "{name}"
-count = {count}
-size = [128, 128]
-seed = {seed}
-trimap = "{trimap}"
-
-[foregrounds]
-procedural = 1.0
-
-[backgrounds]
-sources = ["natural", "procedural"]
-"""
-
-
-def _set(root: Path, name: str, count: int, seed: int, trimap: str) -> str:
-    path = root / f"{name}.toml"
-    path.write_text(SET_TOML.format(name=name, count=count, seed=seed, trimap=trimap))
-    return str(path)
 
 
 @pytest.fixture(scope="module")
 def int8_onnx(tmp_path_factory):
-    """(the shipped model's INT8 ONNX at 128×128, its validation set)."""
+    """(the shipped model's INT8 ONNX at 128×128, its validation set of 2 composites)."""
+    from conftest import shipped_onnx_and_sets
     root = tmp_path_factory.mktemp("arm")
-    cal, val = _set(root, "cal", 4, 11, "mask"), _set(root, "val", 2, 22, "validation")
-    written = export_onnx_target(DEFAULT_WEIGHTS, root / "export", SIZE, calib=cal, val=val, cache=root / "sets",
-                                 progress=False)
-    from export.job import composited_set
-    return written[1][0], composited_set(val, SIZE, root / "sets", progress=False)
+    _, fp32, sets = shipped_onnx_and_sets(root, SIZE, count=2)
+    int8 = root / "int8.onnx"
+    quantize_onnx_int8(fp32, int8, sets["cal"], sets["val"])
+    return int8, sets["val"]
 
 
 @needs_arm
