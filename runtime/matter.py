@@ -21,8 +21,8 @@ The stages (:mod:`runtime.preprocess`, the backend, :mod:`runtime.upsample`):
    at twice the model's resolution, ``refinement=None`` turns it off), the same network at the same input size;
 6. with a mask, the band refiner (:mod:`runtime.band_refiner`) re-decides the band from the photo, that alpha
    and a guided filter of the mask (``band_refiner=None`` turns it off);
-7. a larger photo gets the working resolution's alpha by one more guided filter (its coefficients fitted there,
-   applied to the full-resolution photo: :data:`WORKING_UPSAMPLE`), and the trimap's known
+7. a larger photo gets the working resolution's alpha by one more guided filter (its coefficients fitted at
+   :data:`FIT_SIDE` px, applied to the full-resolution photo: :data:`WORKING_UPSAMPLE`), and the trimap's known
    regions are 0 / 1. A 12-megapixel photo is thus read at full resolution by one filter, not one per stage.
 """
 
@@ -45,7 +45,8 @@ from runtime.upsample import GUIDED_EPS, GUIDED_RADIUS, METHODS, upsample_alpha
 
 DEFAULT_INPUT_SIZE = (512, 512)   # the phone export's size: where a checkpoint runs, so it matches its export
 WORKING_SIDE = 1536               # the long side, at most, of the stages after the network (docs/PHONE_PATH.md)
-WORKING_UPSAMPLE = {"radius": 8, "eps": 1e-3}   # the guided filter from there to the photo
+WORKING_UPSAMPLE = {"radius": 4, "eps": 1e-3}   # the guided filter from there to the photo, fitted at FIT_SIDE
+FIT_SIDE = 768                    # where its coefficients are fitted: a quarter of the working resolution's pixels
 
 
 @dataclass
@@ -99,6 +100,11 @@ class Matter:
         box = Letterbox.fit(image.shape[:2], self.input_size)
         return box.crop(self.backend.run(*box.model_inputs(image, trimap))[0][0, 0])
 
+    def _to_photo(self, alpha_w: np.ndarray, photo_w: np.ndarray, photo: np.ndarray) -> np.ndarray:
+        """The working resolution's alpha at the photo's, by the guided filter with the photo as guide."""
+        alpha_fit, photo_fit = _fitting_resolution(alpha_w, photo_w)
+        return upsample_alpha(alpha_fit, photo, photo_fit, **{**self.upsample, **WORKING_UPSAMPLE})
+
     @classmethod
     def from_model(cls, model, input_size: tuple[int, int] | None = None, **options: Any) -> "Matter":
         """An in-memory PyTorch model (``adamatting.model.AdaMatting``) behind the same path: what training's
@@ -149,8 +155,7 @@ class Matter:
             with timer("band"):
                 alpha_w = self.band_refiner(photo_w, trimap_w, alpha_w, mask_own)
         with timer("upsample"):
-            alpha_full = alpha_w if photo_w.shape == photo.shape else upsample_alpha(
-                alpha_w, photo, photo_w, **{**self.upsample, **WORKING_UPSAMPLE})
+            alpha_full = alpha_w if photo_w.shape == photo.shape else self._to_photo(alpha_w, photo_w, photo)
             if self.clamp_known:  # the given (or mask-derived) trimap is authoritative where it is sure
                 alpha_full[trimap_full == 0] = 0.0
                 alpha_full[trimap_full == 255] = 1.0
@@ -183,6 +188,19 @@ def _at_working_resolution(photo: np.ndarray, trimap: np.ndarray) -> tuple[np.nd
         photo = cv2.resize(photo, size, interpolation=cv2.INTER_AREA)
         trimap = cv2.resize(trimap, size, interpolation=cv2.INTER_NEAREST_EXACT)
     return _as_float(photo), trimap
+
+
+def _fitting_resolution(alpha: np.ndarray, photo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Alpha and photo (area) at :data:`FIT_SIDE` px on the long side, where the last guided filter's
+    coefficients are fitted: its windows span as many photo pixels as at the working resolution with twice the
+    radius, for a quarter of the memory and time."""
+    h, w = alpha.shape
+    if max(h, w) <= FIT_SIDE:
+        return alpha, photo
+    s = FIT_SIDE / max(h, w)
+    size = (max(1, round(w * s)), max(1, round(h * s)))
+    return (cv2.resize(alpha, size, interpolation=cv2.INTER_AREA),
+            cv2.resize(photo, size, interpolation=cv2.INTER_AREA))
 
 
 def _as_float(pixels: np.ndarray) -> np.ndarray:
