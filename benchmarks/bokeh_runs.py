@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import subprocess
 import sys
@@ -34,20 +33,26 @@ H, W = 3024, 4032
 STAGE = re.compile(r"^\s+(\w+)\s+([\d.]+) ms")
 
 
+# ``adamat bokeh`` in a fresh process that prints its peak RSS last (VmHWM: the process's own, where ru_maxrss
+# would carry this parent's over fork and exec); the current folder's code first on the path.
+_CHILD = """
+import sys
+from adamat.cli import main
+code = main(sys.argv[1:])
+print("peak", next(int(line.split()[1]) // 1024 for line in open("/proc/self/status") if line.startswith("VmHWM")))
+sys.exit(code)
+"""
+
+
 def one_run(artifact: str, photo: Path, mask: Path, out: Path, tree: Path | None = None) -> tuple[dict[str, float], int]:
     """(ms per stage, peak RSS in MiB) of one ``adamat bokeh --timings`` process (run from ``tree``'s code)."""
-    command = [sys.executable, "-m", "adamat.cli", "bokeh", str(photo), "--mask", str(mask), "-o", str(out),
+    command = [sys.executable, "-c", _CHILD, "bokeh", str(photo), "--mask", str(mask), "-o", str(out),
                "--overwrite", "--timings", "--artifact", artifact]
-    with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=err, text=True, cwd=tree)
-        stdout = proc.stdout.read()
-        _, status, usage = os.wait4(proc.pid, 0)             # this child's own peak RSS
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        if proc.returncode:
-            err.seek(0)
-            raise RuntimeError(f"{' '.join(command)}: exit {proc.returncode}: {err.read().decode()[-500:]}")
-    stages = {m[1]: float(m[2]) for m in map(STAGE.match, stdout.splitlines()) if m}
-    return stages, usage.ru_maxrss // 1024
+    run = subprocess.run(command, capture_output=True, text=True, cwd=tree)
+    if run.returncode:
+        raise RuntimeError(f"adamat bokeh with {artifact}: exit {run.returncode}: {run.stderr[-500:]}")
+    stages = {m[1]: float(m[2]) for m in map(STAGE.match, run.stdout.splitlines()) if m}
+    return stages, int(run.stdout.split()[-1])
 
 
 def label(artifact: str) -> str:
@@ -79,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         "bokeh-runs", input_size=[512, 512], threads=None, runtimes=("onnxruntime", "openvino", "executorch"),
         model=", ".join(args.artifacts),
         method=f"adamat bokeh --timings on a synthetic {W}x{H} JPEG with a 256-px mask, one process per run, "
-               f"{args.runs} runs per model interleaved; medians; peak RSS the largest of its processes"
+               f"{args.runs} runs per model interleaved; medians; peak RSS the largest VmHWM of its processes"
                + (f"; 'before': the same command from {args.before}" if args.before else ""),
         command=["python", "-m", "benchmarks.bokeh_runs", *(sys.argv[1:] if argv is None else argv)])
     data |= {"columns": list(rows[0]), "rows": rows}
