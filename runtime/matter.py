@@ -181,10 +181,8 @@ def _input_size(backend: Backend, asked: tuple[int, int] | None) -> tuple[int, i
 def _at_working_resolution(photo: np.ndarray, trimap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The photo (area, float32 in [0, 1]) and trimap (nearest) at :data:`WORKING_SIDE` px on the long side; a
     photo no larger keeps its size."""
-    h, w = photo.shape[:2]
-    if max(h, w) > WORKING_SIDE:
-        s = WORKING_SIDE / max(h, w)
-        size = (max(1, round(w * s)), max(1, round(h * s)))
+    size = _reduced(photo.shape[:2], WORKING_SIDE)
+    if size:
         photo = cv2.resize(photo, size, interpolation=cv2.INTER_AREA)
         trimap = cv2.resize(trimap, size, interpolation=cv2.INTER_NEAREST_EXACT)
     return _as_float(photo), trimap
@@ -194,13 +192,20 @@ def _fitting_resolution(alpha: np.ndarray, photo: np.ndarray) -> tuple[np.ndarra
     """Alpha and photo (area) at :data:`FIT_SIDE` px on the long side, where the last guided filter's
     coefficients are fitted: its windows span as many photo pixels as at the working resolution with twice the
     radius, for a quarter of the memory and time."""
-    h, w = alpha.shape
-    if max(h, w) <= FIT_SIDE:
+    size = _reduced(alpha.shape, FIT_SIDE)
+    if not size:
         return alpha, photo
-    s = FIT_SIDE / max(h, w)
-    size = (max(1, round(w * s)), max(1, round(h * s)))
-    return (cv2.resize(alpha, size, interpolation=cv2.INTER_AREA),
-            cv2.resize(photo, size, interpolation=cv2.INTER_AREA))
+    return cv2.resize(alpha, size, interpolation=cv2.INTER_AREA), cv2.resize(photo, size, interpolation=cv2.INTER_AREA)
+
+
+def _reduced(shape: tuple[int, int], side: int) -> tuple[int, int] | None:
+    """OpenCV's (width, height) of an (h, w) image scaled to ``side`` px on its long side; None when it is no
+    larger."""
+    h, w = shape
+    if max(h, w) <= side:
+        return None
+    s = side / max(h, w)
+    return max(1, round(w * s)), max(1, round(h * s))
 
 
 def _as_float(pixels: np.ndarray) -> np.ndarray:
