@@ -26,9 +26,8 @@ import numpy as np
 
 from calib_data.readers import AlphaMattingReader
 from common.errors import DataError
+from common.image_files import IMAGE_SUFFIXES
 from runtime.preprocess import read_image, single_channel, to_mask, to_rgb, to_trimap, to_unit_float
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 
 
 @dataclass
