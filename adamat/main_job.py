@@ -87,7 +87,8 @@ def time_pipeline(row: dict, size, threads: int | None) -> dict:
     return {"what": f"4000×3000 photo, the person segmenter (256 px, upsampled to a 1024-px mask), a 1024-px "
                     f"person mask → trimap (band: two of the segmenter's pixels, 32 px), "
                     f"**{row['label']}** at "
-                    f"{size[0]}×{size[1]}, fast guided-filter upsampling to 12 MP, then the bokeh renderer "
+                    f"{size[0]}×{size[1]}, the band refined at a 1536-px working resolution and one guided filter "
+                    f"to 12 MP, then the bokeh renderer "
                     f"(foreground colours, lens blur, composite). One warm run, seconds per stage:",
             "artifact": row["label"], "timings": timings}
 
