@@ -41,7 +41,7 @@ from runtime.band_refiner import BandRefiner
 from runtime.preprocess import ImageInput, Letterbox, load_pixels, make_trimap, read_mask
 from runtime.refine import DEFAULT_REFINEMENT, Refinement, refine
 from runtime.timing import StageTimer
-from runtime.upsample import GUIDED_EPS, GUIDED_RADIUS, METHODS, upsample_alpha
+from runtime.upsample import GUIDED_EPS, GUIDED_RADIUS, METHODS, as_float, upsample_alpha
 
 DEFAULT_INPUT_SIZE = (512, 512)   # the phone export's size: where a checkpoint runs, so it matches its export
 WORKING_SIDE = 1536               # the long side, at most, of the stages after the network (docs/PHONE_PATH.md)
@@ -141,7 +141,7 @@ class Matter:
             trimap_full = make_trimap(photo.shape[:2], trimap, mask_own if trimap is None else None, band)
         with timer("preprocess"):
             box = self.letterbox(photo.shape[:2])
-            photo_small = _as_float(box.resize_image(photo))
+            photo_small = as_float(box.resize_image(photo))
             inputs = box.model_inputs(photo_small, box.resize_trimap(trimap_full))
         with timer("model"):
             alpha, prob = self.backend.run(*inputs)
@@ -185,7 +185,7 @@ def _at_working_resolution(photo: np.ndarray, trimap: np.ndarray) -> tuple[np.nd
     if size:
         photo = cv2.resize(photo, size, interpolation=cv2.INTER_AREA)
         trimap = cv2.resize(trimap, size, interpolation=cv2.INTER_NEAREST_EXACT)
-    return _as_float(photo), trimap
+    return as_float(photo), trimap
 
 
 def _fitting_resolution(alpha: np.ndarray, photo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -206,12 +206,6 @@ def _reduced(shape: tuple[int, int], side: int) -> tuple[int, int] | None:
         return None
     s = side / max(h, w)
     return max(1, round(w * s)), max(1, round(h * s))
-
-
-def _as_float(pixels: np.ndarray) -> np.ndarray:
-    """8-bit pixels as float32 in [0, 1] (as :func:`runtime.preprocess.to_unit_float` divides them); float ones
-    as they are."""
-    return pixels.astype(np.float32) / np.float32(255.0) if pixels.dtype == np.uint8 else pixels
 
 
 def _band_refiner(choice: BandRefiner | str | Path | None) -> BandRefiner | None:

@@ -139,6 +139,12 @@ def _snap_into(x: np.ndarray, tol: float) -> None:
     cv2.max(x, cv2.threshold(x, 1.0 - tol, 1.0, cv2.THRESH_BINARY)[1], dst=x)   # above 1 − tol → 1
 
 
+def as_float(pixels: np.ndarray) -> np.ndarray:
+    """8-bit pixels as float32 in [0, 1] (divided by 255, as :func:`runtime.preprocess.to_unit_float` does);
+    float ones as they are."""
+    return pixels.astype(np.float32) / np.float32(255.0) if pixels.dtype == np.uint8 else pixels
+
+
 def to_gray(rgb: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
 
@@ -159,9 +165,7 @@ def upsample_alpha(alpha_low: np.ndarray, guide_full: np.ndarray, guide_low: np.
     if method == "bilinear" or alpha_low.shape == size:
         return snap(bilinear_upsample(alpha_low, size))
     if guide_low is None:
-        guide_low = cv2.resize(guide_full, alpha_low.shape[::-1], interpolation=cv2.INTER_AREA)
-        if guide_low.dtype == np.uint8:
-            guide_low = guide_low.astype(np.float32) / np.float32(255.0)
+        guide_low = as_float(cv2.resize(guide_full, alpha_low.shape[::-1], interpolation=cv2.INTER_AREA))
     if guide == "gray":
         guide_full, guide_low = to_gray(guide_full), to_gray(guide_low)
     a, b = guided_coefficients(guide_low, alpha_low.astype(np.float32), radius, eps)
