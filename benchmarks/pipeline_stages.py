@@ -66,7 +66,7 @@ def row(stage: str, times: tuple[list, list], quality: str) -> dict:
 def stage_rows(runs: int) -> list[dict]:
     photo, alpha = synthetic_portrait(H, W)
     mask = segmenter_mask(alpha)
-    band = band_for_mask((H, W), mask.shape)
+    band = band_for_mask((H, W), mask.shape).inside   # one width on both sides, as the reference takes
     rows = []
     t0, t1, (old, new) = interleaved(lambda: ref.trimap_from_mask(to_mask(mask), (H, W), band),
                                      lambda: make_trimap((H, W), mask=mask, band=band), runs)
@@ -118,7 +118,7 @@ def matting_rows(model: str, runs: int) -> list[dict]:
     """The matting path's stages (``Matter.predict``) both ways, and the mean |Δα| of the whole path."""
     photo, alpha = synthetic_portrait(H, W)
     mask = segmenter_mask(alpha)
-    band = band_for_mask((H, W), mask.shape)
+    band = band_for_mask((H, W), mask.shape).inside   # one width on both sides, as the reference takes
     matter = runtime.matter.Matter.from_artifact(model)
 
     def predict():

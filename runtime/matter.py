@@ -38,7 +38,7 @@ import numpy as np
 from runtime.backends import Backend, open_backend
 from runtime.band_refiner import SHIPPED as SHIPPED_BAND_REFINER
 from runtime.band_refiner import BandRefiner
-from runtime.preprocess import ImageInput, Letterbox, load_pixels, make_trimap, read_mask
+from runtime.preprocess import Band, ImageInput, Letterbox, load_pixels, make_trimap, read_mask
 from runtime.refine import DEFAULT_REFINEMENT, Refinement, refine
 from runtime.timing import StageTimer
 from runtime.upsample import GUIDED_EPS, GUIDED_RADIUS, METHODS, as_float, upsample_alpha
@@ -123,12 +123,13 @@ class Matter:
         return Letterbox.fit(shape, self.input_size)
 
     def predict(self, image: ImageInput, trimap: ImageInput | None = None, mask: ImageInput | None = None,
-                band: int | None = None, *, with_trimap_prob: bool = True) -> MattingResult:
+                band: int | Band | None = None, *, with_trimap_prob: bool = True) -> MattingResult:
         """Alpha of ``image`` (a path or an array, any size) at its full resolution.
 
         ``trimap`` (0/128/255) wins over ``mask`` (a coarse person mask at any resolution of the photo's aspect;
-        its trimap has an unknown band of ``band`` pixels of the full-resolution photo on each side of its edge,
-        by default two pixels of the mask's own resolution and at least 16) for the known regions; the mask
+        its trimap has an unknown band of ``band`` pixels of the full-resolution photo around its edge, a number
+        for both sides or a :class:`runtime.preprocess.Band`, by default two pixels of the mask's own resolution
+        inside the edge and six outside, each at least 16) for the known regions; the mask
         also feeds the band refiner (with a trimap too, inside the trimap's band); with neither, the model
         decides every pixel (all-unknown trimap). ``with_trimap_prob=False`` skips upsampling the adapted
         trimap (3 × H × W floats: 144 MB at 12 megapixels).

@@ -30,7 +30,7 @@ import numpy as np
 
 from common.errors import DataError
 from runtime.errors import ArtifactError, BackendUnavailable
-from runtime.preprocess import band_for_mask
+from runtime.preprocess import Band, band_for_mask
 
 MODEL = Path(__file__).with_name("data") / "selfie_segmentation.tflite"
 SIDE = 256                 # the model's input and output: SIDE × SIDE over the whole photo
@@ -56,9 +56,10 @@ def _mask_shape(photo_shape: tuple[int, int], long_side: int | None) -> tuple[in
     return max(1, round(h * s)), max(1, round(w * s))
 
 
-def segmenter_band(photo_shape: tuple[int, int]) -> int:
+def segmenter_band(photo_shape: tuple[int, int]) -> Band:
     """The trimap's unknown band, in photo pixels, for the segmenter's mask of a photo of ``photo_shape``:
-    two pixels of its 256-pixel grid, at least 16 (:func:`runtime.preprocess.band_for_mask`)."""
+    two pixels of its 256-pixel grid inside the mask's edge and six outside, each at least 16
+    (:func:`runtime.preprocess.band_for_mask`)."""
     return band_for_mask(photo_shape, (SIDE, SIDE))
 
 

@@ -14,10 +14,11 @@ Choices (each one explicit, so nothing surprising happens to a user's photo):
   bokeh renderer promises to keep the subject's stored pixels.
 - **Masks**: 8-bit (> 127 = person), 16-bit, bool, float in [0, 1], or integer 0/1 labels.
 - **Trimap**: a given trimap (uint8 0/128/255, validated) wins over a mask; a coarse person mask becomes a
-  trimap with an unknown band of ``band`` pixels on each side of its edge (:func:`trimap_from_mask`: distances
-  at an eighth of the band's resolution, one upsample to the photo); with neither, the trimap is all unknown (the
-  model's "no trimap"). The band follows the mask's own resolution (:func:`band_for_mask`: two mask pixels,
-  at least 16 photo pixels; 32 for a 256-px mask of a 4032-px photo) unless ``band`` is given.
+  trimap with an unknown band around its edge (:func:`trimap_from_mask`: distances at an eighth of the band's
+  resolution, one upsample to the photo); with neither, the trimap is all unknown (the model's "no trimap").
+  The band follows the mask's own resolution (:func:`band_for_mask`: two mask pixels inside the edge and six
+  outside it, where hair and fur reach past a segmenter's outline, each at least 16 photo pixels; 32 and 95 for
+  a 256-px mask of a 4032-px photo) unless ``band`` is given (the same number of pixels on both sides).
 - **Sizes**: a mask (at any resolution: a segmenter's 256-px output is the phone case) or a trimap whose
   size differs from the photo's is resized to it when the aspect ratios agree within 1 % (mask: bilinear;
   trimap: nearest neighbour, keeping 0/128/255; a trimap with a warning), and refused otherwise. Every error is a :class:`common.errors.DataError` naming the file and the problem.
@@ -31,7 +32,7 @@ import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
+from typing import NamedTuple, Union
 
 import cv2
 import numpy as np
@@ -48,9 +49,12 @@ ASPECT_TOLERANCE = 0.01   # a mask/trimap is resized to the photo only if the as
 MIN_SIDE = 8              # smaller photos carry nothing to matte
 MAX_BAND = 2048           # px: an unknown band wider than this around a mask is no longer a band
 # A segmenter's mask is uncertain by about a pixel of its own resolution, and a 256-px mask on a 4032-px photo
-# is 16 photo pixels per mask pixel: the default band reaches this many mask pixels each side of the edge,
-# and never less than MIN_BAND photo pixels (a full-resolution mask still comes from a coarse one).
+# is 16 photo pixels per mask pixel: the default band reaches this many mask pixels inside the edge and
+# OUTER_BAND_MASK_PIXELS outside it (hair, fur and veils reach past the outline; a wider inner band lets the
+# network thin solid or see-through subjects: docs/PHONE_PATH.md), never less than MIN_BAND photo pixels (a
+# full-resolution mask still comes from a coarse one).
 BAND_MASK_PIXELS = 2
+OUTER_BAND_MASK_PIXELS = 6
 MIN_BAND = 16
 DISTANCE_STEPS = 8        # a mask's distances are computed on a grid of band / DISTANCE_STEPS photo pixels
 
@@ -242,16 +246,32 @@ def check_band(band: int) -> int:
     return int(band)
 
 
-def band_for_mask(photo_shape: tuple[int, int], mask_shape: tuple[int, int]) -> int:
+class Band(NamedTuple):
+    """The unknown band around a mask's edge, in photo pixels: ``inside`` the mask and ``outside`` it."""
+
+    inside: int
+    outside: int
+
+
+def as_band(band: int | Band) -> Band:
+    """``band`` as a :class:`Band` (a whole number of pixels is the same on both sides), each side checked by
+    :func:`check_band`."""
+    inside, outside = band if isinstance(band, tuple) else (band, band)
+    return Band(check_band(inside), check_band(outside))
+
+
+def band_for_mask(photo_shape: tuple[int, int], mask_shape: tuple[int, int]) -> Band:
     """The default unknown band, in photo pixels, around the edge of a mask of ``mask_shape``."""
     scale = max(photo_shape[:2]) / max(mask_shape[:2])
-    return min(MAX_BAND, max(MIN_BAND, math.ceil(BAND_MASK_PIXELS * scale)))
+    return Band(*(min(MAX_BAND, max(MIN_BAND, math.ceil(n * scale)))
+                  for n in (BAND_MASK_PIXELS, OUTER_BAND_MASK_PIXELS)))
 
 
 def make_trimap(shape: tuple[int, int], trimap: ImageInput | None = None, mask: ImageInput | None = None,
-                band: int | None = None) -> np.ndarray:
+                band: int | Band | None = None) -> np.ndarray:
     """The full-resolution uint8 trimap for a photo of ``shape``: given, from a mask (``band``: the unknown band
-    in photo pixels; None: :func:`band_for_mask`, from the mask's own resolution), or all unknown."""
+    in photo pixels, a number for both sides or a :class:`Band`; None: :func:`band_for_mask`, from the mask's
+    own resolution), or all unknown."""
     if trimap is not None:
         if mask is not None:
             warnings.warn("both a trimap and a mask were given: the trimap is used, the mask ignored", stacklevel=2)
@@ -259,24 +279,27 @@ def make_trimap(shape: tuple[int, int], trimap: ImageInput | None = None, mask: 
         return fit_to_photo(to_trimap(arr, path), shape, "trimap", path, cv2.INTER_NEAREST_EXACT)
     if mask is not None:
         arr = read_mask(mask, shape)
-        band = min(band_for_mask(shape, arr.shape) if band is None else check_band(band), max(shape))
-        return trimap_from_mask(arr, shape, band)
+        band = band_for_mask(shape, arr.shape) if band is None else as_band(band)
+        return trimap_from_mask(arr, shape, Band(*(min(side, max(shape)) for side in band)))
     return np.full(shape, UNKNOWN, np.uint8)
 
 
-def trimap_from_mask(mask: np.ndarray, shape: tuple[int, int], band: int, threshold: float = 0.5) -> np.ndarray:
+def trimap_from_mask(mask: np.ndarray, shape: tuple[int, int], band: int | Band,
+                     threshold: float = 0.5) -> np.ndarray:
     """The uint8 trimap of a photo of ``shape`` from a float mask at any resolution of its aspect: unknown
-    within ``band`` photo pixels of the mask's edge (values above ``threshold`` are the person).
+    within ``band`` photo pixels of the mask's edge (a number: both sides; a :class:`Band`: inside and outside
+    the mask; values above ``threshold`` are the person).
 
     The same band as a Euclidean distance transform of the mask bilinearly resized to the photo (foreground
-    where the nearest background pixel is more than ``band`` away, and the reverse), computed where it is
-    cheap: the mask resized to a grid of ``band / DISTANCE_STEPS`` photo pixels (the photo's own for a band
-    of up to that many pixels: then exactly that transform), its signed distance there, and one bilinear
-    upsample of it to the photo. The band's limits move by up to about half a grid step (band / 16 pixels; on the
-    12-megapixel portrait of ``benchmarks.pipeline_stages``, 0.1 % of the pixels change class) for a tenth of
-    the cost."""
+    where the nearest background pixel is more than ``band.inside`` away, and the reverse), computed where it
+    is cheap: the mask resized to a grid of ``band / DISTANCE_STEPS`` photo pixels (the narrower side's; the
+    photo's own for a band of up to that many pixels: then exactly that transform), its signed distance there,
+    and one bilinear upsample of it to the photo. The band's limits move by up to about half a grid step (band /
+    16 pixels; on the 12-megapixel portrait of ``benchmarks.pipeline_stages``, 0.1 % of the pixels change
+    class) for a tenth of the cost."""
+    inside, outside = band if isinstance(band, tuple) else (band, band)
     h, w = shape
-    step = max(1.0, band / DISTANCE_STEPS)                     # photo pixels per grid pixel
+    step = max(1.0, min(inside, outside) / DISTANCE_STEPS)     # photo pixels per grid pixel
     grid = (max(1, round(w / step)), max(1, round(h / step)))
     shrink = step > 1 and grid[0] * grid[1] < mask.shape[0] * mask.shape[1]
     person = cv2.compare(cv2.resize(mask, grid, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR),
@@ -286,9 +309,8 @@ def trimap_from_mask(mask: np.ndarray, shape: tuple[int, int], band: int, thresh
     if grid != (w, h):
         signed = cv2.resize(signed, (w, h), interpolation=cv2.INTER_LINEAR)
     # pixel-centre distances d on the grid are (d - 1/2)·step + 1/2 photo pixels: the edge lies between centres
-    limit = (band - 0.5) / step + 0.5
-    fg = cv2.compare(signed, limit, cv2.CMP_GT)
-    unknown_or_fg = cv2.compare(signed, -limit, cv2.CMP_GE)
+    fg = cv2.compare(signed, (inside - 0.5) / step + 0.5, cv2.CMP_GT)
+    unknown_or_fg = cv2.compare(signed, -((outside - 0.5) / step + 0.5), cv2.CMP_GE)
     return cv2.bitwise_or(fg, cv2.bitwise_and(unknown_or_fg, UNKNOWN))
 
 

@@ -19,7 +19,7 @@ from evaluation.folder_eval import EvalSettings, evaluate_folder
 from evaluation.methods import ClosedForm, GuidedFilterMask, Model, RawMask
 from export.onnx_graph import export_onnx
 from runtime.matter import Matter
-from runtime.preprocess import band_for_mask, make_trimap
+from runtime.preprocess import Band, band_for_mask, make_trimap
 from runtime.refine import Refinement, _tiles
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -61,15 +61,20 @@ def test_the_shipped_checkpoint_and_its_export_give_the_same_matte(tmp_path):
 
 
 def test_the_band_follows_the_mask_resolution():
-    assert band_for_mask((3024, 4032), (192, 256)) == 32          # 2 mask pixels of 15.75 photo pixels
-    assert band_for_mask((6048, 8064), (192, 256)) == 63
-    assert band_for_mask((600, 800), (75, 100)) == 16              # 1/8: 2 mask pixels are 16 photo pixels
-    assert band_for_mask((600, 800), (600, 800)) == 16             # a full-resolution mask: the floor
+    # 2 mask pixels inside the edge, 6 outside; a mask pixel is 15.75 photo pixels here
+    assert band_for_mask((3024, 4032), (192, 256)) == Band(32, 95)
+    assert band_for_mask((6048, 8064), (192, 256)) == Band(63, 189)
+    assert band_for_mask((600, 800), (75, 100)) == Band(16, 48)         # 1/8: a mask pixel is 8 photo pixels
+    assert band_for_mask((600, 800), (600, 800)) == Band(16, 16)        # a full-resolution mask: the floor
     coarse = np.zeros((24, 32), np.float32)
     coarse[6:18, 8:24] = 1
-    trimap = make_trimap((240, 320), mask=coarse)                  # 10 photo pixels per mask pixel: band 20
+    trimap = make_trimap((240, 320), mask=coarse)                  # 10 photo pixels per mask pixel: 20 in, 60 out
     row = trimap[120]
-    assert (row == 128).sum() == 2 * 2 * 20 and make_trimap((240, 320), mask=coarse, band=5)[120].tolist().count(128) == 20
+    assert row[80:100].tolist() == [128] * 20 and row[100:140].tolist() == [255] * 40    # the person's left edge
+    assert row[20:80].tolist() == [128] * 60 and row[:20].tolist() == [0] * 20
+    assert (row == 128).sum() == 2 * (20 + 60)
+    assert make_trimap((240, 320), mask=coarse, band=5)[120].tolist().count(128) == 20    # 5 on each side
+    assert make_trimap((240, 320), mask=coarse, band=Band(5, 10))[120].tolist().count(128) == 30
 
 
 def test_simulated_masks_follow_their_recipe_and_are_seeded():

@@ -158,7 +158,7 @@ def test_refinement_blends_its_tiles_before_one_guided_upsampling():
 
     photo_u8, truth = portrait(480, 640)
     photo = photo_u8.astype(np.float32) / 255
-    trimap = make_trimap(truth.shape, mask=coarse_mask(truth, 80))
+    trimap = make_trimap(truth.shape, mask=coarse_mask(truth, 80), band=16)
     coarse = upsample_alpha(cv2.resize(truth, (80, 60), interpolation=cv2.INTER_AREA), photo)
     coarse[trimap == 0], coarse[trimap == 255] = 0, 1
 

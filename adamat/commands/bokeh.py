@@ -37,8 +37,9 @@ def add_arguments(b: argparse.ArgumentParser) -> None:
                    help=f"output format for a folder (default jpg); {NAMING}")
     b.add_argument("--trimap", default=None, help="trimap (0/128/255) instead of a mask")
     b.add_argument("--band", type=int, default=None,
-                   help="unknown band around the mask's edge, in photo pixels (default: two pixels of the mask's own "
-                        "resolution, at least 16: 32 for a 256-px mask of a 4032-px photo)")
+                   help="unknown band on each side of the mask's edge, in photo pixels (default: two pixels of the "
+                        "mask's own resolution inside it and six outside, each at least 16: 32 and 95 for a 256-px "
+                        "mask of a 4032-px photo)")
     b.add_argument("--artifact", default=None,
                    help="model: a checkpoint (.pt) or an exported artifact with its manifest (default: the fastest "
                         "up-to-date export of weights/mobile-int8.pt in out/export or $ADAMAT_ARTIFACTS, else that "
