@@ -22,8 +22,9 @@ The stages (:mod:`runtime.preprocess`, the backend, :mod:`runtime.upsample`):
 6. with a mask, the band refiner (:mod:`runtime.band_refiner`) re-decides the band from the photo, that alpha
    and a guided filter of the mask (``band_refiner=None`` turns it off);
 7. a larger photo gets the working resolution's alpha by one more guided filter (its coefficients fitted at
-   :data:`FIT_SIDE` px, applied to the full-resolution photo: :data:`WORKING_UPSAMPLE`), and the trimap's known
-   regions are 0 / 1. A 12-megapixel photo is thus read at full resolution by one filter, not one per stage.
+   :data:`FIT_SIDE` px, applied to the full-resolution photo: :data:`WORKING_UPSAMPLE`), 0 / 1 where the working
+   alpha is settled around the pixel (:func:`settle`), and the trimap's known regions are 0 / 1. A 12-megapixel
+   photo is thus read at full resolution by one filter, not one per stage.
 """
 
 from __future__ import annotations
@@ -45,8 +46,9 @@ from runtime.upsample import GUIDED_EPS, GUIDED_RADIUS, METHODS, as_float, upsam
 
 DEFAULT_INPUT_SIZE = (512, 512)   # the phone export's size: where a checkpoint runs, so it matches its export
 WORKING_SIDE = 1536               # the long side, at most, of the stages after the network (docs/PHONE_PATH.md)
-WORKING_UPSAMPLE = {"radius": 4, "eps": 1e-3}   # the guided filter from there to the photo, fitted at FIT_SIDE
+WORKING_UPSAMPLE = {"radius": 8, "eps": 3e-5}   # the guided filter from there to the photo, fitted at FIT_SIDE
 FIT_SIDE = 768                    # where its coefficients are fitted: a quarter of the working resolution's pixels
+SETTLED = {"window": 9, "margin": 0.01}   # working alpha within margin of 0 / 1 across a window stays 0 / 1
 
 
 @dataclass
@@ -101,9 +103,10 @@ class Matter:
         return box.crop(self.backend.run(*box.model_inputs(image, trimap))[0][0, 0])
 
     def _to_photo(self, alpha_w: np.ndarray, photo_w: np.ndarray, photo: np.ndarray) -> np.ndarray:
-        """The working resolution's alpha at the photo's, by the guided filter with the photo as guide."""
+        """The working resolution's alpha at the photo's, by the guided filter with the photo as guide, settled
+        (:func:`settle`)."""
         alpha_fit, photo_fit = _fitting_resolution(alpha_w, photo_w)
-        return upsample_alpha(alpha_fit, photo, photo_fit, **{**self.upsample, **WORKING_UPSAMPLE})
+        return settle(upsample_alpha(alpha_fit, photo, photo_fit, **{**self.upsample, **WORKING_UPSAMPLE}), alpha_w)
 
     @classmethod
     def from_model(cls, model, input_size: tuple[int, int] | None = None, **options: Any) -> "Matter":
@@ -197,6 +200,22 @@ def _fitting_resolution(alpha: np.ndarray, photo: np.ndarray) -> tuple[np.ndarra
     if not size:
         return alpha, photo
     return cv2.resize(alpha, size, interpolation=cv2.INTER_AREA), cv2.resize(photo, size, interpolation=cv2.INTER_AREA)
+
+
+def settle(alpha: np.ndarray, alpha_w: np.ndarray) -> np.ndarray:
+    """``alpha`` (the photo's, in place) exactly 0 where the working resolution's ``alpha_w`` stays below
+    :data:`SETTLED`'s margin across a window around the pixel, and 1 where it stays above 1 − margin. The last
+    guided filter sharpens strands finer than a working pixel out of the photo's colours, and would also find
+    "strands" in a background that has the subject's colours (a net's surroundings); it keeps the first only
+    near alpha the working resolution has (docs/PHONE_PATH.md)."""
+    window = np.ones((SETTLED["window"],) * 2, np.uint8)
+    label = np.full(alpha_w.shape, 128, np.uint8)
+    label[cv2.dilate(alpha_w, window) < SETTLED["margin"]] = 0
+    label[cv2.erode(alpha_w, window) > 1 - SETTLED["margin"]] = 255
+    label = cv2.resize(label, alpha.shape[::-1], interpolation=cv2.INTER_NEAREST)
+    alpha[label == 0] = 0.0
+    alpha[label == 255] = 1.0
+    return alpha
 
 
 def _reduced(shape: tuple[int, int], side: int) -> tuple[int, int] | None:

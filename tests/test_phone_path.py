@@ -282,3 +282,23 @@ def test_photos_over_50_megapixels_are_refused_before_decoding(tmp_path, capsys)
     assert "the limit is 50 megapixels" in capsys.readouterr().err and not (tmp_path / "o.jpg").exists()
     with pytest.raises(DataError, match="the limit is 50 megapixels"):
         Matter.from_artifact(DEFAULT_WEIGHTS).predict(np.zeros((7100, 7100, 3), np.uint8))
+
+
+def test_the_photo_alpha_settles_where_the_working_alpha_is_sure():
+    """runtime.matter.settle: the last filter's alpha is exactly 0 / 1 where the working resolution's stays within
+    the margin of 0 / 1 across the whole window around the pixel, and untouched where it does not."""
+    from runtime.matter import SETTLED, settle
+
+    alpha_w = np.zeros((40, 40), np.float32)
+    alpha_w[:, 20:] = 1.0
+    alpha_w[10, 5] = 0.5                                   # one unsure pixel in the background
+    alpha_w[30, 30] = 1 - SETTLED["margin"] / 2            # within the margin of 1: still sure
+    r = SETTLED["window"] // 2
+    expected = np.full((40, 40), 0.3, np.float32)
+    for i in range(40):
+        for j in range(40):
+            window = alpha_w[max(0, i - r):i + r + 1, max(0, j - r):j + r + 1]
+            expected[i, j] = 0.0 if window.max() < SETTLED["margin"] else 1.0 if window.min() > 1 - SETTLED["margin"] else 0.3
+    out = settle(np.full((80, 80), 0.3, np.float32), alpha_w)          # the photo at twice the working resolution
+    assert np.array_equal(out, np.repeat(np.repeat(expected, 2, axis=0), 2, axis=1))
+    assert out[20, 10] == 0.3 and out[20, 10 + 2 * (r + 1)] == 0.0       # unsure only within the window's reach
