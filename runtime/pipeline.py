@@ -59,8 +59,9 @@ def bokeh_file(photo_path: str | Path, out_path: str | Path, mask_path: str | Pa
     ``trimap_path`` wins over ``mask_path``; ``mask_path`` :data:`AUTO` runs ``segmenter`` (opened here when
     None) and raises :class:`runtime.person_mask.NoPersonFound` when the photo has no person; with neither
     the model finds the subject itself. ``band``: width in photo pixels of the unknown band on each side of the
-    mask's edge (None: from the mask's resolution, wider outside than inside, :func:`runtime.preprocess.band_for_mask`;
-    the segmenter's is 256 px: :func:`runtime.person_mask.segmenter_band`). ``overwrite=False`` refuses an existing output.
+    mask's edge (None: from the mask's resolution, wider outside than inside,
+    :func:`runtime.preprocess.band_for_mask`; the segmenter's is 256 px:
+    :func:`runtime.person_mask.segmenter_band`). ``overwrite=False`` refuses an existing output.
     """
     out_path = check_output(out_path, photo_path, overwrite)   # these checks before any work: a bad option fails at once
     check_strength(strength)
