@@ -43,6 +43,7 @@ from export.all_targets import export_all
 from export.job import composited_set
 from runtime.artifacts import current, reference
 from runtime.matter import Matter
+from runtime.person_mask import segmenter_band
 
 
 @dataclass
@@ -84,8 +85,10 @@ def time_pipeline(row: dict, size, threads: int | None) -> dict:
     photo, alpha = synthetic_portrait()
     time_bokeh_pipeline(matter, photo, alpha)                # warm-up: allocations, first-run compilation
     timings = time_bokeh_pipeline(matter, photo, alpha)
+    band = segmenter_band(photo.shape[:2])
     return {"what": f"4000×3000 photo, the person segmenter (256 px, upsampled to a 1024-px mask), a 1024-px "
-                    f"person mask → trimap (band: two of the segmenter's pixels, 32 px), "
+                    f"person mask → trimap (band: two of the segmenter's pixels inside its edge and six outside, "
+                    f"{band.inside} / {band.outside} px), "
                     f"**{row['label']}** at "
                     f"{size[0]}×{size[1]}, the band refined at a 1536-px working resolution and one guided filter "
                     f"to 12 MP, then the bokeh renderer "

@@ -47,7 +47,7 @@ def time_bokeh_pipeline(matter, photo: np.ndarray, alpha: np.ndarray, band: int 
                         segmenter: PersonSegmenter | None = None) -> dict[str, float]:
     """Seconds per stage of the app's path on ``photo``: the person segmenter (``segment``: the shipped model on
     the photo, its probability upsampled to the app's mask size and thresholded), a mask of that size → trimap
-    (band: two of the segmenter's pixels), model (with pre-processing), guided upsampling, the band's refinement when
+    (band: :func:`runtime.person_mask.segmenter_band`), model (with pre-processing), guided upsampling, the band's refinement when
     ``matter`` has one, then the bokeh renderer's foreground, blur and composite. The synthetic subject is no
     person the segmenter knows, so the trimap comes from the subject's own mask at 256 px, and the renderer
     gets the synthetic ``alpha``: the costs do not depend on what the models make of a synthetic subject."""
