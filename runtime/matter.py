@@ -22,9 +22,10 @@ The stages (:mod:`runtime.preprocess`, the backend, :mod:`runtime.upsample`):
 6. with a mask, the band refiner (:mod:`runtime.band_refiner`) re-decides the band from the photo, that alpha
    and a guided filter of the mask (``band_refiner=None`` turns it off);
 7. a larger photo gets the working resolution's alpha by one more guided filter (its coefficients fitted at
-   :data:`FIT_SIDE` px, applied to the full-resolution photo: :data:`WORKING_UPSAMPLE`), 0 / 1 where the working
-   alpha is settled around the pixel (:func:`settle`), and the trimap's known regions are 0 / 1. A 12-megapixel
-   photo is thus read at full resolution by one filter, not one per stage.
+   :data:`FIT_SIDE` px, applied to the full-resolution photo: :data:`WORKING_UPSAMPLE`) computed only where it is
+   not decided: the trimap's known regions and where the working alpha is settled around the pixel are 0 / 1
+   (:func:`decided`). A 12-megapixel photo is thus read at full resolution by one filter, not one per stage, and
+   only around the subject's outline.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from runtime.band_refiner import BandRefiner
 from runtime.preprocess import Band, ImageInput, Letterbox, load_pixels, make_trimap, read_mask
 from runtime.refine import DEFAULT_REFINEMENT, Refinement, refine
 from runtime.timing import StageTimer
-from runtime.upsample import GUIDED_EPS, GUIDED_RADIUS, METHODS, as_float, upsample_alpha
+from runtime.upsample import GUIDED_EPS, GUIDED_RADIUS, METHODS, OPEN, as_float, upsample_alpha
 
 DEFAULT_INPUT_SIZE = (512, 512)   # the phone export's size: where a checkpoint runs, so it matches its export
 WORKING_SIDE = 1536               # the long side, at most, of the stages after the network (docs/PHONE_PATH.md)
@@ -102,11 +103,13 @@ class Matter:
         box = Letterbox.fit(image.shape[:2], self.input_size)
         return box.crop(self.backend.run(*box.model_inputs(image, trimap))[0][0, 0])
 
-    def _to_photo(self, alpha_w: np.ndarray, photo_w: np.ndarray, photo: np.ndarray) -> np.ndarray:
-        """The working resolution's alpha at the photo's, by the guided filter with the photo as guide, settled
-        (:func:`settle`)."""
+    def _to_photo(self, alpha_w: np.ndarray, photo_w: np.ndarray, photo: np.ndarray,
+                  known: np.ndarray | None) -> np.ndarray:
+        """The working resolution's alpha at the photo's, by the guided filter with the photo as guide, computed
+        only where neither the trimap ``known`` (or None) nor the working alpha (:func:`decided`) decides."""
         alpha_fit, photo_fit = _fitting_resolution(alpha_w, photo_w)
-        return settle(upsample_alpha(alpha_fit, photo, photo_fit, **{**self.upsample, **WORKING_UPSAMPLE}), alpha_w)
+        return upsample_alpha(alpha_fit, photo, photo_fit, **{**self.upsample, **WORKING_UPSAMPLE},
+                              decided=decided(alpha_w, photo.shape[:2], known))
 
     @classmethod
     def from_model(cls, model, input_size: tuple[int, int] | None = None, **options: Any) -> "Matter":
@@ -159,10 +162,14 @@ class Matter:
             with timer("band"):
                 alpha_w = self.band_refiner(photo_w, trimap_w, alpha_w, mask_own)
         with timer("upsample"):
-            alpha_full = alpha_w if photo_w.shape == photo.shape else self._to_photo(alpha_w, photo_w, photo)
-            if self.clamp_known:  # the given (or mask-derived) trimap is authoritative where it is sure
-                alpha_full[trimap_full == 0] = 0.0
-                alpha_full[trimap_full == 255] = 1.0
+            known = trimap_full if self.clamp_known else None   # the trimap is authoritative where it is sure
+            if photo_w.shape != photo.shape:
+                alpha_full = self._to_photo(alpha_w, photo_w, photo, known)
+            else:
+                alpha_full = alpha_w
+                if known is not None:
+                    alpha_full[known == 0] = 0.0
+                    alpha_full[known == 255] = 1.0
             prob_full = None
             if with_trimap_prob:
                 prob_small = np.ascontiguousarray(box.crop(prob[0]).transpose(1, 2, 0))
@@ -202,20 +209,24 @@ def _fitting_resolution(alpha: np.ndarray, photo: np.ndarray) -> tuple[np.ndarra
     return cv2.resize(alpha, size, interpolation=cv2.INTER_AREA), cv2.resize(photo, size, interpolation=cv2.INTER_AREA)
 
 
-def settle(alpha: np.ndarray, alpha_w: np.ndarray) -> np.ndarray:
-    """``alpha`` (the photo's, in place) exactly 0 where the working resolution's ``alpha_w`` stays below
-    :data:`SETTLED`'s margin across a window around the pixel, and 1 where it stays above 1 − margin. The last
-    guided filter sharpens strands finer than a working pixel out of the photo's colours, and would also find
-    "strands" in a background that has the subject's colours (a net's surroundings); it keeps the first only
-    near alpha the working resolution has (docs/PHONE_PATH.md)."""
+def decided(alpha_w: np.ndarray, shape: tuple[int, int], known: np.ndarray | None = None) -> np.ndarray:
+    """uint8 (H, W) = ``shape``, the photo's: where its alpha is decided before the last guided filter — 0 / 255
+    where the trimap ``known`` (at the photo's resolution; None: no trimap) is background / foreground, and
+    where the working resolution's ``alpha_w`` stays below :data:`SETTLED`'s margin (above 1 − margin) across
+    a window around the pixel; :data:`runtime.upsample.OPEN` (128) where the filter computes it.
+
+    The settling: the last filter sharpens strands finer than a working pixel out of the photo's colours, and
+    would also find "strands" in a background that has the subject's colours (a net's surroundings); it keeps
+    the first only near alpha the working resolution has (docs/PHONE_PATH.md)."""
     window = np.ones((SETTLED["window"],) * 2, np.uint8)
-    label = np.full(alpha_w.shape, 128, np.uint8)
+    label = np.full(alpha_w.shape, OPEN, np.uint8)
     label[cv2.dilate(alpha_w, window) < SETTLED["margin"]] = 0
     label[cv2.erode(alpha_w, window) > 1 - SETTLED["margin"]] = 255
-    label = cv2.resize(label, alpha.shape[::-1], interpolation=cv2.INTER_NEAREST)
-    alpha[label == 0] = 0.0
-    alpha[label == 255] = 1.0
-    return alpha
+    label = cv2.resize(label, shape[::-1], interpolation=cv2.INTER_NEAREST)
+    if known is not None:      # known's 0 / 255 win: label clamped to [255 where known is 255, 0 where it is 0]
+        cv2.max(label, cv2.compare(known, OPEN, cv2.CMP_GT), dst=label)
+        cv2.min(label, cv2.compare(known, 0, cv2.CMP_GT), dst=label)
+    return label
 
 
 def _reduced(shape: tuple[int, int], side: int) -> tuple[int, int] | None:

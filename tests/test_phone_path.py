@@ -285,20 +285,49 @@ def test_photos_over_50_megapixels_are_refused_before_decoding(tmp_path, capsys)
 
 
 def test_the_photo_alpha_settles_where_the_working_alpha_is_sure():
-    """runtime.matter.settle: the last filter's alpha is exactly 0 / 1 where the working resolution's stays within
-    the margin of 0 / 1 across the whole window around the pixel, and untouched where it does not."""
-    from runtime.matter import SETTLED, settle
+    """runtime.matter.decided: the photo's alpha is decided (0 / 1) where the working resolution's stays within
+    the margin of 0 / 1 across the whole window around the pixel, and where the trimap is sure; open (the last
+    filter computes it) elsewhere."""
+    from runtime.matter import SETTLED, decided
+    from runtime.upsample import OPEN
 
     alpha_w = np.zeros((40, 40), np.float32)
     alpha_w[:, 20:] = 1.0
     alpha_w[10, 5] = 0.5                                   # one unsure pixel in the background
     alpha_w[30, 30] = 1 - SETTLED["margin"] / 2            # within the margin of 1: still sure
     r = SETTLED["window"] // 2
-    expected = np.full((40, 40), 0.3, np.float32)
+    expected = np.full((40, 40), OPEN, np.uint8)
     for i in range(40):
         for j in range(40):
             window = alpha_w[max(0, i - r):i + r + 1, max(0, j - r):j + r + 1]
-            expected[i, j] = 0.0 if window.max() < SETTLED["margin"] else 1.0 if window.min() > 1 - SETTLED["margin"] else 0.3
-    out = settle(np.full((80, 80), 0.3, np.float32), alpha_w)          # the photo at twice the working resolution
-    assert np.array_equal(out, np.repeat(np.repeat(expected, 2, axis=0), 2, axis=1))
-    assert out[20, 10] == 0.3 and out[20, 10 + 2 * (r + 1)] == 0.0       # unsure only within the window's reach
+            expected[i, j] = 0 if window.max() < SETTLED["margin"] else 255 if window.min() > 1 - SETTLED["margin"] else OPEN
+    label = decided(alpha_w, (80, 80))                     # the photo at twice the working resolution
+    assert np.array_equal(label, np.repeat(np.repeat(expected, 2, axis=0), 2, axis=1))
+    assert label[20, 10] == OPEN and label[20, 10 + 2 * (r + 1)] == 0     # open only within the window's reach
+    known = np.full((80, 80), 128, np.uint8)
+    known[:, :4], known[:, 76:], known[20, 10] = 255, 0, 0                # the trimap wins where it is sure
+    with_known = decided(alpha_w, (80, 80), known)
+    assert (with_known[:, :4] == 255).all() and (with_known[:, 76:] == 0).all() and with_known[20, 10] == 0
+    assert np.array_equal(with_known[:, 4:76], np.where(known == 128, label, known)[:, 4:76])
+
+
+def test_the_last_filter_computes_only_the_open_pixels():
+    """runtime.upsample.upsample_alpha with ``decided``: 0 / 1 where decided, the filter's own answer (to float
+    noise) where open, for an 8-bit RGB guide, a float one and a gray one."""
+    from runtime.upsample import OPEN, upsample_alpha
+
+    rng = np.random.default_rng(0)
+    for shape, kind in (((151, 213), "uint8"), ((150, 200), "float"), ((49, 515), "gray")):
+        low = cv2.GaussianBlur(rng.random((shape[0] // 4, shape[1] // 4), dtype=np.float32), (5, 5), 1)
+        guide = (rng.random((*shape, 3)) * 255).astype(np.uint8)
+        guide = guide if kind == "uint8" else guide.astype(np.float32) / 255
+        label = np.full(shape, OPEN, np.uint8)
+        draw = rng.random(shape)
+        label[draw < 0.3], label[draw > 0.8], label[:, :100] = 0, 255, 0
+        options = {"guide": "gray" if kind == "gray" else "rgb", "radius": 2, "eps": 1e-4}
+        for method in ("guided", "bilinear"):
+            everywhere = upsample_alpha(low, guide, method=method, **options)
+            out = upsample_alpha(low, guide, method=method, decided=label, **options)
+            assert np.array_equal(out[label == 0], np.zeros((label == 0).sum(), np.float32))
+            assert np.array_equal(out[label == 255], np.ones((label == 255).sum(), np.float32))
+            assert np.abs(out - everywhere)[label == OPEN].max() < 1e-6
