@@ -154,7 +154,8 @@ class Matter:
             alpha, prob = self.backend.run(*inputs)
         with timer("upsample"):
             photo_w, trimap_w = _at_working_resolution(photo, trimap_full)
-            alpha_w = upsample_alpha(box.crop(alpha[0, 0]), photo_w, photo_small, **self.upsample)
+            alpha_w = upsample_alpha(box.crop(alpha[0, 0]), photo_w, photo_small, **self.upsample,
+                                     decided=trimap_w if self.clamp_known else None)
         if self.refinement is not None and (trimap_w == 128).any():
             with timer("refine"):
                 alpha_w = refine(self._run_tile, photo_w, trimap_w, alpha_w, self.input_size, self.refinement)
