@@ -25,7 +25,7 @@ import numpy as np
 
 from common.errors import DataError
 from common.image_files import to_uint8
-from runtime.foreground import estimate_foreground
+from runtime.foreground import foreground_at, partly_transparent
 from runtime.lens_blur import (
     DEFAULT_STRENGTH,
     HIGHLIGHT_GAIN,
@@ -98,8 +98,8 @@ def render_bokeh(photo: np.ndarray, alpha: np.ndarray, strength: float = DEFAULT
     photo = as_uint8_rgb(photo)
     alpha = check_alpha(np.asarray(alpha), photo.shape[:2])
     with timer("foreground"):
-        mask, fg, bg = estimate_foreground(photo, alpha)
-        band = np.flatnonzero(mask)                           # the partly transparent pixels, found once
+        band = np.flatnonzero(partly_transparent(alpha))     # the partly transparent pixels, found once
+        fg, bg = foreground_at(photo, alpha, band)
     with timer("blur"):
         background = lens_blur(photo, alpha, strength, background=(band, bg), threshold=highlight_threshold,
                                gain=highlight_gain)

@@ -53,20 +53,24 @@ def blur_fusion_means(image: np.ndarray, alpha: np.ndarray, sizes: tuple[int, in
     return _box_means(fuse(image, alpha, mean_f, mean_b), mean_b, alpha, sizes[1])
 
 
-def _bounding_box(mask: np.ndarray, margin: int, factor: int) -> tuple[slice, slice] | None:
-    """The mask's bounding box grown by ``margin``, its sides multiples of ``factor`` where the photo allows
-    (at its bottom and right edges the last rows or columns may be left out: they are sampled at the border)."""
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    if rows.size == 0:
-        return None
+def _bounding_box(ys: np.ndarray, xs: np.ndarray, shape: tuple[int, int], margin: int,
+                  factor: int) -> tuple[slice, slice]:
+    """The bounding box of the pixels (``ys`` sorted) grown by ``margin``, its sides multiples of ``factor``
+    where the photo allows (at its bottom and right edges the last rows or columns may be left out: they are
+    sampled at the border)."""
     return tuple(_aligned(first - margin, last + margin + 1, size, factor)
-                 for first, last, size in ((rows[0], rows[-1], mask.shape[0]), (cols[0], cols[-1], mask.shape[1])))
+                 for first, last, size in ((ys[0], ys[-1], shape[0]), (xs.min(), xs.max(), shape[1])))
 
 
 def _aligned(start: int, stop: int, size: int, factor: int) -> slice:
     start = max(0, start) // factor * factor
     stop = min(size, start + -(-(min(size, stop) - start) // factor) * factor)
     return slice(start, start + max(factor, (stop - start) // factor * factor))
+
+
+def partly_transparent(alpha: np.ndarray) -> np.ndarray:
+    """The boolean (H, W) mask of the pixels with 0 < α < 1 (float32 ``alpha``)."""
+    return cv2.bitwise_and(cv2.compare(alpha, 0.0, cv2.CMP_GT), cv2.compare(alpha, 1.0, cv2.CMP_LT)).view(np.bool_)
 
 
 def estimate_foreground(photo: np.ndarray, alpha: np.ndarray, max_megapixels: float = MAX_MEGAPIXELS,
@@ -76,32 +80,40 @@ def estimate_foreground(photo: np.ndarray, alpha: np.ndarray, max_megapixels: fl
 
     ``photo``: uint8 (H, W, 3) RGB; ``alpha``: float32 (H, W). Returns ``(mask, fg, bg)``: the boolean
     mask of pixels with 0 < α < 1, and float32 sRGB colours for those pixels (``(n, 3)`` each, in raster
-    order): F from blur fusion, and B = (I − αF)/(1 − α) clipped, the background the compositing equation
-    leaves (used to fill the blurred background). Elsewhere F is the photo (α = 1) or unused (α = 0).
+    order): :func:`foreground_at` those pixels.
+    """
+    mask = partly_transparent(alpha)
+    return (mask, *foreground_at(photo, alpha, np.flatnonzero(mask), max_megapixels, window_fractions))
+
+
+def foreground_at(photo: np.ndarray, alpha: np.ndarray, index: np.ndarray, max_megapixels: float = MAX_MEGAPIXELS,
+                  window_fractions: tuple[float, float] = WINDOW_FRACTIONS) -> tuple[np.ndarray, np.ndarray]:
+    """``(fg, bg)`` at the pixels of sorted flat ``index`` (the partly transparent ones), float32 sRGB
+    (``(n, 3)`` each): F from blur fusion, and B = (I − αF)/(1 − α) clipped, the background the compositing
+    equation leaves (used to fill the blurred background). Elsewhere F is the photo (α = 1) or unused (α = 0).
     The box means are computed at 1/k of the resolution, k the smallest integer that brings the photo to at
     most ``max_megapixels`` (an exact k×k area reduction).
     """
     h, w = alpha.shape
-    mask = (alpha > 0.0) & (alpha < 1.0)
+    if index.size == 0:
+        return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.float32)
     factor = max(1, int(np.ceil(np.sqrt(h * w / (max_megapixels * 1e6)) - 1e-9)))
     diag = np.hypot(h, w) / factor
     sizes = tuple(max(3, int(round(f * diag)) | 1) for f in window_fractions)   # odd: centred boxes
-    box = _bounding_box(mask, sizes[0] * factor, factor)
-    if box is None:
-        return mask, np.zeros((0, 3), np.float32), np.zeros((0, 3), np.float32)
+    ys, xs = np.divmod(index, w)
+    box = _bounding_box(ys, xs, (h, w), sizes[0] * factor, factor)
     crop_photo, crop_alpha = photo[box], alpha[box]
     ch, cw = crop_alpha.shape
     small_size = (cw // factor, ch // factor)
     image = cv2.resize(crop_photo, small_size, interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
     means = blur_fusion_means(image, cv2.resize(crop_alpha, small_size, interpolation=cv2.INTER_AREA), sizes)
-    ys, xs = np.nonzero(mask)
-    i = photo[ys, xs].astype(np.float32) / 255.0
-    a = alpha[ys, xs]
+    i = photo.reshape(-1, 3)[index].astype(np.float32) / 255.0
+    a = alpha.reshape(-1)[index]
     ys, xs = ys - box[0].start, xs - box[1].start
     mean_f, mean_b = (_sample(m, ys, xs, (ch, cw)) for m in means)
     fg = fuse(i, a, mean_f, mean_b)
     bg = np.clip((i - a[:, None] * fg) / (1.0 - a[:, None]), 0.0, 1.0)
-    return mask, fg, bg
+    return fg, bg
 
 
 def _sample(small: np.ndarray, ys: np.ndarray, xs: np.ndarray, full: tuple[int, int]) -> np.ndarray:
