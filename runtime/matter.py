@@ -15,8 +15,9 @@ The stages (:mod:`runtime.preprocess`, the backend, :mod:`runtime.upsample`):
    see the same pixels and give the same matte;
 3. the backend runs the encoded inputs; the padding is cropped off;
 4. alpha is upsampled by the fast guided filter (or bilinear) to the working resolution: the photo's, or
-   :data:`WORKING_SIDE` px on its long side for a larger photo; the adapted trimap's probabilities bilinearly
-   to the photo;
+   :data:`WORKING_SIDE` px on its long side for a larger photo; only the trimap's band is computed, its known
+   regions are 0 / 1 (as the band refiner was trained); the adapted trimap's probabilities bilinearly to the
+   photo;
 5. the band's most uncertain tiles run again at a higher resolution (:mod:`runtime.refine`; by default 8 tiles
    at twice the model's resolution, ``refinement=None`` turns it off), the same network at the same input size;
 6. with a mask, the band refiner (:mod:`runtime.band_refiner`) re-decides the band from the photo, that alpha
