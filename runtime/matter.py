@@ -136,7 +136,7 @@ class Matter:
         ``trimap`` (0/128/255) wins over ``mask`` (a coarse person mask at any resolution of the photo's aspect;
         its trimap has an unknown band of ``band`` pixels of the full-resolution photo around its edge, a number
         for both sides or a :class:`runtime.preprocess.Band`, by default two pixels of the mask's own resolution
-        inside the edge and six outside, each at least 16) for the known regions; the mask
+        inside the edge and six outside, at least 14 and 16) for the known regions; the mask
         also feeds the band refiner (with a trimap too, inside the trimap's band); with neither, the model
         decides every pixel (all-unknown trimap). ``with_trimap_prob=False`` skips upsampling the adapted
         trimap (3 × H × W floats: 144 MB at 12 megapixels).

@@ -58,7 +58,7 @@ def _mask_shape(photo_shape: tuple[int, int], long_side: int | None) -> tuple[in
 
 def segmenter_band(photo_shape: tuple[int, int]) -> Band:
     """The trimap's unknown band, in photo pixels, for the segmenter's mask of a photo of ``photo_shape``:
-    two pixels of its 256-pixel grid inside the mask's edge and six outside, each at least 16
+    two pixels of its 256-pixel grid inside the mask's edge and six outside, at least 14 and 16
     (:func:`runtime.preprocess.band_for_mask`)."""
     return band_for_mask(photo_shape, (SIDE, SIDE))
 

@@ -17,7 +17,7 @@ Choices (each one explicit, so nothing surprising happens to a user's photo):
   trimap with an unknown band around its edge (:func:`trimap_from_mask`: distances at an eighth of the band's
   resolution, one upsample to the photo); with neither, the trimap is all unknown (the model's "no trimap").
   The band follows the mask's own resolution (:func:`band_for_mask`: two mask pixels inside the edge and six
-  outside it, where hair and fur reach past a segmenter's outline, each at least 16 photo pixels; 32 and 95 for
+  outside it, where hair and fur reach past a segmenter's outline, at least 14 and 16 photo pixels; 32 and 95 for
   a 256-px mask of a 4032-px photo) unless ``band`` is given (the same number of pixels on both sides).
 - **Sizes**: a mask (at any resolution: a segmenter's 256-px output is the phone case) or a trimap whose
   size differs from the photo's is resized to it when the aspect ratios agree within 1 % (mask: bilinear;
@@ -52,10 +52,9 @@ MAX_BAND = 2048           # px: an unknown band wider than this around a mask is
 # is 16 photo pixels per mask pixel: the default band reaches this many mask pixels inside the edge and
 # OUTER_BAND_MASK_PIXELS outside it (hair, fur and veils reach past the outline; a wider inner band lets the
 # network thin solid or see-through subjects: docs/PHONE_PATH.md), never less than MIN_BAND photo pixels (a
-# full-resolution mask still comes from a coarse one).
+# full-resolution mask still comes from a coarse one; 14 inside, where a wider band thins a net, 16 outside).
 BAND_MASK_PIXELS = 2
 OUTER_BAND_MASK_PIXELS = 6
-MIN_BAND = 16
 DISTANCE_STEPS = 8        # a mask's distances are computed on a grid of band / DISTANCE_STEPS photo pixels
 
 _EXIF_ORIENTATION = 0x0112
@@ -253,6 +252,9 @@ class Band(NamedTuple):
     outside: int
 
 
+MIN_BAND = Band(inside=14, outside=16)   # the default band's floor, photo pixels (see BAND_MASK_PIXELS)
+
+
 def as_band(band: int | Band) -> Band:
     """``band`` as a :class:`Band` (a whole number of pixels is the same on both sides), each side checked by
     :func:`check_band`."""
@@ -263,8 +265,8 @@ def as_band(band: int | Band) -> Band:
 def band_for_mask(photo_shape: tuple[int, int], mask_shape: tuple[int, int]) -> Band:
     """The default unknown band, in photo pixels, around the edge of a mask of ``mask_shape``."""
     scale = max(photo_shape[:2]) / max(mask_shape[:2])
-    return Band(*(min(MAX_BAND, max(MIN_BAND, math.ceil(n * scale)))
-                  for n in (BAND_MASK_PIXELS, OUTER_BAND_MASK_PIXELS)))
+    return Band(*(min(MAX_BAND, max(floor, math.ceil(n * scale)))
+                  for n, floor in zip((BAND_MASK_PIXELS, OUTER_BAND_MASK_PIXELS), MIN_BAND)))
 
 
 def make_trimap(shape: tuple[int, int], trimap: ImageInput | None = None, mask: ImageInput | None = None,

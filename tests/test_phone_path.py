@@ -65,7 +65,8 @@ def test_the_band_follows_the_mask_resolution():
     assert band_for_mask((3024, 4032), (192, 256)) == Band(32, 95)
     assert band_for_mask((6048, 8064), (192, 256)) == Band(63, 189)
     assert band_for_mask((600, 800), (75, 100)) == Band(16, 48)         # 1/8: a mask pixel is 8 photo pixels
-    assert band_for_mask((600, 800), (600, 800)) == Band(16, 16)        # a full-resolution mask: the floor
+    assert band_for_mask((600, 800), (600, 800)) == Band(14, 16)        # a full-resolution mask: the floors
+    assert band_for_mask((600, 800), (192, 256)) == Band(14, 19)        # a phone mask on a small photo: the inner floor
     coarse = np.zeros((24, 32), np.float32)
     coarse[6:18, 8:24] = 1
     trimap = make_trimap((240, 320), mask=coarse)                  # 10 photo pixels per mask pixel: 20 in, 60 out

@@ -38,7 +38,7 @@ def add_arguments(b: argparse.ArgumentParser) -> None:
     b.add_argument("--trimap", default=None, help="trimap (0/128/255) instead of a mask")
     b.add_argument("--band", type=int, default=None,
                    help="unknown band on each side of the mask's edge, in photo pixels (default: two pixels of the "
-                        "mask's own resolution inside it and six outside, each at least 16: 32 and 95 for a 256-px "
+                        "mask's own resolution inside it and six outside, at least 14 and 16: 32 and 95 for a 256-px "
                         "mask of a 4032-px photo)")
     b.add_argument("--artifact", default=None,
                    help="model: a checkpoint (.pt) or an exported artifact with its manifest (default: the fastest "
