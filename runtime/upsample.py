@@ -31,8 +31,8 @@ GUIDED_EPS = 1e-5        # regularisation: larger = smoother, closer to bilinear
 SNAP = 0.5 / 255.0       # |α − 0| or |α − 1| below this is set to exactly 0 or 1
 STRIP_ROWS = 64          # full-resolution rows per pass of the filter's full-resolution work and of snap
 OPEN = 128               # ``decided``'s label of the pixels the filter computes (0 / 255: alpha is 0 / 1 there)
-RUN_GAP = 32             # columns: open runs of a strip closer than this are computed as one
-_DECIDED_VALUES = np.array([0.0] * 255 + [1.0], np.float32).reshape(1, 256)
+_AT_LEAST = np.array([0.0] * 255 + [1.0], np.float32).reshape(1, 256)   # decided 255 → at least 1
+_AT_MOST = np.array([0.0] + [1.0] * 255, np.float32).reshape(1, 256)    # decided 0 → at most 0
 
 
 def box_mean(x: np.ndarray, radius: int) -> np.ndarray:
@@ -94,15 +94,13 @@ def _apply_coefficients(a: np.ndarray, b: np.ndarray, guide_full: np.ndarray, to
     ``tol`` is given: the coefficients resized to the full height first (low width), then strip by strip of
     :data:`STRIP_ROWS` rows to the full width, so each strip's temporaries stay in the cache and the one
     full-resolution array written is q (bilinear resizing is separable: the order is float noise). With
-    ``decided`` (see :func:`upsample_alpha`) q is computed only where it is open."""
+    ``decided`` (see :func:`upsample_alpha`) each strip is then 0 / 1 where it is decided."""
     h_full, w_full = guide_full.shape[:2]
     c = a.shape[2]
     if guide_full.dtype == np.uint8:       # 8-bit pixels: the coefficients take the 1/255, no float copy of them
         a = a * np.float32(1.0 / 255.0)
     a_rows = cv2.resize(a, (a.shape[1], h_full), interpolation=cv2.INTER_LINEAR)
     b_rows = cv2.resize(b, (b.shape[1], h_full), interpolation=cv2.INTER_LINEAR)
-    if decided is not None:
-        return _apply_where_open(a_rows, b_rows, guide_full, decided, tol)
     ones = np.ones((1, c), np.float32)
     q = np.empty((h_full, w_full), np.float32)
     for y0 in range(0, h_full, STRIP_ROWS):
@@ -115,52 +113,16 @@ def _apply_coefficients(a: np.ndarray, b: np.ndarray, guide_full: np.ndarray, to
         cv2.add(prod, cv2.resize(b_rows[y0:y1], size, interpolation=cv2.INTER_LINEAR), dst=q[y0:y1])
         if tol is not None:
             _snap_into(q[y0:y1], tol)
+        if decided is not None:
+            _decide_into(q[y0:y1], decided[y0:y1])
     return q
 
 
-def _apply_where_open(a_rows: np.ndarray, b_rows: np.ndarray, guide_full: np.ndarray, decided: np.ndarray,
-                      tol: float | None) -> np.ndarray:
-    """:func:`_apply_coefficients` from the coefficients at the full height, evaluated only on the runs of columns
-    of each strip that hold open pixels (``decided`` == :data:`OPEN`); the decided ones are 0 or 1."""
-    q = cv2.LUT(decided, _DECIDED_VALUES)
-    a_rows = a_rows.reshape(q.shape[0], -1, guide_full.shape[2] if guide_full.ndim == 3 else 1)
-    taps = _linear_taps(a_rows.shape[1], q.shape[1])
-    for y0 in range(0, q.shape[0], STRIP_ROWS):
-        y1 = min(q.shape[0], y0 + STRIP_ROWS)
-        is_open = cv2.compare(decided[y0:y1], OPEN, cv2.CMP_EQ)
-        for x0, x1 in _runs(cv2.reduce(is_open, 0, cv2.REDUCE_MAX)[0] > 0):
-            i0, i1, f = (t[x0:x1] for t in taps)
-            a_seg = a_rows[y0:y1, i0] + f[:, None] * (a_rows[y0:y1, i1] - a_rows[y0:y1, i0])
-            value = (a_seg * guide_full[y0:y1, x0:x1].reshape(a_seg.shape)).sum(axis=2)
-            value += b_rows[y0:y1, i0] + f * (b_rows[y0:y1, i1] - b_rows[y0:y1, i0])
-            if tol is not None:
-                _snap_into(value, tol)
-            np.copyto(q[y0:y1, x0:x1], value, where=is_open[:, x0:x1] > 0)
-    return q
-
-
-def _linear_taps(n_low: int, n_full: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``cv2.resize``'s bilinear taps along one axis: for each full-resolution index, the two low-resolution
-    indices and the second one's weight (half-pixel centres, clamped at the borders)."""
-    u = (np.arange(n_full) + 0.5) * (n_low / n_full) - 0.5
-    i0 = np.floor(u).astype(np.int64)
-    f = (u - i0).astype(np.float32)
-    f[(i0 < 0) | (i0 >= n_low - 1)] = 0.0
-    i0 = np.clip(i0, 0, n_low - 1)
-    return i0, np.minimum(i0 + 1, n_low - 1), f
-
-
-def _runs(columns: np.ndarray, gap: int = RUN_GAP) -> list[tuple[int, int]]:
-    """(start, stop) of the runs of True in ``columns``, runs less than ``gap`` apart joined (fewer, longer
-    numpy calls)."""
-    edges = np.flatnonzero(np.diff(np.concatenate(([False], columns, [False])).astype(np.int8)))
-    runs = []
-    for start, stop in zip(edges[::2], edges[1::2]):
-        if runs and start - runs[-1][1] < gap:
-            runs[-1] = (runs[-1][0], int(stop))
-        else:
-            runs.append((int(start), int(stop)))
-    return runs
+def _decide_into(q: np.ndarray, decided: np.ndarray) -> None:
+    """``q`` (float32, in place) 0 where ``decided`` is 0 and 1 where it is 255 (two look-up tables and a min and
+    a max: in the cache, where boolean indexing would make two full-resolution passes more)."""
+    cv2.max(q, cv2.LUT(decided, _AT_LEAST), dst=q)
+    cv2.min(q, cv2.LUT(decided, _AT_MOST), dst=q)
 
 
 def fast_guided_upsample(alpha_low: np.ndarray, guide_low: np.ndarray, guide_full: np.ndarray,
@@ -214,8 +176,7 @@ def upsample_alpha(alpha_low: np.ndarray, guide_full: np.ndarray, guide_low: np.
     ``method``: "guided" (default) or "bilinear". ``guide``: "rgb" or "gray" for the guided filter.
     ``guide_low``: the photo at the alpha's size; area-downsampled from ``guide_full`` when omitted.
     ``decided``: uint8 (H, W), 0 / 255 where alpha is already known to be 0 / 1 and :data:`OPEN` where the
-    filter decides; the guided filter then computes only the open pixels' runs (at 12 megapixels the band
-    around a subject is a tenth of the photo).
+    filter decides: applied strip by strip as the filter is, with no full-resolution pass of its own.
     """
     if method not in METHODS:
         raise ValueError(f"unknown upsampling method {method!r}; use one of {', '.join(METHODS)}")
@@ -225,7 +186,7 @@ def upsample_alpha(alpha_low: np.ndarray, guide_full: np.ndarray, guide_low: np.
     if method == "bilinear" or alpha_low.shape == size:
         q = snap(bilinear_upsample(alpha_low, size))
         if decided is not None:
-            np.copyto(q, cv2.LUT(decided, _DECIDED_VALUES), where=decided != OPEN)
+            _decide_into(q, decided)
         return q
     if guide_low is None:
         guide_low = as_float(cv2.resize(guide_full, alpha_low.shape[::-1], interpolation=cv2.INTER_AREA))
