@@ -9,7 +9,8 @@ The stages (:mod:`runtime.preprocess`, the backend, :mod:`runtime.upsample`):
 
 1. the photo, upright, its 8-bit pixels kept as they are (no full-resolution float copy); the full-resolution
    trimap (given, from the mask, or all unknown);
-2. both resized to the model (aspect kept) and reflect-padded (:class:`runtime.preprocess.Letterbox`) to one
+2. both resized to the model (aspect kept; a photo larger than the working resolution of step 4 from that
+   resolution, so the photo is read once) and reflect-padded (:class:`runtime.preprocess.Letterbox`) to one
    fixed input size: an exported artifact's (its manifest's), and for a checkpoint, which runs at any size,
    ``input_size`` (default 512×512, the phone export's). A checkpoint and its export at that size therefore
    see the same pixels and give the same matte;
@@ -148,13 +149,13 @@ class Matter:
             mask_own = None if mask is None else read_mask(mask, photo.shape[:2])
             trimap_full = make_trimap(photo.shape[:2], trimap, mask_own if trimap is None else None, band)
         with timer("preprocess"):
-            box = self.letterbox(photo.shape[:2])
-            photo_small = as_float(box.resize_image(photo))
+            photo_w, trimap_w = _at_working_resolution(photo, trimap_full)
+            box = self.letterbox(photo.shape[:2])   # a larger photo's letterbox from its working resolution
+            photo_small = as_float(box.resize_image(photo if photo_w.shape == photo.shape else photo_w))
             inputs = box.model_inputs(photo_small, box.resize_trimap(trimap_full))
         with timer("model"):
             alpha, prob = self.backend.run(*inputs)
         with timer("upsample"):
-            photo_w, trimap_w = _at_working_resolution(photo, trimap_full)
             alpha_w = upsample_alpha(box.crop(alpha[0, 0]), photo_w, photo_small, **self.upsample,
                                      decided=trimap_w if self.clamp_known else None)
         if self.refinement is not None and (trimap_w == 128).any():
