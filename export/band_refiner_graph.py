@@ -2,9 +2,9 @@
 
 Inputs ``image`` (N×3×H×W, 2·I − 1), ``alpha``, ``prior``, ``mask`` (N×1×H×W); output ``refined`` (N×1×H×W).
 Batch, height and width are dynamic (it is fully convolutional). Written with the TorchScript exporter at opset
-17, the facts of its training in the graph's metadata (``metadata_props``), then run by the runtime's own loader
-(OpenCV's DNN module) and compared with PyTorch before the file is published: a graph that does not run, or
-differs by more than ``TOLERANCE``, is never written.
+17, the facts of its training in the graph's metadata (``metadata_props``), then run by the runtime's own loaders
+(onnxruntime where installed, and OpenCV's DNN module) and compared with PyTorch before the file is published: a
+graph that does not run, or differs by more than ``TOLERANCE``, is never written.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from adamatting.model.band_refiner import INPUTS, RECEPTIVE_RADIUS, BandRefiner
 from common.outputs import atomic_path
 from export.errors import ExportError
 from runtime.band_refiner import RECEPTIVE_RADIUS as RUNTIME_RADIUS
+from runtime.band_refiner import RUNNERS
 from runtime.band_refiner import BandRefiner as RefinerRunner
 
 TOLERANCE = 1e-4
@@ -55,17 +56,24 @@ def write_band_refiner(model: BandRefiner, path: str | Path, metadata: dict) -> 
 
 
 def max_difference(model: BandRefiner, path: Path) -> float:
-    """Largest |Δ| between PyTorch and the graph at ``path`` run by the runtime, on random inputs of two sizes."""
-    runner = RefinerRunner.open(path)
+    """Largest |Δ| between PyTorch and the graph at ``path`` run by each runtime the runtime may choose
+    (onnxruntime where installed, OpenCV), on random inputs of two sizes."""
+    runners = [RefinerRunner.open(path, name) for name in RUNNERS if name == "opencv" or _installed(name)]
     worst = 0.0
     for shape in ((2, 64, 80), (1, 37, 53)):
         example = _example(*shape)
         with torch.no_grad():
             want = model(*example).numpy()
-        for name, x in zip(INPUTS, example):
-            runner.net.setInput(x.numpy(), name)
-        worst = max(worst, float(np.abs(runner.net.forward() - want).max()))
+        for runner in runners:
+            got = runner.run({name: x.numpy() for name, x in zip(INPUTS, example)})
+            worst = max(worst, float(np.abs(got - want).max()))
     return worst
+
+
+def _installed(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
 
 
 def _example(n: int, h: int, w: int) -> list[torch.Tensor]:

@@ -124,8 +124,23 @@ def test_missing_or_damaged_refiner_files_are_named(tmp_path):
         runtime_refiner.BandRefiner.open(tmp_path / "nope.onnx")
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"not a graph")
-    with pytest.raises(ValueError, match="bad.onnx"):
-        runtime_refiner.BandRefiner.open(bad)
+    for runtime in ("onnxruntime", "opencv"):
+        with pytest.raises(ValueError, match="bad.onnx"):
+            runtime_refiner.BandRefiner.open(bad, runtime)
+
+
+def test_onnxruntime_runs_the_refiner_where_installed_and_opencv_gives_the_same_band(graph, monkeypatch):
+    _, path = graph
+    photo, _, mask = disc(120, 160)
+    trimap = make_trimap(photo.shape[:2], mask=mask, band=8)
+    alpha = mask_at(mask, photo.shape[:2])
+    default, opencv = runtime_refiner.BandRefiner.open(path), runtime_refiner.BandRefiner.open(path, "opencv")
+    assert (default.runtime, opencv.runtime) == ("onnxruntime", "opencv")
+    assert np.abs(default(photo, trimap, alpha, mask) - opencv(photo, trimap, alpha, mask)).max() < 1e-5
+    monkeypatch.setitem(runtime_refiner.RUNNERS, "onnxruntime", lambda path: None)    # not installed
+    assert runtime_refiner.BandRefiner.open(path).runtime == "opencv"
+    with pytest.raises(BackendUnavailable, match="onnxruntime is not installed"):
+        runtime_refiner.BandRefiner.open(path, "onnxruntime")
 
 
 def test_matter_runs_the_refiner_in_the_band_when_a_mask_is_given(graph, tiny_checkpoint):

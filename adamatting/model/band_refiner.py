@@ -12,7 +12,7 @@ network against the filter, ``r`` in [−½, ½] is a correction of both. The la
 untrained refiner returns the mean of the two. Dilated 3×3 convolutions (1, 2, 4, 8, 1) give a 33-pixel
 receptive field: enough to see whether a band region is see-through (a net, leaves, hair with gaps), where
 the network paints solid and the filter follows the photo. About 8 k parameters at 16 channels: it runs
-everywhere as a plain ONNX graph (the runtime runs it with OpenCV's DNN module).
+everywhere as a plain ONNX graph (the runtime runs it with onnxruntime, or OpenCV's DNN module).
 """
 
 from __future__ import annotations
