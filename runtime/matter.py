@@ -42,7 +42,7 @@ import numpy as np
 from runtime.backends import Backend, open_backend
 from runtime.band_refiner import SHIPPED as SHIPPED_BAND_REFINER
 from runtime.band_refiner import BandRefiner
-from runtime.preprocess import Band, ImageInput, Letterbox, load_pixels, make_trimap, read_mask
+from runtime.preprocess import Band, ImageInput, Letterbox, fit_long_side, load_pixels, make_trimap, read_mask
 from runtime.refine import DEFAULT_REFINEMENT, Refinement, refine
 from runtime.timing import StageTimer
 from runtime.upsample import GUIDED_EPS, GUIDED_RADIUS, METHODS, OPEN, as_float, upsample_alpha
@@ -195,10 +195,10 @@ def _input_size(backend: Backend, asked: tuple[int, int] | None) -> tuple[int, i
 def _at_working_resolution(photo: np.ndarray, trimap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The photo (area, float32 in [0, 1]) and trimap (nearest) at :data:`WORKING_SIDE` px on the long side; a
     photo no larger keeps its size."""
-    size = _reduced(photo.shape[:2], WORKING_SIDE)
+    size = fit_long_side(photo.shape[:2], WORKING_SIDE)
     if size:
-        photo = cv2.resize(photo, size, interpolation=cv2.INTER_AREA)
-        trimap = cv2.resize(trimap, size, interpolation=cv2.INTER_NEAREST_EXACT)
+        photo = cv2.resize(photo, size[::-1], interpolation=cv2.INTER_AREA)
+        trimap = cv2.resize(trimap, size[::-1], interpolation=cv2.INTER_NEAREST_EXACT)
     return as_float(photo), trimap
 
 
@@ -206,10 +206,10 @@ def _fitting_resolution(alpha: np.ndarray, photo: np.ndarray) -> tuple[np.ndarra
     """Alpha and photo (area) at :data:`FIT_SIDE` px on the long side, where the last guided filter's
     coefficients are fitted: its windows span as many photo pixels as at the working resolution with twice the
     radius, for a quarter of the memory and time."""
-    size = _reduced(alpha.shape, FIT_SIDE)
+    size = fit_long_side(alpha.shape, FIT_SIDE)
     if not size:
         return alpha, photo
-    return cv2.resize(alpha, size, interpolation=cv2.INTER_AREA), cv2.resize(photo, size, interpolation=cv2.INTER_AREA)
+    return tuple(cv2.resize(x, size[::-1], interpolation=cv2.INTER_AREA) for x in (alpha, photo))
 
 
 def decided(alpha_w: np.ndarray, shape: tuple[int, int], known: np.ndarray | None = None) -> np.ndarray:
@@ -230,16 +230,6 @@ def decided(alpha_w: np.ndarray, shape: tuple[int, int], known: np.ndarray | Non
         cv2.max(label, cv2.compare(known, OPEN, cv2.CMP_GT), dst=label)
         cv2.min(label, cv2.compare(known, 0, cv2.CMP_GT), dst=label)
     return label
-
-
-def _reduced(shape: tuple[int, int], side: int) -> tuple[int, int] | None:
-    """OpenCV's (width, height) of an (h, w) image scaled to ``side`` px on its long side; None when it is no
-    larger."""
-    h, w = shape
-    if max(h, w) <= side:
-        return None
-    s = side / max(h, w)
-    return max(1, round(w * s)), max(1, round(h * s))
 
 
 def _band_refiner(choice: BandRefiner | str | Path | None) -> BandRefiner | None:

@@ -30,7 +30,7 @@ import numpy as np
 
 from common.errors import DataError
 from runtime.errors import ArtifactError, BackendUnavailable
-from runtime.preprocess import Band, band_for_mask
+from runtime.preprocess import Band, band_for_mask, fit_long_side
 
 MODEL = Path(__file__).with_name("data") / "selfie_segmentation.tflite"
 SIDE = 256                 # the model's input and output: SIDE × SIDE over the whole photo
@@ -49,11 +49,10 @@ class NoPersonFound(DataError):
 def _mask_shape(photo_shape: tuple[int, int], long_side: int | None) -> tuple[int, int]:
     """The (h, w) of the mask: the photo's, or scaled to ``long_side`` when that is smaller and keeps the short
     side at least MIN_SHORT_SIDE (so its aspect stays within the 1 % the runtime allows)."""
-    h, w = photo_shape
-    s = 1.0 if long_side is None else long_side / max(h, w)
-    if s >= 1 or min(h, w) * s < MIN_SHORT_SIDE:
-        return h, w
-    return max(1, round(h * s)), max(1, round(w * s))
+    scaled = None if long_side is None else fit_long_side(photo_shape, long_side)
+    if scaled is None or min(photo_shape) * long_side / max(photo_shape) < MIN_SHORT_SIDE:
+        return tuple(photo_shape)
+    return scaled
 
 
 def segmenter_band(photo_shape: tuple[int, int]) -> Band:

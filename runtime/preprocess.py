@@ -262,6 +262,16 @@ def as_band(band: int | Band) -> Band:
     return Band(check_band(inside), check_band(outside))
 
 
+def fit_long_side(shape: tuple[int, int], side: int) -> tuple[int, int] | None:
+    """(h, w) of an (h, w) image scaled to ``side`` px on its long side (rounded, each at least 1); None when it
+    is no larger than that already."""
+    h, w = shape[:2]
+    if max(h, w) <= side:
+        return None
+    s = side / max(h, w)
+    return max(1, round(h * s)), max(1, round(w * s))
+
+
 def band_for_mask(photo_shape: tuple[int, int], mask_shape: tuple[int, int]) -> Band:
     """The default unknown band, in photo pixels, around the edge of a mask of ``mask_shape``."""
     scale = max(photo_shape[:2]) / max(mask_shape[:2])
