@@ -16,18 +16,16 @@ The stages (:mod:`runtime.preprocess`, the backend, :mod:`runtime.upsample`):
    see the same pixels and give the same matte;
 3. the backend runs the encoded inputs; the padding is cropped off;
 4. alpha is upsampled by the fast guided filter (or bilinear) to the working resolution: the photo's, or
-   :data:`WORKING_SIDE` px on its long side for a larger photo; only the trimap's band is computed, its known
-   regions are 0 / 1 (as the band refiner was trained); the adapted trimap's probabilities bilinearly to the
-   photo;
+   :data:`WORKING_SIDE` px on its long side for a larger photo, 0 / 1 in the trimap's known regions (as the
+   band refiner was trained); the adapted trimap's probabilities bilinearly to the photo;
 5. the band's most uncertain tiles run again at a higher resolution (:mod:`runtime.refine`; by default 8 tiles
    at twice the model's resolution, ``refinement=None`` turns it off), the same network at the same input size;
 6. with a mask, the band refiner (:mod:`runtime.band_refiner`) re-decides the band from the photo, that alpha
    and a guided filter of the mask (``band_refiner=None`` turns it off);
 7. a larger photo gets the working resolution's alpha by one more guided filter (its coefficients fitted at
-   :data:`FIT_SIDE` px, applied to the full-resolution photo: :data:`WORKING_UPSAMPLE`) computed only where it is
-   not decided: the trimap's known regions and where the working alpha is settled around the pixel are 0 / 1
-   (:func:`decided`). A 12-megapixel photo is thus read at full resolution by one filter, not one per stage, and
-   only around the subject's outline.
+   :data:`FIT_SIDE` px, applied to the full-resolution photo: :data:`WORKING_UPSAMPLE`), 0 / 1 where it is
+   decided: the trimap's known regions and where the working alpha is settled around the pixel
+   (:func:`decided`). A 12-megapixel photo is thus read at full resolution by one filter, not one per stage.
 """
 
 from __future__ import annotations
@@ -107,8 +105,8 @@ class Matter:
 
     def _to_photo(self, alpha_w: np.ndarray, photo_w: np.ndarray, photo: np.ndarray,
                   known: np.ndarray | None) -> np.ndarray:
-        """The working resolution's alpha at the photo's, by the guided filter with the photo as guide, computed
-        only where neither the trimap ``known`` (or None) nor the working alpha (:func:`decided`) decides."""
+        """The working resolution's alpha at the photo's, by the guided filter with the photo as guide, 0 / 1
+        where the trimap ``known`` (or None) or the working alpha decides (:func:`decided`)."""
         alpha_fit, photo_fit = _fitting_resolution(alpha_w, photo_w)
         return upsample_alpha(alpha_fit, photo, photo_fit, **{**self.upsample, **WORKING_UPSAMPLE},
                               decided=decided(alpha_w, photo.shape[:2], known))
