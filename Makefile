@@ -14,7 +14,7 @@ model_folder = $(OUT)/export$(if $(filter-out $(DEFAULT_WEIGHTS),$(1)),/$(basena
 EXPORT  ?= $(call model_folder,$(WEIGHTS))
 VARIANT := weights/mobile.pt
 
-.PHONY: setup test demo gate train bench bench-phone bench-bokeh bench-baseline profile export-all export-onnx export-trt export-openvino export-coreml export-executorch export-android verify-arm clean help
+.PHONY: setup test demo gate train bench bench-phone bench-bokeh bench-baseline profile export-all export-band-refiner export-onnx export-trt export-openvino export-coreml export-executorch export-android verify-arm clean help
 
 help:
 	@echo "make setup   create .venv and install the project (idempotent)"
@@ -32,6 +32,8 @@ help:
 	@echo "make export-coreml    CoreML .mlpackage FP16/W8/PAL6/W8A8 (out/export; simulated accuracy on Linux)"
 	@echo "make export-android   ExecuTorch .pte FP32/INT8 for Android, XNNPACK-delegated (out/export; also"
 	@echo "                      make export-executorch)"
+	@echo "make export-band-refiner  the band refiner for every target (out/export/band_refiner), each checked"
+	@echo "             against PyTorch by its own runtime where it runs here"
 	@echo "make export-trt   FP16 + INT8 Q/DQ ONNX for TensorRT (out/export); engines where TensorRT imports,"
 	@echo "                  else the trtexec lines and exit 3 (TRT_OPTIONAL=1: warning, exit 0)"
 	@echo "make bench   latency of every artifact + runtime stages + metrics (pytest-benchmark), compared with"
@@ -68,6 +70,10 @@ gate: $(STAMP)
 
 export-all: $(STAMP)
 	$(CLI) export all --checkpoint $(WEIGHTS) --out $(EXPORT)
+	$(CLI) export band-refiner --out $(EXPORT)/band_refiner
+
+export-band-refiner: $(STAMP)
+	$(CLI) export band-refiner --out $(EXPORT)/band_refiner
 
 train: $(STAMP)
 	$(CLI) train --config mobile-int8 --run-dir runs/mobile-int8 --init $(DEFAULT_WEIGHTS) --teacher $(VARIANT) \

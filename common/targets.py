@@ -103,6 +103,7 @@ class Target:
     run_note: str = ""                 # how its artifacts run here, when not as on the device
     built_from: str | None = None      # the target whose artifacts it is built from (engines from TRT ONNX)
     absent: str = ""                   # why it is not built where ``requires`` are missing (default: "needs ...")
+    refiner: str = ""                  # its band refiner's file (``adamat export band-refiner``); "": none
 
     def file_tag(self, precision: Precision | str) -> str:
         return self.tag.format(precision=str(precision).replace("-", "_"))
@@ -119,22 +120,26 @@ EXPORT_EXTRAS = "pip install -e '.[export,coreml]'"
 P = Precision
 TARGETS: dict[str, Target] = {t.name: t for t in (
     Target("onnx", "onnx", "onnxruntime", ".onnx", "{precision}", (P.FP32, P.INT8), "onnxruntime", "export.onnx_target",
-           ("onnx", "onnxruntime"), "FP32 ONNX validated against PyTorch, plus a calibrated INT8 QDQ ONNX"),
+           ("onnx", "onnxruntime"), "FP32 ONNX validated against PyTorch, plus a calibrated INT8 QDQ ONNX",
+           refiner="band_refiner.onnx"),
     Target("openvino", "openvino", "openvino", ".xml", "openvino_{precision}", (P.FP32, P.FP16, P.INT8), "openvino",
            "export.openvino_ir", ("openvino", "nncf"),
-           "OpenVINO IR: FP32, FP16, INT8 (NNCF) and accuracy-controlled INT8"),
+           "OpenVINO IR: FP32, FP16, INT8 (NNCF) and accuracy-controlled INT8", refiner="band_refiner_openvino.xml"),
     Target("tensorrt", "trt", "tensorrt", ".onnx", "trt_{precision}", (P.FP16, P.INT8), "onnxruntime",
            "export.trt_target", ("onnx", "onnxruntime"),
            "FP16 + INT8 Q/DQ ONNX for TensorRT (gated vs FP32 under onnxruntime); engines where TensorRT is "
            "installed, else the trtexec lines (exit 3)",
-           run_note="the TensorRT graph run by onnxruntime CPU: accuracy is meaningful, latency is not TensorRT's"),
+           run_note="the TensorRT graph run by onnxruntime CPU: accuracy is meaningful, latency is not TensorRT's",
+           refiner="band_refiner_trt_fp16.onnx"),
     Target("coreml", "coreml", "coreml", ".mlpackage", "coreml_{precision}", (P.FP16, P.W8, P.PAL6, P.W8A8), "coreml",
            "export.coreml_package", ("coremltools",),
-           "CoreML ML Program packages (fp16, w8, pal6/pal4, w8a8) with simulated accuracy"),
+           "CoreML ML Program packages (fp16, w8, pal6/pal4, w8a8) with simulated accuracy",
+           refiner="band_refiner_coreml_fp16.mlpackage"),
     Target("executorch", "executorch", "executorch", ".pte", "executorch_{precision}", (P.FP32, P.INT8), "executorch",
            "export.pte_program", ("executorch", "torchao"),
            "ExecuTorch .pte programs for Android, XNNPACK-delegated: FP32 and PT2E static INT8",
-           absent=f"needs executorch (pip install '{EXECUTORCH}', or pip install -e '.[android]')"),
+           absent=f"needs executorch (pip install '{EXECUTORCH}', or pip install -e '.[android]')",
+           refiner="band_refiner_executorch.pte"),
     # UNVERIFIED: built only where TensorRT imports (an NVIDIA GPU machine)
     Target("tensorrt-engine", "trt", "tensorrt", ".engine", "trt_{precision}", (P.FP16, P.INT8), "tensorrt",
            "export.trt_engine", ("tensorrt",), "TensorRT engines from the TensorRT-ready ONNX",

@@ -21,9 +21,10 @@ import torch
 from adamatting.model.band_refiner import INPUTS, RECEPTIVE_RADIUS, BandRefiner
 from common.outputs import atomic_path
 from export.errors import ExportError
+from runtime.band_refiner import BATCH, TILE
 from runtime.band_refiner import RECEPTIVE_RADIUS as RUNTIME_RADIUS
-from runtime.band_refiner import RUNNERS
-from runtime.band_refiner import BandRefiner as RefinerRunner
+from runtime.band_refiner import open_runner, runtimes_for
+from runtime.errors import BackendUnavailable
 
 TOLERANCE = 1e-4
 OPSET = 17
@@ -32,7 +33,7 @@ OPSET = 17
 def to_onnx(model: BandRefiner, metadata: dict) -> onnx.ModelProto:
     if RECEPTIVE_RADIUS != RUNTIME_RADIUS:
         raise ExportError(f"the model's receptive radius {RECEPTIVE_RADIUS} is not the runtime's {RUNTIME_RADIUS}")
-    example = _example(2, 48, 40)
+    example = example_inputs(2, 48, 40)
     dynamic = {name: {0: "n", 2: "h", 3: "w"} for name in (*INPUTS, "refined")}
     buf = io.BytesIO()
     with warnings.catch_warnings():
@@ -49,19 +50,28 @@ def write_band_refiner(model: BandRefiner, path: str | Path, metadata: dict) -> 
     proto = to_onnx(model, metadata)
     with atomic_path(path) as tmp:
         onnx.save(proto, str(tmp))
-        diff = max_difference(model, tmp)
+        diff = max_difference(model, tmp, runtimes_for(Path(path)))
         if not diff <= TOLERANCE:
             raise ExportError(f"the exported band refiner differs from PyTorch by {diff:.2e} (> {TOLERANCE})", path)
     return Path(path)
 
 
-def max_difference(model: BandRefiner, path: Path) -> float:
-    """Largest |Δ| between PyTorch and the graph at ``path`` run by each runtime the runtime may choose
-    (onnxruntime where installed, OpenCV), on random inputs of two sizes."""
-    runners = [RefinerRunner.open(path, name) for name in RUNNERS if name == "opencv" or _installed(name)]
+def max_difference(model: BandRefiner, path: Path, runtimes: list[str] | None = None,
+                   shapes=((2, 64, 80), (1, 37, 53))) -> float:
+    """Largest |Δ| between PyTorch and the file at ``path`` run by each of ``runtimes`` (by default every one
+    that opens its suffix: for an ONNX graph onnxruntime and OpenCV) that runs here, on random inputs of the
+    (n, h, w) ``shapes``."""
+    runners = []
+    for name in runtimes or runtimes_for(Path(path)):
+        try:
+            runners.append(open_runner(Path(path), name))
+        except BackendUnavailable:
+            continue
+    if not runners:
+        raise ExportError("no runtime here runs it to check it", path)
     worst = 0.0
-    for shape in ((2, 64, 80), (1, 37, 53)):
-        example = _example(*shape)
+    for shape in shapes:
+        example = example_inputs(*shape)
         with torch.no_grad():
             want = model(*example).numpy()
         for runner in runners:
@@ -70,13 +80,38 @@ def max_difference(model: BandRefiner, path: Path) -> float:
     return worst
 
 
-def _installed(module: str) -> bool:
-    import importlib.util
+def tile_batch() -> tuple[int, int, int]:
+    """(n, h, w) of the runtime's batches of tiles (:mod:`runtime.band_refiner`): the fixed input of the targets
+    whose programs have one shape (ExecuTorch, CoreML)."""
+    side = TILE + 2 * RUNTIME_RADIUS
+    return BATCH, side, side
 
-    return importlib.util.find_spec(module) is not None
+
+def checked(model: BandRefiner, path: Path, tolerance: float, runtimes: list[str] | None = None,
+            shapes=((2, 64, 80), (1, 37, 53))) -> dict:
+    """:func:`max_difference` as a manifest fact; ExportError (nothing published) beyond ``tolerance``."""
+    diff = max_difference(model, path, runtimes, shapes)
+    if not diff <= tolerance:
+        raise ExportError(f"the band refiner differs from PyTorch by {diff:.2e} (> {tolerance:g})", path)
+    return {"max_abs_vs_pytorch": diff, "tolerance": tolerance, "shapes": [list(s) for s in shapes]}
 
 
-def _example(n: int, h: int, w: int) -> list[torch.Tensor]:
+def from_onnx(path: str | Path) -> tuple[BandRefiner, dict]:
+    """The PyTorch refiner of a band refiner graph (its initializers are the module's parameters, by name) and
+    the facts of its training from the graph's metadata: what the other targets are converted from."""
+    from onnx import numpy_helper
+
+    proto = onnx.load(str(path))
+    state = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in proto.graph.initializer}
+    if "body.0.weight" not in state:
+        raise ExportError("not a band refiner graph (no body.0.weight)", path)
+    model = BandRefiner(int(state["body.0.weight"].shape[0]))
+    model.load_state_dict(state)
+    return model.eval(), {p.key: json.loads(p.value) for p in proto.metadata_props}
+
+
+def example_inputs(n: int, h: int, w: int) -> list[torch.Tensor]:
+    """Seeded random inputs of the refiner: the image in [−1, 1], alpha, prior and mask in [0, 1]."""
     g = torch.Generator().manual_seed(0)
     image = torch.rand(n, 3, h, w, generator=g) * 2 - 1
     return [image] + [torch.rand(n, 1, h, w, generator=g) for _ in range(3)]

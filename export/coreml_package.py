@@ -24,6 +24,7 @@ The manifest says so. On macOS, :class:`runtime.backends.coreml_backend.CoreMLBa
 from __future__ import annotations
 
 import copy
+import json
 import os
 import shutil
 import tempfile
@@ -537,3 +538,26 @@ def build(job: ExportJob) -> None:
         export_coreml(job.model, job.out_dir, variant, job.size, calib_set=job.cal, val_set=job.val,
                       checkpoint_sha256=job.checkpoint_sha, converted=converted)
 
+
+def band_refiner(model, out: Path, metadata: dict) -> dict:
+    """The band refiner as a CoreML ML Program, FP16, of the runtime's fixed batch of tiles
+    (:func:`export.band_refiner_graph.tile_batch`). CoreML predicts on macOS only: its accuracy here is the
+    PyTorch model computed in float16 against float32 (UNVERIFIED on a device)."""
+    import coremltools as ct
+
+    from adamatting.model.band_refiner import INPUTS
+    from export.band_refiner_graph import example_inputs, tile_batch
+
+    example = example_inputs(*tile_batch())
+    model = model.eval()
+    with torch.no_grad():
+        traced = torch.jit.trace(model, tuple(example))
+        want = model(*example)
+        half = copy.deepcopy(model).half()(*(x.half() for x in example)).float()
+    mlmodel = ct.convert(traced, inputs=[ct.TensorType(name=n, shape=tuple(x.shape)) for n, x in zip(INPUTS, example)],
+                         outputs=[ct.TensorType(name="refined")], convert_to="mlprogram",
+                         compute_precision=ct.precision.FLOAT16, minimum_deployment_target=ct.target.iOS16)
+    mlmodel.user_defined_metadata.update({k: json.dumps(v) for k, v in metadata.items()})
+    _save_atomic(mlmodel, out)
+    return {"simulated_max_abs_vs_pytorch": float((half - want).abs().max()), "simulation": "PyTorch in float16",
+            "shapes": [list(tile_batch())]}

@@ -235,3 +235,23 @@ def run(args) -> int:
         print(f"{xml}  vs FP32 ONNX on {v['samples']} composites: mean |Δα| {v['alpha_vs_fp32']['mean_abs']:.4f}, "
               f"SAD drop {v['drop']['SAD']:+.4f}")
     return 0
+
+
+def band_refiner(model, out: Path, metadata: dict) -> dict:
+    """The band refiner as an FP32 OpenVINO IR (any batch and size) converted from its ONNX graph, checked by
+    the runtime's OpenVINO loader against PyTorch; the .xml and .bin are published together or not at all."""
+    import openvino as ov
+
+    from export.band_refiner_graph import checked, write_band_refiner
+
+    work = Path(tempfile.mkdtemp(prefix=f".{out.stem}.", dir=out.parent))
+    try:
+        graph = write_band_refiner(model, work / "band_refiner.onnx", metadata)
+        staged = work / out.name
+        ov.save_model(ov.convert_model(str(graph)), str(staged), compress_to_fp16=False)
+        facts = checked(model, staged, 1e-4)
+        for suffix in (".bin", ".xml"):                 # the weights first: an .xml is never without them
+            shutil.move(str(staged.with_suffix(suffix)), str(out.with_suffix(suffix)))
+        return facts
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

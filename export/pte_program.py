@@ -247,3 +247,19 @@ def run(args) -> int:
               f"  {describe_delegation(m.extra['delegation'])}")
     return 0
 
+
+def band_refiner(model, out: Path, metadata: dict) -> dict:
+    """The band refiner as an ExecuTorch program, XNNPACK-delegated, FP32, of the runtime's fixed batch of
+    tiles (:func:`export.band_refiner_graph.tile_batch`), checked by the runtime's ExecuTorch loader against
+    PyTorch."""
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+
+    from export.band_refiner_graph import checked, example_inputs, tile_batch
+
+    shape = tile_batch()
+    exported = torch.export.export(model.eval(), tuple(example_inputs(*shape)))
+    program = to_edge_transform_and_lower(exported, partitioner=[XnnpackPartitioner()]).to_executorch().buffer
+    with atomic_path(out) as tmp:
+        Path(tmp).write_bytes(program)
+        return checked(model, Path(tmp), 1e-4, runtimes=["executorch"], shapes=(shape,))

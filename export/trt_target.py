@@ -139,3 +139,19 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def band_refiner(model, out: Path, metadata: dict) -> dict:
+    """The band refiner as a strongly typed FP16 ONNX graph for TensorRT (float32 I/O; any batch and size):
+    ``trtexec --onnx=band_refiner_trt_fp16.onnx --stronglyTyped`` builds its engine on the device. Checked here
+    under onnxruntime CPU against PyTorch FP32."""
+    import onnx
+
+    from common.outputs import atomic_path
+    from export.band_refiner_graph import checked, to_onnx
+    from export.trt_models import convert_to_fp16
+
+    proto, _ = convert_to_fp16(to_onnx(model, metadata))
+    with atomic_path(out) as tmp:
+        onnx.save(proto, str(tmp))
+        return checked(model, tmp, 5e-3, runtimes=["onnxruntime"])

@@ -6,7 +6,9 @@ filter of the mask follows the photo but knows nothing of hair. The refiner (``a
 about 8 k parameters) sees both beside the photo at full resolution and outputs ``prior + g·(alpha − prior) + r``:
 where it trusts neither, it falls back to the filter. It is a plain ONNX graph run by onnxruntime where it is
 installed (1.25× faster than OpenCV here) and by OpenCV's DNN module otherwise (OpenCV is a dependency of the
-runtime anyway; the two agree to 1e-6), so it is the same on every backend of the network.
+runtime anyway; the two agree to 1e-6), so it is the same on every backend of the network. ``adamat export
+band-refiner`` converts it for each target (OpenVINO IR, ExecuTorch, CoreML, TensorRT's FP16 ONNX); each file
+opens here by its suffix, with the runner its runtime's backend module provides (``band_refiner_runner``).
 
 It runs on a fixed grid of ``TILE``-px tiles (each read with a ``RECEPTIVE_RADIUS`` halo, so the tiles join
 without seams) that hold band pixels, all in one batch, at the resolution it is given: :class:`runtime.matter.Matter`
@@ -16,11 +18,15 @@ gives it a 12-megapixel photo at its working resolution (1536 px: the refiner wa
 
 from __future__ import annotations
 
+import importlib
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
 
+from common.targets import RUNTIMES
 from runtime.errors import BackendUnavailable
 from runtime.mask_prior import guided_mask, mask_at
 from runtime.upsample import snap
@@ -29,24 +35,21 @@ SHIPPED = Path(__file__).parent / "data" / "band_refiner.onnx"
 INPUTS = ("image", "alpha", "prior", "mask")
 RECEPTIVE_RADIUS = 16    # pixels each side an output depends on (adamatting.model.band_refiner)
 TILE = 128               # output tile side at the working resolution
-BATCH = 16               # tiles per network call
+BATCH = 16               # tiles per call; a fixed-shape program (ExecuTorch, CoreML) takes exactly this many
 
 
-def _open_onnxruntime(path: Path):
-    """``run(inputs) -> output`` over an onnxruntime session; None where onnxruntime is not installed."""
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        return None
-    try:
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    except Exception:   # onnxruntime raises its own exception types for a file that is not a graph
-        raise ValueError(f"{path}: not a band refiner graph (an ONNX file is expected)") from None
-    return lambda inputs: session.run(None, inputs)[0]
+@dataclass(frozen=True)
+class Runner:
+    """One runtime's hold on a band refiner file: ``run(inputs) -> output`` on a dict of named (n, c, h, w)
+    float32 arrays; ``batch``: the fixed number of tiles a program of fixed shape takes (None: any)."""
+
+    run: Callable[[dict[str, np.ndarray]], np.ndarray]
+    runtime: str
+    batch: int | None = None
 
 
-def _open_opencv(path: Path):
-    """``run(inputs) -> output`` over OpenCV's DNN module."""
+def _open_opencv(path: Path) -> Runner:
+    """OpenCV's DNN module over an ONNX graph (OpenCV is a dependency of the runtime: always there)."""
     try:
         net = cv2.dnn.readNetFromONNX(str(path))
     except cv2.error:
@@ -56,32 +59,59 @@ def _open_opencv(path: Path):
         for name, blob in inputs.items():
             net.setInput(blob, name)
         return net.forward()
-    return run
+    return Runner(run, "opencv")
 
 
-RUNNERS = {"onnxruntime": _open_onnxruntime, "opencv": _open_opencv}
+def runtimes_for(path: Path) -> list[str]:
+    """The runtimes that open a band refiner file of this suffix, preferred first: the registry's runtime of
+    that suffix (:data:`common.targets.RUNTIMES`; onnxruntime for ``.onnx``), then OpenCV for ``.onnx``."""
+    names = [r.name for r in RUNTIMES.values() if path.suffix in r.suffixes and r.name != "torch"]
+    return names + (["opencv"] if path.suffix == ".onnx" else [])
+
+
+def open_runner(path: Path, runtime: str) -> Runner:
+    """``runtime``'s runner of ``path``: its backend module's ``band_refiner_runner`` (OpenCV's here)."""
+    if runtime == "opencv":
+        return _open_opencv(path)
+    record = RUNTIMES[runtime]
+    why_not = record.unavailable()
+    if why_not:
+        raise BackendUnavailable(f"{path}: {why_not} to run the band refiner")
+    return importlib.import_module(record.module).band_refiner_runner(path)
 
 
 class BandRefiner:
-    """``BandRefiner.open(path)`` loads the ONNX graph; ``refiner(photo, trimap, alpha, mask)`` runs it.
-    ``run(inputs)``: the graph on a dict of named (n, c, h, w) float32 arrays; ``runtime``: which one runs it."""
+    """``BandRefiner.open(path)`` loads a band refiner file; ``refiner(photo, trimap, alpha, mask)`` runs it.
+    ``runner``: the runtime that runs it (:class:`Runner`)."""
 
-    def __init__(self, run, path: Path, runtime: str):
-        self.run = run
+    def __init__(self, runner: Runner, path: Path):
+        self.runner = runner
         self.path = path
-        self.runtime = runtime
+
+    @property
+    def runtime(self) -> str:
+        return self.runner.runtime
 
     @classmethod
     def open(cls, path: str | Path = SHIPPED, runtime: str | None = None) -> "BandRefiner":
-        """``runtime``: "onnxruntime" or "opencv"; by default onnxruntime where it is installed, else OpenCV."""
+        """The ONNX graph (onnxruntime where it is installed, else OpenCV) or a target's conversion (``adamat
+        export band-refiner``: OpenVINO ``.xml``, ExecuTorch ``.pte``, CoreML ``.mlpackage`` on macOS), by its
+        suffix; ``runtime`` forces one of :func:`runtimes_for`."""
         path = Path(path)
-        if not path.is_file():
+        if not path.exists():
             raise BackendUnavailable(f"{path}: band refiner not found")
-        for name in [runtime] if runtime else list(RUNNERS):
-            run = RUNNERS[name](path)
-            if run is not None:
-                return cls(run, path, name)
-        raise BackendUnavailable(f"{path}: onnxruntime is not installed to run the band refiner")
+        names = runtimes_for(path)
+        if not names:
+            raise ValueError(f"{path}: not a band refiner file (.onnx, .xml, .pte or .mlpackage)")
+        if runtime is not None and runtime not in names:
+            raise ValueError(f"{path}: {runtime} does not run {path.suffix} files (use {', '.join(names)})")
+        problems = []
+        for name in [runtime] if runtime else names:
+            try:
+                return cls(open_runner(path, name), path)
+            except BackendUnavailable as e:
+                problems.append(str(e))
+        raise BackendUnavailable(problems[-1])
 
     def __call__(self, photo: np.ndarray, trimap: np.ndarray, alpha: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """``alpha`` (H, W) with the band (``trimap`` == 128) re-decided; ``mask`` at any resolution of the
@@ -108,8 +138,11 @@ class BandRefiner:
             chunk = corners[start:start + BATCH]
             batch = np.stack([padded[y * TILE:(y + 1) * TILE + 2 * r, x * TILE:(x + 1) * TILE + 2 * r]
                               for y, x in chunk]).transpose(0, 3, 1, 2)
+            if self.runner.batch and len(batch) < self.runner.batch:     # a fixed-shape program: pad the batch
+                batch = np.concatenate([batch, np.zeros((self.runner.batch - len(batch), *batch.shape[1:]),
+                                                        batch.dtype)])
             blobs = (batch[:, :3], batch[:, 3:4], batch[:, 4:5], batch[:, 5:6])
-            output = self.run({name: np.ascontiguousarray(blob) for name, blob in zip(INPUTS, blobs)})
+            output = self.runner.run({name: np.ascontiguousarray(blob) for name, blob in zip(INPUTS, blobs)})
             for (y, x), tile in zip(chunk, output[:, 0, r:r + TILE, r:r + TILE]):
                 out[y * TILE:(y + 1) * TILE, x * TILE:(x + 1) * TILE] = tile
         return np.where(band, out[:h, :w], planes[..., 3])

@@ -1,6 +1,7 @@
 """The band refiner: its network, its ONNX graph under the runtime's loader, its place in Matter, its training,
 the see-through subjects it trains on, and ``adamat train-refiner``."""
 
+import importlib.util
 import json
 
 import cv2
@@ -15,7 +16,7 @@ from benchmarks.measurements import load
 from calib_data.procedural import KINDS, SEE_THROUGH_KINDS, make_foreground, random_foreground
 from evaluation.datasets import EvalImage
 from evaluation.refiner_data import folds, refiner_samples, see_through_items
-from export.band_refiner_graph import max_difference, write_band_refiner
+from export.band_refiner_graph import from_onnx, max_difference, write_band_refiner
 from runtime import band_refiner as runtime_refiner
 from runtime.errors import BackendUnavailable
 from runtime.mask_prior import guided_mask, mask_at
@@ -134,11 +135,12 @@ def test_onnxruntime_runs_the_refiner_where_installed_and_opencv_gives_the_same_
     photo, _, mask = disc(120, 160)
     trimap = make_trimap(photo.shape[:2], mask=mask, band=8)
     alpha = mask_at(mask, photo.shape[:2])
+    spec = importlib.util.find_spec
     default, opencv = runtime_refiner.BandRefiner.open(path), runtime_refiner.BandRefiner.open(path, "opencv")
     assert (default.runtime, opencv.runtime) == ("onnxruntime", "opencv")
     assert np.abs(default(photo, trimap, alpha, mask) - opencv(photo, trimap, alpha, mask)).max() < 1e-5
-    monkeypatch.setitem(runtime_refiner.RUNNERS, "onnxruntime", lambda path: None)    # not installed
-    assert runtime_refiner.BandRefiner.open(path).runtime == "opencv"
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else spec(name, *a))
+    assert runtime_refiner.BandRefiner.open(path).runtime == "opencv"                 # onnxruntime not installed
     with pytest.raises(BackendUnavailable, match="onnxruntime is not installed"):
         runtime_refiner.BandRefiner.open(path, "onnxruntime")
 
@@ -237,3 +239,57 @@ def test_the_command_line_turns_the_refiner_on_and_off(graph, tiny_checkpoint, t
                  "--band-refiner", str(path), "--also-unrefined", "--baselines", "--out", str(tmp_path / "ev")]) == 0
     methods = json.loads((tmp_path / "ev" / "eval.json").read_text())["methods"]
     assert methods == ["tiny.pt (torch/fp32) band refiner", "tiny.pt (torch/fp32) unrefined"]
+
+
+@pytest.fixture(scope="module")
+def converted(graph, tmp_path_factory):
+    """``adamat export band-refiner`` of the seeded graph: every target's file."""
+    from export.band_refiner_targets import export_band_refiners
+
+    out = tmp_path_factory.mktemp("targets")
+    return out, {r["target"]: r for r in export_band_refiners(graph[1], out)}
+
+
+def test_every_target_converts_the_refiner_and_each_runtime_gives_the_same_band(graph, converted):
+    """Each registry target with a refiner file gets one, checked against PyTorch; every one that runs here gives
+    the ONNX graph's band (to float noise; TensorRT's FP16 graph to half-precision noise); CoreML's package
+    is converted and refused here with the reason."""
+    from common.targets import TARGETS
+
+    model, path = graph
+    out, rows = converted
+    assert set(rows) == {n for n, t in TARGETS.items() if t.refiner} and all(r["status"] == "built" for r in rows.values())
+    assert from_onnx(out / "band_refiner.onnx")[1] == {"test": True}           # the training facts travel
+    photo, _, mask = disc(160, 200)
+    trimap = make_trimap(photo.shape[:2], mask=mask, band=8)
+    alpha = mask_at(mask, photo.shape[:2])
+    want = runtime_refiner.BandRefiner.open(path)(photo, trimap, alpha, mask)
+    for name, file, runtime, tolerance in (("openvino", "band_refiner_openvino.xml", "openvino", 1e-5),
+                                           ("executorch", "band_refiner_executorch.pte", "executorch", 1e-5),
+                                           ("tensorrt", "band_refiner_trt_fp16.onnx", "onnxruntime", 5e-3)):
+        refiner = runtime_refiner.BandRefiner.open(out / file)
+        assert refiner.runtime == runtime and rows[name]["check"]["max_abs_vs_pytorch"] <= rows[name]["check"]["tolerance"]
+        assert np.abs(refiner(photo, trimap, alpha, mask) - want).max() < tolerance, name
+    assert runtime_refiner.BandRefiner.open(out / "band_refiner_executorch.pte").runner.batch == runtime_refiner.BATCH
+    assert 0 < rows["coreml"]["check"]["simulated_max_abs_vs_pytorch"] < 0.05        # random weights: a loose bound
+    with pytest.raises(BackendUnavailable, match="macOS"):
+        runtime_refiner.BandRefiner.open(out / "band_refiner_coreml_fp16.mlpackage")
+
+
+def test_matter_takes_a_targets_refiner_by_its_path(graph, converted, tiny_checkpoint):
+    _, path = graph
+    out, _ = converted
+    photo, _, mask = disc(96, 128)
+    alphas = [Matter.from_artifact(tiny_checkpoint, input_size=(64, 64), band_refiner=p).predict(photo, mask=mask).alpha
+              for p in (path, out / "band_refiner_openvino.xml")]
+    assert np.abs(alphas[0] - alphas[1]).max() < 1e-5
+
+
+def test_a_conversion_that_differs_from_pytorch_is_not_published(graph, tmp_path, monkeypatch):
+    from export import band_refiner_graph
+    from export.band_refiner_targets import export_band_refiners
+
+    monkeypatch.setattr(band_refiner_graph, "max_difference", lambda *a, **k: 0.5)
+    rows = export_band_refiners(graph[1], tmp_path, ["openvino", "executorch"])
+    assert [r["status"] for r in rows] == ["failed", "failed"] and "differs from PyTorch by 5.00e-01" in rows[0]["reason"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["band_refiners.json"]

@@ -14,6 +14,7 @@ from adamatting.config import DEFAULT_WEIGHTS
 from benchmarks.fingerprint import measured_header
 from common.outputs import check_folder, check_writable, write_json
 from common.targets import TARGETS as REGISTRY
+from export import band_refiner_targets
 from export.all_targets import TARGETS, export_all
 from export.job import composited_set
 from export.onnx_graph import export_onnx
@@ -52,6 +53,9 @@ def add_arguments(ex) -> None:
     se.add_argument("--json", default=None, help="also write the ranking as a measured-results table "
                                                   "(benchmarks/measured/int8-sensitivity-<date>-<device>.json)")
     se.set_defaults(func=run_sensitivity)
+    br = sub.add_parser("band-refiner", help="the band refiner for every target (ONNX, OpenVINO, TensorRT FP16 ONNX, "
+                                             "CoreML, ExecuTorch), each checked against PyTorch")
+    band_refiner_targets.add_arguments(br)
 
 
 def run_all(args) -> int:

@@ -76,3 +76,17 @@ class CoreMLBackend(ManifestBackend):
         out = self.model.predict({"image": encoded_to_pil(np.asarray(image, np.float32)),
                                   "trimap": np.asarray(trimap, self._trimap_dtype)})
         return tuple(np.asarray(out[n], np.float32) for n in OUTPUT_NAMES)  # type: ignore[return-value]
+
+
+def band_refiner_runner(path: Path):
+    """UNVERIFIED (CoreML predicts on macOS only): the band refiner's CoreML package (``adamat export
+    band-refiner``), a fixed batch of tiles, its inputs and output named as the ONNX graph's."""
+    from runtime.band_refiner import INPUTS, Runner
+
+    if not coreml_can_predict():
+        raise BackendUnavailable(f"{path}: {NOT_MACOS}")
+    import coremltools as ct
+
+    model = ct.models.MLModel(str(path))
+    batch = int(model.get_spec().description.input[0].type.multiArrayType.shape[0])
+    return Runner(lambda inputs: np.asarray(model.predict({n: inputs[n] for n in INPUTS})["refined"]), "coreml", batch)

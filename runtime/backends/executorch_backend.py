@@ -86,3 +86,18 @@ class ExecuTorchBackend(ManifestBackend):
 
     def run(self, image: np.ndarray, trimap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return execute(self.method, image, trimap)
+
+
+def band_refiner_runner(path: Path):
+    """The band refiner's ExecuTorch program (``adamat export band-refiner``): a fixed batch of tiles, its
+    inputs in :data:`runtime.band_refiner.INPUTS` order."""
+    from runtime.band_refiner import INPUTS, Runner
+
+    program, method = load_method(path)
+    if method.metadata.num_inputs() != len(INPUTS):
+        raise ArtifactError(f"{path}: the program takes {method.metadata.num_inputs()} inputs, not the band "
+                            f"refiner's {len(INPUTS)} ({', '.join(INPUTS)})")
+
+    def run(inputs: dict[str, np.ndarray], program=program) -> np.ndarray:   # the program owns the method
+        return method.execute([torch.from_numpy(np.ascontiguousarray(inputs[n], np.float32)) for n in INPUTS])[0].numpy()
+    return Runner(run, "executorch", batch=int(method.metadata.input_tensor_meta(0).sizes()[0]))

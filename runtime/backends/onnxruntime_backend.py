@@ -74,3 +74,14 @@ class OnnxRuntimeBackend(ManifestBackend):
     def run(self, image: np.ndarray, trimap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         alpha, prob = self.session.run(OUTPUT_NAMES, {"image": image, "trimap": trimap})
         return alpha, prob
+
+
+def band_refiner_runner(path: Path):
+    """The band refiner's ONNX graph (:mod:`runtime.band_refiner`) in an onnxruntime session."""
+    from runtime.band_refiner import Runner
+
+    try:
+        session = inference_session(path)
+    except Exception:   # onnxruntime raises its own exception types for a file that is not a graph
+        raise ValueError(f"{path}: not a band refiner graph onnxruntime can read (an ONNX file is expected)") from None
+    return Runner(lambda inputs: session.run(None, inputs)[0], "onnxruntime")

@@ -61,3 +61,16 @@ class OpenVinoBackend(ManifestBackend):
     def run(self, image: np.ndarray, trimap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         result = self.request.infer({"image": image, "trimap": trimap})
         return result[self._outputs[0]], result[self._outputs[1]]
+
+
+def band_refiner_runner(path: Path):
+    """The band refiner's OpenVINO IR (``adamat export band-refiner``) compiled for the CPU in f32 (as the network
+    is: the CPU plugin would take bf16 where the CPU has it), any batch and size."""
+    from runtime.band_refiner import Runner
+
+    try:
+        compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    except RuntimeError:
+        raise ValueError(f"{path}: not a band refiner model OpenVINO can read") from None
+    request, output = compiled.create_infer_request(), compiled.output(0)
+    return Runner(lambda inputs: request.infer(inputs)[output], "openvino")
