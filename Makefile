@@ -66,6 +66,7 @@ demo: $(STAMP)
 
 gate: $(STAMP)
 	$(CLI) export all --checkpoint $(WEIGHTS) --out $(EXPORT)
+	$(CLI) export band-refiner --out $(EXPORT)/band_refiner
 	$(CLI) gate --checkpoint $(WEIGHTS) --artifacts $(EXPORT)
 
 export-all: $(STAMP)

@@ -2,7 +2,9 @@
 
 1. build or reuse the calibration and validation sets at the export size;
 2. export every target possible on this machine (:func:`export.all_targets.export_all`; up-to-date
-   artifacts are reused, so a second run takes a few minutes);
+   artifacts are reused, so a second run takes a few minutes), and the band refiner for each target
+   (:mod:`export.band_refiner_targets`, into ``band_refiner/``: the mask set's gates run each artifact with
+   its own target's);
 3. accuracy of every artifact against PyTorch FP32 (:mod:`evaluation.accuracy`) and the gates
    (:mod:`benchmarks.gates`);
 4. latency of every artifact that runs here (:mod:`benchmarks.latency`, one process per artifact);
@@ -40,8 +42,10 @@ from evaluation.folder_eval import (
 )
 from evaluation.methods import ClosedForm, GuidedFilterMask, Model, RawMask
 from export.all_targets import export_all
+from export.band_refiner_targets import export_band_refiners
 from export.job import composited_set
 from runtime.artifacts import current, reference
+from runtime.band_refiner import SHIPPED as SHIPPED_REFINER
 from runtime.matter import Matter
 from runtime.person_mask import segmenter_band
 
@@ -148,6 +152,8 @@ def _run_stages(cfg: JobConfig, figures, log: Callable[[str], None], stages: Sta
         val = composited_set(cfg.val, cfg.size, cfg.cache, progress=True)
     with stages.stage("exports"):
         exports = export_all(cfg.weights, cfg.export_dir, cfg.size, cal, val, log=log)
+        for r in export_band_refiners(SHIPPED_REFINER, cfg.export_dir / "band_refiner"):   # the gates run them
+            log(f"band refiner, {r['target']}: {r['status']}" + (f" ({r['reason']})" if r.get("reason") else ""))
         artifacts, problems = current(cfg.export_dir, cfg.size, cfg.weights)
     for p in problems:
         log(f"warning: {p}")

@@ -8,7 +8,9 @@ Three sets, each scored per artifact as absolute values and as the drop from PyT
   i.e. letterboxed to the artifact's size, run, guided-upsampled to the photo and clamped to the trimap's
   known regions — what the app gets. Only when ../shared/data is present.
 - ``mask``: the same images with a coarse person mask simulated from the ground truth (:data:`MASK_RECIPE`)
-  instead of a hand-drawn trimap: the phone case, through the same path. Only with ../shared/data.
+  instead of a hand-drawn trimap: the phone case, through the same path, so with the band refiner — the
+  artifact's own target's conversion where ``adamat export band-refiner`` put one in ``band_refiner/`` beside
+  it (:func:`band_refiner_for`), else the shipped ONNX graph. Only with ../shared/data.
 
 Per sample: the Composition-1k metrics (unknown region of the trimap; known regions set to 0 / 1 and the
 alpha read as 8-bit, as :func:`evaluation.protocol.protocol_alpha` does), ``EdgeMAE`` — mean |α − α*|
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Iterator
 
 import cv2
@@ -36,6 +39,7 @@ from calib_data.splits import REAL_VALIDATION, alphamatting_dev_dir
 from common.encoding import encode_inputs
 from common.metrics import compute_all
 from evaluation.protocol import TRIMAPS, protocol_alpha, quantize_gt
+from common.targets import target_of
 from runtime.artifacts import Artifact, open_runner
 from runtime.bokeh import render_bokeh
 from runtime.matter import Matter
@@ -54,6 +58,7 @@ class Sample:
     photo: np.ndarray          # uint8 (H, W, 3)
     alpha: np.ndarray          # float32 (H, W), ground truth read as 8-bit
     trimap: np.ndarray         # uint8 0 / 128 / 255
+    mask: np.ndarray | None = None   # the coarse person mask the trimap came from (the mask set), 0..1
 
 
 class ReferenceFailed(ValueError):
@@ -141,7 +146,7 @@ def mask_samples(names=REAL_VALIDATION, recipe: str = MASK_RECIPE, seed: int = 0
         photo = np.clip(np.rint(s.image * 255.0), 0, 255).astype(np.uint8)
         mask = simulate_mask(s.alpha, RECIPES[recipe], s.name, seed)
         trimap = make_trimap(s.alpha.shape, mask=mask)
-        out.append(Sample(f"{s.name}/mask-{recipe}", photo, quantize_gt(s.alpha), trimap))
+        out.append(Sample(f"{s.name}/mask-{recipe}", photo, quantize_gt(s.alpha), trimap, mask))
     return out
 
 
@@ -152,10 +157,17 @@ def _val_predict(backend) -> Callable[[Sample], np.ndarray]:
     return run
 
 
-def _real_predict(backend) -> Callable[[Sample], np.ndarray]:
+def _real_predict(backend, band_refiner: str | Path) -> Callable[[Sample], np.ndarray]:
+    matter = Matter(backend, band_refiner=band_refiner)
+    return lambda s: matter.predict(s.photo, trimap=s.trimap, mask=s.mask, with_trimap_prob=False).alpha
 
-    matter = Matter(backend)
-    return lambda s: matter.predict(s.photo, trimap=s.trimap, with_trimap_prob=False).alpha
+
+def band_refiner_for(a: Artifact) -> str | Path:
+    """The band refiner ``a`` runs with: its target's conversion in ``band_refiner/`` beside it (``adamat
+    export band-refiner --out <its folder>/band_refiner``) where there is one, else the shipped graph."""
+    target = target_of(a.backend, a.path.suffix)
+    own = a.path.parent / "band_refiner" / target.refiner if target is not None and target.refiner else None
+    return own if own is not None and own.exists() else "shipped"
 
 
 def _mean(rows: list[dict]) -> dict[str, float]:
@@ -179,16 +191,16 @@ class Evaluator:
         if self.ref_row.status != "measured":
             raise ReferenceFailed(f"the FP32 reference {reference.path} could not be evaluated: {self.ref_row.note}")
 
-    def _predictors(self, backend) -> Iterator[tuple[str, Callable[[Sample], np.ndarray]]]:
+    def _predictors(self, backend, a: Artifact) -> Iterator[tuple[str, Callable[[Sample], np.ndarray]]]:
         for name in self.sets:
-            yield name, (_val_predict(backend) if name == "val" else _real_predict(backend))
+            yield name, (_val_predict(backend) if name == "val" else _real_predict(backend, band_refiner_for(a)))
 
     def _measure(self, a: Artifact) -> AccuracyRow:
         """Run ``a`` on every set; a backend that fails to open or to run is a ``failed`` row, not a crash."""
         is_ref = a is self.reference
         try:
             backend = open_runner(a, self.input_size)
-            scores = {name: self._score_set(name, predict, is_ref) for name, predict in self._predictors(backend)}
+            scores = {name: self._score_set(name, predict, is_ref) for name, predict in self._predictors(backend, a)}
         except Exception as e:   # whatever the runtime raises
             return AccuracyRow(a, "failed", f"{type(e).__name__}: {e}")
         for sc_name, sc in scores.items():

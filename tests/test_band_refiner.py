@@ -293,3 +293,19 @@ def test_a_conversion_that_differs_from_pytorch_is_not_published(graph, tmp_path
     rows = export_band_refiners(graph[1], tmp_path, ["openvino", "executorch"])
     assert [r["status"] for r in rows] == ["failed", "failed"] and "differs from PyTorch by 5.00e-01" in rows[0]["reason"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["band_refiners.json"]
+
+
+def test_the_gates_run_each_artifact_with_its_targets_refiner(tmp_path):
+    """evaluation.accuracy.band_refiner_for: an artifact's own target's conversion in band_refiner/ beside it,
+    else the shipped graph (the reference checkpoint always)."""
+    from evaluation.accuracy import band_refiner_for
+    from runtime.artifacts import Artifact
+
+    ov = Artifact(tmp_path / "m_openvino_fp32.xml", "openvino", "fp32", "openvino")
+    trt = Artifact(tmp_path / "m_trt_fp16.onnx", "tensorrt", "fp16", "onnxruntime")
+    assert band_refiner_for(ov) == band_refiner_for(trt) == "shipped"
+    (tmp_path / "band_refiner").mkdir()
+    (tmp_path / "band_refiner" / "band_refiner_openvino.xml").write_text("")
+    assert band_refiner_for(ov) == tmp_path / "band_refiner" / "band_refiner_openvino.xml"
+    assert band_refiner_for(trt) == "shipped"                    # TensorRT's own is band_refiner_trt_fp16.onnx
+    assert band_refiner_for(Artifact(tmp_path / "m.pt", "torch", "fp32", "torch")) == "shipped"
