@@ -50,9 +50,7 @@ def write_band_refiner(model: BandRefiner, path: str | Path, metadata: dict) -> 
     proto = to_onnx(model, metadata)
     with atomic_path(path) as tmp:
         onnx.save(proto, str(tmp))
-        diff = max_difference(model, tmp, runtimes_for(Path(path)))
-        if not diff <= TOLERANCE:
-            raise ExportError(f"the exported band refiner differs from PyTorch by {diff:.2e} (> {TOLERANCE})", path)
+        checked(model, tmp, TOLERANCE, runtimes_for(Path(path)))
     return Path(path)
 
 
@@ -68,7 +66,7 @@ def max_difference(model: BandRefiner, path: Path, runtimes: list[str] | None = 
         except BackendUnavailable:
             continue
     if not runners:
-        raise ExportError("no runtime here runs it to check it", path)
+        raise ExportError(f"{path}: no runtime here runs it to check it")
     worst = 0.0
     for shape in shapes:
         example = example_inputs(*shape)
@@ -92,7 +90,7 @@ def checked(model: BandRefiner, path: Path, tolerance: float, runtimes: list[str
     """:func:`max_difference` as a manifest fact; ExportError (nothing published) beyond ``tolerance``."""
     diff = max_difference(model, path, runtimes, shapes)
     if not diff <= tolerance:
-        raise ExportError(f"the band refiner differs from PyTorch by {diff:.2e} (> {tolerance:g})", path)
+        raise ExportError(f"{path}: the band refiner differs from PyTorch by {diff:.2e} (> {tolerance:g})")
     return {"max_abs_vs_pytorch": diff, "tolerance": tolerance, "shapes": [list(s) for s in shapes]}
 
 
@@ -104,7 +102,7 @@ def from_onnx(path: str | Path) -> tuple[BandRefiner, dict]:
     proto = onnx.load(str(path))
     state = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in proto.graph.initializer}
     if "body.0.weight" not in state:
-        raise ExportError("not a band refiner graph (no body.0.weight)", path)
+        raise ExportError(f"{path}: not a band refiner graph (no body.0.weight)")
     model = BandRefiner(int(state["body.0.weight"].shape[0]))
     model.load_state_dict(state)
     return model.eval(), {p.key: json.loads(p.value) for p in proto.metadata_props}

@@ -70,7 +70,6 @@ def run(args) -> int:
 def band_refiner(model, out: Path, metadata: dict) -> dict:
     """The band refiner's FP32 ONNX graph (:mod:`export.band_refiner_graph`: any batch and size), checked under
     onnxruntime and OpenCV against PyTorch before it is published."""
-    from export.band_refiner_graph import checked, write_band_refiner
+    from export.band_refiner_graph import TOLERANCE, checked, write_band_refiner
 
-    write_band_refiner(model, out, metadata)
-    return checked(model, out, 1e-4)
+    return checked(model, write_band_refiner(model, out, metadata), TOLERANCE)

@@ -137,10 +137,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 def band_refiner(model, out: Path, metadata: dict) -> dict:
     """The band refiner as a strongly typed FP16 ONNX graph for TensorRT (float32 I/O; any batch and size):
     ``trtexec --onnx=band_refiner_trt_fp16.onnx --stronglyTyped`` builds its engine on the device. Checked here
@@ -155,3 +151,7 @@ def band_refiner(model, out: Path, metadata: dict) -> dict:
     with atomic_path(out) as tmp:
         onnx.save(proto, str(tmp))
         return checked(model, tmp, 5e-3, runtimes=["onnxruntime"])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
