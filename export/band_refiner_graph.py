@@ -99,13 +99,29 @@ def from_onnx(path: str | Path) -> tuple[BandRefiner, dict]:
     the facts of its training from the graph's metadata: what the other targets are converted from."""
     from onnx import numpy_helper
 
-    proto = onnx.load(str(path))
+    if not Path(path).is_file():
+        raise ExportError(f"{path}: band refiner graph not found")
+    try:
+        proto = onnx.load(str(path))
+    except Exception:   # protobuf's DecodeError, onnx's own errors
+        raise ExportError(f"{path}: not an ONNX graph") from None
     state = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in proto.graph.initializer}
     if "body.0.weight" not in state:
         raise ExportError(f"{path}: not a band refiner graph (no body.0.weight)")
     model = BandRefiner(int(state["body.0.weight"].shape[0]))
-    model.load_state_dict(state)
-    return model.eval(), {p.key: json.loads(p.value) for p in proto.metadata_props}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError:   # other layers than the refiner's
+        raise ExportError(f"{path}: not a band refiner graph (its weights are not the refiner's layers)") from None
+    return model.eval(), {p.key: _fact(p.value) for p in proto.metadata_props}
+
+
+def _fact(value: str):
+    """A metadata value as the exporter wrote it (JSON), or the text itself."""
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
 
 
 def example_inputs(n: int, h: int, w: int) -> list[torch.Tensor]:

@@ -309,3 +309,13 @@ def test_the_gates_run_each_artifact_with_its_targets_refiner(tmp_path):
     assert band_refiner_for(ov) == tmp_path / "band_refiner" / "band_refiner_openvino.xml"
     assert band_refiner_for(trt) == "shipped"                    # TensorRT's own is band_refiner_trt_fp16.onnx
     assert band_refiner_for(Artifact(tmp_path / "m.pt", "torch", "fp32", "torch")) == "shipped"
+
+
+def test_export_band_refiner_refuses_what_is_not_a_refiner_graph(tmp_path, capsys):
+    """One error line naming the file, exit 2, no output folder left behind."""
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not a graph")
+    for source, why in ((tmp_path / "none.onnx", "band refiner graph not found"), (junk, "not an ONNX graph")):
+        out = tmp_path / "out" / "band_refiner"
+        assert main(["export", "band-refiner", "--refiner", str(source), "--out", str(out)]) == 2
+        assert capsys.readouterr().err.strip() == f"error: {source}: {why}" and not out.exists()
