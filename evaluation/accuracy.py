@@ -38,8 +38,8 @@ from calib_data.segmenter_masks import RECIPES, simulate_mask
 from calib_data.splits import REAL_VALIDATION, alphamatting_dev_dir
 from common.encoding import encode_inputs
 from common.metrics import compute_all
-from evaluation.protocol import TRIMAPS, protocol_alpha, quantize_gt
 from common.targets import target_of
+from evaluation.protocol import TRIMAPS, protocol_alpha, quantize_gt
 from runtime.artifacts import Artifact, open_runner
 from runtime.bokeh import render_bokeh
 from runtime.matter import Matter

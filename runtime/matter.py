@@ -163,14 +163,10 @@ class Matter:
             with timer("band"):
                 alpha_w = self.band_refiner(photo_w, trimap_w, alpha_w, mask_own)
         with timer("upsample"):
-            known = trimap_full if self.clamp_known else None   # the trimap is authoritative where it is sure
-            if photo_w.shape != photo.shape:
-                alpha_full = self._to_photo(alpha_w, photo_w, photo, known)
-            else:
-                alpha_full = alpha_w
-                if known is not None:
-                    alpha_full[known == 0] = 0.0
-                    alpha_full[known == 255] = 1.0
+            # the trimap is authoritative where it is sure: alpha_w is 0 / 1 there since its first filter (the
+            # tiles and the band refiner change only the band), and the photo's since its last one
+            known = trimap_full if self.clamp_known else None
+            alpha_full = alpha_w if photo_w.shape == photo.shape else self._to_photo(alpha_w, photo_w, photo, known)
             prob_full = None
             if with_trimap_prob:
                 prob_small = np.ascontiguousarray(box.crop(prob[0]).transpose(1, 2, 0))
