@@ -119,30 +119,50 @@ class BandRefiner:
         band = trimap == 128
         if not band.any():
             return alpha
-        planes = np.concatenate([photo * 2 - 1, alpha[..., None], guided_mask(photo, mask)[..., None],
-                                 mask_at(mask, photo.shape[:2])[..., None]], axis=2).astype(np.float32, copy=False)
+        planes = (photo, alpha.astype(np.float32, copy=False), guided_mask(photo, mask),
+                  mask_at(mask, photo.shape[:2]))
         out = alpha.astype(np.float32, copy=True)
-        out[band] = snap(self._run_tiles(planes, band)[band])
-        return out
-
-    def _run_tiles(self, planes: np.ndarray, band: np.ndarray) -> np.ndarray:
-        """The refiner's output (h, w) in the band; elsewhere the input alpha (whatever the tiles' size)."""
-        h, w = band.shape
-        r = RECEPTIVE_RADIUS
-        ny, nx = -(-h // TILE), -(-w // TILE)
-        padded = cv2.copyMakeBorder(planes, r, ny * TILE - h + r, r, nx * TILE - w + r, cv2.BORDER_REFLECT)
-        held = np.pad(band, ((0, ny * TILE - h), (0, nx * TILE - w))).reshape(ny, TILE, nx, TILE).any(axis=(1, 3))
-        corners = list(zip(*np.nonzero(held)))
-        out = np.pad(planes[..., 3], ((0, ny * TILE - h), (0, nx * TILE - w)))
+        corners = _band_tiles(band)
         for start in range(0, len(corners), BATCH):      # batches bound the network's intermediate buffers
             chunk = corners[start:start + BATCH]
-            batch = np.stack([padded[y * TILE:(y + 1) * TILE + 2 * r, x * TILE:(x + 1) * TILE + 2 * r]
-                              for y, x in chunk]).transpose(0, 3, 1, 2)
-            if self.runner.batch and len(batch) < self.runner.batch:     # a fixed-shape program: pad the batch
-                batch = np.concatenate([batch, np.zeros((self.runner.batch - len(batch), *batch.shape[1:]),
-                                                        batch.dtype)])
-            blobs = (batch[:, :3], batch[:, 3:4], batch[:, 4:5], batch[:, 5:6])
-            output = self.runner.run({name: np.ascontiguousarray(blob) for name, blob in zip(INPUTS, blobs)})
-            for (y, x), tile in zip(chunk, output[:, 0, r:r + TILE, r:r + TILE]):
-                out[y * TILE:(y + 1) * TILE, x * TILE:(x + 1) * TILE] = tile
-        return np.where(band, out[:h, :w], planes[..., 3])
+            output = self.runner.run(self._batch(planes, chunk))
+            for (y, x), tile in zip(chunk, output[:, 0]):
+                rows, cols = slice(y, y + TILE), slice(x, x + TILE)
+                inside = out[rows, cols]                  # the tile's part inside the photo
+                np.copyto(inside, snap(tile[RECEPTIVE_RADIUS:, RECEPTIVE_RADIUS:][:inside.shape[0], :inside.shape[1]]),
+                          where=band[rows, cols])
+        return out
+
+    def _batch(self, planes: tuple[np.ndarray, ...], corners: list[tuple[int, int]]) -> dict[str, np.ndarray]:
+        """The refiner's named inputs for the tiles at ``corners``, each read with its halo (reflected at the
+        photo's borders), padded with empty tiles to a fixed-shape program's batch."""
+        n = max(len(corners), self.runner.batch or 0)
+        side = TILE + 2 * RECEPTIVE_RADIUS
+        blobs = {name: np.zeros((n, c, side, side), np.float32) for name, c in zip(INPUTS, (3, 1, 1, 1))}
+        for i, (y, x) in enumerate(corners):
+            for (name, blob), plane in zip(blobs.items(), planes):
+                window = _window(plane, y - RECEPTIVE_RADIUS, x - RECEPTIVE_RADIUS, side)
+                blob[i] = window.transpose(2, 0, 1) if window.ndim == 3 else window
+        blobs["image"][:len(corners)] *= 2
+        blobs["image"][:len(corners)] -= 1
+        return blobs
+
+
+def _band_tiles(band: np.ndarray) -> list[tuple[int, int]]:
+    """Top-left corners of the ``TILE``-px grid's tiles that hold band pixels."""
+    h, w = band.shape
+    ny, nx = -(-h // TILE), -(-w // TILE)
+    held = np.pad(band, ((0, ny * TILE - h), (0, nx * TILE - w))).reshape(ny, TILE, nx, TILE).any(axis=(1, 3))
+    return [(int(y) * TILE, int(x) * TILE) for y, x in zip(*np.nonzero(held))]
+
+
+def _window(plane: np.ndarray, y: int, x: int, side: int) -> np.ndarray:
+    """``plane``[y:y + side, x:x + side], reflected (``cv2.BORDER_REFLECT``) where it reaches past the plane's
+    borders: the pixels a tile's outputs inside the plane depend on are those of the whole padded plane."""
+    h, w = plane.shape[:2]
+    y0, x0, y1, x1 = max(y, 0), max(x, 0), min(y + side, h), min(x + side, w)
+    crop = plane[y0:y1, x0:x1]
+    if (y0, x0, y1, x1) == (y, x, y + side, x + side):
+        return crop
+    return cv2.copyMakeBorder(np.ascontiguousarray(crop), y0 - y, y + side - y1, x0 - x, x + side - x1,
+                              cv2.BORDER_REFLECT)
