@@ -33,6 +33,8 @@ STRIP_ROWS = 64          # full-resolution rows per pass of the filter's full-re
 OPEN = 128               # ``decided``'s label of the pixels the filter computes (0 / 255: alpha is 0 / 1 there)
 _AT_LEAST = np.array([0.0] * 255 + [1.0], np.float32).reshape(1, 256)   # decided 255 → at least 1
 _AT_MOST = np.array([0.0] + [1.0] * 255, np.float32).reshape(1, 256)    # decided 0 → at most 0
+_DECIDED = np.array([0.0] * 128 + [1.0] * 128, np.float32).reshape(1, 256)   # decided 0 → 0, 255 → 1
+RUN_GAP = 32             # open column runs closer than this are filtered as one
 
 
 def box_mean(x: np.ndarray, radius: int) -> np.ndarray:
@@ -94,28 +96,61 @@ def _apply_coefficients(a: np.ndarray, b: np.ndarray, guide_full: np.ndarray, to
     ``tol`` is given: the coefficients resized to the full height first (low width), then strip by strip of
     :data:`STRIP_ROWS` rows to the full width, so each strip's temporaries stay in the cache and the one
     full-resolution array written is q (bilinear resizing is separable: the order is float noise). With
-    ``decided`` (see :func:`upsample_alpha`) each strip is then 0 / 1 where it is decided."""
+    ``decided`` (see :func:`upsample_alpha`) each strip is 0 / 1 where it is decided and the filter runs only
+    on the runs of columns that hold open pixels (:func:`open_runs`)."""
     h_full, w_full = guide_full.shape[:2]
-    c = a.shape[2]
     if guide_full.dtype == np.uint8:       # 8-bit pixels: the coefficients take the 1/255, no float copy of them
         a = a * np.float32(1.0 / 255.0)
     a_rows = cv2.resize(a, (a.shape[1], h_full), interpolation=cv2.INTER_LINEAR)
     b_rows = cv2.resize(b, (b.shape[1], h_full), interpolation=cv2.INTER_LINEAR)
-    ones = np.ones((1, c), np.float32)
     q = np.empty((h_full, w_full), np.float32)
     for y0 in range(0, h_full, STRIP_ROWS):
-        y1 = min(h_full, y0 + STRIP_ROWS)
-        size = (w_full, y1 - y0)
-        prod = cv2.multiply(cv2.resize(a_rows[y0:y1], size, interpolation=cv2.INTER_LINEAR), guide_full[y0:y1],
-                            dtype=cv2.CV_32F)
-        if c > 1:
-            prod = cv2.transform(prod, ones)   # Σ over the colour channels
-        cv2.add(prod, cv2.resize(b_rows[y0:y1], size, interpolation=cv2.INTER_LINEAR), dst=q[y0:y1])
-        if tol is not None:
-            _snap_into(q[y0:y1], tol)
-        if decided is not None:
-            _decide_into(q[y0:y1], decided[y0:y1])
+        rows = slice(y0, min(h_full, y0 + STRIP_ROWS))
+        if decided is None:
+            _filter_into(q[rows], a_rows[rows], b_rows[rows], guide_full[rows], (0, w_full), tol)
+            continue
+        cv2.LUT(decided[rows], _DECIDED, dst=q[rows])
+        for x0, x1 in open_runs(decided[rows]):
+            _filter_into(q[rows, x0:x1], a_rows[rows], b_rows[rows], guide_full[rows, x0:x1], (x0, w_full), tol)
+            _decide_into(q[rows, x0:x1], decided[rows, x0:x1])
     return q
+
+
+def _filter_into(q: np.ndarray, a_rows: np.ndarray, b_rows: np.ndarray, guide: np.ndarray,
+                 columns: tuple[int, int], tol: float | None) -> None:
+    """q (in place, a strip's columns from ``columns[0]`` of a full width ``columns[1]``) = āᵀ·I + b̄, the
+    coefficient rows (full height, low width) interpolated to those columns, snapped when ``tol`` is given."""
+    a, b = (_at_columns(x, columns, q.shape[1]) for x in (a_rows, b_rows))
+    prod = cv2.multiply(a, guide, dtype=cv2.CV_32F)
+    if a.ndim == 3 and a.shape[2] > 1:
+        prod = cv2.transform(prod, np.ones((1, a.shape[2]), np.float32))   # Σ over the colour channels
+    cv2.add(prod, b, dst=q)
+    if tol is not None:
+        _snap_into(q, tol)
+
+
+def _at_columns(rows: np.ndarray, columns: tuple[int, int], width: int) -> np.ndarray:
+    """``rows`` (h, w, ·) bilinearly resized to the full width ``columns[1]``, at ``width`` columns from
+    ``columns[0]``: the whole resize where that is all of them, else the same pixel-centre mapping by
+    ``cv2.warpAffine`` (its weights in 1/32 of a low-resolution pixel: float noise on smooth coefficients)."""
+    x0, full = columns
+    h, w = rows.shape[:2]
+    if x0 == 0 and width == full:
+        return cv2.resize(rows, (full, h), interpolation=cv2.INTER_LINEAR)
+    r = w / full
+    shift = np.float32([[r, 0, (x0 + 0.5) * r - 0.5], [0, 1, 0]])
+    return cv2.warpAffine(rows, shift, (width, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_REPLICATE)
+
+
+def open_runs(decided: np.ndarray, gap: int = RUN_GAP) -> list[tuple[int, int]]:
+    """[x0, x1) column runs of a strip of ``decided`` labels that hold :data:`OPEN` pixels, runs closer than
+    ``gap`` columns merged (fewer, longer calls)."""
+    cols = np.flatnonzero(cv2.reduce(cv2.compare(decided, OPEN, cv2.CMP_EQ), 0, cv2.REDUCE_MAX)[0])
+    if cols.size == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(cols) > gap)
+    return list(zip(cols[np.r_[0, breaks + 1]].tolist(), (cols[np.r_[breaks, cols.size - 1]] + 1).tolist()))
 
 
 def _decide_into(q: np.ndarray, decided: np.ndarray) -> None:

@@ -313,8 +313,8 @@ def test_the_photo_alpha_settles_where_the_working_alpha_is_sure():
 
 
 def test_the_filter_answers_only_where_alpha_is_open():
-    """runtime.upsample.upsample_alpha with ``decided``: 0 / 1 where decided, the filter's own answer where open,
-    for an 8-bit RGB guide, a float one and a gray one."""
+    """runtime.upsample.upsample_alpha with ``decided``: 0 / 1 where decided, the filter's own answer where open
+    (computed on the open columns only: to float noise), for an 8-bit RGB guide, a float one and a gray one."""
     from runtime.upsample import OPEN, upsample_alpha
 
     rng = np.random.default_rng(0)
@@ -331,4 +331,4 @@ def test_the_filter_answers_only_where_alpha_is_open():
             out = upsample_alpha(low, guide, method=method, decided=label, **options)
             assert np.array_equal(out[label == 0], np.zeros((label == 0).sum(), np.float32))
             assert np.array_equal(out[label == 255], np.ones((label == 255).sum(), np.float32))
-            assert np.array_equal(out[label == OPEN], everywhere[label == OPEN])
+            assert np.abs(out[label == OPEN] - everywhere[label == OPEN]).max() < 1e-5
