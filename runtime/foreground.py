@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 WINDOW_FRACTIONS = (0.12, 0.004)     # box sizes / working diagonal (87 and 3 px at 512², 245 and 8 at 2 MP)
-MAX_MEGAPIXELS = 2.0                 # estimate at most at this resolution, then upsample
+MAX_MEGAPIXELS = 1.0                 # estimate at most at this resolution (12 MP: 1/4; bokeh 72 dB PSNR against 1/3)
 
 
 def _box_means(fg, bg, alpha, size):
