@@ -34,6 +34,7 @@ OPEN = 128               # ``decided``'s label of the pixels the filter computes
 _AT_LEAST = np.array([0.0] * 255 + [1.0], np.float32).reshape(1, 256)   # decided 255 → at least 1
 _AT_MOST = np.array([0.0] + [1.0] * 255, np.float32).reshape(1, 256)    # decided 0 → at most 0
 _DECIDED = np.array([0.0] * 128 + [1.0] * 128, np.float32).reshape(1, 256)   # decided 0 → 0, 255 → 1
+FIT_ROWS = 32            # rows per pass of the guided filter's per-pixel fit (its planes stay in the cache)
 RUN_GAP = 32             # open column runs closer than this are filtered as one
 
 
@@ -47,29 +48,40 @@ def guided_coefficients(guide: np.ndarray, p: np.ndarray, radius: int, eps: floa
     """Window-averaged coefficients (ā, b̄) of the guided filter q = āᵀ·I + b̄ of ``p`` by ``guide``.
 
     ``guide``: (h, w) gray or (h, w, 3) colour, float32; ``p``: (h, w). Returns ā (h, w, C) and b̄ (h, w).
-    The work is planar: every product and box mean is one contiguous (h, w) plane, so each numpy operation
-    runs over contiguous memory (3× faster than over interleaved channels).
+    The work is planar: every product and box mean is one contiguous (h, w) plane (3× faster than over
+    interleaved channels), and the per-pixel fit runs on :data:`FIT_ROWS` rows at a time, in the cache.
     """
     g = [np.ascontiguousarray(x, np.float32) for x in cv2.split(guide.astype(np.float32, copy=False))]
     p = p.astype(np.float32, copy=False)
     mean_i = [box_mean(x, radius) for x in g]
     mean_p = box_mean(p, radius)
-    cov_ip = [box_mean(x * p, radius) - m * mean_p for x, m in zip(g, mean_i)]
-    # Σ = E[I Iᵀ] − μμᵀ + eps·1 (symmetric positive definite), solved per pixel
+    corr_ip = [box_mean(cv2.multiply(x, p), radius) for x in g]
+    corr_ii = {(i, j): box_mean(cv2.multiply(g[i], g[j]), radius) for i in range(len(g)) for j in range(i, len(g))}
+    fit = [np.empty_like(p) for _ in range(len(g) + 1)]      # a per channel, then b
+    for y0 in range(0, p.shape[0], FIT_ROWS):
+        rows = slice(y0, y0 + FIT_ROWS)
+        for plane, x in zip(fit, _local_fit([m[rows] for m in mean_i], mean_p[rows], [c[rows] for c in corr_ip],
+                                            {k: c[rows] for k, c in corr_ii.items()}, eps)):
+            plane[rows] = x
+    coeffs = box_mean(cv2.merge(fit), radius).reshape(*p.shape, len(g) + 1)
+    return np.ascontiguousarray(coeffs[..., :-1]), np.ascontiguousarray(coeffs[..., -1])
+
+
+def _local_fit(mean_i: list[np.ndarray], mean_p: np.ndarray, corr_ip: list[np.ndarray], corr_ii: dict,
+               eps: float) -> list[np.ndarray]:
+    """Each window's least-squares (a, b) of p ≈ aᵀ·I + b from its box means: Σ a = cov(I, p) with
+    Σ = E[I Iᵀ] − μμᵀ + eps·1 (symmetric positive definite), b = mean(p) − aᵀμ. Returns [a_0, …, b]."""
+    cov_ip = [c - m * mean_p for c, m in zip(corr_ip, mean_i)]
     sigma = {}
-    for i in range(len(g)):
-        for j in range(i, len(g)):
-            s = box_mean(g[i] * g[j], radius)
-            s -= mean_i[i] * mean_i[j]
-            if i == j:
-                s += np.float32(eps)
-            sigma[i, j] = s
-    a = [cov_ip[0] / sigma[0, 0]] if len(g) == 1 else _solve_spd3(sigma, cov_ip)
-    b = mean_p
+    for (i, j), c in corr_ii.items():
+        sigma[i, j] = c - mean_i[i] * mean_i[j]
+        if i == j:
+            sigma[i, j] += np.float32(eps)
+    a = [cov_ip[0] / sigma[0, 0]] if len(mean_i) == 1 else _solve_spd3(sigma, cov_ip)
+    b = mean_p.copy()
     for a_c, m in zip(a, mean_i):
         b -= a_c * m
-    coeffs = box_mean(cv2.merge([*a, b]), radius).reshape(*p.shape, len(g) + 1)
-    return np.ascontiguousarray(coeffs[..., :-1]), np.ascontiguousarray(coeffs[..., -1])
+    return [*a, b]
 
 
 def _solve_spd3(s: dict, rhs: list[np.ndarray]) -> list[np.ndarray]:
