@@ -25,7 +25,7 @@ from statistics import median
 import cv2
 
 from benchmarks.fingerprint import measured_header
-from benchmarks.measurements import MEASURED
+from benchmarks.measurements import new_path
 from benchmarks.portrait import segmenter_mask, synthetic_portrait
 from runtime.artifacts import open_artifact
 
@@ -85,15 +85,21 @@ def main(argv: list[str] | None = None) -> int:
         model=", ".join(args.artifacts),
         method=f"adamat bokeh --timings on a synthetic {W}x{H} JPEG with a 256-px mask, one process per run, "
                f"{args.runs} runs per model interleaved; medians; peak RSS the largest VmHWM of its processes"
-               + (f"; 'before': the same command from {args.before}" if args.before else ""),
+               + (f"; 'before': the same command from {described(args.before)}" if args.before else ""),
         command=["python", "-m", "benchmarks.bokeh_runs", *(sys.argv[1:] if argv is None else argv)])
     data |= {"columns": list(rows[0]), "rows": rows}
-    path = Path(args.out) if args.out else MEASURED / f"bokeh-runs-{data['date']}-{data['device']['fingerprint_id']}.json"
+    path = Path(args.out) if args.out else new_path("bokeh-runs", data)
     path.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     for r in rows:
         print(" | ".join(f"{k} {v}" for k, v in r.items()))
     print(path)
     return 0
+
+
+def described(tree: Path) -> str:
+    """A source tree as its commit ("the code of commit 0d2abd5"), or its path where it is not a git checkout."""
+    head = subprocess.run(["git", "-C", str(tree), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return f"the code of commit {head.stdout.strip()}" if head.returncode == 0 else str(tree)
 
 
 def row(artifact: str, runs: list[tuple[dict, int]], code: str | None = None) -> dict:

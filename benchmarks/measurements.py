@@ -146,6 +146,17 @@ def _check_table(data: dict) -> None:
         _keys(row, f"rows[{j}]", set(columns), set(columns))
 
 
+def new_path(kind: str, data: dict, folder: Path = MEASURED) -> Path:
+    """``<kind>-<date>-<device>.json`` in ``folder`` for a new measurement (``data``: its header), ``-2``,
+    ``-3``, … added where that name is taken: a measurement never overwrites another."""
+    stem = f"{kind}-{data['date']}-{data['device']['fingerprint_id']}"
+    path, n = folder / f"{stem}.json", 1
+    while path.exists():
+        n += 1
+        path = folder / f"{stem}-{n}.json"
+    return path
+
+
 def load(path: str | Path) -> dict:
     """One measured-results file, checked; MeasuredError naming the file otherwise."""
     path = Path(path)

@@ -31,7 +31,7 @@ import numpy as np
 import benchmarks.pipeline_reference as ref
 import runtime.matter
 from benchmarks.fingerprint import measured_header
-from benchmarks.measurements import MEASURED
+from benchmarks.measurements import new_path
 from benchmarks.portrait import segmenter_mask, synthetic_portrait
 from runtime import bokeh, foreground, lens_blur, upsample
 from runtime.preprocess import band_for_mask, make_trimap, to_mask
@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
              "note": "peak RSS of the app's path without the network (decode, trimap, photo as float, letterbox, "
                      "upsampling, clamp, renderer, encode; benchmarks.pipeline_stages.peak_rss_mib), MiB: "
                      + ", ".join(f"{k} {v}" for k, v in rss.items())}
-    out = Path(args.out) if args.out else MEASURED / f"pipeline-stages-{data['date']}-{data['device']['fingerprint_id']}.json"
+    out = Path(args.out) if args.out else new_path("pipeline-stages", data)
     out.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     for r in rows:
         print(f"{r['stage']:<42} {r['before ms']:8.1f} {r['after ms']:8.1f}  x{r['speed-up']:<5} {r['quality']}")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from adamatting.train import TrainConfig, TrainData, batches
 from benchmarks.fingerprint import device_fingerprint, measured_device
-from benchmarks.measurements import FORMAT, MEASURED, load, render
+from benchmarks.measurements import FORMAT, load, new_path, render
 from calib_data.splits import alphamatting_dev_dir
 from common.arguments import positive_int
 from common.outputs import atomic_path
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = replace(TrainConfig(), crop=args.crop, batch=args.batch)
     rates = measure(cfg, args.workers, args.batches, args.rounds, Path(args.cache))
     doc = document(cfg, rates, args.batches)
-    out = Path(args.out) if args.out else MEASURED / f"train-data-{doc['date']}-{doc['device']['fingerprint_id']}.json"
+    out = Path(args.out) if args.out else new_path("train-data", doc)
     with atomic_path(out) as tmp:
         tmp.write_text(json.dumps(doc, indent=1) + "\n")
     print(render(out, load(out)))

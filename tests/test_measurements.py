@@ -121,3 +121,14 @@ def test_a_table_kind_needs_a_value_for_every_column(tmp_path, capsys):
 def test_no_file_of_a_kind(tmp_path, capsys):
     assert main(["--kind", "no-such-kind"]) == 2
     assert "no measured results of kind 'no-such-kind'" in capsys.readouterr().err
+
+
+def test_a_new_measurement_never_takes_the_name_of_another(tmp_path):
+    header = {"date": "2026-12-06", "device": {"fingerprint_id": "linux-x86_64-cpu-2c-0000"}}
+    first = measurements.new_path("bokeh-runs", header, tmp_path)
+    assert first.name == "bokeh-runs-2026-12-06-linux-x86_64-cpu-2c-0000.json"
+    first.write_text("{}")
+    second = measurements.new_path("bokeh-runs", header, tmp_path)
+    assert second.name == "bokeh-runs-2026-12-06-linux-x86_64-cpu-2c-0000-2.json"
+    second.write_text("{}")
+    assert measurements.new_path("bokeh-runs", header, tmp_path).name.endswith("-0000-3.json")
