@@ -130,7 +130,13 @@ class PersonSegmenter:
         if require_person and share < MIN_PERSON_SHARE:
             raise NoPersonFound(f"no person found: the person segmenter marks {share:.1%} of the photo as a "
                                 f"person (people only; give a mask of the subject with --mask FILE)", path)
-        h, w = _mask_shape(photo.shape[:2], long_side)
-        prob8 = np.rint(prob * 255.0).astype(np.uint8)      # uint8: a quarter of the memory at 12 megapixels
-        full = cv2.resize(prob8, (w, h), interpolation=cv2.INTER_LINEAR)
-        return np.where(full > int(THRESHOLD * 255), np.uint8(255), np.uint8(0))
+        return mask_of(prob, photo.shape[:2], long_side)
+
+
+def mask_of(prob: np.ndarray, photo_shape: tuple[int, int], long_side: int | None = None) -> np.ndarray:
+    """uint8 0/255 mask of the segmenter's probability ``prob`` (256 × 256 over the stretched photo) at the
+    photo's resolution, or at most ``long_side`` pixels on its long side (:meth:`PersonSegmenter.mask`)."""
+    h, w = _mask_shape(photo_shape, long_side)
+    prob8 = np.rint(prob * 255.0).astype(np.uint8)      # uint8: a quarter of the memory at 12 megapixels
+    full = cv2.resize(prob8, (w, h), interpolation=cv2.INTER_LINEAR)
+    return np.where(full > int(THRESHOLD * 255), np.uint8(255), np.uint8(0))

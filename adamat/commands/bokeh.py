@@ -10,10 +10,14 @@ import argparse
 import sys
 from pathlib import Path
 
+from tqdm import tqdm
+
 from adamat.bokeh_folder import NAMING, bokeh_folder
 from common.arguments import positive_int
 from common.errors import DataError
 from runtime.artifacts import fastest_export
+from runtime.clip import CLIP_REFINEMENT, bokeh_clip
+from runtime.clip_files import is_clip
 from runtime.lens_blur import DEFAULT_STRENGTH
 from runtime.matter import DEFAULT_INPUT_SIZE, Matter
 from runtime.person_mask import PersonSegmenter
@@ -24,8 +28,8 @@ STRENGTH_HELP = "blur disc radius as a fraction of the image diagonal (default 0
 
 
 def add_arguments(b: argparse.ArgumentParser) -> None:
-    b.add_argument("photo", help="the photo (JPEG, PNG, HEIC, ...; any size; EXIF orientation applied), or a folder "
-                                 "of photos")
+    b.add_argument("photo", help="the photo (JPEG, PNG, HEIC, ...; any size; EXIF orientation applied), a folder "
+                                 "of photos, or a video clip (.mp4, .mov, .m4v, .mkv, .webm)")
     b.add_argument("-o", "--out", required=True,
                    help="output image, .jpg/.jpeg or .png, upright with the photo's colour profile (written "
                         "atomically); for a folder of photos, the output folder")
@@ -66,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--hint applies to OpenVINO IR artifacts (.xml) only")
     if args.refine < 0:
         raise ValueError(f"--refine must be a number of tiles >= 0, got {args.refine}")
+    if is_clip(args.photo) and not Path(args.photo).is_dir():
+        return _run_clip(args, artifact, chosen, options)
     folder = Path(args.photo).is_dir()
     if folder and (args.trimap or args.mask not in (None, AUTO, "none")):
         raise DataError("a folder takes --mask auto or --mask none; --mask FILE and --trimap are for one photo",
@@ -96,6 +102,42 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_clip(args: argparse.Namespace, artifact, chosen: str, options: dict) -> int:
+    """A video clip: the person segmenter on every frame, the state of runtime.clip across frames."""
+    if args.trimap or args.mask not in (None, AUTO):
+        raise DataError("a clip takes --mask auto (the person segmenter on every frame); --mask FILE and --trimap "
+                        "are for one photo", args.photo)
+    if args.refine != DEFAULT_REFINEMENT.tiles:
+        raise ValueError("--refine applies to photos; clips run without tile refinement")
+    band_refiner = None if args.band_refiner == "none" else args.band_refiner
+    matter = Matter.from_artifact(artifact, backend_options=options, refinement=CLIP_REFINEMENT,
+                                  band_refiner=band_refiner)
+    segmenter = PersonSegmenter()
+    print(chosen, file=sys.stderr, end="")
+    bars: list[tqdm] = []       # made at the first frame: a clip refused before it shows no bar
+
+    def on_frame(done: int, total: int | None) -> None:
+        if not bars:
+            bars.append(tqdm(desc="bokeh", total=total, unit="frame", file=sys.stderr, leave=False))
+        bars[0].update(done - bars[0].n)
+
+    try:
+        report = bokeh_clip(args.photo, args.out, matter, segmenter=segmenter, overwrite=args.overwrite,
+                            strength=DEFAULT_STRENGTH if args.strength is None else args.strength,
+                            on_frame=on_frame)
+    finally:
+        for bar in bars:
+            bar.close()
+    print(args.out)
+    print(f"{report.frames} frames in {report.seconds:.1f} s ({report.fps:.1f} frames/s)"
+          + (f"; {report.without_person} without a person left sharp" if report.without_person else "")
+          + (f"; {report.scene_cuts} scene cuts" if report.scene_cuts else ""), file=sys.stderr)
+    if args.timings:
+        print(f"seconds per stage, summed over {report.frames} frames:")
+        _print_timings(report.timings)
+    return 0
+
+
 def default_artifact() -> tuple[Path, str]:
     """The model ``adamat bokeh`` runs without ``--artifact``, and the line that says so ("" for the checkpoint)."""
     export = fastest_export(DEFAULT_ARTIFACT, input_size=DEFAULT_INPUT_SIZE)
@@ -122,7 +164,7 @@ def _run_folder(args: argparse.Namespace, render) -> int:
 
 
 ONE_OFF = {"open": "one-off: the model and the segmenter, opened once per process"}
-IO_STAGES = ("open", "load", "write")   # not the photo's compute: opening, decoding and encoding
+IO_STAGES = ("open", "load", "write", "decode", "encode")   # not compute: opening, decoding and encoding
 
 
 def _print_timings(timings: dict[str, float]) -> None:

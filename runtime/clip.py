@@ -1,0 +1,187 @@
+"""Portrait bokeh of a video clip: the photo path frame by frame, with the state a clip needs across frames.
+
+    timings = bokeh_clip("clip.mp4", "out.mp4")        # the person segmenter on every frame
+
+Run independently, frame after frame, the segmenter's outline and the matte of the hair change a little every
+frame even where nothing moved: the bokeh flickers there. :class:`ClipMatte` carries, from one frame to the next,
+
+- the segmenter's probability (or the given mask), blended with the previous frame's where the frame is still
+  (:data:`MASK_MEMORY`): the outline stops crawling;
+- the alpha, blended likewise with the previous frame's alpha (:data:`ALPHA_MEMORY`);
+
+"still" being measured per pixel on the frames' luma (:func:`stillness`): where something moves, the frame's own
+answer is taken. A scene cut (the frame's thumbnail far from the previous one: :data:`SCENE_CUT`) starts afresh.
+This is a runtime filter around the photo network (it exports nothing new); the network itself keeps no state
+between frames. Clips run without the photo path's tile refinement (:data:`CLIP_REFINEMENT`: four more network
+calls per frame). A frame in which the segmenter finds no person is written unchanged (sharp) and counted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from common.errors import DataError
+from common.outputs import atomic_path
+from runtime.bokeh import check_strength, render_bokeh
+from runtime.clip_files import ClipReader, ClipWriter, Frame, check_clip_output
+from runtime.lens_blur import DEFAULT_STRENGTH
+from runtime.matter import Matter
+from runtime.person_mask import MASK_SIDE, MIN_PERSON_SHARE, THRESHOLD, PersonSegmenter, mask_of, segmenter_band
+from runtime.preprocess import read_mask
+from runtime.timing import StageTimer
+
+MASK_MEMORY = 0.7          # share of the previous frame's mask a still pixel keeps
+ALPHA_MEMORY = 0.5         # share of the previous frame's alpha a still pixel keeps
+STILL_TOLERANCE = 6 / 255  # a luma change up to this is still (noise, compression); none kept from twice it
+SCENE_CUT = 0.12           # mean |Δ luma| of 64 × 36 thumbnails (0..1) above which the state starts afresh
+THUMBNAIL = (64, 36)
+CLIP_REFINEMENT = None     # no tile refinement on clips (runtime.refine)
+
+
+def stillness(now: np.ndarray, before: np.ndarray, tolerance: float = STILL_TOLERANCE) -> np.ndarray:
+    """float32 in [0, 1] per pixel of two uint8 luma planes: 1 where they differ by at most ``tolerance``
+    (of 1), falling to 0 at twice it."""
+    change = cv2.absdiff(now, before).astype(np.float32) * np.float32(1 / 255)
+    return np.clip(2.0 - change / np.float32(tolerance), 0.0, 1.0, dtype=np.float32)
+
+
+def _blend(now: np.ndarray, before: np.ndarray, memory: float, still: np.ndarray) -> np.ndarray:
+    """now + memory·still·(before − now): the previous answer kept where the frame is still."""
+    return now + np.float32(memory) * still * (before - now)
+
+
+@dataclass
+class _State:
+    luma: np.ndarray | None = None       # the previous frame's luma, uint8
+    thumb: np.ndarray | None = None      # its THUMBNAIL, float32
+    mask: np.ndarray | None = None       # the stabilised mask (or segmenter probability), float32
+    alpha: np.ndarray | None = None      # the previous frame's alpha
+
+
+@dataclass
+class ClipMatte:
+    """Alpha of the successive frames of one clip (uint8 RGB, upright, all of one size), with the state of
+    the module docstring. ``segmenter``: finds the person where no mask is given; ``stabilise=False`` runs
+    every frame on its own (the frame-by-frame baseline)."""
+
+    matter: Matter
+    segmenter: PersonSegmenter | None = None
+    stabilise: bool = True
+    state: _State = field(default_factory=_State)
+    cuts: int = 0
+
+    def __call__(self, rgb: np.ndarray, mask: np.ndarray | None = None,
+                 timer: StageTimer | None = None) -> np.ndarray | None:
+        """The frame's alpha (float32, its size), or None where the segmenter finds no person. ``mask``: the
+        frame's coarse mask (any resolution of its aspect, 0..1); None: the segmenter's."""
+        timer = timer or StageTimer()
+        luma = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        self._cut_if_new_scene(luma)
+        with timer("segment"):
+            person = self._mask(rgb, luma, mask)
+        if person is None:
+            return None
+        band = segmenter_band(rgb.shape[:2]) if mask is None else None
+        result = self.matter.predict(rgb, mask=person, band=band, with_trimap_prob=False)
+        timer.add(result.timings)
+        alpha = result.alpha
+        with timer("temporal"):
+            if self.stabilise and self.state.alpha is not None:
+                alpha = np.clip(_blend(alpha, self.state.alpha, ALPHA_MEMORY, stillness(luma, self.state.luma)), 0, 1)
+            self.state.alpha, self.state.luma = alpha, luma
+        return alpha
+
+    def _cut_if_new_scene(self, luma: np.ndarray) -> None:
+        thumb = cv2.resize(luma, THUMBNAIL, interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+        if self.state.thumb is not None and (self.state.thumb.shape != thumb.shape
+                                             or float(np.abs(thumb - self.state.thumb).mean()) > SCENE_CUT):
+            self.state = _State()
+            self.cuts += 1
+        self.state.thumb = thumb
+
+    def _mask(self, rgb: np.ndarray, luma: np.ndarray, given: np.ndarray | None) -> np.ndarray | None:
+        """The frame's mask, stabilised: the given one (its resolution) or the segmenter's (uint8 0/255 at
+        MASK_SIDE); None where the segmenter finds no person."""
+        prob = read_mask(given, rgb.shape[:2]) if given is not None else self.segmenter.probability(rgb)
+        if self.stabilise and self.state.mask is not None and self.state.mask.shape == prob.shape:
+            small = cv2.resize(luma, prob.shape[::-1], interpolation=cv2.INTER_AREA)
+            before = cv2.resize(self.state.luma, prob.shape[::-1], interpolation=cv2.INTER_AREA)
+            prob = _blend(prob, self.state.mask, MASK_MEMORY, stillness(small, before))
+        self.state.mask = prob
+        if given is not None:
+            return (prob > 0.5).astype(np.float32)
+        if float((prob > THRESHOLD).mean()) < MIN_PERSON_SHARE:
+            return None
+        return mask_of(prob, rgb.shape[:2], MASK_SIDE)
+
+
+@dataclass
+class ClipReport:
+    frames: int = 0
+    without_person: int = 0              # frames written unchanged: the segmenter found no person
+    scene_cuts: int = 0
+    seconds: float = 0.0                 # wall-clock, decode to encode
+    timings: dict[str, float] = field(default_factory=dict)   # summed over the frames
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds else 0.0
+
+
+def _render_frame(frame: Frame, matte: ClipMatte, writer: ClipWriter, strength: float, report: ClipReport,
+                  timer: StageTimer) -> None:
+    alpha = matte(frame.rgb, timer=timer)
+    if alpha is None:
+        report.without_person += 1
+        image = frame.rgb
+    else:
+        image, _ = render_bokeh(frame.rgb, alpha, strength, timer=timer)
+    with timer("encode"):
+        writer.write(image, frame)
+    report.frames += 1
+
+
+def bokeh_clip(clip_path: str | Path, out_path: str | Path, matter: Matter, *,
+               segmenter: PersonSegmenter | None = None, strength: float = DEFAULT_STRENGTH,
+               overwrite: bool = True, stabilise: bool = True,
+               on_frame: Callable[[int, int | None], None] | None = None) -> ClipReport:
+    """Render ``clip_path`` with its background lens-blurred into ``out_path`` (:mod:`runtime.clip_files`:
+    upright, the input's rate, timestamps and audio), frame by frame in bounded memory, written atomically.
+    ``on_frame(done, total)`` after each frame (``total``: the container's frame count, or None)."""
+    import time
+
+    out_path = Path(out_path)
+    check_clip_output(out_path)
+    check_strength(strength)
+    if not overwrite and out_path.exists():
+        raise DataError("exists already: give --overwrite to replace it", out_path)
+    if out_path.exists() and Path(clip_path).exists() and out_path.samefile(clip_path):
+        raise DataError("is the input clip: give another output path", out_path)
+    segmenter = segmenter or PersonSegmenter()
+    matte = ClipMatte(matter, segmenter, stabilise)
+    report, timer = ClipReport(), StageTimer()
+    start = time.perf_counter()
+    with ClipReader(clip_path) as clip, atomic_path(out_path, replace=overwrite) as tmp:
+        with ClipWriter(tmp, clip, final=out_path) as writer:
+            items = clip.items()
+            while True:
+                with timer("decode"):
+                    item = next(items, None)
+                if item is None:
+                    break
+                if not isinstance(item, Frame):
+                    writer.mux_audio(item)
+                    continue
+                _render_frame(item, matte, writer, strength, report, timer)
+                if on_frame:
+                    on_frame(report.frames, clip.info.frames)
+        if report.frames == 0:
+            raise DataError("has no video frame to render", clip_path)
+    report.seconds = time.perf_counter() - start
+    report.scene_cuts, report.timings = matte.cuts, timer.timings
+    return report

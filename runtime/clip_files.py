@@ -1,0 +1,214 @@
+"""Video clips in and out, as a phone writes them: frames decoded one at a time, upright, and the audio carried.
+
+    with ClipReader("clip.mp4") as clip, ClipWriter("out.mp4", clip) as out:
+        for item in clip.items():                  # in the file's order: video frames and audio packets
+            if isinstance(item, Frame):
+                out.write(render(item.rgb), item)  # uint8 (H, W, 3) RGB, upright
+            else:
+                out.mux_audio(item)
+
+PyAV (``av`` on PyPI, FFmpeg in its wheels) decodes and encodes; it is imported when a clip is opened, and its
+absence is one clear error. A frame is turned upright by the stream's display matrix (a phone shooting portrait
+stores landscape frames with a 90° rotation); the output is written upright with no rotation, as a photo's is
+written with EXIF orientation 1, at the input's frame rate and timestamps. The audio is copied packet by packet,
+never decoded (a container that cannot hold the clip's audio codec is refused before any work). Video is H.264
+(``libx264``, CRF :data:`CRF`) in MP4, MOV and Matroska, VP9 in WebM.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from common.errors import DataError
+from runtime.errors import BackendUnavailable
+
+CLIP_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".webm")
+FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}
+VIDEO_CODECS = {".webm": "libvpx-vp9"}     # every other container: libx264
+CRF = 18                                   # visually lossless H.264 / VP9 quality
+PRESET = "veryfast"                        # libx264's speed / size trade-off
+
+
+def is_clip(path: str | Path) -> bool:
+    return Path(path).suffix.lower() in CLIP_SUFFIXES
+
+
+def _av():
+    try:
+        import av
+    except ImportError:
+        raise BackendUnavailable("video clips need PyAV: pip install av") from None
+    return av
+
+
+@dataclass(frozen=True)
+class ClipInfo:
+    width: int                  # upright
+    height: int
+    rate: Fraction              # frames per second (the stream's average rate)
+    frames: int | None          # as the container says (None: unknown)
+    rotation: int               # degrees counter-clockwise the stored frames are turned to be upright
+    audio: bool                 # whether it has an audio stream (the first one is carried)
+
+
+@dataclass(frozen=True)
+class Frame:
+    index: int
+    rgb: np.ndarray             # uint8 (H, W, 3), upright
+    pts: int | None
+    time_base: Fraction | None
+
+
+def upright(rgb: np.ndarray, rotation: int) -> np.ndarray:
+    """The stored frame turned ``rotation`` degrees counter-clockwise (a multiple of 90), as displayed."""
+    return np.ascontiguousarray(np.rot90(rgb, k=(round(rotation / 90) % 4)))
+
+
+class ClipReader:
+    """A clip's frames (upright RGB) and audio packets, in file order. DataError for a file that is not a
+    readable clip with a video stream."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise DataError("no such clip", self.path)
+        self._open()
+        self.info = self._probe()      # decodes the first frame (its rotation), then opens the file afresh
+        self.close()
+        self._open()
+
+    def _open(self) -> None:
+        av = _av()
+        try:
+            self._container = av.open(str(self.path))
+        except (av.error.FFmpegError, UnicodeDecodeError) as e:
+            raise DataError(f"not a readable video clip ({_reason(e)})", self.path) from None
+        if not self._container.streams.video:
+            self._container.close()
+            raise DataError("has no video stream", self.path)
+        self._video = self._container.streams.video[0]
+        self._video.thread_type = "AUTO"
+
+    def _probe(self) -> ClipInfo:
+        first = next(self._decoded(), None)
+        if first is None:
+            self.close()
+            raise DataError("has no decodable video frame", self.path)
+        rotation = int(first.rotation or 0) % 360
+        h, w = first.height, first.width
+        if rotation % 180:
+            h, w = w, h
+        rate = self._video.average_rate or self._video.guessed_rate or Fraction(30)
+        has_audio = bool(self._container.streams.audio)
+        return ClipInfo(w, h, Fraction(rate), self._video.frames or None, rotation, has_audio)
+
+    def _decoded(self):
+        av = _av()
+        try:
+            yield from self._container.decode(self._video)
+        except av.error.FFmpegError as e:
+            raise DataError(f"cannot decode the clip ({_reason(e)})", self.path) from None
+
+    def items(self) -> Iterator[Frame | Any]:
+        """Video frames (:class:`Frame`) and audio packets, in the order the file holds them."""
+        av = _av()
+        streams = [self._video, *self._container.streams.audio[:1]]
+        index = 0
+        try:
+            for packet in self._container.demux(*streams):
+                if packet.stream.type == "audio":
+                    if packet.dts is not None:        # the demuxer's empty flush packet has none
+                        yield packet
+                    continue
+                for frame in packet.decode():
+                    rgb = upright(frame.to_ndarray(format="rgb24"), self.info.rotation)
+                    yield Frame(index, rgb, frame.pts, frame.time_base)
+                    index += 1
+        except av.error.FFmpegError as e:
+            raise DataError(f"cannot decode the clip at frame {index} ({_reason(e)})", self.path) from None
+
+    @property
+    def audio_stream(self):
+        """The audio stream carried (PyAV), or None."""
+        return self._container.streams.audio[0] if self.info.audio else None
+
+    def close(self) -> None:
+        self._container.close()
+
+    def __enter__(self) -> "ClipReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def check_clip_output(path: Path) -> None:
+    """DataError unless ``path``'s suffix is a clip container this module writes."""
+    suffix = path.suffix.lower()
+    if suffix not in FORMATS:
+        raise DataError(f"a clip's output must be {', '.join(FORMATS)}, got {suffix or 'no suffix'!r}", path)
+
+
+class ClipWriter:
+    """Upright frames encoded at the input's rate and timestamps, its audio packets copied. ``path``: the file to
+    write; ``final``: the name it will be published under (its suffix names the container), when ``path`` is a
+    temporary file. DataError when the container cannot hold the clip's audio codec."""
+
+    def __init__(self, path: str | Path, clip: ClipReader, final: Path | None = None):
+        av = _av()
+        info = clip.info
+        self.path = Path(path)
+        suffix = (final or self.path).suffix.lower()
+        self._container = av.open(str(self.path), "w", format=FORMATS[suffix])
+        codec = VIDEO_CODECS.get(suffix, "libx264")
+        self._video = self._container.add_stream(codec, rate=info.rate)
+        self._video.width, self._video.height = _even(info.width), _even(info.height)
+        self._video.pix_fmt = "yuv420p"
+        self._video.options = {"crf": str(CRF)} | ({"preset": PRESET} if codec == "libx264" else {"deadline": "realtime", "cpu-used": "8", "b": "0"})
+        audio = clip.audio_stream
+        if audio is not None and audio.codec_context.name not in self._container.supported_codecs:
+            self._container.close()
+            raise DataError(f"{FORMATS[suffix]} cannot carry the clip's {audio.codec_context.name} audio: write "
+                            f"one of {', '.join(s for s in FORMATS if FORMATS[s] != FORMATS[suffix])}", final or path)
+        self._audio = None if audio is None else self._container.add_stream_from_template(audio)
+
+    def write(self, rgb: np.ndarray, frame: Frame) -> None:
+        av = _av()
+        h, w = self._video.height, self._video.width
+        out = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[:h, :w]), format="rgb24")
+        out.pts, out.time_base = frame.pts, frame.time_base
+        for packet in self._video.encode(out):
+            self._container.mux(packet)
+
+    def mux_audio(self, packet) -> None:
+        if self._audio is not None:
+            packet.stream = self._audio
+            self._container.mux(packet)
+
+    def close(self) -> None:
+        for packet in self._video.encode(None):
+            self._container.mux(packet)
+        self._container.close()
+
+    def __enter__(self) -> "ClipWriter":
+        return self
+
+    def __exit__(self, kind, *exc) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self._container.close()
+
+
+def _even(n: int) -> int:
+    """4:2:0 chroma needs even sides: an odd one loses its last row or column."""
+    return max(2, n - n % 2)
+
+
+def _reason(error: Exception) -> str:
+    return getattr(error, "strerror", None) or str(error).split(":")[-1].strip() or type(error).__name__

@@ -1,0 +1,172 @@
+"""Video clips: runtime.clip_files (upright frames, rate, timestamps, audio carried), runtime.clip (the state across
+frames) and ``adamat bokeh clip.mp4``. Clips are generated here (a few frames of scikit-image's astronaut, with a
+sine tone); the matting network is the tiny config."""
+
+import sys
+
+import av
+import cv2
+import numpy as np
+import pytest
+from skimage.data import astronaut
+
+from adamat.cli import main
+from runtime.clip import ClipMatte, stillness
+from runtime.clip_files import ClipReader, ClipWriter, Frame, upright
+from runtime.matter import Matter
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def write_clip(path, frames, rate=25, rotation=0, audio=True):
+    """An H.264 clip of uint8 RGB ``frames`` (stored as given, with a display ``rotation``), with 48 kHz AAC."""
+    out = av.open(str(path), "w")
+    video = out.add_stream("libx264", rate=rate)
+    video.height, video.width = frames[0].shape[:2]
+    video.pix_fmt = "yuv420p"
+    if rotation:
+        video.set_display_rotation(rotation)
+    sound = out.add_stream("aac", rate=48000) if audio else None
+    if sound is not None:
+        sound.layout = "mono"
+    for frame in frames:
+        for packet in video.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
+            out.mux(packet)
+    for packet in video.encode(None):
+        out.mux(packet)
+    if sound is not None:
+        t = np.arange(48000 * len(frames) // rate) / 48000
+        tone = av.AudioFrame.from_ndarray((0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None],
+                                          format="fltp", layout="mono")
+        tone.sample_rate, tone.pts = 48000, 0
+        for packet in [*sound.encode(tone), *sound.encode(None)]:
+            out.mux(packet)
+    out.close()
+    return path
+
+
+def astronaut_frames(n=6, size=(160, 120), step=2):
+    """The astronaut, panning slowly: ``n`` uint8 RGB frames of ``size`` = (W, H)."""
+    w, h = size
+    src = cv2.resize(astronaut(), (w + n * step + 8, w + n * step + 8), interpolation=cv2.INTER_AREA)
+    return [np.ascontiguousarray(src[8:8 + h, i * step:i * step + w]) for i in range(n)]
+
+
+def read_all(path):
+    with ClipReader(path) as clip:
+        items = list(clip.items())
+        return clip.info, [i for i in items if isinstance(i, Frame)], [i for i in items if not isinstance(i, Frame)]
+
+
+def streams(path):
+    with av.open(str(path)) as c:
+        return {s.type: (s.codec_context.name, s.frames, s.average_rate if s.type == "video" else s.rate)
+                for s in c.streams}
+
+
+def test_frames_come_out_upright_by_the_display_rotation(tmp_path):
+    frame = np.zeros((64, 96, 3), np.uint8)
+    frame[:16, :16] = 255                                   # a marker at the stored top-left
+    assert upright(frame, 90)[-16:, :16].min() == 255      # counter-clockwise: the top-left goes to bottom-left
+    assert upright(frame, 270)[:16, -16:].min() == 255
+    info, frames, _ = read_all(write_clip(tmp_path / "r.mp4", [frame] * 3, rotation=90, audio=False))
+    assert (info.width, info.height, info.rotation) == (64, 96, 90)
+    assert frames[0].rgb.shape == (96, 64, 3) and frames[0].rgb[-12:, 2:12].mean() > 200
+    assert frames[0].rgb[:12, :12].mean() < 50
+
+
+def test_a_clip_is_copied_with_its_rate_timestamps_and_audio(tmp_path):
+    source = write_clip(tmp_path / "in.mp4", astronaut_frames(5), rate=30)
+    out = tmp_path / "out.mov"
+    with ClipReader(source) as clip, ClipWriter(out, clip) as writer:
+        for item in clip.items():
+            writer.write(255 - item.rgb, item) if isinstance(item, Frame) else writer.mux_audio(item)
+    (info_in, frames_in, audio_in), (info_out, frames_out, audio_out) = read_all(source), read_all(out)
+    assert (info_out.width, info_out.height, info_out.rate) == (160, 120, 30)
+    assert len(frames_out) == 5 and len(audio_out) == len(audio_in) > 0
+    times = [[float(f.pts * f.time_base) for f in frames] for frames in (frames_in, frames_out)]
+    assert np.allclose(np.subtract(times[1], times[1][0]), np.subtract(times[0], times[0][0]), atol=1e-3)
+    assert np.abs(frames_out[2].rgb.astype(int) - (255 - frames_in[2].rgb)).mean() < 4   # CRF 18
+
+
+def test_stillness_is_one_where_nothing_moved_and_zero_where_it_did():
+    before = np.full((4, 4), 100, np.uint8)
+    now = before.copy()
+    now[0, 0], now[1, 1], now[2, 2] = 104, 109, 160
+    still = stillness(now, before)
+    assert still[3, 3] == 1 and still[0, 0] == 1 and 0 < still[1, 1] < 1 and still[2, 2] == 0
+
+
+def jittered_masks(frame_shape, n, seed=0):
+    """A disc's mask at 1/4 of the frame, its outline jittered independently in every frame (a segmenter's
+    flicker)."""
+    h, w = frame_shape
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:h // 4, :w // 4]
+    return [(np.hypot(yy - h / 8, xx - w / 8) < h / 10 + rng.uniform(-1.5, 1.5, (h // 4, w // 4))).astype(np.float32)
+            for _ in range(n)]
+
+
+def test_the_state_steadies_a_still_frame_and_follows_a_moving_one(tiny_checkpoint):
+    matter = Matter.from_artifact(tiny_checkpoint, refinement=None, band_refiner=None)
+    still = [astronaut_frames(1, (128, 96))[0]] * 6
+    masks = jittered_masks((96, 128), 6)
+
+    def flicker(stabilise):
+        matte = ClipMatte(matter, stabilise=stabilise)
+        alphas = [matte(f, m) for f, m in zip(still, masks)]
+        return np.mean([np.abs(a - b).mean() for a, b in zip(alphas[1:], alphas)])
+
+    assert flicker(True) < 0.6 * flicker(False)
+    # every pixel changes by 20 levels from frame to frame (twice the still tolerance, not a scene cut): each
+    # frame is its own answer
+    moving = [still[0] // 2 + np.uint8(20 * (i % 2)) for i in range(4)]
+    steady, alone = ClipMatte(matter), ClipMatte(matter, stabilise=False)
+    for f, m in zip(moving, masks):
+        assert np.array_equal(steady(f, m), alone(f, m))
+    assert steady.cuts == 0
+
+
+def test_a_scene_cut_starts_afresh(tiny_checkpoint):
+    matter = Matter.from_artifact(tiny_checkpoint, refinement=None, band_refiner=None)
+    a, b = astronaut_frames(1, (128, 96))[0], np.full((96, 128, 3), 30, np.uint8)
+    mask = jittered_masks((96, 128), 1)[0]
+    matte = ClipMatte(matter)
+    matte(a, mask), matte(a, mask)
+    assert matte.cuts == 0
+    matte(b, mask)
+    assert matte.cuts == 1 and np.array_equal(matte.state.mask, mask)
+
+
+def test_bokeh_of_a_clip_keeps_its_frames_rate_and_sound(tiny_checkpoint, tmp_path, capsys):
+    source = write_clip(tmp_path / "clip.mp4", astronaut_frames(6), rate=24, rotation=270)
+    out = tmp_path / "new" / "out.mp4"
+    assert main(["bokeh", str(source), "-o", str(out), "--artifact", str(tiny_checkpoint), "--timings"]) == 0
+    text = capsys.readouterr()
+    assert "6 frames in" in text.err and "encode" in text.out
+    assert streams(out) == {"video": ("h264", 6, 24), "audio": ("aac", streams(source)["audio"][1], 48000)}
+    info, frames, _ = read_all(out)
+    assert (info.width, info.height, info.rotation) == (120, 160, 0)     # upright, no rotation left
+
+
+@pytest.mark.parametrize("case, problem", [
+    ("corrupt", "not a readable video clip"),
+    ("webm", "webm cannot carry the clip's aac audio"),
+    ("mask", "a clip takes --mask auto"),
+    ("missing", "no such clip"),
+    ("no-av", "video clips need PyAV: pip install av"),
+])
+def test_bad_clips_and_options_are_one_error_line(tiny_checkpoint, tmp_path, capsys, monkeypatch, case, problem):
+    source = tmp_path / "clip.mp4"
+    if case == "corrupt":
+        source.write_bytes(np.random.default_rng(0).bytes(5000))
+    elif case != "missing":
+        write_clip(source, astronaut_frames(2))
+    out = tmp_path / ("out.webm" if case == "webm" else "out.mp4")
+    extra = ["--mask", str(source)] if case == "mask" else []
+    if case == "no-av":
+        monkeypatch.setitem(sys.modules, "av", None)       # import av raises ImportError
+    assert main(["bokeh", str(source), "-o", str(out), "--artifact", str(tiny_checkpoint), *extra]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and problem in err[0], err
+    assert not out.exists() and [p.name for p in tmp_path.iterdir()] == (["clip.mp4"] if case != "missing" else [])
