@@ -43,9 +43,10 @@ THUMBNAIL = (64, 36)
 CLIP_REFINEMENT = None     # no tile refinement on clips (runtime.refine)
 
 
-def stillness(now: np.ndarray, before: np.ndarray, tolerance: float = STILL_TOLERANCE) -> np.ndarray:
+def stillness(now: np.ndarray, before: np.ndarray, tolerance: float | None = None) -> np.ndarray:
     """float32 in [0, 1] per pixel of two uint8 luma planes: 1 where they differ by at most ``tolerance``
-    (of 1), falling to 0 at twice it."""
+    (of 1; default :data:`STILL_TOLERANCE`), falling to 0 at twice it."""
+    tolerance = STILL_TOLERANCE if tolerance is None else tolerance
     change = cv2.absdiff(now, before).astype(np.float32) * np.float32(1 / 255)
     return np.clip(2.0 - change / np.float32(tolerance), 0.0, 1.0, dtype=np.float32)
 

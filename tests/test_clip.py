@@ -2,6 +2,7 @@
 frames) and ``adamat bokeh clip.mp4``. Clips are generated here (a few frames of scikit-image's astronaut, with a
 sine tone); the matting network is the tiny config."""
 
+import json
 import sys
 
 import av
@@ -11,6 +12,8 @@ import pytest
 from skimage.data import astronaut
 
 from adamat.cli import main
+from calib_data.procedural_clips import ClipSpec, make_clip
+from evaluation.temporal import dtssd, messddt, sequence_scores
 from runtime.clip import ClipMatte, stillness
 from runtime.clip_files import ClipReader, ClipWriter, Frame, upright
 from runtime.matter import Matter
@@ -170,3 +173,47 @@ def test_bad_clips_and_options_are_one_error_line(tiny_checkpoint, tmp_path, cap
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and problem in err[0], err
     assert not out.exists() and [p.name for p in tmp_path.iterdir()] == (["clip.mp4"] if case != "missing" else [])
+
+
+def test_dtssd_is_zero_for_the_truth_and_measures_flicker():
+    rng = np.random.default_rng(0)
+    gt = [cv2.GaussianBlur(rng.random((40, 50), dtype=np.float32), (5, 5), 2) for _ in range(4)]
+    assert sequence_scores(gt, gt) == {"dtSSD": 0.0, "MESSDdt": 0.0}
+    flicker = [g + 0.01 * (-1) ** t for t, g in enumerate(gt)]          # ±0.01 every other frame: Δ off by 0.02
+    assert dtssd(flicker[1], flicker[0], gt[1], gt[0]) == pytest.approx(2.0, rel=1e-5)
+    steady = [g + 0.01 for g in gt]                                      # a constant error does not flicker
+    assert dtssd(steady[1], steady[0], gt[1], gt[0]) == pytest.approx(0.0, abs=1e-4)
+
+
+def test_messddt_forgives_an_error_that_moves_with_the_subject():
+    def square(x):
+        a = np.zeros((64, 64), np.float32)
+        a[20:44, x:x + 24] = 1.0
+        return cv2.GaussianBlur(a, (7, 7), 2)
+
+    gt = [square(10), square(13)]
+    along = [np.clip(g + 0.2 * (g > 0.5), 0, 1.2) for g in gt]           # the same error, carried by the motion
+    blinking = [gt[0] + 0.2 * (gt[0] > 0.5), gt[1]]                       # an error that vanishes
+    assert messddt(along[1], along[0], gt[1], gt[0]) < 0.25 * messddt(blinking[1], blinking[0], gt[1], gt[0])
+
+
+def test_procedural_clips_are_seeded_and_move():
+    spec = ClipSpec(size=(72, 128), frames=3, motion_blur=2)
+    a, b = make_clip(spec, 3), make_clip(spec, 3)
+    assert all(np.array_equal(x, y) for x, y in zip(a.frames + a.alphas, b.frames + b.alphas))
+    assert a.frames[0].shape == (72, 128, 3) and a.frames[0].dtype == np.uint8
+    assert all(0 <= x.min() and x.max() <= 1 and x.dtype == np.float32 for x in a.alphas)
+    assert 0.05 < (a.alphas[0] > 0.5).mean() < 0.8 and np.abs(a.alphas[2] - a.alphas[0]).max() > 0.2
+    assert not np.array_equal(make_clip(spec, 4).alphas[0], a.alphas[0])
+
+
+def test_eval_clips_writes_the_table_of_every_method(tiny_checkpoint, tmp_path, capsys):
+    out = tmp_path / "eval"
+    assert main(["eval", "clips", "--clip-size", "64", "96", "--frames", "3", "--artifacts", str(tiny_checkpoint),
+                 "--out", str(out)]) == 0
+    result = json.loads((out / "eval-clips.json").read_text())
+    assert list(result["means"]) == ["model, state across frames", "model, frame by frame", "guided filter",
+                                     "raw mask"]
+    assert len(result["rows"]) == 4 * len(result["set"]["kinds"])
+    assert all(r["dtSSD"] > 0 and r["SAD"] > 0 for r in result["rows"])
+    assert "| raw mask |" in capsys.readouterr().out and (out / "eval-clips.md").is_file()

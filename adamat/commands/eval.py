@@ -14,6 +14,8 @@ from calib_data.segmenter_masks import RECIPES
 from calib_data.splits import alphamatting_dev_dir
 from common.arguments import positive_int
 from common.outputs import check_folder
+from evaluation.clip_eval import ClipSet, clip_methods, evaluate_clips, write_clip_results
+from evaluation.clip_eval import markdown as clip_markdown
 from evaluation.datasets import EvalFolder
 from evaluation.folder_eval import (
     PROTOCOLS,
@@ -23,6 +25,8 @@ from evaluation.folder_eval import (
     write_results,
 )
 from evaluation.methods import BASELINES, CLOSED_FORM_CAP, ClosedForm, Model
+from runtime.clip import CLIP_REFINEMENT
+from runtime.matter import Matter
 from runtime.refine import DEFAULT_REFINEMENT, Refinement
 
 NAMED_SETS = {
@@ -30,6 +34,7 @@ NAMED_SETS = {
     "real": "the real alphamatting.com photos with ground truth (../shared/data)",
     "real-2x": "the same, upscaled 2x (soft ground truth)",
     "real-4x": "the same, upscaled 4x (soft ground truth)",
+    "clips": "procedural video clips with exact alpha (calib_data/procedural_clips.py): temporal coherence",
 }
 
 
@@ -67,6 +72,10 @@ def add_arguments(p) -> None:
     p.add_argument("--images", nargs="+", default=None, metavar="NAME",
                    help="these images only (file stems), e.g. the held-back split GT03 GT15 GT19 GT25")
     p.add_argument("--limit", type=positive_int, default=None, help="the first N images only")
+    p.add_argument("--frames", type=positive_int, default=ClipSet.frames, help=f"clips: frames per clip (default "
+                                                                              f"{ClipSet.frames})")
+    p.add_argument("--clip-size", type=positive_int, nargs=2, default=list(ClipSet.size), metavar=("H", "W"),
+                   help="clips: frame size (default 1080 1920)")
     p.add_argument("--out", default="out/eval", help="folder for eval.json and eval.md")
     p.set_defaults(func=run)
 
@@ -84,6 +93,8 @@ def resolve(folder: str, cache: str) -> Path:
 
 def run(args) -> int:
     check_folder(args.out)                                   # before any work
+    if args.folder == "clips" and not Path(args.folder).exists():
+        return run_clips(args)
     folder = EvalFolder(resolve(args.folder, args.cache), args.long_side, args.limit, args.images)
     if args.refine_tiles < 0:
         raise ValueError(f"--refine-tiles must be >= 0, got {args.refine_tiles}")
@@ -98,5 +109,21 @@ def run(args) -> int:
         result = evaluate_folder(folder, methods, settings, progress=lambda _: bar.update())
     print(markdown(result), end="")
     for path in write_results(result, Path(args.out)):
+        print(f"wrote {path}")
+    return 0
+
+
+def run_clips(args) -> int:
+    """The first artifact through the clip path (runtime.clip), with and without its state, beside the per-frame
+    baselines, on the procedural clips."""
+    band_refiner = None if args.band_refiner == "none" else args.band_refiner
+    matter = Matter.from_artifact(args.artifacts[0], refinement=CLIP_REFINEMENT, band_refiner=band_refiner)
+    clip_set = ClipSet(tuple(args.clip_size), args.frames, seed=args.seed)
+    methods = clip_methods(matter)
+    with tqdm(total=len(clip_set.kinds) * len(methods), desc="eval clips", unit="run", file=sys.stderr) as bar:
+        result = evaluate_clips(clip_set, methods, progress=lambda _: bar.update())
+    result["artifact"] = str(args.artifacts[0])
+    print(clip_markdown(result), end="")
+    for path in write_clip_results(result, Path(args.out)):
         print(f"wrote {path}")
     return 0
