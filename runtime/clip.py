@@ -83,9 +83,11 @@ class ClipMatte:
         timer = timer or StageTimer()
         luma = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
         self._cut_if_new_scene(luma)
+        before, self.state.luma = self.state.luma, luma
         with timer("segment"):
-            person = self._mask(rgb, luma, mask)
+            person = self._mask(rgb, luma, before, mask)
         if person is None:
+            self.state.alpha = None          # nothing to carry into the next frame
             return None
         band = segmenter_band(rgb.shape[:2]) if mask is None else None
         result = self.matter.predict(rgb, mask=person, band=band, with_trimap_prob=False)
@@ -93,8 +95,8 @@ class ClipMatte:
         alpha = result.alpha
         with timer("temporal"):
             if self.stabilise and self.state.alpha is not None:
-                alpha = np.clip(_blend(alpha, self.state.alpha, ALPHA_MEMORY, stillness(luma, self.state.luma)), 0, 1)
-            self.state.alpha, self.state.luma = alpha, luma
+                alpha = np.clip(_blend(alpha, self.state.alpha, ALPHA_MEMORY, stillness(luma, before)), 0, 1)
+            self.state.alpha = alpha
         return alpha
 
     def _cut_if_new_scene(self, luma: np.ndarray) -> None:
@@ -105,13 +107,13 @@ class ClipMatte:
             self.cuts += 1
         self.state.thumb = thumb
 
-    def _mask(self, rgb: np.ndarray, luma: np.ndarray, given: np.ndarray | None) -> np.ndarray | None:
-        """The frame's mask, stabilised: the given one (its resolution) or the segmenter's (uint8 0/255 at
-        MASK_SIDE); None where the segmenter finds no person."""
+    def _mask(self, rgb: np.ndarray, luma: np.ndarray, before: np.ndarray | None,
+              given: np.ndarray | None) -> np.ndarray | None:
+        """The frame's mask, stabilised against the previous frame's (its luma ``before``): the given one (its
+        resolution) or the segmenter's (uint8 0/255 at MASK_SIDE); None where the segmenter finds no person."""
         prob = read_mask(given, rgb.shape[:2]) if given is not None else self.segmenter.probability(rgb)
         if self.stabilise and self.state.mask is not None and self.state.mask.shape == prob.shape:
-            small = cv2.resize(luma, prob.shape[::-1], interpolation=cv2.INTER_AREA)
-            before = cv2.resize(self.state.luma, prob.shape[::-1], interpolation=cv2.INTER_AREA)
+            small, before = (cv2.resize(x, prob.shape[::-1], interpolation=cv2.INTER_AREA) for x in (luma, before))
             prob = _blend(prob, self.state.mask, MASK_MEMORY, stillness(small, before))
         self.state.mask = prob
         if given is not None:

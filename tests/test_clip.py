@@ -217,3 +217,26 @@ def test_eval_clips_writes_the_table_of_every_method(tiny_checkpoint, tmp_path, 
     assert len(result["rows"]) == 4 * len(result["set"]["kinds"])
     assert all(r["dtSSD"] > 0 and r["SAD"] > 0 for r in result["rows"])
     assert "| raw mask |" in capsys.readouterr().out and (out / "eval-clips.md").is_file()
+
+
+def test_a_frame_without_a_person_is_left_out_and_carries_no_alpha(tiny_checkpoint):
+    """The segmenter finding no person on the first frames, then a person, then none, then one again (the same
+    picture throughout: no scene cut): no alpha for the empty frames and none carried across them; the
+    stabilised mask takes a frame or two to follow."""
+    class Scripted:                         # the segmenter's probabilities, frame after frame
+        def __init__(self, script):
+            self.answers = iter(script)
+
+        def probability(self, rgb):
+            return next(self.answers)
+
+    yy, xx = np.mgrid[:256, :256]
+    person = (np.hypot(yy - 128, xx - 128) < 80).astype(np.float32)
+    script = [0 * person] * 2 + [person] * 4 + [0 * person] * 4 + [person] * 4
+    matte = ClipMatte(Matter.from_artifact(tiny_checkpoint, refinement=None, band_refiner=None), Scripted(script))
+    frame = cv2.resize(astronaut(), (128, 128), interpolation=cv2.INTER_AREA)
+    found = []
+    for _ in script:
+        found.append(matte(frame) is not None)
+        assert found[-1] or matte.state.alpha is None
+    assert found == [False] * 3 + [True] * 4 + [False] * 4 + [True] * 3 and matte.cuts == 0
