@@ -14,7 +14,7 @@ model_folder = $(OUT)/export$(if $(filter-out $(DEFAULT_WEIGHTS),$(1)),/$(basena
 EXPORT  ?= $(call model_folder,$(WEIGHTS))
 VARIANT := weights/mobile.pt
 
-.PHONY: setup test demo gate train bench bench-phone bench-bokeh bench-baseline profile export-all export-band-refiner export-onnx export-trt export-openvino export-coreml export-executorch export-android verify-arm clean help
+.PHONY: setup test demo gate train bench bench-phone bench-bokeh bench-clips bench-baseline profile export-all export-band-refiner export-onnx export-trt export-openvino export-coreml export-executorch export-android verify-arm clean help
 
 help:
 	@echo "make setup   create .venv and install the project (idempotent)"
@@ -42,6 +42,8 @@ help:
 	@echo "             and the held-back split, each model beside the raw mask, a guided filter and closed-form"
 	@echo "make bench-bokeh  adamat bokeh on a 12-megapixel photo with each INT8 export of the default model:"
 	@echo "             per-stage medians of 5 runs and peak RSS (benchmarks/measured/bokeh-runs-*.json)"
+	@echo "make bench-clips  adamat eval clips (temporal coherence) and the clip path's speed at 1080p and 4K"
+	@echo "             (benchmarks/measured/clip-quality-*.json, clip-speed-*.json)"
 	@echo "make bench-baseline  save this device's latency baseline (benchmarks/baselines/<fingerprint id>/)"
 	@echo "make verify-arm  the ONNX and ExecuTorch FP32/INT8 artifacts on Arm CPU kernels under qemu emulation"
 	@echo "             (cortex-a76 and max), gated like make gate; builds .arm/ once (docs/ARM.md)"
@@ -125,10 +127,17 @@ bench-phone: $(STAMP)
 
 # adamat bokeh, whole, on a synthetic 12-megapixel JPEG with a 256-px mask: each INT8 export of the default model,
 # one process per run, interleaved; per-stage medians and peak RSS (benchmarks/measured/bokeh-runs-*.json).
+CLIP_EXPORT = $(OUT)/export/adamatting_mobile-int8_512x512_openvino_int8.xml
 INT8_EXPORTS = $(addprefix $(OUT)/export/adamatting_mobile-int8_512x512_,openvino_int8.xml int8.onnx executorch_int8.pte)
 bench-bokeh: $(STAMP)
 	$(CLI) export all --checkpoint $(DEFAULT_WEIGHTS) --targets onnx openvino executorch --out $(OUT)/export
 	$(PY) -m benchmarks.bokeh_runs $(INT8_EXPORTS) --runs 5
+
+bench-clips: $(STAMP)
+	$(CLI) export all --checkpoint $(DEFAULT_WEIGHTS) --targets openvino --out $(OUT)/export
+	$(CLI) eval clips --artifacts $(CLIP_EXPORT) --out $(OUT)/bench/eval-clips
+	$(PY) -m benchmarks.clip_runs $(CLIP_EXPORT) --quality $(OUT)/bench/eval-clips/eval-clips.json
+	$(PY) -m benchmarks.clip_runs $(CLIP_EXPORT) --frames 10 --size 2160 3840
 
 bench-baseline: $(STAMP)
 	$(CLI) export all --out $(OUT)/export

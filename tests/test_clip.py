@@ -12,7 +12,7 @@ import pytest
 from skimage.data import astronaut
 
 from adamat.cli import main
-from calib_data.procedural_clips import ClipSpec, make_clip
+from calib_data.procedural_clips import ClipSpec, encode_clip, make_clip
 from evaluation.temporal import dtssd, messddt, sequence_scores
 from runtime.clip import ClipMatte, stillness
 from runtime.clip_files import ClipReader, ClipWriter, Frame, upright
@@ -22,30 +22,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def write_clip(path, frames, rate=25, rotation=0, audio=True):
-    """An H.264 clip of uint8 RGB ``frames`` (stored as given, with a display ``rotation``), with 48 kHz AAC."""
-    out = av.open(str(path), "w")
-    video = out.add_stream("libx264", rate=rate)
-    video.height, video.width = frames[0].shape[:2]
-    video.pix_fmt = "yuv420p"
-    if rotation:
-        video.set_display_rotation(rotation)
-    sound = out.add_stream("aac", rate=48000) if audio else None
-    if sound is not None:
-        sound.layout = "mono"
-    for frame in frames:
-        for packet in video.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
-            out.mux(packet)
-    for packet in video.encode(None):
-        out.mux(packet)
-    if sound is not None:
-        t = np.arange(48000 * len(frames) // rate) / 48000
-        tone = av.AudioFrame.from_ndarray((0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None],
-                                          format="fltp", layout="mono")
-        tone.sample_rate, tone.pts = 48000, 0
-        for packet in [*sound.encode(tone), *sound.encode(None)]:
-            out.mux(packet)
-    out.close()
-    return path
+    return encode_clip(path, frames, rate, rotation, tone=audio)
 
 
 def astronaut_frames(n=6, size=(160, 120), step=2):
@@ -240,3 +217,18 @@ def test_a_frame_without_a_person_is_left_out_and_carries_no_alpha(tiny_checkpoi
         found.append(matte(frame) is not None)
         assert found[-1] or matte.state.alpha is None
     assert found == [False] * 3 + [True] * 4 + [False] * 4 + [True] * 3 and matte.cuts == 0
+
+
+def test_the_clip_benchmark_writes_its_speed_and_quality_tables(tiny_checkpoint, tmp_path):
+    from benchmarks.clip_runs import main as clip_runs
+
+    quality = tmp_path / "eval"
+    assert main(["eval", "clips", "--clip-size", "64", "96", "--frames", "2", "--artifacts", str(tiny_checkpoint),
+                 "--out", str(quality)]) == 0
+    assert clip_runs([str(tiny_checkpoint), "--frames", "3", "--size", "96", "128", "--quality",
+                      str(quality / "eval-clips.json"), "--out-dir", str(tmp_path)]) == 0
+    speed, table = (json.loads(next(tmp_path.glob(f"{kind}-*.json")).read_text())
+                    for kind in ("clip-speed", "clip-quality"))
+    assert speed["rows"][0]["frames"] == 3 and speed["rows"][0]["frames per s"] > 0
+    assert "model ms" in speed["columns"] and "encode ms" in speed["columns"]
+    assert [r["method"] for r in table["rows"]][0] == "model, state across frames" and "dtSSD" in table["columns"]
