@@ -9,9 +9,10 @@
    (:mod:`benchmarks.gates`);
 4. latency of every artifact that runs here (:mod:`benchmarks.latency`, one process per artifact);
 5. the bokeh pipeline stage by stage on a synthetic 12-megapixel photo, on the fastest artifact;
-6. the second model (``JobConfig.variant``, ``mobile``): its ONNX and OpenVINO exports and their gates,
+6. a video clip (:mod:`adamat.clip_demo`): the temporal table on short procedural clips and one clip's bokeh;
+7. the second model (``JobConfig.variant``, ``mobile``): its ONNX and OpenVINO exports and their gates,
    and both models' FP32/INT8 artifacts timed in one interleaved run (:mod:`benchmarks.model_comparison`);
-7. ``reports/<timestamp>/report.md`` with the tables, the latency-vs-accuracy plot and the figures.
+8. ``reports/<timestamp>/report.md`` with the tables, the latency-vs-accuracy plot and the figures.
 
 Returns 1 when a gate is violated (the report is written either way), else 0.
 """
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from adamat.clip_demo import DEMO_CLIPS, clip_demo
 from adamat.progress import Stages
 from adamatting.checkpoint import file_sha256, read_checkpoint
 from benchmarks.gates import Gates, check, failures
@@ -33,6 +35,7 @@ from benchmarks.report import gate_json, write_report
 from calib_data.phone_set import PhoneSetConfig, build_phone_set
 from common.outputs import write_json
 from evaluation.accuracy import evaluate_all
+from evaluation.clip_eval import ClipSet
 from evaluation.datasets import EvalFolder
 from evaluation.folder_eval import (
     EvalSettings,
@@ -69,6 +72,7 @@ class JobConfig:
     phone_cache: Path = Path("cache/phone")
     variant: Path | None = None    # a second model compared with the first (mobile, beside the default mobile-int8)
     variant_rounds: int = 5        # its interleaved comparison's rounds
+    clips: ClipSet | None = DEMO_CLIPS   # the video clip section (None: skipped)
 
 
 VARIANT_TARGETS = ("onnx", "openvino")   # what the comparison times
@@ -134,8 +138,8 @@ def variant_stage(cfg: JobConfig, cal, val, gates: Gates, log: Callable[[str], N
 def run_main_job(cfg: JobConfig, figures: dict[str, Path] | None = None,
                  log: Callable[[str], None] = print) -> tuple[int, Path]:
     """Run the job; returns (exit code, report path)."""
-    stages = Stages(["sets", "exports", "accuracy", "latency", "bokeh pipeline", "phone path", "second model",
-                     "report"], "job")
+    stages = Stages(["sets", "exports", "accuracy", "latency", "bokeh pipeline", "phone path", "video clip",
+                     "second model", "report"], "job")
     try:
         return _run_stages(cfg, figures, stages.log if log is print else log, stages)
     finally:
@@ -192,6 +196,16 @@ def _run_stages(cfg: JobConfig, figures, log: Callable[[str], None], stages: Sta
                 phone = f"\n\nfailed on {fastest['label']}: {type(e).__name__}: {e}\n"
                 log(f"phone path: {phone.strip()}")
 
+    clip = None
+    with stages.stage("video clip"):
+        row = _fastest(latency)
+        if cfg.clips is not None and row is not None:
+            try:
+                clip = clip_demo(row["path"], row["label"], cfg.clips, out_dir, log)
+            except Exception as e:  # the finished results still make the report
+                clip = f"failed on {row['label']}: {type(e).__name__}: {e}\n"
+                log(f"video clip: {clip.strip()}")
+
     variant = None
     with stages.stage("second model"):
         if cfg.variant is not None:
@@ -214,7 +228,7 @@ def _run_stages(cfg: JobConfig, figures, log: Callable[[str], None], stages: Sta
                 else failures(variant["problems"], variant["results"]))]
         report = write_report(out_dir, header=header, exports=exports, rows=rows, results=results, gates=gates,
                               latency=latency, pipeline=pipeline, figures=figures or {}, failed=failed, phone=phone,
-                              variant=variant)
+                              clip=clip, variant=variant)
     for line in failed:
         log(f"GATE FAILED: {line}")
     log(f"\nreport: {report}")

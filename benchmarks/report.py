@@ -116,7 +116,8 @@ def variant_section(variant: dict) -> str:
 
 def write_report(out_dir: Path, *, header: dict, exports: list, rows: list[AccuracyRow], results: list[GateResult],
                  gates: Gates, latency: dict, pipeline: dict | None, figures: dict[str, Path],
-                 failed: list[str], phone: str | None = None, variant: dict | None = None) -> Path:
+                 failed: list[str], phone: str | None = None, clip: str | None = None,
+                 variant: dict | None = None) -> Path:
     """Write ``out_dir/report.md`` (and its figures); ``failed``: the gate violations. Returns its path."""
     out_dir.mkdir(parents=True, exist_ok=True)
     plot = plot_latency_vs_accuracy(rows, latency, out_dir / "latency_vs_accuracy.png")
@@ -156,6 +157,8 @@ def write_report(out_dir: Path, *, header: dict, exports: list, rows: list[Accur
                                   + [{"stage": "total", "ms": f"{sum(stages.values()) * 1000:.0f}"}]))
     if phone:
         parts.append("## The phone path at 12 megapixels\n\n" + phone.split("\n", 2)[2])
+    if clip:
+        parts.append("## A video clip\n\n" + clip)
     if variant:
         parts.append(variant_section(variant))
     not_run = [r for r in rows if r.status in ("not run", "failed", "simulated")]

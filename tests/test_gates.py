@@ -259,12 +259,13 @@ def test_main_job_writes_the_report(exported, tmp_path):
     """The end-to-end job on the exports above (reused): every artifact has an accuracy row and a latency
     row or a reason, the gates pass, and the report holds the tables, the plot and the not-run reasons."""
     from adamat.main_job import JobConfig, run_main_job
+    from evaluation.clip_eval import ClipSet
 
     root, export_dir, cal_toml, val_toml, _, _ = exported
     cfg = JobConfig(weights=DEFAULT_WEIGHTS, export_dir=export_dir, reports=tmp_path / "reports",
                     cache=root / "sets", size=SIZE, calib=str(cal_toml), val=str(val_toml),
                     real=False, warmup=1, runs=3, threads=1, pipeline=False, phone=False,
-                    variant=VARIANT_WEIGHTS, variant_rounds=1)
+                    variant=VARIANT_WEIGHTS, variant_rounds=1, clips=ClipSet(size=(64, 96), frames=3, kinds=("fur",)))
     logged = []
     code, report = run_main_job(cfg, log=logged.append)
     assert code == 0, [line for line in logged if "FAILED" in line or "warning" in line]
@@ -278,6 +279,9 @@ def test_main_job_writes_the_report(exported, tmp_path):
     assert "**tensorrt-engine** (export not built): TensorRT does not import here" in text
     assert "AMD" in text or "Intel" in text or "device**: ?" not in text
     assert "CoreML prediction needs macOS" in text
+    # the video clip: its temporal table, the rendered clip and its frames
+    assert "## A video clip" in text and "| model, state across frames |" in text
+    assert (report.parent / "clip.mp4").stat().st_size > 0 and (report.parent / "clip_frames.png").is_file()
     assert any(line.startswith("export onnx: reused") for line in logged)
     import json
 
