@@ -16,7 +16,7 @@ from pathlib import Path
 
 import tomllib
 
-from evaluation.accuracy import AccuracyRow
+from evaluation.accuracy import AccuracyRow, measured_by
 
 GATES_TOML = Path(__file__).with_name("gates.toml")
 
@@ -29,6 +29,7 @@ GATE_METRICS = {
     "mse_drop_pct": ("MSE", "pct"),
     "edge_mae_drop": ("EdgeMAE", "abs"),
     "bokeh_psnr_min": ("BokehPSNR", "min"),
+    "dtssd_drop_pct": ("dtSSD", "pct"),
 }
 
 
@@ -137,6 +138,8 @@ def check(rows: list[AccuracyRow], gates: Gates) -> list[GateResult]:
             continue
         for set_name, sc in row.sets.items():
             for g, limit in limits.items():
+                if GATE_METRICS[g][0] not in measured_by(set_name):
+                    continue                  # e.g. the temporal gate on a set of photos
                 value = gate_value(sc, g)
                 if value is None:
                     status = "n/a"
@@ -183,6 +186,8 @@ def table(rows: list[AccuracyRow], results: list[GateResult]) -> list[dict]:
             line[f"{set_name} ΔGrad %"] = _fmt(gate_value(sc, "grad_drop_pct") if sc else None, "+.2f")
             line[f"{set_name} ΔEdge"] = _fmt(gate_value(sc, "edge_mae_drop") if sc else None, "+.4f")
             line[f"{set_name} bokeh dB"] = _fmt(sc.metrics.get("BokehPSNR") if sc else None, ".1f")
+        sc = row.sets.get("clip")
+        line["clip ΔdtSSD %"] = _fmt(gate_value(sc, "dtssd_drop_pct") if sc else None, "+.2f")
         v = verdicts.get(str(a.path))
         line["gate"] = "reference" if a.backend == "torch" else v["gate"]
         out.append(line)

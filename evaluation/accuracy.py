@@ -1,6 +1,6 @@
 """Accuracy of every artifact against the FP32 PyTorch model, on the same inputs, for phone bokeh.
 
-Three sets, each scored per artifact as absolute values and as the drop from PyTorch FP32:
+Four sets, each scored per artifact as absolute values and as the drop from PyTorch FP32:
 
 - ``val``: the composited validation set at the artifact's input size; the backend runs the encoded
   composite directly (no resizing), so the numbers isolate what the export changed.
@@ -11,6 +11,10 @@ Three sets, each scored per artifact as absolute values and as the drop from PyT
   instead of a hand-drawn trimap: the phone case, through the same path, so with the band refiner — the
   artifact's own target's conversion where ``adamat export band-refiner`` put one in ``band_refiner/`` beside
   it (:func:`band_refiner_for`), else the shipped ONNX graph. Only with ../shared/data.
+- ``clip``: short procedural clips with exact alpha (:data:`GATE_CLIPS`) through the clip path
+  (:class:`runtime.clip.ClipMatte`, the state across frames on), a phone mask drawn afresh for every frame: the
+  per-frame whole-image ``SAD`` and the clip's ``dtSSD`` (:mod:`evaluation.temporal`), so an export that makes
+  the matte flicker more than PyTorch's fails its temporal gate. No data needed.
 
 Per sample: the Composition-1k metrics (unknown region of the trimap; known regions set to 0 / 1 and the
 alpha read as 8-bit, as :func:`evaluation.protocol.protocol_alpha` does), ``EdgeMAE`` — mean |α − α*|
@@ -37,11 +41,14 @@ from calib_data.readers import AlphaMattingReader
 from calib_data.segmenter_masks import RECIPES, simulate_mask
 from calib_data.splits import REAL_VALIDATION, alphamatting_dev_dir
 from common.encoding import encode_inputs
-from common.metrics import compute_all
+from common.metrics import compute_all, sad
 from common.targets import target_of
+from evaluation.clip_eval import ClipSet, phone_masks
 from evaluation.protocol import TRIMAPS, protocol_alpha, quantize_gt
+from evaluation.temporal import dtssd
 from runtime.artifacts import Artifact, open_runner
 from runtime.bokeh import render_bokeh
+from runtime.clip import CLIP_REFINEMENT, ClipMatte
 from runtime.matter import Matter
 from runtime.preprocess import make_trimap
 
@@ -49,6 +56,13 @@ EDGE_BAND_PX = 8
 MASK_RECIPE = "down8"     # the mask set: alpha > 0.5 at 1/8 of the photo (calib_data.segmenter_masks)
 PSNR_CAP = 100.0
 METRICS = ("SAD", "MSE", "Grad", "Conn", "EdgeMAE", "BokehPSNR")
+CLIP_METRICS = ("SAD", "dtSSD")
+GATE_CLIPS = ClipSet(size=(144, 256), frames=8, kinds=("hair", "veil"))   # the clip set: a few seconds per artifact
+
+
+def measured_by(set_name: str) -> tuple[str, ...]:
+    """The metrics a set scores (a gate on another metric does not apply to it)."""
+    return CLIP_METRICS if set_name == "clip" else METRICS
 BOKEH_STRENGTH = 0.02     # as the demo's bokeh grid: a strong blur makes alpha errors visible
 
 
@@ -59,6 +73,24 @@ class Sample:
     alpha: np.ndarray          # float32 (H, W), ground truth read as 8-bit
     trimap: np.ndarray         # uint8 0 / 128 / 255
     mask: np.ndarray | None = None   # the coarse person mask the trimap came from (the mask set), 0..1
+
+
+@dataclass
+class ClipSample:
+    name: str
+    frames: list[np.ndarray]     # uint8 (H, W, 3)
+    alphas: list[np.ndarray]     # float32 (H, W), exact
+    masks: list[np.ndarray]      # one simulated phone mask per frame
+
+
+def clip_samples(clip_set: ClipSet = GATE_CLIPS) -> list[ClipSample]:
+    return [ClipSample(c.name, c.frames, c.alphas, phone_masks(c, clip_set.seed)) for c in clip_set.clips()]
+
+
+def clip_score(alphas: list[np.ndarray], sample: ClipSample) -> dict[str, float]:
+    pairs = list(zip(alphas[1:], alphas, sample.alphas[1:], sample.alphas))
+    return {"SAD": float(np.mean([sad(a, g, region="all") for a, g in zip(alphas, sample.alphas)])),
+            "dtSSD": float(np.mean([dtssd(*p) for p in pairs]))}
 
 
 class ReferenceFailed(ValueError):
@@ -157,6 +189,15 @@ def _val_predict(backend) -> Callable[[Sample], np.ndarray]:
     return run
 
 
+def _clip_predict(backend, band_refiner: str | Path) -> Callable[[ClipSample], list[np.ndarray]]:
+    matter = Matter(backend, refinement=CLIP_REFINEMENT, band_refiner=band_refiner)
+
+    def run(s: ClipSample) -> list[np.ndarray]:
+        matte = ClipMatte(matter)
+        return [matte(f, m) for f, m in zip(s.frames, s.masks)]
+    return run
+
+
 def _real_predict(backend, band_refiner: str | Path) -> Callable[[Sample], np.ndarray]:
     matter = Matter(backend, band_refiner=band_refiner)
     return lambda s: matter.predict(s.photo, trimap=s.trimap, mask=s.mask, with_trimap_prob=False).alpha
@@ -170,13 +211,13 @@ def band_refiner_for(a: Artifact) -> str | Path:
     return own if own is not None and own.exists() else "shipped"
 
 
-def _mean(rows: list[dict]) -> dict[str, float]:
-    return {k: float(np.mean([r[k] for r in rows])) for k in METRICS}
+def _mean(rows: list[dict], metrics: tuple[str, ...] = METRICS) -> dict[str, float]:
+    return {k: float(np.mean([r[k] for r in rows])) for k in metrics}
 
 
 def drops(metrics: dict[str, float], ref: dict[str, float]) -> dict[str, float]:
     """metric − FP32's for the error metrics (BokehPSNR is a comparison with FP32 already: not here)."""
-    return {k: metrics[k] - ref[k] for k in METRICS if k != "BokehPSNR" and k in metrics and k in ref}
+    return {k: metrics[k] - ref[k] for k in metrics if k != "BokehPSNR" and k in ref}
 
 
 class Evaluator:
@@ -193,7 +234,10 @@ class Evaluator:
 
     def _predictors(self, backend, a: Artifact) -> Iterator[tuple[str, Callable[[Sample], np.ndarray]]]:
         for name in self.sets:
-            yield name, (_val_predict(backend) if name == "val" else _real_predict(backend, band_refiner_for(a)))
+            if name == "val":
+                yield name, _val_predict(backend)
+            else:
+                yield name, (_clip_predict if name == "clip" else _real_predict)(backend, band_refiner_for(a))
 
     def _measure(self, a: Artifact) -> AccuracyRow:
         """Run ``a`` on every set; a backend that fails to open or to run is a ``failed`` row, not a crash."""
@@ -207,7 +251,10 @@ class Evaluator:
             sc.drop = drops(sc.metrics, (sc if is_ref else self.ref_row.sets[sc_name]).metrics)
         return AccuracyRow(a, "measured", a.note, scores)
 
-    def _score_set(self, name: str, predict: Callable[[Sample], np.ndarray], is_ref: bool) -> SetScore:
+    def _score_set(self, name: str, predict: Callable, is_ref: bool) -> SetScore:
+        if name == "clip":
+            return SetScore(len(self.sets[name]), _mean([clip_score(predict(s), s) for s in self.sets[name]],
+                                                         CLIP_METRICS))
         rows, renders = [], []
         for i, s in enumerate(self.sets[name]):
             m, image = score(predict(s), s, None if is_ref else self._ref_renders[name][i])
@@ -232,10 +279,11 @@ class Evaluator:
 
 
 def evaluate_all(reference: Artifact, artifacts: list[Artifact], input_size, cset, *, real: bool = True,
-                 val_limit: int | None = None, progress: Callable[[str], None] | None = None) -> list[AccuracyRow]:
+                 val_limit: int | None = None, clips: bool = True,
+                 progress: Callable[[str], None] | None = None) -> list[AccuracyRow]:
     """The reference row first, then one row per artifact (see the module doc)."""
     sets = {"val": val_samples(cset, val_limit), "real": real_samples() if real else [],
-            "mask": mask_samples() if real else []}
+            "mask": mask_samples() if real else [], "clip": clip_samples() if clips else []}
     if progress:
         progress(f"accuracy: {reference.label} (reference)")
     ev = Evaluator(reference, input_size, sets)

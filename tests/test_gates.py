@@ -243,6 +243,28 @@ def test_failures_lists_every_reason_and_refuses_an_empty_gate():
                       "onnxruntime INT8 on val: SAD drop +97 % > 10 % (sad_drop_pct)"]
 
 
+def test_the_temporal_gate_applies_to_the_clip_set_only():
+    from types import SimpleNamespace
+
+    from evaluation.accuracy import AccuracyRow, SetScore
+
+    artifact = SimpleNamespace(backend="onnxruntime", key="onnxruntime/int8", label="onnxruntime INT8",
+                               path=Path("a.onnx"))
+    gates = Gates.load()
+    limit = gates.thresholds("onnxruntime/int8")["dtssd_drop_pct"]
+    flicker = 2.0 * (1 + 1.2 * limit / 100)                   # 1.2 × the allowed dtSSD increase over FP32's 2.0
+    row = AccuracyRow(artifact, "measured", sets={
+        "clip": SetScore(2, {"SAD": 1.0, "dtSSD": flicker}, {"SAD": 0.0, "dtSSD": flicker - 2.0}),
+        "val": SetScore(3, {"SAD": 1.0, "MSE": 0.1, "Grad": 1.0, "Conn": 1.0, "EdgeMAE": 0.1, "BokehPSNR": 60.0},
+                        {"SAD": 0.0, "MSE": 0.0, "Grad": 0.0, "Conn": 0.0, "EdgeMAE": 0.0})})
+    results = check([row], gates)
+    assert {(r.set, r.gate) for r in results if r.set == "clip"} == {("clip", "sad_drop_pct"), ("clip", "dtssd_drop_pct")}
+    assert not any(r.gate == "dtssd_drop_pct" for r in results if r.set == "val")
+    assert violations(results) == [f"onnxruntime INT8 on clip: dtSSD drop +{1.2 * limit:.4g} % > "
+                                   f"{limit:g} % (dtssd_drop_pct)"]
+    assert all(r.status == "pass" for r in results if r.gate != "dtssd_drop_pct")
+
+
 def test_edge_band_and_psnr():
     alpha = np.zeros((64, 64), np.float32)
     alpha[16:48, 16:48] = 1.0
