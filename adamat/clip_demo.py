@@ -39,4 +39,5 @@ def clip_demo(artifact: str | Path, label: str, clips: ClipSet, out_dir: Path,
             f"phone mask drawn afresh for every frame, {label} through the clip path (runtime/clip.py; "
             f"docs/VIDEO.md). Per-frame means of whole-image SAD / MSE / Grad, the clips' dtSSD and MESSDdt:\n\n"
             f"{markdown(result)}\n`clip.mp4`: the {clip.name} clip's bokeh with the state across frames. "
-            f"Input (left) and bokeh (right), frames {', '.join(map(str, picks))}:\n\n![clip frames](clip_frames.png)\n")
+            f"Input (left) and bokeh (right), frames {', '.join(map(str, picks))}:\n\n"
+            f"![clip frames](clip_frames.png)\n")

@@ -2,11 +2,11 @@
 benchmark for video matting", BMVC 2015; as reported by RobustVideoMatting and Deep Video Matting).
 
 - **dtSSD**: how far the matte's change from one frame to the next is from the ground truth's,
-  ``sqrt(mean(((α_t − α_{t−1}) − (g_t − g_{t−1}))²)) × 100``: flicker where the truth is still, and a matte
-  that lags or leads a moving edge;
-- **MESSDdt**: how the error itself moves, ``mean(|E_t − warp(E_{t−1})|) × 1000`` with E = (α − g)² and the warp
-  from t − 1 to t by the optical flow of the ground truth (Farnebäck, as RobustVideoMatting computes it): an error
-  that stays on the subject as it moves is not flicker, one that appears and vanishes is.
+  ``sqrt(mean(((α_t − α_{t−1}) − (g_t − g_{t−1}))²)) × 100``: flicker where the truth is still, and a
+  matte that lags or leads a moving edge;
+- **MESSDdt**: how the error itself moves, ``mean(|E_t − warp(E_{t−1})|) × 1000`` with E = (α − g)² and the
+  warp from t − 1 to t by the optical flow of the ground truth (Farnebäck, as RobustVideoMatting computes it):
+  an error that stays on the subject as it moves is not flicker, one that appears and vanishes is.
 
 Both per pair of consecutive frames; a sequence's score is their mean. Lower is better, 0 for the ground truth.
 """

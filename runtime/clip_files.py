@@ -31,7 +31,8 @@ CLIP_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".webm")
 FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}
 VIDEO_CODECS = {".webm": "libvpx-vp9"}     # every other container: libx264
 CRF = 18                                   # visually lossless H.264 / VP9 quality
-PRESET = "veryfast"                        # libx264's speed / size trade-off
+X264 = {"preset": "veryfast"}              # libx264's speed / size trade-off
+VP9 = {"deadline": "realtime", "cpu-used": "8", "b": "0"}   # libvpx-vp9 in constant quality, its fastest
 
 
 def is_clip(path: str | Path) -> bool:
@@ -169,7 +170,7 @@ class ClipWriter:
         self._video = self._container.add_stream(codec, rate=info.rate)
         self._video.width, self._video.height = _even(info.width), _even(info.height)
         self._video.pix_fmt = "yuv420p"
-        self._video.options = {"crf": str(CRF)} | ({"preset": PRESET} if codec == "libx264" else {"deadline": "realtime", "cpu-used": "8", "b": "0"})
+        self._video.options = {"crf": str(CRF)} | (X264 if codec == "libx264" else VP9)
         audio = clip.audio_stream
         if audio is not None and audio.codec_context.name not in self._container.supported_codecs:
             self._container.close()
