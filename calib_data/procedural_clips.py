@@ -91,8 +91,8 @@ def _shot(spec: ClipSpec, premult: np.ndarray, alpha: np.ndarray, background: np
 def encode_clip(path: str | Path, frames: Iterable[np.ndarray], rate: int = 30, rotation: int = 0,
                 tone: bool = True) -> Path:
     """An H.264 clip of uint8 RGB ``frames`` (stored as given, with a display ``rotation`` in degrees
-    counter-clockwise), with a mono 48 kHz AAC 440 Hz tone as long as the frames when ``tone``: the input of the
-    clip path's tests and benchmark."""
+    counter-clockwise; tagged BT.601 limited range, the conversion PyAV applies), with a mono 48 kHz AAC 440 Hz
+    tone as long as the frames when ``tone``: the input of the clip path's tests and benchmark."""
     import av
 
     frames = iter(frames)
@@ -101,6 +101,8 @@ def encode_clip(path: str | Path, frames: Iterable[np.ndarray], rate: int = 30, 
     video = out.add_stream("libx264", rate=rate)
     video.height, video.width = first.shape[:2]
     video.pix_fmt = "yuv420p"
+    context = video.codec_context             # PyAV converts RGB with BT.601, limited range: say so
+    context.colorspace, context.color_primaries, context.color_trc, context.color_range = 6, 6, 6, 1
     if rotation:
         video.set_display_rotation(rotation)
     sound = out.add_stream("aac", rate=48000) if tone else None

@@ -31,6 +31,8 @@ CLIP_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".webm")
 FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}
 VIDEO_CODECS = {".webm": "libvpx-vp9"}     # every other container: libx264
 CRF = 18                                   # visually lossless H.264 / VP9 quality
+UNSPECIFIED = 2                            # FFmpeg's AVCOL_SPC_UNSPECIFIED (and AVCOL_RANGE's is 0)
+BT709_TAGS = (1, 1, 1, 1)                  # colour space, primaries, transfer: BT.709; range: limited (MPEG)
 X264 = {"preset": "veryfast"}              # libx264's speed / size trade-off
 VP9 = {"deadline": "realtime", "cpu-used": "8", "b": "0"}   # libvpx-vp9 in constant quality, its fastest
 
@@ -63,6 +65,14 @@ class Frame:
     rgb: np.ndarray             # uint8 (H, W, 3), upright
     pts: int | None
     time_base: Fraction | None
+
+
+def to_rgb(frame) -> np.ndarray:
+    """uint8 (H, W, 3) RGB of a decoded frame by its own colour tags (matrix and range); an untagged one as
+    players read it: BT.709 from 720 lines up, BT.601 below, limited range."""
+    space = None if frame.colorspace not in (None, UNSPECIFIED) else "itu709" if frame.height >= 720 else "itu601"
+    ranged = frame.color_range if frame.color_range not in (None, UNSPECIFIED) else "MPEG"
+    return frame.reformat(format="rgb24", src_colorspace=space, src_color_range=ranged).to_ndarray()
 
 
 def upright(rgb: np.ndarray, rotation: int) -> np.ndarray:
@@ -127,7 +137,7 @@ class ClipReader:
                         yield packet
                     continue
                 for frame in packet.decode():
-                    rgb = upright(frame.to_ndarray(format="rgb24"), self.info.rotation)
+                    rgb = upright(to_rgb(frame), self.info.rotation)
                     yield Frame(index, rgb, frame.pts, frame.time_base)
                     index += 1
         except av.error.FFmpegError as e:
@@ -170,6 +180,8 @@ class ClipWriter:
         self._video = self._container.add_stream(codec, rate=info.rate)
         self._video.width, self._video.height = _even(info.width), _even(info.height)
         self._video.pix_fmt = "yuv420p"
+        context = self._video.codec_context         # tagged BT.709, limited range: what it is converted with
+        context.colorspace, context.color_primaries, context.color_trc, context.color_range = BT709_TAGS
         self._video.options = {"crf": str(CRF)} | (X264 if codec == "libx264" else VP9)
         audio = clip.audio_stream
         if audio is not None and audio.codec_context.name not in self._container.supported_codecs:
@@ -181,7 +193,8 @@ class ClipWriter:
     def write(self, rgb: np.ndarray, frame: Frame) -> None:
         av = _av()
         h, w = self._video.height, self._video.width
-        out = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[:h, :w]), format="rgb24")
+        out = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[:h, :w]), format="rgb24").reformat(
+            format="yuv420p", dst_colorspace="itu709", dst_color_range="MPEG")
         out.pts, out.time_base = frame.pts, frame.time_base
         for packet in self._video.encode(out):
             self._container.mux(packet)

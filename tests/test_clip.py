@@ -232,3 +232,19 @@ def test_the_clip_benchmark_writes_its_speed_and_quality_tables(tiny_checkpoint,
     assert speed["rows"][0]["frames"] == 3 and speed["rows"][0]["frames per s"] > 0
     assert "model ms" in speed["columns"] and "encode ms" in speed["columns"]
     assert [r["method"] for r in table["rows"]][0] == "model, state across frames" and "dtSSD" in table["columns"]
+
+
+def test_colours_are_read_by_their_tags_and_written_tagged_bt709(tmp_path):
+    colour = (200, 40, 60)                                  # saturated: BT.601 and BT.709 differ by 10 levels here
+    frames = [np.full((720, 1280, 3), colour, np.uint8)] * 2
+    source = write_clip(tmp_path / "in.mp4", frames, audio=False)           # tagged BT.601
+    out = tmp_path / "out.mp4"
+    with ClipReader(source) as clip, ClipWriter(out, clip) as writer:
+        for frame in clip.items():
+            assert np.abs(frame.rgb[360, 640].astype(int) - colour).max() <= 4    # 8-bit 4:2:0 rounding
+            writer.write(frame.rgb, frame)
+    with av.open(str(out)) as c:
+        context = c.streams.video[0].codec_context
+        assert (context.colorspace, context.color_primaries, context.color_trc, context.color_range) == (1, 1, 1, 1)
+    _, back, _ = read_all(out)
+    assert np.abs(back[0].rgb[360, 640].astype(int) - colour).max() <= 4
