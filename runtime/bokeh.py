@@ -45,15 +45,17 @@ def as_uint8_rgb(photo: np.ndarray, path: Path | None = None) -> np.ndarray:
 
 
 def check_alpha(alpha: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """float32 (H, W) in [0, 1] of the photo's size (uint8 mattes are divided by 255)."""
+    """float32 (H, W) in [0, 1] of the photo's size (uint8 mattes are divided by 255): the array itself when it
+    is float32 in [0, 1] already (the renderer only reads it), else a clipped copy."""
     if alpha.shape != shape:
         raise DataError(f"alpha is {alpha.shape} but the photo is {shape}")
     if alpha.dtype == np.uint8:
         return alpha.astype(np.float32) / np.float32(255.0)
     alpha = alpha.astype(np.float32, copy=False)
-    if not np.isfinite(alpha).all():
+    low, high = float(alpha.min()), float(alpha.max())      # NaN and inf show in these: no full-size temporaries
+    if not (math.isfinite(low) and math.isfinite(high)):
         raise DataError("alpha contains NaN or inf")
-    return np.clip(alpha, 0.0, 1.0)
+    return alpha if 0.0 <= low and high <= 1.0 else np.clip(alpha, 0.0, 1.0)   # a copy only when it must change
 
 
 def composite(photo: np.ndarray, alpha: np.ndarray, background: np.ndarray,
