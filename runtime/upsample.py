@@ -105,34 +105,37 @@ def _solve_spd3(s: dict, rhs: list[np.ndarray]) -> list[np.ndarray]:
 def _apply_coefficients(a: np.ndarray, b: np.ndarray, guide_full: np.ndarray, tol: float | None,
                         decided: np.ndarray | None = None) -> np.ndarray:
     """q = āᵀ·I + b̄ at the guide's full resolution, ā and b̄ upsampled bilinearly, then :func:`snap`-ped when
-    ``tol`` is given: the coefficients resized to the full height first (low width), then strip by strip of
-    :data:`STRIP_ROWS` rows to the full width, so each strip's temporaries stay in the cache and the one
-    full-resolution array written is q (bilinear resizing is separable: the order is float noise). With
+    ``tol`` is given, strip by strip of :data:`STRIP_ROWS` rows, so each strip's temporaries stay in the cache
+    and the one full-resolution array written is q: the coefficients resized to the full height first (low
+    width), then each strip to the full width (bilinear resizing is separable: the order is float noise). With
     ``decided`` (see :func:`upsample_alpha`) each strip is 0 / 1 where it is decided and the filter runs only
-    on the runs of columns that hold open pixels (:func:`open_runs`)."""
+    on the runs of columns that hold open pixels (:func:`open_runs`), their coefficients interpolated straight
+    from the low resolution (:func:`_window`): no full-height copy of them either."""
     h_full, w_full = guide_full.shape[:2]
     if guide_full.dtype == np.uint8:       # 8-bit pixels: the coefficients take the 1/255, no float copy of them
         a = a * np.float32(1.0 / 255.0)
-    a_rows = cv2.resize(a, (a.shape[1], h_full), interpolation=cv2.INTER_LINEAR)
-    b_rows = cv2.resize(b, (b.shape[1], h_full), interpolation=cv2.INTER_LINEAR)
     q = np.empty((h_full, w_full), np.float32)
+    if decided is None:
+        a_rows, b_rows = (cv2.resize(x, (x.shape[1], h_full), interpolation=cv2.INTER_LINEAR) for x in (a, b))
+        for y0 in range(0, h_full, STRIP_ROWS):
+            rows = slice(y0, min(h_full, y0 + STRIP_ROWS))
+            size = (w_full, rows.stop - y0)
+            a_strip, b_strip = (cv2.resize(x[rows], size, interpolation=cv2.INTER_LINEAR) for x in (a_rows, b_rows))
+            _filter_into(q[rows], a_strip, b_strip, guide_full[rows], tol)
+        return q
     for y0 in range(0, h_full, STRIP_ROWS):
         rows = slice(y0, min(h_full, y0 + STRIP_ROWS))
-        if decided is None:
-            _filter_into(q[rows], a_rows[rows], b_rows[rows], guide_full[rows], (0, w_full), tol)
-            continue
         cv2.LUT(decided[rows], _DECIDED, dst=q[rows])
         for x0, x1 in open_runs(decided[rows]):
-            _filter_into(q[rows, x0:x1], a_rows[rows], b_rows[rows], guide_full[rows, x0:x1], (x0, w_full), tol)
+            box = (y0, x0, rows.stop - y0, x1 - x0)
+            _filter_into(q[rows, x0:x1], *(_window(x, box, (h_full, w_full)) for x in (a, b)),
+                         guide_full[rows, x0:x1], tol)
             _decide_into(q[rows, x0:x1], decided[rows, x0:x1])
     return q
 
 
-def _filter_into(q: np.ndarray, a_rows: np.ndarray, b_rows: np.ndarray, guide: np.ndarray,
-                 columns: tuple[int, int], tol: float | None) -> None:
-    """q (in place, a strip's columns from ``columns[0]`` of a full width ``columns[1]``) = āᵀ·I + b̄, the
-    coefficient rows (full height, low width) interpolated to those columns, snapped when ``tol`` is given."""
-    a, b = (_at_columns(x, columns, q.shape[1]) for x in (a_rows, b_rows))
+def _filter_into(q: np.ndarray, a: np.ndarray, b: np.ndarray, guide: np.ndarray, tol: float | None) -> None:
+    """q (in place) = āᵀ·I + b̄ with ā, b̄ and I the same pixels, snapped when ``tol`` is given."""
     prod = cv2.multiply(a, guide, dtype=cv2.CV_32F)
     if a.ndim == 3 and a.shape[2] > 1:
         prod = cv2.transform(prod, np.ones((1, a.shape[2]), np.float32))   # Σ over the colour channels
@@ -141,17 +144,14 @@ def _filter_into(q: np.ndarray, a_rows: np.ndarray, b_rows: np.ndarray, guide: n
         _snap_into(q, tol)
 
 
-def _at_columns(rows: np.ndarray, columns: tuple[int, int], width: int) -> np.ndarray:
-    """``rows`` (h, w, ·) bilinearly resized to the full width ``columns[1]``, at ``width`` columns from
-    ``columns[0]``: the whole resize where that is all of them, else the same pixel-centre mapping by
-    ``cv2.warpAffine`` (its weights in 1/32 of a low-resolution pixel: float noise on smooth coefficients)."""
-    x0, full = columns
-    h, w = rows.shape[:2]
-    if x0 == 0 and width == full:
-        return cv2.resize(rows, (full, h), interpolation=cv2.INTER_LINEAR)
-    r = w / full
-    shift = np.float32([[r, 0, (x0 + 0.5) * r - 0.5], [0, 1, 0]])
-    return cv2.warpAffine(rows, shift, (width, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+def _window(low: np.ndarray, box: tuple[int, int, int, int], full: tuple[int, int]) -> np.ndarray:
+    """``low`` (h, w, ·) bilinearly resized to ``full`` = (H, W), at the (y, x, height, width) ``box`` only: the
+    resize's pixel-centre mapping by ``cv2.warpAffine`` (its weights in 1/32 of a low-resolution pixel: float
+    noise on smooth coefficients)."""
+    y0, x0, height, width = box
+    ry, rx = low.shape[0] / full[0], low.shape[1] / full[1]
+    shift = np.float32([[rx, 0, (x0 + 0.5) * rx - 0.5], [0, ry, (y0 + 0.5) * ry - 0.5]])
+    return cv2.warpAffine(low, shift, (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                           borderMode=cv2.BORDER_REPLICATE)
 
 

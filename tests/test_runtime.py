@@ -329,7 +329,8 @@ def test_known_trimap_regions_are_authoritative(artifacts):
     clamped = Matter.from_artifact(artifacts["pt"], input_size=(64, 64)).predict(img, trimap=trimap).alpha
     assert (clamped[:20] == 0).all() and (clamped[-20:] == 1).all()
     free = Matter.from_artifact(artifacts["pt"], input_size=(64, 64), clamp_known=False).predict(img, trimap=trimap).alpha
-    assert np.array_equal(free[20:-20], clamped[20:-20])
+    assert np.abs(free[20:-20] - clamped[20:-20]).max() < 1e-6   # the band: the same (the clamped path's filter
+    #                                                          computes only the open pixels: float noise)
     assert not ((free[:20] == 0).all() and (free[-20:] == 1).all())  # the random network alone is not sure
 
 
