@@ -31,7 +31,7 @@ CLIP_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".webm")
 FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}
 VIDEO_CODECS = {".webm": "libvpx-vp9"}     # every other container: libx264
 CRF = 18                                   # visually lossless H.264 / VP9 quality
-UNSPECIFIED = 2                            # FFmpeg's AVCOL_SPC_UNSPECIFIED (and AVCOL_RANGE's is 0)
+UNSPECIFIED_SPACE, UNSPECIFIED_RANGE = 2, 0  # FFmpeg's AVCOL_SPC_UNSPECIFIED, AVCOL_RANGE_UNSPECIFIED
 BT709_TAGS = (1, 1, 1, 1)                  # colour space, primaries, transfer: BT.709; range: limited (MPEG)
 X264 = {"preset": "veryfast"}              # libx264's speed / size trade-off
 VP9 = {"deadline": "realtime", "cpu-used": "8", "b": "0"}   # libvpx-vp9 in constant quality, its fastest
@@ -70,8 +70,8 @@ class Frame:
 def to_rgb(frame) -> np.ndarray:
     """uint8 (H, W, 3) RGB of a decoded frame by its own colour tags (matrix and range); an untagged one as
     players read it: BT.709 from 720 lines up, BT.601 below, limited range."""
-    space = None if frame.colorspace not in (None, UNSPECIFIED) else "itu709" if frame.height >= 720 else "itu601"
-    ranged = frame.color_range if frame.color_range not in (None, UNSPECIFIED) else "MPEG"
+    space = None if frame.colorspace not in (None, UNSPECIFIED_SPACE) else "itu709" if frame.height >= 720 else "itu601"
+    ranged = frame.color_range if frame.color_range not in (None, UNSPECIFIED_RANGE) else "MPEG"
     return frame.reformat(format="rgb24", src_colorspace=space, src_color_range=ranged).to_ndarray()
 
 

@@ -15,7 +15,7 @@ from adamat.cli import main
 from calib_data.procedural_clips import ClipSpec, encode_clip, make_clip
 from evaluation.temporal import dtssd, messddt, sequence_scores
 from runtime.clip import ClipMatte, stillness
-from runtime.clip_files import ClipReader, ClipWriter, Frame, upright
+from runtime.clip_files import ClipReader, ClipWriter, Frame, to_rgb, upright
 from runtime.matter import Matter
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -248,3 +248,15 @@ def test_colours_are_read_by_their_tags_and_written_tagged_bt709(tmp_path):
         assert (context.colorspace, context.color_primaries, context.color_trc, context.color_range) == (1, 1, 1, 1)
     _, back, _ = read_all(out)
     assert np.abs(back[0].rgb[360, 640].astype(int) - colour).max() <= 4
+
+
+def test_a_full_range_frame_is_read_as_full_range():
+    """A yuv420p frame tagged full (JPEG) range, as an HEVC decoder gives it (H.264's comes as yuvj420p)."""
+    colour = (250, 12, 128)                     # near the ends, where limited and full range differ most
+    rgb = av.VideoFrame.from_ndarray(np.full((64, 96, 3), colour, np.uint8), format="rgb24")
+    yuv = rgb.reformat(format="yuv420p", dst_colorspace="itu601", dst_color_range="JPEG")
+    frame = av.VideoFrame.from_ndarray(yuv.to_ndarray(), format="yuv420p")
+    frame.colorspace, frame.color_range = 6, 2                     # BT.601 (SMPTE 170M), full range
+    assert np.abs(to_rgb(frame)[32, 48].astype(int) - colour).max() <= 4
+    frame.color_range = 0                                          # untagged: limited, the colours stretched
+    assert np.abs(to_rgb(frame)[32, 48].astype(int) - colour).max() > 8
