@@ -36,6 +36,7 @@ from runtime.clip_files import ClipReader, ClipWriter, Frame, check_clip_output
 from runtime.lens_blur import DEFAULT_STRENGTH
 from runtime.matter import Matter
 from runtime.person_mask import MASK_SIDE, MIN_PERSON_SHARE, THRESHOLD, PersonSegmenter, mask_of, segmenter_band
+from runtime.pipeline import check_destination
 from runtime.preprocess import read_mask
 from runtime.timing import StageTimer
 
@@ -162,11 +163,8 @@ def bokeh_clip(clip_path: str | Path, out_path: str | Path, matter: Matter, *,
     ``on_frame(done, total)`` after each frame (``total``: the container's frame count, or None)."""
     out_path = Path(out_path)
     check_clip_output(out_path)
+    check_destination(out_path, clip_path, overwrite, what="clip")
     check_strength(strength)
-    if not overwrite and out_path.exists():
-        raise DataError("exists already: give --overwrite to replace it", out_path)
-    if out_path.exists() and Path(clip_path).exists() and out_path.samefile(clip_path):
-        raise DataError("is the input clip: give another output path", out_path)
     segmenter = segmenter or PersonSegmenter()
     matte = ClipMatte(matter, segmenter, stabilise)
     report, timer = ClipReport(), StageTimer()

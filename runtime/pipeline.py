@@ -35,15 +35,22 @@ AUTO = "auto"   # mask_path: find the person with the segmenter
 
 
 def check_output(out_path: str | Path, photo_path: str | Path | None = None, overwrite: bool = True) -> Path:
-    """The output path once it can be written: a JPEG/PNG suffix, a writable folder, not the photo itself and,
-    unless ``overwrite``, no file there yet; DataError naming it otherwise."""
+    """The output path once it can be written: a JPEG/PNG suffix and :func:`check_destination`; DataError naming
+    it otherwise."""
     out_path = Path(out_path)
     if out_path.suffix.lower() not in OUTPUT_SUFFIXES:
         raise DataError(f"output must be {', '.join(OUTPUT_SUFFIXES)}, got {out_path.suffix or 'no suffix'!r}",
                         out_path)
+    return check_destination(out_path, photo_path, overwrite)
+
+
+def check_destination(out_path: Path, source: str | Path | None = None, overwrite: bool = True,
+                      what: str = "photo") -> Path:
+    """``out_path`` once it can be written: a writable folder, not the input ``source`` (a ``what``) itself
+    and, unless ``overwrite``, no file there yet; DataError naming it otherwise. Checked before any work."""
     check_writable(out_path)
-    if photo_path is not None and out_path.exists() and Path(photo_path).exists() and out_path.samefile(photo_path):
-        raise DataError("is the input photo: give another output path", out_path)
+    if source is not None and out_path.exists() and Path(source).exists() and out_path.samefile(source):
+        raise DataError(f"is the input {what}: give another output path", out_path)
     if not overwrite and out_path.exists():
         raise DataError("exists already: give --overwrite to replace it", out_path)
     return out_path
