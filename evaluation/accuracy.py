@@ -45,7 +45,7 @@ from common.metrics import compute_all, sad
 from common.targets import target_of
 from evaluation.clip_eval import ClipSet, phone_masks
 from evaluation.protocol import TRIMAPS, protocol_alpha, quantize_gt
-from evaluation.temporal import dtssd
+from evaluation.temporal import dtssd, mean_over_pairs
 from runtime.artifacts import Artifact, open_runner
 from runtime.bokeh import render_bokeh
 from runtime.clip import CLIP_REFINEMENT, ClipMatte
@@ -88,9 +88,8 @@ def clip_samples(clip_set: ClipSet = GATE_CLIPS) -> list[ClipSample]:
 
 
 def clip_score(alphas: list[np.ndarray], sample: ClipSample) -> dict[str, float]:
-    pairs = list(zip(alphas[1:], alphas, sample.alphas[1:], sample.alphas))
     return {"SAD": float(np.mean([sad(a, g, region="all") for a, g in zip(alphas, sample.alphas)])),
-            "dtSSD": float(np.mean([dtssd(*p) for p in pairs]))}
+            "dtSSD": mean_over_pairs(dtssd, alphas, sample.alphas)}
 
 
 class ReferenceFailed(ValueError):

@@ -41,8 +41,11 @@ def backward_warp(before: np.ndarray, gt: np.ndarray, gt_before: np.ndarray) -> 
                      borderMode=cv2.BORDER_REPLICATE)
 
 
+def mean_over_pairs(metric, preds: list[np.ndarray], gts: list[np.ndarray]) -> float:
+    """``metric(pred_t, pred_t−1, gt_t, gt_t−1)`` averaged over the consecutive pairs of a sequence."""
+    return float(np.mean([metric(*p) for p in zip(preds[1:], preds, gts[1:], gts)]))
+
+
 def sequence_scores(preds: list[np.ndarray], gts: list[np.ndarray]) -> dict[str, float]:
     """Mean dtSSD and MESSDdt over the consecutive pairs of a sequence."""
-    pairs = list(zip(preds[1:], preds, gts[1:], gts))
-    return {"dtSSD": float(np.mean([dtssd(*p) for p in pairs])),
-            "MESSDdt": float(np.mean([messddt(*p) for p in pairs]))}
+    return {"dtSSD": mean_over_pairs(dtssd, preds, gts), "MESSDdt": mean_over_pairs(messddt, preds, gts)}
