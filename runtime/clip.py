@@ -133,6 +133,7 @@ class ClipReport:
     frames: int = 0
     without_person: int = 0              # frames written unchanged: the segmenter found no person
     scene_cuts: int = 0
+    hdr: str | None = None               # the clip's HDR transfer ("HLG", "PQ"), converted to SDR; None: SDR
     seconds: float = 0.0                 # wall-clock, decode to encode
     timings: dict[str, float] = field(default_factory=dict)   # summed over the frames
 
@@ -170,6 +171,7 @@ def bokeh_clip(clip_path: str | Path, out_path: str | Path, matter: Matter, *,
     report, timer = ClipReport(), StageTimer()
     start = time.perf_counter()
     with ClipReader(clip_path) as clip, atomic_path(out_path, replace=overwrite) as tmp:
+        report.hdr = clip.info.hdr
         with ClipWriter(tmp, clip, final=out_path) as writer:
             items = clip.items()
             while True:

@@ -12,7 +12,8 @@ absence is one clear error. A frame is turned upright by the stream's display ma
 stores landscape frames with a 90° rotation); the output is written upright with no rotation, as a photo's is
 written with EXIF orientation 1, at the input's frame rate and timestamps. The audio is copied packet by packet,
 never decoded (a container that cannot hold the clip's audio codec is refused before any work). Video is H.264
-(``libx264``, CRF :data:`CRF`) in MP4, MOV and Matroska, VP9 in WebM.
+(``libx264``, CRF :data:`CRF`) in MP4, MOV and Matroska, VP9 in WebM, SDR BT.709: an HDR clip (HLG or PQ, as a
+phone records by default) is converted to SDR as it is read (:mod:`runtime.hdr`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import numpy as np
 
 from common.errors import DataError
 from runtime.errors import BackendUnavailable
+from runtime.hdr import TRANSFERS, is_hdr, to_sdr
 
 CLIP_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".webm")
 FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}
@@ -57,6 +59,7 @@ class ClipInfo:
     frames: int | None          # as the container says (None: unknown)
     rotation: int               # degrees counter-clockwise the stored frames are turned to be upright
     audio: bool                 # whether it has an audio stream (the first one is carried)
+    hdr: str | None = None      # "HLG" or "PQ": converted to SDR BT.709 as it is read; None: SDR
 
 
 @dataclass(frozen=True)
@@ -68,11 +71,22 @@ class Frame:
 
 
 def to_rgb(frame) -> np.ndarray:
-    """uint8 (H, W, 3) RGB of a decoded frame by its own colour tags (matrix and range); an untagged one as
-    players read it: BT.709 from 720 lines up, BT.601 below, limited range."""
+    """uint8 (H, W, 3) SDR RGB of a decoded frame by its own colour tags (matrix and range); an untagged one as
+    players read it: BT.709 from 720 lines up, BT.601 below, limited range. An HDR frame (the HLG or PQ
+    transfer) is read at 16 bits and converted to SDR BT.709 (:mod:`runtime.hdr`)."""
     space = None if frame.colorspace not in (None, UNSPECIFIED_SPACE) else "itu709" if frame.height >= 720 else "itu601"
     ranged = frame.color_range if frame.color_range not in (None, UNSPECIFIED_RANGE) else "MPEG"
-    return frame.reformat(format="rgb24", src_colorspace=space, src_color_range=ranged).to_ndarray()
+    transfer = hdr_transfer(frame)
+    if transfer is None:
+        return frame.reformat(format="rgb24", src_colorspace=space, src_color_range=ranged).to_ndarray()
+    rgb16 = frame.reformat(format="rgb48le", src_colorspace=space, src_color_range=ranged).to_ndarray()
+    return to_sdr(rgb16, transfer)
+
+
+def hdr_transfer(frame) -> int | None:
+    """The frame's HDR transfer (:data:`runtime.hdr.HLG` or :data:`runtime.hdr.PQ`), or None for SDR."""
+    transfer = getattr(frame, "color_trc", None)
+    return int(transfer) if is_hdr(transfer) else None
 
 
 def upright(rgb: np.ndarray, rotation: int) -> np.ndarray:
@@ -116,7 +130,9 @@ class ClipReader:
             h, w = w, h
         rate = self._video.average_rate or self._video.guessed_rate or Fraction(30)
         has_audio = bool(self._container.streams.audio)
-        return ClipInfo(w, h, Fraction(rate), self._video.frames or None, rotation, has_audio)
+        transfer = hdr_transfer(first)
+        return ClipInfo(w, h, Fraction(rate), self._video.frames or None, rotation, has_audio,
+                        None if transfer is None else TRANSFERS[transfer])
 
     def _decoded(self):
         av = _av()

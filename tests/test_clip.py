@@ -260,3 +260,85 @@ def test_a_full_range_frame_is_read_as_full_range():
     assert np.abs(to_rgb(frame)[32, 48].astype(int) - colour).max() <= 4
     frame.color_range = 0                                          # untagged: limited, the colours stretched
     assert np.abs(to_rgb(frame)[32, 48].astype(int) - colour).max() > 8
+
+
+def encode_hdr_clip(path, levels, transfer, size=(48, 64)):
+    """A 10-bit HEVC clip tagged BT.2020 with the HDR ``transfer``, one flat grey frame per signal level (0..1):
+    what a phone records, reduced to values whose conversion is known."""
+    out = av.open(str(path), "w")
+    video = out.add_stream("libx265", rate=30)
+    video.height, video.width = size
+    video.pix_fmt = "yuv420p10le"
+    context = video.codec_context
+    context.colorspace, context.color_primaries, context.color_trc, context.color_range = 9, 9, transfer, 1
+    video.options = {"x265-params": "log-level=error"}
+    for level in levels:
+        rgb = np.full((*size, 3), round(level * 65535), np.uint16)
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb48le").reformat(
+            format="yuv420p10le", dst_colorspace=9, dst_color_range="MPEG")
+        for packet in video.encode(frame):
+            out.mux(packet)
+    for packet in video.encode(None):
+        out.mux(packet)
+    out.close()
+    return path
+
+
+def sdr_white():
+    """SDR's value for HDR reference white: 1 through the tone curve, encoded for gamma 2.4."""
+    from runtime.hdr import SDR_GAMMA
+    from runtime.lens_blur import tone_map
+    return round(255 * float(tone_map(np.float32([1.0]))[0]) ** (1 / SDR_GAMMA))
+
+
+def test_hdr_signals_are_converted_to_sdr_light_by_their_transfer():
+    from runtime.hdr import HLG, PQ, REFERENCE_WHITE, hlg_scene_light, pq_display_light, relative_light, to_sdr
+
+    assert pq_display_light(1.0) == pytest.approx(10000) and pq_display_light(0.0) == 0
+    assert hlg_scene_light(0.5) == pytest.approx(1 / 12) and hlg_scene_light(1.0) == pytest.approx(1.0)
+    pq_white = 0.58069   # ST 2084's signal for 203 cd/m²
+    assert pq_display_light(pq_white) == pytest.approx(REFERENCE_WHITE, rel=2e-3)
+    for transfer, white in ((HLG, 0.75), (PQ, pq_white)):       # BT.2408's reference white of each
+        grey = np.full((2, 2, 3), round(white * 65535), np.uint16)
+        assert relative_light(grey, transfer) == pytest.approx(1.0, abs=5e-3)
+        assert np.all(np.abs(to_sdr(grey, transfer).astype(int) - sdr_white()) <= 1)
+        ramp = np.repeat(np.linspace(0, 65535, 64).astype(np.uint16)[None, :, None], 3, axis=2)
+        sdr = to_sdr(ramp, transfer)[0, :, 0].astype(int)
+        assert sdr[0] == 0 and sdr[-1] == 255 and np.all(np.diff(sdr) >= 0)
+    red = np.zeros((1, 1, 3), np.uint16)
+    red[..., 0] = round(0.75 * 65535)                # BT.2020's red lies outside BT.709: clipped, not hue-shifted
+    out = to_sdr(red, HLG)[0, 0]
+    assert out[0] > 200 and out[1] == out[2] == 0
+
+
+@pytest.mark.parametrize("transfer, name, white", [(18, "HLG", 0.75), (16, "PQ", 0.58069)])
+def test_an_hdr_clip_is_read_as_sdr(tmp_path, transfer, name, white):
+    clip = encode_hdr_clip(tmp_path / f"{name}.mp4", [0.0, white, 1.0], transfer)
+    info, frames, _ = read_all(clip)
+    assert info.hdr == name
+    means = [float(f.rgb.mean()) for f in frames]
+    assert means[0] <= 2 and abs(means[1] - sdr_white()) <= 2 and means[2] >= 254
+    sdr_info, _, _ = read_all(write_clip(tmp_path / "sdr.mp4", [np.zeros((48, 64, 3), np.uint8)] * 2))
+    assert sdr_info.hdr is None
+
+
+def test_bokeh_of_an_hdr_clip_says_it_was_converted(tiny_checkpoint, tmp_path, capsys):
+    frames = [cv2.resize(f, (64, 48)) for f in astronaut_frames(3)]
+    clip = tmp_path / "hlg.mp4"
+    out = av.open(str(clip), "w")
+    video = out.add_stream("libx265", rate=30)
+    video.height, video.width, video.pix_fmt = 48, 64, "yuv420p10le"
+    context = video.codec_context
+    context.colorspace, context.color_primaries, context.color_trc, context.color_range = 9, 9, 18, 1
+    video.options = {"x265-params": "log-level=error"}
+    for rgb in frames:
+        frame = av.VideoFrame.from_ndarray((rgb.astype(np.uint16) * 257 * 3 // 4).astype(np.uint16), format="rgb48le")
+        for packet in video.encode(frame.reformat(format="yuv420p10le", dst_colorspace=9, dst_color_range="MPEG")):
+            out.mux(packet)
+    for packet in video.encode(None):
+        out.mux(packet)
+    out.close()
+    assert main(["bokeh", str(clip), "-o", str(tmp_path / "out.mp4"), "--artifact", str(tiny_checkpoint)]) == 0
+    assert "HLG HDR converted to SDR BT.709" in capsys.readouterr().err
+    info, written, _ = read_all(tmp_path / "out.mp4")
+    assert info.hdr is None and len(written) == 3

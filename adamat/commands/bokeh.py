@@ -131,7 +131,8 @@ def _run_clip(args: argparse.Namespace, artifact, chosen: str, options: dict) ->
     print(args.out)
     print(f"{report.frames} frames in {report.seconds:.1f} s ({report.fps:.1f} frames/s)"
           + (f"; {report.without_person} without a person left sharp" if report.without_person else "")
-          + (f"; {report.scene_cuts} scene cuts" if report.scene_cuts else ""), file=sys.stderr)
+          + (f"; {report.scene_cuts} scene cuts" if report.scene_cuts else "")
+          + (f"; {report.hdr} HDR converted to SDR BT.709" if report.hdr else ""), file=sys.stderr)
     if args.timings:
         print(f"seconds per stage, summed over {report.frames} frames:")
         _print_timings(report.timings)

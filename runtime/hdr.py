@@ -1,0 +1,76 @@
+"""HDR video frames (HLG or PQ, BT.2020) as the SDR BT.709 frames the clip path renders and writes.
+
+A phone records video in HDR by default: 10-bit HEVC, BT.2020 primaries, the HLG or the PQ transfer. The
+renderer works on 8-bit SDR and the clip is written as BT.709, so each frame is converted in linear light, after
+ITU-R BT.2408's mapping of HDR to SDR:
+
+1. the signal to display light in cd/m²: PQ by its EOTF (SMPTE ST 2084, absolute); HLG by its inverse OETF and the
+   OOTF of a :data:`HLG_PEAK` display (ITU-R BT.2100: the system gamma 1.2 applied on the luminance Y_S);
+2. divided by HDR reference white, :data:`REFERENCE_WHITE` (BT.2408: HLG's 75 % signal, PQ's 58 %), which becomes
+   SDR's white;
+3. BT.2020 primaries to BT.709 (a 3×3 matrix in linear light; colours outside BT.709 are clipped);
+4. highlights compressed by the soft shoulder the lens blur uses (:func:`runtime.lens_blur.tone_map`: the
+   identity up to 0.8, reference white to 0.93, everything brighter below 1);
+5. encoded for BT.1886's display gamma 2.4, what an SDR BT.709 clip is watched on, to 8 bits.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from runtime.lens_blur import tone_map
+
+HLG, PQ = 18, 16               # FFmpeg's AVCOL_TRC_ARIB_STD_B67 and AVCOL_TRC_SMPTE2084
+TRANSFERS = {HLG: "HLG", PQ: "PQ"}
+REFERENCE_WHITE = 203.0        # cd/m²: HDR reference white, SDR's white after conversion
+HLG_PEAK = 1000.0              # cd/m²: the display HLG's OOTF is evaluated for
+HLG_GAMMA = 1.2                # its system gamma at that peak
+SDR_GAMMA = 2.4                # BT.1886
+BT2020_LUMA = np.array([[0.2627, 0.6780, 0.0593]], np.float32)
+BT2020_TO_BT709 = np.array([[1.6605, -0.5876, -0.0728],
+                            [-0.1246, 1.1329, -0.0083],
+                            [-0.0182, -0.1006, 1.1187]], np.float32)
+
+
+def is_hdr(transfer: int | None) -> bool:
+    return transfer in TRANSFERS
+
+
+def hlg_scene_light(signal: np.ndarray) -> np.ndarray:
+    """HLG's inverse OETF (BT.2100): the non-linear signal in [0, 1] to scene light in [0, 1]."""
+    a, b, c = 0.17883277, 0.28466892, 0.55991073
+    e = np.asarray(signal, np.float64)
+    high = (np.exp((np.maximum(e, 0.5) - c) / a) + b) / 12.0
+    return np.where(e <= 0.5, e * e / 3.0, high)
+
+
+def pq_display_light(signal: np.ndarray) -> np.ndarray:
+    """PQ's EOTF (SMPTE ST 2084): the non-linear signal in [0, 1] to display light in cd/m²."""
+    m1, m2 = 2610 / 16384, 2523 / 4096 * 128
+    c1, c2, c3 = 3424 / 4096, 2413 / 4096 * 32, 2392 / 4096 * 32
+    p = np.asarray(signal, np.float64) ** (1.0 / m2)
+    return 10000.0 * (np.maximum(p - c1, 0.0) / (c2 - c3 * p)) ** (1.0 / m1)
+
+
+_LEVELS = np.arange(65536) / 65535.0
+_LINEAR = {HLG: hlg_scene_light(_LEVELS).astype(np.float32),                       # scene light, 0..1
+           PQ: (pq_display_light(_LEVELS) / REFERENCE_WHITE).astype(np.float32)}   # × reference white
+
+
+def relative_light(rgb16: np.ndarray, transfer: int) -> np.ndarray:
+    """float32 (H, W, 3) BT.2020 display light of 16-bit R'G'B' (full range), 1 at HDR reference white."""
+    light = _LINEAR[transfer][rgb16]
+    if transfer == HLG:        # the OOTF: F = peak · Y_S^(γ − 1) · E, then relative to reference white
+        ys = cv2.transform(light, BT2020_LUMA)
+        gain = cv2.pow(np.maximum(ys, np.float32(1e-12)), HLG_GAMMA - 1.0) * np.float32(HLG_PEAK / REFERENCE_WHITE)
+        light = cv2.multiply(light, cv2.cvtColor(gain, cv2.COLOR_GRAY2RGB))
+    return light
+
+
+def to_sdr(rgb16: np.ndarray, transfer: int) -> np.ndarray:
+    """uint8 (H, W, 3) SDR BT.709 R'G'B' of uint16 (H, W, 3) full-range BT.2020 R'G'B' of the HDR ``transfer``
+    (:data:`HLG` or :data:`PQ`)."""
+    light = cv2.transform(relative_light(rgb16, transfer), BT2020_TO_BT709)
+    light = tone_map(np.maximum(light, 0.0))
+    return np.rint(cv2.pow(light, 1.0 / SDR_GAMMA) * 255.0).astype(np.uint8)
