@@ -262,19 +262,18 @@ def test_a_full_range_frame_is_read_as_full_range():
     assert np.abs(to_rgb(frame)[32, 48].astype(int) - colour).max() > 8
 
 
-def encode_hdr_clip(path, levels, transfer, size=(48, 64)):
-    """A 10-bit HEVC clip tagged BT.2020 with the HDR ``transfer``, one flat grey frame per signal level (0..1):
-    what a phone records, reduced to values whose conversion is known."""
+def encode_hdr_clip(path, frames16, transfer):
+    """A 10-bit HEVC clip tagged BT.2020 with the HDR ``transfer`` (18 HLG, 16 PQ) of uint16 full-range R'G'B'
+    frames: what a phone records."""
     out = av.open(str(path), "w")
     video = out.add_stream("libx265", rate=30)
-    video.height, video.width = size
+    video.height, video.width = frames16[0].shape[:2]
     video.pix_fmt = "yuv420p10le"
     context = video.codec_context
     context.colorspace, context.color_primaries, context.color_trc, context.color_range = 9, 9, transfer, 1
     video.options = {"x265-params": "log-level=error"}
-    for level in levels:
-        rgb = np.full((*size, 3), round(level * 65535), np.uint16)
-        frame = av.VideoFrame.from_ndarray(rgb, format="rgb48le").reformat(
+    for rgb in frames16:
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb48le").reformat(
             format="yuv420p10le", dst_colorspace=9, dst_color_range="MPEG")
         for packet in video.encode(frame):
             out.mux(packet)
@@ -282,6 +281,11 @@ def encode_hdr_clip(path, levels, transfer, size=(48, 64)):
         out.mux(packet)
     out.close()
     return path
+
+
+def greys(levels, size=(48, 64)):
+    """Flat grey uint16 frames, one per signal level (0..1): values whose conversion is known."""
+    return [np.full((*size, 3), round(level * 65535), np.uint16) for level in levels]
 
 
 def sdr_white():
@@ -313,7 +317,7 @@ def test_hdr_signals_are_converted_to_sdr_light_by_their_transfer():
 
 @pytest.mark.parametrize("transfer, name, white", [(18, "HLG", 0.75), (16, "PQ", 0.58069)])
 def test_an_hdr_clip_is_read_as_sdr(tmp_path, transfer, name, white):
-    clip = encode_hdr_clip(tmp_path / f"{name}.mp4", [0.0, white, 1.0], transfer)
+    clip = encode_hdr_clip(tmp_path / f"{name}.mp4", greys([0.0, white, 1.0]), transfer)
     info, frames, _ = read_all(clip)
     assert info.hdr == name
     means = [float(f.rgb.mean()) for f in frames]
@@ -323,21 +327,8 @@ def test_an_hdr_clip_is_read_as_sdr(tmp_path, transfer, name, white):
 
 
 def test_bokeh_of_an_hdr_clip_says_it_was_converted(tiny_checkpoint, tmp_path, capsys):
-    frames = [cv2.resize(f, (64, 48)) for f in astronaut_frames(3)]
-    clip = tmp_path / "hlg.mp4"
-    out = av.open(str(clip), "w")
-    video = out.add_stream("libx265", rate=30)
-    video.height, video.width, video.pix_fmt = 48, 64, "yuv420p10le"
-    context = video.codec_context
-    context.colorspace, context.color_primaries, context.color_trc, context.color_range = 9, 9, 18, 1
-    video.options = {"x265-params": "log-level=error"}
-    for rgb in frames:
-        frame = av.VideoFrame.from_ndarray((rgb.astype(np.uint16) * 257 * 3 // 4).astype(np.uint16), format="rgb48le")
-        for packet in video.encode(frame.reformat(format="yuv420p10le", dst_colorspace=9, dst_color_range="MPEG")):
-            out.mux(packet)
-    for packet in video.encode(None):
-        out.mux(packet)
-    out.close()
+    frames = [(cv2.resize(f, (64, 48)).astype(np.uint16) * 257 * 3 // 4).astype(np.uint16) for f in astronaut_frames(3)]
+    clip = encode_hdr_clip(tmp_path / "hlg.mp4", frames, transfer=18)
     assert main(["bokeh", str(clip), "-o", str(tmp_path / "out.mp4"), "--artifact", str(tiny_checkpoint)]) == 0
     assert "HLG HDR converted to SDR BT.709" in capsys.readouterr().err
     info, written, _ = read_all(tmp_path / "out.mp4")
