@@ -11,18 +11,19 @@ from __future__ import annotations
 
 from typing import Callable, Iterable
 
+import cv2
 import numpy as np
 
 from calib_data.backgrounds import random_background
 from calib_data.compositing import composite
-from calib_data.procedural import SEE_THROUGH_KINDS, make_foreground
+from calib_data.procedural import KINDS, SEE_THROUGH_KINDS, make_foreground
 from calib_data.segmenter_masks import RECIPES, simulate_mask
 from calib_data.splits import REAL_VALIDATION
 from common.metrics import compute_regions
 from evaluation.datasets import EvalImage, rescale
 from runtime.mask_prior import guided_mask, mask_at
-from runtime.matter import Matter
-from runtime.preprocess import make_trimap
+from runtime.matter import WORKING_SIDE, Matter
+from runtime.preprocess import fit_long_side, make_trimap
 
 
 def sample(item: EvalImage, matter: Matter, seed: int) -> dict:
@@ -61,6 +62,25 @@ def see_through_items(count: int, seed: int, sides: tuple[int, int] = (800, 1600
         kind = SEE_THROUGH_KINDS[i % len(SEE_THROUGH_KINDS)]
         fg, alpha = make_foreground(kind, (h, w), rng)
         items.append(EvalImage(f"{kind}-{i:03d}", composite(fg, random_background((h, w), rng), alpha), alpha))
+    return items
+
+
+def phone_scale_items(count: int, seed: int, size: tuple[int, int] = (3024, 4032)) -> list[EvalImage]:
+    """``count`` procedural subjects (:data:`calib_data.procedural.KINDS`: hair, fur, veil, ...) composited at a
+    phone's 12 megapixels (``size``, landscape or portrait) and area-reduced to the working resolution the refiner
+    runs at on such a photo (:data:`runtime.matter.WORKING_SIDE`): 12-megapixel detail as the runtime hands it
+    to the refiner."""
+    rng = np.random.default_rng(seed)
+    items = []
+    for i in range(count):
+        h, w = size if rng.random() < 0.5 else size[::-1]
+        kind = KINDS[i % len(KINDS)]
+        fg, alpha = make_foreground(kind, (h, w), rng)
+        photo = composite(fg, random_background((h, w), rng), alpha)
+        small = fit_long_side((h, w), WORKING_SIDE)
+        if small:
+            photo, alpha = (cv2.resize(x, small[::-1], interpolation=cv2.INTER_AREA) for x in (photo, alpha))
+        items.append(EvalImage(f"phone-{kind}-{i:03d}", photo, alpha))
     return items
 
 

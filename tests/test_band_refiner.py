@@ -15,12 +15,12 @@ from adamatting.train.band_refiner import RefinerRecipe, train_band_refiner
 from benchmarks.measurements import load
 from calib_data.procedural import KINDS, SEE_THROUGH_KINDS, make_foreground, random_foreground
 from evaluation.datasets import EvalImage
-from evaluation.refiner_data import folds, refiner_samples, see_through_items
+from evaluation.refiner_data import folds, phone_scale_items, refiner_samples, see_through_items
 from export.band_refiner_graph import from_onnx, max_difference, write_band_refiner
 from runtime import band_refiner as runtime_refiner
 from runtime.errors import BackendUnavailable
 from runtime.mask_prior import guided_mask, mask_at
-from runtime.matter import Matter
+from runtime.matter import WORKING_SIDE, Matter
 from runtime.preprocess import make_trimap
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -194,6 +194,16 @@ def test_see_through_subjects_have_holes_and_stay_out_of_the_networks_draw():
     assert {random_foreground((48, 48), np.random.default_rng(s))[0] for s in range(40)} <= set(KINDS)
     items = see_through_items(2, seed=0, sides=(64, 80))
     assert [i.name for i in items] == ["net-000", "foliage-001"] and max(items[1].alpha.shape) <= 80
+
+
+def test_phone_scale_subjects_are_made_large_and_brought_to_the_working_resolution():
+    items = phone_scale_items(2, seed=4, size=(1200, 1600))
+    assert [i.name for i in items] == [f"phone-{KINDS[0]}-000", f"phone-{KINDS[1]}-001"]
+    for item in items:
+        assert max(item.alpha.shape) == WORKING_SIDE and item.image.shape[:2] == item.alpha.shape
+        assert ((item.alpha > 0) & (item.alpha < 1)).mean() > 0.001
+    again = phone_scale_items(1, seed=4, size=(1200, 1600))[0]
+    assert np.array_equal(again.alpha, items[0].alpha)                  # seeded
 
 
 def test_folds_keep_the_held_back_split_together():

@@ -22,7 +22,7 @@ from calib_data.splits import alphamatting_dev_dir
 from common.arguments import positive_int
 from common.outputs import check_writable, write_json
 from evaluation.datasets import EvalFolder
-from evaluation.refiner_data import folds, refiner_samples, score_sample, see_through_items
+from evaluation.refiner_data import folds, phone_scale_items, refiner_samples, score_sample, see_through_items
 from export.band_refiner_graph import write_band_refiner
 from runtime.band_refiner import SHIPPED
 from runtime.matter import Matter
@@ -40,6 +40,9 @@ def add_arguments(t) -> None:
     t.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3], help="phone-mask seeds per photo")
     t.add_argument("--see-through", type=int, default=48, metavar="N",
                    help="also train on N procedural see-through subjects (nets, foliage), one mask each")
+    t.add_argument("--phone-scale", type=int, default=0, metavar="N",
+                   help="also train on N procedural subjects (hair, fur, ...) made at 12 megapixels and brought to "
+                        "the working resolution, one mask each")
     t.add_argument("--refine-tiles", type=int, default=8,
                    help="the network's own refinement of the band (runtime.refine tiles; 0: off), as Matter will "
                         "run it")
@@ -60,7 +63,8 @@ def run(args) -> int:
     matter = Matter.from_artifact(args.checkpoint, band_refiner=None,
                                   refinement=Refinement(args.refine_tiles) if args.refine_tiles else None)
     samples = refiner_samples(folder, matter, args.scales, args.seeds, progress=lambda n: print(f"samples: {n}"))
-    extra = refiner_samples(see_through_items(args.see_through, seed=1), matter, [1.0], [0])
+    extra = refiner_samples(see_through_items(args.see_through, seed=1) + phone_scale_items(args.phone_scale, seed=2),
+                            matter, [1.0], [0])
     groups = folds(sorted({s["name"] for s in samples}), args.folds) if args.folds > 1 else [[]]
     rows, shipped = [], None
     for i, held in enumerate(groups):
@@ -73,7 +77,8 @@ def run(args) -> int:
     meta = {"checkpoint": Path(args.checkpoint).name, "checkpoint_sha256": file_sha256(args.checkpoint),
             "recipe": vars(recipe), "network_refine_tiles": args.refine_tiles, "scales": args.scales,
             "seeds": args.seeds,
-            "trained_on": sorted({s["name"] for s in samples} - set(groups[0])), "see_through": args.see_through}
+            "trained_on": sorted({s["name"] for s in samples} - set(groups[0])), "see_through": args.see_through,
+            "phone_scale": args.phone_scale}
     write_band_refiner(shipped, out, meta)
     print(f"wrote {out}")
     if measured:
