@@ -78,8 +78,9 @@ def phone_scale_items(count: int, seed: int, size: tuple[int, int] = (3024, 4032
         fg, alpha = make_foreground(kind, (h, w), rng)
         photo = composite(fg, random_background((h, w), rng), alpha)
         small = fit_long_side((h, w), WORKING_SIDE)
-        if small:
-            photo, alpha = (cv2.resize(x, small[::-1], interpolation=cv2.INTER_AREA) for x in (photo, alpha))
+        if small:   # area averages of [0, 1] values, clipped: float rounding may step past either end
+            photo, alpha = (np.clip(cv2.resize(x, small[::-1], interpolation=cv2.INTER_AREA), 0.0, 1.0)
+                            for x in (photo, alpha))
         items.append(EvalImage(f"phone-{kind}-{i:03d}", photo, alpha))
     return items
 

@@ -127,7 +127,7 @@ def to_unit_float(arr: np.ndarray, what: str, path: Path | None = None) -> np.nd
             raise DataError(f"{what} contains NaN or inf", path)
         lo, hi = float(out.min(initial=0.0)), float(out.max(initial=0.0))
         if lo < 0.0 or hi > 1.0:
-            raise DataError(f"{what} is float with values in [{lo:g}, {hi:g}]; float {what}s must lie in "
+            raise DataError(f"{what} is float with values in [{lo:.8g}, {hi:.8g}]; float {what}s must lie in "
                             f"[0, 1] (divide 8-bit data by 255)", path)
         return out
     raise DataError(f"{what} has unsupported dtype {arr.dtype}; use uint8, uint16 or float in [0, 1]", path)
