@@ -80,7 +80,7 @@ def to_rgb(frame) -> np.ndarray:
     if transfer is None:
         return frame.reformat(format="rgb24", src_colorspace=space, src_color_range=ranged).to_ndarray()
     rgb16 = frame.reformat(format="rgb48le", src_colorspace=space, src_color_range=ranged).to_ndarray()
-    return to_sdr(rgb16, transfer)
+    return to_sdr(rgb16, transfer, getattr(frame, "color_primaries", None))
 
 
 def hdr_transfer(frame) -> int | None:

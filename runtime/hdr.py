@@ -8,7 +8,8 @@ ITU-R BT.2408's mapping of HDR to SDR:
    OOTF of a :data:`HLG_PEAK` display (ITU-R BT.2100: the system gamma 1.2 applied on the luminance Y_S);
 2. divided by HDR reference white, :data:`REFERENCE_WHITE` (BT.2408: HLG's 75 % signal, PQ's 58 %), which becomes
    SDR's white;
-3. BT.2020 primaries to BT.709 (a 3×3 matrix in linear light; colours outside BT.709 are clipped);
+3. BT.2020 primaries to BT.709 (a 3×3 matrix in linear light; colours outside BT.709 are clipped), unless the
+   clip is tagged BT.709 primaries already;
 4. highlights compressed by the soft shoulder the lens blur uses (:func:`runtime.lens_blur.tone_map`: the
    identity up to 0.8, reference white to 0.93, everything brighter below 1);
 5. encoded for BT.1886's display gamma 2.4, what an SDR BT.709 clip is watched on, to 8 bits.
@@ -23,6 +24,7 @@ from runtime.lens_blur import tone_map
 
 HLG, PQ = 18, 16               # FFmpeg's AVCOL_TRC_ARIB_STD_B67 and AVCOL_TRC_SMPTE2084
 TRANSFERS = {HLG: "HLG", PQ: "PQ"}
+BT709_PRIMARIES = 1            # FFmpeg's AVCOL_PRI_BT709: an HDR transfer on BT.709 primaries needs no gamut change
 REFERENCE_WHITE = 203.0        # cd/m²: HDR reference white, SDR's white after conversion
 HLG_PEAK = 1000.0              # cd/m²: the display HLG's OOTF is evaluated for
 HLG_GAMMA = 1.2                # its system gamma at that peak
@@ -68,9 +70,12 @@ def relative_light(rgb16: np.ndarray, transfer: int) -> np.ndarray:
     return light
 
 
-def to_sdr(rgb16: np.ndarray, transfer: int) -> np.ndarray:
-    """uint8 (H, W, 3) SDR BT.709 R'G'B' of uint16 (H, W, 3) full-range BT.2020 R'G'B' of the HDR ``transfer``
-    (:data:`HLG` or :data:`PQ`)."""
-    light = cv2.transform(relative_light(rgb16, transfer), BT2020_TO_BT709)
+def to_sdr(rgb16: np.ndarray, transfer: int, primaries: int | None = None) -> np.ndarray:
+    """uint8 (H, W, 3) SDR BT.709 R'G'B' of uint16 (H, W, 3) full-range R'G'B' of the HDR ``transfer``
+    (:data:`HLG` or :data:`PQ`). ``primaries`` (FFmpeg's code): BT.2020 unless it says BT.709 (some cameras
+    record HLG on BT.709 primaries)."""
+    light = relative_light(rgb16, transfer)
+    if primaries != BT709_PRIMARIES:
+        light = cv2.transform(light, BT2020_TO_BT709)
     light = tone_map(np.maximum(light, 0.0))
     return np.rint(cv2.pow(light, 1.0 / SDR_GAMMA) * 255.0).astype(np.uint8)

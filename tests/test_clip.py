@@ -313,6 +313,12 @@ def test_hdr_signals_are_converted_to_sdr_light_by_their_transfer():
     red[..., 0] = round(0.75 * 65535)                # BT.2020's red lies outside BT.709: clipped, not hue-shifted
     out = to_sdr(red, HLG)[0, 0]
     assert out[0] > 200 and out[1] == out[2] == 0
+    orange = np.zeros((1, 1, 3), np.uint16)
+    orange[..., 0], orange[..., 1] = round(0.75 * 65535), round(0.5 * 65535)
+    on_2020, on_709 = (to_sdr(orange, HLG, primaries)[0, 0].astype(int) for primaries in (9, 1))
+    assert np.ptp(on_709) < np.ptp(on_2020)        # no gamut change on BT.709 primaries: BT.2020's widens it
+    grey = np.full((1, 1, 3), round(0.6 * 65535), np.uint16)
+    assert np.array_equal(to_sdr(grey, HLG, 1), to_sdr(grey, HLG, 9))   # a grey is the same on both
 
 
 @pytest.mark.parametrize("transfer, name, white", [(18, "HLG", 0.75), (16, "PQ", 0.58069)])
