@@ -17,6 +17,8 @@ ITU-R BT.2408's mapping of HDR to SDR:
 
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numpy as np
 
@@ -55,14 +57,18 @@ def pq_display_light(signal: np.ndarray) -> np.ndarray:
     return 10000.0 * (np.maximum(p - c1, 0.0) / (c2 - c3 * p)) ** (1.0 / m1)
 
 
-_LEVELS = np.arange(65536) / 65535.0
-_LINEAR = {HLG: hlg_scene_light(_LEVELS).astype(np.float32),                       # scene light, 0..1
-           PQ: (pq_display_light(_LEVELS) / REFERENCE_WHITE).astype(np.float32)}   # × reference white
+@functools.cache
+def _linear(transfer: int) -> np.ndarray:
+    """The 65536-entry look-up table of a 16-bit signal: HLG's scene light (0..1), PQ's display light relative
+    to reference white. Built on the first HDR frame, not when a clip or a photo path is imported."""
+    levels = np.arange(65536) / 65535.0
+    light = hlg_scene_light(levels) if transfer == HLG else pq_display_light(levels) / REFERENCE_WHITE
+    return light.astype(np.float32)
 
 
 def relative_light(rgb16: np.ndarray, transfer: int) -> np.ndarray:
     """float32 (H, W, 3) BT.2020 display light of 16-bit R'G'B' (full range), 1 at HDR reference white."""
-    light = _LINEAR[transfer][rgb16]
+    light = _linear(transfer)[rgb16]
     if transfer == HLG:        # the OOTF: F = peak · Y_S^(γ − 1) · E, then relative to reference white
         ys = cv2.transform(light, BT2020_LUMA)
         gain = cv2.pow(np.maximum(ys, np.float32(1e-12)), HLG_GAMMA - 1.0) * np.float32(HLG_PEAK / REFERENCE_WHITE)
