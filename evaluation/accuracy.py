@@ -58,12 +58,12 @@ PSNR_CAP = 100.0
 METRICS = ("SAD", "MSE", "Grad", "Conn", "EdgeMAE", "BokehPSNR")
 CLIP_METRICS = ("SAD", "dtSSD")
 GATE_CLIPS = ClipSet(size=(144, 256), frames=8, kinds=("hair", "veil"))   # the clip set: a few seconds per artifact
+BOKEH_STRENGTH = 0.02     # as the demo's bokeh grid: a strong blur makes alpha errors visible
 
 
 def measured_by(set_name: str) -> tuple[str, ...]:
     """The metrics a set scores (a gate on another metric does not apply to it)."""
     return CLIP_METRICS if set_name == "clip" else METRICS
-BOKEH_STRENGTH = 0.02     # as the demo's bokeh grid: a strong blur makes alpha errors visible
 
 
 @dataclass
