@@ -10,8 +10,8 @@ runtime anyway; the two agree to 1e-6), so it is the same on every backend of th
 band-refiner`` converts it for each target (OpenVINO IR, ExecuTorch, CoreML, TensorRT's FP16 ONNX); each file
 opens here by its suffix, with the runner its runtime's backend module provides (``band_refiner_runner``).
 
-It runs on a fixed grid of ``TILE``-px tiles (each read with a ``RECEPTIVE_RADIUS`` halo, so the tiles join
-without seams) that hold band pixels, all in one batch, at the resolution it is given: :class:`runtime.matter.Matter`
+It runs on ``TILE``-px tiles placed to cover the band's pixels with few of them (each read with a
+``RECEPTIVE_RADIUS`` halo, so the tiles join without seams), in batches of ``BATCH``, at the resolution it is given: :class:`runtime.matter.Matter`
 gives it a 12-megapixel photo at its working resolution (1536 px: the refiner was trained on photos of up to
 1600 px) and takes its answer to the photo by the guided filter. Only band pixels change.
 """
@@ -149,11 +149,19 @@ class BandRefiner:
 
 
 def _band_tiles(band: np.ndarray) -> list[tuple[int, int]]:
-    """Top-left corners of the ``TILE``-px grid's tiles that hold band pixels."""
-    h, w = band.shape
-    ny, nx = -(-h // TILE), -(-w // TILE)
-    held = np.pad(band, ((0, ny * TILE - h), (0, nx * TILE - w))).reshape(ny, TILE, nx, TILE).any(axis=(1, 3))
-    return [(int(y) * TILE, int(x) * TILE) for y, x in zip(*np.nonzero(held))]
+    """Top-left corners of ``TILE``-px tiles that cover every band pixel: rows of tiles ``TILE`` px apart, and
+    in each row the fewest tiles that cover its band columns (each tile starts at the first column left
+    uncovered: the greedy cover of intervals, which is the smallest). A band that runs across a fixed grid
+    would take a tile for every cell it clips; this takes about a fifth fewer at 12 megapixels, and the answer
+    is the same: every output pixel sees its whole receptive field, wherever its tile lies."""
+    corners = []
+    for y in range(0, band.shape[0], TILE):
+        cols = np.flatnonzero(cv2.reduce(band[y:y + TILE].view(np.uint8), 0, cv2.REDUCE_MAX)[0])
+        i = 0
+        while i < cols.size:
+            corners.append((y, int(cols[i])))
+            i = int(np.searchsorted(cols, cols[i] + TILE))
+    return corners
 
 
 def _window(plane: np.ndarray, y: int, x: int, side: int) -> np.ndarray:
