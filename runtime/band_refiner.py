@@ -11,9 +11,10 @@ band-refiner`` converts it for each target (OpenVINO IR, ExecuTorch, CoreML, Ten
 opens here by its suffix, with the runner its runtime's backend module provides (``band_refiner_runner``).
 
 It runs on ``TILE``-px tiles placed to cover the band's pixels with few of them (each read with a
-``RECEPTIVE_RADIUS`` halo, so the tiles join without seams), in batches of ``BATCH``, at the resolution it is given: :class:`runtime.matter.Matter`
-gives it a 12-megapixel photo at its working resolution (1536 px: the refiner was trained on photos of up to
-1600 px) and takes its answer to the photo by the guided filter. Only band pixels change.
+``RECEPTIVE_RADIUS`` halo, so the tiles join without seams: :mod:`runtime.tiles`), in batches of ``BATCH``, at
+the resolution it is given: :class:`runtime.matter.Matter` gives it a 12-megapixel photo at its working
+resolution (1536 px: the refiner was trained on photos of up to 1600 px) and takes its answer to the photo by
+the guided filter. Only band pixels change.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import numpy as np
 from common.targets import RUNTIMES
 from runtime.errors import BackendUnavailable
 from runtime.mask_prior import guided_mask, mask_at
+from runtime.tiles import cover, window
 from runtime.upsample import snap
 
 SHIPPED = Path(__file__).parent / "data" / "band_refiner.onnx"
@@ -122,7 +124,7 @@ class BandRefiner:
         planes = (photo, alpha.astype(np.float32, copy=False), guided_mask(photo, mask),
                   mask_at(mask, photo.shape[:2]))
         out = alpha.astype(np.float32, copy=True)
-        corners = _band_tiles(band)
+        corners = cover(band, TILE)
         for start in range(0, len(corners), BATCH):      # batches bound the network's intermediate buffers
             chunk = corners[start:start + BATCH]
             output = self.runner.run(self._batch(planes, chunk))
@@ -141,36 +143,8 @@ class BandRefiner:
         blobs = {name: np.zeros((n, c, side, side), np.float32) for name, c in zip(INPUTS, (3, 1, 1, 1))}
         for i, (y, x) in enumerate(corners):
             for (name, blob), plane in zip(blobs.items(), planes):
-                window = _window(plane, y - RECEPTIVE_RADIUS, x - RECEPTIVE_RADIUS, side)
-                blob[i] = window.transpose(2, 0, 1) if window.ndim == 3 else window
+                crop = window(plane, y - RECEPTIVE_RADIUS, x - RECEPTIVE_RADIUS, side)
+                blob[i] = crop.transpose(2, 0, 1) if crop.ndim == 3 else crop
         blobs["image"][:len(corners)] *= 2
         blobs["image"][:len(corners)] -= 1
         return blobs
-
-
-def _band_tiles(band: np.ndarray) -> list[tuple[int, int]]:
-    """Top-left corners of ``TILE``-px tiles that cover every band pixel: rows of tiles ``TILE`` px apart, and
-    in each row the fewest tiles that cover its band columns (each tile starts at the first column left
-    uncovered: the greedy cover of intervals, which is the smallest). A band that runs across a fixed grid
-    would take a tile for every cell it clips; this takes about a fifth fewer at 12 megapixels, and the answer
-    is the same: every output pixel sees its whole receptive field, wherever its tile lies."""
-    corners = []
-    for y in range(0, band.shape[0], TILE):
-        cols = np.flatnonzero(cv2.reduce(band[y:y + TILE].view(np.uint8), 0, cv2.REDUCE_MAX)[0])
-        i = 0
-        while i < cols.size:
-            corners.append((y, int(cols[i])))
-            i = int(np.searchsorted(cols, cols[i] + TILE))
-    return corners
-
-
-def _window(plane: np.ndarray, y: int, x: int, side: int) -> np.ndarray:
-    """``plane``[y:y + side, x:x + side], reflected (``cv2.BORDER_REFLECT``) where it reaches past the plane's
-    borders: the pixels a tile's outputs inside the plane depend on are those of the whole padded plane."""
-    h, w = plane.shape[:2]
-    y0, x0, y1, x1 = max(y, 0), max(x, 0), min(y + side, h), min(x + side, w)
-    crop = plane[y0:y1, x0:x1]
-    if (y0, x0, y1, x1) == (y, x, y + side, x + side):
-        return crop
-    return cv2.copyMakeBorder(np.ascontiguousarray(crop), y0 - y, y + side - y1, x0 - x, x + side - x1,
-                              cv2.BORDER_REFLECT)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from runtime.upsample import snap, upsample_alpha
+from runtime.upsample import OPEN, snap, upsample_alpha
 
 UNSURE = 0.02        # a band pixel whose coarse alpha is within this of 0 or 1 counts as decided
 FEATHER = 32         # tile-border blend, in pixels at the refinement's resolution
@@ -63,11 +63,12 @@ def refine(run, photo: np.ndarray, trimap: np.ndarray, alpha: np.ndarray, input_
         return alpha
     # The tiles' weighted mean where they reach (the coarse alpha elsewhere, for the filter's windows), brought
     # to the photo once; it replaces the coarse alpha as far as the tiles reach, feathered at their borders.
+    # The filter computes only the band's pixels the tiles reach: the others keep the coarse alpha.
     tiles = np.where(reach > 0, acc / np.maximum(reach, 1e-6), alpha_w)
-    new = upsample_alpha(tiles, photo, photo_w)
-    reach_full = np.minimum(cv2.resize(reach, (w, h), interpolation=cv2.INTER_LINEAR)[band], 1.0)
+    reach_full = np.minimum(cv2.resize(reach, (w, h), interpolation=cv2.INTER_LINEAR), 1.0)
+    new = upsample_alpha(tiles, photo, photo_w, decided=np.where(band & (reach_full > 0), OPEN, 0).astype(np.uint8))
     out = alpha.copy()
-    out[band] = snap(alpha[band] + reach_full * (new[band] - alpha[band]))
+    out[band] = snap(alpha[band] + reach_full[band] * (new[band] - alpha[band]))
     return out
 
 

@@ -25,6 +25,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from runtime.tiles import cover, window
+
 METHODS = ("guided", "bilinear")
 GUIDED_RADIUS = 1        # window radius, in low-resolution pixels
 GUIDED_EPS = 1e-5        # regularisation: larger = smoother, closer to bilinear
@@ -36,6 +38,8 @@ _AT_MOST = np.array([0.0] + [1.0] * 255, np.float32).reshape(1, 256)    # decide
 _DECIDED = np.array([0.0] * 128 + [1.0] * 128, np.float32).reshape(1, 256)   # decided 0 → 0, 255 → 1
 FIT_ROWS = 32            # rows per pass of the guided filter's per-pixel fit (its planes stay in the cache)
 RUN_GAP = 32             # open column runs closer than this are filtered as one
+FIT_TILE = 128           # low-resolution px per tile of a fit restricted to where its coefficients are used
+SPARSE_AT_MOST = 0.5     # the restricted fit runs when its tiles, with their reach, cover less of the plane
 
 
 def box_mean(x: np.ndarray, radius: int) -> np.ndarray:
@@ -44,13 +48,46 @@ def box_mean(x: np.ndarray, radius: int) -> np.ndarray:
     return cv2.boxFilter(x, -1, (k, k), normalize=True, borderType=cv2.BORDER_REFLECT)
 
 
-def guided_coefficients(guide: np.ndarray, p: np.ndarray, radius: int, eps: float) -> tuple[np.ndarray, np.ndarray]:
+def guided_coefficients(guide: np.ndarray, p: np.ndarray, radius: int, eps: float,
+                        need: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Window-averaged coefficients (ā, b̄) of the guided filter q = āᵀ·I + b̄ of ``p`` by ``guide``.
 
     ``guide``: (h, w) gray or (h, w, 3) colour, float32; ``p``: (h, w). Returns ā (h, w, C) and b̄ (h, w).
-    The work is planar: every product and box mean is one contiguous (h, w) plane (3× faster than over
-    interleaved channels), and the per-pixel fit runs on :data:`FIT_ROWS` rows at a time, in the cache.
+    ``need`` (bool (h, w), optional): where the coefficients are used; they are fitted only on
+    :data:`FIT_TILE`-px tiles over it (:mod:`runtime.tiles`), each read with the fit's reach of 2·radius, and
+    are 0 elsewhere, when those tiles cover less than :data:`SPARSE_AT_MOST` of the plane. The answer there is
+    the whole plane's: the band of a 12-megapixel photo is a tenth of it.
     """
+    if need is not None:
+        halo = 2 * radius                  # two box means: the mean of the windows' fits over the window
+        corners = cover(need, FIT_TILE)
+        if len(corners) * (FIT_TILE + 2 * halo) ** 2 < SPARSE_AT_MOST * p.size:
+            return _coefficients_at(guide, p, radius, eps, corners, halo)
+    return _coefficients(guide, p, radius, eps)
+
+
+def _coefficients_at(guide: np.ndarray, p: np.ndarray, radius: int, eps: float, corners: list[tuple[int, int]],
+                     halo: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_coefficients` on the :data:`FIT_TILE`-px tiles at ``corners``, each fitted on its window with
+    ``halo`` (reflected at the plane's borders as :func:`box_mean` reflects), 0 outside them."""
+    channels = 1 if guide.ndim == 2 else guide.shape[2]
+    a = np.zeros((*p.shape, channels), np.float32)
+    b = np.zeros(p.shape, np.float32)
+    side = FIT_TILE + 2 * halo
+    for y, x in corners:
+        tile_a, tile_b = _coefficients(window(guide, y - halo, x - halo, side), window(p, y - halo, x - halo, side),
+                                       radius, eps)
+        inside = (slice(y, y + FIT_TILE), slice(x, x + FIT_TILE))
+        h, w = b[inside].shape
+        a[inside] = tile_a[halo:halo + h, halo:halo + w]
+        b[inside] = tile_b[halo:halo + h, halo:halo + w]
+    return a, b
+
+
+def _coefficients(guide: np.ndarray, p: np.ndarray, radius: int, eps: float) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`guided_coefficients` over the whole plane. The work is planar: every product and box mean is one
+    contiguous (h, w) plane (3× faster than over interleaved channels), and the per-pixel fit runs on
+    :data:`FIT_ROWS` rows at a time, in the cache."""
     g = [np.ascontiguousarray(x, np.float32) for x in cv2.split(guide.astype(np.float32, copy=False))]
     p = p.astype(np.float32, copy=False)
     mean_i = [box_mean(x, radius) for x in g]
@@ -103,14 +140,14 @@ def _solve_spd3(s: dict, rhs: list[np.ndarray]) -> list[np.ndarray]:
 
 
 def _apply_coefficients(a: np.ndarray, b: np.ndarray, guide_full: np.ndarray, tol: float | None,
-                        decided: np.ndarray | None = None) -> np.ndarray:
+                        decided: np.ndarray | None = None, runs: list | None = None) -> np.ndarray:
     """q = āᵀ·I + b̄ at the guide's full resolution, ā and b̄ upsampled bilinearly, then :func:`snap`-ped when
     ``tol`` is given, strip by strip of :data:`STRIP_ROWS` rows, so each strip's temporaries stay in the cache
     and the one full-resolution array written is q: the coefficients resized to the full height first (low
     width), then each strip to the full width (bilinear resizing is separable: the order is float noise). With
     ``decided`` (see :func:`upsample_alpha`) each strip is 0 / 1 where it is decided and the filter runs only
-    on the runs of columns that hold open pixels (:func:`open_runs`), their coefficients interpolated straight
-    from the low resolution (:func:`_window`): no full-height copy of them either."""
+    on the runs of columns that hold open pixels (``runs``, given with it: :func:`open_strips`), their coefficients
+    interpolated straight from the low resolution (:func:`_window`): no full-height copy of them either."""
     h_full, w_full = guide_full.shape[:2]
     if guide_full.dtype == np.uint8:       # 8-bit pixels: the coefficients take the 1/255, no float copy of them
         a = a * np.float32(1.0 / 255.0)
@@ -123,10 +160,10 @@ def _apply_coefficients(a: np.ndarray, b: np.ndarray, guide_full: np.ndarray, to
             a_strip, b_strip = (cv2.resize(x[rows], size, interpolation=cv2.INTER_LINEAR) for x in (a_rows, b_rows))
             _filter_into(q[rows], a_strip, b_strip, guide_full[rows], tol)
         return q
-    for y0 in range(0, h_full, STRIP_ROWS):
-        rows = slice(y0, min(h_full, y0 + STRIP_ROWS))
+    for rows, strip_runs in runs:
+        y0 = rows.start
         cv2.LUT(decided[rows], _DECIDED, dst=q[rows])
-        for x0, x1 in open_runs(decided[rows]):
+        for x0, x1 in strip_runs:
             box = (y0, x0, rows.stop - y0, x1 - x0)
             _filter_into(q[rows, x0:x1], *(_window(x, box, (h_full, w_full)) for x in (a, b)),
                          guide_full[rows, x0:x1], tol)
@@ -163,6 +200,28 @@ def open_runs(decided: np.ndarray, gap: int = RUN_GAP) -> list[tuple[int, int]]:
         return []
     breaks = np.flatnonzero(np.diff(cols) > gap)
     return list(zip(cols[np.r_[0, breaks + 1]].tolist(), (cols[np.r_[breaks, cols.size - 1]] + 1).tolist()))
+
+
+def open_strips(decided: np.ndarray) -> list[tuple[slice, list[tuple[int, int]]]]:
+    """(rows, :func:`open_runs` of them) per strip of :data:`STRIP_ROWS` rows of ``decided`` that holds open
+    pixels."""
+    strips = []
+    for y0 in range(0, decided.shape[0], STRIP_ROWS):
+        rows = slice(y0, min(decided.shape[0], y0 + STRIP_ROWS))
+        strips.append((rows, open_runs(decided[rows])))
+    return strips
+
+
+def _footprint(runs: list, low: tuple[int, int], full: tuple[int, int]) -> np.ndarray:
+    """bool ``low`` = (h, w): the low-resolution pixels the bilinear interpolation of :func:`_window` reads for
+    the open ``runs`` at the ``full`` resolution (each run's rectangle, scaled, one pixel more on every side)."""
+    need = np.zeros(low, bool)
+    ry, rx = low[0] / full[0], low[1] / full[1]
+    for rows, strip_runs in runs:
+        y0, y1 = max(0, int(rows.start * ry) - 1), int(rows.stop * ry) + 2
+        for x0, x1 in strip_runs:
+            need[y0:y1, max(0, int(x0 * rx) - 1):int(x1 * rx) + 2] = True
+    return need
 
 
 def _decide_into(q: np.ndarray, decided: np.ndarray) -> None:
@@ -223,7 +282,8 @@ def upsample_alpha(alpha_low: np.ndarray, guide_full: np.ndarray, guide_low: np.
     ``method``: "guided" (default) or "bilinear". ``guide``: "rgb" or "gray" for the guided filter.
     ``guide_low``: the photo at the alpha's size; area-downsampled from ``guide_full`` when omitted.
     ``decided``: uint8 (H, W), 0 / 255 where alpha is already known to be 0 / 1 and :data:`OPEN` where the
-    filter decides: applied strip by strip as the filter is, with no full-resolution pass of its own.
+    filter decides: applied strip by strip as the filter is, with no full-resolution pass of its own, and the
+    coefficients fitted only where the open pixels read them (:func:`guided_coefficients`' ``need``).
     """
     if method not in METHODS:
         raise ValueError(f"unknown upsampling method {method!r}; use one of {', '.join(METHODS)}")
@@ -239,5 +299,7 @@ def upsample_alpha(alpha_low: np.ndarray, guide_full: np.ndarray, guide_low: np.
         guide_low = as_float(cv2.resize(guide_full, alpha_low.shape[::-1], interpolation=cv2.INTER_AREA))
     if guide == "gray":
         guide_full, guide_low = to_gray(guide_full), to_gray(guide_low)
-    a, b = guided_coefficients(guide_low, alpha_low.astype(np.float32), radius, eps)
-    return _apply_coefficients(a, b, guide_full, tol=SNAP, decided=decided)
+    runs = None if decided is None else open_strips(decided)
+    need = None if runs is None else _footprint(runs, alpha_low.shape, size)
+    a, b = guided_coefficients(guide_low, alpha_low.astype(np.float32), radius, eps, need)
+    return _apply_coefficients(a, b, guide_full, tol=SNAP, decided=decided, runs=runs)

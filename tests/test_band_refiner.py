@@ -109,25 +109,6 @@ def test_the_answer_does_not_depend_on_the_tiles(graph, monkeypatch):
     assert np.abs(answers[0] - answers[1]).max() < 1e-5
 
 
-def test_the_tiles_cover_every_band_pixel_with_fewer_tiles_than_a_grid():
-    """A ring band (a subject's outline) crossing the grid: every band pixel lies in some tile's output, no
-    tile starts outside the photo, and the cover takes fewer tiles than the grid cells the ring touches."""
-    tile = runtime_refiner.TILE
-    yy, xx = np.mgrid[:1152, :1536]
-    radius = np.hypot(yy - 560, xx - 770)
-    band = (radius > 400) & (radius < 448)
-    corners = runtime_refiner._band_tiles(band)
-    covered = np.zeros_like(band)
-    for y, x in corners:
-        assert 0 <= y < band.shape[0] and 0 <= x < band.shape[1]
-        covered[y:y + tile, x:x + tile] = True
-    assert covered[band].all()
-    grid_cells = np.pad(band, ((0, -band.shape[0] % tile), (0, -band.shape[1] % tile))).reshape(
-        -(-band.shape[0] // tile), tile, -(-band.shape[1] // tile), tile).any(axis=(1, 3)).sum()
-    assert len(corners) < 0.9 * grid_cells
-    assert runtime_refiner._band_tiles(np.zeros_like(band)) == []
-
-
 def test_a_larger_photo_takes_its_edges_from_the_photo():
     """Above Matter's working resolution the answer reaches the photo through the guided filter: a perfect answer
     at a quarter of the resolution comes back with the photo's sharp edge, not a bilinear blur."""
