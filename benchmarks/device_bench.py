@@ -26,7 +26,7 @@ from pathlib import Path
 
 from adamatting.config import DEFAULT_WEIGHTS
 from benchmarks.latency import FORMAT, bench_all
-from common.arguments import positive_int
+from common.arguments import thread_count
 from common.outputs import check_writable, write_json, write_text
 
 _DASH = "—"
@@ -143,7 +143,7 @@ def _bench(argv: list[str]) -> int:
                    help="input size of the artifacts to time (default: the one size they share)")
     p.add_argument("--warmup", type=int, default=5, help="untimed calls before timing (default 5)")
     p.add_argument("--runs", type=int, default=30, help="timed calls (default 30)")
-    p.add_argument("--threads", type=positive_int, default=None, help="CPU threads for torch, onnxruntime, OpenVINO")
+    p.add_argument("--threads", type=thread_count, default=None, help="CPU threads for torch, onnxruntime, OpenVINO")
     p.add_argument("--hint", default="LATENCY", type=str.upper, choices=["LATENCY", "THROUGHPUT"],
                    help="OpenVINO performance hint (default LATENCY)")
     p.add_argument("--keep-going", action="store_true",

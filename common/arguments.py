@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 
 def _whole_number(text: str, least: int) -> int:
@@ -18,6 +19,16 @@ def _whole_number(text: str, least: int) -> int:
 def positive_int(text: str) -> int:
     """argparse type: a whole number >= 1 (a thread count)."""
     return _whole_number(text, 1)
+
+
+def thread_count(text: str) -> int:
+    """argparse type: a whole number of threads from 1 to the cores of this machine (more never runs faster, and
+    a runaway count starts that many threads)."""
+    value = _whole_number(text, 1)
+    cores = os.cpu_count() or 1
+    if value > cores:
+        raise argparse.ArgumentTypeError(f"must be at most {cores} (the CPU cores of this machine), got {value}")
+    return value
 
 
 def count(text: str) -> int:

@@ -8,7 +8,7 @@ from adamat.arguments import size_argument
 from adamat.figures import run_demo
 from adamat.main_job import JobConfig, run_main_job
 from adamatting.config import DEFAULT_WEIGHTS, VARIANT_WEIGHTS
-from common.arguments import positive_int
+from common.arguments import thread_count
 from common.errors import DataError
 
 
@@ -24,7 +24,7 @@ def add_arguments(d) -> None:
     size_argument(d, help="export size")
     d.add_argument("--warmup", type=int, default=3, help="latency: untimed runs per artifact")
     d.add_argument("--runs", type=int, default=20, help="latency: timed runs per artifact")
-    d.add_argument("--threads", type=positive_int, default=None, help="latency: intra-op threads (default: the runtime's)")
+    d.add_argument("--threads", type=thread_count, default=None, help="latency: intra-op threads (default: the runtime's)")
     d.add_argument("--figures-only", action="store_true",
                    help="only the sets, contact sheet and figures (no export, gates, latency or report)")
     d.set_defaults(func=run)

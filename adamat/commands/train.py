@@ -13,7 +13,7 @@ from adamatting.train.config import AMP
 from adamatting.train.distributed import choose_device
 from adamatting.train.launch import launch, without_option
 from calib_data.splits import alphamatting_dev_dir
-from common.arguments import count, fraction, positive_int
+from common.arguments import count, fraction, positive_int, thread_count
 from evaluation.protocol import evaluate_real, model_predictor
 
 
@@ -52,7 +52,7 @@ def add_arguments(t) -> None:
     t.add_argument("--train-only", nargs="+", default=[], metavar="MODULE",
                    help="train only these parts (e.g. refiner propagation alpha_decoder); the rest keeps its "
                         "weights and BatchNorm statistics")
-    t.add_argument("--threads", type=int, default=0)
+    t.add_argument("--threads", type=thread_count, default=0, help="torch CPU threads (default: torch's)")
     t.add_argument("--seed", type=int, default=0, help="the run's seed: its data stream and initial weights")
     g = t.add_argument_group("how it runs (not part of the recipe)")
     g.add_argument("--nproc", type=positive_int, default=1,

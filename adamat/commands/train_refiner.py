@@ -19,7 +19,7 @@ from adamatting.checkpoint import file_sha256
 from adamatting.config import DEFAULT_WEIGHTS
 from adamatting.train.band_refiner import RefinerRecipe, train_band_refiner
 from calib_data.splits import alphamatting_dev_dir
-from common.arguments import positive_int
+from common.arguments import count, positive_int, thread_count
 from common.outputs import check_writable, write_json
 from evaluation.datasets import EvalFolder
 from evaluation.refiner_data import folds, phone_scale_items, refiner_samples, score_sample, see_through_items
@@ -40,7 +40,7 @@ def add_arguments(t) -> None:
     t.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3], help="phone-mask seeds per photo")
     t.add_argument("--see-through", type=int, default=48, metavar="N",
                    help="also train on N procedural see-through subjects (nets, foliage), one mask each")
-    t.add_argument("--phone-scale", type=int, default=0, metavar="N",
+    t.add_argument("--phone-scale", type=count, default=0, metavar="N",
                    help="also train on N procedural subjects (hair, fur, ...) made at 12 megapixels and brought to "
                         "the working resolution, one mask each")
     t.add_argument("--refine-tiles", type=int, default=8,
@@ -49,7 +49,7 @@ def add_arguments(t) -> None:
     t.add_argument("--folds", type=positive_int, default=4, help="k of the k-fold scores (1: no scores)")
     t.add_argument("--steps", type=positive_int, default=RefinerRecipe.steps)
     t.add_argument("--channels", type=positive_int, default=RefinerRecipe.channels)
-    t.add_argument("--threads", type=int, default=0)
+    t.add_argument("--threads", type=thread_count, default=0, help="torch CPU threads (default: torch's)")
     t.set_defaults(func=run)
 
 
