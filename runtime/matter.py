@@ -40,6 +40,7 @@ import numpy as np
 from runtime.backends import Backend, open_backend
 from runtime.band_refiner import SHIPPED as SHIPPED_BAND_REFINER
 from runtime.band_refiner import BandRefiner
+from runtime.errors import ArtifactError
 from runtime.preprocess import Band, ImageInput, Letterbox, fit_long_side, load_pixels, make_trimap, read_mask
 from runtime.refine import DEFAULT_REFINEMENT, Refinement, refine
 from runtime.timing import StageTimer
@@ -101,7 +102,15 @@ class Matter:
     def _run_tile(self, image: np.ndarray, trimap: np.ndarray) -> np.ndarray:
         """Alpha of one (H, W) = ``input_size`` tile of photo (float RGB) and trimap (uint8)."""
         box = Letterbox.fit(image.shape[:2], self.input_size)
-        return box.crop(self.backend.run(*box.model_inputs(image, trimap))[0][0, 0])
+        return box.crop(self._run(box.model_inputs(image, trimap))[0][0, 0])
+
+    def _run(self, inputs: tuple[np.ndarray, ...]) -> list[np.ndarray]:
+        """The backend's outputs for ``inputs``; ArtifactError when its alpha is not finite (a damaged artifact:
+        NaN would pass every later stage as 0 or 1 and render a wrong photo)."""
+        outputs = self.backend.run(*inputs)
+        if not np.isfinite(outputs[0]).all():
+            raise ArtifactError(f"the model ({self.name}) gave an alpha with NaN or inf values: a damaged artifact")
+        return outputs
 
     def _to_photo(self, alpha_w: np.ndarray, photo_w: np.ndarray, photo: np.ndarray,
                   known: np.ndarray | None) -> np.ndarray:
@@ -152,7 +161,7 @@ class Matter:
             photo_small = as_float(box.resize_image(photo if photo_w.shape == photo.shape else photo_w))
             inputs = box.model_inputs(photo_small, box.resize_trimap(trimap_full))
         with timer("model"):
-            alpha, prob = self.backend.run(*inputs)
+            alpha, prob = self._run(inputs)
         with timer("upsample"):
             alpha_w = upsample_alpha(box.crop(alpha[0, 0]), photo_w, photo_small, **self.upsample,
                                      decided=trimap_w if self.clamp_known else None)

@@ -14,6 +14,7 @@ fixed tile count keeps the cost known (``tiles`` network calls).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -31,7 +32,7 @@ class Refinement:
     zoom: float = 2.0        # refinement resolution: the photo's long side at zoom × the model's input side
 
     def __post_init__(self):
-        if self.tiles < 1 or self.zoom <= 1:
+        if self.tiles < 1 or not (math.isfinite(self.zoom) and self.zoom > 1):   # NaN compares false
             raise ValueError(f"refinement needs tiles >= 1 and zoom > 1, got tiles={self.tiles}, zoom={self.zoom}")
 
 
