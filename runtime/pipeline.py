@@ -27,7 +27,7 @@ from runtime.lens_blur import DEFAULT_STRENGTH
 from runtime.matter import Matter
 from runtime.person_mask import MASK_SIDE, PersonSegmenter, segmenter_band
 from runtime.photo_files import OUTPUT_SUFFIXES, encode_photo, read_metadata
-from runtime.preprocess import check_band, read_image
+from runtime.preprocess import check_band, read_image, read_mask
 from runtime.timing import StageTimer
 
 DEFAULT_ARTIFACT = DEFAULT_WEIGHTS
@@ -51,7 +51,7 @@ def check_destination(out_path: Path, source: str | Path | None = None, overwrit
     check_writable(out_path)
     if source is not None and out_path.exists() and Path(source).exists() and out_path.samefile(source):
         raise DataError(f"is the input {what}: give another output path", out_path)
-    if not overwrite and out_path.exists():
+    if not overwrite and (out_path.exists() or out_path.is_symlink()):    # a dangling link is there too
         raise DataError("exists already: give --overwrite to replace it", out_path)
     return out_path
 
@@ -84,6 +84,10 @@ def bokeh_file(photo_path: str | Path, out_path: str | Path, mask_path: str | Pa
         photo = as_uint8_rgb(read_image(photo_path), Path(photo_path))   # one decode, for every stage
         metadata = read_metadata(photo_path)
     mask = None if auto else mask_path
+    if mask is not None and trimap_path is None:
+        mask = read_mask(mask, photo.shape[:2])
+        if float(mask.max()) <= 0.5:
+            raise DataError("the mask marks no person: every pixel of it is background", mask_path)
     if auto:
         with timer("segment"):
             mask = segmenter.mask(photo, photo_path, long_side=MASK_SIDE)

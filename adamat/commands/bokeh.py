@@ -13,7 +13,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from adamat.bokeh_folder import NAMING, bokeh_folder
-from common.arguments import positive_int
+from common.arguments import thread_count
 from common.errors import DataError
 from runtime.artifacts import fastest_export
 from runtime.clip import CLIP_REFINEMENT, bokeh_clip
@@ -49,7 +49,7 @@ def add_arguments(b: argparse.ArgumentParser) -> None:
                         "up-to-date export of weights/mobile-int8.pt in out/export or $ADAMAT_ARTIFACTS, else that "
                         "checkpoint)")
     b.add_argument("--strength", type=float, default=None, help=STRENGTH_HELP)
-    b.add_argument("--threads", type=positive_int, default=None, help="CPU threads of the onnxruntime/OpenVINO backend")
+    b.add_argument("--threads", type=thread_count, default=None, help="CPU threads of the onnxruntime/OpenVINO backend")
     b.add_argument("--hint", choices=["LATENCY", "THROUGHPUT"], default=None,
                    help="OpenVINO performance hint (default LATENCY)")
     b.add_argument("--refine", type=int, default=DEFAULT_REFINEMENT.tiles, metavar="TILES",
@@ -70,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--hint applies to OpenVINO IR artifacts (.xml) only")
     if args.refine < 0:
         raise ValueError(f"--refine must be a number of tiles >= 0, got {args.refine}")
+    if args.trimap and (args.mask is not None or args.band is not None):
+        raise ValueError(f"--trimap marks the band itself: give it without {'--mask' if args.mask else '--band'}")
     if is_clip(args.photo) and not Path(args.photo).is_dir():
         return _run_clip(args, artifact, chosen, options)
     folder = Path(args.photo).is_dir()
@@ -81,9 +83,9 @@ def run(args: argparse.Namespace) -> int:
         band_refiner = None if args.band_refiner == "none" else args.band_refiner
         artifact = Matter.from_artifact(artifact, backend_options=options, refinement=refinement,   # one model
                                         band_refiner=band_refiner)                                 # for all
-    # the segmenter unless told otherwise; a trimap needs no mask (only a mask FILE given beside it is "both")
+    # the segmenter unless told otherwise; a trimap needs no mask
     mask = AUTO if args.mask is None else args.mask
-    mask = None if mask == "none" or (args.trimap and mask == AUTO) else mask
+    mask = None if mask == "none" or args.trimap else mask
     segmenter = PersonSegmenter() if folder and mask == AUTO and not args.trimap else None
 
     def render(photo, out) -> dict[str, float]:
