@@ -27,7 +27,7 @@ import numpy as np
 from calib_data.readers import AlphaMattingReader
 from common.errors import DataError
 from common.image_files import IMAGE_SUFFIXES
-from runtime.preprocess import read_image, single_channel, to_mask, to_rgb, to_trimap, to_unit_float
+from runtime.preprocess import check_aspect, read_image, single_channel, to_mask, to_rgb, to_trimap, to_unit_float
 
 
 @dataclass
@@ -46,7 +46,8 @@ class EvalFolder:
                  only: list[str] | None = None):
         self.root = Path(root)
         if not self.root.is_dir():
-            raise DataError("evaluation folder not found", self.root)
+            raise DataError("is a file, not a folder of photos" if self.root.exists() else "evaluation folder not found",
+                            self.root)
         if long_side is not None and long_side < 16:
             raise ValueError(f"--long-side must be at least 16 px, got {long_side}")
         self.long_side = long_side
@@ -103,6 +104,7 @@ class EvalFolder:
         if (self.root / "mask").is_dir():
             path = _find(self.root / "mask", name)
             item.mask = to_mask(read_image(path), path)
+            check_aspect(item.mask.shape, alpha.shape, "mask", path)    # any resolution, the photo's aspect
         return item
 
 

@@ -74,7 +74,8 @@ def read_pillow(path: str | Path) -> np.ndarray:
             im.load()
             rgb = im.convert("RGBA" if "A" in im.getbands() else "RGB")
     except (OSError, ValueError, SyntaxError) as e:
-        raise DataError(f"not a readable image (corrupt, truncated or unsupported format): {e}", path) from None
+        detail = " ".join(str(e).split())      # libheif's message ends in a newline: one line
+        raise DataError(f"not a readable image (corrupt, truncated or unsupported format): {detail}", path) from None
     return np.asarray(rgb)
 
 
