@@ -30,6 +30,7 @@ import numpy as np
 from common.targets import RUNTIMES
 from runtime.errors import BackendUnavailable
 from runtime.mask_prior import guided_mask, mask_at
+from runtime.quiet_import import quiet_runtime_import
 from runtime.tiles import cover, window
 from runtime.upsample import snap
 
@@ -79,7 +80,8 @@ def open_runner(path: Path, runtime: str) -> Runner:
     why_not = record.unavailable()
     if why_not:
         raise BackendUnavailable(f"{path}: {why_not} to run the band refiner")
-    return importlib.import_module(record.module).band_refiner_runner(path)
+    with quiet_runtime_import():
+        return importlib.import_module(record.module).band_refiner_runner(path)
 
 
 class BandRefiner:

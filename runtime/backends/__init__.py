@@ -14,6 +14,7 @@ from typing import Any
 from common.targets import RUNTIMES, Runtime, runtime_for_suffix
 from runtime.backends.base import Backend
 from runtime.errors import ArtifactError, BackendUnavailable
+from runtime.quiet_import import quiet_runtime_import
 
 BACKENDS: dict[str, Runtime] = RUNTIMES   # the registry's runtimes (common.targets), by name
 
@@ -46,7 +47,8 @@ def open_backend(artifact: str | Path, backend: str | None = None, expect: dict[
                  **options: Any) -> Backend:
     """Open ``artifact`` with ``backend`` (default: chosen by suffix), refusing it unless it matches ``expect``."""
     artifact = Path(artifact)
-    return backend_class(backend or backend_for(artifact)).open(artifact, dict(expect or {}), **options)
+    with quiet_runtime_import():
+        return backend_class(backend or backend_for(artifact)).open(artifact, dict(expect or {}), **options)
 
 
 __all__ = ["BACKENDS", "Backend", "backend_class", "backend_for", "open_backend"]
