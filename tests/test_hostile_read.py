@@ -306,3 +306,23 @@ def test_na_rows_keep_the_json_readable_by_gf_ratio(tmp_path, tiny_checkpoint):
     done = subprocess.run([sys.executable, str(GF_RATIO), str(out / "eval.json"), "100"], capture_output=True,
                           text=True, timeout=60)
     assert done.returncode in (0, 1) and done.stdout.startswith(("ok:", "short:")), done.stdout + done.stderr
+
+
+def test_an_evaluation_of_a_file_and_a_mask_of_another_aspect_name_the_file(tmp_path):
+    (tmp_path / "afile").write_bytes(b"x")
+    with pytest.raises(DataError, match="afile: is a file, not a folder of photos"):
+        EvalFolder(tmp_path / "afile")
+    for sub, image in (("image", np.full((24, 32, 3), 90, np.uint8)), ("alpha", np.zeros((24, 32), np.uint8)),
+                       ("mask", np.zeros((30, 10), np.uint8))):
+        (tmp_path / "set" / sub).mkdir(parents=True)
+        cv2.imwrite(str(tmp_path / "set" / sub / "a.png"), image)
+    with pytest.raises(DataError, match=r"mask[/\\]a.png: mask is 10x30 but the photo is 32x24"):
+        EvalFolder(tmp_path / "set")[0]
+
+
+@pytest.mark.parametrize("zoom", [float("nan"), float("inf"), 1.0])
+def test_a_refinement_zoom_that_is_not_a_number_above_one_is_refused(zoom):
+    from runtime.refine import Refinement
+
+    with pytest.raises(ValueError, match=f"zoom > 1, got tiles=8, zoom={zoom}"):
+        Refinement(tiles=8, zoom=zoom)

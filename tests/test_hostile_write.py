@@ -321,3 +321,75 @@ def test_the_readme_is_a_manual_of_at_most_300_lines_and_its_docs_links_hold():
     for doc in (ROOT / "docs").glob("*.md"):   # and the docs' links back to the README
         for anchor in re.findall(r"\]\(\.\./README\.md#([^)\s]+)\)", doc.read_text()):
             assert anchor in _anchors(readme), f"{doc.name}: README.md#{anchor}"
+
+
+# ------------------------------------------------------------------- options and inputs that would mislead
+@pytest.mark.parametrize("args, message", [
+    (["--band", "nan"], "error: argument --band: invalid int value: 'nan' (see adamat bokeh --help)"),
+    (["--threads", str((os.cpu_count() or 1) + 1)], f"must be at most {os.cpu_count() or 1} (the CPU cores"),
+    (["--threads", "0"], "error: argument --threads: must be >= 1, got 0"),
+])
+def test_a_bad_option_is_one_error_line_and_exit_2(tmp_path, capsys, args, message):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bokeh", str(tmp_path / "p.jpg"), "-o", str(tmp_path / "o.jpg"), *args])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and message in err
+    assert err.count("\n") == 1 and err.startswith("error: ")       # no usage block before it
+
+
+def test_a_trimap_with_a_mask_or_a_band_and_a_mask_with_no_person_are_refused(tiny_checkpoint, tmp_path, capsys):
+    cv2.imwrite(str(tmp_path / "p.png"), photo((90, 140, 200)))
+    trimap = np.full((48, 64), 128, np.uint8)
+    cv2.imwrite(str(tmp_path / "t.png"), trimap)
+    cv2.imwrite(str(tmp_path / "m.png"), np.zeros((12, 16), np.uint8))
+    common = [tmp_path / "p.png", "-o", tmp_path / "o.jpg", "--artifact", tiny_checkpoint, "--refine", "0"]
+    for extra, message in (
+            (["--trimap", tmp_path / "t.png", "--mask", tmp_path / "m.png"], "give it without --mask"),
+            (["--trimap", tmp_path / "t.png", "--band", "10"], "give it without --band"),
+            (["--mask", tmp_path / "m.png"], "m.png: the mask marks no person")):
+        assert main(["bokeh", *map(str, common + extra)]) == 2
+        assert message in capsys.readouterr().err
+        assert not (tmp_path / "o.jpg").exists()
+
+
+def test_a_dangling_link_at_the_output_is_refused_before_any_work(tiny_checkpoint, tmp_path, capsys, monkeypatch):
+    cv2.imwrite(str(tmp_path / "p.png"), photo((90, 140, 200)))
+    (tmp_path / "o.jpg").symlink_to(tmp_path / "nowhere" / "x.jpg")
+    import runtime.pipeline
+    monkeypatch.setattr(runtime.pipeline.Matter, "predict", lambda *a, **k: pytest.fail("the model ran"))
+    assert bokeh(tiny_checkpoint, tmp_path / "p.png", "-o", tmp_path / "o.jpg") == 2
+    assert "o.jpg: exists already: give --overwrite" in capsys.readouterr().err
+    assert (tmp_path / "o.jpg").is_symlink() and not (tmp_path / "nowhere").exists()
+
+
+def test_a_model_whose_alpha_is_not_finite_is_named_not_rendered(seeded_model):
+    """A damaged artifact whose alpha is NaN (here a model with a NaN weight) fails at the network, by name:
+    NaN would pass the later stages as 0 or 1 and render a wrong photo with no mask to betray it."""
+    import torch
+
+    from runtime.errors import ArtifactError
+    from runtime.matter import Matter
+
+    model = seeded_model()
+    with torch.no_grad():
+        next(p for name, p in model.named_parameters() if "alpha_decoder" in name).fill_(float("nan"))
+    with pytest.raises(ArtifactError, match=r"the model \(torch/fp32\) gave an alpha with NaN or inf values"):
+        Matter.from_model(model).predict(photo((90, 140, 200))[..., ::-1].copy())
+
+
+def test_a_runtimes_logged_warnings_while_it_loads_show_only_with_info_logs(caplog):
+    import logging
+
+    from runtime.quiet_import import quiet_runtime_import
+
+    previous = logging.root.manager.disable
+    try:
+        for level, shown in ((logging.INFO, False), (logging.NOTSET, True)):   # adamat, adamat -v
+            logging.disable(level)
+            caplog.clear()
+            with quiet_runtime_import():
+                logging.getLogger("coremltools").warning("Failed to load _MLModelProxy")
+            assert bool(caplog.records) is shown and logging.root.manager.disable == level
+    finally:
+        logging.disable(previous)
+
