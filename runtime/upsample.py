@@ -38,7 +38,8 @@ _AT_MOST = np.array([0.0] + [1.0] * 255, np.float32).reshape(1, 256)    # decide
 _DECIDED = np.array([0.0] * 128 + [1.0] * 128, np.float32).reshape(1, 256)   # decided 0 → 0, 255 → 1
 FIT_ROWS = 32            # rows per pass of the guided filter's per-pixel fit (its planes stay in the cache)
 RUN_GAP = 32             # open column runs closer than this are filtered as one
-FIT_TILE = 128           # low-resolution px per tile of a fit restricted to where its coefficients are used
+FIT_TILES = (64, 128)    # the sides tried for a fit restricted to where its coefficients are used (the one
+                         # that reads fewer pixels with its halo wins: 64 for a wide filter, 128 for a narrow one)
 SPARSE_AT_MOST = 0.5     # the restricted fit runs when its tiles, with their reach, cover less of the plane
 
 
@@ -53,31 +54,37 @@ def guided_coefficients(guide: np.ndarray, p: np.ndarray, radius: int, eps: floa
     """Window-averaged coefficients (ā, b̄) of the guided filter q = āᵀ·I + b̄ of ``p`` by ``guide``.
 
     ``guide``: (h, w) gray or (h, w, 3) colour, float32; ``p``: (h, w). Returns ā (h, w, C) and b̄ (h, w).
-    ``need`` (bool (h, w), optional): where the coefficients are used; they are fitted only on
-    :data:`FIT_TILE`-px tiles over it (:mod:`runtime.tiles`), each read with the fit's reach of 2·radius, and
+    ``need`` (bool (h, w), optional): where the coefficients are used; they are fitted only on tiles over it
+    (:mod:`runtime.tiles`; :data:`FIT_TILES`), each read with the fit's reach of 2·radius, and
     are 0 elsewhere, when those tiles cover less than :data:`SPARSE_AT_MOST` of the plane. The answer there is
     the whole plane's: the band of a 12-megapixel photo is a tenth of it.
     """
     if need is not None:
         halo = 2 * radius                  # two box means: the mean of the windows' fits over the window
-        corners = cover(need, FIT_TILE)
-        if len(corners) * (FIT_TILE + 2 * halo) ** 2 < SPARSE_AT_MOST * p.size:
-            return _coefficients_at(guide, p, radius, eps, corners, halo)
+        area, tile, corners = min(_tiles_read(need, tile, halo) for tile in FIT_TILES)
+        if area < SPARSE_AT_MOST * p.size:
+            return _coefficients_at(guide, p, radius, eps, corners, tile, halo)
     return _coefficients(guide, p, radius, eps)
 
 
+def _tiles_read(need: np.ndarray, tile: int, halo: int) -> tuple[int, int, list[tuple[int, int]]]:
+    """(pixels read, ``tile``, corners) of the tiles of that side covering ``need``, each with its ``halo``."""
+    corners = cover(need, tile)
+    return len(corners) * (tile + 2 * halo) ** 2, tile, corners
+
+
 def _coefficients_at(guide: np.ndarray, p: np.ndarray, radius: int, eps: float, corners: list[tuple[int, int]],
-                     halo: int) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_coefficients` on the :data:`FIT_TILE`-px tiles at ``corners``, each fitted on its window with
-    ``halo`` (reflected at the plane's borders as :func:`box_mean` reflects), 0 outside them."""
+                     tile: int, halo: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_coefficients` on the ``tile``-px tiles at ``corners``, each fitted on its window with ``halo``
+    (reflected at the plane's borders as :func:`box_mean` reflects), 0 outside them."""
     channels = 1 if guide.ndim == 2 else guide.shape[2]
     a = np.zeros((*p.shape, channels), np.float32)
     b = np.zeros(p.shape, np.float32)
-    side = FIT_TILE + 2 * halo
+    side = tile + 2 * halo
     for y, x in corners:
         tile_a, tile_b = _coefficients(window(guide, y - halo, x - halo, side), window(p, y - halo, x - halo, side),
                                        radius, eps)
-        inside = (slice(y, y + FIT_TILE), slice(x, x + FIT_TILE))
+        inside = (slice(y, y + tile), slice(x, x + tile))
         h, w = b[inside].shape
         a[inside] = tile_a[halo:halo + h, halo:halo + w]
         b[inside] = tile_b[halo:halo + h, halo:halo + w]

@@ -54,7 +54,7 @@ def photo_and_alpha(h, w, seed=0):
 def test_coefficients_fitted_where_needed_are_the_whole_planes(radius, guide, monkeypatch):
     """On tiles over a thin band (the plane's borders reached, a ragged last row and column), the coefficients
     equal the whole plane's wherever they are needed, and are not computed elsewhere."""
-    monkeypatch.setattr(upsample, "FIT_TILE", 24)
+    monkeypatch.setattr(upsample, "FIT_TILES", (24,))
     monkeypatch.setattr(upsample, "SPARSE_AT_MOST", 1.0)   # tiles wherever they cover less than the plane
     photo, alpha = photo_and_alpha(303, 401)
     if guide == "gray":
@@ -71,7 +71,7 @@ def test_coefficients_fitted_where_needed_are_the_whole_planes(radius, guide, mo
 
 def test_upsampling_with_decided_pixels_fits_only_around_the_open_ones(monkeypatch):
     """upsample_alpha with ``decided`` gives, at its open pixels, what the filter over the whole plane gives."""
-    monkeypatch.setattr(upsample, "FIT_TILE", 16)
+    monkeypatch.setattr(upsample, "FIT_TILES", (16, 32))
     photo, truth = photo_and_alpha(480, 600)
     low = cv2.resize(truth, (150, 120), interpolation=cv2.INTER_AREA)
     guide_low = cv2.resize(photo, (150, 120), interpolation=cv2.INTER_AREA)
