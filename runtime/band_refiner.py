@@ -123,10 +123,10 @@ class BandRefiner:
         band = trimap == 128
         if not band.any():
             return alpha
-        planes = (photo, alpha.astype(np.float32, copy=False), guided_mask(photo, mask),
+        corners = cover(band, TILE)
+        planes = (photo, alpha.astype(np.float32, copy=False), guided_mask(photo, mask, _read(corners, band.shape)),
                   mask_at(mask, photo.shape[:2]))
         out = alpha.astype(np.float32, copy=True)
-        corners = cover(band, TILE)
         for start in range(0, len(corners), BATCH):      # batches bound the network's intermediate buffers
             chunk = corners[start:start + BATCH]
             output = self.runner.run(self._batch(planes, chunk))
@@ -150,3 +150,20 @@ class BandRefiner:
         blobs["image"][:len(corners)] *= 2
         blobs["image"][:len(corners)] -= 1
         return blobs
+
+
+def _read(corners: list[tuple[int, int]], shape: tuple[int, int]) -> np.ndarray:
+    """bool ``shape``: the pixels the tiles at ``corners`` read with their halos, a halo past the photo's border
+    being reflected (:func:`runtime.tiles.window`) into pixels the tile itself may not hold."""
+    read = np.zeros(shape, bool)
+    side = TILE + 2 * RECEPTIVE_RADIUS
+    for y, x in corners:
+        read[tuple(slice(*_span(start - RECEPTIVE_RADIUS, side, n)) for start, n in zip((y, x), shape))] = True
+    return read
+
+
+def _span(start: int, side: int, n: int) -> tuple[int, int]:
+    """[first, last + 1) of the plane's indices (of ``n``) that ``side`` indices from ``start`` read, reflected."""
+    ends = [cv2.borderInterpolate(i, n, cv2.BORDER_REFLECT) for i in (start, start + side - 1)]
+    inside = (max(start, 0), min(start + side, n) - 1)
+    return min(*ends, *inside), max(*ends, *inside) + 1

@@ -109,6 +109,20 @@ def test_the_answer_does_not_depend_on_the_tiles(graph, monkeypatch):
     assert np.abs(answers[0] - answers[1]).max() < 1e-5
 
 
+def test_the_prior_is_computed_where_the_tiles_read_and_equals_the_whole_ones_there(monkeypatch):
+    """Above the filter's fitting size the band refiner's prior (the guided filter of the mask) is computed only
+    at the pixels its tiles read, halos reflected past the photo's border included, and is the whole prior
+    there."""
+    monkeypatch.setattr(runtime_refiner, "TILE", 48)
+    photo, _, mask = disc(601, 803)
+    band = make_trimap(photo.shape[:2], mask=mask, band=10) == 128
+    band[-3:, 500:560] = True                         # tiles whose halos reach past the bottom border
+    read = runtime_refiner._read(runtime_refiner.cover(band, 48), band.shape)
+    assert 0.05 < read.mean() < 0.6 and read[-1, 500:560].all()
+    whole, part = guided_mask(photo, mask), guided_mask(photo, mask, read)
+    assert np.abs(whole - part)[read].max() < 1e-4 and not part[~read].any()
+
+
 def test_a_larger_photo_takes_its_edges_from_the_photo():
     """Above Matter's working resolution the answer reaches the photo through the guided filter: a perfect answer
     at a quarter of the resolution comes back with the photo's sharp edge, not a bilinear blur."""
