@@ -93,6 +93,7 @@ def _quality(path: Path, command: list[str]) -> dict:
 
 
 def _write(data: dict, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
     path = new_path(data["kind"], data, folder)
     path.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     return path
