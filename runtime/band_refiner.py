@@ -31,7 +31,7 @@ from common.targets import RUNTIMES
 from runtime.errors import BackendUnavailable
 from runtime.mask_prior import guided_mask, mask_at
 from runtime.quiet_import import quiet_runtime_import
-from runtime.tiles import cover, window
+from runtime.tiles import cover, read_by, window
 from runtime.upsample import snap
 
 SHIPPED = Path(__file__).parent / "data" / "band_refiner.onnx"
@@ -124,7 +124,7 @@ class BandRefiner:
         if not band.any():
             return alpha
         corners = cover(band, TILE)
-        planes = (photo, alpha.astype(np.float32, copy=False), guided_mask(photo, mask, _read(corners, band.shape)),
+        planes = (photo, alpha.astype(np.float32, copy=False), guided_mask(photo, mask, read_by(corners, TILE, RECEPTIVE_RADIUS, band.shape)),
                   mask_at(mask, photo.shape[:2]))
         out = alpha.astype(np.float32, copy=True)
         for start in range(0, len(corners), BATCH):      # batches bound the network's intermediate buffers
@@ -150,20 +150,3 @@ class BandRefiner:
         blobs["image"][:len(corners)] *= 2
         blobs["image"][:len(corners)] -= 1
         return blobs
-
-
-def _read(corners: list[tuple[int, int]], shape: tuple[int, int]) -> np.ndarray:
-    """bool ``shape``: the pixels the tiles at ``corners`` read with their halos, a halo past the photo's border
-    being reflected (:func:`runtime.tiles.window`) into pixels the tile itself may not hold."""
-    read = np.zeros(shape, bool)
-    side = TILE + 2 * RECEPTIVE_RADIUS
-    for y, x in corners:
-        read[tuple(slice(*_span(start - RECEPTIVE_RADIUS, side, n)) for start, n in zip((y, x), shape))] = True
-    return read
-
-
-def _span(start: int, side: int, n: int) -> tuple[int, int]:
-    """[first, last + 1) of the plane's indices (of ``n``) that ``side`` indices from ``start`` read, reflected."""
-    ends = [cv2.borderInterpolate(i, n, cv2.BORDER_REFLECT) for i in (start, start + side - 1)]
-    inside = (max(start, 0), min(start + side, n) - 1)
-    return min(*ends, *inside), max(*ends, *inside) + 1

@@ -210,8 +210,8 @@ def open_runs(decided: np.ndarray, gap: int = RUN_GAP) -> list[tuple[int, int]]:
 
 
 def open_strips(decided: np.ndarray) -> list[tuple[slice, list[tuple[int, int]]]]:
-    """(rows, :func:`open_runs` of them) per strip of :data:`STRIP_ROWS` rows of ``decided`` that holds open
-    pixels."""
+    """(rows, :func:`open_runs` of them) for each strip of :data:`STRIP_ROWS` rows of ``decided`` (an empty list
+    of runs where a strip holds no open pixel)."""
     strips = []
     for y0 in range(0, decided.shape[0], STRIP_ROWS):
         rows = slice(y0, min(decided.shape[0], y0 + STRIP_ROWS))

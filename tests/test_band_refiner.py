@@ -22,6 +22,7 @@ from runtime.errors import BackendUnavailable
 from runtime.mask_prior import guided_mask, mask_at
 from runtime.matter import WORKING_SIDE, Matter
 from runtime.preprocess import make_trimap
+from runtime.tiles import cover, read_by
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -117,7 +118,7 @@ def test_the_prior_is_computed_where_the_tiles_read_and_equals_the_whole_ones_th
     photo, _, mask = disc(601, 803)
     band = make_trimap(photo.shape[:2], mask=mask, band=10) == 128
     band[-3:, 500:560] = True                         # tiles whose halos reach past the bottom border
-    read = runtime_refiner._read(runtime_refiner.cover(band, 48), band.shape)
+    read = read_by(cover(band, 48), 48, RECEPTIVE_RADIUS, band.shape)
     assert 0.05 < read.mean() < 0.6 and read[-1, 500:560].all()
     whole, part = guided_mask(photo, mask), guided_mask(photo, mask, read)
     assert np.abs(whole - part)[read].max() < 1e-4 and not part[~read].any()
