@@ -31,7 +31,7 @@ from common.targets import RUNTIMES
 from runtime.errors import BackendUnavailable
 from runtime.mask_prior import guided_mask, mask_at
 from runtime.quiet_import import quiet_runtime_import
-from runtime.tiles import cover, read_by, window
+from runtime.tiles import cover, window
 from runtime.upsample import snap
 
 SHIPPED = Path(__file__).parent / "data" / "band_refiner.onnx"
@@ -124,7 +124,7 @@ class BandRefiner:
         if not band.any():
             return alpha
         corners = cover(band, TILE)
-        planes = (photo, alpha.astype(np.float32, copy=False), guided_mask(photo, mask, read_by(corners, TILE, RECEPTIVE_RADIUS, band.shape)),
+        planes = (photo, alpha.astype(np.float32, copy=False), guided_mask(photo, mask),
                   mask_at(mask, photo.shape[:2]))
         out = alpha.astype(np.float32, copy=True)
         for start in range(0, len(corners), BATCH):      # batches bound the network's intermediate buffers

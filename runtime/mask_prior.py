@@ -10,7 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from runtime.upsample import OPEN, fast_guided_upsample, snap, upsample_alpha
+from runtime.upsample import fast_guided_upsample, snap
 
 GUIDED_FILTER = {"long_side": 512, "radius": 4, "eps": 1e-3}
 
@@ -20,16 +20,11 @@ def mask_at(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return cv2.resize(mask.astype(np.float32), (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
 
 
-def guided_mask(photo: np.ndarray, mask: np.ndarray, where: np.ndarray | None = None) -> np.ndarray:
-    """The mask brought to ``photo`` (float RGB in [0, 1], (H, W, 3)) by the guided filter, clipped and snapped.
-    ``where`` (bool (H, W), optional): the pixels whose value is used; above the fitting size the filter
-    computes those alone (the band refiner's tiles), and the others are 0."""
+def guided_mask(photo: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The mask brought to ``photo`` (float RGB in [0, 1], (H, W, 3)) by the guided filter, clipped and snapped."""
     h, w = photo.shape[:2]
     s = min(1.0, GUIDED_FILTER["long_side"] / max(h, w))
     small = (max(1, round(w * s)), max(1, round(h * s)))
     guide_low = cv2.resize(photo, small, interpolation=cv2.INTER_AREA)
     p_low = cv2.resize(mask.astype(np.float32), small, interpolation=cv2.INTER_LINEAR)
-    if where is not None and small != (w, h):     # (at its own size the filter is no upsampling: see below)
-        return upsample_alpha(p_low, photo, guide_low, radius=GUIDED_FILTER["radius"], eps=GUIDED_FILTER["eps"],
-                              decided=np.where(where, OPEN, 0).astype(np.uint8))
     return snap(fast_guided_upsample(p_low, guide_low, photo, GUIDED_FILTER["radius"], GUIDED_FILTER["eps"]))

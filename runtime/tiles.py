@@ -37,18 +37,3 @@ def window(plane: np.ndarray, y: int, x: int, side: int) -> np.ndarray:
                   for start, n in ((y, h), (x, w)))
     return plane[np.ix_(rows, cols)]
 
-
-def read_by(corners: list[tuple[int, int]], tile: int, halo: int, shape: tuple[int, int]) -> np.ndarray:
-    """bool ``shape``: the pixels that the ``tile``-px tiles at ``corners`` read through :func:`window` with
-    ``halo``, a halo past the plane's border reflected into pixels the tile itself may not hold."""
-    read = np.zeros(shape, bool)
-    for y, x in corners:
-        read[tuple(slice(*_span(start - halo, tile + 2 * halo, n)) for start, n in zip((y, x), shape))] = True
-    return read
-
-
-def _span(start: int, side: int, n: int) -> tuple[int, int]:
-    """[first, last + 1) of the indices of a side of ``n`` that ``side`` indices from ``start`` read, reflected."""
-    ends = [cv2.borderInterpolate(i, n, cv2.BORDER_REFLECT) for i in (start, start + side - 1)]
-    inside = (max(start, 0), min(start + side, n) - 1)
-    return min(*ends, *inside), max(*ends, *inside) + 1

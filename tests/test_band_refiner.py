@@ -22,7 +22,6 @@ from runtime.errors import BackendUnavailable
 from runtime.mask_prior import guided_mask, mask_at
 from runtime.matter import WORKING_SIDE, Matter
 from runtime.preprocess import make_trimap
-from runtime.tiles import cover, read_by
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -108,20 +107,6 @@ def test_the_answer_does_not_depend_on_the_tiles(graph, monkeypatch):
         monkeypatch.setattr(runtime_refiner, "TILE", tile)
         answers.append(runtime_refiner.BandRefiner.open(path)(photo, trimap, alpha, mask))
     assert np.abs(answers[0] - answers[1]).max() < 1e-5
-
-
-def test_the_prior_is_computed_where_the_tiles_read_and_equals_the_whole_ones_there(monkeypatch):
-    """Above the filter's fitting size the band refiner's prior (the guided filter of the mask) is computed only
-    at the pixels its tiles read, halos reflected past the photo's border included, and is the whole prior
-    there."""
-    monkeypatch.setattr(runtime_refiner, "TILE", 48)
-    photo, _, mask = disc(601, 803)
-    band = make_trimap(photo.shape[:2], mask=mask, band=10) == 128
-    band[-3:, 500:560] = True                         # tiles whose halos reach past the bottom border
-    read = read_by(cover(band, 48), 48, RECEPTIVE_RADIUS, band.shape)
-    assert 0.05 < read.mean() < 0.6 and read[-1, 500:560].all()
-    whole, part = guided_mask(photo, mask), guided_mask(photo, mask, read)
-    assert np.abs(whole - part)[read].max() < 1e-4 and not part[~read].any()
 
 
 def test_a_larger_photo_takes_its_edges_from_the_photo():

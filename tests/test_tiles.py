@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from runtime import upsample
-from runtime.tiles import cover, read_by, window
+from runtime.tiles import cover, window
 from runtime.upsample import OPEN, guided_coefficients, upsample_alpha
 
 
@@ -83,16 +83,3 @@ def test_upsampling_with_decided_pixels_fits_only_around_the_open_ones(monkeypat
     assert np.abs(whole[open_] - part[open_]).max() < 1e-5
     assert np.array_equal(part[~open_], decided[~open_] / np.float32(255))
 
-
-def test_the_pixels_read_by_tiles_include_their_halos_reflected_past_the_border():
-    """What the windows of the tiles read, and no more: a tile holding one row at the bottom reads rows far
-    above it through its reflected halo."""
-    plane = np.zeros((129, 160), np.float32)
-    corners = [(128, 40), (0, 0)]
-    read = read_by(corners, 32, 16, plane.shape)
-    marked = np.zeros_like(read)
-    for y, x in corners:
-        index = np.arange(plane.size, dtype=np.float32).reshape(plane.shape)
-        marked[np.unravel_index(window(index, y - 16, x - 16, 64).astype(int).ravel(), plane.shape)] = True
-    assert np.array_equal(read, marked)
-    assert read[82, 40] and not read[81, 40]            # row 175 past the border reflects to 2·129 − 1 − 175 = 82
