@@ -204,6 +204,26 @@ def test_a_manifest_whose_model_config_is_not_a_config_is_refused_naming_it(tmp_
         Matter.from_artifact(artifact)
 
 
+@pytest.mark.parametrize("suffix, backend, precision, message", [
+    (".onnx", "openvino", "fp32", "backend 'openvino' writes no .onnx artifacts"),
+    (".xml", "onnxruntime", "fp32", "backend 'onnxruntime' writes no .xml artifacts"),
+    (".onnx", "onnxruntime", "int3", "precision 'int3' is none of fp32, fp16, int8"),
+])
+def test_a_manifest_that_describes_another_kind_of_file_is_refused_naming_it(tmp_path, suffix, backend, precision,
+                                                                              message):
+    """A manifest whose backend does not write this file's kind, or whose precision the project never exports,
+    describes some other artifact: refused before the runtime reads the file."""
+    from adamatting.config import get_config
+
+    artifact = tmp_path / f"m{suffix}"
+    artifact.write_bytes(b"not a model")
+    write_manifest(artifact, Manifest(backend=backend, precision=precision, model_config=get_config("tiny").to_dict(),
+                                      input_size=[64, 64]))
+    with pytest.raises(ManifestError, match=rf"{re.escape(str(manifest_path(artifact)))}: invalid manifest: "
+                                            rf"{re.escape(message)}"):
+        Matter.from_artifact(artifact)
+
+
 # ------------------------------------------------------------------------------------------------ evaluation
 def disc(h=48, w=64, seed=0):
     rng = np.random.default_rng(seed)

@@ -22,6 +22,7 @@ from adamatting.config import ModelConfig
 from common.manifest import INPUT_NAMES as MANIFEST_INPUTS
 from common.manifest import OUTPUT_NAMES as MANIFEST_OUTPUTS
 from common.manifest import Manifest, ManifestError, check_expected, load_manifest, manifest_path
+from common.targets import Precision, target_of
 
 # What the runtime itself implements, required of every artifact's manifest: the tensor names it feeds and
 # reads, as the manifest format defines them (the input encoding version is always checked by check_expected).
@@ -87,5 +88,19 @@ class ManifestBackend:
             ModelConfig.from_dict(manifest.model_config)
         except (TypeError, ValueError) as e:
             raise ManifestError(f"{manifest_path(artifact)}: invalid manifest: bad model_config: {e}") from None
+        _check_target(manifest, Path(artifact))
         check_manifest(manifest, artifact, expect)
         return manifest
+
+
+def _check_target(manifest: Manifest, artifact: Path) -> None:
+    """ManifestError unless the manifest's backend writes artifacts of this suffix (a registry target) and its
+    precision is one the project exports: a manifest that says otherwise describes another file."""
+    problems = []
+    if target_of(manifest.backend, artifact.suffix) is None:
+        problems.append(f"backend {manifest.backend!r} writes no {artifact.suffix} artifacts")
+    if manifest.precision not in {str(p) for p in Precision}:
+        problems.append(f"precision {manifest.precision!r} is none of {', '.join(str(p) for p in Precision)}")
+    if problems:
+        raise ManifestError(f"{manifest_path(artifact)}: invalid manifest: {'; '.join(problems)}; re-export the "
+                            f"artifact")
