@@ -393,3 +393,16 @@ def test_a_runtimes_logged_warnings_while_it_loads_show_only_with_info_logs(capl
     finally:
         logging.disable(previous)
 
+
+
+def test_an_artifact_folder_named_in_the_environment_that_is_not_there_is_said(tmp_path, monkeypatch):
+    from adamat.commands.bokeh import default_artifact
+    from adamatting.config import DEFAULT_WEIGHTS
+
+    monkeypatch.setenv("ADAMAT_ARTIFACTS", str(tmp_path / "exports"))
+    path, line = default_artifact()
+    assert path == Path(DEFAULT_WEIGHTS)
+    assert line == f"warning: $ADAMAT_ARTIFACTS ({tmp_path / 'exports'}) is not a folder: running the checkpoint " \
+                   f"{DEFAULT_WEIGHTS}\n"
+    (tmp_path / "exports").mkdir()                         # there but empty: the checkpoint, as documented
+    assert default_artifact() == (Path(DEFAULT_WEIGHTS), "")

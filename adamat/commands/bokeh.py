@@ -7,6 +7,7 @@ Without ``--artifact`` it runs the fastest up-to-date export of the default mode
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -145,6 +146,10 @@ def default_artifact() -> tuple[Path, str]:
     """The model ``adamat bokeh`` runs without ``--artifact``, and the line that says so ("" for the checkpoint)."""
     export = fastest_export(DEFAULT_ARTIFACT, input_size=DEFAULT_INPUT_SIZE)
     if export is None:
+        named = os.environ.get("ADAMAT_ARTIFACTS")
+        if named and not Path(named).is_dir():    # asked for, not there: say so rather than fall back unseen
+            return Path(DEFAULT_ARTIFACT), (f"warning: $ADAMAT_ARTIFACTS ({named}) is not a folder: running the "
+                                            f"checkpoint {DEFAULT_ARTIFACT}\n")
         return Path(DEFAULT_ARTIFACT), ""
     return export.path, (f"model: {export.path} ({export.label}, the fastest up-to-date export of "
                          f"{DEFAULT_ARTIFACT} here; --artifact chooses another)\n")
