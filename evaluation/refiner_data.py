@@ -60,8 +60,7 @@ def see_through_items(count: int, seed: int, sides: tuple[int, int] = (800, 1600
         side = int(rng.integers(sides[0], sides[1] + 1))
         h, w = (side * 3 // 4, side) if rng.random() < 0.5 else (side, side * 3 // 4)
         kind = SEE_THROUGH_KINDS[i % len(SEE_THROUGH_KINDS)]
-        fg, alpha = make_foreground(kind, (h, w), rng)
-        items.append(EvalImage(f"{kind}-{i:03d}", composite(fg, random_background((h, w), rng), alpha), alpha))
+        items.append(EvalImage(f"{kind}-{i:03d}", *_drawn(kind, (h, w), rng)))
     return items
 
 
@@ -75,14 +74,19 @@ def phone_scale_items(count: int, seed: int, size: tuple[int, int] = (3024, 4032
     for i in range(count):
         h, w = size if rng.random() < 0.5 else size[::-1]
         kind = KINDS[i % len(KINDS)]
-        fg, alpha = make_foreground(kind, (h, w), rng)
-        photo = composite(fg, random_background((h, w), rng), alpha)
+        photo, alpha = _drawn(kind, (h, w), rng)
         small = fit_long_side((h, w), WORKING_SIDE)
         if small:   # area averages of [0, 1] values, clipped: float rounding may step past either end
             photo, alpha = (np.clip(cv2.resize(x, small[::-1], interpolation=cv2.INTER_AREA), 0.0, 1.0)
                             for x in (photo, alpha))
         items.append(EvalImage(f"phone-{kind}-{i:03d}", photo, alpha))
     return items
+
+
+def _drawn(kind: str, shape: tuple[int, int], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(photo, alpha): a procedural subject of ``kind`` drawn at ``shape``, composited over a random background."""
+    fg, alpha = make_foreground(kind, shape, rng)
+    return composite(fg, random_background(shape, rng), alpha), alpha
 
 
 def folds(names: list[str], count: int) -> list[list[str]]:
