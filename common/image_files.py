@@ -75,13 +75,17 @@ def open_header(source, path: str | Path | None = None, formats: tuple[str, ...]
 
 
 def header_size(data: bytes, path: str | Path | None = None, max_pixels: int = MAX_PIXELS) -> tuple[int, int]:
-    """(width, height) of an encoded image from its header alone; DataError when it is over ``max_pixels``, in
+    """(width, height) of an encoded image from its header alone (a warning where it holds several frames: the
+    first is decoded); DataError when it is over ``max_pixels``, in
     a format whose header is not read here (Radiance HDR, PFM, PAM, OpenEXR, Netpbm: OpenCV would decode all of
     a bomb before its size is known), or not an image at all."""
     for magic, name in _UNREAD_FORMATS:
         if data.startswith(magic):
             raise DataError(f"unsupported image format ({name}): save it as PNG or JPEG", path)
     with open_header(io.BytesIO(data), path, HEADER_FORMATS, max_pixels) as im:
+        frames = getattr(im, "n_frames", 1)
+        if frames > 1:   # a multi-page TIFF, an animated WebP or GIF: OpenCV decodes the first
+            warnings.warn(f"{path or 'image'}: {frames} frames; the first is used", stacklevel=3)
         return im.size
 
 

@@ -346,3 +346,16 @@ def test_a_refinement_zoom_that_is_not_a_number_above_one_is_refused(zoom):
 
     with pytest.raises(ValueError, match=f"zoom > 1, got tiles=8, zoom={zoom}"):
         Refinement(tiles=8, zoom=zoom)
+
+
+@pytest.mark.parametrize("suffix", [".tif", ".webp"])
+def test_a_file_of_several_frames_says_that_its_first_is_used(tmp_path, suffix):
+    from PIL import Image
+
+    pages = [Image.new("RGB", (40, 30), colour) for colour in ((200, 30, 30), (30, 200, 30), (30, 30, 200))]
+    path = tmp_path / f"pages{suffix}"
+    pages[0].save(path, save_all=True, append_images=pages[1:], **({"lossless": True} if suffix == ".webp" else {}))
+    with pytest.warns(UserWarning, match=r"pages\.(tif|webp): 3 frames; the first is used"):
+        image = read_image(path)
+    assert image.shape[:2] == (30, 40) and np.abs(image.reshape(-1, image.shape[-1])[:, :3].astype(int).mean(0)
+                                                  - (200, 30, 30)).max() <= 2
