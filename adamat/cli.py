@@ -42,7 +42,7 @@ COMMANDS: dict[str, tuple[str, str]] = {   # name: (module of adamat.commands, o
 
 class Parser(argparse.ArgumentParser):
     """argparse's parser whose bad-argument message is one line, as every other bad input's is (argparse's own
-    prints the whole usage first): ``error: argument --band: invalid int value: 'nan' (adamat bokeh --help)``,
+    prints the whole usage first): ``error: argument --band: invalid int value: 'nan' (see adamat bokeh --help)``,
     exit 2. ``--help`` shows the usage as before."""
 
     def error(self, message: str):
@@ -51,8 +51,7 @@ class Parser(argparse.ArgumentParser):
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The parser of every command; with ``only``, the arguments of that command alone (the others listed)."""
-    p = Parser(prog="adamat", description="AdaMatting edge pipeline: data, model, export, "
-                                                           "benchmarks.")
+    p = Parser(prog="adamat", description="AdaMatting edge pipeline: data, model, export, benchmarks.")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="show the libraries' INFO logs (NNCF, coremltools, OpenCV, LiteRT); quiet by default")
     sub = p.add_subparsers(dest="command", required=True)

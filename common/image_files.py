@@ -76,9 +76,9 @@ def open_header(source, path: str | Path | None = None, formats: tuple[str, ...]
 
 def header_size(data: bytes, path: str | Path | None = None, max_pixels: int = MAX_PIXELS) -> tuple[int, int]:
     """(width, height) of an encoded image from its header alone (a warning where it holds several frames: the
-    first is decoded); DataError when it is over ``max_pixels``, in
-    a format whose header is not read here (Radiance HDR, PFM, PAM, OpenEXR, Netpbm: OpenCV would decode all of
-    a bomb before its size is known), or not an image at all."""
+    first is decoded); DataError when it is over ``max_pixels``, in a format whose header is not read here
+    (Radiance HDR, PFM, PAM, OpenEXR, Netpbm: OpenCV would decode all of a bomb before its size is known), or
+    not an image at all."""
     for magic, name in _UNREAD_FORMATS:
         if data.startswith(magic):
             raise DataError(f"unsupported image format ({name}): save it as PNG or JPEG", path)
