@@ -56,10 +56,10 @@ def guided_coefficients(guide: np.ndarray, p: np.ndarray, radius: int, eps: floa
     """Window-averaged coefficients (ā, b̄) of the guided filter q = āᵀ·I + b̄ of ``p`` by ``guide``.
 
     ``guide``: (h, w) gray or (h, w, 3) colour, float32; ``p``: (h, w). Returns ā (h, w, C) and b̄ (h, w).
-    ``need`` (bool (h, w), optional): where the coefficients are used; they are fitted only on tiles over it
-    (:mod:`runtime.tiles`; :data:`FIT_TILES`), each read with the fit's reach of 2·radius, and
-    are 0 elsewhere, when those tiles cover less than :data:`SPARSE_AT_MOST` of the plane. The answer there is
-    the whole plane's: the band of a 12-megapixel photo is a tenth of it.
+    ``need`` (bool (h, w), optional): where the coefficients are used. When tiles over it (:mod:`runtime.tiles`;
+    :data:`FIT_TILES`), each read with the fit's reach of 2·radius, read less than :data:`SPARSE_AT_MOST` of the
+    plane, the coefficients are fitted on those tiles alone and are 0 elsewhere; where they are used they are
+    the whole plane's.
     """
     if need is not None:
         halo = 2 * radius                  # two box means: the mean of the windows' fits over the window
