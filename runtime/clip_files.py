@@ -160,6 +160,10 @@ class ClipReader:
             raise DataError(f"cannot decode the clip at frame {index} ({_reason(e)})", self.path) from None
 
     @property
+    def video_time_base(self) -> Fraction:
+        return self._video.time_base
+
+    @property
     def audio_stream(self):
         """The audio stream carried (PyAV), or None."""
         return self._container.streams.audio[0] if self.info.audio else None
@@ -196,6 +200,9 @@ class ClipWriter:
         self._video = self._container.add_stream(codec, rate=info.rate)
         self._video.width, self._video.height = _even(info.width), _even(info.height)
         self._video.pix_fmt = "yuv420p"
+        # the input's clock: a variable-rate clip's timestamps kept as they are, none rounded onto one tick of
+        # 1 / its mean rate (two frames on one tick: a muxer's "Invalid argument")
+        self._video.codec_context.time_base = clip.video_time_base
         context = self._video.codec_context         # tagged BT.709, limited range: what it is converted with
         context.colorspace, context.color_primaries, context.color_trc, context.color_range = BT709_TAGS
         self._video.options = {"crf": str(CRF)} | (X264 if codec == "libx264" else VP9)
@@ -205,6 +212,11 @@ class ClipWriter:
             raise DataError(f"{FORMATS[suffix]} cannot carry the clip's {audio.codec_context.name} audio: write "
                             f"one of {', '.join(s for s in FORMATS if FORMATS[s] != FORMATS[suffix])}", final or path)
         self._audio = None if audio is None else self._container.add_stream_from_template(audio)
+        self._refused = (f"the {FORMATS[suffix]} muxer refused the clip"
+                         + ("" if audio is None else f" (can {FORMATS[suffix]} carry its {audio.codec_context.name} "
+                                                     f"audio? write one of "
+                                                     f"{', '.join(s for s in FORMATS if FORMATS[s] != FORMATS[suffix])})"),
+                         final or path)
 
     def write(self, rgb: np.ndarray, frame: Frame) -> None:
         av = _av()
@@ -213,17 +225,26 @@ class ClipWriter:
             format="yuv420p", dst_colorspace="itu709", dst_color_range="MPEG")
         out.pts, out.time_base = frame.pts, frame.time_base
         for packet in self._video.encode(out):
-            self._container.mux(packet)
+            self._mux(packet)
 
     def mux_audio(self, packet) -> None:
         if self._audio is not None:
             packet.stream = self._audio
-            self._container.mux(packet)
+            self._mux(packet)
 
     def close(self) -> None:
         for packet in self._video.encode(None):
-            self._container.mux(packet)
+            self._mux(packet)
         self._container.close()
+
+    def _mux(self, packet) -> None:
+        """One packet into the file; DataError naming the output (not its temporary file) where FFmpeg refuses
+        it (its header is written with the first packet: a codec the container cannot hold fails there)."""
+        try:
+            self._container.mux(packet)
+        except _av().error.FFmpegError as e:
+            problem, path = self._refused
+            raise DataError(f"{problem}: {_reason(e)}", path) from None
 
     def __enter__(self) -> "ClipWriter":
         return self

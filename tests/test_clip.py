@@ -4,6 +4,7 @@ sine tone); the matting network is the tiny config."""
 
 import json
 import sys
+from fractions import Fraction
 
 import av
 import cv2
@@ -339,3 +340,51 @@ def test_bokeh_of_an_hdr_clip_says_it_was_converted(tiny_checkpoint, tmp_path, c
     assert "HLG HDR converted to SDR BT.709" in capsys.readouterr().err
     info, written, _ = read_all(tmp_path / "out.mp4")
     assert info.hdr is None and len(written) == 3
+
+
+def encode_vfr(path, frames, times, rate=25, audio_codec=None):
+    """A clip whose frames are shown at ``times`` (seconds; a variable rate), with a short tone in
+    ``audio_codec`` when given."""
+    with av.open(str(path), "w") as c:
+        video = c.add_stream("libx264" if path.suffix != ".webm" else "libvpx-vp9", rate=rate)
+        video.width, video.height, video.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
+        video.codec_context.time_base = Fraction(1, 16000)
+        if audio_codec:
+            audio = c.add_stream(audio_codec, rate=48000)
+            tone = (np.sin(np.arange(48000 // 2) * 2 * np.pi * 440 / 48000) * 0.2).astype(np.float32)
+            samples = av.AudioFrame.from_ndarray(tone[None], format="flt", layout="mono")
+            samples.sample_rate = 48000
+            for packet in [*audio.encode(samples), *audio.encode(None)]:
+                c.mux(packet)
+        for rgb, t in zip(frames, times):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts, frame.time_base = round(t * 16000), Fraction(1, 16000)
+            for packet in video.encode(frame):
+                c.mux(packet)
+        for packet in video.encode(None):
+            c.mux(packet)
+    return path
+
+
+def test_a_variable_rate_clip_keeps_every_frames_time(tmp_path):
+    """Frames 40 and 120 ms apart (a mean of 12.5 frames/s): each keeps its own time, none lands on a tick of
+    the mean rate shared with another (a muxer's 'Invalid argument')."""
+    times = [0.0, 0.04, 0.16, 0.2, 0.32, 0.36]
+    source = encode_vfr(tmp_path / "vfr.mp4", astronaut_frames(6), times, rate=12)
+    out = tmp_path / "out.mp4"
+    with ClipReader(source) as clip, ClipWriter(out, clip) as writer:
+        for item in clip.items():
+            writer.write(item.rgb, item) if isinstance(item, Frame) else writer.mux_audio(item)
+    assert [float(f.pts * f.time_base) for f in read_all(out)[1]] == pytest.approx(times, abs=1e-3)
+
+
+def test_a_muxer_that_refuses_the_clip_is_named_by_the_output_not_its_temporary_file(tiny_checkpoint, tmp_path,
+                                                                                     capsys):
+    """Opus audio into MOV: the container lists the codec, its muxer refuses it at the first packet."""
+    source = encode_vfr(tmp_path / "clip.webm", astronaut_frames(3), [0.0, 0.04, 0.08], audio_codec="libopus")
+    out = tmp_path / "out.mov"
+    assert main(["bokeh", str(source), "-o", str(out), "--artifact", str(tiny_checkpoint)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {out}: the mov muxer refused the clip (can mov carry its "
+                                               f"opus audio?"), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.webm"]
