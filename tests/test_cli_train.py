@@ -248,6 +248,25 @@ def test_the_weight_average_is_validated_kept_as_best_resumed_and_shipped(tmp_pa
     assert not (tmp_path / "bad").exists()
 
 
+def test_ship_refuses_to_write_over_a_checkpoint_it_ships_from(tmp_path, capsys):
+    source = tmp_path / "snapshot.pt"
+    source.write_bytes(b"the only copy")
+    for args in (["--average", str(source)], ["--run-dir", str(tmp_path)]):
+        target = source if args[0] == "--average" else tmp_path / "last.pt"
+        target.write_bytes(b"the only copy")
+        assert main(["ship", *args, "--out", str(target)]) == 2
+        assert f"{target}: is a checkpoint it ships from: give another --out" in capsys.readouterr().err
+        assert target.read_bytes() == b"the only copy"
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "0", "-1"])
+def test_train_refiner_scales_are_finite_and_positive(value, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train-refiner", "--scales", value])
+    assert exit_info.value.code == 2
+    assert f"argument --scales: must be a finite number > 0, got {value}" in capsys.readouterr().err
+
+
 def test_ship_can_average_snapshots_of_one_config(tmp_path, capsys):
     from adamatting.checkpoint import save_checkpoint
 

@@ -14,12 +14,14 @@ from adamatting.checkpoint import (
 )
 from adamatting.config import DEFAULT_WEIGHTS, format_scale
 from adamatting.model import build_model
+from common.errors import DataError
 from common.outputs import check_writable
 
 
 def add_arguments(s) -> None:
     s.add_argument("--run-dir", "--run", dest="run", default="runs/mobile-int8", help="the run folder")
-    s.add_argument("--out", default=str(DEFAULT_WEIGHTS))
+    s.add_argument("--out", default=str(DEFAULT_WEIGHTS), help="the shipped weights, replaced (default: the "
+                                                                "default model's)")
     s.add_argument("--average", nargs="+", metavar="CHECKPOINT",
                    help="ship the uniform average of these checkpoints of one config instead (snapshots of "
                         "one run late in its schedule); --run is then ignored")
@@ -31,6 +33,10 @@ def add_arguments(s) -> None:
 
 def run(args) -> int:
     check_writable(args.out)   # before loading or averaging anything
+    out = Path(args.out)
+    sources = args.average or [Path(args.run) / name for name in ("best.pt", "last.pt")]
+    if out.exists() and any(Path(s).exists() and out.samefile(s) for s in sources):
+        raise DataError("is a checkpoint it ships from: give another --out", out)
     if args.average:
         model, payloads = average_checkpoints(args.average)
         steps = [p.get("step") for p in payloads]
