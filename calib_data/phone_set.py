@@ -58,11 +58,11 @@ class PhoneSetConfig:
         path = Path(name_or_path)
         path = path if path.suffix == ".toml" else CONFIGS / f"{name_or_path}.toml"
         try:
-            raw = tomllib.loads(path.read_text())
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
             cfg = cls(**{**raw, "size": tuple(raw.get("size", cls.size)), "kinds": tuple(raw.get("kinds", KINDS))})
         except FileNotFoundError:
             raise DataError("phone set config not found", path) from None
-        except (tomllib.TOMLDecodeError, TypeError) as e:
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError, TypeError) as e:
             raise DataError(f"not a phone set config: {e}", path) from None
         return cfg.validated(path)
 

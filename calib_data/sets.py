@@ -66,8 +66,8 @@ class SetConfig:
             else:
                 raise DataError("config file not found", path)
         try:
-            raw = tomllib.loads(path.read_text())
-        except tomllib.TOMLDecodeError as e:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
             raise DataError(f"not valid TOML: {e}", path) from None
         fg, bg = raw.pop("foregrounds", {}), raw.pop("backgrounds", {})
         for table, value in (("foregrounds", fg), ("backgrounds", bg)):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 
 
@@ -34,6 +35,17 @@ def thread_count(text: str) -> int:
 def count(text: str) -> int:
     """argparse type: a whole number >= 0 (data workers)."""
     return _whole_number(text, 0)
+
+
+def scale(text: str) -> float:
+    """argparse type: a finite number > 0 (a photo scale)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
 
 
 def fraction(text: str) -> float:

@@ -922,6 +922,18 @@ def test_bad_configs_are_data_errors_naming_the_file(tmp_path, text, words):
     assert_data_error(e, path, *words)
 
 
+def test_a_binary_file_given_as_a_config_is_named(tmp_path):
+    from calib_data.phone_set import PhoneSetConfig
+
+    path = tmp_path / "clip.toml"
+    path.write_bytes(b"\x00\x00\x00\x18ftypmp42\x8a\xff")
+    with pytest.raises(DataError) as e:
+        SetConfig.from_toml(path)
+    assert_data_error(e, path, "not valid TOML", "can't decode byte")
+    with pytest.raises(DataError, match="clip.toml: not a phone set config: 'utf-8' codec can't decode"):
+        PhoneSetConfig.load(path)
+
+
 def test_missing_config_is_a_data_error(tmp_path):
     with pytest.raises(DataError) as e:
         SetConfig.from_toml(tmp_path / "nope.toml")

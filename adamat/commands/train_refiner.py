@@ -19,7 +19,7 @@ from adamatting.checkpoint import file_sha256
 from adamatting.config import DEFAULT_WEIGHTS
 from adamatting.train.band_refiner import RefinerRecipe, train_band_refiner
 from calib_data.splits import alphamatting_dev_dir
-from common.arguments import count, positive_int, thread_count
+from common.arguments import count, positive_int, scale, thread_count
 from common.outputs import check_writable, write_json
 from evaluation.datasets import EvalFolder
 from evaluation.refiner_data import folds, phone_scale_items, refiner_samples, score_sample, see_through_items
@@ -36,7 +36,7 @@ def add_arguments(t) -> None:
     t.add_argument("--folder", default=None, help="photos with ground truth (default: the alphamatting.com dev set)")
     t.add_argument("--out", default=str(SHIPPED), help="where the refiner's ONNX graph goes (default: the runtime's)")
     t.add_argument("--measured", default=None, help="write the k-fold table here (a benchmarks/measured/ JSON)")
-    t.add_argument("--scales", type=float, nargs="+", default=[1.0, 2.0], help="photo scales (× native)")
+    t.add_argument("--scales", type=scale, nargs="+", default=[1.0, 2.0], help="photo scales (× native)")
     t.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3], help="phone-mask seeds per photo")
     t.add_argument("--see-through", type=int, default=48, metavar="N",
                    help="also train on N procedural see-through subjects (nets, foliage), one mask each")
