@@ -406,3 +406,16 @@ def test_an_artifact_folder_named_in_the_environment_that_is_not_there_is_said(t
                    f"{DEFAULT_WEIGHTS}\n"
     (tmp_path / "exports").mkdir()                         # there but empty: the checkpoint, as documented
     assert default_artifact() == (Path(DEFAULT_WEIGHTS), "")
+
+
+def test_export_all_of_a_size_the_model_cannot_take_is_one_line_before_any_set_is_built(tiny_checkpoint, tmp_path,
+                                                                                        capsys):
+    from adamatting.checkpoint import read_checkpoint
+    from adamatting.config import ModelConfig
+
+    stride = ModelConfig.from_dict(read_checkpoint(tiny_checkpoint)["config"]).stride
+    assert main(["export", "all", "--checkpoint", str(tiny_checkpoint), "--size", str(stride), str(stride + 1),
+                 "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: input size {stride}x{stride + 1} must be positive multiples of the model's stride {stride}"]
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "out").exists()
