@@ -359,3 +359,14 @@ def test_a_file_of_several_frames_says_that_its_first_is_used(tmp_path, suffix):
         image = read_image(path)
     assert image.shape[:2] == (30, 40) and np.abs(image.reshape(-1, image.shape[-1])[:, :3].astype(int).mean(0)
                                                   - (200, 30, 30)).max() <= 2
+
+
+@pytest.mark.parametrize("args, message", [
+    (["clips", "--images", "GT01", "--protocol", "trimap"], "--images, --protocol trimap: not used by clips"),
+    (["clips", "--long-side", "800"], "--long-side: not used by clips"),
+    (["real", "--frames", "3"], "--frames: not used by photos"),
+])
+def test_eval_refuses_options_the_evaluation_would_ignore(tmp_path, capsys, args, message):
+    assert main(["eval", *args, "--out", str(tmp_path / "out")]) == 2
+    assert f"error: {message}" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -93,7 +93,9 @@ def resolve(folder: str, cache: str) -> Path:
 
 def run(args) -> int:
     check_folder(args.out)                                   # before any work
-    if args.folder == "clips" and not Path(args.folder).exists():
+    clips = args.folder == "clips" and not Path(args.folder).exists()
+    _refuse_options_of_the_other_kind(args, clips)
+    if clips:
         return run_clips(args)
     folder = EvalFolder(resolve(args.folder, args.cache), args.long_side, args.limit, args.images)
     if args.refine_tiles < 0:
@@ -111,6 +113,18 @@ def run(args) -> int:
     for path in write_results(result, Path(args.out)):
         print(f"wrote {path}")
     return 0
+
+
+def _refuse_options_of_the_other_kind(args, clips: bool) -> None:
+    """ValueError naming the options given that the evaluation asked for does not use (clips take no photo
+    selection or trimap protocol, photos no frames): they would be ignored without a word."""
+    given = ({"--images": args.images, "--limit": args.limit, "--long-side": args.long_side,
+              "--protocol trimap": args.protocol == "trimap", "--recipe down8": args.recipe != "phone"} if clips else
+             {"--frames": args.frames != ClipSet.frames, "--clip-size": list(args.clip_size) != list(ClipSet.size)})
+    unused = [name for name, value in given.items() if value]
+    if unused:
+        what = "clips (they take --frames, --clip-size, --seed)" if clips else "photos (--frames, --clip-size: clips)"
+        raise ValueError(f"{', '.join(unused)}: not used by {what}")
 
 
 def run_clips(args) -> int:
