@@ -57,6 +57,7 @@ from evaluation.protocol import evaluate_set
 from export.errors import ExportError
 from export.int8_qdq import check_set_size
 from export.job import ExportJob, artifact_name, composited_set
+from export.onnx_graph import check_input_size
 from export.precision import PrecisionPolicy
 
 # coremltools is optional (the [coreml] extra): imported where it is used.
@@ -98,14 +99,6 @@ def _fold_conv_bn_pairs(model: nn.Module) -> nn.Module:
 def export_module(model: AdaMatting) -> nn.Module:
     """ExportWrapper over a BN-free eval copy of ``model`` (same function)."""
     return ExportWrapper(_fold_conv_bn_pairs(fold_batchnorms(model))).eval()
-
-
-def _check_size(model: AdaMatting, size) -> tuple[int, int]:
-    h, w = (int(s) for s in size)
-    stride = model.cfg.stride
-    if h <= 0 or w <= 0 or h % stride or w % stride:
-        raise ExportError(f"input size {h}x{w} must be positive multiples of the encoder stride {stride}")
-    return h, w
 
 
 def check_target(target: str):
@@ -402,7 +395,7 @@ def export_coreml(model: AdaMatting, out_dir: str | Path, variant: str = "fp16",
     if variant not in VARIANTS:
         raise ExportError(f"unknown CoreML variant {variant!r}; use one of {', '.join(VARIANTS)}")
     check_target(target)
-    size = _check_size(model, size)
+    size = check_input_size(model.cfg, size)
     if variant == "w8a8":
         if calib_set is None:
             raise ExportError("the w8a8 variant needs a calibration set")
@@ -509,7 +502,7 @@ def run_export_coreml(args) -> int:
 
     check_target(args.target)
     model, _ = load_model(args.checkpoint)
-    size = _check_size(model, args.size)
+    size = check_input_size(model.cfg, args.size)
     cal = composited_set(args.calib, size, Path(args.cache)) if "w8a8" in args.variants else None
     vset = composited_set(args.val, size, Path(args.cache)) if args.val else None
     sha = file_sha256(args.checkpoint)

@@ -63,7 +63,8 @@ def validation_samples(size: tuple[int, int], count: int = 4, seed: int = 0) -> 
     return out
 
 
-def _check_size(cfg: ModelConfig, size: tuple[int, int]) -> tuple[int, int]:
+def check_input_size(cfg: ModelConfig, size: tuple[int, int]) -> tuple[int, int]:
+    """(H, W) of an export size; ExportError unless both are positive multiples of the config's stride."""
     h, w = (int(s) for s in size)
     if h <= 0 or w <= 0 or h % cfg.stride or w % cfg.stride:
         raise ExportError(f"input size {h}x{w} must be positive multiples of the encoder stride {cfg.stride}")
@@ -74,7 +75,7 @@ def trace_to_onnx(model: AdaMatting, size: tuple[int, int], dynamic_batch: bool 
     """The raw ONNX ModelProto of ``model`` at ``size`` (not yet simplified or checked)."""
     import onnx
 
-    h, w = _check_size(model.cfg, size)
+    h, w = check_input_size(model.cfg, size)
     wrapper = ExportWrapper(fold_batchnorms(model)).eval()
     image, trimap = torch.zeros(1, 3, h, w), torch.full((1, 1, h, w), 0.5)
     dynamic_axes = {n: {0: "batch"} for n in (*INPUT_NAMES, *OUTPUT_NAMES)} if dynamic_batch else None
@@ -195,7 +196,7 @@ def export_onnx(model: AdaMatting, out: str | Path, size: tuple[int, int] = (512
 
     out = Path(out)
     tolerance = {**DEFAULT_TOLERANCE, **(tolerance or {})}
-    size = _check_size(model.cfg, size)
+    size = check_input_size(model.cfg, size)
     model = model.eval()
     proto = simplify(trace_to_onnx(model, size, dynamic_batch, opset), simplifier)
     subpixel_as_conv_transpose(proto)

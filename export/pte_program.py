@@ -38,7 +38,7 @@ from common.targets import TARGETS, Precision
 from evaluation.protocol import evaluate_set
 from export.errors import ExportError
 from export.job import ExportJob, artifact_path, check_set_size, composited_set, describe_validation
-from export.onnx_graph import alpha_difference, run_torch, validation_samples
+from export.onnx_graph import alpha_difference, check_input_size, run_torch, validation_samples
 from export.precision import PrecisionPolicy
 
 TARGET = TARGETS["executorch"]
@@ -56,13 +56,6 @@ CONVERSIONS = ("quantize_per_", "dequantize_per_")   # INT8's float <-> int8 con
 def export_module(model: AdaMatting) -> torch.nn.Module:
     """The inference wrapper every artifact runs (two outputs, BatchNorms folded), in eval mode."""
     return ExportWrapper(fold_batchnorms(model)).eval()
-
-
-def check_size(model: AdaMatting, size) -> tuple[int, int]:
-    h, w = (int(s) for s in size)
-    if h <= 0 or w <= 0 or h % model.cfg.stride or w % model.cfg.stride:
-        raise ExportError(f"input size {h}x{w} must be positive multiples of the model's stride {model.cfg.stride}")
-    return h, w
 
 
 def example_inputs(size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -174,7 +167,7 @@ def export_pte(model: AdaMatting, out: str | Path, precision: str, size: tuple[i
     if precision not in PRECISIONS:
         raise ExportError(f"unknown ExecuTorch precision {precision!r}; use one of {', '.join(PRECISIONS)}")
     out = Path(out)
-    size = check_size(model, size)
+    size = check_input_size(model.cfg, size)
     model = model.eval()
     module = export_module(model)
     calibration = None
@@ -235,7 +228,7 @@ def run(args) -> int:
         raise ExportError(f"the ExecuTorch target {why_not}")
     check_folder(args.out)
     model, _ = load_model(args.checkpoint)
-    size = check_size(model, args.size)
+    size = check_input_size(model.cfg, args.size)
     cal = composited_set(args.calib, size, Path(args.cache)) if "int8" in args.precisions else None
     val = composited_set(args.val, size, Path(args.cache)) if "int8" in args.precisions else None
     sha = file_sha256(args.checkpoint)

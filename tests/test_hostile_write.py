@@ -417,5 +417,5 @@ def test_export_all_of_a_size_the_model_cannot_take_is_one_line_before_any_set_i
     assert main(["export", "all", "--checkpoint", str(tiny_checkpoint), "--size", str(stride), str(stride + 1),
                  "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"error: input size {stride}x{stride + 1} must be positive multiples of the model's stride {stride}"]
+    assert err == [f"error: input size {stride}x{stride + 1} must be positive multiples of the encoder stride {stride}"]
     assert not (tmp_path / "cache").exists() and not (tmp_path / "out").exists()

@@ -16,9 +16,8 @@ from common.outputs import check_folder, check_writable, write_json
 from common.targets import TARGETS as REGISTRY
 from export import band_refiner_targets
 from export.all_targets import TARGETS, export_all
-from export.errors import ExportError
 from export.job import composited_set
-from export.onnx_graph import export_onnx
+from export.onnx_graph import check_input_size, export_onnx
 from export.sensitivity import format_report, rank_layers, suggest_policy
 
 
@@ -62,9 +61,7 @@ def add_arguments(ex) -> None:
 def run_all(args) -> int:
     size = tuple(args.size)
     payload = read_checkpoint(args.checkpoint)   # a bad checkpoint, size or output folder fails before the sets
-    stride = ModelConfig.from_dict(payload["config"]).stride   # are built: one line, not a failed row per target
-    if min(size) <= 0 or size[0] % stride or size[1] % stride:
-        raise ExportError(f"input size {size[0]}x{size[1]} must be positive multiples of the model's stride {stride}")
+    check_input_size(ModelConfig.from_dict(payload["config"]), size)   # are built: one line, not a row per target
     check_folder(args.out)
     cal = composited_set(args.calib, size, Path(args.cache))
     val = composited_set(args.val, size, Path(args.cache))
