@@ -207,16 +207,16 @@ class ClipWriter:
         context.colorspace, context.color_primaries, context.color_trc, context.color_range = BT709_TAGS
         self._video.options = {"crf": str(CRF)} | (X264 if codec == "libx264" else VP9)
         audio = clip.audio_stream
+        container, others = FORMATS[suffix], ", ".join(s for s in FORMATS if FORMATS[s] != FORMATS[suffix])
+        self._named = final or path                 # what errors name: the output, not its temporary file
         if audio is not None and audio.codec_context.name not in self._container.supported_codecs:
             self._container.close()
-            raise DataError(f"{FORMATS[suffix]} cannot carry the clip's {audio.codec_context.name} audio: write "
-                            f"one of {', '.join(s for s in FORMATS if FORMATS[s] != FORMATS[suffix])}", final or path)
+            raise DataError(f"{container} cannot carry the clip's {audio.codec_context.name} audio: write one of "
+                            f"{others}", self._named)
         self._audio = None if audio is None else self._container.add_stream_from_template(audio)
-        self._refused = (f"the {FORMATS[suffix]} muxer refused the clip"
-                         + ("" if audio is None else f" (can {FORMATS[suffix]} carry its {audio.codec_context.name} "
-                                                     f"audio? write one of "
-                                                     f"{', '.join(s for s in FORMATS if FORMATS[s] != FORMATS[suffix])})"),
-                         final or path)
+        self._refused = f"the {container} muxer refused the clip" + (
+            "" if audio is None else f" (can {container} carry its {audio.codec_context.name} audio? write one of "
+                                     f"{others})")
 
     def write(self, rgb: np.ndarray, frame: Frame) -> None:
         av = _av()
@@ -243,8 +243,7 @@ class ClipWriter:
         try:
             self._container.mux(packet)
         except _av().error.FFmpegError as e:
-            problem, path = self._refused
-            raise DataError(f"{problem}: {_reason(e)}", path) from None
+            raise DataError(f"{self._refused}: {_reason(e)}", self._named) from None
 
     def __enter__(self) -> "ClipWriter":
         return self

@@ -80,14 +80,14 @@ def bokeh_file(photo_path: str | Path, out_path: str | Path, mask_path: str | Pa
         matter = artifact if isinstance(artifact, Matter) else Matter.from_artifact(artifact)
         if auto and segmenter is None:
             segmenter = PersonSegmenter()
+    mask = None if auto else mask_path
     with timer("load"):
         photo = as_uint8_rgb(read_image(photo_path), Path(photo_path))   # one decode, for every stage
         metadata = read_metadata(photo_path)
-    mask = None if auto else mask_path
-    if mask is not None and trimap_path is None:
-        mask = read_mask(mask, photo.shape[:2])
-        if float(mask.max()) <= 0.5:
-            raise DataError("the mask marks no person: every pixel of it is background", mask_path)
+        if mask is not None and trimap_path is None:                     # decoded once too: Matter takes the array
+            mask = read_mask(mask, photo.shape[:2])
+            if float(mask.max()) <= 0.5:
+                raise DataError("the mask marks no person: every pixel of it is background", mask_path)
     if auto:
         with timer("segment"):
             mask = segmenter.mask(photo, photo_path, long_side=MASK_SIDE)
