@@ -81,11 +81,11 @@ class SetConfig:
         unknown = set(flat) - known
         if unknown:
             raise DataError(f"unknown config keys: {', '.join(sorted(unknown))}", path)
-        try:
-            cfg = cls(**flat)
-        except TypeError as e:
-            raise DataError(f"incomplete config: {e}", path) from None
-        return cfg.validated(path)
+        missing = [f.name for f in dataclasses.fields(cls) if f.name not in flat
+                   and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+        if missing:
+            raise DataError(f"missing required key{'s' * (len(missing) > 1)}: {', '.join(missing)}", path)
+        return cls(**flat).validated(path)
 
     def validated(self, path: Path | None = None) -> "SetConfig":
         size = self.size if isinstance(self.size, (list, tuple)) else [self.size]

@@ -904,7 +904,7 @@ MINIMAL = "name = 'x'\ncount = 3\nsize = [64, 64]\nseed = 1\n"
     (MINIMAL + "colour = 'red'\n", ["unknown config keys: colour"]),
     (MINIMAL + "[backgrounds]\nfolders = 'bg'\n", ["unknown [backgrounds] keys: folders"]),
     (MINIMAL + "foregrounds = 2\n", ["[foregrounds] must be a table"]),
-    (MINIMAL.replace("seed = 1\n", ""), ["incomplete config", "seed"]),
+    (MINIMAL.replace("seed = 1\n", ""), ["missing required key: seed"]),
     (MINIMAL.replace("[64, 64]", "64"), ["size must be [height, width]", "64"]),
     (MINIMAL.replace("[64, 64]", "[64, 24]"), ["size must be [height, width] of at least 32 px"]),
     (MINIMAL.replace("[64, 64]", "[64.5, 64]"), ["size must be [height, width]"]),
@@ -1152,6 +1152,8 @@ def test_cli_calib_build_prints_the_set_path(tmp_path, capsys):
     (TINY_TOML.replace("seed = 7", "seed = 7\ncolour = 'red'"), ["unknown config keys: colour"]),
     (TINY_TOML.replace("size = [64, 64]", "size = '64'"), ["size must be [height, width]"]),
     (TINY_TOML.replace("count = 3", "count = ["), ["not valid TOML"]),
+    (TINY_TOML.replace("seed = 7\n", ""), ["missing required key: seed"]),
+    (TINY_TOML.replace('name = "tiny"\n', "").replace("seed = 7\n", ""), ["missing required keys: name, seed"]),
     (None, ["config file not found"]),
 ])
 def test_cli_bad_config_exits_2_with_a_clear_message(tmp_path, capsys, text, words):
@@ -1160,7 +1162,7 @@ def test_cli_bad_config_exits_2_with_a_clear_message(tmp_path, capsys, text, wor
         config.write_text(text)
     assert cli_main(["calib", "build", "--config", str(config), "--out", str(tmp_path / "sets"), "--quiet"]) == 2
     captured = capsys.readouterr()
-    assert captured.out == "" and captured.err.startswith(f"error: {config}: ")
+    assert captured.out == "" and captured.err.startswith(f"error: {config}: ") and captured.err.count("\n") == 1
     for w in words:
         assert w in captured.err
     assert not (tmp_path / "sets").exists()
