@@ -189,6 +189,16 @@ def test_gate_command_without_artifacts(tmp_path, capsys):
     assert "no 512x512 artifacts" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("where, words", [("folder", "is a directory"), ("file/gate.json", "cannot create the folder")])
+def test_gate_json_that_cannot_be_written_is_refused_before_any_work(tmp_path, capsys, where, words):
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file").write_text("a file, not a folder")
+    json_path = tmp_path / where
+    assert main(["gate", "--artifacts", str(tmp_path / "no-artifacts"), "--json", str(json_path), "--quiet"]) == 2
+    err = capsys.readouterr().err   # refused first: not the missing artifacts, which the run would report next
+    assert err.startswith(f"error: {json_path}: ") and words in err and err.count("\n") == 1
+
+
 def test_second_export_reuses_up_to_date_artifacts(exported):
     root, export_dir, cal_toml, val_toml, val, _ = exported
     cal = composited_set(str(cal_toml), SIZE, root / "sets", progress=False)

@@ -14,7 +14,7 @@ from adamatting.config import DEFAULT_WEIGHTS
 from benchmarks.gates import GATES_TOML, Gates, check, failures, table
 from benchmarks.report import gate_json
 from common.arguments import positive_int
-from common.outputs import write_json
+from common.outputs import check_writable, write_json
 from common.targets import export_commands
 from evaluation.accuracy import evaluate_all
 from export.job import composited_set
@@ -36,6 +36,7 @@ def add_arguments(g) -> None:
 
 
 def run(args) -> int:
+    out = check_writable(args.json) if args.json else None   # before the work, not after it
     size = tuple(args.size)
     gates = Gates.load(args.gates)
     if not Path(args.checkpoint).is_file():
@@ -58,8 +59,8 @@ def run(args) -> int:
         bar.update(1)
     results = check(rows, gates)
     print_table(table(rows, results))
-    if args.json:
-        write_json(gate_json(rows, results, gates, problems), Path(args.json))
+    if out:
+        write_json(gate_json(rows, results, gates, problems), out)
     failed = failures(problems, results)
     if failed:
         print(f"\n{len(failed)} accuracy gate(s) violated ({gates.source}):", file=sys.stderr)
