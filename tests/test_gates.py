@@ -28,7 +28,7 @@ from benchmarks.gates import (
     summary,
     violations,
 )
-from common.manifest import load_manifest, write_manifest
+from common.manifest import Manifest, load_manifest, manifest_path, write_manifest
 from evaluation.accuracy import edge_band, evaluate_all, psnr
 from export.all_targets import export_all
 from export.job import artifact_name, composited_set
@@ -161,14 +161,23 @@ def test_gate_command_passes_on_the_exports(exported, capsys):
     assert code == 0 and "all accuracy gates pass" in out and (root / "gate.json").is_file()
 
 
-def test_a_truncated_artifact_fails_the_gate(exported, capsys):
-    """A file that no longer matches its manifest (truncated after export) is a violation, not a warning."""
-    bad = _folder_with(exported, "truncated", f"{STEM}_fp32.onnx*")
-    onnx_file = bad / f"{STEM}_fp32.onnx"
-    onnx_file.write_bytes(onnx_file.read_bytes()[: onnx_file.stat().st_size // 2])
-    code = _gate_command(exported, bad, "--val-limit", "2")
+@pytest.mark.parametrize("damage, words", [
+    (lambda model, manifest: model.write_bytes(model.read_bytes()[:4]), "does not match its manifest"),
+    (lambda model, manifest: manifest.write_text("{not json"), "unreadable manifest: not JSON"),
+    (lambda model, manifest: manifest.unlink(), "no manifest beside it"),
+])
+def test_a_damaged_artifact_is_bad_input_not_a_gate_failure(tmp_path, capsys, monkeypatch, damage, words):
+    """A file that no longer matches its manifest (truncated after export), an unreadable manifest or none: one
+    error line naming the artifact, exit 2, before any set is built; exit 1 stays for accuracy below a gate."""
+    model = tmp_path / "export" / f"{STEM}_fp32.onnx"
+    model.parent.mkdir()
+    model.write_bytes(b"an exported graph" * 64)
+    write_manifest(model, Manifest(backend="onnxruntime", precision="fp32", model_config={}, input_size=list(SIZE)))
+    damage(model, manifest_path(model))
+    monkeypatch.setattr("adamat.commands.gate.composited_set", lambda *a, **k: pytest.fail("the gate ran"))
+    assert main(["gate", "--artifacts", str(model.parent), "--size", *map(str, SIZE), "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert code == 1 and "unusable artifact" in err and "does not match its manifest" in err
+    assert err.startswith(f"error: {model}") and words in err and err.count("\n") == 1
 
 
 def test_an_artifact_of_another_checkpoint_fails_the_gate(exported, capsys):

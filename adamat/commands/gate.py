@@ -14,11 +14,12 @@ from adamatting.config import DEFAULT_WEIGHTS
 from benchmarks.gates import GATES_TOML, Gates, check, failures, table
 from benchmarks.report import gate_json
 from common.arguments import positive_int
+from common.manifest import ManifestError
 from common.outputs import check_writable, write_json
 from common.targets import export_commands
 from evaluation.accuracy import evaluate_all
 from export.job import composited_set
-from runtime.artifacts import current, reference
+from runtime.artifacts import discover, reference, split_stale
 
 
 def add_arguments(g) -> None:
@@ -41,7 +42,10 @@ def run(args) -> int:
     gates = Gates.load(args.gates)
     if not Path(args.checkpoint).is_file():
         raise FileNotFoundError(f"{args.checkpoint}: the FP32 reference checkpoint is missing")
-    artifacts, problems = current(args.artifacts, size, args.checkpoint)
+    artifacts, damaged = discover(args.artifacts, size)
+    if damaged:   # bad input, not a gate failure: refused before anything is evaluated
+        raise ManifestError("; ".join(damaged))
+    artifacts, problems = split_stale(artifacts, args.checkpoint)
     if not artifacts and not problems:
         print(f"error: no {size[0]}x{size[1]} artifacts with manifests in {args.artifacts}: run `adamat export all` "
               f"(or {export_commands()}) first", file=sys.stderr)
