@@ -18,11 +18,21 @@ from typing import Iterator
 from common.errors import DataError
 
 
+def check_file_path(final: str | Path) -> Path:
+    """``final`` as a Path once it names a file: a :class:`DataError` when it ends with a path separator
+    (``out.jpg/`` names a folder; Path would drop the separator and a file ``out.jpg`` would be written)."""
+    text = os.fspath(final)
+    if text.endswith(tuple(sep for sep in (os.sep, os.altsep) if sep)):
+        raise DataError(f"names a folder, not a file (the path given ends with {text[-1]!r}); give a file name", final)
+    return Path(final)
+
+
 def check_writable(final: str | Path) -> Path:
-    """``final`` as a Path once its folder exists (made if needed) and it can be written there: a clear
-    :class:`DataError` naming it otherwise (its folder is a file, it is a directory, no permission). Commands
-    call this before their work, so that a bad output path fails in a second rather than after the run."""
-    final = Path(final)
+    """``final`` as a Path once it names a file (:func:`check_file_path`), its folder exists (made if needed)
+    and it can be written there: a clear :class:`DataError` naming it otherwise (its folder is a file, it is a
+    directory, no permission). Commands call this before their work, so that a bad output path fails in a
+    second rather than after the run."""
+    final = check_file_path(final)
     check_folder(final.parent, final)
     if final.is_dir():
         raise DataError("is a directory; give a file name", final)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from adamatting.config import DEFAULT_WEIGHTS
 from common.errors import DataError
-from common.outputs import atomic_path, check_writable
+from common.outputs import atomic_path, check_file_path, check_writable
 from runtime.bokeh import as_uint8_rgb, check_strength, render_bokeh
 from runtime.lens_blur import DEFAULT_STRENGTH
 from runtime.matter import Matter
@@ -37,7 +37,7 @@ AUTO = "auto"   # mask_path: find the person with the segmenter
 def check_output(out_path: str | Path, photo_path: str | Path | None = None, overwrite: bool = True) -> Path:
     """The output path once it can be written: a JPEG/PNG suffix and :func:`check_destination`; DataError naming
     it otherwise."""
-    out_path = Path(out_path)
+    out_path = check_file_path(out_path)   # before the suffix: "out.jpg/" has one, and names a folder
     if out_path.suffix.lower() not in OUTPUT_SUFFIXES:
         raise DataError(f"output must be {', '.join(OUTPUT_SUFFIXES)}, got {out_path.suffix or 'no suffix'!r}",
                         out_path)

@@ -193,6 +193,7 @@ def test_bokeh_file_refuses_bad_outputs_and_options_before_any_work(tiny_checkpo
     (tmp_path / "file").write_bytes(b"")
     cases = [(tmp_path / "taken.png", {}, r"taken.png: is a directory"),
              (tmp_path / "file" / "out.png", {}, r"cannot create the folder .*file"),
+             (f"{tmp_path / 'out.png'}/", {}, r"out.png: names a folder, not a file"),
              (tmp_path / "out.png", {"strength": float("inf")}, r"strength must be a number in \[0, 1\]"),
              (tmp_path / "out.png", {"strength": float("nan")}, r"strength must be a number in \[0, 1\]"),
              (tmp_path / "out.png", {"band": 10 ** 6}, r"band must be a whole number of pixels from 1 to 2048, got 1000000"),

@@ -337,6 +337,17 @@ def test_a_bad_option_is_one_error_line_and_exit_2(tmp_path, capsys, args, messa
     assert err.count("\n") == 1 and err.startswith("error: ")       # no usage block before it
 
 
+@pytest.mark.parametrize("source, out", [("p.jpg", "o.jpg"), ("p.png", "o.png"), ("clip.mp4", "out.mp4")])
+def test_an_output_that_names_a_folder_is_refused_before_any_work(tmp_path, capsys, source, out):
+    """``-o out.mp4/`` names a folder: refused in one line, not written as out.mp4. Neither the input nor the
+    model exists: the output is checked before either is opened."""
+    code = main(["bokeh", str(tmp_path / source), "-o", f"{tmp_path / out}/", "--artifact", str(tmp_path / "no.pt")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith(f"error: {tmp_path / out}: names a folder, not a file (the path given ends with '/')")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_trimap_with_a_mask_or_a_band_and_a_mask_with_no_person_are_refused(tiny_checkpoint, tmp_path, capsys):
     cv2.imwrite(str(tmp_path / "p.png"), photo((90, 140, 200)))
     trimap = np.full((48, 64), 128, np.uint8)

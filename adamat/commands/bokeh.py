@@ -16,6 +16,7 @@ from tqdm import tqdm
 from adamat.bokeh_folder import NAMING, bokeh_folder
 from common.arguments import thread_count
 from common.errors import DataError
+from common.outputs import check_file_path
 from runtime.artifacts import fastest_export
 from runtime.clip import CLIP_REFINEMENT, bokeh_clip
 from runtime.clip_files import is_clip
@@ -65,6 +66,8 @@ def add_arguments(b: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not Path(args.photo).is_dir():   # a photo or a clip: -o names a file, checked before any work
+        check_file_path(args.out)
     options = {k: v for k, v in (("threads", args.threads), ("hint", args.hint)) if v is not None}
     artifact, chosen = (args.artifact, "") if args.artifact else default_artifact()
     if args.hint and not str(artifact).endswith(".xml"):
