@@ -162,8 +162,7 @@ def bokeh_clip(clip_path: str | Path, out_path: str | Path, matter: Matter, *,
     """Render ``clip_path`` with its background lens-blurred into ``out_path`` (:mod:`runtime.clip_files`:
     upright, the input's rate, timestamps and audio), frame by frame in bounded memory, written atomically.
     ``on_frame(done, total)`` after each frame (``total``: the container's frame count, or None)."""
-    out_path = Path(out_path)
-    check_clip_output(out_path)
+    out_path = check_clip_output(out_path)      # before Path(): "out.mp4/" names a folder
     check_destination(out_path, clip_path, overwrite, what="clip")
     check_strength(strength)
     segmenter = segmenter or PersonSegmenter()

@@ -26,6 +26,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from common.errors import DataError
+from common.outputs import check_file_path
 from runtime.errors import BackendUnavailable
 from runtime.hdr import TRANSFERS, is_hdr, to_sdr
 
@@ -178,11 +179,14 @@ class ClipReader:
         self.close()
 
 
-def check_clip_output(path: Path) -> None:
-    """DataError unless ``path``'s suffix is a clip container this module writes."""
+def check_clip_output(path: str | Path) -> Path:
+    """``path`` as a Path once it names a file (:func:`common.outputs.check_file_path`) whose suffix is a clip
+    container this module writes; DataError naming it otherwise."""
+    path = check_file_path(path)
     suffix = path.suffix.lower()
     if suffix not in FORMATS:
         raise DataError(f"a clip's output must be {', '.join(FORMATS)}, got {suffix or 'no suffix'!r}", path)
+    return path
 
 
 class ClipWriter:

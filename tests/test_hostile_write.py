@@ -348,6 +348,16 @@ def test_an_output_that_names_a_folder_is_refused_before_any_work(tmp_path, caps
     assert list(tmp_path.iterdir()) == []
 
 
+
+def test_the_clip_runtime_refuses_an_output_that_names_a_folder(tmp_path):
+    """``runtime.clip.bokeh_clip`` itself (an app calls it without the command line) checks the path as given,
+    before it becomes a Path and loses the separator; nothing is opened or written."""
+    from runtime.clip import bokeh_clip
+
+    with pytest.raises(DataError, match=r"out\.mp4: names a folder, not a file"):
+        bokeh_clip(tmp_path / "clip.mp4", f"{tmp_path / 'out.mp4'}/", matter=None)
+    assert list(tmp_path.iterdir()) == []
+
 def test_a_trimap_with_a_mask_or_a_band_and_a_mask_with_no_person_are_refused(tiny_checkpoint, tmp_path, capsys):
     cv2.imwrite(str(tmp_path / "p.png"), photo((90, 140, 200)))
     trimap = np.full((48, 64), 128, np.uint8)
