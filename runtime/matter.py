@@ -38,7 +38,6 @@ import cv2
 import numpy as np
 
 from runtime.backends import Backend, open_backend
-from runtime.band_refiner import SHIPPED as SHIPPED_BAND_REFINER
 from runtime.band_refiner import BandRefiner
 from runtime.errors import ArtifactError
 from runtime.preprocess import Band, ImageInput, Letterbox, fit_long_side, load_pixels, make_trimap, read_mask
@@ -246,5 +245,5 @@ def _band_refiner(choice: BandRefiner | str | Path | None) -> BandRefiner | None
     if choice is None or isinstance(choice, BandRefiner):
         return choice
     if choice == "shipped":
-        return BandRefiner.open() if SHIPPED_BAND_REFINER.is_file() else None
+        return BandRefiner.shipped()
     return BandRefiner.open(choice)

@@ -16,7 +16,10 @@ from benchmarks.measurements import load
 from calib_data.procedural import KINDS, SEE_THROUGH_KINDS, make_foreground, random_foreground
 from evaluation.datasets import EvalImage
 from evaluation.refiner_data import folds, phone_scale_items, refiner_samples, see_through_items
+from common.manifest import sha256_of
+from export import band_refiner_int8
 from export.band_refiner_graph import from_onnx, max_difference, write_band_refiner
+from export.errors import ExportError
 from runtime import band_refiner as runtime_refiner
 from runtime.errors import BackendUnavailable
 from runtime.mask_prior import guided_mask, mask_at
@@ -230,6 +233,69 @@ def test_train_refiner_command_writes_the_graph_and_the_kfold_table(tiny_checkpo
     assert runtime_refiner.BandRefiner.open(out).path == out
     meta = json.loads({p.key: p.value for p in __import__("onnx").load(str(out)).metadata_props}["recipe"])
     assert meta["steps"] == 3 and meta["channels"] == 4
+    int8 = tmp_path / "r_int8.onnx"                    # its INT8 graph beside it, quantized from it
+    assert _props(int8)[runtime_refiner.QUANTIZED_FROM] == sha256_of(out)
+    assert "band tiles of 1 photos" in json.loads(_props(int8)["calibration"])
+    # --quantize-only makes it again from the graph that is there, and names a missing one
+    int8.unlink()
+    args = ["train-refiner", "--checkpoint", str(tiny_checkpoint), "--folder", str(root), "--scales", "1"]
+    assert main(args + ["--out", str(out), "--quantize-only"]) == 0 and int8.is_file()
+    assert main(args + ["--out", str(tmp_path / "none.onnx"), "--quantize-only"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "none.onnx: no band refiner graph to quantize" in err and err.count("\n") == 1
+
+
+def _props(path) -> dict:
+    return {p.key: p.value for p in __import__("onnx").load(str(path)).metadata_props}
+
+
+def test_the_shipped_refiner_runs_as_its_int8_graph_under_onnxruntime_with_the_same_band():
+    """The INT8 graph that ships was quantized from the FP32 graph that ships (retraining without
+    requantizing fails here), onnxruntime runs it, and its band is the FP32 graph's within a mean 0.01."""
+    shipped = runtime_refiner.BandRefiner.shipped()
+    assert (shipped.path, shipped.runtime) == (runtime_refiner.SHIPPED_INT8, "onnxruntime")
+    assert _props(runtime_refiner.SHIPPED_INT8)[runtime_refiner.QUANTIZED_FROM] == sha256_of(runtime_refiner.SHIPPED)
+    photo, alpha, mask = disc(240, 320)
+    trimap = make_trimap(photo.shape[:2], mask=mask, band=12)
+    coarse = np.clip(alpha + np.random.default_rng(0).normal(0, 0.1, alpha.shape), 0, 1).astype(np.float32)
+    fp32 = runtime_refiner.BandRefiner.open(runtime_refiner.SHIPPED)(photo, trimap, coarse, mask)
+    int8 = shipped(photo, trimap, coarse, mask)
+    band = trimap == 128
+    assert np.array_equal(int8[~band], fp32[~band]) and np.abs(int8 - fp32)[band].mean() < 0.01
+
+
+def test_the_int8_graph_runs_only_beside_the_graph_it_was_quantized_from(tmp_path, monkeypatch):
+    """An FP32 graph that is not the one the INT8 graph came from (retrained, edited) runs as itself; so does
+    the FP32 graph where onnxruntime is not installed (OpenCV runs it)."""
+    real, other = runtime_refiner.SHIPPED, tmp_path / "band_refiner.onnx"
+    proto = __import__("onnx").load(str(real))
+    proto.metadata_props.add(key="edited", value="1")
+    __import__("onnx").save(proto, str(other))
+    monkeypatch.setattr(runtime_refiner, "SHIPPED", other)
+    refiner = runtime_refiner.BandRefiner.shipped()
+    assert (refiner.path, refiner.runtime) == (other, "onnxruntime")
+    monkeypatch.setattr(runtime_refiner, "SHIPPED", real)
+    spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else spec(name, *a))
+    refiner = runtime_refiner.BandRefiner.shipped()
+    assert (refiner.path.name, refiner.runtime) == ("band_refiner.onnx", "opencv")
+    monkeypatch.setattr(runtime_refiner, "SHIPPED", tmp_path / "absent.onnx")
+    assert runtime_refiner.BandRefiner.shipped() is None
+
+
+def test_an_int8_graph_that_differs_from_its_fp32_graph_is_not_published(graph, tmp_path, monkeypatch):
+    _, path = graph
+    photo, alpha, mask = disc(300, 400)
+    sample = {"image": photo, "alpha": alpha, "prior": guided_mask(photo, mask), "mask": mask_at(mask, alpha.shape),
+              "band": (make_trimap(alpha.shape, mask=mask, band=8) == 128).astype(np.float32)}
+    batches = band_refiner_int8.calibration_batches([sample], tiles=4)
+    assert sum(len(b["image"]) for b in batches) == 4 and batches[0]["image"].shape[1:] == (3, 160, 160)
+    check = band_refiner_int8.write_int8_refiner(path, tmp_path / "ok.onnx", batches, "test")
+    assert 0 < check["mean_abs_vs_fp32"] <= band_refiner_int8.TOLERANCE and check["tiles"] == 4
+    monkeypatch.setattr(band_refiner_int8, "TOLERANCE", 0.0)
+    with pytest.raises(ExportError, match="differs from its FP32 graph"):
+        band_refiner_int8.write_int8_refiner(path, tmp_path / "bad.onnx", batches, "test")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ok.onnx"]
 
 
 def test_the_command_line_turns_the_refiner_on_and_off(graph, tiny_checkpoint, tmp_path):

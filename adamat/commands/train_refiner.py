@@ -5,7 +5,9 @@
 2. ``--folds`` k-fold: the held-back photos are one fold, the others are dealt into the rest; each fold's
    refiner is trained without its photos and scored on them (mask seed 0), beside the network alone, the guided
    filter and the raw mask: the numbers to choose by, written as a measured table (``--measured``);
-3. the refiner of the held-back fold (trained on the training photos only) is exported to ``--out``.
+3. the refiner of the held-back fold (trained on the training photos only) is exported to ``--out``, and its
+   INT8 graph for onnxruntime beside it (``<stem>_int8.onnx``: :mod:`export.band_refiner_int8`), calibrated on
+   the band of the training photos. ``--quantize-only`` does only that, for the graph already at ``--out``.
 """
 
 from __future__ import annotations
@@ -18,12 +20,14 @@ import torch
 from adamatting.checkpoint import file_sha256
 from adamatting.config import DEFAULT_WEIGHTS
 from adamatting.train.band_refiner import RefinerRecipe, train_band_refiner
-from calib_data.splits import alphamatting_dev_dir
+from calib_data.splits import REAL_VALIDATION, alphamatting_dev_dir
+from common.errors import DataError
 from common.arguments import count, positive_int, scale, thread_count
 from common.outputs import check_writable, write_json
 from evaluation.datasets import EvalFolder
 from evaluation.refiner_data import folds, phone_scale_items, refiner_samples, score_sample, see_through_items
 from export.band_refiner_graph import write_band_refiner
+from export.band_refiner_int8 import CALIBRATION_TILES, calibration_batches, write_int8_refiner
 from runtime.band_refiner import SHIPPED
 from runtime.matter import Matter
 from runtime.refine import Refinement
@@ -50,11 +54,15 @@ def add_arguments(t) -> None:
     t.add_argument("--steps", type=positive_int, default=RefinerRecipe.steps)
     t.add_argument("--channels", type=positive_int, default=RefinerRecipe.channels)
     t.add_argument("--threads", type=thread_count, default=0, help="torch CPU threads (default: torch's)")
+    t.add_argument("--quantize-only", action="store_true",
+                   help="train nothing: quantize the --out graph for onnxruntime (its INT8 graph beside it, "
+                        "calibrated on the band of the training photos at --scales, first seed)")
     t.set_defaults(func=run)
 
 
 def run(args) -> int:
     out = check_writable(args.out)
+    int8 = check_writable(int8_path(out))
     measured = check_writable(args.measured) if args.measured else None
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -62,6 +70,8 @@ def run(args) -> int:
     folder = EvalFolder(args.folder or alphamatting_dev_dir())
     matter = Matter.from_artifact(args.checkpoint, band_refiner=None,
                                   refinement=Refinement(args.refine_tiles) if args.refine_tiles else None)
+    if args.quantize_only:
+        return quantize(args, out, int8, [item for item in folder if item.name not in REAL_VALIDATION], matter)
     samples = refiner_samples(folder, matter, args.scales, args.seeds, progress=lambda n: print(f"samples: {n}"))
     extra = refiner_samples(see_through_items(args.see_through, seed=1) + phone_scale_items(args.phone_scale, seed=2),
                             matter, [1.0], [0])
@@ -81,10 +91,35 @@ def run(args) -> int:
             "phone_scale": args.phone_scale}
     write_band_refiner(shipped, out, meta)
     print(f"wrote {out}")
+    trained_on = [s for s in samples if s["name"] in meta["trained_on"] and s["seed"] == args.seeds[0]]
+    _write_int8(out, int8, trained_on, args)
     if measured:
         write_json(measured_table(args, table, rows, meta), measured)
         print(f"wrote {measured}")
     return 0
+
+
+def int8_path(out: Path) -> Path:
+    """Where the INT8 graph of the refiner graph ``out`` goes: ``<stem>_int8.onnx`` beside it (the runtime's own
+    refiner's is :data:`runtime.band_refiner.SHIPPED_INT8`)."""
+    return out.with_name(f"{out.stem}_int8.onnx")
+
+
+def quantize(args, out: Path, int8: Path, items: list, matter: Matter) -> int:
+    """``--quantize-only``: the INT8 graph of the existing ``out``, calibrated on ``items`` (the photos it may
+    be trained on: not the held-back split) at ``--scales`` with the first seed's mask."""
+    if not out.is_file():
+        raise DataError("no band refiner graph to quantize (train one first)", out)
+    _write_int8(out, int8, refiner_samples(items, matter, args.scales, args.seeds[:1]), args)
+    return 0
+
+
+def _write_int8(out: Path, int8: Path, samples: list[dict], args) -> None:
+    description = (f"{CALIBRATION_TILES} band tiles of {len(samples)} photos (scales {args.scales}, seed "
+                   f"{args.seeds[0]}) through the app path of {Path(args.checkpoint).name}")
+    check = write_int8_refiner(out, int8, calibration_batches(samples), description)
+    print(f"wrote {int8} (against the FP32 graph: mean |Δ| {check['mean_abs_vs_fp32']:.1e}, "
+          f"max {check['max_abs_vs_fp32']:.1e})")
 
 
 @torch.no_grad()

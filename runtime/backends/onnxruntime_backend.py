@@ -84,4 +84,5 @@ def band_refiner_runner(path: Path):
         session = inference_session(path)
     except Exception:   # onnxruntime raises its own exception types for a file that is not a graph
         raise ValueError(f"{path}: not a band refiner graph onnxruntime can read (an ONNX file is expected)") from None
-    return Runner(lambda inputs: session.run(None, inputs)[0], "onnxruntime")
+    return Runner(lambda inputs: session.run(None, inputs)[0], "onnxruntime",
+                  metadata=dict(session.get_modelmeta().custom_metadata_map))
