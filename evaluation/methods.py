@@ -81,7 +81,7 @@ class Model:
         """``refinement``: the network's tiles (runtime.refine); ``band_refiner``: "shipped", a path or None."""
         matter = Matter.from_artifact(artifact, refinement=refinement, band_refiner=band_refiner)
         parts = ([f"refine {refinement.tiles} tiles"] if refinement else []) + (
-            ["band refiner"] if matter.band_refiner is not None else [])
+            [matter.band_refiner.name] if matter.band_refiner is not None else [])
         return cls(matter, f"{Path(artifact).name} ({matter.name}) " + (" + ".join(parts) or "unrefined"))
 
     def predict(self, image: np.ndarray, trimap: np.ndarray, mask: np.ndarray | None) -> np.ndarray:

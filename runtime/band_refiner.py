@@ -102,6 +102,11 @@ class BandRefiner:
     def runtime(self) -> str:
         return self.runner.runtime
 
+    @property
+    def name(self) -> str:
+        """"band refiner", "band refiner INT8" for a quantized graph: what tables and summaries call it."""
+        return "band refiner INT8" if QUANTIZED_FROM in self.runner.metadata else "band refiner"
+
     @classmethod
     def open(cls, path: str | Path = SHIPPED, runtime: str | None = None) -> "BandRefiner":
         """The ONNX graph (onnxruntime where it is installed, else OpenCV) or a target's conversion (``adamat

@@ -253,12 +253,15 @@ def test_the_shipped_refiner_runs_as_its_int8_graph_under_onnxruntime_with_the_s
     """The INT8 graph that ships was quantized from the FP32 graph that ships (retraining without
     requantizing fails here), onnxruntime runs it, and its band is the FP32 graph's within a mean 0.01."""
     shipped = runtime_refiner.BandRefiner.shipped()
-    assert (shipped.path, shipped.runtime) == (runtime_refiner.SHIPPED_INT8, "onnxruntime")
+    assert (shipped.path, shipped.runtime, shipped.name) == (runtime_refiner.SHIPPED_INT8, "onnxruntime",
+                                                             "band refiner INT8")
     assert _props(runtime_refiner.SHIPPED_INT8)[runtime_refiner.QUANTIZED_FROM] == sha256_of(runtime_refiner.SHIPPED)
     photo, alpha, mask = disc(240, 320)
     trimap = make_trimap(photo.shape[:2], mask=mask, band=12)
     coarse = np.clip(alpha + np.random.default_rng(0).normal(0, 0.1, alpha.shape), 0, 1).astype(np.float32)
-    fp32 = runtime_refiner.BandRefiner.open(runtime_refiner.SHIPPED)(photo, trimap, coarse, mask)
+    fp32_refiner = runtime_refiner.BandRefiner.open(runtime_refiner.SHIPPED)
+    assert fp32_refiner.name == "band refiner"
+    fp32 = fp32_refiner(photo, trimap, coarse, mask)
     int8 = shipped(photo, trimap, coarse, mask)
     band = trimap == 128
     assert np.array_equal(int8[~band], fp32[~band]) and np.abs(int8 - fp32)[band].mean() < 0.01
