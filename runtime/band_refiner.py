@@ -22,7 +22,7 @@ the guided filter. Only band pixels change.
 from __future__ import annotations
 
 import importlib
-import hashlib
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -30,6 +30,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from common.manifest import sha256_of
 from common.targets import RUNTIMES
 from runtime.errors import BackendUnavailable
 from runtime.mask_prior import guided_mask, mask_at
@@ -139,8 +140,11 @@ class BandRefiner:
                 runner = open_runner(SHIPPED_INT8, "onnxruntime")
             except BackendUnavailable:
                 runner = None
-            if runner is not None and runner.metadata.get(QUANTIZED_FROM) == _sha256(SHIPPED):
+            if runner is not None and runner.metadata.get(QUANTIZED_FROM) == sha256_of(SHIPPED):
                 return cls(runner, SHIPPED_INT8)
+            if runner is not None:
+                warnings.warn(f"{SHIPPED_INT8.name} was not quantized from {SHIPPED}: its FP32 graph runs (adamat "
+                              "train-refiner --quantize-only remakes it)", stacklevel=2)
         return cls.open(SHIPPED)
 
     def __call__(self, photo: np.ndarray, trimap: np.ndarray, alpha: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -179,7 +183,3 @@ def tile_inputs(planes: tuple[np.ndarray, ...], corners: list[tuple[int, int]],
     blobs["image"][:len(corners)] *= 2
     blobs["image"][:len(corners)] -= 1
     return blobs
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
