@@ -37,7 +37,7 @@ from calib_data.segmenter_masks import RECIPES, simulate_mask
 from calib_data.synth import file_digest
 from common.errors import DataError
 from common.image_files import to_uint8
-from common.outputs import atomic_folder
+from common.outputs import atomic_folder, inside
 
 GENERATOR_VERSION = 1
 CONFIGS = Path(__file__).with_name("configs")
@@ -81,7 +81,7 @@ class PhoneSetConfig:
 
 def build_phone_set(cfg: PhoneSetConfig, cache_root: str | Path, progress: bool = True) -> Path:
     """The procedural phone-resolution set's folder (built, or reused when its key exists)."""
-    final = Path(cache_root) / f"{cfg.name}-{cfg.key()}"
+    final = inside(cache_root, f"{cfg.name}-{cfg.key()}")   # a name such as "../x" would leave the cache
     if final.is_dir():
         return final
     rng = np.random.default_rng(cfg.seed)

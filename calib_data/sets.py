@@ -30,7 +30,7 @@ from calib_data.splits import PROJECT_ROOT, REAL_TRAIN, REAL_VALIDATION, shared_
 from calib_data.synth import TRIMAP_MODES, ForegroundPool, Synthesizer, file_digest
 from common.errors import DataError
 from common.image_files import to_uint8
-from common.outputs import atomic_folder
+from common.outputs import atomic_folder, inside
 
 GENERATOR_VERSION = 3          # bump when the generated pixels change for the same config (3: mask trimaps by distance)
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -185,7 +185,7 @@ def build_set(cfg: SetConfig, cache_root: str | Path = DEFAULT_CACHE, progress: 
     backgrounds.refresh_folders()  # the build draws from the folder as it is now, as the key hashes it
     synth, sources, notes = _synthesizer(cfg, cache_root)
     key = cache_key(cfg, sources)
-    final = cache_root / f"{cfg.name}-{key}"
+    final = inside(cache_root, f"{cfg.name}-{key}")   # a name such as "../x" would leave the cache
     if (final / "meta.json").is_file():
         return CompositedSet(final)
     with atomic_folder(final, done="meta.json") as tmp:

@@ -1166,3 +1166,17 @@ def test_cli_bad_config_exits_2_with_a_clear_message(tmp_path, capsys, text, wor
     for w in words:
         assert w in captured.err
     assert not (tmp_path / "sets").exists()
+
+
+@pytest.mark.parametrize("command, text", [
+    ("build", MINIMAL.replace("'x'", "'../escaped'")),
+    ("phone", "name = '../escaped'\ncount = 1\nsize = [64, 64]\nkinds = ['hair']\n"),
+])
+def test_a_set_name_cannot_put_the_set_outside_the_cache(tmp_path, capsys, command, text):
+    config = tmp_path / "bad.toml"
+    config.write_text(text)
+    cache = tmp_path / "cache" / "inner"
+    assert cli_main(["calib", command, "--config", str(config), "--out", str(cache)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: ") and "would not be a file directly in this folder" in err[-1]
+    assert not any(p.name.startswith("escaped") for p in tmp_path.rglob("*"))
