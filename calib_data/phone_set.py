@@ -59,19 +59,28 @@ class PhoneSetConfig:
         path = path if path.suffix == ".toml" else CONFIGS / f"{name_or_path}.toml"
         try:
             raw = tomllib.loads(path.read_text(encoding="utf-8"))
-            cfg = cls(**{**raw, "size": tuple(raw.get("size", cls.size)), "kinds": tuple(raw.get("kinds", KINDS))})
         except FileNotFoundError:
             raise DataError("phone set config not found", path) from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError, TypeError) as e:
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
             raise DataError(f"not a phone set config: {e}", path) from None
-        return cfg.validated(path)
+        unknown = sorted(set(raw) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise DataError(f"not a phone set config: unknown keys {', '.join(unknown)} (known: "
+                            f"{', '.join(f.name for f in dataclasses.fields(cls))})", path)
+        lists = {k: tuple(raw[k]) for k in ("size", "kinds") if isinstance(raw.get(k), list)}
+        return cls(**{**raw, **lists}).validated(path)
 
     def validated(self, where: str | Path = "phone set") -> "PhoneSetConfig":
-        unknown = [k for k in self.kinds if k not in KINDS]
-        if unknown or self.recipe not in RECIPES or self.count < 1 or min(self.size) < 64:
-            raise DataError(f"kinds must be among {', '.join(KINDS)}, recipe among {', '.join(RECIPES)}, count >= 1 "
-                            f"and sides >= 64 (got kinds {list(self.kinds)}, recipe {self.recipe!r}, count "
-                            f"{self.count}, size {list(self.size)})", where)
+        numbers = (self.count, self.seed, *self.size) if isinstance(self.size, tuple) else ()
+        if len(numbers) != 4 or not all(isinstance(n, int) and not isinstance(n, bool) for n in numbers):
+            raise DataError(f"count, seed and size [height, width] must be whole numbers (got count {self.count!r}, "
+                            f"seed {self.seed!r}, size {self.size!r})", where)
+        kinds = self.kinds if isinstance(self.kinds, tuple) else ()
+        if (not kinds or any(k not in KINDS for k in kinds) or str(self.recipe) not in RECIPES or self.count < 1
+                or self.seed < 0 or min(self.size) < 64):
+            raise DataError(f"kinds must be among {', '.join(KINDS)} (a list), recipe among {', '.join(RECIPES)}, "
+                            f"count >= 1, seed >= 0 and sides >= 64 (got kinds {self.kinds!r}, recipe "
+                            f"{self.recipe!r}, count {self.count}, seed {self.seed}, size {list(self.size)})", where)
         return self
 
     def key(self) -> str:

@@ -1180,3 +1180,22 @@ def test_a_set_name_cannot_put_the_set_outside_the_cache(tmp_path, capsys, comma
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: ") and "would not be a file directly in this folder" in err[-1]
     assert not any(p.name.startswith("escaped") for p in tmp_path.rglob("*"))
+
+
+@pytest.mark.parametrize("text, words", [
+    ("count = 'x'\n", "count, seed and size [height, width] must be whole numbers (got count 'x'"),
+    ("count = nan\n", "must be whole numbers (got count nan"),
+    ("size = 5\n", "must be whole numbers"),
+    ("size = [64.5, 64]\n", "must be whole numbers"),
+    ("seed = -1\n", "seed >= 0"),
+    ("kinds = 'hair'\n", "kinds must be among"),
+    ("recipe = [1]\n", "recipe among"),
+    ("trimap = 'mask'\n", "not a phone set config: unknown keys trimap (known: name, count"),
+])
+def test_bad_phone_set_configs_are_one_line_naming_the_file(tmp_path, capsys, text, words):
+    config = tmp_path / "bad.toml"
+    config.write_text(text)
+    assert cli_main(["calib", "phone", "--config", str(config), "--out", str(tmp_path / "cache")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {config}: {err[0].split(': ', 2)[2]}"] and words in err[0]
+    assert not (tmp_path / "cache").exists()
