@@ -270,3 +270,27 @@ def test_without_an_artifact_the_command_runs_the_fastest_current_export(seeded_
     assert fastest_export(tiny_checkpoint, exports, size) is None
     assert main(["bokeh", str(tmp_path / "p.png"), "--mask", "none", "-o", str(tmp_path / "o2.jpg")]) == 0
     assert "model:" not in capsys.readouterr().err and (tmp_path / "o2.jpg").is_file()
+
+
+@pytest.mark.parametrize("target, options, words", [
+    ("folder", ["--strength", "nan"], "strength must be a number in [0, 1]"),
+    ("folder", ["--band", "0"], "band must be a whole number of pixels from 1 to 2048, got 0"),
+    ("p.png", ["--format", "png"], "--format applies to a folder of photos; a photo's output format follows"),
+    ("clip.mp4", ["--format", "png"], "--format applies to a folder of photos; a clip's output format follows"),
+    ("p.png", ["--mask", "none", "--band", "5"], "--band applies to a photo's mask: not used with --mask none"),
+    ("folder", ["--mask", "none", "--band", "5"], "--band applies to a photo's mask: not used with --mask none"),
+    ("clip.mp4", ["--band", "5"], "--band applies to a photo's mask: not used with a clip"),
+])
+def test_command_refuses_bad_or_unused_options_once_before_the_model(tmp_path, capsys, target, options, words):
+    """One error line before the model loads (the artifact here does not exist): a folder's photos do not each
+    fail on a bad --strength or --band, and an option the input would ignore is named."""
+    from adamat.cli import main
+
+    (tmp_path / "folder").mkdir()
+    for name in ("folder/a.png", "folder/b.png", "p.png"):
+        cv2.imwrite(str(tmp_path / name), scene(40, 60)[0])
+    out = tmp_path / ("out" if target == "folder" else "out" + pathlib.Path(target).suffix.replace(".png", ".jpg"))
+    code = main(["bokeh", str(tmp_path / target), "-o", str(out), "--artifact", str(tmp_path / "none.pt"), *options])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("error: ") and words in err[0], err
+    assert not out.exists()

@@ -18,12 +18,14 @@ from common.arguments import thread_count
 from common.errors import DataError
 from common.outputs import check_file_path
 from runtime.artifacts import fastest_export
+from runtime.bokeh import check_strength
 from runtime.clip import CLIP_REFINEMENT, bokeh_clip
 from runtime.clip_files import is_clip
 from runtime.lens_blur import DEFAULT_STRENGTH
 from runtime.matter import DEFAULT_INPUT_SIZE, Matter
 from runtime.person_mask import PersonSegmenter
 from runtime.pipeline import AUTO, DEFAULT_ARTIFACT, bokeh_file
+from runtime.preprocess import check_band
 from runtime.refine import DEFAULT_REFINEMENT, Refinement
 
 STRENGTH_HELP = "blur disc radius as a fraction of the image diagonal (default 0.015: 75 px at 4000x3000)"
@@ -39,8 +41,8 @@ def add_arguments(b: argparse.ArgumentParser) -> None:
                    help="coarse person mask of the photo (white = person); 'auto' (default without --trimap): found "
                         "by the person segmenter (people only); 'none': no mask, the network decides every pixel")
     b.add_argument("--overwrite", action="store_true", help="replace outputs that exist already")
-    b.add_argument("--format", choices=["jpg", "png"], default="jpg",
-                   help=f"output format for a folder (default jpg); {NAMING}")
+    b.add_argument("--format", choices=["jpg", "png"], default=None,
+                   help=f"output format for a folder (default jpg; a photo's follows the suffix of -o); {NAMING}")
     b.add_argument("--trimap", default=None, help="trimap (0/128/255) instead of a mask")
     b.add_argument("--band", type=int, default=None,
                    help="unknown band on each side of the mask's edge, in photo pixels (default: two pixels of the "
@@ -76,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--refine must be a number of tiles >= 0, got {args.refine}")
     if args.trimap and (args.mask is not None or args.band is not None):
         raise ValueError(f"--trimap marks the band itself: give it without {'--mask' if args.mask else '--band'}")
+    _check_photo_options(args)
     if is_clip(args.photo) and not Path(args.photo).is_dir():
         return _run_clip(args, artifact, chosen, options)
     folder = Path(args.photo).is_dir()
@@ -94,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
 
     def render(photo, out) -> dict[str, float]:
         return bokeh_file(photo, out, mask_path=mask, trimap_path=args.trimap, artifact=artifact,
-                          strength=DEFAULT_STRENGTH if args.strength is None else args.strength, band=args.band,
+                          strength=args.strength, band=args.band,
                           segmenter=segmenter, overwrite=args.overwrite)
 
     if folder:
@@ -106,6 +109,21 @@ def run(args: argparse.Namespace) -> int:
     if args.timings:
         _print_timings(timings)
     return 0
+
+
+def _check_photo_options(args: argparse.Namespace) -> None:
+    """--strength and --band checked once, before the model loads (a folder's photos would each fail on them),
+    and options this input would ignore refused: ValueError naming them."""
+    args.strength = check_strength(DEFAULT_STRENGTH if args.strength is None else args.strength)
+    if args.band is not None:
+        check_band(args.band)
+    folder = Path(args.photo).is_dir()
+    what = "a clip" if is_clip(args.photo) and not folder else "a photo"
+    if args.format is not None and not folder:
+        raise ValueError(f"--format applies to a folder of photos; {what}'s output format follows the suffix of -o")
+    if args.band is not None and (what == "a clip" or args.mask == "none"):
+        raise ValueError("--band applies to a photo's mask: not used with "
+                         + ("a clip (its band follows the segmenter)" if what == "a clip" else "--mask none"))
 
 
 def _run_clip(args: argparse.Namespace, artifact, chosen: str, options: dict) -> int:
@@ -129,8 +147,7 @@ def _run_clip(args: argparse.Namespace, artifact, chosen: str, options: dict) ->
 
     try:
         report = bokeh_clip(args.photo, args.out, matter, segmenter=segmenter, overwrite=args.overwrite,
-                            strength=DEFAULT_STRENGTH if args.strength is None else args.strength,
-                            on_frame=on_frame)
+                            strength=args.strength, on_frame=on_frame)
     finally:
         for bar in bars:
             bar.close()
@@ -159,7 +176,7 @@ def default_artifact() -> tuple[Path, str]:
 
 
 def _run_folder(args: argparse.Namespace, render) -> int:
-    written, failed, timings = bokeh_folder(Path(args.photo), Path(args.out), render, suffix=f".{args.format}")
+    written, failed, timings = bokeh_folder(Path(args.photo), Path(args.out), render, suffix=f".{args.format or 'jpg'}")
     total = len(written) + len(failed)
     renamed = [f"{p.name} as {out.name}" for p, out in written if out.stem != p.stem]
     print(f"{len(written)} of {total} photos written to {args.out}"
