@@ -3,6 +3,7 @@ the see-through subjects it trains on, and ``adamat train-refiner``."""
 
 import importlib.util
 import json
+import shutil
 
 import cv2
 import numpy as np
@@ -402,3 +403,21 @@ def test_export_band_refiner_refuses_what_is_not_a_refiner_graph(tmp_path, capsy
         out = tmp_path / "out" / "band_refiner"
         assert main(["export", "band-refiner", "--refiner", str(source), "--out", str(out)]) == 2
         assert capsys.readouterr().err.strip() == f"error: {source}: {why}" and not out.exists()
+
+
+@pytest.mark.parametrize("graph, words", [
+    ("not_onnx", "not a band refiner graph onnxruntime can read"),
+    ("int8", "is an INT8 graph already: give the FP32 graph it was quantized from"),
+])
+def test_quantize_only_refuses_what_is_not_an_fp32_graph_before_any_work(tmp_path, capsys, graph, words):
+    """One error line naming --out, before the folder is read or the network opened (neither exists here)."""
+    out = tmp_path / "r.onnx"
+    if graph == "int8":
+        shutil.copyfile(runtime_refiner.SHIPPED_INT8, out)
+    else:
+        out.write_bytes(b"not an ONNX graph")
+    assert main(["train-refiner", "--quantize-only", "--out", str(out), "--folder", str(tmp_path / "none"),
+                 "--checkpoint", str(tmp_path / "none.pt")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [err[0]] and err[0].startswith(f"error: {out}: ") and words in err[0]
+    assert not (tmp_path / "r_int8.onnx").exists()

@@ -28,7 +28,7 @@ from evaluation.datasets import EvalFolder
 from evaluation.refiner_data import folds, phone_scale_items, refiner_samples, score_sample, see_through_items
 from export.band_refiner_graph import write_band_refiner
 from export.band_refiner_int8 import CALIBRATION_TILES, calibration_batches, write_int8_refiner
-from runtime.band_refiner import SHIPPED
+from runtime.band_refiner import QUANTIZED_FROM, SHIPPED, BandRefiner
 from runtime.matter import Matter
 from runtime.refine import Refinement
 
@@ -64,6 +64,8 @@ def run(args) -> int:
     out = check_writable(args.out)
     int8 = check_writable(int8_path(out))
     measured = check_writable(args.measured) if args.measured else None
+    if args.quantize_only:
+        check_fp32_graph(out)
     if args.threads:
         torch.set_num_threads(args.threads)
     recipe = RefinerRecipe(steps=args.steps, channels=args.channels)
@@ -108,10 +110,18 @@ def int8_path(out: Path) -> Path:
 def quantize(args, out: Path, int8: Path, items: list, matter: Matter) -> int:
     """``--quantize-only``: the INT8 graph of the existing ``out``, calibrated on ``items`` (the photos it may
     be trained on: not the held-back split) at ``--scales`` with the first seed's mask."""
-    if not out.is_file():
-        raise DataError("no band refiner graph to quantize (train one first)", out)
     _write_int8(out, int8, refiner_samples(items, matter, args.scales, args.seeds[:1]), args)
     return 0
+
+
+def check_fp32_graph(out: Path) -> None:
+    """``--quantize-only``'s input, before any work: an FP32 band refiner graph onnxruntime reads (a file that
+    is no graph is a ValueError naming it, an INT8 graph a DataError), not a traceback from the quantizer."""
+    if not out.is_file():
+        raise DataError("no band refiner graph to quantize (train one first)", out)
+    if BandRefiner.open(out, "onnxruntime").name != "band refiner":
+        raise DataError(f"is an INT8 graph already: give the FP32 graph it was quantized from ({QUANTIZED_FROM} in "
+                        f"its metadata)", out)
 
 
 def _write_int8(out: Path, int8: Path, samples: list[dict], args) -> None:
