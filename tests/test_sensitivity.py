@@ -1,5 +1,6 @@
 """The sensitivity command ranks layer groups by the alpha error their quantization causes."""
 
+import pytest
 import torch
 
 from adamatting.config import get_config
@@ -50,3 +51,16 @@ def test_command_writes_the_ranking_as_json(tiny_checkpoint, tmp_path, capsys):
     assert errors == sorted(errors, reverse=True) and errors[0] > 0
     assert ranking["note"].startswith("suggested float modules: " + ranking["rows"][0]["group"].strip("/").replace("/", "."))
     assert "suggested export/precision.toml" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("option", ["--samples", "--depth"])
+@pytest.mark.parametrize("value", ["0", "-1"])
+def test_sensitivity_refuses_counts_below_one(capsys, option, value):
+    """--samples 0 was onnxruntime's 'No data is collected.' after the export; --depth -1 a meaningless ranking."""
+    from adamat.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["export", "sensitivity", option, value])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and err == [f"error: argument {option}: must be >= 1, got {value} "
+                                         f"(see adamat export sensitivity --help)"]

@@ -12,6 +12,7 @@ from adamat.tables import print_table
 from adamatting.checkpoint import load_model, read_checkpoint
 from adamatting.config import DEFAULT_WEIGHTS, ModelConfig
 from benchmarks.fingerprint import measured_header
+from common.arguments import positive_int
 from common.outputs import check_folder, check_writable, write_json
 from common.targets import TARGETS as REGISTRY
 from export import band_refiner_targets
@@ -45,8 +46,8 @@ def add_arguments(ex) -> None:
     se.add_argument("--checkpoint", default=str(DEFAULT_WEIGHTS))
     se.add_argument("--size", type=int, nargs=2, default=[128, 128], metavar=("H", "W"),
                     help="export size for the analysis (small is fast; default 128 128)")
-    se.add_argument("--depth", type=int, default=3, help="module-path depth that forms a group")
-    se.add_argument("--samples", type=int, default=8, help="calibration and validation samples")
+    se.add_argument("--depth", type=positive_int, default=3, help="module-path depth that forms a group")
+    se.add_argument("--samples", type=positive_int, default=8, help="calibration and validation samples")
     se.add_argument("--calib", default="calib")
     se.add_argument("--val", default="val")
     se.add_argument("--cache", default="cache/sets")
