@@ -42,6 +42,7 @@ from adamatting.checkpoint import file_sha256, load_model
 from adamatting.config import DEFAULT_WEIGHTS
 from adamatting.fuse import fold_batchnorms
 from adamatting.model import AdaMatting, ExportWrapper
+from common.arguments import out_folder
 from common.encoding import encode_inputs
 from common.manifest import (
     INPUT_NAMES,
@@ -477,7 +478,7 @@ def export_coreml(model: AdaMatting, out_dir: str | Path, variant: str = "fp16",
 def add_arguments(p) -> None:
 
     p.add_argument("--checkpoint", default=str(DEFAULT_WEIGHTS))
-    p.add_argument("--out", default="out/export", help="folder for the .mlpackage files and their manifests")
+    p.add_argument("--out", type=out_folder, default="out/export", help="folder for the .mlpackage files and their manifests")
     p.add_argument("--size", type=int, nargs=2, default=[512, 512], metavar=("H", "W"),
                    help="fixed input size, multiples of the model's stride (128 for mobile, 32 without the guided "
                         "upsampler; default: the phone case, 512 512)")

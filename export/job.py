@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 from adamatting.config import DEFAULT_WEIGHTS, NAME_PATTERN
 from calib_data.sets import SetConfig, build_set
+from common.arguments import out_folder
 from common.manifest import ManifestError, export_code_sha, load_manifest
 from common.outputs import inside
 from common.targets import Target
@@ -23,7 +24,7 @@ def add_export_arguments(p, *, dynamic_batch_help: str = "dynamic batch dimensio
                          calib_method: bool = True) -> None:
     """The options every ``adamat export <target>`` shares."""
     p.add_argument("--checkpoint", default=str(DEFAULT_WEIGHTS))
-    p.add_argument("--out", default="out/export", help="folder for the artifacts and their manifests")
+    p.add_argument("--out", type=out_folder, default="out/export", help="folder for the artifacts and their manifests")
     p.add_argument("--size", type=int, nargs=2, default=[512, 512], metavar=("H", "W"),
                    help="fixed input size, multiples of the model's stride (128 for mobile, 32 without the guided "
                         "upsampler; default: the phone case, 512 512)")

@@ -31,6 +31,7 @@ from adamatting.checkpoint import file_sha256, load_model
 from adamatting.config import DEFAULT_WEIGHTS
 from adamatting.fuse import fold_batchnorms
 from adamatting.model import AdaMatting, ExportWrapper
+from common.arguments import out_folder
 from common.encoding import encode_inputs
 from common.manifest import Manifest, tool_versions, write_manifest
 from common.outputs import atomic_path, check_folder
@@ -210,7 +211,7 @@ def build(job: ExportJob) -> None:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", default=str(DEFAULT_WEIGHTS))
-    p.add_argument("--out", default="out/export", help="folder for the .pte programs and their manifests")
+    p.add_argument("--out", type=out_folder, default="out/export", help="folder for the .pte programs and their manifests")
     p.add_argument("--size", type=int, nargs=2, default=[512, 512], metavar=("H", "W"),
                    help="fixed input size, multiples of the model's stride (128 for mobile; default 512 512)")
     p.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=list(PRECISIONS))

@@ -440,3 +440,19 @@ def test_export_all_of_a_size_the_model_cannot_take_is_one_line_before_any_set_i
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"error: input size {stride}x{stride + 1} must be positive multiples of the encoder stride {stride}"]
     assert not (tmp_path / "cache").exists() and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command", [["export", "onnx"], ["export", "coreml"], ["export", "executorch"],
+                                     ["export", "all"], ["export", "band-refiner"], ["eval", "real"],
+                                     ["calib", "phone"], ["calib", "build", "--config", "calib"], ["demo"],
+                                     ["eval-real"]])
+def test_an_output_folder_that_is_empty_or_a_file_is_refused_at_once(command, tmp_path, capsys, monkeypatch):
+    """``--out ''`` wrote into the current folder; ``--out FILE`` ran the whole export before failing on it."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "f").write_text("x")
+    for out, message in (("", "must name a folder, got an empty path"), ("f", "f is a file, not a folder")):
+        with pytest.raises(SystemExit) as exit_info:
+            main([*command, "--out", out])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and err.count("\n") == 1 and f"argument --out: {message}" in err
+    assert [p.name for p in tmp_path.iterdir()] == ["f"]

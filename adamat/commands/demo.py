@@ -8,12 +8,12 @@ from adamat.arguments import size_argument
 from adamat.figures import run_demo
 from adamat.main_job import JobConfig, run_main_job
 from adamatting.config import DEFAULT_WEIGHTS, VARIANT_WEIGHTS
-from common.arguments import thread_count
+from common.arguments import out_folder, thread_count
 from common.errors import DataError
 
 
 def add_arguments(d) -> None:
-    d.add_argument("--out", default="out/demo", help="folder for the contact sheet and figures")
+    d.add_argument("--out", type=out_folder, default="out/demo", help="folder for the contact sheet and figures")
     d.add_argument("--cache", default="cache/sets", help="cache root for the composited sets")
     d.add_argument("--weights", default=str(DEFAULT_WEIGHTS), help="the checkpoint to export, gate and benchmark")
     d.add_argument("--variant", default=str(VARIANT_WEIGHTS),

@@ -12,7 +12,7 @@ from adamatting.config import DEFAULT_WEIGHTS
 from calib_data.phone_set import PhoneSetConfig, build_phone_set, build_upscaled_set
 from calib_data.segmenter_masks import RECIPES
 from calib_data.splits import alphamatting_dev_dir
-from common.arguments import positive_int
+from common.arguments import out_folder, positive_int
 from common.outputs import check_folder
 from evaluation.clip_eval import ClipSet, clip_methods, evaluate_clips, write_clip_results
 from evaluation.clip_eval import markdown as clip_markdown
@@ -76,7 +76,7 @@ def add_arguments(p) -> None:
                                                                               f"{ClipSet.frames})")
     p.add_argument("--clip-size", type=positive_int, nargs=2, default=list(ClipSet.size), metavar=("H", "W"),
                    help="clips: frame size (default 1080 1920)")
-    p.add_argument("--out", default="out/eval", help="folder for eval.json and eval.md")
+    p.add_argument("--out", type=out_folder, default="out/eval", help="folder for eval.json and eval.md")
     p.set_defaults(func=run)
 
 

@@ -12,7 +12,7 @@ from adamat.tables import print_table
 from adamatting.checkpoint import load_model, read_checkpoint
 from adamatting.config import DEFAULT_WEIGHTS, ModelConfig
 from benchmarks.fingerprint import measured_header
-from common.arguments import positive_int
+from common.arguments import out_folder, positive_int
 from common.outputs import check_folder, check_writable, write_json
 from common.targets import TARGETS as REGISTRY
 from export import band_refiner_targets
@@ -33,7 +33,7 @@ def add_arguments(ex) -> None:
     al = sub.add_parser("all", help=f"every target this machine can build ({', '.join(REGISTRY)}); up-to-date "
                                     "artifacts are reused")
     al.add_argument("--checkpoint", default=str(DEFAULT_WEIGHTS))
-    al.add_argument("--out", default="out/export")
+    al.add_argument("--out", type=out_folder, default="out/export")
     al.add_argument("--size", type=int, nargs=2, default=[512, 512], metavar=("H", "W"))
     al.add_argument("--targets", nargs="+", choices=TARGETS, default=list(TARGETS))
     al.add_argument("--calib", default="calib")
