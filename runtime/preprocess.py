@@ -177,14 +177,29 @@ def load_pixels(image: ImageInput) -> tuple[np.ndarray, Path | None]:
 
 
 def single_channel(arr: np.ndarray, what: str, expected: str, path: Path | None = None) -> np.ndarray:
-    """``arr`` with a colour file's equal channels reduced to one (gray saved as RGB or RGBA accepted); a
-    DataError "<what> has different colour channels; expected <expected>" where they differ."""
-    if arr.ndim == 3 and arr.shape[2] in (1, 3, 4):
-        colour = arr[..., :3] if arr.shape[2] >= 3 else arr
-        if not all(np.array_equal(colour[..., 0], colour[..., c]) for c in range(1, colour.shape[2])):
+    """``arr`` with a colour file's equal channels reduced to one (gray saved as RGB or RGBA accepted), or a
+    cutout's transparency where its colour is one flat value (gray + alpha or RGBA: the matte stored as the
+    alpha channel); a DataError "<what> has different colour channels; expected <expected>" where they differ,
+    or where its colour and its transparency both vary and differ (which of them is the matte?)."""
+    if arr.ndim == 3 and arr.shape[2] in (1, 2, 3, 4):
+        colour, transparency = (arr[..., :-1], arr[..., -1]) if arr.shape[2] in (2, 4) else (arr, None)
+        if transparency is not None and not _flat(transparency):
+            if _flat(colour):
+                return transparency
+            if not (_gray(colour) and np.array_equal(colour[..., 0], transparency)):
+                raise DataError(f"{what} has both colour and transparency that vary; expected {expected}", path)
+        if not _gray(colour):
             raise DataError(f"{what} has different colour channels; expected {expected}", path)
         arr = arr[..., 0]
     return arr
+
+
+def _flat(x: np.ndarray) -> bool:
+    return x.size == 0 or bool((x == x.flat[0]).all())
+
+
+def _gray(colour: np.ndarray) -> bool:
+    return all(np.array_equal(colour[..., 0], colour[..., c]) for c in range(1, colour.shape[2]))
 
 
 def to_mask(arr: np.ndarray, path: Path | None = None) -> np.ndarray:

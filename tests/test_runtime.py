@@ -19,7 +19,7 @@ from common.manifest import ManifestError, manifest_path
 from export.onnx_graph import export_onnx
 from runtime import ArtifactError, BackendUnavailable, Matter
 from runtime.backends import Backend, backend_for
-from runtime.preprocess import Letterbox, make_trimap, read_image
+from runtime.preprocess import Letterbox, make_trimap, read_image, single_channel
 from runtime.upsample import upsample_alpha
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -243,6 +243,13 @@ def test_bad_masks_and_trimaps(torch_matter):
         torch_matter.predict(img, mask=photo(40, 40))
     with pytest.raises(DataError, match="0/128/255"):
         torch_matter.predict(img, trimap=np.full((40, 40), 100, np.uint8))
+    gray = np.zeros((40, 40), np.uint8)
+    gray[10:30, 12:28] = 255
+    cutout = np.dstack([np.zeros((40, 40, 3), np.uint8), gray])        # the mask as a cutout's alpha channel
+    for arr in (cutout, cutout[..., 2:], np.dstack([gray] * 4)):        # RGBA, gray + alpha, all four the mask
+        assert np.array_equal(single_channel(arr, "mask", "one channel"), gray)
+    with pytest.raises(DataError, match="mask has both colour and transparency that vary"):
+        torch_matter.predict(img, mask=np.dstack([photo(40, 40), gray]))
     with pytest.raises(DataError, match="uint8"):
         torch_matter.predict(img, trimap=np.full((40, 40), 0.5, np.float32))
 
