@@ -287,6 +287,17 @@ def test_ship_can_average_snapshots_of_one_config(tmp_path, capsys):
     assert not (tmp_path / "bad.pt").exists()
 
 
+def test_ship_refuses_a_run_with_an_average_and_names_a_folder_that_is_no_run(tmp_path, capsys):
+    """--run was ignored beside --average; a folder with neither checkpoint was named as 'last.pt: not found'."""
+    (tmp_path / "s.pt").write_bytes(b"x")
+    assert main(["ship", "--average", str(tmp_path / "s.pt"), "--run", "runs/x", "--out", str(tmp_path / "w.pt")]) == 2
+    assert "give --average or --run, not both" in capsys.readouterr().err
+    assert main(["ship", "--run", str(tmp_path / "empty"), "--out", str(tmp_path / "w.pt")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{tmp_path / 'empty'}: holds no best.pt or last.pt" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.pt"]
+
+
 def test_train_only_trains_the_named_parts_and_keeps_the_rest_and_its_statistics(tmp_path):
     start = train(tmp_path / "start", dataclasses.replace(tiny_train_config(2), model="tiny-guided"),
                   cache_root=tmp_path / "cache", progress=False)

@@ -18,13 +18,16 @@ from common.errors import DataError
 from common.outputs import check_writable
 
 
+DEFAULT_RUN = "runs/mobile-int8"
+
+
 def add_arguments(s) -> None:
-    s.add_argument("--run-dir", "--run", dest="run", default="runs/mobile-int8", help="the run folder")
+    s.add_argument("--run-dir", "--run", dest="run", default=None, help=f"the run folder (default {DEFAULT_RUN})")
     s.add_argument("--out", default=str(DEFAULT_WEIGHTS), help="the shipped weights, replaced (default: the "
                                                                 "default model's)")
     s.add_argument("--average", nargs="+", metavar="CHECKPOINT",
                    help="ship the uniform average of these checkpoints of one config instead (snapshots of "
-                        "one run late in its schedule); --run is then ignored")
+                        "one run late in its schedule), not a run's")
     s.add_argument("--guided-scale", type=guided_scale, default=None, metavar="{1,4/3,2,4}",
                    help="run the shipped network at this scale instead of the one it was trained at (the "
                         "shipped weights: trained at 2, shipped at 4/3)")
@@ -32,6 +35,9 @@ def add_arguments(s) -> None:
 
 
 def run(args) -> int:
+    if args.average and args.run is not None:
+        raise DataError("adamat ship: give --average or --run, not both (the average ships those checkpoints only)")
+    args.run = args.run or DEFAULT_RUN
     check_writable(args.out)   # before loading or averaging anything
     out = Path(args.out)
     sources = args.average or [Path(args.run) / name for name in ("best.pt", "last.pt")]
@@ -45,6 +51,8 @@ def run(args) -> int:
         src = f"average of {len(args.average)}: " + ", ".join(str(p) for p in args.average)
     else:
         run = Path(args.run)
+        if not any(p.is_file() for p in sources):
+            raise DataError("holds no best.pt or last.pt: not a run folder of adamat train", run)
         src = run / "best.pt" if (run / "best.pt").is_file() else run / "last.pt"
         model, payload = load_model(src)
         if "ema" in payload:   # last.pt of a run without validation: ship its weight average, not the raw weights
