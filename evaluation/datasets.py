@@ -30,6 +30,9 @@ from common.image_files import IMAGE_SUFFIXES
 from runtime.preprocess import check_aspect, read_image, single_channel, to_mask, to_rgb, to_trimap, to_unit_float
 
 
+NO_IMAGES = "no images with ground truth (expected image/ + alpha/, or the alphamatting.com layout input/ + gt/)"
+
+
 @dataclass
 class EvalImage:
     name: str
@@ -52,11 +55,12 @@ class EvalFolder:
             raise ValueError(f"--long-side must be at least 16 px, got {long_side}")
         self.long_side = long_side
         self.layout = "simple" if (self.root / "image").is_dir() else "alphamatting"
+        if self.layout == "alphamatting" and not any(self.root.glob("input*")):
+            raise DataError(NO_IMAGES, self.root)
         self._reader = None if self.layout == "simple" else AlphaMattingReader(self.root)
         self.names = self._simple_names() if self.layout == "simple" else list(self._reader.names)
         if not self.names:
-            raise DataError("no images with ground truth (expected image/ + alpha/, or the alphamatting.com "
-                            "layout input/ + gt/)", self.root)
+            raise DataError(NO_IMAGES, self.root)
         if only:
             missing = [n for n in only if n not in self.names]
             if missing:
@@ -64,6 +68,17 @@ class EvalFolder:
             self.names = [n for n in self.names if n in only]
         self.names = self.names[:limit] if limit else self.names
         self.has_masks = self.layout == "simple" and (self.root / "mask").is_dir()
+        self._check_companions()
+
+    def _check_companions(self) -> None:
+        """DataError naming the first photo of a simple layout with no file in alpha/, trimap/ or mask/ (where
+        that folder is there): before any image is read, not when the evaluation reaches it."""
+        if self.layout != "simple":
+            return
+        for sub in ("alpha", "trimap", "mask"):
+            if (self.root / sub).is_dir():
+                for name in self.names:
+                    _find(self.root / sub, name)
 
     def _simple_names(self) -> list[str]:
         if not (self.root / "alpha").is_dir():

@@ -221,8 +221,17 @@ def test_eval_folders_refuse_bad_layouts(tmp_path):
     with pytest.raises(DataError, match="has image/ but no alpha/"):
         EvalFolder(tmp_path / "noalpha")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DataError, match="no input/ or input_lowres/ folder"):
+    with pytest.raises(DataError, match=r"empty: no images with ground truth \(expected image/ \+ alpha/, or the "
+                                        r"alphamatting.com layout input/ \+ gt/\)"):
         EvalFolder(tmp_path / "empty")
+    for sub in ("alpha", "mask"):                    # a photo with no ground truth (or no mask): found at once
+        folder = _simple_folder(tmp_path / f"no-{sub}", count=3)
+        (folder / "mask").mkdir(exist_ok=True)
+        for i in range(3):
+            cv2.imwrite(str(folder / "mask" / f"p{i}.png"), np.full((12, 16), 255, np.uint8))
+        (folder / sub / "p2.png").unlink()
+        with pytest.raises(DataError, match=rf"no-{sub}/{sub}: no file named p2"):
+            EvalFolder(folder)
     with pytest.raises(DataError, match="no image named p7"):
         EvalFolder(_simple_folder(tmp_path / "some", count=2), only=["p1", "p7"])
     assert EvalFolder(tmp_path / "some", only=["p1"]).names == ["p1"]
