@@ -64,7 +64,7 @@ class SetConfig:
             if path.suffix == "" and embedded.is_file():
                 path = embedded
             else:
-                raise DataError("config file not found", path)
+                raise DataError("is a folder, not a config file" if path.is_dir() else "config file not found", path)
         try:
             raw = tomllib.loads(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:

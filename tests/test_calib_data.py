@@ -940,6 +940,8 @@ def test_missing_config_is_a_data_error(tmp_path):
     assert_data_error(e, tmp_path / "nope.toml", "config file not found")
     with pytest.raises(DataError, match="config file not found"):
         SetConfig.from_toml("no-such-embedded-config")
+    with pytest.raises(DataError, match="is a folder, not a config file"):
+        SetConfig.from_toml(tmp_path)
 
 
 def test_build_set_writes_consistent_arrays_and_meta(tmp_path):
