@@ -166,7 +166,7 @@ def atomic_folder(final: str | Path, done: str | None = None) -> Iterator[Path]:
     ``done``: the file that marks a finished folder. A folder at ``final`` without it is debris of an older
     build and is replaced; one with it means another process finished the same build first, which is fine."""
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
+    check_folder(final.parent)    # the folders it makes are removed again if the command fails
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
     try:
         yield tmp

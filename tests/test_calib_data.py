@@ -408,6 +408,19 @@ def test_atomic_path_renames_on_success_only(tmp_path):
         assert final.read_bytes() == b"new" and listing(final.parent) == ["out.bin"]   # old file kept, no temp
 
 
+def test_a_failed_folder_build_leaves_no_folder_it_made(tmp_path):
+    """atomic_folder makes its parents through check_folder, so a command that fails removes them again."""
+    from common.outputs import atomic_folder, folders_made, remove_made_folders
+
+    mark = folders_made()
+    with pytest.raises(RuntimeError):
+        with atomic_folder(tmp_path / "cache" / "phone" / "set") as tmp:
+            (tmp / "half.npy").write_bytes(b"x")
+            raise RuntimeError("the build failed")
+    remove_made_folders(mark)
+    assert listing(tmp_path) == []
+
+
 def test_atomic_path_names_the_output_when_it_cannot_be_written(tmp_path):
     (tmp_path / "dir.bin").mkdir()
     (tmp_path / "file").write_bytes(b"x")
