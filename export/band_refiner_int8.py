@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from common.manifest import sha256_of
 from common.outputs import atomic_path
 from export.errors import ExportError
 from export.int8_qdq import quantize_qdq
@@ -66,8 +67,6 @@ def write_int8_refiner(source: str | Path, out: str | Path, batches: list[dict[s
     the source's, plus :data:`runtime.band_refiner.QUANTIZED_FROM` and ``calibration`` (``description``).
     Returns the check against the FP32 graph on those batches; ExportError (nothing written) beyond
     :data:`TOLERANCE`."""
-    from common.manifest import sha256_of
-
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     source = Path(source)

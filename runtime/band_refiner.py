@@ -38,8 +38,13 @@ from runtime.quiet_import import quiet_runtime_import
 from runtime.tiles import cover, window
 from runtime.upsample import snap
 
+def int8_graph(path: Path) -> Path:
+    """Where the INT8 graph of the band refiner graph ``path`` goes: ``<stem>_int8.onnx`` beside it."""
+    return path.with_name(f"{path.stem}_int8.onnx")
+
+
 SHIPPED = Path(__file__).parent / "data" / "band_refiner.onnx"
-SHIPPED_INT8 = SHIPPED.with_name("band_refiner_int8.onnx")   # its INT8 graph, for onnxruntime
+SHIPPED_INT8 = int8_graph(SHIPPED)        # its INT8 graph, for onnxruntime
 QUANTIZED_FROM = "quantized_from_sha256"   # the INT8 graph's metadata: the SHA-256 of the FP32 graph it came from
 INPUTS = ("image", "alpha", "prior", "mask")
 RECEPTIVE_RADIUS = 16    # pixels each side an output depends on (adamatting.model.band_refiner)

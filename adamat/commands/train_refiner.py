@@ -21,14 +21,14 @@ from adamatting.checkpoint import file_sha256
 from adamatting.config import DEFAULT_WEIGHTS
 from adamatting.train.band_refiner import RefinerRecipe, train_band_refiner
 from calib_data.splits import REAL_VALIDATION, alphamatting_dev_dir
-from common.errors import DataError
 from common.arguments import count, positive_int, scale, thread_count
+from common.errors import DataError
 from common.outputs import check_writable, write_json
 from evaluation.datasets import EvalFolder
 from evaluation.refiner_data import folds, phone_scale_items, refiner_samples, score_sample, see_through_items
 from export.band_refiner_graph import write_band_refiner
 from export.band_refiner_int8 import CALIBRATION_TILES, calibration_batches, write_int8_refiner
-from runtime.band_refiner import QUANTIZED_FROM, SHIPPED, BandRefiner
+from runtime.band_refiner import QUANTIZED_FROM, SHIPPED, BandRefiner, int8_graph
 from runtime.matter import Matter
 from runtime.refine import Refinement
 
@@ -62,7 +62,7 @@ def add_arguments(t) -> None:
 
 def run(args) -> int:
     out = check_writable(args.out)
-    int8 = check_writable(int8_path(out))
+    int8 = check_writable(int8_graph(out))
     measured = check_writable(args.measured) if args.measured else None
     if args.quantize_only:
         check_fp32_graph(out)
@@ -99,12 +99,6 @@ def run(args) -> int:
         write_json(measured_table(args, table, rows, meta), measured)
         print(f"wrote {measured}")
     return 0
-
-
-def int8_path(out: Path) -> Path:
-    """Where the INT8 graph of the refiner graph ``out`` goes: ``<stem>_int8.onnx`` beside it (the runtime's own
-    refiner's is :data:`runtime.band_refiner.SHIPPED_INT8`)."""
-    return out.with_name(f"{out.stem}_int8.onnx")
 
 
 def quantize(args, out: Path, int8: Path, items: list, matter: Matter) -> int:
