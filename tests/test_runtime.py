@@ -143,6 +143,16 @@ def test_exif_orientation_matches_pillow(tmp_path, orientation):
     assert np.array_equal(read_image(path), expected)
 
 
+@pytest.mark.parametrize("channels", [3, 4])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_read_image_gives_rgb_order(tmp_path, channels, dtype):
+    # each channel its own value: OpenCV decodes blue first, and read_image turns it to RGB(A)
+    pixels = np.stack([np.full((5, 7), 10 * (c + 1), dtype) for c in range(channels)], axis=2)
+    cv2.imwrite(str(tmp_path / "p.png"), np.ascontiguousarray(pixels[..., [2, 1, 0, 3][:channels]]))
+    image = read_image(tmp_path / "p.png")
+    assert image.dtype == dtype and image.flags.c_contiguous and np.array_equal(image, pixels)
+
+
 def test_exif_rotated_jpeg_gives_rotated_alpha(torch_matter, tmp_path):
     exif = Image.Exif()
     exif[0x0112] = 6                                   # stored landscape, shown rotated 90° clockwise
