@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import struct
 import sys
 import tempfile
 import warnings
@@ -82,11 +83,40 @@ def header_size(data: bytes, path: str | Path | None = None, max_pixels: int = M
     for magic, name in _UNREAD_FORMATS:
         if data.startswith(magic):
             raise DataError(f"unsupported image format ({name}): save it as PNG or JPEG", path)
-    with open_header(io.BytesIO(data), path, HEADER_FORMATS, max_pixels) as im:
+    try:
+        im = open_header(io.BytesIO(data), path, HEADER_FORMATS, max_pixels)
+    except DataError as e:
+        size = _tiff_size(data) if e.problem == UNREADABLE and data[:4] in _TIFF_MAGIC else None
+        if size is None:
+            raise
+        check_pixels(*size, path, max_pixels)   # a TIFF Pillow does not open (float samples): from its tags
+        return size
+    with im:
         frames = getattr(im, "n_frames", 1)
         if frames > 1:   # a multi-page TIFF, an animated WebP or GIF: OpenCV decodes the first
             warnings.warn(f"{path or 'image'}: {frames} frames; the first is used", stacklevel=3)
         return im.size
+
+
+_TIFF_MAGIC = {b"II*\0": "<", b"MM\0*": ">"}   # classic TIFF, little- and big-endian
+_TIFF_WIDTH, _TIFF_LENGTH = 256, 257
+
+
+def _tiff_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) of a classic TIFF's first page from its ImageWidth and ImageLength tags (OpenCV decodes
+    float and other samples Pillow does not open); None when its first directory does not hold both."""
+    order = _TIFF_MAGIC[data[:4]]
+    try:
+        (first,) = struct.unpack_from(order + "I", data, 4)
+        (count,) = struct.unpack_from(order + "H", data, first)
+        tags = {}
+        for i in range(count):
+            tag, kind, _, value = struct.unpack_from(order + "HHI4s", data, first + 2 + 12 * i)
+            if tag in (_TIFF_WIDTH, _TIFF_LENGTH) and kind in (3, 4):     # SHORT or LONG
+                tags[tag] = struct.unpack_from(order + ("H" if kind == 3 else "I"), value)[0]
+    except struct.error:   # offsets past the end: a truncated or damaged file
+        return None
+    return (tags[_TIFF_WIDTH], tags[_TIFF_LENGTH]) if len(tags) == 2 else None
 
 
 def _imdecode_quietly(data: np.ndarray, flags: int) -> np.ndarray | None:

@@ -131,6 +131,35 @@ def test_a_truncated_png_is_one_line_without_the_decoders_own(tmp_path, capfd):
     assert err.count("\n") == 1 and err.startswith(f"error: {photo}: not a readable image"), err
 
 
+def tiff_header(width: int, height: int, order: str = "<") -> bytes:
+    """A classic TIFF's header and first directory with only its ImageWidth and ImageLength tags (LONG)."""
+    magic = b"II*\0" if order == "<" else b"MM\0*"
+    entries = [struct.pack(order + "HHII", tag, 4, 1, value) for tag, value in ((256, width), (257, height))]
+    return magic + struct.pack(order + "IH", 8, len(entries)) + b"".join(entries) + bytes(4)
+
+
+@pytest.mark.parametrize("order", ["<", ">"])
+def test_a_tiff_bomb_is_refused_from_its_tags(tmp_path, no_decoding, order):
+    bomb = tmp_path / "big.tif"
+    bomb.write_bytes(tiff_header(10000, 6000, order) + bytes(64))
+    with pytest.raises(DataError, match=r"big.tif: image is 10000x6000 \(60 megapixels\); the limit is 50"):
+        read_image(bomb)
+
+
+def test_a_float_tiff_is_read_and_one_out_of_range_says_so(tmp_path, capfd):
+    # Pillow does not open 3-channel float TIFFs; their size comes from the TIFF's own tags, OpenCV decodes them
+    rgb = np.random.default_rng(0).random((40, 60, 3), dtype=np.float32)
+    photo = tmp_path / "render.tiff"
+    cv2.imwrite(str(photo), rgb[..., ::-1].copy())
+    assert np.array_equal(read_image(photo), rgb)
+    assert main(["bokeh", str(photo), "--mask", "none", "-o", str(tmp_path / "o.png")]) == 0
+    capfd.readouterr()
+    cv2.imwrite(str(photo), (rgb * 4)[..., ::-1].copy())         # linear light over 1: an HDR render
+    assert main(["bokeh", str(photo), "--mask", "none", "-o", str(tmp_path / "p.png")]) == 2
+    err = capfd.readouterr().err
+    assert err.count("\n") == 1 and "float with values in" in err and not (tmp_path / "p.png").exists(), err
+
+
 def test_a_good_photo_is_still_read(tmp_path, capfd):
     photo = tmp_path / "ok.png"
     cv2.imwrite(str(photo), np.full((20, 30, 3), (10, 20, 30), np.uint8))
