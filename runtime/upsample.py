@@ -25,7 +25,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from runtime.tiles import cover, window
+from runtime.tiles import cover, strip_columns, window
 
 METHODS = ("guided", "bilinear")
 GUIDED_RADIUS = 1        # window radius, in low-resolution pixels
@@ -201,10 +201,10 @@ def _window(low: np.ndarray, box: tuple[int, int, int, int], full: tuple[int, in
                           borderMode=cv2.BORDER_REPLICATE)
 
 
-def open_runs(decided: np.ndarray, gap: int = RUN_GAP) -> list[tuple[int, int]]:
-    """[x0, x1) column runs of a strip of ``decided`` labels that hold :data:`OPEN` pixels, runs closer than
-    ``gap`` columns merged (fewer, longer calls)."""
-    cols = np.flatnonzero(cv2.reduce(cv2.compare(decided, OPEN, cv2.CMP_EQ), 0, cv2.REDUCE_MAX)[0])
+def open_runs(columns: np.ndarray, gap: int = RUN_GAP) -> list[tuple[int, int]]:
+    """[x0, x1) runs of the set entries of ``columns`` (a strip's columns that hold :data:`OPEN` pixels), runs
+    closer than ``gap`` columns merged (fewer, longer calls)."""
+    cols = np.flatnonzero(columns)
     if cols.size == 0:
         return []
     breaks = np.flatnonzero(np.diff(cols) > gap)
@@ -214,11 +214,9 @@ def open_runs(decided: np.ndarray, gap: int = RUN_GAP) -> list[tuple[int, int]]:
 def open_strips(decided: np.ndarray) -> list[tuple[slice, list[tuple[int, int]]]]:
     """(rows, :func:`open_runs` of them) for each strip of :data:`STRIP_ROWS` rows of ``decided`` (an empty list
     of runs where a strip holds no open pixel)."""
-    strips = []
-    for y0 in range(0, decided.shape[0], STRIP_ROWS):
-        rows = slice(y0, min(decided.shape[0], y0 + STRIP_ROWS))
-        strips.append((rows, open_runs(decided[rows])))
-    return strips
+    columns = strip_columns(cv2.compare(decided, OPEN, cv2.CMP_EQ), STRIP_ROWS)
+    return [(slice(y0, min(decided.shape[0], y0 + STRIP_ROWS)), open_runs(row))
+            for y0, row in zip(range(0, decided.shape[0], STRIP_ROWS), columns)]
 
 
 def _footprint(runs: list, low: tuple[int, int], full: tuple[int, int]) -> np.ndarray:

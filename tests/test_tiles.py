@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from runtime import upsample
-from runtime.tiles import cover, window
+from runtime.tiles import cover, strip_columns, window
 from runtime.upsample import OPEN, guided_coefficients, upsample_alpha
 
 
@@ -32,6 +32,14 @@ def test_the_tiles_cover_every_set_pixel_with_fewer_tiles_than_a_grid():
     cells = grid.reshape(grid.shape[0] // tile, tile, grid.shape[1] // tile, tile).any(axis=(1, 3)).sum()
     assert len(corners) < 0.9 * cells
     assert cover(np.zeros_like(band), tile) == []
+
+
+@pytest.mark.parametrize("rows", [1, 7, 64])
+def test_strip_columns_are_each_strips_column_maximum(rows):
+    plane = (np.random.default_rng(rows).random((150, 37)) > 0.97).astype(np.uint8) * np.uint8(128)  # 150: a last strip shorter
+    expected = np.array([plane[y:y + rows].max(axis=0) for y in range(0, plane.shape[0], rows)])
+    assert np.array_equal(strip_columns(plane, rows), expected)
+    assert np.array_equal(strip_columns(plane > 0, rows) > 0, expected > 0)
 
 
 def test_a_window_past_the_border_is_the_reflected_plane():
