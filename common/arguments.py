@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+from typing import Callable
 
 
 def _whole_number(text: str, least: int) -> int:
@@ -15,6 +16,35 @@ def _whole_number(text: str, least: int) -> int:
     if value < least:
         raise argparse.ArgumentTypeError(f"must be >= {least}, got {value}")
     return value
+
+
+def whole_number(least: int, most: int | None = None) -> Callable[[str], int]:
+    """argparse type: a whole number from ``least`` to ``most`` (None: no upper bound). Give a bound wherever a
+    large value would run out of memory or time rather than fail: the option is refused as it is read."""
+    def parse(text: str) -> int:
+        value = _whole_number(text, least)
+        if most is not None and value > most:
+            raise argparse.ArgumentTypeError(f"must be at most {most}, got {value}")
+        return value
+    return parse
+
+
+def number(least: float, most: float | None = None, *, above: bool = False) -> Callable[[str], float]:
+    """argparse type: a finite number from ``least`` (above it, with ``above``) to ``most`` (None: no upper
+    bound); NaN and inf are refused."""
+    low = f"> {least:g}" if above else f">= {least:g}"
+    want = low if most is None else f"{'above' if above else 'from'} {least:g} to {most:g}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number {want}, got {text!r}") from None
+        if not (math.isfinite(value) and (value > least if above else value >= least)
+                and (most is None or value <= most)):
+            raise argparse.ArgumentTypeError(f"must be a finite number {want}, got {text}")
+        return value
+    return parse
 
 
 def positive_int(text: str) -> int:
