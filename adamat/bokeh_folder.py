@@ -16,7 +16,7 @@ from typing import Callable
 
 from tqdm import tqdm
 
-from common.errors import DataError
+from common.errors import DataError, one_line
 from common.outputs import check_folder
 from runtime.photo_files import PHOTO_SUFFIXES
 
@@ -76,8 +76,8 @@ def bokeh_folder(folder: Path, out_dir: Path, render: Callable[[Path, Path], dic
             except Exception as e:   # one photo's problem, whatever it is, must not stop the others
                 message = str(e) if isinstance(e, (ValueError, OSError)) else f"{type(e).__name__}: {e}"
                 message = message if str(photo) in message or photo.name in message else f"{photo}: {message}"
-                failed.append((photo, message))
-                bar.write(f"error: {message}", file=sys.stderr)
+                failed.append((photo, one_line(message)))
+                bar.write(one_line(f"error: {message}"), file=sys.stderr)
                 continue
             written.append((photo, out_dir / name))
             for stage, seconds in stages.items():

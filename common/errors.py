@@ -12,3 +12,10 @@ class DataError(ValueError):
         self.path = None if path is None else Path(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}" if self.path is not None else problem)
+
+
+def one_line(text: str) -> str:
+    """``text`` with its unprintable characters escaped as Python writes them (a newline as ``\\n``): an error
+    line naming a file stays one line, whatever the file's name holds (a name with a newline would otherwise
+    print a second line, which could read as another error)."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

@@ -70,6 +70,22 @@ def test_folder_writes_every_photo_under_its_own_name(tiny_checkpoint, tmp_path,
     assert sorted(p.name for p in out.iterdir()) == sorted(expected.values())
 
 
+def test_a_name_with_a_newline_is_escaped_in_every_error_line(tiny_checkpoint, tmp_path, capsys):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "good.png"), photo((40, 40, 220)))
+    (photos / "bad\nerror: forged.png").write_bytes(b"not an image")
+    assert bokeh(tiny_checkpoint, photos, "-o", tmp_path / "out") == 2
+    captured = capsys.readouterr()
+    errors = captured.err.splitlines()
+    assert sum(line.startswith("error:") for line in errors) == 2, errors   # the photo's and the summary's
+    assert any("bad\\nerror: forged.png" in line for line in errors)
+    assert "bad\\nerror: forged.png" in captured.out and "\nerror: forged" not in captured.out
+    assert bokeh(tiny_checkpoint, photos / "bad\nerror: forged.png", "-o", tmp_path / "o.jpg") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "bad\\nerror: forged.png: not a readable image" in err, err
+
+
 # ----------------------------------------------------------------------- an output that appears during the run
 def test_a_file_created_at_the_output_during_the_render_is_kept(tiny_checkpoint, tmp_path, capsys, monkeypatch):
     import runtime.pipeline

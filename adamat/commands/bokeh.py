@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from adamat.bokeh_folder import NAMING, bokeh_folder
 from common.arguments import thread_count
-from common.errors import DataError
+from common.errors import DataError, one_line
 from common.outputs import check_file_path
 from runtime.artifacts import fastest_export
 from runtime.bokeh import check_strength
@@ -179,9 +179,9 @@ def _run_folder(args: argparse.Namespace, render) -> int:
     written, failed, timings = bokeh_folder(Path(args.photo), Path(args.out), render, suffix=f".{args.format or 'jpg'}")
     total = len(written) + len(failed)
     renamed = [f"{p.name} as {out.name}" for p, out in written if out.stem != p.stem]
-    print(f"{len(written)} of {total} photos written to {args.out}"
-          + (f" ({', '.join(renamed)}: photos that share a name)" if renamed else "")
-          + (f"; {len(failed)} failed: {', '.join(p.name for p, _ in failed)}" if failed else ""))
+    print(one_line(f"{len(written)} of {total} photos written to {args.out}"
+                   + (f" ({', '.join(renamed)}: photos that share a name)" if renamed else "")
+                   + (f"; {len(failed)} failed: {', '.join(p.name for p, _ in failed)}" if failed else "")))
     if args.timings and written:
         print(f"seconds per stage, summed over {len(written)} photos:")
         _print_timings(timings)
