@@ -101,9 +101,12 @@ class Manifest:
                 "precision": self.precision, "model_config": self.model_config.get("name", "")}
 
 
+MANIFEST_SUFFIX = ".manifest.json"   # a manifest's name: its artifact's name and this
+
+
 def manifest_path(artifact: str | Path) -> Path:
     artifact = Path(artifact)
-    return artifact.with_name(artifact.name + ".manifest.json")
+    return artifact.with_name(artifact.name + MANIFEST_SUFFIX)
 
 
 def sha256_of(path: str | Path) -> str:

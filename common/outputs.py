@@ -52,7 +52,9 @@ def check_folder(folder: str | Path, name: str | Path | None = None) -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:   # a parent is a file (FileExistsError / NotADirectoryError), or no permission
-        raise DataError(f"cannot create the folder {folder}: {e.strerror or e}", name) from None
+        file = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+        why = f"{file} is a file, not a folder" if file is not None else e.strerror or e
+        raise DataError(f"cannot create the folder {folder}: {why}", name) from None
     finally:
         _MADE.extend(p for p in missing if p.is_dir())
     if not os.access(folder, os.W_OK | os.X_OK):

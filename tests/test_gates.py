@@ -198,14 +198,40 @@ def test_gate_command_without_artifacts(tmp_path, capsys):
     assert "no 512x512 artifacts" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("where, words", [("folder", "is a directory"), ("file/gate.json", "cannot create the folder")])
+@pytest.mark.parametrize("where, words", [("folder.json", "is a directory"), ("file/gate.json", "file is a file, not a folder"),
+                                         ("gate.txt", "not a .json file"), ("m.onnx.manifest.json", "an artifact's manifest")])
 def test_gate_json_that_cannot_be_written_is_refused_before_any_work(tmp_path, capsys, where, words):
-    (tmp_path / "folder").mkdir()
+    (tmp_path / "folder.json").mkdir()
     (tmp_path / "file").write_text("a file, not a folder")
     json_path = tmp_path / where
     assert main(["gate", "--artifacts", str(tmp_path / "no-artifacts"), "--json", str(json_path), "--quiet"]) == 2
     err = capsys.readouterr().err   # refused first: not the missing artifacts, which the run would report next
     assert err.startswith(f"error: {json_path}: ") and words in err and err.count("\n") == 1
+
+
+def test_gate_json_never_replaces_the_manifest_it_checks(tmp_path, capsys, monkeypatch):
+    model = tmp_path / "export" / f"{STEM}_fp32.onnx"
+    model.parent.mkdir()
+    model.write_bytes(b"an exported graph" * 64)
+    write_manifest(model, Manifest(backend="onnxruntime", precision="fp32", model_config={}, input_size=list(SIZE)))
+    before = manifest_path(model).read_bytes()
+    monkeypatch.setattr("adamat.commands.gate.composited_set", lambda *a, **k: pytest.fail("the gate ran"))
+    assert main(["gate", "--artifacts", str(model.parent), "--size", *map(str, SIZE), "--json",
+                 str(manifest_path(model)), "--quiet"]) == 2
+    assert "an artifact's manifest" in capsys.readouterr().err and manifest_path(model).read_bytes() == before
+
+
+@pytest.mark.parametrize("folder, size, words", [
+    ("missing", SIZE, "folder of artifacts not found"), ("file", SIZE, "is a file, not a folder of artifacts"),
+    ("empty", (0, 0), "must be positive multiples"), ("empty", (100, 100), "must be positive multiples"),
+    ("empty", (-128, 128), "must be positive multiples"),
+])
+def test_gate_says_what_is_wrong_with_its_folder_or_size(tmp_path, capsys, folder, size, words):
+    (tmp_path / "file").write_text("not a folder")
+    (tmp_path / "empty").mkdir()
+    assert main(["gate", "--artifacts", str(tmp_path / folder), "--size", *map(str, size), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert words in err and "adamat export" not in err and err.count("\n") == 1, err
 
 
 def test_second_export_reuses_up_to_date_artifacts(exported):

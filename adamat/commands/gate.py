@@ -10,15 +10,18 @@ from tqdm import tqdm
 
 from adamat.arguments import size_argument
 from adamat.tables import print_table
-from adamatting.config import DEFAULT_WEIGHTS
+from adamatting.checkpoint import read_checkpoint
+from adamatting.config import DEFAULT_WEIGHTS, ModelConfig
 from benchmarks.gates import GATES_TOML, Gates, check, failures, table
 from benchmarks.report import gate_json
 from common.arguments import positive_int
-from common.manifest import ManifestError
+from common.errors import DataError
+from common.manifest import MANIFEST_SUFFIX, ManifestError
 from common.outputs import check_writable, write_json
 from common.targets import export_commands
 from evaluation.accuracy import evaluate_all
 from export.job import composited_set
+from export.onnx_graph import check_input_size
 from runtime.artifacts import discover, reference, split_stale
 
 
@@ -37,11 +40,13 @@ def add_arguments(g) -> None:
 
 
 def run(args) -> int:
-    out = check_writable(args.json) if args.json else None   # before the work, not after it
+    out = json_output(args.json) if args.json else None   # before the work, not after it
     size = tuple(args.size)
     gates = Gates.load(args.gates)
     if not Path(args.checkpoint).is_file():
         raise FileNotFoundError(f"{args.checkpoint}: the FP32 reference checkpoint is missing")
+    check_input_size(ModelConfig.from_dict(read_checkpoint(args.checkpoint)["config"]), size)
+    check_artifact_folder(args.artifacts)
     artifacts, damaged = discover(args.artifacts, size)
     if damaged:   # bad input, not a gate failure: refused before anything is evaluated
         raise ManifestError("; ".join(damaged))
@@ -73,3 +78,20 @@ def run(args) -> int:
         return 1
     print(f"\nall accuracy gates pass ({gates.source})")
     return 0
+
+
+def json_output(path: str) -> Path:
+    """``--json``'s path once it can be written and is a results file: a ``.json`` name that is not an
+    artifact's manifest (the gate would replace what it checks); DataError naming it otherwise."""
+    if not path.endswith(".json") or path.endswith(MANIFEST_SUFFIX):
+        what = "an artifact's manifest" if path.endswith(MANIFEST_SUFFIX) else "not a .json file"
+        raise DataError(f"--json names {what}: give a new .json file for the results", path)
+    return check_writable(path)
+
+
+def check_artifact_folder(folder: str) -> None:
+    """DataError unless ``--artifacts`` is an existing folder (an export writes one; nothing to gate otherwise)."""
+    if not Path(folder).exists():
+        raise DataError("folder of artifacts not found", folder)
+    if not Path(folder).is_dir():
+        raise DataError("is a file, not a folder of artifacts", folder)
