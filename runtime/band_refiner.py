@@ -52,6 +52,14 @@ TILE = 128               # output tile side at the working resolution
 BATCH = 16               # tiles per call; a fixed-shape program (ExecuTorch, CoreML) takes exactly this many
 
 
+def check_inputs(names, path: Path) -> None:
+    """ValueError naming ``path`` unless a graph's input ``names`` are the band refiner's :data:`INPUTS` (a
+    matting network's file given as the refiner would fail at its first tile, in the runtime's own words)."""
+    if sorted(names) != sorted(INPUTS):
+        raise ValueError(f"{path}: not a band refiner: its inputs are {', '.join(names) or 'none'}, a band "
+                         f"refiner's are {', '.join(INPUTS)}")
+
+
 @dataclass(frozen=True)
 class Runner:
     """One runtime's hold on a band refiner file: ``run(inputs) -> output`` on a dict of named (n, c, h, w)

@@ -137,6 +137,28 @@ def test_missing_or_damaged_refiner_files_are_named(tmp_path):
             runtime_refiner.BandRefiner.open(bad, runtime)
 
 
+def test_a_matting_network_given_as_the_refiner_is_named_as_such(tmp_path, capsys):
+    """A graph with other inputs (the matting network's image and trimap) is refused as it is opened, by onnxruntime
+    and OpenVINO alike, in one line: not at its first tile, in the runtime's words."""
+    import onnx
+    import openvino as ov
+    from onnx import TensorProto, helper
+
+    inputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, c, 8, 8]) for n, c in (("image", 3), ("trimap", 1))]
+    out = helper.make_tensor_value_info("alpha", TensorProto.FLOAT, [1, 1, 8, 8])
+    nodes = [helper.make_node("ReduceMean", ["image"], ["m"], axes=[1], keepdims=1), helper.make_node("Add", ["m", "trimap"], ["alpha"])]
+    model = helper.make_model(helper.make_graph(nodes, "matting", inputs, [out]), opset_imports=[helper.make_opsetid("", 13)])
+    onnx.save(model, tmp_path / "matting.onnx")
+    ov.save_model(ov.convert_model(tmp_path / "matting.onnx"), tmp_path / "matting.xml")
+    for name in ("matting.onnx", "matting.xml"):
+        with pytest.raises(ValueError, match=rf"{name}: not a band refiner: its inputs are image, trimap"):
+            runtime_refiner.BandRefiner.open(tmp_path / name)
+        assert main(["bokeh", str(tmp_path / "p.png"), "-o", str(tmp_path / "o.png"), "--band-refiner",
+                     str(tmp_path / name)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "not a band refiner" in err, err
+
+
 def test_onnxruntime_runs_the_refiner_where_installed_and_opencv_gives_the_same_band(graph, monkeypatch):
     _, path = graph
     photo, _, mask = disc(120, 160)

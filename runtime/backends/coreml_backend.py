@@ -81,12 +81,13 @@ class CoreMLBackend(ManifestBackend):
 def band_refiner_runner(path: Path):
     """UNVERIFIED (CoreML predicts on macOS only): the band refiner's CoreML package (``adamat export
     band-refiner``), a fixed batch of tiles, its inputs and output named as the ONNX graph's."""
-    from runtime.band_refiner import INPUTS, Runner
+    from runtime.band_refiner import INPUTS, Runner, check_inputs
 
     if not coreml_can_predict():
         raise BackendUnavailable(f"{path}: {NOT_MACOS}")
     import coremltools as ct
 
     model = ct.models.MLModel(str(path))
+    check_inputs([i.name for i in model.get_spec().description.input], path)
     batch = int(model.get_spec().description.input[0].type.multiArrayType.shape[0])
     return Runner(lambda inputs: np.asarray(model.predict({n: inputs[n] for n in INPUTS})["refined"]), "coreml", batch)

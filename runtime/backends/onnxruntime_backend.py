@@ -78,11 +78,12 @@ class OnnxRuntimeBackend(ManifestBackend):
 
 def band_refiner_runner(path: Path):
     """The band refiner's ONNX graph (:mod:`runtime.band_refiner`) in an onnxruntime session."""
-    from runtime.band_refiner import Runner
+    from runtime.band_refiner import Runner, check_inputs
 
     try:
         session = inference_session(path)
     except Exception:   # onnxruntime raises its own exception types for a file that is not a graph
         raise ValueError(f"{path}: not a band refiner graph onnxruntime can read (an ONNX file is expected)") from None
+    check_inputs([i.name for i in session.get_inputs()], path)
     return Runner(lambda inputs: session.run(None, inputs)[0], "onnxruntime",
                   metadata=dict(session.get_modelmeta().custom_metadata_map))

@@ -66,11 +66,12 @@ class OpenVinoBackend(ManifestBackend):
 def band_refiner_runner(path: Path):
     """The band refiner's OpenVINO IR (``adamat export band-refiner``) compiled for the CPU in f32 (as the network
     is: the CPU plugin would take bf16 where the CPU has it), any batch and size."""
-    from runtime.band_refiner import Runner
+    from runtime.band_refiner import Runner, check_inputs
 
     try:
         compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     except RuntimeError:
         raise ValueError(f"{path}: not a band refiner model OpenVINO can read") from None
+    check_inputs([port.get_any_name() for port in compiled.inputs], path)
     request, output = compiled.create_infer_request(), compiled.output(0)
     return Runner(lambda inputs: request.infer(inputs)[output], "openvino")
