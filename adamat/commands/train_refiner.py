@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import argparse
+import os
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +23,7 @@ from adamatting.checkpoint import file_sha256
 from adamatting.config import DEFAULT_WEIGHTS
 from adamatting.train.band_refiner import RefinerRecipe, train_band_refiner
 from calib_data.splits import REAL_VALIDATION, alphamatting_dev_dir
-from common.arguments import count, positive_int, scale, thread_count
+from common.arguments import positive_int, scale, thread_count, whole_number
 from common.errors import DataError
 from common.outputs import check_writable, write_json
 from evaluation.datasets import EvalFolder
@@ -33,26 +35,43 @@ from runtime.matter import Matter
 from runtime.refine import Refinement
 
 METHODS = ("refined", "network", "guided filter", "raw mask")
+FOLDS = 4
+SEE_THROUGH = 48
+
+
+MAX_SCALE = 4          # --scales: every sample stays in memory through training (4x: 16x a photo's pixels)
+MAX_SUBJECTS = 256     # --see-through, --phone-scale: each subject's sample stays in memory through training
+MAX_CHANNELS = 256     # --channels: the refiner is a small graph run on every band (16 by default)
 
 
 def add_arguments(t) -> None:
     t.add_argument("--checkpoint", default=str(DEFAULT_WEIGHTS), help="the network whose alpha it refines")
     t.add_argument("--folder", default=None, help="photos with ground truth (default: the alphamatting.com dev set)")
-    t.add_argument("--out", default=str(SHIPPED), help="where the refiner's ONNX graph goes (default: the runtime's)")
-    t.add_argument("--measured", default=None, help="write the k-fold table here (a benchmarks/measured/ JSON)")
-    t.add_argument("--scales", type=scale, nargs="+", default=[1.0, 2.0], help="photo scales (× native)")
-    t.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3], help="phone-mask seeds per photo")
-    t.add_argument("--see-through", type=int, default=48, metavar="N",
-                   help="also train on N procedural see-through subjects (nets, foliage), one mask each")
-    t.add_argument("--phone-scale", type=count, default=0, metavar="N",
+    t.add_argument("--out", type=file_named(".onnx"), default=str(SHIPPED),
+                   help="where the refiner's ONNX graph goes, a .onnx file (default: the runtime's); its INT8 graph "
+                        "goes beside it as <stem>_int8.onnx")
+    t.add_argument("--measured", type=file_named(".json"), default=None,
+                   help="write the k-fold table here, a .json file (a benchmarks/measured/ JSON; needs --folds >= 2)")
+    t.add_argument("--scales", type=photo_scale, nargs="+", default=[1.0, 2.0],
+                   help=f"photo scales (× native), each above 0 and at most {MAX_SCALE}: every sample stays in memory "
+                        f"through training, and {MAX_SCALE}× is {MAX_SCALE ** 2}× a photo's pixels")
+    t.add_argument("--seeds", type=whole_number(0), nargs="+", default=[0, 1, 2, 3],
+                   help="phone-mask seeds per photo (whole numbers >= 0, each once)")
+    t.add_argument("--see-through", type=whole_number(0, MAX_SUBJECTS), default=SEE_THROUGH, metavar="N",
+                   help=f"also train on N procedural see-through subjects (nets, foliage), one mask each (0 to "
+                        f"{MAX_SUBJECTS}: each one's sample stays in memory through training)")
+    t.add_argument("--phone-scale", type=whole_number(0, MAX_SUBJECTS), default=0, metavar="N",
                    help="also train on N procedural subjects (hair, fur, ...) made at 12 megapixels and brought to "
-                        "the working resolution, one mask each")
-    t.add_argument("--refine-tiles", type=int, default=8,
-                   help="the network's own refinement of the band (runtime.refine tiles; 0: off), as Matter will "
-                        "run it")
-    t.add_argument("--folds", type=positive_int, default=4, help="k of the k-fold scores (1: no scores)")
+                        f"the working resolution, one mask each (0 to {MAX_SUBJECTS}, as --see-through)")
+    t.add_argument("--refine-tiles", type=whole_number(0), default=8, metavar="TILES",
+                   help="the network's own refinement of the band (runtime.refine: at most this many tiles, >= 0; "
+                        "0: off), as Matter will run it")
+    t.add_argument("--folds", type=positive_int, default=FOLDS,
+                   help="k of the k-fold scores, at most the folds the photos make (the held-back photos are one "
+                        "fold, every other photo can be one); 1: no scores")
     t.add_argument("--steps", type=positive_int, default=RefinerRecipe.steps)
-    t.add_argument("--channels", type=positive_int, default=RefinerRecipe.channels)
+    t.add_argument("--channels", type=whole_number(1, MAX_CHANNELS), default=RefinerRecipe.channels,
+                   help=f"the refiner's channels, 1 to {MAX_CHANNELS} (default {RefinerRecipe.channels})")
     t.add_argument("--threads", type=thread_count, default=0, help="torch CPU threads (default: torch's)")
     t.add_argument("--quantize-only", action="store_true",
                    help="train nothing: quantize the --out graph for onnxruntime (its INT8 graph beside it, "
@@ -60,16 +79,28 @@ def add_arguments(t) -> None:
     t.set_defaults(func=run)
 
 
+def file_named(suffix: str):
+    """argparse type: a file path ending with ``suffix`` (the format written there), not a folder."""
+    def parse(text: str) -> Path:
+        if text.endswith(tuple(sep for sep in (os.sep, os.altsep) if sep)) or Path(text).suffix.lower() != suffix:
+            raise argparse.ArgumentTypeError(f"must be a {suffix} file, got {text!r}")
+        return Path(text)
+    return parse
+
+
+def photo_scale(text: str) -> float:
+    """argparse type of --scales: a finite number above 0 and at most :data:`MAX_SCALE`."""
+    value = scale(text)
+    if value > MAX_SCALE:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_SCALE} (every sample stays in memory), got {text}")
+    return value
+
+
 def run(args) -> int:
-    out = check_writable(args.out)
-    int8 = check_writable(int8_graph(out))
-    measured = check_writable(args.measured) if args.measured else None
-    if args.quantize_only:
-        check_fp32_graph(out)
+    folder, out, int8, measured = check_before_work(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     recipe = RefinerRecipe(steps=args.steps, channels=args.channels)
-    folder = EvalFolder(args.folder or alphamatting_dev_dir())
     matter = Matter.from_artifact(args.checkpoint, band_refiner=None,
                                   refinement=Refinement(args.refine_tiles) if args.refine_tiles else None)
     if args.quantize_only:
@@ -99,6 +130,120 @@ def run(args) -> int:
         write_json(measured_table(args, table, rows, meta), measured)
         print(f"wrote {measured}")
     return 0
+
+
+def check_before_work(args) -> tuple[EvalFolder, Path, Path, Path | None]:
+    """The photos, --out, its INT8 graph and --measured once every option is checked, and the outputs can be
+    written apart from each other and from every input; ``--quantize-only``'s graph at --out checked (before
+    the folder is read)."""
+    check_options(args)
+    root = Path(args.folder) if args.folder else alphamatting_dev_dir()
+    check_apart(_outputs(args), _inputs(args), root)
+    if args.quantize_only:
+        check_fp32_graph(args.out)
+    folder = EvalFolder(root)
+    check_photos(args, folder)
+    int8 = check_writable(int8_graph(args.out))
+    measured = check_writable(args.measured) if args.measured else None
+    return folder, args.out if args.quantize_only else check_writable(args.out), int8, measured
+
+
+def check_options(args) -> None:
+    """The options checked together (ValueError naming them): no seed or scale twice, the options
+    --quantize-only does not use refused beside it, and --measured only where there are scores to table."""
+    _refuse_repeats(args.seeds, "--seeds")
+    _refuse_repeats(args.scales, "--scales")
+    if args.quantize_only:
+        _refuse_training_options(args)
+    elif args.measured and args.folds < 2:
+        raise ValueError("--measured needs --folds >= 2: one fold trains on every photo and scores none")
+
+
+def check_photos(args, folder: EvalFolder) -> None:
+    """ValueError where the photos of ``folder`` cannot make the --folds asked for (or, for --quantize-only,
+    hold none outside the held-back split to calibrate on)."""
+    held = sum(name in REAL_VALIDATION for name in folder.names)
+    if args.quantize_only:
+        if held == len(folder.names):
+            raise DataError("holds only held-back photos: none to calibrate the INT8 graph on", folder.root)
+        return
+    most = most_folds(folder.names)
+    if args.folds > most:
+        raise ValueError(f"--folds {args.folds}: the {len(folder.names)} photos of {folder.root} make at most {most} "
+                         f"folds" + (f" (its {held} held-back photos are one)" if held else ""))
+
+
+def most_folds(names: list[str]) -> int:
+    """The folds :func:`evaluation.refiner_data.folds` can make of ``names`` with a photo in each: the held-back
+    photos one (where there are any), every other photo one."""
+    held = sum(name in REAL_VALIDATION for name in names)
+    return len(names) - held + 1 if held else len(names)
+
+
+def _refuse_repeats(values: list, option: str) -> None:
+    repeated = sorted({v for v in values if values.count(v) > 1})
+    if repeated:
+        raise ValueError(f"{option}: {', '.join(f'{v:g}' for v in repeated)} given more than once")
+
+
+TRAINING_DEFAULTS = {"--folds": ("folds", FOLDS), "--steps": ("steps", RefinerRecipe.steps),
+                     "--channels": ("channels", RefinerRecipe.channels), "--see-through": ("see_through", SEE_THROUGH),
+                     "--phone-scale": ("phone_scale", 0), "--measured": ("measured", None)}
+
+
+def _refuse_training_options(args) -> None:
+    """ValueError naming the training options given beside --quantize-only, which would ignore them."""
+    given = [option for option, (name, default) in TRAINING_DEFAULTS.items() if getattr(args, name) != default]
+    if given:
+        raise ValueError(f"{', '.join(given)}: not used by --quantize-only (it trains and scores nothing)")
+
+
+def _outputs(args) -> list[tuple[str, str, Path]]:
+    """What this run writes: (what it is, the option that names it, path)."""
+    int8 = ("--out's INT8 graph", "--out", int8_graph(args.out))
+    if args.quantize_only:
+        return [int8]
+    return [("--out", "--out", args.out), int8] + ([("--measured", "--measured", args.measured)] if args.measured
+                                                    else [])
+
+
+def _inputs(args) -> list[tuple[str, Path]]:
+    """The files this run reads, by the option that names them (the photos of --folder apart)."""
+    return [("--checkpoint", Path(args.checkpoint))] + ([("--out (the graph it quantizes)", args.out)]
+                                                        if args.quantize_only else [])
+
+
+def check_apart(outputs: list[tuple[str, str, Path]], inputs: list[tuple[str, Path]], photos: Path) -> None:
+    """DataError naming the output and the option to change where an output is an input, a file of the folder
+    of ``photos`` or another output (the same path, or the same file through a symbolic or a hard link): it
+    would be written over."""
+    theirs = _file_ids(photos)
+    for i, (what, option, path) in enumerate(outputs):
+        for other, source in [(o[0], o[2]) for o in outputs[:i]] + inputs:
+            if same_file(path, source):
+                raise DataError(f"{what} is the same file as {other}: give another {option}", path)
+        if path.exists() and _file_id(path) in theirs:
+            raise DataError(f"{what} is a file of --folder {photos}: give another {option}", path)
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """``a`` and ``b`` name one file: the same path once links are resolved, or (both there) one file."""
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return a.exists() and b.exists() and a.samefile(b)
+    except OSError:
+        return False
+
+
+def _file_id(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_dev, stat.st_ino
+
+
+def _file_ids(folder: Path) -> set[tuple[int, int]]:
+    """The files under ``folder`` (photos, ground truth, trimaps), as (device, inode)."""
+    return {_file_id(p) for p in folder.rglob("*") if p.is_file()} if folder.is_dir() else set()
 
 
 def quantize(args, out: Path, int8: Path, items: list, matter: Matter) -> int:
