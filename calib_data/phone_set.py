@@ -34,6 +34,7 @@ from calib_data.io import write_image
 from calib_data.procedural import KINDS, make_foreground
 from calib_data.readers import AlphaMattingReader
 from calib_data.segmenter_masks import RECIPES, simulate_mask
+from calib_data.sets import check_set_name, check_size, config_file
 from calib_data.synth import file_digest
 from common.errors import DataError
 from common.image_files import to_uint8
@@ -42,6 +43,7 @@ from common.outputs import atomic_folder, inside
 GENERATOR_VERSION = 1
 CONFIGS = Path(__file__).with_name("configs")
 JPEG_QUALITY = 95
+MAX_COUNT = 1000   # images of a phone set (a 12-megapixel image takes seconds)
 
 
 @dataclass(frozen=True)
@@ -55,12 +57,9 @@ class PhoneSetConfig:
 
     @classmethod
     def load(cls, name_or_path: str | Path = "phone") -> "PhoneSetConfig":
-        path = Path(name_or_path)
-        path = path if path.suffix == ".toml" else CONFIGS / f"{name_or_path}.toml"
+        path = config_file(name_or_path, CONFIGS)
         try:
             raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise DataError("phone set config not found", path) from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
             raise DataError(f"not a phone set config: {e}", path) from None
         unknown = sorted(set(raw) - {f.name for f in dataclasses.fields(cls)})
@@ -71,6 +70,8 @@ class PhoneSetConfig:
         return cls(**{**raw, **lists}).validated(path)
 
     def validated(self, where: str | Path = "phone set") -> "PhoneSetConfig":
+        """This config, every key checked before anything is built; a DataError naming ``where`` otherwise."""
+        check_set_name(self.name, where)
         numbers = (self.count, self.seed, *self.size) if isinstance(self.size, tuple) else ()
         if len(numbers) != 4 or not all(isinstance(n, int) and not isinstance(n, bool) for n in numbers):
             raise DataError(f"count, seed and size [height, width] must be whole numbers (got count {self.count!r}, "
@@ -81,6 +82,10 @@ class PhoneSetConfig:
             raise DataError(f"kinds must be among {', '.join(KINDS)} (a list), recipe among {', '.join(RECIPES)}, "
                             f"count >= 1, seed >= 0 and sides >= 64 (got kinds {self.kinds!r}, recipe "
                             f"{self.recipe!r}, count {self.count}, seed {self.seed}, size {list(self.size)})", where)
+        check_size(self.size, where, 64)
+        if self.count > MAX_COUNT:
+            raise DataError(f"count must be at most {MAX_COUNT} (each image takes seconds to make at a phone's "
+                            f"resolution), got {self.count}", where)
         return self
 
     def key(self) -> str:

@@ -15,6 +15,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,18 +26,26 @@ from tqdm import tqdm
 
 from calib_data import backgrounds
 from calib_data.procedural import (
+    KINDS,
     MIN_SIZE,  # procedural subjects need at least this many px a side
 )
 from calib_data.splits import PROJECT_ROOT, REAL_TRAIN, REAL_VALIDATION, shared_data_dir
 from calib_data.synth import TRIMAP_MODES, ForegroundPool, Synthesizer, file_digest
 from common.errors import DataError
-from common.image_files import to_uint8
+from common.image_files import MAX_PIXELS, to_uint8
 from common.outputs import atomic_folder, inside
 
 GENERATOR_VERSION = 3          # bump when the generated pixels change for the same config (3: mask trimaps by distance)
 CONFIG_DIR = Path(__file__).parent / "configs"
 DEFAULT_CACHE = PROJECT_ROOT / "cache"
 SPLITS = {"train": list(REAL_TRAIN), "validation": list(REAL_VALIDATION), "all": None}
+MAX_NAME = 64                  # characters of a set's name
+_PLAIN_NAME = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{MAX_NAME - 1}}}")
+MAX_COUNT = 100_000            # images of a set
+MAX_SET_PIXELS = 4_000_000_000  # pixels of all a set's images together: 32 GB of arrays (8 bytes a pixel)
+MAX_SEED = 2**63 - 1           # the largest whole number TOML holds
+MAX_MASK_BAND = 1024           # px of unknown band each side of a coarse mask's edge
+MAX_WEIGHT = 1e6               # of a foreground source (weights are relative)
 
 
 @dataclass
@@ -57,14 +67,7 @@ class SetConfig:
 
     @classmethod
     def from_toml(cls, path: str | Path) -> "SetConfig":
-        path = Path(path)
-        if not path.is_file():
-            # a bare name picks an embedded config: "calib", "val"
-            embedded = CONFIG_DIR / f"{path.name}.toml"
-            if path.suffix == "" and embedded.is_file():
-                path = embedded
-            else:
-                raise DataError("is a folder, not a config file" if path.is_dir() else "config file not found", path)
+        path = config_file(path, CONFIG_DIR)
         try:
             raw = tomllib.loads(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
@@ -88,21 +91,18 @@ class SetConfig:
         return cls(**flat).validated(path)
 
     def validated(self, path: Path | None = None) -> "SetConfig":
-        size = self.size if isinstance(self.size, (list, tuple)) else [self.size]
-        if len(size) != 2 or not all(_is_int(s) for s in size) or min(size) < MIN_SIZE:
-            raise DataError(f"size must be [height, width] of at least {MIN_SIZE} px, "
-                            f"got {self.size!r}", path)
-        self.size = tuple(size)
-        self.bg_sources, self.kinds = tuple(self.bg_sources), tuple(self.kinds)
-        for key in ("count", "seed", "mask_band"):
-            if not _is_int(getattr(self, key)):
-                raise DataError(f"{key} must be a whole number, got {getattr(self, key)!r}", path)
-        if self.count < 1:
-            raise DataError(f"count must be at least 1, got {self.count}", path)
-        if self.trimap not in TRIMAP_MODES:
-            raise DataError(f"trimap must be one of {', '.join(TRIMAP_MODES)}, got {self.trimap!r}", path)
-        if self.real_split not in SPLITS:
-            raise DataError(f"real_split must be one of {', '.join(SPLITS)}, got {self.real_split!r}", path)
+        """This config, every key checked (type, range, size of the set) before anything is built; a DataError
+        naming ``path``, the key, its value and what is allowed otherwise. Values are kept as given: the cache
+        key hashes them."""
+        check_set_name(self.name, path)
+        self.size = _checked_size(self.size, path)
+        for key in ("seed", "mask_band"):
+            _check_whole(key, getattr(self, key), path, 0, MAX_SEED if key == "seed" else MAX_MASK_BAND)
+        _check_count(self.count, self.size, path)
+        _check_weights(self, path)
+        _check_strings(self, path)
+        self.bg_sources = _checked_backgrounds(self.bg_sources, self.bg_folder, path)
+        self.kinds = _checked_names("kinds", self.kinds, KINDS, path)
         return self
 
     def resolve(self, path: str) -> Path | None:
@@ -113,6 +113,109 @@ class SetConfig:
 
 def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def config_file(path: str | Path, embedded_dir: Path) -> Path:
+    """The TOML file ``path`` names: a file, or a bare name (no suffix) of a config in ``embedded_dir``;
+    a DataError naming ``path`` for a folder or a missing file."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    embedded = embedded_dir / f"{path.name}.toml"
+    if path.suffix == "" and embedded.is_file():
+        return embedded
+    raise DataError("is a folder, not a config file" if path.is_dir() else "config file not found", path)
+
+
+def check_set_name(name, where: str | Path | None = None) -> None:
+    """A set's ``name`` begins its folder's name in the cache: a plain, visible, one-line name, or a DataError
+    naming ``where`` (a name that would leave the cache folder is refused as such)."""
+    allowed = (f"a set name is 1 to {MAX_NAME} letters, digits, '-', '_' or '.', "
+               "starting with a letter or a digit")
+    if not isinstance(name, str):
+        raise DataError(f"name must be a string: {allowed}; got {name!r}", where)
+    if name in (".", "..") or any(c in name for c in "/\\\0"):
+        raise DataError(f"name {name!r} would not be a file directly in this folder (the cache): {allowed}",
+                        where)
+    if not _PLAIN_NAME.fullmatch(name):
+        raise DataError(f"name {name!r} is not a plain set name: {allowed}", where)
+
+
+def check_size(size, where: str | Path | None, least: int) -> None:
+    """``size``: a tuple [height, width] of whole numbers, each at least ``least`` px, the image within
+    :data:`common.image_files.MAX_PIXELS`; a DataError naming ``where`` otherwise."""
+    want = (f"size must be [height, width] of at least {least} px and at most {MAX_PIXELS:,} pixels in all "
+            f"(height x width), got")
+    if not (isinstance(size, tuple) and len(size) == 2 and all(_is_int(s) for s in size)
+            and min(size) >= least and size[0] * size[1] <= MAX_PIXELS):
+        raise DataError(f"{want} {list(size) if isinstance(size, tuple) else size!r}", where)
+
+
+def _checked_size(size, path: Path | None) -> tuple:
+    size = tuple(size) if isinstance(size, (list, tuple)) else size
+    check_size(size, path, MIN_SIZE)
+    return size
+
+
+def _check_whole(key: str, value, path: Path | None, least: int, most: int) -> None:
+    if not _is_int(value):
+        raise DataError(f"{key} must be a whole number, got {value!r} (allowed: {least} to {most})", path)
+    if not least <= value <= most:
+        raise DataError(f"{key} must be from {least} to {most}, got {value}", path)
+
+
+def _check_count(count, size: tuple[int, int], path: Path | None) -> None:
+    """``count``: from 1 to as many images of ``size`` as :data:`MAX_SET_PIXELS` holds (and :data:`MAX_COUNT`)."""
+    most = max(1, min(MAX_COUNT, MAX_SET_PIXELS // (size[0] * size[1])))
+    if not _is_int(count):
+        raise DataError(f"count must be a whole number, got {count!r} (allowed: 1 to {most})", path)
+    if not 1 <= count <= most:
+        raise DataError(f"count must be at least 1, got {count}" if count < 1 else
+                        f"count must be at most {most} at size {list(size)} (a set holds at most "
+                        f"{MAX_COUNT:,} images and {MAX_SET_PIXELS:,} pixels in all), got {count}", path)
+
+
+def _check_weights(cfg: "SetConfig", path: Path | None) -> None:
+    """[foregrounds] procedural and real: finite weights from 0 to :data:`MAX_WEIGHT`, not both 0."""
+    for key in ("procedural", "real"):
+        value = getattr(cfg, key)
+        if not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+                and 0 <= value <= MAX_WEIGHT):
+            raise DataError(f"[foregrounds] {key} must be a weight from 0 to {MAX_WEIGHT:,.0f}, got {value!r}", path)
+    if cfg.procedural + cfg.real <= 0:
+        raise DataError("[foregrounds] procedural and real are both 0: give either a weight above 0", path)
+
+
+def _check_strings(cfg: "SetConfig", path: Path | None) -> None:
+    """The keys that take one string: a mode among its choices, or a folder path (empty: none)."""
+    for key, choices in (("trimap", TRIMAP_MODES), ("real_split", tuple(SPLITS))):
+        value = getattr(cfg, key)
+        if not isinstance(value, str) or value not in choices:
+            raise DataError(f"{key} must be one of {', '.join(choices)}, got {value!r}", path)
+    for key, label in (("real_root", "[foregrounds] real_root"), ("rgba_root", "[foregrounds] rgba_root"),
+                       ("bg_folder", "[backgrounds] folder")):
+        value = getattr(cfg, key)
+        if not isinstance(value, str) or "\0" in value:
+            raise DataError(f"{label} must be a folder path (a string), got {value!r}", path)
+
+
+def _checked_backgrounds(sources, folder: str, path: Path | None) -> tuple[str, ...]:
+    """[backgrounds] sources: names among :data:`calib_data.backgrounds.SOURCES`, at least one unless a folder
+    is given (it adds the source 'folder'), and 'folder' only with a folder."""
+    sources = _checked_names("[backgrounds] sources", sources, backgrounds.SOURCES, path)
+    if not sources and not folder:
+        raise DataError(f"[backgrounds] sources must name at least one of {', '.join(backgrounds.SOURCES)}, "
+                        "got []", path)
+    if "folder" in sources and not folder:
+        raise DataError("[backgrounds] sources lists 'folder' but [backgrounds] folder is not set", path)
+    return sources
+
+
+def _checked_names(key: str, value, choices: tuple[str, ...], path: Path | None) -> tuple[str, ...]:
+    """``value``: a list of strings among ``choices``, as a tuple."""
+    if not (isinstance(value, (list, tuple)) and all(isinstance(v, str) and v in choices for v in value)):
+        raise DataError(f"{key} must be a list of names among {', '.join(choices)}, got {value!r}", path)
+    return tuple(value)
 
 
 class CompositedSet:
