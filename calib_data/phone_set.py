@@ -37,7 +37,7 @@ from calib_data.segmenter_masks import RECIPES, simulate_mask
 from calib_data.sets import check_set_name, check_size, config_file
 from calib_data.synth import file_digest
 from common.errors import DataError
-from common.image_files import to_uint8
+from common.image_files import check_pixels, header_size, to_uint8
 from common.outputs import atomic_folder, inside
 
 GENERATOR_VERSION = 1
@@ -115,6 +115,7 @@ def build_upscaled_set(root: str | Path, factor: int, cache_root: str | Path, na
                        progress: bool = True) -> Path:
     """The alphamatting.com photos of ``root`` (``names``: a subset) upscaled ``factor``×, with ground truth."""
     reader = AlphaMattingReader(root, names)
+    check_upscaled_sizes(reader.files.values(), factor)
     digest = hashlib.sha256(json.dumps({"factor": factor, "generator": GENERATOR_VERSION, "files": [
         file_digest(p) for p in reader.source_files()]}).encode()).hexdigest()[:16]
     final = Path(cache_root) / f"upscaled{factor}x-{digest}"
@@ -127,6 +128,14 @@ def build_upscaled_set(root: str | Path, factor: int, cache_root: str | Path, na
             image = np.clip(cv2.resize(sample.image, size, interpolation=cv2.INTER_CUBIC), 0, 1)
             _write(tmp, sample.name, image, cv2.resize(sample.alpha, size, interpolation=cv2.INTER_LINEAR), None)
     return final
+
+
+def check_upscaled_sizes(paths, factor: int) -> None:
+    """A DataError naming the first photo of ``paths`` that, upscaled ``factor``×, would be over
+    :data:`common.image_files.MAX_PIXELS` (read from the headers, before anything is built)."""
+    for path in paths:
+        width, height = header_size(Path(path).read_bytes(), path)
+        check_pixels(width * factor, height * factor, path, what=f"{width}x{height} upscaled {factor}x")
 
 
 def _write(folder: Path, name: str, image: np.ndarray, alpha: np.ndarray, mask: np.ndarray | None) -> None:

@@ -1,5 +1,5 @@
-"""``adamat calib build / phone``: a bad config key is one error line naming the file and
-the key, exit 2, before anything is built or written.
+"""``adamat calib build / phone / upscaled``: a bad config key or option is one error line naming the file and
+the key (or the option), exit 2, before anything is built or written.
 
 Nothing here builds a set: the drawing of images is replaced by a failure, so a check that came too late
 would show as that failure rather than as a long build.
@@ -9,10 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from adamat.cli import main as cli_main
+from adamat.commands import calib as calib_command
 from calib_data import phone_set
+from calib_data.readers import AlphaMattingReader
 from calib_data.synth import Synthesizer
 
 SET = 'name = "tiny"\ncount = 3\nsize = [64, 64]\nseed = 7\n'
@@ -21,12 +25,14 @@ PHONE = 'name = "tiny"\ncount = 1\nsize = [64, 64]\nseed = 7\nkinds = ["hair"]\n
 
 @pytest.fixture(autouse=True)
 def nothing_is_built(monkeypatch):
-    """Drawing an image fails: a bad input must be refused before."""
+    """Drawing an image, or reading a photo to upscale, fails: a bad input must be refused before."""
     def built(*args, **kwargs):
         raise AssertionError("an image was made from a bad input")
 
     monkeypatch.setattr(Synthesizer, "sample", built)
     monkeypatch.setattr(phone_set, "make_foreground", built)
+    monkeypatch.setattr(AlphaMattingReader, "__getitem__", built)
+    monkeypatch.setattr(calib_command, "build_upscaled_set", built)
 
 
 def refused(tmp_path: Path, capsys, command: str, text: str, *words: str) -> str:
@@ -114,3 +120,29 @@ def test_a_folder_given_as_the_phone_config_is_named(tmp_path, capsys):
     assert cli_main(["calib", "phone", "--config", str(folder), "--out", str(tmp_path / "sets")]) == 2
     assert capsys.readouterr().err == f"error: {folder}: is a folder, not a config file\n"
     assert not (tmp_path / "sets").exists()
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["upscaled", "--root", ""], "argument --root: must name a file or folder, got an empty path"),
+    (["build", "--config", ""], "argument --config: must name a file or folder, got an empty path"),
+    (["phone", "--config", " "], "argument --config: must name a file or folder, got an empty path"),
+])
+def test_empty_paths_are_refused_as_options(tmp_path, capsys, argv, words):
+    with pytest.raises(SystemExit) as e:
+        cli_main(["calib", *argv, "--out", str(tmp_path / "sets")])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count("\n") == 1 and words in err, err
+    assert not (tmp_path / "sets").exists()
+
+
+def test_a_photo_too_large_once_upscaled_is_refused_from_its_header(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(calib_command, "build_upscaled_set", phone_set.build_upscaled_set)
+    photo = tmp_path / "dev" / "input_lowres" / "GT01.png"
+    photo.parent.mkdir(parents=True)
+    Image.fromarray(np.zeros((2000, 2000), np.uint8)).save(photo)
+    out = tmp_path / "sets"
+    assert cli_main(["calib", "upscaled", "--root", str(tmp_path / "dev"), "--factor", "4", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"error: {photo}: 2000x2000 upscaled 4x is 8000x8000 (64 megapixels); the limit is 50 "
+                   "megapixels: scale it down first\n"), err
+    assert not out.exists()
