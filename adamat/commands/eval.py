@@ -4,15 +4,19 @@ and closed-form matting on a folder of photos with ground truth, in the trimap o
 from __future__ import annotations
 
 import sys
+from math import isqrt
 from pathlib import Path
 
 from tqdm import tqdm
 
 from adamatting.config import DEFAULT_WEIGHTS
 from calib_data.phone_set import PhoneSetConfig, build_phone_set, build_upscaled_set
+from calib_data.procedural import MIN_SIZE
 from calib_data.segmenter_masks import RECIPES
 from calib_data.splits import alphamatting_dev_dir
-from common.arguments import out_folder, positive_int
+from common.arguments import number, out_folder, positive_int, whole_number
+from common.errors import DataError
+from common.image_files import MAX_PIXELS
 from common.outputs import check_folder
 from evaluation.clip_eval import ClipSet, clip_methods, evaluate_clips, write_clip_results
 from evaluation.clip_eval import markdown as clip_markdown
@@ -36,46 +40,54 @@ NAMED_SETS = {
     "real-4x": "the same, upscaled 4x (soft ground truth)",
     "clips": "procedural video clips with exact alpha (calib_data/procedural_clips.py): temporal coherence",
 }
+MAX_LONG_SIDE = isqrt(MAX_PIXELS)     # a square photo at this long side is the 50-megapixel limit of image_files
+MAX_CLOSED_FORM = 16_000_000          # closed-form matting's memory grows with its pixels (12 MP whole fits)
+MAX_FRAMES, MAX_CLIP_SIDE = 600, 4096
+MAX_CLIP_PIXELS = 600 * 1080 * 1920   # a clip is held in memory whole: 600 frames of 1080p, or as many pixels
 
 
 def add_arguments(p) -> None:
     p.add_argument("folder", help="photos with ground truth: image/ + alpha/ [+ trimap/] [+ mask/], or the "
                                   "alphamatting.com layout (input/ + gt/ + trimap1/ ...); or a named set: "
                                   f"{', '.join(NAMED_SETS)}")
-    p.add_argument("--cache", default="cache/phone", help="where named sets are built (default cache/phone)")
+    p.add_argument("--cache", type=out_folder, default="cache/phone", help="where named sets are built (default cache/phone)")
     p.add_argument("--protocol", choices=PROTOCOLS, default="mask",
                    help="mask: a coarse mask (mask/ or simulated), whole image and band metrics; trimap: "
                         "Composition-1k on each given trimap (default: mask)")
     p.add_argument("--recipe", choices=list(RECIPES), default="phone",
                    help="how a mask is simulated from the ground truth where mask/ is absent: phone (256 px, outline "
                         "jittered by a pixel) or down8 (1/8 of the photo) (default: phone)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the simulated masks")
-    p.add_argument("--long-side", type=positive_int, default=None, help="scale every photo to this long side first")
+    p.add_argument("--seed", type=whole_number(0), default=0, help="seed of the simulated masks (>= 0)")
+    p.add_argument("--long-side", type=whole_number(16, MAX_LONG_SIDE), default=None,
+                   help=f"scale every photo to this long side first (16 to {MAX_LONG_SIDE}: a square photo then stays "
+                        f"within the {MAX_PIXELS // 1_000_000}-megapixel limit of every image read)")
     p.add_argument("--artifacts", nargs="+", default=[str(DEFAULT_WEIGHTS)],
                    help="models to score, each through the app's path: checkpoints or exported artifacts")
-    p.add_argument("--refine-tiles", type=int, default=DEFAULT_REFINEMENT.tiles,
-                   help=f"the models' refinement of the band: at most this many tiles at a higher resolution "
+    p.add_argument("--refine-tiles", type=whole_number(0), default=DEFAULT_REFINEMENT.tiles, metavar="TILES",
+                   help=f"the models' refinement of the band: at most this many tiles (>= 0) at a higher resolution "
                         f"(runtime.refine; 0: off; default {DEFAULT_REFINEMENT.tiles})")
     p.add_argument("--band-refiner", default="shipped", metavar="shipped|none|PATH",
                    help="the band refiner the models run where a mask is given (runtime.band_refiner; default: "
                         "the shipped one)")
     p.add_argument("--also-unrefined", action="store_true",
                    help="also score each model without either refinement (tiles and band refiner)")
-    p.add_argument("--refine-zoom", type=float, default=DEFAULT_REFINEMENT.zoom,
-                   help=f"refinement resolution: the photo's long side at this × the model's input side "
-                        f"(default {DEFAULT_REFINEMENT.zoom:g})")
+    p.add_argument("--refine-zoom", type=number(1, above=True), default=DEFAULT_REFINEMENT.zoom,
+                   help=f"refinement resolution: the photo's long side at this (> 1) × the model's input side, never "
+                        f"above the photo's own (default {DEFAULT_REFINEMENT.zoom:g})")
     p.add_argument("--baselines", nargs="*", choices=list(BASELINES), default=list(BASELINES),
                    help="baselines beside the models (mask-only ones are skipped in the trimap protocol)")
-    p.add_argument("--closed-form-cap", type=positive_int, default=CLOSED_FORM_CAP,
-                   help=f"pixels closed-form matting solves at most; larger photos are scaled down for it "
-                        f"(default {CLOSED_FORM_CAP})")
+    p.add_argument("--closed-form-cap", type=whole_number(1, MAX_CLOSED_FORM), default=CLOSED_FORM_CAP,
+                   help=f"pixels closed-form matting solves at most; larger photos are scaled down for it (default "
+                        f"{CLOSED_FORM_CAP}; at most {MAX_CLOSED_FORM}: its memory grows with the pixels it solves)")
     p.add_argument("--images", nargs="+", default=None, metavar="NAME",
                    help="these images only (file stems), e.g. the held-back split GT03 GT15 GT19 GT25")
     p.add_argument("--limit", type=positive_int, default=None, help="the first N images only")
-    p.add_argument("--frames", type=positive_int, default=ClipSet.frames, help=f"clips: frames per clip (default "
-                                                                              f"{ClipSet.frames})")
-    p.add_argument("--clip-size", type=positive_int, nargs=2, default=list(ClipSet.size), metavar=("H", "W"),
-                   help="clips: frame size (default 1080 1920)")
+    p.add_argument("--frames", type=whole_number(1, MAX_FRAMES), default=ClipSet.frames,
+                   help=f"clips: frames per clip (default {ClipSet.frames}; at most {MAX_FRAMES}: a clip is held in "
+                        f"memory whole, at most {MAX_FRAMES} frames of 1080p or as many pixels)")
+    p.add_argument("--clip-size", type=whole_number(MIN_SIZE, MAX_CLIP_SIDE), nargs=2, default=list(ClipSet.size),
+                   metavar=("H", "W"), help=f"clips: frame size, each side {MIN_SIZE} to {MAX_CLIP_SIDE} (default "
+                                            f"1080 1920)")
     p.add_argument("--out", type=out_folder, default="out/eval", help="folder for eval.json and eval.md")
     p.set_defaults(func=run)
 
@@ -92,14 +104,17 @@ def resolve(folder: str, cache: str) -> Path:
 
 
 def run(args) -> int:
-    check_folder(args.out)                                   # before any work
     clips = args.folder == "clips" and not Path(args.folder).exists()
     _refuse_options_of_the_other_kind(args, clips)
+    for option in ("--artifacts", "--baselines", "--images"):
+        _refuse_repeats(getattr(args, option[2:]) or [], option)
+    if clips:
+        _check_clip_size(args)
+    check_folder(args.out)                                   # before any work
+    _check_outputs_are_not_inputs(args, clips)
     if clips:
         return run_clips(args)
     folder = EvalFolder(resolve(args.folder, args.cache), args.long_side, args.limit, args.images)
-    if args.refine_tiles < 0:
-        raise ValueError(f"--refine-tiles must be >= 0, got {args.refine_tiles}")
     refinement = Refinement(args.refine_tiles, args.refine_zoom) if args.refine_tiles else None
     band_refiner = None if args.band_refiner == "none" else args.band_refiner
     methods = [Model.open(a, refinement, band_refiner) for a in args.artifacts]
@@ -125,6 +140,33 @@ def _refuse_options_of_the_other_kind(args, clips: bool) -> None:
     if unused:
         what = "clips (they take --frames, --clip-size, --seed)" if clips else "photos (--frames, --clip-size: clips)"
         raise ValueError(f"{', '.join(unused)}: not used by {what}")
+
+
+def _refuse_repeats(values: list[str], option: str) -> None:
+    """ValueError naming the values given twice to ``option`` (a model scored twice, a baseline twice)."""
+    repeated = sorted({v for v in values if values.count(v) > 1})
+    if repeated:
+        raise ValueError(f"{option}: {', '.join(repeated)} given more than once")
+
+
+def _check_clip_size(args) -> None:
+    """ValueError where the clips of --frames and --clip-size would not fit in memory (each is held whole)."""
+    (h, w), frames = args.clip_size, args.frames
+    if frames * h * w > MAX_CLIP_PIXELS:
+        raise ValueError(f"--frames {frames} --clip-size {h} {w}: {frames * h * w:,} pixels a clip, at most "
+                         f"{MAX_CLIP_PIXELS:,} (a clip is held in memory whole: {MAX_FRAMES} frames of 1080p)")
+
+
+def _check_outputs_are_not_inputs(args, clips: bool) -> None:
+    """DataError naming an output file in --out that is a model or band refiner this evaluation reads."""
+    names = ("eval-clips.json", "eval-clips.md") if clips else ("eval.json", "eval.md")
+    inputs = [("--artifacts", a) for a in args.artifacts]
+    if args.band_refiner not in ("shipped", "none"):
+        inputs.append(("--band-refiner", args.band_refiner))
+    for out in (Path(args.out) / name for name in names):
+        for option, source in inputs:
+            if out.exists() and Path(source).exists() and out.samefile(source):
+                raise DataError(f"is {option} {source}: give another --out", out)
 
 
 def run_clips(args) -> int:
