@@ -213,6 +213,16 @@ def test_bokeh_file_refuses_bad_outputs_and_options_before_any_work(tiny_checkpo
     assert cv2.imread(str(photo)).shape == (40, 60, 3)
 
 
+@pytest.mark.parametrize("missing", ["photos", "photo.jpg", "clip.mp4"])
+def test_command_says_a_missing_input_is_missing_before_judging_the_output(tmp_path, capsys, missing):
+    from adamat.cli import main
+
+    assert main(["bokeh", str(tmp_path / missing), "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {tmp_path / missing}: not found: give a photo, a folder of photos or a clip\n", err
+    assert sorted(tmp_path.iterdir()) == []
+
+
 def test_command_refuses_a_thread_count_below_one(capsys):
     parser = argparse.ArgumentParser()
     command.add_arguments(parser.add_subparsers().add_parser("bokeh"))
@@ -289,6 +299,7 @@ def test_command_refuses_bad_or_unused_options_once_before_the_model(tmp_path, c
     (tmp_path / "folder").mkdir()
     for name in ("folder/a.png", "folder/b.png", "p.png"):
         cv2.imwrite(str(tmp_path / name), scene(40, 60)[0])
+    (tmp_path / "clip.mp4").write_bytes(b"never decoded: the options are refused first")
     out = tmp_path / ("out" if target == "folder" else "out" + pathlib.Path(target).suffix.replace(".png", ".jpg"))
     code = main(["bokeh", str(tmp_path / target), "-o", str(out), "--artifact", str(tmp_path / "none.pt"), *options])
     err = capsys.readouterr().err.strip().splitlines()

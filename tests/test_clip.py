@@ -134,7 +134,7 @@ def test_bokeh_of_a_clip_keeps_its_frames_rate_and_sound(tiny_checkpoint, tmp_pa
     ("corrupt", "not a readable video clip"),
     ("webm", "webm cannot carry the clip's aac audio"),
     ("mask", "a clip takes --mask auto"),
-    ("missing", "no such clip"),
+    ("missing", "clip.mp4: not found"),
     ("no-av", "video clips need PyAV: pip install av"),
 ])
 def test_bad_clips_and_options_are_one_error_line(tiny_checkpoint, tmp_path, capsys, monkeypatch, case, problem):

@@ -355,13 +355,14 @@ def test_a_bad_option_is_one_error_line_and_exit_2(tmp_path, capsys, args, messa
 
 @pytest.mark.parametrize("source, out", [("p.jpg", "o.jpg"), ("p.png", "o.png"), ("clip.mp4", "out.mp4")])
 def test_an_output_that_names_a_folder_is_refused_before_any_work(tmp_path, capsys, source, out):
-    """``-o out.mp4/`` names a folder: refused in one line, not written as out.mp4. Neither the input nor the
-    model exists: the output is checked before either is opened."""
+    """``-o out.mp4/`` names a folder: refused in one line, not written as out.mp4. The input is no photo or clip
+    and the model does not exist: the output is checked before either is opened."""
+    (tmp_path / source).write_bytes(b"never decoded")
     code = main(["bokeh", str(tmp_path / source), "-o", f"{tmp_path / out}/", "--artifact", str(tmp_path / "no.pt")])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1
     assert err.startswith(f"error: {tmp_path / out}: names a folder, not a file (the path given ends with '/')")
-    assert list(tmp_path.iterdir()) == []
+    assert list(tmp_path.iterdir()) == [tmp_path / source]
 
 
 

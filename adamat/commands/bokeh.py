@@ -68,6 +68,8 @@ def add_arguments(b: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not Path(args.photo).exists():   # said first: not a complaint about -o, which follows from what it is
+        raise DataError("not found: give a photo, a folder of photos or a clip", args.photo)
     if not Path(args.photo).is_dir():   # a photo or a clip: -o names a file, checked before any work
         check_file_path(args.out)
     options = {k: v for k, v in (("threads", args.threads), ("hint", args.hint)) if v is not None}
