@@ -42,7 +42,7 @@ from adamatting.checkpoint import file_sha256, load_model
 from adamatting.config import DEFAULT_WEIGHTS
 from adamatting.fuse import fold_batchnorms
 from adamatting.model import AdaMatting, ExportWrapper
-from common.arguments import out_folder
+from common.arguments import out_folder, whole_number
 from common.encoding import encode_inputs
 from common.manifest import (
     INPUT_NAMES,
@@ -57,7 +57,7 @@ from common.targets import TARGETS, Precision
 from evaluation.protocol import evaluate_set
 from export.errors import ExportError
 from export.int8_qdq import check_set_size
-from export.job import ExportJob, artifact_name, composited_set
+from export.job import ExportJob, add_limit_arguments, add_size_argument, artifact_name, composited_set
 from export.onnx_graph import check_input_size
 from export.precision import PrecisionPolicy
 
@@ -479,18 +479,16 @@ def add_arguments(p) -> None:
 
     p.add_argument("--checkpoint", default=str(DEFAULT_WEIGHTS))
     p.add_argument("--out", type=out_folder, default="out/export", help="folder for the .mlpackage files and their manifests")
-    p.add_argument("--size", type=int, nargs=2, default=[512, 512], metavar=("H", "W"),
-                   help="fixed input size, multiples of the model's stride (128 for mobile, 32 without the guided "
-                        "upsampler; default: the phone case, 512 512)")
+    add_size_argument(p)
     p.add_argument("--variants", nargs="+", default=list(DEFAULT_VARIANTS), choices=VARIANTS,
                    help=f"what to write (default: {' '.join(DEFAULT_VARIANTS)})")
     p.add_argument("--target", default="iOS17", help=f"minimum deployment target: {', '.join(DEPLOYMENT_TARGETS)}")
     p.add_argument("--calib", default="calib", help="calibration set config for w8a8 (TOML or embedded name)")
     p.add_argument("--val", default="val", help="validation set config for the simulated accuracy reports")
-    p.add_argument("--calib-limit", type=int, default=None, help="calibration samples to use (default: all)")
-    p.add_argument("--val-limit", type=int, default=None, help="validation samples to use (default: all)")
-    p.add_argument("--weight-threshold", type=int, default=WEIGHT_THRESHOLD,
-                   help="leave weight tensors with fewer elements uncompressed (coremltools' default 2048)")
+    add_limit_arguments(p)
+    p.add_argument("--weight-threshold", type=whole_number(0), default=WEIGHT_THRESHOLD,
+                   help="leave weight tensors with fewer elements uncompressed, 0 or more (coremltools' default "
+                        "2048)")
     p.add_argument("--cache", default="cache/sets")
 
 

@@ -11,12 +11,38 @@ from typing import Any, Callable
 
 from adamatting.config import DEFAULT_WEIGHTS, NAME_PATTERN
 from calib_data.sets import SetConfig, build_set
-from common.arguments import out_folder
+from common.arguments import out_folder, positive_int, whole_number
 from common.manifest import ManifestError, export_code_sha, load_manifest
 from common.outputs import inside
 from common.targets import Target
 from export.errors import ExportError
 from export.onnx_graph import export_onnx
+
+
+# Bounds of the export options, refused as the command line is read (exit 2, before any work):
+MAX_SIDE = 4096    # 64 times the phone case's pixels: the export's checks and the composited sets run at this size
+MAX_STEPS = 64     # the checkpoints unroll 2 or 3; each step adds its cell to the graph (100000 never finishes)
+SIZE_HELP = (f"fixed input size, each side a multiple of the checkpoint's stride (32 for the default mobile-int8, "
+             f"128 for mobile, whose network runs at 3/4 of the input) and at most {MAX_SIDE}")
+side = whole_number(1, MAX_SIDE)
+unrolled_steps = whole_number(0, MAX_STEPS)
+MAX_WORKSPACE_MIB = 1 << 20   # 1 TiB: more than any GPU's memory
+WORKSPACE_HELP = f"TensorRT builder workspace limit in MiB, 1 to {MAX_WORKSPACE_MIB} (default: TensorRT's)"
+workspace_mib = whole_number(1, MAX_WORKSPACE_MIB)
+
+
+def add_size_argument(p, default=(512, 512), help: str = "default: the phone case, 512 512") -> None:
+    """``--size H W``: each side from 1 to MAX_SIDE (the stride is checked against the checkpoint's config)."""
+    p.add_argument("--size", type=side, nargs=2, default=list(default), metavar=("H", "W"),
+                   help=f"{SIZE_HELP}; {help}")
+
+
+def add_limit_arguments(p) -> None:
+    """``--calib-limit`` and ``--val-limit``: how many samples of each set, at least 1."""
+    p.add_argument("--calib-limit", type=positive_int, default=None,
+                   help="calibration samples to use, at least 1 (default: all)")
+    p.add_argument("--val-limit", type=positive_int, default=None,
+                   help="validation samples to use, at least 1 (default: all)")
 
 
 def add_export_arguments(p, *, dynamic_batch_help: str = "dynamic batch dimension (default: batch 1)",
@@ -25,10 +51,10 @@ def add_export_arguments(p, *, dynamic_batch_help: str = "dynamic batch dimensio
     """The options every ``adamat export <target>`` shares."""
     p.add_argument("--checkpoint", default=str(DEFAULT_WEIGHTS))
     p.add_argument("--out", type=out_folder, default="out/export", help="folder for the artifacts and their manifests")
-    p.add_argument("--size", type=int, nargs=2, default=[512, 512], metavar=("H", "W"),
-                   help="fixed input size, multiples of the model's stride (128 for mobile, 32 without the guided "
-                        "upsampler; default: the phone case, 512 512)")
-    p.add_argument("--steps", type=int, default=None, help="propagation steps to unroll (default: the checkpoint's)")
+    add_size_argument(p)
+    p.add_argument("--steps", type=unrolled_steps, default=None,
+                   help=f"propagation steps to unroll, 0 to {MAX_STEPS} (each adds its cell to the graph; "
+                        f"default: the checkpoint's)")
     p.add_argument("--dynamic-batch", action="store_true", help=dynamic_batch_help)
     p.add_argument("--simplifier", default="onnxslim", choices=["onnxslim", "onnxsim", "none"])
     p.add_argument("--calib", default="calib", help="calibration set config (TOML or embedded name)")

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from common.arguments import number, whole_number
 from common.encoding import encode_inputs
 from common.manifest import (
     Manifest,
@@ -68,6 +69,7 @@ def nncf_progress():
 
 TARGET = TARGETS["openvino"]
 PRECISIONS = (*TARGET.precisions, Precision.INT8_ACC)   # int8-acc on request: each reverted layer costs a pass
+MAX_ITERATIONS = 1000   # --max-iterations: layers reverted to float, each a validation pass
 
 
 def _encoded(item: dict) -> dict[str, np.ndarray]:
@@ -215,10 +217,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_export_arguments(p, calib_method=False)  # NNCF calibrates its own way
     p.add_argument("--precisions", nargs="+", choices=[str(x) for x in PRECISIONS], default=None,
                    help="which IRs (default: all four)")
-    p.add_argument("--max-drop", type=float, default=0.5,
-                   help="int8-acc: largest allowed absolute drop of mean SAD on the validation composites")
-    p.add_argument("--max-iterations", type=int, default=20,
-                   help="int8-acc: most layers reverted to float (each costs a validation pass)")
+    p.add_argument("--max-drop", type=number(0), default=0.5,
+                   help="int8-acc: largest allowed absolute drop of mean SAD on the validation composites, a finite "
+                        "number >= 0")
+    p.add_argument("--max-iterations", type=whole_number(0, MAX_ITERATIONS), default=20,
+                   help=f"int8-acc: most layers reverted to float, 0 to {MAX_ITERATIONS} (each costs a validation "
+                        f"pass; the network has far fewer quantized layers)")
 
 
 def run(args) -> int:

@@ -38,7 +38,15 @@ from common.outputs import atomic_path, check_folder
 from common.targets import TARGETS, Precision
 from evaluation.protocol import evaluate_set
 from export.errors import ExportError
-from export.job import ExportJob, artifact_path, check_set_size, composited_set, describe_validation
+from export.job import (
+    ExportJob,
+    add_limit_arguments,
+    add_size_argument,
+    artifact_path,
+    check_set_size,
+    composited_set,
+    describe_validation,
+)
 from export.onnx_graph import alpha_difference, check_input_size, run_torch, validation_samples
 from export.precision import PrecisionPolicy
 
@@ -212,13 +220,11 @@ def build(job: ExportJob) -> None:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", default=str(DEFAULT_WEIGHTS))
     p.add_argument("--out", type=out_folder, default="out/export", help="folder for the .pte programs and their manifests")
-    p.add_argument("--size", type=int, nargs=2, default=[512, 512], metavar=("H", "W"),
-                   help="fixed input size, multiples of the model's stride (128 for mobile; default 512 512)")
+    add_size_argument(p)
     p.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=list(PRECISIONS))
     p.add_argument("--calib", default="calib", help="calibration set config for INT8 (TOML or embedded name)")
     p.add_argument("--val", default="val", help="validation set config for the INT8 accuracy report")
-    p.add_argument("--calib-limit", type=int, default=None, help="calibration samples to use (default: all)")
-    p.add_argument("--val-limit", type=int, default=None, help="validation samples to use (default: all)")
+    add_limit_arguments(p)
     p.add_argument("--cache", default="cache/sets")
 
 

@@ -39,7 +39,7 @@ from common.manifest import (
 from common.outputs import atomic_path
 from common.targets import TARGETS
 from export.errors import ExportError
-from export.job import ExportJob
+from export.job import WORKSPACE_HELP, ExportJob, workspace_mib
 from runtime.backends.tensorrt_backend import TRT_MISSING, tensorrt_or_none
 
 ENGINE = TARGETS["tensorrt-engine"]
@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("onnx", nargs="+", help="ONNX models written by `adamat export trt`")
     p.add_argument("--timing-cache", default=None, help=f"timing cache file (default: {TIMING_CACHE_NAME} beside "
                                                         f"the first model)")
-    p.add_argument("--workspace-mib", type=int, default=None)
+    p.add_argument("--workspace-mib", type=workspace_mib, default=None, help=WORKSPACE_HELP)
     args = p.parse_args(argv)
     cache = args.timing_cache or str(Path(args.onnx[0]).with_name(TIMING_CACHE_NAME))
     if tensorrt_or_none() is None:

@@ -22,7 +22,14 @@ from common.errors import DataError
 from common.manifest import load_manifest
 from common.targets import TARGETS, Precision
 from export.errors import ExportError
-from export.job import ExportJob, add_export_arguments, artifact_path, composited_set
+from export.job import (
+    WORKSPACE_HELP,
+    ExportJob,
+    add_export_arguments,
+    artifact_path,
+    composited_set,
+    workspace_mib,
+)
 from export.onnx_target import export_onnx_target
 from export.trt_engine import (
     TIMING_CACHE_NAME,
@@ -46,7 +53,7 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                          val_help="validation set config for the accuracy gates")
     p.add_argument("--quantizer", default="auto", choices=["auto", "onnxruntime", "modelopt"],
                    help="auto: NVIDIA ModelOpt when installed (unverified here), else onnxruntime")
-    p.add_argument("--workspace-mib", type=int, default=None, help="TensorRT builder workspace limit")
+    p.add_argument("--workspace-mib", type=workspace_mib, default=None, help=WORKSPACE_HELP)
     return p
 
 

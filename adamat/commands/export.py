@@ -17,7 +17,7 @@ from common.outputs import check_folder, check_writable, write_json
 from common.targets import TARGETS as REGISTRY
 from export import band_refiner_targets
 from export.all_targets import TARGETS, export_all
-from export.job import composited_set
+from export.job import add_size_argument, composited_set
 from export.onnx_graph import check_input_size, export_onnx
 from export.sensitivity import format_report, rank_layers, suggest_policy
 
@@ -34,7 +34,7 @@ def add_arguments(ex) -> None:
                                     "artifacts are reused")
     al.add_argument("--checkpoint", default=str(DEFAULT_WEIGHTS))
     al.add_argument("--out", type=out_folder, default="out/export")
-    al.add_argument("--size", type=int, nargs=2, default=[512, 512], metavar=("H", "W"))
+    add_size_argument(al)
     al.add_argument("--targets", nargs="+", choices=TARGETS, default=list(TARGETS))
     al.add_argument("--calib", default="calib")
     al.add_argument("--val", default="val")
@@ -44,8 +44,7 @@ def add_arguments(ex) -> None:
     se = sub.add_parser("sensitivity", help="rank layer groups by the alpha error their INT8 quantization causes "
                                             "and print a suggested precision policy")
     se.add_argument("--checkpoint", default=str(DEFAULT_WEIGHTS))
-    se.add_argument("--size", type=int, nargs=2, default=[128, 128], metavar=("H", "W"),
-                    help="export size for the analysis (small is fast; default 128 128)")
+    add_size_argument(se, default=(128, 128), help="small is fast; default 128 128")
     se.add_argument("--depth", type=positive_int, default=3, help="module-path depth that forms a group")
     se.add_argument("--samples", type=positive_int, default=8, help="calibration and validation samples")
     se.add_argument("--calib", default="calib")

@@ -1,0 +1,69 @@
+"""The options of ``adamat export <target>``: a count of 0 or less, a NaN, infinite or negative number, or a value
+so large the export would run out of memory or time is refused as the command line is read: one line naming
+the option, exit 2, before any export or calibration starts."""
+
+import pytest
+
+import adamat.cli
+from adamat.cli import main
+
+
+@pytest.fixture
+def no_command(monkeypatch):
+    """The command itself replaced: an option that is not refused while parsing runs nothing (and returns 0)."""
+    monkeypatch.setattr(adamat.cli, "_run", lambda args: 0)
+
+
+def refused(argv: list[str], capsys) -> str:
+    """The one error line of ``adamat <argv>``, which must exit 2 while parsing."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2, err
+    assert err.count("\n") == 1 and err.startswith("error: argument ") and "Traceback" not in err, err
+    return err
+
+
+@pytest.mark.parametrize("target, option, value", [
+    ("openvino", "--max-drop", "nan"), ("openvino", "--max-drop", "-1"), ("openvino", "--max-drop", "inf"),
+    ("openvino", "--max-iterations", "-1"), ("openvino", "--max-iterations", "100000"),
+    ("trt", "--workspace-mib", "0"), ("trt", "--workspace-mib", "-5"), ("trt", "--workspace-mib", "2000000"),
+    ("coreml", "--calib-limit", "0"), ("coreml", "--val-limit", "-1"), ("coreml", "--weight-threshold", "-1"),
+    ("executorch", "--calib-limit", "0"), ("executorch", "--val-limit", "0"),
+    ("onnx", "--steps", "100000"), ("onnx", "--steps", "-1"), ("trt", "--steps", "65"), ("openvino", "--steps", "-2"),
+])
+def test_a_bad_number_is_one_line_naming_its_option(target, option, value, no_command, capsys):
+    err = refused(["export", target, option, value], capsys)
+    assert f"argument {option}: " in err and "pu_steps" not in err
+
+
+@pytest.mark.parametrize("command", [["export", t] for t in ("onnx", "openvino", "trt", "coreml", "executorch",
+                                                             "all", "sensitivity")])
+@pytest.mark.parametrize("size", [("8192", "8192"), ("0", "512"), ("512", "-128")])
+def test_an_export_size_out_of_bounds_is_refused_while_parsing(command, size, no_command, capsys):
+    """8192 is a multiple of every stride: it was accepted and ran out of memory building the sets."""
+    assert "argument --size: " in refused([*command, "--size", *size], capsys)
+
+
+@pytest.mark.parametrize("target, option, last_good, first_bad", [
+    ("openvino", "--max-drop", "0", "-0.001"), ("openvino", "--max-iterations", "1000", "1001"),
+    ("openvino", "--max-iterations", "0", "-1"), ("onnx", "--steps", "64", "65"), ("onnx", "--steps", "0", "-1"),
+    ("trt", "--workspace-mib", "1", "0"), ("trt", "--workspace-mib", str(1 << 20), str((1 << 20) + 1)),
+    ("coreml", "--weight-threshold", "0", "-1"), ("coreml", "--calib-limit", "1", "0"),
+    ("executorch", "--val-limit", "1", "0"),
+])
+def test_the_bounds_are_at_the_edges(target, option, last_good, first_bad, monkeypatch, capsys):
+    seen = []
+    monkeypatch.setattr(adamat.cli, "_run", lambda args: seen.append(args) or 0)
+    assert main(["export", target, option, last_good]) == 0
+    assert getattr(seen[0], option[2:].replace("-", "_")) == float(last_good)
+    assert f"argument {option}: " in refused(["export", target, option, first_bad], capsys)
+
+
+def test_the_size_help_says_what_is_accepted(capsys):
+    """64x64 and 256x96 are accepted for the default model: the help names the checkpoint's stride, not 128."""
+    with pytest.raises(SystemExit):
+        main(["export", "onnx", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "multiple of the checkpoint's stride (32 for the default mobile-int8, 128 for mobile" in text
+    assert "at most 4096" in text
