@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from calib_data.sets import SetConfig
 from common.arguments import number, whole_number
 from common.encoding import encode_inputs
 from common.manifest import (
@@ -228,6 +229,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     """``adamat export openvino``: the FP32 ONNX, then each IR, printing how it compares with the FP32 ONNX."""
     size, out = tuple(args.size), Path(args.out)
+    for name_or_path in (args.calib, args.val):   # a set that cannot be read fails before the FP32 ONNX is written
+        SetConfig.from_toml(name_or_path)
     [(fp32, _)] = export_onnx_target(Path(args.checkpoint), out, size, steps=args.steps,
                                      dynamic_batch=args.dynamic_batch, simplifier=args.simplifier, int8=False)
     vset = composited_set(args.val, size, Path(args.cache))

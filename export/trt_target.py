@@ -30,6 +30,7 @@ from export.job import (
     composited_set,
     workspace_mib,
 )
+from export.onnx_graph import check_input_size
 from export.onnx_target import export_onnx_target
 from export.trt_engine import (
     TIMING_CACHE_NAME,
@@ -76,6 +77,7 @@ def export_trt_models(args) -> list[tuple[Path, object]]:
     """FP32 ONNX, then the FP16 and INT8 Q/DQ ONNX for TensorRT; returns [(path, manifest)]."""
     out, size, cache = Path(args.out), tuple(args.size), Path(args.cache)
     model, _ = load_model(args.checkpoint)  # fails early, before any set is built, on a bad checkpoint
+    check_input_size(model.cfg, size)       # and on a size the model cannot take
     name = model.cfg.name
     cal = composited_set(args.calib, size, cache, progress=False)
     val = composited_set(args.val, size, cache, progress=False)

@@ -67,3 +67,37 @@ def test_the_size_help_says_what_is_accepted(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "multiple of the checkpoint's stride (32 for the default mobile-int8, 128 for mobile" in text
     assert "at most 4096" in text
+
+
+def _no_work(*args, **kwargs):
+    raise AssertionError("the export started before its input was checked")
+
+
+def test_openvino_reads_its_sets_before_the_fp32_onnx_is_written(tmp_path, monkeypatch, capsys):
+    import export.openvino_ir
+
+    monkeypatch.setattr(export.openvino_ir, "export_onnx_target", _no_work)
+    out = tmp_path / "out"
+    assert main(["export", "openvino", "--val", str(tmp_path / "missing.toml"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "missing.toml" in err and not out.exists()
+
+
+def test_sensitivity_reads_its_sets_before_the_export(tmp_path, monkeypatch, capsys):
+    import adamat.commands.export
+
+    monkeypatch.setattr(adamat.commands.export, "load_model", _no_work)
+    assert main(["export", "sensitivity", "--calib", str(tmp_path / "missing.toml")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "missing.toml" in err
+
+
+def test_trt_checks_the_size_before_any_set_is_built(tiny_checkpoint, tmp_path, monkeypatch, capsys):
+    import export.trt_target
+
+    monkeypatch.setattr(export.trt_target, "composited_set", _no_work)
+    assert main(["export", "trt", "--checkpoint", str(tiny_checkpoint), "--size", "64", "65",
+                 "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "input size 64x65 must be positive multiples of the encoder stride" in err[0]
+    assert not (tmp_path / "out").exists()

@@ -12,6 +12,7 @@ from adamat.tables import print_table
 from adamatting.checkpoint import load_model, read_checkpoint
 from adamatting.config import DEFAULT_WEIGHTS, ModelConfig
 from benchmarks.fingerprint import measured_header
+from calib_data.sets import SetConfig
 from common.arguments import out_folder, positive_int
 from common.outputs import check_folder, check_writable, write_json
 from common.targets import TARGETS as REGISTRY
@@ -91,6 +92,8 @@ def sensitivity_table(args, config: str, rows: list[dict], suggestion: list[str]
 def run_sensitivity(args) -> int:
     size = tuple(args.size)
     out = check_writable(args.json) if args.json else None
+    for name_or_path in (args.calib, args.val):   # a set that cannot be read fails before the export
+        SetConfig.from_toml(name_or_path)
     model, _ = load_model(args.checkpoint)
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
