@@ -18,13 +18,26 @@ from typing import Iterator
 from common.errors import DataError
 
 
+NAME_MAX = 255   # bytes of one file name: ext4, APFS, and NTFS's 255 UTF-16 units hold at least this many
+
+
 def check_file_path(final: str | Path) -> Path:
     """``final`` as a Path once it names a file: a :class:`DataError` when it ends with a path separator
-    (``out.jpg/`` names a folder; Path would drop the separator and a file ``out.jpg`` would be written)."""
+    (``out.jpg/`` names a folder; Path would drop the separator and a file ``out.jpg`` would be written) or its
+    name is longer than a file system takes (:data:`NAME_MAX` bytes: said now, not when it is written)."""
     text = os.fspath(final)
     if text.endswith(tuple(sep for sep in (os.sep, os.altsep) if sep)):
         raise DataError(f"names a folder, not a file (the path given ends with {text[-1]!r}); give a file name", final)
+    size = len(os.fsencode(Path(final).name))
+    if size > NAME_MAX:
+        raise DataError(f"the file name is {size} bytes long; a file system takes at most {NAME_MAX}", final)
     return Path(final)
+
+
+def _temporary_prefix(final: Path) -> str:
+    """The hidden prefix of a temporary file or folder beside ``final``: its name, cut so that the temporary
+    name stays within :data:`NAME_MAX` whatever the final one's length."""
+    return f".{os.fsdecode(os.fsencode(final.name)[:NAME_MAX // 2])}."
 
 
 def check_writable(final: str | Path) -> Path:
@@ -102,7 +115,7 @@ def atomic_path(final: str | Path, suffix: str | None = None, *, replace: bool =
     tmp = None
     try:
         try:
-            fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=suffix or final.suffix + ".tmp",
+            fd, name = tempfile.mkstemp(prefix=_temporary_prefix(final), suffix=suffix or final.suffix + ".tmp",
                                         dir=final.parent)
         except OSError as e:
             raise DataError(f"cannot write here: {e.strerror or e}", final) from None
@@ -169,7 +182,7 @@ def atomic_folder(final: str | Path, done: str | None = None) -> Iterator[Path]:
     build and is replaced; one with it means another process finished the same build first, which is fine."""
     final = Path(final)
     check_folder(final.parent)    # the folders it makes are removed again if the command fails
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=_temporary_prefix(final), suffix=".tmp", dir=final.parent))
     try:
         yield tmp
         if final.is_dir() and not (done and (final / done).is_file()):

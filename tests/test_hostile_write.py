@@ -86,6 +86,27 @@ def test_a_name_with_a_newline_is_escaped_in_every_error_line(tiny_checkpoint, t
     assert err.count("\n") == 1 and "bad\\nerror: forged.png: not a readable image" in err, err
 
 
+def test_a_name_too_long_for_the_file_system_is_said_before_its_render(tiny_checkpoint, tmp_path, capsys, monkeypatch):
+    import runtime.pipeline
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    long = "p" * 250                                   # 254 bytes as a photo; "_jpg.jpg" takes its output to 258
+    for name in (f"{long}.jpg", f"{long}.png", "short.png"):
+        cv2.imwrite(str(photos / name), photo((40, 40, 220)))
+    rendered = []
+    render = runtime.pipeline.render_bokeh
+    monkeypatch.setattr(runtime.pipeline, "render_bokeh", lambda p, *a, **k: rendered.append(p.shape) or render(p, *a, **k))
+    assert bokeh(tiny_checkpoint, photos, "-o", tmp_path / "out") == 2
+    err = capsys.readouterr().err
+    assert err.count("the file name is 258 bytes long; a file system takes at most 255") == 2, err
+    assert len(rendered) == 1                          # the short one's: the others were refused before theirs
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["short.jpg"]
+    out = tmp_path / ("q" * 251 + ".jpg")              # the longest name there is: its temporary file fits too
+    assert bokeh(tiny_checkpoint, photos / "short.png", "-o", out) == 0 and out.is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["photos", "out", out.name])
+
+
 # ----------------------------------------------------------------------- an output that appears during the run
 def test_a_file_created_at_the_output_during_the_render_is_kept(tiny_checkpoint, tmp_path, capsys, monkeypatch):
     import runtime.pipeline
