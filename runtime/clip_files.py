@@ -29,6 +29,7 @@ from common.errors import DataError
 from common.outputs import check_file_path
 from runtime.errors import BackendUnavailable
 from runtime.hdr import TRANSFERS, is_hdr, to_sdr
+from runtime.preprocess import MIN_SIDE
 
 CLIP_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".webm")
 FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}
@@ -127,6 +128,9 @@ class ClipReader:
             raise DataError("has no decodable video frame", self.path)
         rotation = int(first.rotation or 0) % 360
         h, w = first.height, first.width
+        if min(h, w) < MIN_SIDE:   # as a photo's: too small to carry a matte
+            self.close()
+            raise DataError(f"frames are {w}x{h}; both sides must be at least {MIN_SIDE} px", self.path)
         if rotation % 180:
             h, w = w, h
         rate = self._video.average_rate or self._video.guessed_rate or Fraction(30)

@@ -136,11 +136,14 @@ def test_bokeh_of_a_clip_keeps_its_frames_rate_and_sound(tiny_checkpoint, tmp_pa
     ("mask", "a clip takes --mask auto"),
     ("missing", "clip.mp4: not found"),
     ("no-av", "video clips need PyAV: pip install av"),
+    ("tiny", "frames are 6x4; both sides must be at least 8 px"),
 ])
 def test_bad_clips_and_options_are_one_error_line(tiny_checkpoint, tmp_path, capsys, monkeypatch, case, problem):
     source = tmp_path / "clip.mp4"
     if case == "corrupt":
         source.write_bytes(np.random.default_rng(0).bytes(5000))
+    elif case == "tiny":
+        write_clip(source, astronaut_frames(2, size=(6, 4)), audio=False)
     elif case != "missing":
         write_clip(source, astronaut_frames(2))
     out = tmp_path / ("out.webm" if case == "webm" else "out.mp4")
