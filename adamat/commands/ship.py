@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import os
 from pathlib import Path
 
 from adamat.arguments import guided_scale
@@ -12,7 +14,7 @@ from adamatting.checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
-from adamatting.config import DEFAULT_WEIGHTS, format_scale
+from adamatting.config import DEFAULT_WEIGHTS, GUIDED_SCALES, ModelConfig, format_scale
 from adamatting.model import build_model
 from common.errors import DataError
 from common.outputs import check_writable
@@ -23,14 +25,17 @@ DEFAULT_RUN = "runs/mobile-int8"
 
 def add_arguments(s) -> None:
     s.add_argument("--run-dir", "--run", dest="run", default=None, help=f"the run folder (default {DEFAULT_RUN})")
-    s.add_argument("--out", default=str(DEFAULT_WEIGHTS), help="the shipped weights, replaced (default: the "
-                                                                "default model's)")
+    s.add_argument("--out", type=checkpoint_file, default=str(DEFAULT_WEIGHTS),
+                   help="the shipped weights, a .pt file, replaced (default: the default model's)")
     s.add_argument("--average", nargs="+", metavar="CHECKPOINT",
                    help="ship the uniform average of these checkpoints of one config instead (snapshots of "
-                        "one run late in its schedule), not a run's")
+                        "one run late in its schedule, each once), not a run's")
     s.add_argument("--guided-scale", type=guided_scale, default=None, metavar="{1,4/3,2,4}",
-                   help="run the shipped network at this scale instead of the one it was trained at (the "
-                        "shipped weights: trained at 2, shipped at 4/3)")
+                   help="run the shipped network at this scale instead of the one it was trained at (the same "
+                        "weights, the network at another resolution): a scale its decoders' stride allows, with the "
+                        "guided upsampler (above 1) as it was trained with it or not (1). mobile-int8 (the default "
+                        "model; decoders end at stride 4) runs at 4 only; mobile (stride 1) at 4/3, 2 or 4 "
+                        "(weights/mobile.pt: trained at 2, shipped at 4/3)")
     s.set_defaults(func=run)
 
 
@@ -38,6 +43,7 @@ def run(args) -> int:
     if args.average and args.run is not None:
         raise DataError("adamat ship: give --average or --run, not both (the average ships those checkpoints only)")
     args.run = args.run or DEFAULT_RUN
+    _refuse_repeats(args.average or [])
     check_writable(args.out)   # before loading or averaging anything
     out = Path(args.out)
     sources = args.average or [Path(args.run) / name for name in ("best.pt", "last.pt")]
@@ -59,6 +65,7 @@ def run(args) -> int:
             load_state(model, payload["ema"], src)
         keep = {k: payload[k] for k in ("step", "best", "elapsed_s", "train_config", "val", "loss") if k in payload}
     if args.guided_scale is not None and args.guided_scale != model.cfg.guided_scale:
+        _check_scale_fits(args.guided_scale, model.cfg)
         # The same weights, the network at another resolution: the guided upsampler works at any scale, but a
         # model with it cannot become one without it (or the reverse) by a config change.
         if (args.guided_scale > 1) != (model.cfg.guided_scale > 1):
@@ -77,3 +84,53 @@ def run(args) -> int:
     size = Path(args.out).stat().st_size / 1e6
     print(f"{src} (step {keep.get('step')}) -> {args.out} ({size:.1f} MB)")
     return 0
+
+
+def checkpoint_file(text: str) -> Path:
+    """argparse type of --out: a path ending with .pt (the checkpoint it writes), not a folder."""
+    if text.endswith(tuple(sep for sep in (os.sep, os.altsep) if sep)) or Path(text).suffix.lower() != ".pt":
+        raise argparse.ArgumentTypeError(f"must be a .pt file, got {text!r}")
+    return Path(text)
+
+
+def _refuse_repeats(checkpoints: list[str]) -> None:
+    """DataError naming a checkpoint given twice to --average (the same path, or one file through a link): it
+    would weigh twice in the average."""
+    for i, later in enumerate(checkpoints):
+        for earlier in checkpoints[:i]:
+            if _same_file(Path(earlier), Path(later)):
+                raise ValueError(f"--average: {later} is {earlier} again: an average takes each checkpoint once")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return a.exists() and b.exists() and a.samefile(b)
+    except OSError:
+        return False
+
+
+def fitting_scales(cfg: ModelConfig) -> list[float]:
+    """The guided scales the weights of ``cfg`` can run at: those its decoders' stride allows (the encoder's
+    input must be the photo scaled by one of GUIDED_SCALES), with the guided upsampler (above 1) as it has it."""
+    fits = []
+    for s in GUIDED_SCALES:
+        try:
+            cfg.replace(guided_scale=s)
+        except ValueError:
+            continue
+        if (s > 1) == (cfg.guided_scale > 1):
+            fits.append(s)
+    return fits
+
+
+def _check_scale_fits(scale: float, cfg: ModelConfig) -> None:
+    """ValueError naming the scales ``cfg`` can run at where its decoders' stride does not allow ``scale``."""
+    try:
+        cfg.replace(guided_scale=scale)
+    except ValueError:
+        fits = [format_scale(s) for s in fitting_scales(cfg)]
+        runs_at = fits[0] if len(fits) == 1 else f"{', '.join(fits[:-1])} or {fits[-1]}"
+        raise ValueError(f"adamat ship: --guided-scale {format_scale(scale)}: config {cfg.name} runs at guided "
+                         f"scale {runs_at} only (its decoders end at stride {cfg.decoder_stride})") from None
