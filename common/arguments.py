@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+from pathlib import Path
 from typing import Callable
 
 
@@ -97,3 +98,21 @@ def out_folder(text: str) -> str:
     if os.path.exists(text) and not os.path.isdir(text):
         raise argparse.ArgumentTypeError(f"{text} is a file, not a folder")
     return text
+
+
+def file_named(suffix: str) -> Callable[[str], Path]:
+    """argparse type: a file path ending with ``suffix`` (the format written there), not a folder."""
+    def parse(text: str) -> Path:
+        if text.endswith(tuple(sep for sep in (os.sep, os.altsep) if sep)) or Path(text).suffix.lower() != suffix:
+            raise argparse.ArgumentTypeError(f"must be a {suffix} file, got {text!r}")
+        return Path(text)
+    return parse
+
+
+def refuse_repeats(values: list, option: str) -> None:
+    """ValueError naming the values given more than once to ``option`` (a model scored twice, a seed trained
+    twice): a list option whose values are meant to differ."""
+    repeated = sorted({v for v in values if values.count(v) > 1})
+    if repeated:
+        shown = (f"{v:g}" if isinstance(v, float) else str(v) for v in repeated)
+        raise ValueError(f"{option}: {', '.join(shown)} given more than once")

@@ -207,3 +207,14 @@ def write_text(text: str, path: str | Path) -> Path:
 def write_json(data, path: str | Path) -> Path:
     """``data`` as indented JSON, written atomically."""
     return write_text(json.dumps(data, indent=2) + "\n", path)
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """``a`` and ``b`` name one file: the same path once links are resolved, or (both there) one file through a
+    hard link."""
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return a.exists() and b.exists() and a.samefile(b)
+    except OSError:
+        return False

@@ -14,7 +14,7 @@ from calib_data.phone_set import PhoneSetConfig, build_phone_set, build_upscaled
 from calib_data.procedural import MIN_SIZE
 from calib_data.segmenter_masks import RECIPES
 from calib_data.splits import alphamatting_dev_dir
-from common.arguments import number, out_folder, positive_int, whole_number
+from common.arguments import number, out_folder, positive_int, refuse_repeats, whole_number
 from common.errors import DataError
 from common.image_files import MAX_PIXELS
 from common.outputs import check_folder
@@ -107,7 +107,7 @@ def run(args) -> int:
     clips = args.folder == "clips" and not Path(args.folder).exists()
     _refuse_options_of_the_other_kind(args, clips)
     for option in ("--artifacts", "--baselines", "--images"):
-        _refuse_repeats(getattr(args, option[2:]) or [], option)
+        refuse_repeats(getattr(args, option[2:]) or [], option)
     if clips:
         _check_clip_size(args)
     check_folder(args.out)                                   # before any work
@@ -142,11 +142,6 @@ def _refuse_options_of_the_other_kind(args, clips: bool) -> None:
         raise ValueError(f"{', '.join(unused)}: not used by {what}")
 
 
-def _refuse_repeats(values: list[str], option: str) -> None:
-    """ValueError naming the values given twice to ``option`` (a model scored twice, a baseline twice)."""
-    repeated = sorted({v for v in values if values.count(v) > 1})
-    if repeated:
-        raise ValueError(f"{option}: {', '.join(repeated)} given more than once")
 
 
 def _check_clip_size(args) -> None:

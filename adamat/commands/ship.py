@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
-import os
 from pathlib import Path
 
 from adamat.arguments import guided_scale
@@ -16,8 +14,9 @@ from adamatting.checkpoint import (
 )
 from adamatting.config import DEFAULT_WEIGHTS, GUIDED_SCALES, ModelConfig, format_scale
 from adamatting.model import build_model
+from common.arguments import file_named
 from common.errors import DataError
-from common.outputs import check_writable
+from common.outputs import check_writable, same_file
 
 
 DEFAULT_RUN = "runs/mobile-int8"
@@ -25,7 +24,7 @@ DEFAULT_RUN = "runs/mobile-int8"
 
 def add_arguments(s) -> None:
     s.add_argument("--run-dir", "--run", dest="run", default=None, help=f"the run folder (default {DEFAULT_RUN})")
-    s.add_argument("--out", type=checkpoint_file, default=str(DEFAULT_WEIGHTS),
+    s.add_argument("--out", type=file_named(".pt"), default=str(DEFAULT_WEIGHTS),
                    help="the shipped weights, a .pt file, replaced (default: the default model's)")
     s.add_argument("--average", nargs="+", metavar="CHECKPOINT",
                    help="ship the uniform average of these checkpoints of one config instead (snapshots of "
@@ -86,11 +85,6 @@ def run(args) -> int:
     return 0
 
 
-def checkpoint_file(text: str) -> Path:
-    """argparse type of --out: a path ending with .pt (the checkpoint it writes), not a folder."""
-    if text.endswith(tuple(sep for sep in (os.sep, os.altsep) if sep)) or Path(text).suffix.lower() != ".pt":
-        raise argparse.ArgumentTypeError(f"must be a .pt file, got {text!r}")
-    return Path(text)
 
 
 def _refuse_repeats(checkpoints: list[str]) -> None:
@@ -98,17 +92,10 @@ def _refuse_repeats(checkpoints: list[str]) -> None:
     would weigh twice in the average."""
     for i, later in enumerate(checkpoints):
         for earlier in checkpoints[:i]:
-            if _same_file(Path(earlier), Path(later)):
+            if same_file(Path(earlier), Path(later)):
                 raise ValueError(f"--average: {later} is {earlier} again: an average takes each checkpoint once")
 
 
-def _same_file(a: Path, b: Path) -> bool:
-    if a.resolve() == b.resolve():
-        return True
-    try:
-        return a.exists() and b.exists() and a.samefile(b)
-    except OSError:
-        return False
 
 
 def fitting_scales(cfg: ModelConfig) -> list[float]:

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 import numpy as np
@@ -23,9 +22,9 @@ from adamatting.checkpoint import file_sha256
 from adamatting.config import DEFAULT_WEIGHTS
 from adamatting.train.band_refiner import RefinerRecipe, train_band_refiner
 from calib_data.splits import REAL_VALIDATION, alphamatting_dev_dir
-from common.arguments import positive_int, scale, thread_count, whole_number
+from common.arguments import file_named, positive_int, refuse_repeats, scale, thread_count, whole_number
 from common.errors import DataError
-from common.outputs import check_writable, write_json
+from common.outputs import check_writable, same_file, write_json
 from evaluation.datasets import EvalFolder
 from evaluation.refiner_data import folds, phone_scale_items, refiner_samples, score_sample, see_through_items
 from export.band_refiner_graph import write_band_refiner
@@ -79,13 +78,6 @@ def add_arguments(t) -> None:
     t.set_defaults(func=run)
 
 
-def file_named(suffix: str):
-    """argparse type: a file path ending with ``suffix`` (the format written there), not a folder."""
-    def parse(text: str) -> Path:
-        if text.endswith(tuple(sep for sep in (os.sep, os.altsep) if sep)) or Path(text).suffix.lower() != suffix:
-            raise argparse.ArgumentTypeError(f"must be a {suffix} file, got {text!r}")
-        return Path(text)
-    return parse
 
 
 def photo_scale(text: str) -> float:
@@ -151,8 +143,8 @@ def check_before_work(args) -> tuple[EvalFolder, Path, Path, Path | None]:
 def check_options(args) -> None:
     """The options checked together (ValueError naming them): no seed or scale twice, the options
     --quantize-only does not use refused beside it, and --measured only where there are scores to table."""
-    _refuse_repeats(args.seeds, "--seeds")
-    _refuse_repeats(args.scales, "--scales")
+    refuse_repeats(args.seeds, "--seeds")
+    refuse_repeats(args.scales, "--scales")
     if args.quantize_only:
         _refuse_training_options(args)
     elif args.measured and args.folds < 2:
@@ -180,10 +172,6 @@ def most_folds(names: list[str]) -> int:
     return len(names) - held + 1 if held else len(names)
 
 
-def _refuse_repeats(values: list, option: str) -> None:
-    repeated = sorted({v for v in values if values.count(v) > 1})
-    if repeated:
-        raise ValueError(f"{option}: {', '.join(f'{v:g}' for v in repeated)} given more than once")
 
 
 TRAINING_DEFAULTS = {"--folds": ("folds", FOLDS), "--steps": ("steps", RefinerRecipe.steps),
@@ -226,14 +214,6 @@ def check_apart(outputs: list[tuple[str, str, Path]], inputs: list[tuple[str, Pa
             raise DataError(f"{what} is a file of --folder {photos}: give another {option}", path)
 
 
-def same_file(a: Path, b: Path) -> bool:
-    """``a`` and ``b`` name one file: the same path once links are resolved, or (both there) one file."""
-    if a.resolve() == b.resolve():
-        return True
-    try:
-        return a.exists() and b.exists() and a.samefile(b)
-    except OSError:
-        return False
 
 
 def _file_id(path: Path) -> tuple[int, int]:
