@@ -16,7 +16,7 @@ from typing import Callable
 
 from tqdm import tqdm
 
-from common.errors import DataError, one_line
+from common.errors import DataError, error_text, one_line
 from common.outputs import check_folder
 from runtime.photo_files import PHOTO_SUFFIXES
 
@@ -75,9 +75,10 @@ def bokeh_folder(folder: Path, out_dir: Path, render: Callable[[Path, Path], dic
                 raise
             except Exception as e:   # one photo's problem, whatever it is, must not stop the others
                 message = str(e) if isinstance(e, (ValueError, OSError)) else f"{type(e).__name__}: {e}"
-                message = message if str(photo) in message or photo.name in message else f"{photo}: {message}"
-                failed.append((photo, one_line(message)))
-                bar.write(one_line(f"error: {message}"), file=sys.stderr)
+                named = one_line(str(photo)) in message or one_line(photo.name) in message
+                message = message if named else f"{one_line(str(photo))}: {message}"
+                failed.append((photo, message))
+                bar.write(error_text(message), file=sys.stderr)
                 continue
             written.append((photo, out_dir / name))
             for stage, seconds in stages.items():

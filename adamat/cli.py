@@ -16,7 +16,7 @@ from contextlib import contextmanager
 
 from adamat.progress import plain_progress_off_terminal
 from adamat.verbosity import plain_warnings, set_verbosity
-from common.errors import DataError, one_line
+from common.errors import DataError, error_text
 from common.outputs import folders_made, remove_made_folders
 from export.errors import ExportError
 from runtime.errors import BackendUnavailable
@@ -142,10 +142,10 @@ def _run_command(args: argparse.Namespace) -> int:
     try:
         return args.func(args)
     except (DataError, ValueError, FileNotFoundError, ExportError, BackendUnavailable) as e:   # bad input: one line
-        print(one_line(f"error: {e}"), file=sys.stderr)
+        print(error_text(str(e)), file=sys.stderr)
         return 2
     except OSError as e:   # an output path that cannot be written, a full disk: one line, not a traceback
-        print(one_line(f"error: {e.filename + ': ' if e.filename else ''}{e.strerror or e}"), file=sys.stderr)
+        print(error_text(f"{str(e.filename) + ': ' if e.filename else ''}{e.strerror or e}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:   # Ctrl-C or SIGTERM: what was being written is gone; 128 + the signal
         terminated = isinstance(e, Terminated)

@@ -150,6 +150,7 @@ def test_a_matting_network_given_as_the_refiner_is_named_as_such(tmp_path, capsy
     model = helper.make_model(helper.make_graph(nodes, "matting", inputs, [out]), opset_imports=[helper.make_opsetid("", 13)])
     onnx.save(model, tmp_path / "matting.onnx")
     ov.save_model(ov.convert_model(tmp_path / "matting.onnx"), tmp_path / "matting.xml")
+    cv2.imwrite(str(tmp_path / "p.png"), np.zeros((40, 60, 3), np.uint8))
     for name in ("matting.onnx", "matting.xml"):
         with pytest.raises(ValueError, match=rf"{name}: not a band refiner: its inputs are image, trimap"):
             runtime_refiner.BandRefiner.open(tmp_path / name)

@@ -86,6 +86,23 @@ def test_a_name_with_a_newline_is_escaped_in_every_error_line(tiny_checkpoint, t
     assert err.count("\n") == 1 and "bad\\nerror: forged.png: not a readable image" in err, err
 
 
+@pytest.mark.parametrize("name", ["é" * 120 + ".jpg", "a." + "b" * 250, "x" * 255])
+def test_a_temporary_file_fits_beside_any_name_a_file_system_takes(tmp_path, name):
+    final = tmp_path / name
+    with atomic_path(final) as tmp:
+        assert len(os.fsencode(tmp.name)) <= 255 and tmp.name.encode("utf-8")   # valid UTF-8: APFS takes it
+        tmp.write_bytes(b"done")
+    assert final.read_bytes() == b"done" and sorted(p.name for p in tmp_path.iterdir()) == [name]
+
+
+def test_an_error_of_several_lines_keeps_them_indented_under_its_first():
+    from common.errors import error_text
+
+    text = error_text("the parser refused the model:\n  node 3: bad\nerror: not a new error\tx")
+    assert text.splitlines() == ["error: the parser refused the model:", "    node 3: bad",
+                                 "  error: not a new error\\tx"]
+
+
 def test_a_name_too_long_for_the_file_system_is_said_before_its_render(tiny_checkpoint, tmp_path, capsys, monkeypatch):
     import runtime.pipeline
 
