@@ -101,9 +101,11 @@ def out_folder(text: str) -> str:
 
 
 def file_named(suffix: str) -> Callable[[str], Path]:
-    """argparse type: a file path ending with ``suffix`` (the format written there), not a folder."""
+    """argparse type: a file path ending with ``suffix`` in any case (the format written there), not a folder
+    (a trailing separator, or a last part ``.`` or ``..``, which Path would drop)."""
     def parse(text: str) -> Path:
-        if text.endswith(tuple(sep for sep in (os.sep, os.altsep) if sep)) or Path(text).suffix.lower() != suffix:
+        last = text.replace(os.altsep or os.sep, os.sep).rsplit(os.sep, 1)[-1]
+        if last in ("", ".", "..") or Path(text).suffix.lower() != suffix:
             raise argparse.ArgumentTypeError(f"must be a {suffix} file, got {text!r}")
         return Path(text)
     return parse

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from common.arguments import number, whole_number
+from common.arguments import file_named, number, whole_number
 
 
 @pytest.mark.parametrize("text, message", [("0", "must be >= 1, got 0"), ("65", "must be at most 64, got 65"),
@@ -32,3 +32,13 @@ def test_number_above_its_least_excludes_it():
         number(0, above=True)("0")
     assert number(0, above=True)("1e-9") == 1e-9 and number(0, 1)("0") == 0.0
     assert math.isclose(number(-1, 1)("-0.5"), -0.5)
+
+
+@pytest.mark.parametrize("text", ["w.txt", "w", "w.pt/", "w.pt/.", "w.pt/..", "", "."])
+def test_file_named_refuses_other_suffixes_and_folders(text):
+    with pytest.raises(argparse.ArgumentTypeError, match=r"must be a \.pt file"):
+        file_named(".pt")(text)
+
+
+def test_file_named_takes_its_suffix_in_any_case():
+    assert [str(file_named(".pt")(t)) for t in ("w.pt", "out/W.PT", "./a.b.pt")] == ["w.pt", "out/W.PT", "a.b.pt"]

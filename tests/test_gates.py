@@ -199,7 +199,7 @@ def test_gate_command_without_artifacts(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("where, words", [("folder.json", "is a directory"), ("file/gate.json", "file is a file, not a folder"),
-                                         ("gate.txt", "not a .json file"), ("m.onnx.manifest.json", "an artifact's manifest")])
+                                         ("m.onnx.manifest.JSON", "an artifact's manifest")])
 def test_gate_json_that_cannot_be_written_is_refused_before_any_work(tmp_path, capsys, where, words):
     (tmp_path / "folder.json").mkdir()
     (tmp_path / "file").write_text("a file, not a folder")
@@ -207,6 +207,14 @@ def test_gate_json_that_cannot_be_written_is_refused_before_any_work(tmp_path, c
     assert main(["gate", "--artifacts", str(tmp_path / "no-artifacts"), "--json", str(json_path), "--quiet"]) == 2
     err = capsys.readouterr().err   # refused first: not the missing artifacts, which the run would report next
     assert err.startswith(f"error: {json_path}: ") and words in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("where", ["gate.txt", "out/", "gate.json/.", "gate.json/.."])
+def test_gate_json_must_name_a_json_file(tmp_path, capsys, where):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["gate", "--artifacts", str(tmp_path), "--json", f"{tmp_path}/{where}", "--quiet"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "--json: must be a .json file" in err and err.count("\n") == 1
 
 
 def test_gate_json_never_replaces_the_manifest_it_checks(tmp_path, capsys, monkeypatch):

@@ -14,7 +14,7 @@ from adamatting.checkpoint import read_checkpoint
 from adamatting.config import DEFAULT_WEIGHTS, ModelConfig
 from benchmarks.gates import GATES_TOML, Gates, check, failures, table
 from benchmarks.report import gate_json
-from common.arguments import positive_int
+from common.arguments import file_named, positive_int
 from common.errors import DataError
 from common.manifest import MANIFEST_SUFFIX, ManifestError
 from common.outputs import check_writable, write_json
@@ -34,7 +34,7 @@ def add_arguments(g) -> None:
     g.add_argument("--val-limit", type=positive_int, default=None, help="validation composites to use (default: all)")
     g.add_argument("--no-real", action="store_true", help="skip the real alphamatting.com images")
     g.add_argument("--cache", default="cache/sets")
-    g.add_argument("--json", default=None, help="also write the results as JSON here")
+    g.add_argument("--json", type=file_named(".json"), default=None, help="also write the results as JSON here")
     g.add_argument("--quiet", action="store_true")
     g.set_defaults(func=run)
 
@@ -80,12 +80,11 @@ def run(args) -> int:
     return 0
 
 
-def json_output(path: str) -> Path:
-    """``--json``'s path once it can be written and is a results file: a ``.json`` name that is not an
-    artifact's manifest (the gate would replace what it checks); DataError naming it otherwise."""
-    if not path.endswith(".json") or path.endswith(MANIFEST_SUFFIX):
-        what = "an artifact's manifest" if path.endswith(MANIFEST_SUFFIX) else "not a .json file"
-        raise DataError(f"--json names {what}: give a new .json file for the results", path)
+def json_output(path: Path) -> Path:
+    """``--json``'s path (a ``.json`` file: its argparse type) once it can be written and is not an artifact's
+    manifest, which the gate would replace with its results; DataError naming it otherwise."""
+    if path.name.lower().endswith(MANIFEST_SUFFIX):
+        raise DataError("--json names an artifact's manifest: give another .json file for the results", path)
     return check_writable(path)
 
 
