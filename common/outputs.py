@@ -34,10 +34,20 @@ def check_file_path(final: str | Path) -> Path:
     return Path(final)
 
 
+TEMPORARY_MAX = 64   # bytes of the final name in a temporary one's prefix, and of its suffix
+
+
 def _temporary_prefix(final: Path) -> str:
-    """The hidden prefix of a temporary file or folder beside ``final``: its name, cut so that the temporary
-    name stays within :data:`NAME_MAX` whatever the final one's length."""
-    return f".{os.fsdecode(os.fsencode(final.name)[:NAME_MAX // 2])}."
+    """The hidden prefix of a temporary file or folder beside ``final``: its name, cut at a character to at most
+    :data:`TEMPORARY_MAX` bytes, so that with :func:`_temporary_suffix` and mkstemp's 8 characters the
+    temporary name stays within :data:`NAME_MAX`."""
+    return f".{os.fsencode(final.name)[:TEMPORARY_MAX].decode('utf-8', 'ignore')}."
+
+
+def _temporary_suffix(suffix: str) -> str:
+    """``suffix`` (what a writer may need to see: ``.onnx.tmp``) where it fits in :data:`TEMPORARY_MAX` bytes,
+    else ``.tmp``."""
+    return suffix if len(os.fsencode(suffix)) <= TEMPORARY_MAX else ".tmp"
 
 
 def check_writable(final: str | Path) -> Path:
@@ -115,8 +125,8 @@ def atomic_path(final: str | Path, suffix: str | None = None, *, replace: bool =
     tmp = None
     try:
         try:
-            fd, name = tempfile.mkstemp(prefix=_temporary_prefix(final), suffix=suffix or final.suffix + ".tmp",
-                                        dir=final.parent)
+            fd, name = tempfile.mkstemp(prefix=_temporary_prefix(final), dir=final.parent,
+                                        suffix=_temporary_suffix(suffix or final.suffix + ".tmp"))
         except OSError as e:
             raise DataError(f"cannot write here: {e.strerror or e}", final) from None
         tmp = Path(name)

@@ -144,12 +144,14 @@ def test_exif_orientation_matches_pillow(tmp_path, orientation):
 
 
 @pytest.mark.parametrize("channels", [3, 4])
-@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
 def test_read_image_gives_rgb_order(tmp_path, channels, dtype):
     # each channel its own value: OpenCV decodes blue first, and read_image turns it to RGB(A)
-    pixels = np.stack([np.full((5, 7), 10 * (c + 1), dtype) for c in range(channels)], axis=2)
-    cv2.imwrite(str(tmp_path / "p.png"), np.ascontiguousarray(pixels[..., [2, 1, 0, 3][:channels]]))
-    image = read_image(tmp_path / "p.png")
+    pixels = np.stack([np.full((5, 7), 10 * (c + 1), dtype) / (255 if dtype == np.float32 else 1)
+                       for c in range(channels)], axis=2).astype(dtype)
+    path = tmp_path / ("p.tiff" if dtype == np.float32 else "p.png")   # float: a TIFF
+    cv2.imwrite(str(path), np.ascontiguousarray(pixels[..., [2, 1, 0, 3][:channels]]))
+    image = read_image(path)
     assert image.dtype == dtype and image.flags.c_contiguous and np.array_equal(image, pixels)
 
 

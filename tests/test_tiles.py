@@ -40,6 +40,8 @@ def test_strip_columns_are_each_strips_column_maximum(rows):
     expected = np.array([plane[y:y + rows].max(axis=0) for y in range(0, plane.shape[0], rows)])
     assert np.array_equal(strip_columns(plane, rows), expected)
     assert np.array_equal(strip_columns(plane > 0, rows) > 0, expected > 0)
+    with pytest.raises(TypeError, match="bool or uint8"):
+        strip_columns(plane.astype(np.float32), rows)
 
 
 def test_a_window_past_the_border_is_the_reflected_plane():
