@@ -223,13 +223,30 @@ def test_ship_refuses_a_checkpoint_averaged_twice(tmp_path, capsys):
     assert a.read_bytes() == b"a checkpoint" and not (tmp_path / "w.pt").exists()
 
 
-@pytest.mark.parametrize("scale", ["4/3", "2", "1"])
-def test_ship_names_the_guided_scales_a_model_can_run_at(tmp_path, capsys, scale):
+def saved_checkpoint(path: Path, config: str) -> Path:
     from adamatting.checkpoint import save_checkpoint
     from adamatting.config import get_config
     from adamatting.model import build_model
 
-    source = save_checkpoint(tmp_path / "fused.pt", build_model(get_config("tiny-fused")))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return save_checkpoint(path, build_model(get_config(config)))
+
+
+@pytest.fixture
+def no_model_built(monkeypatch):
+    """Every way adamat ship builds a model (loading, averaging, rescaling) recorded: a refusal comes first."""
+    import adamat.commands.ship as ship
+
+    built = []
+    for name in ("average_checkpoints", "load_model", "build_model"):
+        monkeypatch.setattr(ship, name, lambda *a, name=name, **k: built.append(name))
+    yield
+    assert built == [], f"a model was built before the refusal: {built}"
+
+
+@pytest.mark.parametrize("scale", ["4/3", "2", "1"])
+def test_ship_names_the_guided_scales_a_model_can_run_at(tmp_path, capsys, no_model_built, scale):
+    source = saved_checkpoint(tmp_path / "fused.pt", "tiny-fused")
     before = source.read_bytes()
     err = refused(["ship", "--average", str(source), "--out", str(tmp_path / "w.pt"), "--guided-scale", scale],
                   capsys)
@@ -238,9 +255,19 @@ def test_ship_names_the_guided_scales_a_model_can_run_at(tmp_path, capsys, scale
     assert source.read_bytes() == before and not (tmp_path / "w.pt").exists()
 
 
+def test_ship_refuses_a_scale_that_changes_the_guided_upsampler(tmp_path, capsys, no_model_built):
+    run = tmp_path / "run"
+    source = saved_checkpoint(run / "best.pt", "tiny-guided")
+    before = source.read_bytes()
+    err = refused(["ship", "--run", str(run), "--out", str(tmp_path / "w.pt"), "--guided-scale", "1"], capsys)
+    assert err == (f"error: adamat ship: --guided-scale 1 needs a model without the guided upsampler; {source} has "
+                   f"guided_scale 2 (train one from its weights: adamat train --guided-scale 1 --init ...)")
+    assert source.read_bytes() == before and not (tmp_path / "w.pt").exists()
+
+
 def test_ship_help_says_which_scales_a_model_takes(capsys):
     with pytest.raises(SystemExit):
         main(["ship", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
-    assert "shipped at 4/3" not in help_text or "mobile.pt" in help_text
-    assert "mobile-int8" in help_text and "4 only" in help_text
+    assert ("mobile-int8 (the default model; decoders end at stride 4) runs at 4 only; mobile (stride 1) at 4/3, 2 "
+            "or 4 (weights/mobile.pt: trained at 2, shipped at 4/3)") in help_text

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from adamat.arguments import guided_scale
 from adamatting.checkpoint import (
+    CheckpointError,
     average_checkpoints,
     load_model,
     load_state,
@@ -42,36 +43,34 @@ def run(args) -> int:
     if args.average and args.run is not None:
         raise DataError("adamat ship: give --average or --run, not both (the average ships those checkpoints only)")
     args.run = args.run or DEFAULT_RUN
-    _refuse_repeats(args.average or [])
+    _refuse_same_checkpoint_twice(args.average or [])
     check_writable(args.out)   # before loading or averaging anything
     out = Path(args.out)
     sources = args.average or [Path(args.run) / name for name in ("best.pt", "last.pt")]
-    if out.exists() and any(Path(s).exists() and out.samefile(s) for s in sources):
+    if any(Path(s).exists() and same_file(out, Path(s)) for s in sources):
         raise DataError("is a checkpoint it ships from: give another --out", out)
+    if args.average:
+        src = f"average of {len(args.average)}: " + ", ".join(str(p) for p in args.average)
+        first = Path(args.average[0])
+    else:
+        run = Path(args.run)
+        if not any(p.is_file() for p in sources):
+            raise DataError("holds no best.pt or last.pt: not a run folder of adamat train", run)
+        src = first = run / "best.pt" if (run / "best.pt").is_file() else run / "last.pt"
+    if args.guided_scale is not None:   # from the config alone: before any model is built or averaged
+        _check_guided_scale(args.guided_scale, _config_of(first), src)
     if args.average:
         model, payloads = average_checkpoints(args.average)
         steps = [p.get("step") for p in payloads]
         keep = {k: payloads[-1][k] for k in ("elapsed_s", "train_config", "loss") if k in payloads[-1]}
         keep.update(step=max((s for s in steps if s is not None), default=None), averaged_steps=steps)
-        src = f"average of {len(args.average)}: " + ", ".join(str(p) for p in args.average)
     else:
-        run = Path(args.run)
-        if not any(p.is_file() for p in sources):
-            raise DataError("holds no best.pt or last.pt: not a run folder of adamat train", run)
-        src = run / "best.pt" if (run / "best.pt").is_file() else run / "last.pt"
         model, payload = load_model(src)
         if "ema" in payload:   # last.pt of a run without validation: ship its weight average, not the raw weights
             load_state(model, payload["ema"], src)
         keep = {k: payload[k] for k in ("step", "best", "elapsed_s", "train_config", "val", "loss") if k in payload}
     if args.guided_scale is not None and args.guided_scale != model.cfg.guided_scale:
-        _check_scale_fits(args.guided_scale, model.cfg)
-        # The same weights, the network at another resolution: the guided upsampler works at any scale, but a
-        # model with it cannot become one without it (or the reverse) by a config change.
-        if (args.guided_scale > 1) != (model.cfg.guided_scale > 1):
-            raise ValueError(f"adamat ship: --guided-scale {format_scale(args.guided_scale)} needs a model "
-                             f"{'with' if args.guided_scale > 1 else 'without'} the guided upsampler; {src} has "
-                             f"guided_scale {format_scale(model.cfg.guided_scale)} (train one from its weights: "
-                             f"adamat train --guided-scale {format_scale(args.guided_scale)} --init ...)")
+        # The same weights, the network at another resolution (checked above: its stride allows the scale)
         rescaled = build_model(model.cfg.replace(guided_scale=args.guided_scale))
         rescaled.load_state_dict(model.state_dict())
         # the run's validation was measured at the scale it trained at: keep that scale, not its numbers
@@ -85,10 +84,8 @@ def run(args) -> int:
     return 0
 
 
-
-
-def _refuse_repeats(checkpoints: list[str]) -> None:
-    """DataError naming a checkpoint given twice to --average (the same path, or one file through a link): it
+def _refuse_same_checkpoint_twice(checkpoints: list[str]) -> None:
+    """ValueError naming a checkpoint given twice to --average (the same path, or one file through a link): it
     would weigh twice in the average."""
     for i, later in enumerate(checkpoints):
         for earlier in checkpoints[:i]:
@@ -96,6 +93,27 @@ def _refuse_repeats(checkpoints: list[str]) -> None:
                 raise ValueError(f"--average: {later} is {earlier} again: an average takes each checkpoint once")
 
 
+def _config_of(path: Path) -> ModelConfig:
+    """The model config of the checkpoint at ``path``, read without building the model."""
+    try:
+        return ModelConfig.from_dict(read_checkpoint(path)["config"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: bad model config in checkpoint: {e}") from None
+
+
+def _check_guided_scale(scale: float, cfg: ModelConfig, src) -> None:
+    """ValueError where the weights of ``cfg`` (from ``src``) cannot run at guided scale ``scale``: a scale its
+    decoders' stride does not allow, or one that needs the guided upsampler it has not (or the reverse)."""
+    if scale == cfg.guided_scale:
+        return
+    _check_scale_fits(scale, cfg)
+    # The same weights, the network at another resolution: the guided upsampler works at any scale, but a
+    # model with it cannot become one without it (or the reverse) by a config change.
+    if (scale > 1) != (cfg.guided_scale > 1):
+        raise ValueError(f"adamat ship: --guided-scale {format_scale(scale)} needs a model "
+                         f"{'with' if scale > 1 else 'without'} the guided upsampler; {src} has "
+                         f"guided_scale {format_scale(cfg.guided_scale)} (train one from its weights: "
+                         f"adamat train --guided-scale {format_scale(scale)} --init ...)")
 
 
 def fitting_scales(cfg: ModelConfig) -> list[float]:
