@@ -28,6 +28,7 @@ from runtime.matter import Matter
 
 CLIP_KINDS = ("hair", "fur", "veil")
 METRICS = ("SAD", "MSE", "Grad", "dtSSD", "MESSDdt")
+CLIP_RESULT_FILES = ("eval-clips.json", "eval-clips.md")   # what write_clip_results writes in its folder
 
 FrameMethod = Callable[[np.ndarray, np.ndarray], np.ndarray]   # (frame uint8 RGB, mask) → alpha
 
@@ -91,7 +92,7 @@ def markdown(result: dict) -> str:
 
 def write_clip_results(result: dict, out_dir: str | Path) -> tuple[Path, Path]:
     """``eval-clips.json`` and ``eval-clips.md`` in ``out_dir``, both or neither."""
-    files = [check_writable(Path(out_dir) / n) for n in ("eval-clips.json", "eval-clips.md")]
+    files = [check_writable(Path(out_dir) / n) for n in CLIP_RESULT_FILES]
     with atomic_path(files[0]) as tmp_json, atomic_path(files[1]) as tmp_md:
         tmp_json.write_text(json.dumps(result, indent=1))
         tmp_md.write_text(markdown(result))

@@ -205,6 +205,20 @@ def test_eval_refuses_an_output_over_its_artifact(tmp_path, capsys):
     assert model.read_bytes() == b"a model"
 
 
+@pytest.mark.parametrize("name", ["eval-clips.json", "eval-clips.md"])
+def test_eval_clips_refuses_an_output_over_its_artifact(tmp_path, capsys, name):
+    from evaluation.clip_eval import CLIP_RESULT_FILES
+
+    assert name in CLIP_RESULT_FILES
+    (tmp_path / "out").mkdir()
+    model = tmp_path / "model.pt"
+    model.write_bytes(b"a model")
+    os.link(model, tmp_path / "out" / name)
+    err = refused(["eval", "clips", "--artifacts", str(model), "--out", str(tmp_path / "out")], capsys)
+    assert err == f"error: {tmp_path / 'out' / name}: is --artifacts {model}: give another --out"
+    assert model.read_bytes() == b"a model"
+
+
 # ---------------------------------------------------------------------------------------------------------- ship
 @pytest.mark.parametrize("out", ["w.txt", "weights", "w.pt/"])
 def test_ship_out_is_a_pt_file(tmp_path, capsys, out):

@@ -17,8 +17,8 @@ from calib_data.splits import alphamatting_dev_dir
 from common.arguments import number, out_folder, positive_int, refuse_repeats, whole_number
 from common.errors import DataError
 from common.image_files import MAX_PIXELS
-from common.outputs import check_folder
-from evaluation.clip_eval import ClipSet, clip_methods, evaluate_clips, write_clip_results
+from common.outputs import check_folder, same_file
+from evaluation.clip_eval import CLIP_RESULT_FILES, ClipSet, clip_methods, evaluate_clips, write_clip_results
 from evaluation.clip_eval import markdown as clip_markdown
 from evaluation.datasets import EvalFolder
 from evaluation.folder_eval import (
@@ -31,6 +31,7 @@ from evaluation.folder_eval import (
 from evaluation.methods import BASELINES, CLOSED_FORM_CAP, ClosedForm, Model
 from runtime.clip import CLIP_REFINEMENT
 from runtime.matter import Matter
+from runtime.preprocess import MIN_SIDE
 from runtime.refine import DEFAULT_REFINEMENT, Refinement
 
 NAMED_SETS = {
@@ -42,8 +43,9 @@ NAMED_SETS = {
 }
 MAX_LONG_SIDE = isqrt(MAX_PIXELS)     # a square photo at this long side is the 50-megapixel limit of image_files
 MAX_CLOSED_FORM = 16_000_000          # closed-form matting's memory grows with its pixels (12 MP whole fits)
+MIN_LONG_SIDE = 2 * MIN_SIDE         # a photo up to 2:1 keeps its short side at the runtime's MIN_SIDE (8 px)
 MAX_FRAMES, MAX_CLIP_SIDE = 600, 4096
-MAX_CLIP_PIXELS = 600 * 1080 * 1920   # a clip is held in memory whole: 600 frames of 1080p, or as many pixels
+MAX_CLIP_PIXELS = MAX_FRAMES * 1080 * 1920   # a clip is held in memory whole: MAX_FRAMES of 1080p, or as many pixels
 
 
 def add_arguments(p) -> None:
@@ -58,9 +60,10 @@ def add_arguments(p) -> None:
                    help="how a mask is simulated from the ground truth where mask/ is absent: phone (256 px, outline "
                         "jittered by a pixel) or down8 (1/8 of the photo) (default: phone)")
     p.add_argument("--seed", type=whole_number(0), default=0, help="seed of the simulated masks (>= 0)")
-    p.add_argument("--long-side", type=whole_number(16, MAX_LONG_SIDE), default=None,
-                   help=f"scale every photo to this long side first (16 to {MAX_LONG_SIDE}: a square photo then stays "
-                        f"within the {MAX_PIXELS // 1_000_000}-megapixel limit of every image read)")
+    p.add_argument("--long-side", type=whole_number(MIN_LONG_SIDE, MAX_LONG_SIDE), default=None,
+                   help=f"scale every photo to this long side first ({MIN_LONG_SIDE} to {MAX_LONG_SIDE}: a photo up to "
+                        f"2:1 then keeps its short side at the {MIN_SIDE} px the runtime mattes at least, and a square "
+                        f"photo stays within the {MAX_PIXELS // 1_000_000}-megapixel limit of every image read)")
     p.add_argument("--artifacts", nargs="+", default=[str(DEFAULT_WEIGHTS)],
                    help="models to score, each through the app's path: checkpoints or exported artifacts")
     p.add_argument("--refine-tiles", type=whole_number(0), default=DEFAULT_REFINEMENT.tiles, metavar="TILES",
@@ -142,8 +145,6 @@ def _refuse_options_of_the_other_kind(args, clips: bool) -> None:
         raise ValueError(f"{', '.join(unused)}: not used by {what}")
 
 
-
-
 def _check_clip_size(args) -> None:
     """ValueError where the clips of --frames and --clip-size would not fit in memory (each is held whole)."""
     (h, w), frames = args.clip_size, args.frames
@@ -154,13 +155,13 @@ def _check_clip_size(args) -> None:
 
 def _check_outputs_are_not_inputs(args, clips: bool) -> None:
     """DataError naming an output file in --out that is a model or band refiner this evaluation reads."""
-    names = ("eval-clips.json", "eval-clips.md") if clips else ("eval.json", "eval.md")
+    names = CLIP_RESULT_FILES if clips else ("eval.json", "eval.md")
     inputs = [("--artifacts", a) for a in args.artifacts]
     if args.band_refiner not in ("shipped", "none"):
         inputs.append(("--band-refiner", args.band_refiner))
     for out in (Path(args.out) / name for name in names):
         for option, source in inputs:
-            if out.exists() and Path(source).exists() and out.samefile(source):
+            if out.exists() and same_file(out, Path(source)):
                 raise DataError(f"is {option} {source}: give another --out", out)
 
 
