@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,7 @@ from adamatting.checkpoint import file_sha256
 from adamatting.config import DEFAULT_WEIGHTS
 from adamatting.train.band_refiner import RefinerRecipe, train_band_refiner
 from calib_data.splits import REAL_VALIDATION, alphamatting_dev_dir
-from common.arguments import file_named, positive_int, refuse_repeats, scale, thread_count, whole_number
+from common.arguments import file_named, number, positive_int, refuse_repeats, thread_count, whole_number
 from common.errors import DataError
 from common.outputs import check_writable, same_file, write_json
 from evaluation.datasets import EvalFolder
@@ -51,7 +50,7 @@ def add_arguments(t) -> None:
                         "goes beside it as <stem>_int8.onnx")
     t.add_argument("--measured", type=file_named(".json"), default=None,
                    help="write the k-fold table here, a .json file (a benchmarks/measured/ JSON; needs --folds >= 2)")
-    t.add_argument("--scales", type=photo_scale, nargs="+", default=[1.0, 2.0],
+    t.add_argument("--scales", type=number(0, MAX_SCALE, above=True), nargs="+", default=[1.0, 2.0],
                    help=f"photo scales (× native), each above 0 and at most {MAX_SCALE}: every sample stays in memory "
                         f"through training, and {MAX_SCALE}× is {MAX_SCALE ** 2}× a photo's pixels")
     t.add_argument("--seeds", type=whole_number(0), nargs="+", default=[0, 1, 2, 3],
@@ -76,16 +75,6 @@ def add_arguments(t) -> None:
                    help="train nothing: quantize the --out graph for onnxruntime (its INT8 graph beside it, "
                         "calibrated on the band of the training photos at --scales, first seed)")
     t.set_defaults(func=run)
-
-
-
-
-def photo_scale(text: str) -> float:
-    """argparse type of --scales: a finite number above 0 and at most :data:`MAX_SCALE`."""
-    value = scale(text)
-    if value > MAX_SCALE:
-        raise argparse.ArgumentTypeError(f"must be at most {MAX_SCALE} (every sample stays in memory), got {text}")
-    return value
 
 
 def run(args) -> int:
@@ -172,8 +161,6 @@ def most_folds(names: list[str]) -> int:
     return len(names) - held + 1 if held else len(names)
 
 
-
-
 TRAINING_DEFAULTS = {"--folds": ("folds", FOLDS), "--steps": ("steps", RefinerRecipe.steps),
                      "--channels": ("channels", RefinerRecipe.channels), "--see-through": ("see_through", SEE_THROUGH),
                      "--phone-scale": ("phone_scale", 0), "--measured": ("measured", None)}
@@ -212,8 +199,6 @@ def check_apart(outputs: list[tuple[str, str, Path]], inputs: list[tuple[str, Pa
                 raise DataError(f"{what} is the same file as {other}: give another {option}", path)
         if path.exists() and _file_id(path) in theirs:
             raise DataError(f"{what} is a file of --folder {photos}: give another {option}", path)
-
-
 
 
 def _file_id(path: Path) -> tuple[int, int]:
