@@ -94,6 +94,11 @@ def composited_set(name_or_path: str, size: tuple[int, int], cache: Path, progre
     return build_set(cfg, cache, progress=progress)
 
 
+def check_sets_readable(*names_or_paths: str) -> None:
+    """Read each set's config (a calibration or validation set, TOML or embedded name), building nothing: one
+    that cannot be read fails before any export work."""
+    for name_or_path in names_or_paths:
+        SetConfig.from_toml(name_or_path)
 
 
 def is_current(path: Path, checkpoint_sha: str, size, calib_key: str | None = None) -> bool:

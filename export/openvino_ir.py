@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 
-from calib_data.sets import SetConfig
 from common.arguments import number, whole_number
 from common.encoding import encode_inputs
 from common.manifest import (
@@ -37,7 +36,7 @@ from common.targets import TARGETS, Precision
 from evaluation.protocol import evaluate_set
 from export.errors import ExportError
 from export.int8_qdq import check_set_size, ort_alpha_fn
-from export.job import ExportJob, add_export_arguments, composited_set
+from export.job import ExportJob, add_export_arguments, check_sets_readable, composited_set
 from export.onnx_target import export_onnx_target
 from export.precision import PrecisionPolicy
 
@@ -229,8 +228,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     """``adamat export openvino``: the FP32 ONNX, then each IR, printing how it compares with the FP32 ONNX."""
     size, out = tuple(args.size), Path(args.out)
-    for name_or_path in (args.calib, args.val):   # a set that cannot be read fails before the FP32 ONNX is written
-        SetConfig.from_toml(name_or_path)
+    check_sets_readable(args.calib, args.val)   # a set that cannot be read fails before the FP32 ONNX is written
     [(fp32, _)] = export_onnx_target(Path(args.checkpoint), out, size, steps=args.steps,
                                      dynamic_batch=args.dynamic_batch, simplifier=args.simplifier, int8=False)
     vset = composited_set(args.val, size, Path(args.cache))

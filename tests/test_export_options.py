@@ -101,3 +101,13 @@ def test_trt_checks_the_size_before_any_set_is_built(tiny_checkpoint, tmp_path, 
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "input size 64x65 must be positive multiples of the encoder stride" in err[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_check_sets_readable_reads_every_set_and_builds_none(tmp_path, monkeypatch):
+    import export.job
+    from common.errors import DataError
+
+    monkeypatch.setattr(export.job, "build_set", _no_work)
+    export.job.check_sets_readable("calib", "val")   # the embedded sets: read, nothing built
+    with pytest.raises(DataError, match="missing.toml"):
+        export.job.check_sets_readable("calib", str(tmp_path / "missing.toml"))

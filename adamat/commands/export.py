@@ -12,13 +12,12 @@ from adamat.tables import print_table
 from adamatting.checkpoint import load_model, read_checkpoint
 from adamatting.config import DEFAULT_WEIGHTS, ModelConfig
 from benchmarks.fingerprint import measured_header
-from calib_data.sets import SetConfig
 from common.arguments import out_folder, positive_int
 from common.outputs import check_folder, check_writable, write_json
 from common.targets import TARGETS as REGISTRY
 from export import band_refiner_targets
 from export.all_targets import TARGETS, export_all
-from export.job import add_size_argument, composited_set
+from export.job import add_size_argument, check_sets_readable, composited_set
 from export.onnx_graph import check_input_size, export_onnx
 from export.sensitivity import format_report, rank_layers, suggest_policy
 
@@ -92,8 +91,7 @@ def sensitivity_table(args, config: str, rows: list[dict], suggestion: list[str]
 def run_sensitivity(args) -> int:
     size = tuple(args.size)
     out = check_writable(args.json) if args.json else None
-    for name_or_path in (args.calib, args.val):   # a set that cannot be read fails before the export
-        SetConfig.from_toml(name_or_path)
+    check_sets_readable(args.calib, args.val)   # a set that cannot be read fails before the export
     model, _ = load_model(args.checkpoint)
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
