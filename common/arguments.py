@@ -34,7 +34,7 @@ def number(least: float, most: float | None = None, *, above: bool = False) -> C
     """argparse type: a finite number from ``least`` (above it, with ``above``) to ``most`` (None: no upper
     bound); NaN and inf are refused."""
     low = f"> {least:g}" if above else f">= {least:g}"
-    want = low if most is None else f"{'above' if above else 'from'} {least:g} to {most:g}"
+    want = low if most is None else f"above {least:g} and at most {most:g}" if above else f"from {least:g} to {most:g}"
 
     def parse(text: str) -> float:
         try:

@@ -32,6 +32,8 @@ def test_number_above_its_least_excludes_it():
         number(0, above=True)("0")
     assert number(0, above=True)("1e-9") == 1e-9 and number(0, 1)("0") == 0.0
     assert math.isclose(number(-1, 1)("-0.5"), -0.5)
+    with pytest.raises(argparse.ArgumentTypeError, match="above 0 and at most 4, got 5"):
+        number(0, 4, above=True)("5")
 
 
 @pytest.mark.parametrize("text", ["w.txt", "w", "w.pt/", "w.pt/.", "w.pt/..", "", "."])

@@ -264,7 +264,7 @@ def test_train_refiner_scales_are_finite_and_positive(value, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["train-refiner", "--scales", value])
     assert exit_info.value.code == 2
-    assert f"argument --scales: must be a finite number > 0, got {value}" in capsys.readouterr().err
+    assert f"argument --scales: must be a finite number above 0 and at most 4, got {value}" in capsys.readouterr().err
 
 
 def test_ship_can_average_snapshots_of_one_config(tmp_path, capsys):

@@ -106,8 +106,8 @@ def test_train_refiner_out_is_an_onnx_file(refiner_inputs, tmp_path, capsys, out
 
 
 @pytest.mark.parametrize("option, value, words", [
-    ("--scales", "1000", "argument --scales: must be a finite number above 0 to 4, got 1000"),
-    ("--scales", "0", "argument --scales: must be a finite number above 0 to 4, got 0"),
+    ("--scales", "1000", "argument --scales: must be a finite number above 0 and at most 4, got 1000"),
+    ("--scales", "0", "argument --scales: must be a finite number above 0 and at most 4, got 0"),
     ("--see-through", "-5", "argument --see-through: must be >= 0, got -5"),
     ("--see-through", "100000", "argument --see-through: must be at most 256"),
     ("--phone-scale", "100000", "argument --phone-scale: must be at most 256"),
