@@ -8,11 +8,10 @@ from pathlib import Path
 
 from adamatting.checkpoint import file_sha256, load_model, load_state
 from adamatting.model import build_model
-from calib_data.sets import SetConfig
 from common.outputs import check_folder
 from common.targets import TARGETS, Precision
 from export.int8_qdq import quantize_onnx_int8
-from export.job import ExportJob, add_export_arguments, artifact_path, composited_set, describe_validation
+from export.job import ExportJob, add_export_arguments, artifact_path, check_sets_readable, composited_set, describe_validation
 from export.onnx_graph import export_onnx
 
 TARGET = TARGETS["onnx"]
@@ -25,8 +24,7 @@ def export_onnx_target(checkpoint: Path, out_dir: Path, size: tuple[int, int] = 
     """FP32 ONNX (validated against PyTorch) and, with ``int8``, its calibrated QDQ INT8 twin."""
     check_folder(out_dir)   # before any work
     if int8:   # and the sets' names, before the FP32 export is written
-        for name_or_path in (calib, val):
-            SetConfig.from_toml(name_or_path)
+        check_sets_readable(calib, val)
     model, _ = load_model(checkpoint)
     if steps is not None and steps != model.cfg.pu_steps:
         state = model.state_dict()
