@@ -11,7 +11,14 @@ from adamatting.model import build_model
 from common.outputs import check_folder
 from common.targets import TARGETS, Precision
 from export.int8_qdq import quantize_onnx_int8
-from export.job import ExportJob, add_export_arguments, artifact_path, check_sets_readable, composited_set, describe_validation
+from export.job import (
+    ExportJob,
+    add_export_arguments,
+    artifact_path,
+    check_sets_readable,
+    composited_set,
+    describe_validation,
+)
 from export.onnx_graph import export_onnx
 
 TARGET = TARGETS["onnx"]
