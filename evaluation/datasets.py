@@ -27,7 +27,16 @@ import numpy as np
 from calib_data.readers import AlphaMattingReader
 from common.errors import DataError
 from common.image_files import IMAGE_SUFFIXES
-from runtime.preprocess import check_aspect, read_image, single_channel, to_mask, to_rgb, to_trimap, to_unit_float
+from runtime.preprocess import (
+    MIN_SIDE,
+    check_aspect,
+    read_image,
+    single_channel,
+    to_mask,
+    to_rgb,
+    to_trimap,
+    to_unit_float,
+)
 
 
 NO_IMAGES = "no images with ground truth (expected image/ + alpha/, or the alphamatting.com layout input/ + gt/)"
@@ -42,6 +51,9 @@ class EvalImage:
     mask: np.ndarray | None = None                  # float32 in [0, 1] at the mask's own resolution
 
 
+MIN_LONG_SIDE = 2 * MIN_SIDE   # a photo up to 2:1 scaled to it keeps its short side at the runtime's MIN_SIDE
+
+
 class EvalFolder:
     """The images of one folder, in name order; ``folder[i]`` reads image ``i``."""
 
@@ -51,8 +63,8 @@ class EvalFolder:
         if not self.root.is_dir():
             raise DataError("is a file, not a folder of photos" if self.root.exists() else "evaluation folder not found",
                             self.root)
-        if long_side is not None and long_side < 16:
-            raise ValueError(f"--long-side must be at least 16 px, got {long_side}")
+        if long_side is not None and long_side < MIN_LONG_SIDE:
+            raise ValueError(f"--long-side must be at least {MIN_LONG_SIDE} px, got {long_side}")
         self.long_side = long_side
         self.layout = "simple" if (self.root / "image").is_dir() else "alphamatting"
         if self.layout == "alphamatting" and not any(self.root.glob("input*")):

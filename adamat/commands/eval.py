@@ -20,7 +20,7 @@ from common.image_files import MAX_PIXELS
 from common.outputs import check_folder, same_file
 from evaluation.clip_eval import CLIP_RESULT_FILES, ClipSet, clip_methods, evaluate_clips, write_clip_results
 from evaluation.clip_eval import markdown as clip_markdown
-from evaluation.datasets import EvalFolder
+from evaluation.datasets import MIN_LONG_SIDE, EvalFolder
 from evaluation.folder_eval import (
     PROTOCOLS,
     EvalSettings,
@@ -43,7 +43,6 @@ NAMED_SETS = {
 }
 MAX_LONG_SIDE = isqrt(MAX_PIXELS)     # a square photo at this long side is the 50-megapixel limit of image_files
 MAX_CLOSED_FORM = 16_000_000          # closed-form matting's memory grows with its pixels (12 MP whole fits)
-MIN_LONG_SIDE = 2 * MIN_SIDE         # a photo up to 2:1 keeps its short side at the runtime's MIN_SIDE (8 px)
 MAX_FRAMES, MAX_CLIP_SIDE = 600, 4096
 MAX_CLIP_PIXELS = MAX_FRAMES * 1080 * 1920   # a clip is held in memory whole: MAX_FRAMES of 1080p, or as many pixels
 
