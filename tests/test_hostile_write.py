@@ -95,6 +95,24 @@ def test_a_temporary_file_fits_beside_any_name_a_file_system_takes(tmp_path, nam
     assert final.read_bytes() == b"done" and sorted(p.name for p in tmp_path.iterdir()) == [name]
 
 
+def test_the_models_line_comes_only_once_work_starts(tiny_checkpoint, tmp_path, capsys, monkeypatch):
+    """``adamat bokeh`` without --artifact says which model runs; an input refused before any photo or frame is
+    rendered shows its error line alone."""
+    import adamat.commands.bokeh
+
+    monkeypatch.setattr(adamat.commands.bokeh, "default_artifact", lambda: (tiny_checkpoint, "model: tiny\n"))
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "a.png"), photo((40, 40, 220)))
+    (tmp_path / "clip.mp4").write_bytes(b"not a clip")
+    for args in ([photos, "-o", photos, "--overwrite"], [tmp_path / "clip.mp4", "-o", tmp_path / "out.mp4"]):
+        assert main(["bokeh", *map(str, args), "--mask", "none"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("error: "), err
+    assert main(["bokeh", str(photos), "-o", str(tmp_path / "out"), "--mask", "none", "--refine", "0"]) == 0
+    assert capsys.readouterr().err.count("model: tiny") == 1
+
+
 def test_an_error_of_several_lines_keeps_them_indented_under_its_first():
     from common.errors import error_text
 

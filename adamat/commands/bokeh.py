@@ -103,8 +103,12 @@ def run(args: argparse.Namespace) -> int:
                           segmenter=segmenter, overwrite=args.overwrite)
 
     if folder:
-        print(chosen, file=sys.stderr, end="")
-        return _run_folder(args, render)
+        say_model = once(lambda: print(chosen, file=sys.stderr, end=""))
+
+        def render_saying_model(photo, out) -> dict[str, float]:   # the model's line as the first photo starts:
+            say_model()                                            # a folder refused before shows none
+            return render(photo, out)
+        return _run_folder(args, render_saying_model)
     timings = render(args.photo, args.out)
     print(chosen, file=sys.stderr, end="")
     print(args.out)
@@ -116,9 +120,12 @@ def run(args: argparse.Namespace) -> int:
 def _check_photo_options(args: argparse.Namespace) -> None:
     """--strength and --band checked once, before the model loads (a folder's photos would each fail on them),
     and options this input would ignore refused: ValueError naming them."""
-    args.strength = check_strength(DEFAULT_STRENGTH if args.strength is None else args.strength)
-    if args.band is not None:
-        check_band(args.band)
+    try:
+        args.strength = check_strength(DEFAULT_STRENGTH if args.strength is None else args.strength)
+        if args.band is not None:
+            check_band(args.band)
+    except ValueError as e:   # the runtime's words for its arguments, said of the option
+        raise ValueError(f"--{e}") from None
     folder = Path(args.photo).is_dir()
     what = "a clip" if is_clip(args.photo) and not folder else "a photo"
     if args.format is not None and not folder:
@@ -139,11 +146,11 @@ def _run_clip(args: argparse.Namespace, artifact, chosen: str, options: dict) ->
     matter = Matter.from_artifact(artifact, backend_options=options, refinement=CLIP_REFINEMENT,
                                   band_refiner=band_refiner)
     segmenter = PersonSegmenter()
-    print(chosen, file=sys.stderr, end="")
-    bars: list[tqdm] = []       # made at the first frame: a clip refused before it shows no bar
+    bars: list[tqdm] = []       # made at the first frame, with the model's line: a clip refused before shows neither
 
     def on_frame(done: int, total: int | None) -> None:
         if not bars:
+            print(chosen, file=sys.stderr, end="")
             bars.append(tqdm(desc="bokeh", total=total, unit="frame", file=sys.stderr, leave=False))
         bars[0].update(done - bars[0].n)
 
@@ -162,6 +169,17 @@ def _run_clip(args: argparse.Namespace, artifact, chosen: str, options: dict) ->
         print(f"seconds per stage, summed over {report.frames} frames:")
         _print_timings(report.timings)
     return 0
+
+
+def once(action):
+    """``action`` wrapped to run at its first call only (returns None)."""
+    done: list[bool] = []
+
+    def call() -> None:
+        if not done:
+            done.append(True)
+            action()
+    return call
 
 
 def default_artifact() -> tuple[Path, str]:

@@ -20,6 +20,7 @@ from common.manifest import MANIFEST_SUFFIX, ManifestError
 from common.outputs import check_writable, write_json
 from common.targets import export_commands
 from evaluation.accuracy import evaluate_all
+from export.errors import ExportError
 from export.job import composited_set
 from export.onnx_graph import check_input_size
 from runtime.artifacts import discover, reference, split_stale
@@ -45,7 +46,10 @@ def run(args) -> int:
     gates = Gates.load(args.gates)
     if not Path(args.checkpoint).is_file():
         raise FileNotFoundError(f"{args.checkpoint}: the FP32 reference checkpoint is missing")
-    check_input_size(ModelConfig.from_dict(read_checkpoint(args.checkpoint)["config"]), size)
+    try:
+        check_input_size(ModelConfig.from_dict(read_checkpoint(args.checkpoint)["config"]), size)
+    except ExportError as e:
+        raise ValueError(f"--size: {e}") from None
     check_artifact_folder(args.artifacts)
     artifacts, damaged = discover(args.artifacts, size)
     if damaged:   # bad input, not a gate failure: refused before anything is evaluated
