@@ -99,7 +99,7 @@ def open_runner(path: Path, runtime: str) -> Runner:
     record = RUNTIMES[runtime]
     why_not = record.unavailable()
     if why_not:
-        raise BackendUnavailable(f"{path}: {why_not} to run the band refiner")
+        raise BackendUnavailable(f"{path}: the band refiner cannot run here: {why_not}")
     with quiet_runtime_import():
         return importlib.import_module(record.module).band_refiner_runner(path)
 
