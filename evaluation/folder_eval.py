@@ -37,6 +37,7 @@ from runtime.preprocess import make_trimap
 PROTOCOLS = ("trimap", "mask")
 METRICS = ("SAD", "MSE", "Grad", "Conn")
 FORMAT = "adamatting-eval/1"
+RESULT_FILES = ("eval.json", "eval.md")   # what write_results writes in its folder
 
 
 @dataclass
@@ -167,7 +168,7 @@ def _num(value: float | None, fmt: str) -> str:
 
 def write_results(result: EvalResult, out_dir: str | Path) -> tuple[Path, Path]:
     """``eval.json`` (settings, every row, the means, what was n/a) and ``eval.md``, both or neither."""
-    files = [check_writable(Path(out_dir) / n) for n in ("eval.json", "eval.md")]
+    files = [check_writable(Path(out_dir) / n) for n in RESULT_FILES]
     data = {"format": FORMAT, "folder": result.folder, "settings": vars(result.settings),
             "methods": result.methods, "means": result.means(), "rows": result.rows, "na": result.na}
     with atomic_path(files[0]) as tmp_json, atomic_path(files[1]) as tmp_md:

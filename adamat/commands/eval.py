@@ -23,6 +23,7 @@ from evaluation.clip_eval import markdown as clip_markdown
 from evaluation.datasets import MIN_LONG_SIDE, EvalFolder
 from evaluation.folder_eval import (
     PROTOCOLS,
+    RESULT_FILES,
     EvalSettings,
     evaluate_folder,
     markdown,
@@ -154,7 +155,7 @@ def _check_clip_size(args) -> None:
 
 def _check_outputs_are_not_inputs(args, clips: bool) -> None:
     """DataError naming an output file in --out that is a model or band refiner this evaluation reads."""
-    names = CLIP_RESULT_FILES if clips else ("eval.json", "eval.md")
+    names = CLIP_RESULT_FILES if clips else RESULT_FILES
     inputs = [("--artifacts", a) for a in args.artifacts]
     if args.band_refiner not in ("shipped", "none"):
         inputs.append(("--band-refiner", args.band_refiner))
