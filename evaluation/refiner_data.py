@@ -96,6 +96,13 @@ def folds(names: list[str], count: int) -> list[list[str]]:
     return [held] + [rest[i::count - 1] for i in range(count - 1)] if held else [rest[i::count] for i in range(count)]
 
 
+def most_folds(names: list[str]) -> int:
+    """The folds :func:`folds` can make of ``names`` with a photo in each: the held-back photos one (where there
+    are any), every other photo one."""
+    held = sum(name in REAL_VALIDATION for name in names)
+    return len(names) - held + 1 if held else len(names)
+
+
 def score_sample(alpha: np.ndarray, s: dict) -> dict[str, float]:
     """Whole-image metrics of ``alpha`` against the sample's ground truth (the mask protocol's ``whole``)."""
     return compute_regions(np.clip(alpha, 0, 1), s["gt"], s["trimap"])["all"]

@@ -25,7 +25,14 @@ from common.arguments import file_named, number, positive_int, refuse_repeats, t
 from common.errors import DataError
 from common.outputs import check_writable, same_file, write_json
 from evaluation.datasets import EvalFolder
-from evaluation.refiner_data import folds, phone_scale_items, refiner_samples, score_sample, see_through_items
+from evaluation.refiner_data import (
+    folds,
+    most_folds,
+    phone_scale_items,
+    refiner_samples,
+    score_sample,
+    see_through_items,
+)
 from export.band_refiner_graph import write_band_refiner
 from export.band_refiner_int8 import CALIBRATION_TILES, calibration_batches, write_int8_refiner
 from runtime.band_refiner import QUANTIZED_FROM, SHIPPED, BandRefiner, int8_graph
@@ -152,13 +159,6 @@ def check_photos(args, folder: EvalFolder) -> None:
     if args.folds > most:
         raise ValueError(f"--folds {args.folds}: the {len(folder.names)} photos of {folder.root} make at most {most} "
                          f"folds" + (f" (its {held} held-back photos are one)" if held else ""))
-
-
-def most_folds(names: list[str]) -> int:
-    """The folds :func:`evaluation.refiner_data.folds` can make of ``names`` with a photo in each: the held-back
-    photos one (where there are any), every other photo one."""
-    held = sum(name in REAL_VALIDATION for name in names)
-    return len(names) - held + 1 if held else len(names)
 
 
 TRAINING_DEFAULTS = {"--folds": ("folds", FOLDS), "--steps": ("steps", RefinerRecipe.steps),
