@@ -12,7 +12,17 @@ from adamat.commands import bokeh as command
 from common.errors import DataError
 from runtime.bokeh import render_bokeh
 from runtime.foreground import estimate_foreground
-from runtime.lens_blur import DEFAULT_STRENGTH, blur_radius, disc_kernel, lens_blur
+from runtime.lens_blur import (
+    DEFAULT_STRENGTH,
+    HIGHLIGHT_GAIN,
+    HIGHLIGHT_THRESHOLD,
+    blur_radius,
+    disc_kernel,
+    highlight_boost,
+    lens_blur,
+    srgb_to_linear,
+)
+from runtime.lens_blur import _reduced_light as reduced_light
 from runtime.pipeline import bokeh_file
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -97,6 +107,37 @@ def test_large_bright_areas_do_not_bloom():
     boosted = lens_blur(photo, strength=0.04)
     plain = lens_blur(photo, strength=0.04, gain=0)
     assert np.abs(boosted[90:110, 90:110].astype(int) - plain[90:110, 90:110]).max() <= 2
+
+
+@pytest.mark.parametrize("with_alpha, with_background, gain", [(True, True, HIGHLIGHT_GAIN), (True, False, HIGHLIGHT_GAIN),
+                                                                (False, True, HIGHLIGHT_GAIN), (True, True, 0.0)])
+def test_reduced_light_adds_the_changed_pixels_to_their_blocks_as_the_full_resolution_product_would(
+        with_alpha, with_background, gain):
+    """The blocks of linear light · (1 − α) · boost, with the band's colours replaced, as the definition gives
+    them at full resolution: the replaced colours and the boosted highlights (some of them in the band, some
+    in the rows and columns the blocks leave out) are added to their blocks afterwards."""
+    rng = np.random.default_rng(3)
+    h, w, factor, radius = 123, 157, 4, 14.0
+    photo = rng.integers(0, 200, (h, w, 3), dtype=np.uint8)
+    lights = rng.random((h, w)) < 0.02
+    photo[lights] = rng.integers(200, 256, (int(lights.sum()), 3), dtype=np.uint8)
+    alpha = np.clip(rng.random((h, w)) * 3 - 1, 0, 1).astype(np.float32) if with_alpha else None
+    band = (alpha > 0) & (alpha < 1) if with_alpha else rng.random((h, w)) < 0.3
+    assert (band & lights).any() and (~band & lights).any() and lights[h - 3:].any()
+    colours = rng.random((int(band.sum()), 3)).astype(np.float32)
+    background = (np.flatnonzero(band), colours) if with_background else None
+
+    lin, weight = reduced_light(photo, alpha, background, factor, radius, HIGHLIGHT_THRESHOLD, gain)
+
+    light = srgb_to_linear(photo / 255.0)
+    if with_background:
+        light[band] = srgb_to_linear(colours)
+    keep = np.ones((h, w), np.float32) if alpha is None else 1.0 - alpha
+    boost = highlight_boost(photo, max(3, int(radius) | 1)) if gain else 1.0
+    hb, wb = h // factor * factor, w // factor * factor
+    block = lambda x: x[:hb, :wb].reshape(hb // factor, factor, wb // factor, factor, *x.shape[2:]).mean((1, 3))
+    np.testing.assert_allclose(lin, block(light * (keep * boost)[..., None]), atol=2e-5)
+    np.testing.assert_allclose(weight, block(keep), atol=1e-6)
 
 
 def test_foreground_estimate_removes_the_old_background_from_hair():
