@@ -99,116 +99,172 @@ def convert_to_fp16(proto, keep_float: list[str] = (), keep_float_ops: list[str]
     """FP16 copy of an FP32 ``proto``: float32 I/O, ``keep_float`` node names and ``keep_float_ops`` types in
     float32. Returns (proto, report) with the nodes kept in float32 and the initializer values clipped."""
     import onnx
-    from onnx import numpy_helper
 
-    FLOAT, FLOAT16 = onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16
     src = onnx.shape_inference.infer_shapes(proto)
     g = src.graph
     if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for n in g.node for a in n.attribute):
         raise ExportError("FP16 conversion: graphs with subgraphs (If/Loop/Scan) are not supported")
-    opset = max(o.version for o in src.opset_import if o.domain in ("", "ai.onnx"))
-    elem = {v.name: v.type.tensor_type.elem_type for v in (*g.input, *g.output, *g.value_info)}
-    consts = {i.name: i for i in g.initializer}
-    for i in g.initializer:
-        elem[i.name] = i.data_type
-    keep_float, keep_float_ops = set(keep_float), set(keep_float_ops)
+    rewrite = _Fp16Rewrite(src, set(keep_float), set(keep_float_ops))
+    for node in g.node:
+        rewrite.add_node(node)
+    rewrite.cast_outputs_to_fp32()
+    return rewrite.model(), rewrite.report()
 
-    avail: dict[str, dict[int, str]] = {x.name: {x.type.tensor_type.elem_type: x.name} for x in g.input}
-    for name, t in consts.items():
-        avail[name] = {t.data_type: name}
-    new_nodes, new_inits, kept, clipped = [], [], [], 0
-    used_names = {o for n in g.node for o in n.output} | set(consts) | {x.name for x in g.input}
 
-    def fresh(base: str) -> str:
+class _Fp16Rewrite:
+    """One FP16 rewrite of a shape-inferred ``src``: the types each tensor is available in (under which name),
+    the names in use, the nodes and float16 initializers made, the nodes kept in float32, the values clipped."""
+
+    def __init__(self, src, keep_float: set[str], keep_float_ops: set[str]):
+        g = src.graph
+        self.src, self.keep_float, self.keep_float_ops = src, keep_float, keep_float_ops
+        self.opset = max(o.version for o in src.opset_import if o.domain in ("", "ai.onnx"))
+        self.elem = {v.name: v.type.tensor_type.elem_type for v in (*g.input, *g.output, *g.value_info)}
+        self.consts = {i.name: i for i in g.initializer}
+        self.elem.update({i.name: i.data_type for i in g.initializer})
+        self.avail: dict[str, dict[int, str]] = {x.name: {x.type.tensor_type.elem_type: x.name} for x in g.input}
+        self.avail.update({name: {t.data_type: name} for name, t in self.consts.items()})
+        self.used_names = {o for n in g.node for o in n.output} | set(self.consts) | {x.name for x in g.input}
+        self.nodes, self.inits, self.kept, self.clipped = [], [], [], 0
+
+    def fresh(self, base: str) -> str:
+        """``base``, or ``base_k`` with the first free ``k``; taken from then on."""
         name, k = base, 1
-        while name in used_names:
+        while name in self.used_names:
             name, k = f"{base}_{k}", k + 1
-        used_names.add(name)
+        self.used_names.add(name)
         return name
 
-    def version(name: str, want: int) -> str:
-        nonlocal clipped
-        versions = avail[name]
-        if want in versions:
-            return versions[want]
-        if name in consts and consts[name].data_type == FLOAT and want == FLOAT16:
-            arr = numpy_helper.to_array(consts[name]).astype(np.float32)
-            limit = float(np.finfo(np.float16).max)
-            clipped += int(np.sum(np.abs(arr) > limit))
-            t = numpy_helper.from_array(np.clip(arr, -limit, limit).astype(np.float16), fresh(f"{name}_fp16"))
-            new_inits.append(t)
-            versions[FLOAT16] = t.name
-            return t.name
-        have = next(iter(versions.values()))
-        out = fresh(f"{name}_{'fp16' if want == FLOAT16 else 'fp32'}")
-        new_nodes.append(onnx.helper.make_node("Cast", [have], [out], name=f"{out}_cast", to=want))
-        versions[want] = out
+    def version(self, name: str, want: int) -> str:
+        """The name of tensor ``name`` in element type ``want``: a float16 copy of a float32 initializer
+        (clipped to the float16 range) or a Cast, made on first asking."""
+        from onnx import TensorProto
+
+        versions = self.avail[name]
+        if want not in versions:
+            const = name in self.consts and self.consts[name].data_type == TensorProto.FLOAT
+            made = self._fp16_initializer(name) if const and want == TensorProto.FLOAT16 else self._cast(name, want)
+            versions[want] = made
+        return versions[want]
+
+    def _fp16_initializer(self, name: str) -> str:
+        from onnx import numpy_helper
+
+        arr = numpy_helper.to_array(self.consts[name]).astype(np.float32)
+        limit = float(np.finfo(np.float16).max)
+        self.clipped += int(np.sum(np.abs(arr) > limit))
+        t = numpy_helper.from_array(np.clip(arr, -limit, limit).astype(np.float16), self.fresh(f"{name}_fp16"))
+        self.inits.append(t)
+        return t.name
+
+    def _cast(self, name: str, want: int) -> str:
+        import onnx
+
+        have = next(iter(self.avail[name].values()))
+        out = self.fresh(f"{name}_{'fp16' if want == onnx.TensorProto.FLOAT16 else 'fp32'}")
+        self.nodes.append(onnx.helper.make_node("Cast", [have], [out], name=f"{out}_cast", to=want))
         return out
 
-    for node in g.node:
+    def add_node(self, node) -> None:
+        """Append a copy of ``node`` in float16 where its schema allows and it is not kept in float32."""
+        import onnx
+
         node = _copy(node)
         if node.domain not in ("", "ai.onnx"):
             raise ExportError(f"FP16 conversion: node {node.name} is in domain {node.domain!r}")
-        schema = onnx.defs.get_schema(node.op_type, opset, "")
-        is_cast = node.op_type == "Cast"
-        blocked = (node.name in keep_float or node.op_type in keep_float_ops
-                   or (not is_cast and _has_typed_attribute(node)))
-        float_io = [i for i in (*node.input, *node.output) if i and elem.get(i) == FLOAT]
-        if float_io and not blocked and not is_cast and not any(
-                _fp16_slot(schema, k, True) for k, i in enumerate(node.input) if elem.get(i) == FLOAT):
-            blocked = True  # the schema has no float16 for this op
+        schema = onnx.defs.get_schema(node.op_type, self.opset, "")
+        float_io = [i for i in (*node.input, *node.output) if i and self.elem.get(i) == onnx.TensorProto.FLOAT]
+        blocked = self._blocked(node, schema, bool(float_io))
         if blocked and float_io:
-            kept.append(node.name)
+            self.kept.append(node.name)
+        self._rewrite_inputs(node, schema, blocked)
+        self._rewrite_outputs(node, schema, blocked)
+        self.nodes.append(node)
+
+    def _blocked(self, node, schema, has_float_io: bool) -> bool:
+        """Whether ``node`` stays float32: named, of a kept type, typed by an attribute, or with no float16
+        in its schema for its float inputs."""
+        from onnx import TensorProto
+
+        is_cast = node.op_type == "Cast"
+        if (node.name in self.keep_float or node.op_type in self.keep_float_ops
+                or (not is_cast and _has_typed_attribute(node))):
+            return True
+        return has_float_io and not is_cast and not any(
+            _fp16_slot(schema, k, True) for k, i in enumerate(node.input) if self.elem.get(i) == TensorProto.FLOAT)
+
+    def _rewrite_inputs(self, node, schema, blocked: bool) -> None:
+        """Point each float input at its version in the type the node takes it in (a Cast keeps the one it has)."""
+        from onnx import TensorProto
+
         for k, inp in enumerate(node.input):
-            if not inp or elem.get(inp) != FLOAT:
+            if not inp or self.elem.get(inp) != TensorProto.FLOAT:
                 continue
-            if is_cast:
-                want = FLOAT16 if (not blocked and FLOAT16 in avail[inp]) else next(iter(avail[inp]))
+            if node.op_type == "Cast":
+                fp16 = not blocked and TensorProto.FLOAT16 in self.avail[inp]
+                want = TensorProto.FLOAT16 if fp16 else next(iter(self.avail[inp]))
             else:
-                want = FLOAT16 if (not blocked and _fp16_slot(schema, k, True)) else FLOAT
-            node.input[k] = version(inp, want)
+                want = TensorProto.FLOAT16 if (not blocked and _fp16_slot(schema, k, True)) else TensorProto.FLOAT
+            node.input[k] = self.version(inp, want)
+
+    def _rewrite_outputs(self, node, schema, blocked: bool) -> None:
+        """Record each output's type: float16 where converted (a Cast to float becomes a Cast to float16)."""
+        from onnx import TensorProto
+
         for k, o in enumerate(node.output):
             if not o:
                 continue
-            t = elem.get(o, 0)
-            if t == FLOAT:
-                if is_cast:
-                    if not blocked:
-                        _set_attr(node, "to", FLOAT16)
-                        t = FLOAT16
-                elif not blocked and _fp16_slot(schema, k, False):
-                    t = FLOAT16
-            avail[o] = {t: o}
-        new_nodes.append(node)
+            t = self.elem.get(o, 0)
+            if t == TensorProto.FLOAT and not blocked:
+                if node.op_type == "Cast":
+                    _set_attr(node, "to", TensorProto.FLOAT16)
+                    t = TensorProto.FLOAT16
+                elif _fp16_slot(schema, k, False):
+                    t = TensorProto.FLOAT16
+            self.avail[o] = {t: o}
 
-    for o in g.output:
-        if avail.get(o.name, {FLOAT: o.name}).get(FLOAT) == o.name:
-            continue  # produced in float32 under its own name
-        inner = fresh(f"{o.name}_fp16")
-        for n in new_nodes:
+    def cast_outputs_to_fp32(self) -> None:
+        """Each graph output not made in float32 under its own name: made as ``<name>_fp16`` and cast back."""
+        import onnx
+
+        for o in self.src.graph.output:
+            if self.avail.get(o.name, {onnx.TensorProto.FLOAT: o.name}).get(onnx.TensorProto.FLOAT) == o.name:
+                continue  # produced in float32 under its own name
+            inner = self.fresh(f"{o.name}_fp16")
+            self._rename(o.name, inner)
+            self.nodes.append(onnx.helper.make_node("Cast", [inner], [o.name], name=f"{o.name}_to_fp32",
+                                                    to=onnx.TensorProto.FLOAT))
+
+    def _rename(self, old: str, new: str) -> None:
+        for n in self.nodes:
             for k, x in enumerate(n.input):
-                if x == o.name:
-                    n.input[k] = inner
+                if x == old:
+                    n.input[k] = new
             for k, x in enumerate(n.output):
-                if x == o.name:
-                    n.output[k] = inner
-        new_nodes.append(onnx.helper.make_node("Cast", [inner], [o.name], name=f"{o.name}_to_fp32", to=FLOAT))
+                if x == old:
+                    n.output[k] = new
 
-    out = onnx.ModelProto()
-    out.CopyFrom(src)
-    del out.graph.node[:], out.graph.value_info[:]
-    out.graph.node.extend(new_nodes)
-    used = {i for n in new_nodes for i in n.input}
-    inits = [i for i in g.initializer if i.name in used] + [i for i in new_inits if i.name in used]
-    del out.graph.initializer[:]
-    out.graph.initializer.extend(inits)
-    try:
-        out = onnx.shape_inference.infer_shapes(out, strict_mode=True)
-        onnx.checker.check_model(out, full_check=True)
-    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
-        raise ExportError(f"FP16 conversion produced an invalid graph: {e}") from None
-    return out, {"nodes_kept_fp32": kept, "initializer_values_clipped": clipped,
-                 "casts": sum(n.op_type == "Cast" for n in new_nodes) - sum(n.op_type == "Cast" for n in g.node)}
+    def model(self):
+        """The new model: the rewritten nodes and the initializers they use, shape-inferred and checked."""
+        import onnx
+
+        out = onnx.ModelProto()
+        out.CopyFrom(self.src)
+        del out.graph.node[:], out.graph.value_info[:]
+        out.graph.node.extend(self.nodes)
+        used = {i for n in self.nodes for i in n.input}
+        del out.graph.initializer[:]
+        out.graph.initializer.extend([i for i in (*self.src.graph.initializer, *self.inits) if i.name in used])
+        try:
+            out = onnx.shape_inference.infer_shapes(out, strict_mode=True)
+            onnx.checker.check_model(out, full_check=True)
+        except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
+            raise ExportError(f"FP16 conversion produced an invalid graph: {e}") from None
+        return out
+
+    def report(self) -> dict:
+        casts = sum(n.op_type == "Cast" for n in self.nodes) - sum(n.op_type == "Cast" for n in self.src.graph.node)
+        return {"nodes_kept_fp32": self.kept, "initializer_values_clipped": self.clipped, "casts": casts}
 
 
 def _copy(node):
@@ -247,50 +303,75 @@ def make_trt_conformant(proto):
     onnxruntime's QDQ quantizer stores Conv/Gemm biases as int32 with scale = input scale × weight scale;
     TensorRT dequantizes INT8 only and adds the float bias itself. The folded bias is exactly the value
     onnxruntime dequantized, so the model computes the same thing. Returns (proto, report)."""
-    import onnx
+    g = proto.graph
+    outputs = {o.name for o in g.output}
+    folds = _fold_int32_biases(g, outputs)
+    _bypass(g, dict(folds))
+    used = {i for n in g.node for i in n.input} | outputs
+    live = [i for i in g.initializer if i.name in used]
+    del g.initializer[:]
+    g.initializer.extend(live)
+    return proto, {"biases_folded_to_float": len(folds), "opset_imports_dropped": _drop_unused_opsets(proto)}
+
+
+def _fold_int32_biases(g, outputs: set[str]) -> list[tuple[str, str]]:
+    """Add ``<bias>_float`` for each int32 DequantizeLinear of an initializer (not a graph output);
+    returns (DequantizeLinear output, float initializer) pairs."""
     from onnx import numpy_helper
 
-    g = proto.graph
     inits = {i.name: i for i in g.initializer}
-    outputs = {o.name for o in g.output}
-    rename, drop, folded = {}, set(), 0
+    folds = []
     for n in g.node:
-        if n.op_type != "DequantizeLinear" or n.input[0] not in inits:
-            continue
-        if inits[n.input[0]].data_type != onnx.TensorProto.INT32 or n.output[0] in outputs:
-            continue
-        x = numpy_helper.to_array(inits[n.input[0]]).astype(np.float64)
-        scale = numpy_helper.to_array(inits[n.input[1]]).astype(np.float64)
-        zp = numpy_helper.to_array(inits[n.input[2]]).astype(np.float64) if len(n.input) > 2 and n.input[2] else 0.0
-        if np.ndim(scale) == 1 and scale.size > 1:
-            axis = next((a.i for a in n.attribute if a.name == "axis"), 1) % x.ndim
-            shape = [1] * x.ndim
-            shape[axis] = scale.size
-            scale = scale.reshape(shape)
-            zp = np.reshape(zp, shape) if np.ndim(zp) == 1 else zp
-        value = ((x - zp) * scale).astype(np.float32)
-        name = f"{n.input[0]}_float"
-        g.initializer.append(numpy_helper.from_array(value, name))
-        rename[n.output[0]] = name
-        drop.add(n.output[0])
-        folded += 1
-    keep = [n for n in g.node if n.output[0] not in drop]
+        if _is_int32_dq(n, inits, outputs):
+            name = f"{n.input[0]}_float"
+            g.initializer.append(numpy_helper.from_array(_dequantized(n, inits), name))
+            folds.append((n.output[0], name))
+    return folds
+
+
+def _is_int32_dq(n, inits: dict, outputs: set[str]) -> bool:
+    """A DequantizeLinear of an int32 initializer whose output is not a graph output."""
+    import onnx
+
+    return (n.op_type == "DequantizeLinear" and n.input[0] in inits
+            and inits[n.input[0]].data_type == onnx.TensorProto.INT32 and n.output[0] not in outputs)
+
+
+def _dequantized(n, inits: dict) -> np.ndarray:
+    """What DequantizeLinear ``n`` makes of its initializers (per axis where the scale is a vector), float32."""
+    from onnx import numpy_helper
+
+    x = numpy_helper.to_array(inits[n.input[0]]).astype(np.float64)
+    scale = numpy_helper.to_array(inits[n.input[1]]).astype(np.float64)
+    zp = numpy_helper.to_array(inits[n.input[2]]).astype(np.float64) if len(n.input) > 2 and n.input[2] else 0.0
+    if np.ndim(scale) == 1 and scale.size > 1:
+        axis = next((a.i for a in n.attribute if a.name == "axis"), 1) % x.ndim
+        shape = [1] * x.ndim
+        shape[axis] = scale.size
+        scale = scale.reshape(shape)
+        zp = np.reshape(zp, shape) if np.ndim(zp) == 1 else zp
+    return ((x - zp) * scale).astype(np.float32)
+
+
+def _bypass(g, rename: dict[str, str]) -> None:
+    """Drop the nodes making the tensors in ``rename``; their consumers read the new names instead."""
+    keep = [n for n in g.node if n.output[0] not in rename]
     for n in keep:
         for k, i in enumerate(n.input):
             if i in rename:
                 n.input[k] = rename[i]
     del g.node[:]
     g.node.extend(keep)
-    used = {i for n in g.node for i in n.input} | outputs
-    live = [i for i in g.initializer if i.name in used]
-    del g.initializer[:]
-    g.initializer.extend(live)
-    domains = {n.domain for n in g.node} | {""}
+
+
+def _drop_unused_opsets(proto) -> list[str]:
+    """Remove the opset imports of domains no node uses (the default domain stays); returns their domains."""
+    domains = {n.domain for n in proto.graph.node} | {""}
     dropped = [o.domain for o in proto.opset_import if o.domain not in domains and o.domain != "ai.onnx"]
     live_ops = [o for o in proto.opset_import if o.domain in domains or o.domain == "ai.onnx"]
     del proto.opset_import[:]
     proto.opset_import.extend(live_ops)
-    return proto, {"biases_folded_to_float": folded, "opset_imports_dropped": dropped}
+    return dropped
 
 
 def modelopt_available() -> bool:
@@ -410,9 +491,6 @@ def make_int8_qdq_onnx(fp32_path: str | Path, out: str | Path, calib_set, val_se
                        val_limit: int | None = None, quantizer: str = "auto", gate: dict | None = None) -> Manifest:
     """Symmetric INT8 Q/DQ ONNX for TensorRT: calibrated on ``calib_set``, made TensorRT-conformant, checked
     (export.qdq_rules), measured on ``val_set`` and gated; ``out`` + manifest written atomically."""
-    import onnx
-
-
     fp32_path, out = Path(fp32_path), Path(out)
     if quantizer not in QUANTIZERS:
         raise ExportError(f"unknown quantizer {quantizer!r}; use one of {', '.join(QUANTIZERS)}")
@@ -422,30 +500,51 @@ def make_int8_qdq_onnx(fp32_path: str | Path, out: str | Path, calib_set, val_se
         check_set_size(val_set, src.input_size, "validation")
     policy = policy if policy is not None else PrecisionPolicy.load(runtime="tensorrt")
     gate = {**DEFAULT_GATES["int8"], **(gate or {})}
+    use_modelopt = _use_modelopt(quantizer)
+    work = Path(tempfile.mkdtemp(prefix="trt-int8-"))
+    try:
+        raw = work / "q.onnx"
+        calibration = _quantize_int8(fp32_path, raw, calib_set, calib_limit, method, policy, use_modelopt)
+        proto, qdq = _conformant_qdq(raw, out, calibration)
+        report = _measure_and_gate(proto, work / "trt.onnx", fp32_path, val_set, val_limit, _gate_int8, gate,
+                                   "INT8 Q/DQ ONNX loses too much against FP32", out)
+        return _finish(proto, out, src, fp32_path, "int8", report, gate, calibration, {"qdq": qdq})
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _use_modelopt(quantizer: str) -> bool:
+    """ModelOpt quantizes when asked for, or for ``auto`` when installed; asked for and missing is an error."""
     use_modelopt = quantizer == "modelopt" or (quantizer == "auto" and modelopt_available())
     if quantizer == "modelopt" and not modelopt_available():
         raise ExportError('quantizer "modelopt" asked for but modelopt.onnx is not installed '
                           '(pip install "nvidia-modelopt[onnx]")')
-    work = Path(tempfile.mkdtemp(prefix="trt-int8-"))
-    try:
-        raw = work / "q.onnx"
-        if use_modelopt:
-            keep = policy.float_nodes(onnx.load(str(fp32_path), load_external_data=False))
-            calibration = _quantize_modelopt(fp32_path, raw, calib_set, calib_limit, method, keep)
-            calibration.update({"set": str(calib_set.path), "key": calib_set.meta.get("key"),
-                                "config": calib_set.meta.get("config"), "policy": policy.source})
-        else:
-            # the onnxruntime quantizer applies the policy, checks the set size and writes atomically;
-            # its accuracy is measured below, on the TensorRT-conformant graph
-            m = quantize_onnx_int8(fp32_path, raw, calib_set, None, method=method, policy=policy,
-                                   symmetric_activations=True, calib_limit=calib_limit)
-            calibration = {**m.calibration, "quantizer": "onnxruntime quantize_static (QDQ, symmetric)"}
-        proto, fixes = make_trt_conformant(onnx.load(str(raw)))
-        warnings = check_or_raise(proto, f"INT8 Q/DQ model for {out.name}", calibration.get("nodes_kept_float"))
-        report = _measure_and_gate(proto, work / "trt.onnx", fp32_path, val_set, val_limit, _gate_int8, gate,
-                                   "INT8 Q/DQ ONNX loses too much against FP32", out)
-        extra = {"qdq": {**fixes, "rules": "export.qdq_rules: conformant",
-                         "warnings": [str(w) for w in warnings][:20], "warning_count": len(warnings)}}
-        return _finish(proto, out, src, fp32_path, "int8", report, gate, calibration, extra)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    return use_modelopt
+
+
+def _quantize_int8(fp32_path: Path, raw: Path, calib_set, calib_limit, method: str, policy: PrecisionPolicy,
+                   use_modelopt: bool) -> dict:
+    """Quantize ``fp32_path`` to ``raw`` with ModelOpt or onnxruntime; returns the calibration record."""
+    import onnx
+
+    if use_modelopt:
+        keep = policy.float_nodes(onnx.load(str(fp32_path), load_external_data=False))
+        calibration = _quantize_modelopt(fp32_path, raw, calib_set, calib_limit, method, keep)
+        calibration.update({"set": str(calib_set.path), "key": calib_set.meta.get("key"),
+                            "config": calib_set.meta.get("config"), "policy": policy.source})
+        return calibration
+    # the onnxruntime quantizer applies the policy, checks the set size and writes atomically;
+    # its accuracy is measured by the caller, on the TensorRT-conformant graph
+    m = quantize_onnx_int8(fp32_path, raw, calib_set, None, method=method, policy=policy,
+                           symmetric_activations=True, calib_limit=calib_limit)
+    return {**m.calibration, "quantizer": "onnxruntime quantize_static (QDQ, symmetric)"}
+
+
+def _conformant_qdq(raw: Path, out: Path, calibration: dict):
+    """The quantized ``raw`` made TensorRT-conformant and checked against the Q/DQ rules: (proto, record)."""
+    import onnx
+
+    proto, fixes = make_trt_conformant(onnx.load(str(raw)))
+    warnings = check_or_raise(proto, f"INT8 Q/DQ model for {out.name}", calibration.get("nodes_kept_float"))
+    return proto, {**fixes, "rules": "export.qdq_rules: conformant",
+                   "warnings": [str(w) for w in warnings][:20], "warning_count": len(warnings)}
