@@ -108,6 +108,102 @@ def save_ir(ov_model, out_xml: Path, manifest: Manifest, compress_to_fp16: bool,
     return out_xml
 
 
+def _ir_name(fp32_onnx: Path, precision: str) -> str:
+    """``<base>_openvino_<precision>.xml``, the base being the FP32 ONNX's name less ``_fp32.onnx``."""
+    base = fp32_onnx.name[: -len("_fp32.onnx")] if fp32_onnx.name.endswith("_fp32.onnx") else fp32_onnx.stem
+    return f"{base}_openvino_{precision.replace('-', '_')}.xml"
+
+
+def _ir_manifest(src: Manifest, fp32_onnx: Path, precision: str) -> Manifest:
+    """The IR's manifest: the FP32 ONNX's, as an OpenVINO IR of ``precision`` made now, not yet validated."""
+    manifest = Manifest(**{**src.__dict__, "backend": "openvino", "precision": precision, "artifact_sha256": "",
+                           "tools": tool_versions("openvino", "nncf"), "validation": {}, "calibration": None,
+                           "extra": {**src.extra, "converted_from": fp32_onnx.name}})
+    manifest.created = Manifest.__dataclass_fields__["created"].default_factory()
+    return manifest
+
+
+def _check_int8_sets(calib_set, val_set, input_size) -> None:
+    """INT8 needs a calibration and a validation set, both of the model's input size."""
+    if calib_set is None or val_set is None:
+        raise ExportError("INT8 needs a calibration set and a validation set")
+    check_set_size(calib_set, input_size, "calibration")
+    check_set_size(val_set, input_size, "validation")
+
+
+def _minus_sad(compiled, items) -> float:
+    """NNCF's validation metric: −SAD of ``compiled`` on the validation items."""
+    sad, _ = evaluate_set(ov_alpha_fn(compiled), _ListSet(list(items)))
+    return -sad["SAD"]
+
+
+def _quantize_with_accuracy_control(ov_model, calib, scope, subset: int, val_set, val_limit: int | None,
+                                    max_drop: float, max_iterations: int):
+    """``nncf.quantize_with_accuracy_control`` on −SAD; NNCF's RuntimeError becomes an ExportError."""
+    import nncf
+    from nncf.quantization.advanced_parameters import (
+        AdvancedAccuracyRestorerParameters,
+    )
+
+    val_items = _items(val_set, val_limit)
+    try:
+        with nncf_progress():
+            return nncf.quantize_with_accuracy_control(
+                ov_model, calib, nncf.Dataset(val_items, _encoded), validation_fn=_minus_sad,
+                max_drop=max_drop, drop_type=nncf.DropType.ABSOLUTE, preset=nncf.QuantizationPreset.MIXED,
+                subset_size=subset, ignored_scope=scope,
+                advanced_accuracy_restorer_parameters=AdvancedAccuracyRestorerParameters(
+                    max_num_iterations=max_iterations, ranking_subset_size=min(len(val_items), 300)))
+    except RuntimeError as e:
+        raise ExportError(f"accuracy-controlled INT8 failed: {e}") from None
+
+
+def _calibration_record(calib_set, precision: str, policy: PrecisionPolicy, max_drop: float,
+                        max_iterations: int) -> dict:
+    """The manifest's ``calibration``: the set, the NNCF call and the policy that kept layers float."""
+    return {"set": str(calib_set.path), "key": calib_set.meta.get("key"),
+            "config": calib_set.meta.get("config"), "samples": len(calib_set),
+            "tool": "nncf.quantize" if precision == "int8" else "nncf.quantize_with_accuracy_control",
+            "preset": "mixed", "policy": policy.source,
+            **({"max_drop_sad": max_drop, "max_iterations": max_iterations} if precision == "int8-acc" else {})}
+
+
+def _quantize(ov_model, precision: str, input_size, calib_set, val_set, policy: PrecisionPolicy | None, *,
+              max_drop: float, subset_size: int, val_limit: int | None, max_iterations: int) -> tuple:
+    """``ov_model`` quantized by NNCF (int8 | int8-acc), the policy's layers kept float; and its calibration record."""
+    import nncf
+
+    _check_int8_sets(calib_set, val_set, input_size)
+    policy = policy if policy is not None else PrecisionPolicy.load(runtime="openvino")
+    scope = policy.openvino_scope(ov_model)
+    calib = nncf.Dataset(_items(calib_set), _encoded)
+    subset = min(subset_size, len(calib_set))
+    if precision == "int8":
+        with nncf_progress():
+            ov_model = nncf.quantize(ov_model, calib, preset=nncf.QuantizationPreset.MIXED, subset_size=subset,
+                                     ignored_scope=scope)
+    else:
+        ov_model = _quantize_with_accuracy_control(ov_model, calib, scope, subset, val_set, val_limit, max_drop,
+                                                   max_iterations)
+    return ov_model, _calibration_record(calib_set, precision, policy, max_drop, max_iterations)
+
+
+def _validator(manifest: Manifest, fp32_onnx: Path, out_xml: Path, precision: str, val_set, val_limit: int | None,
+               max_drop: float):
+    """``save_ir``'s check of the saved IR: its comparison with the FP32 ONNX goes into ``manifest`` (when there
+    is a validation set); int8-acc raises when the SAD drop is over ``max_drop``."""
+    def validate(saved_model) -> None:
+        if val_set is None:
+            return
+        report = compare_ov_to_onnx(saved_model, fp32_onnx, val_set, val_limit)
+        manifest.validation = {"reference": "onnxruntime fp32 (same export)", **report}
+        if precision == "int8-acc" and report["drop"]["SAD"] > max_drop:
+            raise ExportError(f"accuracy-controlled INT8 could not meet --max-drop {max_drop}: best SAD drop "
+                              f"reached {report['drop']['SAD']:.4f}; {out_xml} not written")
+
+    return validate
+
+
 def export_openvino(fp32_onnx: str | Path, out_dir: str | Path, precision: str, *, calib_set=None, val_set=None,
                     policy: PrecisionPolicy | None = None, max_drop: float = 0.5, subset_size: int = 300,
                     val_limit: int | None = None, max_iterations: int = 20) -> tuple[Path, Manifest]:
@@ -122,62 +218,13 @@ def export_openvino(fp32_onnx: str | Path, out_dir: str | Path, precision: str, 
     src = load_manifest(fp32_onnx)
     check_expected(src, fp32_onnx, backend="onnxruntime", precision="fp32")
     ov_model = ov.convert_model(str(fp32_onnx))
-    base = fp32_onnx.name[: -len("_fp32.onnx")] if fp32_onnx.name.endswith("_fp32.onnx") else fp32_onnx.stem
-    out_xml = inside(out_dir, f"{base}_openvino_{precision.replace('-', '_')}.xml")
-    manifest = Manifest(**{**src.__dict__, "backend": "openvino", "precision": precision, "artifact_sha256": "",
-                           "tools": tool_versions("openvino", "nncf"), "validation": {}, "calibration": None,
-                           "extra": {**src.extra, "converted_from": fp32_onnx.name}})
-    manifest.created = Manifest.__dataclass_fields__["created"].default_factory()
+    out_xml = inside(out_dir, _ir_name(fp32_onnx, precision))
+    manifest = _ir_manifest(src, fp32_onnx, precision)
     if precision in ("int8", "int8-acc"):
-        import nncf
-        from nncf.quantization.advanced_parameters import (
-            AdvancedAccuracyRestorerParameters,
-        )
-
-        if calib_set is None or val_set is None:
-            raise ExportError("INT8 needs a calibration set and a validation set")
-        check_set_size(calib_set, src.input_size, "calibration")
-        check_set_size(val_set, src.input_size, "validation")
-        policy = policy if policy is not None else PrecisionPolicy.load(runtime="openvino")
-        scope = policy.openvino_scope(ov_model)
-        calib = nncf.Dataset(_items(calib_set), _encoded)
-        if precision == "int8":
-            with nncf_progress():
-                ov_model = nncf.quantize(ov_model, calib, preset=nncf.QuantizationPreset.MIXED,
-                                         subset_size=min(subset_size, len(calib_set)), ignored_scope=scope)
-        else:
-            val_items = _items(val_set, val_limit)
-
-            def validation_fn(compiled, items) -> float:
-                sad, _ = evaluate_set(ov_alpha_fn(compiled), _ListSet(list(items)))
-                return -sad["SAD"]
-
-            try:
-                with nncf_progress():
-                    ov_model = nncf.quantize_with_accuracy_control(
-                        ov_model, calib, nncf.Dataset(val_items, _encoded), validation_fn=validation_fn,
-                        max_drop=max_drop, drop_type=nncf.DropType.ABSOLUTE, preset=nncf.QuantizationPreset.MIXED,
-                        subset_size=min(subset_size, len(calib_set)), ignored_scope=scope,
-                        advanced_accuracy_restorer_parameters=AdvancedAccuracyRestorerParameters(
-                            max_num_iterations=max_iterations, ranking_subset_size=min(len(val_items), 300)))
-            except RuntimeError as e:
-                raise ExportError(f"accuracy-controlled INT8 failed: {e}") from None
-        manifest.calibration = {"set": str(calib_set.path), "key": calib_set.meta.get("key"),
-                                "config": calib_set.meta.get("config"), "samples": len(calib_set),
-                                "tool": "nncf.quantize" if precision == "int8" else "nncf.quantize_with_accuracy_control",
-                                "preset": "mixed", "policy": policy.source,
-                                **({"max_drop_sad": max_drop, "max_iterations": max_iterations}
-                                   if precision == "int8-acc" else {})}
-
-    def validate(saved_model) -> None:
-        if val_set is None:
-            return
-        report = compare_ov_to_onnx(saved_model, fp32_onnx, val_set, val_limit)
-        manifest.validation = {"reference": "onnxruntime fp32 (same export)", **report}
-        if precision == "int8-acc" and report["drop"]["SAD"] > max_drop:
-            raise ExportError(f"accuracy-controlled INT8 could not meet --max-drop {max_drop}: best SAD drop "
-                              f"reached {report['drop']['SAD']:.4f}; {out_xml} not written")
-
+        ov_model, manifest.calibration = _quantize(
+            ov_model, precision, src.input_size, calib_set, val_set, policy, max_drop=max_drop,
+            subset_size=subset_size, val_limit=val_limit, max_iterations=max_iterations)
+    validate = _validator(manifest, fp32_onnx, out_xml, precision, val_set, val_limit, max_drop)
     save_ir(ov_model, out_xml, manifest, compress_to_fp16=(precision == "fp16"), validate=validate)
     return out_xml, manifest
 
