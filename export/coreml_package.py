@@ -78,6 +78,13 @@ INPUT_DOC = {
     "image": "RGB photo, H x W, 8-bit; the model applies 2*I/255 - 1 itself (ImageType scale 2/255, bias -1)",
     "trimap": "1 x 1 x H x W float: 0 = background, 0.5 = unknown, 1 = foreground (all 0.5 = no trimap)",
 }
+# the manifest's ``compression`` of each variant
+COMPRESSION = {"fp16": "fp16 weights and compute",
+               "w8": "int8 linear symmetric per-channel weights (linear_quantize_weights), fp16 compute",
+               "pal6": "6-bit k-means palettized weights, per-tensor LUT (palettize_weights), fp16 compute",
+               "pal4": "4-bit k-means palettized weights, per-tensor LUT (palettize_weights), fp16 compute",
+               "w8a8": "int8 symmetric per-tensor weights and activations (coremltools.optimize.torch "
+                       "LinearQuantizer, calibrated), fp16 elsewhere"}
 
 
 # ------------------------------------------------------------------------------------------ model prep
@@ -173,23 +180,26 @@ def _set_calib_inputs(cset, limit):
         yield torch.from_numpy(img[None]), torch.from_numpy(tri[None])
 
 
-def calibrate_w8a8(module: nn.Module, calib_set, policy_modules: list[str], limit: int | None = None) -> nn.Module:
-    """LinearQuantizer (symmetric int8 weights per tensor and activations), calibrated on ``calib_set``,
-    the policy's modules left in float; returns the finalized (fake-quantized) model, eval mode."""
-    from coremltools.optimize.torch.quantization import (
-        LinearQuantizer,
-        LinearQuantizerConfig,
-        ModuleLinearQuantizerConfig,
-    )
+def _w8a8_config(policy_modules: list[str]):
+    """LinearQuantizerConfig: symmetric int8 per-tensor weights and activations, the policy's modules float."""
+    from coremltools.optimize.torch.quantization import LinearQuantizerConfig, ModuleLinearQuantizerConfig
 
-    size = calib_set.size
-    config = LinearQuantizerConfig(
+    return LinearQuantizerConfig(
         global_config=ModuleLinearQuantizerConfig(quantization_scheme="symmetric", weight_per_channel=False,
                                                   milestones=[0, 1000, 1000, 0]),
         # torch.cat: None keeps the concatenated image+trimap (the stem's input) and every other concat
         # output float, so the policy's stem sees unquantized pixels (a cat only copies data anyway)
         module_type_configs={torch.cat: None},
         module_name_configs={name: None for name in policy_modules})
+
+
+def calibrate_w8a8(module: nn.Module, calib_set, policy_modules: list[str], limit: int | None = None) -> nn.Module:
+    """LinearQuantizer (symmetric int8 weights per tensor and activations), calibrated on ``calib_set``,
+    the policy's modules left in float; returns the finalized (fake-quantized) model, eval mode."""
+    from coremltools.optimize.torch.quantization import LinearQuantizer
+
+    size = calib_set.size
+    config = _w8a8_config(policy_modules)
     example = (torch.zeros(1, 3, *size), torch.full((1, 1, *size), 0.5))
     try:
         with warnings.catch_warnings():
@@ -379,6 +389,99 @@ def _set_metadata(mlmodel, manifest: Manifest) -> None:
     mlmodel.user_defined_metadata.update({k: str(v) for k, v in meta.items()})
 
 
+def _check_request(model: AdaMatting, variant: str, size, target: str, calib_set, val_set):
+    """Variant, target, input size and set sizes, before anything is built; returns the checked size."""
+    if variant not in VARIANTS:
+        raise ExportError(f"unknown CoreML variant {variant!r}; use one of {', '.join(VARIANTS)}")
+    check_target(target)
+    size = check_input_size(model.cfg, size)
+    if variant == "w8a8":
+        if calib_set is None:
+            raise ExportError("the w8a8 variant needs a calibration set")
+        check_set_size(calib_set, list(size), "calibration")
+    if val_set is not None:
+        check_set_size(val_set, list(size), "validation")
+    return size
+
+
+def _policy_module(model: AdaMatting, policy: PrecisionPolicy) -> tuple[nn.Module, list[str], list[str]]:
+    """The export module, the policy's modules in it, and those of them that hold weights (have MIL consts)."""
+    module = export_module(model.eval())
+    skip = policy.torch_modules(module)
+    weighted = [m for m in skip if any(True for _ in module.get_submodule(m).parameters())]
+    return module, skip, weighted
+
+
+def _program(model: AdaMatting, module: nn.Module, w8a8_model, size, target: str, converted: dict | None):
+    """The calibrated model's program when there is one, else the FP16 one, shared through ``converted``."""
+    if w8a8_model is not None:
+        return _convert(_trace(w8a8_model, size), size, target)
+    key = (id(model), size, target)
+    if converted is not None and key in converted:
+        return converted[key]
+    mlmodel = _convert(_trace(module, size), size, target)
+    if converted is not None:
+        converted[key] = mlmodel
+    return mlmodel
+
+
+def _compress_weights(mlmodel, variant: str, kept: list[str], weight_threshold: int):
+    """int8 (``w8``) or k-means palettized (``pal6``/``pal4``) weights, the ``kept`` constants left alone."""
+    import coremltools.optimize.coreml as cto
+
+    if variant == "w8":
+        op_cfg = cto.OpLinearQuantizerConfig(mode="linear_symmetric", dtype="int8", granularity="per_channel",
+                                             weight_threshold=weight_threshold)
+    else:
+        op_cfg = cto.OpPalettizerConfig(mode="kmeans", nbits=int(variant[3:]), granularity="per_tensor",
+                                        weight_threshold=weight_threshold)
+    config = cto.OptimizationConfig(global_config=op_cfg, op_name_configs={n: None for n in kept})
+    return (cto.linear_quantize_weights if variant == "w8" else cto.palettize_weights)(mlmodel, config)
+
+
+def _compress(mlmodel, variant: str, weighted: list[str], policy: PrecisionPolicy, weight_threshold: int):
+    """The variant's weight compression, the policy's constants kept FP16; returns (model, kept const names)."""
+    if variant not in ("w8", "pal6", "pal4", "w8a8"):
+        return mlmodel, []
+    try:
+        kept = policy_mil_consts(mlmodel, weighted, policy.op_types)
+        if variant != "w8a8":
+            mlmodel = _compress_weights(mlmodel, variant, kept, weight_threshold)
+    except ExportError:
+        raise
+    except Exception as e:
+        raise ExportError(f"coremltools could not compress the weights ({variant}): {type(e).__name__}: {e}") from None
+    return mlmodel, kept
+
+
+def _calibration(calib_set, calib_limit: int | None, policy: PrecisionPolicy, skip: list[str]) -> dict:
+    """The manifest's record of the w8a8 calibration."""
+    return {"set": str(calib_set.path), "key": calib_set.meta.get("key"),
+            "config": calib_set.meta.get("config"), "method": "coremltools.optimize.torch LinearQuantizer",
+            "samples": min(len(calib_set), calib_limit or len(calib_set)),
+            "activations": "int8 symmetric per-tensor", "weights": "int8 symmetric per-tensor",
+            "policy": policy.source, "modules_kept_float": skip}
+
+
+def _manifest_extra(variant: str, target: str, policy: PrecisionPolicy, skip: list[str], kept: list[str],
+                    weight_threshold: int, counts: dict) -> dict:
+    """The manifest's CoreML-specific fields (package sizes are added once it is saved)."""
+    return {"deployment_target": target, "compute_precision": "fp16", "compression": COMPRESSION[variant],
+            "image_input": {"type": "ImageType", "color_layout": "RGB", "scale": 2 / 255.0,
+                            "bias": [-1.0, -1.0, -1.0]},
+            "policy": policy.source, "policy_modules": skip, "policy_consts_kept_fp16": kept,
+            "weight_threshold": weight_threshold, "ops": counts}
+
+
+def _write_package(mlmodel, out: Path, manifest: Manifest) -> None:
+    """Metadata, the package (atomically), its sizes into the manifest, then the manifest."""
+    _set_metadata(mlmodel, manifest)
+    _save_atomic(mlmodel, out)
+    manifest.extra["package_bytes"] = package_size(out)
+    manifest.extra["weights_bytes"] = weights_size(out)
+    write_manifest(out, manifest)
+
+
 def export_coreml(model: AdaMatting, out_dir: str | Path, variant: str = "fp16", size=(512, 512), *,
                   target: str = "iOS17", calib_set=None, val_set=None, calib_limit: int | None = None,
                   val_limit: int | None = None, policy: PrecisionPolicy | None = None,
@@ -390,87 +493,24 @@ def export_coreml(model: AdaMatting, out_dir: str | Path, variant: str = "fp16",
     ExportError and leaves nothing under the final name. ``converted``: a dict shared between calls for the
     same model, size and target, so the weight-only variants reuse one FP16 conversion (the compressors
     return new models and leave their input untouched)."""
-    import coremltools.optimize.coreml as cto
+    import coremltools.optimize.coreml  # noqa: F401  (without coremltools: fail before any check)
 
-
-    if variant not in VARIANTS:
-        raise ExportError(f"unknown CoreML variant {variant!r}; use one of {', '.join(VARIANTS)}")
-    check_target(target)
-    size = check_input_size(model.cfg, size)
-    if variant == "w8a8":
-        if calib_set is None:
-            raise ExportError("the w8a8 variant needs a calibration set")
-        check_set_size(calib_set, list(size), "calibration")
-    if val_set is not None:
-        check_set_size(val_set, list(size), "validation")
+    size = _check_request(model, variant, size, target, calib_set, val_set)
     out = inside(out_dir, name or artifact_name(model.cfg.name, size, f"coreml_{variant}", suffix=".mlpackage"))
-
     policy = policy if policy is not None else PrecisionPolicy.load(runtime="coreml")
-    module = export_module(model.eval())
-    skip = policy.torch_modules(module)
-    weighted = [m for m in skip if any(True for _ in module.get_submodule(m).parameters())]   # have MIL consts
+    module, skip, weighted = _policy_module(model, policy)
     w8a8_model = calibrate_w8a8(module, calib_set, skip, calib_limit) if variant == "w8a8" else None
-    if variant == "w8a8":
-        mlmodel = _convert(_trace(w8a8_model, size), size, target)
-    else:
-        key = (id(model), size, target)
-        if converted is not None and key in converted:
-            mlmodel = converted[key]
-        else:
-            mlmodel = _convert(_trace(module, size), size, target)
-            if converted is not None:
-                converted[key] = mlmodel
-
-    kept: list[str] = []
-    try:
-        if variant in ("w8", "pal6", "pal4"):
-            kept = policy_mil_consts(mlmodel, weighted, policy.op_types)
-            if variant == "w8":
-                op_cfg = cto.OpLinearQuantizerConfig(mode="linear_symmetric", dtype="int8", granularity="per_channel",
-                                                     weight_threshold=weight_threshold)
-                config = cto.OptimizationConfig(global_config=op_cfg, op_name_configs={n: None for n in kept})
-                mlmodel = cto.linear_quantize_weights(mlmodel, config)
-            else:
-                op_cfg = cto.OpPalettizerConfig(mode="kmeans", nbits=int(variant[3:]), granularity="per_tensor",
-                                                weight_threshold=weight_threshold)
-                config = cto.OptimizationConfig(global_config=op_cfg, op_name_configs={n: None for n in kept})
-                mlmodel = cto.palettize_weights(mlmodel, config)
-        elif variant == "w8a8":
-            kept = policy_mil_consts(mlmodel, weighted, policy.op_types)
-    except ExportError:
-        raise
-    except Exception as e:
-        raise ExportError(f"coremltools could not compress the weights ({variant}): {type(e).__name__}: {e}") from None
-
+    mlmodel = _program(model, module, w8a8_model, size, target, converted)
+    mlmodel, kept = _compress(mlmodel, variant, weighted, policy, weight_threshold)
     validation = (simulated_validation(module, variant, val_set, skip, weight_threshold, w8a8_model, val_limit)
                   if val_set is not None else {})
     counts = op_counts(mlmodel.get_spec())
-    compression = {"fp16": "fp16 weights and compute",
-                   "w8": "int8 linear symmetric per-channel weights (linear_quantize_weights), fp16 compute",
-                   "pal6": "6-bit k-means palettized weights, per-tensor LUT (palettize_weights), fp16 compute",
-                   "pal4": "4-bit k-means palettized weights, per-tensor LUT (palettize_weights), fp16 compute",
-                   "w8a8": "int8 symmetric per-tensor weights and activations (coremltools.optimize.torch "
-                           "LinearQuantizer, calibrated), fp16 elsewhere"}[variant]
-    calibration = None
-    if variant == "w8a8":
-        calibration = {"set": str(calib_set.path), "key": calib_set.meta.get("key"),
-                       "config": calib_set.meta.get("config"), "method": "coremltools.optimize.torch LinearQuantizer",
-                       "samples": min(len(calib_set), calib_limit or len(calib_set)),
-                       "activations": "int8 symmetric per-tensor", "weights": "int8 symmetric per-tensor",
-                       "policy": policy.source, "modules_kept_float": skip}
+    calibration = _calibration(calib_set, calib_limit, policy, skip) if variant == "w8a8" else None
     manifest = Manifest(backend="coreml", precision=variant, model_config=model.cfg.to_dict(), input_size=list(size),
                         batch=1, pu_steps=model.cfg.pu_steps, checkpoint_sha256=checkpoint_sha256,
                         tools=tool_versions("coremltools"), validation=validation, calibration=calibration,
-                        extra={"deployment_target": target, "compute_precision": "fp16", "compression": compression,
-                               "image_input": {"type": "ImageType", "color_layout": "RGB", "scale": 2 / 255.0,
-                                               "bias": [-1.0, -1.0, -1.0]},
-                               "policy": policy.source, "policy_modules": skip, "policy_consts_kept_fp16": kept,
-                               "weight_threshold": weight_threshold, "ops": counts})
-    _set_metadata(mlmodel, manifest)
-    _save_atomic(mlmodel, out)
-    manifest.extra["package_bytes"] = package_size(out)
-    manifest.extra["weights_bytes"] = weights_size(out)
-    write_manifest(out, manifest)
+                        extra=_manifest_extra(variant, target, policy, skip, kept, weight_threshold, counts))
+    _write_package(mlmodel, out, manifest)
     return out, manifest
 
 
