@@ -150,86 +150,106 @@ def _run_stages(cfg: JobConfig, figures, log: Callable[[str], None], stages: Sta
     t_start = time.perf_counter()
     out_dir = cfg.reports / time.strftime("%Y%m%d-%H%M%S")
     gates = Gates.load()
-    ck = read_checkpoint(cfg.weights)
+    checkpoint = read_checkpoint(cfg.weights)
     with stages.stage("sets"):
-        cal = composited_set(cfg.calib, cfg.size, cfg.cache, progress=True)
-        val = composited_set(cfg.val, cfg.size, cfg.cache, progress=True)
+        cal, val = (composited_set(name, cfg.size, cfg.cache, progress=True) for name in (cfg.calib, cfg.val))
     with stages.stage("exports"):
-        exports = export_all(cfg.weights, cfg.export_dir, cfg.size, cal, val, log=log)
-        for r in export_band_refiners(SHIPPED_REFINER, cfg.export_dir / "band_refiner"):   # the gates run them
-            log(f"band refiner, {r['target']}: {r['status']}" + (f" ({r['reason']})" if r.get("reason") else ""))
-        artifacts, problems = current(cfg.export_dir, cfg.size, cfg.weights)
-    for p in problems:
-        log(f"warning: {p}")
-
-    t0 = time.perf_counter()
+        exports, artifacts, problems = _exports(cfg, cal, val, log)
     with stages.stage("accuracy"):
-        rows = evaluate_all(reference(cfg.weights), artifacts, cfg.size, val, real=cfg.real,
-                            val_limit=cfg.val_limit, progress=log)
-        results = check(rows, gates)
-    log(f"accuracy: {len(rows)} rows in {time.perf_counter() - t0:.0f} s")
-
-    t0 = time.perf_counter()
+        rows, results = _accuracy(cfg, artifacts, val, gates, log)
     with stages.stage("latency"):
-        latency = bench_all(cfg.export_dir, cfg.weights, cfg.size, warmup=cfg.warmup, runs=cfg.runs,
-                            threads=cfg.threads, progress=lambda r: log(f"latency: {r['label']}: " + (
-                                f"p50 {r['p50_ms']:.1f} ms" if r['status'] == 'ok' else r['status'])))
-    log(f"latency: {len(latency['rows'])} rows in {time.perf_counter() - t0:.0f} s")
-
-    pipeline = None
-    fastest = _fastest(latency) if cfg.pipeline else None
+        latency = _latency(cfg, log)
+    fastest = _fastest(latency)
     with stages.stage("bokeh pipeline"):
-        if fastest is not None:
-            try:
-                pipeline = time_pipeline(fastest, cfg.size, cfg.threads)
-                log(f"bokeh pipeline at 12 MP on {fastest['label']}: {sum(pipeline['timings'].values()):.2f} s")
-            except Exception as e:  # the finished accuracy and latency results still make the report
-                pipeline = {"what": f"failed on {fastest['label']}: {type(e).__name__}: {e}", "timings": {}}
-                log(f"bokeh pipeline: {pipeline['what']}")
-
-    phone = None
+        pipeline = None if fastest is None or not cfg.pipeline else _or_failure(
+            "bokeh pipeline", fastest, log, lambda: _pipeline(fastest, cfg, log),
+            lambda failure: {"what": failure, "timings": {}})
     with stages.stage("phone path"):
-        if cfg.phone and fastest is not None:
-            try:
-                phone = phone_eval(fastest, cfg, out_dir, log)
-            except Exception as e:  # the finished results still make the report
-                phone = f"\n\nfailed on {fastest['label']}: {type(e).__name__}: {e}\n"
-                log(f"phone path: {phone.strip()}")
-
-    clip = None
+        phone = None if fastest is None or not cfg.phone else _or_failure(
+            "phone path", fastest, log, lambda: phone_eval(fastest, cfg, out_dir, log),
+            lambda failure: f"\n\n{failure}\n")
     with stages.stage("video clip"):
-        row = _fastest(latency)
-        if cfg.clips is not None and row is not None:
-            try:
-                clip = clip_demo(row["path"], row["label"], cfg.clips, out_dir, log)
-            except Exception as e:  # the finished results still make the report
-                clip = f"failed on {row['label']}: {type(e).__name__}: {e}\n"
-                log(f"video clip: {clip.strip()}")
-
-    variant = None
+        clip = None if fastest is None or cfg.clips is None else _or_failure(
+            "video clip", fastest, log, lambda: clip_demo(fastest["path"], fastest["label"], cfg.clips, out_dir, log),
+            lambda failure: f"{failure}\n")
     with stages.stage("second model"):
-        if cfg.variant is not None:
-            variant = variant_stage(cfg, cal, val, gates, log)
-            if variant["comparison"] is not None:
-                write_json(variant["comparison"], out_dir / "model-comparison.json")
-
+        variant = None if cfg.variant is None else variant_stage(cfg, cal, val, gates, log)
+        if variant is not None and variant["comparison"] is not None:
+            write_json(variant["comparison"], out_dir / "model-comparison.json")
     with stages.stage("report"):
         write_json(latency, out_dir / "latency.json")
         write_json(gate_json(rows, results, gates, problems), out_dir / "gates.json")
-        header = {"checkpoint": f"{cfg.weights} (sha256 {file_sha256(cfg.weights)[:12]}, step {ck.get('step', '?')})",
-                  "input size": f"{cfg.size[0]}×{cfg.size[1]}",
-                  "validation": f"{val.path} ({len(val) if cfg.val_limit is None else min(cfg.val_limit, len(val))} "
-                                f"composites)" + ("; real: held-back alphamatting.com images" if cfg.real else ""),
-                  "job time": f"{time.perf_counter() - t_start:.0f} s"}
-        failed = failures(problems, results)
-        if variant is not None:
-            failed += [f"{variant['weights'].name}: {f}" for f in (
-                [f"the second-model stage failed: {variant['failed']}"] if variant["failed"]
-                else failures(variant["problems"], variant["results"]))]
-        report = write_report(out_dir, header=header, exports=exports, rows=rows, results=results, gates=gates,
-                              latency=latency, pipeline=pipeline, figures=figures or {}, failed=failed, phone=phone,
-                              clip=clip, variant=variant)
+        failed = failures(problems, results) + _variant_failures(variant)
+        report = write_report(out_dir, header=_header(cfg, checkpoint, val, t_start), exports=exports, rows=rows,
+                              results=results, gates=gates, latency=latency, pipeline=pipeline,
+                              figures=figures or {}, failed=failed, phone=phone, clip=clip, variant=variant)
     for line in failed:
         log(f"GATE FAILED: {line}")
     log(f"\nreport: {report}")
     return (1 if failed else 0), report
+
+
+def _exports(cfg: JobConfig, cal, val, log: Callable[[str], None]) -> tuple[list, list, list]:
+    """Every target's export and the band refiner's for each (the gates run them): (the exports' rows, the
+    up-to-date artifacts, the problems found with the others), each problem logged as a warning."""
+    exports = export_all(cfg.weights, cfg.export_dir, cfg.size, cal, val, log=log)
+    for r in export_band_refiners(SHIPPED_REFINER, cfg.export_dir / "band_refiner"):
+        log(f"band refiner, {r['target']}: {r['status']}" + (f" ({r['reason']})" if r.get("reason") else ""))
+    artifacts, problems = current(cfg.export_dir, cfg.size, cfg.weights)
+    for p in problems:
+        log(f"warning: {p}")
+    return exports, artifacts, problems
+
+
+def _accuracy(cfg: JobConfig, artifacts, val, gates: Gates, log: Callable[[str], None]) -> tuple[list, list]:
+    """Every artifact against PyTorch FP32, and the gates' verdicts on those rows."""
+    t0 = time.perf_counter()
+    rows = evaluate_all(reference(cfg.weights), artifacts, cfg.size, val, real=cfg.real, val_limit=cfg.val_limit,
+                        progress=log)
+    log(f"accuracy: {len(rows)} rows in {time.perf_counter() - t0:.0f} s")
+    return rows, check(rows, gates)
+
+
+def _latency(cfg: JobConfig, log: Callable[[str], None]) -> dict:
+    """Every artifact that runs here, timed in its own process."""
+    t0 = time.perf_counter()
+    latency = bench_all(cfg.export_dir, cfg.weights, cfg.size, warmup=cfg.warmup, runs=cfg.runs,
+                        threads=cfg.threads, progress=lambda r: log(f"latency: {r['label']}: " + (
+                            f"p50 {r['p50_ms']:.1f} ms" if r['status'] == 'ok' else r['status'])))
+    log(f"latency: {len(latency['rows'])} rows in {time.perf_counter() - t0:.0f} s")
+    return latency
+
+
+def _pipeline(fastest: dict, cfg: JobConfig, log: Callable[[str], None]) -> dict:
+    pipeline = time_pipeline(fastest, cfg.size, cfg.threads)
+    log(f"bokeh pipeline at 12 MP on {fastest['label']}: {sum(pipeline['timings'].values()):.2f} s")
+    return pipeline
+
+
+def _or_failure(stage: str, row: dict, log: Callable[[str], None], run: Callable, failed: Callable[[str], object]):
+    """``run()``, or ``failed("failed on <artifact>: <error>")`` when it raises, logged under ``stage``: the
+    finished accuracy and latency results still make the report."""
+    try:
+        return run()
+    except Exception as e:
+        failure = f"failed on {row['label']}: {type(e).__name__}: {e}"
+        log(f"{stage}: {failure}")
+        return failed(failure)
+
+
+def _variant_failures(variant: dict | None) -> list[str]:
+    if variant is None:
+        return []
+    lines = ([f"the second-model stage failed: {variant['failed']}"] if variant["failed"]
+             else failures(variant["problems"], variant["results"]))
+    return [f"{variant['weights'].name}: {line}" for line in lines]
+
+
+def _header(cfg: JobConfig, ck: dict, val, t_start: float) -> dict[str, str]:
+    """The report's first lines: the checkpoint, the input size, the validation data, the job's time."""
+    shown = len(val) if cfg.val_limit is None else min(cfg.val_limit, len(val))
+    return {"checkpoint": f"{cfg.weights} (sha256 {file_sha256(cfg.weights)[:12]}, step {ck.get('step', '?')})",
+            "input size": f"{cfg.size[0]}×{cfg.size[1]}",
+            "validation": f"{val.path} ({shown} composites)"
+                          + ("; real: held-back alphamatting.com images" if cfg.real else ""),
+            "job time": f"{time.perf_counter() - t_start:.0f} s"}
