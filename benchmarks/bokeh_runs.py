@@ -7,8 +7,11 @@ the segmenter's 256 px; each run is one ``adamat bokeh --timings`` process (so `
 costs are in every run, as for a user), the artifacts interleaved run by run. Per artifact: the median of each
 stage, of ``compute`` (every stage between decode and encode) and the peak RSS of the process. ``--before``
 runs each artifact from another source tree too (a checkout of the code before a change, e.g. ``git worktree
-add``), interleaved with this one, so a change is measured against what it replaced in one run. Writes a
-measured-results table (:mod:`benchmarks.measurements`, kind ``bokeh-runs``); no time is asserted anywhere.
+add``), interleaved with this one, so a change is measured against what it replaced in one run. ``--warm N``
+measures what an app that keeps the model open sees instead: each process opens the artifact once and renders
+the photo N + 1 times (``runtime.pipeline.bokeh_file``, as a folder's photos are rendered), the medians taken
+over the last N (no first-touch memory, no first call). Writes a measured-results table
+(:mod:`benchmarks.measurements`, kind ``bokeh-runs``); no time is asserted anywhere.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import cv2
 from benchmarks.fingerprint import measured_header
 from benchmarks.measurements import new_path
 from benchmarks.portrait import segmenter_mask, synthetic_portrait
+from common.arguments import whole_number
 from runtime.artifacts import open_artifact
 
 H, W = 3024, 4032
@@ -44,10 +48,31 @@ sys.exit(code)
 """
 
 
-def one_run(artifact: str, photo: Path, mask: Path, out: Path, tree: Path | None = None) -> tuple[dict[str, float], int]:
-    """(ms per stage, peak RSS in MiB) of one ``adamat bokeh --timings`` process (run from ``tree``'s code)."""
-    command = [sys.executable, "-c", _CHILD, "bokeh", str(photo), "--mask", str(mask), "-o", str(out),
-               "--overwrite", "--timings", "--artifact", artifact]
+# The same photo rendered ``renders`` + 1 times with the artifact opened once; the stages' medians over all but the
+# first render, printed as ``adamat bokeh --timings`` prints them (compute: all but opening, decoding, encoding).
+_WARM_CHILD = """
+import sys
+from statistics import median
+from runtime.matter import Matter
+from runtime.pipeline import bokeh_file
+photo, mask, out, artifact, renders = sys.argv[1:]
+matter = Matter.from_artifact(artifact)
+runs = [bokeh_file(photo, out, mask_path=mask, artifact=matter) for _ in range(int(renders) + 1)][1:]
+stages = {s: median(r[s] for r in runs) for s in runs[0]}
+for stage, seconds in stages.items():
+    print(f"  {stage} {seconds * 1000:.1f} ms")
+print(f"  compute {1000 * median(sum(t for s, t in r.items() if s not in ('open', 'load', 'write')) for r in runs):.1f} ms")
+print("peak", next(int(line.split()[1]) // 1024 for line in open("/proc/self/status") if line.startswith("VmHWM")))
+"""
+
+
+def one_run(artifact: str, photo: Path, mask: Path, out: Path, tree: Path | None = None,
+            warm: int = 0) -> tuple[dict[str, float], int]:
+    """(ms per stage, peak RSS in MiB) of one ``adamat bokeh --timings`` process (run from ``tree``'s code), or
+    with ``warm`` renders, of one process that renders the photo ``warm`` + 1 times (its medians)."""
+    command = ([sys.executable, "-c", _WARM_CHILD, str(photo), str(mask), str(out), artifact, str(warm)] if warm else
+               [sys.executable, "-c", _CHILD, "bokeh", str(photo), "--mask", str(mask), "-o", str(out),
+                "--overwrite", "--timings", "--artifact", artifact])
     run = subprocess.run(command, capture_output=True, text=True, cwd=tree)
     if run.returncode:
         raise RuntimeError(f"adamat bokeh with {artifact}: exit {run.returncode}: {run.stderr[-500:]}")
@@ -62,8 +87,11 @@ def label(artifact: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.bokeh_runs", description=__doc__.split("\n\n")[0])
     p.add_argument("artifacts", nargs="+", help="checkpoints or exported artifacts (with their manifests)")
-    p.add_argument("--runs", type=int, default=5, help="processes per artifact, interleaved (default 5)")
+    p.add_argument("--runs", type=whole_number(1, 1000), default=5,
+                   help="processes per artifact, interleaved (default 5)")
     p.add_argument("--before", type=Path, default=None, help="also run each artifact from this source tree")
+    p.add_argument("--warm", type=whole_number(0, 1000), default=0, metavar="N", help="each process opens the artifact once and "
+                   "renders N + 1 times, the medians of the last N (default 0: one render per process)")
     p.add_argument("--out", default=None, help="measured-results file (default benchmarks/measured/"
                                                "bokeh-runs-<date>-<device>.json)")
     args = p.parse_args(argv)
@@ -78,13 +106,15 @@ def main(argv: list[str] | None = None) -> int:
         del image, alpha
         for _ in range(args.runs):
             for (a, tree), done in runs.items():
-                done.append(one_run(a, photo, mask, out, tree))
+                done.append(one_run(a, photo, mask, out, tree, args.warm))
     rows = [row(a, r, ("before" if tree else "this") if args.before else None) for (a, tree), r in runs.items()]
     data = measured_header(
         "bokeh-runs", input_size=[512, 512], threads=None, runtimes=("onnxruntime", "openvino", "executorch"),
         model=", ".join(args.artifacts),
         method=f"adamat bokeh --timings on a synthetic {W}x{H} JPEG with a 256-px mask, one process per run, "
                f"{args.runs} runs per model interleaved; medians; peak RSS the largest VmHWM of its processes"
+               + (f"; warm: each process opens the artifact once and renders {args.warm + 1} times, its medians "
+                  f"over the last {args.warm}" if args.warm else "")
                + (f"; 'before': the same command from {described(args.before)}" if args.before else ""),
         command=["python", "-m", "benchmarks.bokeh_runs", *(sys.argv[1:] if argv is None else argv)])
     data |= {"columns": list(rows[0]), "rows": rows}

@@ -204,6 +204,25 @@ def test_bokeh_runs_records_each_stage_of_the_command(tiny_checkpoint, tmp_path,
     assert 50 < row["peak RSS MiB"] < 4000
 
 
+def test_bokeh_runs_warm_renders_in_one_process_and_takes_the_medians_of_all_but_the_first(tiny_checkpoint, tmp_path,
+                                                                                           monkeypatch):
+    """--warm N: one process per run opens the artifact once, renders N + 1 times; the method says so."""
+    import json
+
+    import benchmarks.bokeh_runs as bokeh_runs
+
+    monkeypatch.setattr(bokeh_runs, "H", 120)
+    monkeypatch.setattr(bokeh_runs, "W", 160)
+    out = tmp_path / "warm.json"
+    assert bokeh_runs.main([str(tiny_checkpoint), "--runs", "1", "--warm", "2", "--out", str(out)]) == 0
+    data = json.loads(out.read_text())
+    (row,) = data["rows"]
+    assert "renders 3 times, its medians over the last 2" in data["method"] and row["runs"] == 1
+    assert row["open ms"] == 0 and row["model ms"] > 0 and row["compute ms"] > row["model ms"]
+    with pytest.raises(SystemExit):
+        bokeh_runs.main([str(tiny_checkpoint), "--warm", "-1", "--out", str(out)])
+
+
 def test_a_guide_of_8_bit_pixels_gives_the_float_guides_alpha():
     """The upsampling reads an 8-bit photo as it is (no full-resolution float copy) for the same alpha."""
     photo, alpha = portrait()
