@@ -118,64 +118,123 @@ def _hair(shape, rng) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     over the crown with the face cut out, then strands grown from the visible hair outline. Strands
     are combed away from the parting, hug the head and sag under gravity; a share are fly-aways.
     """
-    h, w = shape
-    m = min(h, w)
     person = _portrait(shape, rng)
     cx, cy, rx, ry = person.head
-    base = _HAIR[rng.integers(len(_HAIR))] if rng.random() < 0.85 else _random_colour(rng, (0.4, 0.9), (0.35, 0.9))
-    hair_rgb = _jitter(base, rng, 0.08)
+    hair_rgb = _hair_colour(rng)
     parting = np.array([cx + rng.normal(0, 0.3) * rx, cy - ry * rng.uniform(0.8, 1.0)])
     mass_rgb = _hair_texture(shape, rng, hair_rgb, parting, radius=ry)
+    layer, hair_seen, back_cov = _hair_mass(shape, rng, person, mass_rgb)
+    layer = _over(_hair_strands(shape, rng, layer[0], hair_seen, person.head, parting, hair_rgb), layer)
+    return layer[0], layer[1], _mix(person.colour, mass_rgb, np.maximum(hair_seen, back_cov))
 
+
+def _hair_colour(rng) -> np.ndarray:
+    """A natural hair colour most of the time, a dyed one otherwise, jittered."""
+    base = _HAIR[rng.integers(len(_HAIR))] if rng.random() < 0.85 else _random_colour(rng, (0.4, 0.9), (0.35, 0.9))
+    return _jitter(base, rng, 0.08)
+
+
+def _hair_mass(shape, rng, person: _Body, mass_rgb: np.ndarray) -> tuple[Layer, np.ndarray, np.ndarray]:
+    """Person with the hair mass behind and over the crown: ``(layer, hair_seen, back_cov)``.
+
+    ``hair_seen`` is where hair is the front surface: the front hair, or back hair the person leaves visible.
+    """
+    cx, cy, rx, ry = person.head
     crown = _ellipse(cx + rng.normal(0, 0.04) * rx, cy - ry * rng.uniform(0.04, 0.14),
                      rx * rng.uniform(1.1, 1.28), ry * rng.uniform(1.02, 1.12))
-    back = [crown]
-    if rng.random() < 0.65:   # long hair
-        fall = ry * rng.uniform(1.2, 3.0)
-        back.append(_ellipse(cx, cy + fall / 2, rx * rng.uniform(1.15, 1.6), fall / 2 + ry * 0.5))
-    back_cov = _coverage(back, shape)
-    face = _coverage([_ellipse(cx, cy + ry * rng.uniform(0.12, 0.22), rx * rng.uniform(0.8, 0.9),
-                               ry * rng.uniform(0.8, 0.88))], shape)
-    # Hair in front of the head covers the crown and frames the face down to about ear level.
-    ys = np.arange(h, dtype=np.float32)[:, None]
-    ear = cy + ry * rng.uniform(-0.1, 0.3)
-    front_cov = _coverage([crown], shape) * (1.0 - face) * np.clip((ear - ys) / (0.15 * ry) + 0.5, 0.0, 1.0)
+    back_cov = _coverage([crown] + _long_hair(rng, person.head), shape)
+    front_cov = _front_hair(shape, rng, crown, person.head)
     layer = _over(person.layer, (back_cov, back_cov[..., None] * mass_rgb))
     layer = _over((front_cov, front_cov[..., None] * mass_rgb), layer)
     hair_seen = front_cov + (1.0 - front_cov) * (1.0 - person.layer[0]) * back_cov
+    return layer, hair_seen, back_cov
 
-    roots, normals = _outline_samples(layer[0], rng, density=rng.uniform(4.0, 6.0), where=hair_seen >= 0.5)
+
+def _long_hair(rng, head) -> list[np.ndarray]:
+    """Sometimes an ellipse of long hair falling from the head to below the shoulders; else nothing."""
+    cx, cy, rx, ry = head
+    if rng.random() >= 0.65:
+        return []
+    fall = ry * rng.uniform(1.2, 3.0)
+    return [_ellipse(cx, cy + fall / 2, rx * rng.uniform(1.15, 1.6), fall / 2 + ry * 0.5)]
+
+
+def _front_hair(shape, rng, crown: np.ndarray, head) -> np.ndarray:
+    """Coverage of hair in front of the head: the crown, face cut out, framing the face down to about ear level."""
+    cx, cy, rx, ry = head
+    face = _coverage([_ellipse(cx, cy + ry * rng.uniform(0.12, 0.22), rx * rng.uniform(0.8, 0.9),
+                               ry * rng.uniform(0.8, 0.88))], shape)
+    ys, _ = _coords(shape)
+    ear = cy + ry * rng.uniform(-0.1, 0.3)
+    return _coverage([crown], shape) * (1.0 - face) * np.clip((ear - ys) / (0.15 * ry) + 0.5, 0.0, 1.0)
+
+
+def _hair_strands(shape, rng, coverage: np.ndarray, hair_seen: np.ndarray, head, parting: np.ndarray,
+                  hair_rgb: np.ndarray) -> Layer:
+    """Strands rooted just inside the visible hair outline, combed, grown and rendered; a share are fly-aways."""
+    m = min(shape)
+    roots, normals = _outline_samples(coverage, rng, density=rng.uniform(4.0, 6.0), where=hair_seen >= 0.5)
     n = len(roots)
     flyaway = rng.random(n) < rng.uniform(0.04, 0.12)
     lengths = m * np.exp(rng.uniform(np.log(0.03), np.log(0.2), n)) * np.where(flyaway, 1.4, 1.0)
     roots = roots - normals * rng.uniform(0.5, 0.05 * m, (n, 1))
-    # Comb direction: along the outline, away from the parting, tilted outwards by a small angle.
+    tangent, directions = _comb(rng, roots, normals, flyaway, parting)
+    turn = _hug_turn(rng, roots, normals, tangent, flyaway, lengths, head)
+    points = _grow_hair(rng, roots, directions, lengths, flyaway, turn, m)
+    widths, colours = _hair_strand_looks(rng, n, hair_rgb)
+    return _render_strands(points, widths, colours, shape)
+
+
+def _comb(rng, roots: np.ndarray, normals: np.ndarray, flyaway: np.ndarray,
+          parting: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Unit outline tangents pointing away from the parting, and the strands' unit starting directions.
+
+    Strands follow the outline, tilted outwards by a small angle (a large one for fly-aways); where the
+    outline faces down (the ends of long hair) they hang instead of curling inwards.
+    """
+    n = len(roots)
     tangent = np.stack([-normals[:, 1], normals[:, 0]], 1)
     tangent *= np.where(((roots - parting) * tangent).sum(1) < 0, -1.0, 1.0)[:, None]
     tilt = np.where(flyaway, rng.uniform(0.3, 1.4, n), rng.uniform(0.0, 0.45, n))
     directions = np.cos(tilt)[:, None] * tangent + np.sin(tilt)[:, None] * normals
-    # Where the outline faces down (the ends of long hair), strands hang instead of curling inwards.
     hang = np.clip(normals[:, 1], 0.0, 1.0)[:, None]
     directions = (1 - hang) * directions + hang * (0.0, 1.0)
     directions /= np.maximum(np.linalg.norm(directions, axis=1, keepdims=True), 1e-9)
-    # Hug the head: turn each leg towards the inside by the angle the head's curvature subtends.
-    # (A positive turn rotates a heading towards its perpendicular (-y, x).)
+    return tangent, directions
+
+
+def _hug_turn(rng, roots: np.ndarray, normals: np.ndarray, tangent: np.ndarray, flyaway: np.ndarray,
+              lengths: np.ndarray, head) -> np.ndarray:
+    """Per-leg turn (radians) that hugs the head: inwards by the angle its curvature subtends, on the crown only.
+
+    A positive turn rotates a heading towards its perpendicular (-y, x); fly-aways do not turn.
+    """
+    cx, cy, rx, ry = head
     inward = -np.sign(tangent[:, 0] * normals[:, 1] - tangent[:, 1] * normals[:, 0])
     crown_weight = np.clip((cy - roots[:, 1]) / ry + 0.3, 0.0, 1.0)   # hug on the crown, hang below it
-    turn = np.where(flyaway, 0.0, inward * crown_weight * rng.uniform(0.4, 1.0, n) * lengths / (3 * ry))
+    return np.where(flyaway, 0.0, inward * crown_weight * rng.uniform(0.4, 1.0, len(roots)) * lengths / (3 * ry))
+
+
+def _grow_hair(rng, roots: np.ndarray, directions: np.ndarray, lengths: np.ndarray, flyaway: np.ndarray,
+               turn: np.ndarray, m: int) -> np.ndarray:
+    """Hair strand polylines: sagging under gravity, fly-aways bending more, the whole head wavy sometimes."""
+    n = len(roots)
     wavy = rng.random() < 0.35
-    points = _grow_strands(roots, directions, lengths, rng, bend=np.where(flyaway, 0.5, 0.15), turn=turn,
-                           sag=np.where(flyaway, rng.uniform(0.0, 0.3, n), rng.uniform(0.2, 0.8, n)),
-                           wave=(rng.uniform(0.4, 2.0) * m / 256, rng.uniform(10, 30) * m / 256) if wavy else None,
-                           n_points=20 if wavy else 12)
+    sag = np.where(flyaway, rng.uniform(0.0, 0.3, n), rng.uniform(0.2, 0.8, n))
+    wave = (rng.uniform(0.4, 2.0) * m / 256, rng.uniform(10, 30) * m / 256) if wavy else None
+    return _grow_strands(roots, directions, lengths, rng, bend=np.where(flyaway, 0.5, 0.15), turn=turn,
+                         sag=sag, wave=wave, n_points=20 if wavy else 12)
+
+
+def _hair_strand_looks(rng, n: int, hair_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Widths (px) and colours of ``n`` strands around ``hair_rgb``, a few of them lighter."""
     # Single hairs are far below a pixel at portrait scale; a few clumped locks reach ~1.4 px.
     lock = rng.random(n) < 0.1
     widths = np.exp(np.where(lock, rng.uniform(np.log(0.6), np.log(1.4), n),
                              rng.uniform(np.log(0.1), np.log(0.6), n)))
     shade = np.exp(rng.normal(0.0, 0.16, (n, 1))) * np.where(rng.random((n, 1)) < 0.08, 1.4, 1.0)
     colours = np.clip(hair_rgb * shade + rng.normal(0.0, 0.012, (n, 3)), 0.0, 1.0)
-    layer = _over(_render_strands(points, widths, colours, shape), layer)
-    return layer[0], layer[1], _mix(person.colour, mass_rgb, np.maximum(hair_seen, back_cov))
+    return widths, colours
 
 
 def _fur(shape, rng) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -210,24 +269,11 @@ def _fur(shape, rng) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def _veil(shape, rng) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Opaque body under a draped, woven, semi-transparent veil (alpha ~0.1–0.85)."""
-    h, w = shape
-    m = min(h, w)
     body = _portrait(shape, rng) if rng.random() < 0.7 else _blob_body(shape, rng)
     cx, cy, rx, ry = body.head
     veil_cov = _coverage([_drape(shape, rng, cx, cy, rx, ry)], shape)
-
-    ys, xs = _coords(shape)
-    # Folds: vertical sinusoidal pleats warped by noise; they shade and thicken the fabric.
-    pleat = m * rng.uniform(0.05, 0.12)
-    folds = np.sin(2 * np.pi * (xs - cx) / pleat + 2.0 * fractal_noise(shape, rng, cells=3, octaves=2))
-    # Weave: two sets of threads, box-filtered analytically over each pixel (no aliasing).
-    period, angle = rng.uniform(3.0, 6.0), rng.uniform(0, np.pi)
-    u = xs * math.cos(angle) + ys * math.sin(angle)
-    v = -xs * math.sin(angle) + ys * math.cos(angle)
-    damp = float(np.sinc(1.0 / period))   # mean of a cosine of this period over a 1-px box
-    threads_u = 0.5 + 0.5 * damp * np.cos(2 * np.pi * u / period)
-    threads_v = 0.5 + 0.5 * damp * np.cos(2 * np.pi * v / period)
-    weave = 1.0 - (1.0 - threads_u) * (1.0 - threads_v)
+    folds = _folds(shape, rng, cx)
+    weave = _weave(shape, rng)
     mesh = rng.uniform(0.2, 0.6)
     thickness = 1 + 0.3 * folds + 0.15 * fractal_noise(shape, rng, cells=4)
     density = rng.uniform(0.25, 0.55) * thickness * (1 - mesh + mesh * weave)
@@ -238,6 +284,25 @@ def _veil(shape, rng) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     veil = (veil_alpha, veil_alpha[..., None] * veil_colour)
     alpha, premult = _over(veil, body.layer)
     return alpha, premult, _mix(body.colour, veil_colour, veil_cov)
+
+
+def _folds(shape, rng, cx: float) -> np.ndarray:
+    """Fabric folds in [-1, 1]: vertical sinusoidal pleats about ``cx`` warped by noise; they shade and thicken it."""
+    _, xs = _coords(shape)
+    pleat = min(shape) * rng.uniform(0.05, 0.12)
+    return np.sin(2 * np.pi * (xs - cx) / pleat + 2.0 * fractal_noise(shape, rng, cells=3, octaves=2))
+
+
+def _weave(shape, rng) -> np.ndarray:
+    """Cover in [0, 1] of two crossing sets of threads, box-filtered analytically over each pixel (no aliasing)."""
+    ys, xs = _coords(shape)
+    period, angle = rng.uniform(3.0, 6.0), rng.uniform(0, np.pi)
+    u = xs * math.cos(angle) + ys * math.sin(angle)
+    v = -xs * math.sin(angle) + ys * math.cos(angle)
+    damp = float(np.sinc(1.0 / period))   # mean of a cosine of this period over a 1-px box
+    threads_u = 0.5 + 0.5 * damp * np.cos(2 * np.pi * u / period)
+    threads_v = 0.5 + 0.5 * damp * np.cos(2 * np.pi * v / period)
+    return 1.0 - (1.0 - threads_u) * (1.0 - threads_v)
 
 
 def _drape(shape, rng, cx, cy, rx, ry) -> np.ndarray:
@@ -261,37 +326,61 @@ def _drape(shape, rng, cx, cy, rx, ry) -> np.ndarray:
 
 def _glass(shape, rng) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Opaque body holding a glass object: nearly clear inside, denser rim, specular streaks."""
-    h, w = shape
-    m = min(h, w)
+    m = min(shape)
     body = _portrait(shape, rng) if rng.random() < 0.5 else _blob_body(shape, rng)
     gh = m * rng.uniform(0.3, 0.5)
     gw = gh * rng.uniform(0.45, 0.8)
-    # Held at the side of the body: centred just outside the outline at mid height, at the first of
-    # a few candidate spots that leaves the glass mostly in front of the background, not the body.
+    gx, gy = _glass_spot(shape, rng, body.layer[0], gw, gh)
+    tilt = rng.normal(0.0, 0.15)
+    parts, streaks = _glass_parts(rng, gw, gh), _glass_streaks(rng, gw, gh)
+    cov = _coverage([_place(p, gx, gy, tilt) for p in parts], shape)
+    glass, glass_colour = _glass_pane(shape, rng, cov)
+    spec = _glass_speculars(shape, rng, [_place(p, gx, gy, tilt) for p in streaks], cov)
+    glass = _over((spec, spec[..., None] * np.ones(3, np.float32)), glass)
+    alpha, premult = _over(glass, body.layer)
+    return alpha, premult, _mix(body.colour, glass_colour, cov)
+
+
+def _glass_spot(shape, rng, body_alpha: np.ndarray, gw: float, gh: float) -> tuple[float, float]:
+    """Centre of a ``gw``×``gh`` glass held at the side of the body, mostly in front of the background.
+
+    Candidates lie just outside the outline at mid height; the first at least 0.3 ``gw`` clear of the
+    body wins, else the clearest.
+    """
+    h, w = shape
     band = np.zeros(shape, bool)
     band[int(h * 0.3):int(h * 0.85)] = True
-    roots, normals = _outline_samples(body.layer[0], rng, count=16, where=band)
+    roots, normals = _outline_samples(body_alpha, rng, count=16, where=band)
     if len(roots) == 0:
         roots, normals = np.array([(w / 2, h / 2)]), np.zeros((1, 2))
     centres = np.clip(roots + normals * gw * rng.uniform(0.1, 0.6, (len(roots), 1)),
                       (gw / 2 + 2, gh / 2 + 2), (w - gw / 2 - 2, h - gh / 2 - 2))
-    clearance = cv2.distanceTransform((body.layer[0] < 0.5).astype(np.uint8), cv2.DIST_L2, 5)
+    clearance = cv2.distanceTransform((body_alpha < 0.5).astype(np.uint8), cv2.DIST_L2, 5)
     gx, gy = (float(v) for v in centres[np.argmax(np.minimum(_sample(clearance, centres), 0.3 * gw))])
-    tilt = rng.normal(0.0, 0.15)
+    return gx, gy
+
+
+def _glass_parts(rng, gw: float, gh: float) -> list[np.ndarray]:
+    """Outline polygons of a tumbler, a bowl or bottle, or a goblet, centred at the origin."""
     style = rng.integers(3)
     if style == 0:       # tumbler
-        parts = [_rounded_rect(0, 0, gw / 2, gh / 2, gw * 0.12)]
-    elif style == 1:     # bowl / bottle
-        parts = [_ellipse(0, 0, gw / 2, gh / 2)]
-    else:                # goblet: bowl, stem, foot
-        parts = [_ellipse(0, -gh * 0.2, gw / 2, gh * 0.3), _rounded_rect(0, gh * 0.15, gw * 0.05, gh * 0.22, gw * 0.02),
-                 _ellipse(0, gh * 0.38, gw * 0.3, gh * 0.05)]
-    # Specular streaks along the glass's long axis.
-    streaks = [_ellipse(rng.uniform(-0.35, 0.35) * gw, rng.normal(0, 0.1) * gh, gw * rng.uniform(0.025, 0.07),
-                        gh * rng.uniform(0.12, 0.3)) for _ in range(rng.integers(1, 4))]
-    polys = [_place(p, gx, gy, tilt) for p in parts]
-    streaks = [_place(p, gx, gy, tilt) for p in streaks]
-    cov = _coverage(polys, shape)
+        return [_rounded_rect(0, 0, gw / 2, gh / 2, gw * 0.12)]
+    if style == 1:       # bowl / bottle
+        return [_ellipse(0, 0, gw / 2, gh / 2)]
+    # goblet: bowl, stem, foot
+    return [_ellipse(0, -gh * 0.2, gw / 2, gh * 0.3), _rounded_rect(0, gh * 0.15, gw * 0.05, gh * 0.22, gw * 0.02),
+            _ellipse(0, gh * 0.38, gw * 0.3, gh * 0.05)]
+
+
+def _glass_streaks(rng, gw: float, gh: float) -> list[np.ndarray]:
+    """One to three thin ellipses along the glass's long axis, centred at the origin: its specular streaks."""
+    return [_ellipse(rng.uniform(-0.35, 0.35) * gw, rng.normal(0, 0.1) * gh, gw * rng.uniform(0.025, 0.07),
+                     gh * rng.uniform(0.12, 0.3)) for _ in range(rng.integers(1, 4))]
+
+
+def _glass_pane(shape, rng, cov: np.ndarray) -> tuple[Layer, np.ndarray]:
+    """The glass over coverage ``cov`` and its colour: nearly clear inside, denser and toned at the rim, rippled."""
+    m = min(shape)
     depth = cv2.distanceTransform((cov >= 0.5).astype(np.uint8), cv2.DIST_L2, 5)
     rim = np.exp(-depth / (rng.uniform(1.0, 3.0) * max(m / 256, 1.0)))
     inner, outer = rng.uniform(0.03, 0.18), rng.uniform(0.45, 0.85)
@@ -300,12 +389,12 @@ def _glass(shape, rng) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     tint = _jitter(_GLASS_TINT[rng.integers(len(_GLASS_TINT))], rng, 0.04)
     rim_tone = rng.uniform(0.35, 1.1)
     glass_colour = np.clip(tint * (1 + (rim_tone - 1) * rim)[..., None], 0, 1)
-    glass = (glass_alpha, glass_alpha[..., None] * glass_colour)
+    return (glass_alpha, glass_alpha[..., None] * glass_colour), glass_colour
 
-    spec = cv2.GaussianBlur(_coverage(streaks, shape), (0, 0), rng.uniform(0.4, 1.2)) * rng.uniform(0.7, 1.0) * cov
-    glass = _over((spec, spec[..., None] * np.ones(3, np.float32)), glass)
-    alpha, premult = _over(glass, body.layer)
-    return alpha, premult, _mix(body.colour, glass_colour, cov)
+
+def _glass_speculars(shape, rng, streaks: Sequence[np.ndarray], cov: np.ndarray) -> np.ndarray:
+    """Coverage of the specular streaks: softly blurred, dimmed a little, kept on the glass."""
+    return cv2.GaussianBlur(_coverage(streaks, shape), (0, 0), rng.uniform(0.4, 1.2)) * rng.uniform(0.7, 1.0) * cov
 
 
 def _defocus(shape, rng) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
