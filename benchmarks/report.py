@@ -62,14 +62,7 @@ def plot_latency_vs_accuracy(rows: list[AccuracyRow], latency: dict, out: Path) 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    p50 = {str(Path(r["path"]).resolve()): r["p50_ms"] for r in latency.get("rows", []) if r.get("status") == "ok"}
-    points = []
-    for row in rows:
-        a, sc = row.artifact, row.sets.get("val")
-        where = str(a.path.resolve())
-        if sc is None or where not in p50:
-            continue
-        points.append((a.label, p50[where], gate_value(sc, "sad_drop_pct")))
+    points = _latency_accuracy_points(rows, latency)
     if not points:
         return None
     fig, ax = plt.subplots(figsize=(8, 5))
@@ -85,6 +78,19 @@ def plot_latency_vs_accuracy(rows: list[AccuracyRow], latency: dict, out: Path) 
     fig.savefig(out, dpi=100)
     plt.close(fig)
     return out
+
+
+def _latency_accuracy_points(rows: list[AccuracyRow], latency: dict) -> list[tuple[str, float, float | None]]:
+    """(label, p50 ms, SAD drop %) of each artifact timed and scored on the validation composites."""
+    p50 = {str(Path(r["path"]).resolve()): r["p50_ms"] for r in latency.get("rows", []) if r.get("status") == "ok"}
+    points = []
+    for row in rows:
+        a, sc = row.artifact, row.sets.get("val")
+        where = str(a.path.resolve())
+        if sc is None or where not in p50:
+            continue
+        points.append((a.label, p50[where], gate_value(sc, "sad_drop_pct")))
+    return points
 
 
 def exports_table(exports: list) -> str:
@@ -121,57 +127,114 @@ def write_report(out_dir: Path, *, header: dict, exports: list, rows: list[Accur
     """Write ``out_dir/report.md`` (and its figures); ``failed``: the gate violations. Returns its path."""
     out_dir.mkdir(parents=True, exist_ok=True)
     plot = plot_latency_vs_accuracy(rows, latency, out_dir / "latency_vs_accuracy.png")
+    copied = _copy_figures(figures, out_dir)
+    sections = [_title_section(header, latency), _verdict_section(failed, latency), _exports_section(exports),
+                _accuracy_section(rows, results, gates), _latency_section(latency, plot),
+                _pipeline_section(pipeline), _phone_section(phone), _clip_section(clip),
+                variant_section(variant) if variant else None, _not_run_section(rows, exports),
+                _figure_sections(copied)]
+    return _write_atomically(out_dir / "report.md", "\n".join(s for s in sections if s is not None))
+
+
+def _copy_figures(figures: dict[str, Path], out_dir: Path) -> dict[str, str]:
+    """Copy each figure that exists into ``out_dir``: its title → its file name there."""
     copied = {}
     for name, src in figures.items():
         if src is not None and Path(src).is_file():
             copied[name] = Path(shutil.copy2(src, out_dir / Path(src).name)).name
+    return copied
+
+
+def _title_section(header: dict, latency: dict) -> str:
+    """The title with the time, the header's facts and the device's fingerprint."""
     fp = latency.get("fingerprint", {})
-    parts = [f"# AdaMatting edge report — {time.strftime('%Y-%m-%d %H:%M:%S %Z')}\n",
-             "\n".join(f"- **{k}**: {v}" for k, v in header.items()),
-             f"- **device**: {fp.get('cpu', '?')}, {fp.get('logical_cores', '?')} logical cores, "
-             f"{fp.get('os', '?')} (fingerprint `{latency.get('fingerprint_id', '?')}`)\n",
-             f"## Verdict\n\n**Accuracy gates: {'FAIL' if failed else 'PASS'}**"
-             + (f" — {len(failed)} violated:\n\n" + "\n".join(f"- {v}" for v in failed) if failed else "") + "\n",
-             f"Performance targets (p50 ratios measured in this run on this {fp.get('logical_cores', '?')}-core "
-             f"machine; reported, not asserted):\n",
-             md_table(perf_targets(latency)),
-             "## Exports\n", exports_table(exports),
-             f"## Accuracy and gates\n\nEvery artifact against PyTorch FP32 on the same inputs; Δ = increase over "
-             f"FP32 (bokeh dB: the rendered bokeh image against FP32's render). `val`: composited validation set; "
-             f"`real`: held-back alphamatting.com images through the runtime; `mask`: the same with coarse masks "
-             f"simulated from the ground truth (the phone case). Gates: `{gates.source}`.\n",
-             md_table(table(rows, results)),
-             "\nGate summary:\n", md_table([{k: v for k, v in s.items() if k not in ("key", "path")} for s in summary(rows, results)]),
-             f"## Latency\n\n{latency['settings']['warmup']} warm-up and {latency['settings']['runs']} timed runs "
+    return "\n".join([f"# AdaMatting edge report — {time.strftime('%Y-%m-%d %H:%M:%S %Z')}\n",
+                      "\n".join(f"- **{k}**: {v}" for k, v in header.items()),
+                      f"- **device**: {fp.get('cpu', '?')}, {fp.get('logical_cores', '?')} logical cores, "
+                      f"{fp.get('os', '?')} (fingerprint `{latency.get('fingerprint_id', '?')}`)\n"])
+
+
+def _verdict_section(failed: list[str], latency: dict) -> str:
+    """The accuracy gates' verdict with each violation, then the performance targets."""
+    cores = latency.get("fingerprint", {}).get("logical_cores", "?")
+    return "\n".join([f"## Verdict\n\n**Accuracy gates: {'FAIL' if failed else 'PASS'}**"
+                      + (f" — {len(failed)} violated:\n\n" + "\n".join(f"- {v}" for v in failed) if failed else "")
+                      + "\n",
+                      f"Performance targets (p50 ratios measured in this run on this {cores}-core "
+                      f"machine; reported, not asserted):\n",
+                      md_table(perf_targets(latency))])
+
+
+def _exports_section(exports: list) -> str:
+    """The export targets' table."""
+    return "\n".join(["## Exports\n", exports_table(exports)])
+
+
+def _accuracy_section(rows: list[AccuracyRow], results: list[GateResult], gates: Gates) -> str:
+    """Every artifact's accuracy on each set against PyTorch FP32, and the gate summary."""
+    return "\n".join([
+        f"## Accuracy and gates\n\nEvery artifact against PyTorch FP32 on the same inputs; Δ = increase over "
+        f"FP32 (bokeh dB: the rendered bokeh image against FP32's render). `val`: composited validation set; "
+        f"`real`: held-back alphamatting.com images through the runtime; `mask`: the same with coarse masks "
+        f"simulated from the ground truth (the phone case). Gates: `{gates.source}`.\n",
+        md_table(table(rows, results)),
+        "\nGate summary:\n",
+        md_table([{k: v for k, v in s.items() if k not in ("key", "path")} for s in summary(rows, results)])])
+
+
+def _latency_section(latency: dict, plot: Path | None) -> str:
+    """The latency table and, where one was drawn, the latency-vs-accuracy plot."""
+    parts = [f"## Latency\n\n{latency['settings']['warmup']} warm-up and {latency['settings']['runs']} timed runs "
              f"of the network alone at the export size, one process per artifact (peak RSS is that process's); "
              f"`× torch fp32`: p50 over the PyTorch FP32 eager p50 of the same run. With few runs p99 is close to "
              f"the maximum. TensorRT ONNX rows are onnxruntime CPU timings of those graphs.\n",
              result_table(latency) + "\n"]
     if plot is not None:
         parts.append(f"\n![latency vs accuracy]({plot.name})\n")
-    if pipeline:
-        parts.append(f"## Bokeh pipeline on a 12-megapixel photo\n\n{pipeline.get('what', '')}\n")
-        stages = pipeline["timings"]
-        if stages:
-            parts.append(md_table([{"stage": k, "ms": f"{v * 1000:.0f}"} for k, v in stages.items()]
-                                  + [{"stage": "total", "ms": f"{sum(stages.values()) * 1000:.0f}"}]))
-    if phone:
-        parts.append("## The phone path at 12 megapixels\n\n" + phone.split("\n", 2)[2])
-    if clip:
-        parts.append("## A video clip\n\n" + clip)
-    if variant:
-        parts.append(variant_section(variant))
+    return "\n".join(parts)
+
+
+def _pipeline_section(pipeline: dict | None) -> str | None:
+    """The 12-megapixel bokeh pipeline: what ran and each stage's time; None when it was not run."""
+    if not pipeline:
+        return None
+    parts = [f"## Bokeh pipeline on a 12-megapixel photo\n\n{pipeline.get('what', '')}\n"]
+    stages = pipeline["timings"]
+    if stages:
+        parts.append(md_table([{"stage": k, "ms": f"{v * 1000:.0f}"} for k, v in stages.items()]
+                              + [{"stage": "total", "ms": f"{sum(stages.values()) * 1000:.0f}"}]))
+    return "\n".join(parts)
+
+
+def _phone_section(phone: str | None) -> str | None:
+    """The phone path's text below its own two heading lines; None when it was not run."""
+    return "## The phone path at 12 megapixels\n\n" + phone.split("\n", 2)[2] if phone else None
+
+
+def _clip_section(clip: str | None) -> str | None:
+    """The video clip's text; None when it was not run."""
+    return "## A video clip\n\n" + clip if clip else None
+
+
+def _not_run_section(rows: list[AccuracyRow], exports: list) -> str | None:
+    """The exports not built and the artifacts not measured here, each with its reason; None when there are none."""
     not_run = [r for r in rows if r.status in ("not run", "failed", "simulated")]
     not_run_exports = [e for e in exports if e.status in ("not built", "failed")]
-    if not_run or not_run_exports:
-        parts.append("## Not run here\n")
-        parts += [f"- **{e.target}** (export {e.status}): {e.reason}" for e in not_run_exports]
-        parts += [f"- **{r.artifact.label}** ({r.status}): {r.note}" for r in not_run]
-        parts.append("")
-    for name, fname in copied.items():
-        parts.append(f"## {name}\n\n![{name}]({fname})\n")
-    report = out_dir / "report.md"
+    if not (not_run or not_run_exports):
+        return None
+    return "\n".join(["## Not run here\n",
+                      *(f"- **{e.target}** (export {e.status}): {e.reason}" for e in not_run_exports),
+                      *(f"- **{r.artifact.label}** ({r.status}): {r.note}" for r in not_run), ""])
+
+
+def _figure_sections(copied: dict[str, str]) -> str | None:
+    """One section per copied figure; None when there are none."""
+    return "\n".join(f"## {name}\n\n![{name}]({fname})\n" for name, fname in copied.items()) if copied else None
+
+
+def _write_atomically(report: Path, text: str) -> Path:
+    """Write ``text`` to ``report`` through a temporary file beside it."""
     tmp = report.with_name("report.md.tmp")
-    tmp.write_text("\n".join(parts))
+    tmp.write_text(text)
     os.replace(tmp, report)
     return report
