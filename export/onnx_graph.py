@@ -117,51 +117,79 @@ def subpixel_as_conv_transpose(proto) -> int:
     DepthToSpace alone, and its bias is the same within each group of 4 channels (a BatchNorm after the
     shuffle, folded into the convolution, gives such a bias).
     """
-    from onnx import helper, numpy_helper
-
-
     g, index = proto.graph, GraphIndex(proto)
     replace, drop = {}, set()   # DepthToSpace node → its ConvTranspose; the Convs they absorb
     for n in g.node:
-        if n.op_type != "DepthToSpace" or node_attr(n, "blocksize") != 2 or node_attr(n, "mode", b"DCR") != b"CRD":
-            continue
-        conv = index.producer.get(n.input[0])
-        if (conv is None or conv.op_type != "Conv" or len(index.consumers.get(conv.output[0], [])) != 1
-                or conv.output[0] in index.outputs or conv.input[1] not in index.inits
-                or node_attr(conv, "group", 1) != 1 or node_attr(conv, "auto_pad", b"NOTSET") != b"NOTSET"
-                or any(node_attr(conv, "pads", []))
-                or any(v != 1 for v in node_attr(conv, "strides", []) + node_attr(conv, "dilations", []))):
-            continue
-        w = index.array(conv.input[1])
-        if w.ndim != 4 or w.shape[2:] != (1, 1) or w.shape[0] % 4:
-            continue
-        c, cin = w.shape[0] // 4, w.shape[1]
-        bias = None
-        if len(conv.input) > 2 and conv.input[2]:
-            if conv.input[2] not in index.inits:
-                continue
-            b = index.array(conv.input[2]).reshape(c, 4)
-            if not np.array_equal(b, np.repeat(b[:, :1], 4, axis=1)):
-                continue
-            bias = b[:, 0]
-        base = n.name.rsplit("/", 1)[0] + "/ConvTranspose"
-        g.initializer.append(numpy_helper.from_array(
-            np.ascontiguousarray(w[:, :, 0, 0].reshape(c, 2, 2, cin).transpose(3, 0, 1, 2)), base + ".weight"))
-        inputs = [conv.input[0], base + ".weight"]
-        if bias is not None:
-            g.initializer.append(numpy_helper.from_array(bias, base + ".bias"))
-            inputs.append(base + ".bias")
-        replace[id(n)] = helper.make_node("ConvTranspose", inputs, list(n.output), name=base,
-                                          kernel_shape=[2, 2], strides=[2, 2])
-        drop.add(id(conv))
+        conv = _subpixel_conv(n, index)
+        found = None if conv is None else _subpixel_weight_and_bias(conv, index)
+        if found is not None:
+            replace[id(n)] = _conv_transpose(g, n, conv, *found)
+            drop.add(id(conv))
     if replace:
-        nodes = [replace.get(id(n), n) for n in g.node if id(n) not in drop]
-        del g.node[:]
-        g.node.extend(nodes)
-        used = {name for n in g.node for name in n.input}
-        for i in [i for i in g.initializer if i.name not in used]:
-            g.initializer.remove(i)
+        _replace_nodes(g, replace, drop)
     return len(replace)
+
+
+def _subpixel_conv(node, index: GraphIndex):
+    """The Conv feeding ``node`` when ``node`` is a DepthToSpace(2, CRD), the Conv's output feeds it alone and
+    is no graph output, its weight is an initializer and its attributes are plain (:func:`_is_plain_conv`);
+    else None."""
+    if node.op_type != "DepthToSpace" or node_attr(node, "blocksize") != 2 or node_attr(node, "mode", b"DCR") != b"CRD":
+        return None
+    conv = index.producer.get(node.input[0])
+    if (conv is None or conv.op_type != "Conv" or len(index.consumers.get(conv.output[0], [])) != 1
+            or conv.output[0] in index.outputs or conv.input[1] not in index.inits or not _is_plain_conv(conv)):
+        return None
+    return conv
+
+
+def _is_plain_conv(conv) -> bool:
+    """Ungrouped, unpadded, stride 1 and dilation 1."""
+    return (node_attr(conv, "group", 1) == 1 and node_attr(conv, "auto_pad", b"NOTSET") == b"NOTSET"
+            and not any(node_attr(conv, "pads", []))
+            and all(v == 1 for v in node_attr(conv, "strides", []) + node_attr(conv, "dilations", [])))
+
+
+def _subpixel_weight_and_bias(conv, index: GraphIndex):
+    """(W, the bias of each group of 4 channels or None) of a 1×1 ``conv`` with 4C output channels and a bias,
+    if any, that is an initializer and the same within each group of 4; else None."""
+    w = index.array(conv.input[1])
+    if w.ndim != 4 or w.shape[2:] != (1, 1) or w.shape[0] % 4:
+        return None
+    if not (len(conv.input) > 2 and conv.input[2]):
+        return w, None
+    if conv.input[2] not in index.inits:
+        return None
+    b = index.array(conv.input[2]).reshape(w.shape[0] // 4, 4)
+    if not np.array_equal(b, np.repeat(b[:, :1], 4, axis=1)):
+        return None
+    return w, b[:, 0]
+
+
+def _conv_transpose(g, node, conv, w, bias):
+    """The ConvTranspose(2×2, stride 2) computing ``conv`` → DepthToSpace ``node``, named after ``node``'s
+    scope; its weight (and bias) are appended to ``g``'s initializers."""
+    from onnx import helper, numpy_helper
+
+    c, cin = w.shape[0] // 4, w.shape[1]
+    base = node.name.rsplit("/", 1)[0] + "/ConvTranspose"
+    g.initializer.append(numpy_helper.from_array(
+        np.ascontiguousarray(w[:, :, 0, 0].reshape(c, 2, 2, cin).transpose(3, 0, 1, 2)), base + ".weight"))
+    inputs = [conv.input[0], base + ".weight"]
+    if bias is not None:
+        g.initializer.append(numpy_helper.from_array(bias, base + ".bias"))
+        inputs.append(base + ".bias")
+    return helper.make_node("ConvTranspose", inputs, list(node.output), name=base, kernel_shape=[2, 2], strides=[2, 2])
+
+
+def _replace_nodes(g, replace: dict, drop: set) -> None:
+    """Put each replacement in its node's place, remove the ``drop`` nodes, then the initializers no node uses."""
+    nodes = [replace.get(id(n), n) for n in g.node if id(n) not in drop]
+    del g.node[:]
+    g.node.extend(nodes)
+    used = {name for n in g.node for name in n.input}
+    for i in [i for i in g.initializer if i.name not in used]:
+        g.initializer.remove(i)
 
 
 def run_onnx(path_or_bytes, samples: list[Sample], providers=("CPUExecutionProvider",)) -> list[np.ndarray]:
