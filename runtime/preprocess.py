@@ -56,6 +56,7 @@ MAX_BAND = 2048           # px: an unknown band wider than this around a mask is
 BAND_MASK_PIXELS = 2
 OUTER_BAND_MASK_PIXELS = 6
 DISTANCE_STEPS = 8        # a mask's distances are computed on a grid of band / DISTANCE_STEPS photo pixels
+TRIMAP_STRIP_ROWS = 256   # photo rows per pass of the trimap's upsample and classification (64: slower)
 
 _EXIF_ORIENTATION = 0x0112
 # EXIF orientation → the array operation that makes the image upright (same as ImageOps.exif_transpose).
@@ -326,7 +327,8 @@ def trimap_from_mask(mask: np.ndarray, shape: tuple[int, int], band: int | Band,
     where the nearest background pixel is more than ``band.inside`` away, and the reverse), computed where it
     is cheap: the mask resized to a grid of ``band / DISTANCE_STEPS`` photo pixels (the narrower side's; the
     photo's own for a band of up to that many pixels: then exactly that transform), its signed distance there,
-    and one bilinear upsample of it to the photo. The band's limits move by up to about half a grid step (band /
+    and one bilinear upsample of it to the photo, classified strip by strip as it is made (the 12-megapixel
+    photo's float distances would take 48 MB). The band's limits move by up to about half a grid step (band /
     16 pixels; on the 12-megapixel portrait of ``benchmarks.pipeline_stages``, 0.1 % of the pixels change
     class) for a tenth of the cost."""
     inside, outside = band if isinstance(band, tuple) else (band, band)
@@ -338,12 +340,26 @@ def trimap_from_mask(mask: np.ndarray, shape: tuple[int, int], band: int | Band,
                          threshold, cv2.CMP_GT)
     signed = cv2.subtract(cv2.distanceTransform(person, cv2.DIST_L2, cv2.DIST_MASK_PRECISE),
                           cv2.distanceTransform(cv2.bitwise_not(person), cv2.DIST_L2, cv2.DIST_MASK_PRECISE))
-    if grid != (w, h):
-        signed = cv2.resize(signed, (w, h), interpolation=cv2.INTER_LINEAR)
     # pixel-centre distances d on the grid are (d - 1/2)·step + 1/2 photo pixels: the edge lies between centres
-    fg = cv2.compare(signed, (inside - 0.5) / step + 0.5, cv2.CMP_GT)
-    unknown_or_fg = cv2.compare(signed, -((outside - 0.5) / step + 0.5), cv2.CMP_GE)
-    return cv2.bitwise_or(fg, cv2.bitwise_and(unknown_or_fg, UNKNOWN))
+    limits = ((inside - 0.5) / step + 0.5, -((outside - 0.5) / step + 0.5))
+    if grid == (w, h):
+        return _classify(signed, *limits)
+    # the bilinear upsample to the photo, separably: to its height at the grid's width, then strip by strip to
+    # its width, each strip classified as it comes (no full-resolution float plane)
+    tall = cv2.resize(signed, (grid[0], h), interpolation=cv2.INTER_LINEAR)
+    trimap = np.empty((h, w), np.uint8)
+    for y0 in range(0, h, TRIMAP_STRIP_ROWS):
+        rows = tall[y0:y0 + TRIMAP_STRIP_ROWS]
+        trimap[y0:y0 + rows.shape[0]] = _classify(cv2.resize(rows, (w, rows.shape[0]),
+                                                             interpolation=cv2.INTER_LINEAR), *limits)
+    return trimap
+
+
+def _classify(signed: np.ndarray, fg_above: float, bg_below: float) -> np.ndarray:
+    """uint8 trimap of a signed distance to the mask's edge (positive inside): foreground above ``fg_above``,
+    background below ``bg_below``, unknown between."""
+    fg = cv2.compare(signed, fg_above, cv2.CMP_GT)
+    return cv2.bitwise_or(fg, cv2.bitwise_and(cv2.compare(signed, bg_below, cv2.CMP_GE), UNKNOWN))
 
 
 # --------------------------------------------------------------------------------------------- geometry

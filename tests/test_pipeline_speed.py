@@ -69,6 +69,20 @@ def test_trimap_band_within_a_pixel_or_two(band):
     assert not ((new == 0) & (old == 255)).any() and not ((new == 255) & (old == 0)).any()
 
 
+def test_trimap_is_made_strip_by_strip_with_the_same_classes_whatever_the_strips(monkeypatch):
+    """A wide band's upsampled distances are classified strip by strip: strips of 7 rows (the last one short),
+    of the default size and one strip of the whole photo give the same trimap."""
+    import runtime.preprocess as preprocess
+
+    _, alpha = portrait(480, 640)
+    mask = to_mask(coarse_mask(alpha, 64))
+    trimaps = []
+    for rows in (7, preprocess.TRIMAP_STRIP_ROWS, 10_000):
+        monkeypatch.setattr(preprocess, "TRIMAP_STRIP_ROWS", rows)
+        trimaps.append(trimap_from_mask(mask, alpha.shape, (24, 60)))
+    assert all(np.array_equal(t, trimaps[0]) for t in trimaps) and (trimaps[0] == 128).sum() > 1000
+
+
 def test_trimap_from_mask_takes_any_resolution():
     _, alpha = portrait()
     mask = to_mask(coarse_mask(alpha, 80))
