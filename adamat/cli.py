@@ -78,6 +78,22 @@ def process_defaults() -> None:
     and TBB then warns on every fork from a non-main thread (NNCF's workers, during an export after an
     evaluation); its work-queue pool is fork-safe and as fast for pymatting's loops."""
     os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
+    if "NUMPY_MADVISE_HUGEPAGE" not in os.environ:    # numpy read the user's choice as it was imported
+        _no_huge_page_stalls()
+
+
+def _no_huge_page_stalls() -> None:
+    """numpy asks the kernel for transparent huge pages on every array of 4 MB or more. Where the kernel then
+    compacts memory to find them as the array is first written (defrag "madvise", the default of many Linux
+    distributions), writing a 12-megapixel plane can stall for a tenth of a second, at random: ``adamat bokeh``
+    on a 12-megapixel photo took 0.67–1.03 s of compute with them and 0.71–0.74 s without
+    (docs/PHONE_PATH.md). The command's arrays live for one stage of one photo: no huge pages for them."""
+    for module in ("numpy._core.multiarray", "numpy.core.multiarray"):
+        try:
+            importlib.import_module(module)._set_madvise_hugepage(False)
+            return
+        except (ImportError, AttributeError):
+            continue
 
 
 class Terminated(KeyboardInterrupt):

@@ -358,3 +358,21 @@ def test_numba_uses_a_fork_safe_thread_pool_beside_openvino():
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == ["workqueue"] and "fork" not in run.stderr
+
+
+@pytest.mark.parametrize("choice, expected", [(None, "False"), ("1", "True"), ("0", "False")])
+def test_the_command_asks_for_no_huge_pages_unless_the_user_chose(choice, expected):
+    """numpy's transparent-huge-page requests stall 12-megapixel planes where the kernel compacts memory for
+    them: the command turns them off, unless NUMPY_MADVISE_HUGEPAGE says what the user wants."""
+    import os
+    import subprocess
+    import sys
+
+    script = ("from adamat.cli import process_defaults; process_defaults()\n"
+              "from numpy._core import multiarray\n"
+              "print(multiarray._get_madvise_hugepage())\n")
+    env = {k: v for k, v in os.environ.items() if k != "NUMPY_MADVISE_HUGEPAGE"}
+    env |= {} if choice is None else {"NUMPY_MADVISE_HUGEPAGE": choice}
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == [expected]
