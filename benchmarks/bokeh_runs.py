@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
@@ -50,6 +51,7 @@ sys.exit(code)
 
 # The same photo rendered ``renders`` + 1 times with the artifact opened once; the stages' medians over all but the
 # first render, printed as ``adamat bokeh --timings`` prints them (compute: all but opening, decoding, encoding).
+# numpy's huge-page requests are off, as in the adamat command (adamat.cli.process_defaults).
 _WARM_CHILD = """
 import sys
 from statistics import median
@@ -73,7 +75,8 @@ def one_run(artifact: str, photo: Path, mask: Path, out: Path, tree: Path | None
     command = ([sys.executable, "-c", _WARM_CHILD, str(photo), str(mask), str(out), artifact, str(warm)] if warm else
                [sys.executable, "-c", _CHILD, "bokeh", str(photo), "--mask", str(mask), "-o", str(out),
                 "--overwrite", "--timings", "--artifact", artifact])
-    run = subprocess.run(command, capture_output=True, text=True, cwd=tree)
+    env = os.environ | ({"NUMPY_MADVISE_HUGEPAGE": "0"} if warm else {})
+    run = subprocess.run(command, capture_output=True, text=True, cwd=tree, env=env)
     if run.returncode:
         raise RuntimeError(f"adamat bokeh with {artifact}: exit {run.returncode}: {run.stderr[-500:]}")
     stages = {m[1]: float(m[2]) for m in map(STAGE.match, run.stdout.splitlines()) if m}
@@ -114,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         method=f"adamat bokeh --timings on a synthetic {W}x{H} JPEG with a 256-px mask, one process per run, "
                f"{args.runs} runs per model interleaved; medians; peak RSS the largest VmHWM of its processes"
                + (f"; warm: each process opens the artifact once and renders {args.warm + 1} times, its medians "
-                  f"over the last {args.warm}" if args.warm else "")
+                  f"over the last {args.warm}, numpy's huge-page requests off as in the adamat command" if args.warm else "")
                + (f"; 'before': the same command from {described(args.before)}" if args.before else ""),
         command=["python", "-m", "benchmarks.bokeh_runs", *(sys.argv[1:] if argv is None else argv)])
     data |= {"columns": list(rows[0]), "rows": rows}
