@@ -68,18 +68,10 @@ def add_arguments(b: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if not Path(args.photo).exists():   # said first: not a complaint about -o, which follows from what it is
-        raise DataError("not found: give a photo, a folder of photos or a clip", args.photo)
-    if not Path(args.photo).is_dir():   # a photo or a clip: -o names a file, checked before any work
-        check_file_path(args.out)
+    _check_input(args)
     options = {k: v for k, v in (("threads", args.threads), ("hint", args.hint)) if v is not None}
     artifact, chosen = (args.artifact, "") if args.artifact else default_artifact()
-    if args.hint and not str(artifact).endswith(".xml"):
-        raise ValueError("--hint applies to OpenVINO IR artifacts (.xml) only")
-    if args.refine < 0:
-        raise ValueError(f"--refine must be a number of tiles >= 0, got {args.refine}")
-    if args.trimap and (args.mask is not None or args.band is not None):
-        raise ValueError(f"--trimap marks the band itself: give it without {'--mask' if args.mask else '--band'}")
+    _check_model_options(args, artifact)
     _check_photo_options(args)
     if is_clip(args.photo) and not Path(args.photo).is_dir():
         return _run_clip(args, artifact, chosen, options)
@@ -88,10 +80,41 @@ def run(args: argparse.Namespace) -> int:
         raise DataError("a folder takes --mask auto or --mask none; --mask FILE and --trimap are for one photo",
                         args.photo)
     if folder or options or args.refine != DEFAULT_REFINEMENT.tiles or args.band_refiner != "shipped":
-        refinement = Refinement(tiles=args.refine, zoom=DEFAULT_REFINEMENT.zoom) if args.refine else None
-        band_refiner = None if args.band_refiner == "none" else args.band_refiner
-        artifact = Matter.from_artifact(artifact, backend_options=options, refinement=refinement,   # one model
-                                        band_refiner=band_refiner)                                 # for all
+        artifact = _one_model(args, artifact, options)
+    render = _renderer(args, artifact, folder)
+    if folder:
+        return _run_folder(args, _saying_model_first(render, chosen))
+    return _run_photo(args, render, chosen)
+
+
+def _check_input(args: argparse.Namespace) -> None:
+    """DataError where the photo, folder or clip is not there; for a photo or a clip, -o checked as a file."""
+    if not Path(args.photo).exists():   # said first: not a complaint about -o, which follows from what it is
+        raise DataError("not found: give a photo, a folder of photos or a clip", args.photo)
+    if not Path(args.photo).is_dir():   # a photo or a clip: -o names a file, checked before any work
+        check_file_path(args.out)
+
+
+def _check_model_options(args: argparse.Namespace, artifact) -> None:
+    """--hint, --refine and --trimap checked against the model and each other: ValueError naming them."""
+    if args.hint and not str(artifact).endswith(".xml"):
+        raise ValueError("--hint applies to OpenVINO IR artifacts (.xml) only")
+    if args.refine < 0:
+        raise ValueError(f"--refine must be a number of tiles >= 0, got {args.refine}")
+    if args.trimap and (args.mask is not None or args.band is not None):
+        raise ValueError(f"--trimap marks the band itself: give it without {'--mask' if args.mask else '--band'}")
+
+
+def _one_model(args: argparse.Namespace, artifact, options: dict) -> Matter:
+    """The model opened once for every photo, with the backend options, tile refinement and band refiner
+    asked for."""
+    refinement = Refinement(tiles=args.refine, zoom=DEFAULT_REFINEMENT.zoom) if args.refine else None
+    band_refiner = None if args.band_refiner == "none" else args.band_refiner
+    return Matter.from_artifact(artifact, backend_options=options, refinement=refinement, band_refiner=band_refiner)
+
+
+def _renderer(args: argparse.Namespace, artifact, folder: bool):
+    """``render(photo, out) -> timings``: one photo's bokeh with the mask, trimap and options asked for."""
     # the segmenter unless told otherwise; a trimap needs no mask
     mask = AUTO if args.mask is None else args.mask
     mask = None if mask == "none" or args.trimap else mask
@@ -101,14 +124,21 @@ def run(args: argparse.Namespace) -> int:
         return bokeh_file(photo, out, mask_path=mask, trimap_path=args.trimap, artifact=artifact,
                           strength=args.strength, band=args.band,
                           segmenter=segmenter, overwrite=args.overwrite)
+    return render
 
-    if folder:
-        say_model = once(lambda: print(chosen, file=sys.stderr, end=""))
 
-        def render_saying_model(photo, out) -> dict[str, float]:   # the model's line as the first photo starts:
-            say_model()                                            # a folder refused before shows none
-            return render(photo, out)
-        return _run_folder(args, render_saying_model)
+def _saying_model_first(render, chosen: str):
+    """``render`` that says the model's line as the first photo starts: a folder refused before shows none."""
+    say_model = once(lambda: print(chosen, file=sys.stderr, end=""))
+
+    def render_saying_model(photo, out) -> dict[str, float]:
+        say_model()
+        return render(photo, out)
+    return render_saying_model
+
+
+def _run_photo(args: argparse.Namespace, render, chosen: str) -> int:
+    """One photo: rendered, then the model's line, the output's path and the timings asked for."""
     timings = render(args.photo, args.out)
     print(chosen, file=sys.stderr, end="")
     print(args.out)
