@@ -19,11 +19,11 @@ from common.errors import DataError
 from common.manifest import MANIFEST_SUFFIX, ManifestError
 from common.outputs import check_writable, write_json
 from common.targets import export_commands
-from evaluation.accuracy import evaluate_all
+from evaluation.accuracy import AccuracyRow, evaluate_all
 from export.errors import ExportError
 from export.job import composited_set
 from export.onnx_graph import check_input_size
-from runtime.artifacts import discover, reference, split_stale
+from runtime.artifacts import Artifact, discover, reference, split_stale
 
 
 def add_arguments(g) -> None:
@@ -44,21 +44,38 @@ def run(args) -> int:
     out = json_output(args.json) if args.json else None   # before the work, not after it
     size = tuple(args.size)
     gates = Gates.load(args.gates)
-    if not Path(args.checkpoint).is_file():
-        raise FileNotFoundError(f"{args.checkpoint}: the FP32 reference checkpoint is missing")
-    try:
-        check_input_size(ModelConfig.from_dict(read_checkpoint(args.checkpoint)["config"]), size)
-    except ExportError as e:
-        raise ValueError(f"--size: {e}") from None
-    check_artifact_folder(args.artifacts)
-    artifacts, damaged = discover(args.artifacts, size)
-    if damaged:   # bad input, not a gate failure: refused before anything is evaluated
-        raise ManifestError("; ".join(damaged))
-    artifacts, problems = split_stale(artifacts, args.checkpoint)
+    _check_reference(args.checkpoint, size)
+    artifacts, problems = _artifacts(args.artifacts, args.checkpoint, size)
     if not artifacts and not problems:
         print(f"error: no {size[0]}x{size[1]} artifacts with manifests in {args.artifacts}: run `adamat export all` "
               f"(or {export_commands()}) first", file=sys.stderr)
         return 2
+    rows = _evaluate(args, artifacts, size)
+    return _report(rows, gates, problems, out)
+
+
+def _check_reference(checkpoint: str, size: tuple[int, int]) -> None:
+    """FileNotFoundError where the FP32 reference is missing; ValueError where it cannot run at ``size``."""
+    if not Path(checkpoint).is_file():
+        raise FileNotFoundError(f"{checkpoint}: the FP32 reference checkpoint is missing")
+    try:
+        check_input_size(ModelConfig.from_dict(read_checkpoint(checkpoint)["config"]), size)
+    except ExportError as e:
+        raise ValueError(f"--size: {e}") from None
+
+
+def _artifacts(folder: str, checkpoint: str, size: tuple[int, int]) -> tuple[list[Artifact], list[str]]:
+    """The up-to-date artifacts of ``size`` in ``folder`` and the problems of the stale ones; ManifestError
+    naming the damaged manifests."""
+    check_artifact_folder(folder)
+    artifacts, damaged = discover(folder, size)
+    if damaged:   # bad input, not a gate failure: refused before anything is evaluated
+        raise ManifestError("; ".join(damaged))
+    return split_stale(artifacts, checkpoint)
+
+
+def _evaluate(args, artifacts: list[Artifact], size: tuple[int, int]) -> list[AccuracyRow]:
+    """The accuracy rows of every artifact against the reference, with a progress bar unless ``--quiet``."""
     val = composited_set(args.val, size, Path(args.cache), progress=False)
     with tqdm(total=len(artifacts) + 1, desc="accuracy", unit="artifact", file=sys.stderr, disable=args.quiet) as bar:
         started: list[str] = []
@@ -70,6 +87,11 @@ def run(args) -> int:
         rows = evaluate_all(reference(args.checkpoint), artifacts, size, val, real=not args.no_real,
                             val_limit=args.val_limit, progress=progress)
         bar.update(1)
+    return rows
+
+
+def _report(rows: list[AccuracyRow], gates: Gates, problems: list[str], out: Path | None) -> int:
+    """The table, the JSON asked for and the verdict: 1 where a gate is violated, 0 where all pass."""
     results = check(rows, gates)
     print_table(table(rows, results))
     if out:
