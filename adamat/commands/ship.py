@@ -14,7 +14,7 @@ from adamatting.checkpoint import (
     save_checkpoint,
 )
 from adamatting.config import DEFAULT_WEIGHTS, GUIDED_SCALES, ModelConfig, format_scale
-from adamatting.model import build_model
+from adamatting.model import AdaMatting, build_model
 from common.arguments import file_named
 from common.errors import DataError
 from common.outputs import check_writable, same_file
@@ -40,48 +40,73 @@ def add_arguments(s) -> None:
 
 
 def run(args) -> int:
-    if args.average and args.run is not None:
-        raise DataError("adamat ship: give --average or --run, not both (the average ships those checkpoints only)")
-    args.run = args.run or DEFAULT_RUN
-    _refuse_same_checkpoint_twice(args.average or [])
-    check_writable(args.out)   # before loading or averaging anything
-    out = Path(args.out)
-    sources = args.average or [Path(args.run) / name for name in ("best.pt", "last.pt")]
-    if any(Path(s).exists() and same_file(out, Path(s)) for s in sources):
-        raise DataError("is a checkpoint it ships from: give another --out", out)
-    if args.average:
-        src = f"average of {len(args.average)}: " + ", ".join(str(p) for p in args.average)
-        first = Path(args.average[0])
-    else:
-        run = Path(args.run)
-        if not any(p.is_file() for p in sources):
-            raise DataError("holds no best.pt or last.pt: not a run folder of adamat train", run)
-        src = first = run / "best.pt" if (run / "best.pt").is_file() else run / "last.pt"
+    _check_options(args)
+    src, first = _source(args)
     if args.guided_scale is not None:   # from the config alone: before any model is built or averaged
         _check_guided_scale(args.guided_scale, _config_of(first), src)
-    if args.average:
-        model, payloads = average_checkpoints(args.average)
-        steps = [p.get("step") for p in payloads]
-        keep = {k: payloads[-1][k] for k in ("elapsed_s", "train_config", "loss") if k in payloads[-1]}
-        keep.update(step=max((s for s in steps if s is not None), default=None), averaged_steps=steps)
-    else:
-        model, payload = load_model(src)
-        if "ema" in payload:   # last.pt of a run without validation: ship its weight average, not the raw weights
-            load_state(model, payload["ema"], src)
-        keep = {k: payload[k] for k in ("step", "best", "elapsed_s", "train_config", "val", "loss") if k in payload}
+    model, keep = _averaged(args.average) if args.average else _loaded(src)
     if args.guided_scale is not None and args.guided_scale != model.cfg.guided_scale:
-        # The same weights, the network at another resolution (checked above: its stride allows the scale)
-        rescaled = build_model(model.cfg.replace(guided_scale=args.guided_scale))
-        rescaled.load_state_dict(model.state_dict())
-        # the run's validation was measured at the scale it trained at: keep that scale, not its numbers
-        keep = {k: v for k, v in keep.items() if k not in ("best", "val")}
-        keep["trained_guided_scale"] = model.cfg.guided_scale
-        model = rescaled.eval()
+        model, keep = _rescaled(model, keep, args.guided_scale)
     save_checkpoint(args.out, model, source=str(src), **keep)
     read_checkpoint(args.out)  # re-read what was written
     size = Path(args.out).stat().st_size / 1e6
     print(f"{src} (step {keep.get('step')}) -> {args.out} ({size:.1f} MB)")
     return 0
+
+
+def _check_options(args) -> None:
+    """--average or --run (the default run when neither), each checkpoint once, --out writable: refused
+    before anything is read."""
+    if args.average and args.run is not None:
+        raise DataError("adamat ship: give --average or --run, not both (the average ships those checkpoints only)")
+    args.run = args.run or DEFAULT_RUN
+    _refuse_same_checkpoint_twice(args.average or [])
+    check_writable(args.out)   # before loading or averaging anything
+
+
+def _source(args) -> tuple[str | Path, Path]:
+    """What ships (a run's best.pt, else its last.pt; or the line naming the averaged checkpoints) and the
+    checkpoint whose config it has; DataError where --out is one of them or the run folder holds neither."""
+    out = Path(args.out)
+    sources = args.average or [Path(args.run) / name for name in ("best.pt", "last.pt")]
+    if any(Path(s).exists() and same_file(out, Path(s)) for s in sources):
+        raise DataError("is a checkpoint it ships from: give another --out", out)
+    if args.average:
+        return f"average of {len(args.average)}: " + ", ".join(str(p) for p in args.average), Path(args.average[0])
+    run = Path(args.run)
+    if not any(p.is_file() for p in sources):
+        raise DataError("holds no best.pt or last.pt: not a run folder of adamat train", run)
+    src = run / "best.pt" if (run / "best.pt").is_file() else run / "last.pt"
+    return src, src
+
+
+def _averaged(checkpoints: list[str]) -> tuple[AdaMatting, dict]:
+    """The uniform average of ``checkpoints`` and what the shipped file keeps of them: the last one's time,
+    training config and loss, the latest step and every averaged step."""
+    model, payloads = average_checkpoints(checkpoints)
+    steps = [p.get("step") for p in payloads]
+    keep = {k: payloads[-1][k] for k in ("elapsed_s", "train_config", "loss") if k in payloads[-1]}
+    keep.update(step=max((s for s in steps if s is not None), default=None), averaged_steps=steps)
+    return model, keep
+
+
+def _loaded(src: Path) -> tuple[AdaMatting, dict]:
+    """The model of checkpoint ``src`` (its weight average where it has one) and what the shipped file keeps."""
+    model, payload = load_model(src)
+    if "ema" in payload:   # last.pt of a run without validation: ship its weight average, not the raw weights
+        load_state(model, payload["ema"], src)
+    keep = {k: payload[k] for k in ("step", "best", "elapsed_s", "train_config", "val", "loss") if k in payload}
+    return model, keep
+
+
+def _rescaled(model: AdaMatting, keep: dict, scale: float) -> tuple[AdaMatting, dict]:
+    """The same weights, the network at guided scale ``scale`` (checked before: its stride allows the scale),
+    and ``keep`` without the run's validation, measured at the scale it trained at, which it records instead."""
+    rescaled = build_model(model.cfg.replace(guided_scale=scale))
+    rescaled.load_state_dict(model.state_dict())
+    keep = {k: v for k, v in keep.items() if k not in ("best", "val")}
+    keep["trained_guided_scale"] = model.cfg.guided_scale
+    return rescaled.eval(), keep
 
 
 def _refuse_same_checkpoint_twice(checkpoints: list[str]) -> None:
