@@ -239,16 +239,8 @@ class Run:
     def loop(self, validate, budget: Budget) -> Path:
         cfg, procs = self.cfg, self.procs
         self.frozen = frozen_norms(self.model) if cfg.train_only else []   # requires_grad is fixed for the run
-        workers = self.options.workers
-        if workers is None:
-            workers = default_workers(procs.device.type == "cuda", procs.local_world)
-        stream = iter(batches(self.data, self.step, cfg.steps, procs.rank, workers, procs.device.type == "cuda"))
-        log = self.dir / "log.csv"
-        if procs.main and not log.is_file():
-            with log.open("w", newline="") as f:
-                csv.writer(f).writerow(LOG_FIELDS)
-        if procs.main:   # a resumed run keeps its log's columns
-            self.fields = next(csv.reader(log.open()))
+        stream = self._stream()
+        log = self._open_log()
         stop = {"signal": False}
         old = {s: signal.signal(s, lambda *_: stop.update(signal=True)) for s in (signal.SIGINT, signal.SIGTERM)}
         bar = tqdm(total=cfg.steps, initial=self.step, disable=not self.progress, desc="train", unit="step")
@@ -259,20 +251,9 @@ class Run:
                 t0 = time.monotonic()
                 step, batch = next(stream)
                 assert step == self.step, f"data stream at step {step}, training at {self.step}"
-                parts = self.train_step(to_device(batch, procs.device))
-                budget.took("step", time.monotonic() - t0)
-                self.elapsed = time.time() - t_start
+                parts = self._timed_step(batch, budget, t0, t_start)
                 spent = procs.main and budget.spent()
-                row = {"step": self.step, "elapsed_s": round(self.elapsed, 1), "lr": self.opt.param_groups[0]["lr"],
-                       **parts}
-                # a budget validates its first step (from then on a validation's cost is known) and its last
-                due = (self.step % cfg.val_every == 0 or self.step == cfg.steps or spent
-                       or (budget.deadline is not None and self.step == first + 1))
-                if validate is not None and due:
-                    row.update(self.validate(validate, budget))
-                self._append(log, row, bar, parts)
-                if self.step % cfg.ckpt_every == 0 or "val_sad" in row:
-                    self.checkpoint(budget, curves="val_sad" in row)
+                self._log_step(parts, validate, self._validation_due(budget, first, spent), budget, log, bar)
             if spent and self.step < cfg.steps:
                 self.log(f"time budget of {self.options.minutes:g} min spent: stopped at step {self.step}")
         finally:
@@ -285,6 +266,50 @@ class Run:
             plot_curves(log, self.dir / "curves.png")
         procs.barrier()   # the others leave once last.pt is written
         return self.last
+
+    def _stream(self):
+        """The batches from the run's step on, with the data workers asked for (default: by device and local
+        processes)."""
+        procs = self.procs
+        workers = self.options.workers
+        if workers is None:
+            workers = default_workers(procs.device.type == "cuda", procs.local_world)
+        return iter(batches(self.data, self.step, self.cfg.steps, procs.rank, workers, procs.device.type == "cuda"))
+
+    def _open_log(self) -> Path:
+        """log.csv, its header written where it is new, and on rank 0 its columns read."""
+        log = self.dir / "log.csv"
+        if self.procs.main and not log.is_file():
+            with log.open("w", newline="") as f:
+                csv.writer(f).writerow(LOG_FIELDS)
+        if self.procs.main:   # a resumed run keeps its log's columns
+            self.fields = next(csv.reader(log.open()))
+        return log
+
+    def _timed_step(self, batch: dict[str, torch.Tensor], budget: Budget, t0: float,
+                    t_start: float) -> dict[str, float]:
+        """One training step on ``batch``: its time since ``t0`` (fetching the batch included) told to the budget,
+        the run's elapsed time counted from ``t_start``."""
+        parts = self.train_step(to_device(batch, self.procs.device))
+        budget.took("step", time.monotonic() - t0)
+        self.elapsed = time.time() - t_start
+        return parts
+
+    def _validation_due(self, budget: Budget, first: int, spent: bool) -> bool:
+        """Every val_every steps and at the last; a budget validates its first step (from then on a validation's
+        cost is known) and its last."""
+        return (self.step % self.cfg.val_every == 0 or self.step == self.cfg.steps or spent
+                or (budget.deadline is not None and self.step == first + 1))
+
+    def _log_step(self, parts: dict[str, float], validate, due: bool, budget: Budget, log: Path, bar) -> None:
+        """The step's row of log.csv, with a validation where due; a checkpoint every ckpt_every steps and after
+        each validation."""
+        row = {"step": self.step, "elapsed_s": round(self.elapsed, 1), "lr": self.opt.param_groups[0]["lr"], **parts}
+        if validate is not None and due:
+            row.update(self.validate(validate, budget))
+        self._append(log, row, bar, parts)
+        if self.step % self.cfg.ckpt_every == 0 or "val_sad" in row:
+            self.checkpoint(budget, curves="val_sad" in row)
 
     def _append(self, log: Path, row: dict, bar, parts) -> None:
         if not self.procs.main:
