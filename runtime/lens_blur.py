@@ -123,7 +123,7 @@ def lens_blur(photo: np.ndarray, alpha: np.ndarray | None = None, strength: floa
     radius = blur_radius((h, w), strength)
     if radius < 0.5:
         return photo.copy()
-    factor = max(1, int(np.ceil(radius / max_radius)))
+    factor = max(1, min(int(np.ceil(radius / max_radius)), h, w))   # a long, thin photo keeps a pixel a side
     small = _blurred_small(photo, alpha, background, radius, factor, threshold, gain)
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR) if factor > 1 else small
 

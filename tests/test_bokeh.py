@@ -140,6 +140,19 @@ def test_reduced_light_adds_the_changed_pixels_to_their_blocks_as_the_full_resol
     np.testing.assert_allclose(weight, block(keep), atol=1e-6)
 
 
+@pytest.mark.parametrize("shape, strength", [((9000, 8), DEFAULT_STRENGTH), ((8, 9000), DEFAULT_STRENGTH),
+                                              ((20, 400), 1.0), ((100, 2000), 0.9), ((8, 8), 1.0)])
+def test_a_long_thin_photo_or_a_disc_wider_than_the_photo_renders(shape, strength):
+    """The blur's reduction stops at one pixel on the short side: a 9000×8 photo, or a disc as wide as the
+    photo, renders (its subject unchanged) where the reduced image was empty."""
+    rng = np.random.default_rng(0)
+    photo = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+    alpha = np.zeros(shape, np.float32)
+    alpha[: shape[0] // 2, : shape[1] // 2] = 1.0
+    out, _ = render_bokeh(photo, alpha, strength)
+    assert out.shape == photo.shape and np.array_equal(out[alpha == 1], photo[alpha == 1])
+
+
 def test_foreground_estimate_removes_the_old_background_from_hair():
     """I = αF + (1−α)B, red strands over blue across a 12 px band: F estimated in the band is far closer
     to the red than the photo's colours there, and B to the blue."""
