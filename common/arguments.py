@@ -90,6 +90,13 @@ def fraction(text: str) -> float:
     return value
 
 
+def path_text(text: str) -> str:
+    """argparse type: a path, not empty (which would name the current folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must name a file or folder, got an empty path")
+    return text
+
+
 def out_folder(text: str) -> str:
     """argparse type: a folder to write into, checked before any work: a name (not empty: that would write into
     the current folder) that is not an existing file."""

@@ -148,13 +148,21 @@ def _imdecode_quietly(data: np.ndarray, flags: int) -> np.ndarray | None:
     return img
 
 
+def check_image_file(path: str | Path) -> Path:
+    """``path`` once it is a regular file (a symbolic link to one too); DataError naming it otherwise: missing, a
+    folder, or a pipe or device, whose reading could wait for ever (checked before anything opens it)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("is a directory, not an image file" if path.is_dir() else
+                        "not a regular file (a pipe or a device)" if path.exists() else "file not found", path)
+    return path
+
+
 def decode_image(path: str | Path, flags: int = cv2.IMREAD_UNCHANGED, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """The file's pixels as OpenCV decodes them (BGR order, native dtype); DataError naming the file when it
     is missing, empty, corrupt, truncated, of an unsupported format, or over ``max_pixels`` — the size is read
     from the header (:func:`header_size`) of the very bytes decoded, before any pixel is."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError("is a directory, not an image file" if path.is_dir() else "file not found", path)
+    path = check_image_file(path)
     try:
         data = path.read_bytes()   # one read: the header checked is the header of what is decoded
     except OSError as e:

@@ -129,6 +129,8 @@ class BandRefiner:
         path = Path(path)
         if not path.exists():
             raise BackendUnavailable(f"{path}: band refiner not found")
+        if not (path.is_file() or path.is_dir()):      # a .mlpackage is a folder; a pipe's reading would wait
+            raise ValueError(f"{path}: not a regular file (a pipe or a device)")
         names = runtimes_for(path)
         if not names:
             raise ValueError(f"{path}: not a band refiner file (.onnx, .xml, .pte or .mlpackage)")

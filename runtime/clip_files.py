@@ -103,7 +103,8 @@ class ClipReader:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         if not self.path.is_file():
-            raise DataError("no such clip", self.path)
+            raise DataError("not a regular file (a pipe or a device)" if self.path.exists() and not self.path.is_dir()
+                            else "no such clip", self.path)
         self._open()
         self.info = self._probe()      # decodes the first frame (its rotation), then opens the file afresh
         self.close()

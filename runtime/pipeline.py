@@ -71,6 +71,9 @@ def bokeh_file(photo_path: str | Path, out_path: str | Path, mask_path: str | Pa
     :func:`runtime.person_mask.segmenter_band`). ``overwrite=False`` refuses an existing output.
     """
     out_path = check_output(out_path, photo_path, overwrite)   # these checks before any work: a bad option fails at once
+    for source, what in ((mask_path, "--mask file"), (trimap_path, "--trimap file")):
+        if isinstance(source, (str, Path)) and str(source) != AUTO:
+            check_destination(out_path, source, overwrite, what)     # the output would replace it
     check_strength(strength)
     if band is not None:
         check_band(band)

@@ -40,7 +40,15 @@ from PIL import Image
 
 from common.encoding import encode_inputs
 from common.errors import DataError
-from common.image_files import MAX_PIXELS, UNKNOWN, UNREADABLE, check_pixels, check_trimap, decode_image
+from common.image_files import (
+    MAX_PIXELS,
+    UNKNOWN,
+    UNREADABLE,
+    check_image_file,
+    check_pixels,
+    check_trimap,
+    decode_image,
+)
 from runtime.photo_files import PHOTO_SUFFIXES, is_heif, is_heif_file, read_pillow, register_heif
 
 ImageInput = Union[str, Path, np.ndarray]
@@ -88,7 +96,7 @@ def read_image(path: str | Path) -> np.ndarray:
     """Decode an image file upright, at its native dtype, as (H, W) gray, (H, W, 3) RGB or (H, W, 4) RGBA.
     A file of more than :data:`MAX_PIXELS` is refused from its header, before decoding, and so is a format
     whose header is not read (:func:`common.image_files.decode_image`)."""
-    path = Path(path)
+    path = check_image_file(path)      # before the format's sniff opens it: a pipe would wait for ever
     register_heif()
     if is_heif(path) or is_heif_file(path):   # OpenCV does not decode HEIC; libheif returns it upright
         return read_pillow(path)

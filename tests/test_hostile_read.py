@@ -2,6 +2,7 @@
 wrong shape, unreadable dataset files, and a baseline that cannot run on one photo of an evaluation."""
 
 import json
+import os
 import re
 import struct
 import subprocess
@@ -399,3 +400,48 @@ def test_eval_refuses_options_the_evaluation_would_ignore(tmp_path, capsys, args
     assert main(["eval", *args, "--out", str(tmp_path / "out")]) == 2
     assert f"error: {message}" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+@pytest.mark.parametrize("role", ["photo", "mask", "trimap", "band-refiner", "clip"])
+def test_a_pipe_given_as_an_input_is_refused_at_once_not_waited_on(tmp_path, role, capsys):
+    """A named pipe opened for reading waits for a writer for ever: every input of adamat bokeh is refused as
+    not a regular file before anything opens it."""
+    photo, mask = tmp_path / "p.png", tmp_path / "m.png"
+    cv2.imwrite(str(photo), np.full((64, 64, 3), 128, np.uint8))
+    cv2.imwrite(str(mask), np.pad(np.full((32, 32), 255, np.uint8), 16))
+    pipe = tmp_path / {"photo": "pipe.jpg", "mask": "pipe.png", "trimap": "pipe.png", "band-refiner": "pipe.onnx",
+                       "clip": "pipe.mp4"}[role]
+    os.mkfifo(pipe)
+    argv = {"photo": [str(pipe), "--mask", "none"], "mask": [str(photo), "--mask", str(pipe)],
+            "trimap": [str(photo), "--trimap", str(pipe)], "clip": [str(pipe)],
+            "band-refiner": [str(photo), "--mask", str(mask), "--band-refiner", str(pipe)]}[role]
+    out = tmp_path / ("o.mp4" if role == "clip" else "o.png")
+    assert main(["bokeh", *argv, "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"{pipe.name}: not a regular file" in err and not out.exists()
+
+
+@pytest.mark.parametrize("option", ["--mask", "--trimap"])
+def test_the_output_never_replaces_the_mask_or_trimap_it_reads(tmp_path, option, capsys):
+    photo, given = tmp_path / "p.png", tmp_path / "given.png"
+    cv2.imwrite(str(photo), np.full((64, 64, 3), 128, np.uint8))
+    trimap = np.pad(np.pad(np.full((24, 24), 255, np.uint8), 8, constant_values=128), 12)
+    cv2.imwrite(str(given), trimap)
+    before = given.read_bytes()
+    assert main(["bokeh", str(photo), option, str(given), "-o", str(given), "--overwrite", "--refine", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: {given}: is the input {option} file: give another output path"
+    assert given.read_bytes() == before
+
+
+@pytest.mark.parametrize("option", ["photo", "-o", "--mask", "--trimap", "--artifact", "--band-refiner"])
+def test_an_empty_path_is_refused_not_read_as_the_current_folder(tmp_path, option, capsys):
+    argv = ["bokeh", "" if option == "photo" else str(tmp_path / "p.png"), "-o", str(tmp_path / "o.png")]
+    if option != "photo":
+        argv += [option, ""]
+    with pytest.raises(SystemExit) as refused:
+        main(argv)
+    assert refused.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "must name a file or folder, got an empty path" in err

@@ -14,7 +14,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from adamat.bokeh_folder import NAMING, bokeh_folder
-from common.arguments import thread_count
+from common.arguments import path_text, thread_count, whole_number
 from common.errors import DataError, one_line
 from common.outputs import check_file_path
 from runtime.artifacts import fastest_export
@@ -31,24 +31,28 @@ from runtime.refine import DEFAULT_REFINEMENT, Refinement
 STRENGTH_HELP = "blur disc radius as a fraction of the image diagonal (default 0.015: 75 px at 4000x3000)"
 
 
+MAX_REFINE_TILES = 64   # network calls per photo at most: more tiles than a 12 MP photo's band needs
+
+
 def add_arguments(b: argparse.ArgumentParser) -> None:
-    b.add_argument("photo", help="the photo (JPEG, PNG, HEIC, ...; any size; EXIF orientation applied), a folder "
-                                 "of photos, or a video clip (.mp4, .mov, .m4v, .mkv, .webm)")
-    b.add_argument("-o", "--out", required=True,
+    b.add_argument("photo", type=path_text,
+                   help="the photo (JPEG, PNG, HEIC, ...; any size; EXIF orientation applied), a folder of photos, "
+                        "or a video clip (.mp4, .mov, .m4v, .mkv, .webm)")
+    b.add_argument("-o", "--out", required=True, type=path_text,
                    help="output image, .jpg/.jpeg or .png, upright with the photo's colour profile (written "
                         "atomically); for a folder of photos, the output folder")
-    b.add_argument("--mask", default=None,
+    b.add_argument("--mask", default=None, type=path_text,
                    help="coarse person mask of the photo (white = person); 'auto' (default without --trimap): found "
                         "by the person segmenter (people only); 'none': no mask, the network decides every pixel")
     b.add_argument("--overwrite", action="store_true", help="replace outputs that exist already")
     b.add_argument("--format", choices=["jpg", "png"], default=None,
                    help=f"output format for a folder (default jpg; a photo's follows the suffix of -o); {NAMING}")
-    b.add_argument("--trimap", default=None, help="trimap (0/128/255) instead of a mask")
+    b.add_argument("--trimap", default=None, type=path_text, help="trimap (0/128/255) instead of a mask")
     b.add_argument("--band", type=int, default=None,
                    help="unknown band on each side of the mask's edge, in photo pixels (default: two pixels of the "
                         "mask's own resolution inside it and six outside, at least 14 and 16: 32 and 95 for a 256-px "
                         "mask of a 4032-px photo)")
-    b.add_argument("--artifact", default=None,
+    b.add_argument("--artifact", default=None, type=path_text,
                    help="model: a checkpoint (.pt) or an exported artifact with its manifest (default: the fastest "
                         "up-to-date export of weights/mobile-int8.pt in out/export or $ADAMAT_ARTIFACTS, else that "
                         "checkpoint)")
@@ -56,11 +60,12 @@ def add_arguments(b: argparse.ArgumentParser) -> None:
     b.add_argument("--threads", type=thread_count, default=None, help="CPU threads of the onnxruntime/OpenVINO backend")
     b.add_argument("--hint", choices=["LATENCY", "THROUGHPUT"], default=None,
                    help="OpenVINO performance hint (default LATENCY)")
-    b.add_argument("--refine", type=int, default=DEFAULT_REFINEMENT.tiles, metavar="TILES",
+    b.add_argument("--refine", type=whole_number(0, MAX_REFINE_TILES), default=DEFAULT_REFINEMENT.tiles,
+                   metavar="TILES",
                    help=f"refine the band on at most this many tiles at {DEFAULT_REFINEMENT.zoom:g}x the model's "
                         f"resolution (runtime.refine; each tile is one more model call; 0: off; default "
-                        f"{DEFAULT_REFINEMENT.tiles})")
-    b.add_argument("--band-refiner", default="shipped", metavar="shipped|none|PATH",
+                        f"{DEFAULT_REFINEMENT.tiles}, at most {MAX_REFINE_TILES})")
+    b.add_argument("--band-refiner", default="shipped", type=path_text, metavar="shipped|none|PATH",
                    help="the band refiner run after the network where there is a mask (runtime.band_refiner; "
                         "default: the shipped one; none: off)")
     b.add_argument("--timings", action="store_true", help="print the seconds of each stage")
@@ -96,11 +101,9 @@ def _check_input(args: argparse.Namespace) -> None:
 
 
 def _check_model_options(args: argparse.Namespace, artifact) -> None:
-    """--hint, --refine and --trimap checked against the model and each other: ValueError naming them."""
+    """--hint and --trimap checked against the model and each other: ValueError naming them."""
     if args.hint and not str(artifact).endswith(".xml"):
         raise ValueError("--hint applies to OpenVINO IR artifacts (.xml) only")
-    if args.refine < 0:
-        raise ValueError(f"--refine must be a number of tiles >= 0, got {args.refine}")
     if args.trimap and (args.mask is not None or args.band is not None):
         raise ValueError(f"--trimap marks the band itself: give it without {'--mask' if args.mask else '--band'}")
 
