@@ -18,7 +18,7 @@ import importlib
 import time
 from pathlib import Path
 
-from common.arguments import out_folder
+from common.arguments import Distinct, out_folder
 from common.outputs import check_folder, write_json
 from common.targets import TARGETS
 from export.band_refiner_graph import from_onnx
@@ -55,7 +55,7 @@ def export_band_refiners(source: str | Path, out_dir: str | Path, targets=None) 
 def add_arguments(p) -> None:
     p.add_argument("--refiner", default=str(SHIPPED), help="the band refiner's ONNX graph (default: the shipped one)")
     p.add_argument("--out", type=out_folder, default="out/export/band_refiner", help="folder for the converted files")
-    p.add_argument("--targets", nargs="+", choices=[n for n, t in TARGETS.items() if t.refiner], default=None,
+    p.add_argument("--targets", nargs="+", action=Distinct, choices=[n for n, t in TARGETS.items() if t.refiner], default=None,
                    help="these targets only (default: every one)")
     p.set_defaults(func=run)
 

@@ -42,7 +42,7 @@ from adamatting.checkpoint import file_sha256, load_model
 from adamatting.config import DEFAULT_WEIGHTS
 from adamatting.fuse import fold_batchnorms
 from adamatting.model import AdaMatting, ExportWrapper
-from common.arguments import out_folder, whole_number
+from common.arguments import Distinct, out_folder, whole_number
 from common.encoding import encode_inputs
 from common.manifest import (
     INPUT_NAMES,
@@ -520,7 +520,7 @@ def add_arguments(p) -> None:
     p.add_argument("--checkpoint", default=str(DEFAULT_WEIGHTS))
     p.add_argument("--out", type=out_folder, default="out/export", help="folder for the .mlpackage files and their manifests")
     add_size_argument(p)
-    p.add_argument("--variants", nargs="+", default=list(DEFAULT_VARIANTS), choices=VARIANTS,
+    p.add_argument("--variants", nargs="+", action=Distinct, default=list(DEFAULT_VARIANTS), choices=VARIANTS,
                    help=f"what to write (default: {' '.join(DEFAULT_VARIANTS)})")
     p.add_argument("--target", default="iOS17", help=f"minimum deployment target: {', '.join(DEPLOYMENT_TARGETS)}")
     p.add_argument("--calib", default="calib", help="calibration set config for w8a8 (TOML or embedded name)")
@@ -529,7 +529,7 @@ def add_arguments(p) -> None:
     p.add_argument("--weight-threshold", type=whole_number(0), default=WEIGHT_THRESHOLD,
                    help="leave weight tensors with fewer elements uncompressed, 0 or more (coremltools' default "
                         "2048)")
-    p.add_argument("--cache", default="cache/sets")
+    p.add_argument("--cache", type=out_folder, default="cache/sets")
 
 
 def run_export_coreml(args) -> int:

@@ -61,7 +61,7 @@ def add_export_arguments(p, *, dynamic_batch_help: str = "dynamic batch dimensio
     p.add_argument("--val", default="val", help=val_help)
     if calib_method:
         p.add_argument("--calib-method", default="minmax", choices=["minmax", "entropy", "percentile"])
-    p.add_argument("--cache", default="cache/sets")
+    p.add_argument("--cache", type=out_folder, default="cache/sets")
 
 
 def artifact_name(config: str, size: tuple[int, int], precision: str, steps: int | None = None, suffix: str = ".onnx") -> str:

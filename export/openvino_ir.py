@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.arguments import number, whole_number
+from common.arguments import Distinct, number, whole_number
 from common.encoding import encode_inputs
 from common.manifest import (
     Manifest,
@@ -262,7 +262,7 @@ def build(job: ExportJob) -> None:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_export_arguments(p, calib_method=False)  # NNCF calibrates its own way
-    p.add_argument("--precisions", nargs="+", choices=[str(x) for x in PRECISIONS], default=None,
+    p.add_argument("--precisions", nargs="+", action=Distinct, choices=[str(x) for x in PRECISIONS], default=None,
                    help="which IRs (default: all four)")
     p.add_argument("--max-drop", type=number(0), default=0.5,
                    help="int8-acc: largest allowed absolute drop of mean SAD on the validation composites, a finite "

@@ -31,7 +31,7 @@ from adamatting.checkpoint import file_sha256, load_model
 from adamatting.config import DEFAULT_WEIGHTS
 from adamatting.fuse import fold_batchnorms
 from adamatting.model import AdaMatting, ExportWrapper
-from common.arguments import out_folder
+from common.arguments import Distinct, out_folder
 from common.encoding import encode_inputs
 from common.manifest import Manifest, tool_versions, write_manifest
 from common.outputs import atomic_path, check_folder
@@ -221,11 +221,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", default=str(DEFAULT_WEIGHTS))
     p.add_argument("--out", type=out_folder, default="out/export", help="folder for the .pte programs and their manifests")
     add_size_argument(p)
-    p.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=list(PRECISIONS))
+    p.add_argument("--precisions", nargs="+", action=Distinct, choices=PRECISIONS, default=list(PRECISIONS))
     p.add_argument("--calib", default="calib", help="calibration set config for INT8 (TOML or embedded name)")
     p.add_argument("--val", default="val", help="validation set config for the INT8 accuracy report")
     add_limit_arguments(p)
-    p.add_argument("--cache", default="cache/sets")
+    p.add_argument("--cache", type=out_folder, default="cache/sets")
 
 
 def run(args) -> int:

@@ -111,3 +111,40 @@ def test_check_sets_readable_reads_every_set_and_builds_none(tmp_path, monkeypat
     export.job.check_sets_readable("calib", "val")   # the embedded sets: read, nothing built
     with pytest.raises(DataError, match="missing.toml"):
         export.job.check_sets_readable("calib", str(tmp_path / "missing.toml"))
+
+
+@pytest.mark.parametrize("command, option, values", [
+    (["export", "all"], "--targets", ["onnx", "onnx"]), (["export", "openvino"], "--precisions", ["fp32", "fp32"]),
+    (["export", "coreml"], "--variants", ["fp16", "fp16"]), (["export", "executorch"], "--precisions", ["int8", "int8"]),
+    (["export", "band-refiner"], "--targets", ["onnx", "onnx"]),
+])
+def test_a_target_or_precision_given_twice_is_refused_not_built_twice(command, option, values, no_command, capsys):
+    err = refused([*command, option, *values], capsys)
+    assert f"argument {option}: {values[0]} given more than once" in err
+
+
+@pytest.mark.parametrize("command", [["export", t] for t in ("onnx", "openvino", "trt", "coreml", "executorch",
+                                                             "all", "sensitivity")] + [["gate"], ["demo"]])
+def test_a_cache_that_is_a_file_is_refused_before_any_artifact_is_written(command, tmp_path, no_command, capsys):
+    file = tmp_path / "p.jpg"
+    file.write_bytes(b"not a folder")
+    err = refused([*command, "--cache", str(file)], capsys)
+    assert f"argument --cache: {file} is a file, not a folder" in err
+
+
+@pytest.mark.parametrize("option, value, words", [("--json", "ck.pt", "must be a .json file"),
+                                                  ("--json", "x.txt", "must be a .json file"),
+                                                  ("--depth", "1000000", "at most 16"),
+                                                  ("--samples", "100000000", "at most 1000")])
+def test_sensitivity_refuses_a_json_that_is_not_a_json_file_and_unbounded_counts(option, value, words, no_command,
+                                                                                 capsys):
+    err = refused(["export", "sensitivity", option, value], capsys)
+    assert f"argument {option}: " in err and words in err
+
+
+def test_sensitivity_never_writes_its_table_over_the_checkpoint(tmp_path, capsys):
+    checkpoint = tmp_path / "ck.json"
+    checkpoint.write_bytes(b"weights")
+    assert main(["export", "sensitivity", "--checkpoint", str(checkpoint), "--json", str(checkpoint)]) == 2
+    assert "is the --checkpoint: give another --json path" in capsys.readouterr().err
+    assert checkpoint.read_bytes() == b"weights"

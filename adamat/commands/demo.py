@@ -14,7 +14,7 @@ from common.errors import DataError
 
 def add_arguments(d) -> None:
     d.add_argument("--out", type=out_folder, default="out/demo", help="folder for the contact sheet and figures")
-    d.add_argument("--cache", default="cache/sets", help="cache root for the composited sets")
+    d.add_argument("--cache", type=out_folder, default="cache/sets", help="cache root for the composited sets")
     d.add_argument("--weights", default=str(DEFAULT_WEIGHTS), help="the checkpoint to export, gate and benchmark")
     d.add_argument("--variant", default=str(VARIANT_WEIGHTS),
                    help="a second model to export to ONNX and OpenVINO, gate, and compare with the first in one "

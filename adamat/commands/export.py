@@ -12,8 +12,9 @@ from adamat.tables import print_table
 from adamatting.checkpoint import load_model, read_checkpoint
 from adamatting.config import DEFAULT_WEIGHTS, ModelConfig
 from benchmarks.fingerprint import measured_header
-from common.arguments import out_folder, positive_int
-from common.outputs import check_folder, check_writable, write_json
+from common.arguments import Distinct, file_named, out_folder, whole_number
+from common.errors import DataError
+from common.outputs import check_folder, check_writable, same_file, write_json
 from common.targets import TARGETS as REGISTRY
 from export import band_refiner_targets
 from export.all_targets import TARGETS, export_all
@@ -35,22 +36,22 @@ def add_arguments(ex) -> None:
     al.add_argument("--checkpoint", default=str(DEFAULT_WEIGHTS))
     al.add_argument("--out", type=out_folder, default="out/export")
     add_size_argument(al)
-    al.add_argument("--targets", nargs="+", choices=TARGETS, default=list(TARGETS))
+    al.add_argument("--targets", nargs="+", action=Distinct, choices=TARGETS, default=list(TARGETS))
     al.add_argument("--calib", default="calib")
     al.add_argument("--val", default="val")
-    al.add_argument("--cache", default="cache/sets")
+    al.add_argument("--cache", type=out_folder, default="cache/sets")
     al.add_argument("--force", action="store_true", help="re-export even where an up-to-date artifact exists")
     al.set_defaults(func=run_all)
     se = sub.add_parser("sensitivity", help="rank layer groups by the alpha error their INT8 quantization causes "
                                             "and print a suggested precision policy")
     se.add_argument("--checkpoint", default=str(DEFAULT_WEIGHTS))
     add_size_argument(se, default=(128, 128), help="small is fast; default 128 128")
-    se.add_argument("--depth", type=positive_int, default=3, help="module-path depth that forms a group")
-    se.add_argument("--samples", type=positive_int, default=8, help="calibration and validation samples")
+    se.add_argument("--depth", type=whole_number(1, 16), default=3, help="module-path depth that forms a group, 1 to 16")
+    se.add_argument("--samples", type=whole_number(1, 1000), default=8, help="calibration and validation samples, 1 to 1000")
     se.add_argument("--calib", default="calib")
     se.add_argument("--val", default="val")
-    se.add_argument("--cache", default="cache/sets")
-    se.add_argument("--json", default=None, help="also write the ranking as a measured-results table "
+    se.add_argument("--cache", type=out_folder, default="cache/sets")
+    se.add_argument("--json", type=file_named(".json"), default=None, help="also write the ranking as a measured-results table "
                                                   "(benchmarks/measured/int8-sensitivity-<date>-<device>.json)")
     se.set_defaults(func=run_sensitivity)
     br = sub.add_parser("band-refiner", help="the band refiner for every target (ONNX, OpenVINO, TensorRT FP16 ONNX, "
@@ -91,6 +92,8 @@ def sensitivity_table(args, config: str, rows: list[dict], suggestion: list[str]
 def run_sensitivity(args) -> int:
     size = tuple(args.size)
     out = check_writable(args.json) if args.json else None
+    if out is not None and same_file(out, Path(args.checkpoint)):
+        raise DataError("is the --checkpoint: give another --json path", out)
     check_sets_readable(args.calib, args.val)   # a set that cannot be read fails before the export
     model, _ = load_model(args.checkpoint)
     with tempfile.TemporaryDirectory() as tmp:

@@ -14,7 +14,7 @@ from adamatting.checkpoint import read_checkpoint
 from adamatting.config import DEFAULT_WEIGHTS, ModelConfig
 from benchmarks.gates import GATES_TOML, Gates, check, failures, table
 from benchmarks.report import gate_json
-from common.arguments import file_named, positive_int
+from common.arguments import file_named, out_folder, positive_int
 from common.errors import DataError
 from common.manifest import MANIFEST_SUFFIX, ManifestError
 from common.outputs import check_writable, write_json
@@ -34,7 +34,7 @@ def add_arguments(g) -> None:
     g.add_argument("--val", default="val", help="validation set config (TOML or embedded name)")
     g.add_argument("--val-limit", type=positive_int, default=None, help="validation composites to use (default: all)")
     g.add_argument("--no-real", action="store_true", help="skip the real alphamatting.com images")
-    g.add_argument("--cache", default="cache/sets")
+    g.add_argument("--cache", type=out_folder, default="cache/sets")
     g.add_argument("--json", type=file_named(".json"), default=None, help="also write the results as JSON here")
     g.add_argument("--quiet", action="store_true")
     g.set_defaults(func=run)
