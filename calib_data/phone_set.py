@@ -77,11 +77,13 @@ class PhoneSetConfig:
             raise DataError(f"count, seed and size [height, width] must be whole numbers (got count {self.count!r}, "
                             f"seed {self.seed!r}, size {self.size!r})", where)
         kinds = self.kinds if isinstance(self.kinds, tuple) else ()
-        if (not kinds or any(k not in KINDS for k in kinds) or str(self.recipe) not in RECIPES or self.count < 1
-                or self.seed < 0 or min(self.size) < 64):
-            raise DataError(f"kinds must be among {', '.join(KINDS)} (a list), recipe among {', '.join(RECIPES)}, "
-                            f"count >= 1, seed >= 0 and sides >= 64 (got kinds {self.kinds!r}, recipe "
-                            f"{self.recipe!r}, count {self.count}, seed {self.seed}, size {list(self.size)})", where)
+        if not kinds or any(k not in KINDS for k in kinds):
+            raise DataError(f"kinds must be a list among {', '.join(KINDS)}, got {_listed(self.kinds)!r}", where)
+        if str(self.recipe) not in RECIPES:
+            raise DataError(f"recipe must be one of {', '.join(RECIPES)}, got {self.recipe!r}", where)
+        if self.count < 1 or self.seed < 0:
+            raise DataError(f"{'count must be at least 1' if self.count < 1 else 'seed must be at least 0'}, got "
+                            f"{self.count if self.count < 1 else self.seed}", where)
         check_size(self.size, where, 64)
         if self.count > MAX_COUNT:
             raise DataError(f"count must be at most {MAX_COUNT} (each image takes seconds to make at a phone's "
@@ -154,3 +156,8 @@ def _building(final: Path) -> Iterator[Path]:
         yield tmp
         if not any((tmp / "mask").iterdir()):
             (tmp / "mask").rmdir()
+
+
+def _listed(value):
+    """A config value as TOML wrote it (its lists are held as tuples)."""
+    return list(value) if isinstance(value, tuple) else value

@@ -42,6 +42,8 @@ SPLITS = {"train": list(REAL_TRAIN), "validation": list(REAL_VALIDATION), "all":
 MAX_NAME = 64                  # characters of a set's name
 _PLAIN_NAME = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{MAX_NAME - 1}}}")
 MAX_COUNT = 100_000            # images of a set
+MAX_ASPECT = 8                 # long side / short side: a background is scaled to cover the image (64 × 100000 px
+                               # asked for 100 GB of background)
 MAX_SET_PIXELS = 4_000_000_000  # pixels of all a set's images together: 32 GB of arrays (8 bytes a pixel)
 MAX_SEED = 2**63 - 1           # the largest whole number TOML holds
 MAX_MASK_BAND = 1024           # px of unknown band each side of a coarse mask's edge
@@ -142,12 +144,13 @@ def check_set_name(name, where: str | Path | None = None) -> None:
 
 
 def check_size(size, where: str | Path | None, least: int) -> None:
-    """``size``: a tuple [height, width] of whole numbers, each at least ``least`` px, the image within
-    :data:`common.image_files.MAX_PIXELS`; a DataError naming ``where`` otherwise."""
-    want = (f"size must be [height, width] of at least {least} px and at most {MAX_PIXELS:,} pixels in all "
-            f"(height x width), got")
+    """``size``: a tuple [height, width] of whole numbers, each at least ``least`` px, the long side at most
+    :data:`MAX_ASPECT` times the short one, the image within :data:`common.image_files.MAX_PIXELS`; a DataError
+    naming ``where`` otherwise."""
+    want = (f"size must be [height, width] of at least {least} px, the long side at most {MAX_ASPECT} times the "
+            f"short one, and at most {MAX_PIXELS:,} pixels in all (height x width), got")
     if not (isinstance(size, tuple) and len(size) == 2 and all(_is_int(s) for s in size)
-            and min(size) >= least and size[0] * size[1] <= MAX_PIXELS):
+            and min(size) >= least and max(size) <= MAX_ASPECT * min(size) and size[0] * size[1] <= MAX_PIXELS):
         raise DataError(f"{want} {list(size) if isinstance(size, tuple) else size!r}", where)
 
 

@@ -1202,9 +1202,9 @@ def test_a_set_name_cannot_put_the_set_outside_the_cache(tmp_path, capsys, comma
     ("count = nan\n", "must be whole numbers (got count nan"),
     ("size = 5\n", "must be whole numbers"),
     ("size = [64.5, 64]\n", "must be whole numbers"),
-    ("seed = -1\n", "seed >= 0"),
-    ("kinds = 'hair'\n", "kinds must be among"),
-    ("recipe = [1]\n", "recipe among"),
+    ("seed = -1\n", "seed must be at least 0, got -1"),
+    ("kinds = 'hair'\n", "kinds must be a list among"),
+    ("recipe = [1]\n", "recipe must be one of"),
     ("trimap = 'mask'\n", "not a phone set config: unknown keys trimap (known: name, count"),
 ])
 def test_bad_phone_set_configs_are_one_line_naming_the_file(tmp_path, capsys, text, words):

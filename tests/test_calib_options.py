@@ -58,6 +58,7 @@ def refused(tmp_path: Path, capsys, command: str, text: str, *words: str) -> str
     (SET.replace("[64, 64]", "[4000, 4000]").replace("count = 3", "count = 300"),
      ["count must be at most 250 at size [4000, 4000]"]),
     (SET.replace("seed = 7", "seed = -1"), ["seed must be from 0", "got -1"]),
+    (SET.replace("[64, 64]", "[32, 100000]"), ["the long side at most 8 times the short one", "[32, 100000]"]),
     (SET + "mask_band = -4\n", ["mask_band must be from 0 to 1024, got -4"]),
     (SET + "mask_band = 100000\n", ["mask_band must be from 0 to 1024, got 100000"]),
 ])
@@ -109,6 +110,12 @@ def test_set_names_are_plain_visible_one_line_names(tmp_path, capsys, command, t
 @pytest.mark.parametrize("text, words", [
     (PHONE.replace("[64, 64]", "[64, 2000000000]"), ["size must be [height, width]", "50,000,000 pixels"]),
     (PHONE.replace("count = 1", "count = 100000000000"), ["count must be at most 1000", "100000000000"]),
+    (PHONE.replace("[64, 64]", "[64, 100000]"), ["the long side at most 8 times the short one", "[64, 100000]"]),
+    (PHONE.replace("count = 1", "count = 0"), ["count must be at least 1, got 0"]),
+    (PHONE.replace("seed = 7", "seed = -1"), ["seed must be at least 0, got -1"]),
+    (PHONE.replace("[64, 64]", "[20, 20]"), ["size must be [height, width] of at least 64 px", "[20, 20]"]),
+    (PHONE + 'recipe = "bogus"\n', ["recipe must be one of", "got 'bogus'"]),
+    (PHONE.replace('["hair"]', '["bogus"]'), ["kinds must be a list among", "['bogus']"]),
 ])
 def test_bad_numbers_of_a_phone_set_are_refused(tmp_path, capsys, text, words):
     refused(tmp_path, capsys, "phone", text, *words)
