@@ -522,7 +522,7 @@ def add_arguments(p) -> None:
     add_size_argument(p)
     p.add_argument("--variants", nargs="+", action=Distinct, default=list(DEFAULT_VARIANTS), choices=VARIANTS,
                    help=f"what to write (default: {' '.join(DEFAULT_VARIANTS)})")
-    p.add_argument("--target", default="iOS17", help=f"minimum deployment target: {', '.join(DEPLOYMENT_TARGETS)}")
+    p.add_argument("--target", default="iOS17", choices=DEPLOYMENT_TARGETS, help="minimum deployment target")
     p.add_argument("--calib", default="calib", help="calibration set config for w8a8 (TOML or embedded name)")
     p.add_argument("--val", default="val", help="validation set config for the simulated accuracy reports")
     add_limit_arguments(p)

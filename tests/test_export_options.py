@@ -148,3 +148,8 @@ def test_sensitivity_never_writes_its_table_over_the_checkpoint(tmp_path, capsys
     assert main(["export", "sensitivity", "--checkpoint", str(checkpoint), "--json", str(checkpoint)]) == 2
     assert "is the --checkpoint: give another --json path" in capsys.readouterr().err
     assert checkpoint.read_bytes() == b"weights"
+
+
+def test_an_unknown_coreml_deployment_target_is_refused_while_parsing(no_command, capsys):
+    err = refused(["export", "coreml", "--target", "bogus"], capsys)
+    assert "argument --target: invalid choice: 'bogus'" in err and "iOS17" in err
