@@ -8,6 +8,7 @@ trimap-based method of a run shares: given, or made from the mask with the band 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,15 +78,32 @@ class Model:
 
     @classmethod
     def open(cls, artifact: str | Path, refinement: Refinement | None = DEFAULT_REFINEMENT,
-             band_refiner: str | Path | None = "shipped") -> "Model":
-        """``refinement``: the network's tiles (runtime.refine); ``band_refiner``: "shipped", a path or None."""
+             band_refiner: str | Path | None = "shipped", label: str | None = None) -> "Model":
+        """``refinement``: the network's tiles (runtime.refine); ``band_refiner``: "shipped", a path or None;
+        ``label``: what names the artifact in the method's name (default its file name; see
+        :func:`artifact_labels` for several)."""
         matter = Matter.from_artifact(artifact, refinement=refinement, band_refiner=band_refiner)
         parts = ([f"refine {refinement.tiles} tiles"] if refinement else []) + (
             [matter.band_refiner.name] if matter.band_refiner is not None else [])
-        return cls(matter, f"{Path(artifact).name} ({matter.name}) " + (" + ".join(parts) or "unrefined"))
+        return cls(matter, f"{label or Path(artifact).name} ({matter.name}) " + (" + ".join(parts) or "unrefined"))
 
     def predict(self, image: np.ndarray, trimap: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
         return self.matter.predict(image, trimap=trimap, mask=mask, with_trimap_prob=False).alpha
+
+
+def artifact_labels(artifacts: list[str | Path]) -> list[str]:
+    """A name for each of ``artifacts`` (different files) that tells it from the others: its file name, or where
+    another has the same, the shortest end of its absolute path that no other ends with (``W1/m.pt`` beside
+    ``W2/m.pt``). Methods are told apart by name: two of one name would be scored as one."""
+    parts = [Path(os.path.abspath(a)).parts for a in artifacts]
+    labels = []
+    for i, own in enumerate(parts):
+        others = [p for j, p in enumerate(parts) if j != i]
+        k = 1
+        while k < len(own) and any(p[-k:] == own[-k:] for p in others):
+            k += 1
+        labels.append(str(Path(*own[-k:])))
+    return labels
 
 
 BASELINES = {"raw-mask": RawMask, "guided-filter": GuidedFilterMask, "closed-form": ClosedForm}

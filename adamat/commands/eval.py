@@ -29,7 +29,7 @@ from evaluation.folder_eval import (
     markdown,
     write_results,
 )
-from evaluation.methods import BASELINES, CLOSED_FORM_CAP, ClosedForm, Model
+from evaluation.methods import BASELINES, CLOSED_FORM_CAP, ClosedForm, Model, artifact_labels
 from runtime.clip import CLIP_REFINEMENT
 from runtime.matter import Matter
 from runtime.preprocess import MIN_SIDE
@@ -111,6 +111,7 @@ def run(args) -> int:
     _refuse_options_of_the_other_kind(args, clips)
     for option in ("--artifacts", "--baselines", "--images"):
         refuse_repeats(getattr(args, option[2:]) or [], option)
+    _refuse_one_file_twice(args.artifacts)
     if clips:
         _check_clip_size(args)
     check_folder(args.out)                                   # before any work
@@ -120,9 +121,10 @@ def run(args) -> int:
     folder = EvalFolder(resolve(args.folder, args.cache), args.long_side, args.limit, args.images)
     refinement = Refinement(args.refine_tiles, args.refine_zoom) if args.refine_tiles else None
     band_refiner = None if args.band_refiner == "none" else args.band_refiner
-    methods = [Model.open(a, refinement, band_refiner) for a in args.artifacts]
+    labels = artifact_labels(args.artifacts)    # two models of one file name are two methods, told apart
+    methods = [Model.open(a, refinement, band_refiner, label) for a, label in zip(args.artifacts, labels)]
     if args.also_unrefined and (refinement is not None or band_refiner is not None):
-        methods += [Model.open(a, None, None) for a in args.artifacts]
+        methods += [Model.open(a, None, None, label) for a, label in zip(args.artifacts, labels)]
     methods += [ClosedForm(args.closed_form_cap) if b == "closed-form" else BASELINES[b]() for b in args.baselines]
     settings = EvalSettings(args.protocol, args.recipe, args.seed, args.long_side)
     with tqdm(total=len(folder), desc="eval", unit="image", file=sys.stderr) as bar:   # closed before any error line
@@ -143,6 +145,15 @@ def _refuse_options_of_the_other_kind(args, clips: bool) -> None:
     if unused:
         what = "clips (they take --frames, --clip-size, --seed)" if clips else "photos (--frames, --clip-size: clips)"
         raise ValueError(f"{', '.join(unused)}: not used by {what}")
+
+
+def _refuse_one_file_twice(artifacts: list[str]) -> None:
+    """ValueError naming two --artifacts that are one file under two paths (``A/x.onnx ./A/x.onnx``, a link):
+    one model scored twice."""
+    for i, a in enumerate(artifacts):
+        for b in artifacts[i + 1:]:
+            if same_file(Path(a), Path(b)):
+                raise ValueError(f"--artifacts: {a} and {b} are the same file, given twice")
 
 
 def _check_clip_size(args) -> None:
