@@ -26,13 +26,13 @@ from typing import Callable
 
 import numpy as np
 
-from calib_data.segmenter_masks import RECIPES, simulate_mask
+from calib_data.segmenter_masks import RECIPES, MaskRecipe, simulate_mask
 from common.errors import DataError
 from common.metrics import compute_all, compute_regions
 from common.outputs import atomic_path, check_writable
 from evaluation.datasets import EvalFolder, EvalImage
 from evaluation.protocol import protocol_alpha, quantize_gt
-from runtime.preprocess import make_trimap
+from runtime.preprocess import check_aspect, make_trimap
 
 PROTOCOLS = ("trimap", "mask")
 METRICS = ("SAD", "MSE", "Grad", "Conn")
@@ -94,9 +94,31 @@ def cases(item: EvalImage, settings: EvalSettings) -> list[tuple[str, np.ndarray
         if not item.trimaps:
             raise ValueError(f"{item.name}: the trimap protocol needs trimaps (trimap/ or trimap1/ ...)")
         return [(name, t, None) for name, t in item.trimaps.items()]
-    mask = item.mask if item.mask is not None else simulate_mask(item.alpha, RECIPES[settings.recipe], item.name,
-                                                                 settings.seed)
+    mask = item.mask if item.mask is not None else simulated_mask(item, RECIPES[settings.recipe], settings.seed)
     return [("mask", make_trimap(item.alpha.shape, mask=mask), mask)]
+
+
+def simulated_mask(item: EvalImage, recipe: MaskRecipe, seed: int) -> np.ndarray:
+    """The mask ``recipe`` simulates for ``item``, at the recipe's size; or, where that size rounded to whole
+    pixels is not of the photo's aspect ratio within the runtime's tolerance (:func:`check_aspect`: a small or a
+    very wide photo; 25x16 for a 200x124 photo at 1/8), at the nearest long side whose rounding is. A mask made
+    from a photo is always accepted for it: the rounding is the simulation's, not a mistake in the folder."""
+    shape = item.alpha.shape
+    nominal = recipe.mask_shape(shape)
+    if not _fits(nominal, shape):
+        sides = sorted(range(2, max(shape) + 1), key=lambda side: (abs(side - max(nominal)), -side))
+        # one of them always fits: the photo's own long side gives the photo's own size
+        recipe = next(r for r in (dataclasses.replace(recipe, factor=None, long_side=side) for side in sides)
+                      if _fits(r.mask_shape(shape), shape))
+    return simulate_mask(item.alpha, recipe, item.name, seed)
+
+
+def _fits(own: tuple[int, int], shape: tuple[int, int]) -> bool:
+    try:
+        check_aspect(own, shape, "mask", None)
+    except DataError:
+        return False
+    return True
 
 
 def score(pred: np.ndarray, item: EvalImage, trimap: np.ndarray, protocol: str) -> dict[str, dict]:
