@@ -8,6 +8,9 @@ Two layouts:
   (0/128/255) and optional ``mask/`` (a coarse person mask, any resolution of the photo's aspect: a
   segmenter's output).
 
+In both, every photo needs a file of its name in each of the other folders, and no folder may hold two files of
+one name (``GT01.png`` and ``GT01.jpg``); sub-folders and entries that are not files are skipped.
+
 Every file is decoded as the app decodes a photo, mask or trimap (:func:`runtime.preprocess.read_image`: the
 size checked from the header, EXIF orientation applied, a DataError naming any file that cannot be read).
 
@@ -24,9 +27,10 @@ from typing import Iterator
 import cv2
 import numpy as np
 
+from calib_data.io import check_same_size, read_alpha, read_rgb, read_trimap
 from calib_data.readers import AlphaMattingReader
 from common.errors import DataError
-from common.image_files import IMAGE_SUFFIXES
+from common.image_files import IMAGE_SUFFIXES, open_header
 from runtime.preprocess import (
     MIN_SIDE,
     check_aspect,
@@ -55,7 +59,12 @@ MIN_LONG_SIDE = 2 * MIN_SIDE   # a photo up to 2:1 scaled to it keeps its short 
 
 
 class EvalFolder:
-    """The images of one folder, in name order; ``folder[i]`` reads image ``i``."""
+    """The images of one folder, in name order; ``folder[i]`` reads image ``i``.
+
+    Everything that can be known from the file names and headers is checked when it is made, before any image is
+    read: two files of one folder that share a name (``GT01.png`` and ``GT01.jpg``: which is the photo?), a photo
+    without its ground truth, trimap or mask, and a photo that ``long_side`` would scale below the runtime's
+    :data:`~runtime.preprocess.MIN_SIDE`. Folders and other entries that are not files are skipped."""
 
     def __init__(self, root: str | Path, long_side: int | None = None, limit: int | None = None,
                  only: list[str] | None = None):
@@ -69,8 +78,10 @@ class EvalFolder:
         self.layout = "simple" if (self.root / "image").is_dir() else "alphamatting"
         if self.layout == "alphamatting" and not any(self.root.glob("input*")):
             raise DataError(NO_IMAGES, self.root)
-        self._reader = None if self.layout == "simple" else AlphaMattingReader(self.root)
-        self.names = self._simple_names() if self.layout == "simple" else list(self._reader.names)
+        # the photos' folder and each companion folder: (key, folder), the ground truth's key "alpha"
+        self._folders = self._simple_folders() if self.layout == "simple" else self._alphamatting_folders()
+        photos = _image_files(self._folders[0][1])
+        self.names = sorted(photos)
         if not self.names:
             raise DataError(NO_IMAGES, self.root)
         if only:
@@ -80,22 +91,43 @@ class EvalFolder:
             self.names = [n for n in self.names if n in only]
         self.names = self.names[:limit] if limit else self.names
         self.has_masks = self.layout == "simple" and (self.root / "mask").is_dir()
+        self._files = {name: {"image": photos[name]} for name in self.names}
         self._check_companions()
+        self._check_sizes()
 
-    def _check_companions(self) -> None:
-        """DataError naming the first photo of a simple layout with no file in alpha/, trimap/ or mask/ (where
-        that folder is there): before any image is read, not when the evaluation reaches it."""
-        if self.layout != "simple":
-            return
-        for sub in ("alpha", "trimap", "mask"):
-            if (self.root / sub).is_dir():
-                for name in self.names:
-                    _find(self.root / sub, name)
-
-    def _simple_names(self) -> list[str]:
+    def _simple_folders(self) -> list[tuple[str, Path]]:
         if not (self.root / "alpha").is_dir():
             raise DataError("has image/ but no alpha/ folder of ground truth", self.root)
-        return sorted(p.stem for p in (self.root / "image").iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        return [("image", self.root / "image")] + [(sub, self.root / sub) for sub in ("alpha", "trimap", "mask")
+                                                   if (self.root / sub).is_dir()]
+
+    def _alphamatting_folders(self) -> list[tuple[str, Path]]:
+        reader = AlphaMattingReader(self.root)    # where its photos, ground truth and trimaps are
+        if reader.gt_dir is None:
+            raise DataError(f"has {reader.input_dir.name}/ but no gt/ folder of ground truth", self.root)
+        return [("image", reader.input_dir), ("alpha", reader.gt_dir), *reader.trimap_dirs.items()]
+
+    def _check_companions(self) -> None:
+        """DataError naming the first photo with no file in the ground truth's, a trimap's or the masks' folder (or
+        with two there that share its name): before any image is read, not when the evaluation reaches it."""
+        for key, folder in self._folders[1:]:
+            files = _image_files(folder, self.names)
+            for name in self.names:
+                if name not in files:
+                    raise DataError(f"no file named {name} (one of {', '.join(IMAGE_SUFFIXES)})", folder)
+                self._files[name][key] = files[name]
+
+    def _check_sizes(self) -> None:
+        """DataError naming a photo whose short side is (or, scaled to ``long_side``, would be) below the
+        runtime's MIN_SIDE, from its header. A photo whose header is not read here is checked when it is read."""
+        for name in self.names:
+            path = self._files[name]["image"]
+            try:
+                with open_header(path, path) as im:
+                    size = im.size
+            except DataError:
+                continue    # unreadable or too large: said when it is read, as any reader says it
+            _check_scaled_size(size, self.long_side, path)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -104,35 +136,78 @@ class EvalFolder:
         return (self[i] for i in range(len(self)))
 
     def __getitem__(self, i: int) -> EvalImage:
-        item = self._read_simple(self.names[i]) if self.layout == "simple" else self._read_alphamatting(i)
-        return rescale(item, self.long_side) if self.long_side else item
+        name = self.names[i]
+        item = self._read_simple(name) if self.layout == "simple" else self._read_alphamatting(name)
+        if self.long_side:
+            _check_scaled_size(item.alpha.shape[::-1], self.long_side, self._files[name]["image"])
+            return rescale(item, self.long_side)
+        return item
 
-    def _read_alphamatting(self, i: int) -> EvalImage:
-        s = self._reader[self._reader.names.index(self.names[i])]
-        if s.alpha is None:
-            raise DataError(f"{s.name}: no ground truth in gt/", self.root)
-        return EvalImage(s.name, s.image, s.alpha, dict(s.trimaps))
+    def _read_alphamatting(self, name: str) -> EvalImage:
+        """As :class:`calib_data.readers.AlphaMattingReader` reads a photo, its ground truth and its trimaps."""
+        files = self._files[name]
+        image = read_rgb(files["image"])
+        items = {"image": (image, files["image"]), "alpha": (read_alpha(files["alpha"]), files["alpha"])}
+        items.update({key: (read_trimap(path), path) for key, path in files.items() if key not in items})
+        check_same_size(items)
+        return EvalImage(name, image, items["alpha"][0],
+                         {key: arr for key, (arr, _) in items.items() if key not in ("image", "alpha")})
 
     def _read_simple(self, name: str) -> EvalImage:
-        image_path, alpha_path = _find(self.root / "image", name), _find(self.root / "alpha", name)
+        files = self._files[name]
+        image_path, alpha_path = files["image"], files["alpha"]
         image = to_rgb(read_image(image_path), image_path)
         alpha = _read_alpha(alpha_path)
         if alpha.shape != image.shape[:2]:
             raise DataError(f"alpha is {alpha.shape[1]}x{alpha.shape[0]} but the photo ({image_path.name}) is "
                             f"{image.shape[1]}x{image.shape[0]}", alpha_path)
         item = EvalImage(name, image, alpha)
-        if (self.root / "trimap").is_dir():
-            path = _find(self.root / "trimap", name)
+        if "trimap" in files:
+            path = files["trimap"]
             trimap = to_trimap(read_image(path), path)
             if trimap.shape != alpha.shape:
                 raise DataError(f"trimap is {trimap.shape[1]}x{trimap.shape[0]} but the photo ({image_path.name}) "
                                 f"is {image.shape[1]}x{image.shape[0]}", path)
             item.trimaps["trimap"] = trimap
-        if (self.root / "mask").is_dir():
-            path = _find(self.root / "mask", name)
+        if "mask" in files:
+            path = files["mask"]
             item.mask = to_mask(read_image(path), path)
             check_aspect(item.mask.shape, alpha.shape, "mask", path)    # any resolution, the photo's aspect
         return item
+
+
+def _image_files(folder: Path, names: list[str] | None = None) -> dict[str, Path]:
+    """{stem: file} of the image files of ``folder`` (any case of an image suffix; folders, pipes and other
+    entries that are not files skipped), those of ``names`` only where given; DataError naming the folder where
+    two files share a stem (``GT01.png`` and ``GT01.jpg``: which one is meant?)."""
+    found: dict[str, list[Path]] = {}
+    for p in folder.iterdir():
+        if p.suffix.lower() in IMAGE_SUFFIXES and (names is None or p.stem in names) and p.is_file():
+            found.setdefault(p.stem, []).append(p)
+    for stem in sorted(found):
+        if len(found[stem]) > 1:
+            same = [p.name for p in sorted(found[stem], key=lambda p: (IMAGE_SUFFIXES.index(p.suffix.lower()), p.name))]
+            raise DataError(f"{', '.join(same[:-1])} and {same[-1]} share a name", folder)
+    return {stem: files[0] for stem, files in found.items()}
+
+
+def _check_scaled_size(size: tuple[int, int], long_side: int | None, path: Path) -> None:
+    """DataError naming ``path`` where its photo of ``size`` (W, H), or that photo scaled to ``long_side`` as
+    :func:`rescale` scales it, has a side below the runtime's MIN_SIDE."""
+    if min(size) < MIN_SIDE:
+        raise DataError(f"photo is {size[0]}x{size[1]}; both sides must be at least {MIN_SIDE} px", path)
+    if long_side is None:
+        return
+    scaled = _scaled_size(size, long_side)
+    if min(scaled) < MIN_SIDE:
+        raise DataError(f"photo is {size[0]}x{size[1]}: --long-side {long_side} scales it to {scaled[0]}x{scaled[1]}, "
+                        f"below the {MIN_SIDE} px the runtime mattes at least", path)
+
+
+def _scaled_size(size: tuple[int, int], long_side: int) -> tuple[int, int]:
+    """(W, H) of a photo of ``size`` (W, H) with its long side at ``long_side``."""
+    s = long_side / max(size)
+    return max(1, round(size[0] * s)), max(1, round(size[1] * s))
 
 
 def _read_alpha(path: Path) -> np.ndarray:
@@ -141,20 +216,13 @@ def _read_alpha(path: Path) -> np.ndarray:
     return to_unit_float(arr, "alpha", path)
 
 
-def _find(folder: Path, stem: str) -> Path:
-    for suffix in IMAGE_SUFFIXES:
-        if (folder / f"{stem}{suffix}").is_file():
-            return folder / f"{stem}{suffix}"
-    raise DataError(f"no file named {stem} (one of {', '.join(IMAGE_SUFFIXES)})", folder)
-
-
 def rescale(item: EvalImage, long_side: int) -> EvalImage:
     """``item`` with its long side at ``long_side`` pixels (the mask keeps its own resolution)."""
     h, w = item.alpha.shape
     s = long_side / max(h, w)
     if s == 1:
         return item
-    size = (max(1, round(w * s)), max(1, round(h * s)))
+    size = _scaled_size((w, h), long_side)
     shrink = s < 1
     image = cv2.resize(item.image, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
     alpha = cv2.resize(item.alpha, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)

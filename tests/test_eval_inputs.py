@@ -1,0 +1,133 @@
+"""``adamat eval`` on bad or unusual input: one ``error:`` line naming the problem (and the file), exit 2, before
+any image is evaluated; or, where the input is valid, the right result (never two models or two photos merged)."""
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from adamat.cli import main
+from evaluation.datasets import EvalFolder
+from evaluation.folder_eval import EvalSettings, evaluate_folder, simulated_mask
+from evaluation.methods import RawMask, artifact_labels
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+QUICK = ["--baselines", "raw-mask", "--refine-tiles", "0", "--band-refiner", "none"]
+
+
+def disc_photo(h, w, seed=0):
+    """A bright disc with a soft rim on a noisy background (8-bit BGR for cv2.imwrite), and its 8-bit alpha."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:h, :w]
+    r = np.hypot((yy - h / 2) / (h / 3), (xx - w / 2) / (w / 3))
+    alpha = np.clip((1.1 - r) / 0.2, 0, 1).astype(np.float32)
+    fg, bg = np.array([0.5, 0.7, 0.9], np.float32), rng.random((h, w, 3)).astype(np.float32) * 0.4
+    photo = alpha[..., None] * fg + (1 - alpha[..., None]) * bg
+    return np.rint(photo * 255).astype(np.uint8), np.rint(alpha * 255).astype(np.uint8)
+
+
+def folder(root, count=2, size=(40, 64), photos="image", truth="alpha"):
+    """``count`` photos GT01, GT02, ... of ``size`` (H, W) with their ground truth."""
+    for sub in (photos, truth):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        photo, alpha = disc_photo(*size, seed=i)
+        cv2.imwrite(str(root / photos / f"GT{i + 1:02d}.png"), photo)
+        cv2.imwrite(str(root / truth / f"GT{i + 1:02d}.png"), alpha)
+    return root
+
+
+def refused(argv, capsys):
+    """The one error line of a refused command (exit 2), with nothing evaluated (no progress) or written."""
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: "), err
+    return err[0]
+
+
+def eval_json(argv, out):
+    assert main(argv + ["--out", str(out)]) == 0
+    return json.loads((out / "eval.json").read_text())
+
+
+def test_two_models_of_one_file_name_are_two_methods_and_one_file_twice_is_refused(tiny_checkpoint, tmp_path,
+                                                                                   capsys):
+    ev = folder(tmp_path / "ev")
+    for d in ("w1", "w2"):
+        (tmp_path / d).mkdir()
+        shutil.copy(tiny_checkpoint, tmp_path / d / "m.pt")
+    data = eval_json(["eval", str(ev), *QUICK, "--artifacts", str(tmp_path / "w1" / "m.pt"),
+                      str(tmp_path / "w2" / "m.pt")], tmp_path / "out")
+    models = [m for m in data["means"] if m["where"] == "whole" and m["method"] != "raw mask"]
+    assert [m["method"].split(" ")[0] for m in models] == ["w1/m.pt", "w2/m.pt"]
+    assert [m["images"] for m in models] == [2, 2]
+    assert artifact_labels(["a/x.onnx", "b/x.onnx", "y.onnx"]) == ["a/x.onnx", "b/x.onnx", "y.onnx"]
+    assert artifact_labels(["x.onnx", "a/x.onnx"]) == [f"{Path.cwd().name}/x.onnx", "a/x.onnx"]
+    one = tmp_path / "w1" / "m.pt"
+    (tmp_path / "link.pt").symlink_to(one)
+    for twice in ([str(one), f"{tmp_path}/w1/../w1/m.pt"], [str(one), str(tmp_path / "link.pt")]):
+        err = refused(["eval", str(ev), *QUICK, "--artifacts", *twice, "--out", str(tmp_path / "o2")], capsys)
+        assert err == f"error: --artifacts: {twice[0]} and {twice[1]} are the same file, given twice"
+    with pytest.raises(ValueError, match="two methods named raw mask"):
+        evaluate_folder(EvalFolder(ev), [RawMask(), RawMask()], EvalSettings())
+
+
+def test_two_photos_of_one_name_are_refused_in_both_layouts(tmp_path, capsys):
+    ev = folder(tmp_path / "ev")
+    shutil.copy(ev / "image" / "GT01.png", ev / "image" / "GT01.jpg")
+    err = refused(["eval", str(ev), *QUICK, "--out", str(tmp_path / "o")], capsys)
+    assert err == f"error: {ev}/image: GT01.png and GT01.jpg share a name"
+    am = folder(tmp_path / "am", photos="input", truth="gt")
+    shutil.copy(am / "input" / "GT02.png", am / "input" / "GT02.JPG")
+    err = refused(["eval", str(am), *QUICK, "--out", str(tmp_path / "o")], capsys)
+    assert err == f"error: {am}/input: GT02.png and GT02.JPG share a name"
+    shutil.copy(ev / "alpha" / "GT02.png", ev / "alpha" / "GT02.jpg")     # a companion too: which is the truth?
+    (ev / "image" / "GT01.jpg").unlink()
+    err = refused(["eval", str(ev), *QUICK, "--out", str(tmp_path / "o")], capsys)
+    assert err == f"error: {ev}/alpha: GT02.png and GT02.jpg share a name"
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("size, options", [((124, 200), ["--recipe", "down8"]),
+                                           ((124, 200), ["--recipe", "down8", "--long-side", "50"]),
+                                           ((20, 600), []), ((20, 600), ["--recipe", "down8"])])
+def test_simulated_masks_are_accepted_for_small_and_wide_photos(size, options, tiny_checkpoint, tmp_path):
+    ev = folder(tmp_path / "ev", count=1, size=size)
+    data = eval_json(["eval", str(ev), *QUICK, *options, "--artifacts", str(tiny_checkpoint)], tmp_path / "out")
+    assert len(data["means"]) == 4 and all(m["images"] == 1 and m["na"] == 0 for m in data["means"])
+
+
+def test_simulated_mask_sizes_keep_the_photo_aspect(tmp_path):
+    from calib_data.segmenter_masks import RECIPES
+
+    item = EvalFolder(folder(tmp_path / "ev", count=1, size=(124, 200)))[0]
+    assert simulated_mask(item, RECIPES["down8"], 0).shape == (16, 26)      # 1/8 rounds to 25x16: 3 % off
+    assert simulated_mask(item, RECIPES["phone"], 0).shape == (159, 256)    # the recipe's own size where it fits
+
+
+def test_long_side_below_the_minimum_side_names_the_photo(tmp_path, capsys):
+    ev = folder(tmp_path / "ev", count=1, size=(20, 600))
+    err = refused(["eval", str(ev), *QUICK, "--long-side", "16", "--out", str(tmp_path / "o")], capsys)
+    assert err == (f"error: {ev}/image/GT01.png: photo is 600x20: --long-side 16 scales it to 16x1, below the 8 px "
+                   f"the runtime mattes at least")
+
+
+def test_folders_and_other_entries_among_the_photos_are_skipped(tmp_path):
+    ev = folder(tmp_path / "ev", count=1)
+    (ev / "image" / "x.png").mkdir()
+    assert EvalFolder(ev).names == ["GT01"]
+
+
+@pytest.mark.parametrize("layout", ["simple", "alphamatting"])
+def test_a_missing_ground_truth_is_found_before_any_work(layout, tmp_path, capsys):
+    photos, truth = ("image", "alpha") if layout == "simple" else ("input", "gt")
+    ev = folder(tmp_path / "ev", count=3, photos=photos, truth=truth)
+    (ev / truth / "GT03.png").unlink()
+    err = refused(["eval", str(ev), *QUICK, "--out", str(tmp_path / "o")], capsys)
+    assert err == f"error: {ev}/{truth}: no file named GT03 (one of .png, .jpg, .jpeg, .bmp, .tif, .tiff, .webp)"
+    (ev / truth / "GT03.png").mkdir()                      # a folder of that name is no ground truth either
+    assert refused(["eval", str(ev), *QUICK, "--out", str(tmp_path / "o")], capsys) == err
