@@ -265,7 +265,7 @@ def test_phone_sets_are_built_once_in_the_eval_layout(tmp_path):
     assert build_phone_set(cfg, tmp_path, progress=False) == path
     assert (path / "alpha" / "00_fur_128x96.png").stat().st_mtime_ns == mtime       # reused, not rebuilt
     assert len(EvalFolder(path)) == 2 and EvalFolder(path).has_masks
-    with pytest.raises(DataError, match="kinds must be among"):
+    with pytest.raises(DataError, match="kinds must be a list among"):
         PhoneSetConfig(kinds=("smoke",)).validated()
     assert PhoneSetConfig.load("phone").size == (3024, 4032)
 
