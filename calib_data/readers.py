@@ -68,7 +68,8 @@ class AlphaMattingReader:
     def __init__(self, root: str | Path, names: list[str] | None = None):
         self.root = Path(root)
         if not self.root.is_dir():
-            raise DataError("alphamatting folder not found", self.root)
+            raise DataError("is a file, not an alphamatting folder" if self.root.exists() else
+                            "alphamatting folder not found", self.root)
         input_dir = next((self.root / d for d in ("input", "input_lowres", "input_training_lowres")
                           if (self.root / d).is_dir()), None)
         if input_dir is None:

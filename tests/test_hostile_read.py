@@ -445,3 +445,23 @@ def test_an_empty_path_is_refused_not_read_as_the_current_folder(tmp_path, optio
     assert refused.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "must name a file or folder, got an empty path" in err
+
+
+def test_a_folder_given_as_the_artifact_is_named_as_a_folder(tmp_path, capsys):
+    photo, folder = tmp_path / "p.png", tmp_path / "model"
+    cv2.imwrite(str(photo), np.full((64, 64, 3), 128, np.uint8))
+    folder.mkdir()
+    assert main(["bokeh", str(photo), "--mask", "none", "--artifact", str(folder), "-o", str(tmp_path / "o.png")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {folder}: no backend opens a folder as an artifact") and err.count("\n") == 0
+
+
+def test_a_file_given_as_the_alphamatting_folder_is_named_as_a_file(tmp_path):
+    from calib_data.readers import AlphaMattingReader
+
+    file = tmp_path / "p.jpg"
+    file.write_bytes(b"x")
+    with pytest.raises(DataError, match="is a file, not an alphamatting folder"):
+        AlphaMattingReader(file)
+    with pytest.raises(DataError, match="alphamatting folder not found"):
+        AlphaMattingReader(tmp_path / "missing")

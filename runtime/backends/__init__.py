@@ -39,8 +39,10 @@ def backend_for(artifact: str | Path) -> str:
     if runtime is not None:
         return runtime.name
     known = ", ".join(f"{s} ({n})" for n, spec in BACKENDS.items() for s in spec.suffixes)
-    raise ArtifactError(f"{artifact}: no backend opens {suffix or 'files without a suffix'!r} artifacts; "
-                        f"known: {known}")
+    what = (f"{suffix!r} artifacts" if suffix else
+            "a folder as an artifact (an exported model is a file, or a .mlpackage folder)" if Path(artifact).is_dir()
+            else "files without a suffix")
+    raise ArtifactError(f"{artifact}: no backend opens {what}; known: {known}")
 
 
 def open_backend(artifact: str | Path, backend: str | None = None, expect: dict[str, Any] | None = None,
