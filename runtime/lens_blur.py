@@ -93,7 +93,7 @@ def highlight_boost(photo: np.ndarray, window: int, threshold: float = HIGHLIGHT
 
 def _highlight_inputs(photo: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
     """uint8 (H, W): the brightest channel v, and how far it stands above its ``window``² box mean."""
-    v = cv2.max(cv2.max(photo[..., 0], photo[..., 1]), photo[..., 2])
+    v = _brightest(photo)
     return v, cv2.subtract(v, cv2.blur(v, (window, window)))      # saturating: 0 where darker
 
 
@@ -200,13 +200,12 @@ def _highlights(photo, window, threshold, gain) -> tuple[np.ndarray, np.ndarray]
     """The flat indices of the pixels the highlight boost raises, and their multipliers (None: none)."""
     if gain <= 0:
         return None
-    v = _brightest(photo)
+    v, above = _highlight_inputs(photo, window)
     index = np.flatnonzero(v > int(threshold * 255.0))    # the boost's first factor is 0 at and below it
     if index.size == 0:
         return None
-    above = cv2.subtract(v, cv2.blur(v, (window, window))).reshape(-1)[index]
     bright_lut, isolated_lut = _boost_luts(threshold, HIGHLIGHT_CONTRAST)
-    boost = 1.0 + gain * bright_lut[0, v.reshape(-1)[index]] * isolated_lut[0, above]
+    boost = 1.0 + gain * bright_lut[0, v.reshape(-1)[index]] * isolated_lut[0, above.reshape(-1)[index]]
     return index, boost.astype(np.float32)
 
 
