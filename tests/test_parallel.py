@@ -1,0 +1,70 @@
+"""runtime.parallel: strips on OpenCV's number of threads, in order, the same result on any number of them."""
+
+import threading
+
+import cv2
+import numpy as np
+import pytest
+
+from runtime.bokeh import render_bokeh
+from runtime.parallel import each, strips, workers
+
+
+@pytest.fixture
+def opencv_threads():
+    """Set OpenCV's number of threads for one test, restored afterwards."""
+    before = cv2.getNumThreads()
+    yield cv2.setNumThreads
+    cv2.setNumThreads(before)
+
+
+def test_strips_cover_the_rows_once_in_order():
+    assert strips(10, 4) == [slice(0, 4), slice(4, 8), slice(8, 10)]
+    assert strips(8, 4) == [slice(0, 4), slice(4, 8)]
+    assert strips(3, 64) == [slice(0, 3)]
+    assert strips(0, 4) == []
+    with pytest.raises(ValueError, match="at least one row"):
+        strips(10, 0)
+
+
+def test_each_returns_the_results_in_the_items_order_and_raises_the_first_error(opencv_threads):
+    opencv_threads(2)
+    assert each(lambda x: x * x, range(50)) == [x * x for x in range(50)]
+
+    def fail_on_7(x):
+        if x == 7:
+            raise KeyError(x)
+        return x
+
+    with pytest.raises(KeyError):
+        each(fail_on_7, range(20))
+
+
+def test_each_follows_opencvs_number_of_threads(opencv_threads):
+    """One OpenCV thread: the items run in the calling thread, in order. Two: on two threads."""
+    opencv_threads(1)
+    assert workers() == 1
+    seen = []
+    each(lambda x: seen.append((x, threading.get_ident())), range(5))
+    assert seen == [(x, threading.get_ident()) for x in range(5)]
+
+    opencv_threads(2)
+    assert workers() == 2
+    barrier = threading.Barrier(2, timeout=10)          # passes only when two items run at once
+    names = each(lambda _: (barrier.wait(), threading.current_thread().name)[1], range(2))
+    assert len(set(names)) == 2 and threading.current_thread().name not in names
+
+
+def test_the_bokeh_is_the_same_on_one_thread_and_on_two(opencv_threads):
+    """The renderer's strips write disjoint rows: bit-identical whatever the number of threads."""
+    rng = np.random.default_rng(5)
+    photo = rng.integers(0, 256, (700, 530, 3), dtype=np.uint8)
+    photo[:80] = 250                                      # highlights: the blur's boost runs on strips too
+    alpha = np.zeros((700, 530), np.float32)
+    alpha[300:, 100:430] = 1.0
+    alpha[290:300, 100:430] = rng.random((10, 330))
+    outs = []
+    for n in (1, 2):
+        opencv_threads(n)
+        outs.append(render_bokeh(photo, alpha, 0.04)[0])
+    assert np.array_equal(outs[0], outs[1])
