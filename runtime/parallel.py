@@ -10,6 +10,7 @@ in the calling thread, in order), so an app that limits OpenCV limits this too.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -19,6 +20,7 @@ import cv2
 T = TypeVar("T")
 R = TypeVar("R")
 
+_PREFIX = "adamat-strips"
 _pools: dict[int, ThreadPoolExecutor] = {}
 
 
@@ -32,10 +34,10 @@ def each(function: Callable[[T], R], items: Iterable[T]) -> list[R]:
     the first exception raised is raised here."""
     items = list(items)
     n = min(workers(), len(items))
-    if n <= 1:
+    if n <= 1 or threading.current_thread().name.startswith(_PREFIX):     # a strip's own strips run in it
         return [function(item) for item in items]
     if n not in _pools:
-        _pools[n] = ThreadPoolExecutor(n, thread_name_prefix="adamat-strips")
+        _pools[n] = ThreadPoolExecutor(n, thread_name_prefix=_PREFIX)
     return list(_pools[n].map(function, items))
 
 

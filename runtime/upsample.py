@@ -25,6 +25,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from runtime.parallel import each, strips
 from runtime.tiles import cover, strip_columns, window
 
 METHODS = ("guided", "bilinear")
@@ -83,34 +84,41 @@ def _coefficients_at(guide: np.ndarray, p: np.ndarray, radius: int, eps: float, 
     a = np.zeros((*p.shape, channels), np.float32)
     b = np.zeros(p.shape, np.float32)
     side = tile + 2 * halo
-    for y, x in corners:
+
+    def fit_tile(corner: tuple[int, int]) -> None:
+        y, x = corner
         tile_a, tile_b = _coefficients(window(guide, y - halo, x - halo, side), window(p, y - halo, x - halo, side),
                                        radius, eps)
         inside = (slice(y, y + tile), slice(x, x + tile))
         h, w = b[inside].shape
         a[inside] = tile_a[halo:halo + h, halo:halo + w]
         b[inside] = tile_b[halo:halo + h, halo:halo + w]
+
+    each(fit_tile, corners)
     return a, b
 
 
 def _coefficients(guide: np.ndarray, p: np.ndarray, radius: int, eps: float) -> tuple[np.ndarray, np.ndarray]:
     """:func:`guided_coefficients` over the whole plane. The work is planar: every product and box mean is one
-    contiguous (h, w) plane (3× faster than over interleaved channels), and the per-pixel fit runs on
-    :data:`FIT_ROWS` rows at a time, in the cache."""
+    contiguous (h, w) plane (3× faster than over interleaved channels), the box means spread over
+    :func:`runtime.parallel.each`'s threads, and the per-pixel fit runs on :data:`FIT_ROWS` rows at a time, in
+    the cache, the strips on those threads too."""
     g = [np.ascontiguousarray(x, np.float32) for x in cv2.split(guide.astype(np.float32, copy=False))]
     p = p.astype(np.float32, copy=False)
-    mean_i = [box_mean(x, radius) for x in g]
-    mean_p = box_mean(p, radius)
-    corr_ip = [box_mean(cv2.multiply(x, p), radius) for x in g]
-    corr_ii = {(i, j): box_mean(cv2.multiply(g[i], g[j]), radius) for i in range(len(g)) for j in range(i, len(g))}
-    fit = [np.empty_like(p) for _ in range(len(g) + 1)]      # a per channel, then b
-    for y0 in range(0, p.shape[0], FIT_ROWS):
-        rows = slice(y0, y0 + FIT_ROWS)
+    n, pairs = len(g), [(i, j) for i in range(len(g)) for j in range(i, len(g))]
+    planes = [*g, p, *(cv2.multiply(x, p) for x in g), *(cv2.multiply(g[i], g[j]) for i, j in pairs)]
+    means = each(lambda x: box_mean(x, radius), planes)
+    mean_i, mean_p, corr_ip, corr_ii = means[:n], means[n], means[n + 1:2 * n + 1], dict(zip(pairs, means[2 * n + 1:]))
+    fit = [np.empty_like(p) for _ in range(n + 1)]      # a per channel, then b
+
+    def fit_rows(rows: slice) -> None:
         for plane, x in zip(fit, _local_fit([m[rows] for m in mean_i], mean_p[rows], [c[rows] for c in corr_ip],
                                             {k: c[rows] for k, c in corr_ii.items()}, eps)):
             plane[rows] = x
-    coeffs = box_mean(cv2.merge(fit), radius).reshape(*p.shape, len(g) + 1)
-    return np.ascontiguousarray(coeffs[..., :-1]), np.ascontiguousarray(coeffs[..., -1])
+
+    each(fit_rows, strips(p.shape[0], FIT_ROWS))
+    *a, b = each(lambda x: box_mean(x, radius), fit)
+    return (a[0][..., None] if n == 1 else cv2.merge(a)), b
 
 
 def _local_fit(mean_i: list[np.ndarray], mean_p: np.ndarray, corr_ip: list[np.ndarray], corr_ii: dict,
@@ -163,20 +171,25 @@ def _apply_coefficients(a: np.ndarray, b: np.ndarray, guide_full: np.ndarray, to
     q = np.empty((h_full, w_full), np.float32)
     if decided is None:
         a_rows, b_rows = (cv2.resize(x, (x.shape[1], h_full), interpolation=cv2.INTER_LINEAR) for x in (a, b))
-        for y0 in range(0, h_full, STRIP_ROWS):
-            rows = slice(y0, min(h_full, y0 + STRIP_ROWS))
-            size = (w_full, rows.stop - y0)
+
+        def filter_rows(rows: slice) -> None:
+            size = (w_full, rows.stop - rows.start)
             a_strip, b_strip = (cv2.resize(x[rows], size, interpolation=cv2.INTER_LINEAR) for x in (a_rows, b_rows))
             _filter_into(q[rows], a_strip, b_strip, guide_full[rows], tol)
+
+        each(filter_rows, strips(h_full, STRIP_ROWS))
         return q
-    for rows, strip_runs in runs:
-        y0 = rows.start
+
+    def filter_strip(strip: tuple[slice, list[tuple[int, int]]]) -> None:
+        rows, strip_runs = strip
         cv2.LUT(decided[rows], _DECIDED, dst=q[rows])
         for x0, x1 in strip_runs:
-            box = (y0, x0, rows.stop - y0, x1 - x0)
+            box = (rows.start, x0, rows.stop - rows.start, x1 - x0)
             _filter_into(q[rows, x0:x1], *(_window(x, box, (h_full, w_full)) for x in (a, b)),
                          guide_full[rows, x0:x1], tol)
             _decide_into(q[rows, x0:x1], decided[rows, x0:x1])
+
+    each(filter_strip, runs)
     return q
 
 

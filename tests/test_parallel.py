@@ -68,3 +68,13 @@ def test_the_bokeh_is_the_same_on_one_thread_and_on_two(opencv_threads):
         opencv_threads(n)
         outs.append(render_bokeh(photo, alpha, 0.04)[0])
     assert np.array_equal(outs[0], outs[1])
+
+
+def test_each_inside_each_runs_inline(opencv_threads):
+    """A strip that spreads its own work (the guided filter's tiles fit their coefficients with each) runs that
+    work in its own thread: no wait on a pool its caller already fills."""
+    opencv_threads(2)
+    inner = lambda x: each(lambda y: (x, y, threading.current_thread().name), range(3))
+    for results in each(inner, range(4)):
+        assert len({name for _, _, name in results}) == 1
+        assert [(x, y) for x, y, _ in results] == [(results[0][0], y) for y in range(3)]

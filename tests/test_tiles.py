@@ -93,3 +93,22 @@ def test_upsampling_with_decided_pixels_fits_only_around_the_open_ones(monkeypat
     assert np.abs(whole[open_] - part[open_]).max() < 1e-5
     assert np.array_equal(part[~open_], decided[~open_] / np.float32(255))
 
+
+
+def test_the_guided_filter_is_the_same_on_one_thread_and_on_two():
+    """Its box means, fit strips, tiles and full-resolution strips spread over runtime.parallel's threads, each
+    writing its own pixels: bit-identical whatever the number of threads, whole or restricted to open pixels."""
+    rng = np.random.default_rng(2)
+    guide = rng.random((600, 800, 3), dtype=np.float32)
+    low = rng.random((150, 200), dtype=np.float32)
+    decided = np.full((600, 800), OPEN, np.uint8)
+    decided[:200], decided[450:, 300:] = 0, 255
+    before = cv2.getNumThreads()
+    try:
+        outs = []
+        for n in (1, 2):
+            cv2.setNumThreads(n)
+            outs.append([upsample_alpha(low, guide, radius=r, decided=d) for r in (1, 8) for d in (None, decided)])
+    finally:
+        cv2.setNumThreads(before)
+    assert all(np.array_equal(a, b) for a, b in zip(*outs))
