@@ -25,15 +25,18 @@ import numpy as np
 
 from common.errors import DataError
 from common.image_files import to_uint8
-from runtime.foreground import foreground_at, partly_transparent
+from runtime.foreground import PIXELS_PER_PASS, foreground_at, partly_transparent
 from runtime.lens_blur import (
     DEFAULT_STRENGTH,
     HIGHLIGHT_GAIN,
     HIGHLIGHT_THRESHOLD,
     lens_blur,
 )
+from runtime.parallel import each, strips
 from runtime.preprocess import MIN_SIDE, to_rgb
 from runtime.timing import StageTimer
+
+SUBJECT_ROWS = 256       # photo rows per pass of the composite's copy of the subject
 
 
 def as_uint8_rgb(photo: np.ndarray, path: Path | None = None) -> np.ndarray:
@@ -67,13 +70,22 @@ def composite(photo: np.ndarray, alpha: np.ndarray, background: np.ndarray,
     their sorted flat indices). ``out=background`` composites in place."""
     out = background.copy() if out is None else out
     index = np.flatnonzero(fg_mask) if fg_mask.dtype == np.bool_ else fg_mask
-    a = alpha.reshape(-1)[index][:, None]
-    behind = background.reshape(-1, 3)[index].astype(np.float32)
-    mixed = np.clip(np.rint(a * fg * 255.0 + (1.0 - a) * behind), 0, 255).astype(np.uint8)
+
+    def mix(part: slice) -> np.ndarray:                 # the compositing equation, the band's chunks on the threads
+        a = alpha.reshape(-1)[index[part]][:, None]
+        behind = background.reshape(-1, 3)[index[part]].astype(np.float32)
+        return np.clip(np.rint(a * fg[part] * 255.0 + (1.0 - a) * behind), 0, 255).astype(np.uint8)
+
+    def subject(rows: slice) -> None:                   # exactly the photo where α = 1, not recomputed
+        cv2.copyTo(photo[rows], cv2.compare(alpha[rows], 1.0, cv2.CMP_GE), out[rows])
+
+    parts = strips(index.size, PIXELS_PER_PASS)
+    mixed = each(mix, parts)
     if out is not background:
         np.copyto(out, background)
-    cv2.copyTo(photo, cv2.compare(alpha, 1.0, cv2.CMP_GE), out)      # exactly the photo, not recomputed
-    out.reshape(-1, 3)[index] = mixed
+    each(subject, strips(out.shape[0], SUBJECT_ROWS))
+    for part, values in zip(parts, mixed):
+        out.reshape(-1, 3)[index[part]] = values
     return out
 
 

@@ -28,7 +28,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from runtime.parallel import each, strips
+
 WINDOW_FRACTIONS = (0.12, 0.004)     # box sizes / working diagonal (87 and 3 px at 512², 245 and 8 at 2 MP)
+PIXELS_PER_PASS = 65536              # band pixels per pass of the per-pixel estimate (its temporaries in the cache)
 MAX_MEGAPIXELS = 0.25                # estimate at most at this resolution (12 MP: 1/7; 1/4 costs twice the time)
 
 
@@ -124,12 +127,16 @@ def foreground_at(photo: np.ndarray, alpha: np.ndarray, index: np.ndarray, max_m
     small_size = (cw // factor, ch // factor)
     image = cv2.resize(crop_photo, small_size, interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
     means = blur_fusion_means(image, cv2.resize(crop_alpha, small_size, interpolation=cv2.INTER_AREA), sizes)
-    i = photo.reshape(-1, 3)[index].astype(np.float32) / 255.0
-    a = alpha.reshape(-1)[index]
-    ys, xs = ys - box[0].start, xs - box[1].start
-    mean_f, mean_b = (_sample(m, ys, xs, (ch, cw)) for m in means)
-    fg = fuse(i, a, mean_f, mean_b)
-    bg = np.clip((i - a[:, None] * fg) / (1.0 - a[:, None]), 0.0, 1.0)
+    fg, bg = np.empty((index.size, 3), np.float32), np.empty((index.size, 3), np.float32)
+
+    def at_pixels(part: slice) -> None:                 # per pixel: the band's chunks on the threads
+        i = photo.reshape(-1, 3)[index[part]].astype(np.float32) / 255.0
+        a = alpha.reshape(-1)[index[part]]
+        mean_f, mean_b = (_sample(m, ys[part] - box[0].start, xs[part] - box[1].start, (ch, cw)) for m in means)
+        fg[part] = fuse(i, a, mean_f, mean_b)
+        bg[part] = np.clip((i - a[:, None] * fg[part]) / (1.0 - a[:, None]), 0.0, 1.0)
+
+    each(at_pixels, strips(index.size, PIXELS_PER_PASS))
     return fg, bg
 
 

@@ -55,14 +55,18 @@ def test_each_follows_opencvs_number_of_threads(opencv_threads):
     assert len(set(names)) == 2 and threading.current_thread().name not in names
 
 
-def test_the_bokeh_is_the_same_on_one_thread_and_on_two(opencv_threads):
-    """The renderer's strips write disjoint rows: bit-identical whatever the number of threads."""
+def test_the_bokeh_is_the_same_on_one_thread_and_on_two(opencv_threads, monkeypatch):
+    """The renderer's strips write disjoint rows, its chunks of the band disjoint pixels: bit-identical whatever
+    the number of threads (the band in chunks of 997 pixels: several of them)."""
+    monkeypatch.setattr("runtime.foreground.PIXELS_PER_PASS", 997)
+    monkeypatch.setattr("runtime.bokeh.PIXELS_PER_PASS", 997)
     rng = np.random.default_rng(5)
     photo = rng.integers(0, 256, (700, 530, 3), dtype=np.uint8)
     photo[:80] = 250                                      # highlights: the blur's boost runs on strips too
     alpha = np.zeros((700, 530), np.float32)
     alpha[300:, 100:430] = 1.0
     alpha[290:300, 100:430] = rng.random((10, 330))
+    assert ((alpha > 0) & (alpha < 1)).sum() > 3 * 997
     outs = []
     for n in (1, 2):
         opencv_threads(n)
