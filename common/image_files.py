@@ -148,13 +148,24 @@ def _imdecode_quietly(data: np.ndarray, flags: int) -> np.ndarray | None:
     return img
 
 
+def reading_problem(path: Path, missing: str = "file not found",
+                    folder: str | None = "is a directory, not an image file") -> str | None:
+    """Why ``path`` cannot be read as an input file, or None where it is a regular file (a symbolic link to one
+    too): ``missing``, a ``folder`` (None: a folder is fine, as a CoreML package is one), or a pipe or a device,
+    whose reading could wait for ever. Checked before anything opens it."""
+    if path.is_file():
+        return None
+    if path.is_dir():
+        return folder
+    return "not a regular file (a pipe or a device)" if path.exists() else missing
+
+
 def check_image_file(path: str | Path) -> Path:
-    """``path`` once it is a regular file (a symbolic link to one too); DataError naming it otherwise: missing, a
-    folder, or a pipe or device, whose reading could wait for ever (checked before anything opens it)."""
+    """``path`` once it is a regular file; DataError naming it otherwise (:func:`reading_problem`)."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError("is a directory, not an image file" if path.is_dir() else
-                        "not a regular file (a pipe or a device)" if path.exists() else "file not found", path)
+    problem = reading_problem(path)
+    if problem:
+        raise DataError(problem, path)
     return path
 
 

@@ -30,6 +30,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from common.image_files import reading_problem
 from common.manifest import sha256_of
 from common.targets import RUNTIMES
 from runtime.errors import BackendUnavailable
@@ -129,8 +130,9 @@ class BandRefiner:
         path = Path(path)
         if not path.exists():
             raise BackendUnavailable(f"{path}: band refiner not found")
-        if not (path.is_file() or path.is_dir()):      # a .mlpackage is a folder; a pipe's reading would wait
-            raise ValueError(f"{path}: not a regular file (a pipe or a device)")
+        problem = reading_problem(path, folder=None)    # a .mlpackage is a folder; a pipe's reading would wait
+        if problem:
+            raise ValueError(f"{path}: {problem}")
         names = runtimes_for(path)
         if not names:
             raise ValueError(f"{path}: not a band refiner file (.onnx, .xml, .pte or .mlpackage)")

@@ -26,6 +26,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from common.errors import DataError
+from common.image_files import reading_problem
 from common.outputs import check_file_path
 from runtime.errors import BackendUnavailable
 from runtime.hdr import TRANSFERS, is_hdr, to_sdr
@@ -102,9 +103,9 @@ class ClipReader:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        if not self.path.is_file():
-            raise DataError("not a regular file (a pipe or a device)" if self.path.exists() and not self.path.is_dir()
-                            else "no such clip", self.path)
+        problem = reading_problem(self.path, missing="no such clip", folder="is a directory, not a clip")
+        if problem:
+            raise DataError(problem, self.path)
         self._open()
         self.info = self._probe()      # decodes the first frame (its rotation), then opens the file afresh
         self.close()
