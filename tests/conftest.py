@@ -1,7 +1,18 @@
 """Shared fixtures."""
 
+import numpy as np
 import pytest
 import torch
+
+
+def disc_photo(h, w, seed=0):
+    """A bright disc with a soft rim on a noisy background: its float32 RGB photo in [0, 1] and its alpha."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:h, :w]
+    r = np.hypot((yy - h / 2) / (h / 3), (xx - w / 2) / (w / 3))
+    alpha = np.clip((1.1 - r) / 0.2, 0, 1).astype(np.float32)
+    fg, bg = np.array([0.9, 0.7, 0.5], np.float32), rng.random((h, w, 3)).astype(np.float32) * 0.4
+    return (alpha[..., None] * fg + (1 - alpha[..., None]) * bg).astype(np.float32), alpha
 
 
 @pytest.fixture(scope="module")

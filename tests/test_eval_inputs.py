@@ -8,8 +8,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import disc_photo
 
 from adamat.cli import main
+from common.image_files import to_uint8
 from evaluation.datasets import EvalFolder
 from evaluation.folder_eval import EvalSettings, evaluate_folder, simulated_mask
 from evaluation.methods import RawMask, artifact_labels
@@ -18,25 +20,14 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 QUICK = ["--baselines", "raw-mask", "--refine-tiles", "0", "--band-refiner", "none"]
 
 
-def disc_photo(h, w, seed=0):
-    """A bright disc with a soft rim on a noisy background (8-bit BGR for cv2.imwrite), and its 8-bit alpha."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:h, :w]
-    r = np.hypot((yy - h / 2) / (h / 3), (xx - w / 2) / (w / 3))
-    alpha = np.clip((1.1 - r) / 0.2, 0, 1).astype(np.float32)
-    fg, bg = np.array([0.5, 0.7, 0.9], np.float32), rng.random((h, w, 3)).astype(np.float32) * 0.4
-    photo = alpha[..., None] * fg + (1 - alpha[..., None]) * bg
-    return np.rint(photo * 255).astype(np.uint8), np.rint(alpha * 255).astype(np.uint8)
-
-
 def folder(root, count=2, size=(40, 64), photos="image", truth="alpha"):
     """``count`` photos GT01, GT02, ... of ``size`` (H, W) with their ground truth."""
     for sub in (photos, truth):
         (root / sub).mkdir(parents=True, exist_ok=True)
     for i in range(count):
         photo, alpha = disc_photo(*size, seed=i)
-        cv2.imwrite(str(root / photos / f"GT{i + 1:02d}.png"), photo)
-        cv2.imwrite(str(root / truth / f"GT{i + 1:02d}.png"), alpha)
+        cv2.imwrite(str(root / photos / f"GT{i + 1:02d}.png"), cv2.cvtColor(to_uint8(photo), cv2.COLOR_RGB2BGR))
+        cv2.imwrite(str(root / truth / f"GT{i + 1:02d}.png"), to_uint8(alpha))
     return root
 
 

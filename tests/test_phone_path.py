@@ -6,6 +6,7 @@ import json
 import cv2
 import numpy as np
 import pytest
+from conftest import disc_photo
 
 from adamat.cli import main
 from adamatting.checkpoint import load_model, save_checkpoint
@@ -25,16 +26,6 @@ from runtime.refine import Refinement, _tiles
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 SIZE = (64, 64)
-
-
-def disc_photo(h, w, seed=0):
-    """A bright disc with a soft, noisy rim on a textured background, its alpha and its photo."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:h, :w]
-    r = np.hypot((yy - h / 2) / (h / 3), (xx - w / 2) / (w / 3))
-    alpha = np.clip((1.1 - r) / 0.2, 0, 1).astype(np.float32)
-    fg, bg = np.array([0.9, 0.7, 0.5], np.float32), rng.random((h, w, 3)).astype(np.float32) * 0.4
-    return (alpha[..., None] * fg + (1 - alpha[..., None]) * bg).astype(np.float32), alpha
 
 
 @pytest.fixture(scope="module")
