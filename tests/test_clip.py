@@ -391,3 +391,13 @@ def test_a_muxer_that_refuses_the_clip_is_named_by_the_output_not_its_temporary_
     assert len(err) == 1 and err[0].startswith(f"error: {out}: the mov muxer refused the clip (can mov carry its "
                                                f"opus audio?"), err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.webm"]
+
+
+@pytest.mark.parametrize("kind, message", [("missing", "no such clip"), ("folder", "is a directory, not a clip")])
+def test_a_missing_clip_or_a_folder_is_named_as_such(tmp_path, kind, message):
+    from common.errors import DataError
+    path = tmp_path / "clip.mp4"
+    if kind == "folder":
+        path.mkdir()
+    with pytest.raises(DataError, match=f"clip.mp4: {message}"):
+        ClipReader(path)
