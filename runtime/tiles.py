@@ -47,7 +47,12 @@ def window(plane: np.ndarray, y: int, x: int, side: int) -> np.ndarray:
     h, w = plane.shape[:2]
     if y >= 0 and x >= 0 and y + side <= h and x + side <= w:
         return plane[y:y + side, x:x + side]
-    rows, cols = ([cv2.borderInterpolate(i, n, cv2.BORDER_REFLECT) for i in range(start, start + side)]
-                  for start, n in ((y, h), (x, w)))
-    return plane[np.ix_(rows, cols)]
+    return plane[np.ix_(reflected(np.arange(y, y + side), h), reflected(np.arange(x, x + side), w))]
+
+
+def reflected(index: np.ndarray, n: int) -> np.ndarray:
+    """Indices into ``n`` entries as ``cv2.borderInterpolate`` with ``cv2.BORDER_REFLECT`` maps them (fedcba|abcdef|
+    fedcba: a period of 2n), for a whole array of them at once."""
+    index = np.mod(index, 2 * n)
+    return np.where(index < n, index, 2 * n - 1 - index)
 

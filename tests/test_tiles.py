@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from runtime import upsample
-from runtime.tiles import cover, strip_columns, window
+from runtime.tiles import cover, reflected, strip_columns, window
 from runtime.upsample import OPEN, guided_coefficients, upsample_alpha
 
 
@@ -112,3 +112,10 @@ def test_the_guided_filter_is_the_same_on_one_thread_and_on_two():
     finally:
         cv2.setNumThreads(before)
     assert all(np.array_equal(a, b) for a, b in zip(*outs))
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 160])
+def test_reflected_indices_are_opencvs(n):
+    """Far past either border too (a period of 2n): the same index as cv2.borderInterpolate for every one."""
+    index = np.arange(-5 * n - 3, 6 * n + 4)
+    assert reflected(index, n).tolist() == [cv2.borderInterpolate(int(i), n, cv2.BORDER_REFLECT) for i in index]
