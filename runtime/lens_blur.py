@@ -24,10 +24,14 @@ still becomes a full-size bokeh ball. The full-resolution work (linear light, we
 strip by strip on :mod:`runtime.parallel`'s threads: no full-resolution float image is made. Only the few
 pixels whose light differs from the photo's own times 1 − α — the boosted highlights (the boost is 1 below
 ``threshold``) and the band's replaced background colours — are found beforehand and written into their
-strips; the highlights' box mean is computed only on the strips that hold some.
+strips; the highlights' box mean is computed only on the strips that hold some. Where the highlights are
+many (a bright sky: more than ``DENSE_HIGHLIGHTS`` of the pixels), each strip is multiplied by its boost
+instead: one pass, where a term per pixel would cost more.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -42,6 +46,8 @@ TONE_KNEE = 0.8               # linear light: identity below, soft shoulder to 1
 MAX_RADIUS = 16.0             # disc radius at the working resolution (px)
 STRIP_ROWS = 64               # full-resolution rows per pass of the reduction
 ENCODE_ROWS = 32              # rows of the reduced blur per pass of its tone mapping and sRGB encoding
+DENSE_HIGHLIGHTS = 0.03       # highlights above this share of the pixels: each strip multiplied by its boost (12 MP:
+                              # 123 against 143 ms at 1 %, 171 against 140 at 5 %, 388 against 139 at 20 %)
 HIGHLIGHT_ROWS = 256          # rows per pass of the highlights' search (the box mean reads 2 × its reach more)
 
 
@@ -156,10 +162,11 @@ def _reduced_light(photo, alpha, background, factor, radius, threshold, gain) ->
     The blocks are reduced strip by strip (no full-resolution float image is made), the strips on
     :func:`runtime.parallel.each`'s threads. Each strip's light is the photo's own times 1 − α but at the few
     pixels whose light differs — the band's replaced background colours and the highlights, whose boost is 1
-    everywhere else —, written into the strip before it is reduced."""
+    everywhere else —, written into the strip before it is reduced; where the highlights are many (a bright
+    sky: :data:`DENSE_HIGHLIGHTS`), each strip is multiplied by its boost instead."""
     h, w = (s // factor * factor for s in photo.shape[:2])
     lut = _lut(srgb_to_linear(np.arange(256) / 255.0))
-    changed = _changed_light(photo, alpha, background, lut, radius, threshold, gain)
+    changed, dense = _changed_light(photo, alpha, background, lut, radius, threshold, gain)
     lin_small = np.empty((h // factor, w // factor, 3), np.float32)
     weight_small = np.empty((h // factor, w // factor), np.float32)
 
@@ -172,6 +179,8 @@ def _reduced_light(photo, alpha, background, factor, radius, threshold, gain) ->
             lin = cv2.multiply(lin, cv2.cvtColor(weight, cv2.COLOR_GRAY2RGB))
         for index, light in changed:
             _write_changed(lin, rows.start, index, light, photo.shape[1])
+        if dense is not None:
+            lin = cv2.multiply(lin, cv2.cvtColor(dense.at(rows, w), cv2.COLOR_GRAY2RGB))
         small = slice(rows.start // factor, rows.stop // factor)
         size = (w // factor, small.stop - small.start)
         cv2.resize(lin, size, dst=lin_small[small], interpolation=cv2.INTER_AREA)
@@ -191,14 +200,16 @@ def _write_changed(lin: np.ndarray, top: int, index: np.ndarray, light: np.ndarr
 
 
 def _changed_light(photo, alpha, background, lut, radius, threshold,
-                   gain) -> list[tuple[np.ndarray, np.ndarray]]:
+                   gain) -> tuple[list[tuple[np.ndarray, np.ndarray]], "_Boost | None"]:
     """The pixels whose weighted light is not the photo's own times 1 − α, and that light, in parts of sorted flat
     indices and float32 (n, 3) light: the replaced background colours (boosted where they are highlights), then
-    the highlights outside them, all times 1 − α."""
+    the highlights outside them, all times 1 − α; and None. Where the highlights are many, only the replaced
+    colours, and the boost of every pixel (:class:`_Boost`), which multiplies them too."""
     index, light = _background_pixels(background)
     parts = [(index, light)]
     bright = _highlights(photo, max(3, int(radius) | 1), threshold, gain)
-    if bright is not None:
+    dense = bright if isinstance(bright, _Boost) else None
+    if bright is not None and dense is None:
         bright_index, boost = bright
         found, at = _lookup(index, bright_index)
         light[at] *= boost[found, None]                # a replaced pixel's boost lifts its new colour
@@ -207,7 +218,7 @@ def _changed_light(photo, alpha, background, lut, radius, threshold,
     if alpha is not None:
         for index, light in parts:
             light *= (1.0 - alpha.reshape(-1)[index])[:, None]
-    return parts
+    return parts, dense
 
 
 def _lookup(sorted_keys: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -218,8 +229,24 @@ def _lookup(sorted_keys: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.n
     return found, at[found]
 
 
-def _highlights(photo, window, threshold, gain) -> tuple[np.ndarray, np.ndarray] | None:
-    """The flat indices of the pixels the highlight boost raises, and their multipliers (None: none).
+@dataclass(frozen=True)
+class _Boost:
+    """The highlight boost of a photo with many highlights: its brightest channel v and how far v stands above its
+    box mean, whole uint8 planes, from which each strip's multipliers are looked up (:func:`highlight_boost`)."""
+
+    v: np.ndarray
+    above: np.ndarray
+    luts: tuple[np.ndarray, np.ndarray]
+    gain: float
+
+    def at(self, rows: slice, width: int) -> np.ndarray:
+        """float32 (rows, ``width``): the multipliers of those rows' first ``width`` columns."""
+        return _boost(self.v[rows, :width], self.above[rows, :width], *self.luts, self.gain)
+
+
+def _highlights(photo, window, threshold, gain) -> tuple[np.ndarray, np.ndarray] | _Boost | None:
+    """The flat indices of the pixels the highlight boost raises, and their multipliers (None: none); where they
+    are more than :data:`DENSE_HIGHLIGHTS` of the photo, the boost of every pixel instead (:class:`_Boost`).
 
     :func:`highlight_boost` at those pixels only: the brightest channel v strip by strip, the pixels above the
     threshold (the boost's first factor is 0 at and below it), and v's ``window``² box mean only on the strips
@@ -244,6 +271,9 @@ def _highlights(photo, window, threshold, gain) -> tuple[np.ndarray, np.ndarray]
              if index.size]
     if not parts:
         return None
+    if sum(index.size for _, index in parts) > DENSE_HIGHLIGHTS * h * w:
+        return _Boost(v, cv2.subtract(v, cv2.blur(v, (window, window))), _boost_luts(threshold, HIGHLIGHT_CONTRAST),
+                      float(gain))
     index = np.concatenate([index for _, index in parts])
     mean = np.concatenate(each(lambda part: box_mean_at(*part), parts))
     level_v = v.reshape(-1)[index]

@@ -111,11 +111,14 @@ def test_large_bright_areas_do_not_bloom():
 
 @pytest.mark.parametrize("with_alpha, with_background, gain", [(True, True, HIGHLIGHT_GAIN), (True, False, HIGHLIGHT_GAIN),
                                                                 (False, True, HIGHLIGHT_GAIN), (True, True, 0.0)])
+@pytest.mark.parametrize("dense_highlights", [1.0, 0.0])
 def test_reduced_light_adds_the_changed_pixels_to_their_blocks_as_the_full_resolution_product_would(
-        with_alpha, with_background, gain):
+        with_alpha, with_background, gain, dense_highlights, monkeypatch):
     """The blocks of linear light · (1 − α) · boost, with the band's colours replaced, as the definition gives
     them at full resolution: the replaced colours and the boosted highlights (some of them in the band, some
-    in the rows and columns the blocks leave out) are added to their blocks afterwards."""
+    in the rows and columns the blocks leave out) written into their strips, or, where the highlights are many
+    (here: any), every strip multiplied by its boost."""
+    monkeypatch.setattr("runtime.lens_blur.DENSE_HIGHLIGHTS", dense_highlights)
     rng = np.random.default_rng(3)
     h, w, factor, radius = 123, 157, 4, 14.0
     photo = rng.integers(0, 200, (h, w, 3), dtype=np.uint8)
