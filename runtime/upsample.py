@@ -37,7 +37,8 @@ OPEN = 128               # ``decided``'s label of the pixels the filter computes
 _AT_LEAST = np.array([0.0] * 255 + [1.0], np.float32).reshape(1, 256)   # decided 255 → at least 1
 _AT_MOST = np.array([0.0] + [1.0] * 255, np.float32).reshape(1, 256)    # decided 0 → at most 0
 _DECIDED = np.array([0.0] * 128 + [1.0] * 128, np.float32).reshape(1, 256)   # decided 0 → 0, 255 → 1
-FIT_ROWS = 32            # rows per pass of the guided filter's per-pixel fit (its planes stay in the cache)
+FIT_PIXELS = 32 * 1024   # pixels per pass of the guided filter's per-pixel fit (its planes stay in the cache): 32
+                         # rows of a 1024-px plane, more of a narrow one (the tiles' stacked windows)
 RUN_GAP = 32             # open column runs closer than this are filtered as one
 FIT_TILES = (64, 128)    # the sides tried for a fit restricted to where its coefficients are used (the one
                          # that reads fewer pixels with its halo wins: 64 for a wide filter, 128 for a narrow one)
@@ -79,29 +80,30 @@ def _tiles_read(need: np.ndarray, tile: int, halo: int) -> tuple[int, int, list[
 def _coefficients_at(guide: np.ndarray, p: np.ndarray, radius: int, eps: float, corners: list[tuple[int, int]],
                      tile: int, halo: int) -> tuple[np.ndarray, np.ndarray]:
     """:func:`_coefficients` on the ``tile``-px tiles at ``corners``, each fitted on its window with ``halo``
-    (reflected at the plane's borders as :func:`box_mean` reflects), 0 outside them."""
+    (reflected at the plane's borders as :func:`box_mean` reflects), 0 outside them.
+
+    The windows are stacked into one tall plane and fitted in one call (a call per window costs its Python
+    overhead forty times over on a band's 64-px tiles): where two windows meet, the box means mix them, but only
+    within the halo, whose fit the tiles do not keep."""
     channels = 1 if guide.ndim == 2 else guide.shape[2]
     a = np.zeros((*p.shape, channels), np.float32)
     b = np.zeros(p.shape, np.float32)
     side = tile + 2 * halo
-
-    def fit_tile(corner: tuple[int, int]) -> None:
-        y, x = corner
-        tile_a, tile_b = _coefficients(window(guide, y - halo, x - halo, side), window(p, y - halo, x - halo, side),
-                                       radius, eps)
+    tall_a, tall_b = _coefficients(*(np.concatenate([window(x, y - halo, x0 - halo, side) for y, x0 in corners])
+                                     for x in (guide, p)), radius, eps)
+    for k, (y, x) in enumerate(corners):
         inside = (slice(y, y + tile), slice(x, x + tile))
         h, w = b[inside].shape
-        a[inside] = tile_a[halo:halo + h, halo:halo + w]
-        b[inside] = tile_b[halo:halo + h, halo:halo + w]
-
-    each(fit_tile, corners)
+        top = k * side + halo
+        a[inside] = tall_a[top:top + h, halo:halo + w]
+        b[inside] = tall_b[top:top + h, halo:halo + w]
     return a, b
 
 
 def _coefficients(guide: np.ndarray, p: np.ndarray, radius: int, eps: float) -> tuple[np.ndarray, np.ndarray]:
     """:func:`guided_coefficients` over the whole plane. The work is planar: every product and box mean is one
     contiguous (h, w) plane (3× faster than over interleaved channels), the box means spread over
-    :func:`runtime.parallel.each`'s threads, and the per-pixel fit runs on :data:`FIT_ROWS` rows at a time, in
+    :func:`runtime.parallel.each`'s threads, and the per-pixel fit runs on :data:`FIT_PIXELS` pixels at a time, in
     the cache, the strips on those threads too."""
     g = [np.ascontiguousarray(x, np.float32) for x in cv2.split(guide.astype(np.float32, copy=False))]
     p = p.astype(np.float32, copy=False)
@@ -116,7 +118,7 @@ def _coefficients(guide: np.ndarray, p: np.ndarray, radius: int, eps: float) -> 
                                             {k: c[rows] for k, c in corr_ii.items()}, eps)):
             plane[rows] = x
 
-    each(fit_rows, strips(p.shape[0], FIT_ROWS))
+    each(fit_rows, strips(p.shape[0], max(1, FIT_PIXELS // p.shape[1])))
     *a, b = each(lambda x: box_mean(x, radius), fit)
     return (a[0][..., None] if n == 1 else cv2.merge(a)), b
 
