@@ -5,11 +5,13 @@ Each strip's OpenCV and numpy calls release the GIL and, on a strip of a few doz
 alone, a loop over the strips leaves the other cores idle (on 2 cores the lens blur's reduction takes 44 ms
 in one loop, 25 on two threads). Every strip writes its own rows of the output, so the result is the same
 bit for bit whatever the number of threads. The number is OpenCV's (``cv2.setNumThreads``; 1 runs the strips
-in the calling thread, in order), so an app that limits OpenCV limits this too.
+in the calling thread, in order), so an app that limits OpenCV limits this too. A process forked after the
+threads started (a data loader's worker) starts its own.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +24,7 @@ R = TypeVar("R")
 
 _PREFIX = "adamat-strips"
 _pools: dict[int, ThreadPoolExecutor] = {}
+os.register_at_fork(after_in_child=_pools.clear)   # a forked child has none of its parent's threads: new pools
 
 
 def workers() -> int:

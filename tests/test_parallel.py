@@ -82,3 +82,20 @@ def test_each_inside_each_runs_inline(opencv_threads):
     for results in each(inner, range(4)):
         assert len({name for _, _, name in results}) == 1
         assert [(x, y) for x, y, _ in results] == [(results[0][0], y) for y in range(3)]
+
+
+def test_a_forked_child_runs_strips_on_threads_of_its_own(opencv_threads):
+    """A child forked after the parent's threads started (a data loader's worker) has none of them: each must
+    not wait on the parent's pool there for ever."""
+    import multiprocessing
+
+    opencv_threads(2)
+    assert each(lambda x: x + 1, range(4)) == [1, 2, 3, 4]          # the parent's pool is running
+    context = multiprocessing.get_context("fork")
+    with context.Pool(1) as pool:
+        result = pool.apply_async(_squares_on_threads)
+        assert result.get(timeout=60) == [0, 1, 4, 9]
+
+
+def _squares_on_threads():
+    return each(lambda x: x * x, range(4))
