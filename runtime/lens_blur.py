@@ -200,7 +200,7 @@ def _write_changed(lin: np.ndarray, top: int, index: np.ndarray, light: np.ndarr
 
 
 def _changed_light(photo, alpha, background, lut, radius, threshold,
-                   gain) -> tuple[list[tuple[np.ndarray, np.ndarray]], "_Boost | None"]:
+                   gain) -> tuple[list[tuple[np.ndarray, np.ndarray]], _Boost | None]:
     """The pixels whose weighted light is not the photo's own times 1 − α, and that light, in parts of sorted flat
     indices and float32 (n, 3) light: the replaced background colours (boosted where they are highlights), then
     the highlights outside them, all times 1 − α; and None. Where the highlights are many, only the replaced
@@ -247,40 +247,38 @@ class _Boost:
 def _highlights(photo, window, threshold, gain) -> tuple[np.ndarray, np.ndarray] | _Boost | None:
     """The flat indices of the pixels the highlight boost raises, and their multipliers (None: none); where they
     are more than :data:`DENSE_HIGHLIGHTS` of the photo, the boost of every pixel instead (:class:`_Boost`).
-
-    :func:`highlight_boost` at those pixels only: the brightest channel v strip by strip, the pixels above the
-    threshold (the boost's first factor is 0 at and below it), and v's ``window``² box mean only on the strips
-    that hold such pixels (each read with the box's reach; at the photo's top and bottom the strip ends where
-    the photo does, so the box's border is the photo's)."""
+    The boost's first factor is 0 at and below the threshold: the pixels above it are found strip by strip."""
     if gain <= 0:
         return None
-    h, w = photo.shape[:2]
-    v = np.empty((h, w), np.uint8)
-    level = int(threshold * 255.0)
+    v = _brightest(photo)
+    level, width = int(threshold * 255.0), v.shape[1]
+    rows = strips(v.shape[0], HIGHLIGHT_ROWS)
+    found = each(lambda part: np.flatnonzero(v[part] > level) + part.start * width, rows)
+    count = sum(index.size for index in found)
+    if count == 0:
+        return None
+    luts = _boost_luts(threshold, HIGHLIGHT_CONTRAST)
+    if count > DENSE_HIGHLIGHTS * v.size:
+        return _Boost(v, cv2.subtract(v, cv2.blur(v, (window, window))), luts, float(gain))
+    index, above = _above_local_mean(v, [(r, i) for r, i in zip(rows, found) if i.size], window)
+    return index, (1.0 + gain * luts[0][0, v.reshape(-1)[index]] * luts[1][0, above]).astype(np.float32)
 
-    def bright_in(rows: slice) -> np.ndarray:
-        strip = photo[rows]
-        np.maximum(np.maximum(strip[..., 0], strip[..., 1]), strip[..., 2], out=v[rows])
-        return np.flatnonzero(v[rows] > level) + rows.start * w
 
-    def box_mean_at(rows: slice, index: np.ndarray) -> np.ndarray:
+def _above_local_mean(v: np.ndarray, parts: list[tuple[slice, np.ndarray]], window: int) -> tuple[np.ndarray, np.ndarray]:
+    """The flat indices of ``parts`` (rows, the indices of pixels in them), and how far v stands above its
+    ``window``² box mean there (0 where darker, as :func:`_highlight_inputs`), the box mean computed only on
+    those rows, each strip read with the box's reach (at the photo's top and bottom the strip ends where the
+    photo does, so the box's border is the photo's)."""
+    h, w = v.shape
+
+    def box_mean_at(part: tuple[slice, np.ndarray]) -> np.ndarray:
+        rows, index = part
         top, bottom = max(0, rows.start - window // 2), min(h, rows.stop + window // 2)
         return cv2.blur(v[top:bottom], (window, window)).reshape(-1)[index - top * w]
 
-    parts = [(rows, index) for rows, index in zip(strips(h, HIGHLIGHT_ROWS), each(bright_in, strips(h, HIGHLIGHT_ROWS)))
-             if index.size]
-    if not parts:
-        return None
-    if sum(index.size for _, index in parts) > DENSE_HIGHLIGHTS * h * w:
-        return _Boost(v, cv2.subtract(v, cv2.blur(v, (window, window))), _boost_luts(threshold, HIGHLIGHT_CONTRAST),
-                      float(gain))
     index = np.concatenate([index for _, index in parts])
-    mean = np.concatenate(each(lambda part: box_mean_at(*part), parts))
-    level_v = v.reshape(-1)[index]
-    above = np.maximum(level_v.astype(np.int16) - mean, 0)        # as cv2.subtract saturates: 0 where darker
-    bright_lut, isolated_lut = _boost_luts(threshold, HIGHLIGHT_CONTRAST)
-    boost = 1.0 + gain * bright_lut[0, level_v] * isolated_lut[0, above]
-    return index, boost.astype(np.float32)
+    mean = np.concatenate(each(box_mean_at, parts))
+    return index, np.maximum(v.reshape(-1)[index].astype(np.int16) - mean, 0)
 
 
 def _brightest(photo: np.ndarray) -> np.ndarray:
