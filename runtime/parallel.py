@@ -2,9 +2,9 @@
 passes over a 12-megapixel photo.
 
 Each strip's OpenCV and numpy calls release the GIL and, on a strip of a few dozen rows, run on one core:
-alone, a loop over the strips leaves the other cores idle (on 2 cores the lens blur's reduction takes 44 ms
-in one loop, 25 on two threads). Every strip writes its own rows of the output, so the result is the same
-bit for bit whatever the number of threads. The number is OpenCV's (``cv2.setNumThreads``; 1 runs the strips
+alone, a loop over the strips leaves the other cores idle (on 2 cores the lens blur's reduction at 12 MP takes
+about 65 ms in one loop, 35 on two threads). Every strip writes its own rows of the output, so the result is
+the same bit for bit whatever the number of threads. The number is OpenCV's (``cv2.setNumThreads``; 1 runs the strips
 in the calling thread, in order), so an app that limits OpenCV limits this too. A process forked after the
 threads started (a data loader's worker) starts its own.
 """
