@@ -264,7 +264,8 @@ def _highlights(photo, window, threshold, gain) -> tuple[np.ndarray, np.ndarray]
     return index, (1.0 + gain * luts[0][0, v.reshape(-1)[index]] * luts[1][0, above]).astype(np.float32)
 
 
-def _above_local_mean(v: np.ndarray, parts: list[tuple[slice, np.ndarray]], window: int) -> tuple[np.ndarray, np.ndarray]:
+def _above_local_mean(v: np.ndarray, parts: list[tuple[slice, np.ndarray]],
+                      window: int) -> tuple[np.ndarray, np.ndarray]:
     """The flat indices of ``parts`` (rows, the indices of pixels in them), and how far v stands above its
     ``window``² box mean there (0 where darker, as :func:`_highlight_inputs`), the box mean computed only on
     those rows, each strip read with the box's reach (at the photo's top and bottom the strip ends where the
