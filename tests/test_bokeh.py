@@ -347,6 +347,8 @@ def test_without_an_artifact_the_command_runs_the_fastest_current_export(seeded_
     ("p.png", ["--mask", "none", "--band", "5"], "--band applies to a photo's mask: not used with --mask none"),
     ("folder", ["--mask", "none", "--band", "5"], "--band applies to a photo's mask: not used with --mask none"),
     ("clip.mp4", ["--band", "5"], "--band applies to a photo's mask: not used with a clip"),
+    ("clip.mp4", ["--refine", "8"], "--refine applies to photos; clips run without tile refinement"),
+    ("clip.mp4", ["--refine", "0"], "--refine applies to photos; clips run without tile refinement"),
 ])
 def test_command_refuses_bad_or_unused_options_once_before_the_model(tmp_path, capsys, target, options, words):
     """One error line before the model loads (the artifact here does not exist): a folder's photos do not each

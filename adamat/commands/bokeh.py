@@ -60,7 +60,7 @@ def add_arguments(b: argparse.ArgumentParser) -> None:
     b.add_argument("--threads", type=thread_count, default=None, help="CPU threads of the onnxruntime/OpenVINO backend")
     b.add_argument("--hint", choices=["LATENCY", "THROUGHPUT"], default=None,
                    help="OpenVINO performance hint (default LATENCY)")
-    b.add_argument("--refine", type=whole_number(0, MAX_REFINE_TILES), default=DEFAULT_REFINEMENT.tiles,
+    b.add_argument("--refine", type=whole_number(0, MAX_REFINE_TILES), default=None,
                    metavar="TILES",
                    help=f"refine the band on at most this many tiles at {DEFAULT_REFINEMENT.zoom:g}x the model's "
                         f"resolution (runtime.refine; each tile is one more model call; 0: off; default "
@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     if folder and (args.trimap or args.mask not in (None, AUTO, "none")):
         raise DataError("a folder takes --mask auto or --mask none; --mask FILE and --trimap are for one photo",
                         args.photo)
-    if folder or options or args.refine != DEFAULT_REFINEMENT.tiles or args.band_refiner != "shipped":
+    if folder or options or args.refine not in (None, DEFAULT_REFINEMENT.tiles) or args.band_refiner != "shipped":
         artifact = _one_model(args, artifact, options)
     render = _renderer(args, artifact, folder)
     if folder:
@@ -111,7 +111,8 @@ def _check_model_options(args: argparse.Namespace, artifact) -> None:
 def _one_model(args: argparse.Namespace, artifact, options: dict) -> Matter:
     """The model opened once for every photo, with the backend options, tile refinement and band refiner
     asked for."""
-    refinement = Refinement(tiles=args.refine, zoom=DEFAULT_REFINEMENT.zoom) if args.refine else None
+    tiles = DEFAULT_REFINEMENT.tiles if args.refine is None else args.refine
+    refinement = Refinement(tiles=tiles, zoom=DEFAULT_REFINEMENT.zoom) if tiles else None
     band_refiner = None if args.band_refiner == "none" else args.band_refiner
     return Matter.from_artifact(artifact, backend_options=options, refinement=refinement, band_refiner=band_refiner)
 
@@ -173,7 +174,7 @@ def _run_clip(args: argparse.Namespace, artifact, chosen: str, options: dict) ->
     if args.trimap or args.mask not in (None, AUTO):
         raise DataError("a clip takes --mask auto (the person segmenter on every frame); --mask FILE and --trimap "
                         "are for one photo", args.photo)
-    if args.refine != DEFAULT_REFINEMENT.tiles:
+    if args.refine is not None:
         raise ValueError("--refine applies to photos; clips run without tile refinement")
     band_refiner = None if args.band_refiner == "none" else args.band_refiner
     matter = Matter.from_artifact(artifact, backend_options=options, refinement=CLIP_REFINEMENT,
