@@ -4,9 +4,9 @@ passes over a 12-megapixel photo.
 Each strip's OpenCV and numpy calls release the GIL and, on a strip of a few dozen rows, run on one core:
 alone, a loop over the strips leaves the other cores idle (on 2 cores the lens blur's reduction at 12 MP takes
 about 65 ms in one loop, 35 on two threads). Every strip writes its own rows of the output, so the result is
-the same bit for bit whatever the number of threads. The number is OpenCV's (``cv2.setNumThreads``; 1 runs the strips
-in the calling thread, in order), so an app that limits OpenCV limits this too. A process forked after the
-threads started (a data loader's worker) starts its own.
+the same bit for bit whatever the number of threads. The number is OpenCV's (``cv2.setNumThreads``; 1 runs the
+strips in the calling thread, in order), so an app that limits OpenCV limits this too, and at most eight. A
+process forked after the threads started (a data loader's worker) starts its own.
 """
 
 from __future__ import annotations
@@ -22,14 +22,15 @@ import cv2
 T = TypeVar("T")
 R = TypeVar("R")
 
+MAX_WORKERS = 8      # each thread holds a strip's temporaries (about 10 MB at 12 MP): bounded on a many-core machine
 _PREFIX = "adamat-strips"
 _pools: dict[int, ThreadPoolExecutor] = {}
 os.register_at_fork(after_in_child=_pools.clear)   # a forked child has none of its parent's threads: new pools
 
 
 def workers() -> int:
-    """The number of threads the strips run on: OpenCV's (at least 1)."""
-    return max(1, cv2.getNumThreads())
+    """The number of threads the strips run on: OpenCV's, at least 1 and at most :data:`MAX_WORKERS`."""
+    return min(MAX_WORKERS, max(1, cv2.getNumThreads()))
 
 
 def each(function: Callable[[T], R], items: Iterable[T]) -> list[R]:

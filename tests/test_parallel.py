@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from runtime.bokeh import render_bokeh
-from runtime.parallel import each, strips, workers
+from runtime.parallel import MAX_WORKERS, each, strips, workers
 
 
 @pytest.fixture
@@ -50,6 +50,9 @@ def test_each_follows_opencvs_number_of_threads(opencv_threads):
 
     opencv_threads(2)
     assert workers() == 2
+    opencv_threads(4 * MAX_WORKERS)                     # a many-core machine: at most MAX_WORKERS threads
+    assert workers() == MAX_WORKERS
+    opencv_threads(2)
     barrier = threading.Barrier(2, timeout=10)          # passes only when two items run at once
     names = each(lambda _: (barrier.wait(), threading.current_thread().name)[1], range(2))
     assert len(set(names)) == 2 and threading.current_thread().name not in names
