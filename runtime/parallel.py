@@ -25,7 +25,8 @@ R = TypeVar("R")
 MAX_WORKERS = 8      # each thread holds a strip's temporaries (about 10 MB at 12 MP): bounded on a many-core machine
 _PREFIX = "adamat-strips"
 _pools: dict[int, ThreadPoolExecutor] = {}
-os.register_at_fork(after_in_child=_pools.clear)   # a forked child has none of its parent's threads: new pools
+if hasattr(os, "register_at_fork"):                # not on Windows, which does not fork
+    os.register_at_fork(after_in_child=_pools.clear)   # a forked child has none of its parent's threads: new pools
 
 
 def workers() -> int:
