@@ -415,8 +415,10 @@ class Letterbox:
         return cv2.resize(trimap, self.scaled[::-1], interpolation=cv2.INTER_NEAREST_EXACT)
 
     def pad(self, x: np.ndarray) -> np.ndarray:
-        """Reflect-pad a (..., H, W) array from ``scaled`` to ``padded``."""
+        """Reflect-pad a (..., H, W) array from ``scaled`` to ``padded`` (the array itself where it fills it)."""
         top, bottom, left, right = self.pads
+        if not (top or bottom or left or right):
+            return x
         return np.pad(x, [(0, 0)] * (x.ndim - 2) + [(top, bottom), (left, right)], mode="reflect")
 
     def crop(self, x: np.ndarray) -> np.ndarray:
