@@ -219,6 +219,16 @@ def write_json(data, path: str | Path) -> Path:
     return write_text(json.dumps(data, indent=2) + "\n", path)
 
 
+def one_file_twice(paths: list[str | Path]) -> tuple[str | Path, str | Path] | None:
+    """The first two of ``paths`` (earlier, later) that name one file (:func:`same_file`: the same path, or one
+    file through a link), or None: a list of files meant to differ."""
+    for i, later in enumerate(paths):
+        for earlier in paths[:i]:
+            if same_file(Path(earlier), Path(later)):
+                return earlier, later
+    return None
+
+
 def same_file(a: Path, b: Path) -> bool:
     """``a`` and ``b`` name one file: the same path once links are resolved, or (both there) one file through a
     hard link."""

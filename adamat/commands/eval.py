@@ -17,7 +17,7 @@ from calib_data.splits import alphamatting_dev_dir
 from common.arguments import number, out_folder, positive_int, refuse_repeats, whole_number
 from common.errors import DataError
 from common.image_files import MAX_PIXELS
-from common.outputs import check_folder, same_file
+from common.outputs import check_folder, one_file_twice, same_file
 from evaluation.clip_eval import CLIP_RESULT_FILES, ClipSet, clip_methods, evaluate_clips, write_clip_results
 from evaluation.clip_eval import markdown as clip_markdown
 from evaluation.datasets import MIN_LONG_SIDE, EvalFolder
@@ -150,10 +150,9 @@ def _refuse_options_of_the_other_kind(args, clips: bool) -> None:
 def _refuse_one_file_twice(artifacts: list[str]) -> None:
     """ValueError naming two --artifacts that are one file under two paths (``A/x.onnx ./A/x.onnx``, a link):
     one model scored twice."""
-    for i, a in enumerate(artifacts):
-        for b in artifacts[i + 1:]:
-            if same_file(Path(a), Path(b)):
-                raise ValueError(f"--artifacts: {a} and {b} are the same file, given twice")
+    twice = one_file_twice(artifacts)
+    if twice:
+        raise ValueError(f"--artifacts: {twice[0]} and {twice[1]} are the same file, given twice")
 
 
 def _check_clip_size(args) -> None:

@@ -17,7 +17,7 @@ from adamatting.config import DEFAULT_WEIGHTS, GUIDED_SCALES, ModelConfig, forma
 from adamatting.model import AdaMatting, build_model
 from common.arguments import file_named
 from common.errors import DataError
-from common.outputs import check_writable, same_file
+from common.outputs import check_writable, one_file_twice, same_file
 
 
 DEFAULT_RUN = "runs/mobile-int8"
@@ -112,10 +112,9 @@ def _rescaled(model: AdaMatting, keep: dict, scale: float) -> tuple[AdaMatting, 
 def _refuse_same_checkpoint_twice(checkpoints: list[str]) -> None:
     """ValueError naming a checkpoint given twice to --average (the same path, or one file through a link): it
     would weigh twice in the average."""
-    for i, later in enumerate(checkpoints):
-        for earlier in checkpoints[:i]:
-            if same_file(Path(earlier), Path(later)):
-                raise ValueError(f"--average: {later} is {earlier} again: an average takes each checkpoint once")
+    twice = one_file_twice(checkpoints)
+    if twice:
+        raise ValueError(f"--average: {twice[1]} is {twice[0]} again: an average takes each checkpoint once")
 
 
 def _config_of(path: Path) -> ModelConfig:
