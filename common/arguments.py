@@ -118,21 +118,26 @@ def file_named(suffix: str) -> Callable[[str], Path]:
     return parse
 
 
+def repeated(values: list) -> list:
+    """The values that ``values`` holds more than once, sorted."""
+    return sorted({v for v in values if values.count(v) > 1})
+
+
 class Distinct(argparse.Action):
     """argparse action of a list option whose values are meant to differ (targets, precisions): a value given
     twice is refused as the command line is read, where it would do the same work twice."""
 
     def __call__(self, parser, namespace, values, option_string=None):
-        repeated = sorted({v for v in values if values.count(v) > 1})
-        if repeated:
-            parser.error(f"argument {option_string}: {', '.join(map(str, repeated))} given more than once")
+        twice = repeated(values)
+        if twice:
+            parser.error(f"argument {option_string}: {', '.join(map(str, twice))} given more than once")
         setattr(namespace, self.dest, values)
 
 
 def refuse_repeats(values: list, option: str) -> None:
     """ValueError naming the values given more than once to ``option`` (a model scored twice, a seed trained
     twice): a list option whose values are meant to differ."""
-    repeated = sorted({v for v in values if values.count(v) > 1})
-    if repeated:
-        shown = (f"{v:g}" if isinstance(v, float) else str(v) for v in repeated)
+    twice = repeated(values)
+    if twice:
+        shown = (f"{v:g}" if isinstance(v, float) else str(v) for v in twice)
         raise ValueError(f"{option}: {', '.join(shown)} given more than once")

@@ -27,6 +27,7 @@ from typing import Callable
 import numpy as np
 
 from calib_data.segmenter_masks import RECIPES, MaskRecipe, simulate_mask
+from common.arguments import repeated
 from common.errors import DataError
 from common.metrics import compute_all, compute_regions
 from common.outputs import atomic_path, check_writable
@@ -136,10 +137,9 @@ def evaluate_folder(folder: EvalFolder, methods: list, settings: EvalSettings,
     if settings.protocol == "mask" and folder.has_masks:
         settings.recipe = "given"   # the folder's masks, not a simulation
     methods = [m for m in methods if settings.protocol == "mask" or not m.needs_mask]
-    names = [m.name for m in methods]
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    if repeated:   # their scores would be merged into one row
-        raise ValueError(f"two methods named {', '.join(repeated)}: give each its own name")
+    twice = repeated([m.name for m in methods])
+    if twice:   # their scores would be merged into one row
+        raise ValueError(f"two methods named {', '.join(twice)}: give each its own name")
     result = EvalResult(str(folder.root), settings, [m.name for m in methods])
     for i, item in enumerate(folder):
         for where, trimap, mask in cases(item, settings):
