@@ -49,6 +49,7 @@ from common.image_files import (
     check_trimap,
     decode_image,
 )
+from runtime.parallel import strips
 from runtime.photo_files import PHOTO_SUFFIXES, is_heif, is_heif_file, read_pillow, register_heif
 
 ImageInput = Union[str, Path, np.ndarray]
@@ -356,10 +357,9 @@ def trimap_from_mask(mask: np.ndarray, shape: tuple[int, int], band: int | Band,
     # its width, each strip classified as it comes (no full-resolution float plane)
     tall = cv2.resize(signed, (grid[0], h), interpolation=cv2.INTER_LINEAR)
     trimap = np.empty((h, w), np.uint8)
-    for y0 in range(0, h, TRIMAP_STRIP_ROWS):
-        rows = tall[y0:y0 + TRIMAP_STRIP_ROWS]
-        trimap[y0:y0 + rows.shape[0]] = _classify(cv2.resize(rows, (w, rows.shape[0]),
-                                                             interpolation=cv2.INTER_LINEAR), *limits)
+    for rows in strips(h, TRIMAP_STRIP_ROWS):
+        trimap[rows] = _classify(cv2.resize(tall[rows], (w, rows.stop - rows.start), interpolation=cv2.INTER_LINEAR),
+                                 *limits)
     return trimap
 
 

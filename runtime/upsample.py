@@ -231,8 +231,7 @@ def open_strips(decided: np.ndarray) -> list[tuple[slice, list[tuple[int, int]]]
     """(rows, :func:`open_runs` of them) for each strip of :data:`STRIP_ROWS` rows of ``decided`` (an empty list
     of runs where a strip holds no open pixel)."""
     columns = strip_columns(cv2.compare(decided, OPEN, cv2.CMP_EQ), STRIP_ROWS)
-    return [(slice(y0, min(decided.shape[0], y0 + STRIP_ROWS)), open_runs(row))
-            for y0, row in zip(range(0, decided.shape[0], STRIP_ROWS), columns)]
+    return [(rows, open_runs(row)) for rows, row in zip(strips(decided.shape[0], STRIP_ROWS), columns)]
 
 
 def _footprint(runs: list, low: tuple[int, int], full: tuple[int, int]) -> np.ndarray:
@@ -275,8 +274,8 @@ def snap(alpha: np.ndarray, tol: float = SNAP) -> np.ndarray:
     float32 array (returned), on a float32 copy otherwise; strip by strip, in the cache."""
     alpha = np.ascontiguousarray(alpha, dtype=np.float32)
     rows = alpha.reshape(alpha.shape[0], -1) if alpha.ndim >= 2 else alpha.reshape(1, -1)
-    for y0 in range(0, rows.shape[0], STRIP_ROWS):
-        _snap_into(rows[y0:y0 + STRIP_ROWS], tol)
+    for part in strips(rows.shape[0], STRIP_ROWS):
+        _snap_into(rows[part], tol)
     return alpha
 
 
