@@ -171,7 +171,7 @@ class BandRefiner:
         if not band.any():
             return alpha
         corners = cover(band, TILE)
-        planes = (photo, alpha.astype(np.float32, copy=False), guided_mask(photo, mask),
+        planes = (photo, alpha.astype(np.float32, copy=False), guided_mask(photo, mask, _reach(band)),
                   mask_at(mask, photo.shape[:2]))
         out = alpha.astype(np.float32, copy=True)
         for start in range(0, len(corners), BATCH):      # batches bound the network's intermediate buffers
@@ -183,6 +183,13 @@ class BandRefiner:
                 np.copyto(inside, snap(tile[RECEPTIVE_RADIUS:, RECEPTIVE_RADIUS:][:inside.shape[0], :inside.shape[1]]),
                           where=band[rows, cols])
         return out
+
+
+def _reach(band: np.ndarray) -> np.ndarray:
+    """bool: the pixels within :data:`RECEPTIVE_RADIUS` of the band, all an output the refiner keeps depends on
+    (a tile's other outputs are dropped)."""
+    side = 2 * RECEPTIVE_RADIUS + 1
+    return cv2.dilate(band.view(np.uint8), np.ones((side, side), np.uint8)).view(bool)
 
 
 def tile_inputs(planes: tuple[np.ndarray, ...], corners: list[tuple[int, int]],

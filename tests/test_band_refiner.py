@@ -113,6 +113,23 @@ def test_the_answer_does_not_depend_on_the_tiles(graph, monkeypatch):
     assert np.abs(answers[0] - answers[1]).max() < 1e-5
 
 
+def test_the_prior_is_filtered_only_where_the_refiner_reads_it(graph, monkeypatch):
+    """Above the prior's fitting resolution (512 px) the guided filter of the mask runs only within the receptive
+    radius of the band: the same prior there, 0 elsewhere, and the same band as with the whole plane's prior."""
+    _, path = graph
+    photo, _, mask = disc(600, 800)
+    band = make_trimap(photo.shape[:2], mask=mask, band=10) == 128
+    near = runtime_refiner._reach(band)
+    assert band.sum() < near.sum() < 0.3 * near.size
+    whole, part = guided_mask(photo, mask), guided_mask(photo, mask, near)
+    assert 0.05 < whole[near].mean() < 0.95 and np.abs(part - whole)[near].max() < 1e-5 and not part[~near].any()
+    alpha = mask_at(mask, photo.shape[:2])
+    trimap = np.where(band, 128, 0).astype(np.uint8)
+    refined = runtime_refiner.BandRefiner.open(path)(photo, trimap, alpha, mask)
+    monkeypatch.setattr(runtime_refiner, "guided_mask", lambda photo, mask, need=None: guided_mask(photo, mask))
+    assert np.abs(runtime_refiner.BandRefiner.open(path)(photo, trimap, alpha, mask) - refined).max() < 1e-5
+
+
 def test_a_larger_photo_takes_its_edges_from_the_photo():
     """Above Matter's working resolution the answer reaches the photo through the guided filter: a perfect answer
     at a quarter of the resolution comes back with the photo's sharp edge, not a bilinear blur."""
