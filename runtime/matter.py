@@ -229,10 +229,11 @@ def decided(alpha_w: np.ndarray, shape: tuple[int, int], known: np.ndarray | Non
     The settling: the last filter sharpens strands finer than a working pixel out of the photo's colours, and
     would also find "strands" in a background that has the subject's colours (a net's surroundings); it keeps
     the first only near alpha the working resolution has (docs/PHONE_PATH.md)."""
+    # the window's largest alpha below the margin ⇔ every alpha in it below: the erosion of a uint8 plane
     window = np.ones((SETTLED["window"],) * 2, np.uint8)
-    label = np.full(alpha_w.shape, OPEN, np.uint8)
-    label[cv2.dilate(alpha_w, window) < SETTLED["margin"]] = 0
-    label[cv2.erode(alpha_w, window) > 1 - SETTLED["margin"]] = 255
+    at_0, at_1 = (cv2.erode(cv2.compare(alpha_w, level, op), window)
+                  for level, op in ((SETTLED["margin"], cv2.CMP_LT), (1 - SETTLED["margin"], cv2.CMP_GT)))
+    label = cv2.add(cv2.subtract(np.full_like(at_0, OPEN), at_0), at_1)    # OPEN, 0 where at_0, 255 where at_1
     label = cv2.resize(label, shape[::-1], interpolation=cv2.INTER_NEAREST)
     if known is not None:      # known's 0 / 255 win: label clamped to [255 where known is 255, 0 where it is 0]
         cv2.max(label, cv2.compare(known, OPEN, cv2.CMP_GT), dst=label)
