@@ -89,6 +89,8 @@ def _coefficients_at(guide: np.ndarray, p: np.ndarray, radius: int, eps: float, 
     channels = 1 if guide.ndim == 2 else guide.shape[2]
     a = np.zeros((*p.shape, channels), np.float32)
     b = np.zeros(p.shape, np.float32)
+    if not corners:                        # no pixel needs them (a trimap or mask with no unknown band)
+        return a, b
     side = tile + 2 * halo
     tall_a, tall_b = _coefficients(*(np.concatenate([window(x, y - halo, x0 - halo, side) for y, x0 in corners])
                                      for x in (guide, p)), radius, eps)

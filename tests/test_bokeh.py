@@ -204,6 +204,24 @@ def test_bokeh_file(tiny_checkpoint, tmp_path, suffix):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["photo.png", "mask.png", out.name])
 
 
+def test_a_mask_or_trimap_with_no_unknown_band_renders(tiny_checkpoint, tmp_path):
+    """A mask that is all person leaves no background: the photo comes back as it was; a trimap with no unknown
+    region decides every pixel itself (the filters have nothing to compute)."""
+    photo, alpha = scene(90, 130)
+    cv2.imwrite(str(tmp_path / "photo.png"), photo[..., ::-1])
+    cv2.imwrite(str(tmp_path / "all.png"), np.full(alpha.shape, 255, np.uint8))
+    trimap = np.where(alpha > 0.5, 255, 0).astype(np.uint8)
+    cv2.imwrite(str(tmp_path / "trimap.png"), trimap)
+    bokeh_file(tmp_path / "photo.png", tmp_path / "all_out.png", mask_path=tmp_path / "all.png",
+               artifact=tiny_checkpoint)
+    assert np.array_equal(cv2.imread(str(tmp_path / "all_out.png"))[..., ::-1], photo)
+    bokeh_file(tmp_path / "photo.png", tmp_path / "trimap_out.png", trimap_path=tmp_path / "trimap.png",
+               artifact=tiny_checkpoint)
+    written = cv2.imread(str(tmp_path / "trimap_out.png"))[..., ::-1]
+    assert np.array_equal(written[trimap == 255], photo[trimap == 255])
+    assert not np.array_equal(written[trimap == 0], photo[trimap == 0])
+
+
 def test_bokeh_file_writes_the_photo_upright(tiny_checkpoint, tmp_path):
     exif = Image.Exif()
     exif[0x0112] = 8                                     # stored landscape, shown rotated 90° anticlockwise

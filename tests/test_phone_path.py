@@ -334,3 +334,14 @@ def test_the_filter_answers_only_where_alpha_is_open():
             assert np.array_equal(out[label == 0], np.zeros((label == 0).sum(), np.float32))
             assert np.array_equal(out[label == 255], np.ones((label == 255).sum(), np.float32))
             assert np.abs(out[label == OPEN] - everywhere[label == OPEN]).max() < 1e-5
+
+
+def test_a_label_with_nothing_open_decides_every_pixel():
+    """A trimap or mask with no unknown band leaves the filter nothing to compute: every pixel 0 / 1 as labelled."""
+    from runtime.upsample import upsample_alpha
+
+    rng = np.random.default_rng(1)
+    label = np.where(rng.random((120, 160)) < 0.5, 0, 255).astype(np.uint8)
+    guide = (rng.random((120, 160, 3)) * 255).astype(np.uint8)
+    out = upsample_alpha(rng.random((30, 40), dtype=np.float32), guide, decided=label)
+    assert np.array_equal(out, (label / 255).astype(np.float32))
