@@ -42,6 +42,27 @@ X264 = {"preset": "veryfast"}              # libx264's speed / size trade-off
 VP9 = {"deadline": "realtime", "cpu-used": "8", "b": "0"}   # libvpx-vp9 in constant quality, its fastest
 
 
+SHORTFALL_SECONDS = 0.25   # frames missing from the declared duration beyond this, 10 % of it and two frames:
+SHORTFALL_SHARE = 0.10     # a damaged clip (audio a little longer than the video is declared in the container's)
+
+
+@dataclass
+class _Span:
+    """The time the decoded frames cover: from the first frame's start to the last one's end."""
+
+    first: float | None = None
+    last: float | None = None
+
+    def add(self, frame) -> None:
+        if frame.pts is not None and frame.time_base:
+            at = float(frame.pts * frame.time_base)
+            self.first = at if self.first is None else min(self.first, at)
+            self.last = at if self.last is None else max(self.last, at)
+
+    def seconds(self, rate: Fraction) -> float | None:
+        return None if self.first is None else self.last - self.first + 1 / float(rate)
+
+
 def is_clip(path: str | Path) -> bool:
     return Path(path).suffix.lower() in CLIP_SUFFIXES
 
@@ -152,7 +173,7 @@ class ClipReader:
         """Video frames (:class:`Frame`) and audio packets, in the order the file holds them."""
         av = _av()
         streams = [self._video, *self._container.streams.audio[:1]]
-        index = 0
+        index, span = 0, _Span()
         try:
             for packet in self._container.demux(*streams):
                 if packet.stream.type == "audio":
@@ -162,9 +183,29 @@ class ClipReader:
                 for frame in packet.decode():
                     rgb = upright(to_rgb(frame), self.info.rotation)
                     yield Frame(index, rgb, frame.pts, frame.time_base)
+                    span.add(frame)
                     index += 1
         except av.error.FFmpegError as e:
             raise DataError(f"cannot decode the clip at frame {index} ({_reason(e)})", self.path) from None
+        self._check_complete(index, span.seconds(self.info.rate))
+
+    def _check_complete(self, frames: int, seconds: float | None) -> None:
+        """DataError where the frames decoded cover clearly less than the duration the file declares (a streamed
+        container, Matroska or WebM, cut short or damaged: its demuxer stops there without an error)."""
+        declared = self._declared_seconds()
+        if declared is None or seconds is None:
+            return
+        if declared - seconds > max(SHORTFALL_SECONDS, SHORTFALL_SHARE * declared, 2 / float(self.info.rate)):
+            raise DataError(f"cannot decode the clip past frame {frames} ({seconds:.2f} s of the {declared:.2f} s "
+                            "it declares): a truncated or damaged file", self.path)
+
+    def _declared_seconds(self) -> float | None:
+        """The video stream's duration as the file declares it, else the container's (None: not declared)."""
+        if self._video.duration and self._video.time_base:
+            return float(self._video.duration * self._video.time_base)
+        if self._container.duration:
+            return self._container.duration / 1_000_000       # in AV_TIME_BASE units
+        return None
 
     @property
     def video_time_base(self) -> Fraction:

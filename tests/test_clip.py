@@ -156,6 +156,23 @@ def test_bad_clips_and_options_are_one_error_line(tiny_checkpoint, tmp_path, cap
     assert not out.exists() and [p.name for p in tmp_path.iterdir()] == (["clip.mp4"] if case != "missing" else [])
 
 
+@pytest.mark.parametrize("damage", ["cut", "zeroed"])
+def test_a_streamed_clip_cut_short_or_damaged_is_refused_not_rendered_short(tiny_checkpoint, tmp_path, capsys, damage):
+    """Matroska's demuxer stops at a cut or a damaged stretch without an error: the frames fall short of the
+    duration the file declares, and the clip is refused (it was rendered short, exit 0)."""
+    source = tmp_path / "clip.mkv"
+    write_clip(source, astronaut_frames(20), rate=10)
+    data = bytearray(source.read_bytes())
+    at = int(len(data) * 0.6)
+    data = data[:int(len(data) * 0.7)] if damage == "cut" else data[:at] + bytes(3000) + data[at + 3000:]
+    source.write_bytes(bytes(data))
+    out = tmp_path / "out.mp4"
+    assert main(["bokeh", str(source), "-o", str(out), "--artifact", str(tiny_checkpoint)]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if not line.startswith("bokeh: ")]   # progress
+    assert len(err) == 1 and "s it declares): a truncated or damaged file" in err[0], err
+    assert [p.name for p in tmp_path.iterdir()] == ["clip.mkv"]
+
+
 def test_dtssd_is_zero_for_the_truth_and_measures_flicker():
     rng = np.random.default_rng(0)
     gt = [cv2.GaussianBlur(rng.random((40, 50), dtype=np.float32), (5, 5), 2) for _ in range(4)]
