@@ -23,11 +23,14 @@ NAME_MAX = 255   # bytes of one file name: ext4, APFS, and NTFS's 255 UTF-16 uni
 
 def check_file_path(final: str | Path) -> Path:
     """``final`` as a Path once it names a file: a :class:`DataError` when it ends with a path separator
-    (``out.jpg/`` names a folder; Path would drop the separator and a file ``out.jpg`` would be written) or its
+    (``out.jpg/`` names a folder; Path would drop the separator and a file ``out.jpg`` would be written), is a
+    directory already, or its
     name is longer than a file system takes (:data:`NAME_MAX` bytes: said now, not when it is written)."""
     text = os.fspath(final)
     if text.endswith(tuple(sep for sep in (os.sep, os.altsep) if sep)):
         raise DataError(f"names a folder, not a file (the path given ends with {text[-1]!r}); give a file name", final)
+    if Path(final).is_dir():
+        raise DataError("is a directory; give a file name", final)
     size = len(os.fsencode(Path(final).name))
     if size > NAME_MAX:
         raise DataError(f"the file name is {size} bytes long; a file system takes at most {NAME_MAX}", final)
@@ -57,8 +60,6 @@ def check_writable(final: str | Path) -> Path:
     second rather than after the run."""
     final = check_file_path(final)
     check_folder(final.parent, final)
-    if final.is_dir():
-        raise DataError("is a directory; give a file name", final)
     return final
 
 

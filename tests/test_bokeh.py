@@ -265,8 +265,10 @@ def test_bokeh_file_refuses_bad_outputs_and_options_before_any_work(tiny_checkpo
     # The artifact and the photo do not exist: each error below is raised before either is opened.
     photo, none = tmp_path / "photo.png", tmp_path / "missing.pt"
     (tmp_path / "taken.png").mkdir()
+    (tmp_path / "folder").mkdir()
     (tmp_path / "file").write_bytes(b"")
     cases = [(tmp_path / "taken.png", {}, r"taken.png: is a directory"),
+             (tmp_path / "folder", {}, r"folder: is a directory; give a file name"),   # not: "got no suffix"
              (tmp_path / "file" / "out.png", {}, r"cannot create the folder .*file"),
              (f"{tmp_path / 'out.png'}/", {}, r"out.png: names a folder, not a file"),
              (tmp_path / "out.png", {"strength": float("inf")}, r"strength must be a number in \[0, 1\]"),
