@@ -176,8 +176,8 @@ def open_runner(a: Artifact, input_size: list[int] | tuple[int, int] | None = No
 
 
 def export_folder() -> Path:
-    """The folder of exported artifacts: ``$ADAMAT_ARTIFACTS``, else :data:`EXPORT_FOLDER`."""
-    return Path(os.environ.get("ADAMAT_ARTIFACTS", EXPORT_FOLDER))
+    """The folder of exported artifacts: ``$ADAMAT_ARTIFACTS``, else (unset or empty) :data:`EXPORT_FOLDER`."""
+    return Path(os.environ.get("ADAMAT_ARTIFACTS") or EXPORT_FOLDER)
 
 
 def fastest_export(checkpoint: str | Path, folder: str | Path | None = None,

@@ -502,6 +502,14 @@ def test_an_artifact_folder_named_in_the_environment_that_is_not_there_is_said(t
     assert default_artifact() == (Path(DEFAULT_WEIGHTS), "")
 
 
+def test_an_empty_artifact_folder_variable_is_as_if_unset(monkeypatch):
+    """ADAMAT_ARTIFACTS= named the current folder (Path("")): the exports in out/export were passed over."""
+    from runtime.artifacts import EXPORT_FOLDER, export_folder
+
+    monkeypatch.setenv("ADAMAT_ARTIFACTS", "")
+    assert export_folder() == EXPORT_FOLDER
+
+
 def test_export_all_of_a_size_the_model_cannot_take_is_one_line_before_any_set_is_built(tiny_checkpoint, tmp_path,
                                                                                         capsys):
     from adamatting.checkpoint import read_checkpoint
