@@ -294,7 +294,13 @@ def test_ship_refuses_a_run_with_an_average_and_names_a_folder_that_is_no_run(tm
     assert "give --average or --run, not both" in capsys.readouterr().err
     assert main(["ship", "--run", str(tmp_path / "empty"), "--out", str(tmp_path / "w.pt")]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and f"{tmp_path / 'empty'}: holds no best.pt or last.pt" in err
+    assert err.count("\n") == 1 and f"{tmp_path / 'empty'}: not found: give a run folder" in err
+    (tmp_path / "empty").mkdir()
+    assert main(["ship", "--run", str(tmp_path / "empty"), "--out", str(tmp_path / "w.pt")]) == 2
+    assert f"{tmp_path / 'empty'}: holds no best.pt or last.pt" in capsys.readouterr().err
+    assert main(["ship", "--run", str(tmp_path / "s.pt"), "--out", str(tmp_path / "w.pt")]) == 2
+    assert f"{tmp_path / 's.pt'}: is a file, not a run folder" in capsys.readouterr().err
+    (tmp_path / "empty").rmdir()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.pt"]
 
 

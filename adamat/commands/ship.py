@@ -74,6 +74,9 @@ def _source(args) -> tuple[str | Path, Path]:
     if args.average:
         return f"average of {len(args.average)}: " + ", ".join(str(p) for p in args.average), Path(args.average[0])
     run = Path(args.run)
+    if not run.is_dir():
+        raise DataError("not found: give a run folder of adamat train" if not run.exists() else
+                        "is a file, not a run folder of adamat train", run)
     if not any(p.is_file() for p in sources):
         raise DataError("holds no best.pt or last.pt: not a run folder of adamat train", run)
     src = run / "best.pt" if (run / "best.pt").is_file() else run / "last.pt"
