@@ -211,12 +211,54 @@ def test_sigterm_to_a_two_process_run_leaves_a_resumable_checkpoint(tmp_path):
     (["--workers", "-1"], "argument --workers: must be >= 0, got -1"),
     (["--nproc", "0"], "argument --nproc: must be >= 1, got 0"),
     (["--minutes", "0"], "argument --minutes: must be > 0, got 0"),
+    (["--steps", "0"], "argument --steps: must be >= 1, got 0"),
+    (["--batch", "-2"], "argument --batch: must be >= 1, got -2"),
+    (["--crop", "0"], "argument --crop: must be >= 1, got 0"),
+    (["--lr", "inf"], "argument --lr: must be a finite number > 0, got inf"),
+    (["--grad-weight", "nan"], "argument --grad-weight: must be a finite number >= 0, got nan"),
+    (["--comp-weight", "-1"], "argument --comp-weight: must be a finite number >= 0, got -1"),
+    (["--bank-size", "0"], "argument --bank-size: must be >= 1, got 0"),
+    (["--bank-res", "7"], "argument --bank-res: must be >= 32, got 7"),
+    (["--real-scale", "nan", "1"], "argument --real-scale: must be a finite number > 0, got nan"),
+    (["--val-every", "0"], "argument --val-every: must be >= 1, got 0"),
+    (["--seed", "-1"], "argument --seed: must be >= 0, got -1"),
+    (["--distill-weight", "inf"], "argument --distill-weight: must be a finite number >= 0, got inf"),
 ])
 def test_bad_run_options_are_one_line_and_exit_2(tmp_path, capsys, args, message):
     with pytest.raises(SystemExit) as exit_info:
         main(["train", "--run-dir", str(tmp_path / "run"), *args])
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--real-scale", "2", "1"], "real_scale (--real-scale MIN MAX) needs 0 < MIN <= MAX, got (2.0, 1.0)"),
+    (["--distill-weight", "0.5"], "--distill-weight weighs the distillation from --teacher"),
+    (["--nproc", "999"], "--nproc 999: this machine has"),
+    (["--cache", "{file}"], "--cache {file}: is a file, not a folder"),
+    (["--run-dir", "{file}"], "--run-dir {file}: is a file, not a folder"),
+    (["--sync-bn", "--device", "cpu"], "--sync-bn needs CUDA"),
+])
+def test_options_that_would_fail_after_the_data_or_do_nothing_are_refused_first(tmp_path, capsys, args, message):
+    """Each was refused only after the training data was built (about 15 s), or not at all; no run folder."""
+    file = tmp_path / "a_file"
+    file.write_bytes(b"")
+    args = [a.format(file=file) for a in args]
+    assert main(["train", "--run-dir", str(tmp_path / "run"), *TINY_ARGS, *args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message.format(file=file) in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
+
+
+def test_the_run_folder_appears_only_once_the_data_is_built(tmp_path, capsys, monkeypatch):
+    """Data that cannot be built (here: no foreground at all) leaves no run folder behind."""
+    from adamatting.train import loop
+
+    def no_data(*args):
+        raise ValueError("foreground pool is empty")
+    monkeypatch.setattr(loop, "TrainData", no_data)
+    assert main(["train", "--run-dir", str(tmp_path / "run"), *TINY_ARGS]) == 2
+    assert "foreground pool is empty" in capsys.readouterr().err and not (tmp_path / "run").exists()
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="asks for CUDA where there is none")

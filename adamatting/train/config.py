@@ -60,6 +60,8 @@ class TrainConfig:
         for name in ("real_fraction", "photo_fraction", "photo_trimap_fraction"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.real_scale is not None and not 0.0 < self.real_scale[0] <= self.real_scale[1]:
+            raise ValueError(f"real_scale (--real-scale MIN MAX) needs 0 < MIN <= MAX, got {self.real_scale}")
 
     def model_config(self) -> ModelConfig:
         """The network this run trains: the named config with this run's overrides."""

@@ -119,7 +119,7 @@ class Run:
             raise ValueError(f"crop {cfg.crop} is not a multiple of the {cfg.model!r} model's stride {model_cfg.stride}")
         if not 0.0 <= cfg.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1) (0: no weight average), got {cfg.ema_decay}")
-        if self.options.sync_bn and self.procs.distributed and device.type != "cuda":
+        if self.options.sync_bn and device.type != "cuda":
             raise ValueError("--sync-bn needs CUDA (PyTorch's SyncBatchNorm does not run on the CPU)")
         self.precision = Precision(choose_amp(self.options.amp, device), device)
         check_same_data(self.procs, cfg)
@@ -138,11 +138,11 @@ class Run:
         self.ema = WeightAverage(self.model, cfg.ema_decay) if cfg.ema_decay > 0 else None
         if self.ema is not None and averaged is not None:
             self.ema.model.load_state_dict(averaged)
+        with self.procs.main_first():   # rank 0 fills the caches (estimated foregrounds) the others read
+            self.data = TrainData(cfg, cache_root, self.progress)
         if self.procs.main:
             self.dir.mkdir(parents=True, exist_ok=True)
             (self.dir / "train_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
-        with self.procs.main_first():   # rank 0 fills the caches (estimated foregrounds) the others read
-            self.data = TrainData(cfg, cache_root, self.progress)
         self.net = self._wrap(NetworkAndLoss(self.model, self.loss, teacher, cfg.distill_weight))
 
     @staticmethod
