@@ -24,8 +24,8 @@ NAME_MAX = 255   # bytes of one file name: ext4, APFS, and NTFS's 255 UTF-16 uni
 def check_file_path(final: str | Path) -> Path:
     """``final`` as a Path once it names a file: a :class:`DataError` when it ends with a path separator
     (``out.jpg/`` names a folder; Path would drop the separator and a file ``out.jpg`` would be written), is a
-    directory already, or its
-    name is longer than a file system takes (:data:`NAME_MAX` bytes: said now, not when it is written)."""
+    directory already, or its name is longer than a file system takes (:data:`NAME_MAX` bytes: said now, not when
+    it is written)."""
     text = os.fspath(final)
     if text.endswith(tuple(sep for sep in (os.sep, os.altsep) if sep)):
         raise DataError(f"names a folder, not a file (the path given ends with {text[-1]!r}); give a file name", final)

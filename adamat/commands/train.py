@@ -30,14 +30,17 @@ def add_arguments(t) -> None:
                         "--run for its own --run-path)")
     t.add_argument("--steps", type=whole_number(1), default=3000)
     t.add_argument("--batch", type=whole_number(1), default=8)
-    t.add_argument("--crop", type=whole_number(1), default=512, help="training crop side, a multiple of the model's stride")
+    t.add_argument("--crop", type=whole_number(1), default=512,
+                   help="training crop side, a multiple of the model's stride")
     t.add_argument("--lr", type=number(0, above=True), default=1e-3)
     t.add_argument("--warmup", type=count, default=50, help="steps of linear learning-rate warm-up")
     t.add_argument("--real-fraction", type=fraction, default=0.7)
     t.add_argument("--grad-weight", type=number(0), default=1.0, help="Sobel-gradient L1 weight in the alpha loss")
     t.add_argument("--comp-weight", type=number(0), default=0.5, help="composition L1 weight in the alpha loss")
-    t.add_argument("--bank-size", type=whole_number(1), default=192, help="procedural foregrounds pre-rendered for training")
-    t.add_argument("--bank-res", type=whole_number(32), default=512, help="side of the pre-rendered procedural foregrounds")
+    t.add_argument("--bank-size", type=whole_number(1), default=192,
+                   help="procedural foregrounds pre-rendered for training")
+    t.add_argument("--bank-res", type=whole_number(32), default=512,
+                   help="side of the pre-rendered procedural foregrounds")
     t.add_argument("--real-scale", type=scale, nargs=2, default=[0.8, 1.25], metavar=("MIN", "MAX"),
                    help="scale of the real cut-outs relative to their native resolution (default: 0.8 1.25)")
     t.add_argument("--pseudo-labels", action=argparse.BooleanOptionalAction, default=True,
