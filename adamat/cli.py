@@ -102,17 +102,33 @@ class Terminated(KeyboardInterrupt):
     and a stopped container send SIGTERM)."""
 
 
+_HANDLERS: list = []   # the SIGTERM handlers sigterm_as_interrupt installed, the one in force last
+
+
+def _default_sigterm_in_child() -> None:
+    """In a forked child, SIGTERM's default action back where sigterm_as_interrupt's handler is in force: a
+    Python handler runs only between bytecodes, so a child blocked in C (OpenVINO's converter forks one that
+    waits on a DNS lookup) would never end when its parent terminates it."""
+    if _HANDLERS and signal.getsignal(signal.SIGTERM) is _HANDLERS[-1]:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_default_sigterm_in_child)
+
+
 @contextmanager
 def sigterm_as_interrupt():
     """SIGTERM raises :class:`Terminated` in this process while the block runs (the main thread only). A
-    process forked from it (a pool's worker) that receives SIGTERM ends as it would have by default."""
+    process forked from it (a pool's worker) that receives SIGTERM ends as it would have by default, even where
+    it is blocked in C code (:func:`_default_sigterm_in_child`)."""
     if sys.platform == "win32" or signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None):
         yield   # someone chose a handler already (an embedding program)
         return
     pid = os.getpid()
 
     def handler(signum, frame):
-        if os.getpid() != pid:   # a forked child: the default action, not a traceback from a worker
+        if os.getpid() != pid:   # a child forked by C code, which skips the fork hook: the default action
             signal.signal(signum, signal.SIG_DFL)
             os.kill(os.getpid(), signum)
             return
@@ -123,10 +139,12 @@ def sigterm_as_interrupt():
     except ValueError:   # not the main thread
         yield
         return
+    _HANDLERS.append(handler)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        _HANDLERS.remove(handler)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -537,3 +537,33 @@ def test_an_output_folder_that_is_empty_or_a_file_is_refused_at_once(command, tm
         err = capsys.readouterr().err
         assert exit_info.value.code == 2 and err.count("\n") == 1 and f"argument --out: {message}" in err
     assert [p.name for p in tmp_path.iterdir()] == ["f"]
+
+
+def test_a_child_forked_under_the_sigterm_handler_and_blocked_in_c_ends_on_sigterm():
+    """A Python SIGTERM handler runs only between bytecodes: a forked child blocked in C (here a mutex locked twice,
+    as glibc's resolver lock held OpenVINO's telemetry process) never ran it and outlived its parent's terminate()."""
+    import ctypes
+
+    from adamat.cli import sigterm_as_interrupt
+
+    with sigterm_as_interrupt():
+        pid = os.fork()
+        if pid == 0:                                          # the child: blocked for ever in C
+            libc, mutex = ctypes.CDLL(None), ctypes.create_string_buffer(64)
+            libc.pthread_mutex_lock(mutex)
+            libc.pthread_mutex_lock(mutex)
+            os._exit(0)
+        done = 0
+        try:
+            time.sleep(0.3)
+            os.kill(pid, signal.SIGTERM)
+            for _ in range(50):
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    break
+                time.sleep(0.1)
+            assert done and os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM
+        finally:
+            if not done:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
