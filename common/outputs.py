@@ -29,11 +29,11 @@ def check_file_path(final: str | Path) -> Path:
     text = os.fspath(final)
     if text.endswith(tuple(sep for sep in (os.sep, os.altsep) if sep)):
         raise DataError(f"names a folder, not a file (the path given ends with {text[-1]!r}); give a file name", final)
+    size = len(os.fsencode(Path(final).name))
+    if size > NAME_MAX:        # before any look at the file system, which refuses the name (ENAMETOOLONG)
+        raise DataError(f"the file name is {size} bytes long; a file system takes at most {NAME_MAX}", final)
     if Path(final).is_dir():
         raise DataError("is a directory; give a file name", final)
-    size = len(os.fsencode(Path(final).name))
-    if size > NAME_MAX:
-        raise DataError(f"the file name is {size} bytes long; a file system takes at most {NAME_MAX}", final)
     return Path(final)
 
 
