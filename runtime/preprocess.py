@@ -253,6 +253,8 @@ def fit_to_photo(arr: np.ndarray, shape: tuple[int, int], what: str, path: Path 
 def check_aspect(own: tuple[int, int], shape: tuple[int, int], what: str, path: Path | None) -> None:
     """DataError unless an (H, W) = ``own`` map has the photo's aspect ratio within 1 %."""
     (ah, aw), (h, w) = own, shape
+    if min(ah, aw) < 1:
+        raise DataError(f"{what} is {aw}x{ah}: it has no pixels", path)
     if abs((aw / ah) / (w / h) - 1.0) > ASPECT_TOLERANCE:
         hint = " (it matches the photo turned by 90°: was one of them rotated, by its EXIF orientation for example?)" if (ah, aw) == (w, h) else ""
         raise DataError(f"{what} is {aw}x{ah} but the photo is {w}x{h}: different aspect ratio{hint}", path)

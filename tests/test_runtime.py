@@ -211,6 +211,11 @@ def test_mask_of_another_size(torch_matter):
         torch_matter.predict(img, trimap=trimap)
     with pytest.raises(DataError, match="different aspect ratio"):
         torch_matter.predict(img, mask=person_mask(100, 100))
+    for empty in ((0, 0), (0, 150), (100, 0)):          # was a ZeroDivisionError from the aspect ratio
+        with pytest.raises(DataError, match=f"mask is {empty[1]}x{empty[0]}: it has no pixels"):
+            torch_matter.predict(img, mask=np.zeros(empty, np.uint8))
+    with pytest.raises(DataError, match="trimap is 150x0: it has no pixels"):
+        torch_matter.predict(img, trimap=np.zeros((0, 150), np.uint8))
 
 
 # --------------------------------------------------------------------------------------------- bad input
