@@ -32,6 +32,10 @@ class Refinement:
     zoom: float = 2.0        # refinement resolution: the photo's long side at zoom × the model's input side
 
     def __post_init__(self):
+        if isinstance(self.tiles, bool) or not isinstance(self.tiles, (int, np.integer)) or not isinstance(
+                self.zoom, (int, float, np.floating)):
+            raise ValueError(f"refinement needs a whole number of tiles and a number zoom, got tiles={self.tiles!r}, "
+                             f"zoom={self.zoom!r}")
         if self.tiles < 1 or not (math.isfinite(self.zoom) and self.zoom > 1):   # NaN compares false
             raise ValueError(f"refinement needs tiles >= 1 and zoom > 1, got tiles={self.tiles}, zoom={self.zoom}")
 

@@ -20,6 +20,7 @@ from export.onnx_graph import export_onnx
 from runtime import ArtifactError, BackendUnavailable, Matter
 from runtime.backends import Backend, backend_for
 from runtime.preprocess import Letterbox, make_trimap, read_image, single_channel
+from runtime.refine import Refinement
 from runtime.upsample import upsample_alpha
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -94,6 +95,24 @@ def test_a_checkpoint_runs_at_the_phone_export_size_by_default(artifacts):
     assert matter.predict(photo(97, 143)).alpha.shape == (97, 143)
     with pytest.raises(ValueError, match="must be two multiples of the model's stride 32"):
         Matter.from_artifact(artifacts["pt"], input_size=(100, 64))
+
+
+@pytest.mark.parametrize("options, words", [
+    ({"eps": 0.0}, "eps must be a finite number above 0, got 0.0"),          # NaN alpha on flat windows
+    ({"eps": float("nan")}, "eps must be a finite number above 0, got nan"),
+    ({"radius": 0}, "radius must be a whole number of pixels from 1 to 64, got 0"),
+    ({"radius": 2.5}, "radius must be a whole number of pixels from 1 to 64, got 2.5"),
+    ({"radius": 30000}, "radius must be a whole number of pixels from 1 to 64, got 30000"),   # inf alpha, or minutes
+    ({"refinement": "x"}, "refinement must be a runtime.refine.Refinement or None, got 'x'"),
+    ({"input_size": 512}, r"input_size must be \(height, width\), two whole numbers, got 512"),
+    ({"input_size": (512.5, 512)}, r"input_size must be \(height, width\), two whole numbers, got \(512.5, 512\)"),
+])
+def test_matter_options_are_checked_when_it_is_made(artifacts, options, words):
+    """Each passed unnoticed to the first photo: a NaN or inf alpha, a cv2 or attribute error, a size truncated."""
+    with pytest.raises(ValueError, match=words):
+        Matter.from_artifact(artifacts["pt"], **options)
+    with pytest.raises(ValueError, match="a whole number of tiles"):
+        Refinement(tiles=2.5)
 
 
 def test_an_export_keeps_its_own_input_size(artifacts, onnx_matter):
