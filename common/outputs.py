@@ -103,6 +103,19 @@ def remove_made_folders(since: int = 0) -> None:
     del _MADE[since:]
 
 
+@contextmanager
+def no_folders_left_on_failure() -> Iterator[None]:
+    """Where the block raises, the folders :func:`check_folder` made in it and left empty are removed: an API call
+    that fails leaves what the command line leaves (``bokeh_file(..., "new/dirs/out.jpg")`` on a corrupt photo
+    leaves no ``new/``)."""
+    mark = folders_made()
+    try:
+        yield
+    except BaseException:
+        remove_made_folders(mark)
+        raise
+
+
 def inside(folder: str | Path, name: str) -> Path:
     """``folder / name`` for a file name that cannot leave ``folder``: one path component, not '.' or '..',
     no separator of any platform. Names built from data (a checkpoint's config name, a user's ``--name``) go

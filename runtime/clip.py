@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 from common.errors import DataError
-from common.outputs import atomic_path
+from common.outputs import atomic_path, no_folders_left_on_failure
 from runtime.bokeh import check_strength, render_bokeh
 from runtime.clip_files import ClipReader, ClipWriter, Frame, check_clip_output
 from runtime.lens_blur import DEFAULT_STRENGTH
@@ -155,6 +155,7 @@ def _render_frame(frame: Frame, matte: ClipMatte, writer: ClipWriter, strength: 
     report.frames += 1
 
 
+@no_folders_left_on_failure()
 def bokeh_clip(clip_path: str | Path, out_path: str | Path, matter: Matter, *,
                segmenter: PersonSegmenter | None = None, strength: float = DEFAULT_STRENGTH,
                overwrite: bool = True, stabilise: bool = True,

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from adamatting.config import DEFAULT_WEIGHTS
 from common.errors import DataError
-from common.outputs import atomic_path, check_file_path, check_writable
+from common.outputs import atomic_path, check_file_path, check_writable, no_folders_left_on_failure
 from runtime.bokeh import as_uint8_rgb, check_strength, render_bokeh
 from runtime.lens_blur import DEFAULT_STRENGTH
 from runtime.matter import Matter
@@ -56,6 +56,7 @@ def check_destination(out_path: Path, source: str | Path | None = None, overwrit
     return out_path
 
 
+@no_folders_left_on_failure()
 def bokeh_file(photo_path: str | Path, out_path: str | Path, mask_path: str | Path | None = None,
                trimap_path: str | Path | None = None, artifact: str | Path | Matter = DEFAULT_ARTIFACT,
                strength: float = DEFAULT_STRENGTH, band: int | None = None, *,

@@ -230,6 +230,18 @@ def test_bokeh_file_writes_the_photo_upright(tiny_checkpoint, tmp_path):
     assert cv2.imread(str(tmp_path / "out.png")).shape == (100, 60, 3)
 
 
+def test_bokeh_file_that_fails_leaves_no_folder_it_made(tiny_checkpoint, tmp_path):
+    """As the command line: the output's new folders go with a failed render (a corrupt photo here), and a folder
+    that was there already stays."""
+    (tmp_path / "corrupt.png").write_bytes(b"not a png")
+    (tmp_path / "there").mkdir()
+    for out in (tmp_path / "new" / "dirs" / "out.jpg", tmp_path / "there" / "new" / "out.jpg"):
+        with pytest.raises(DataError, match="corrupt.png"):
+            bokeh_file(tmp_path / "corrupt.png", out, artifact=tiny_checkpoint)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corrupt.png", "there"]
+    assert not any((tmp_path / "there").iterdir())
+
+
 def test_bokeh_file_writes_atomically(tiny_checkpoint, tmp_path, monkeypatch):
     photo, _ = scene(90, 130)
     cv2.imwrite(str(tmp_path / "photo.png"), photo[..., ::-1])
