@@ -343,6 +343,34 @@ def test_demo_with_a_missing_second_model_is_one_line_before_any_work(tmp_path, 
     assert not (tmp_path / "demo").exists()
 
 
+@pytest.mark.parametrize("args, words", [
+    (["--size", "0", "0"], "input size 0x0 must be positive multiples of the encoder stride"),
+    (["--size", "100", "100"], "input size 100x100 must be positive multiples of the encoder stride"),
+    (["--weights", "{tmp}/nope.pt", "--variant", "none"], "nope.pt: checkpoint not found"),
+    (["--variant", "{tmp}/garbage.pt"], "garbage.pt"),
+    (["--export-dir", "{tmp}/file"], "argument --export-dir: {tmp}/file is a file, not a folder"),
+    (["--reports", "{tmp}/file"], "argument --reports: {tmp}/file is a file, not a folder"),
+    (["--runs", "0"], "argument --runs: must be >= 1, got 0"),
+    (["--warmup", "-1"], "argument --warmup: must be >= 0, got -1"),
+])
+def test_demo_refuses_bad_options_before_any_figure_or_export(tmp_path, capsys, args, words):
+    """Each was found after the figures (or the exports) were written, or not at all."""
+    from adamat.cli import main
+
+    (tmp_path / "file").write_bytes(b"")
+    (tmp_path / "garbage.pt").write_bytes(b"not a checkpoint")
+    args = [a.format(tmp=tmp_path) for a in args]
+    folders = ["--out", str(tmp_path / "demo"), "--cache", str(tmp_path / "cache"), "--export-dir",
+               str(tmp_path / "export"), "--reports", str(tmp_path / "reports")]
+    try:
+        code = main(["demo", *folders, *args])
+    except SystemExit as e:                 # the parser's own refusals
+        code = e.code
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.count("\n") == 0 and words.format(tmp=tmp_path) in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "garbage.pt"]
+
+
 def test_numba_uses_a_fork_safe_thread_pool_beside_openvino():
     # OpenVINO loads TBB; numba then picks its TBB pool, which warns on every fork from a non-main thread.
     import os

@@ -7,9 +7,12 @@ from pathlib import Path
 from adamat.arguments import size_argument
 from adamat.figures import run_demo
 from adamat.main_job import JobConfig, run_main_job
-from adamatting.config import DEFAULT_WEIGHTS, VARIANT_WEIGHTS
-from common.arguments import out_folder, thread_count
+from adamatting.checkpoint import read_checkpoint
+from adamatting.config import DEFAULT_WEIGHTS, VARIANT_WEIGHTS, ModelConfig
+from common.arguments import count, out_folder, thread_count, whole_number
 from common.errors import DataError
+from common.outputs import check_folder
+from export.onnx_graph import check_input_size
 
 
 def add_arguments(d) -> None:
@@ -19,11 +22,13 @@ def add_arguments(d) -> None:
     d.add_argument("--variant", default=str(VARIANT_WEIGHTS),
                    help="a second model to export to ONNX and OpenVINO, gate, and compare with the first in one "
                         "interleaved latency run ('none': skip)")
-    d.add_argument("--export-dir", default="out/export", help="artifacts (up-to-date ones are reused)")
-    d.add_argument("--reports", default="reports", help="the report goes to <reports>/<timestamp>/report.md")
+    d.add_argument("--export-dir", type=out_folder, default="out/export",
+                   help="artifacts (up-to-date ones are reused)")
+    d.add_argument("--reports", type=out_folder, default="reports",
+                   help="the report goes to <reports>/<timestamp>/report.md")
     size_argument(d, help="export size")
-    d.add_argument("--warmup", type=int, default=3, help="latency: untimed runs per artifact")
-    d.add_argument("--runs", type=int, default=20, help="latency: timed runs per artifact")
+    d.add_argument("--warmup", type=count, default=3, help="latency: untimed runs per artifact")
+    d.add_argument("--runs", type=whole_number(1), default=20, help="latency: timed runs per artifact")
     d.add_argument("--threads", type=thread_count, default=None, help="latency: intra-op threads (default: the runtime's)")
     d.add_argument("--figures-only", action="store_true",
                    help="only the sets, contact sheet and figures (no export, gates, latency or report)")
@@ -35,6 +40,7 @@ def run(args) -> int:
     variant = None if args.variant == "none" else Path(args.variant)
     if variant is not None and not args.figures_only and not variant.is_file():
         raise DataError("no such checkpoint for the second model (--variant none skips it)", variant)
+    _check_before_work(args, variant)
     run_demo(out, Path(args.cache), weights=Path(args.weights))
     if args.figures_only:
         return 0
@@ -45,3 +51,16 @@ def run(args) -> int:
                "Portraits: the person segmenter's mask, our alpha, the bokeh through each": out / "portraits.png"}
     code, _ = run_main_job(cfg, figures)
     return code
+
+
+def _check_before_work(args, variant: Path | None) -> None:
+    """The checkpoints read, the export size checked against each model, the output folders made: a bad one fails
+    in a second, before the figures and exports (it failed after them, leaving them behind)."""
+    models = [Path(args.weights)] + ([] if args.figures_only or variant is None else [variant])
+    for path in models:
+        cfg = ModelConfig.from_dict(read_checkpoint(path)["config"])
+        if not args.figures_only:
+            check_input_size(cfg, tuple(args.size))
+    if not args.figures_only:
+        for folder in (args.export_dir, args.reports):
+            check_folder(folder)
