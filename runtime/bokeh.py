@@ -47,17 +47,29 @@ def as_uint8_rgb(photo: np.ndarray, path: Path | None = None) -> np.ndarray:
     return to_uint8(to_rgb(photo, path))
 
 
+ALPHA_SLACK = 0.25       # a float matte may overshoot [0, 1] by this (a cubic resize's ringing): clipped; beyond, refused
+
+
 def check_alpha(alpha: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """float32 (H, W) in [0, 1] of the photo's size (uint8 mattes are divided by 255): the array itself when it
-    is float32 in [0, 1] already (the renderer only reads it), else a clipped copy."""
+    """float32 (H, W) in [0, 1] of the photo's size (uint8 and uint16 mattes are divided by their largest value, a
+    bool one is 0 / 1): the array itself when it is float32 in [0, 1] already (the renderer only reads it), else
+    a copy, clipped where a float matte overshoots by up to :data:`ALPHA_SLACK`. DataError for another dtype, NaN
+    or inf, or float values further out (a 0..255 matte in floats would otherwise clip to a subject everywhere)."""
     if alpha.shape != shape:
         raise DataError(f"alpha is {alpha.shape} but the photo is {shape}")
-    if alpha.dtype == np.uint8:
-        return alpha.astype(np.float32) / np.float32(255.0)
+    if alpha.dtype in (np.uint8, np.uint16):
+        return alpha.astype(np.float32) / np.float32(np.iinfo(alpha.dtype).max)
+    if alpha.dtype == np.bool_:
+        return alpha.astype(np.float32)
+    if not np.issubdtype(alpha.dtype, np.floating):
+        raise DataError(f"alpha must be float in [0, 1], uint8, uint16 or bool, got {alpha.dtype}")
     alpha = alpha.astype(np.float32, copy=False)
     low, high = float(alpha.min()), float(alpha.max())      # NaN and inf show in these: no full-size temporaries
     if not (math.isfinite(low) and math.isfinite(high)):
         raise DataError("alpha contains NaN or inf")
+    if low < -ALPHA_SLACK or high > 1.0 + ALPHA_SLACK:
+        raise DataError(f"alpha must be in [0, 1], got values from {low:g} to {high:g} (a 0..255 matte? divide it "
+                        "by 255)")
     return alpha if 0.0 <= low and high <= 1.0 else np.clip(alpha, 0.0, 1.0)   # a copy only when it must change
 
 
@@ -98,6 +110,15 @@ def check_strength(strength: float) -> float:
     return float(strength)
 
 
+def _check_highlights(threshold: float, gain: float) -> None:
+    """ValueError unless the highlight boost's threshold is a number in [0, 1] and its gain a finite number >= 0
+    (a NaN gain made the whole background black)."""
+    for name, value, most in (("highlight_threshold", threshold, 1.0), ("highlight_gain", gain, math.inf)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
+                math.isfinite(value) and 0 <= value <= most):
+            raise ValueError(f"{name} must be a finite number {'in [0, 1]' if most == 1 else '>= 0'}, got {value!r}")
+
+
 def render_bokeh(photo: np.ndarray, alpha: np.ndarray, strength: float = DEFAULT_STRENGTH, *,
                  highlight_threshold: float = HIGHLIGHT_THRESHOLD, highlight_gain: float = HIGHLIGHT_GAIN,
                  timer: StageTimer | None = None) -> tuple[np.ndarray, dict[str, float]]:
@@ -108,6 +129,9 @@ def render_bokeh(photo: np.ndarray, alpha: np.ndarray, strength: float = DEFAULT
     the photo). ``highlight_gain=0`` turns the bokeh-ball boost off.
     """
     check_strength(strength)
+    _check_highlights(highlight_threshold, highlight_gain)
+    if not isinstance(photo, np.ndarray):
+        raise TypeError(f"photo must be a numpy array (a file: runtime.preprocess.read_image), got {type(photo).__name__}")
     timer = timer or StageTimer()
     photo = as_uint8_rgb(photo)
     alpha = check_alpha(np.asarray(alpha), photo.shape[:2])

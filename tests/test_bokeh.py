@@ -187,6 +187,21 @@ def test_bad_alpha():
         render_bokeh(photo.astype(np.float32), alpha)
     gray, _ = render_bokeh(photo[..., 0], alpha)                      # accepted as Matter accepts it
     assert gray.shape == photo.shape
+    for matte, words in ((alpha * 255, "from 0 to 255 .* divide it by 255"), (alpha - 0.5, "from -0.5"),
+                         (alpha.astype(np.int32), "got int32"), (alpha.astype(np.complex64), "got complex64")):
+        with pytest.raises(DataError, match=words):                # were clipped (or cast) without a word
+            render_bokeh(photo, matte)
+    wide = render_bokeh(photo, (alpha * 65535).astype(np.uint16))[0]  # uint16 and bool mattes by their range
+    assert np.abs(wide.astype(int) - render_bokeh(photo, alpha)[0]).max() <= 1
+    assert np.array_equal(render_bokeh(photo, alpha > 0.5)[0], render_bokeh(photo, (alpha > 0.5).astype(np.float32))[0])
+    for options, words in (({"highlight_gain": float("nan")}, "highlight_gain must be a finite number >= 0"),
+                           ({"highlight_threshold": 2.0}, r"highlight_threshold must be a finite number in \[0, 1\]")):
+        with pytest.raises(ValueError, match=words):              # a NaN gain rendered a black background
+            render_bokeh(photo, alpha, **options)
+    with pytest.raises(TypeError, match="photo must be a numpy array"):
+        render_bokeh("photo.jpg", alpha)
+    ringing = np.clip(alpha * 1.2 - 0.1, -0.1, 1.1)                # a cubic resize's overshoot: clipped
+    assert np.array_equal(render_bokeh(photo, ringing)[0], render_bokeh(photo, np.clip(ringing, 0, 1))[0])
 
 
 # --------------------------------------------------------------------------------------------- files
