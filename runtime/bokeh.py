@@ -47,7 +47,7 @@ def as_uint8_rgb(photo: np.ndarray, path: Path | None = None) -> np.ndarray:
     return to_uint8(to_rgb(photo, path))
 
 
-ALPHA_SLACK = 0.25       # a float matte may overshoot [0, 1] by this (a cubic resize's ringing): clipped; beyond, refused
+ALPHA_SLACK = 0.25       # a float matte's overshoot of [0, 1] clipped (a cubic resize's ringing); beyond it, refused
 
 
 def check_alpha(alpha: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -131,7 +131,8 @@ def render_bokeh(photo: np.ndarray, alpha: np.ndarray, strength: float = DEFAULT
     check_strength(strength)
     _check_highlights(highlight_threshold, highlight_gain)
     if not isinstance(photo, np.ndarray):
-        raise TypeError(f"photo must be a numpy array (a file: runtime.preprocess.read_image), got {type(photo).__name__}")
+        raise TypeError(f"photo must be a numpy array (a file: runtime.preprocess.read_image), got "
+                        f"{type(photo).__name__}")
     timer = timer or StageTimer()
     photo = as_uint8_rgb(photo)
     alpha = check_alpha(np.asarray(alpha), photo.shape[:2])
