@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 
 from common.errors import DataError
+from runtime.bokeh import as_uint8_rgb
 from runtime.errors import ArtifactError, BackendUnavailable
 from runtime.preprocess import Band, band_for_mask, fit_long_side
 
@@ -36,6 +37,7 @@ MODEL = Path(__file__).with_name("data") / "selfie_segmentation.tflite"
 SIDE = 256                 # the model's input and output: SIDE × SIDE over the whole photo
 THRESHOLD = 0.5            # person probability above which a pixel is the person
 MIN_PERSON_SHARE = 0.01    # below this share of the photo, no person was found
+MAX_THREADS = 256          # LiteRT threads at most (a runaway count crashed it as the process ended)
 MASK_SIDE = 1024           # the mask the app hands the matting path: 4 of its pixels per segmenter pixel
 MIN_SHORT_SIDE = 128       # a reduced mask keeps at least this short side
 
@@ -87,6 +89,9 @@ class PersonSegmenter:
     """The person segmenter on the CPU. ``threads``: LiteRT's thread count (default: its own)."""
 
     def __init__(self, model: str | Path = MODEL, threads: int | None = None):
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer))
+                                    or not 1 <= threads <= MAX_THREADS):
+            raise ValueError(f"threads must be a whole number from 1 to {MAX_THREADS}, got {threads!r}")
         try:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError:
@@ -112,7 +117,13 @@ class PersonSegmenter:
             raise ArtifactError(f"{model}: expected a 1x{SIDE}x{SIDE}x3 input, got {list(self._input['shape'])}")
 
     def probability(self, photo: np.ndarray) -> np.ndarray:
-        """float32 (256, 256): the probability that each cell of the stretched photo (uint8 RGB) is a person."""
+        """float32 (256, 256): the probability that each cell of the stretched photo is a person. ``photo``: uint8
+        (H, W, 3) RGB, or any array :class:`runtime.matter.Matter` takes (gray, RGBA, 16-bit, float in [0, 1]),
+        checked and rounded to 8 bits as the renderer does (:func:`runtime.bokeh.as_uint8_rgb`)."""
+        if not isinstance(photo, np.ndarray):
+            raise TypeError(f"photo must be a numpy array (a file: runtime.preprocess.read_image), got "
+                            f"{type(photo).__name__}")
+        photo = as_uint8_rgb(photo)
         x = cv2.resize(photo, (SIDE, SIDE), interpolation=cv2.INTER_AREA).astype(np.float32) / np.float32(255.0)
         self._interpreter.set_tensor(self._input["index"], x[None])
         self._interpreter.invoke()
@@ -125,6 +136,9 @@ class PersonSegmenter:
         :class:`runtime.matter.Matter` takes: a 12-megapixel mask costs time and 12 MB for nothing).
         :class:`NoPersonFound` (naming ``path``) when less than 1 % of the photo is a person, unless
         ``require_person`` is False (timing on a synthetic photo)."""
+        if long_side is not None and (isinstance(long_side, bool) or not isinstance(long_side, (int, np.integer))
+                                      or long_side < 1):
+            raise ValueError(f"long_side must be a whole number of pixels >= 1, got {long_side!r}")
         prob = self.probability(photo)
         share = float((prob > THRESHOLD).mean())
         if require_person and share < MIN_PERSON_SHARE:

@@ -55,6 +55,26 @@ def test_segmenter_finds_the_astronaut_and_not_the_background(segmenter):
     assert segmenter_band((3024, 4032)) == (32, 95) and segmenter_band((300, 400)) == (14, 16)
 
 
+def test_the_segmenter_takes_the_photos_the_runtime_takes_and_names_the_others(segmenter):
+    """A float or 16-bit photo was divided by 255 as if it were 8-bit (a wrong mask, silently); others failed in
+    OpenCV or LiteRT with their own words."""
+    photo = astronaut()
+    mask = segmenter.mask(photo)
+    assert np.array_equal(segmenter.mask(photo.astype(np.float32) / 255), mask)
+    assert np.array_equal(segmenter.mask(photo.astype(np.uint16) * 257), mask)
+    for bad, words in ((photo.astype(np.int32), "unsupported dtype int32"), (photo[None], r"must be \(H, W\) gray"),
+                       (np.zeros((0, 0, 3), np.uint8), "photo is 0x0"),
+                       (np.full(photo.shape, np.nan, np.float32), "NaN")):
+        with pytest.raises(DataError, match=words):
+            segmenter.mask(bad)
+    with pytest.raises(TypeError, match="photo must be a numpy array"):
+        segmenter.mask("photo.jpg")
+    with pytest.raises(ValueError, match="long_side must be a whole number of pixels >= 1, got 0"):
+        segmenter.mask(photo, long_side=0)
+    with pytest.raises(ValueError, match="threads must be a whole number from 1 to 256"):
+        PersonSegmenter(threads=10 ** 6)                           # crashed LiteRT as the process ended
+
+
 @pytest.mark.parametrize("photo", [np.full((90, 120, 3), 128, np.uint8),
                                    np.random.default_rng(0).integers(0, 256, (90, 120, 3), dtype=np.uint8)],
                          ids=["flat", "noise"])
