@@ -40,7 +40,16 @@ import numpy as np
 from runtime.backends import Backend, open_backend
 from runtime.band_refiner import BandRefiner
 from runtime.errors import ArtifactError
-from runtime.preprocess import Band, ImageInput, Letterbox, fit_long_side, load_pixels, make_trimap, read_mask
+from runtime.preprocess import (
+    Band,
+    ImageInput,
+    Letterbox,
+    as_band,
+    fit_long_side,
+    load_pixels,
+    make_trimap,
+    read_mask,
+)
 from runtime.refine import DEFAULT_REFINEMENT, Refinement, refine
 from runtime.timing import StageTimer
 from runtime.upsample import GUIDED_EPS, GUIDED_RADIUS, METHODS, OPEN, as_float, upsample_alpha
@@ -151,6 +160,11 @@ class Matter:
         decides every pixel (all-unknown trimap). ``with_trimap_prob=False`` skips upsampling the adapted
         trimap (3 × H × W floats: 144 MB at 12 megapixels).
         """
+        if band is not None:
+            as_band(band)                          # checked here: with no mask it would be ignored
+            if mask is None or trimap is not None:
+                raise ValueError("band is the unknown band around a mask's edge: give it with a mask (a trimap "
+                                 "marks its band itself)")
         timer = StageTimer()
         with timer("load"):
             photo, _ = load_pixels(image)          # 8-bit pixels stay 8-bit: no full-resolution float copy

@@ -290,6 +290,8 @@ MIN_BAND = Band(inside=14, outside=16)   # the default band's floor, photo pixel
 def as_band(band: int | Band) -> Band:
     """``band`` as a :class:`Band` (a whole number of pixels is the same on both sides), each side checked by
     :func:`check_band`."""
+    if isinstance(band, tuple) and len(band) != 2:
+        raise ValueError(f"band must be a whole number of pixels or (inside, outside), got {band!r}")
     inside, outside = band if isinstance(band, tuple) else (band, band)
     return Band(check_band(inside), check_band(outside))
 

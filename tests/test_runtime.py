@@ -230,6 +230,10 @@ def test_mask_of_another_size(torch_matter):
         torch_matter.predict(img, trimap=trimap)
     with pytest.raises(DataError, match="different aspect ratio"):
         torch_matter.predict(img, mask=person_mask(100, 100))
+    for options in ({"band": (3, 4, 5), "mask": mask}, {"band": -1}, {"band": 8, "trimap": np.full(mask.shape, 128,
+                                                                                                np.uint8)}):
+        with pytest.raises(ValueError, match="band"):      # an unpacking error, or ignored without a mask
+            torch_matter.predict(img, **options)
     for empty in ((0, 0), (0, 150), (100, 0)):          # was a ZeroDivisionError from the aspect ratio
         with pytest.raises(DataError, match=f"mask is {empty[1]}x{empty[0]}: it has no pixels"):
             torch_matter.predict(img, mask=np.zeros(empty, np.uint8))
