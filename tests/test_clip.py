@@ -156,6 +156,19 @@ def test_bad_clips_and_options_are_one_error_line(tiny_checkpoint, tmp_path, cap
     assert not out.exists() and [p.name for p in tmp_path.iterdir()] == (["clip.mp4"] if case != "missing" else [])
 
 
+def test_bokeh_clip_takes_an_open_matter_and_a_callable_progress(tmp_path):
+    """An artifact's path (which bokeh_file takes) failed at the first frame with a person, after frames were
+    written; a progress that cannot be called failed after the first frame."""
+    from runtime.clip import bokeh_clip
+
+    write_clip(tmp_path / "clip.mp4", astronaut_frames(2))
+    with pytest.raises(TypeError, match="matter must be an open runtime.matter.Matter"):
+        bokeh_clip(tmp_path / "clip.mp4", tmp_path / "out.mp4", "weights/mobile-int8.pt")
+    with pytest.raises(TypeError, match="on_frame must be callable"):
+        bokeh_clip(tmp_path / "clip.mp4", tmp_path / "out.mp4", object.__new__(Matter), on_frame=3)
+    assert [p.name for p in tmp_path.iterdir()] == ["clip.mp4"]
+
+
 @pytest.mark.parametrize("damage", ["cut", "zeroed"])
 def test_a_streamed_clip_cut_short_or_damaged_is_refused_not_rendered_short(tiny_checkpoint, tmp_path, capsys, damage):
     """Matroska's demuxer stops at a cut or a damaged stretch without an error: the frames fall short of the
