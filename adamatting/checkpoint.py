@@ -38,10 +38,13 @@ def save_checkpoint(path: str | Path, model: AdaMatting, half: bool = False, **e
 
 
 def read_checkpoint(path: str | Path) -> dict:
+    if not str(path).strip():                 # Path("") is the current folder
+        raise CheckpointError("no checkpoint named: the path is empty")
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"{path}: is a directory, not a checkpoint" if path.is_dir()
-                              else f"{path}: checkpoint not found")
+        problem = ("is a directory, not a checkpoint" if path.is_dir() else "checkpoint not found"
+                   if not path.exists() else "not a regular file (a device or a pipe), not a checkpoint")
+        raise CheckpointError(f"{path}: {problem}")
     with path.open("rb") as f:
         head = f.read(4)
     if head != b"PK\x03\x04":   # torch.save writes a zip archive

@@ -188,6 +188,10 @@ def test_corrupt_and_truncated_checkpoints_are_named(tmp_path):
     assert "\n" not in str(err.value) and "weights_only" not in str(err.value)
     with pytest.raises(CheckpointError, match="is a directory, not a checkpoint"):
         load_model(tmp_path)
+    with pytest.raises(CheckpointError, match="/dev/null: not a regular file"):     # was "checkpoint not found"
+        load_model("/dev/null")
+    with pytest.raises(CheckpointError, match="no checkpoint named: the path is empty"):   # was ".: is a directory"
+        load_model("")
 
 
 def test_a_checkpoint_with_nan_weights_is_refused(tmp_path):
