@@ -68,8 +68,8 @@ def load_model(path: str | Path, expect: ModelConfig | None = None) -> tuple[Ada
 
     ``expect``: refuse a checkpoint whose config differs, naming the differing fields.
     """
+    payload = read_checkpoint(path)         # before Path(), which reads "" as the current folder
     path = Path(path)
-    payload = read_checkpoint(path)
     try:
         cfg = ModelConfig.from_dict(payload["config"])
     except (KeyError, TypeError, ValueError) as e:
