@@ -139,6 +139,8 @@ def test_grayscale_rgba_uint16_and_float_inputs(torch_matter, tmp_path):
     assert np.array_equal(torch_matter.predict(tmp_path / "gray.png").alpha, ref)
     rgb = np.repeat(gray[..., None], 3, axis=2)
     assert np.abs(torch_matter.predict(rgb.astype(np.uint16) * 257).alpha - ref).max() < 1e-5
+    big_endian = (rgb.astype(np.uint16) * 257).astype(">u2")          # was "unsupported dtype >u2"
+    assert np.abs(torch_matter.predict(big_endian).alpha - ref).max() < 1e-5
     assert np.abs(torch_matter.predict(rgb / np.float32(255)).alpha - ref).max() < 1e-5
 
     rgba = np.dstack([rgb, np.full(gray.shape, 255, np.uint8)])
