@@ -57,6 +57,8 @@ def check_alpha(alpha: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     or inf, or float values further out (a 0..255 matte in floats would otherwise clip to a subject everywhere)."""
     if alpha.shape != shape:
         raise DataError(f"alpha is {alpha.shape} but the photo is {shape}")
+    if not alpha.dtype.isnative:             # big-endian: read in its byte order
+        alpha = alpha.astype(alpha.dtype.newbyteorder("="))
     if alpha.dtype in (np.uint8, np.uint16):
         return alpha.astype(np.float32) / np.float32(np.iinfo(alpha.dtype).max)
     if alpha.dtype == np.bool_:

@@ -193,6 +193,7 @@ def test_bad_alpha():
             render_bokeh(photo, matte)
     wide = render_bokeh(photo, (alpha * 65535).astype(np.uint16))[0]  # uint16 and bool mattes by their range
     assert np.abs(wide.astype(int) - render_bokeh(photo, alpha)[0]).max() <= 1
+    assert np.array_equal(render_bokeh(photo, (alpha * 65535).astype(">u2"))[0], wide)
     assert np.array_equal(render_bokeh(photo, alpha > 0.5)[0], render_bokeh(photo, (alpha > 0.5).astype(np.float32))[0])
     for options, words in (({"highlight_gain": float("nan")}, "highlight_gain must be a finite number >= 0"),
                            ({"highlight_threshold": 2.0}, r"highlight_threshold must be a finite number in \[0, 1\]")):
