@@ -54,6 +54,7 @@ from common.manifest import (
 )
 from common.outputs import inside
 from common.targets import TARGETS, Precision
+from runtime.quiet_import import quiet_runtime_import
 from evaluation.protocol import evaluate_set
 from export.errors import ExportError
 from export.int8_qdq import check_set_size
@@ -534,7 +535,8 @@ def add_arguments(p) -> None:
 
 def run_export_coreml(args) -> int:
     try:
-        import coremltools  # noqa: F401
+        with quiet_runtime_import():   # its version warnings and absent native proxies: lines before the error
+            import coremltools  # noqa: F401
     except ImportError:
         raise ExportError("the CoreML target needs coremltools: pip install 'coremltools>=9,<10' "
                           "(or the project's [coreml] extra)") from None

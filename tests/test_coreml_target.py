@@ -239,3 +239,15 @@ def test_prediction_matches_pytorch(packages, variant, tolerance):
         alpha, prob = backend.run(s.image, s.trimap)
         assert alpha.shape == (1, 1, 64, 64) and prob.shape == (1, 3, 64, 64)
         assert np.abs(alpha - ref).max() < tolerance
+
+
+def test_a_refused_export_is_one_line_without_the_converters_import_warnings(tmp_path):
+    """coremltools' version warnings and its absent native proxies (thirteen lines) came before the one error."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "adamat.cli", "export", "coreml", "--size", "100", "100", "--out",
+                           str(tmp_path / "out"), "--cache", str(tmp_path / "cache")], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == ["error: input size 100x100 must be positive multiples of the encoder "
+                                                "stride 32"], done.stderr
