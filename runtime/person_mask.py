@@ -18,12 +18,7 @@ photo that is all sharp or all blurred.
 from __future__ import annotations
 
 import logging
-import os
-import sys
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import cv2
 import numpy as np
@@ -32,6 +27,7 @@ from common.errors import DataError
 from runtime.bokeh import as_uint8_rgb
 from runtime.errors import ArtifactError, BackendUnavailable
 from runtime.preprocess import Band, band_for_mask, fit_long_side
+from runtime.quiet_import import native_stderr_captured
 
 MODEL = Path(__file__).with_name("data") / "selfie_segmentation.tflite"
 SIDE = 256                 # the model's input and output: SIDE × SIDE over the whole photo
@@ -64,27 +60,6 @@ def segmenter_band(photo_shape: tuple[int, int]) -> Band:
     return band_for_mask(photo_shape, (SIDE, SIDE))
 
 
-@contextmanager
-def _native_stderr_captured() -> Iterator[list[str]]:
-    """Capture what native code writes to file descriptor 2 (LiteRT announces its CPU delegate there) unless
-    this module logs at INFO (``adamat -v``); the text is yielded after the block, for an error message."""
-    captured: list[str] = []
-    if log.isEnabledFor(logging.INFO):
-        yield captured
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield captured
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            sink.seek(0)
-            captured.append(sink.read().decode(errors="replace").strip())
-
-
 class PersonSegmenter:
     """The person segmenter on the CPU. ``threads``: LiteRT's thread count (default: its own)."""
 
@@ -100,7 +75,7 @@ class PersonSegmenter:
         model = Path(model)
         if not model.is_file():
             raise DataError("person segmenter model not found (reinstall the project)", model)
-        with _native_stderr_captured() as native:
+        with native_stderr_captured(log) as native:
             try:
                 self._interpreter = Interpreter(model_path=str(model), num_threads=threads)
                 self._interpreter.allocate_tensors()

@@ -154,6 +154,17 @@ def test_missing_or_damaged_refiner_files_are_named(tmp_path):
             runtime_refiner.BandRefiner.open(bad, runtime)
 
 
+def test_a_damaged_openvino_refiner_is_named_without_the_frontends_native_lines(tmp_path, capfd):
+    """OpenVINO's frontends each tried to parse it and wrote their failures to the process's stderr beside the
+    error (TensorFlow's 'Error parsing text-format tensorflow.GraphDef')."""
+    bad = tmp_path / "bad.xml"
+    bad.write_text("<net><broken")
+    capfd.readouterr()
+    with pytest.raises(ValueError, match="bad.xml: not a band refiner model OpenVINO can read"):
+        runtime_refiner.BandRefiner.open(bad)
+    assert capfd.readouterr().err == ""
+
+
 def test_a_matting_network_given_as_the_refiner_is_named_as_such(tmp_path, capsys):
     """A graph with other inputs (the matting network's image and trimap) is refused as it is opened, by onnxruntime
     and OpenVINO alike, in one line: not at its first tile, in the runtime's words."""

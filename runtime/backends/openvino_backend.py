@@ -11,6 +11,7 @@ precision policy's float layers of an INT8 IR into bf16 ones (measured on an AVX
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,9 @@ import openvino as ov
 from common.manifest import Manifest
 from runtime.backends.base import OUTPUT_NAMES, ManifestBackend
 from runtime.errors import ArtifactError
+from runtime.quiet_import import native_stderr_captured
+
+log = logging.getLogger(__name__)
 
 HINTS = ("LATENCY", "THROUGHPUT")
 PRECISION_HINTS = ("f32", "bf16", "f16")
@@ -69,7 +73,8 @@ def band_refiner_runner(path: Path):
     from runtime.band_refiner import Runner, check_inputs
 
     try:
-        compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+        with native_stderr_captured(log):      # the frontends that fail to parse a damaged file say so there
+            compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     except RuntimeError:
         raise ValueError(f"{path}: not a band refiner model OpenVINO can read") from None
     check_inputs([port.get_any_name() for port in compiled.inputs], path)
