@@ -163,14 +163,14 @@ def bokeh_clip(clip_path: str | Path, out_path: str | Path, matter: Matter, *,
     """Render ``clip_path`` with its background lens-blurred into ``out_path`` (:mod:`runtime.clip_files`:
     upright, the input's rate, timestamps and audio), frame by frame in bounded memory, written atomically.
     ``on_frame(done, total)`` after each frame (``total``: the container's frame count, or None)."""
+    out_path = check_clip_output(out_path)      # before Path(): "out.mp4/" names a folder
+    check_destination(out_path, clip_path, overwrite, what="clip")
+    check_strength(strength)
     if not isinstance(matter, Matter):          # not at the first frame with a person, after frames were written
         raise TypeError(f"matter must be an open runtime.matter.Matter (Matter.from_artifact(path)), got "
                         f"{type(matter).__name__}")
     if on_frame is not None and not callable(on_frame):
         raise TypeError(f"on_frame must be callable, got {type(on_frame).__name__}")
-    out_path = check_clip_output(out_path)      # before Path(): "out.mp4/" names a folder
-    check_destination(out_path, clip_path, overwrite, what="clip")
-    check_strength(strength)
     segmenter = segmenter or PersonSegmenter()
     matte = ClipMatte(matter, segmenter, stabilise)
     report, timer = ClipReport(), StageTimer()
