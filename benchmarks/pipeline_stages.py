@@ -146,9 +146,9 @@ def matting_rows(model: str, runs: int) -> list[dict]:
 # (MiB, VmHWM: ru_maxrss would carry the parent's over fork and exec).
 _RSS_CHILD = """
 import sys, cv2, numpy as np
-from runtime.bokeh import as_uint8_rgb, render_bokeh
+from runtime.bokeh import render_bokeh
 from runtime.photo_files import encode_photo
-from runtime.preprocess import Letterbox, load_photo, make_trimap, read_image, read_mask, to_mask
+from runtime.preprocess import Letterbox, as_uint8_rgb, load_photo, make_trimap, read_image, read_mask, to_mask
 from runtime.upsample import upsample_alpha
 if sys.argv[3] == "reference":
     import benchmarks.pipeline_reference as ref

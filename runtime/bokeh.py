@@ -18,13 +18,11 @@ from __future__ import annotations
 
 import math
 import numbers
-from pathlib import Path
 
 import cv2
 import numpy as np
 
 from common.errors import DataError
-from common.image_files import to_uint8
 from runtime.foreground import PIXELS_PER_PASS, foreground_at, partly_transparent
 from runtime.lens_blur import (
     DEFAULT_STRENGTH,
@@ -33,18 +31,10 @@ from runtime.lens_blur import (
     lens_blur,
 )
 from runtime.parallel import each, strips
-from runtime.preprocess import MIN_SIDE, to_rgb
+from runtime.preprocess import as_uint8_rgb
 from runtime.timing import StageTimer
 
 SUBJECT_ROWS = 256       # photo rows per pass of the composite's copy of the subject
-
-
-def as_uint8_rgb(photo: np.ndarray, path: Path | None = None) -> np.ndarray:
-    """A photo array as uint8 (H, W, 3) RGB: uint8 RGB as is, anything else through the runtime's checks
-    and conversions (:func:`runtime.preprocess.to_rgb`), rounded to 8 bits."""
-    if photo.dtype == np.uint8 and photo.ndim == 3 and photo.shape[2] == 3 and min(photo.shape[:2]) >= MIN_SIDE:
-        return np.ascontiguousarray(photo)
-    return to_uint8(to_rgb(photo, path))
 
 
 ALPHA_SLACK = 0.25       # a float matte's overshoot of [0, 1] clipped (a cubic resize's ringing); beyond it, refused
@@ -132,9 +122,6 @@ def render_bokeh(photo: np.ndarray, alpha: np.ndarray, strength: float = DEFAULT
     """
     check_strength(strength)
     _check_highlights(highlight_threshold, highlight_gain)
-    if not isinstance(photo, np.ndarray):
-        raise TypeError(f"photo must be a numpy array (a file: runtime.preprocess.read_image), got "
-                        f"{type(photo).__name__}")
     timer = timer or StageTimer()
     photo = as_uint8_rgb(photo)
     alpha = check_alpha(np.asarray(alpha), photo.shape[:2])

@@ -24,9 +24,8 @@ import cv2
 import numpy as np
 
 from common.errors import DataError
-from runtime.bokeh import as_uint8_rgb
 from runtime.errors import ArtifactError, BackendUnavailable
-from runtime.preprocess import Band, band_for_mask, fit_long_side
+from runtime.preprocess import Band, as_uint8_rgb, band_for_mask, fit_long_side
 from runtime.quiet_import import native_stderr_captured
 
 MODEL = Path(__file__).with_name("data") / "selfie_segmentation.tflite"
@@ -94,10 +93,7 @@ class PersonSegmenter:
     def probability(self, photo: np.ndarray) -> np.ndarray:
         """float32 (256, 256): the probability that each cell of the stretched photo is a person. ``photo``: uint8
         (H, W, 3) RGB, or any array :class:`runtime.matter.Matter` takes (gray, RGBA, 16-bit, float in [0, 1]),
-        checked and rounded to 8 bits as the renderer does (:func:`runtime.bokeh.as_uint8_rgb`)."""
-        if not isinstance(photo, np.ndarray):
-            raise TypeError(f"photo must be a numpy array (a file: runtime.preprocess.read_image), got "
-                            f"{type(photo).__name__}")
+        checked and rounded to 8 bits as the renderer does (:func:`runtime.preprocess.as_uint8_rgb`)."""
         photo = as_uint8_rgb(photo)
         x = cv2.resize(photo, (SIDE, SIDE), interpolation=cv2.INTER_AREA).astype(np.float32) / np.float32(255.0)
         self._interpreter.set_tensor(self._input["index"], x[None])

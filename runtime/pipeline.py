@@ -22,12 +22,12 @@ from pathlib import Path
 from adamatting.config import DEFAULT_WEIGHTS
 from common.errors import DataError
 from common.outputs import atomic_path, check_file_path, check_writable, no_folders_left_on_failure
-from runtime.bokeh import as_uint8_rgb, check_strength, render_bokeh
+from runtime.bokeh import check_strength, render_bokeh
 from runtime.lens_blur import DEFAULT_STRENGTH
 from runtime.matter import Matter
 from runtime.person_mask import MASK_SIDE, PersonSegmenter, segmenter_band
 from runtime.photo_files import OUTPUT_SUFFIXES, encode_photo, read_metadata
-from runtime.preprocess import check_band, read_image, read_mask
+from runtime.preprocess import as_uint8_rgb, check_band, read_image, read_mask
 from runtime.timing import StageTimer
 
 DEFAULT_ARTIFACT = DEFAULT_WEIGHTS

@@ -48,6 +48,7 @@ from common.image_files import (
     check_pixels,
     check_trimap,
     decode_image,
+    to_uint8,
 )
 from runtime.parallel import strips
 from runtime.photo_files import PHOTO_SUFFIXES, is_heif, is_heif_file, read_pillow, register_heif
@@ -154,6 +155,17 @@ def to_unit_float(arr: np.ndarray, what: str, path: Path | None = None) -> np.nd
 def to_rgb(arr: np.ndarray, path: Path | None = None) -> np.ndarray:
     """A photo array → float32 (H, W, 3) RGB in [0, 1] (gray replicated, an alpha channel dropped)."""
     return to_unit_float(rgb_pixels(arr, path), "photo", path)
+
+
+def as_uint8_rgb(photo: np.ndarray, path: Path | None = None) -> np.ndarray:
+    """A photo array as uint8 (H, W, 3) RGB: uint8 RGB as is, anything else through the runtime's checks
+    and conversions (:func:`to_rgb`), rounded to 8 bits; TypeError for what is not an array (a file's path)."""
+    if not isinstance(photo, np.ndarray):
+        raise TypeError(f"photo must be a numpy array (a file: runtime.preprocess.read_image), got "
+                        f"{type(photo).__name__}")
+    if photo.dtype == np.uint8 and photo.ndim == 3 and photo.shape[2] == 3 and min(photo.shape[:2]) >= MIN_SIDE:
+        return np.ascontiguousarray(photo)
+    return to_uint8(to_rgb(photo, path))
 
 
 def rgb_pixels(arr: np.ndarray, path: Path | None = None) -> np.ndarray:
