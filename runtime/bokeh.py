@@ -31,7 +31,7 @@ from runtime.lens_blur import (
     lens_blur,
 )
 from runtime.parallel import each, strips
-from runtime.preprocess import as_uint8_rgb
+from runtime.preprocess import as_uint8_rgb, in_native_order
 from runtime.timing import StageTimer
 
 SUBJECT_ROWS = 256       # photo rows per pass of the composite's copy of the subject
@@ -47,8 +47,7 @@ def check_alpha(alpha: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     or inf, or float values further out (a 0..255 matte in floats would otherwise clip to a subject everywhere)."""
     if alpha.shape != shape:
         raise DataError(f"alpha is {alpha.shape} but the photo is {shape}")
-    if not alpha.dtype.isnative:             # big-endian: read in its byte order
-        alpha = alpha.astype(alpha.dtype.newbyteorder("="))
+    alpha = in_native_order(alpha)
     if alpha.dtype in (np.uint8, np.uint16):
         return alpha.astype(np.float32) / np.float32(np.iinfo(alpha.dtype).max)
     if alpha.dtype == np.bool_:

@@ -129,11 +129,15 @@ def _as_array(source: ImageInput, what: str) -> tuple[np.ndarray, Path | None]:
 
 
 # --------------------------------------------------------------------------------------------- pixels
+def in_native_order(arr: np.ndarray) -> np.ndarray:
+    """``arr`` in this machine's byte order (a big-endian uint16 compares unequal to np.uint16)."""
+    return arr if arr.dtype.isnative else arr.astype(arr.dtype.newbyteorder("="))
+
+
 def to_unit_float(arr: np.ndarray, what: str, path: Path | None = None) -> np.ndarray:
     """uint8 / uint16 / bool / float in [0, 1] → float32 in [0, 1], in either byte order; anything else is a
     DataError."""
-    if not arr.dtype.isnative:               # a big-endian uint16 compares unequal to np.uint16
-        arr = arr.astype(arr.dtype.newbyteorder("="))
+    arr = in_native_order(arr)
     if arr.dtype == np.uint8:
         return arr.astype(np.float32) / np.float32(255.0)
     if arr.dtype == np.uint16:
