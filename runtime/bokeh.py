@@ -17,12 +17,12 @@ refers to those 8-bit values.
 from __future__ import annotations
 
 import math
-import numbers
 
 import cv2
 import numpy as np
 
 from common.errors import DataError
+from common.values import is_real_number
 from runtime.foreground import PIXELS_PER_PASS, foreground_at, partly_transparent
 from runtime.lens_blur import (
     DEFAULT_STRENGTH,
@@ -94,7 +94,7 @@ def composite(photo: np.ndarray, alpha: np.ndarray, background: np.ndarray,
 
 def check_strength(strength: float) -> float:
     """The blur strength, a finite fraction of the image diagonal in [0, 1]; ValueError naming it otherwise."""
-    if isinstance(strength, bool) or not isinstance(strength, numbers.Real) or not (
+    if not is_real_number(strength) or not (
             math.isfinite(strength) and 0 <= strength <= 1):
         raise ValueError(f"strength must be a number in [0, 1] (a fraction of the image diagonal; default "
                          f"{DEFAULT_STRENGTH}), got {strength}")
@@ -105,7 +105,7 @@ def _check_highlights(threshold: float, gain: float) -> None:
     """ValueError unless the highlight boost's threshold is a number in [0, 1] and its gain a finite number >= 0
     (a NaN gain made the whole background black)."""
     for name, value, most in (("highlight_threshold", threshold, 1.0), ("highlight_gain", gain, math.inf)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
+        if not is_real_number(value) or not (
                 math.isfinite(value) and 0 <= value <= most):
             raise ValueError(f"{name} must be a finite number {'in [0, 1]' if most == 1 else '>= 0'}, got {value!r}")
 

@@ -37,6 +37,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from common.values import is_real_number, is_whole_number
 from runtime.backends import Backend, open_backend
 from runtime.band_refiner import BandRefiner
 from runtime.errors import ArtifactError
@@ -206,17 +207,17 @@ MAX_RADIUS = 64   # the guided filter's window radius, at most (low-resolution p
 def _check_filter(radius: int, eps: float) -> None:
     """ValueError unless the guided filter's ``radius`` is a whole number from 1 to :data:`MAX_RADIUS` and its
     ``eps`` a finite number above 0 (0 divides by the flat windows' zero variance: NaN alpha)."""
-    if isinstance(radius, bool) or not isinstance(radius, (int, np.integer)) or not 1 <= radius <= MAX_RADIUS:
+    if not is_whole_number(radius) or not 1 <= radius <= MAX_RADIUS:
         raise ValueError(f"radius must be a whole number of pixels from 1 to {MAX_RADIUS}, got {radius!r}")
-    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating)) or not (np.isfinite(eps) and eps > 0):
+    if not is_real_number(eps) or not (np.isfinite(eps) and eps > 0):
         raise ValueError(f"eps must be a finite number above 0, got {eps!r}")
 
 
 def _input_size(backend: Backend, asked: tuple[int, int] | None) -> tuple[int, int]:
     """The fixed model input every photo is letterboxed to (see :class:`Matter`)."""
     own = tuple(backend.input_size) if backend.input_size is not None else None
-    if asked is not None and not (isinstance(asked, (tuple, list)) and len(asked) == 2 and all(
-            isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in asked)):
+    if asked is not None and not (isinstance(asked, (tuple, list)) and len(asked) == 2
+                                  and all(map(is_whole_number, asked))):
         raise ValueError(f"input_size must be (height, width), two whole numbers, got {asked!r}")
     size = tuple(int(s) for s in (asked or own or DEFAULT_INPUT_SIZE))
     if own is not None and size != own:

@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from common.errors import DataError
+from common.values import is_whole_number
 from runtime.errors import ArtifactError, BackendUnavailable
 from runtime.preprocess import Band, as_uint8_rgb, band_for_mask, fit_long_side
 from runtime.quiet_import import native_stderr_captured
@@ -63,8 +64,7 @@ class PersonSegmenter:
     """The person segmenter on the CPU. ``threads``: LiteRT's thread count (default: its own)."""
 
     def __init__(self, model: str | Path = MODEL, threads: int | None = None):
-        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer))
-                                    or not 1 <= threads <= MAX_THREADS):
+        if threads is not None and (not is_whole_number(threads) or not 1 <= threads <= MAX_THREADS):
             raise ValueError(f"threads must be a whole number from 1 to {MAX_THREADS}, got {threads!r}")
         try:
             from ai_edge_litert.interpreter import Interpreter
@@ -107,8 +107,7 @@ class PersonSegmenter:
         :class:`runtime.matter.Matter` takes: a 12-megapixel mask costs time and 12 MB for nothing).
         :class:`NoPersonFound` (naming ``path``) when less than 1 % of the photo is a person, unless
         ``require_person`` is False (timing on a synthetic photo)."""
-        if long_side is not None and (isinstance(long_side, bool) or not isinstance(long_side, (int, np.integer))
-                                      or long_side < 1):
+        if long_side is not None and (not is_whole_number(long_side) or long_side < 1):
             raise ValueError(f"long_side must be a whole number of pixels >= 1, got {long_side!r}")
         prob = self.probability(photo)
         share = float((prob > THRESHOLD).mean())

@@ -50,6 +50,7 @@ from common.image_files import (
     decode_image,
     to_uint8,
 )
+from common.values import is_whole_number
 from runtime.parallel import strips
 from runtime.photo_files import PHOTO_SUFFIXES, is_heif, is_heif_file, read_pillow, register_heif
 
@@ -291,7 +292,7 @@ def read_mask(mask: ImageInput, shape: tuple[int, int]) -> np.ndarray:
 def check_band(band: int) -> int:
     """The unknown band around a mask's edge, in photo pixels: an integer from 1 to MAX_BAND; ValueError
     naming it otherwise. (A band wider than the photo makes it all unknown: :func:`make_trimap` clamps it.)"""
-    if isinstance(band, bool) or not isinstance(band, (int, np.integer)) or not 1 <= band <= MAX_BAND:
+    if not is_whole_number(band) or not 1 <= band <= MAX_BAND:
         raise ValueError(f"band must be a whole number of pixels from 1 to {MAX_BAND}, got {band}")
     return int(band)
 

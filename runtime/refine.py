@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from common.values import is_real_number, is_whole_number
 from runtime.upsample import OPEN, snap, upsample_alpha
 
 UNSURE = 0.02        # a band pixel whose coarse alpha is within this of 0 or 1 counts as decided
@@ -32,8 +33,7 @@ class Refinement:
     zoom: float = 2.0        # refinement resolution: the photo's long side at zoom × the model's input side
 
     def __post_init__(self):
-        if isinstance(self.tiles, bool) or not isinstance(self.tiles, (int, np.integer)) or not isinstance(
-                self.zoom, (int, float, np.floating)):
+        if not is_whole_number(self.tiles) or not is_real_number(self.zoom):
             raise ValueError(f"refinement needs a whole number of tiles and a number zoom, got tiles={self.tiles!r}, "
                              f"zoom={self.zoom!r}")
         if self.tiles < 1 or not (math.isfinite(self.zoom) and self.zoom > 1):   # NaN compares false
