@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from adamatting.checkpoint import read_checkpoint
 from adamatting.config import ModelConfig
 from adamatting.fuse import fold_batchnorms
 from adamatting.model import AdaMatting, ExportWrapper
@@ -69,6 +70,12 @@ def check_input_size(cfg: ModelConfig, size: tuple[int, int]) -> tuple[int, int]
     if h <= 0 or w <= 0 or h % cfg.stride or w % cfg.stride:
         raise ExportError(f"input size {h}x{w} must be positive multiples of the encoder stride {cfg.stride}")
     return h, w
+
+
+def check_checkpoint_size(checkpoint: str | Path, size: tuple[int, int]) -> tuple[int, int]:
+    """:func:`check_input_size` of the model ``checkpoint`` holds, from its config (the model is not built):
+    a bad checkpoint or size fails in a second, before any set is built or any target runs."""
+    return check_input_size(ModelConfig.from_dict(read_checkpoint(checkpoint)["config"]), size)
 
 
 def trace_to_onnx(model: AdaMatting, size: tuple[int, int], dynamic_batch: bool = False, opset: int = OPSET):

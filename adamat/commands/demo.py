@@ -8,11 +8,11 @@ from adamat.arguments import size_argument
 from adamat.figures import run_demo
 from adamat.main_job import JobConfig, run_main_job
 from adamatting.checkpoint import read_checkpoint
-from adamatting.config import DEFAULT_WEIGHTS, VARIANT_WEIGHTS, ModelConfig
+from adamatting.config import DEFAULT_WEIGHTS, VARIANT_WEIGHTS
 from common.arguments import count, out_folder, thread_count, whole_number
 from common.errors import DataError
 from common.outputs import check_folder
-from export.onnx_graph import check_input_size
+from export.onnx_graph import check_checkpoint_size
 
 
 def add_arguments(d) -> None:
@@ -56,11 +56,10 @@ def run(args) -> int:
 def _check_before_work(args, variant: Path | None) -> None:
     """The checkpoints read, the export size checked against each model, the output folders made: a bad one fails
     in a second, before the figures and exports (it failed after them, leaving them behind)."""
-    models = [Path(args.weights)] + ([] if args.figures_only or variant is None else [variant])
-    for path in models:
-        cfg = ModelConfig.from_dict(read_checkpoint(path)["config"])
-        if not args.figures_only:
-            check_input_size(cfg, tuple(args.size))
-    if not args.figures_only:
-        for folder in (args.export_dir, args.reports):
-            check_folder(folder)
+    if args.figures_only:
+        read_checkpoint(args.weights)
+        return
+    for path in [Path(args.weights)] + ([] if variant is None else [variant]):
+        check_checkpoint_size(path, tuple(args.size))
+    for folder in (args.export_dir, args.reports):
+        check_folder(folder)

@@ -9,8 +9,8 @@ import tempfile
 from pathlib import Path
 
 from adamat.tables import print_table
-from adamatting.checkpoint import load_model, read_checkpoint
-from adamatting.config import DEFAULT_WEIGHTS, ModelConfig
+from adamatting.checkpoint import load_model
+from adamatting.config import DEFAULT_WEIGHTS
 from benchmarks.fingerprint import measured_header
 from common.arguments import Distinct, file_named, out_folder, whole_number
 from common.errors import DataError
@@ -19,7 +19,7 @@ from common.targets import TARGETS as REGISTRY
 from export import band_refiner_targets
 from export.all_targets import TARGETS, export_all
 from export.job import add_size_argument, check_sets_readable, composited_set
-from export.onnx_graph import check_input_size, export_onnx
+from export.onnx_graph import check_checkpoint_size, export_onnx
 from export.sensitivity import format_report, rank_layers, suggest_policy
 
 
@@ -61,8 +61,7 @@ def add_arguments(ex) -> None:
 
 def run_all(args) -> int:
     size = tuple(args.size)
-    payload = read_checkpoint(args.checkpoint)   # a bad checkpoint, size or output folder fails before the sets
-    check_input_size(ModelConfig.from_dict(payload["config"]), size)   # are built: one line, not a row per target
+    check_checkpoint_size(args.checkpoint, size)   # a bad checkpoint, size or output folder fails before the sets
     check_folder(args.out)
     cal = composited_set(args.calib, size, Path(args.cache))
     val = composited_set(args.val, size, Path(args.cache))

@@ -10,8 +10,7 @@ from tqdm import tqdm
 
 from adamat.arguments import size_argument
 from adamat.tables import print_table
-from adamatting.checkpoint import read_checkpoint
-from adamatting.config import DEFAULT_WEIGHTS, ModelConfig
+from adamatting.config import DEFAULT_WEIGHTS
 from benchmarks.gates import GATES_TOML, Gates, check, failures, table
 from benchmarks.report import gate_json
 from common.arguments import file_named, out_folder, positive_int
@@ -22,7 +21,7 @@ from common.targets import export_commands
 from evaluation.accuracy import AccuracyRow, evaluate_all
 from export.errors import ExportError
 from export.job import composited_set
-from export.onnx_graph import check_input_size
+from export.onnx_graph import check_checkpoint_size
 from runtime.artifacts import Artifact, discover, reference, split_stale
 
 
@@ -59,7 +58,7 @@ def _check_reference(checkpoint: str, size: tuple[int, int]) -> None:
     if not Path(checkpoint).is_file():
         raise FileNotFoundError(f"{checkpoint}: the FP32 reference checkpoint is missing")
     try:
-        check_input_size(ModelConfig.from_dict(read_checkpoint(checkpoint)["config"]), size)
+        check_checkpoint_size(checkpoint, size)
     except ExportError as e:
         raise ValueError(f"--size: {e}") from None
 
