@@ -15,7 +15,7 @@ from adamatting.train.config import AMP
 from adamatting.train.distributed import choose_device
 from adamatting.train.launch import launch, without_option
 from calib_data.splits import alphamatting_dev_dir
-from common.arguments import count, fraction, number, positive_int, scale, thread_count, whole_number
+from common.arguments import count, fraction, number, out_folder, positive_int, scale, thread_count, whole_number
 from common.machine import usable_cores
 from evaluation.protocol import evaluate_real, model_predictor
 
@@ -25,7 +25,7 @@ def add_arguments(t) -> None:
     t.add_argument("--guided-scale", type=guided_scale, default=None, metavar="{1,4/3,2,4}",
                    help="override the config's guided_scale: 1 runs the network at full resolution (no guided "
                         "upsampler), 4/3 at 3/4 resolution with it (the mobile config's own), 2 at half")
-    t.add_argument("--run-dir", "--run", dest="run", default="runs/mobile",
+    t.add_argument("--run-dir", "--run", dest="run", type=out_folder, default="runs/mobile",
                    help="run folder; an existing last.pt is resumed (write --run-dir under torchrun, which takes "
                         "--run for its own --run-path)")
     t.add_argument("--steps", type=whole_number(1), default=3000)
@@ -74,7 +74,7 @@ def add_arguments(t) -> None:
     g.add_argument("--compile", action="store_true", help="torch.compile the network (CUDA)")
     g.add_argument("--sync-bn", action="store_true",
                    help="BatchNorm statistics over every process's batch (CUDA only; default per process)")
-    t.add_argument("--cache", default="cache", help="cache root (estimated real foregrounds)")
+    t.add_argument("--cache", type=out_folder, default="cache", help="cache root (estimated real foregrounds)")
     t.add_argument("--teacher", default=None, metavar="CHECKPOINT",
                    help="distil from this trained checkpoint (e.g. weights/mobile.pt): its alpha and adapted trimap "
                         "become soft targets beside the ground truth")
@@ -112,9 +112,6 @@ def run(args) -> int:
 
 def _check_run(args, device) -> None:
     """ValueError naming the option for what would fail only after the data is built, or run unused."""
-    for option, path in (("--run-dir", args.run), ("--cache", args.cache)):
-        if Path(path).exists() and not Path(path).is_dir():
-            raise ValueError(f"{option} {path}: is a file, not a folder")
     if args.distill_weight is not None and not args.teacher:
         raise ValueError("--distill-weight weighs the distillation from --teacher: give a teacher or leave it out")
     most = torch.cuda.device_count() if device.type == "cuda" else usable_cores()
