@@ -37,7 +37,7 @@ from runtime.lens_blur import DEFAULT_STRENGTH
 from runtime.matter import Matter
 from runtime.person_mask import MASK_SIDE, MIN_PERSON_SHARE, THRESHOLD, PersonSegmenter, mask_of, segmenter_band
 from runtime.pipeline import check_destination
-from runtime.preprocess import read_mask
+from runtime.preprocess import as_uint8_rgb, read_mask
 from runtime.timing import StageTimer
 
 MASK_MEMORY = 0.7          # share of the previous frame's mask a still pixel keeps
@@ -84,8 +84,11 @@ class ClipMatte:
     def __call__(self, rgb: np.ndarray, mask: np.ndarray | None = None,
                  timer: StageTimer | None = None) -> np.ndarray | None:
         """The frame's alpha (float32, its size), or None where the segmenter finds no person. ``mask``: the
-        frame's coarse mask (any resolution of its aspect, 0..1); None: the segmenter's."""
+        frame's coarse mask (any resolution of its aspect, 0..1); None: the segmenter's. A frame that is not
+        uint8 RGB is converted as a photo is (:func:`runtime.preprocess.as_uint8_rgb`); one of another size
+        than the last starts afresh, as a scene cut does."""
         timer = timer or StageTimer()
+        rgb = as_uint8_rgb(rgb)
         luma = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
         self._cut_if_new_scene(luma)
         before, self.state.luma = self.state.luma, luma
@@ -106,8 +109,8 @@ class ClipMatte:
 
     def _cut_if_new_scene(self, luma: np.ndarray) -> None:
         thumb = cv2.resize(luma, THUMBNAIL, interpolation=cv2.INTER_AREA).astype(np.float32) / 255
-        if self.state.thumb is not None and (self.state.thumb.shape != thumb.shape
-                                             or float(np.abs(thumb - self.state.thumb).mean()) > SCENE_CUT):
+        resized = self.state.luma is not None and self.state.luma.shape != luma.shape
+        if self.state.thumb is not None and (resized or float(np.abs(thumb - self.state.thumb).mean()) > SCENE_CUT):
             self.state = _State()
             self.cuts += 1
         self.state.thumb = thumb

@@ -150,6 +150,10 @@ class ClipReader:
             self.close()
             raise DataError("has no decodable video frame", self.path)
         rotation = int(first.rotation or 0) % 360
+        if rotation % 90:
+            self.close()
+            raise DataError(f"its display matrix turns the frames by {rotation}°: only quarter turns are supported",
+                            self.path)
         h, w = first.height, first.width
         if min(h, w) < MIN_SIDE:   # as a photo's: too small to carry a matte
             self.close()
@@ -182,28 +186,45 @@ class ClipReader:
                     continue
                 for frame in packet.decode():
                     rgb = upright(to_rgb(frame), self.info.rotation)
+                    self._check_size(rgb, index)
                     yield Frame(index, rgb, frame.pts, frame.time_base)
                     span.add(frame)
                     index += 1
         except av.error.FFmpegError as e:
             raise DataError(f"cannot decode the clip at frame {index} ({_reason(e)})", self.path) from None
-        self._check_complete(index, span.seconds(self.info.rate))
+        self._check_complete(index, span)
 
-    def _check_complete(self, frames: int, seconds: float | None) -> None:
-        """DataError where the frames decoded cover clearly less than the duration the file declares (a streamed
-        container, Matroska or WebM, cut short or damaged: its demuxer stops there without an error)."""
-        declared = self._declared_seconds()
-        if declared is None or seconds is None:
+    def _check_size(self, rgb: np.ndarray, index: int) -> None:
+        """DataError where a frame's size is not the first frame's (one output stream has one size)."""
+        if rgb.shape[:2] != (self.info.height, self.info.width):
+            raise DataError(f"frame {index} is {rgb.shape[1]}x{rgb.shape[0]} where the clip's first frame is "
+                            f"{self.info.width}x{self.info.height}: a clip whose frame size changes is not supported",
+                            self.path)
+
+    def _check_complete(self, frames: int, span: _Span) -> None:
+        """DataError where the frames decoded end clearly before the video's end as the file declares it (a
+        streamed container, Matroska or WebM, cut short or damaged: its demuxer stops there without an error).
+        Ends are compared on the file's clock, so a clip whose first frame is not at 0 is measured from it."""
+        end = self._declared_end()
+        if end is None or span.first is None:
             return
+        seconds, declared = span.seconds(self.info.rate), end - span.first
         if declared - seconds > max(SHORTFALL_SECONDS, SHORTFALL_SHARE * declared, 2 / float(self.info.rate)):
             raise DataError(f"cannot decode the clip past frame {frames} ({seconds:.2f} s of the {declared:.2f} s "
                             "it declares): a truncated or damaged file", self.path)
 
-    def _declared_seconds(self) -> float | None:
-        """The video stream's duration as the file declares it, else the container's (None: not declared)."""
-        if self._video.duration and self._video.time_base:
-            return float(self._video.duration * self._video.time_base)
-        if self._container.duration:
+    def _declared_end(self) -> float | None:
+        """When the video ends on the file's clock, as declared: its track's ``DURATION`` tag (Matroska and WebM
+        write the track's end there; FFmpeg gives their video stream the container's duration, the audio's where
+        it is longer), else the video stream's start plus its duration, else, for a clip without audio (whose
+        audio may outlast the video), the container's duration. None: not declared."""
+        video = self._video
+        tagged = _clock_seconds(video.metadata.get("DURATION"))
+        if tagged is not None:
+            return tagged
+        if video.duration and video.time_base:
+            return float(((video.start_time or 0) + video.duration) * video.time_base)
+        if self._container.duration and not self._container.streams.audio:
             return self._container.duration / 1_000_000       # in AV_TIME_BASE units
         return None
 
@@ -304,6 +325,15 @@ class ClipWriter:
             self.close()
         else:
             self._container.close()
+
+
+def _clock_seconds(text: str | None) -> float | None:
+    """Seconds of an ``HH:MM:SS.fraction`` tag (None: absent or not that)."""
+    try:
+        hours, minutes, seconds = (text or "").split(":")
+        return 3600 * float(hours) + 60 * float(minutes) + float(seconds)
+    except ValueError:
+        return None
 
 
 def _even(n: int) -> int:

@@ -431,3 +431,68 @@ def test_a_missing_clip_or_a_folder_is_named_as_such(tmp_path, kind, message):
         path.mkdir()
     with pytest.raises(DataError, match=f"clip.mp4: {message}"):
         ClipReader(path)
+
+
+def encode_two_sizes(path, first, then):
+    """A Matroska clip of MJPEG frames: three of ``first``, then three of ``then`` (stream-level size change)."""
+    with av.open(str(path), "w", format="matroska") as c:
+        video = c.add_stream("mjpeg", rate=10)
+        video.height, video.width = first[0].shape[:2]
+        video.pix_fmt = "yuvj420p"
+        other = av.CodecContext.create("mjpeg", "w")
+        other.height, other.width = then[0].shape[:2]
+        other.pix_fmt, other.time_base = "yuvj420p", Fraction(1, 10)
+        for i, (rgb, codec) in enumerate([(f, video) for f in first] + [(f, other) for f in then]):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuvj420p")
+            frame.pts = i
+            for packet in codec.encode(frame):
+                packet.stream, packet.pts, packet.dts = video, i, i
+                c.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize("case, problem", [
+    ("larger", "frame 3 is 160x120 where the clip's first frame is 96x72: a clip whose frame size changes is not "
+               "supported"),
+    ("turned", "its display matrix turns the frames by 45°: only quarter turns are supported"),
+])
+def test_a_clip_that_cannot_make_one_upright_stream_is_refused(tiny_checkpoint, tmp_path, capsys, case, problem):
+    """Frames that change size were cropped into the first size's stream (or failed in OpenCV); a turn by 45° was
+    read as a quarter turn's swapped sides and stretched."""
+    if case == "larger":
+        source = encode_two_sizes(tmp_path / "clip.mkv", astronaut_frames(3, (96, 72)), astronaut_frames(3))
+    else:
+        source = write_clip(tmp_path / "clip.mp4", astronaut_frames(3), rotation=45, audio=False)
+    out = tmp_path / "out.mp4"
+    assert main(["bokeh", str(source), "-o", str(out), "--artifact", str(tiny_checkpoint)]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if not line.startswith("bokeh: ")]   # progress
+    assert len(err) == 1 and err[0] == f"error: {source}: {problem}", err
+    assert [p.name for p in tmp_path.iterdir()] == [source.name]
+
+
+def test_a_streamed_clip_that_starts_late_or_whose_audio_is_longer_is_whole(tmp_path):
+    """Its end is compared on the file's clock: a Matroska clip whose first frame is at 5 s (the container says
+    5.5 s) or whose audio outlasts its video by 1.5 s was refused as cut short."""
+    late = encode_vfr(tmp_path / "late.mkv", astronaut_frames(5), [5.0, 5.1, 5.2, 5.3, 5.4], rate=10)
+    long_audio = tmp_path / "long_audio.mkv"
+    encode_vfr(long_audio, astronaut_frames(2), [0.0, 0.04], audio_codec="aac")     # half a second of tone
+    for path, count in ((late, 5), (long_audio, 2)):
+        assert len(read_all(path)[1]) == count
+
+
+def test_clip_frames_are_read_as_photos_and_a_new_size_starts_afresh(tiny_checkpoint):
+    """Gray, float and 16-bit frames are converted as a photo is (the luma of the stillness test was read as uint8
+    from them, or OpenCV failed); a frame of another size is a scene cut (OpenCV failed on the two lumas)."""
+    matter = Matter.from_artifact(tiny_checkpoint, refinement=None, band_refiner=None)
+    frame = astronaut_frames(1, (128, 96))[0]
+    mask = jittered_masks((96, 128), 1)[0]
+    reference = ClipMatte(matter)(frame, mask)
+    for other in (frame.astype(np.float32) / 255, frame.astype(np.uint16) * 257):
+        assert np.array_equal(ClipMatte(matter)(other, mask), reference)
+    assert ClipMatte(matter)(frame[..., 0], mask).shape == (96, 128)
+    matte = ClipMatte(matter)
+    matte(frame, mask)
+    bigger = cv2.resize(frame, (256, 192))
+    assert matte(bigger, mask).shape == (192, 256) and matte.cuts == 1
+    with pytest.raises(TypeError, match="must be a numpy array"):
+        matte(None, mask)
