@@ -115,6 +115,17 @@ def test_matter_options_are_checked_when_it_is_made(artifacts, options, words):
         Refinement(tiles=2.5)
 
 
+@pytest.mark.parametrize("options, words", [
+    ({"threads": 10**6}, "threads must be a whole number from 1 to"),        # started that many threads
+    ({"threads": 0}, "threads must be a whole number from 1 to"),            # taken as the runtime's default
+    ({"threads": 1.5}, "threads must be a whole number from 1 to"),          # pybind11's signature text
+    ({"bogus": 1}, "the onnxruntime backend takes no option 'bogus'; its options: threads, providers"),
+])
+def test_backend_options_are_checked_before_the_artifact_is_opened(artifacts, options, words):
+    with pytest.raises(ValueError, match=words):
+        Matter.from_artifact(artifacts["onnx"], backend_options=options)
+
+
 def test_an_export_keeps_its_own_input_size(artifacts, onnx_matter):
     assert onnx_matter.input_size == ONNX_SIZE
     with pytest.raises(ValueError, match="differs from the artifact's"):

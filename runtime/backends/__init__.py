@@ -8,10 +8,13 @@ is requested, never when ``runtime`` is imported, so a missing package is an err
 from __future__ import annotations
 
 import importlib
+import inspect
+import os
 from pathlib import Path
 from typing import Any
 
 from common.targets import RUNTIMES, Runtime, runtime_for_suffix
+from common.values import is_whole_number
 from runtime.backends.base import Backend
 from runtime.errors import ArtifactError, BackendUnavailable
 from runtime.quiet_import import quiet_runtime_import
@@ -49,8 +52,26 @@ def open_backend(artifact: str | Path, backend: str | None = None, expect: dict[
                  **options: Any) -> Backend:
     """Open ``artifact`` with ``backend`` (default: chosen by suffix), refusing it unless it matches ``expect``."""
     artifact = Path(artifact)
+    name = backend or backend_for(artifact)
     with quiet_runtime_import():
-        return backend_class(backend or backend_for(artifact)).open(artifact, dict(expect or {}), **options)
+        cls = backend_class(name)
+        check_options(name, cls.open, options)
+        return cls.open(artifact, dict(expect or {}), **options)
 
 
-__all__ = ["BACKENDS", "Backend", "backend_class", "backend_for", "open_backend"]
+def check_options(name: str, opener, options: dict[str, Any]) -> None:
+    """ValueError naming an option the ``name`` backend's ``opener`` does not take, or a ``threads`` that is not a
+    whole number from 1 to this machine's cores (a runaway count started that many threads; 0 and -1 were taken
+    as the runtime's default, a float failed inside the runtime's bindings)."""
+    takes = [p for p in inspect.signature(opener).parameters if p not in ("artifact", "expect")]
+    unknown = sorted(set(options) - set(takes))
+    if unknown:
+        raise ValueError(f"the {name} backend takes no option {', '.join(map(repr, unknown))}; its options: "
+                         f"{', '.join(takes) or 'none'}")
+    threads, cores = options.get("threads"), os.cpu_count() or 1
+    if threads is not None and not (is_whole_number(threads) and 1 <= threads <= cores):
+        raise ValueError(f"threads must be a whole number from 1 to {cores} (the CPU cores of this machine), "
+                         f"got {threads!r}")
+
+
+__all__ = ["BACKENDS", "Backend", "backend_class", "backend_for", "check_options", "open_backend"]
