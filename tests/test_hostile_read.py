@@ -395,6 +395,12 @@ def test_a_file_of_several_frames_says_that_its_first_is_used(tmp_path, suffix):
     (["clips", "--images", "GT01", "--protocol", "trimap"], "--images, --protocol trimap: not used by clips"),
     (["clips", "--long-side", "800"], "--long-side: not used by clips"),
     (["real", "--frames", "3"], "--frames: not used by photos"),
+    (["clips", "--artifacts", "weights/mobile.pt", "weights/mobile-int8.pt", "--baselines", "closed-form"],
+     "a second --artifacts, --baselines: not used by clips"),                 # the second model was not scored
+    (["clips", "--refine-tiles", "3", "--also-unrefined", "--closed-form-cap", "5"],
+     "--refine-tiles, --also-unrefined, --closed-form-cap: not used by clips"),
+    (["real", "--protocol", "trimap", "--recipe", "down8", "--seed", "3"],
+     "--recipe, --seed: not used by the trimap protocol"),
 ])
 def test_eval_refuses_options_the_evaluation_would_ignore(tmp_path, capsys, args, message):
     assert main(["eval", *args, "--out", str(tmp_path / "out")]) == 2

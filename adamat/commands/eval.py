@@ -136,14 +136,26 @@ def run(args) -> int:
 
 
 def _refuse_options_of_the_other_kind(args, clips: bool) -> None:
-    """ValueError naming the options given that the evaluation asked for does not use (clips take no photo
-    selection or trimap protocol, photos no frames): they would be ignored without a word."""
-    given = ({"--images": args.images, "--limit": args.limit, "--long-side": args.long_side,
-              "--protocol trimap": args.protocol == "trimap", "--recipe down8": args.recipe != "phone"} if clips else
-             {"--frames": args.frames != ClipSet.frames, "--clip-size": list(args.clip_size) != list(ClipSet.size)})
+    """ValueError naming the options given that the evaluation asked for does not use, which would be ignored
+    without a word: clips take one model, no photo selection, trimap protocol, refinement or closed-form matting
+    (their baselines are fixed), photos no frames, and the trimap protocol simulates no masks."""
+    if clips:
+        given = {"--images": args.images, "--limit": args.limit, "--long-side": args.long_side,
+                 "--protocol trimap": args.protocol == "trimap", "--recipe": args.recipe != "phone",
+                 "a second --artifacts": len(args.artifacts) > 1, "--baselines": args.baselines != list(BASELINES),
+                 "--refine-tiles": args.refine_tiles != DEFAULT_REFINEMENT.tiles,
+                 "--refine-zoom": args.refine_zoom != DEFAULT_REFINEMENT.zoom, "--also-unrefined": args.also_unrefined,
+                 "--closed-form-cap": args.closed_form_cap != CLOSED_FORM_CAP}
+        what = "clips (one model, with --frames, --clip-size, --seed, --band-refiner)"
+    else:
+        given = {"--frames": args.frames != ClipSet.frames, "--clip-size": list(args.clip_size) != list(ClipSet.size)}
+        what = "photos (--frames, --clip-size: clips)"
+        if args.protocol == "trimap":
+            given |= {"--recipe": args.recipe != "phone", "--seed": args.seed != 0}
+            what = "the trimap protocol (--recipe, --seed: the masks the mask protocol simulates; --frames, " \
+                   "--clip-size: clips)"
     unused = [name for name, value in given.items() if value]
     if unused:
-        what = "clips (they take --frames, --clip-size, --seed)" if clips else "photos (--frames, --clip-size: clips)"
         raise ValueError(f"{', '.join(unused)}: not used by {what}")
 
 
