@@ -286,3 +286,20 @@ def test_ship_help_says_which_scales_a_model_takes(capsys):
     help_text = " ".join(capsys.readouterr().out.split())
     assert ("mobile-int8 (the default model; decoders end at stride 4) runs at 4 only; mobile (stride 1) at 4/3, 2 "
             "or 4 (weights/mobile.pt: trained at 2, shipped at 4/3)") in help_text
+
+
+@pytest.mark.parametrize("args", [
+    ["ship", "--run-dir", ""],                  # fell back to the default run, and shipped it
+    ["gate", "--artifacts", ""], ["gate", "--checkpoint", ""], ["gate", "--gates", ""], ["gate", "--val", ""],
+    ["eval-real", "--checkpoint", ""], ["eval", "real", "--band-refiner", ""], ["eval", "real", "--artifacts", ""],
+    ["demo", "--weights", ""], ["demo", "--variant", ""],
+    ["export", "all", "--checkpoint", ""], ["export", "all", "--calib", ""], ["export", "all", "--val", ""],
+    ["train", "--teacher", ""],                 # built the training data first
+    ["train", "--init", " "], ["train-refiner", "--checkpoint", ""],
+    ["train-refiner", "--folder", ""],          # read the current folder as photos
+    ["ship", "--average", ""],
+])
+def test_an_empty_path_is_refused_by_the_parser_not_read_as_the_current_folder(args, capsys):
+    option = args[-2]
+    err = refused(args, capsys)
+    assert err.startswith(f"error: argument {option}") and "must name a file or folder, got an empty path" in err, err

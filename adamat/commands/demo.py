@@ -9,7 +9,7 @@ from adamat.figures import run_demo
 from adamat.main_job import JobConfig, run_main_job
 from adamatting.checkpoint import read_checkpoint
 from adamatting.config import DEFAULT_WEIGHTS, VARIANT_WEIGHTS
-from common.arguments import count, out_folder, thread_count, whole_number
+from common.arguments import count, out_folder, path_text, thread_count, whole_number
 from common.errors import DataError
 from common.outputs import check_folder
 from export.onnx_graph import check_checkpoint_size
@@ -18,8 +18,9 @@ from export.onnx_graph import check_checkpoint_size
 def add_arguments(d) -> None:
     d.add_argument("--out", type=out_folder, default="out/demo", help="folder for the contact sheet and figures")
     d.add_argument("--cache", type=out_folder, default="cache/sets", help="cache root for the composited sets")
-    d.add_argument("--weights", default=str(DEFAULT_WEIGHTS), help="the checkpoint to export, gate and benchmark")
-    d.add_argument("--variant", default=str(VARIANT_WEIGHTS),
+    d.add_argument("--weights", type=path_text, default=str(DEFAULT_WEIGHTS),
+                   help="the checkpoint to export, gate and benchmark")
+    d.add_argument("--variant", type=path_text, default=str(VARIANT_WEIGHTS),
                    help="a second model to export to ONNX and OpenVINO, gate, and compare with the first in one "
                         "interleaved latency run ('none': skip)")
     d.add_argument("--export-dir", type=out_folder, default="out/export",

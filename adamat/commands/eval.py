@@ -14,7 +14,7 @@ from calib_data.phone_set import PhoneSetConfig, build_phone_set, build_upscaled
 from calib_data.procedural import MIN_SIZE
 from calib_data.segmenter_masks import RECIPES
 from calib_data.splits import alphamatting_dev_dir
-from common.arguments import number, out_folder, positive_int, refuse_repeats, whole_number
+from common.arguments import number, out_folder, path_text, positive_int, refuse_repeats, whole_number
 from common.errors import DataError
 from common.image_files import MAX_PIXELS
 from common.outputs import check_folder, one_file_twice, same_file
@@ -64,12 +64,12 @@ def add_arguments(p) -> None:
                    help=f"scale every photo to this long side first ({MIN_LONG_SIDE} to {MAX_LONG_SIDE}: a photo up to "
                         f"2:1 then keeps its short side at the {MIN_SIDE} px the runtime mattes at least, and a square "
                         f"photo stays within the {MAX_PIXELS // 1_000_000}-megapixel limit of every image read)")
-    p.add_argument("--artifacts", nargs="+", default=[str(DEFAULT_WEIGHTS)],
+    p.add_argument("--artifacts", nargs="+", type=path_text, default=[str(DEFAULT_WEIGHTS)],
                    help="models to score, each through the app's path: checkpoints or exported artifacts")
     p.add_argument("--refine-tiles", type=whole_number(0), default=DEFAULT_REFINEMENT.tiles, metavar="TILES",
                    help=f"the models' refinement of the band: at most this many tiles (>= 0) at a higher resolution "
                         f"(runtime.refine; 0: off; default {DEFAULT_REFINEMENT.tiles})")
-    p.add_argument("--band-refiner", default="shipped", metavar="shipped|none|PATH",
+    p.add_argument("--band-refiner", type=path_text, default="shipped", metavar="shipped|none|PATH",
                    help="the band refiner the models run where a mask is given (runtime.band_refiner; default: "
                         "the shipped one)")
     p.add_argument("--also-unrefined", action="store_true",

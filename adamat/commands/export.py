@@ -12,7 +12,7 @@ from adamat.tables import print_table
 from adamatting.checkpoint import load_model
 from adamatting.config import DEFAULT_WEIGHTS
 from benchmarks.fingerprint import measured_header
-from common.arguments import Distinct, file_named, out_folder, whole_number
+from common.arguments import Distinct, file_named, out_folder, path_text, whole_number
 from common.errors import DataError
 from common.outputs import check_folder, check_writable, same_file, write_json
 from common.targets import TARGETS as REGISTRY
@@ -33,23 +33,23 @@ def add_arguments(ex) -> None:
             p.set_defaults(func=exporter.run)
     al = sub.add_parser("all", help=f"every target this machine can build ({', '.join(REGISTRY)}); up-to-date "
                                     "artifacts are reused")
-    al.add_argument("--checkpoint", default=str(DEFAULT_WEIGHTS))
+    al.add_argument("--checkpoint", type=path_text, default=str(DEFAULT_WEIGHTS))
     al.add_argument("--out", type=out_folder, default="out/export")
     add_size_argument(al)
     al.add_argument("--targets", nargs="+", action=Distinct, choices=TARGETS, default=list(TARGETS))
-    al.add_argument("--calib", default="calib")
-    al.add_argument("--val", default="val")
+    al.add_argument("--calib", type=path_text, default="calib")
+    al.add_argument("--val", type=path_text, default="val")
     al.add_argument("--cache", type=out_folder, default="cache/sets")
     al.add_argument("--force", action="store_true", help="re-export even where an up-to-date artifact exists")
     al.set_defaults(func=run_all)
     se = sub.add_parser("sensitivity", help="rank layer groups by the alpha error their INT8 quantization causes "
                                             "and print a suggested precision policy")
-    se.add_argument("--checkpoint", default=str(DEFAULT_WEIGHTS))
+    se.add_argument("--checkpoint", type=path_text, default=str(DEFAULT_WEIGHTS))
     add_size_argument(se, default=(128, 128), help="small is fast; default 128 128")
     se.add_argument("--depth", type=whole_number(1, 16), default=3, help="module-path depth that forms a group, 1 to 16")
     se.add_argument("--samples", type=whole_number(1, 1000), default=8, help="calibration and validation samples, 1 to 1000")
-    se.add_argument("--calib", default="calib")
-    se.add_argument("--val", default="val")
+    se.add_argument("--calib", type=path_text, default="calib")
+    se.add_argument("--val", type=path_text, default="val")
     se.add_argument("--cache", type=out_folder, default="cache/sets")
     se.add_argument("--json", type=file_named(".json"), default=None, help="also write the ranking as a measured-results table "
                                                   "(benchmarks/measured/int8-sensitivity-<date>-<device>.json)")

@@ -13,7 +13,7 @@ from adamat.tables import print_table
 from adamatting.config import DEFAULT_WEIGHTS
 from benchmarks.gates import GATES_TOML, Gates, check, failures, table
 from benchmarks.report import gate_json
-from common.arguments import file_named, out_folder, positive_int
+from common.arguments import file_named, out_folder, path_text, positive_int
 from common.errors import DataError
 from common.manifest import MANIFEST_SUFFIX, ManifestError
 from common.outputs import check_writable, write_json
@@ -26,11 +26,12 @@ from runtime.artifacts import Artifact, discover, reference, split_stale
 
 
 def add_arguments(g) -> None:
-    g.add_argument("--artifacts", default="out/export", help="folder of exported artifacts with manifests")
-    g.add_argument("--checkpoint", default=str(DEFAULT_WEIGHTS), help="the FP32 reference")
+    g.add_argument("--artifacts", type=path_text, default="out/export",
+                   help="folder of exported artifacts with manifests")
+    g.add_argument("--checkpoint", type=path_text, default=str(DEFAULT_WEIGHTS), help="the FP32 reference")
     size_argument(g, help="gate the artifacts of this input size")
-    g.add_argument("--gates", default=str(GATES_TOML))
-    g.add_argument("--val", default="val", help="validation set config (TOML or embedded name)")
+    g.add_argument("--gates", type=path_text, default=str(GATES_TOML))
+    g.add_argument("--val", type=path_text, default="val", help="validation set config (TOML or embedded name)")
     g.add_argument("--val-limit", type=positive_int, default=None, help="validation composites to use (default: all)")
     g.add_argument("--no-real", action="store_true", help="skip the real alphamatting.com images")
     g.add_argument("--cache", type=out_folder, default="cache/sets")

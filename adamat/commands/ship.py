@@ -15,7 +15,7 @@ from adamatting.checkpoint import (
 )
 from adamatting.config import DEFAULT_WEIGHTS, GUIDED_SCALES, ModelConfig, format_scale
 from adamatting.model import AdaMatting, build_model
-from common.arguments import file_named
+from common.arguments import file_named, path_text
 from common.errors import DataError
 from common.outputs import check_writable, one_file_twice, same_file
 
@@ -24,10 +24,11 @@ DEFAULT_RUN = "runs/mobile-int8"
 
 
 def add_arguments(s) -> None:
-    s.add_argument("--run-dir", "--run", dest="run", default=None, help=f"the run folder (default {DEFAULT_RUN})")
+    s.add_argument("--run-dir", "--run", dest="run", type=path_text, default=None,
+                   help=f"the run folder (default {DEFAULT_RUN})")
     s.add_argument("--out", type=file_named(".pt"), default=str(DEFAULT_WEIGHTS),
                    help="the shipped weights, a .pt file, replaced (default: the default model's)")
-    s.add_argument("--average", nargs="+", metavar="CHECKPOINT",
+    s.add_argument("--average", nargs="+", type=path_text, metavar="CHECKPOINT",
                    help="ship the uniform average of these checkpoints of one config instead (snapshots of "
                         "one run late in its schedule, each once), not a run's")
     s.add_argument("--guided-scale", type=guided_scale, default=None, metavar="{1,4/3,2,4}",

@@ -15,7 +15,17 @@ from adamatting.train.config import AMP
 from adamatting.train.distributed import choose_device
 from adamatting.train.launch import launch, without_option
 from calib_data.splits import alphamatting_dev_dir
-from common.arguments import count, fraction, number, out_folder, positive_int, scale, thread_count, whole_number
+from common.arguments import (
+    count,
+    fraction,
+    number,
+    out_folder,
+    path_text,
+    positive_int,
+    scale,
+    thread_count,
+    whole_number,
+)
 from common.machine import usable_cores
 from evaluation.protocol import evaluate_real, model_predictor
 
@@ -75,12 +85,12 @@ def add_arguments(t) -> None:
     g.add_argument("--sync-bn", action="store_true",
                    help="BatchNorm statistics over every process's batch (CUDA only; default per process)")
     t.add_argument("--cache", type=out_folder, default="cache", help="cache root (estimated real foregrounds)")
-    t.add_argument("--teacher", default=None, metavar="CHECKPOINT",
+    t.add_argument("--teacher", type=path_text, default=None, metavar="CHECKPOINT",
                    help="distil from this trained checkpoint (e.g. weights/mobile.pt): its alpha and adapted trimap "
                         "become soft targets beside the ground truth")
     t.add_argument("--distill-weight", type=number(0), default=None,
                    help="weight of the distillation loss (with --teacher; default 1)")
-    t.add_argument("--init", default=None,
+    t.add_argument("--init", type=path_text, default=None,
                    help="start a new run from these weights (e.g. weights/mobile.pt); an existing last.pt wins")
     t.set_defaults(func=run)
 

@@ -21,7 +21,7 @@ from adamatting.checkpoint import file_sha256
 from adamatting.config import DEFAULT_WEIGHTS
 from adamatting.train.band_refiner import RefinerRecipe, train_band_refiner
 from calib_data.splits import REAL_VALIDATION, alphamatting_dev_dir
-from common.arguments import file_named, number, positive_int, refuse_repeats, thread_count, whole_number
+from common.arguments import file_named, number, path_text, positive_int, refuse_repeats, thread_count, whole_number
 from common.errors import DataError
 from common.outputs import check_writable, same_file, write_json
 from evaluation.datasets import EvalFolder
@@ -50,8 +50,10 @@ MAX_CHANNELS = 256     # --channels: the refiner is a small graph run on every b
 
 
 def add_arguments(t) -> None:
-    t.add_argument("--checkpoint", default=str(DEFAULT_WEIGHTS), help="the network whose alpha it refines")
-    t.add_argument("--folder", default=None, help="photos with ground truth (default: the alphamatting.com dev set)")
+    t.add_argument("--checkpoint", type=path_text, default=str(DEFAULT_WEIGHTS),
+                   help="the network whose alpha it refines")
+    t.add_argument("--folder", type=path_text, default=None,
+                   help="photos with ground truth (default: the alphamatting.com dev set)")
     t.add_argument("--out", type=file_named(".onnx"), default=str(SHIPPED),
                    help="where the refiner's ONNX graph goes, a .onnx file (default: the runtime's); its INT8 graph "
                         "goes beside it as <stem>_int8.onnx")
