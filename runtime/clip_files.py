@@ -289,6 +289,11 @@ class ClipWriter:
         self._refused = f"the {container} muxer refused the clip" + (
             "" if audio is None else f" (can {container} carry its {audio.codec_context.name} audio? write one of "
                                      f"{others})")
+        try:          # the header now, so a muxer that refuses the streams does so before any frame is rendered
+            self._container.start_encoding()
+        except av.error.FFmpegError as e:
+            self._container.close()
+            raise DataError(f"{self._refused}: {_reason(e)}", self._named) from None
 
     def write(self, rgb: np.ndarray, frame: Frame) -> None:
         av = _av()

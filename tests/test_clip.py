@@ -413,9 +413,15 @@ def test_a_variable_rate_clip_keeps_every_frames_time(tmp_path):
 
 def test_a_muxer_that_refuses_the_clip_is_named_by_the_output_not_its_temporary_file(tiny_checkpoint, tmp_path,
                                                                                      capsys):
-    """Opus audio into MOV: the container lists the codec, its muxer refuses it at the first packet."""
+    """Opus audio into MOV: the container lists the codec, its muxer refuses it when the header is written, which
+    the writer does when it is made, before any frame is rendered (it was at the first frame's packet)."""
+    from common.errors import DataError
+
     source = encode_vfr(tmp_path / "clip.webm", astronaut_frames(3), [0.0, 0.04, 0.08], audio_codec="libopus")
     out = tmp_path / "out.mov"
+    with ClipReader(source) as clip, pytest.raises(DataError, match="the mov muxer refused the clip"):
+        ClipWriter(tmp_path / "direct.mov", clip)
+    (tmp_path / "direct.mov").unlink()
     assert main(["bokeh", str(source), "-o", str(out), "--artifact", str(tiny_checkpoint)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: {out}: the mov muxer refused the clip (can mov carry its "
