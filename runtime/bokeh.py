@@ -123,7 +123,9 @@ def render_bokeh(photo: np.ndarray, alpha: np.ndarray, strength: float = DEFAULT
     _check_highlights(highlight_threshold, highlight_gain)
     timer = timer or StageTimer()
     photo = as_uint8_rgb(photo)
-    alpha = check_alpha(np.asarray(alpha), photo.shape[:2])
+    if not isinstance(alpha, np.ndarray):            # np.asarray(None) is a 0-d array: "alpha is ()"
+        raise TypeError(f"alpha must be a numpy array (H, W), got {type(alpha).__name__}")
+    alpha = check_alpha(alpha, photo.shape[:2])
     with timer("foreground"):
         band = np.flatnonzero(partly_transparent(alpha))     # the partly transparent pixels, found once
         fg, bg = foreground_at(photo, alpha, band)

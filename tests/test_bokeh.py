@@ -179,6 +179,8 @@ def test_bad_alpha():
     photo, alpha = scene()
     with pytest.raises(DataError, match="alpha is"):
         render_bokeh(photo, alpha[:-1])
+    with pytest.raises(TypeError, match="alpha must be a numpy array"):        # was "alpha is () but the photo is"
+        render_bokeh(photo, None)
     with pytest.raises(DataError, match="NaN"):
         render_bokeh(photo, np.full_like(alpha, np.nan))
     with pytest.raises(DataError, match="shape"):
