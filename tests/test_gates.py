@@ -390,3 +390,13 @@ def test_a_failing_second_model_is_reported_not_raised(monkeypatch, tmp_path):
     assert logged == ["second model: failed: RuntimeError: openvino does not import"]
     text = variant_section(done)
     assert f"## The second model ({VARIANT_WEIGHTS.name})" in text and "**Failed**: RuntimeError: openvino" in text
+
+
+@pytest.mark.parametrize("kind, words", [("missing", "the FP32 reference checkpoint is missing"),
+                                         ("folder", "is a folder, not the FP32 reference checkpoint")])
+def test_a_reference_that_is_missing_or_a_folder_is_named_as_such(tmp_path, capsys, kind, words):
+    reference = tmp_path / "reference.pt"
+    if kind == "folder":
+        reference.mkdir()
+    assert main(["gate", "--checkpoint", str(reference), "--artifacts", str(tmp_path), "--quiet"]) == 2
+    assert capsys.readouterr().err == f"error: {reference}: {words}\n"

@@ -15,6 +15,7 @@ from benchmarks.gates import GATES_TOML, Gates, check, failures, table
 from benchmarks.report import gate_json
 from common.arguments import file_named, out_folder, path_text, positive_int
 from common.errors import DataError
+from common.image_files import reading_problem
 from common.manifest import MANIFEST_SUFFIX, ManifestError
 from common.outputs import check_writable, write_json
 from common.targets import export_commands
@@ -55,9 +56,12 @@ def run(args) -> int:
 
 
 def _check_reference(checkpoint: str, size: tuple[int, int]) -> None:
-    """FileNotFoundError where the FP32 reference is missing; ValueError where it cannot run at ``size``."""
-    if not Path(checkpoint).is_file():
-        raise FileNotFoundError(f"{checkpoint}: the FP32 reference checkpoint is missing")
+    """FileNotFoundError where the FP32 reference is missing, a folder or not a regular file; ValueError where it
+    cannot run at ``size``."""
+    problem = reading_problem(Path(checkpoint), missing="the FP32 reference checkpoint is missing",
+                              folder="is a folder, not the FP32 reference checkpoint")
+    if problem:
+        raise FileNotFoundError(f"{checkpoint}: {problem}")
     try:
         check_checkpoint_size(checkpoint, size)
     except ExportError as e:
