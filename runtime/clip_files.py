@@ -275,6 +275,8 @@ class ClipWriter:
         # the input's clock: a variable-rate clip's timestamps kept as they are, none rounded onto one tick of
         # 1 / its mean rate (two frames on one tick: a muxer's "Invalid argument")
         self._video.codec_context.time_base = clip.video_time_base
+        self._tick = max(1, round(1 / (info.rate * clip.video_time_base)))   # one frame on that clock
+        self._last_pts: int | None = None
         context = self._video.codec_context         # tagged BT.709, limited range: what it is converted with
         context.colorspace, context.color_primaries, context.color_trc, context.color_range = BT709_TAGS
         self._video.options = {"crf": str(CRF)} | (X264 if codec == "libx264" else VP9)
@@ -300,9 +302,18 @@ class ClipWriter:
         h, w = self._video.height, self._video.width
         out = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[:h, :w]), format="rgb24").reformat(
             format="yuv420p", dst_colorspace="itu709", dst_color_range="MPEG")
-        out.pts, out.time_base = frame.pts, frame.time_base
+        out.pts, out.time_base = self._timestamp(frame), self._video.codec_context.time_base
         for packet in self._video.encode(out):
             self._mux(packet)
+
+    def _timestamp(self, frame: Frame) -> int:
+        """The frame's timestamp on the input's clock, or, where it has none or is not after the last one written
+        (an AVI's H.264 with B-frames: 1, 3, 2; the muxer refuses it), one frame after the last."""
+        pts = frame.pts                            # on the video stream's clock, the writer's (ClipReader)
+        if pts is None or (self._last_pts is not None and pts <= self._last_pts):
+            pts = 0 if self._last_pts is None else self._last_pts + self._tick
+        self._last_pts = pts
+        return pts
 
     def mux_audio(self, packet) -> None:
         if self._audio is not None:

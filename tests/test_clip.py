@@ -502,3 +502,16 @@ def test_clip_frames_are_read_as_photos_and_a_new_size_starts_afresh(tiny_checkp
     assert matte(bigger, mask).shape == (192, 256) and matte.cuts == 1
     with pytest.raises(TypeError, match="must be a numpy array"):
         matte(None, mask)
+
+
+def test_frames_whose_timestamps_go_back_are_written_one_frame_after_the_last(tmp_path):
+    """An AVI's H.264 with B-frames decodes with timestamps 1, 3, 2: the muxer refused the third ('Invalid
+    argument', named as the output's fault)."""
+    source = write_clip(tmp_path / "in.mp4", astronaut_frames(3), rate=10, audio=False)
+    out = tmp_path / "out.mp4"
+    with ClipReader(source) as clip, ClipWriter(out, clip) as writer:
+        frames = [f for f in clip.items() if isinstance(f, Frame)]
+        tick = frames[1].pts - frames[0].pts
+        for frame, pts in zip(frames, (1, 3, 2)):
+            writer.write(frame.rgb, Frame(frame.index, frame.rgb, pts * tick, frame.time_base))
+    assert [round(f.pts * f.time_base * 10) for f in read_all(out)[1]] == [1, 3, 4]
