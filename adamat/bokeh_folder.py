@@ -65,6 +65,7 @@ def bokeh_folder(folder: Path, out_dir: Path, render: Callable[[Path, Path], dic
     names = output_names(photos, suffix)
     if len({name.casefold() for name in names.values()}) != len(photos):   # never: one render would replace another
         raise AssertionError(f"output names are not distinct: {sorted(names.values())}")
+    _refuse_outputs_that_are_photos(photos, {p: out_dir / name for p, name in names.items()})
     written, failed, timings = [], [], {}
     with tqdm(photos, desc="bokeh", unit="photo", file=sys.stderr) as bar:   # closed before "interrupted"
         for photo in bar:
@@ -84,3 +85,22 @@ def bokeh_folder(folder: Path, out_dir: Path, render: Callable[[Path, Path], dic
             for stage, seconds in stages.items():
                 timings[stage] = timings.get(stage, 0.0) + seconds
     return written, failed, timings
+
+
+def _refuse_outputs_that_are_photos(photos: list[Path], outputs: dict[Path, Path]) -> None:
+    """DataError, before any render, where an output would be written over one of the photos (a photo that is a
+    link into the output folder, or a hard link there): with --overwrite, another photo's render replaced it
+    before it was read."""
+    files = {}
+    for photo in photos:
+        info = photo.stat()
+        files[info.st_dev, info.st_ino] = photo
+    for photo, out in outputs.items():
+        try:
+            info = out.stat()
+        except OSError:         # not there yet (or a dangling link, which the render replaces)
+            continue
+        source = files.get((info.st_dev, info.st_ino))
+        if source is not None:
+            raise DataError(f"is the photo {source} of this run (through a link): {photo.name}'s output would be "
+                            "written over it; give another output folder", out)

@@ -70,6 +70,26 @@ def test_folder_writes_every_photo_under_its_own_name(tiny_checkpoint, tmp_path,
     assert sorted(p.name for p in out.iterdir()) == sorted(expected.values())
 
 
+@pytest.mark.parametrize("link", ["symbolic", "hard"])
+def test_a_photo_linked_from_the_output_folder_is_never_written_over(tiny_checkpoint, tmp_path, capsys, link):
+    """photos/b.jpg links to out/a.jpg, photo a.jpg's output: with --overwrite, a's render replaced b before b was
+    read (exit 0, the fur photo lost); now the run is refused before any render, every file as it was."""
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    photos.mkdir(), out.mkdir()
+    cv2.imwrite(str(photos / "a.jpg"), photo((40, 40, 220)))
+    cv2.imwrite(str(out / "a.jpg"), photo((220, 40, 40)))
+    if link == "symbolic":
+        (photos / "b.jpg").symlink_to(out / "a.jpg")
+    else:
+        os.link(out / "a.jpg", photos / "b.jpg")
+    before = (out / "a.jpg").read_bytes()
+    assert bokeh(tiny_checkpoint, photos, "-o", out, "--overwrite") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {out / 'a.jpg'}: is the photo {photos / 'b.jpg'} of this run (through a link): a.jpg's "
+                   "output would be written over it; give another output folder"], err
+    assert (out / "a.jpg").read_bytes() == before and sorted(p.name for p in out.iterdir()) == ["a.jpg"]
+
+
 def test_a_name_with_a_newline_is_escaped_in_every_error_line(tiny_checkpoint, tmp_path, capsys):
     photos = tmp_path / "photos"
     photos.mkdir()
