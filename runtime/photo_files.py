@@ -89,18 +89,50 @@ class PhotoMetadata:
 
 def read_metadata(path: str | Path) -> PhotoMetadata:
     """The ICC profile and EXIF of ``path`` (EXIF orientation set to 1: the pixels are read upright). A file
-    whose metadata cannot be read has none: its pixels are what matters, and decoding reports real damage."""
+    whose metadata cannot be read has none: its pixels are what matters, and decoding reports real damage.
+
+    Only what stays true of the output is kept: an RGB profile (the output is RGB: a gray or CMYK profile would
+    make it an invalid file), no TIFF layout tags (a TIFF's own IFD, which Pillow gives as its EXIF: strip
+    offsets, bits per sample), and no EXIF that Pillow finds damaged or that is larger than a JPEG holds (each
+    dropped with a warning naming the file)."""
     register_heif()
     try:
-        with Image.open(path) as im:
-            icc = im.info.get("icc_profile") or None
-            exif = im.getexif()
-            if _ORIENTATION in exif:
-                exif[_ORIENTATION] = 1
-            exif_bytes = exif.tobytes() if len(exif) else None
+        with warnings.catch_warnings(record=True) as caught:     # the pixels' reader reports the others
+            warnings.simplefilter("always")
+            with Image.open(path) as im:
+                icc = _rgb_profile(im.info.get("icc_profile"))
+                exif = im.getexif()
     except Exception:   # a format Pillow does not know, broken metadata
         return PhotoMetadata()
-    return PhotoMetadata(icc, exif_bytes)
+    damaged = [" ".join(str(w.message).split()) for w in caught if "exif" in str(w.message).lower()]
+    if damaged:
+        warnings.warn(f"{path}: its EXIF is damaged ({damaged[0]}); the output is written without it", stacklevel=2)
+        return PhotoMetadata(icc)
+    return PhotoMetadata(icc, _exif_bytes(exif, path))
+
+
+TIFF_LAYOUT_TAGS = frozenset({254, 255, 256, 257, 258, 259, 262, 263, 266, 273, 277, 278, 279, 280, 281, 284, 317,
+                              320, 322, 323, 324, 325, 338, 339, 530, 531, 532, 34675})
+MAX_EXIF_BYTES = 65533 - 6   # a JPEG's APP1 segment, less its length field's 2 bytes and the "Exif\0\0" header
+
+
+def _exif_bytes(exif: Image.Exif, path: str | Path) -> bytes | None:
+    """``exif`` as bytes with orientation 1 and no TIFF layout tags (None: empty, or too large, with a warning)."""
+    for tag in TIFF_LAYOUT_TAGS & set(exif):
+        del exif[tag]
+    if _ORIENTATION in exif:
+        exif[_ORIENTATION] = 1
+    data = exif.tobytes() if len(exif) else None
+    if data is not None and len(data) > MAX_EXIF_BYTES:
+        warnings.warn(f"{path}: its EXIF is {len(data):,} bytes, more than a JPEG holds ({MAX_EXIF_BYTES:,}); the "
+                      "output is written without it", stacklevel=3)
+        return None
+    return data
+
+
+def _rgb_profile(icc: bytes | None) -> bytes | None:
+    """``icc`` where it describes RGB pixels (its header's colour space, bytes 16-19, is 'RGB '), else None."""
+    return icc if icc and icc[16:20] == b"RGB " else None
 
 
 def encode_photo(image: np.ndarray, suffix: str, metadata: PhotoMetadata = PhotoMetadata(),

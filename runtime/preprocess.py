@@ -86,10 +86,13 @@ _TO_RGB = {3: cv2.COLOR_BGR2RGB, 4: cv2.COLOR_BGRA2RGBA}   # OpenCV decodes blue
 
 # --------------------------------------------------------------------------------------------- files
 def exif_orientation(path: str | Path) -> int:
-    """The file's EXIF orientation (1..8), or 1 when it has none or Pillow cannot read its metadata."""
+    """The file's EXIF orientation (1..8), or 1 when it has none or Pillow cannot read its metadata (quietly:
+    Pillow's warnings of damaged EXIF name no file; :func:`runtime.photo_files.read_metadata` says it)."""
     try:
-        with Image.open(path) as im:
-            value = im.getexif().get(_EXIF_ORIENTATION, 1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path) as im:
+                value = im.getexif().get(_EXIF_ORIENTATION, 1)
     except Exception:  # a format Pillow does not know, or broken metadata: OpenCV decoded the pixels
         return 1
     return value if value in _UPRIGHT else 1

@@ -230,3 +230,36 @@ def test_the_app_takes_a_reduced_mask_with_the_photos_aspect(segmenter):
     assert (trimaps[0] != trimaps[1]).mean() < 0.002
     thin = np.zeros((MIN_SHORT_SIDE, 4000, 3), np.uint8)
     assert segmenter.mask(thin, require_person=False, long_side=MASK_SIDE).shape == (MIN_SHORT_SIDE, 4000)
+
+
+def test_only_metadata_that_stays_true_of_the_output_is_kept(tmp_path, recwarn):
+    """A gray profile was embedded in the RGB output (an invalid file), a TIFF's layout tags were written as the
+    JPEG's EXIF, EXIF of more than 64 KB failed in Pillow after the render ('EXIF data is too long'), and damaged
+    EXIF printed Pillow's warning, which names no file."""
+    from runtime.photo_files import read_metadata
+    from runtime.preprocess import exif_orientation
+
+    gray = portrait()[..., 0]
+    srgb = srgb_profile()
+    gray_profile = srgb[:16] + b"GRAY" + srgb[20:]                   # its header's colour space
+    Image.fromarray(gray).save(tmp_path / "gray.jpg", icc_profile=gray_profile)
+    Image.fromarray(gray).save(tmp_path / "srgb.jpg", icc_profile=srgb)
+    assert read_metadata(tmp_path / "gray.jpg").icc_profile is None
+    assert read_metadata(tmp_path / "srgb.jpg").icc_profile == srgb
+
+    Image.fromarray(portrait()).save(tmp_path / "p.tif", tiffinfo={270: "a portrait"})
+    kept = Image.Exif()
+    kept.load(read_metadata(tmp_path / "p.tif").exif)
+    assert kept.get(270) == "a portrait" and not {256, 257, 258, 273, 279} & set(kept)
+
+    long = Image.Exif()
+    long[270] = "d" * 70000
+    Image.fromarray(portrait()).save(tmp_path / "long.png", exif=long.tobytes())
+    assert read_metadata(tmp_path / "long.png").exif is None
+    assert "long.png: its EXIF is 70,0" in str(recwarn.pop(UserWarning).message)
+
+    Image.fromarray(portrait()).save(tmp_path / "damaged.jpg", exif=b"Exif\x00\x00II*\x00\xff\xff\xff\x7f" + bytes(20))
+    assert exif_orientation(tmp_path / "damaged.jpg") == 1 and not recwarn.list
+    assert read_metadata(tmp_path / "damaged.jpg").exif is None
+    assert str(recwarn.pop(UserWarning).message).startswith(f"{tmp_path / 'damaged.jpg'}: its EXIF is damaged (")
+    assert not recwarn.list
