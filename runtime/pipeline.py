@@ -71,6 +71,7 @@ def bokeh_file(photo_path: str | Path, out_path: str | Path, mask_path: str | Pa
     :func:`runtime.preprocess.band_for_mask`; the segmenter's is 256 px:
     :func:`runtime.person_mask.segmenter_band`). ``overwrite=False`` refuses an existing output.
     """
+    _check_types(photo_path, out_path, artifact, overwrite)
     out_path = check_output(out_path, photo_path, overwrite)   # these checks before any work: a bad option fails at once
     for source, what in ((mask_path, "--mask file"), (trimap_path, "--trimap file")):
         if isinstance(source, (str, Path)) and str(source) != AUTO:
@@ -91,7 +92,8 @@ def bokeh_file(photo_path: str | Path, out_path: str | Path, mask_path: str | Pa
         if mask is not None and trimap_path is None:                     # decoded once too: Matter takes the array
             mask = read_mask(mask, photo.shape[:2])
             if float(mask.max()) <= 0.5:
-                raise DataError("the mask marks no person: every pixel of it is background", mask_path)
+                raise DataError("the mask marks no person: every pixel of it is background",
+                                mask_path if isinstance(mask_path, (str, Path)) else None)
     if auto:
         with timer("segment"):
             mask = segmenter.mask(photo, photo_path, long_side=MASK_SIDE)
@@ -104,3 +106,16 @@ def bokeh_file(photo_path: str | Path, out_path: str | Path, mask_path: str | Pa
         with atomic_path(out_path, replace=overwrite) as tmp:   # without overwrite, a move that cannot replace
             tmp.write_bytes(data)
     return timer.timings
+
+
+def _check_types(photo_path, out_path, artifact, overwrite) -> None:
+    """TypeError naming an argument of :func:`bokeh_file` of the wrong kind (pathlib's or Python's own errors
+    named none; ``overwrite="no"`` was true and replaced the output)."""
+    for name, value in (("photo_path", photo_path), ("out_path", out_path)):
+        if not isinstance(value, (str, Path)):
+            hint = " (an array: Matter.predict, then runtime.bokeh.render_bokeh)" if hasattr(value, "shape") else ""
+            raise TypeError(f"{name} must be a file's path (str or pathlib.Path), got {type(value).__name__}{hint}")
+    if not isinstance(artifact, (str, Path, Matter)):
+        raise TypeError(f"artifact must be a model's path or an open Matter, got {type(artifact).__name__}")
+    if not isinstance(overwrite, bool):
+        raise TypeError(f"overwrite must be True or False, got {overwrite!r}")

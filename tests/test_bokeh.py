@@ -320,6 +320,22 @@ def test_bokeh_file_refuses_bad_outputs_and_options_before_any_work(tiny_checkpo
     assert cv2.imread(str(photo)).shape == (40, 60, 3)
 
 
+def test_bokeh_file_names_an_argument_of_the_wrong_kind(tiny_checkpoint, tmp_path):
+    """Each failed in pathlib naming nothing, or (overwrite="no") replaced the output; an all-background mask array
+    failed building its error from Path(array)."""
+    photo = tmp_path / "photo.png"
+    cv2.imwrite(str(photo), scene(40, 60)[0])
+    for args, options, words in (((scene(40, 60)[0], tmp_path / "o.png"), {}, "photo_path must be a file's path"),
+                                 ((photo, str(tmp_path / "o.png").encode()), {}, "out_path must be a file's path"),
+                                 ((photo, tmp_path / "o.png"), {"artifact": None}, "artifact must be a model's path"),
+                                 ((photo, tmp_path / "o.png"), {"overwrite": "no"}, "overwrite must be True or False")):
+        with pytest.raises(TypeError, match=words):
+            bokeh_file(*args, **{"artifact": tiny_checkpoint, **options})
+    with pytest.raises(DataError, match="^the mask marks no person"):
+        bokeh_file(photo, tmp_path / "o.png", mask_path=np.zeros((40, 60), np.float32), artifact=tiny_checkpoint)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.png"]
+
+
 @pytest.mark.parametrize("missing", ["photos", "photo.jpg", "clip.mp4"])
 def test_command_says_a_missing_input_is_missing_before_judging_the_output(tmp_path, capsys, missing):
     from adamat.cli import main
