@@ -89,6 +89,8 @@ class Matter:
         if guide not in ("rgb", "gray"):
             raise ValueError(f"unknown guide {guide!r}; use 'rgb' or 'gray'")
         _check_filter(radius, eps)
+        if not isinstance(clamp_known, bool):
+            raise ValueError(f"clamp_known must be True or False, got {clamp_known!r}")
         if refinement is not None and not isinstance(refinement, Refinement):
             raise ValueError(f"refinement must be a runtime.refine.Refinement or None, got {refinement!r}")
         self.backend = backend
@@ -202,6 +204,7 @@ class Matter:
 
 
 MAX_RADIUS = 64   # the guided filter's window radius, at most (low-resolution pixels: larger only blurs)
+MAX_INPUT_SIDE = 4096   # an any-size backend's input side, at most (8192² ran for minutes; 10**6² asked 2 TB)
 
 
 def _check_filter(radius: int, eps: float) -> None:
@@ -224,6 +227,9 @@ def _input_size(backend: Backend, asked: tuple[int, int] | None) -> tuple[int, i
         raise ValueError(f"input_size {list(size)} differs from the artifact's {list(own)}")
     if len(size) != 2 or min(size) < backend.stride or any(s % backend.stride for s in size):
         raise ValueError(f"input_size {list(size)} must be two multiples of the model's stride {backend.stride}")
+    if max(size) > MAX_INPUT_SIDE:
+        raise ValueError(f"input_size {list(size)}: at most {MAX_INPUT_SIDE} px a side (the network's memory and time "
+                         "grow with its pixels; the phone export's is 512)")
     return size
 
 

@@ -106,6 +106,9 @@ def test_a_checkpoint_runs_at_the_phone_export_size_by_default(artifacts):
     ({"refinement": "x"}, "refinement must be a runtime.refine.Refinement or None, got 'x'"),
     ({"input_size": 512}, r"input_size must be \(height, width\), two whole numbers, got 512"),
     ({"input_size": (512.5, 512)}, r"input_size must be \(height, width\), two whole numbers, got \(512.5, 512\)"),
+    ({"input_size": (8192, 8192)}, r"input_size \[8192, 8192\]: at most 4096 px a side"),     # minutes per photo
+    ({"clamp_known": "no"}, "clamp_known must be True or False, got 'no'"),                  # was taken as True
+    ({"expect": {"input_size": "x"}}, "expected input_size must be two whole numbers, got 'x'"),   # int('x')
 ])
 def test_matter_options_are_checked_when_it_is_made(artifacts, options, words):
     """Each passed unnoticed to the first photo: a NaN or inf alpha, a cv2 or attribute error, a size truncated."""

@@ -17,6 +17,7 @@ import torch
 from adamatting.checkpoint import file_sha256, load_model
 from adamatting.model import AdaMatting, ExportWrapper
 from common.manifest import Manifest, ManifestError
+from common.values import is_whole_number
 from runtime.backends.base import ManifestBackend, check_manifest
 
 
@@ -38,6 +39,8 @@ class TorchBackend(ManifestBackend):
         model, _ = load_model(artifact)
         size = expect.get("input_size")
         if size is not None:
+            if not (isinstance(size, (list, tuple)) and all(map(is_whole_number, size))):
+                raise ManifestError(f"{artifact}: expected input_size must be two whole numbers, got {size!r}")
             size = tuple(int(s) for s in size)
             if len(size) != 2 or min(size) <= 0 or any(s % model.cfg.stride for s in size):
                 raise ManifestError(f"{artifact}: expected input_size {list(size)} is not two positive multiples "
