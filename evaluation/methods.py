@@ -16,6 +16,8 @@ import cv2
 import numpy as np
 
 from calib_data.readers import estimate_alpha_closed_form
+from common.errors import DataError
+from common.values import is_whole_number
 from runtime.matter import Matter
 from runtime.refine import DEFAULT_REFINEMENT, Refinement
 from runtime.mask_prior import guided_mask, mask_at
@@ -55,7 +57,14 @@ class ClosedForm:
     name: str = "closed-form"
     needs_mask: bool = False
 
+    def __post_init__(self):
+        if not is_whole_number(self.cap) or self.cap < 1:
+            raise ValueError(f"cap must be a whole number of pixels >= 1, got {self.cap!r}")
+
     def predict(self, image: np.ndarray, trimap: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+        """DataError for a photo that is not float RGB in [0, 1] with finite values (NaN ran the solver to its
+        iteration limit) or a trimap that is not 2-D of the photo's size."""
+        _check_closed_form_inputs(image, trimap)
         h, w = trimap.shape
         s = min(1.0, (self.cap / (h * w)) ** 0.5)
         if s == 1.0:
@@ -66,6 +75,19 @@ class ClosedForm:
         alpha = cv2.resize(alpha, (w, h), interpolation=cv2.INTER_LINEAR)
         alpha[trimap == 0], alpha[trimap == 255] = 0.0, 1.0
         return alpha
+
+
+def _check_closed_form_inputs(image: np.ndarray, trimap: np.ndarray) -> None:
+    if not (isinstance(image, np.ndarray) and isinstance(trimap, np.ndarray)):
+        raise TypeError("closed-form matting takes a photo and a trimap as numpy arrays")
+    if image.ndim != 3 or image.shape[2] != 3 or trimap.shape != image.shape[:2] or 0 in image.shape:
+        raise DataError(f"closed-form matting needs a photo (H, W, 3) and a trimap (H, W) of one size, got "
+                        f"{image.shape} and {trimap.shape}")
+    if not np.issubdtype(image.dtype, np.floating):
+        raise DataError(f"closed-form matting needs a float photo in [0, 1], got {image.dtype}")
+    low, high = float(image.min()), float(image.max())
+    if not (np.isfinite(low) and np.isfinite(high) and 0.0 <= low and high <= 1.0):
+        raise DataError(f"closed-form matting needs a float photo in [0, 1], got values from {low:g} to {high:g}")
 
 
 @dataclass

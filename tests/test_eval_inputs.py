@@ -122,3 +122,30 @@ def test_a_missing_ground_truth_is_found_before_any_work(layout, tmp_path, capsy
     assert err == f"error: {ev}/{truth}: no file named GT03 (one of .png, .jpg, .jpeg, .bmp, .tif, .tiff, .webp)"
     (ev / truth / "GT03.png").mkdir()                      # a folder of that name is no ground truth either
     assert refused(["eval", str(ev), *QUICK, "--out", str(tmp_path / "o")], capsys) == err
+
+
+def test_the_baselines_name_arguments_they_cannot_take():
+    """Each failed deep in numpy, OpenCV or pymatting, or answered silently: a NaN mask gave an all-zero prior, a
+    NaN photo ran closed-form matting's solver to its iteration limit, a negative cap failed comparing a complex
+    number."""
+    from common.errors import DataError
+    from evaluation.methods import ClosedForm
+    from runtime.mask_prior import guided_mask
+
+    photo = np.random.default_rng(0).random((60, 80, 3), dtype=np.float32)
+    trimap = np.full((60, 80), 128, np.uint8)
+    trimap[:10], trimap[-10:] = 0, 255
+    mask = (np.arange(60)[:, None] >= 30).repeat(80, 1).astype(np.float32)
+    assert guided_mask(photo, mask).shape == ClosedForm().predict(photo, trimap, None).shape == (60, 80)
+    for call, error, words in (
+            (lambda: guided_mask(photo, np.full_like(mask, np.nan)), DataError, "mask contains NaN or inf"),
+            (lambda: guided_mask(photo, mask[..., None].repeat(3, 2)), TypeError, "mask must be \\(h, w\\)"),
+            (lambda: guided_mask(photo, mask, mask), TypeError, "need must be a bool array"),
+            (lambda: guided_mask(photo[:0], mask[:0]), DataError, "must not be empty"),
+            (lambda: guided_mask((photo * 255).astype(np.uint8), mask), TypeError, "photo must be float RGB"),
+            (lambda: ClosedForm(cap=-5), ValueError, "cap must be a whole number of pixels >= 1"),
+            (lambda: ClosedForm().predict(np.full_like(photo, np.nan), trimap, None), DataError, "from nan to nan"),
+            (lambda: ClosedForm().predict(photo * 255, trimap, None), DataError, "in \\[0, 1\\], got values from"),
+            (lambda: ClosedForm().predict(photo, trimap[:30], None), DataError, "of one size")):
+        with pytest.raises(error, match=words):
+            call()
