@@ -157,7 +157,9 @@ def reading_problem(path: Path, missing: str = "file not found",
         return None
     if path.is_dir():
         return folder
-    return "not a regular file (a pipe or a device)" if path.exists() else missing
+    if path.exists():
+        return "not a regular file (a pipe or a device)"
+    return "a symbolic link to nothing (its target is missing, or it links to itself)" if path.is_symlink() else missing
 
 
 def check_image_file(path: str | Path) -> Path:

@@ -97,7 +97,7 @@ def check_strength(strength: float) -> float:
     if not is_real_number(strength) or not (
             math.isfinite(strength) and 0 <= strength <= 1):
         raise ValueError(f"strength must be a number in [0, 1] (a fraction of the image diagonal; default "
-                         f"{DEFAULT_STRENGTH}), got {strength}")
+                         f"{DEFAULT_STRENGTH}), got {strength!r}")
     return float(strength)
 
 

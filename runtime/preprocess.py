@@ -296,7 +296,7 @@ def check_band(band: int) -> int:
     """The unknown band around a mask's edge, in photo pixels: an integer from 1 to MAX_BAND; ValueError
     naming it otherwise. (A band wider than the photo makes it all unknown: :func:`make_trimap` clamps it.)"""
     if not is_whole_number(band) or not 1 <= band <= MAX_BAND:
-        raise ValueError(f"band must be a whole number of pixels from 1 to {MAX_BAND}, got {band}")
+        raise ValueError(f"band must be a whole number of pixels from 1 to {MAX_BAND}, got {band!r}")
     return int(band)
 
 

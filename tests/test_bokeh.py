@@ -336,6 +336,20 @@ def test_bokeh_file_names_an_argument_of_the_wrong_kind(tiny_checkpoint, tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.png"]
 
 
+@pytest.mark.parametrize("target", ["loop.jpg", "gone.jpg"])
+def test_a_link_to_nothing_is_named_as_such_not_as_missing(tmp_path, capsys, target):
+    from adamat.cli import main
+    from common.image_files import reading_problem
+
+    (tmp_path / "loop.jpg").symlink_to(tmp_path / target)
+    message = "a symbolic link to nothing (its target is missing, or it links to itself)"
+    assert reading_problem(tmp_path / "loop.jpg") == message
+    assert main(["bokeh", str(tmp_path / "loop.jpg"), "-o", str(tmp_path / "out.jpg")]) == 2
+    assert capsys.readouterr().err == f"error: {tmp_path / 'loop.jpg'}: {message}\n"
+    with pytest.raises(ValueError, match="strength must be .*, got '0.01'"):     # a string shown as a number
+        bokeh_file(tmp_path / "p.jpg", tmp_path / "o.jpg", strength="0.01")
+
+
 @pytest.mark.parametrize("missing", ["photos", "photo.jpg", "clip.mp4"])
 def test_command_says_a_missing_input_is_missing_before_judging_the_output(tmp_path, capsys, missing):
     from adamat.cli import main

@@ -95,7 +95,9 @@ def run(args: argparse.Namespace) -> int:
 def _check_input(args: argparse.Namespace) -> None:
     """DataError where the photo, folder or clip is not there; for a photo or a clip, -o checked as a file."""
     if not Path(args.photo).exists():   # said first: not a complaint about -o, which follows from what it is
-        raise DataError("not found: give a photo, a folder of photos or a clip", args.photo)
+        dangling = Path(args.photo).is_symlink()
+        raise DataError("a symbolic link to nothing (its target is missing, or it links to itself)" if dangling else
+                        "not found: give a photo, a folder of photos or a clip", args.photo)
     if not Path(args.photo).is_dir():   # a photo or a clip: -o names a file, checked before any work
         check_file_path(args.out)
 
