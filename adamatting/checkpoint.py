@@ -78,7 +78,7 @@ def load_model(path: str | Path, expect: ModelConfig | None = None) -> tuple[Ada
         diff = [f"{k}: checkpoint {a} vs expected {b}" for k, a, b in cfg.differences(expect)]
         raise CheckpointError(f"{path}: checkpoint is for another model config ({'; '.join(diff)})")
     model = build_model(cfg)
-    load_state(model, payload["model"], path)
+    load_state(model, payload.get("model"), path)
     return model.eval(), payload
 
 
@@ -110,7 +110,11 @@ def load_state(model: AdaMatting, state: dict, path: str | Path = "<state>",
     """Load weights strictly (after :func:`upgrade_state`). ``new_modules``: key prefixes (e.g.
     ``("refiner.",)``) of a part that the state or the model may lack — a checkpoint of the model without
     that part starting a new run of one with it, or the reverse. The model's own tensors the state lacks keep
-    their initialisation; the state's tensors the model lacks are dropped. Returns (kept, dropped) keys."""
+    their initialisation; the state's tensors the model lacks are dropped. Returns (kept, dropped) keys.
+    CheckpointError naming ``path`` for a state that is not names mapped to tensors, or that does not fit."""
+    if not (isinstance(state, dict) and all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                            for k, v in state.items())):
+        raise CheckpointError(f"{path}: its weights ('model') are not a mapping of names to tensors")
     state, _ = upgrade_state(model, state)
     own = model.state_dict()
     optional = tuple(new_modules)
@@ -121,6 +125,8 @@ def load_state(model: AdaMatting, state: dict, path: str | Path = "<state>",
     unexpected = sorted(set(state) - set(own))
     shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own
               if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    shapes += [f"{k} {state[k].dtype} vs {own[k].dtype}" for k in own          # int64 weights for float ones
+               if k in state and state[k].is_floating_point() != own[k].is_floating_point()]
     if missing or unexpected or shapes:
         parts = []
         for label, items in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", shapes)):

@@ -9,6 +9,8 @@ from fractions import Fraction
 from math import gcd
 from pathlib import Path
 
+from common.values import is_real_number, is_whole_number
+
 # The default model of every command (see weights/README.md): the INT8-friendly network (config
 # ``mobile-int8``), better with the band refiner on every phone-path set and 3x faster in OpenVINO INT8.
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "mobile-int8.pt"
@@ -24,6 +26,19 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 def format_scale(s: float) -> str:
     """A guided scale as written on the command line: 4/3, not 1.3333333333333333."""
     return str(Fraction(s).limit_denominator(8))
+
+
+ENCODERS = ("mobile", "resnet", "fused")
+MAX_WIDTH_MULT = 4.0      # a config's channel multiplier, at most
+MAX_CHANNELS = 2048       # any channel count, kernel, repeat count or stride of a config, at most
+MAX_PU_STEPS = 64         # propagation steps, at most (adamat train --steps takes as many)
+
+
+def _stage(stage, size: int, name: str) -> tuple:
+    """A stage of ``size`` entries; ValueError naming ``name`` otherwise."""
+    if not (isinstance(stage, (tuple, list)) and len(stage) == size):
+        raise ValueError(f"each of {name} must have {size} entries, got {stage!r}")
+    return tuple(stage)
 
 
 @dataclass(frozen=True)
@@ -75,6 +90,27 @@ class ModelConfig:
                              f"one of {', '.join(map(format_scale, GUIDED_SCALES))}")
         if self.subpixel_kernel not in (1, 3):
             raise ValueError(f"subpixel_kernel must be 1 or 3, got {self.subpixel_kernel}")
+        self._check_sizes()
+
+    def _check_sizes(self) -> None:
+        """ValueError naming a size field of the wrong type or out of range (a checkpoint's config is data: a
+        width of 'abc' failed in the layers' arithmetic, a negative channel count in torch, 100000 propagation
+        steps ran for ever, a width multiplier of 1000 asked for gigabytes)."""
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"unknown encoder {self.encoder!r}; known: {', '.join(ENCODERS)}")
+        if not (is_real_number(self.width_mult) and 0 < self.width_mult <= MAX_WIDTH_MULT):
+            raise ValueError(f"width_mult must be a number above 0 and at most {MAX_WIDTH_MULT}, got {self.width_mult!r}")
+        counts = {"resnet_width": [self.resnet_width], "stem_channels": [self.stem_channels],
+                  "decoder_channels": list(self.decoder_channels), "pu_hidden": [self.pu_hidden],
+                  "refiner_hidden": [self.refiner_hidden], "resnet_layers": list(self.resnet_layers),
+                  "gcn_kernel": [self.gcn_kernel]}
+        counts |= {"mobile_stages": [v for stage in self.mobile_stages for v in _stage(stage, 4, "mobile_stages")],
+                   "fused_stages": [v for stage in self.fused_stages for v in _stage(stage, 5, "fused_stages")[1:]]}
+        for name, values in counts.items():
+            if not all(is_whole_number(v) and 1 <= v <= MAX_CHANNELS for v in values):
+                raise ValueError(f"{name} must be whole numbers from 1 to {MAX_CHANNELS}, got {values!r}")
+        if not (is_whole_number(self.pu_steps) and 0 <= self.pu_steps <= MAX_PU_STEPS):
+            raise ValueError(f"pu_steps must be a whole number from 0 to {MAX_PU_STEPS}, got {self.pu_steps!r}")
 
     @property
     def decoder_stride(self) -> int:

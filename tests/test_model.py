@@ -203,6 +203,29 @@ def test_a_checkpoint_with_nan_weights_is_refused(tmp_path):
         load_model(path)
 
 
+@pytest.mark.parametrize("damage, words", [
+    (lambda c: c.pop("model"), r"its weights \('model'\) are not a mapping of names to tensors"),   # KeyError
+    (lambda c: c.update(model=[1, 2]), "are not a mapping of names to tensors"),                    # TypeError
+    (lambda c: c.update(model={k: "x" for k in c["model"]}), "are not a mapping of names to tensors"),
+    (lambda c: c.update(model={k: v.long() for k, v in c["model"].items()}), "shape mismatch: .* torch.int64 vs "),
+    (lambda c: c["config"].update(width_mult="abc"), "width_mult must be a number above 0 and at most 4.0"),
+    (lambda c: c["config"].update(width_mult=1000.0), "width_mult must be a number"),          # gigabytes
+    (lambda c: c["config"].update(decoder_channels=[16, -8, 8, 8, 4]), "decoder_channels must be whole numbers"),
+    (lambda c: c["config"].update(mobile_stages=[[1, 16]]), "each of mobile_stages must have 4 entries"),
+    (lambda c: c["config"].update(pu_steps=100000), "pu_steps must be a whole number from 0 to 64"),   # for ever
+    (lambda c: c["config"].update(encoder="bogus"), "unknown encoder 'bogus'; known: mobile, resnet, fused"),
+])
+def test_a_checkpoint_whose_contents_do_not_make_a_model_is_named(tmp_path, damage, words):
+    """Each failed with a traceback from inside the model's code or torch (exit 1), ran for ever or asked for
+    gigabytes; the encoder's name was not tied to the file."""
+    path = save_checkpoint(tmp_path / "tiny.pt", build_model(get_config("tiny")))
+    payload = torch.load(path, weights_only=False)
+    damage(payload)
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match=f"tiny.pt: .*{words}"):
+        load_model(path)
+
+
 def test_bad_inputs_get_clear_errors():
     image, trimap = inputs(1, 64, 64)
     with pytest.raises(ValueError, match="RGB"):
