@@ -154,7 +154,12 @@ def main(argv: list[str] | None = None) -> int:
     plain_progress_off_terminal()   # progress bars in a log or a pipe: plain lines, not redraws
     with plain_warnings(verbose):   # a library's warning at import time too
         set_verbosity(verbose)   # before the command's modules load
-        args = build_parser(only=_command_in(argv)).parse_args(argv)
+        try:
+            parser = build_parser(only=_command_in(argv))   # imports the command's modules: torch, a second or two
+        except KeyboardInterrupt:   # Ctrl-C there: nothing started, nothing written
+            print("interrupted", file=sys.stderr)
+            return 128 + signal.SIGINT
+        args = parser.parse_args(argv)
         args.argv = argv   # what a command that starts other processes hands them (adamat train --nproc)
         with sigterm_as_interrupt():
             return _run(args)

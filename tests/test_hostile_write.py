@@ -587,3 +587,15 @@ def test_a_child_forked_under_the_sigterm_handler_and_blocked_in_c_ends_on_sigte
             if not done:
                 os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
+
+
+def test_ctrl_c_while_the_commands_modules_load_is_one_line(monkeypatch, capsys):
+    """The parser imports the command's modules (torch: a second or two); Ctrl-C there printed a traceback."""
+    import adamat.cli as cli
+
+    def interrupted(**_):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "build_parser", interrupted)
+    assert cli.main(["export", "onnx"]) == 128 + signal.SIGINT
+    assert capsys.readouterr().err == "interrupted\n"
