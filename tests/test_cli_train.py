@@ -410,3 +410,19 @@ def test_the_command_asks_for_no_huge_pages_unless_the_user_chose(choice, expect
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == [expected]
+
+
+@pytest.mark.parametrize("variables, words", [
+    ({"WORLD_SIZE": "abc"}, "the environment variable WORLD_SIZE must be a whole number >= 1 .*, got 'abc'"),
+    ({"WORLD_SIZE": ""}, "WORLD_SIZE must be a whole number >= 1"),
+    ({"RANK": "x"}, "the environment variable RANK must be a whole number >= 0"),
+    ({"RANK": "3"}, "RANK 3 and LOCAL_RANK 0 must be below WORLD_SIZE 1"),
+])
+def test_torchruns_variables_that_are_not_counts_are_named(monkeypatch, variables, words):
+    """int('abc') said 'invalid literal for int()', naming no variable."""
+    from adamatting.train.distributed import start
+
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError, match=words):
+        start("cpu")

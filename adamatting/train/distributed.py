@@ -81,9 +81,11 @@ def choose_device(request: str) -> torch.device:
 def start(request: str = "auto") -> Processes:
     """This process's place in the run, joining the process group when torchrun started several."""
     device = choose_device(request)
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
-    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    world, rank = _environ_count("WORLD_SIZE", 1, 1), _environ_count("RANK", 0, 0)
+    local_rank, local_world = _environ_count("LOCAL_RANK", 0, 0), _environ_count("LOCAL_WORLD_SIZE", 1, 1)
+    if rank >= world or local_rank >= local_world:
+        raise ValueError(f"RANK {rank} and LOCAL_RANK {local_rank} must be below WORLD_SIZE {world} and "
+                         f"LOCAL_WORLD_SIZE {local_world} (torchrun sets them)")
     if device.type == "cuda":
         torch.cuda.set_device(local_rank)
         device = torch.device("cuda", local_rank)
@@ -91,3 +93,19 @@ def start(request: str = "auto") -> Processes:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
                                 **({"device_id": device} if device.type == "cuda" else {}))
     return Processes(rank, world, local_rank, local_world, device)
+
+
+def _environ_count(name: str, default: int, least: int) -> int:
+    """The whole number in the environment variable ``name`` (torchrun's), ``default`` where it is unset;
+    ValueError naming it where it is not a whole number of at least ``least``."""
+    text = os.environ.get(name)
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < least:
+        raise ValueError(f"the environment variable {name} must be a whole number >= {least} (torchrun sets it), "
+                         f"got {text!r}")
+    return value
