@@ -38,14 +38,15 @@ def export_onnx_target(checkpoint: Path, out_dir: Path, size: tuple[int, int] = 
         model = build_model(model.cfg.replace(pu_steps=steps))
         load_state(model, state, checkpoint)
         model.eval()
+    if int8:   # built before the FP32 graph is written: a set that cannot be built leaves no artifact behind
+        cal = composited_set(calib, size, cache, progress)
+        vset = composited_set(val, size, cache, progress)
     name = model.cfg.name
     fp32 = artifact_path(out_dir, name, size, "fp32", steps)
     m32 = export_onnx(model, fp32, size, dynamic_batch=dynamic_batch, simplifier=simplifier,
                       checkpoint_sha256=file_sha256(checkpoint))
     written = [(fp32, m32.validation)]
     if int8:
-        cal = composited_set(calib, size, cache, progress)
-        vset = composited_set(val, size, cache, progress)
         q = artifact_path(out_dir, name, size, "int8", steps)
         m8 = quantize_onnx_int8(fp32, q, cal, vset, method=calib_method)
         written.append((q, m8.validation))

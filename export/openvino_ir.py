@@ -31,7 +31,7 @@ from common.manifest import (
     tool_versions,
     write_manifest,
 )
-from common.outputs import inside
+from common.outputs import check_folder, inside
 from common.targets import TARGETS, Precision
 from evaluation.protocol import evaluate_set
 from export.errors import ExportError
@@ -275,11 +275,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     """``adamat export openvino``: the FP32 ONNX, then each IR, printing how it compares with the FP32 ONNX."""
     size, out = tuple(args.size), Path(args.out)
-    check_sets_readable(args.calib, args.val)   # a set that cannot be read fails before the FP32 ONNX is written
-    [(fp32, _)] = export_onnx_target(Path(args.checkpoint), out, size, steps=args.steps,
-                                     dynamic_batch=args.dynamic_batch, simplifier=args.simplifier, int8=False)
+    check_sets_readable(args.calib, args.val)   # a set that cannot be read or built fails before the FP32 ONNX is
+    check_folder(out)                           # written: nothing is left behind
     vset = composited_set(args.val, size, Path(args.cache))
     cal = composited_set(args.calib, size, Path(args.cache))
+    [(fp32, _)] = export_onnx_target(Path(args.checkpoint), out, size, steps=args.steps,
+                                     dynamic_batch=args.dynamic_batch, simplifier=args.simplifier, int8=False)
     for precision in args.precisions or PRECISIONS:
         xml, m = export_openvino(fp32, out, precision, calib_set=cal, val_set=vset, max_drop=args.max_drop,
                                  max_iterations=args.max_iterations)

@@ -83,6 +83,25 @@ def test_openvino_reads_its_sets_before_the_fp32_onnx_is_written(tmp_path, monke
     assert err.count("\n") == 1 and "missing.toml" in err and not out.exists()
 
 
+@pytest.mark.parametrize("target", ["onnx", "openvino"])
+def test_a_set_that_cannot_be_built_leaves_no_fp32_graph_behind(tiny_checkpoint, tmp_path, monkeypatch, capsys,
+                                                                 target):
+    """The set's config reads, its background folder is missing: the FP32 ONNX and its manifest were written
+    first and left in the new output folder (exit 2)."""
+    import export.onnx_target
+
+    monkeypatch.setattr(export.onnx_target, "export_onnx", _no_work)
+    calib = tmp_path / "calib.toml"
+    calib.write_text('name = "c"\ncount = 2\nsize = [64, 64]\nseed = 1\ntrimap = "mask"\nmask_band = 4\n'
+                     '[foregrounds]\nprocedural = 1.0\nreal = 0.0\n[backgrounds]\nfolder = "/nonexistent/bg"\n')
+    out = tmp_path / "out"
+    assert main(["export", target, "--checkpoint", str(tiny_checkpoint), "--size", "64", "64", "--calib", str(calib),
+                 "--val", str(calib), "--cache", str(tmp_path / "cache"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: /nonexistent/bg: background folder does not exist or is not a folder"], err
+    assert not out.exists()
+
+
 def test_sensitivity_reads_its_sets_before_the_export(tmp_path, monkeypatch, capsys):
     import adamat.commands.export
 
