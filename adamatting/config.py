@@ -31,7 +31,7 @@ def format_scale(s: float) -> str:
 ENCODERS = ("mobile", "resnet", "fused")
 MAX_WIDTH_MULT = 4.0      # a config's channel multiplier, at most
 MAX_CHANNELS = 2048       # any channel count, kernel, repeat count or stride of a config, at most
-MAX_PU_STEPS = 64         # propagation steps, at most (adamat train --steps takes as many)
+MAX_PU_STEPS = 64         # propagation steps, at most (each adds its cell to an exported graph)
 
 
 def _stage(stage, size: int, name: str) -> tuple:
@@ -99,7 +99,8 @@ class ModelConfig:
         if self.encoder not in ENCODERS:
             raise ValueError(f"unknown encoder {self.encoder!r}; known: {', '.join(ENCODERS)}")
         if not (is_real_number(self.width_mult) and 0 < self.width_mult <= MAX_WIDTH_MULT):
-            raise ValueError(f"width_mult must be a number above 0 and at most {MAX_WIDTH_MULT}, got {self.width_mult!r}")
+            raise ValueError(f"width_mult must be a number above 0 and at most {MAX_WIDTH_MULT}, "
+                             f"got {self.width_mult!r}")
         counts = {"resnet_width": [self.resnet_width], "stem_channels": [self.stem_channels],
                   "decoder_channels": list(self.decoder_channels), "pu_hidden": [self.pu_hidden],
                   "refiner_hidden": [self.refiner_hidden], "resnet_layers": list(self.resnet_layers),

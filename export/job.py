@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from adamatting.config import DEFAULT_WEIGHTS, NAME_PATTERN
+from adamatting.config import DEFAULT_WEIGHTS, MAX_PU_STEPS, NAME_PATTERN
 from calib_data.sets import SetConfig, build_set
 from common.arguments import out_folder, positive_int, whole_number
 from common.manifest import ManifestError, export_code_sha, load_manifest
@@ -21,7 +21,7 @@ from export.onnx_graph import export_onnx
 
 # Bounds of the export options, refused as the command line is read (exit 2, before any work):
 MAX_SIDE = 4096    # 64 times the phone case's pixels: the export's checks and the composited sets run at this size
-MAX_STEPS = 64     # the checkpoints unroll 2 or 3; each step adds its cell to the graph (100000 never finishes)
+MAX_STEPS = MAX_PU_STEPS   # the checkpoints unroll 2 or 3; each step adds its cell to the graph (100000 never finishes)
 SIZE_HELP = (f"fixed input size, each side a multiple of the checkpoint's stride (32 for the default mobile-int8, "
              f"128 for mobile, whose network runs at 3/4 of the input) and at most {MAX_SIDE}")
 side = whole_number(1, MAX_SIDE)
