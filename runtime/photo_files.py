@@ -113,7 +113,7 @@ def read_metadata(path: str | Path) -> PhotoMetadata:
 
 TIFF_LAYOUT_TAGS = frozenset({254, 255, 256, 257, 258, 259, 262, 263, 266, 273, 277, 278, 279, 280, 281, 284, 317,
                               320, 322, 323, 324, 325, 338, 339, 530, 531, 532, 34675})
-MAX_EXIF_BYTES = 65533 - 6   # a JPEG's APP1 segment, less its length field's 2 bytes and the "Exif\0\0" header
+MAX_EXIF_BYTES = 65533   # a JPEG's APP1 segment (its 2-byte length counts itself), the "Exif\0\0" header included
 
 
 def _exif_bytes(exif: Image.Exif, path: str | Path) -> bytes | None:
