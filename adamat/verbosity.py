@@ -3,7 +3,9 @@
 Libraries the pipeline uses announce routine work at INFO level: NNCF a line per quantization step
 (``INFO:nncf:...``) during exports, coremltools its conversion passes, OpenCV its plugins, LiteRT its CPU
 delegate (on the native stderr: :mod:`runtime.person_mask` holds that back unless its logger is at INFO).
-Warnings and errors always show; progress bars are the commands' own. A Python warning is one line,
+Warnings and errors always show, but for routine ones that are not this code's (``-v`` shows them): a library
+naming each optional native library it lacks (torchao's CUDA kernels, coremltools' macOS proxies) and torch's
+pytree deprecation inside ExecuTorch's lowering. Progress bars are the commands' own. A Python warning is one line,
 ``warning: <message>`` (:func:`plain_warnings`), not the source line that raised it; ``-v`` adds its category
 and origin.
 """
@@ -28,6 +30,21 @@ def set_verbosity(verbose: bool) -> None:
         # (NNCF sets INFO on "nncf" with a handler of its own).
         logging.disable(logging.INFO)
         os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+        for name in ABSENT_NATIVE_LOGGERS:
+            logging.getLogger(name).addFilter(_not_an_absent_native_library)
+        for message in ROUTINE_LIBRARY_WARNINGS:
+            warnings.filterwarnings("ignore", message=message)
+
+
+ABSENT_NATIVE_LOGGERS = ("torchao", "coremltools")   # each names every optional native library it lacks, at import
+# Deprecations inside the libraries, not in this code: torch's pytree, a dozen times per ExecuTorch lowering.
+ROUTINE_LIBRARY_WARNINGS = (r"`isinstance\(treespec, LeafSpec\)` is deprecated",)
+
+
+def _not_an_absent_native_library(record: logging.LogRecord) -> bool:
+    """False for a library's "Failed to load <native library>" line (torchao's CUDA kernels, coremltools' macOS
+    proxies: absent by design on a Linux CPU), which ``-v`` shows."""
+    return not record.getMessage().startswith("Failed to load")
 
 
 def warning_line(message, category: type[Warning], filename: str, lineno: int, verbose: bool = False) -> str:

@@ -2,6 +2,8 @@
 orientation, ICC profile), folders, --overwrite. The shipped segmenter runs here (a few ms a photo); the matting
 network is the tiny config."""
 
+import warnings
+
 import cv2
 import numpy as np
 import pytest
@@ -205,6 +207,20 @@ def test_quiet_by_default_and_everything_with_v(tiny_checkpoint, tmp_path):
     library.warning("worth seeing")
     assert [r.getMessage() for r in records] == ["worth seeing"]
     library.removeHandler(handler)
+    torchao = logging.getLogger("torchao")        # at import, each CUDA kernel library it lacks: a line each
+    torchao.addHandler(handler)
+    records.clear()
+    torchao.warning("Failed to load /x/_C_mxfp8.so: Could not load this library")
+    torchao.warning("a real problem")
+    assert [r.getMessage() for r in records] == ["a real problem"]
+    torchao.removeHandler(handler)
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("default")
+        set_verbosity(False)                          # its filters go first
+        warnings.warn("`isinstance(treespec, LeafSpec)` is deprecated, use `isinstance(treespec, TreeSpec) and "
+                      "treespec.is_leaf()` instead.", FutureWarning)
+        warnings.warn("worth seeing too", FutureWarning)
+    assert [str(w.message) for w in shown] == ["worth seeing too"]
 
 
 def test_demo_portrait_figure(tiny_checkpoint, tmp_path):
