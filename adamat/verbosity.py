@@ -43,8 +43,8 @@ ROUTINE_LIBRARY_WARNINGS = (r"`isinstance\(treespec, LeafSpec\)` is deprecated",
 
 def _not_an_absent_native_library(record: logging.LogRecord) -> bool:
     """False for a library's "Failed to load <native library>" line (torchao's CUDA kernels, coremltools' macOS
-    proxies: absent by design on a Linux CPU), which ``-v`` shows."""
-    return not record.getMessage().startswith("Failed to load")
+    proxies: absent by design on a Linux CPU); True for every record while INFO logs show (``-v``)."""
+    return logging.root.manager.disable < logging.INFO or not record.getMessage().startswith("Failed to load")
 
 
 def warning_line(message, category: type[Warning], filename: str, lineno: int, verbose: bool = False) -> str:
