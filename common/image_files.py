@@ -148,6 +148,9 @@ def _imdecode_quietly(data: np.ndarray, flags: int) -> np.ndarray | None:
     return img
 
 
+DANGLING_LINK = "a symbolic link to nothing (its target is missing, or it links to itself)"
+
+
 def reading_problem(path: Path, missing: str = "file not found",
                     folder: str | None = "is a directory, not an image file") -> str | None:
     """Why ``path`` cannot be read as an input file, or None where it is a regular file (a symbolic link to one
@@ -159,7 +162,7 @@ def reading_problem(path: Path, missing: str = "file not found",
         return folder
     if path.exists():
         return "not a regular file (a pipe or a device)"
-    return "a symbolic link to nothing (its target is missing, or it links to itself)" if path.is_symlink() else missing
+    return DANGLING_LINK if path.is_symlink() else missing
 
 
 def check_image_file(path: str | Path) -> Path:

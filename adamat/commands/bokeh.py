@@ -16,6 +16,7 @@ from tqdm import tqdm
 from adamat.bokeh_folder import NAMING, bokeh_folder
 from common.arguments import path_text, thread_count, whole_number
 from common.errors import DataError, one_line
+from common.image_files import DANGLING_LINK
 from common.outputs import check_file_path
 from runtime.artifacts import fastest_export
 from runtime.bokeh import check_strength
@@ -95,8 +96,7 @@ def run(args: argparse.Namespace) -> int:
 def _check_input(args: argparse.Namespace) -> None:
     """DataError where the photo, folder or clip is not there; for a photo or a clip, -o checked as a file."""
     if not Path(args.photo).exists():   # said first: not a complaint about -o, which follows from what it is
-        dangling = Path(args.photo).is_symlink()
-        raise DataError("a symbolic link to nothing (its target is missing, or it links to itself)" if dangling else
+        raise DataError(DANGLING_LINK if Path(args.photo).is_symlink() else
                         "not found: give a photo, a folder of photos or a clip", args.photo)
     if not Path(args.photo).is_dir():   # a photo or a clip: -o names a file, checked before any work
         check_file_path(args.out)
