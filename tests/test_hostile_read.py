@@ -112,7 +112,7 @@ def test_a_png_bomb_says_its_real_size(tmp_path, no_decoding):
     bomb.write_bytes(png_header(20000, 20000))           # 400 megapixels: over Pillow's own limit too
     with pytest.raises(DataError, match=r"big.png: image is 400 megapixels; the limit is 50 megapixels") as e:
         read_image(bomb)
-    assert "179" not in str(e.value)
+    assert "179" not in str(e.value).removeprefix(str(bomb))      # not Pillow's limit of 179 megapixels
     bomb.write_bytes(png_header(10000, 6000))            # 60 megapixels: under Pillow's limit
     for read in (read_image, read_rgb, read_alpha, read_trimap):
         with pytest.raises(DataError, match=r"image is 10000x6000 \(60 megapixels\); the limit is 50"):
