@@ -67,7 +67,7 @@ def real_alpha_figure(weights: Path, out: Path) -> list[dict] | None:
     Two model panels: the network's own alpha (where its adapted trimap overrules the given one, it shows),
     and the alpha that is scored and that the runtime returns, the given trimap's known regions kept."""
 
-    own = matter_predictor(Matter.from_artifact(weights, clamp_known=False))   # the network's own alpha
+    own = matter_predictor(Matter.from_artifact(weights, clamp_known=False, laplacian=None))   # the network's own
     _, rows = evaluate_real(own, trimaps=("trimap1",), keep=True)
 
     reader = AlphaMattingReader(alphamatting_dev_dir(), list(REAL_VALIDATION))

@@ -48,6 +48,11 @@ def number(least: float, most: float | None = None, *, above: bool = False) -> C
     return parse
 
 
+def or_none(parse: Callable[[str], float]) -> Callable[[str], float | None]:
+    """argparse type: ``none`` (off) or what ``parse`` reads."""
+    return lambda text: None if text == "none" else parse(text)
+
+
 def positive_int(text: str) -> int:
     """argparse type: a whole number >= 1 (a thread count)."""
     return _whole_number(text, 1)

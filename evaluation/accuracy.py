@@ -6,7 +6,8 @@ Four sets, each scored per artifact as absolute values and as the drop from PyTo
   composite directly (no resizing), so the numbers isolate what the export changed.
 - ``real``: the held-back alphamatting.com images (both trimaps) through :class:`runtime.matter.Matter`,
   i.e. letterboxed to the artifact's size, run, guided-upsampled to the photo and clamped to the trimap's
-  known regions — what the app gets. Only when ../shared/data is present.
+  known regions — what the app gets, less the matting Laplacian's solve of the band (runtime code that would
+  only hide an export's change). Only when ../shared/data is present.
 - ``mask``: the same images with a coarse person mask simulated from the ground truth (:data:`MASK_RECIPE`)
   instead of a hand-drawn trimap: the phone case, through the same path, so with the band refiner — the
   artifact's own target's conversion where ``adamat export band-refiner`` put one in ``band_refiner/`` beside
@@ -198,7 +199,9 @@ def _clip_predict(backend, band_refiner: str | Path) -> Callable[[ClipSample], l
 
 
 def _real_predict(backend, band_refiner: str | Path) -> Callable[[Sample], np.ndarray]:
-    matter = Matter(backend, band_refiner=band_refiner)
+    # without the matting Laplacian's solve of a drawn trimap's band: the same code on every backend, pulled
+    # toward the photo's colours, it would hide what an export changed in the network's alpha
+    matter = Matter(backend, band_refiner=band_refiner, laplacian=None)
     return lambda s: matter.predict(s.photo, trimap=s.trimap, mask=s.mask, with_trimap_prob=False).alpha
 
 

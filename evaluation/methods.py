@@ -100,13 +100,16 @@ class Model:
 
     @classmethod
     def open(cls, artifact: str | Path, refinement: Refinement | None = DEFAULT_REFINEMENT,
-             band_refiner: str | Path | None = "shipped", label: str | None = None) -> "Model":
+             band_refiner: str | Path | None = "shipped", label: str | None = None,
+             laplacian: float | None = None) -> "Model":
         """``refinement``: the network's tiles (runtime.refine); ``band_refiner``: "shipped", a path or None;
         ``label``: what names the artifact in the method's name (default its file name; see
-        :func:`artifact_labels` for several)."""
-        matter = Matter.from_artifact(artifact, refinement=refinement, band_refiner=band_refiner)
+        :func:`artifact_labels` for several); ``laplacian``: the weight of the matting Laplacian's solve of a
+        given trimap's band (runtime.matting_laplacian; the app's default, for the trimap protocol) or None."""
+        matter = Matter.from_artifact(artifact, refinement=refinement, band_refiner=band_refiner, laplacian=laplacian)
         parts = ([f"refine {refinement.tiles} tiles"] if refinement else []) + (
-            [matter.band_refiner.name] if matter.band_refiner is not None else [])
+            [matter.band_refiner.name] if matter.band_refiner is not None else []) + (
+            [f"matting Laplacian {laplacian:g}"] if laplacian is not None else [])
         return cls(matter, f"{label or Path(artifact).name} ({matter.name}) " + (" + ".join(parts) or "unrefined"))
 
     def predict(self, image: np.ndarray, trimap: np.ndarray, mask: np.ndarray | None) -> np.ndarray:

@@ -82,8 +82,9 @@ def matter_predictor(matter: Matter) -> Predictor:
 
 
 def model_predictor(model, input_size: tuple[int, int] | None = None) -> Predictor:
-    """An in-memory PyTorch model through the app's path (training's validation, figures)."""
-    return matter_predictor(Matter.from_model(model, input_size))
+    """An in-memory PyTorch model through the app's path without the matting Laplacian's solve of the band
+    (training's validation scores the network, not the photo's colours)."""
+    return matter_predictor(Matter.from_model(model, input_size, laplacian=None))
 
 
 def closed_form_predictor() -> Predictor:

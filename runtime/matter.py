@@ -21,7 +21,9 @@ The stages (:mod:`runtime.preprocess`, the backend, :mod:`runtime.upsample`):
 5. the band's most uncertain tiles run again at a higher resolution (:mod:`runtime.refine`; by default 8 tiles
    at twice the model's resolution, ``refinement=None`` turns it off), the same network at the same input size;
 6. with a mask, the band refiner (:mod:`runtime.band_refiner`) re-decides the band from the photo, that alpha
-   and a guided filter of the mask (``band_refiner=None`` turns it off);
+   and a guided filter of the mask (``band_refiner=None`` turns it off); with a trimap and no mask, the band is
+   solved by the matting Laplacian pulled toward that alpha (:mod:`runtime.matting_laplacian`; ``laplacian=None``
+   turns it off);
 7. a larger photo gets the working resolution's alpha by one more guided filter (its coefficients fitted at
    :data:`FIT_SIDE` px, applied to the full-resolution photo: :data:`WORKING_UPSAMPLE`), 0 / 1 where it is
    decided: the trimap's known regions and where the working alpha is settled around the pixel
@@ -41,6 +43,8 @@ from common.values import is_real_number, is_whole_number
 from runtime.backends import Backend, open_backend
 from runtime.band_refiner import BandRefiner
 from runtime.errors import ArtifactError
+from runtime.matting_laplacian import WEIGHT as LAPLACIAN_WEIGHT
+from runtime.matting_laplacian import check_weight, solve_band
 from runtime.preprocess import (
     Band,
     ImageInput,
@@ -77,13 +81,16 @@ class Matter:
     "bilinear"; ``guide``: "rgb" or "gray" for the guided filter. ``clamp_known``: alpha is 0 / 1 exactly
     where the trimap (given or made from the mask) is background / foreground; the network decides the
     unknown band (and, with no trimap, everything). ``band_refiner``: "shipped" (the default: the refiner in
-    ``runtime/data`` where it is installed), a :class:`BandRefiner`, a path to one, or None.
+    ``runtime/data`` where it is installed), a :class:`BandRefiner`, a path to one, or None. ``laplacian``: the
+    network's weight in the matting Laplacian's solve of a given trimap's band (:mod:`runtime.matting_laplacian`),
+    or None for the network's alpha as it is.
     """
 
     def __init__(self, backend: Backend, *, input_size: tuple[int, int] | None = None, upsample: str = "guided",
                  guide: str = "rgb", radius: int = GUIDED_RADIUS, eps: float = GUIDED_EPS, clamp_known: bool = True,
                  refinement: Refinement | None = DEFAULT_REFINEMENT,
-                 band_refiner: BandRefiner | str | Path | None = "shipped"):
+                 band_refiner: BandRefiner | str | Path | None = "shipped",
+                 laplacian: float | None = LAPLACIAN_WEIGHT):
         if upsample not in METHODS:
             raise ValueError(f"unknown upsampling method {upsample!r}; use one of {', '.join(METHODS)}")
         if guide not in ("rgb", "gray"):
@@ -98,6 +105,7 @@ class Matter:
         self.clamp_known = clamp_known
         self.refinement = refinement
         self.band_refiner = _band_refiner(band_refiner)
+        self.laplacian = None if laplacian is None else check_weight(laplacian)
         self.upsample = {"method": upsample, "guide": guide, "radius": radius, "eps": eps}
 
     @classmethod
@@ -190,6 +198,9 @@ class Matter:
         if self.band_refiner is not None and mask_own is not None:
             with timer("band"):
                 alpha_w = self.band_refiner(photo_w, trimap_w, alpha_w, mask_own)
+        if self.laplacian is not None and trimap is not None and mask_own is None:
+            with timer("laplacian"):     # a trimap someone drew: its band solved from the photo's colours
+                alpha_w = np.where(trimap_w == 128, solve_band(photo_w, trimap_w, alpha_w, self.laplacian), alpha_w)
         with timer("upsample"):
             # the trimap is authoritative where it is sure: alpha_w is 0 / 1 there since its first filter (the
             # tiles and the band refiner change only the band), and the photo's since its last one

@@ -401,6 +401,8 @@ def test_a_file_of_several_frames_says_that_its_first_is_used(tmp_path, suffix):
      "--refine-tiles, --also-unrefined, --closed-form-cap: not used by clips"),
     (["real", "--protocol", "trimap", "--recipe", "down8", "--seed", "3"],
      "--recipe, --seed: not used by the trimap protocol"),
+    (["real", "--laplacian", "0.01"], "--laplacian: not used by photos in the mask protocol"),
+    (["clips", "--laplacian", "none"], "--laplacian: not used by clips"),
 ])
 def test_eval_refuses_options_the_evaluation_would_ignore(tmp_path, capsys, args, message):
     assert main(["eval", *args, "--out", str(tmp_path / "out")]) == 2

@@ -205,7 +205,7 @@ def test_mask_becomes_a_full_resolution_trimap(torch_matter):
     trimap = make_trimap((97, 143), mask=mask, band=5)
     assert np.array_equal(trimap, trimap_from_mask(mask, 5))
     assert set(np.unique(trimap)) == {0, 128, 255}
-    plain = Matter(torch_matter.backend, band_refiner=None)   # with it, the mask also feeds the band refiner
+    plain = Matter(torch_matter.backend, band_refiner=None, laplacian=None)   # the mask path's trimap, as is
     a = plain.predict(img, mask=mask, band=5).alpha
     assert np.array_equal(a, plain.predict(img, trimap=trimap).alpha)
     assert not np.array_equal(a, plain.predict(img, mask=mask, band=12).alpha)
@@ -225,7 +225,7 @@ def test_trimap_wins_over_mask(torch_matter):
     refiner, so without one the mask changes nothing."""
     img, mask = photo(50, 70), person_mask(50, 70)
     trimap = trimap_from_mask(mask, 3)
-    plain = Matter(torch_matter.backend, band_refiner=None)
+    plain = Matter(torch_matter.backend, band_refiner=None, laplacian=None)   # a mask also turns the Laplacian off
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         both = plain.predict(img, trimap=trimap, mask=np.zeros_like(mask))

@@ -14,7 +14,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from adamat.bokeh_folder import NAMING, bokeh_folder
-from common.arguments import path_text, thread_count, whole_number
+from common.arguments import number, or_none, path_text, thread_count, whole_number
 from common.errors import DataError, one_line
 from common.image_files import DANGLING_LINK
 from common.outputs import check_file_path
@@ -24,6 +24,8 @@ from runtime.clip import CLIP_REFINEMENT, bokeh_clip
 from runtime.clip_files import is_clip
 from runtime.lens_blur import DEFAULT_STRENGTH
 from runtime.matter import DEFAULT_INPUT_SIZE, Matter
+from runtime.matting_laplacian import MAX_WEIGHT
+from runtime.matting_laplacian import WEIGHT as LAPLACIAN_WEIGHT
 from runtime.person_mask import PersonSegmenter
 from runtime.pipeline import AUTO, DEFAULT_ARTIFACT, bokeh_file
 from runtime.preprocess import check_band
@@ -69,6 +71,10 @@ def add_arguments(b: argparse.ArgumentParser) -> None:
     b.add_argument("--band-refiner", default="shipped", type=path_text, metavar="shipped|none|PATH",
                    help="the band refiner run after the network where there is a mask (runtime.band_refiner; "
                         "default: the shipped one; none: off)")
+    b.add_argument("--laplacian", type=or_none(number(0, MAX_WEIGHT, above=True)), default=LAPLACIAN_WEIGHT,
+                   metavar="WEIGHT|none",
+                   help=f"with --trimap: the network's weight in the matting Laplacian's solve of the trimap's band "
+                        f"(runtime.matting_laplacian; none: the network's alpha as is; default {LAPLACIAN_WEIGHT:g})")
     b.add_argument("--timings", action="store_true", help="print the seconds of each stage")
     b.set_defaults(func=run)
 
@@ -85,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
     if folder and (args.trimap or args.mask not in (None, AUTO, "none")):
         raise DataError("a folder takes --mask auto or --mask none; --mask FILE and --trimap are for one photo",
                         args.photo)
-    if folder or options or args.refine not in (None, DEFAULT_REFINEMENT.tiles) or args.band_refiner != "shipped":
+    if (folder or options or args.refine not in (None, DEFAULT_REFINEMENT.tiles) or args.band_refiner != "shipped"
+            or args.laplacian != LAPLACIAN_WEIGHT):
         artifact = _one_model(args, artifact, options)
     render = _renderer(args, artifact, folder)
     if folder:
@@ -116,7 +123,8 @@ def _one_model(args: argparse.Namespace, artifact, options: dict) -> Matter:
     tiles = DEFAULT_REFINEMENT.tiles if args.refine is None else args.refine
     refinement = Refinement(tiles=tiles, zoom=DEFAULT_REFINEMENT.zoom) if tiles else None
     band_refiner = None if args.band_refiner == "none" else args.band_refiner
-    return Matter.from_artifact(artifact, backend_options=options, refinement=refinement, band_refiner=band_refiner)
+    return Matter.from_artifact(artifact, backend_options=options, refinement=refinement, band_refiner=band_refiner,
+                                laplacian=args.laplacian)
 
 
 def _renderer(args: argparse.Namespace, artifact, folder: bool):
@@ -166,6 +174,9 @@ def _check_photo_options(args: argparse.Namespace) -> None:
     what = "a clip" if is_clip(args.photo) and not folder else "a photo"
     if args.format is not None and not folder:
         raise ValueError(f"--format applies to a folder of photos; {what}'s output format follows the suffix of -o")
+    if args.laplacian != LAPLACIAN_WEIGHT and not args.trimap:
+        raise ValueError("--laplacian applies to a photo's --trimap (the band it marks): not used with "
+                         + ("a clip" if what == "a clip" else "a folder" if folder else "a mask"))
     if args.band is not None and (what == "a clip" or args.mask == "none"):
         raise ValueError("--band applies to a photo's mask: not used with "
                          + ("a clip (its band follows the segmenter)" if what == "a clip" else "--mask none"))

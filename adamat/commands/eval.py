@@ -14,7 +14,7 @@ from calib_data.phone_set import PhoneSetConfig, build_phone_set, build_upscaled
 from calib_data.procedural import MIN_SIZE
 from calib_data.segmenter_masks import RECIPES
 from calib_data.splits import alphamatting_dev_dir
-from common.arguments import number, out_folder, path_text, positive_int, refuse_repeats, whole_number
+from common.arguments import number, or_none, out_folder, path_text, positive_int, refuse_repeats, whole_number
 from common.errors import DataError
 from common.image_files import MAX_PIXELS
 from common.outputs import check_folder, one_file_twice, same_file
@@ -32,6 +32,8 @@ from evaluation.folder_eval import (
 from evaluation.methods import BASELINES, CLOSED_FORM_CAP, ClosedForm, Model, artifact_labels
 from runtime.clip import CLIP_REFINEMENT
 from runtime.matter import Matter
+from runtime.matting_laplacian import MAX_WEIGHT
+from runtime.matting_laplacian import WEIGHT as LAPLACIAN_WEIGHT
 from runtime.preprocess import MIN_SIDE
 from runtime.refine import DEFAULT_REFINEMENT, Refinement
 
@@ -72,8 +74,12 @@ def add_arguments(p) -> None:
     p.add_argument("--band-refiner", type=path_text, default="shipped", metavar="shipped|none|PATH",
                    help="the band refiner the models run where a mask is given (runtime.band_refiner; default: "
                         "the shipped one)")
+    p.add_argument("--laplacian", type=or_none(number(0, MAX_WEIGHT, above=True)), default=LAPLACIAN_WEIGHT,
+                   metavar="WEIGHT|none",
+                   help=f"trimap protocol: the network's weight in the matting Laplacian's solve of each trimap's band "
+                        f"(runtime.matting_laplacian; none: the network's alpha as is; default {LAPLACIAN_WEIGHT:g})")
     p.add_argument("--also-unrefined", action="store_true",
-                   help="also score each model without either refinement (tiles and band refiner)")
+                   help="also score each model without any refinement (tiles, band refiner, matting Laplacian)")
     p.add_argument("--refine-zoom", type=number(1, above=True), default=DEFAULT_REFINEMENT.zoom,
                    help=f"refinement resolution: the photo's long side at this (> 1) × the model's input side, never "
                         f"above the photo's own (default {DEFAULT_REFINEMENT.zoom:g})")
@@ -122,8 +128,9 @@ def run(args) -> int:
     refinement = Refinement(args.refine_tiles, args.refine_zoom) if args.refine_tiles else None
     band_refiner = None if args.band_refiner == "none" else args.band_refiner
     labels = artifact_labels(args.artifacts)    # two models of one file name are two methods, told apart
-    methods = [Model.open(a, refinement, band_refiner, label) for a, label in zip(args.artifacts, labels)]
-    if args.also_unrefined and (refinement is not None or band_refiner is not None):
+    laplacian = args.laplacian if args.protocol == "trimap" else None
+    methods = [Model.open(a, refinement, band_refiner, label, laplacian) for a, label in zip(args.artifacts, labels)]
+    if args.also_unrefined and (refinement is not None or band_refiner is not None or laplacian is not None):
         methods += [Model.open(a, None, None, label) for a, label in zip(args.artifacts, labels)]
     methods += [ClosedForm(args.closed_form_cap) if b == "closed-form" else BASELINES[b]() for b in args.baselines]
     settings = EvalSettings(args.protocol, args.recipe, args.seed, args.long_side)
@@ -145,11 +152,15 @@ def _refuse_options_of_the_other_kind(args, clips: bool) -> None:
                  "a second --artifacts": len(args.artifacts) > 1, "--baselines": args.baselines != list(BASELINES),
                  "--refine-tiles": args.refine_tiles != DEFAULT_REFINEMENT.tiles,
                  "--refine-zoom": args.refine_zoom != DEFAULT_REFINEMENT.zoom, "--also-unrefined": args.also_unrefined,
-                 "--closed-form-cap": args.closed_form_cap != CLOSED_FORM_CAP}
+                 "--closed-form-cap": args.closed_form_cap != CLOSED_FORM_CAP,
+                 "--laplacian": args.laplacian != LAPLACIAN_WEIGHT}
         what = "clips (one model, with --frames, --clip-size, --seed, --band-refiner)"
     else:
         given = {"--frames": args.frames != ClipSet.frames, "--clip-size": list(args.clip_size) != list(ClipSet.size)}
         what = "photos (--frames, --clip-size: clips)"
+        if args.protocol == "mask":
+            given |= {"--laplacian": args.laplacian != LAPLACIAN_WEIGHT}
+            what = "photos in the mask protocol (--laplacian: the trimap protocol's; --frames, --clip-size: clips)"
         if args.protocol == "trimap":
             given |= {"--recipe": args.recipe != "phone", "--seed": args.seed != 0}
             what = "the trimap protocol (--recipe, --seed: the masks the mask protocol simulates; --frames, " \
