@@ -27,7 +27,7 @@ from runtime.lens_blur import DEFAULT_STRENGTH
 from runtime.matter import Matter
 from runtime.person_mask import MASK_SIDE, PersonSegmenter, segmenter_band
 from runtime.photo_files import OUTPUT_SUFFIXES, encode_photo, read_metadata
-from runtime.preprocess import as_uint8_rgb, check_band, read_image, read_mask
+from runtime.preprocess import as_uint8_rgb, check_band, make_trimap, read_image, read_mask
 from runtime.timing import StageTimer
 
 DEFAULT_ARTIFACT = DEFAULT_WEIGHTS
@@ -94,11 +94,17 @@ def bokeh_file(photo_path: str | Path, out_path: str | Path, mask_path: str | Pa
             if float(mask.max()) <= 0.5:
                 raise DataError("the mask marks no person: every pixel of it is background",
                                 mask_path if isinstance(mask_path, (str, Path)) else None)
+        if trimap_path is not None:                                      # so is a trimap
+            trimap = make_trimap(photo.shape[:2], trimap_path)
+            if not trimap.any():
+                raise DataError("the trimap marks no subject: every pixel of it is background (0)",
+                                trimap_path if isinstance(trimap_path, (str, Path)) else None)
     if auto:
         with timer("segment"):
             mask = segmenter.mask(photo, photo_path, long_side=MASK_SIDE)
         band = segmenter_band(photo.shape[:2]) if band is None else band
-    result = matter.predict(photo, trimap=trimap_path, mask=mask, band=band, with_trimap_prob=False)
+    result = matter.predict(photo, trimap=None if trimap_path is None else trimap, mask=mask, band=band,
+                            with_trimap_prob=False)
     timer.add(result.timings)                  # its "load" is the conversion of the decoded photo to float
     image, _ = render_bokeh(photo, result.alpha, strength, timer=timer)
     with timer("write"):

@@ -333,6 +333,8 @@ def test_bokeh_file_names_an_argument_of_the_wrong_kind(tiny_checkpoint, tmp_pat
             bokeh_file(*args, **{"artifact": tiny_checkpoint, **options})
     with pytest.raises(DataError, match="^the mask marks no person"):
         bokeh_file(photo, tmp_path / "o.png", mask_path=np.zeros((40, 60), np.float32), artifact=tiny_checkpoint)
+    with pytest.raises(DataError, match=r"^the trimap marks no subject: every pixel of it is background \(0\)"):
+        bokeh_file(photo, tmp_path / "o.png", trimap_path=np.zeros((40, 60), np.uint8), artifact=tiny_checkpoint)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.png"]
 
 

@@ -451,7 +451,7 @@ def test_the_clip_runtime_refuses_an_output_that_names_a_folder(tmp_path):
         bokeh_clip(tmp_path / "clip.mp4", f"{tmp_path / 'out.mp4'}/", matter=None)
     assert list(tmp_path.iterdir()) == []
 
-def test_a_trimap_with_a_mask_or_a_band_and_a_mask_with_no_person_are_refused(tiny_checkpoint, tmp_path, capsys):
+def test_a_trimap_with_a_mask_or_a_band_and_a_mask_or_trimap_with_no_subject_are_refused(tiny_checkpoint, tmp_path, capsys):
     cv2.imwrite(str(tmp_path / "p.png"), photo((90, 140, 200)))
     trimap = np.full((48, 64), 128, np.uint8)
     cv2.imwrite(str(tmp_path / "t.png"), trimap)
@@ -460,7 +460,8 @@ def test_a_trimap_with_a_mask_or_a_band_and_a_mask_with_no_person_are_refused(ti
     for extra, message in (
             (["--trimap", tmp_path / "t.png", "--mask", tmp_path / "m.png"], "give it without --mask"),
             (["--trimap", tmp_path / "t.png", "--band", "10"], "give it without --band"),
-            (["--mask", tmp_path / "m.png"], "m.png: the mask marks no person")):
+            (["--mask", tmp_path / "m.png"], "m.png: the mask marks no person"),
+            (["--trimap", tmp_path / "m.png"], "m.png: the trimap marks no subject")):
         assert main(["bokeh", *map(str, common + extra)]) == 2
         assert message in capsys.readouterr().err
         assert not (tmp_path / "o.jpg").exists()
