@@ -62,23 +62,28 @@ def contact_sheet(sets: list[CompositedSet], per_set: int = 8, tile: int = 160) 
 
 
 def real_alpha_figure(weights: Path, out: Path) -> list[dict] | None:
-    """Model alpha beside ground truth on the held-back real images (trimap1); returns metric rows.
+    """Model alpha beside ground truth on the held-back real images (trimap1); returns the network's metric rows,
+    each with the SAD of the runtime's alpha beside it.
 
-    Two model panels: the network's own alpha (where its adapted trimap overrules the given one, it shows),
-    and the alpha that is scored and that the runtime returns, the given trimap's known regions kept."""
+    Three model panels: the network's own alpha (where its adapted trimap overrules the given one, it shows),
+    that alpha with the given trimap's known regions kept (the network's score), and what the runtime returns:
+    the band solved by the matting Laplacian pulled toward the network's alpha (runtime.matting_laplacian)."""
 
     own = matter_predictor(Matter.from_artifact(weights, clamp_known=False, laplacian=None))   # the network's own
     _, rows = evaluate_real(own, trimaps=("trimap1",), keep=True)
+    _, solved = evaluate_real(matter_predictor(Matter.from_artifact(weights)), trimaps=("trimap1",), keep=True)
 
     reader = AlphaMattingReader(alphamatting_dev_dir(), list(REAL_VALIDATION))
     tiles = []
-    for sample, row in zip(reader, rows):
+    for sample, row, app in zip(reader, rows, solved):
         h = 200
         w = int(round(sample.image.shape[1] * h / sample.image.shape[0]))
-        raw = row.pop("alpha")
+        raw, row["SAD, matting Laplacian"] = row.pop("alpha"), app["SAD"]
         parts = [sample.image, _gray(sample.trimaps["trimap1"] / 255.0), _gray(raw),
-                 _gray(protocol_alpha(raw, sample.trimaps["trimap1"])), _gray(sample.alpha)]
-        names = [sample.name, "trimap1", "network alpha", f"known regions kept  SAD {row['SAD']:.1f}", "ground truth"]
+                 _gray(protocol_alpha(raw, sample.trimaps["trimap1"])),
+                 _gray(protocol_alpha(app["alpha"], sample.trimaps["trimap1"])), _gray(sample.alpha)]
+        names = [sample.name, "trimap1", "network alpha", f"known regions kept  SAD {row['SAD']:.1f}",
+                 f"matting Laplacian  SAD {app['SAD']:.1f}", "ground truth"]
         tiles.append(np.concatenate([_label(cv2.resize(p, (w, h), interpolation=cv2.INTER_AREA), n)
                                      for p, n in zip(parts, names)], axis=1))
     width = max(t.shape[1] for t in tiles)

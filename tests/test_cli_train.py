@@ -199,11 +199,13 @@ def test_demo_real_image_figure_with_a_checkpoint(tmp_path, capsys):
     import cv2
 
     figure = cv2.imread(str(tmp_path / "real.png"))
-    # 4 images × 200 px; 5 panels each (photo, trimap, network alpha, known regions kept, ground truth), the
-    # widest row GT15's (490×800 → 327 px a panel)
-    assert figure.shape == (4 * 200, 5 * 327, 3)
+    # 4 images × 200 px; 6 panels each (photo, trimap, network alpha, known regions kept, the runtime's alpha with
+    # the matting Laplacian, ground truth), the widest row GT15's (490×800 → 327 px a panel)
+    assert figure.shape == (4 * 200, 6 * 327, 3)
     assert [r["image"] for r in rows] == ["GT03", "GT15", "GT19", "GT25"]
     assert all(np.isfinite(r["SAD"]) and r["SAD"] > 0 for r in rows)
+    # a random network's alpha, pulled toward the photo's colours, scores better than that alpha as it is
+    assert np.mean([r["SAD, matting Laplacian"] for r in rows]) < np.mean([r["SAD"] for r in rows])
 
 
 def test_a_new_run_can_start_from_shipped_weights(tmp_path):
