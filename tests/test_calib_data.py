@@ -1163,6 +1163,16 @@ def test_cli_calib_build_prints_the_set_path(tmp_path, capsys):
     assert lines[0] == out and "fractional_covered" in lines[1] and lines[3].startswith("tiny  ")
 
 
+def test_cli_calib_build_says_when_real_foregrounds_were_not_found(tmp_path, capsys):
+    config = tmp_path / "tiny.toml"
+    config.write_text(TINY_TOML.replace("procedural = 1.0", f"procedural = 0.5\nreal = 0.5\nreal_root = "
+                                                            f"'{tmp_path / 'no-data'}'"))
+    for _ in range(2):                       # built, then reused from the cache: said both times
+        assert cli_main(["calib", "build", "--config", str(config), "--out", str(tmp_path / "sets"), "--quiet"]) == 0
+        err = capsys.readouterr().err
+        assert err == f"note: real foregrounds skipped: {tmp_path / 'no-data'} not found\n"
+
+
 @pytest.mark.parametrize("text, words", [
     (TINY_TOML.replace("seed = 7", "seed = 7\ncolour = 'red'"), ["unknown config keys: colour"]),
     (TINY_TOML.replace("size = [64, 64]", "size = '64'"), ["size must be [height, width]"]),

@@ -4,6 +4,7 @@ phone`` / ``upscaled``: the phone-resolution evaluation sets (:mod:`calib_data.p
 from __future__ import annotations
 
 import argparse
+import sys
 
 from adamat.tables import print_table
 from calib_data.phone_set import PhoneSetConfig, build_phone_set, build_upscaled_set
@@ -43,6 +44,8 @@ def _named(text: str) -> str:
 
 def run(args) -> int:
     s = build_set(SetConfig.from_toml(args.config), args.out, progress=not args.quiet)
+    for note in s.meta.get("notes", []):     # e.g. real foregrounds asked for but not found: procedural ones used
+        print(f"note: {note}", file=sys.stderr)
     print(s.path)
     if not args.quiet:
         print_table([set_statistics(s)])
