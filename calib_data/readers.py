@@ -14,6 +14,8 @@ classical closed-form matting (:func:`estimate_alpha_closed_form`).
 
 from __future__ import annotations
 
+import contextlib
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -275,7 +277,8 @@ def estimate_alpha_closed_form(image: np.ndarray, trimap: np.ndarray) -> np.ndar
         raise DataError("closed-form matting needs both background (0) and foreground (255) pixels in the trimap")
     from pymatting import estimate_alpha_cf  # heavy import (numba): only when needed
 
-    alpha = estimate_alpha_cf(image.astype(np.float64), trimap.astype(np.float64) / 255.0)
+    with contextlib.redirect_stdout(io.StringIO()):   # its preconditioner's retries are printed, not raised
+        alpha = estimate_alpha_cf(image.astype(np.float64), trimap.astype(np.float64) / 255.0)
     alpha = np.clip(alpha, 0.0, 1.0).astype(np.float32)
     alpha[trimap == 0], alpha[trimap == 255] = 0.0, 1.0
     return alpha
