@@ -48,9 +48,15 @@ def number(least: float, most: float | None = None, *, above: bool = False) -> C
     return parse
 
 
-def or_none(parse: Callable[[str], float]) -> Callable[[str], float | None]:
-    """argparse type: ``none`` (off) or what ``parse`` reads."""
-    return lambda text: None if text == "none" else parse(text)
+def or_none(parse: Callable[[str], float]) -> Callable[[str], float | str]:
+    """argparse type: ``none`` (kept as that text, so that a default of None tells an option not given from one
+    turned off: :func:`chosen`) or what ``parse`` reads."""
+    return lambda text: text if text == "none" else parse(text)
+
+
+def chosen(value: float | str | None, default: float) -> float | None:
+    """An :func:`or_none` option's value: ``default`` where it was not given, None where it was ``none``."""
+    return default if value is None else None if value == "none" else value
 
 
 def positive_int(text: str) -> int:

@@ -402,7 +402,10 @@ def test_a_file_of_several_frames_says_that_its_first_is_used(tmp_path, suffix):
     (["real", "--protocol", "trimap", "--recipe", "down8", "--seed", "3"],
      "--recipe, --seed: not used by the trimap protocol"),
     (["real", "--laplacian", "0.01"], "--laplacian: not used by photos in the mask protocol"),
+    (["real", "--laplacian", "none"], "--laplacian: not used by photos in the mask protocol"),
+    (["real", "--laplacian", "1e-3"], "--laplacian: not used by photos in the mask protocol"),   # the default, typed
     (["clips", "--laplacian", "none"], "--laplacian: not used by clips"),
+    (["real", "--protocol", "trimap", "--band-refiner", "none"], "--band-refiner: not used by the trimap protocol"),
 ])
 def test_eval_refuses_options_the_evaluation_would_ignore(tmp_path, capsys, args, message):
     assert main(["eval", *args, "--out", str(tmp_path / "out")]) == 2

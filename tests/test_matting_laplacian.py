@@ -1,6 +1,7 @@
 """The matting Laplacian's solve of a drawn trimap's band (runtime.matting_laplacian) and Matter's use of it."""
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -67,10 +68,49 @@ def test_a_band_over_the_limit_is_solved_scaled_down(monkeypatch):
     assert (half[trimap == 0] == 0).all() and (half[trimap == 255] == 1).all()
 
 
+def test_a_solve_that_does_not_settle_stops_and_says_so(monkeypatch):
+    """A pixel checkerboard defeats the preconditioner (thousands of steps): the solve stops at MAX_STEPS."""
+    import runtime.matting_laplacian as laplacian
+
+    board = np.indices((40, 60)).sum(0) % 2
+    photo = np.repeat(board[..., None], 3, axis=2).astype(np.float32)
+    trimap = np.full((40, 60), 128, np.uint8)
+    trimap[0, 0], trimap[20, 30] = 0, 255
+    monkeypatch.setattr(laplacian, "MAX_STEPS", 3)
+    with pytest.warns(UserWarning, match="the matting Laplacian did not settle in 3 steps"):
+        solved = solve_band(photo, trimap, np.full((40, 60), 0.5, np.float32))
+    assert np.isfinite(solved).all() and solved.min() >= 0 and solved.max() <= 1
+
+
+@pytest.mark.parametrize("change, error, words", [
+    ({"prior": np.full((48, 64), np.nan, np.float32)}, ValueError, r"the prior must be floats in \[0, 1\], got float32 "
+                                                                   r"with NaN or inf"),
+    ({"photo": np.full((48, 64, 3), 2.0)}, ValueError, r"the photo must be floats in \[0, 1\], got float64 from 2 to 2"),
+    ({"photo": np.zeros((48, 64, 3), np.uint8)}, ValueError, "the photo must be floats in"),
+    ({"prior": np.zeros((64, 48), np.float32)}, ValueError, r"the prior must have the shape \(48, 64\)"),
+    ({"photo": np.zeros((48, 64), np.float32)}, ValueError, r"the photo must have the shape \(48, 64, 3\)"),
+    ({"photo": np.zeros((48, 64, 4), np.float32)}, ValueError, r"the photo must have the shape \(48, 64, 3\)"),
+    ({"trimap": np.full((48, 64), 0.5)}, ValueError, "trimap must be uint8"),
+    ({"trimap": np.full((48, 64), 200, np.uint8)}, ValueError, "trimap has values other than 0/128/255: 200"),
+    ({"prior": 0.5}, TypeError, "prior must be a numpy array, got float"),
+])
+def test_solve_band_refuses_inputs_it_cannot_solve(change, error, words):
+    photo, trimap, truth = soft_edge()
+    given = {"photo": photo, "trimap": trimap, "prior": truth} | change
+    with pytest.raises(error, match=words):
+        solve_band(given["photo"], given["trimap"], given["prior"])
+
+
 @pytest.mark.parametrize("weight", [0, -1.0, float("nan"), float("inf"), MAX_WEIGHT * 10, True, "1e-3", None])
 def test_a_weight_that_is_not_a_positive_number_is_refused(weight):
     with pytest.raises(ValueError, match=r"the matting Laplacian's weight must be a number above 0"):
         check_weight(weight)
+
+
+def test_a_numpy_weight_of_any_precision_is_read_without_a_warning():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")             # float16 against MAX_WEIGHT overflowed: a RuntimeWarning
+        assert check_weight(np.float16(1e-3)) == pytest.approx(1e-3, rel=1e-3) and check_weight(np.float64(2)) == 2
 
 
 def test_the_weight_is_the_one_its_selection_chose():
@@ -123,6 +163,8 @@ def test_adamat_bokeh_solves_a_trimaps_band_unless_told_not_to(tiny_checkpoint, 
 
 @pytest.mark.parametrize("argv, message", [
     (["--laplacian", "0.01"], "--laplacian applies to a photo's --trimap (the band it marks): not used with a mask"),
+    (["--laplacian", "1e-3", "--mask", "none"], "--laplacian applies to a photo's --trimap (the band it marks): not "
+                                                "used with --mask none"),              # the default, typed out
     (["--laplacian", "0"], "argument --laplacian: must be a finite number above 0 and at most 1e+06, got 0"),
     (["--laplacian", "nan"], "argument --laplacian: must be a finite number above 0"),
 ])

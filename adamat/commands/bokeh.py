@@ -14,7 +14,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from adamat.bokeh_folder import NAMING, bokeh_folder
-from common.arguments import number, or_none, path_text, thread_count, whole_number
+from common.arguments import chosen, number, or_none, path_text, thread_count, whole_number
 from common.errors import DataError, one_line
 from common.image_files import DANGLING_LINK
 from common.outputs import check_file_path
@@ -71,7 +71,7 @@ def add_arguments(b: argparse.ArgumentParser) -> None:
     b.add_argument("--band-refiner", default="shipped", type=path_text, metavar="shipped|none|PATH",
                    help="the band refiner run after the network where there is a mask (runtime.band_refiner; "
                         "default: the shipped one; none: off)")
-    b.add_argument("--laplacian", type=or_none(number(0, MAX_WEIGHT, above=True)), default=LAPLACIAN_WEIGHT,
+    b.add_argument("--laplacian", type=or_none(number(0, MAX_WEIGHT, above=True)), default=None,
                    metavar="WEIGHT|none",
                    help=f"with --trimap: the network's weight in the matting Laplacian's solve of the trimap's band "
                         f"(runtime.matting_laplacian; none: the network's alpha as is; default {LAPLACIAN_WEIGHT:g})")
@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         raise DataError("a folder takes --mask auto or --mask none; --mask FILE and --trimap are for one photo",
                         args.photo)
     if (folder or options or args.refine not in (None, DEFAULT_REFINEMENT.tiles) or args.band_refiner != "shipped"
-            or args.laplacian != LAPLACIAN_WEIGHT):
+            or args.laplacian is not None):
         artifact = _one_model(args, artifact, options)
     render = _renderer(args, artifact, folder)
     if folder:
@@ -124,7 +124,7 @@ def _one_model(args: argparse.Namespace, artifact, options: dict) -> Matter:
     refinement = Refinement(tiles=tiles, zoom=DEFAULT_REFINEMENT.zoom) if tiles else None
     band_refiner = None if args.band_refiner == "none" else args.band_refiner
     return Matter.from_artifact(artifact, backend_options=options, refinement=refinement, band_refiner=band_refiner,
-                                laplacian=args.laplacian)
+                                laplacian=chosen(args.laplacian, LAPLACIAN_WEIGHT))
 
 
 def _renderer(args: argparse.Namespace, artifact, folder: bool):
@@ -174,9 +174,10 @@ def _check_photo_options(args: argparse.Namespace) -> None:
     what = "a clip" if is_clip(args.photo) and not folder else "a photo"
     if args.format is not None and not folder:
         raise ValueError(f"--format applies to a folder of photos; {what}'s output format follows the suffix of -o")
-    if args.laplacian != LAPLACIAN_WEIGHT and not args.trimap:
+    if args.laplacian is not None and not args.trimap:
         raise ValueError("--laplacian applies to a photo's --trimap (the band it marks): not used with "
-                         + ("a clip" if what == "a clip" else "a folder" if folder else "a mask"))
+                         + ("a clip" if what == "a clip" else "a folder" if folder else
+                            "--mask none" if args.mask == "none" else "a mask"))
     if args.band is not None and (what == "a clip" or args.mask == "none"):
         raise ValueError("--band applies to a photo's mask: not used with "
                          + ("a clip (its band follows the segmenter)" if what == "a clip" else "--mask none"))

@@ -14,7 +14,16 @@ from calib_data.phone_set import PhoneSetConfig, build_phone_set, build_upscaled
 from calib_data.procedural import MIN_SIZE
 from calib_data.segmenter_masks import RECIPES
 from calib_data.splits import alphamatting_dev_dir
-from common.arguments import number, or_none, out_folder, path_text, positive_int, refuse_repeats, whole_number
+from common.arguments import (
+    chosen,
+    number,
+    or_none,
+    out_folder,
+    path_text,
+    positive_int,
+    refuse_repeats,
+    whole_number,
+)
 from common.errors import DataError
 from common.image_files import MAX_PIXELS
 from common.outputs import check_folder, one_file_twice, same_file
@@ -74,7 +83,7 @@ def add_arguments(p) -> None:
     p.add_argument("--band-refiner", type=path_text, default="shipped", metavar="shipped|none|PATH",
                    help="the band refiner the models run where a mask is given (runtime.band_refiner; default: "
                         "the shipped one)")
-    p.add_argument("--laplacian", type=or_none(number(0, MAX_WEIGHT, above=True)), default=LAPLACIAN_WEIGHT,
+    p.add_argument("--laplacian", type=or_none(number(0, MAX_WEIGHT, above=True)), default=None,
                    metavar="WEIGHT|none",
                    help=f"trimap protocol: the network's weight in the matting Laplacian's solve of each trimap's band "
                         f"(runtime.matting_laplacian; none: the network's alpha as is; default {LAPLACIAN_WEIGHT:g})")
@@ -126,9 +135,10 @@ def run(args) -> int:
         return run_clips(args)
     folder = EvalFolder(resolve(args.folder, args.cache), args.long_side, args.limit, args.images)
     refinement = Refinement(args.refine_tiles, args.refine_zoom) if args.refine_tiles else None
-    band_refiner = None if args.band_refiner == "none" else args.band_refiner
+    # the band refiner runs where a mask is given: not in the trimap protocol, nor named there
+    band_refiner = None if args.band_refiner == "none" or args.protocol == "trimap" else args.band_refiner
     labels = artifact_labels(args.artifacts)    # two models of one file name are two methods, told apart
-    laplacian = args.laplacian if args.protocol == "trimap" else None
+    laplacian = chosen(args.laplacian, LAPLACIAN_WEIGHT) if args.protocol == "trimap" else None
     methods = [Model.open(a, refinement, band_refiner, label, laplacian) for a, label in zip(args.artifacts, labels)]
     if args.also_unrefined and (refinement is not None or band_refiner is not None or laplacian is not None):
         methods += [Model.open(a, None, None, label) for a, label in zip(args.artifacts, labels)]
@@ -153,18 +163,19 @@ def _refuse_options_of_the_other_kind(args, clips: bool) -> None:
                  "--refine-tiles": args.refine_tiles != DEFAULT_REFINEMENT.tiles,
                  "--refine-zoom": args.refine_zoom != DEFAULT_REFINEMENT.zoom, "--also-unrefined": args.also_unrefined,
                  "--closed-form-cap": args.closed_form_cap != CLOSED_FORM_CAP,
-                 "--laplacian": args.laplacian != LAPLACIAN_WEIGHT}
+                 "--laplacian": args.laplacian is not None}
         what = "clips (one model, with --frames, --clip-size, --seed, --band-refiner)"
     else:
         given = {"--frames": args.frames != ClipSet.frames, "--clip-size": list(args.clip_size) != list(ClipSet.size)}
         what = "photos (--frames, --clip-size: clips)"
         if args.protocol == "mask":
-            given |= {"--laplacian": args.laplacian != LAPLACIAN_WEIGHT}
+            given |= {"--laplacian": args.laplacian is not None}
             what = "photos in the mask protocol (--laplacian: the trimap protocol's; --frames, --clip-size: clips)"
         if args.protocol == "trimap":
-            given |= {"--recipe": args.recipe != "phone", "--seed": args.seed != 0}
-            what = "the trimap protocol (--recipe, --seed: the masks the mask protocol simulates; --frames, " \
-                   "--clip-size: clips)"
+            given |= {"--recipe": args.recipe != "phone", "--seed": args.seed != 0,
+                      "--band-refiner": args.band_refiner != "shipped"}
+            what = "the trimap protocol (--recipe, --seed: the masks the mask protocol simulates; --band-refiner: " \
+                   "it runs with a mask; --frames, --clip-size: clips)"
     unused = [name for name, value in given.items() if value]
     if unused:
         raise ValueError(f"{', '.join(unused)}: not used by {what}")
