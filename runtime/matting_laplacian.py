@@ -16,11 +16,10 @@ network was trained on and measured on the four held back (docs/PHONE_PATH.md, t
 
 It runs where a person drew the trimap (:class:`runtime.matter.Matter` given a trimap and no mask), at the
 working resolution: about a second for an 800-px photo's band, and once per process 0.7 s to load pymatting's
-compiled code. A trimap without both sure regions anchors
-nothing and is left to the network. A band of more than :data:`MAX_BAND` pixels (the solve's peak memory grows
-by about 3 kB a band pixel: 0.6 GB for 200 k) is solved on the photo scaled down to that many and brought back
-bilinearly. The
-phone path (a mask) has the band refiner instead.
+compiled code. A trimap without both sure regions anchors nothing and is left to the network. A band of more than
+:data:`MAX_BAND` pixels (the solve's peak memory grows by about 3 kB a band pixel: 0.6 GB for 200 k) is solved on
+the photo scaled down to that many and brought back bilinearly. The phone path (a mask) has the band refiner
+instead.
 """
 
 from __future__ import annotations
