@@ -8,8 +8,10 @@
 Run independently, frame after frame, the segmenter's outline and the matte of the hair change a little every
 frame even where nothing moved: the bokeh flickers there. :class:`ClipMatte` carries, from one frame to the next,
 
-- the segmenter's probability (or the given mask), blended with the previous frame's where the frame is still
-  (:data:`MASK_MEMORY`): the outline stops crawling;
+- the person mask, thresholded frame by frame as the photo path thresholds it (the segmenter's at
+  :data:`runtime.person_mask.MASK_SIDE`, or the given one), then blended with the previous frame's where the frame
+  is still (:data:`MASK_MEMORY`) and passed on as it is: soft where the outline crawled, so the trimap and the band
+  refiner see where it has been;
 - the alpha, blended likewise with the previous frame's alpha (:data:`ALPHA_MEMORY`);
 
 "still" being measured per pixel on the frames' luma (:func:`stillness`): where something moves, the frame's own
@@ -35,7 +37,7 @@ from runtime.bokeh import check_strength, render_bokeh
 from runtime.clip_files import ClipReader, ClipWriter, Frame, check_clip_output
 from runtime.lens_blur import DEFAULT_STRENGTH
 from runtime.matter import Matter
-from runtime.person_mask import MASK_SIDE, MIN_PERSON_SHARE, THRESHOLD, PersonSegmenter, mask_of, segmenter_band
+from runtime.person_mask import MASK_SIDE, MIN_PERSON_SHARE, PersonSegmenter, mask_of, segmenter_band
 from runtime.pipeline import check_destination
 from runtime.preprocess import as_uint8_rgb, read_mask
 from runtime.timing import StageTimer
@@ -65,7 +67,7 @@ def _blend(now: np.ndarray, before: np.ndarray, memory: float, still: np.ndarray
 class _State:
     luma: np.ndarray | None = None       # the previous frame's luma, uint8
     thumb: np.ndarray | None = None      # its THUMBNAIL, float32
-    mask: np.ndarray | None = None       # the stabilised mask (or segmenter probability), float32
+    mask: np.ndarray | None = None       # the steadied mask, float32
     alpha: np.ndarray | None = None      # the previous frame's alpha
 
 
@@ -117,18 +119,21 @@ class ClipMatte:
 
     def _mask(self, rgb: np.ndarray, luma: np.ndarray, before: np.ndarray | None,
               given: np.ndarray | None) -> np.ndarray | None:
-        """The frame's mask, stabilised against the previous frame's (its luma ``before``): the given one (its
-        resolution) or the segmenter's (uint8 0/255 at MASK_SIDE); None where the segmenter finds no person."""
-        prob = read_mask(given, rgb.shape[:2]) if given is not None else self.segmenter.probability(rgb)
-        if self.stabilise and self.state.mask is not None and self.state.mask.shape == prob.shape:
-            small, before = (cv2.resize(x, prob.shape[::-1], interpolation=cv2.INTER_AREA) for x in (luma, before))
-            prob = _blend(prob, self.state.mask, MASK_MEMORY, stillness(small, before))
-        self.state.mask = prob
+        """The frame's mask, float32 in [0, 1]: the given one (its resolution) or the segmenter's (MASK_SIDE),
+        thresholded, then steadied against the previous frame's (its luma ``before``); None where the segmenter's
+        steadied mask holds no person (under MIN_PERSON_SHARE of it above 0.5)."""
         if given is not None:
-            return (prob > 0.5).astype(np.float32)
-        if float((prob > THRESHOLD).mean()) < MIN_PERSON_SHARE:
+            person = (read_mask(given, rgb.shape[:2]) > 0.5).astype(np.float32)
+        else:
+            prob = self.segmenter.probability(rgb)
+            person = mask_of(prob, rgb.shape[:2], MASK_SIDE).astype(np.float32) * np.float32(1 / 255)
+        if self.stabilise and self.state.mask is not None and self.state.mask.shape == person.shape:
+            small, before = (cv2.resize(x, person.shape[::-1], interpolation=cv2.INTER_AREA) for x in (luma, before))
+            person = _blend(person, self.state.mask, MASK_MEMORY, stillness(small, before))
+        self.state.mask = person
+        if given is None and float(np.count_nonzero(person > 0.5)) < MIN_PERSON_SHARE * person.size:
             return None
-        return mask_of(prob, rgb.shape[:2], MASK_SIDE)
+        return person
 
 
 @dataclass

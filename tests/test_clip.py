@@ -108,6 +108,25 @@ def test_the_state_steadies_a_still_frame_and_follows_a_moving_one(tiny_checkpoi
     assert steady.cuts == 0
 
 
+def test_the_steadied_mask_is_passed_on_soft_where_the_outline_crawled(tiny_checkpoint):
+    """Each frame's mask is thresholded, then steadied: the network's path gets 0 / 1 inside and outside and
+    values between only along the outline, where the frames' masks disagreed; frame by frame it gets 0 / 1."""
+    matter = Matter.from_artifact(tiny_checkpoint, refinement=None, band_refiner=None)
+    seen, predict = [], matter.predict
+    matter.predict = lambda rgb, mask=None, **options: (seen.append(mask), predict(rgb, mask=mask, **options))[1]
+    frame, masks = astronaut_frames(1, (128, 96))[0], jittered_masks((96, 128), 4)
+    soft = lambda m: (m > 0) & (m < 1)                       # noqa: E731
+    for stabilise in (False, True):
+        seen.clear()
+        matte = ClipMatte(matter, stabilise=stabilise)
+        for m in masks:
+            matte(frame, m * 0.9 + 0.05)                     # a soft mask given: thresholded at 0.5 first
+        assert not soft(seen[0]).any()
+        outline = np.logical_or.reduce([m != masks[0] for m in masks])
+        assert not soft(seen[-1]).any() if not stabilise else soft(seen[-1]).any()
+        assert not (soft(seen[-1]) & ~outline).any()
+
+
 def test_a_scene_cut_starts_afresh(tiny_checkpoint):
     matter = Matter.from_artifact(tiny_checkpoint, refinement=None, band_refiner=None)
     a, b = astronaut_frames(1, (128, 96))[0], np.full((96, 128, 3), 30, np.uint8)
