@@ -205,6 +205,23 @@ def test_evaluate_folder_uses_given_masks_and_the_trimap_protocol_skips_mask_met
         evaluate_folder(folder, [RawMask(), Oracle(folder)], EvalSettings("trimap"))
 
 
+def test_a_trimap_without_an_unknown_pixel_is_not_scored_as_zero(tmp_path):
+    """The trimap protocol scores the unknown band: a trimap without one would average a 0 into every mean."""
+    root = _simple_folder(tmp_path / "set", count=2)
+    (root / "trimap").mkdir()
+    for i in range(2):
+        alpha = cv2.imread(str(root / "alpha" / f"p{i}.png"), cv2.IMREAD_GRAYSCALE)
+        band = (alpha > 0) & (alpha < 255) if i == 0 else np.zeros_like(alpha, bool)
+        trimap = np.where(band, 128, np.where(alpha > 127, 255, 0)).astype(np.uint8)
+        cv2.imwrite(str(root / "trimap" / f"p{i}.png"), trimap)
+    folder = EvalFolder(root)
+    result = evaluate_folder(folder, [RawMask(), Oracle(folder), GuidedFilterMask()], EvalSettings("trimap"))
+    assert [(r["image"], r["method"]) for r in result.rows] == [("p0", "oracle")]
+    assert [(r["image"], r["method"], r["reason"]) for r in result.na] == [
+        ("p1", "oracle", "trimap marks no unknown pixel: nothing to score")]
+    assert [(m["method"], m["images"]) for m in result.means()] == [("oracle", 1)]
+
+
 def test_eval_folders_refuse_bad_layouts(tmp_path):
     with pytest.raises(DataError, match="evaluation folder not found"):
         EvalFolder(tmp_path / "missing")
