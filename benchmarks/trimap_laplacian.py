@@ -12,8 +12,8 @@ network was trained on (both trimaps); the four held back (``calib_data.splits.R
 Writes a measured-results table (:mod:`benchmarks.measurements`, kind ``trimap-laplacian``).
 
 ``--phone``: the shipped weight on the 12-megapixel procedural set (:mod:`calib_data.phone_set`), each image with a
-trimap drawn from its ground truth (sure where it is, unknown within :data:`PHONE_BAND` px of a partly transparent
-pixel): Composition-1k scores, seconds and the process's peak RSS with and without the solve, which runs on the
+trimap drawn from its ground truth (:func:`calib_data.trimaps.validation_trimap`: unknown within :data:`PHONE_BAND`
+px of a partly transparent pixel): Composition-1k scores, seconds and the process's peak RSS with and without the solve, which runs on the
 working resolution's band scaled to :data:`runtime.matting_laplacian.MAX_BAND` pixels (kind
 ``trimap-laplacian-12mp``).
 """
@@ -27,7 +27,6 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from adamatting.config import DEFAULT_WEIGHTS
@@ -36,6 +35,7 @@ from benchmarks.measurements import new_path
 from calib_data.phone_set import PhoneSetConfig, build_phone_set
 from calib_data.readers import AlphaMattingReader, estimate_alpha_closed_form
 from calib_data.splits import REAL_TRAIN, REAL_VALIDATION, alphamatting_dev_dir
+from calib_data.trimaps import validation_trimap
 from common.metrics import compute_all
 from evaluation.datasets import EvalFolder
 from evaluation.protocol import TRIMAPS, protocol_alpha, quantize_gt
@@ -85,13 +85,6 @@ def summary(rows: list[dict]) -> dict:
     return {"chosen_weight": min(sad, key=sad.get), "mean SAD / Grad": table}
 
 
-def drawn_trimap(alpha: np.ndarray, band: int = PHONE_BAND) -> np.ndarray:
-    """A trimap as a person draws one from ``alpha``: unknown within ``band`` px of a partly transparent pixel."""
-    soft = ((alpha > 0.01) & (alpha < 0.99)).astype(np.uint8)
-    unknown = cv2.dilate(soft, np.ones((2 * band + 1,) * 2, np.uint8)) > 0
-    return np.where(unknown, 128, np.where(alpha >= 0.5, 255, 0)).astype(np.uint8)
-
-
 def phone_rows(checkpoint: Path) -> list[dict]:
     """The 12-megapixel set with drawn trimaps, the app's path without and with the solve."""
     folder = EvalFolder(build_phone_set(PhoneSetConfig.load("phone"), "cache/phone"))
@@ -99,7 +92,7 @@ def phone_rows(checkpoint: Path) -> list[dict]:
                "laplacian": Matter.from_artifact(checkpoint)}
     rows = []
     for item in folder:
-        trimap = drawn_trimap(item.alpha)
+        trimap = validation_trimap(item.alpha, 2 * PHONE_BAND + 1)   # sure regions eroded by PHONE_BAND px
         for method, matter in matters.items():
             start = time.perf_counter()
             result = matter.predict(item.image, trimap=trimap, with_trimap_prob=False)
