@@ -37,6 +37,17 @@ def check_file_path(final: str | Path) -> Path:
     return Path(final)
 
 
+def described_suffix(path: str | Path) -> str:
+    """A file name's suffix as an error shows it: "'.gif'", "no suffix", or, for a name that is only a dot and
+    a suffix (".mp4": a hidden file's name, whose suffix is none), what to give instead."""
+    path = Path(path)
+    if path.suffix:
+        return repr(path.suffix)
+    if path.name.startswith(".") and path.name.count(".") == 1 and len(path.name) > 1:
+        return f"no suffix ({path.name!r} is a name, not a suffix: give one before it, e.g. out{path.name})"
+    return "no suffix"
+
+
 TEMPORARY_MAX = 64   # bytes of the final name in a temporary one's prefix, and of its suffix
 
 

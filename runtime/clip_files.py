@@ -27,7 +27,7 @@ import numpy as np
 
 from common.errors import DataError
 from common.image_files import reading_problem
-from common.outputs import check_file_path
+from common.outputs import check_file_path, described_suffix
 from runtime.errors import BackendUnavailable
 from runtime.hdr import TRANSFERS, is_hdr, to_sdr
 from runtime.preprocess import MIN_SIDE
@@ -41,6 +41,10 @@ BT709_TAGS = (1, 1, 1, 1)                  # colour space, primaries, transfer: 
 X264 = {"preset": "veryfast"}              # libx264's speed / size trade-off
 VP9 = {"deadline": "realtime", "cpu-used": "8", "b": "0"}   # libvpx-vp9 in constant quality, its fastest
 
+
+STILL_FORMATS = ("image2", "image2pipe")   # and every "*_pipe": FFmpeg's demuxers of still images
+STILL_BRANDS = ("heic", "heix", "heim", "heis", "mif1", "avif")   # ISO files of one image (HEIF, AVIF), which
+                                                                  # FFmpeg opens as a clip of one tile
 
 SHORTFALL_SECONDS = 0.25   # frames missing from the declared duration beyond this, 10 % of it and two frames:
 SHORTFALL_SHARE = 0.10     # a damaged clip (audio a little longer than the video is declared in the container's)
@@ -65,6 +69,18 @@ class _Span:
 
 def is_clip(path: str | Path) -> bool:
     return Path(path).suffix.lower() in CLIP_SUFFIXES
+
+
+def _codec_name(stream) -> str:
+    """A stream's codec as people name it ("mp3"), not its decoder's name ("mp3float")."""
+    codec = stream.codec_context.codec
+    return getattr(codec, "canonical_name", None) or codec.name
+
+
+def _file_url(path: Path) -> str:
+    """FFmpeg's name of the file ``path``: ``file:`` and the absolute path, so a name that starts like one of
+    its protocols ("pipe:0.mp4", "file:base.mp4", "http:…") is read or written as the file it names."""
+    return "file:" + str(path.absolute())
 
 
 def _av():
@@ -135,12 +151,17 @@ class ClipReader:
     def _open(self) -> None:
         av = _av()
         try:
-            self._container = av.open(str(self.path))
+            self._container = av.open(_file_url(self.path))
         except (av.error.FFmpegError, UnicodeDecodeError) as e:
             raise DataError(f"not a readable video clip ({_reason(e)})", self.path) from None
         if not self._container.streams.video:
             self._container.close()
             raise DataError("has no video stream", self.path)
+        still = _still_image(self._container)
+        if still:
+            self._container.close()
+            raise DataError(f"is a still image ({still}), not a video clip: render it as a photo, under its own "
+                            "suffix", self.path)
         self._video = self._container.streams.video[0]
         self._video.thread_type = "AUTO"
 
@@ -150,6 +171,9 @@ class ClipReader:
             self.close()
             raise DataError("has no decodable video frame", self.path)
         rotation = int(first.rotation or 0) % 360
+        if _mirrored(first):
+            self.close()
+            raise DataError("its display matrix mirrors the frames: only quarter turns are supported", self.path)
         if rotation % 90:
             self.close()
             raise DataError(f"its display matrix turns the frames by {rotation}°: only quarter turns are supported",
@@ -247,13 +271,33 @@ class ClipReader:
         self.close()
 
 
+def _still_image(container) -> str | None:
+    """The kind of still image an opened file is ("png", "HEIF heic"), or None for a clip."""
+    name = container.format.name
+    if name in STILL_FORMATS or name.endswith("_pipe"):
+        return name.removesuffix("_pipe")
+    brand = container.metadata.get("major_brand", "").strip().lower()
+    return f"HEIF {brand}" if brand in STILL_BRANDS else None
+
+
+def _mirrored(frame) -> bool:
+    """Whether ``frame``'s display matrix (FFmpeg's 3×3 of int32, its 2×2 part in 16.16 fixed point) flips the
+    picture: a negative determinant. ``frame.rotation`` reads the angle only, and turned a mirror half round."""
+    side_data = getattr(frame, "side_data", None)
+    matrix = None if side_data is None else side_data.get("DISPLAYMATRIX")
+    if matrix is None:
+        return False
+    a, b, _, c, d = np.frombuffer(bytes(matrix), np.int32, count=5).astype(np.int64)
+    return a * d - b * c < 0
+
+
 def check_clip_output(path: str | Path) -> Path:
     """``path`` as a Path once it names a file (:func:`common.outputs.check_file_path`) whose suffix is a clip
     container this module writes; DataError naming it otherwise."""
     path = check_file_path(path)
     suffix = path.suffix.lower()
     if suffix not in FORMATS:
-        raise DataError(f"a clip's output must be {', '.join(FORMATS)}, got {suffix or 'no suffix'!r}", path)
+        raise DataError(f"a clip's output must be {', '.join(FORMATS)}, got {described_suffix(path)}", path)
     return path
 
 
@@ -267,7 +311,7 @@ class ClipWriter:
         info = clip.info
         self.path = Path(path)
         suffix = (final or self.path).suffix.lower()
-        self._container = av.open(str(self.path), "w", format=FORMATS[suffix])
+        self._container = av.open(_file_url(self.path), "w", format=FORMATS[suffix])
         codec = VIDEO_CODECS.get(suffix, "libx264")
         self._video = self._container.add_stream(codec, rate=info.rate)
         self._video.width, self._video.height = _even(info.width), _even(info.height)
@@ -285,7 +329,7 @@ class ClipWriter:
         self._named = final or path                 # what errors name: the output, not its temporary file
         if audio is not None and audio.codec_context.name not in self._container.supported_codecs:
             self._container.close()
-            raise DataError(f"{container} cannot carry the clip's {audio.codec_context.name} audio: write one of "
+            raise DataError(f"{container} cannot carry the clip's {_codec_name(audio)} audio: write one of "
                             f"{others}", self._named)
         self._audio = None if audio is None else self._container.add_stream_from_template(audio)
         self._refused = f"the {container} muxer refused the clip" + (

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from adamatting.config import DEFAULT_WEIGHTS
 from common.errors import DataError
-from common.outputs import atomic_path, check_file_path, check_writable, no_folders_left_on_failure
+from common.outputs import atomic_path, check_file_path, check_writable, described_suffix, no_folders_left_on_failure
 from runtime.bokeh import check_strength, render_bokeh
 from runtime.lens_blur import DEFAULT_STRENGTH
 from runtime.matter import Matter
@@ -39,7 +39,7 @@ def check_output(out_path: str | Path, photo_path: str | Path | None = None, ove
     it otherwise."""
     out_path = check_file_path(out_path)   # before the suffix: "out.jpg/" has one, and names a folder
     if out_path.suffix.lower() not in OUTPUT_SUFFIXES:
-        raise DataError(f"output must be {', '.join(OUTPUT_SUFFIXES)}, got {out_path.suffix or 'no suffix'!r}",
+        raise DataError(f"output must be {', '.join(OUTPUT_SUFFIXES)}, got {described_suffix(out_path)}",
                         out_path)
     return check_destination(out_path, photo_path, overwrite)
 

@@ -476,16 +476,35 @@ def encode_two_sizes(path, first, then):
     return path
 
 
+def encode_mirrored(path, frames):
+    """A clip whose display matrix mirrors its frames left to right (FFmpeg's rotation reads it as 180°)."""
+    out = av.open(str(path), "w")
+    video = out.add_stream("libx264", rate=25)
+    video.height, video.width = frames[0].shape[:2]
+    video.pix_fmt = "yuv420p"
+    video.set_display_matrix([-65536, 0, 0, 0, 65536, 0, 0, 0, 1 << 30])
+    for frame in frames:
+        for packet in video.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+            out.mux(packet)
+    for packet in video.encode(None):
+        out.mux(packet)
+    out.close()
+    return path
+
+
 @pytest.mark.parametrize("case, problem", [
     ("larger", "frame 3 is 160x120 where the clip's first frame is 96x72: a clip whose frame size changes is not "
                "supported"),
     ("turned", "its display matrix turns the frames by 45°: only quarter turns are supported"),
+    ("mirrored", "its display matrix mirrors the frames: only quarter turns are supported"),
 ])
 def test_a_clip_that_cannot_make_one_upright_stream_is_refused(tiny_checkpoint, tmp_path, capsys, case, problem):
     """Frames that change size were cropped into the first size's stream (or failed in OpenCV); a turn by 45° was
     read as a quarter turn's swapped sides and stretched."""
     if case == "larger":
         source = encode_two_sizes(tmp_path / "clip.mkv", astronaut_frames(3, (96, 72)), astronaut_frames(3))
+    elif case == "mirrored":       # was turned half round: upside down where players mirror it
+        source = encode_mirrored(tmp_path / "clip.mp4", astronaut_frames(3))
     else:
         source = write_clip(tmp_path / "clip.mp4", astronaut_frames(3), rotation=45, audio=False)
     out = tmp_path / "out.mp4"
@@ -534,3 +553,48 @@ def test_frames_whose_timestamps_go_back_are_written_one_frame_after_the_last(tm
         for frame, pts in zip(frames, (1, 3, 2)):
             writer.write(frame.rgb, Frame(frame.index, frame.rgb, pts * tick, frame.time_base))
     assert [round(f.pts * f.time_base * 10) for f in read_all(out)[1]] == [1, 3, 4]
+
+
+@pytest.mark.parametrize("kind", ["png", "heic"])
+def test_a_still_image_named_as_a_clip_is_refused(tiny_checkpoint, tmp_path, capsys, kind):
+    """FFmpeg opens a PNG or a HEIC photo as a clip of one frame (a HEIC's first tile): it rendered a one-frame
+    video."""
+    from PIL import Image
+
+    source = tmp_path / "photo.mp4"
+    image = Image.fromarray(astronaut()[::4, ::4])
+    if kind == "heic":
+        import pillow_heif
+
+        pillow_heif.register_heif_opener()
+    image.save(source, format=kind.upper() if kind == "png" else "HEIF")
+    out = tmp_path / "out.mp4"
+    assert main(["bokeh", str(source), "-o", str(out), "--artifact", str(tiny_checkpoint)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is a still image" in err[0] and "not a video clip" in err[0], err
+    assert [p.name for p in tmp_path.iterdir()] == [source.name]
+
+
+def test_a_clip_named_like_an_ffmpeg_protocol_is_that_file(tiny_checkpoint, tmp_path, capsys, monkeypatch):
+    """FFmpeg reads "pipe:0.mp4" as standard input and "file:clip.mp4" as clip.mp4: a relative name starting so
+    was refused, or rendered another file than the one named."""
+    monkeypatch.chdir(tmp_path)
+    write_clip(tmp_path / "pipe:0.mp4", astronaut_frames(2), audio=False)
+    write_clip(tmp_path / "clip.mp4", astronaut_frames(2), audio=False)
+    (tmp_path / "file:clip.mp4").write_text("not a clip")
+    assert main(["bokeh", "pipe:0.mp4", "-o", "pipe:1.mp4", "--artifact", str(tiny_checkpoint)]) == 0
+    assert "2 frames in" in capsys.readouterr().err and len(read_all(tmp_path / "pipe:1.mp4")[1]) == 2
+    assert main(["bokeh", "file:clip.mp4", "-o", "out.mp4", "--artifact", str(tiny_checkpoint)]) == 2
+    assert "file:clip.mp4: not a readable video clip" in capsys.readouterr().err
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def test_clip_messages_say_what_was_given(tiny_checkpoint, tmp_path, capsys):
+    source = write_clip(tmp_path / "clip.mp4", astronaut_frames(1), audio=False)
+    assert main(["bokeh", str(source), "-o", str(tmp_path / "out.mp4"), "--mask", "none",
+                 "--artifact", str(tiny_checkpoint)]) == 2
+    assert "a clip takes --mask auto (the person segmenter on every frame), not --mask none" in capsys.readouterr().err
+    assert main(["bokeh", str(source), "-o", str(tmp_path / ".mp4"), "--artifact", str(tiny_checkpoint)]) == 2
+    assert "got no suffix ('.mp4' is a name, not a suffix: give one before it, e.g. out.mp4)" in capsys.readouterr().err
+    assert main(["bokeh", str(source), "-o", str(tmp_path / "out.mp4"), "--artifact", str(tiny_checkpoint)]) == 0
+    assert "1 frame in" in capsys.readouterr().err

@@ -186,8 +186,9 @@ def _check_photo_options(args: argparse.Namespace) -> None:
 def _run_clip(args: argparse.Namespace, artifact, chosen: str, options: dict) -> int:
     """A video clip: the person segmenter on every frame, the state of runtime.clip across frames."""
     if args.trimap or args.mask not in (None, AUTO):
-        raise DataError("a clip takes --mask auto (the person segmenter on every frame); --mask FILE and --trimap "
-                        "are for one photo", args.photo)
+        given = "--trimap" if args.trimap else f"--mask {args.mask}"
+        raise DataError(f"a clip takes --mask auto (the person segmenter on every frame), not {given}: --mask FILE "
+                        "and --trimap are for one photo, --mask none for photos and folders", args.photo)
     if args.refine is not None:
         raise ValueError("--refine applies to photos; clips run without tile refinement")
     band_refiner = None if args.band_refiner == "none" else args.band_refiner
@@ -209,9 +210,9 @@ def _run_clip(args: argparse.Namespace, artifact, chosen: str, options: dict) ->
         for bar in bars:
             bar.close()
     print(args.out)
-    print(f"{report.frames} frames in {report.seconds:.1f} s ({report.fps:.1f} frames/s)"
+    print(f"{_count(report.frames, 'frame')} in {report.seconds:.1f} s ({report.fps:.1f} frames/s)"
           + (f"; {report.without_person} without a person left sharp" if report.without_person else "")
-          + (f"; {report.scene_cuts} scene cuts" if report.scene_cuts else "")
+          + (f"; {_count(report.scene_cuts, 'scene cut')}" if report.scene_cuts else "")
           + (f"; {report.hdr} HDR converted to SDR BT.709" if report.hdr else ""), file=sys.stderr)
     if args.timings:
         print(f"seconds per stage, summed over {report.frames} frames:")
@@ -269,3 +270,8 @@ def _print_timings(timings: dict[str, float]) -> None:
         print(f"  {stage:<11} {seconds * 1000:8.1f} ms{note}")
     compute = sum(seconds for stage, seconds in timings.items() if stage not in IO_STAGES)
     print(f"  {'compute':<11} {compute * 1000:8.1f} ms   (every stage between decode and encode)")
+
+
+def _count(n: int, noun: str) -> str:
+    """"1 frame", "2 frames"."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
