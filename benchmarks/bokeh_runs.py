@@ -120,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"over the last {args.warm}, numpy's huge-page requests off as in the adamat command" if args.warm else "")
                + (f"; 'before': the same command from {described(args.before)}" if args.before else ""),
         command=["python", "-m", "benchmarks.bokeh_runs", *(sys.argv[1:] if argv is None else argv)])
-    data |= {"columns": list(rows[0]), "rows": rows}
+    order = columns(rows)
+    data |= {"columns": order, "rows": [{c: r.get(c, 0.0) for c in order} for r in rows]}   # a stage not run: 0 ms
     path = Path(args.out) if args.out else new_path("bokeh-runs", data)
     path.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     for r in rows:
@@ -145,3 +146,15 @@ def row(artifact: str, runs: list[tuple[dict, int]], code: str | None = None) ->
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def columns(rows: list[dict]) -> list[str]:
+    """Every key of ``rows``, each after the key it follows in the first row that has it: a stage that only the
+    code before a change runs (or only the new code) keeps its place in the table."""
+    order: list[str] = []
+    for r in rows:
+        keys = list(r)
+        for i, key in enumerate(keys):
+            if key not in order:
+                order.insert(max((order.index(k) + 1 for k in keys[:i] if k in order), default=0), key)
+    return order

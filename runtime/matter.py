@@ -18,8 +18,11 @@ The stages (:mod:`runtime.preprocess`, the backend, :mod:`runtime.upsample`):
 4. alpha is upsampled by the fast guided filter (or bilinear) to the working resolution: the photo's, or
    :data:`WORKING_SIDE` px on its long side for a larger photo, 0 / 1 in the trimap's known regions (as the
    band refiner was trained); the adapted trimap's probabilities bilinearly to the photo;
-5. the band's most uncertain tiles run again at a higher resolution (:mod:`runtime.refine`; by default 8 tiles
-   at twice the model's resolution, ``refinement=None`` turns it off), the same network at the same input size;
+5. the band's tiles run again at a higher resolution (:mod:`runtime.refine`; at most 8 tiles at twice the
+   model's resolution, ``refinement=None`` turns it off), the same network at the same input size. They are
+   planned first: where they cover the whole band with their full weight (a 12-megapixel portrait's four), the
+   coarse alpha of steps 2–4 would be replaced wherever the trimap does not fix it, and is not computed (with
+   ``clamp_known`` and without ``with_trimap_prob``); else it is, and the tiles go to its most uncertain pixels;
 6. with a mask, the band refiner (:mod:`runtime.band_refiner`) re-decides the band from the photo, that alpha
    and a guided filter of the mask (``band_refiner=None`` turns it off); with a trimap and no mask, the band is
    solved by the matting Laplacian pulled toward that alpha (:mod:`runtime.matting_laplacian`; ``laplacian=None``
@@ -55,7 +58,7 @@ from runtime.preprocess import (
     make_trimap,
     read_mask,
 )
-from runtime.refine import DEFAULT_REFINEMENT, Refinement, refine
+from runtime.refine import DEFAULT_REFINEMENT, Refinement, plan_tiles, refine
 from runtime.timing import StageTimer
 from runtime.upsample import GUIDED_EPS, GUIDED_RADIUS, METHODS, OPEN, as_float, upsample_alpha
 
@@ -185,16 +188,23 @@ class Matter:
         with timer("preprocess"):
             photo_w, trimap_w = _at_working_resolution(photo, trimap_full)
             box = self.letterbox(photo.shape[:2])   # a larger photo's letterbox from its working resolution
-            photo_small = as_float(box.resize_image(photo if photo_w.shape == photo.shape else photo_w))
-            inputs = box.model_inputs(photo_small, box.resize_trimap(trimap_full))
-        with timer("model"):
-            alpha, prob = self._run(inputs)
-        with timer("upsample"):
-            alpha_w = upsample_alpha(box.crop(alpha[0, 0]), photo_w, photo_small, **self.upsample,
-                                     decided=trimap_w if self.clamp_known else None)
-        if self.refinement is not None and (trimap_w == 128).any():
+            refining = self.refinement is not None and bool(cv2.countNonZero(cv2.compare(trimap_w, 128, cv2.CMP_EQ)))
+            plan = plan_tiles(trimap_w, self.input_size, self.refinement) if refining else None
+            coarse = plan is None or not self.clamp_known or with_trimap_prob    # else the tiles replace all of it
+            if coarse:
+                photo_small = as_float(box.resize_image(photo if photo_w.shape == photo.shape else photo_w))
+                inputs = box.model_inputs(photo_small, box.resize_trimap(trimap_full))
+        alpha_w = prob = None
+        if coarse:
+            with timer("model"):
+                alpha, prob = self._run(inputs)
+            with timer("upsample"):
+                alpha_w = upsample_alpha(box.crop(alpha[0, 0]), photo_w, photo_small, **self.upsample,
+                                         decided=trimap_w if self.clamp_known else None)
+        if refining:
             with timer("refine"):
-                alpha_w = refine(self._run_tile, photo_w, trimap_w, alpha_w, self.input_size, self.refinement)
+                alpha_w = refine(self._run_tile, photo_w, trimap_w, alpha_w, self.input_size, self.refinement,
+                                 None if coarse else plan)
         if self.band_refiner is not None and mask_own is not None:
             with timer("band"):
                 alpha_w = self.band_refiner(photo_w, trimap_w, alpha_w, mask_own)

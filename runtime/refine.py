@@ -2,14 +2,20 @@
 
 The coarse pass letterboxes the whole photo into the model's input (512 px for a 12-megapixel photo: 8×
 smaller), where a 32-px band around the mask is 4 px wide. Here the photo is scaled to ``zoom`` × the model's
-size (a long side of 1024 px for the 512-px export), cut into tiles of the model's input size, and the
-``tiles`` tiles holding the most uncertain band pixels of the coarse alpha (the band's pixels that are
-neither 0 nor 1) go through the network again, with the photo and the trimap at that resolution. Their alphas,
-averaged where tiles overlap, are brought to the photo once by the guided filter (the full-resolution photo as
-guide) and replace the coarse alpha inside the band, feathered at the tiles' borders: one full-resolution pass,
-whatever the number of tiles. As BGMv2 (Lin et al., CVPR 2021) refines patches, but
+size (a long side of 1024 px for the 512-px export), cut into tiles of the model's input size, and at most
+``tiles`` tiles over the band go through the network again, with the photo and the trimap at that resolution.
+Their alphas, averaged where tiles overlap, are brought to the photo once by the guided filter (the
+full-resolution photo as guide) and replace the coarse alpha inside the band, feathered at the tiles' borders:
+one full-resolution pass, whatever the number of tiles. As BGMv2 (Lin et al., CVPR 2021) refines patches, but
 with the network the artifact already is: every exported target runs it, at its fixed input size, and the
 fixed tile count keeps the cost known (``tiles`` network calls).
+
+The tiles are planned before the coarse pass (:func:`plan_tiles`): the fewest that hold the band's pixels. Where
+they cover every band pixel with their full weight (at 12 megapixels the 1024-px photo takes four), the coarse
+alpha would be replaced wherever the trimap does not fix it, so :class:`runtime.matter.Matter` does not compute it:
+:func:`refine` is given no coarse alpha. Where they do not (their feathered borders fall in the band, or the band
+needs more tiles than ``tiles``), the coarse alpha fills in there, and the tiles go where it is least sure: the
+band pixels neither within :data:`UNSURE` of 0 nor of 1.
 """
 
 from __future__ import annotations
@@ -43,23 +49,73 @@ class Refinement:
 DEFAULT_REFINEMENT = Refinement()   # what runtime.matter.Matter does unless told otherwise
 
 
-def refine(run, photo: np.ndarray, trimap: np.ndarray, alpha: np.ndarray, input_size: tuple[int, int],
-           settings: Refinement) -> np.ndarray:
-    """``alpha`` (the coarse full-resolution matte) with its band re-estimated on the most uncertain tiles.
+@dataclass(frozen=True)
+class TilePlan:
+    """Where the tiles go: ``work``, the refinement's resolution (H, W); ``size``, a tile's (the model input's);
+    ``corners``, their top-left corners there."""
 
-    ``run(image01, trimap_u8) -> alpha`` runs the network on one tile of exactly ``input_size``."""
-    h, w = photo.shape[:2]
-    th, tw = input_size
+    work: tuple[int, int]
+    size: tuple[int, int]
+    corners: list[tuple[int, int]]
+
+    def reach(self) -> np.ndarray:
+        """float32 ``work``: the tiles' summed feathered weights (at least 1 where a pixel is fully refined)."""
+        th, tw = self.size
+        reach = np.zeros(self.work, np.float32)
+        for y, x in self.corners:
+            reach[y:y + th, x:x + tw] += _feather(self.size, (y, x), self.work)
+        return reach
+
+
+def work_size(shape: tuple[int, int], input_size: tuple[int, int],
+              settings: Refinement) -> tuple[int, int] | None:
+    """The refinement's resolution for a photo of ``shape``; None where the coarse pass already ran at it."""
+    (h, w), (th, tw) = shape, input_size
     s = min(1.0, settings.zoom * max(th, tw) / max(h, w))
     work = (max(th, round(h * s)), max(tw, round(w * s)))
-    if work[0] <= th and work[1] <= tw:
+    return None if work[0] <= th and work[1] <= tw else work
+
+
+def plan_tiles(trimap: np.ndarray, input_size: tuple[int, int], settings: Refinement) -> TilePlan | None:
+    """The tiles holding the band's pixels (``trimap`` == 128), where they cover every one of them with their
+    full weight at ``trimap``'s resolution: then the coarse alpha is not needed (:func:`refine` without it).
+    None where they do not, or where there is no band or no refinement at this size."""
+    work = work_size(trimap.shape, input_size, settings)
+    if work is None:
+        return None
+    band = cv2.compare(trimap, 128, cv2.CMP_EQ)
+    band_w = cv2.resize(trimap, work[::-1], interpolation=cv2.INTER_NEAREST_EXACT) == 128
+    plan = TilePlan(work, input_size, _tiles(band_w, input_size, settings.tiles, fully=True))
+    if not plan.corners:
+        return None
+    reach = cv2.resize(plan.reach(), trimap.shape[::-1], interpolation=cv2.INTER_LINEAR)
+    return plan if cv2.countNonZero(cv2.bitwise_and(band, cv2.compare(reach, 1.0, cv2.CMP_LT))) == 0 else None
+
+
+def refine(run, photo: np.ndarray, trimap: np.ndarray, alpha: np.ndarray | None, input_size: tuple[int, int],
+           settings: Refinement, plan: TilePlan | None = None) -> np.ndarray:
+    """``alpha`` (the coarse matte at ``photo``'s resolution, 0 / 1 where ``trimap`` is) with its band re-estimated
+    on the tiles of ``plan``, or, without one, on the tiles over the band's most uncertain pixels of ``alpha``.
+    ``alpha`` None: a ``plan`` of :func:`plan_tiles` covers the band, and the matte is the trimap's 0 / 1 outside it.
+
+    ``run(image01, trimap_u8) -> alpha`` runs the network on one tile of exactly ``input_size``."""
+    if alpha is None:
+        if plan is None:
+            raise ValueError("refine needs the coarse alpha unless a plan of plan_tiles covers the band")
+        alpha = cv2.compare(trimap, 255, cv2.CMP_EQ).astype(np.float32) * np.float32(1 / 255)   # the band: unread
+    h, w = photo.shape[:2]
+    work = plan.work if plan is not None else work_size((h, w), input_size, settings)
+    if work is None:
         return alpha                                   # the coarse pass already ran at this resolution
+    th, tw = input_size
     photo_w = cv2.resize(photo, work[::-1], interpolation=cv2.INTER_AREA)
     trimap_w = cv2.resize(trimap, work[::-1], interpolation=cv2.INTER_NEAREST_EXACT)
     alpha_w = cv2.resize(alpha, work[::-1], interpolation=cv2.INTER_AREA)
-    unsure = (trimap_w == 128) & (np.abs(alpha_w - 0.5) < 0.5 - UNSURE)
+    if plan is None:
+        unsure = (trimap_w == 128) & (np.abs(alpha_w - 0.5) < 0.5 - UNSURE)
+        plan = TilePlan(work, (th, tw), _tiles(unsure, (th, tw), settings.tiles))
     acc, reach = np.zeros(work, np.float32), np.zeros(work, np.float32)   # Σ weight·tile alpha, Σ weight
-    for y, x in _tiles(unsure, (th, tw), settings.tiles):
+    for y, x in plan.corners:
         weight = _feather((th, tw), (y, x), work)
         acc[y:y + th, x:x + tw] += weight * run(photo_w[y:y + th, x:x + tw], trimap_w[y:y + th, x:x + tw])
         reach[y:y + th, x:x + tw] += weight
@@ -77,22 +133,34 @@ def refine(run, photo: np.ndarray, trimap: np.ndarray, alpha: np.ndarray, input_
     return out
 
 
-def _tiles(unsure: np.ndarray, size: tuple[int, int], count: int) -> list[tuple[int, int]]:
-    """Top-left corners of the ``count`` tiles (on a grid overlapping by a quarter) with the most unsure pixels;
-    a tile is taken only if it adds unsure pixels that no chosen tile covers."""
+def _tiles(unsure: np.ndarray, size: tuple[int, int], count: int, fully: bool = False) -> list[tuple[int, int]]:
+    """Top-left corners of the ``count`` tiles (on a grid overlapping by a quarter) with the most ``unsure``
+    pixels (the band's, or its uncertain ones); a tile is taken only if it adds ones that no chosen tile covers
+    (``fully``: covers with its full weight, inside the borders it feathers: :func:`_feather`)."""
     th, tw = size
     h, w = unsure.shape
     ys = sorted({min(y, h - th) for y in range(0, max(1, h - th + th * 3 // 4), th * 3 // 4)})
     xs = sorted({min(x, w - tw) for x in range(0, max(1, w - tw + tw * 3 // 4), tw * 3 // 4)})
+    covers = {(y, x): _covered((y, x), size, (h, w), fully) for y in ys for x in xs}
     left = unsure.copy()
     chosen = []
     for _ in range(count):
-        y, x = max(((y, x) for y in ys for x in xs), key=lambda c: int(left[c[0]:c[0] + th, c[1]:c[1] + tw].sum()))
-        if not left[y:y + th, x:x + tw].any():
+        corner = max(covers, key=lambda c: int(left[covers[c]].sum()))
+        if not left[covers[corner]].any():
             break
-        left[y:y + th, x:x + tw] = False
-        chosen.append((y, x))
+        left[covers[corner]] = False
+        chosen.append(corner)
     return chosen
+
+
+def _covered(corner: tuple[int, int], size: tuple[int, int], work: tuple[int, int],
+             fully: bool) -> tuple[slice, slice]:
+    """The pixels a tile covers: all of it, or (``fully``) those of weight 1, inside the :data:`FEATHER`-pixel
+    ramps of the sides that are not the photo's border."""
+    (y, x), (th, tw), (h, w) = corner, size, work
+    ky, kx = (min(FEATHER, n // 2) if fully else 0 for n in size)
+    return (slice(y + (ky if y > 0 else 0), y + th - (ky if y + th < h else 0)),
+            slice(x + (kx if x > 0 else 0), x + tw - (kx if x + tw < w else 0)))
 
 
 def _feather(size: tuple[int, int], corner: tuple[int, int], work: tuple[int, int]) -> np.ndarray:

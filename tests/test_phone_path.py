@@ -22,7 +22,7 @@ from export.onnx_graph import export_onnx
 from runtime.band_refiner import SHIPPED
 from runtime.matter import Matter
 from runtime.preprocess import Band, band_for_mask, make_trimap
-from runtime.refine import Refinement, _tiles
+from runtime.refine import Refinement, TilePlan, _tiles, plan_tiles, refine
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 SIZE = (64, 64)
@@ -101,6 +101,59 @@ def test_refinement_tiles_cover_the_most_unsure_pixels_first():
     assert tiles[0] == (172, 272) and len(tiles) == 2   # the rest adds nothing: no third tile
     with pytest.raises(ValueError, match="tiles >= 1 and zoom > 1"):
         Refinement(tiles=0)
+
+
+def test_planned_tiles_cover_the_band_with_their_full_weight():
+    """Tiles chosen for any weight leave a band in their fading borders; the plan's cover it with weight 1, so
+    it needs no coarse alpha there. A band the tile count cannot cover gives no plan."""
+    band = np.zeros((600, 800), bool)
+    band[:, 230:240] = True                          # inside the first column of tiles' fading right border
+    trimap = np.where(band, 128, 0).astype(np.uint8)
+    settings = Refinement(tiles=8, zoom=4)           # the refinement at the trimap's own resolution
+    any_weight = TilePlan((600, 800), (256, 256), _tiles(band, (256, 256), 8))
+    assert (any_weight.reach()[band] < 1).any()
+    plan = plan_tiles(trimap, (256, 256), settings)
+    assert plan is not None and plan.work == (600, 800) and len(plan.corners) == 3
+    assert (plan.reach()[band] >= 1).all()
+    assert plan_tiles(trimap, (256, 256), Refinement(tiles=2, zoom=4)) is None
+    assert plan_tiles(np.zeros((600, 800), np.uint8), (256, 256), settings) is None      # no band
+
+
+def test_a_covering_plan_refines_the_band_without_the_coarse_alpha():
+    """Where the planned tiles cover the band, the coarse alpha does not reach the result: refine without it
+    gives what refine with any coarse alpha gives (to float rounding), so the coarse pass is skipped."""
+    photo, truth = disc_photo(300, 400)
+    trimap = make_trimap((300, 400), mask=(truth > 0.5).astype(np.float32), band=12)
+
+    def run(image, tile_trimap):       # a stand-in network: the photo's brightness
+        return np.clip(image.mean(axis=2) * 1.5 - 0.2, 0, 1)
+
+    settings = Refinement(tiles=8, zoom=2)
+    plan = plan_tiles(trimap, (128, 128), settings)
+    assert plan is not None
+    coarse = np.where(trimap == 255, 1.0, np.where(trimap == 0, 0.0, 0.37)).astype(np.float32)
+    with_coarse = refine(run, photo, trimap, coarse, (128, 128), settings, plan)
+    without = refine(run, photo, trimap, None, (128, 128), settings, plan)
+    assert np.abs(with_coarse - without).max() <= 1e-6           # the blend's float rounding: c + 1·(new − c)
+    assert np.abs(without - coarse)[trimap == 128].mean() > 0.05      # the band was refined
+    with pytest.raises(ValueError, match="needs the coarse alpha"):
+        refine(run, photo, trimap, None, (128, 128), settings)
+
+
+def test_matter_skips_the_coarse_pass_only_where_the_tiles_replace_it(tiny):
+    _, ckpt, _ = tiny
+    photo, alpha = disc_photo(400, 600)
+    mask = cv2.resize((alpha > 0.5).astype(np.float32), (75, 50), interpolation=cv2.INTER_AREA)
+
+    def timings(tiles=8, with_trimap_prob=False, **options):
+        matter = Matter.from_artifact(ckpt, input_size=(256, 256), refinement=Refinement(tiles=tiles), **options)
+        return matter.predict(photo, mask=mask, with_trimap_prob=with_trimap_prob).timings
+
+    skipped = timings()
+    assert "refine" in skipped and "model" not in skipped                    # six tiles of 256 at 512 px
+    assert "model" in timings(with_trimap_prob=True)                         # its trimap output is asked for
+    assert "model" in timings(clamp_known=False)                             # its alpha is used outside the band
+    assert "model" in timings(tiles=1)                                       # one tile cannot cover the band
 
 
 def test_refinement_changes_only_the_band_and_runs_its_tiles(tiny):

@@ -260,3 +260,13 @@ def test_a_large_photo_reaches_the_working_resolution_within_a_level_of_one_area
     assert photo_w.shape[1] == WORKING_SIDE and photo_w.dtype == np.float32
     assert np.abs(photo_w - one_step).mean() < 1.0 / 255
     assert np.array_equal(trimap_w, cv2.resize(trimap, trimap_w.shape[::-1], interpolation=cv2.INTER_NEAREST_EXACT))
+
+
+def test_bokeh_runs_keeps_a_stage_only_one_code_runs_in_its_place():
+    from benchmarks.bokeh_runs import columns
+
+    this = {"model": "m", "code": "this", "preprocess ms": 1.0, "refine ms": 2.0, "compute ms": 3.0}
+    before = {"model": "m", "code": "before", "preprocess ms": 1.0, "model ms": 9.0, "upsample ms": 4.0,
+              "refine ms": 2.0, "compute ms": 3.0}
+    assert columns([this, before]) == ["model", "code", "preprocess ms", "model ms", "upsample ms", "refine ms",
+                                       "compute ms"]
