@@ -24,7 +24,10 @@ still becomes a full-size bokeh ball. The full-resolution work (linear light, we
 strip by strip on :mod:`runtime.parallel`'s threads: no full-resolution float image is made. Only the few
 pixels whose light differs from the photo's own times 1 − α — the boosted highlights (the boost is 1 below
 ``threshold``) and the band's replaced background colours — are found beforehand and written into their
-strips; the highlights' box mean is computed only on the strips that hold some. Where the highlights are
+strips; the highlights' box mean is computed only on the strips that hold some. Where every partly transparent
+pixel of a strip is among them (the renderer replaces the whole band's colours), its light times 1 − α is the
+photo's where α = 0 and none where α = 1: the subject is zeroed, not multiplied (the same bits, a fifth less
+time for the reduction). Where the highlights are
 many (a bright sky: more than ``DENSE_HIGHLIGHTS`` of the pixels), each strip is multiplied by its boost
 instead: one pass, where a term per pixel would cost more.
 """
@@ -126,7 +129,7 @@ def lens_blur(photo: np.ndarray, alpha: np.ndarray | None = None, strength: floa
     ``alpha`` (H, W float32): the subject to exclude (None: blur everything). ``background``: optional
     (mask, colours) replacing the photo's pixels where ``mask`` is set by estimated background colours
     (float sRGB, one row per masked pixel, in raster order): in the hair, where the photo mixes subject and
-    background; the mask may also be given as the masked pixels' flat indices (sorted). ``gain=0`` gives a
+    background; the mask may also be given as the masked pixels' flat indices (sorted, distinct). ``gain=0`` gives a
     plain disc blur (no highlight boost).
     """
     h, w = photo.shape[:2]
@@ -169,6 +172,7 @@ def _reduced_light(photo, alpha, background, factor, radius, threshold, gain) ->
     changed, dense = _changed_light(photo, alpha, background, lut, radius, threshold, gain)
     lin_small = np.empty((h // factor, w // factor, 3), np.float32)
     weight_small = np.empty((h // factor, w // factor), np.float32)
+    no_light = np.zeros((STRIP_ROWS + factor, w, 3), np.float32)
 
     def reduce_strip(rows: slice) -> None:
         lin = cv2.LUT(photo[rows, :w], lut)
@@ -176,7 +180,11 @@ def _reduced_light(photo, alpha, background, factor, radius, threshold, gain) ->
             weight = np.ones((rows.stop - rows.start, w), np.float32)
         else:
             weight = cv2.subtract(1.0, alpha[rows, :w])
-            lin = cv2.multiply(lin, cv2.cvtColor(weight, cv2.COLOR_GRAY2RGB))
+            if _all_replaced(alpha[rows, :w], rows.start, changed[0][0], photo.shape[1]):
+                # light · (1 − α) is the light where α = 0, none where α = 1, and written below where 0 < α < 1
+                cv2.copyTo(no_light[:lin.shape[0]], cv2.compare(alpha[rows, :w], 1.0, cv2.CMP_GE), lin)
+            else:
+                cv2.multiply(lin, cv2.merge([weight] * 3), dst=lin)
         for index, light in changed:
             _write_changed(lin, rows.start, index, light, photo.shape[1])
         if dense is not None:
@@ -188,6 +196,18 @@ def _reduced_light(photo, alpha, background, factor, radius, threshold, gain) ->
 
     each(reduce_strip, strips(h, factor * max(1, STRIP_ROWS // factor)))
     return lin_small, weight_small
+
+
+def _all_replaced(alpha: np.ndarray, top: int, index: np.ndarray, width: int) -> bool:
+    """Whether every partly transparent pixel (0 < α < 1) of the strip ``alpha`` (rows, columns), whose first row
+    is the photo's row ``top``, is among the sorted, distinct flat ``index`` (in rows of ``width``): those that are
+    number as many as all of them."""
+    partly = cv2.countNonZero(cv2.bitwise_and(cv2.compare(alpha, 0.0, cv2.CMP_GT), cv2.compare(alpha, 1.0, cv2.CMP_LT)))
+    lo, hi = np.searchsorted(index, (top * width, (top + alpha.shape[0]) * width))
+    rows, cols = np.divmod(index[lo:hi] - top * width, width)
+    inside = cols < alpha.shape[1]
+    values = alpha[rows[inside], cols[inside]]
+    return partly == np.count_nonzero((values > 0) & (values < 1))
 
 
 def _write_changed(lin: np.ndarray, top: int, index: np.ndarray, light: np.ndarray, width: int) -> None:
