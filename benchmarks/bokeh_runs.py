@@ -144,10 +144,6 @@ def row(artifact: str, runs: list[tuple[dict, int]], code: str | None = None) ->
     return {"model": label(artifact), **({"code": code} if code else {}), "runs": len(runs), **medians, "peak RSS MiB": max(rss for _, rss in runs)}
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
-
-
 def columns(rows: list[dict]) -> list[str]:
     """Every key of ``rows``, each after the key it follows in the first row that has it: a stage that only the
     code before a change runs (or only the new code) keeps its place in the table."""
@@ -158,3 +154,7 @@ def columns(rows: list[dict]) -> list[str]:
             if key not in order:
                 order.insert(max((order.index(k) + 1 for k in keys[:i] if k in order), default=0), key)
     return order
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
