@@ -193,12 +193,17 @@ def decode_image(path: str | Path, flags: int = cv2.IMREAD_UNCHANGED, max_pixels
     return img
 
 
+_NOT_A_TRIMAP_VALUE = np.isin(np.arange(256), TRIMAP_VALUES, invert=True).astype(np.uint8)   # 1 but at 0, 128, 255
+
+
 def check_trimap(trimap: np.ndarray, path: str | Path | None = None) -> np.ndarray:
     """Validate a trimap array: 2-D uint8 with values in {0, 128, 255}."""
     if trimap.ndim != 2:
         raise DataError(f"trimap must be single-channel, got shape {trimap.shape}", path)
     if trimap.dtype != np.uint8:
         raise DataError(f"trimap must be uint8, got {trimap.dtype}", path)
+    if not cv2.countNonZero(cv2.LUT(trimap, _NOT_A_TRIMAP_VALUE)):     # one pass (np.unique sorts: 9x the time)
+        return trimap
     bad = np.setdiff1d(np.unique(trimap), TRIMAP_VALUES)
     if bad.size:
         shown = ", ".join(str(v) for v in bad[:8]) + (" ..." if bad.size > 8 else "")

@@ -358,6 +358,17 @@ def test_read_trimap_validates_values_channels_and_depth(tmp_path):
         check_trimap(np.dstack([t, t]))
 
 
+@pytest.mark.parametrize("value", [1, 64, 127, 129, 254])
+def test_a_trimap_value_next_to_a_valid_one_is_found_anywhere(value):
+    """The check is one look-up pass over the pixels: every other value is caught, in a strided view too."""
+    t = np.tile(np.array([0, 128, 255], np.uint8), (300, 400))
+    view = t[::3, ::2]
+    assert check_trimap(view) is view
+    t[-1, -1] = value
+    with pytest.raises(DataError, match=f"values other than 0/128/255: {value}$"):
+        check_trimap(t)
+
+
 @pytest.mark.parametrize("reader", [read_rgb, read_alpha, read_trimap])
 @pytest.mark.parametrize("damage, words", [
     ("missing", "file not found"),
