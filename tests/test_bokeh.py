@@ -383,6 +383,14 @@ def test_command(tiny_checkpoint, tmp_path, capsys):
     assert f"default {DEFAULT_STRENGTH}:" in command.STRENGTH_HELP
 
 
+def test_timings_say_when_the_tiles_alone_ran_the_network(capsys):
+    command._print_timings({"open": 0.05, "load": 0.1, "trimap": 0.02, "refine": 0.15, "write": 0.04})
+    out = capsys.readouterr().out
+    assert "refine" in out and command.TILES_ONLY in out and "compute        170.0 ms" in out
+    command._print_timings({"model": 0.02, "refine": 0.15})
+    assert command.TILES_ONLY not in capsys.readouterr().out
+
+
 def test_without_an_artifact_the_command_runs_the_fastest_current_export(seeded_model, tiny_checkpoint, tmp_path,
                                                                           monkeypatch, capsys):
     """Without --artifact: an export of the default checkpoint in $ADAMAT_ARTIFACTS, INT8 before FP32, and

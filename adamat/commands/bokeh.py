@@ -264,9 +264,13 @@ ONE_OFF = {"open": "one-off: the model and the segmenter, opened once per proces
 IO_STAGES = ("open", "load", "write", "decode", "encode")   # not compute: opening, decoding and encoding
 
 
+TILES_ONLY = "the network on the band's tiles alone: they cover the band, the letterboxed pass was not needed"
+
+
 def _print_timings(timings: dict[str, float]) -> None:
+    notes = ONE_OFF | ({"refine": TILES_ONLY} if "model" not in timings else {})
     for stage, seconds in timings.items():
-        note = f"   ({ONE_OFF[stage]})" if stage in ONE_OFF else ""
+        note = f"   ({notes[stage]})" if stage in notes else ""
         print(f"  {stage:<11} {seconds * 1000:8.1f} ms{note}")
     compute = sum(seconds for stage, seconds in timings.items() if stage not in IO_STAGES)
     print(f"  {'compute':<11} {compute * 1000:8.1f} ms   (every stage between decode and encode)")
