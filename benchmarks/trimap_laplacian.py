@@ -13,8 +13,8 @@ Writes a measured-results table (:mod:`benchmarks.measurements`, kind ``trimap-l
 
 ``--phone``: the shipped weight on the 12-megapixel procedural set (:mod:`calib_data.phone_set`), each image with a
 trimap drawn from its ground truth (:func:`calib_data.trimaps.validation_trimap`: unknown within :data:`PHONE_BAND`
-px of a partly transparent pixel): Composition-1k scores, seconds and the process's peak RSS with and without the solve, which runs on the
-working resolution's band scaled to :data:`runtime.matting_laplacian.MAX_BAND` pixels (kind
+px of a partly transparent pixel): Composition-1k scores, seconds and the process's peak RSS with and without the
+solve, which runs on the working resolution's band scaled to :data:`runtime.matting_laplacian.MAX_BAND` pixels (kind
 ``trimap-laplacian-12mp``).
 """
 

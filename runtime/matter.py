@@ -189,8 +189,10 @@ class Matter:
             photo_w, trimap_w = _at_working_resolution(photo, trimap_full)
             box = self.letterbox(photo.shape[:2])   # a larger photo's letterbox from its working resolution
             refining = self.refinement is not None and bool(cv2.countNonZero(cv2.compare(trimap_w, 128, cv2.CMP_EQ)))
-            plan = plan_tiles(trimap_w, self.input_size, self.refinement) if refining else None
-            coarse = plan is None or not self.clamp_known or with_trimap_prob    # else the tiles replace all of it
+            # the tiles may replace all of the coarse alpha only where it is clamped and its trimap not asked for
+            skippable = refining and self.clamp_known and not with_trimap_prob
+            plan = plan_tiles(trimap_w, self.input_size, self.refinement) if skippable else None
+            coarse = plan is None
             if coarse:
                 photo_small = as_float(box.resize_image(photo if photo_w.shape == photo.shape else photo_w))
                 inputs = box.model_inputs(photo_small, box.resize_trimap(trimap_full))
@@ -203,8 +205,7 @@ class Matter:
                                          decided=trimap_w if self.clamp_known else None)
         if refining:
             with timer("refine"):
-                alpha_w = refine(self._run_tile, photo_w, trimap_w, alpha_w, self.input_size, self.refinement,
-                                 None if coarse else plan)
+                alpha_w = refine(self._run_tile, photo_w, trimap_w, alpha_w, self.input_size, self.refinement, plan)
         if self.band_refiner is not None and mask_own is not None:
             with timer("band"):
                 alpha_w = self.band_refiner(photo_w, trimap_w, alpha_w, mask_own)

@@ -13,9 +13,9 @@ fixed tile count keeps the cost known (``tiles`` network calls).
 The tiles are planned before the coarse pass (:func:`plan_tiles`): taken one by one, each the tile that holds the
 most band pixels no tile taken covers with its full weight yet. Where they cover every band pixel so (at 12
 megapixels the 1024-px photo takes four), the coarse alpha would be replaced wherever the trimap does not fix it,
-so :class:`runtime.matter.Matter` does not compute it: :func:`refine` is given no coarse alpha. Where they do not (their feathered borders fall in the band, or the band
-needs more tiles than ``tiles``), the coarse alpha fills in there, and the tiles go where it is least sure: the
-band pixels neither within :data:`UNSURE` of 0 nor of 1.
+so :class:`runtime.matter.Matter` does not compute it: :func:`refine` is given no coarse alpha. Where they do not
+(their feathered borders fall in the band, or the band needs more tiles than ``tiles``), the coarse alpha fills in
+there, and the tiles go where it is least sure: the band pixels neither within :data:`UNSURE` of 0 nor of 1.
 """
 
 from __future__ import annotations
