@@ -7,8 +7,9 @@
 
 The stages (:mod:`runtime.preprocess`, the backend, :mod:`runtime.upsample`):
 
-1. the photo, upright, its 8-bit pixels kept as they are (no full-resolution float copy); the full-resolution
-   trimap (given, from the mask, or all unknown);
+1. the photo, upright, its 8-bit pixels kept as they are (no full-resolution float copy); the trimap at the
+   working resolution of step 4 (from the mask, made there with its band scaled; or all unknown), or given
+   (the photo's, which stays the authority of step 7, and its working resolution's by nearest neighbour);
 2. both resized to the model (aspect kept; a photo larger than the working resolution of step 4 from that
    resolution, so the photo is read once) and reflect-padded (:class:`runtime.preprocess.Letterbox`) to one
    fixed input size: an exported artifact's (its manifest's), and for a checkpoint, which runs at any size,
@@ -182,11 +183,18 @@ class Matter:
         timer = StageTimer()
         with timer("load"):
             photo, _ = load_pixels(image)          # 8-bit pixels stay 8-bit: no full-resolution float copy
+        working = fit_long_side(photo.shape[:2], WORKING_SIDE) or photo.shape[:2]
         with timer("trimap"):
             mask_own = None if mask is None else read_mask(mask, photo.shape[:2])
-            trimap_full = make_trimap(photo.shape[:2], trimap, mask_own if trimap is None else None, band)
+            # a mask's trimap is made at the working resolution; a given one is the photo's, and stays the
+            # authority at full resolution
+            given = None if trimap is None else make_trimap(photo.shape[:2], trimap)
+            trimap_w = make_trimap(photo.shape[:2], mask=mask_own, band=band, at=working) if given is None else (
+                given if given.shape == working else cv2.resize(given, working[::-1],
+                                                                interpolation=cv2.INTER_NEAREST_EXACT))
+            authority = trimap_w if given is None else given
         with timer("preprocess"):
-            photo_w, trimap_w = _at_working_resolution(photo, trimap_full)
+            photo_w = _at_working_resolution(photo)
             box = self.letterbox(photo.shape[:2])   # a larger photo's letterbox from its working resolution
             refining = self.refinement is not None and bool(cv2.countNonZero(cv2.compare(trimap_w, 128, cv2.CMP_EQ)))
             # the tiles may replace all of the coarse alpha only where it is clamped and its trimap not asked for
@@ -195,7 +203,7 @@ class Matter:
             coarse = plan is None
             if coarse:
                 photo_small = as_float(box.resize_image(photo if photo_w.shape == photo.shape else photo_w))
-                inputs = box.model_inputs(photo_small, box.resize_trimap(trimap_full))
+                inputs = box.model_inputs(photo_small, box.resize_trimap(authority))
         alpha_w = prob = None
         if coarse:
             with timer("model"):
@@ -215,7 +223,7 @@ class Matter:
         with timer("upsample"):
             # the trimap is authoritative where it is sure: alpha_w is 0 / 1 there since its first filter (the
             # tiles and the band refiner change only the band), and the photo's since its last one
-            known = trimap_full if self.clamp_known else None
+            known = authority if self.clamp_known else None
             alpha_full = alpha_w if photo_w.shape == photo.shape else self._to_photo(alpha_w, photo_w, photo, known)
             prob_full = None
             if with_trimap_prob:
@@ -255,20 +263,19 @@ def _input_size(backend: Backend, asked: tuple[int, int] | None) -> tuple[int, i
     return size
 
 
-def _at_working_resolution(photo: np.ndarray, trimap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The photo (area, float32 in [0, 1]) and trimap (nearest) at :data:`WORKING_SIDE` px on the long side; a
-    photo no larger keeps its size. A photo of at least twice that side is first area-reduced by the whole
-    factor k (OpenCV's k × k block mean, several times faster than an area resize by a fraction), then by
-    what is left: at 12 MP 20 ms against 40, the alpha within 2.5e-4 mean |Δα| of the one-step resize on the
-    12-megapixel set (its SAD 75.62 against 75.68)."""
+def _at_working_resolution(photo: np.ndarray) -> np.ndarray:
+    """The photo (area, float32 in [0, 1]) at :data:`WORKING_SIDE` px on the long side; a photo no larger keeps
+    its size. A photo of at least twice that side is first area-reduced by the whole factor k (OpenCV's k × k
+    block mean, several times faster than an area resize by a fraction), then by what is left: at 12 MP 20 ms
+    against 40, the alpha within 2.5e-4 mean |Δα| of the one-step resize on the 12-megapixel set (its SAD 75.62
+    against 75.68)."""
     size = fit_long_side(photo.shape[:2], WORKING_SIDE)
     if size:
         k = min(photo.shape[0] // size[0], photo.shape[1] // size[1])
         if k >= 2:
             photo = cv2.resize(photo, (photo.shape[1] // k, photo.shape[0] // k), interpolation=cv2.INTER_AREA)
         photo = cv2.resize(photo, size[::-1], interpolation=cv2.INTER_AREA)
-        trimap = cv2.resize(trimap, size[::-1], interpolation=cv2.INTER_NEAREST_EXACT)
-    return as_float(photo), trimap
+    return as_float(photo)
 
 
 def _fitting_resolution(alpha: np.ndarray, photo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -283,9 +290,11 @@ def _fitting_resolution(alpha: np.ndarray, photo: np.ndarray) -> tuple[np.ndarra
 
 def decided(alpha_w: np.ndarray, shape: tuple[int, int], known: np.ndarray | None = None) -> np.ndarray:
     """uint8 (H, W) = ``shape``, the photo's: where its alpha is decided before the last guided filter — 0 / 255
-    where the trimap ``known`` (at the photo's resolution; None: no trimap) is background / foreground, and
-    where the working resolution's ``alpha_w`` stays below :data:`SETTLED`'s margin (above 1 − margin) across
-    a window around the pixel; :data:`runtime.upsample.OPEN` (128) where the filter computes it.
+    where the trimap ``known`` (None: no trimap) is background / foreground, and where the working resolution's
+    ``alpha_w`` stays below :data:`SETTLED`'s margin (above 1 − margin) across a window around the pixel;
+    :data:`runtime.upsample.OPEN` (128) where the filter computes it. ``known`` is the photo's, or ``alpha_w``'s:
+    then it decides where it holds across a working pixel's 3 × 3 neighbourhood, so that the photo's pixels it
+    decides lie in the known regions of the photo's own trimap, not on a working pixel's step beyond them.
 
     The settling: the last filter sharpens strands finer than a working pixel out of the photo's colours, and
     would also find "strands" in a background that has the subject's colours (a net's surroundings); it keeps
@@ -295,11 +304,23 @@ def decided(alpha_w: np.ndarray, shape: tuple[int, int], known: np.ndarray | Non
     at_0, at_1 = (cv2.erode(cv2.compare(alpha_w, level, op), window)
                   for level, op in ((SETTLED["margin"], cv2.CMP_LT), (1 - SETTLED["margin"], cv2.CMP_GT)))
     label = cv2.add(cv2.subtract(np.full_like(at_0, OPEN), at_0), at_1)    # OPEN, 0 where at_0, 255 where at_1
+    working_known = known is not None and known.shape == alpha_w.shape != tuple(shape)
+    if working_known:    # clamped before the resize, where the working pixel and its neighbours are known
+        _clamp_to_known(label, known, np.ones((3, 3), np.uint8))
     label = cv2.resize(label, shape[::-1], interpolation=cv2.INTER_NEAREST)
-    if known is not None:      # known's 0 / 255 win: label clamped to [255 where known is 255, 0 where it is 0]
-        cv2.max(label, cv2.compare(known, OPEN, cv2.CMP_GT), dst=label)
-        cv2.min(label, cv2.compare(known, 0, cv2.CMP_GT), dst=label)
+    if known is not None and not working_known:
+        _clamp_to_known(label, known)
     return label
+
+
+def _clamp_to_known(label: np.ndarray, known: np.ndarray, window: np.ndarray | None = None) -> None:
+    """known's 0 / 255 win: ``label`` clamped, in place, to [255 where known is 255, 0 where it is 0] (across
+    ``window`` around the pixel, where given)."""
+    fg, bg = cv2.compare(known, OPEN, cv2.CMP_GT), cv2.compare(known, 0, cv2.CMP_EQ)
+    if window is not None:
+        fg, bg = cv2.erode(fg, window), cv2.erode(bg, window)
+    cv2.max(label, fg, dst=label)
+    cv2.min(label, cv2.bitwise_not(bg), dst=label)
 
 
 def _band_refiner(choice: BandRefiner | str | Path | None) -> BandRefiner | None:

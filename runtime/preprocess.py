@@ -337,27 +337,32 @@ def band_for_mask(photo_shape: tuple[int, int], mask_shape: tuple[int, int]) -> 
 
 
 def make_trimap(shape: tuple[int, int], trimap: ImageInput | None = None, mask: ImageInput | None = None,
-                band: int | Band | None = None) -> np.ndarray:
-    """The full-resolution uint8 trimap for a photo of ``shape``: given, from a mask (``band``: the unknown band
-    in photo pixels, a number for both sides or a :class:`Band`; None: :func:`band_for_mask`, from the mask's
-    own resolution), or all unknown."""
+                band: int | Band | None = None, *, at: tuple[int, int] | None = None) -> np.ndarray:
+    """The uint8 trimap for a photo of ``shape``: given, from a mask (``band``: the unknown band in photo pixels,
+    a number for both sides or a :class:`Band`; None: :func:`band_for_mask`, from the mask's own resolution), or
+    all unknown. ``at``: the (h, w) of the same aspect to make it at (default ``shape``): a given trimap resized
+    (nearest), a mask's made there with its band scaled from the photo's pixels (not made at full resolution
+    and reduced: :class:`runtime.matter.Matter`'s working resolution)."""
+    at = tuple(shape) if at is None else tuple(at)
     if trimap is not None:
         if mask is not None:
             warnings.warn("both a trimap and a mask were given: the trimap is used, the mask ignored", stacklevel=2)
         arr, path = _as_array(trimap, "trimap")
-        return fit_to_photo(to_trimap(arr, path), shape, "trimap", path, cv2.INTER_NEAREST_EXACT)
+        full = fit_to_photo(to_trimap(arr, path), shape, "trimap", path, cv2.INTER_NEAREST_EXACT)
+        return full if at == full.shape else cv2.resize(full, at[::-1], interpolation=cv2.INTER_NEAREST_EXACT)
     if mask is not None:
         arr = read_mask(mask, shape)
         band = band_for_mask(shape, arr.shape) if band is None else as_band(band)
-        return trimap_from_mask(arr, shape, Band(*(min(side, max(shape)) for side in band)))
-    return np.full(shape, UNKNOWN, np.uint8)
+        scale = 1 if at == tuple(shape) else max(at) / max(shape)
+        return trimap_from_mask(arr, at, tuple(min(side, max(shape)) * scale for side in band))
+    return np.full(at, UNKNOWN, np.uint8)
 
 
-def trimap_from_mask(mask: np.ndarray, shape: tuple[int, int], band: int | Band,
+def trimap_from_mask(mask: np.ndarray, shape: tuple[int, int], band: float | tuple[float, float],
                      threshold: float = 0.5) -> np.ndarray:
     """The uint8 trimap of a photo of ``shape`` from a float mask at any resolution of its aspect: unknown
-    within ``band`` photo pixels of the mask's edge (a number: both sides; a :class:`Band`: inside and outside
-    the mask; values above ``threshold`` are the person).
+    within ``band`` photo pixels of the mask's edge (a number: both sides; a :class:`Band` or a pair: inside and
+    outside the mask, fractions allowed; values above ``threshold`` are the person).
 
     The same band as a Euclidean distance transform of the mask bilinearly resized to the photo (foreground
     where the nearest background pixel is more than ``band.inside`` away, and the reverse), computed where it

@@ -71,6 +71,22 @@ def test_the_band_follows_the_mask_resolution():
     assert make_trimap((240, 320), mask=coarse, band=Band(5, 10))[120].tolist().count(128) == 30
 
 
+def test_a_trimap_made_at_a_lower_resolution_keeps_the_band_of_the_photos_pixels():
+    """make_trimap(at=...) makes a mask's trimap at that resolution with the band scaled from the photo's pixels:
+    the same band as the photo's trimap reduced, where the two differ only along the band's limits; a given
+    trimap is reduced by nearest neighbour; at the photo's own size it is the photo's trimap bit for bit."""
+    coarse = np.zeros((24, 32), np.float32)
+    coarse[6:18, 8:24] = 1
+    full = make_trimap((480, 640), mask=coarse)                    # 20 photo pixels per mask pixel: 40 in, 120 out
+    small = make_trimap((480, 640), mask=coarse, at=(120, 160))
+    assert small[60].tolist().count(128) == 2 * (10 + 30)           # the band in quarter-size pixels
+    reduced = cv2.resize(full, (160, 120), interpolation=cv2.INTER_NEAREST_EXACT)
+    assert np.count_nonzero(small != reduced) <= 0.01 * small.size
+    assert np.array_equal(make_trimap((480, 640), mask=coarse, at=(480, 640)), full)
+    assert np.array_equal(make_trimap((480, 640), full, at=(120, 160)), reduced)
+    assert (make_trimap((480, 640), at=(120, 160)) == 128).all() and small.shape == (120, 160)
+
+
 def test_simulated_masks_follow_their_recipe_and_are_seeded():
     _, alpha = disc_photo(300, 400)
     phone = simulate_mask(alpha, RECIPES["phone"], "a")
@@ -170,8 +186,10 @@ def test_refinement_changes_only_the_band_and_runs_its_tiles(tiny):
 
 def test_a_photo_above_the_working_side_is_matted_there_and_filtered_to_full_resolution(tiny, monkeypatch):
     """Above WORKING_SIDE the tiles and the band refiner see the photo at the working resolution, and one
-    guided filter brings their alpha to the photo: full size, 0 / 1 in the known regions, and in the band
-    the photo's own edges, sharper than the working resolution's alpha upsampled bilinearly."""
+    guided filter brings their alpha to the photo: full size, 0 / 1 where the trimap made at the working
+    resolution is known across a working pixel's neighbours (nearest neighbour to the photo), which lies inside
+    the known regions of the photo's own trimap, and in the band the photo's own edges, sharper than the working
+    resolution's alpha upsampled bilinearly."""
     import runtime.matter
 
     _, _, onnx_path = tiny
@@ -187,10 +205,14 @@ def test_a_photo_above_the_working_side_is_matted_there_and_filtered_to_full_res
     monkeypatch.setattr(runtime.matter, "refine", spy("tiles", tiles, 1))
     monkeypatch.setattr(runtime.matter, "WORKING_SIDE", 300)
     result = matter.predict(photo, mask=mask)
-    trimap = make_trimap((400, 600), mask=mask)
-    band = trimap == 128
+    working, window = make_trimap((400, 600), mask=mask, at=(200, 300)), np.ones((3, 3), np.uint8)
+    fg, bg = (cv2.resize(cv2.erode(cv2.compare(working, level, cv2.CMP_EQ), window), (600, 400),
+                         interpolation=cv2.INTER_NEAREST) > 0 for level in (255, 0))
+    full = make_trimap((400, 600), mask=mask)
     assert seen == {"tiles": (200, 300), "band": (200, 300)} and result.alpha.shape == (400, 600)
-    assert np.array_equal(result.alpha[~band], trimap[~band] / 255.0)
+    assert (result.alpha[fg] == 1).all() and (result.alpha[bg] == 0).all()
+    assert (full[fg] == 255).all() and (full[bg] == 0).all() and (fg | bg).sum() > 0.9 * (full != 128).sum()
+    band = full == 128
     assert not np.array_equal(result.alpha[band], cv2.resize(cv2.resize(result.alpha, (300, 200),
                                                             interpolation=cv2.INTER_AREA), (600, 400))[band])
 
@@ -382,6 +404,14 @@ def test_the_photo_alpha_settles_where_the_working_alpha_is_sure():
     with_known = decided(alpha_w, (80, 80), known)
     assert (with_known[:, :4] == 255).all() and (with_known[:, 76:] == 0).all() and with_known[20, 10] == 0
     assert np.array_equal(with_known[:, 4:76], np.where(known == 128, label, known)[:, 4:76])
+    # a trimap at the working resolution decides where it holds across a working pixel's neighbours: the photo's
+    # pixels it decides are known in the photo's own trimap (here the disc's, made at both resolutions)
+    unsure = np.full((40, 40), 0.5, np.float32)
+    mask = cv2.circle(np.zeros((40, 40), np.float32), (20, 20), 12, 1.0, -1)
+    full, working = (make_trimap((80, 80), mask=mask, band=6, at=at) for at in ((80, 80), (40, 40)))
+    label = decided(unsure, (80, 80), working)
+    assert (label[label != OPEN] == full[label != OPEN]).all() and (label != OPEN).mean() > 0.5
+    assert (cv2.resize(working, (80, 80), interpolation=cv2.INTER_NEAREST)[full == 128] != 128).any()   # unshrunk
 
 
 def test_the_filter_answers_only_where_alpha_is_open():
