@@ -2,7 +2,8 @@
 
 Conventions used across the project:
 - images are float32 RGB in [0, 1], shape (H, W, 3);
-- alpha mattes are float32 in [0, 1], shape (H, W) (8-bit files are divided by 255);
+- alpha mattes are float32 in [0, 1], shape (H, W) (8-bit files are divided by 255, 16-bit by 65535; a float
+  file must lie in [0, 1] and be finite: one in 0..255 is refused, not clipped);
 - trimaps are uint8 with exactly the values 0 (background), 128 (unknown), 255 (foreground).
 
 Every file is decoded by :func:`common.image_files.decode_image`, which refuses an image over
@@ -17,18 +18,8 @@ import cv2
 import numpy as np
 
 from common.errors import DataError
-from common.image_files import check_trimap, decode_image, to_uint8
+from common.image_files import check_trimap, decode_image, single_channel, to_uint8, to_unit_float
 from common.outputs import atomic_path
-
-
-def _to_unit_float(img: np.ndarray, path: Path) -> np.ndarray:
-    if img.dtype == np.uint8:
-        return img.astype(np.float32) / 255.0
-    if img.dtype == np.uint16:
-        return img.astype(np.float32) / 65535.0
-    if img.dtype in (np.float32, np.float64):
-        return np.clip(img.astype(np.float32), 0.0, 1.0)
-    raise DataError(f"unsupported pixel type {img.dtype}", path)
 
 
 def read_rgba(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
@@ -48,8 +39,8 @@ def read_rgba(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
         rgb, alpha = img[..., 2::-1], img[..., 3]
     else:
         raise DataError(f"unsupported channel layout {img.shape}", path)
-    rgb = _to_unit_float(np.ascontiguousarray(rgb), path)
-    return rgb, (None if alpha is None else _to_unit_float(alpha, path))
+    rgb = to_unit_float(np.ascontiguousarray(rgb), "image", path)
+    return rgb, (None if alpha is None else to_unit_float(alpha, "alpha", path))
 
 
 def read_rgb(path: str | Path) -> np.ndarray:
@@ -58,19 +49,12 @@ def read_rgb(path: str | Path) -> np.ndarray:
 
 
 def read_alpha(path: str | Path) -> np.ndarray:
-    """Read an alpha matte as float32 (H, W) in [0, 1].
-
-    A 3-channel file (as alphamatting.com ships) must have equal channels; channel 0 is used.
-    """
+    """Read an alpha matte as float32 (H, W) in [0, 1], as the evaluation reads one: a gray file, one whose colour
+    channels are equal (as alphamatting.com ships), or a cutout's transparency where its colour is flat
+    (:func:`common.image_files.single_channel`); 8- and 16-bit files scaled, floats in [0, 1] only."""
     path = Path(path)
-    img = decode_image(path, cv2.IMREAD_UNCHANGED)
-    if img.ndim == 3:
-        if img.shape[2] == 4:
-            img = img[..., :3]
-        if img.shape[2] == 3 and not (np.array_equal(img[..., 0], img[..., 1]) and np.array_equal(img[..., 0], img[..., 2])):
-            raise DataError("alpha matte has three different channels; expected a single-channel matte", path)
-        img = img[..., 0]
-    return _to_unit_float(img, path)
+    img = single_channel(decode_image(path, cv2.IMREAD_UNCHANGED), "alpha matte", "a single-channel matte", path)
+    return to_unit_float(img, "alpha", path)
 
 
 def read_trimap(path: str | Path) -> np.ndarray:

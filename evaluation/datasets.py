@@ -27,7 +27,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from calib_data.io import check_same_size, read_alpha, read_rgb, read_trimap
+from calib_data.io import check_same_size
 from calib_data.readers import AlphaMattingReader
 from common.errors import DataError
 from common.image_files import IMAGE_SUFFIXES, open_header
@@ -144,11 +144,11 @@ class EvalFolder:
         return item
 
     def _read_alphamatting(self, name: str) -> EvalImage:
-        """As :class:`calib_data.readers.AlphaMattingReader` reads a photo, its ground truth and its trimaps."""
+        """A photo, its ground truth and its trimaps, each read and checked as the other layout reads them."""
         files = self._files[name]
-        image = read_rgb(files["image"])
-        items = {"image": (image, files["image"]), "alpha": (read_alpha(files["alpha"]), files["alpha"])}
-        items.update({key: (read_trimap(path), path) for key, path in files.items() if key not in items})
+        image = to_rgb(read_image(files["image"]), files["image"])
+        items = {"image": (image, files["image"]), "alpha": (_read_alpha(files["alpha"]), files["alpha"])}
+        items.update({key: (to_trimap(read_image(path), path), path) for key, path in files.items() if key not in items})
         check_same_size(items)
         return EvalImage(name, image, items["alpha"][0],
                          {key: arr for key, (arr, _) in items.items() if key not in ("image", "alpha")})

@@ -48,7 +48,10 @@ from common.image_files import (
     check_pixels,
     check_trimap,
     decode_image,
+    in_native_order,
+    single_channel,
     to_uint8,
+    to_unit_float,
 )
 from common.values import is_whole_number
 from runtime.parallel import strips
@@ -133,33 +136,6 @@ def _as_array(source: ImageInput, what: str) -> tuple[np.ndarray, Path | None]:
 
 
 # --------------------------------------------------------------------------------------------- pixels
-def in_native_order(arr: np.ndarray) -> np.ndarray:
-    """``arr`` in this machine's byte order (a big-endian uint16 compares unequal to np.uint16)."""
-    return arr if arr.dtype.isnative else arr.astype(arr.dtype.newbyteorder("="))
-
-
-def to_unit_float(arr: np.ndarray, what: str, path: Path | None = None) -> np.ndarray:
-    """uint8 / uint16 / bool / float in [0, 1] → float32 in [0, 1], in either byte order; anything else is a
-    DataError."""
-    arr = in_native_order(arr)
-    if arr.dtype == np.uint8:
-        return arr.astype(np.float32) / np.float32(255.0)
-    if arr.dtype == np.uint16:
-        return arr.astype(np.float32) / np.float32(65535.0)
-    if arr.dtype == np.bool_:
-        return arr.astype(np.float32)
-    if np.issubdtype(arr.dtype, np.floating):
-        out = arr.astype(np.float32)
-        if not np.isfinite(out).all():
-            raise DataError(f"{what} contains NaN or inf", path)
-        lo, hi = float(out.min(initial=0.0)), float(out.max(initial=0.0))
-        if lo < 0.0 or hi > 1.0:
-            raise DataError(f"{what} is float with values in [{lo:.8g}, {hi:.8g}]; float {what}s must lie in "
-                            f"[0, 1] (divide 8-bit data by 255)", path)
-        return out
-    raise DataError(f"{what} has unsupported dtype {arr.dtype}; use uint8, uint16 or float in [0, 1]", path)
-
-
 def to_rgb(arr: np.ndarray, path: Path | None = None) -> np.ndarray:
     """A photo array → float32 (H, W, 3) RGB in [0, 1] (gray replicated, an alpha channel dropped)."""
     return to_unit_float(rgb_pixels(arr, path), "photo", path)
@@ -212,32 +188,6 @@ def load_pixels(image: ImageInput) -> tuple[np.ndarray, Path | None]:
     """A photo path or array → (its :func:`rgb_pixels`: uint8 kept, else float32 in [0, 1], its path or None)."""
     arr, path = _as_array(image, "photo")
     return rgb_pixels(arr, path), path
-
-
-def single_channel(arr: np.ndarray, what: str, expected: str, path: Path | None = None) -> np.ndarray:
-    """``arr`` with a colour file's equal channels reduced to one (gray saved as RGB or RGBA accepted), or a
-    cutout's transparency where its colour is one flat value (gray + alpha or RGBA: the matte stored as the
-    alpha channel); a DataError "<what> has different colour channels; expected <expected>" where they differ,
-    or where its colour and its transparency both vary and differ (which of them is the matte?)."""
-    if arr.ndim == 3 and arr.shape[2] in (1, 2, 3, 4):
-        colour, transparency = (arr[..., :-1], arr[..., -1]) if arr.shape[2] in (2, 4) else (arr, None)
-        if transparency is not None and not _flat(transparency):
-            if _flat(colour):
-                return transparency
-            if not (_gray(colour) and np.array_equal(colour[..., 0], transparency)):
-                raise DataError(f"{what} has both colour and transparency that vary; expected {expected}", path)
-        if not _gray(colour):
-            raise DataError(f"{what} has different colour channels; expected {expected}", path)
-        arr = arr[..., 0]
-    return arr
-
-
-def _flat(x: np.ndarray) -> bool:
-    return x.size == 0 or bool((x == x.flat[0]).all())
-
-
-def _gray(colour: np.ndarray) -> bool:
-    return all(np.array_equal(colour[..., 0], colour[..., c]) for c in range(1, colour.shape[2]))
 
 
 def to_mask(arr: np.ndarray, path: Path | None = None) -> np.ndarray:

@@ -335,7 +335,25 @@ def test_read_alpha_three_equal_channels_or_error(tmp_path):
     bad = np.dstack([a, a, 255 - a])
     with pytest.raises(DataError) as e:
         read_alpha(save(tmp_path / "bad.png", bad))
-    assert_data_error(e, tmp_path / "bad.png", "three different channels")
+    assert_data_error(e, tmp_path / "bad.png", "different colour channels")
+
+
+def test_read_alpha_and_rgb_refuse_floats_out_of_range_and_read_a_cutouts_transparency(tmp_path):
+    """A float file in 0..255 or with NaN is refused naming it (it was clipped to [0, 1]: a wrong ground truth
+    scored without a word), and a matte stored as an RGBA file's transparency over flat colour is that
+    transparency (it was read from the black colour channels: all 0)."""
+    a = rand_u8((5, 6), 3)
+    cutout = np.dstack([np.zeros_like(a)] * 3 + [a])
+    assert np.array_equal(read_alpha(save(tmp_path / "cutout.png", cutout)), a / np.float32(255))
+    cases = [("alpha", read_alpha, a.astype(np.float32), "float alphas must lie in [0, 1]"),
+             ("image", read_rgb, np.dstack([a] * 3).astype(np.float32), "float images must lie in [0, 1]"),
+             ("nan", read_alpha, np.where(a > 128, np.nan, 0.5).astype(np.float32), "NaN or inf")]
+    for name, read, values, words in cases:
+        path = tmp_path / f"{name}.tiff"
+        assert cv2.imwrite(str(path), values)
+        with pytest.raises(DataError) as e:
+            read(path)
+        assert_data_error(e, path, words)
 
 
 def test_read_trimap_validates_values_channels_and_depth(tmp_path):

@@ -149,3 +149,25 @@ def test_the_baselines_name_arguments_they_cannot_take():
             (lambda: ClosedForm().predict(photo, trimap[:30], None), DataError, "of one size")):
         with pytest.raises(error, match=words):
             call()
+
+
+def test_both_layouts_read_a_photo_and_its_ground_truth_alike(tmp_path, capsys):
+    """The alphamatting.com layout (input/ + gt/) reads its files as image/ + alpha/ does: a matte stored as an
+    RGBA file's transparency is that transparency (it was read from the black colour channels: a ground truth of
+    zeros, scored without a word), and a float photo or matte in 0..255 is refused naming it (it was clipped)."""
+    simple, am = folder(tmp_path / "simple"), folder(tmp_path / "am", photos="input", truth="gt")
+    for root, truth in ((simple, "alpha"), (am, "gt")):
+        a = cv2.imread(str(root / truth / "GT01.png"), cv2.IMREAD_GRAYSCALE)
+        cv2.imwrite(str(root / truth / "GT01.png"), np.dstack([np.zeros_like(a)] * 3 + [a]))
+    read = [{item.name: item.alpha for item in EvalFolder(root)} for root in (simple, am)]
+    assert read[0]["GT01"].max() == 1.0 and all(np.array_equal(read[0][n], read[1][n]) for n in read[0])
+    for sub in ("gt", "input"):
+        bad = folder(tmp_path / f"float-{sub}", photos="input", truth="gt")
+        path = bad / sub / "GT01.png"
+        assert cv2.imwrite(str(path.with_suffix(".tiff")), cv2.imread(str(path), cv2.IMREAD_UNCHANGED).astype(np.float32))
+        path.unlink()
+        capsys.readouterr()
+        assert main(["eval", str(bad), *QUICK, "--out", str(tmp_path / "o")]) == 2     # read as it is evaluated
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert err.startswith(f"error: {path.with_suffix('.tiff')}: ") and "must lie in [0, 1]" in err
+        assert not (tmp_path / "o").exists()
