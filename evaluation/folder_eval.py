@@ -144,9 +144,11 @@ def evaluate_folder(folder: EvalFolder, methods: list, settings: EvalSettings,
     for i, item in enumerate(folder):
         for where, trimap, mask in cases(item, settings):
             labels = [where] if settings.protocol == "trimap" else ["whole", "band"]
-            if settings.protocol == "trimap" and not (trimap == 128).any():   # Composition-1k scores the band only
-                result.na += [{"image": item.name, "method": m.name, "where": where,
+            if not (trimap == 128).any():   # no band to score: n/a there (Composition-1k scores only the band)
+                result.na += [{"image": item.name, "method": m.name, "where": labels[-1],
                                "reason": f"{where} marks no unknown pixel: nothing to score"} for m in methods]
+                labels = labels[:-1]
+            if not labels:
                 continue
             for m in methods:
                 t0 = time.perf_counter()

@@ -171,3 +171,17 @@ def test_both_layouts_read_a_photo_and_its_ground_truth_alike(tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()[-1]
         assert err.startswith(f"error: {path.with_suffix('.tiff')}: ") and "must lie in [0, 1]" in err
         assert not (tmp_path / "o").exists()
+
+
+def test_a_photo_whose_mask_has_no_band_is_not_scored_there(tmp_path):
+    """A ground truth of all 0 gives a mask with no edge and a trimap with no unknown pixel: its band is n/a (it
+    was scored 0 and counted in the band's mean), its whole image scored as any other."""
+    ev = folder(tmp_path / "ev", count=2)
+    cv2.imwrite(str(ev / "alpha" / "GT01.png"), np.zeros((40, 64), np.uint8))
+    result = evaluate_folder(EvalFolder(ev), [RawMask()], EvalSettings())
+    assert sorted((r["image"], r["where"]) for r in result.rows) == [("GT01", "whole"), ("GT02", "band"),
+                                                                    ("GT02", "whole")]
+    assert [(r["image"], r["where"]) for r in result.na] == [("GT01", "band")]
+    band = next(m for m in result.means() if m["where"] == "band")
+    assert band["images"] == 1 and band["na"] == 1 and band["SAD"] == next(
+        r["SAD"] for r in result.rows if r["where"] == "band")
