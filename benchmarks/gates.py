@@ -11,6 +11,7 @@ Only ``fail`` fails the gate: artifacts that cannot run on this machine are list
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,6 +78,11 @@ class Gates:
             wrong = [k for k, v in table.items() if not isinstance(v, (int, float)) or isinstance(v, bool)]
             if wrong:
                 raise GateConfigError(f"{path} [{where}]: gate(s) {wrong} must be numbers")
+            wrong = [k for k, v in table.items() if not (math.isfinite(v) and v >= 0)]
+            if wrong:     # a NaN limit fails every artifact; a negative drop or PSNR is no limit a gate can mean
+                raise GateConfigError(f"{path} [{where}]: gate(s) {wrong} must be finite numbers >= 0")
+        if not any((gates.default, *gates.precision.values(), *gates.artifact.values())):
+            raise GateConfigError(f"{path}: no gate set; give at least one, e.g. [default] sad_drop_pct = 10.0")
         return gates
 
     def thresholds(self, key: str) -> dict[str, float]:

@@ -282,6 +282,14 @@ def test_gate_precedence_and_bad_config(tmp_path):
         Gates.load(g)
     with pytest.raises(GateConfigError, match="not found"):
         Gates.load(tmp_path / "missing.toml")
+    for bad in ("nan", "inf", "-1.0"):     # NaN failed every artifact after the whole evaluation
+        g.write_text(f"[default]\nsad_drop_pct = 10.0\n[precision.int8]\nedge_mae_drop = {bad}\n")
+        with pytest.raises(GateConfigError, match=r"\[precision.int8\]: gate\(s\) \['edge_mae_drop'\] must be finite"):
+            Gates.load(g)
+    for empty in ("", "[default]\n[precision.int8]\n"):   # nothing gated: every artifact would "fail" to be gated
+        g.write_text(empty)
+        with pytest.raises(GateConfigError, match="no gate set"):
+            Gates.load(g)
 
 
 def test_failures_lists_every_reason_and_refuses_an_empty_gate():
