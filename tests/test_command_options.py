@@ -170,6 +170,7 @@ def eval_args(folder: Path, tmp_path: Path, *args) -> list[str]:
     ("--seed", "-1", "argument --seed: must be >= 0, got -1"),
     ("--closed-form-cap", "1000000000", "argument --closed-form-cap: must be at most 16000000"),
     ("--frames", "100000", "argument --frames: must be at most 600"),
+    ("--frames", "1", "argument --frames: must be >= 2, got 1"),        # dtSSD of one frame: NaN in the JSON
     ("--clip-size", "100000", "argument --clip-size: must be at most 4096"),
     ("--clip-size", "8", "argument --clip-size: must be >= 32, got 8"),
 ])

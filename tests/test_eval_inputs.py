@@ -185,3 +185,15 @@ def test_a_photo_whose_mask_has_no_band_is_not_scored_there(tmp_path):
     band = next(m for m in result.means() if m["where"] == "band")
     assert band["images"] == 1 and band["na"] == 1 and band["SAD"] == next(
         r["SAD"] for r in result.rows if r["where"] == "band")
+
+
+@pytest.mark.parametrize("clips", [False, True])
+def test_an_output_file_that_cannot_be_written_is_refused_before_any_work(clips, tiny_checkpoint, tmp_path, capsys):
+    """A folder named eval.json (eval-clips.json) in --out: refused in one line before any photo is evaluated (it
+    was said after the whole evaluation)."""
+    out = tmp_path / "o"
+    (out / ("eval-clips.json" if clips else "eval.json")).mkdir(parents=True)
+    source = ["clips", "--clip-size", "32", "32", "--frames", "2"] if clips else [str(folder(tmp_path / "ev")), *QUICK]
+    err = refused(["eval", *source, "--artifacts", str(tiny_checkpoint), "--out", str(out)], capsys)
+    assert err.endswith("eval-clips.json: is a directory; give a file name" if clips else
+                        "eval.json: is a directory; give a file name")

@@ -26,7 +26,7 @@ from common.arguments import (
 )
 from common.errors import DataError
 from common.image_files import MAX_PIXELS
-from common.outputs import check_folder, one_file_twice, same_file
+from common.outputs import check_writable, one_file_twice, same_file
 from evaluation.clip_eval import CLIP_RESULT_FILES, ClipSet, clip_methods, evaluate_clips, write_clip_results
 from evaluation.clip_eval import markdown as clip_markdown
 from evaluation.datasets import MIN_LONG_SIDE, EvalFolder
@@ -100,9 +100,10 @@ def add_arguments(p) -> None:
     p.add_argument("--images", nargs="+", default=None, metavar="NAME",
                    help="these images only (file stems), e.g. the held-back split GT03 GT15 GT19 GT25")
     p.add_argument("--limit", type=positive_int, default=None, help="the first N images only")
-    p.add_argument("--frames", type=whole_number(1, MAX_FRAMES), default=ClipSet.frames,
-                   help=f"clips: frames per clip (default {ClipSet.frames}; at most {MAX_FRAMES}: a clip is held in "
-                        f"memory whole, at most {MAX_FRAMES} frames of 1080p or as many pixels)")
+    p.add_argument("--frames", type=whole_number(2, MAX_FRAMES), default=ClipSet.frames,
+                   help=f"clips: frames per clip (default {ClipSet.frames}; at least 2, the temporal metrics compare "
+                        f"consecutive frames; at most {MAX_FRAMES}: a clip is held in memory whole, at most "
+                        f"{MAX_FRAMES} frames of 1080p or as many pixels)")
     p.add_argument("--clip-size", type=whole_number(MIN_SIZE, MAX_CLIP_SIDE), nargs=2, default=list(ClipSet.size),
                    metavar=("H", "W"), help=f"clips: frame size, each side {MIN_SIZE} to {MAX_CLIP_SIDE} (default "
                                             f"1080 1920)")
@@ -129,7 +130,8 @@ def run(args) -> int:
     _refuse_one_file_twice(args.artifacts)
     if clips:
         _check_clip_size(args)
-    check_folder(args.out)                                   # before any work
+    for name in CLIP_RESULT_FILES if clips else RESULT_FILES:  # before any work
+        check_writable(Path(args.out) / name)
     _check_outputs_are_not_inputs(args, clips)
     if clips:
         return run_clips(args)
