@@ -22,9 +22,10 @@ from runtime.photo_files import PHOTO_SUFFIXES
 
 
 def photos_in(folder: Path) -> list[Path]:
-    """The photos of ``folder``, sorted by name; DataError when there are none."""
-    photos = sorted(p for p in folder.iterdir()
-                    if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in PHOTO_SUFFIXES)
+    """The photos of ``folder``, sorted by name; DataError when there are none. A link to nothing with a photo's
+    suffix is one of them: it fails as a photo that cannot be read, with its line, rather than vanishing."""
+    photos = sorted(p for p in folder.iterdir() if (p.is_file() or p.is_symlink() and not p.exists())
+                    and not p.name.startswith(".") and p.suffix.lower() in PHOTO_SUFFIXES)
     if not photos:
         raise DataError(f"no photos in this folder (looked for {', '.join(PHOTO_SUFFIXES)})", folder)
     return photos
@@ -59,6 +60,8 @@ def bokeh_folder(folder: Path, out_dir: Path, render: Callable[[Path, Path], dic
     """Render every photo of ``folder`` into ``out_dir`` with ``render(photo, out)``; returns (written as
     (photo, output), failed as (photo, message), seconds per stage summed over the photos)."""
     photos = photos_in(folder)
+    if out_dir.suffix.lower() in PHOTO_SUFFIXES and not out_dir.is_dir():   # not made as a folder named out.jpg
+        raise DataError("names a photo, but a folder of photos renders into a folder: give -o a folder", out_dir)
     check_folder(out_dir)
     if out_dir.resolve() == folder.resolve():
         raise DataError("is the folder of the photos: give another output folder", out_dir)
@@ -92,7 +95,7 @@ def _refuse_outputs_that_are_photos(photos: list[Path], outputs: dict[Path, Path
     link into the output folder, or a hard link there): with --overwrite, another photo's render replaced it
     before it was read."""
     files = {}
-    for photo in photos:
+    for photo in filter(Path.exists, photos):      # a link to nothing is no file an output could replace
         info = photo.stat()
         files[info.st_dev, info.st_ino] = photo
     for photo, out in outputs.items():

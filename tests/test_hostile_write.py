@@ -90,6 +90,32 @@ def test_a_photo_linked_from_the_output_folder_is_never_written_over(tiny_checkp
     assert (out / "a.jpg").read_bytes() == before and sorted(p.name for p in out.iterdir()) == ["a.jpg"]
 
 
+def test_a_photo_that_links_to_nothing_fails_with_its_line_and_the_others_are_written(tiny_checkpoint, tmp_path,
+                                                                                     capsys):
+    """photos/b.jpg links to a file that is gone: it was skipped without a word (exit 0); now it fails as a photo
+    that cannot be read, named, and a.jpg is written."""
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "a.jpg"), photo((40, 40, 220)))
+    (photos / "b.jpg").symlink_to(tmp_path / "gone.jpg")
+    assert bokeh(tiny_checkpoint, photos, "-o", out) == 2
+    captured = capsys.readouterr()
+    assert f"error: {photos / 'b.jpg'}: a symbolic link to nothing" in captured.err
+    assert "1 of 2 photos written" in captured.out and [p.name for p in out.iterdir()] == ["a.jpg"]
+
+
+def test_a_folders_output_named_as_a_photo_is_refused_not_made_a_folder(tiny_checkpoint, tmp_path, capsys):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "a.jpg"), photo((40, 40, 220)))
+    assert bokeh(tiny_checkpoint, photos, "-o", tmp_path / "out.jpg") == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"error: {tmp_path / 'out.jpg'}: names a photo, but a folder of photos renders into a folder: give -o a folder")
+    assert not (tmp_path / "out.jpg").exists()
+    (tmp_path / "out.jpg").mkdir()                      # a folder of that name already there is a folder
+    assert bokeh(tiny_checkpoint, photos, "-o", tmp_path / "out.jpg") == 0
+
+
 def test_a_name_with_a_newline_is_escaped_in_every_error_line(tiny_checkpoint, tmp_path, capsys):
     photos = tmp_path / "photos"
     photos.mkdir()
