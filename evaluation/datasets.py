@@ -20,6 +20,7 @@ that the long side is that many pixels: the same set at another resolution.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -64,7 +65,8 @@ class EvalFolder:
     Everything that can be known from the file names and headers is checked when it is made, before any image is
     read: two files of one folder that share a name (``GT01.png`` and ``GT01.jpg``: which is the photo?), a photo
     without its ground truth, trimap or mask, and a photo that ``long_side`` would scale below the runtime's
-    :data:`~runtime.preprocess.MIN_SIDE`. Folders and other entries that are not files are skipped."""
+    :data:`~runtime.preprocess.MIN_SIDE`. Folders and other entries that are not files are skipped (a link to
+    nothing is not: it is named when it is read); a ground truth with no photo of its name is said in a warning."""
 
     def __init__(self, root: str | Path, long_side: int | None = None, limit: int | None = None,
                  only: list[str] | None = None):
@@ -93,6 +95,8 @@ class EvalFolder:
         self.has_masks = self.layout == "simple" and (self.root / "mask").is_dir()
         self._files = {name: {"image": photos[name]} for name in self.names}
         self._check_companions()
+        if not (only or limit):
+            _warn_of_truth_without_photo(self._folders[1][1], photos)
         self._check_sizes()
 
     def _simple_folders(self) -> list[tuple[str, Path]]:
@@ -181,14 +185,25 @@ def _image_files(folder: Path, names: list[str] | None = None) -> dict[str, Path
     entries that are not files skipped), those of ``names`` only where given; DataError naming the folder where
     two files share a stem (``GT01.png`` and ``GT01.jpg``: which one is meant?)."""
     found: dict[str, list[Path]] = {}
-    for p in folder.iterdir():
-        if p.suffix.lower() in IMAGE_SUFFIXES and (names is None or p.stem in names) and p.is_file():
+    for p in folder.iterdir():      # a link to nothing is a file that cannot be read: named when it is read
+        if (p.suffix.lower() in IMAGE_SUFFIXES and (names is None or p.stem in names)
+                and (p.is_file() or p.is_symlink() and not p.exists())):
             found.setdefault(p.stem, []).append(p)
     for stem in sorted(found):
         if len(found[stem]) > 1:
             same = [p.name for p in sorted(found[stem], key=lambda p: (IMAGE_SUFFIXES.index(p.suffix.lower()), p.name))]
             raise DataError(f"{', '.join(same[:-1])} and {same[-1]} share a name", folder)
     return {stem: files[0] for stem, files in found.items()}
+
+
+def _warn_of_truth_without_photo(truth: Path, photos: dict[str, Path]) -> None:
+    """A warning naming the ground-truth files of folder ``truth`` that no photo of ``photos`` is named after: they
+    are not evaluated (a photo renamed, or missing?)."""
+    alone = sorted(set(_image_files(truth)) - set(photos))
+    if alone:
+        shown = ", ".join(alone[:5]) + (", ..." if len(alone) > 5 else "")
+        warnings.warn(f"{truth}: {len(alone)} ground truth{'s' if len(alone) > 1 else ''} with no photo of "
+                      f"{'their' if len(alone) > 1 else 'its'} name, not evaluated: {shown}", stacklevel=3)
 
 
 def _check_scaled_size(size: tuple[int, int], long_side: int | None, path: Path) -> None:
@@ -213,6 +228,9 @@ def _scaled_size(size: tuple[int, int], long_side: int) -> tuple[int, int]:
 def _read_alpha(path: Path) -> np.ndarray:
     """Ground-truth alpha as float32 (H, W) in [0, 1]: a gray file, or one whose colour channels are equal."""
     arr = single_channel(read_image(path), "alpha matte", "a single-channel matte", path)
+    if arr.dtype == np.uint16 and 1 < arr.max(initial=0) <= 255:
+        warnings.warn(f"{path}: a 16-bit matte whose values are all at most 255, read as 16 bits (alpha at most "
+                      f"{arr.max() / 65535:.4f}): an 8-bit matte saved in 16 bits?", stacklevel=2)
     return to_unit_float(arr, "alpha", path)
 
 

@@ -197,3 +197,23 @@ def test_an_output_file_that_cannot_be_written_is_refused_before_any_work(clips,
     err = refused(["eval", *source, "--artifacts", str(tiny_checkpoint), "--out", str(out)], capsys)
     assert err.endswith("eval-clips.json: is a directory; give a file name" if clips else
                         "eval.json: is a directory; give a file name")
+
+
+def test_a_photo_linking_to_nothing_is_named_and_unused_or_odd_ground_truth_is_said(tmp_path, capsys):
+    """A photo that is a link to nothing was skipped without a word: it is named (exit 2); a ground truth with no
+    photo of its name, and a 16-bit matte holding 8-bit values (read as alpha <= 0.004), get a warning."""
+    ev = folder(tmp_path / "ev", count=2)
+    shutil.copy(ev / "alpha" / "GT01.png", ev / "alpha" / "GT99.png")
+    with pytest.warns(UserWarning, match=r"1 ground truth with no photo of its name, not evaluated: GT99"):
+        EvalFolder(ev)
+    (ev / "image" / "GT03.png").symlink_to(tmp_path / "gone.png")
+    shutil.copy(ev / "alpha" / "GT01.png", ev / "alpha" / "GT03.png")
+    capsys.readouterr()
+    assert main(["eval", str(ev), *QUICK, "--out", str(tmp_path / "o")]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"error: {ev / 'image' / 'GT03.png'}: a symbolic link to nothing (its target is missing, or it links to itself)")
+    deep = folder(tmp_path / "deep", count=1)
+    path = deep / "alpha" / "GT01.png"
+    cv2.imwrite(str(path), cv2.imread(str(path), cv2.IMREAD_GRAYSCALE).astype(np.uint16))
+    with pytest.warns(UserWarning, match="a 16-bit matte whose values are all at most 255"):
+        assert EvalFolder(deep)[0].alpha.max() <= 255 / 65535
