@@ -213,13 +213,13 @@ def _check_scaled_size(size: tuple[int, int], long_side: int | None, path: Path)
         raise DataError(f"photo is {size[0]}x{size[1]}; both sides must be at least {MIN_SIDE} px", path)
     if long_side is None:
         return
-    scaled = _scaled_size(size, long_side)
+    scaled = scaled_size(size, long_side)
     if min(scaled) < MIN_SIDE:
         raise DataError(f"photo is {size[0]}x{size[1]}: --long-side {long_side} scales it to {scaled[0]}x{scaled[1]}, "
                         f"below the {MIN_SIDE} px the runtime mattes at least", path)
 
 
-def _scaled_size(size: tuple[int, int], long_side: int) -> tuple[int, int]:
+def scaled_size(size: tuple[int, int], long_side: int) -> tuple[int, int]:
     """(W, H) of a photo of ``size`` (W, H) with its long side at ``long_side``."""
     s = long_side / max(size)
     return max(1, round(size[0] * s)), max(1, round(size[1] * s))
@@ -240,7 +240,7 @@ def rescale(item: EvalImage, long_side: int) -> EvalImage:
     s = long_side / max(h, w)
     if s == 1:
         return item
-    size = _scaled_size((w, h), long_side)
+    size = scaled_size((w, h), long_side)
     shrink = s < 1
     image = cv2.resize(item.image, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
     alpha = cv2.resize(item.alpha, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)

@@ -20,10 +20,10 @@ from calib_data.procedural import KINDS, SEE_THROUGH_KINDS, make_foreground
 from calib_data.segmenter_masks import RECIPES, simulate_mask
 from calib_data.splits import REAL_VALIDATION
 from common.metrics import compute_regions
-from evaluation.datasets import EvalImage, rescale
+from evaluation.datasets import EvalImage, rescale, scaled_size
 from runtime.mask_prior import guided_mask, mask_at
 from runtime.matter import WORKING_SIDE, Matter
-from runtime.preprocess import fit_long_side, make_trimap
+from runtime.preprocess import MIN_SIDE, fit_long_side, make_trimap
 
 
 def sample(item: EvalImage, matter: Matter, seed: int) -> dict:
@@ -43,11 +43,22 @@ def refiner_samples(folder: Iterable[EvalImage], matter: Matter, scales: Iterabl
     out = []
     for item in folder:
         for scale in scales:
+            _check_scale(item, scale)
             scaled = item if scale == 1 else rescale(item, round(max(item.alpha.shape) * scale))
             out += [{**sample(scaled, matter, seed), "scale": scale} for seed in seeds]
         if progress:
             progress(item.name)
     return out
+
+
+def _check_scale(item: EvalImage, scale: float) -> None:
+    """ValueError naming the photo and the scale where ``scale`` makes a side of it shorter than the runtime's
+    MIN_SIDE (it was said as "photo is 2x1" of no photo, with no option, once the model ran)."""
+    h, w = item.alpha.shape
+    sw, sh = scaled_size((w, h), round(max(h, w) * scale))       # as rescale scales it
+    if min(sh, sw) < MIN_SIDE:
+        raise ValueError(f"--scales {scale:g}: photo {item.name} ({w}x{h}) would be {sw}x{sh}, below the {MIN_SIDE} "
+                         "px a side the runtime mattes at least")
 
 
 def see_through_items(count: int, seed: int, sides: tuple[int, int] = (800, 1600)) -> list[EvalImage]:

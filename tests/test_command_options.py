@@ -105,6 +105,21 @@ def test_train_refiner_out_is_an_onnx_file(refiner_inputs, tmp_path, capsys, out
     assert contents(tmp_path) == before
 
 
+def test_train_refiner_names_its_out_first_and_the_scale_that_shrinks_a_photo_too_far(tiny_checkpoint, tmp_path,
+                                                                                        capsys):
+    """An --out that cannot be written is named as given (it was its INT8 graph's name, x_int8.onnx); a --scales
+    that takes a photo below the runtime's 8 px is named with the photo (it was "photo is 1x1", of no photo)."""
+    folder = photo_folder(tmp_path / "set")
+    (tmp_path / "file").write_text("not a folder")
+    out = tmp_path / "file" / "x.onnx"
+    err = refused(["train-refiner", "--folder", str(folder), "--checkpoint", str(tiny_checkpoint), "--out", str(out),
+                   "--folds", "1"], capsys)
+    assert err.startswith(f"error: {out}: cannot create the folder")
+    err = refused(["train-refiner", "--folder", str(folder), "--checkpoint", str(tiny_checkpoint), "--out",
+                   str(tmp_path / "r.onnx"), "--scales", "0.01", "--folds", "1", "--see-through", "0"], capsys)
+    assert err == "error: --scales 0.01: photo p0 (48x40) would be 1x1, below the 8 px a side the runtime mattes at least"
+
+
 @pytest.mark.parametrize("option, value, words", [
     ("--scales", "1000", "argument --scales: must be a finite number above 0 and at most 4, got 1000"),
     ("--scales", "0", "argument --scales: must be a finite number above 0 and at most 4, got 0"),
@@ -139,6 +154,9 @@ def test_train_refiner_folds_fit_the_photos(refiner_inputs, tmp_path, capsys):
     held = photo_folder(tmp_path / "dev", ("GT01", "GT02", "GT03", "GT15"))
     err = refused(train_refiner(held, model, "--out", out, "--folds", "4"), capsys)
     assert err == f"error: --folds 4: the 4 photos of {held} make at most 3 folds (its 2 held-back photos are one)"
+    one = photo_folder(tmp_path / "one", ("GT01", "GT02", "GT03"))
+    err = refused(train_refiner(one, model, "--out", out, "--folds", "4"), capsys)
+    assert err == f"error: --folds 4: the 3 photos of {one} make at most 3 folds (its 1 held-back photo is one)"
     err = refused(train_refiner(folder, model, "--out", out, "--folds", "1", "--measured", table), capsys)
     assert "--measured needs --folds >= 2" in err
     assert not out.exists() and not table.exists()

@@ -133,9 +133,10 @@ def check_before_work(args) -> tuple[EvalFolder, Path, Path, Path | None]:
         check_fp32_graph(args.out)
     folder = EvalFolder(root)
     check_photos(args, folder)
+    out = args.out if args.quantize_only else check_writable(args.out)    # named first: the one the user gave
     int8 = check_writable(int8_graph(args.out))
     measured = check_writable(args.measured) if args.measured else None
-    return folder, args.out if args.quantize_only else check_writable(args.out), int8, measured
+    return folder, out, int8, measured
 
 
 def check_options(args) -> None:
@@ -160,7 +161,7 @@ def check_photos(args, folder: EvalFolder) -> None:
     most = most_folds(folder.names)
     if args.folds > most:
         raise ValueError(f"--folds {args.folds}: the {len(folder.names)} photos of {folder.root} make at most {most} "
-                         f"folds" + (f" (its {held} held-back photos are one)" if held else ""))
+                         f"folds" + (f" (its {held} held-back photo{'s are' if held > 1 else ' is'} one)" if held else ""))
 
 
 TRAINING_DEFAULTS = {"--folds": ("folds", FOLDS), "--steps": ("steps", RefinerRecipe.steps),
