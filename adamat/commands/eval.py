@@ -107,7 +107,8 @@ def add_arguments(p) -> None:
     p.add_argument("--clip-size", type=whole_number(MIN_SIZE, MAX_CLIP_SIDE), nargs=2, default=list(ClipSet.size),
                    metavar=("H", "W"), help=f"clips: frame size, each side {MIN_SIZE} to {MAX_CLIP_SIDE} (default "
                                             f"1080 1920)")
-    p.add_argument("--out", type=out_folder, default="out/eval", help="folder for eval.json and eval.md")
+    p.add_argument("--out", type=out_folder, default="out/eval", help="folder for eval.json and eval.md (eval-clips.json and .md for clips; default out/eval, in the "
+                        "current folder)")
     p.set_defaults(func=run)
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from adamatting.budget import count
+from adamatting.config import CONFIGS
 
 
 def add_arguments(f) -> None:
-    f.add_argument("--config", default="mobile")
-    f.add_argument("--size", type=int, default=512)
+    f.add_argument("--config", default="mobile", help=f"the model config ({', '.join(CONFIGS)}; default mobile)")
+    f.add_argument("--size", type=int, default=512,
+                   help="the square input's side in pixels, from the model's stride to 4096 (default 512)")
     f.set_defaults(func=run)
 
 
