@@ -16,8 +16,9 @@ from runtime.bokeh import render_bokeh
 from runtime.clip import CLIP_REFINEMENT, ClipMatte
 from runtime.matter import Matter
 
-DEMO_CLIPS = ClipSet(size=(360, 640), frames=24)
+DEMO_CLIPS = ClipSet(size=(1080, 1920), frames=12)   # the size phones record (smaller frames: docs/VIDEO.md)
 SHEET_FRAMES = 3        # frames of the first clip shown in the report, spread over it
+SHEET_WIDTH = 1920      # px, at most: the sheet of input beside bokeh is scaled down to it
 
 
 def clip_demo(artifact: str | Path, label: str, clips: ClipSet, out_dir: Path,
@@ -33,11 +34,16 @@ def clip_demo(artifact: str | Path, label: str, clips: ClipSet, out_dir: Path,
     encode_clip(out_dir / "clip.mp4", rendered, rate=30, tone=False)
     picks = np.linspace(0, len(rendered) - 1, SHEET_FRAMES).round().astype(int)
     sheet = np.vstack([np.hstack([clip.frames[i], rendered[i]]) for i in picks])
+    if sheet.shape[1] > SHEET_WIDTH:
+        scale = SHEET_WIDTH / sheet.shape[1]
+        sheet = cv2.resize(sheet, (SHEET_WIDTH, round(sheet.shape[0] * scale)), interpolation=cv2.INTER_AREA)
     cv2.imwrite(str(out_dir / "clip_frames.png"), sheet[..., ::-1])
     h, w = clips.size
     return (f"Procedural clips ({', '.join(clips.kinds)}), {clips.frames} frames of {w}×{h} each, a "
             f"phone mask drawn afresh for every frame, {label} through the clip path (runtime/clip.py; "
             f"docs/VIDEO.md). Per-frame means of whole-image SAD / MSE / Grad, the clips' dtSSD and MESSDdt:\n\n"
-            f"{markdown(result)}\n`clip.mp4`: the {clip.name} clip's bokeh with the state across frames. "
+            f"{markdown(result)}\nAt smaller frames the band refiner turns soft strands solid and a guided filter "
+            f"scores better (640×360; docs/VIDEO.md, \"Smaller frames\").\n\n"
+            f"`clip.mp4`: the {clip.name} clip's bokeh with the state across frames. "
             f"Input (left) and bokeh (right), frames {', '.join(map(str, picks))}:\n\n"
             f"![clip frames](clip_frames.png)\n")

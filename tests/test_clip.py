@@ -598,3 +598,19 @@ def test_clip_messages_say_what_was_given(tiny_checkpoint, tmp_path, capsys):
     assert "got no suffix ('.mp4' is a name, not a suffix: give one before it, e.g. out.mp4)" in capsys.readouterr().err
     assert main(["bokeh", str(source), "-o", str(tmp_path / "out.mp4"), "--artifact", str(tiny_checkpoint)]) == 0
     assert "1 frame in" in capsys.readouterr().err
+
+
+def test_the_demo_clip_section_scales_its_sheet_of_frames_to_the_reports_width(tiny_checkpoint, tmp_path,
+                                                                               monkeypatch):
+    """make demo's clip (adamat.clip_demo) writes clip.mp4 at the clips' size and its sheet of input beside bokeh,
+    three frames, scaled down to SHEET_WIDTH (1080p frames side by side are 3840 px wide)."""
+    import adamat.clip_demo as demo
+    from evaluation.clip_eval import ClipSet
+
+    monkeypatch.setattr(demo, "SHEET_WIDTH", 96)
+    text = demo.clip_demo(tiny_checkpoint, "tiny", ClipSet(size=(64, 96), frames=3, kinds=("fur",)), tmp_path,
+                          lambda message: None)
+    sheet = cv2.imread(str(tmp_path / "clip_frames.png"))
+    assert sheet.shape[:2] == (96, 96) and "96×64" in text          # 3 × 64 rows of 2 × 96 columns, halved
+    with av.open(str(tmp_path / "clip.mp4")) as clip:
+        assert (clip.streams.video[0].width, clip.streams.video[0].height) == (96, 64)
