@@ -175,6 +175,8 @@ class Matter:
         decides every pixel (all-unknown trimap). ``with_trimap_prob=False`` skips upsampling the adapted
         trimap (3 × H × W floats: 144 MB at 12 megapixels).
         """
+        if not isinstance(with_trimap_prob, bool):     # "no" would be taken as True
+            raise TypeError(f"with_trimap_prob must be True or False, got {with_trimap_prob!r}")
         if band is not None:
             as_band(band)                          # checked here: with no mask it would be ignored
             if mask is None or trimap is not None:
@@ -234,16 +236,18 @@ class Matter:
 
 
 MAX_RADIUS = 64   # the guided filter's window radius, at most (low-resolution pixels: larger only blurs)
+MIN_EPS = 1e-7    # its regularisation, at least: float32 variances resolve no finer (1e-8 gave NaN alpha)
 MAX_INPUT_SIDE = 4096   # an any-size backend's input side, at most (8192² ran for minutes; 10**6² asked 2 TB)
 
 
 def _check_filter(radius: int, eps: float) -> None:
     """ValueError unless the guided filter's ``radius`` is a whole number from 1 to :data:`MAX_RADIUS` and its
-    ``eps`` a finite number above 0 (0 divides by the flat windows' zero variance: NaN alpha)."""
+    ``eps`` a finite number of at least :data:`MIN_EPS` (0, or below what float32 variances resolve, divides by a
+    flat window's zero variance: NaN alpha)."""
     if not is_whole_number(radius) or not 1 <= radius <= MAX_RADIUS:
         raise ValueError(f"radius must be a whole number of pixels from 1 to {MAX_RADIUS}, got {radius!r}")
-    if not is_real_number(eps) or not (np.isfinite(eps) and eps > 0):
-        raise ValueError(f"eps must be a finite number above 0, got {eps!r}")
+    if not is_real_number(eps) or not (np.isfinite(eps) and eps >= MIN_EPS):
+        raise ValueError(f"eps must be a finite number of at least {MIN_EPS:g}, got {eps!r}")
 
 
 def _input_size(backend: Backend, asked: tuple[int, int] | None) -> tuple[int, int]:

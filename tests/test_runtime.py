@@ -87,6 +87,8 @@ def test_full_resolution_output_for_any_size(torch_matter, onnx_matter, size):
         assert 0.0 <= r.alpha.min() and r.alpha.max() <= 1.0
         assert {"load", "trimap", "preprocess", "model", "upsample"} <= set(r.timings)
     assert torch_matter.predict(img, with_trimap_prob=False).trimap_prob is None
+    with pytest.raises(TypeError, match="with_trimap_prob must be True or False, got 'no'"):   # was taken as True
+        torch_matter.predict(img, with_trimap_prob="no")
 
 
 def test_a_checkpoint_runs_at_the_phone_export_size_by_default(artifacts):
@@ -98,8 +100,9 @@ def test_a_checkpoint_runs_at_the_phone_export_size_by_default(artifacts):
 
 
 @pytest.mark.parametrize("options, words", [
-    ({"eps": 0.0}, "eps must be a finite number above 0, got 0.0"),          # NaN alpha on flat windows
-    ({"eps": float("nan")}, "eps must be a finite number above 0, got nan"),
+    ({"eps": 0.0}, "eps must be a finite number of at least 1e-07, got 0.0"),          # NaN alpha on flat windows
+    ({"eps": 1e-8}, "eps must be a finite number of at least 1e-07, got 1e-08"),       # NaN where float32 runs out
+    ({"eps": float("nan")}, "eps must be a finite number of at least 1e-07, got nan"),
     ({"radius": 0}, "radius must be a whole number of pixels from 1 to 64, got 0"),
     ({"radius": 2.5}, "radius must be a whole number of pixels from 1 to 64, got 2.5"),
     ({"radius": 30000}, "radius must be a whole number of pixels from 1 to 64, got 30000"),   # inf alpha, or minutes
