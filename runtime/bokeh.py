@@ -28,6 +28,7 @@ from runtime.lens_blur import (
     DEFAULT_STRENGTH,
     HIGHLIGHT_GAIN,
     HIGHLIGHT_THRESHOLD,
+    blur_radius,
     lens_blur,
 )
 from runtime.parallel import each, strips
@@ -101,13 +102,16 @@ def check_strength(strength: float) -> float:
     return float(strength)
 
 
+MAX_HIGHLIGHT_GAIN = 1000.0   # the boost's gain, at most (1e30 made the background white, 1e300 black: overflow)
+
+
 def _check_highlights(threshold: float, gain: float) -> None:
-    """ValueError unless the highlight boost's threshold is a number in [0, 1] and its gain a finite number >= 0
-    (a NaN gain made the whole background black)."""
-    for name, value, most in (("highlight_threshold", threshold, 1.0), ("highlight_gain", gain, math.inf)):
+    """ValueError unless the highlight boost's threshold is a number in [0, 1] and its gain one from 0 to
+    :data:`MAX_HIGHLIGHT_GAIN` (a NaN gain made the whole background black)."""
+    for name, value, most in (("highlight_threshold", threshold, 1.0), ("highlight_gain", gain, MAX_HIGHLIGHT_GAIN)):
         if not is_real_number(value) or not (
                 math.isfinite(value) and 0 <= value <= most):
-            raise ValueError(f"{name} must be a finite number {'in [0, 1]' if most == 1 else '>= 0'}, got {value!r}")
+            raise ValueError(f"{name} must be a number from 0 to {most:g}, got {value!r}")
 
 
 def render_bokeh(photo: np.ndarray, alpha: np.ndarray, strength: float = DEFAULT_STRENGTH, *,
@@ -126,6 +130,8 @@ def render_bokeh(photo: np.ndarray, alpha: np.ndarray, strength: float = DEFAULT
     if not isinstance(alpha, np.ndarray):            # np.asarray(None) is a 0-d array: "alpha is ()"
         raise TypeError(f"alpha must be a numpy array (H, W), got {type(alpha).__name__}")
     alpha = check_alpha(alpha, photo.shape[:2])
+    if blur_radius(photo.shape[:2], strength) < 0.5:      # no blur: the photo itself, not its subject re-composited
+        return photo.copy(), timer.timings
     with timer("foreground"):
         band = np.flatnonzero(partly_transparent(alpha))     # the partly transparent pixels, found once
         fg, bg = foreground_at(photo, alpha, band)
