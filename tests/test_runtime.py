@@ -406,3 +406,19 @@ def test_the_default_band_fits_small_photos_and_an_absurd_band_is_refused():
     assert (make_trimap((10, 12), mask=mask, band=16) == 128).all()   # wider than the photo: all unknown
     with pytest.raises(ValueError, match="band must be a whole number of pixels from 1 to 2048, got 100000"):
         make_trimap((10, 12), mask=mask, band=100_000)
+
+
+def test_a_torch_device_is_named_when_it_is_unknown_or_not_here(artifacts):
+    """backend_options={"device": ...} for a checkpoint: torch's own RuntimeError ("Expected one of cpu, cuda, ...")
+    or AssertionError ("Torch not compiled with CUDA enabled") became one error naming the option."""
+    import torch
+
+    from runtime.errors import BackendUnavailable
+
+    with pytest.raises(ValueError, match="device must be a torch device such as 'cpu' or 'cuda:0', got 'bogus'"):
+        Matter.from_artifact(artifacts["pt"], backend_options={"device": "bogus"})
+    if not torch.cuda.is_available():
+        with pytest.raises(BackendUnavailable, match="device 'cuda': this process cannot run PyTorch on it"):
+            Matter.from_artifact(artifacts["pt"], backend_options={"device": "cuda"})
+    on_cpu = Matter.from_artifact(artifacts["pt"], backend_options={"device": "cpu"})
+    assert on_cpu.predict(photo(64, 64)).alpha.shape == (64, 64)

@@ -19,6 +19,7 @@ from adamatting.model import AdaMatting, ExportWrapper
 from common.manifest import Manifest, ManifestError
 from common.values import is_whole_number
 from runtime.backends.base import ManifestBackend, check_manifest
+from runtime.errors import BackendUnavailable
 
 
 class TorchBackend(ManifestBackend):
@@ -27,7 +28,7 @@ class TorchBackend(ManifestBackend):
     def __init__(self, model: AdaMatting, manifest: Manifest, input_size: tuple[int, int] | None = None,
                  device: str | torch.device = "cpu"):
         super().__init__(manifest, input_size)
-        self.device = torch.device(device)
+        self.device = _device(device)
         self.net = ExportWrapper(model.eval()).to(self.device)
 
     @classmethod
@@ -66,3 +67,15 @@ def _manifest(model: AdaMatting, size: tuple[int, int] | None, digest: str) -> M
     return Manifest(backend="torch", precision="fp32", model_config=model.cfg.to_dict(), input_size=list(size or []),
                     pu_steps=model.cfg.pu_steps, checkpoint_sha256=digest, artifact_sha256=digest)
 
+
+def _device(device: str | torch.device) -> torch.device:
+    """``device`` as a torch device this process has: ValueError naming the option for a name torch does not know,
+    BackendUnavailable for one it knows but cannot use here (``cuda`` without a GPU or a CUDA build)."""
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"device must be a torch device such as 'cpu' or 'cuda:0', got {device!r}") from e
+    usable = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
+    if not usable.get(device.type, False):
+        raise BackendUnavailable(f"device {str(device)!r}: this process cannot run PyTorch on it (use 'cpu')")
+    return device
