@@ -19,7 +19,7 @@ from export.job import (
     composited_set,
     describe_validation,
 )
-from export.onnx_graph import export_onnx
+from export.onnx_graph import check_checkpoint_size, export_onnx
 
 TARGET = TARGETS["onnx"]
 
@@ -65,6 +65,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     """``adamat export onnx``: write both models and print how each compares with its reference."""
+    check_checkpoint_size(args.checkpoint, tuple(args.size))   # before the INT8 model's sets are built
     written = export_onnx_target(Path(args.checkpoint), Path(args.out), tuple(args.size), steps=args.steps,
                                  dynamic_batch=args.dynamic_batch, simplifier=args.simplifier, int8=not args.no_int8,
                                  calib=args.calib, val=args.val, cache=Path(args.cache), calib_method=args.calib_method)

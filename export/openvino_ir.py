@@ -37,6 +37,7 @@ from evaluation.protocol import evaluate_set
 from export.errors import ExportError
 from export.int8_qdq import check_set_size, ort_alpha_fn
 from export.job import ExportJob, add_export_arguments, check_sets_readable, composited_set
+from export.onnx_graph import check_checkpoint_size
 from export.onnx_target import export_onnx_target
 from export.precision import PrecisionPolicy
 
@@ -275,8 +276,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     """``adamat export openvino``: the FP32 ONNX, then each IR, printing how it compares with the FP32 ONNX."""
     size, out = tuple(args.size), Path(args.out)
-    check_sets_readable(args.calib, args.val)   # a set that cannot be read or built fails before the FP32 ONNX is
-    check_folder(out)                           # written: nothing is left behind
+    check_checkpoint_size(args.checkpoint, size)   # a bad checkpoint or size, or a set that cannot be read or built,
+    check_sets_readable(args.calib, args.val)      # fails before the sets are built and the FP32 ONNX is written
+    check_folder(out)
     vset = composited_set(args.val, size, Path(args.cache))
     cal = composited_set(args.calib, size, Path(args.cache))
     [(fp32, _)] = export_onnx_target(Path(args.checkpoint), out, size, steps=args.steps,
