@@ -43,7 +43,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from common.values import is_real_number, is_whole_number
+from common.values import as_path, is_real_number, is_whole_number
 from runtime.backends import Backend, open_backend
 from runtime.band_refiner import BandRefiner
 from runtime.errors import ArtifactError
@@ -123,7 +123,9 @@ class Matter:
         input_size as its fixed size). ``backend_options``: passed to the backend (``threads`` for
         onnxruntime, ``device`` for torch). Other keywords go to :class:`Matter`.
         """
-        return cls(open_backend(path, backend, expect, **(backend_options or {})), **options)
+        if expect is not None and not isinstance(expect, dict):
+            raise TypeError(f"expect must be a dict of the artifact's facts, got {type(expect).__name__}")
+        return cls(open_backend(as_path(path, "path"), backend, expect, **(backend_options or {})), **options)
 
     def _run_tile(self, image: np.ndarray, trimap: np.ndarray) -> np.ndarray:
         """Alpha of one (H, W) = ``input_size`` tile of photo (float RGB) and trimap (uint8)."""
@@ -333,4 +335,7 @@ def _band_refiner(choice: BandRefiner | str | Path | None) -> BandRefiner | None
         return choice
     if choice == "shipped":
         return BandRefiner.shipped()
-    return BandRefiner.open(choice)
+    if not isinstance(choice, (str, Path)):
+        raise TypeError(f"band_refiner must be 'shipped', a BandRefiner, a path to one or None, got "
+                        f"{type(choice).__name__}")
+    return BandRefiner.open(as_path(choice, "band_refiner"))

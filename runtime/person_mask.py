@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from common.errors import DataError
-from common.values import is_whole_number
+from common.values import as_path, is_whole_number
 from runtime.errors import ArtifactError, BackendUnavailable
 from runtime.preprocess import Band, as_uint8_rgb, band_for_mask, fit_long_side
 from runtime.quiet_import import native_stderr_captured
@@ -71,7 +71,7 @@ class PersonSegmenter:
         except ImportError:
             raise BackendUnavailable("the person segmenter needs LiteRT: pip install ai-edge-litert "
                                      "(or give a person mask with --mask FILE)") from None
-        model = Path(model)
+        model = as_path(model, "model")
         if not model.is_file():
             raise DataError("person segmenter model not found (reinstall the project)", model)
         with native_stderr_captured(log) as native:
@@ -109,6 +109,9 @@ class PersonSegmenter:
         ``require_person`` is False (timing on a synthetic photo)."""
         if long_side is not None and (not is_whole_number(long_side) or long_side < 1):
             raise ValueError(f"long_side must be a whole number of pixels >= 1, got {long_side!r}")
+        if not isinstance(require_person, bool):          # "no" was taken as True
+            raise TypeError(f"require_person must be True or False, got {require_person!r}")
+        path = None if path is None else as_path(path, "path")
         prob = self.probability(photo)
         share = float((prob > THRESHOLD).mean())
         if require_person and share < MIN_PERSON_SHARE:

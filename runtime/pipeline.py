@@ -22,6 +22,7 @@ from pathlib import Path
 from adamatting.config import DEFAULT_WEIGHTS
 from common.errors import DataError
 from common.outputs import atomic_path, check_file_path, check_writable, described_suffix, no_folders_left_on_failure
+from common.values import as_path
 from runtime.bokeh import check_strength, render_bokeh
 from runtime.lens_blur import DEFAULT_STRENGTH
 from runtime.matter import Matter
@@ -71,7 +72,7 @@ def bokeh_file(photo_path: str | Path, out_path: str | Path, mask_path: str | Pa
     :func:`runtime.preprocess.band_for_mask`; the segmenter's is 256 px:
     :func:`runtime.person_mask.segmenter_band`). ``overwrite=False`` refuses an existing output.
     """
-    _check_types(photo_path, out_path, artifact, overwrite)
+    _check_types(photo_path, out_path, artifact, overwrite, segmenter)
     out_path = check_output(out_path, photo_path, overwrite)   # these checks before any work: a bad option fails at once
     for source, what in ((mask_path, "--mask file"), (trimap_path, "--trimap file")):
         if isinstance(source, (str, Path)) and str(source) != AUTO:
@@ -114,14 +115,18 @@ def bokeh_file(photo_path: str | Path, out_path: str | Path, mask_path: str | Pa
     return timer.timings
 
 
-def _check_types(photo_path, out_path, artifact, overwrite) -> None:
+def _check_types(photo_path, out_path, artifact, overwrite, segmenter) -> None:
     """TypeError naming an argument of :func:`bokeh_file` of the wrong kind (pathlib's or Python's own errors
     named none; ``overwrite="no"`` was true and replaced the output)."""
     for name, value in (("photo_path", photo_path), ("out_path", out_path)):
         if not isinstance(value, (str, Path)):
             hint = " (an array: Matter.predict, then runtime.bokeh.render_bokeh)" if hasattr(value, "shape") else ""
             raise TypeError(f"{name} must be a file's path (str or pathlib.Path), got {type(value).__name__}{hint}")
+        as_path(value, name)                      # empty, or a NUL byte ("embedded null byte", of no path)
     if not isinstance(artifact, (str, Path, Matter)):
         raise TypeError(f"artifact must be a model's path or an open Matter, got {type(artifact).__name__}")
     if not isinstance(overwrite, bool):
         raise TypeError(f"overwrite must be True or False, got {overwrite!r}")
+    if segmenter is not None and not isinstance(segmenter, PersonSegmenter):   # failed once the model had loaded
+        raise TypeError(f"segmenter must be a runtime.person_mask.PersonSegmenter or None, got "
+                        f"{type(segmenter).__name__}")

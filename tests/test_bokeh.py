@@ -339,9 +339,14 @@ def test_bokeh_file_names_an_argument_of_the_wrong_kind(tiny_checkpoint, tmp_pat
     for args, options, words in (((scene(40, 60)[0], tmp_path / "o.png"), {}, "photo_path must be a file's path"),
                                  ((photo, str(tmp_path / "o.png").encode()), {}, "out_path must be a file's path"),
                                  ((photo, tmp_path / "o.png"), {"artifact": None}, "artifact must be a model's path"),
-                                 ((photo, tmp_path / "o.png"), {"overwrite": "no"}, "overwrite must be True or False")):
+                                 ((photo, tmp_path / "o.png"), {"overwrite": "no"}, "overwrite must be True or False"),
+                                 ((photo, tmp_path / "o.png"), {"mask_path": "auto", "segmenter": 5},
+                                  "segmenter must be a runtime.person_mask.PersonSegmenter or None, got int")):
         with pytest.raises(TypeError, match=words):
             bokeh_file(*args, **{"artifact": tiny_checkpoint, **options})
+    for out, words in (("", "out_path must be a non-empty path"), (str(tmp_path / "a\0b.png"), "holds a NUL byte")):
+        with pytest.raises(ValueError, match=words):                 # "embedded null byte", of no path
+            bokeh_file(photo, out, artifact=tiny_checkpoint)
     with pytest.raises(DataError, match="^the mask marks no person"):
         bokeh_file(photo, tmp_path / "o.png", mask_path=np.zeros((40, 60), np.float32), artifact=tiny_checkpoint)
     with pytest.raises(DataError, match=r"^the trimap marks no subject: every pixel of it is background \(0\)"):

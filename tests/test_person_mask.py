@@ -75,6 +75,8 @@ def test_the_segmenter_takes_the_photos_the_runtime_takes_and_names_the_others(s
         segmenter.mask(photo, long_side=0)
     with pytest.raises(ValueError, match="threads must be a whole number from 1 to 256"):
         PersonSegmenter(threads=10 ** 6)                           # crashed LiteRT as the process ended
+    with pytest.raises(TypeError, match="model must be a path .str or pathlib.Path., got NoneType"):
+        PersonSegmenter(model=None)
 
 
 @pytest.mark.parametrize("photo", [np.full((90, 120, 3), 128, np.uint8),
@@ -83,6 +85,10 @@ def test_the_segmenter_takes_the_photos_the_runtime_takes_and_names_the_others(s
 def test_no_person_is_an_error_not_a_sharp_photo(segmenter, photo):
     with pytest.raises(NoPersonFound, match="no person found"):
         segmenter.mask(photo)
+    with pytest.raises(TypeError, match="require_person must be True or False, got 'no'"):   # was taken as True
+        segmenter.mask(photo, require_person="no")
+    with pytest.raises(TypeError, match="path must be a path .str or pathlib.Path., got int"):  # broke the message
+        segmenter.mask(photo, path=5)
 
 
 def test_auto_mask_end_to_end_and_no_person_exits_2(tiny_checkpoint, tmp_path, capsys):

@@ -422,3 +422,18 @@ def test_a_torch_device_is_named_when_it_is_unknown_or_not_here(artifacts):
             Matter.from_artifact(artifacts["pt"], backend_options={"device": "cuda"})
     on_cpu = Matter.from_artifact(artifacts["pt"], backend_options={"device": "cpu"})
     assert on_cpu.predict(photo(64, 64)).alpha.shape == (64, 64)
+
+
+def test_from_artifact_names_an_argument_of_the_wrong_kind(artifacts):
+    """Each failed inside pathlib or the backend, naming no argument ("expected str, bytes or os.PathLike object,
+    not NoneType", "'int' object is not iterable"), or named an empty path "."."""
+    for call, error, words in (
+            (lambda: Matter.from_artifact(None), TypeError, "path must be a path .str or pathlib.Path., got NoneType"),
+            (lambda: Matter.from_artifact(""), ValueError, "path must be a non-empty path, got ''"),
+            (lambda: Matter.from_artifact(artifacts["pt"], expect=5), TypeError, "expect must be a dict"),
+            (lambda: Matter.from_artifact(artifacts["pt"], band_refiner=5), TypeError,
+             "band_refiner must be 'shipped', a BandRefiner, a path to one or None, got int"),
+            (lambda: Matter.from_artifact(artifacts["pt"], band_refiner=""), ValueError,
+             "band_refiner must be a non-empty path")):
+        with pytest.raises(error, match=words):
+            call()
