@@ -33,6 +33,7 @@ import numpy as np
 
 from common.errors import DataError
 from common.outputs import atomic_path, no_folders_left_on_failure
+from common.values import as_path
 from runtime.bokeh import check_strength, render_bokeh
 from runtime.clip_files import ClipReader, ClipWriter, Frame, check_clip_output
 from runtime.lens_blur import DEFAULT_STRENGTH
@@ -83,12 +84,28 @@ class ClipMatte:
     state: _State = field(default_factory=_State)
     cuts: int = 0
 
+    def __post_init__(self) -> None:
+        """TypeError naming an argument of the wrong kind (each failed at the first frame, inside the loop)."""
+        if not isinstance(self.matter, Matter):
+            raise TypeError(f"matter must be an open runtime.matter.Matter (Matter.from_artifact(path)), got "
+                            f"{type(self.matter).__name__}")
+        if self.segmenter is not None and not isinstance(self.segmenter, PersonSegmenter):
+            raise TypeError(f"segmenter must be a runtime.person_mask.PersonSegmenter or None, got "
+                            f"{type(self.segmenter).__name__}")
+        if not isinstance(self.stabilise, bool):     # "no" was taken as True
+            raise TypeError(f"stabilise must be True or False, got {self.stabilise!r}")
+
     def __call__(self, rgb: np.ndarray, mask: np.ndarray | None = None,
                  timer: StageTimer | None = None) -> np.ndarray | None:
         """The frame's alpha (float32, its size), or None where the segmenter finds no person. ``mask``: the
         frame's coarse mask (any resolution of its aspect, 0..1); None: the segmenter's. A frame that is not
         uint8 RGB is converted as a photo is (:func:`runtime.preprocess.as_uint8_rgb`); one of another size
         than the last starts afresh, as a scene cut does."""
+        if timer is not None and not isinstance(timer, StageTimer):
+            raise TypeError(f"timer must be a runtime.timing.StageTimer or None, got {type(timer).__name__}")
+        if mask is None and self.segmenter is None:
+            raise ValueError("give the frame's mask, or a PersonSegmenter to find the person (ClipMatte(matter, "
+                             "PersonSegmenter()))")
         timer = timer or StageTimer()
         rgb = as_uint8_rgb(rgb)
         luma = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
@@ -171,16 +188,16 @@ def bokeh_clip(clip_path: str | Path, out_path: str | Path, matter: Matter, *,
     """Render ``clip_path`` with its background lens-blurred into ``out_path`` (:mod:`runtime.clip_files`:
     upright, the input's rate, timestamps and audio), frame by frame in bounded memory, written atomically.
     ``on_frame(done, total)`` after each frame (``total``: the container's frame count, or None)."""
+    for name, value in (("clip_path", clip_path), ("out_path", out_path)):
+        as_path(value, name)                     # None, "", a NUL byte: named, not failed inside pathlib or PyAV
+    if not isinstance(overwrite, bool):          # "no" was taken as True: the output replaced
+        raise TypeError(f"overwrite must be True or False, got {overwrite!r}")
     out_path = check_clip_output(out_path)      # before Path(): "out.mp4/" names a folder
     check_destination(out_path, clip_path, overwrite, what="clip")
     check_strength(strength)
-    if not isinstance(matter, Matter):          # not at the first frame with a person, after frames were written
-        raise TypeError(f"matter must be an open runtime.matter.Matter (Matter.from_artifact(path)), got "
-                        f"{type(matter).__name__}")
     if on_frame is not None and not callable(on_frame):
         raise TypeError(f"on_frame must be callable, got {type(on_frame).__name__}")
-    segmenter = segmenter or PersonSegmenter()
-    matte = ClipMatte(matter, segmenter, stabilise)
+    matte = ClipMatte(matter, segmenter or PersonSegmenter(), stabilise)   # checks the two, before any frame
     report, timer = ClipReport(), StageTimer()
     start = time.perf_counter()
     with ClipReader(clip_path) as clip, atomic_path(out_path, replace=overwrite) as tmp:

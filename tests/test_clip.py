@@ -188,6 +188,34 @@ def test_bokeh_clip_takes_an_open_matter_and_a_callable_progress(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["clip.mp4"]
 
 
+def test_bokeh_clip_and_clip_matte_name_an_argument_of_the_wrong_kind(tiny_checkpoint, tmp_path):
+    """overwrite="no" replaced an existing output; the others failed inside pathlib, PyAV or the frame loop (a
+    segmenter of "auto", a ClipMatte with no segmenter and no mask), naming no argument."""
+    from runtime.clip import bokeh_clip
+
+    write_clip(tmp_path / "clip.mp4", astronaut_frames(2))
+    (tmp_path / "keep.mp4").write_bytes(b"the user's file")
+    matter = Matter.from_artifact(tiny_checkpoint, refinement=None, band_refiner=None)
+    clip, out = tmp_path / "clip.mp4", tmp_path / "out.mp4"
+    for args, options, error, words in (
+            ((clip, tmp_path / "keep.mp4", matter), {"overwrite": "no"}, TypeError, "overwrite must be True or False"),
+            ((clip, out, matter), {"segmenter": "auto"}, TypeError, "segmenter must be a runtime.person_mask"),
+            ((clip, out, matter), {"stabilise": "no"}, TypeError, "stabilise must be True or False, got 'no'"),
+            ((None, out, matter), {}, TypeError, "clip_path must be a path"),
+            ((clip, "", matter), {}, ValueError, "out_path must be a non-empty path"),
+            ((clip, str(tmp_path / "a\0b.mp4"), matter), {}, ValueError, "out_path .* holds a NUL byte")):
+        with pytest.raises(error, match=words):
+            bokeh_clip(*args, **options)
+    assert (tmp_path / "keep.mp4").read_bytes() == b"the user's file" and not out.exists()
+    frame = astronaut_frames(1)[0]
+    with pytest.raises(ValueError, match="give the frame's mask, or a PersonSegmenter"):
+        ClipMatte(matter)(frame)
+    with pytest.raises(TypeError, match="matter must be an open runtime.matter.Matter"):
+        ClipMatte("model.onnx")
+    with pytest.raises(TypeError, match="timer must be a runtime.timing.StageTimer or None, got int"):
+        ClipMatte(matter)(frame, np.ones(frame.shape[:2], np.float32), timer=3)
+
+
 @pytest.mark.parametrize("damage", ["cut", "zeroed"])
 def test_a_streamed_clip_cut_short_or_damaged_is_refused_not_rendered_short(tiny_checkpoint, tmp_path, capsys, damage):
     """Matroska's demuxer stops at a cut or a damaged stretch without an error: the frames fall short of the
