@@ -89,9 +89,9 @@ class ClipMatte:
         if not isinstance(self.matter, Matter):
             raise TypeError(f"matter must be an open runtime.matter.Matter (Matter.from_artifact(path)), got "
                             f"{type(self.matter).__name__}")
-        if self.segmenter is not None and not isinstance(self.segmenter, PersonSegmenter):
-            raise TypeError(f"segmenter must be a runtime.person_mask.PersonSegmenter or None, got "
-                            f"{type(self.segmenter).__name__}")
+        if self.segmenter is not None and not callable(getattr(self.segmenter, "probability", None)):
+            raise TypeError(f"segmenter must be a runtime.person_mask.PersonSegmenter (its probability(rgb)) or "
+                            f"None, got {type(self.segmenter).__name__}")
         if not isinstance(self.stabilise, bool):     # "no" was taken as True
             raise TypeError(f"stabilise must be True or False, got {self.stabilise!r}")
 

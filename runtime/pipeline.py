@@ -127,6 +127,6 @@ def _check_types(photo_path, out_path, artifact, overwrite, segmenter) -> None:
         raise TypeError(f"artifact must be a model's path or an open Matter, got {type(artifact).__name__}")
     if not isinstance(overwrite, bool):
         raise TypeError(f"overwrite must be True or False, got {overwrite!r}")
-    if segmenter is not None and not isinstance(segmenter, PersonSegmenter):   # failed once the model had loaded
-        raise TypeError(f"segmenter must be a runtime.person_mask.PersonSegmenter or None, got "
-                        f"{type(segmenter).__name__}")
+    if segmenter is not None and not callable(getattr(segmenter, "mask", None)):   # failed once the model had loaded
+        raise TypeError(f"segmenter must be a runtime.person_mask.PersonSegmenter (its mask(photo, path, ...)) or "
+                        f"None, got {type(segmenter).__name__}")

@@ -341,7 +341,7 @@ def test_bokeh_file_names_an_argument_of_the_wrong_kind(tiny_checkpoint, tmp_pat
                                  ((photo, tmp_path / "o.png"), {"artifact": None}, "artifact must be a model's path"),
                                  ((photo, tmp_path / "o.png"), {"overwrite": "no"}, "overwrite must be True or False"),
                                  ((photo, tmp_path / "o.png"), {"mask_path": "auto", "segmenter": 5},
-                                  "segmenter must be a runtime.person_mask.PersonSegmenter or None, got int")):
+                                  r"segmenter must be a runtime.person_mask.PersonSegmenter \(its mask.*or None, got int")):
         with pytest.raises(TypeError, match=words):
             bokeh_file(*args, **{"artifact": tiny_checkpoint, **options})
     for out, words in (("", "out_path must be a non-empty path"), (str(tmp_path / "a\0b.png"), "holds a NUL byte")):
