@@ -15,11 +15,6 @@ def guided_scale(text: str) -> float:
     return scales[text.strip()]
 
 
-def size_argument(p: argparse.ArgumentParser, default=(512, 512), help: str | None = None) -> None:
-    """``--size H W``."""
-    p.add_argument("--size", type=int, nargs=2, default=list(default), metavar=("H", "W"), help=help)
-
-
 def minutes(text: str) -> float:
     """argparse type: a positive number of minutes."""
     try:

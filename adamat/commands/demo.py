@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from adamat.arguments import size_argument
 from adamat.figures import run_demo
 from adamat.main_job import JobConfig, run_main_job
 from adamatting.checkpoint import read_checkpoint
@@ -12,6 +11,7 @@ from adamatting.config import DEFAULT_WEIGHTS, VARIANT_WEIGHTS
 from common.arguments import count, out_folder, path_text, thread_count, whole_number
 from common.errors import DataError
 from common.outputs import check_folder
+from export.job import add_size_argument
 from export.onnx_graph import check_checkpoint_size
 
 
@@ -27,7 +27,7 @@ def add_arguments(d) -> None:
                    help="artifacts (up-to-date ones are reused)")
     d.add_argument("--reports", type=out_folder, default="reports",
                    help="the report goes to <reports>/<timestamp>/report.md")
-    size_argument(d, help="export size")
+    add_size_argument(d, help="the export size, default 512 512")
     d.add_argument("--warmup", type=count, default=3, help="latency: untimed runs per artifact")
     d.add_argument("--runs", type=whole_number(1), default=20, help="latency: timed runs per artifact")
     d.add_argument("--threads", type=thread_count, default=None, help="latency: intra-op threads (default: the runtime's)")

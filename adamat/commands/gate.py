@@ -8,7 +8,6 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from adamat.arguments import size_argument
 from adamat.tables import print_table
 from adamatting.config import DEFAULT_WEIGHTS
 from benchmarks.gates import GATES_TOML, Gates, check, failures, table
@@ -21,7 +20,7 @@ from common.outputs import check_writable, write_json
 from common.targets import export_commands
 from evaluation.accuracy import AccuracyRow, evaluate_all
 from export.errors import ExportError
-from export.job import composited_set
+from export.job import add_size_argument, composited_set
 from export.onnx_graph import check_checkpoint_size
 from runtime.artifacts import Artifact, discover, reference, split_stale
 
@@ -30,7 +29,7 @@ def add_arguments(g) -> None:
     g.add_argument("--artifacts", type=path_text, default="out/export",
                    help="folder of exported artifacts with manifests")
     g.add_argument("--checkpoint", type=path_text, default=str(DEFAULT_WEIGHTS), help="the FP32 reference")
-    size_argument(g, help="gate the artifacts of this input size")
+    add_size_argument(g, help="gate the artifacts of this input size, default 512 512")
     g.add_argument("--gates", type=path_text, default=str(GATES_TOML))
     g.add_argument("--val", type=path_text, default="val", help="validation set config (TOML or embedded name)")
     g.add_argument("--val-limit", type=positive_int, default=None, help="validation composites to use (default: all)")
