@@ -14,6 +14,7 @@ from adamatting.model import build_model
 from adamatting.train import TrainConfig, lr_at, train
 from calib_data.sets import SetConfig
 from calib_data.splits import alphamatting_dev_dir
+from common.errors import DataError
 
 COMMANDS = [["calib", "build"], ["demo"], ["train"], ["eval-real"], ["ship"], ["flops"], ["export", "onnx"]]
 
@@ -83,6 +84,15 @@ def test_training_writes_logs_checkpoints_and_resumes(tmp_path):
     assert resumed["loss"]["log_var_alpha"] != first["loss"]["log_var_alpha"]
     # the batch is a function of (seed, step): a resumed run sees the data a straight run would
     assert float(rows[4]["sigma1"]) != 1.0
+    # a damaged log is named before a step is trained (empty: StopIteration; foreign: a traceback at the curves)
+    good = (run / "log.csv").read_text()
+    for damaged, words in (("", "not a training log: it is empty"),
+                           ("garbage,,,\n1,2\n", "not a training log: it has no column step, loss"),
+                           (good + "x,1\n", "line 8 is not a row of a training log: 'x,1'")):
+        (run / "log.csv").write_text(damaged)
+        with pytest.raises(DataError, match=words):
+            train(run, tiny_train_config(8), cache_root=tmp_path / "cache", progress=False, validate=validate)
+        assert torch.load(run / "last.pt", weights_only=True)["step"] == 6
 
 
 def test_guided_run_starts_from_weights_without_the_upsampler(tmp_path, capsys):

@@ -7,6 +7,31 @@ from pathlib import Path
 
 import numpy as np
 
+from common.errors import DataError
+
+
+CURVE_FIELDS = ("step", "loss", "alpha_l1", "trimap_ce", "sigma1", "sigma2")   # what every row of a log holds
+
+
+def log_columns(log_path: Path) -> list[str]:
+    """The columns of a run's ``log.csv``, read with its rows before a resumed run appends to it: DataError naming
+    the file where it is empty, has no column of :data:`CURVE_FIELDS` or a row whose step or numbers do not
+    read (an empty log stopped the resume with StopIteration, a foreign one after the training, at the curves)."""
+    with log_path.open(newline="") as f:
+        rows = csv.reader(f)
+        header = next(rows, None)
+        missing = [c for c in CURVE_FIELDS if c not in (header or [])]
+        if missing:
+            what = "it is empty" if not header else f"it has no column {', '.join(missing)}"
+            raise DataError(f"not a training log: {what} (remove it to start the log afresh)", log_path)
+        for line, row in enumerate(rows, 2):
+            values = dict(zip(header, row))
+            try:
+                int(values["step"]), [float(values[c]) for c in CURVE_FIELDS[1:]]
+            except (KeyError, ValueError):
+                raise DataError(f"line {line} is not a row of a training log: {','.join(row)[:80]!r}", log_path) from None
+    return header
+
 
 def plot_curves(log_path: Path, out: Path) -> None:
     import matplotlib

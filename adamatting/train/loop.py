@@ -33,7 +33,7 @@ from adamatting.model import AdaMatting, build_model
 from adamatting.train import distributed
 from adamatting.train.average import WeightAverage
 from adamatting.train.config import RunOptions, TrainConfig, default_workers
-from adamatting.train.curves import plot_curves
+from adamatting.train.curves import log_columns, plot_curves
 from adamatting.train.data import TrainData, batches, data_sources, to_device
 from adamatting.train.distill import load_teacher
 from adamatting.train.freezing import freeze_except, frozen_norms
@@ -283,7 +283,7 @@ class Run:
             with log.open("w", newline="") as f:
                 csv.writer(f).writerow(LOG_FIELDS)
         if self.procs.main:   # a resumed run keeps its log's columns
-            self.fields = next(csv.reader(log.open()))
+            self.fields = log_columns(log)
         return log
 
     def _timed_step(self, batch: dict[str, torch.Tensor], budget: Budget, t0: float,
