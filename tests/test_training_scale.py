@@ -222,6 +222,7 @@ def test_sigterm_to_a_two_process_run_leaves_a_resumable_checkpoint(tmp_path):
     (["--real-scale", "nan", "1"], "argument --real-scale: must be a finite number > 0, got nan"),
     (["--val-every", "0"], "argument --val-every: must be >= 1, got 0"),
     (["--seed", "-1"], "argument --seed: must be >= 0, got -1"),
+    (["--seed", str(2 ** 64)], "argument --seed: must be at most 4294967295"),     # failed inside torch's seed
     (["--distill-weight", "inf"], "argument --distill-weight: must be a finite number >= 0, got inf"),
 ])
 def test_bad_run_options_are_one_line_and_exit_2(tmp_path, capsys, args, message):

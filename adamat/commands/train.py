@@ -29,6 +29,8 @@ from common.arguments import (
 from common.machine import usable_cores
 from evaluation.protocol import evaluate_real, model_predictor
 
+MAX_SEED = 2**32 - 1   # --seed, at most (torch's seed takes 64 bits; 2**64 failed inside it, naming no option)
+
 
 def add_arguments(t) -> None:
     t.add_argument("--config", default="mobile", help="model config: mobile, paper, tiny")
@@ -69,7 +71,8 @@ def add_arguments(t) -> None:
                    help="train only these parts (e.g. refiner propagation alpha_decoder); the rest keeps its "
                         "weights and BatchNorm statistics")
     t.add_argument("--threads", type=thread_count, default=0, help="torch CPU threads (default: torch's)")
-    t.add_argument("--seed", type=count, default=0, help="the run's seed: its data stream and initial weights")
+    t.add_argument("--seed", type=whole_number(0, MAX_SEED), default=0,
+                   help=f"the run's seed: its data stream and initial weights (0 to {MAX_SEED})")
     g = t.add_argument_group("how it runs (not part of the recipe)")
     g.add_argument("--nproc", type=positive_int, default=1,
                    help="training processes on this machine (torchrun's engine; --batch is per process)")
