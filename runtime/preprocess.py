@@ -200,6 +200,10 @@ def to_mask(arr: np.ndarray, path: Path | None = None) -> np.ndarray:
         raise DataError(f"mask must be (H, W), got shape {arr.shape}", path)
     if np.issubdtype(arr.dtype, np.integer) and arr.max(initial=0) == 1 and arr.min(initial=0) == 0:
         return arr.astype(np.float32)
+    if np.issubdtype(arr.dtype, np.integer) and arr.dtype not in (np.uint8, np.uint16):
+        raise DataError(f"mask is {arr.dtype} with values from {arr.min(initial=0)} to {arr.max(initial=0)}: an "
+                        "integer mask of another type than uint8 / uint16 holds labels 0 and 1 only (a 0..255 mask: "
+                        "cast it to uint8)", path)
     return to_unit_float(arr, "mask", path)
 
 

@@ -214,6 +214,9 @@ def test_mask_becomes_a_full_resolution_trimap(torch_matter):
     assert not np.array_equal(a, plain.predict(img, mask=mask, band=12).alpha)
     for same in (mask > 0, mask // 255, mask.astype(np.uint16) * 257, mask / np.float32(255)):
         assert np.array_equal(make_trimap((97, 143), mask=same, band=5), trimap)   # bool, 0/1 labels, 16 bit, float
+    assert np.array_equal(make_trimap((97, 143), mask=(mask // 255).astype(np.int64), band=5), trimap)  # int labels
+    with pytest.raises(DataError, match=r"mask is int64 with values from 0 to 255: .* cast it to uint8"):
+        make_trimap((97, 143), mask=mask.astype(np.int64), band=5)      # was "unsupported dtype int64", 0/1 taken
 
 
 def test_no_trimap_means_all_unknown(torch_matter):
