@@ -2,6 +2,7 @@
 
 import csv
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ import torch
 
 from adamat.cli import build_parser, main
 from adamatting.checkpoint import CheckpointError, load_model
-from adamatting.config import get_config
+from adamatting.config import DEFAULT_WEIGHTS, get_config
 from adamatting.model import build_model
 from adamatting.train import TrainConfig, lr_at, train
 from calib_data.sets import SetConfig
@@ -356,8 +357,10 @@ def test_demo_with_a_missing_second_model_is_one_line_before_any_work(tmp_path, 
 
 
 @pytest.mark.parametrize("args, words", [
-    (["--size", "0", "0"], "input size 0x0 must be positive multiples of the encoder stride"),
+    (["--size", "0", "0"], "argument --size: must be >= 1, got 0"),
+    (["--size", "65536", "65536"], "argument --size: must be at most 4096, got 65536"),   # after the figures
     (["--size", "100", "100"], "input size 100x100 must be positive multiples of the encoder stride"),
+    (["--variant", "{tmp}/copy.pt"], "copy.pt: is --weights: the second model must be another one"),
     (["--weights", "{tmp}/nope.pt", "--variant", "none"], "nope.pt: checkpoint not found"),
     (["--variant", "{tmp}/garbage.pt"], "garbage.pt"),
     (["--export-dir", "{tmp}/file"], "argument --export-dir: {tmp}/file is a file, not a folder"),
@@ -371,6 +374,7 @@ def test_demo_refuses_bad_options_before_any_figure_or_export(tmp_path, capsys, 
 
     (tmp_path / "file").write_bytes(b"")
     (tmp_path / "garbage.pt").write_bytes(b"not a checkpoint")
+    (tmp_path / "copy.pt").symlink_to(Path(DEFAULT_WEIGHTS).resolve())     # the default --weights, by another name
     args = [a.format(tmp=tmp_path) for a in args]
     folders = ["--out", str(tmp_path / "demo"), "--cache", str(tmp_path / "cache"), "--export-dir",
                str(tmp_path / "export"), "--reports", str(tmp_path / "reports")]
@@ -380,7 +384,7 @@ def test_demo_refuses_bad_options_before_any_figure_or_export(tmp_path, capsys, 
         code = e.code
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.count("\n") == 0 and words.format(tmp=tmp_path) in err, err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "garbage.pt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["copy.pt", "file", "garbage.pt"]
 
 
 def test_numba_uses_a_fork_safe_thread_pool_beside_openvino():

@@ -10,7 +10,7 @@ from adamatting.checkpoint import read_checkpoint
 from adamatting.config import DEFAULT_WEIGHTS, VARIANT_WEIGHTS
 from common.arguments import count, out_folder, path_text, thread_count, whole_number
 from common.errors import DataError
-from common.outputs import check_folder
+from common.outputs import check_folder, same_file
 from export.job import add_size_argument
 from export.onnx_graph import check_checkpoint_size
 
@@ -41,6 +41,8 @@ def run(args) -> int:
     variant = None if args.variant == "none" else Path(args.variant)
     if variant is not None and not args.figures_only and not variant.is_file():
         raise DataError("no such checkpoint for the second model (--variant none skips it)", variant)
+    if variant is not None and not args.figures_only and same_file(variant, Path(args.weights)):
+        raise DataError("is --weights: the second model must be another one (--variant none skips it)", variant)
     _check_before_work(args, variant)
     run_demo(out, Path(args.cache), weights=Path(args.weights))
     if args.figures_only:
