@@ -63,6 +63,15 @@ def read_checkpoint(path: str | Path) -> dict:
     return payload
 
 
+def checkpoint_config(payload: dict, path: str | Path) -> ModelConfig:
+    """The model config of a checkpoint's ``payload`` (:func:`read_checkpoint`); CheckpointError naming ``path``
+    where it does not read."""
+    try:
+        return ModelConfig.from_dict(payload["config"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: bad model config in checkpoint: {e}") from None
+
+
 def load_model(path: str | Path, expect: ModelConfig | None = None) -> tuple[AdaMatting, dict]:
     """Build the model the checkpoint describes and load its weights (float32, eval mode).
 
@@ -70,10 +79,7 @@ def load_model(path: str | Path, expect: ModelConfig | None = None) -> tuple[Ada
     """
     payload = read_checkpoint(path)         # before Path(), which reads "" as the current folder
     path = Path(path)
-    try:
-        cfg = ModelConfig.from_dict(payload["config"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{path}: bad model config in checkpoint: {e}") from None
+    cfg = checkpoint_config(payload, path)
     if expect is not None and cfg != expect:
         diff = [f"{k}: checkpoint {a} vs expected {b}" for k, a, b in cfg.differences(expect)]
         raise CheckpointError(f"{path}: checkpoint is for another model config ({'; '.join(diff)})")

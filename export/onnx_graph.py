@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from adamatting.checkpoint import read_checkpoint
+from adamatting.checkpoint import checkpoint_config, read_checkpoint
 from adamatting.config import ModelConfig
 from adamatting.fuse import fold_batchnorms
 from adamatting.model import AdaMatting, ExportWrapper
@@ -75,7 +75,7 @@ def check_input_size(cfg: ModelConfig, size: tuple[int, int]) -> tuple[int, int]
 def check_checkpoint_size(checkpoint: str | Path, size: tuple[int, int]) -> tuple[int, int]:
     """:func:`check_input_size` of the model ``checkpoint`` holds, from its config (the model is not built):
     a bad checkpoint or size fails in a second, before any set is built or any target runs."""
-    return check_input_size(ModelConfig.from_dict(read_checkpoint(checkpoint)["config"]), size)
+    return check_input_size(checkpoint_config(read_checkpoint(checkpoint), checkpoint), size)
 
 
 def trace_to_onnx(model: AdaMatting, size: tuple[int, int], dynamic_batch: bool = False, opset: int = OPSET):

@@ -231,13 +231,17 @@ def test_gate_json_never_replaces_the_manifest_it_checks(tmp_path, capsys, monke
 
 @pytest.mark.parametrize("folder, size, words", [
     ("missing", SIZE, "folder of artifacts not found"), ("file", SIZE, "is a file, not a folder of artifacts"),
-    ("empty", (0, 0), "must be positive multiples"), ("empty", (100, 100), "must be positive multiples"),
-    ("empty", (-128, 128), "must be positive multiples"),
+    ("empty", (0, 0), "argument --size: must be >= 1, got 0"), ("empty", (100, 100), "must be positive multiples"),
+    ("empty", (-128, 128), "argument --size: must be >= 1, got -128"),
 ])
 def test_gate_says_what_is_wrong_with_its_folder_or_size(tmp_path, capsys, folder, size, words):
     (tmp_path / "file").write_text("not a folder")
     (tmp_path / "empty").mkdir()
-    assert main(["gate", "--artifacts", str(tmp_path / folder), "--size", *map(str, size), "--quiet"]) == 2
+    try:
+        code = main(["gate", "--artifacts", str(tmp_path / folder), "--size", *map(str, size), "--quiet"])
+    except SystemExit as e:                 # the parser's own refusals
+        code = e.code
+    assert code == 2
     err = capsys.readouterr().err
     assert words in err and "adamat export" not in err and err.count("\n") == 1, err
 
