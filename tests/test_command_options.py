@@ -322,3 +322,23 @@ def test_an_empty_path_is_refused_by_the_parser_not_read_as_the_current_folder(a
     option = args[-2]
     err = refused(args, capsys)
     assert err.startswith(f"error: argument {option}") and "must name a file or folder, got an empty path" in err, err
+
+
+def test_train_refiner_with_no_band_to_calibrate_on_writes_nothing(tiny_checkpoint, tmp_path, capsys):
+    """Photos whose masks mark no edge (a ground truth of all 1 here) leave no tile to calibrate the INT8 graph on:
+    said before any training, naming the photos; the FP32 graph was written first and left without its INT8 one."""
+    folder = photo_folder(tmp_path / "set")
+    out = tmp_path / "r.onnx"
+    err = refused(["train-refiner", "--folder", str(folder), "--checkpoint", str(tiny_checkpoint), "--out", str(out),
+                   "--folds", "1", "--see-through", "0", "--scales", "1", "--steps", "1"], capsys)
+    assert err == (f"error: {folder}: no band to calibrate the INT8 graph on: the masks of p0, p1 mark no edge (a "
+                   "ground truth with no subject?)")
+    assert not out.exists() and not (tmp_path / "r_int8.onnx").exists()
+
+
+def test_train_refiner_summary_says_n_a_where_the_filter_has_no_error():
+    from adamat.commands.train_refiner import METHODS, summary
+
+    row = {"image": "p0", "scale": 1.0, **{m: {"SAD": 0.0, "Grad": 0.0} for m in METHODS}}
+    [table] = summary([row])          # photos with no subject: 0 / 0 was a ZeroDivisionError after the training
+    assert table["sad_vs_filter"] is None and table["grad_vs_filter"] is None and table["photos"] == 1

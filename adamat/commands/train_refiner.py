@@ -99,6 +99,10 @@ def run(args) -> int:
     extra = refiner_samples(see_through_items(args.see_through, seed=1) + phone_scale_items(args.phone_scale, seed=2),
                             matter, [1.0], [0])
     groups = folds(sorted({s["name"] for s in samples}), args.folds) if args.folds > 1 else [[]]
+    trained_on = sorted({s["name"] for s in samples} - set(groups[0]))      # the shipped fold's photos
+    # the INT8 graph's calibration tiles, before any training or writing: a band-less set fails here, not after
+    # the FP32 graph at --out is written without its INT8 graph
+    calibration = _calibration(args, [s for s in samples if s["name"] in trained_on and s["seed"] == args.seeds[0]])
     rows, shipped = [], None
     for i, held in enumerate(groups):
         model = train_band_refiner([s for s in samples if s["name"] not in held] + extra, recipe)
@@ -110,12 +114,10 @@ def run(args) -> int:
     meta = {"checkpoint": Path(args.checkpoint).name, "checkpoint_sha256": file_sha256(args.checkpoint),
             "recipe": vars(recipe), "network_refine_tiles": args.refine_tiles, "scales": args.scales,
             "seeds": args.seeds,
-            "trained_on": sorted({s["name"] for s in samples} - set(groups[0])), "see_through": args.see_through,
-            "phone_scale": args.phone_scale}
+            "trained_on": trained_on, "see_through": args.see_through, "phone_scale": args.phone_scale}
     write_band_refiner(shipped, out, meta)
     print(f"wrote {out}")
-    trained_on = [s for s in samples if s["name"] in meta["trained_on"] and s["seed"] == args.seeds[0]]
-    _write_int8(out, int8, trained_on, args)
+    _write_int8(out, int8, calibration)
     if measured:
         write_json(measured_table(args, table, rows, meta), measured)
         print(f"wrote {measured}")
@@ -217,7 +219,7 @@ def _file_ids(folder: Path) -> set[tuple[int, int]]:
 def quantize(args, out: Path, int8: Path, items: list, matter: Matter) -> int:
     """``--quantize-only``: the INT8 graph of the existing ``out``, calibrated on ``items`` (the photos it may
     be trained on: not the held-back split) at ``--scales`` with the first seed's mask."""
-    _write_int8(out, int8, refiner_samples(items, matter, args.scales, args.seeds[:1]), args)
+    _write_int8(out, int8, _calibration(args, refiner_samples(items, matter, args.scales, args.seeds[:1])))
     return 0
 
 
@@ -231,10 +233,21 @@ def check_fp32_graph(out: Path) -> None:
                         f"its metadata)", out)
 
 
-def _write_int8(out: Path, int8: Path, samples: list[dict], args) -> None:
-    description = (f"{CALIBRATION_TILES} band tiles of {len(samples)} photos (scales {args.scales}, seed "
-                   f"{args.seeds[0]}) through the app path of {Path(args.checkpoint).name}")
-    check = write_int8_refiner(out, int8, calibration_batches(samples), description)
+def _calibration(args, samples: list[dict]) -> tuple[list, str]:
+    """The INT8 graph's calibration batches from ``samples`` and their description; DataError naming the photos
+    where their masks make no band (a ground truth with no subject): no tile to calibrate on."""
+    if not any(s["band"].any() for s in samples):
+        names = sorted({s["name"] for s in samples})
+        raise DataError(f"no band to calibrate the INT8 graph on: the masks of {', '.join(names[:6])}"
+                        f"{', ...' if len(names) > 6 else ''} mark no edge (a ground truth with no subject?)",
+                        args.folder)
+    return calibration_batches(samples), (f"{CALIBRATION_TILES} band tiles of {len(samples)} photos (scales "
+                                          f"{args.scales}, seed {args.seeds[0]}) through the app path of "
+                                          f"{Path(args.checkpoint).name}")
+
+
+def _write_int8(out: Path, int8: Path, calibration: tuple[list, str]) -> None:
+    check = write_int8_refiner(out, int8, *calibration)
     print(f"wrote {int8} (against the FP32 graph: mean |Δ| {check['mean_abs_vs_fp32']:.1e}, "
           f"max {check['max_abs_vs_fp32']:.1e})")
 
@@ -259,6 +272,11 @@ def _sad_grad(metrics: dict[str, float]) -> dict[str, float]:
     return {k: metrics[k] for k in ("SAD", "Grad")}
 
 
+def _ratio(a: float, b: float) -> float | None:
+    """a / b, None where the filter's error is 0 (photos with no subject: nothing to compare)."""
+    return a / b if b else None
+
+
 def summary(rows: list[dict]) -> list[dict]:
     """Per scale: mean SAD and Grad of each method, the refined/filter ratios and the photos worse than the mask."""
     out = []
@@ -267,8 +285,8 @@ def summary(rows: list[dict]) -> list[dict]:
         mean = {m: {k: float(np.mean([r[m][k] for r in sel])) for k in ("SAD", "Grad")} for m in METHODS}
         worse = [r["image"] for r in sel if r["refined"]["SAD"] > r["raw mask"]["SAD"]]
         out.append({"scale": scale, "photos": len(sel), **{m: mean[m] for m in METHODS},
-                    "sad_vs_filter": mean["refined"]["SAD"] / mean["guided filter"]["SAD"],
-                    "grad_vs_filter": mean["refined"]["Grad"] / mean["guided filter"]["Grad"],
+                    "sad_vs_filter": _ratio(mean["refined"]["SAD"], mean["guided filter"]["SAD"]),
+                    "grad_vs_filter": _ratio(mean["refined"]["Grad"], mean["guided filter"]["Grad"]),
                     "worse_than_mask": worse})
     return out
 
