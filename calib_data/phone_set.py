@@ -117,6 +117,8 @@ def build_upscaled_set(root: str | Path, factor: int, cache_root: str | Path, na
                        progress: bool = True) -> Path:
     """The alphamatting.com photos of ``root`` (``names``: a subset) upscaled ``factor``×, with ground truth."""
     reader = AlphaMattingReader(root, names)
+    if reader.gt_dir is None:                   # a test split: photos without ground truth
+        raise DataError("has no gt/ folder of ground truth to upscale with its photos", Path(root))
     check_upscaled_sizes(reader.files.values(), factor)
     digest = hashlib.sha256(json.dumps({"factor": factor, "generator": GENERATOR_VERSION, "files": [
         file_digest(p) for p in reader.source_files()]}).encode()).hexdigest()[:16]

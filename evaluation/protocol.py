@@ -17,6 +17,7 @@ import numpy as np
 from calib_data.readers import AlphaMattingReader, estimate_alpha_closed_form
 from calib_data.splits import REAL_VALIDATION, alphamatting_dev_dir
 from common.encoding import encode_inputs
+from common.errors import DataError
 from common.metrics import compute_all
 from runtime.matter import Matter
 
@@ -35,9 +36,15 @@ def evaluate_real(predict: Predictor, names=REAL_VALIDATION, trimaps=TRIMAPS, ro
                   keep: bool = False) -> tuple[dict[str, float], list[dict]]:
     """Mean metrics over images × trimaps, and one row per (image, trimap) with its time in seconds."""
     reader = AlphaMattingReader(root or alphamatting_dev_dir(), list(names))
+    missing = (["gt"] if reader.gt_dir is None else []) + [t for t in trimaps if t not in reader.trimap_dirs]
+    if missing:      # a KeyError from the first image, or "gt must be a 2-D array" naming nothing
+        raise DataError(f"has no {', '.join(m + '/' for m in missing)} folder: the images are scored against their "
+                        f"ground truth on each of {', '.join(trimaps)}", reader.root)
     rows = []
     for sample in reader:
         for t in trimaps:
+            if t not in sample.trimaps:
+                raise DataError(f"no {t} for {sample.name}", reader.trimap_dirs[t])
             trimap = sample.trimaps[t]
             t0 = time.perf_counter()
             alpha = predict(sample.image, trimap)

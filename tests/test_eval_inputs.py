@@ -217,3 +217,26 @@ def test_a_photo_linking_to_nothing_is_named_and_unused_or_odd_ground_truth_is_s
     cv2.imwrite(str(path), cv2.imread(str(path), cv2.IMREAD_GRAYSCALE).astype(np.uint16))
     with pytest.warns(UserWarning, match="a 16-bit matte whose values are all at most 255"):
         assert EvalFolder(deep)[0].alpha.max() <= 255 / 65535
+
+
+def test_the_held_back_scores_and_the_upscaled_sets_name_a_folder_they_lack(tmp_path):
+    """evaluate_real on a folder without trimap2/ stopped with a KeyError, without gt/ with "gt must be a 2-D array"
+    naming nothing; build_upscaled_set of a test split (no gt/) with an AttributeError."""
+    from calib_data.phone_set import build_upscaled_set
+    from common.errors import DataError
+    from evaluation.protocol import evaluate_real
+
+    root = folder(tmp_path / "am", count=2, photos="input", truth="gt")
+    (root / "trimap1").mkdir()
+    for name in ("GT01", "GT02"):
+        alpha = cv2.imread(str(root / "gt" / f"{name}.png"), cv2.IMREAD_GRAYSCALE)
+        cv2.imwrite(str(root / "trimap1" / f"{name}.png"), np.where(alpha > 250, 255, np.where(alpha < 5, 0, 128)))
+    predict = lambda image, trimap: np.zeros(trimap.shape, np.float32)   # noqa: E731
+    with pytest.raises(DataError, match=r"am: has no trimap2/ folder: the images are scored .* trimap1, trimap2"):
+        evaluate_real(predict, ("GT01", "GT02"), root=root)
+    assert len(evaluate_real(predict, ("GT01", "GT02"), ("trimap1",), root=root)[1]) == 2
+    shutil.rmtree(root / "gt")
+    with pytest.raises(DataError, match=r"am: has no gt/ folder"):
+        evaluate_real(predict, ("GT01", "GT02"), ("trimap1",), root=root)
+    with pytest.raises(DataError, match="has no gt/ folder of ground truth to upscale"):
+        build_upscaled_set(root, 2, tmp_path / "cache", progress=False)
