@@ -167,6 +167,7 @@ class BandRefiner:
     def __call__(self, photo: np.ndarray, trimap: np.ndarray, alpha: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """``alpha`` (H, W) with the band (``trimap`` == 128) re-decided; ``mask`` at any resolution of the
         photo's aspect, 0..1."""
+        _check_planes(photo, trimap, alpha)
         band = trimap == 128
         if not band.any():
             return alpha
@@ -183,6 +184,23 @@ class BandRefiner:
                 np.copyto(inside, snap(tile[RECEPTIVE_RADIUS:, RECEPTIVE_RADIUS:][:inside.shape[0], :inside.shape[1]]),
                           where=band[rows, cols])
         return out
+
+
+def _check_planes(photo: np.ndarray, trimap: np.ndarray, alpha: np.ndarray) -> None:
+    """TypeError / ValueError naming ``trimap`` or ``alpha`` unless each is an (H, W) array of the photo's size,
+    the trimap uint8 and the alpha float in [0, 1] (each failed inside numpy, or a 0..255 alpha came back
+    0..255); the photo and the mask are :func:`runtime.mask_prior.guided_mask`'s to check."""
+    if not isinstance(photo, np.ndarray):
+        raise TypeError(f"photo must be float RGB in [0, 1], (H, W, 3), got {type(photo).__name__}")
+    for name, plane, kind in (("trimap", trimap, "uint8 0 / 128 / 255"), ("alpha", alpha, "float in [0, 1]")):
+        if not isinstance(plane, np.ndarray) or plane.shape != photo.shape[:2]:
+            got = f"shape {plane.shape}" if isinstance(plane, np.ndarray) else type(plane).__name__
+            raise ValueError(f"{name} must be {kind} of the photo's (H, W) {photo.shape[:2]}, got {got}")
+    if trimap.dtype != np.uint8:
+        raise TypeError(f"trimap must be uint8 0 / 128 / 255, got {trimap.dtype}")
+    if not np.issubdtype(alpha.dtype, np.floating) or alpha.size and not 0 <= alpha.min() <= alpha.max() <= 1:
+        raise ValueError(f"alpha must be float in [0, 1], got {alpha.dtype}"
+                         + (f" from {alpha.min():g} to {alpha.max():g}" if alpha.size else ""))
 
 
 def _reach(band: np.ndarray) -> np.ndarray:

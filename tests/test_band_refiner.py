@@ -472,3 +472,21 @@ def test_quantize_only_refuses_what_is_not_an_fp32_graph_before_any_work(tmp_pat
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [err[0]] and err[0].startswith(f"error: {out}: ") and words in err[0]
     assert not (tmp_path / "r_int8.onnx").exists()
+
+
+def test_the_refiner_names_a_trimap_or_alpha_of_the_wrong_shape_or_kind():
+    """Each failed inside numpy (a broadcast, an array of another dimension), named an internal argument, or
+    (a 0..255 alpha) came back 0..255."""
+    refiner = runtime_refiner.BandRefiner.shipped()
+    photo, alpha, mask = disc(100, 140)
+    trimap = make_trimap(photo.shape[:2], mask=mask, band=8)
+    coarse = alpha.astype(np.float32)
+    for args, error, words in (
+            ((photo, trimap, coarse[:50]), ValueError, r"alpha must be float in \[0, 1\] of the photo's \(H, W\)"),
+            ((photo, trimap[..., None], coarse), ValueError, r"trimap must be uint8 0 / 128 / 255 of the photo's"),
+            ((photo, trimap, coarse.tolist()), ValueError, "alpha must be .* got list"),
+            ((photo, trimap.astype(np.float32), coarse), TypeError, "trimap must be uint8"),
+            ((photo, trimap, (coarse * 255).astype(np.uint8)), ValueError, "alpha must be float in .* got uint8")):
+        with pytest.raises(error, match=words):
+            refiner(*args, mask)
+    assert refiner(photo, trimap, coarse, mask).shape == (100, 140)
