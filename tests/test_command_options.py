@@ -1,9 +1,11 @@
 """Bad options of ``adamat train-refiner``, ``adamat eval`` and ``adamat ship``: one error line naming the option,
 exit 2, before any work (no model opened, nothing trained or written), and every input file left as it was."""
 
+import json
 import os
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -342,3 +344,25 @@ def test_train_refiner_summary_says_n_a_where_the_filter_has_no_error():
     row = {"image": "p0", "scale": 1.0, **{m: {"SAD": 0.0, "Grad": 0.0} for m in METHODS}}
     [table] = summary([row])          # photos with no subject: 0 / 0 was a ZeroDivisionError after the training
     assert table["sad_vs_filter"] is None and table["grad_vs_filter"] is None and table["photos"] == 1
+
+
+def test_train_refiner_with_one_fold_never_trains_on_the_held_back_photos(tiny_checkpoint, tmp_path, capsys):
+    """--folds 1 trained on GT03, GT15, ... (calib_data.splits: never trained or calibrated on); a folder of only
+    held-back photos trained on them. Now they are the one fold's held photos, and such a folder is refused."""
+    import onnx
+
+    held = photo_folder(tmp_path / "held", ("GT03", "GT15"))
+    err = refused(["train-refiner", "--folder", str(held), "--checkpoint", str(tiny_checkpoint), "--out",
+                   str(tmp_path / "h.onnx"), "--folds", "1"], capsys)
+    assert err == f"error: {held}: holds only held-back photos: none to train on"
+    mixed = tmp_path / "mixed"            # photos with an edge to train on: a disc, large enough for a sample
+    for sub in ("image", "alpha"):
+        (mixed / sub).mkdir(parents=True)
+        disc = cv2.circle(np.zeros((120, 160), np.uint8), (80, 60), 40, 255, -1)
+        for name in ("GT01", "GT03"):
+            cv2.imwrite(str(mixed / sub / f"{name}.png"), np.dstack([disc // 2 + 60] * 3) if sub == "image" else disc)
+    out = tmp_path / "r.onnx"
+    assert main(["train-refiner", "--folder", str(mixed), "--checkpoint", str(tiny_checkpoint), "--out", str(out),
+                 "--folds", "1", "--see-through", "0", "--scales", "1", "--steps", "1"]) == 0
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert json.loads(meta["trained_on"]) == ["GT01"]

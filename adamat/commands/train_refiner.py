@@ -75,7 +75,8 @@ def add_arguments(t) -> None:
                         "0: off), as Matter will run it")
     t.add_argument("--folds", type=positive_int, default=FOLDS,
                    help="k of the k-fold scores, at most the folds the photos make (the held-back photos are one "
-                        "fold, every other photo can be one); 1: no scores")
+                        "fold, every other photo can be one); 1: one refiner, trained without the held-back photos "
+                        "(scored on them where there are any)")
     t.add_argument("--steps", type=positive_int, default=RefinerRecipe.steps)
     t.add_argument("--channels", type=whole_number(1, MAX_CHANNELS), default=RefinerRecipe.channels,
                    help=f"the refiner's channels, 1 to {MAX_CHANNELS} (default {RefinerRecipe.channels})")
@@ -98,7 +99,8 @@ def run(args) -> int:
     samples = refiner_samples(folder, matter, args.scales, args.seeds, progress=lambda n: print(f"samples: {n}"))
     extra = refiner_samples(see_through_items(args.see_through, seed=1) + phone_scale_items(args.phone_scale, seed=2),
                             matter, [1.0], [0])
-    groups = folds(sorted({s["name"] for s in samples}), args.folds) if args.folds > 1 else [[]]
+    names = sorted({s["name"] for s in samples})    # one fold: the held-back photos are still never trained on
+    groups = folds(names, args.folds) if args.folds > 1 else [[n for n in names if n in REAL_VALIDATION]]
     trained_on = sorted({s["name"] for s in samples} - set(groups[0]))      # the shipped fold's photos
     # the INT8 graph's calibration tiles, before any training or writing: a band-less set fails here, not after
     # the FP32 graph at --out is written without its INT8 graph
@@ -149,16 +151,17 @@ def check_options(args) -> None:
     if args.quantize_only:
         _refuse_training_options(args)
     elif args.measured and args.folds < 2:
-        raise ValueError("--measured needs --folds >= 2: one fold trains on every photo and scores none")
+        raise ValueError("--measured needs --folds >= 2: one fold scores no photo it could have been trained on")
 
 
 def check_photos(args, folder: EvalFolder) -> None:
     """ValueError where the photos of ``folder`` cannot make the --folds asked for (or, for --quantize-only,
     hold none outside the held-back split to calibrate on)."""
     held = sum(name in REAL_VALIDATION for name in folder.names)
+    if held == len(folder.names):        # never trained or calibrated on (calib_data.splits)
+        what = "calibrate the INT8 graph" if args.quantize_only else "train"
+        raise DataError(f"holds only held-back photos: none to {what} on", folder.root)
     if args.quantize_only:
-        if held == len(folder.names):
-            raise DataError("holds only held-back photos: none to calibrate the INT8 graph on", folder.root)
         return
     most = most_folds(folder.names)
     if args.folds > most:
