@@ -89,8 +89,9 @@ def _open_opencv(path: Path) -> Runner:
 def runtimes_for(path: Path) -> list[str]:
     """The runtimes that open a band refiner file of this suffix, preferred first: the registry's runtime of
     that suffix (:data:`common.targets.RUNTIMES`; onnxruntime for ``.onnx``), then OpenCV for ``.onnx``."""
-    names = [r.name for r in RUNTIMES.values() if path.suffix in r.suffixes and r.name != "torch"]
-    return names + (["opencv"] if path.suffix == ".onnx" else [])
+    suffix = path.suffix.lower()             # as the network's backends are chosen: X.ONNX is an ONNX graph
+    names = [r.name for r in RUNTIMES.values() if suffix in r.suffixes and r.name != "torch"]
+    return names + (["opencv"] if suffix == ".onnx" else [])
 
 
 def open_runner(path: Path, runtime: str) -> Runner:

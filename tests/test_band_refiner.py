@@ -490,3 +490,13 @@ def test_the_refiner_names_a_trimap_or_alpha_of_the_wrong_shape_or_kind():
         with pytest.raises(error, match=words):
             refiner(*args, mask)
     assert refiner(photo, trimap, coarse, mask).shape == (100, 140)
+
+
+def test_a_refiner_graphs_suffix_is_read_in_any_case(graph, tmp_path):
+    """train-refiner --out R.ONNX trained, then could not open its own graph ("no runtime here runs it"): the
+    suffix is read in any case, as the matting network's is."""
+    _, path = graph
+    upper = tmp_path / "R.ONNX"
+    upper.write_bytes(path.read_bytes())
+    assert runtime_refiner.runtimes_for(upper) == runtime_refiner.runtimes_for(path) == ["onnxruntime", "opencv"]
+    assert runtime_refiner.BandRefiner.open(upper).name == runtime_refiner.BandRefiner.open(path).name
