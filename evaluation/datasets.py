@@ -124,14 +124,21 @@ class EvalFolder:
     def _check_sizes(self) -> None:
         """DataError naming a photo whose short side is (or, scaled to ``long_side``, would be) below the
         runtime's MIN_SIDE, from its header. A photo whose header is not read here is checked when it is read."""
+        for name, size in self.header_sizes().items():
+            _check_scaled_size(size, self.long_side, self._files[name]["image"])
+
+    def header_sizes(self) -> dict[str, tuple[int, int]]:
+        """{name: (W, H)} of the photos, from their headers (before any is decoded); a photo whose header is not
+        read here is left out (unreadable or too large: said when it is read, as any reader says it)."""
+        sizes = {}
         for name in self.names:
             path = self._files[name]["image"]
             try:
                 with open_header(path, path) as im:
-                    size = im.size
+                    sizes[name] = im.size
             except DataError:
-                continue    # unreadable or too large: said when it is read, as any reader says it
-            _check_scaled_size(size, self.long_side, path)
+                continue
+        return sizes
 
     def __len__(self) -> int:
         return len(self.names)

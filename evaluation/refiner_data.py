@@ -52,12 +52,17 @@ def refiner_samples(folder: Iterable[EvalImage], matter: Matter, scales: Iterabl
 
 
 def _check_scale(item: EvalImage, scale: float) -> None:
-    """ValueError naming the photo and the scale where ``scale`` makes a side of it shorter than the runtime's
-    MIN_SIDE (it was said as "photo is 2x1" of no photo, with no option, once the model ran)."""
-    h, w = item.alpha.shape
+    check_scale(item.name, item.alpha.shape[::-1], scale)
+
+
+def check_scale(name: str, size: tuple[int, int], scale: float) -> None:
+    """ValueError naming the photo ``name`` of ``size`` (W, H) and the scale where ``scale`` makes a side of it
+    shorter than the runtime's MIN_SIDE (it was said as "photo is 2x1" of no photo, with no option, once the model
+    ran)."""
+    w, h = size
     sw, sh = scaled_size((w, h), round(max(h, w) * scale))       # as rescale scales it
     if min(sh, sw) < MIN_SIDE:
-        raise ValueError(f"--scales {scale:g}: photo {item.name} ({w}x{h}) would be {sw}x{sh}, below the {MIN_SIDE} "
+        raise ValueError(f"--scales {scale:g}: photo {name} ({w}x{h}) would be {sw}x{sh}, below the {MIN_SIDE} "
                          "px a side the runtime mattes at least")
 
 

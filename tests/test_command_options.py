@@ -366,3 +366,12 @@ def test_train_refiner_with_one_fold_never_trains_on_the_held_back_photos(tiny_c
                  "--folds", "1", "--see-through", "0", "--scales", "1", "--steps", "1"]) == 0
     meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
     assert json.loads(meta["trained_on"]) == ["GT01"]
+
+
+def test_train_refiner_checks_every_photo_at_every_scale_before_the_model_opens(refiner_inputs, capsys, tmp_path):
+    """A photo too small for one --scales was refused when its turn came, after every photo before it had run
+    through the network; the sizes are in the headers (the model here is no model: it is never opened)."""
+    folder, model = refiner_inputs
+    err = refused(train_refiner(folder, model, "--out", tmp_path / "r.onnx", "--scales", "1", "0.1", "--folds", "1"),
+                  capsys)
+    assert err == "error: --scales 0.1: photo p0 (48x40) would be 5x4, below the 8 px a side the runtime mattes at least"

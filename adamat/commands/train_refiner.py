@@ -26,6 +26,7 @@ from common.errors import DataError
 from common.outputs import check_writable, same_file, write_json
 from evaluation.datasets import EvalFolder
 from evaluation.refiner_data import (
+    check_scale,
     folds,
     most_folds,
     phone_scale_items,
@@ -157,6 +158,9 @@ def check_options(args) -> None:
 def check_photos(args, folder: EvalFolder) -> None:
     """ValueError where the photos of ``folder`` cannot make the --folds asked for (or, for --quantize-only,
     hold none outside the held-back split to calibrate on)."""
+    for name, size in folder.header_sizes().items():      # every photo at every scale, before the network runs
+        for scale in args.scales:
+            check_scale(name, size, scale)
     held = sum(name in REAL_VALIDATION for name in folder.names)
     if held == len(folder.names):        # never trained or calibrated on (calib_data.splits)
         what = "calibrate the INT8 graph" if args.quantize_only else "train"
