@@ -261,6 +261,9 @@ def _synthesizer(cfg: SetConfig, cache_root: Path) -> tuple[Synthesizer, list[Pa
         if real_root.is_dir():
             real = ForegroundPool.from_alphamatting(real_root, SPLITS[cfg.real_split], cache_root / "foregrounds")
             sources += real.sources
+        elif cfg.procedural <= 0 and rgba_root is None:     # no foreground left: named here, not by the synthesizer
+            raise DataError("[foregrounds] real_root not found, and procedural is 0: no foreground to composite "
+                            f"(set {cfg.name!r})", real_root)
         else:
             notes.append(f"real foregrounds skipped: {real_root} not found")
     if cfg.real > 0 and rgba_root is not None:

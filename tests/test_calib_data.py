@@ -1129,6 +1129,9 @@ def test_missing_real_root_is_noted_and_procedural_used(tmp_path):
     s = build_set(cfg, tmp_path / "cache", progress=False)
     assert s.meta["notes"] == [f"real foregrounds skipped: {tmp_path / 'no-data'} not found"]
     assert all(o.startswith("procedural:") for o in s.meta["origins"])
+    alone = tiny_config(procedural=0.0, real=1.0, real_root=str(tmp_path / "no-data"))    # nothing else to composite
+    with pytest.raises(DataError, match=r"no-data: \[foregrounds\] real_root not found, and procedural is 0"):
+        build_set(alone, tmp_path / "cache", progress=False)
 
 
 @pytest.mark.parametrize("key, words", [("rgba_root", "no image files"), ("bg_folder", "no background images")])
