@@ -17,10 +17,11 @@ import numpy as np
 from calib_data.backgrounds import random_background
 from calib_data.compositing import composite
 from calib_data.procedural import KINDS, SEE_THROUGH_KINDS, make_foreground
-from calib_data.segmenter_masks import RECIPES, simulate_mask
+from calib_data.segmenter_masks import RECIPES
 from calib_data.splits import REAL_VALIDATION
 from common.metrics import compute_regions
 from evaluation.datasets import EvalImage, rescale, scaled_size
+from evaluation.folder_eval import simulated_mask
 from runtime.mask_prior import guided_mask, mask_at
 from runtime.matter import WORKING_SIDE, Matter
 from runtime.preprocess import MIN_SIDE, fit_long_side, make_trimap
@@ -28,7 +29,7 @@ from runtime.preprocess import MIN_SIDE, fit_long_side, make_trimap
 
 def sample(item: EvalImage, matter: Matter, seed: int) -> dict:
     """One training sample (float32 planes; see the module docstring) of ``item`` with the mask of ``seed``."""
-    mask = simulate_mask(item.alpha, RECIPES["phone"], item.name, seed)
+    mask = simulated_mask(item, RECIPES["phone"], seed)    # of the photo's aspect, a very wide one's too
     trimap = make_trimap(item.alpha.shape, mask=mask)
     alpha = matter.predict(item.image, trimap=trimap, with_trimap_prob=False).alpha
     return {"name": item.name, "seed": seed, "image": item.image.astype(np.float32), "alpha": alpha,

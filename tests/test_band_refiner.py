@@ -500,3 +500,15 @@ def test_a_refiner_graphs_suffix_is_read_in_any_case(graph, tmp_path):
     upper.write_bytes(path.read_bytes())
     assert runtime_refiner.runtimes_for(upper) == runtime_refiner.runtimes_for(path) == ["onnxruntime", "opencv"]
     assert runtime_refiner.BandRefiner.open(upper).name == runtime_refiner.BandRefiner.open(path).name
+
+
+def test_a_very_wide_photos_training_sample_gets_a_mask_of_its_aspect(tiny_checkpoint):
+    """The phone recipe's 256-px mask of a 1000x16 photo rounds to 256x4, another aspect: the sample was refused
+    ("mask is 256x4 but the photo is 1000x16", of no photo or option); it takes the mask adamat eval gives it."""
+    from evaluation.datasets import EvalImage
+    from evaluation.refiner_data import sample
+
+    photo, alpha, _ = disc(16, 1000)
+    matter = Matter.from_artifact(tiny_checkpoint, band_refiner=None, refinement=None)
+    s = sample(EvalImage("wide", photo, alpha), matter, 0)
+    assert s["mask"].shape == s["alpha"].shape == (16, 1000)
