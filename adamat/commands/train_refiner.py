@@ -102,7 +102,7 @@ def run(args) -> int:
                             matter, [1.0], [0])
     names = sorted({s["name"] for s in samples})    # one fold: the held-back photos are still never trained on
     groups = folds(names, args.folds) if args.folds > 1 else [[n for n in names if n in REAL_VALIDATION]]
-    trained_on = sorted({s["name"] for s in samples} - set(groups[0]))      # the shipped fold's photos
+    trained_on = [n for n in names if n not in groups[0]]      # the shipped fold's photos
     # the INT8 graph's calibration tiles, before any training or writing: a band-less set fails here, not after
     # the FP32 graph at --out is written without its INT8 graph
     calibration = _calibration(args, [s for s in samples if s["name"] in trained_on and s["seed"] == args.seeds[0]])
@@ -156,8 +156,9 @@ def check_options(args) -> None:
 
 
 def check_photos(args, folder: EvalFolder) -> None:
-    """ValueError where the photos of ``folder`` cannot make the --folds asked for (or, for --quantize-only,
-    hold none outside the held-back split to calibrate on)."""
+    """From the names and headers, before the model opens: ValueError where a --scales takes a photo below the
+    runtime's 8 px or the photos of ``folder`` cannot make the --folds asked for; DataError where they are all of
+    the held-back split (never trained or calibrated on)."""
     for name, size in folder.header_sizes().items():      # every photo at every scale, before the network runs
         for scale in args.scales:
             check_scale(name, size, scale)
@@ -169,8 +170,9 @@ def check_photos(args, folder: EvalFolder) -> None:
         return
     most = most_folds(folder.names)
     if args.folds > most:
+        one = f" (its {held} held-back photo{'s are' if held > 1 else ' is'} one)" if held else ""
         raise ValueError(f"--folds {args.folds}: the {len(folder.names)} photos of {folder.root} make at most {most} "
-                         f"folds" + (f" (its {held} held-back photo{'s are' if held > 1 else ' is'} one)" if held else ""))
+                         f"folds{one}")
 
 
 TRAINING_DEFAULTS = {"--folds": ("folds", FOLDS), "--steps": ("steps", RefinerRecipe.steps),
@@ -247,7 +249,7 @@ def _calibration(args, samples: list[dict]) -> tuple[list, str]:
         names = sorted({s["name"] for s in samples})
         raise DataError(f"no band to calibrate the INT8 graph on: the masks of {', '.join(names[:6])}"
                         f"{', ...' if len(names) > 6 else ''} mark no edge (a ground truth with no subject?)",
-                        args.folder)
+                        args.folder or alphamatting_dev_dir())
     return calibration_batches(samples), (f"{CALIBRATION_TILES} band tiles of {len(samples)} photos (scales "
                                           f"{args.scales}, seed {args.seeds[0]}) through the app path of "
                                           f"{Path(args.checkpoint).name}")
