@@ -1,10 +1,13 @@
 """What the runtime's and the commands' plain arguments are: a whole number (a band, a count of tiles or threads)
 or a real number (a factor, a strength), whichever Python or numpy type holds it, and never a bool (which Python
-counts as an integer: ``band=True`` is a mistake, not one pixel)."""
+counts as an integer: ``band=True`` is a mistake, not one pixel); a path, named when it is of another kind, empty
+or holds a NUL byte."""
 
 from __future__ import annotations
 
 import numbers
+import os
+from pathlib import Path
 
 
 def is_whole_number(value) -> bool:
@@ -17,13 +20,10 @@ def is_real_number(value) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-def as_path(value, name: str):
+def as_path(value, name: str) -> Path:
     """``value`` as a ``pathlib.Path``: TypeError naming the argument ``name`` unless it is a str or a path-like
     object, ValueError for an empty one (``Path("")`` is the current folder, named "." in every later message) or
     one with a NUL byte (no file system takes it: "embedded null byte", of no path)."""
-    import os
-    from pathlib import Path
-
     if not isinstance(value, (str, os.PathLike)):
         raise TypeError(f"{name} must be a path (str or pathlib.Path), got {type(value).__name__}")
     text = os.fspath(value)
