@@ -146,6 +146,7 @@ def test_a_photo_too_large_once_upscaled_is_refused_from_its_header(tmp_path, mo
     monkeypatch.setattr(calib_command, "build_upscaled_set", phone_set.build_upscaled_set)
     photo = tmp_path / "dev" / "input_lowres" / "GT01.png"
     photo.parent.mkdir(parents=True)
+    (tmp_path / "dev" / "gt").mkdir()                 # its ground truth is never read: the header refuses first
     Image.fromarray(np.zeros((2000, 2000), np.uint8)).save(photo)
     out = tmp_path / "sets"
     assert cli_main(["calib", "upscaled", "--root", str(tmp_path / "dev"), "--factor", "4", "--out", str(out)]) == 2
