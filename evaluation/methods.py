@@ -113,7 +113,10 @@ class Model:
         return cls(matter, f"{label or Path(artifact).name} ({matter.name}) " + (" + ".join(parts) or "unrefined"))
 
     def predict(self, image: np.ndarray, trimap: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
-        return self.matter.predict(image, trimap=trimap, mask=mask, with_trimap_prob=False).alpha
+        """With a mask (the mask protocol, whose trimap is the one the mask makes) the app's path: the mask alone,
+        its trimap made where Matter makes it (at the working resolution above it); else the trimap given."""
+        given = None if mask is not None else trimap
+        return self.matter.predict(image, trimap=given, mask=mask, with_trimap_prob=False).alpha
 
 
 def artifact_labels(artifacts: list[str | Path]) -> list[str]:
