@@ -20,16 +20,14 @@ detail finer than the disc, so it is computed at 1/k of the resolution, k the sm
 the radius to at most ``max_radius`` (16 px: k = 5 at 12 megapixels, a 31×31 kernel, which
 ``cv2.filter2D`` runs by DFT), and upsampled bilinearly. The boost runs at full resolution *before* the
 (area-averaging, energy-preserving) k×k reduction, so a highlight of a few pixels keeps all its light and
-still becomes a full-size bokeh ball. The full-resolution work (linear light, weight, reduction) runs
-strip by strip on :mod:`runtime.parallel`'s threads: no full-resolution float image is made. Only the few
-pixels whose light differs from the photo's own times 1 − α — the boosted highlights (the boost is 1 below
-``threshold``) and the band's replaced background colours — are found beforehand and written into their
-strips; the highlights' box mean is computed only on the strips that hold some. Where every partly transparent
-pixel of a strip is among them (the renderer replaces the whole band's colours), its light times 1 − α is the
-photo's where α = 0 and none where α = 1: the subject is zeroed, not multiplied (the same bits, a fifth less
-time for the reduction). Where the highlights are
-many (a bright sky: more than ``DENSE_HIGHLIGHTS`` of the pixels), each strip is multiplied by its boost
-instead: one pass, where a term per pixel would cost more.
+still becomes a full-size bokeh ball. The full-resolution work (linear light, weight, reduction) is one
+compiled loop (:mod:`runtime.kernels`) over the photo and α, strip by strip on :mod:`runtime.parallel`'s threads:
+no full-resolution float image is made (90 ms at 12 MP as a chain of OpenCV passes, 25 as one loop). Only the
+few pixels whose light differs from the photo's own times 1 − α — the boosted highlights (the boost is 1 below
+``threshold``) and the band's replaced background colours — are found beforehand and move their blocks by the
+difference; the highlights' box mean is computed only on the strips that hold some. Where the highlights are
+many (a bright sky: more than ``DENSE_HIGHLIGHTS`` of the pixels), the loop multiplies every pixel by its boost
+instead, where a term per pixel would cost more.
 """
 
 from __future__ import annotations
@@ -49,8 +47,9 @@ TONE_KNEE = 0.8               # linear light: identity below, soft shoulder to 1
 MAX_RADIUS = 16.0             # disc radius at the working resolution (px)
 STRIP_ROWS = 64               # full-resolution rows per pass of the reduction
 ENCODE_ROWS = 32              # rows of the reduced blur per pass of its tone mapping and sRGB encoding
-DENSE_HIGHLIGHTS = 0.03       # highlights above this share of the pixels: each strip multiplied by its boost (12 MP:
-                              # 123 against 143 ms at 1 %, 171 against 140 at 5 %, 388 against 139 at 20 %)
+DENSE_HIGHLIGHTS = 0.003      # highlights above this share of the pixels: the loop multiplies each by its boost (the
+                              # lens blur at 12 MP, ms, a term per highlight against the boost everywhere: 73 / 76
+                              # at 0.2 %, 86 / 76 at 0.5 %, 131 / 81 at 5 %, 265 / 77 at 20 %)
 HIGHLIGHT_ROWS = 256          # rows per pass of the highlights' search (the box mean reads 2 × its reach more)
 
 
@@ -162,61 +161,36 @@ def _reduced_light(photo, alpha, background, factor, radius, threshold, gain) ->
     photo's sides // ``factor`` (the last ``factor`` − 1 rows and columns are left out). The weight is 1 − α;
     the light is the photo's own, or the band's replaced background colour, times the highlight boost.
 
-    The blocks are reduced strip by strip (no full-resolution float image is made), the strips on
-    :func:`runtime.parallel.each`'s threads. Each strip's light is the photo's own times 1 − α but at the few
-    pixels whose light differs — the band's replaced background colours and the highlights, whose boost is 1
-    everywhere else —, written into the strip before it is reduced; where the highlights are many (a bright
-    sky: :data:`DENSE_HIGHLIGHTS`), each strip is multiplied by its boost instead."""
-    h, w = (s // factor * factor for s in photo.shape[:2])
-    lut = _lut(srgb_to_linear(np.arange(256) / 255.0))
-    changed, dense = _changed_light(photo, alpha, background, lut, radius, threshold, gain)
-    lin_small = np.empty((h // factor, w // factor, 3), np.float32)
-    weight_small = np.empty((h // factor, w // factor), np.float32)
-    no_light = np.zeros((STRIP_ROWS + factor, w, 3), np.float32)
+    One compiled loop (:func:`runtime.kernels.block_light`) reads the photo and α once, block row by block row, on
+    :func:`runtime.parallel.each`'s threads: no full-resolution float image is made. It takes the photo's own
+    light times 1 − α; the few pixels whose light differs — the band's replaced background colours and the
+    highlights, whose boost is 1 everywhere else — then move their blocks by the difference
+    (:func:`runtime.kernels.replace_light`). Where the highlights are many (a bright sky:
+    :data:`DENSE_HIGHLIGHTS`), the loop multiplies every pixel by its boost instead."""
+    from runtime.kernels import block_light, replace_light     # compiled code: loaded on the first blur
 
-    def reduce_strip(rows: slice) -> None:
-        lin = cv2.LUT(photo[rows, :w], lut)
-        if alpha is None:
-            weight = np.ones((rows.stop - rows.start, w), np.float32)
-        else:
-            weight = cv2.subtract(1.0, alpha[rows, :w])
-            if _all_replaced(alpha[rows, :w], rows.start, changed[0][0], photo.shape[1]):
-                # light · (1 − α) is the light where α = 0, none where α = 1, and written below where 0 < α < 1
-                cv2.copyTo(no_light[:lin.shape[0]], cv2.compare(alpha[rows, :w], 1.0, cv2.CMP_GE), lin)
-            else:
-                cv2.multiply(lin, cv2.merge([weight] * 3), dst=lin)
-        for index, light in changed:
-            _write_changed(lin, rows.start, index, light, photo.shape[1])
-        if dense is not None:
-            lin = cv2.multiply(lin, cv2.cvtColor(dense.at(rows, w), cv2.COLOR_GRAY2RGB))
-        small = slice(rows.start // factor, rows.stop // factor)
-        size = (w // factor, small.stop - small.start)
-        cv2.resize(lin, size, dst=lin_small[small], interpolation=cv2.INTER_AREA)
-        cv2.resize(weight, size, dst=weight_small[small], interpolation=cv2.INTER_AREA)
-
-    each(reduce_strip, strips(h, factor * max(1, STRIP_ROWS // factor)))
-    return lin_small, weight_small
+    lut = srgb_to_linear(np.arange(256) / 255.0)
+    changed, dense = _changed_light(photo, alpha, background, _lut(lut), radius, threshold, gain)
+    h, w = (s // factor for s in photo.shape[:2])
+    light, weight = np.empty((h, w, 3), np.float32), np.empty((h, w), np.float32)
+    photo = np.ascontiguousarray(photo)
+    planes = (np.zeros((0, 0), np.float32) if alpha is None else np.ascontiguousarray(alpha, np.float32), lut,
+              *_boost_planes(dense), factor)
+    each(lambda rows: block_light(photo, *planes, rows.start, rows.stop, light, weight),
+         strips(h, max(1, STRIP_ROWS // factor)))
+    for index, new in changed:
+        replace_light(photo, *planes, index, new, light)
+    return light, weight
 
 
-def _all_replaced(alpha: np.ndarray, top: int, index: np.ndarray, width: int) -> bool:
-    """Whether every partly transparent pixel (0 < α < 1) of the strip ``alpha`` (rows, columns), whose first row
-    is the photo's row ``top``, is among the sorted, distinct flat ``index`` (in rows of ``width``): those that are
-    number as many as all of them."""
-    partly = cv2.countNonZero(cv2.bitwise_and(cv2.compare(alpha, 0.0, cv2.CMP_GT), cv2.compare(alpha, 1.0, cv2.CMP_LT)))
-    lo, hi = np.searchsorted(index, (top * width, (top + alpha.shape[0]) * width))
-    rows, cols = np.divmod(index[lo:hi] - top * width, width)
-    inside = cols < alpha.shape[1]
-    values = alpha[rows[inside], cols[inside]]
-    return partly == np.count_nonzero((values > 0) & (values < 1))
-
-
-def _write_changed(lin: np.ndarray, top: int, index: np.ndarray, light: np.ndarray, width: int) -> None:
-    """Write ``light`` (n, 3) at the pixels of sorted flat ``index`` (in rows of ``width``) that fall in ``lin``,
-    the strip (rows, columns, 3) whose first row is the photo's row ``top``."""
-    lo, hi = np.searchsorted(index, ((top * width), (top + lin.shape[0]) * width))
-    rows, cols = np.divmod(index[lo:hi] - top * width, width)
-    inside = cols < lin.shape[1]
-    lin.reshape(-1, 3)[rows[inside] * lin.shape[1] + cols[inside]] = light[lo:hi][inside]
+def _boost_planes(dense: _Boost | None) -> tuple:
+    """The compiled loops' boost arguments: the brightest channel, its height above the box mean, the two look-up
+    tables and the gain (empty planes, a gain of 0: no boost in the loop)."""
+    if dense is None:
+        none, flat = np.zeros((0, 0), np.uint8), np.zeros(256, np.float32)
+        return none, none, flat, flat, np.float32(0.0)
+    return (np.ascontiguousarray(dense.v), np.ascontiguousarray(dense.above), *(lut.reshape(256) for lut in dense.luts),
+            np.float32(dense.gain))
 
 
 def _changed_light(photo, alpha, background, lut, radius, threshold,
@@ -252,16 +226,14 @@ def _lookup(sorted_keys: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.n
 @dataclass(frozen=True)
 class _Boost:
     """The highlight boost of a photo with many highlights: its brightest channel v and how far v stands above its
-    box mean, whole uint8 planes, from which each strip's multipliers are looked up (:func:`highlight_boost`)."""
+    box mean, whole uint8 planes, from which the reduction's loop looks each pixel's multiplier up
+    (:func:`highlight_boost`)."""
 
     v: np.ndarray
     above: np.ndarray
     luts: tuple[np.ndarray, np.ndarray]
     gain: float
 
-    def at(self, rows: slice, width: int) -> np.ndarray:
-        """float32 (rows, ``width``): the multipliers of those rows' first ``width`` columns."""
-        return _boost(self.v[rows, :width], self.above[rows, :width], *self.luts, self.gain)
 
 
 def _highlights(photo, window, threshold, gain) -> tuple[np.ndarray, np.ndarray] | _Boost | None:
@@ -303,14 +275,11 @@ def _above_local_mean(v: np.ndarray, parts: list[tuple[slice, np.ndarray]],
 
 
 def _brightest(photo: np.ndarray) -> np.ndarray:
-    """uint8 (H, W): each pixel's brightest channel, strip by strip (the channels of a strip stay in the cache)."""
-    v = np.empty(photo.shape[:2], np.uint8)
+    """uint8 (H, W): each pixel's brightest channel, strip by strip (:func:`runtime.kernels.brightest`)."""
+    from runtime.kernels import brightest
 
-    def strip_max(rows: slice) -> None:
-        strip = photo[rows]
-        np.maximum(np.maximum(strip[..., 0], strip[..., 1]), strip[..., 2], out=v[rows])
-
-    each(strip_max, strips(photo.shape[0], STRIP_ROWS))
+    photo, v = np.ascontiguousarray(photo), np.empty(photo.shape[:2], np.uint8)
+    each(lambda rows: brightest(photo[rows].reshape(-1), v[rows].reshape(-1)), strips(photo.shape[0], STRIP_ROWS))
     return v
 
 

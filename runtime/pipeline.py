@@ -4,7 +4,7 @@
     timings = bokeh_file("photo.jpg", "out.jpg", mask_path="person.png", strength=0.015)
 
 ``mask_path``: a mask file, :data:`AUTO` (the person segmenter, :mod:`runtime.person_mask`) or None (no mask:
-the network decides every pixel). Stages timed (seconds): ``open`` (the artifact, and the segmenter when
+the network decides every pixel). Stages timed (seconds): ``open`` (the artifact, the renderer's compiled loops, and the segmenter when
 ``mask_path`` is AUTO and none is given: a one-off cost, none when an open :class:`Matter` and segmenter are
 passed, as a folder's photos share them), ``load``, ``segment``, ``trimap``, ``preprocess``, ``model``,
 ``upsample``, ``refine``, ``foreground``, ``blur``, ``composite``, ``write``. The output format follows the
@@ -86,6 +86,7 @@ def bokeh_file(photo_path: str | Path, out_path: str | Path, mask_path: str | Pa
         matter = artifact if isinstance(artifact, Matter) else Matter.from_artifact(artifact)
         if auto and segmenter is None:
             segmenter = PersonSegmenter()
+        _prepare_kernels()
     mask = None if auto else mask_path
     with timer("load"):
         photo = as_uint8_rgb(read_image(photo_path), Path(photo_path))   # one decode, for every stage
@@ -113,6 +114,14 @@ def bokeh_file(photo_path: str | Path, out_path: str | Path, mask_path: str | Pa
         with atomic_path(out_path, replace=overwrite) as tmp:   # without overwrite, a move that cannot replace
             tmp.write_bytes(data)
     return timer.timings
+
+
+def _prepare_kernels() -> None:
+    """The renderer's compiled loops loaded (once a process; numba imported here, not with this module: every
+    ``adamat`` command imports it)."""
+    from runtime.kernels import prepare
+
+    prepare()
 
 
 def _check_types(photo_path, out_path, artifact, overwrite, segmenter) -> None:

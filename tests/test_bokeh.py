@@ -22,6 +22,7 @@ from runtime.lens_blur import (
     lens_blur,
     srgb_to_linear,
 )
+from runtime.lens_blur import _brightest
 from runtime.lens_blur import _reduced_light as reduced_light
 from runtime.pipeline import bokeh_file
 
@@ -150,6 +151,26 @@ def test_reduced_light_adds_the_changed_pixels_to_their_blocks_as_the_full_resol
     block = lambda x: x[:hb, :wb].reshape(hb // factor, factor, wb // factor, factor, *x.shape[2:]).mean((1, 3))
     np.testing.assert_allclose(lin, block(light * (keep * boost)[..., None]), atol=2e-5)
     np.testing.assert_allclose(weight, block(keep), atol=1e-6)
+
+
+def test_the_boost_is_looked_up_at_every_pixel_once_highlights_are_three_in_a_thousand():
+    """A term per highlight below 0.3 % of the pixels, the boost of every pixel above it (the loop's look-up is
+    cheaper than the terms from 0.3 %: DENSE_HIGHLIGHTS)."""
+    from runtime.lens_blur import _Boost, _highlights
+
+    rng = np.random.default_rng(5)
+    for share, dense in ((0.002, False), (0.004, True)):
+        photo = rng.integers(0, 150, (200, 250, 3), dtype=np.uint8)
+        photo.reshape(-1, 3)[rng.choice(photo.shape[0] * photo.shape[1], int(share * 50000), replace=False)] = 255
+        assert isinstance(_highlights(photo, 15, HIGHLIGHT_THRESHOLD, HIGHLIGHT_GAIN), _Boost) == dense
+
+
+def test_the_brightest_channel_is_numpys_maximum_over_the_channels_of_any_photo_array():
+    """The compiled loop over flat pixels gives each pixel's largest channel, of a contiguous photo or of a view
+    (every other column, the channels reversed), at any size (a strip of 1 row, a photo of odd sides)."""
+    photo = np.random.default_rng(4).integers(0, 256, (67, 131, 3), dtype=np.uint8)
+    for view in (photo, photo[:, ::2], photo[..., ::-1], photo[:1], photo[5:6, 7:8]):
+        assert np.array_equal(_brightest(view), view.max(axis=2))
 
 
 @pytest.mark.parametrize("shape, strength", [((9000, 8), DEFAULT_STRENGTH), ((8, 9000), DEFAULT_STRENGTH),

@@ -126,26 +126,6 @@ def test_composite_is_exactly_the_reference():
     assert composite(photo, alpha, same, np.flatnonzero(mask), fg, out=same) is same and np.array_equal(same, old)
 
 
-def test_the_lens_blur_zeroes_the_subject_where_the_band_is_replaced_as_it_multiplies(monkeypatch):
-    """Where every partly transparent pixel's light is replaced (the renderer's case), the weighted light is the
-    photo's where α = 0 and none where α = 1: the same bits as multiplying by 1 − α; and where some are not
-    (half the band given), the multiplication still runs."""
-    import runtime.lens_blur as blur
-
-    photo, alpha = portrait()
-    mask, _, bg = estimate_foreground(photo, alpha)
-    index = np.flatnonzero(mask)
-    calls = []
-    replaced = blur._all_replaced
-    monkeypatch.setattr(blur, "_all_replaced", lambda *a: calls.append(replaced(*a)) or calls[-1])
-    for part in (slice(None), slice(None, None, 2)):
-        zeroed = lens_blur(photo, alpha, 0.03, background=(index[part], bg[part]))
-        monkeypatch.setattr(blur, "_all_replaced", lambda *a: False)
-        assert np.array_equal(zeroed, lens_blur(photo, alpha, 0.03, background=(index[part], bg[part])))
-        monkeypatch.setattr(blur, "_all_replaced", lambda *a: calls.append(replaced(*a)) or calls[-1])
-    assert any(calls) and not all(calls)       # the whole band: every strip zeroed; half of it: multiplied
-
-
 def test_foreground_matches_the_reference():
     photo, alpha = portrait()
     mask_old, fg_old, bg_old = ref.estimate_foreground(photo, alpha)

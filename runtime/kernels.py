@@ -1,0 +1,105 @@
+"""Per-pixel loops compiled to machine code, for the full-resolution passes that OpenCV and numpy can only run as
+a chain of whole-image operations.
+
+A chain writes and reads a full-resolution temporary at every step: the lens blur's reduction of a 12-megapixel
+photo (linear light by a look-up table, times 1 − α, then a 5 × 5 area mean) moved about 500 MB through memory
+and took 90 ms on 2 cores; one loop reads the photo and α once and keeps each block's sums in registers: 17 ms.
+numba compiles these functions on their first call in a process (about a second each, then cached beside this
+file, or where ``NUMBA_CACHE_DIR`` says) and loads them from that cache later (a few tenths of a second for the
+first of them: :func:`prepare`, which ``adamat bokeh`` runs while it opens the model). They release the GIL:
+:mod:`runtime.parallel`'s threads run them strip by strip.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(nogil=True, cache=True)
+def block_light(photo, alpha, lut, boost_v, boost_above, bright_lut, isolated_lut, gain, factor, first, last,
+                light, weight):  # pragma: no cover - compiled
+    """For block rows ``first``..``last``: ``light`` (h, w, 3) the mean over each ``factor``² block of
+    lut[photo] · (1 − α) · boost, ``weight`` (h, w) the mean of 1 − α. ``alpha`` of shape (0, 0): none (the weight
+    is 1). ``boost_v`` of shape (0, 0): no boost; else the boost is 1 + gain · bright_lut[v] · isolated_lut[above]
+    (:func:`runtime.lens_blur.highlight_boost` from its uint8 planes)."""
+    has_alpha = alpha.shape[0] > 0
+    has_boost = boost_v.shape[0] > 0
+    blocks = light.shape[1]
+    scale = np.float32(1.0 / (factor * factor))
+    sums = np.zeros((blocks, 4), np.float32)
+    for by in range(first, last):
+        sums[:] = 0.0
+        for y in range(by * factor, by * factor + factor):
+            for bx in range(blocks):
+                r = np.float32(0.0)
+                g = np.float32(0.0)
+                b = np.float32(0.0)
+                k = np.float32(0.0)
+                for x in range(bx * factor, bx * factor + factor):
+                    keep = np.float32(1.0) - alpha[y, x] if has_alpha else np.float32(1.0)
+                    k += keep
+                    if has_boost:
+                        keep *= np.float32(1.0) + gain * bright_lut[boost_v[y, x]] * isolated_lut[boost_above[y, x]]
+                    r += lut[photo[y, x, 0]] * keep
+                    g += lut[photo[y, x, 1]] * keep
+                    b += lut[photo[y, x, 2]] * keep
+                sums[bx, 0] += r
+                sums[bx, 1] += g
+                sums[bx, 2] += b
+                sums[bx, 3] += k
+        for bx in range(blocks):
+            light[by, bx, 0] = sums[bx, 0] * scale
+            light[by, bx, 1] = sums[bx, 1] * scale
+            light[by, bx, 2] = sums[bx, 2] * scale
+            weight[by, bx] = sums[bx, 3] * scale
+
+
+@njit(nogil=True, cache=True)
+def replace_light(photo, alpha, lut, boost_v, boost_above, bright_lut, isolated_lut, gain, factor, index, new,
+                  light):  # pragma: no cover - compiled
+    """Where the pixels of flat ``index`` (in rows of the photo's width) have the weighted light ``new`` (n, 3)
+    instead of :func:`block_light`'s own, move their blocks' means in ``light`` by the difference (a dense boost,
+    ``boost_v`` not empty, multiplies ``new`` too). Pixels in the rows and columns the blocks leave out are
+    skipped."""
+    has_alpha = alpha.shape[0] > 0
+    has_boost = boost_v.shape[0] > 0
+    width = photo.shape[1]
+    scale = np.float32(1.0 / (factor * factor))
+    for i in range(index.shape[0]):
+        y = index[i] // width
+        x = index[i] - y * width
+        by = y // factor
+        bx = x // factor
+        if by >= light.shape[0] or bx >= light.shape[1]:
+            continue
+        keep = np.float32(1.0) - alpha[y, x] if has_alpha else np.float32(1.0)
+        boost = np.float32(1.0)
+        if has_boost:
+            boost = np.float32(1.0) + gain * bright_lut[boost_v[y, x]] * isolated_lut[boost_above[y, x]]
+        for c in range(3):
+            light[by, bx, c] += (new[i, c] - lut[photo[y, x, c]] * keep) * boost * scale
+
+
+@njit(nogil=True, cache=True)
+def brightest(rgb, out):  # pragma: no cover - compiled
+    """``out`` (n,) uint8: each pixel's brightest channel of ``rgb``, n uint8 RGB pixels (3n,), both flat (numpy's
+    maximum over the strided channel views: 17 ms at 12 MP; this loop, which the compiler vectorises, 3)."""
+    for i in range(out.shape[0]):
+        r = rgb[3 * i]
+        g = rgb[3 * i + 1]
+        b = rgb[3 * i + 2]
+        m = r if r > g else g
+        out[i] = m if m > b else b
+
+
+def prepare() -> None:
+    """Load (or compile) every kernel now, on a few pixels: the one-off cost, where a command says it opens."""
+    photo = np.zeros((2, 2, 3), np.uint8)
+    alpha, none = np.zeros((2, 2), np.float32), np.zeros((0, 0), np.uint8)
+    lut = np.zeros(256, np.float32)
+    light, weight = np.zeros((1, 1, 3), np.float32), np.zeros((1, 1), np.float32)
+    block_light(photo, alpha, lut, none, none, lut, lut, np.float32(0.0), 2, 0, 1, light, weight)
+    replace_light(photo, alpha, lut, none, none, lut, lut, np.float32(0.0), 2, np.zeros(1, np.int64),
+                  np.zeros((1, 3), np.float32), light)
+    brightest(photo.reshape(-1), np.zeros(4, np.uint8))
