@@ -93,8 +93,45 @@ def brightest(rgb, out):  # pragma: no cover - compiled
         out[i] = m if m > b else b
 
 
+@njit(nogil=True, cache=True)
+def apply_linear(a, b, guide, decided, rows, columns, tol, first, last, q):  # pragma: no cover - compiled
+    """Rows ``first``..``last`` of ``q`` (H, W) = āᵀ·I + b̄, ā (h, w, C) and b̄ (h, w) read bilinearly at each pixel
+    of the guide I (H, W, C): ``rows`` and ``columns`` (H, 3) and (W, 3) hold each full-resolution row's and
+    column's two low-resolution neighbours and the second one's weight. ``tol`` ≥ 0: clipped to [0, 1] and
+    snapped to 0 / 1 within ``tol``. ``decided`` (H, W), unless of shape (0, 0): 0 / 255 where q is 0 / 1 without
+    the filter, which runs only on its other pixels."""
+    channels = guide.shape[2]
+    has_decided = decided.shape[0] > 0
+    for y in range(first, last):
+        y0, y1, wy = int(rows[y, 0]), int(rows[y, 1]), rows[y, 2]
+        for x in range(guide.shape[1]):
+            if has_decided and (decided[y, x] == 0 or decided[y, x] == 255):
+                q[y, x] = np.float32(1.0) if decided[y, x] == 255 else np.float32(0.0)
+                continue
+            x0, x1, wx = int(columns[x, 0]), int(columns[x, 1]), columns[x, 2]
+            w00 = (np.float32(1.0) - wy) * (np.float32(1.0) - wx)
+            w01 = (np.float32(1.0) - wy) * wx
+            w10 = wy * (np.float32(1.0) - wx)
+            w11 = wy * wx
+            v = w00 * b[y0, x0] + w01 * b[y0, x1] + w10 * b[y1, x0] + w11 * b[y1, x1]
+            for c in range(channels):
+                v += (w00 * a[y0, x0, c] + w01 * a[y0, x1, c] + w10 * a[y1, x0, c] + w11 * a[y1, x1, c]) * guide[y, x, c]
+            if tol >= 0:
+                if v <= tol:
+                    v = np.float32(0.0)
+                elif v > np.float32(1.0) - tol:
+                    v = np.float32(1.0)
+            q[y, x] = v
+
+
+_prepared: list[bool] = []
+
+
 def prepare() -> None:
-    """Load (or compile) every kernel now, on a few pixels: the one-off cost, where a command says it opens."""
+    """Load (or compile) every kernel now, on a few pixels: the one-off cost, where a command says it opens
+    (nothing, once done in the process)."""
+    if _prepared:
+        return
     photo = np.zeros((2, 2, 3), np.uint8)
     alpha, none = np.zeros((2, 2), np.float32), np.zeros((0, 0), np.uint8)
     lut = np.zeros(256, np.float32)
@@ -103,3 +140,7 @@ def prepare() -> None:
     replace_light(photo, alpha, lut, none, none, lut, lut, np.float32(0.0), 2, np.zeros(1, np.int64),
                   np.zeros((1, 3), np.float32), light)
     brightest(photo.reshape(-1), np.zeros(4, np.uint8))
+    maps = np.zeros((2, 3), np.float32)
+    apply_linear(np.zeros((1, 1, 3), np.float32), weight, photo, np.zeros((2, 2), np.uint8), maps, maps,
+                 np.float32(0.0), 0, 2, alpha)
+    _prepared.append(True)

@@ -36,10 +36,9 @@ STRIP_ROWS = 64          # full-resolution rows per pass of the filter's full-re
 OPEN = 128               # ``decided``'s label of the pixels the filter computes (0 / 255: alpha is 0 / 1 there)
 _AT_LEAST = np.array([0.0] * 255 + [1.0], np.float32).reshape(1, 256)   # decided 255 → at least 1
 _AT_MOST = np.array([0.0] + [1.0] * 255, np.float32).reshape(1, 256)    # decided 0 → at most 0
-_DECIDED = np.array([0.0] * 128 + [1.0] * 128, np.float32).reshape(1, 256)   # decided 0 → 0, 255 → 1
 FIT_PIXELS = 32 * 1024   # pixels per pass of the guided filter's per-pixel fit (its planes stay in the cache): 32
                          # rows of a 1024-px plane, more of a narrow one (the tiles' stacked windows)
-RUN_GAP = 32             # open column runs closer than this are filtered as one
+RUN_GAP = 32             # open column runs closer than this are one rectangle of the coefficients' footprint
 FIT_TILES = (64, 128)    # the sides tried for a fit restricted to where its coefficients are used (the one
                          # that reads fewer pixels with its halo wins: 64 for a wide filter, 128 for a narrow one)
 SPARSE_AT_MOST = 0.75    # the restricted fit runs when its tiles, with their reach, read less of the plane: at
@@ -162,66 +161,39 @@ def _solve_spd3(s: dict, rhs: list[np.ndarray]) -> list[np.ndarray]:
 
 
 def _apply_coefficients(a: np.ndarray, b: np.ndarray, guide_full: np.ndarray, tol: float | None,
-                        decided: np.ndarray | None = None, runs: list | None = None) -> np.ndarray:
-    """q = āᵀ·I + b̄ at the guide's full resolution, ā and b̄ upsampled bilinearly, then :func:`snap`-ped when
-    ``tol`` is given, strip by strip of :data:`STRIP_ROWS` rows, so each strip's temporaries stay in the cache
-    and the one full-resolution array written is q: the coefficients resized to the full height first (low
-    width), then each strip to the full width (bilinear resizing is separable: the order is float noise). With
-    ``decided`` (see :func:`upsample_alpha`) each strip is 0 / 1 where it is decided and the filter runs only
-    on the runs of columns that hold open pixels (``runs``, given with it: :func:`open_strips`), their coefficients
-    interpolated straight from the low resolution (:func:`_window`): no full-height copy of them either."""
+                        decided: np.ndarray | None = None) -> np.ndarray:
+    """q = āᵀ·I + b̄ at the guide's full resolution, ā and b̄ read bilinearly (``cv2.resize``'s pixel centres,
+    the border replicated), then :func:`snap`-ped when ``tol`` is given: one compiled loop
+    (:func:`runtime.kernels.apply_linear`), strip by strip on :func:`runtime.parallel.each`'s threads, which
+    writes q and nothing else at full resolution (as a chain of OpenCV passes over the open runs of each strip,
+    39 ms at 12 MP; this loop, 12). With ``decided`` (see :func:`upsample_alpha`) q is 0 / 1 where it is
+    decided and the filter runs only on the other pixels."""
+    from runtime.kernels import apply_linear     # compiled code: loaded on the first call
+
     h_full, w_full = guide_full.shape[:2]
     if guide_full.dtype == np.uint8:       # 8-bit pixels: the coefficients take the 1/255, no float copy of them
         a = a * np.float32(1.0 / 255.0)
+    guide = guide_full if guide_full.ndim == 3 else guide_full[..., None]
     q = np.empty((h_full, w_full), np.float32)
-    if decided is None:
-        a_rows, b_rows = (cv2.resize(x, (x.shape[1], h_full), interpolation=cv2.INTER_LINEAR) for x in (a, b))
-
-        def filter_rows(rows: slice) -> None:
-            size = (w_full, rows.stop - rows.start)
-            a_strip, b_strip = (cv2.resize(x[rows], size, interpolation=cv2.INTER_LINEAR) for x in (a_rows, b_rows))
-            _filter_into(q[rows], a_strip, b_strip, guide_full[rows], tol)
-
-        each(filter_rows, strips(h_full, STRIP_ROWS))
-        return q
-
-    def filter_strip(strip: tuple[slice, list[tuple[int, int]]]) -> None:
-        rows, strip_runs = strip
-        cv2.LUT(decided[rows], _DECIDED, dst=q[rows])
-        for x0, x1 in strip_runs:
-            box = (rows.start, x0, rows.stop - rows.start, x1 - x0)
-            _filter_into(q[rows, x0:x1], *(_window(x, box, (h_full, w_full)) for x in (a, b)),
-                         guide_full[rows, x0:x1], tol)
-            _decide_into(q[rows, x0:x1], decided[rows, x0:x1])
-
-    each(filter_strip, runs)
+    arguments = (np.ascontiguousarray(a, np.float32), np.ascontiguousarray(b, np.float32), np.ascontiguousarray(guide),
+                 np.zeros((0, 0), np.uint8) if decided is None else np.ascontiguousarray(decided),
+                 _neighbours(h_full, b.shape[0]), _neighbours(w_full, b.shape[1]),
+                 np.float32(-1.0 if tol is None else tol))
+    each(lambda rows: apply_linear(*arguments, rows.start, rows.stop, q), strips(h_full, STRIP_ROWS))
     return q
 
 
-def _filter_into(q: np.ndarray, a: np.ndarray, b: np.ndarray, guide: np.ndarray, tol: float | None) -> None:
-    """q (in place) = āᵀ·I + b̄ with ā, b̄ and I the same pixels, snapped when ``tol`` is given."""
-    prod = cv2.multiply(a, guide, dtype=cv2.CV_32F)
-    if a.ndim == 3 and a.shape[2] > 1:
-        prod = cv2.transform(prod, np.ones((1, a.shape[2]), np.float32))   # Σ over the colour channels
-    cv2.add(prod, b, dst=q)
-    if tol is not None:
-        _snap_into(q, tol)
-
-
-def _window(low: np.ndarray, box: tuple[int, int, int, int], full: tuple[int, int]) -> np.ndarray:
-    """``low`` (h, w, ·) bilinearly resized to ``full`` = (H, W), at the (y, x, height, width) ``box`` only: the
-    resize's pixel-centre mapping by ``cv2.warpAffine`` (its weights in 1/32 of a low-resolution pixel: float
-    noise on smooth coefficients)."""
-    y0, x0, height, width = box
-    ry, rx = low.shape[0] / full[0], low.shape[1] / full[1]
-    shift = np.float32([[rx, 0, (x0 + 0.5) * rx - 0.5], [0, ry, (y0 + 0.5) * ry - 0.5]])
-    return cv2.warpAffine(low, shift, (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                          borderMode=cv2.BORDER_REPLICATE)
+def _neighbours(full: int, low: int) -> np.ndarray:
+    """float32 (full, 3): for each full-resolution index, its two low-resolution neighbours and the second one's
+    weight, as ``cv2.resize`` maps pixel centres (x + ½)·low/full − ½, clamped at the borders."""
+    at = np.maximum((np.arange(full) + 0.5) * (low / full) - 0.5, 0.0)
+    first = np.minimum(np.floor(at), low - 1)
+    return np.stack([first, np.minimum(first + 1, low - 1), at - first], axis=1).astype(np.float32)
 
 
 def open_runs(columns: np.ndarray, gap: int = RUN_GAP) -> list[tuple[int, int]]:
     """[x0, x1) runs of the set entries of ``columns`` (a strip's columns that hold :data:`OPEN` pixels), runs
-    closer than ``gap`` columns merged (fewer, longer calls)."""
+    closer than ``gap`` columns merged (fewer rectangles in :func:`_footprint`)."""
     cols = np.flatnonzero(columns)
     if cols.size == 0:
         return []
@@ -237,7 +209,7 @@ def open_strips(decided: np.ndarray) -> list[tuple[slice, list[tuple[int, int]]]
 
 
 def _footprint(runs: list, low: tuple[int, int], full: tuple[int, int]) -> np.ndarray:
-    """bool ``low`` = (h, w): the low-resolution pixels the bilinear interpolation of :func:`_window` reads for
+    """bool ``low`` = (h, w): the low-resolution pixels the bilinear interpolation of :func:`_apply_coefficients` reads for
     the open ``runs`` at the ``full`` resolution (each run's rectangle, scaled, one pixel more on every side)."""
     need = np.zeros(low, bool)
     ry, rx = low[0] / full[0], low[1] / full[1]
@@ -326,4 +298,4 @@ def upsample_alpha(alpha_low: np.ndarray, guide_full: np.ndarray, guide_low: np.
     runs = None if decided is None else open_strips(decided)
     need = None if runs is None else _footprint(runs, alpha_low.shape, size)
     a, b = guided_coefficients(guide_low, alpha_low.astype(np.float32), radius, eps, need)
-    return _apply_coefficients(a, b, guide_full, tol=SNAP, decided=decided, runs=runs)
+    return _apply_coefficients(a, b, guide_full, tol=SNAP, decided=decided)
