@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from calib_data.trimaps import trimap_from_mask as _trimap_full_resolution
-from runtime.foreground import _sample, blur_fusion_means, fuse
+from runtime.foreground import blur_fusion_means, fuse
 from runtime.refine import UNSURE, _feather, _tiles
 from runtime.lens_blur import (
     DEFAULT_STRENGTH,
@@ -151,6 +151,19 @@ def estimate_foreground(photo, alpha, max_megapixels=2.0, window_fractions=(0.12
     fg = fuse(i, a, mean_f, mean_b)
     bg = np.clip((i - a[:, None] * fg) / (1.0 - a[:, None]), 0.0, 1.0)
     return mask, fg, bg
+
+
+def _sample(small: np.ndarray, ys: np.ndarray, xs: np.ndarray, full: tuple[int, int]) -> np.ndarray:
+    """Bilinear samples of ``small`` (h, w, C) at the full-resolution pixels (ys, xs) of a (H, W) grid, with
+    ``cv2.resize``'s pixel-centre mapping: the upsampled image evaluated at those pixels only."""
+    (h, w), (fh, fw) = small.shape[:2], full
+    n, row = len(ys), 4096                          # cv2.remap takes maps of fewer than 32767 rows
+    maps = np.zeros((2, -(-n // row) * row), np.float32)
+    maps[0, :n] = (xs + 0.5) * (w / fw) - 0.5
+    maps[1, :n] = (ys + 0.5) * (h / fh) - 0.5
+    maps = maps.reshape(2, -1, row)
+    out = cv2.remap(small, maps[0], maps[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return out.reshape(-1, small.shape[2])[:n]
 
 
 def lens_blur(photo, alpha=None, strength=DEFAULT_STRENGTH, *, background=None, threshold=HIGHLIGHT_THRESHOLD,

@@ -31,7 +31,7 @@ import numpy as np
 from runtime.parallel import each, strips
 
 WINDOW_FRACTIONS = (0.12, 0.004)     # box sizes / working diagonal (87 and 3 px at 512², 245 and 8 at 2 MP)
-PIXELS_PER_PASS = 65536              # band pixels per pass of the per-pixel estimate (its temporaries in the cache)
+PIXELS_PER_PASS = 65536              # band pixels per call of the per-pixel estimate (the calls shared by the threads)
 MAX_MEGAPIXELS = 0.25                # estimate at most at this resolution (12 MP: 1/7; 1/4 costs twice the time)
 
 
@@ -73,13 +73,13 @@ def blur_fusion_means(image: np.ndarray, alpha: np.ndarray, sizes: tuple[int, in
     return _box_means(fuse(image, alpha, mean_f, mean_b), mean_b, alpha, sizes[1])
 
 
-def _bounding_box(ys: np.ndarray, xs: np.ndarray, shape: tuple[int, int], margin: int,
-                  factor: int) -> tuple[slice, slice]:
-    """The bounding box of the pixels (``ys`` sorted) grown by ``margin``, its sides multiples of ``factor``
-    where the photo allows (at its bottom and right edges the last rows or columns may be left out: they are
-    sampled at the border)."""
-    return tuple(_aligned(first - margin, last + margin + 1, size, factor)
-                 for first, last, size in ((ys[0], ys[-1], shape[0]), (xs.min(), xs.max(), shape[1])))
+def _bounding_box(index: np.ndarray, shape: tuple[int, int], margin: int, factor: int) -> tuple[slice, slice]:
+    """The bounding box of the pixels of sorted flat ``index`` grown by ``margin``, its sides multiples of
+    ``factor`` where the photo allows (at its bottom and right edges the last rows or columns may be left out:
+    they are sampled at the border)."""
+    columns = index % shape[1]
+    return tuple(_aligned(first - margin, last + margin + 1, size, factor) for first, last, size in
+                 ((index[0] // shape[1], index[-1] // shape[1], shape[0]), (columns.min(), columns.max(), shape[1])))
 
 
 def _aligned(start: int, stop: int, size: int, factor: int) -> slice:
@@ -114,40 +114,23 @@ def foreground_at(photo: np.ndarray, alpha: np.ndarray, index: np.ndarray, max_m
     The box means are computed at 1/k of the resolution, k the smallest integer that brings the photo to at
     most ``max_megapixels`` (an exact k×k area reduction).
     """
+    from runtime.kernels import fuse_at, neighbours     # compiled code: loaded on the first call
+
     h, w = alpha.shape
     if index.size == 0:
         return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.float32)
     factor = max(1, int(np.ceil(np.sqrt(h * w / (max_megapixels * 1e6)) - 1e-9)))
     diag = np.hypot(h, w) / factor
     sizes = tuple(max(3, int(round(f * diag)) | 1) for f in window_fractions)   # odd: centred boxes
-    ys, xs = np.divmod(index, w)
-    box = _bounding_box(ys, xs, (h, w), sizes[0] * factor, factor)
+    box = _bounding_box(index, (h, w), sizes[0] * factor, factor)
     crop_photo, crop_alpha = photo[box], alpha[box]
     ch, cw = crop_alpha.shape
     small_size = (cw // factor, ch // factor)
     image = cv2.resize(crop_photo, small_size, interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
     means = blur_fusion_means(image, cv2.resize(crop_alpha, small_size, interpolation=cv2.INTER_AREA), sizes)
     fg, bg = np.empty((index.size, 3), np.float32), np.empty((index.size, 3), np.float32)
-
-    def at_pixels(part: slice) -> None:                 # per pixel: the band's chunks on the threads
-        i = photo.reshape(-1, 3)[index[part]].astype(np.float32) / 255.0
-        a = alpha.reshape(-1)[index[part]]
-        mean_f, mean_b = (_sample(m, ys[part] - box[0].start, xs[part] - box[1].start, (ch, cw)) for m in means)
-        fg[part] = fuse(i, a, mean_f, mean_b)
-        bg[part] = np.clip((i - a[:, None] * fg[part]) / (1.0 - a[:, None]), 0.0, 1.0)
-
-    each(at_pixels, strips(index.size, PIXELS_PER_PASS))
+    arguments = (np.ascontiguousarray(photo), np.ascontiguousarray(alpha, np.float32), np.ascontiguousarray(index),
+                 box[0].start, box[1].start, *(np.ascontiguousarray(m) for m in means),
+                 neighbours(ch, means[0].shape[0]), neighbours(cw, means[0].shape[1]))
+    each(lambda part: fuse_at(*arguments, part.start, part.stop, fg, bg), strips(index.size, PIXELS_PER_PASS))
     return fg, bg
-
-
-def _sample(small: np.ndarray, ys: np.ndarray, xs: np.ndarray, full: tuple[int, int]) -> np.ndarray:
-    """Bilinear samples of ``small`` (h, w, C) at the full-resolution pixels (ys, xs) of a (H, W) grid, with
-    ``cv2.resize``'s pixel-centre mapping: the upsampled image evaluated at those pixels only."""
-    (h, w), (fh, fw) = small.shape[:2], full
-    n, row = len(ys), 4096                          # cv2.remap takes maps of fewer than 32767 rows
-    maps = np.zeros((2, -(-n // row) * row), np.float32)
-    maps[0, :n] = (xs + 0.5) * (w / fw) - 0.5
-    maps[1, :n] = (ys + 0.5) * (h / fh) - 0.5
-    maps = maps.reshape(2, -1, row)
-    out = cv2.remap(small, maps[0], maps[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return out.reshape(-1, small.shape[2])[:n]

@@ -124,6 +124,43 @@ def apply_linear(a, b, guide, decided, rows, columns, tol, first, last, q):  # p
             q[y, x] = v
 
 
+@njit(nogil=True, cache=True)
+def fuse_at(photo, alpha, index, top, left, mean_f, mean_b, rows, columns, first, last, fg,
+            bg):  # pragma: no cover - compiled
+    """Blur fusion's last step at the pixels ``index[first:last]`` (flat, in rows of the photo's width): F̄ and B̄
+    read bilinearly from ``mean_f`` and ``mean_b`` (h, w, 3), whose grid covers the photo's box from (``top``,
+    ``left``) (``rows`` and ``columns``: that box's rows' and columns' neighbours, as :func:`apply_linear`'s), then
+    F = clip(F̄ + α·(I − αF̄ − (1 − α)B̄)) and B = clip((I − αF) / (1 − α)) into ``fg`` and ``bg`` (n, 3)."""
+    width = photo.shape[1]
+    for i in range(first, last):
+        y = index[i] // width
+        x = index[i] - y * width
+        r, c = y - top, x - left
+        y0, y1, wy = int(rows[r, 0]), int(rows[r, 1]), rows[r, 2]
+        x0, x1, wx = int(columns[c, 0]), int(columns[c, 1]), columns[c, 2]
+        w00 = (np.float32(1.0) - wy) * (np.float32(1.0) - wx)
+        w01 = (np.float32(1.0) - wy) * wx
+        w10 = wy * (np.float32(1.0) - wx)
+        w11 = wy * wx
+        a = alpha[y, x]
+        for k in range(3):
+            f = w00 * mean_f[y0, x0, k] + w01 * mean_f[y0, x1, k] + w10 * mean_f[y1, x0, k] + w11 * mean_f[y1, x1, k]
+            b = w00 * mean_b[y0, x0, k] + w01 * mean_b[y0, x1, k] + w10 * mean_b[y1, x0, k] + w11 * mean_b[y1, x1, k]
+            image = np.float32(photo[y, x, k]) / np.float32(255.0)
+            f = min(max(f + a * (image - a * f - (np.float32(1.0) - a) * b), np.float32(0.0)), np.float32(1.0))
+            fg[i, k] = f
+            bg[i, k] = min(max((image - a * f) / (np.float32(1.0) - a), np.float32(0.0)), np.float32(1.0))
+
+
+def neighbours(full: int, low: int) -> np.ndarray:
+    """float32 (full, 3): for each index of a full-resolution axis, its two neighbours on a ``low``-pixel axis and
+    the second one's weight, as ``cv2.resize`` maps pixel centres, (x + ½)·low/full − ½, clamped at the borders:
+    the bilinear reads of :func:`apply_linear` and :func:`fuse_at`."""
+    at = np.maximum((np.arange(full) + 0.5) * (low / full) - 0.5, 0.0)
+    first = np.minimum(np.floor(at), low - 1)
+    return np.stack([first, np.minimum(first + 1, low - 1), at - first], axis=1).astype(np.float32)
+
+
 _prepared: list[bool] = []
 
 
@@ -143,4 +180,6 @@ def prepare() -> None:
     maps = np.zeros((2, 3), np.float32)
     apply_linear(np.zeros((1, 1, 3), np.float32), weight, photo, np.zeros((2, 2), np.uint8), maps, maps,
                  np.float32(0.0), 0, 2, alpha)
+    fuse_at(photo, alpha, np.zeros(1, np.int64), 0, 0, light, light, maps, maps, 0, 1, np.zeros((1, 3), np.float32),
+            np.zeros((1, 3), np.float32))
     _prepared.append(True)

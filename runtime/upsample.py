@@ -168,7 +168,7 @@ def _apply_coefficients(a: np.ndarray, b: np.ndarray, guide_full: np.ndarray, to
     writes q and nothing else at full resolution (as a chain of OpenCV passes over the open runs of each strip,
     39 ms at 12 MP; this loop, 12). With ``decided`` (see :func:`upsample_alpha`) q is 0 / 1 where it is
     decided and the filter runs only on the other pixels."""
-    from runtime.kernels import apply_linear     # compiled code: loaded on the first call
+    from runtime.kernels import apply_linear, neighbours     # compiled code: loaded on the first call
 
     h_full, w_full = guide_full.shape[:2]
     if guide_full.dtype == np.uint8:       # 8-bit pixels: the coefficients take the 1/255, no float copy of them
@@ -177,18 +177,10 @@ def _apply_coefficients(a: np.ndarray, b: np.ndarray, guide_full: np.ndarray, to
     q = np.empty((h_full, w_full), np.float32)
     arguments = (np.ascontiguousarray(a, np.float32), np.ascontiguousarray(b, np.float32), np.ascontiguousarray(guide),
                  np.zeros((0, 0), np.uint8) if decided is None else np.ascontiguousarray(decided),
-                 _neighbours(h_full, b.shape[0]), _neighbours(w_full, b.shape[1]),
+                 neighbours(h_full, b.shape[0]), neighbours(w_full, b.shape[1]),
                  np.float32(-1.0 if tol is None else tol))
     each(lambda rows: apply_linear(*arguments, rows.start, rows.stop, q), strips(h_full, STRIP_ROWS))
     return q
-
-
-def _neighbours(full: int, low: int) -> np.ndarray:
-    """float32 (full, 3): for each full-resolution index, its two low-resolution neighbours and the second one's
-    weight, as ``cv2.resize`` maps pixel centres (x + ½)·low/full − ½, clamped at the borders."""
-    at = np.maximum((np.arange(full) + 0.5) * (low / full) - 0.5, 0.0)
-    first = np.minimum(np.floor(at), low - 1)
-    return np.stack([first, np.minimum(first + 1, low - 1), at - first], axis=1).astype(np.float32)
 
 
 def open_runs(columns: np.ndarray, gap: int = RUN_GAP) -> list[tuple[int, int]]:
