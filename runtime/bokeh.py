@@ -29,7 +29,7 @@ from runtime.lens_blur import (
     HIGHLIGHT_GAIN,
     HIGHLIGHT_THRESHOLD,
     blur_radius,
-    lens_blur,
+    reduced_lens_blur,
 )
 from runtime.parallel import each, strips
 from runtime.preprocess import as_uint8_rgb, in_native_order
@@ -69,27 +69,28 @@ def composite(photo: np.ndarray, alpha: np.ndarray, background: np.ndarray,
               fg_mask: np.ndarray, fg: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
     """α·F + (1−α)·background in uint8, F = the photo except ``fg`` at ``fg_mask``; the photo where α = 1.
 
-    One pass over the image: the background where α = 0, the photo's pixels where α = 1 (copied, not
-    recomputed), the compositing equation only at the partly transparent pixels ``fg_mask`` (boolean, or
-    their sorted flat indices). ``out=background`` composites in place."""
-    out = background.copy() if out is None else out
-    index = np.flatnonzero(fg_mask) if fg_mask.dtype == np.bool_ else fg_mask
+    ``background`` (uint8 RGB) is the photo's size or smaller (the lens blur's reduced image,
+    :func:`runtime.lens_blur.reduced_lens_blur`), then upsampled bilinearly straight into the output. The
+    compositing equation runs only at the partly transparent pixels ``fg_mask`` (boolean, or their sorted flat
+    indices; a compiled loop, :func:`runtime.kernels.mix_at`), and the photo's pixels are copied, not recomputed,
+    where α = 1. ``out=background`` composites in place (a background of the photo's size)."""
+    from runtime.kernels import mix_at     # compiled code: loaded on the first call
 
-    def mix(part: slice) -> np.ndarray:                 # the compositing equation, the band's chunks on the threads
-        a = alpha.reshape(-1)[index[part]][:, None]
-        behind = background.reshape(-1, 3)[index[part]].astype(np.float32)
-        return np.clip(np.rint(a * fg[part] * 255.0 + (1.0 - a) * behind), 0, 255).astype(np.uint8)
+    (h, w), index = photo.shape[:2], np.flatnonzero(fg_mask) if fg_mask.dtype == np.bool_ else fg_mask
+    if background.shape[:2] != (h, w):
+        out = cv2.resize(background, (w, h), dst=out, interpolation=cv2.INTER_LINEAR)
+    elif out is None:
+        out = background.copy()
+    elif out is not background:
+        np.copyto(out, background)
+    alpha, fg = np.ascontiguousarray(alpha, np.float32), np.ascontiguousarray(fg, np.float32)
+    index = np.ascontiguousarray(index, np.int64)
+    each(lambda part: mix_at(alpha, index, fg, part.start, part.stop, out), strips(index.size, PIXELS_PER_PASS))
 
     def subject(rows: slice) -> None:                   # exactly the photo where α = 1, not recomputed
         cv2.copyTo(photo[rows], cv2.compare(alpha[rows], 1.0, cv2.CMP_GE), out[rows])
 
-    parts = strips(index.size, PIXELS_PER_PASS)
-    mixed = each(mix, parts)
-    if out is not background:
-        np.copyto(out, background)
-    each(subject, strips(out.shape[0], SUBJECT_ROWS))
-    for part, values in zip(parts, mixed):
-        out.reshape(-1, 3)[index[part]] = values
+    each(subject, strips(h, SUBJECT_ROWS))
     return out
 
 
@@ -136,8 +137,8 @@ def render_bokeh(photo: np.ndarray, alpha: np.ndarray, strength: float = DEFAULT
         band = np.flatnonzero(partly_transparent(alpha))     # the partly transparent pixels, found once
         fg, bg = foreground_at(photo, alpha, band)
     with timer("blur"):
-        background = lens_blur(photo, alpha, strength, background=(band, bg), threshold=highlight_threshold,
-                               gain=highlight_gain)
+        background = reduced_lens_blur(photo, alpha, strength, background=(band, bg), threshold=highlight_threshold,
+                                       gain=highlight_gain)
     with timer("composite"):
-        out = composite(photo, alpha, background, band, fg, out=background)
+        out = composite(photo, alpha, background, band, fg)
     return out, timer.timings

@@ -152,6 +152,20 @@ def fuse_at(photo, alpha, index, top, left, mean_f, mean_b, rows, columns, first
             bg[i, k] = min(max((image - a * f) / (np.float32(1.0) - a), np.float32(0.0)), np.float32(1.0))
 
 
+@njit(nogil=True, cache=True)
+def mix_at(alpha, index, fg, first, last, out):  # pragma: no cover - compiled
+    """α·F + (1 − α)·out, rounded, into ``out`` (H, W, 3) uint8, which holds the background, at the pixels
+    ``index[first:last]`` (flat, in rows of the photo's width), F = ``fg`` (n, 3) in [0, 1]."""
+    width = alpha.shape[1]
+    for i in range(first, last):
+        y = index[i] // width
+        x = index[i] - y * width
+        a = alpha[y, x]
+        for c in range(3):
+            value = np.rint(a * fg[i, c] * np.float32(255.0) + (np.float32(1.0) - a) * np.float32(out[y, x, c]))
+            out[y, x, c] = np.uint8(min(max(value, np.float32(0.0)), np.float32(255.0)))
+
+
 def neighbours(full: int, low: int) -> np.ndarray:
     """float32 (full, 3): for each index of a full-resolution axis, its two neighbours on a ``low``-pixel axis and
     the second one's weight, as ``cv2.resize`` maps pixel centres, (x + ½)·low/full − ½, clamped at the borders:
@@ -182,4 +196,5 @@ def prepare() -> None:
                  np.float32(0.0), 0, 2, alpha)
     fuse_at(photo, alpha, np.zeros(1, np.int64), 0, 0, light, light, maps, maps, 0, 1, np.zeros((1, 3), np.float32),
             np.zeros((1, 3), np.float32))
+    mix_at(alpha, np.zeros(1, np.int64), np.zeros((1, 3), np.float32), 0, 1, photo.copy())
     _prepared.append(True)

@@ -129,15 +129,26 @@ def lens_blur(photo: np.ndarray, alpha: np.ndarray | None = None, strength: floa
     (mask, colours) replacing the photo's pixels where ``mask`` is set by estimated background colours
     (float sRGB, one row per masked pixel, in raster order): in the hair, where the photo mixes subject and
     background; the mask may also be given as the masked pixels' flat indices (sorted, distinct). ``gain=0`` gives a
-    plain disc blur (no highlight boost).
+    plain disc blur (no highlight boost). :func:`reduced_lens_blur`, upsampled bilinearly.
     """
+    small = reduced_lens_blur(photo, alpha, strength, background=background, threshold=threshold, gain=gain,
+                              max_radius=max_radius)
+    h, w = photo.shape[:2]
+    return small if small.shape[:2] == (h, w) else cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def reduced_lens_blur(photo: np.ndarray, alpha: np.ndarray | None = None, strength: float = DEFAULT_STRENGTH, *,
+                      background: tuple[np.ndarray, np.ndarray] | None = None, threshold: float = HIGHLIGHT_THRESHOLD,
+                      gain: float = HIGHLIGHT_GAIN, max_radius: float = MAX_RADIUS) -> np.ndarray:
+    """:func:`lens_blur` before its last step: uint8 RGB at 1/k of the photo's resolution (its sides // k, k the
+    smallest integer that brings the disc's radius to at most ``max_radius``; the photo itself, copied, when
+    the radius is under half a pixel), which the renderer's composite reads bilinearly."""
     h, w = photo.shape[:2]
     radius = blur_radius((h, w), strength)
     if radius < 0.5:
         return photo.copy()
     factor = max(1, min(int(np.ceil(radius / max_radius)), h, w))   # a long, thin photo keeps a pixel a side
-    small = _blurred_small(photo, alpha, background, radius, factor, threshold, gain)
-    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR) if factor > 1 else small
+    return _blurred_small(photo, alpha, background, radius, factor, threshold, gain)
 
 
 def _blurred_small(photo, alpha, background, radius, factor, threshold, gain) -> np.ndarray:

@@ -126,6 +126,20 @@ def test_composite_is_exactly_the_reference():
     assert composite(photo, alpha, same, np.flatnonzero(mask), fg, out=same) is same and np.array_equal(same, old)
 
 
+def test_composite_upsamples_a_reduced_background_into_its_output_as_the_full_size_one_would_be():
+    """The lens blur's reduced image composited straight: the same bits as compositing its bilinear upsampling,
+    which is never made."""
+    from runtime.lens_blur import reduced_lens_blur
+
+    photo, alpha = portrait()
+    mask, fg, bg = estimate_foreground(photo, alpha)
+    small = reduced_lens_blur(photo, alpha, 0.1, background=(mask, bg))
+    assert small.shape[0] < photo.shape[0] // 2
+    full = cv2.resize(small, photo.shape[1::-1], interpolation=cv2.INTER_LINEAR)
+    assert np.array_equal(composite(photo, alpha, small, mask, fg), composite(photo, alpha, full, mask, fg))
+    assert np.array_equal(lens_blur(photo, alpha, 0.1, background=(mask, bg)), full)
+
+
 def test_foreground_matches_the_reference():
     photo, alpha = portrait()
     mask_old, fg_old, bg_old = ref.estimate_foreground(photo, alpha)
