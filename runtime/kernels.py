@@ -166,6 +166,27 @@ def mix_at(alpha, index, fg, first, last, out):  # pragma: no cover - compiled
             out[y, x, c] = np.uint8(min(max(value, np.float32(0.0)), np.float32(255.0)))
 
 
+@njit(nogil=True, cache=True)
+def encode_light(num, den, knee, first, last, out):  # pragma: no cover - compiled
+    """Rows ``first``..``last`` of ``out`` (h, w, 3) uint8: the light ``num`` (h, w, 3) over ``den`` (h, w) (at least
+    1e-6), tone-mapped (:func:`runtime.lens_blur.tone_map`, ``knee``) and encoded to sRGB
+    (:func:`runtime.lens_blur.linear_to_srgb`), rounded."""
+    one = np.float32(1.0)
+    for y in range(first, last):
+        for x in range(num.shape[1]):
+            d = max(den[y, x], np.float32(1e-6))
+            for c in range(3):
+                v = num[y, x, c] / d
+                if v > knee:
+                    v = knee + (one - knee) * -np.expm1(-(v - knee) / (one - knee))
+                v = min(max(v, np.float32(0.0)), one)
+                if v <= np.float32(0.0031308):
+                    v = v * np.float32(12.92)
+                else:
+                    v = np.float32(1.055) * v ** np.float32(1 / 2.4) - np.float32(0.055)
+                out[y, x, c] = np.uint8(np.rint(v * np.float32(255.0)))
+
+
 def neighbours(full: int, low: int) -> np.ndarray:
     """float32 (full, 3): for each index of a full-resolution axis, its two neighbours on a ``low``-pixel axis and
     the second one's weight, as ``cv2.resize`` maps pixel centres, (x + ½)·low/full − ½, clamped at the borders:
@@ -197,4 +218,5 @@ def prepare() -> None:
     fuse_at(photo, alpha, np.zeros(1, np.int64), 0, 0, light, light, maps, maps, 0, 1, np.zeros((1, 3), np.float32),
             np.zeros((1, 3), np.float32))
     mix_at(alpha, np.zeros(1, np.int64), np.zeros((1, 3), np.float32), 0, 1, photo.copy())
+    encode_light(light, weight, np.float32(0.8), 0, 1, np.zeros((1, 1, 3), np.uint8))
     _prepared.append(True)

@@ -153,17 +153,16 @@ def reduced_lens_blur(photo: np.ndarray, alpha: np.ndarray | None = None, streng
 
 def _blurred_small(photo, alpha, background, radius, factor, threshold, gain) -> np.ndarray:
     """The blur at 1/``factor`` of the resolution, uint8: the weighted linear light reduced by ``factor``
-    (area, strip by strip), blurred by the disc of radius ``radius / factor``, normalised, tone-mapped."""
+    (area, strip by strip), blurred by the disc of radius ``radius / factor``, normalised, tone-mapped, encoded
+    (:func:`runtime.kernels.encode_light`)."""
+    from runtime.kernels import encode_light     # compiled code: loaded on the first call
+
     lin, weight = _reduced_light(photo, alpha, background, factor, radius, threshold, gain)
     kernel = disc_kernel(radius / factor)
     num, den = (cv2.filter2D(x, -1, kernel, borderType=cv2.BORDER_REFLECT) for x in (lin, weight))  # multithreaded
-    out = np.empty(num.shape, np.uint8)
-
-    def encode(rows: slice) -> None:
-        blurred = num[rows] / np.maximum(den[rows], 1e-6)[..., None]   # no background in reach: in the subject, unused
-        out[rows] = np.rint(linear_to_srgb(tone_map(blurred)) * 255.0)
-
-    each(encode, strips(out.shape[0], ENCODE_ROWS))
+    out = np.empty(num.shape, np.uint8)      # where no background is in reach (in the subject: unused), den is 1e-6
+    each(lambda rows: encode_light(num, den, np.float32(TONE_KNEE), rows.start, rows.stop, out),
+         strips(out.shape[0], ENCODE_ROWS))
     return out
 
 
