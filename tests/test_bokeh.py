@@ -165,6 +165,24 @@ def test_the_boost_is_looked_up_at_every_pixel_once_highlights_are_three_in_a_th
         assert isinstance(_highlights(photo, 15, HIGHLIGHT_THRESHOLD, HIGHLIGHT_GAIN), _Boost) == dense
 
 
+def test_the_blurred_light_is_encoded_as_the_tone_map_and_the_srgb_curve_define_it():
+    """The compiled encoding of the blurred light: light over weight, tone-mapped above the knee (boosted
+    highlights reach 9× white), sRGB-encoded, rounded, as the numpy definitions give it (a weight of 0, where no
+    background is in reach, divides by 1e-6)."""
+    from runtime.kernels import encode_light
+    from runtime.lens_blur import TONE_KNEE, linear_to_srgb, tone_map
+
+    rng = np.random.default_rng(6)
+    num = (rng.random((40, 50, 3)) ** 3 * 9).astype(np.float32)
+    den = rng.random((40, 50)).astype(np.float32)
+    den[0, :5] = 0.0
+    out = np.zeros(num.shape, np.uint8)
+    encode_light(num, den, np.float32(TONE_KNEE), 0, 40, out)
+    expected = np.rint(linear_to_srgb(tone_map(num / np.maximum(den, 1e-6)[..., None])) * 255.0)
+    assert (num / den.clip(1e-6)[..., None] > 1).mean() > 0.2 and np.abs(out - expected).max() <= 1
+    assert np.mean(out == expected) > 0.999
+
+
 def test_the_brightest_channel_is_numpys_maximum_over_the_channels_of_any_photo_array():
     """The compiled loop over flat pixels gives each pixel's largest channel, of a contiguous photo or of a view
     (every other column, the channels reversed), at any size (a strip of 1 row, a photo of odd sides)."""
