@@ -23,7 +23,7 @@ import numpy as np
 
 from common.errors import DataError
 from common.values import is_real_number
-from runtime.foreground import PIXELS_PER_PASS, foreground_at, partly_transparent
+from runtime.foreground import PIXELS_PER_PASS, foreground_at, partly_transparent_index
 from runtime.lens_blur import (
     DEFAULT_STRENGTH,
     HIGHLIGHT_GAIN,
@@ -134,7 +134,7 @@ def render_bokeh(photo: np.ndarray, alpha: np.ndarray, strength: float = DEFAULT
     if blur_radius(photo.shape[:2], strength) < 0.5:      # no blur: the photo itself, not its subject re-composited
         return photo.copy(), timer.timings
     with timer("foreground"):
-        band = np.flatnonzero(partly_transparent(alpha))     # the partly transparent pixels, found once
+        band = partly_transparent_index(alpha)           # the partly transparent pixels, found once
         fg, bg = foreground_at(photo, alpha, band)
     with timer("blur"):
         background = reduced_lens_blur(photo, alpha, strength, background=(band, bg), threshold=highlight_threshold,

@@ -187,6 +187,18 @@ def encode_light(num, den, knee, first, last, out):  # pragma: no cover - compil
                 out[y, x, c] = np.uint8(np.rint(v * np.float32(255.0)))
 
 
+@njit(nogil=True, cache=True)
+def partly_transparent_at(alpha, first, last):  # pragma: no cover - compiled
+    """The flat indices i, ``first`` ≤ i < ``last``, where 0 < ``alpha[i]`` < 1 (``alpha`` flat), in order, int64."""
+    found = np.empty(last - first, np.int64)
+    n = 0
+    for i in range(first, last):
+        if np.float32(0.0) < alpha[i] < np.float32(1.0):
+            found[n] = i
+            n += 1
+    return found[:n].copy()
+
+
 def neighbours(full: int, low: int) -> np.ndarray:
     """float32 (full, 3): for each index of a full-resolution axis, its two neighbours on a ``low``-pixel axis and
     the second one's weight, as ``cv2.resize`` maps pixel centres, (x + ½)·low/full − ½, clamped at the borders:
@@ -219,4 +231,5 @@ def prepare() -> None:
             np.zeros((1, 3), np.float32))
     mix_at(alpha, np.zeros(1, np.int64), np.zeros((1, 3), np.float32), 0, 1, photo.copy())
     encode_light(light, weight, np.float32(0.8), 0, 1, np.zeros((1, 1, 3), np.uint8))
+    partly_transparent_at(alpha.reshape(-1), 0, 4)
     _prepared.append(True)

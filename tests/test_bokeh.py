@@ -183,6 +183,16 @@ def test_the_blurred_light_is_encoded_as_the_tone_map_and_the_srgb_curve_define_
     assert np.mean(out == expected) > 0.999
 
 
+def test_the_partly_transparent_pixels_are_found_in_order_in_every_strip():
+    """The compiled search gives np.flatnonzero of 0 < α < 1, across strips (a photo taller than one), at the
+    edges of [0, 1] and for a photo with none."""
+    from runtime.foreground import BAND_ROWS, partly_transparent, partly_transparent_index
+
+    alpha = np.random.default_rng(7).choice(np.float32([0, 1e-7, 0.5, 1 - 6e-8, 1]), (BAND_ROWS * 3 + 5, 31))
+    assert np.array_equal(partly_transparent_index(alpha), np.flatnonzero(partly_transparent(alpha)))
+    assert partly_transparent_index(np.ones((3, 4), np.float32)).size == 0
+
+
 def test_the_brightest_channel_is_numpys_maximum_over_the_channels_of_any_photo_array():
     """The compiled loop over flat pixels gives each pixel's largest channel, of a contiguous photo or of a view
     (every other column, the channels reversed), at any size (a strip of 1 row, a photo of odd sides)."""
