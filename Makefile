@@ -4,6 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 CLI    := $(VENV)/bin/adamat
 STAMP  := $(VENV)/.installed
+LOOPS  := $(VENV)/.loops
 OUT    ?= out
 # The model every export, gate and profile target works on, and its own folder of artifacts: the shipped
 # model in out/export by default; `make gate WEIGHTS=weights/mobile.pt` exports the second model to every
@@ -51,7 +52,7 @@ help:
 	@echo "make profile onnxruntime kernel time of the FP32 and INT8 ONNX by model stage and operator type,"
 	@echo "             and int8 vs float kernel time for each of the model's convolution shapes"
 
-setup: $(STAMP)
+setup: $(LOOPS)
 
 # Reinstalls only when pyproject.toml changes; a second `make setup` does nothing.
 $(STAMP): pyproject.toml
@@ -60,48 +61,53 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[dev,export,coreml,android]"
 	touch $(STAMP)
 
-test: $(STAMP)
+# The runtime's per-pixel loops compiled ahead of time (runtime/kernel_build.py), again when their source changes.
+$(LOOPS): $(STAMP) runtime/kernel_source.py runtime/kernel_build.py runtime/kernels.py
+	$(PY) -m runtime.kernel_build
+	touch $(LOOPS)
+
+test: $(LOOPS)
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
 
-demo: $(STAMP)
+demo: $(LOOPS)
 	$(CLI) demo --out $(OUT)/demo --export-dir $(OUT)/export
 
-gate: $(STAMP)
+gate: $(LOOPS)
 	$(CLI) export all --checkpoint $(WEIGHTS) --out $(EXPORT)
 	$(CLI) export band-refiner --out $(EXPORT)/band_refiner
 	$(CLI) gate --checkpoint $(WEIGHTS) --artifacts $(EXPORT)
 
-export-all: $(STAMP)
+export-all: $(LOOPS)
 	$(CLI) export all --checkpoint $(WEIGHTS) --out $(EXPORT)
 	$(CLI) export band-refiner --out $(EXPORT)/band_refiner
 
-export-band-refiner: $(STAMP)
+export-band-refiner: $(LOOPS)
 	$(CLI) export band-refiner --out $(EXPORT)/band_refiner
 
-train: $(STAMP)
+train: $(LOOPS)
 	$(CLI) train --config mobile-int8 --run-dir runs/mobile-int8 --init $(DEFAULT_WEIGHTS) --teacher $(VARIANT) \
 		--crop 256 --lr 3e-4
 
-export-onnx: $(STAMP)
+export-onnx: $(LOOPS)
 	$(CLI) export onnx --checkpoint $(WEIGHTS) --out $(EXPORT)
 
-export-openvino: $(STAMP)
+export-openvino: $(LOOPS)
 	$(CLI) export openvino --checkpoint $(WEIGHTS) --out $(EXPORT)
 
-export-coreml: $(STAMP)
+export-coreml: $(LOOPS)
 	$(CLI) export coreml --checkpoint $(WEIGHTS) --out $(EXPORT)
 
-export-executorch: $(STAMP)
+export-executorch: $(LOOPS)
 	$(CLI) export executorch --checkpoint $(WEIGHTS) --out $(EXPORT)
 
 export-android: export-executorch
 
-export-trt: $(STAMP)
+export-trt: $(LOOPS)
 	$(CLI) export trt --checkpoint $(WEIGHTS) --out $(EXPORT)
 
 # Latency against this device's own baseline (benchmarks/baselines/<fingerprint id>/; see README).
-bench: $(STAMP)
+bench: $(LOOPS)
 	$(CLI) export all --out $(OUT)/export
 	mkdir -p $(OUT)/bench
 	args="$$($(PY) -m benchmarks.baseline compare)" && ADAMAT_ARTIFACTS=$(OUT)/export $(PY) -m pytest -q benchmarks \
@@ -116,7 +122,7 @@ bench: $(STAMP)
 # closed-form matting (out/bench/eval-*/eval.md and eval.json); the second model (mobile) beside the default
 # on the real photos and the held-back split.
 HELD_BACK := GT03 GT15 GT19 GT25
-bench-phone: $(STAMP)
+bench-phone: $(LOOPS)
 	$(CLI) eval phone --also-unrefined --artifacts $(DEFAULT_WEIGHTS) $(OUT)/export/adamatting_mobile-int8_512x512_openvino_int8.xml --out $(OUT)/bench/eval-phone
 	$(CLI) eval real --recipe down8 --also-unrefined --artifacts $(DEFAULT_WEIGHTS) $(VARIANT) --out $(OUT)/bench/eval-real-down8
 	$(CLI) eval real --recipe phone --also-unrefined --artifacts $(DEFAULT_WEIGHTS) $(VARIANT) --out $(OUT)/bench/eval-real-phone
@@ -131,31 +137,31 @@ bench-phone: $(STAMP)
 # warm, as an app that keeps the model open renders: 6 renders per process, the medians of the last 5.
 CLIP_EXPORT = $(OUT)/export/adamatting_mobile-int8_512x512_openvino_int8.xml
 INT8_EXPORTS = $(addprefix $(OUT)/export/adamatting_mobile-int8_512x512_,openvino_int8.xml int8.onnx executorch_int8.pte)
-bench-bokeh: $(STAMP)
+bench-bokeh: $(LOOPS)
 	$(CLI) export all --checkpoint $(DEFAULT_WEIGHTS) --targets onnx openvino executorch --out $(OUT)/export
 	$(PY) -m benchmarks.bokeh_runs $(INT8_EXPORTS) --runs 5
 	$(PY) -m benchmarks.bokeh_runs $(INT8_EXPORTS) --runs 2 --warm 5
 
-bench-clips: $(STAMP)
+bench-clips: $(LOOPS)
 	$(CLI) export all --checkpoint $(DEFAULT_WEIGHTS) --targets openvino --out $(OUT)/export
 	$(CLI) eval clips --artifacts $(CLIP_EXPORT) --out $(OUT)/bench/eval-clips
 	$(PY) -m benchmarks.clip_runs $(CLIP_EXPORT) --quality $(OUT)/bench/eval-clips/eval-clips.json
 	$(PY) -m benchmarks.clip_runs $(CLIP_EXPORT) --frames 10 --size 2160 3840
 
-bench-baseline: $(STAMP)
+bench-baseline: $(LOOPS)
 	$(CLI) export all --out $(OUT)/export
 	args="$$($(PY) -m benchmarks.baseline save)" && ADAMAT_ARTIFACTS=$(OUT)/export $(PY) -m pytest -q benchmarks \
 		--benchmark-enable $$args
 
 # Where the FP32 and INT8 ONNX spend their time (onnxruntime profiler), what int8 can buy at most, and how
 # fast this device's int8 kernels run each of the model's convolution shapes.
-profile: $(STAMP)
+profile: $(LOOPS)
 	$(CLI) export all --checkpoint $(WEIGHTS) --targets onnx --out $(EXPORT)
 	$(PY) -m benchmarks.op_profile $(EXPORT)/adamatting_*_512x512_fp32.onnx $(EXPORT)/adamatting_*_512x512_int8.onnx
 	$(PY) -m benchmarks.conv_kernels $(EXPORT)/adamatting_*_512x512_fp32.onnx
 
 # The artifacts on Arm kernels under qemu's aarch64 emulation (docs/ARM.md); .arm/ is built once.
-verify-arm: $(STAMP)
+verify-arm: $(LOOPS)
 	$(CLI) export all --checkpoint $(WEIGHTS) --targets onnx executorch --out $(EXPORT)
 	scripts/verify_arm.sh --artifacts $(EXPORT) --checkpoint $(WEIGHTS) $(ARM_ARGS)
 

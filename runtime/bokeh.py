@@ -23,6 +23,7 @@ import numpy as np
 
 from common.errors import DataError
 from common.values import is_real_number
+from runtime import kernels
 from runtime.foreground import PIXELS_PER_PASS, foreground_at, partly_transparent_index
 from runtime.lens_blur import (
     DEFAULT_STRENGTH,
@@ -74,8 +75,6 @@ def composite(photo: np.ndarray, alpha: np.ndarray, background: np.ndarray,
     compositing equation runs only at the partly transparent pixels ``fg_mask`` (boolean, or their sorted flat
     indices; a compiled loop, :func:`runtime.kernels.mix_at`), and the photo's pixels are copied, not recomputed,
     where α = 1. ``out=background`` composites in place (a background of the photo's size)."""
-    from runtime.kernels import mix_at     # compiled code: loaded on the first call
-
     (h, w), index = photo.shape[:2], np.flatnonzero(fg_mask) if fg_mask.dtype == np.bool_ else fg_mask
     if background.shape[:2] != (h, w):
         out = cv2.resize(background, (w, h), dst=out, interpolation=cv2.INTER_LINEAR)
@@ -85,7 +84,7 @@ def composite(photo: np.ndarray, alpha: np.ndarray, background: np.ndarray,
         np.copyto(out, background)
     alpha, fg = np.ascontiguousarray(alpha, np.float32), np.ascontiguousarray(fg, np.float32)
     index = np.ascontiguousarray(index, np.int64)
-    each(lambda part: mix_at(alpha, index, fg, part.start, part.stop, out), strips(index.size, PIXELS_PER_PASS))
+    each(lambda part: kernels.mix_at(alpha, index, fg, part.start, part.stop, out), strips(index.size, PIXELS_PER_PASS))
 
     def subject(rows: slice) -> None:                   # exactly the photo where α = 1, not recomputed
         cv2.copyTo(photo[rows], cv2.compare(alpha[rows], 1.0, cv2.CMP_GE), out[rows])

@@ -28,11 +28,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from runtime import kernels
 from runtime.parallel import each, strips
 
 WINDOW_FRACTIONS = (0.12, 0.004)     # box sizes / working diagonal (87 and 3 px at 512², 245 and 8 at 2 MP)
 PIXELS_PER_PASS = 65536              # band pixels per call of the per-pixel estimate (the calls shared by the threads)
-BAND_ROWS = 64                      # rows per call of the search for partly transparent pixels
+BAND_ROWS = 64                       # rows per call of the search for partly transparent pixels
 MAX_MEGAPIXELS = 0.25                # estimate at most at this resolution (12 MP: 1/7; 1/4 costs twice the time)
 
 
@@ -98,12 +99,13 @@ def partly_transparent_index(alpha: np.ndarray) -> np.ndarray:
     """The sorted flat indices of the pixels with 0 < α < 1 (float32 ``alpha``): :func:`partly_transparent`'s
     ``np.flatnonzero``, in one compiled pass over α (strip by strip on :mod:`runtime.parallel`'s threads: at 12 MP
     10 ms, the mask and its search 18, medians of 21 interleaved runs)."""
-    from runtime.kernels import partly_transparent_at     # compiled code: loaded on the first call
-
     flat = np.ascontiguousarray(alpha, np.float32).reshape(-1)
     width = alpha.shape[1] if alpha.ndim == 2 else 1
-    parts = each(lambda rows: partly_transparent_at(flat, rows.start * width, rows.stop * width),
-                 strips(alpha.shape[0], BAND_ROWS))
+    def found_in(rows: slice) -> np.ndarray:
+        found = np.empty((rows.stop - rows.start) * width, np.int64)
+        return found[:kernels.partly_transparent_at(flat, rows.start * width, rows.stop * width, found)]
+
+    parts = each(found_in, strips(alpha.shape[0], BAND_ROWS))
     return np.concatenate(parts) if parts else np.empty(0, np.int64)
 
 
@@ -128,8 +130,6 @@ def foreground_at(photo: np.ndarray, alpha: np.ndarray, index: np.ndarray, max_m
     The box means are computed at 1/k of the resolution, k the smallest integer that brings the photo to at
     most ``max_megapixels`` (an exact k×k area reduction).
     """
-    from runtime.kernels import fuse_at, neighbours     # compiled code: loaded on the first call
-
     h, w = alpha.shape
     if index.size == 0:
         return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.float32)
@@ -144,7 +144,7 @@ def foreground_at(photo: np.ndarray, alpha: np.ndarray, index: np.ndarray, max_m
     means = blur_fusion_means(image, cv2.resize(crop_alpha, small_size, interpolation=cv2.INTER_AREA), sizes)
     fg, bg = np.empty((index.size, 3), np.float32), np.empty((index.size, 3), np.float32)
     arguments = (np.ascontiguousarray(photo), np.ascontiguousarray(alpha, np.float32), np.ascontiguousarray(index),
-                 box[0].start, box[1].start, *(np.ascontiguousarray(m) for m in means),
-                 neighbours(ch, means[0].shape[0]), neighbours(cw, means[0].shape[1]))
-    each(lambda part: fuse_at(*arguments, part.start, part.stop, fg, bg), strips(index.size, PIXELS_PER_PASS))
+                 int(box[0].start), int(box[1].start), *(np.ascontiguousarray(m, np.float32) for m in means),
+                 kernels.neighbours(ch, means[0].shape[0]), kernels.neighbours(cw, means[0].shape[1]))
+    each(lambda part: kernels.fuse_at(*arguments, part.start, part.stop, fg, bg), strips(index.size, PIXELS_PER_PASS))
     return fg, bg

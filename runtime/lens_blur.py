@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from runtime import kernels
 from runtime.parallel import each, strips
 
 DEFAULT_STRENGTH = 0.015      # disc radius as a fraction of the image diagonal (75 px at 4000×3000)
@@ -155,13 +156,11 @@ def _blurred_small(photo, alpha, background, radius, factor, threshold, gain) ->
     """The blur at 1/``factor`` of the resolution, uint8: the weighted linear light reduced by ``factor``
     (area, strip by strip), blurred by the disc of radius ``radius / factor``, normalised, tone-mapped, encoded
     (:func:`runtime.kernels.encode_light`)."""
-    from runtime.kernels import encode_light     # compiled code: loaded on the first call
-
     lin, weight = _reduced_light(photo, alpha, background, factor, radius, threshold, gain)
     kernel = disc_kernel(radius / factor)
     num, den = (cv2.filter2D(x, -1, kernel, borderType=cv2.BORDER_REFLECT) for x in (lin, weight))  # multithreaded
     out = np.empty(num.shape, np.uint8)      # where no background is in reach (in the subject: unused), den is 1e-6
-    each(lambda rows: encode_light(num, den, np.float32(TONE_KNEE), rows.start, rows.stop, out),
+    each(lambda rows: kernels.encode_light(num, den, np.float32(TONE_KNEE), rows.start, rows.stop, out),
          strips(out.shape[0], ENCODE_ROWS))
     return out
 
@@ -177,8 +176,6 @@ def _reduced_light(photo, alpha, background, factor, radius, threshold, gain) ->
     highlights, whose boost is 1 everywhere else — then move their blocks by the difference
     (:func:`runtime.kernels.replace_light`). Where the highlights are many (a bright sky:
     :data:`DENSE_HIGHLIGHTS`), the loop multiplies every pixel by its boost instead."""
-    from runtime.kernels import block_light, replace_light     # compiled code: loaded on the first blur
-
     lut = srgb_to_linear(np.arange(256) / 255.0)
     changed, dense = _changed_light(photo, alpha, background, _lut(lut), radius, threshold, gain)
     h, w = (s // factor for s in photo.shape[:2])
@@ -186,10 +183,11 @@ def _reduced_light(photo, alpha, background, factor, radius, threshold, gain) ->
     photo = np.ascontiguousarray(photo)
     planes = (np.zeros((0, 0), np.float32) if alpha is None else np.ascontiguousarray(alpha, np.float32), lut,
               *_boost_planes(dense), factor)
-    each(lambda rows: block_light(photo, *planes, rows.start, rows.stop, light, weight),
+    each(lambda rows: kernels.block_light(photo, *planes, rows.start, rows.stop, light, weight),
          strips(h, max(1, STRIP_ROWS // factor)))
     for index, new in changed:
-        replace_light(photo, *planes, index, new, light)
+        kernels.replace_light(photo, *planes, np.ascontiguousarray(index, np.int64), np.ascontiguousarray(new, np.float32),
+                      light)
     return light, weight
 
 
@@ -286,10 +284,8 @@ def _above_local_mean(v: np.ndarray, parts: list[tuple[slice, np.ndarray]],
 
 def _brightest(photo: np.ndarray) -> np.ndarray:
     """uint8 (H, W): each pixel's brightest channel, strip by strip (:func:`runtime.kernels.brightest`)."""
-    from runtime.kernels import brightest
-
     photo, v = np.ascontiguousarray(photo), np.empty(photo.shape[:2], np.uint8)
-    each(lambda rows: brightest(photo[rows].reshape(-1), v[rows].reshape(-1)), strips(photo.shape[0], STRIP_ROWS))
+    each(lambda rows: kernels.brightest(photo[rows].reshape(-1), v[rows].reshape(-1)), strips(photo.shape[0], STRIP_ROWS))
     return v
 
 

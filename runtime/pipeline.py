@@ -23,6 +23,7 @@ from adamatting.config import DEFAULT_WEIGHTS
 from common.errors import DataError
 from common.outputs import atomic_path, check_file_path, check_writable, described_suffix, no_folders_left_on_failure
 from common.values import as_path
+from runtime import kernels
 from runtime.bokeh import check_strength, render_bokeh
 from runtime.lens_blur import DEFAULT_STRENGTH
 from runtime.matter import Matter
@@ -86,7 +87,7 @@ def bokeh_file(photo_path: str | Path, out_path: str | Path, mask_path: str | Pa
         matter = artifact if isinstance(artifact, Matter) else Matter.from_artifact(artifact)
         if auto and segmenter is None:
             segmenter = PersonSegmenter()
-        _prepare_kernels()
+        kernels.prepare()                      # the renderer's loops (just in time where not built)
     mask = None if auto else mask_path
     with timer("load"):
         photo = as_uint8_rgb(read_image(photo_path), Path(photo_path))   # one decode, for every stage
@@ -114,14 +115,6 @@ def bokeh_file(photo_path: str | Path, out_path: str | Path, mask_path: str | Pa
         with atomic_path(out_path, replace=overwrite) as tmp:   # without overwrite, a move that cannot replace
             tmp.write_bytes(data)
     return timer.timings
-
-
-def _prepare_kernels() -> None:
-    """The renderer's compiled loops loaded (once a process; numba imported here, not with this module: every
-    ``adamat`` command imports it)."""
-    from runtime.kernels import prepare
-
-    prepare()
 
 
 def _check_types(photo_path, out_path, artifact, overwrite, segmenter) -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from runtime import kernels
 from runtime.parallel import each, strips
 from runtime.tiles import cover, strip_columns, window
 
@@ -168,16 +169,16 @@ def _apply_coefficients(a: np.ndarray, b: np.ndarray, guide_full: np.ndarray, to
     writes q and nothing else at full resolution (as a chain of OpenCV passes over the open runs of each strip,
     39 ms at 12 MP; this loop, 12). With ``decided`` (see :func:`upsample_alpha`) q is 0 / 1 where it is
     decided and the filter runs only on the other pixels."""
-    from runtime.kernels import apply_linear, neighbours     # compiled code: loaded on the first call
-
     h_full, w_full = guide_full.shape[:2]
     if guide_full.dtype == np.uint8:       # 8-bit pixels: the coefficients take the 1/255, no float copy of them
         a = a * np.float32(1.0 / 255.0)
     guide = guide_full if guide_full.ndim == 3 else guide_full[..., None]
+    guide, apply_linear = ((np.ascontiguousarray(guide), kernels.apply_linear) if guide.dtype == np.uint8 else
+                           (np.ascontiguousarray(guide, np.float32), kernels.apply_linear_float))
     q = np.empty((h_full, w_full), np.float32)
-    arguments = (np.ascontiguousarray(a, np.float32), np.ascontiguousarray(b, np.float32), np.ascontiguousarray(guide),
+    arguments = (np.ascontiguousarray(a, np.float32), np.ascontiguousarray(b, np.float32), guide,
                  np.zeros((0, 0), np.uint8) if decided is None else np.ascontiguousarray(decided),
-                 neighbours(h_full, b.shape[0]), neighbours(w_full, b.shape[1]),
+                 kernels.neighbours(h_full, b.shape[0]), kernels.neighbours(w_full, b.shape[1]),
                  np.float32(-1.0 if tol is None else tol))
     each(lambda rows: apply_linear(*arguments, rows.start, rows.stop, q), strips(h_full, STRIP_ROWS))
     return q

@@ -1,0 +1,85 @@
+"""The runtime's compiled loops: the extension ``make setup`` builds, and numba's JIT of the same source where it is
+missing."""
+
+import subprocess
+import sys
+
+import numpy as np
+
+from runtime import kernel_build, kernels
+from runtime.kernel_source import EXPORTS
+
+
+def test_make_setup_built_the_extension_and_the_runtime_loads_it_without_numba():
+    """The loops are the extension's (``make test`` runs ``make setup``, which builds it), loaded in a process that
+    never imports numba: the JIT would cost 0.4 s and 130 MB a process."""
+    assert kernel_build.built() is not None and kernels.ahead_of_time()
+    code = ("import sys, numpy as np\nfrom runtime import kernels\nkernels.prepare()\n"
+            "v = np.zeros(2, np.uint8)\nkernels.brightest(np.arange(6, dtype=np.uint8), v)\n"
+            "print(v.tolist(), 'numba' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split("\n")[0] == "[2, 5] False"
+
+
+def _inputs(rng):
+    """Arguments for every loop on a small random scene, each loop's output arrays fresh."""
+    h, w, factor = 24, 30, 3
+    photo = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    alpha = np.clip(rng.random((h, w)) * 3 - 1, 0, 1).astype(np.float32)
+    lut, flat = rng.random(256).astype(np.float32), rng.random(256).astype(np.float32)
+    v, above = rng.integers(0, 256, (h, w), dtype=np.uint8), rng.integers(0, 256, (h, w), dtype=np.uint8)
+    index = np.flatnonzero((alpha > 0) & (alpha < 1)).astype(np.int64)
+    colours = rng.random((index.size, 3)).astype(np.float32)
+    low = rng.random((8, 10, 3)).astype(np.float32)
+    rows, cols = kernels.neighbours(h, 8), kernels.neighbours(w, 10)
+    decided = rng.choice(np.uint8([0, 128, 255]), (h, w))
+    light = lambda: np.zeros((h // factor, w // factor, 3), np.float32)      # noqa: E731
+    return {
+        "block_light": lambda: (photo, alpha, lut, v, above, flat, lut, np.float32(2.0), factor, 0, h // factor,
+                                light(), np.zeros((h // factor, w // factor), np.float32)),
+        "replace_light": lambda: (photo, alpha, lut, v, above, flat, lut, np.float32(2.0), factor, index, colours,
+                                  light()),
+        "brightest": lambda: (photo.reshape(-1), np.zeros(h * w, np.uint8)),
+        "apply_linear": lambda: (low, low[..., 0].copy(), photo, decided, rows, cols, np.float32(0.01), 0, h,
+                                 np.zeros((h, w), np.float32)),
+        "apply_linear_float": lambda: (low, low[..., 0].copy(), photo / np.float32(255), decided, rows, cols,
+                                       np.float32(-1), 0, h, np.zeros((h, w), np.float32)),
+        "fuse_at": lambda: (photo, alpha, index, 0, 0, low, low[::-1].copy(), rows, cols, 0, index.size,
+                            np.zeros((index.size, 3), np.float32), np.zeros((index.size, 3), np.float32)),
+        "mix_at": lambda: (alpha, index, colours, 0, index.size, photo.copy()),
+        "encode_light": lambda: (low * 4, low[..., 1].copy(), np.float32(0.8), 0, 8, np.zeros((8, 10, 3), np.uint8)),
+        "partly_transparent_at": lambda: (alpha.reshape(-1), 5, h * w - 5, np.zeros(h * w, np.int64)),
+    }
+
+
+def test_numbas_jit_of_the_source_gives_the_extensions_results_loop_by_loop():
+    """Where the extension is missing, the same source compiled just in time: every loop writes the same arrays
+    and returns the same value (the JIT's first run compiles, then caches beside the source)."""
+    rng = np.random.default_rng(0)
+    inputs = _inputs(rng)
+    assert set(inputs) == set(EXPORTS)
+    jit, built = kernels._just_in_time(), kernels.loops()
+    for name, arguments in inputs.items():
+        ours, theirs = arguments(), arguments()
+        assert getattr(built, name)(*ours) == getattr(jit, name)(*theirs), name
+        for a, b in zip(ours, theirs):
+            if isinstance(a, np.ndarray):
+                np.testing.assert_array_equal(a, b, err_msg=name)
+
+
+def test_an_extension_of_other_source_is_never_loaded(tmp_path, monkeypatch):
+    """The extension's name carries the hash of the loops' source: changed source, another name, and the one built
+    before is not found (the JIT runs until ``make setup`` builds the new one)."""
+    name = kernels.module_name()
+    changed = tmp_path / "kernel_source.py"
+    changed.write_bytes(kernels.SOURCE.read_bytes() + b"\n# changed\n")
+    monkeypatch.setattr(kernels, "SOURCE", changed)
+    assert kernels.module_name() != name and kernels._compiled() is None
+    assert kernel_build.built() is None
+
+
+def test_the_build_does_nothing_once_the_extension_is_there():
+    """A second ``make setup`` compiles nothing: the extension for this source and target is returned untouched."""
+    existing = kernel_build.built()
+    stamp = existing.stat().st_mtime_ns
+    assert kernel_build.build() == existing and existing.stat().st_mtime_ns == stamp
