@@ -197,7 +197,9 @@ def bokeh_clip(clip_path: str | Path, out_path: str | Path, matter: Matter, *,
     check_strength(strength)
     if on_frame is not None and not callable(on_frame):
         raise TypeError(f"on_frame must be callable, got {type(on_frame).__name__}")
-    matte = ClipMatte(matter, segmenter or PersonSegmenter(), stabilise)   # checks the two, before any frame
+    matte = ClipMatte(matter, segmenter, stabilise)     # checks the three before the segmenter opens
+    if matte.segmenter is None:
+        matte.segmenter = PersonSegmenter()
     report, timer = ClipReport(), StageTimer()
     start = time.perf_counter()
     with ClipReader(clip_path) as clip, atomic_path(out_path, replace=overwrite) as tmp:

@@ -207,6 +207,10 @@ def test_bokeh_clip_and_clip_matte_name_an_argument_of_the_wrong_kind(tiny_check
         with pytest.raises(error, match=words):
             bokeh_clip(*args, **options)
     assert (tmp_path / "keep.mp4").read_bytes() == b"the user's file" and not out.exists()
+    with pytest.MonkeyPatch.context() as patch:       # a wrong matter is named before the segmenter opens
+        patch.setattr("runtime.clip.PersonSegmenter", lambda: pytest.fail("the segmenter opened first"))
+        with pytest.raises(TypeError, match="matter must be an open runtime.matter.Matter"):
+            bokeh_clip(clip, out, "model.onnx")
     frame = astronaut_frames(1)[0]
     with pytest.raises(ValueError, match="give the frame's mask, or a PersonSegmenter"):
         ClipMatte(matter)(frame)
