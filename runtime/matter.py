@@ -58,6 +58,7 @@ from runtime.preprocess import (
     load_pixels,
     make_trimap,
     read_mask,
+    trimap_at,
 )
 from runtime.refine import DEFAULT_REFINEMENT, Refinement, plan_tiles, refine
 from runtime.timing import StageTimer
@@ -193,9 +194,8 @@ class Matter:
             # a mask's trimap is made at the working resolution; a given one is the photo's, and stays the
             # authority at full resolution
             given = None if trimap is None else make_trimap(photo.shape[:2], trimap)
-            trimap_w = make_trimap(photo.shape[:2], mask=mask_own, band=band, at=working) if given is None else (
-                given if given.shape == working else cv2.resize(given, working[::-1],
-                                                                interpolation=cv2.INTER_NEAREST_EXACT))
+            trimap_w = (make_trimap(photo.shape[:2], mask=mask_own, band=band, at=working) if given is None else
+                        trimap_at(given, working))
             authority = trimap_w if given is None else given
         with timer("preprocess"):
             photo_w = _at_working_resolution(photo)

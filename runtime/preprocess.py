@@ -302,14 +302,19 @@ def make_trimap(shape: tuple[int, int], trimap: ImageInput | None = None, mask: 
         if mask is not None:
             warnings.warn("both a trimap and a mask were given: the trimap is used, the mask ignored", stacklevel=2)
         arr, path = _as_array(trimap, "trimap")
-        full = fit_to_photo(to_trimap(arr, path), shape, "trimap", path, cv2.INTER_NEAREST_EXACT)
-        return full if at == full.shape else cv2.resize(full, at[::-1], interpolation=cv2.INTER_NEAREST_EXACT)
+        return trimap_at(fit_to_photo(to_trimap(arr, path), shape, "trimap", path, cv2.INTER_NEAREST_EXACT), at)
     if mask is not None:
         arr = read_mask(mask, shape)
         band = band_for_mask(shape, arr.shape) if band is None else as_band(band)
         scale = 1 if at == tuple(shape) else max(at) / max(shape)
         return trimap_from_mask(arr, at, tuple(min(side, max(shape)) * scale for side in band))
     return np.full(at, UNKNOWN, np.uint8)
+
+
+def trimap_at(trimap: np.ndarray, at: tuple[int, int]) -> np.ndarray:
+    """A uint8 trimap at (h, w) ``at``: itself, or resized by nearest neighbour (no class is blended)."""
+    return trimap if tuple(at) == trimap.shape else cv2.resize(trimap, tuple(at)[::-1],
+                                                              interpolation=cv2.INTER_NEAREST_EXACT)
 
 
 def trimap_from_mask(mask: np.ndarray, shape: tuple[int, int], band: float | tuple[float, float],
