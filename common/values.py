@@ -20,12 +20,13 @@ def is_real_number(value) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-def as_path(value, name: str) -> Path:
+def as_path(value, name: str, hint: str = "") -> Path:
     """``value`` as a ``pathlib.Path``: TypeError naming the argument ``name`` unless it is a str or a path-like
-    object, ValueError for an empty one (``Path("")`` is the current folder, named "." in every later message) or
-    one with a NUL byte (no file system takes it: "embedded null byte", of no path)."""
+    object (``hint`` appended to its message), ValueError for an empty one (``Path("")`` is the current folder,
+    named "." in every later message) or one with a NUL byte (no file system takes it: "embedded null byte", of
+    no path)."""
     if not isinstance(value, (str, os.PathLike)):
-        raise TypeError(f"{name} must be a path (str or pathlib.Path), got {type(value).__name__}")
+        raise TypeError(f"{name} must be a path (str or pathlib.Path), got {type(value).__name__}{hint}")
     text = os.fspath(value)
     if isinstance(text, bytes) or not text:
         raise ValueError(f"{name} must be a non-empty path, got {value!r}")

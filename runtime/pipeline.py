@@ -120,11 +120,9 @@ def bokeh_file(photo_path: str | Path, out_path: str | Path, mask_path: str | Pa
 def _check_types(photo_path, out_path, artifact, overwrite, segmenter) -> None:
     """TypeError naming an argument of :func:`bokeh_file` of the wrong kind (pathlib's or Python's own errors
     named none; ``overwrite="no"`` was true and replaced the output)."""
-    for name, value in (("photo_path", photo_path), ("out_path", out_path)):
-        if not isinstance(value, (str, Path)):
-            hint = " (an array: Matter.predict, then runtime.bokeh.render_bokeh)" if hasattr(value, "shape") else ""
-            raise TypeError(f"{name} must be a file's path (str or pathlib.Path), got {type(value).__name__}{hint}")
-        as_path(value, name)                      # empty, or a NUL byte ("embedded null byte", of no path)
+    for name, value in (("photo_path", photo_path), ("out_path", out_path)):   # empty, or a NUL byte, named too
+        as_path(value, name, " (an array: Matter.predict, then runtime.bokeh.render_bokeh)" if hasattr(value, "shape")
+                else "")
     if not isinstance(artifact, (str, Path, Matter)):
         raise TypeError(f"artifact must be a model's path or an open Matter, got {type(artifact).__name__}")
     if not isinstance(overwrite, bool):
