@@ -84,20 +84,23 @@ def brightest(rgb, out):
         out[i] = m if m > b else b
 
 
-def apply_linear(a, b, guide, decided, rows, columns, tol, first, last, q):
+def apply_linear(a, b, guide, decided, decided_rows, decided_columns, rows, columns, tol, first, last, q):
     """Rows ``first``..``last`` of ``q`` (H, W) = āᵀ·I + b̄, ā (h, w, C) and b̄ (h, w) read bilinearly at each pixel
     of the guide I (H, W, C): ``rows`` and ``columns`` (H, 3) and (W, 3) hold each full-resolution row's and
     column's two low-resolution neighbours and the second one's weight. ``tol`` ≥ 0: clipped to [0, 1] and
-    snapped to 0 / 1 within ``tol``. ``decided`` (H, W), unless of shape (0, 0): 0 / 255 where q is 0 / 1 without
-    the filter, which runs only on its other pixels."""
+    snapped to 0 / 1 within ``tol``. ``decided`` (h', w'), unless of shape (0, 0), read at row
+    ``decided_rows[y]`` and column ``decided_columns[x]`` (nearest neighbour, any resolution): 0 / 255 where q is
+    0 / 1 without the filter, which runs only on its other pixels."""
     channels = guide.shape[2]
     has_decided = decided.shape[0] > 0
     for y in range(first, last):
         y0, y1, wy = int(rows[y, 0]), int(rows[y, 1]), rows[y, 2]
         for x in range(guide.shape[1]):
-            if has_decided and (decided[y, x] == 0 or decided[y, x] == 255):
-                q[y, x] = np.float32(1.0) if decided[y, x] == 255 else np.float32(0.0)
-                continue
+            if has_decided:
+                label = decided[decided_rows[y], decided_columns[x]]
+                if label == 0 or label == 255:
+                    q[y, x] = np.float32(1.0) if label == 255 else np.float32(0.0)
+                    continue
             x0, x1, wx = int(columns[x, 0]), int(columns[x, 1]), columns[x, 2]
             w00 = (np.float32(1.0) - wy) * (np.float32(1.0) - wx)
             w01 = (np.float32(1.0) - wy) * wx
@@ -192,10 +195,10 @@ EXPORTS = {   # the extension's name of each loop: (the function, its one signat
     "replace_light": (replace_light, "void(u1[:,:,::1], f4[:,::1], f4[::1], u1[:,::1], u1[:,::1], f4[::1], f4[::1], "
                                      "f4, i8, i8[::1], f4[:,::1], f4[:,:,::1])"),
     "brightest": (brightest, "void(u1[::1], u1[::1])"),
-    "apply_linear": (apply_linear, "void(f4[:,:,::1], f4[:,::1], u1[:,:,::1], u1[:,::1], f4[:,::1], f4[:,::1], f4, "
-                                   "i8, i8, f4[:,::1])"),
-    "apply_linear_float": (apply_linear, "void(f4[:,:,::1], f4[:,::1], f4[:,:,::1], u1[:,::1], f4[:,::1], f4[:,::1], "
-                                         "f4, i8, i8, f4[:,::1])"),
+    "apply_linear": (apply_linear, "void(f4[:,:,::1], f4[:,::1], u1[:,:,::1], u1[:,::1], i8[::1], i8[::1], f4[:,::1], "
+                                   "f4[:,::1], f4, i8, i8, f4[:,::1])"),
+    "apply_linear_float": (apply_linear, "void(f4[:,:,::1], f4[:,::1], f4[:,:,::1], u1[:,::1], i8[::1], i8[::1], "
+                                         "f4[:,::1], f4[:,::1], f4, i8, i8, f4[:,::1])"),
     "fuse_at": (fuse_at, "void(u1[:,:,::1], f4[:,::1], i8[::1], i8, i8, f4[:,:,::1], f4[:,:,::1], f4[:,::1], "
                          "f4[:,::1], i8, i8, f4[:,::1], f4[:,::1])"),
     "mix_at": (mix_at, "void(f4[:,::1], i8[::1], f4[:,::1], i8, i8, u1[:,:,::1])"),

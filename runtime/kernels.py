@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import cv2
 import numpy as np
 
 SOURCE = Path(__file__).with_name("kernel_source.py")
@@ -106,6 +107,13 @@ def neighbours(full: int, low: int) -> np.ndarray:
     return np.stack([first, np.minimum(first + 1, low - 1), at - first], axis=1).astype(np.float32)
 
 
+def nearest(full: int, low: int) -> np.ndarray:
+    """int64 (full,): for each index of a full-resolution axis, the index on a ``low``-pixel axis that
+    ``cv2.resize``'s nearest-neighbour interpolation reads (taken from OpenCV itself, so they never differ)."""
+    ramp = np.arange(low, dtype=np.int32).reshape(1, low)
+    return cv2.resize(ramp, (full, 1), interpolation=cv2.INTER_NEAREST)[0].astype(np.int64)
+
+
 def prepare() -> None:
     """Load the loops now: the one-off cost, where a command says it opens (the extension: milliseconds; numba's
     JIT: each loop run on a few pixels, which loads or compiles it)."""
@@ -119,7 +127,8 @@ def prepare() -> None:
     k.block_light(photo, alpha, flat, none, none, flat, flat, zero, 2, 0, 1, light, weight)
     k.replace_light(photo, alpha, flat, none, none, flat, flat, zero, 2, index, colours, light)
     k.brightest(photo.reshape(-1), np.zeros(4, np.uint8))
-    k.apply_linear(light, weight, photo, np.zeros((2, 2), np.uint8), maps, maps, zero, 0, 2, alpha)
+    k.apply_linear(light, weight, photo, np.zeros((2, 2), np.uint8), nearest(2, 2), nearest(2, 2), maps, maps, zero,
+                   0, 2, alpha)
     k.fuse_at(photo, alpha, index, 0, 0, light, light, maps, maps, 0, 1, colours, colours.copy())
     k.mix_at(alpha, index, colours, 0, 1, photo.copy())
     k.encode_light(light, weight, zero, 0, 1, np.zeros((1, 1, 3), np.uint8))

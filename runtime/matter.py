@@ -295,12 +295,14 @@ def _fitting_resolution(alpha: np.ndarray, photo: np.ndarray) -> tuple[np.ndarra
 
 
 def decided(alpha_w: np.ndarray, shape: tuple[int, int], known: np.ndarray | None = None) -> np.ndarray:
-    """uint8 (H, W) = ``shape``, the photo's: where its alpha is decided before the last guided filter — 0 / 255
+    """uint8, where the alpha of a photo of ``shape`` is decided before the last guided filter — 0 / 255
     where the trimap ``known`` (None: no trimap) is background / foreground, and where the working resolution's
     ``alpha_w`` stays below :data:`SETTLED`'s margin (above 1 − margin) across a window around the pixel;
     :data:`runtime.upsample.OPEN` (128) where the filter computes it. ``known`` is the photo's, or ``alpha_w``'s:
     then it decides where it holds across a working pixel's 3 × 3 neighbourhood, so that the photo's pixels it
-    decides lie in the known regions of the photo's own trimap, not on a working pixel's step beyond them.
+    decides lie in the known regions of the photo's own trimap, not on a working pixel's step beyond them. At
+    ``alpha_w``'s resolution, which the filter reads by nearest neighbour at the photo's (a 12 MP plane less to
+    write), unless ``known`` is the photo's own trimap: then at ``shape``.
 
     The settling: the last filter sharpens strands finer than a working pixel out of the photo's colours, and
     would also find "strands" in a background that has the subject's colours (a net's surroundings); it keeps
@@ -310,12 +312,12 @@ def decided(alpha_w: np.ndarray, shape: tuple[int, int], known: np.ndarray | Non
     at_0, at_1 = (cv2.erode(cv2.compare(alpha_w, level, op), window)
                   for level, op in ((SETTLED["margin"], cv2.CMP_LT), (1 - SETTLED["margin"], cv2.CMP_GT)))
     label = cv2.add(cv2.subtract(np.full_like(at_0, OPEN), at_0), at_1)    # OPEN, 0 where at_0, 255 where at_1
-    working_known = known is not None and known.shape == alpha_w.shape != tuple(shape)
-    if working_known:    # clamped before the resize, where the working pixel and its neighbours are known
-        _clamp_to_known(label, known, np.ones((3, 3), np.uint8))
+    if known is None or known.shape == alpha_w.shape != tuple(shape):
+        if known is not None:    # where the working pixel and its neighbours are known
+            _clamp_to_known(label, known, np.ones((3, 3), np.uint8))
+        return label             # read by nearest neighbour at the photo's resolution, never made there
     label = cv2.resize(label, shape[::-1], interpolation=cv2.INTER_NEAREST)
-    if known is not None and not working_known:
-        _clamp_to_known(label, known)
+    _clamp_to_known(label, known)
     return label
 
 

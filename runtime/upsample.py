@@ -168,7 +168,8 @@ def _apply_coefficients(a: np.ndarray, b: np.ndarray, guide_full: np.ndarray, to
     (:func:`runtime.kernels.apply_linear`), strip by strip on :func:`runtime.parallel.each`'s threads, which
     writes q and nothing else at full resolution (the tiles' filter and the last one of a 12 MP photo: 23–30 ms,
     where a chain of OpenCV passes over the open runs of each strip took 39). With ``decided`` (see
-    :func:`upsample_alpha`) q is 0 / 1 where it is decided and the filter runs only on the other pixels."""
+    :func:`upsample_alpha`; any resolution of the guide's aspect, read by nearest neighbour) q is 0 / 1 where it
+    is decided and the filter runs only on the other pixels."""
     h_full, w_full = guide_full.shape[:2]
     if guide_full.dtype == np.uint8:       # 8-bit pixels: the coefficients take the 1/255, no float copy of them
         a = a * np.float32(1.0 / 255.0)
@@ -176,8 +177,9 @@ def _apply_coefficients(a: np.ndarray, b: np.ndarray, guide_full: np.ndarray, to
     guide, apply_linear = ((np.ascontiguousarray(guide), kernels.apply_linear) if guide.dtype == np.uint8 else
                            (np.ascontiguousarray(guide, np.float32), kernels.apply_linear_float))
     q = np.empty((h_full, w_full), np.float32)
-    arguments = (np.ascontiguousarray(a, np.float32), np.ascontiguousarray(b, np.float32), guide,
-                 np.zeros((0, 0), np.uint8) if decided is None else np.ascontiguousarray(decided),
+    label = np.zeros((0, 0), np.uint8) if decided is None else np.ascontiguousarray(decided, np.uint8)
+    arguments = (np.ascontiguousarray(a, np.float32), np.ascontiguousarray(b, np.float32), guide, label,
+                 kernels.nearest(h_full, max(1, label.shape[0])), kernels.nearest(w_full, max(1, label.shape[1])),
                  kernels.neighbours(h_full, b.shape[0]), kernels.neighbours(w_full, b.shape[1]),
                  np.float32(-1.0 if tol is None else tol))
     each(lambda rows: apply_linear(*arguments, rows.start, rows.stop, q), strips(h_full, STRIP_ROWS))
@@ -202,8 +204,10 @@ def open_strips(decided: np.ndarray) -> list[tuple[slice, list[tuple[int, int]]]
 
 
 def _footprint(runs: list, low: tuple[int, int], full: tuple[int, int]) -> np.ndarray:
-    """bool ``low`` = (h, w): the low-resolution pixels the bilinear interpolation of :func:`_apply_coefficients` reads for
-    the open ``runs`` at the ``full`` resolution (each run's rectangle, scaled, one pixel more on every side)."""
+    """bool ``low`` = (h, w): the low-resolution pixels the bilinear interpolation of :func:`_apply_coefficients`
+    reads for the open ``runs`` of a plane of size ``full`` (each run's rectangle, scaled, one pixel more on every
+    side: where the plane is smaller than the photo, the photo's pixels each of its pixels stands for read
+    within it)."""
     need = np.zeros(low, bool)
     ry, rx = low[0] / full[0], low[1] / full[1]
     for rows, strip_runs in runs:
@@ -270,9 +274,10 @@ def upsample_alpha(alpha_low: np.ndarray, guide_full: np.ndarray, guide_low: np.
 
     ``method``: "guided" (default) or "bilinear". ``guide``: "rgb" or "gray" for the guided filter.
     ``guide_low``: the photo at the alpha's size; area-downsampled from ``guide_full`` when omitted.
-    ``decided``: uint8 (H, W), 0 / 255 where alpha is already known to be 0 / 1 and :data:`OPEN` where the
-    filter decides: applied strip by strip as the filter is, with no full-resolution pass of its own, and the
-    coefficients fitted only where the open pixels read them (:func:`guided_coefficients`' ``need``).
+    ``decided``: uint8, 0 / 255 where alpha is already known to be 0 / 1 and :data:`OPEN` where the filter
+    decides, at (H, W) or any lower resolution of the same aspect (read by nearest neighbour, as ``cv2.resize``
+    would bring it to (H, W), but never made there): applied pixel by pixel as the filter is, and the coefficients
+    fitted only where the open pixels read them (:func:`guided_coefficients`' ``need``).
     """
     if method not in METHODS:
         raise ValueError(f"unknown upsampling method {method!r}; use one of {', '.join(METHODS)}")
@@ -282,13 +287,14 @@ def upsample_alpha(alpha_low: np.ndarray, guide_full: np.ndarray, guide_low: np.
     if method == "bilinear" or alpha_low.shape == size:
         q = snap(bilinear_upsample(alpha_low, size))
         if decided is not None:
-            _decide_into(q, decided)
+            _decide_into(q, decided if decided.shape == size else cv2.resize(decided, size[::-1],
+                                                                             interpolation=cv2.INTER_NEAREST))
         return q
     if guide_low is None:
         guide_low = as_float(cv2.resize(guide_full, alpha_low.shape[::-1], interpolation=cv2.INTER_AREA))
     if guide == "gray":
         guide_full, guide_low = to_gray(guide_full), to_gray(guide_low)
     runs = None if decided is None else open_strips(decided)
-    need = None if runs is None else _footprint(runs, alpha_low.shape, size)
+    need = None if runs is None else _footprint(runs, alpha_low.shape, decided.shape)
     a, b = guided_coefficients(guide_low, alpha_low.astype(np.float32), radius, eps, need)
     return _apply_coefficients(a, b, guide_full, tol=SNAP, decided=decided)

@@ -32,7 +32,8 @@ def _inputs(rng):
     colours = rng.random((index.size, 3)).astype(np.float32)
     low = rng.random((8, 10, 3)).astype(np.float32)
     rows, cols = kernels.neighbours(h, 8), kernels.neighbours(w, 10)
-    decided = rng.choice(np.uint8([0, 128, 255]), (h, w))
+    decided = rng.choice(np.uint8([0, 128, 255]), (h // 2, w // 2))
+    pick = kernels.nearest(h, h // 2), kernels.nearest(w, w // 2)
     light = lambda: np.zeros((h // factor, w // factor, 3), np.float32)      # noqa: E731
     return {
         "block_light": lambda: (photo, alpha, lut, v, above, flat, lut, np.float32(2.0), factor, 0, h // factor,
@@ -40,9 +41,9 @@ def _inputs(rng):
         "replace_light": lambda: (photo, alpha, lut, v, above, flat, lut, np.float32(2.0), factor, index, colours,
                                   light()),
         "brightest": lambda: (photo.reshape(-1), np.zeros(h * w, np.uint8)),
-        "apply_linear": lambda: (low, low[..., 0].copy(), photo, decided, rows, cols, np.float32(0.01), 0, h,
+        "apply_linear": lambda: (low, low[..., 0].copy(), photo, decided, *pick, rows, cols, np.float32(0.01), 0, h,
                                  np.zeros((h, w), np.float32)),
-        "apply_linear_float": lambda: (low, low[..., 0].copy(), photo / np.float32(255), decided, rows, cols,
+        "apply_linear_float": lambda: (low, low[..., 0].copy(), photo / np.float32(255), decided, *pick, rows, cols,
                                        np.float32(-1), 0, h, np.zeros((h, w), np.float32)),
         "fuse_at": lambda: (photo, alpha, index, 0, 0, low, low[::-1].copy(), rows, cols, 0, index.size,
                             np.zeros((index.size, 3), np.float32), np.zeros((index.size, 3), np.float32)),

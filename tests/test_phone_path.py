@@ -396,8 +396,8 @@ def test_the_photo_alpha_settles_where_the_working_alpha_is_sure():
         for j in range(40):
             window = alpha_w[max(0, i - r):i + r + 1, max(0, j - r):j + r + 1]
             expected[i, j] = 0 if window.max() < SETTLED["margin"] else 255 if window.min() > 1 - SETTLED["margin"] else OPEN
-    label = decided(alpha_w, (80, 80))                     # the photo at twice the working resolution
-    assert np.array_equal(label, np.repeat(np.repeat(expected, 2, axis=0), 2, axis=1))
+    assert np.array_equal(decided(alpha_w, (80, 80)), expected)    # the photo at twice the working resolution:
+    label = np.repeat(np.repeat(expected, 2, axis=0), 2, axis=1)   # the label at the working one, read nearest
     assert label[20, 10] == OPEN and label[20, 10 + 2 * (r + 1)] == 0     # open only within the window's reach
     known = np.full((80, 80), 128, np.uint8)
     known[:, :4], known[:, 76:], known[20, 10] = 255, 0, 0                # the trimap wins where it is sure
@@ -410,6 +410,8 @@ def test_the_photo_alpha_settles_where_the_working_alpha_is_sure():
     mask = cv2.circle(np.zeros((40, 40), np.float32), (20, 20), 12, 1.0, -1)
     full, working = (make_trimap((80, 80), mask=mask, band=6, at=at) for at in ((80, 80), (40, 40)))
     label = decided(unsure, (80, 80), working)
+    assert label.shape == (40, 40)
+    label = cv2.resize(label, (80, 80), interpolation=cv2.INTER_NEAREST)
     assert (label[label != OPEN] == full[label != OPEN]).all() and (label != OPEN).mean() > 0.5
     assert (cv2.resize(working, (80, 80), interpolation=cv2.INTER_NEAREST)[full == 128] != 128).any()   # unshrunk
 
