@@ -438,6 +438,22 @@ def test_the_filter_answers_only_where_alpha_is_open():
             assert np.abs(out[label == OPEN] - everywhere[label == OPEN]).max() < 1e-5
 
 
+def test_a_label_at_a_lower_resolution_is_read_as_its_nearest_neighbour_resize_would_be():
+    """``decided`` at a third of the photo's resolution (Matter's working one): the same alpha, bit for bit, as the
+    label brought to the photo by cv2.resize's nearest neighbour, which is never made; the bilinear path too."""
+    from runtime.upsample import OPEN, upsample_alpha
+
+    rng = np.random.default_rng(2)
+    guide = (rng.random((301, 427, 3)) * 255).astype(np.uint8)
+    low = cv2.GaussianBlur(rng.random((75, 107), dtype=np.float32), (5, 5), 1)
+    label = np.full((100, 142), OPEN, np.uint8)
+    label[rng.random(label.shape) < 0.3], label[:, :40] = 255, 0
+    full = cv2.resize(label, (427, 301), interpolation=cv2.INTER_NEAREST)
+    for method in ("guided", "bilinear"):
+        assert np.array_equal(upsample_alpha(low, guide, method=method, decided=label),
+                              upsample_alpha(low, guide, method=method, decided=full))
+
+
 def test_a_label_with_nothing_open_decides_every_pixel():
     """A trimap or mask with no unknown band leaves the filter nothing to compute: every pixel 0 / 1 as labelled."""
     from runtime.upsample import upsample_alpha
