@@ -73,7 +73,9 @@ class Runner:
 
 
 def _open_opencv(path: Path) -> Runner:
-    """OpenCV's DNN module over an ONNX graph (OpenCV is a dependency of the runtime: always there)."""
+    """OpenCV's DNN module over an ONNX graph (OpenCV is a dependency of the runtime: always there). OpenCV
+    names no graph's inputs, so the graph runs once on one empty tile as it opens: ValueError naming ``path``
+    where it lacks one of :data:`INPUTS` (a matting network given as the refiner) or gives no one-channel tile."""
     try:
         net = cv2.dnn.readNetFromONNX(str(path))
     except cv2.error:
@@ -83,6 +85,16 @@ def _open_opencv(path: Path) -> Runner:
         for name, blob in inputs.items():
             net.setInput(blob, name)
         return net.forward()
+
+    side = TILE + 2 * RECEPTIVE_RADIUS
+    probe = {name: np.zeros((1, 3 if name == "image" else 1, side, side), np.float32) for name in INPUTS}
+    try:
+        shape = run(probe).shape
+    except cv2.error:
+        shape = None
+    if shape != (1, 1, side, side):
+        raise ValueError(f"{path}: not a band refiner: OpenCV cannot run it on the inputs {', '.join(INPUTS)} of "
+                         f"one tile (a matting network's graph?)")
     return Runner(run, "opencv")
 
 

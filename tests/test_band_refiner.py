@@ -186,6 +186,8 @@ def test_a_matting_network_given_as_the_refiner_is_named_as_such(tmp_path, capsy
                      str(tmp_path / name)]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "not a band refiner" in err, err
+    with pytest.raises(ValueError, match="matting.onnx: not a band refiner: OpenCV cannot run it on the inputs"):
+        runtime_refiner.BandRefiner.open(tmp_path / "matting.onnx", "opencv")   # OpenCV names no inputs: it tries
 
 
 def test_onnxruntime_runs_the_refiner_where_installed_and_opencv_gives_the_same_band(graph, monkeypatch):
