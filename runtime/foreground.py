@@ -128,9 +128,18 @@ def foreground_at(photo: np.ndarray, alpha: np.ndarray, index: np.ndarray, max_m
     (``(n, 3)`` each): F from blur fusion, and B = (I − αF)/(1 − α) clipped, the background the compositing
     equation leaves (used to fill the blurred background). Elsewhere F is the photo (α = 1) or unused (α = 0).
     The box means are computed at 1/k of the resolution, k the smallest integer that brings the photo to at
-    most ``max_megapixels`` (an exact k×k area reduction).
+    most ``max_megapixels`` (an exact k×k area reduction). TypeError for a photo other than uint8 RGB, or an
+    alpha other than float of its (H, W); ValueError for an index outside the photo.
     """
+    if not (photo.dtype == np.uint8 and photo.ndim == 3 and photo.shape[2] == 3 and alpha.shape == photo.shape[:2]
+            and np.issubdtype(alpha.dtype, np.floating)):
+        raise TypeError(f"photo must be uint8 RGB (H, W, 3) and alpha float (H, W), got {photo.dtype} {photo.shape} "
+                        f"and {alpha.dtype} {alpha.shape}")
     h, w = alpha.shape
+    index = np.ascontiguousarray(index, np.int64)
+    if index.size and not (0 <= index[0] and index[-1] < h * w):
+        raise ValueError(f"index must be sorted flat indices of the photo's {h * w} pixels, got {index[0]} to "
+                         f"{index[-1]}")
     if index.size == 0:
         return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.float32)
     factor = max(1, int(np.ceil(np.sqrt(h * w / (max_megapixels * 1e6)) - 1e-9)))
@@ -143,8 +152,9 @@ def foreground_at(photo: np.ndarray, alpha: np.ndarray, index: np.ndarray, max_m
     image = cv2.resize(crop_photo, small_size, interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
     means = blur_fusion_means(image, cv2.resize(crop_alpha, small_size, interpolation=cv2.INTER_AREA), sizes)
     fg, bg = np.empty((index.size, 3), np.float32), np.empty((index.size, 3), np.float32)
-    arguments = (np.ascontiguousarray(photo), np.ascontiguousarray(alpha, np.float32), np.ascontiguousarray(index),
+    arguments = (np.ascontiguousarray(photo), np.ascontiguousarray(alpha, np.float32), index,
                  int(box[0].start), int(box[1].start), *(np.ascontiguousarray(m, np.float32) for m in means),
-                 kernels.neighbours(ch, means[0].shape[0]), kernels.neighbours(cw, means[0].shape[1]))
+                 kernels.neighbours(ch, means[0].shape[0], h - box[0].start),   # pixels past the box: its border
+                 kernels.neighbours(cw, means[0].shape[1], w - box[1].start))
     each(lambda part: kernels.fuse_at(*arguments, part.start, part.stop, fg, bg), strips(index.size, PIXELS_PER_PASS))
     return fg, bg

@@ -3,8 +3,10 @@
 missing (:mod:`runtime.kernels` loads one or the other). Each loop reads its full-resolution planes once and
 writes its output once, where a chain of OpenCV or numpy passes writes and reads a temporary at every step.
 
-Rules of this file: the functions call no Python and allocate no array (they are the extension's exports, each of
-one signature: :data:`EXPORTS`); array arguments are C-contiguous; an absent plane is one of shape (0, 0).
+Rules of this file: the functions call no Python and no other function of theirs (they are the extension's
+exports, each of one signature: :data:`EXPORTS`; a helper would have to be numba's, and this file imports no
+numba, so the few lines they share are written in each); array arguments are C-contiguous; an absent plane is one
+of shape (0, 0); indices are the callers' to keep inside the arrays (nothing is bounds-checked).
 """
 
 import numpy as np

@@ -1,17 +1,20 @@
-"""The per-pixel loops of :mod:`runtime.kernel_source`, compiled: ``from runtime.kernels import block_light``.
+"""The per-pixel loops of :mod:`runtime.kernel_source`, compiled: ``from runtime import kernels``, then
+``kernels.block_light(...)``.
 
 A chain of OpenCV or numpy passes writes and reads a full-resolution temporary at every step: the lens blur's
 reduction of a 12-megapixel photo (linear light by a look-up table, times 1 − α, then a 5 × 5 area mean) moved
 about 500 MB through memory and took 90 ms on 2 cores; one loop reads the photo and α once and keeps each block's
-sums in registers: 17 ms. The loops release the GIL: :mod:`runtime.parallel`'s threads run them strip by strip.
+sums in registers (17 ms alone, 25 with the replaced pixels' corrections). The loops release the GIL:
+:mod:`runtime.parallel`'s threads run them strip by strip.
 
 They are loaded on first use from the extension module that ``make setup`` builds beside this file
-(:mod:`runtime.kernel_build`; its name carries a hash of the loops' source and of the instruction set it targets,
-so an extension built from other source is never loaded): a few milliseconds and a few hundred kilobytes, no
-compiler in the process. Where it is missing (the project installed without ``make setup``, or an x86-64 CPU
-without AVX2), numba compiles the same source just in time: the same results, but importing numba and loading
-the loops costs about 0.4 s and 130 MB of memory once per process (compiling them the first time, seconds;
-:func:`prepare` does either where a command opens its model).
+(:mod:`runtime.kernel_build`; its name carries a hash of the loops' source, of their build and of the instruction
+set it targets, so an extension built otherwise is never loaded): 8 ms and 5 MB, no compiler in the process, each
+export behind a check of its arrays' kinds (:func:`_checked`). Where it is missing (the project installed without
+``make setup``), or where this CPU may lack the target's instructions, numba compiles the same source just in
+time: the same results, but importing numba and loading the loops costs 0.4–0.6 s and 130–160 MB of memory once
+per process (compiling them the first time, seconds; :func:`prepare` does either where a command opens its
+model).
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from __future__ import annotations
 import hashlib
 import importlib
 import platform
-import sys
+import re
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -27,7 +31,9 @@ import cv2
 import numpy as np
 
 SOURCE = Path(__file__).with_name("kernel_source.py")
+BUILD = Path(__file__).with_name("kernel_build.py")
 _loops: list[SimpleNamespace] = []      # the loaded loops, once
+_loading = threading.Lock()
 
 
 def target_cpu() -> str:
@@ -37,20 +43,24 @@ def target_cpu() -> str:
 
 
 def module_name() -> str:
-    """The extension's module name (in the ``runtime`` package) for this source and target."""
-    digest = hashlib.sha256(SOURCE.read_bytes() + target_cpu().encode()).hexdigest()[:12]
+    """The extension's module name (in the ``runtime`` package) for this source, its build and its target."""
+    digest = hashlib.sha256(SOURCE.read_bytes() + BUILD.read_bytes() + target_cpu().encode()).hexdigest()[:12]
     return f"_kernels_{digest}"
 
 
+HASWELL_FLAGS = {"avx2", "fma", "bmi1", "bmi2", "movbe", "abm", "f16c"}   # what LLVM's "haswell" may emit (abm: lzcnt)
+
+
 def _cpu_runs_target() -> bool:
-    """Whether this CPU has the target's instructions (read from /proc/cpuinfo on Linux; elsewhere assumed)."""
-    if target_cpu() != "haswell" or not sys.platform.startswith("linux"):
+    """Whether this CPU has the target's instructions: the architecture's baseline, or on x86-64 Haswell's, read
+    from /proc/cpuinfo (on another system, or where it cannot be read, not assumed: the JIT runs)."""
+    if target_cpu() != "haswell":
         return True
     try:
         flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
     except (OSError, StopIteration):
-        return True
-    return {"avx2", "fma"} <= set(flags.split())
+        return False
+    return HASWELL_FLAGS <= set(flags.split(":", 1)[-1].split())
 
 
 def _compiled() -> SimpleNamespace | None:
@@ -63,7 +73,32 @@ def _compiled() -> SimpleNamespace | None:
         return None
     from runtime.kernel_source import EXPORTS
 
-    return SimpleNamespace(**{name: getattr(extension, name) for name in EXPORTS})
+    return SimpleNamespace(**{name: _checked(name, getattr(extension, name), signature)
+                              for name, (_, signature) in EXPORTS.items()})
+
+
+_DTYPES = {"u1": np.uint8, "i8": np.int64, "f4": np.float32}
+
+
+def _checked(name: str, export, signature: str):
+    """``export`` behind a check of its array arguments against ``signature``: a compiled export reads whatever
+    memory it is given (an int32 index as int64, a strided view as contiguous: wrong pixels, or a crash), where
+    numba's JIT would compile another version. TypeError naming the loop and the argument instead."""
+    arrays = [(i, np.dtype(_DTYPES[code]), dims.count(",") + 1) for i, (code, dims) in
+              enumerate(re.findall(r"(\w\w)(\[[^\]]*\])?", signature[signature.index("(") + 1:-1])) if dims]
+
+    def call(*values):
+        for i, dtype, ndim in arrays:
+            value = values[i]
+            if not (isinstance(value, np.ndarray) and value.dtype == dtype and value.ndim == ndim
+                    and value.flags.c_contiguous):
+                got = f"{value.dtype} {value.shape}" if isinstance(value, np.ndarray) else type(value).__name__
+                raise TypeError(f"runtime.kernels.{name}: argument {i + 1} must be a C-contiguous {ndim}-D {dtype} "
+                                f"array, got {got}")
+        return export(*values)
+
+    call.__name__ = call.__qualname__ = name
+    return call
 
 
 def _just_in_time() -> SimpleNamespace:
@@ -80,8 +115,9 @@ def _just_in_time() -> SimpleNamespace:
 
 def loops() -> SimpleNamespace:
     """Every loop, by its name in :data:`runtime.kernel_source.EXPORTS`: the extension's, else numba's JIT."""
-    if not _loops:
-        _loops.append(_compiled() or _just_in_time())
+    with _loading:               # the strips' threads may ask first, together
+        if not _loops:
+            _loops.append(_compiled() or _just_in_time())
     return _loops[0]
 
 
@@ -98,12 +134,13 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'runtime.kernels' has no attribute {name!r}")
 
 
-def neighbours(full: int, low: int) -> np.ndarray:
-    """float32 (full, 3): for each index of a full-resolution axis, its two neighbours on a ``low``-pixel axis and
-    the second one's weight, as ``cv2.resize`` maps pixel centres, (x + ½)·low/full − ½, clamped at the borders:
-    the bilinear reads of ``apply_linear`` and ``fuse_at``."""
-    at = np.maximum((np.arange(full) + 0.5) * (low / full) - 0.5, 0.0)
-    first = np.minimum(np.floor(at), low - 1)
+def neighbours(full: int, low: int, length: int | None = None) -> np.ndarray:
+    """float32 (``length``, 3), ``length`` by default ``full``: for each index of a ``full``-pixel axis (and past
+    its end, up to ``length``), its two neighbours on a ``low``-pixel axis and the second one's weight, as
+    ``cv2.resize`` maps pixel centres, (x + ½)·low/full − ½, the border replicated: the bilinear reads of
+    ``apply_linear`` and ``fuse_at``, never outside the ``low`` pixels."""
+    at = np.clip((np.arange(full if length is None else length) + 0.5) * (low / full) - 0.5, 0.0, low - 1)
+    first = np.floor(at)
     return np.stack([first, np.minimum(first + 1, low - 1), at - first], axis=1).astype(np.float32)
 
 

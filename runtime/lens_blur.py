@@ -143,13 +143,36 @@ def reduced_lens_blur(photo: np.ndarray, alpha: np.ndarray | None = None, streng
                       gain: float = HIGHLIGHT_GAIN, max_radius: float = MAX_RADIUS) -> np.ndarray:
     """:func:`lens_blur` before its last step: uint8 RGB at 1/k of the photo's resolution (its sides // k, k the
     smallest integer that brings the disc's radius to at most ``max_radius``; the photo itself, copied, when
-    the radius is under half a pixel), which the renderer's composite reads bilinearly."""
+    the radius is under half a pixel), which the renderer's composite reads bilinearly. TypeError or ValueError
+    for a photo, alpha or background of another kind or size (:func:`_check_inputs`)."""
+    _check_inputs(photo, alpha, background)
     h, w = photo.shape[:2]
     radius = blur_radius((h, w), strength)
     if radius < 0.5:
         return photo.copy()
     factor = max(1, min(int(np.ceil(radius / max_radius)), h, w))   # a long, thin photo keeps a pixel a side
     return _blurred_small(photo, alpha, background, radius, factor, threshold, gain)
+
+
+def _check_inputs(photo, alpha, background) -> None:
+    """TypeError unless ``photo`` is uint8 (H, W, 3) and ``alpha`` None or float (H, W); ValueError unless the
+    background's colours are one per masked pixel of a mask of the photo's size (or flat indices inside it)."""
+    if not (isinstance(photo, np.ndarray) and photo.dtype == np.uint8 and photo.ndim == 3 and photo.shape[2] == 3):
+        raise TypeError(f"photo must be uint8 RGB (H, W, 3), got {getattr(photo, 'dtype', type(photo).__name__)} "
+                        f"{getattr(photo, 'shape', '')}")
+    if alpha is not None and not (isinstance(alpha, np.ndarray) and np.issubdtype(alpha.dtype, np.floating)
+                                  and alpha.shape == photo.shape[:2]):
+        raise TypeError(f"alpha must be float (H, W) of the photo's {photo.shape[:2]}, got "
+                        f"{getattr(alpha, 'dtype', type(alpha).__name__)} {getattr(alpha, 'shape', '')}")
+    if background is not None:
+        mask, colours = background
+        count = int(np.count_nonzero(mask)) if mask.dtype == np.bool_ else len(mask)
+        inside = mask.shape == photo.shape[:2] if mask.dtype == np.bool_ else (
+            len(mask) == 0 or 0 <= int(np.min(mask)) and int(np.max(mask)) < photo.shape[0] * photo.shape[1])
+        if not inside or np.shape(colours) != (count, 3):
+            raise ValueError(f"background must be a mask of the photo's {photo.shape[:2]} (or flat indices in it) "
+                             f"and one colour per masked pixel, got {count} pixels and colours "
+                             f"{np.shape(colours)}")
 
 
 def _blurred_small(photo, alpha, background, radius, factor, threshold, gain) -> np.ndarray:
@@ -186,8 +209,8 @@ def _reduced_light(photo, alpha, background, factor, radius, threshold, gain) ->
     each(lambda rows: kernels.block_light(photo, *planes, rows.start, rows.stop, light, weight),
          strips(h, max(1, STRIP_ROWS // factor)))
     for index, new in changed:
-        kernels.replace_light(photo, *planes, np.ascontiguousarray(index, np.int64), np.ascontiguousarray(new, np.float32),
-                      light)
+        kernels.replace_light(photo, *planes, np.ascontiguousarray(index, np.int64),
+                              np.ascontiguousarray(new, np.float32), light)
     return light, weight
 
 
@@ -243,7 +266,6 @@ class _Boost:
     gain: float
 
 
-
 def _highlights(photo, window, threshold, gain) -> tuple[np.ndarray, np.ndarray] | _Boost | None:
     """The flat indices of the pixels the highlight boost raises, and their multipliers (None: none); where they
     are more than :data:`DENSE_HIGHLIGHTS` of the photo, the boost of every pixel instead (:class:`_Boost`).
@@ -285,7 +307,8 @@ def _above_local_mean(v: np.ndarray, parts: list[tuple[slice, np.ndarray]],
 def _brightest(photo: np.ndarray) -> np.ndarray:
     """uint8 (H, W): each pixel's brightest channel, strip by strip (:func:`runtime.kernels.brightest`)."""
     photo, v = np.ascontiguousarray(photo), np.empty(photo.shape[:2], np.uint8)
-    each(lambda rows: kernels.brightest(photo[rows].reshape(-1), v[rows].reshape(-1)), strips(photo.shape[0], STRIP_ROWS))
+    each(lambda rows: kernels.brightest(photo[rows].reshape(-1), v[rows].reshape(-1)),
+         strips(photo.shape[0], STRIP_ROWS))
     return v
 
 
