@@ -4,9 +4,10 @@
 numba's ahead-of-time compiler (``numba.pycc``, with a C compiler) writes ``runtime/_kernels_<hash>.*.so``, one
 export per entry of :data:`runtime.kernel_source.EXPORTS` at its one signature, for :func:`runtime.kernels.
 target_cpu`. Its exports release the GIL while they run (the JIT's ``nogil``: pycc's default holds it, and the
-strips on two threads would run one after the other). Nothing happens where the extension for this source and
-target exists already. Exit 0 once it is there; where it cannot be built (no C compiler), a warning and exit 0
-as well: the runtime then compiles the loops just in time.
+strips on two threads would run one after the other). Nothing happens where the extension for this source, this
+build and target exists already; one built from other source is removed once the new one is there. Exit 0 once
+it is there; where it cannot be built (no C compiler), a warning and exit 0 as well: the runtime then compiles
+the loops just in time, and ``make setup`` tries again.
 """
 
 from __future__ import annotations
@@ -28,10 +29,22 @@ def built() -> Path | None:
 
 
 def build() -> Path:
-    """Compile the extension (unless :func:`built`) and return its path; RuntimeError naming what failed."""
+    """Compile the extension (unless :func:`built`), remove those built from other source, and return its path;
+    RuntimeError saying what failed (no numba, no C compiler, a folder it cannot write)."""
     existing = built()
     if existing is not None:
         return existing
+    try:
+        path = _compile()
+    except Exception as error:                              # the toolchain's own errors, of many kinds
+        raise RuntimeError(f"could not compile the runtime's loops: {error}") from error
+    for stale in HERE.glob("_kernels_*"):
+        if stale != path and stale.is_file():
+            stale.unlink()
+    return path
+
+
+def _compile() -> Path:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")             # pycc's pending deprecation
         import numba.pycc.compiler as pycc_compiler
@@ -52,10 +65,7 @@ def build() -> Path:
             compiler.export(name, signature)(function)
         with tempfile.TemporaryDirectory(prefix=".kernel-build-", dir=HERE) as scratch:   # moved in whole, once built
             compiler.output_dir = scratch
-            try:
-                compiler.compile()
-            except Exception as error:                      # the C toolchain's own errors, of many kinds
-                raise RuntimeError(f"could not compile the runtime's loops: {error}") from error
+            compiler.compile()
             made = next(path for path in Path(scratch).iterdir() if path.name.startswith(f"{module_name()}."))
             return made.replace(HERE / made.name)
 

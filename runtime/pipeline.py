@@ -4,11 +4,11 @@
     timings = bokeh_file("photo.jpg", "out.jpg", mask_path="person.png", strength=0.015)
 
 ``mask_path``: a mask file, :data:`AUTO` (the person segmenter, :mod:`runtime.person_mask`) or None (no mask:
-the network decides every pixel). Stages timed (seconds): ``open`` (the artifact, the renderer's compiled loops, and the segmenter when
-``mask_path`` is AUTO and none is given: a one-off cost, none when an open :class:`Matter` and segmenter are
-passed, as a folder's photos share them), ``load``, ``segment``, ``trimap``, ``preprocess``, ``model``,
-``upsample``, ``refine``, ``foreground``, ``blur``, ``composite``, ``write``. The output format follows the
-suffix (JPEG quality 95, or PNG), upright with the photo's ICC profile and EXIF (orientation 1:
+the network decides every pixel). Stages timed (seconds): ``open`` (the artifact, the runtime's compiled loops
+and the segmenter when ``mask_path`` is AUTO and none is given: a one-off cost, none when an open :class:`Matter`
+and segmenter are passed, as a folder's photos share them), ``load``, ``segment``, ``trimap``, ``preprocess``,
+``model``, ``upsample``, ``refine``, ``foreground``, ``blur``, ``composite``, ``write``. The output format
+follows the suffix (JPEG quality 95, or PNG), upright with the photo's ICC profile and EXIF (orientation 1:
 :mod:`runtime.photo_files`); it is checked before any work, an existing file is refused unless
 ``overwrite`` (checked at the start and again at the moment of writing: a file that appeared there during
 the render is kept, and the render refused), and the file appears under its name only once complete

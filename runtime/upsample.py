@@ -276,8 +276,9 @@ def upsample_alpha(alpha_low: np.ndarray, guide_full: np.ndarray, guide_low: np.
     ``guide_low``: the photo at the alpha's size; area-downsampled from ``guide_full`` when omitted.
     ``decided``: uint8, 0 / 255 where alpha is already known to be 0 / 1 and :data:`OPEN` where the filter
     decides, at (H, W) or any lower resolution of the same aspect (read by nearest neighbour, as ``cv2.resize``
-    would bring it to (H, W), but never made there): applied pixel by pixel as the filter is, and the coefficients
-    fitted only where the open pixels read them (:func:`guided_coefficients`' ``need``).
+    would bring it to (H, W); the guided filter never makes it there, the bilinear path does): applied pixel by
+    pixel as the filter is, and the coefficients fitted only where the open pixels read them
+    (:func:`guided_coefficients`' ``need``).
     """
     if method not in METHODS:
         raise ValueError(f"unknown upsampling method {method!r}; use one of {', '.join(METHODS)}")
