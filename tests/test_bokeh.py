@@ -449,10 +449,14 @@ def test_command(tiny_checkpoint, tmp_path, capsys):
     assert f"default {DEFAULT_STRENGTH}:" in command.STRENGTH_HELP
 
 
-def test_timings_say_when_the_tiles_alone_ran_the_network(capsys):
+def test_timings_say_when_the_tiles_alone_ran_the_network_and_how_the_loops_were_compiled(capsys, monkeypatch):
     command._print_timings({"open": 0.05, "load": 0.1, "trimap": 0.02, "refine": 0.15, "write": 0.04})
     out = capsys.readouterr().out
     assert "refine" in out and command.TILES_ONLY in out and "compute        170.0 ms" in out
+    assert "the runtime's loops (compiled by make setup), opened once per process" in out
+    monkeypatch.setattr(command.kernels, "ahead_of_time", lambda: False)    # the extension missing: numba's JIT
+    command._print_timings({"open": 0.5})
+    assert "(compiled just in time: make setup compiles them ahead, faster to open)" in capsys.readouterr().out
     command._print_timings({"model": 0.02, "refine": 0.15})
     assert command.TILES_ONLY not in capsys.readouterr().out
 

@@ -18,6 +18,7 @@ from common.arguments import chosen, number, or_none, path_text, thread_count, w
 from common.errors import DataError, one_line
 from common.image_files import DANGLING_LINK
 from common.outputs import check_file_path
+from runtime import kernels
 from runtime.artifacts import fastest_export
 from runtime.bokeh import check_strength
 from runtime.clip import CLIP_REFINEMENT, bokeh_clip
@@ -260,7 +261,8 @@ def _run_folder(args: argparse.Namespace, render) -> int:
     return 0
 
 
-ONE_OFF = {"open": "one-off: the model and the segmenter, opened once per process"}
+ONE_OFF = "one-off: the model, the segmenter and the runtime's loops ({}), opened once per process"
+LOOPS = {True: "compiled by make setup", False: "compiled just in time: make setup compiles them ahead, faster to open"}
 IO_STAGES = ("open", "load", "write", "decode", "encode")   # not compute: opening, decoding and encoding
 
 
@@ -268,7 +270,8 @@ TILES_ONLY = "the network on the band's tiles alone: they cover the band, the le
 
 
 def _print_timings(timings: dict[str, float]) -> None:
-    notes = ONE_OFF | ({"refine": TILES_ONLY} if "model" not in timings else {})
+    notes = {"open": ONE_OFF.format(LOOPS[kernels.ahead_of_time()])} | (
+        {"refine": TILES_ONLY} if "model" not in timings else {})
     for stage, seconds in timings.items():
         note = f"   ({notes[stage]})" if stage in notes else ""
         print(f"  {stage:<11} {seconds * 1000:8.1f} ms{note}")
