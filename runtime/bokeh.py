@@ -75,7 +75,7 @@ def composite(photo: np.ndarray, alpha: np.ndarray, background: np.ndarray,
     compositing equation runs only at the partly transparent pixels ``fg_mask`` (boolean, or their sorted flat
     indices; a compiled loop, :func:`runtime.kernels.mix_at`), and the photo's pixels are copied, not recomputed,
     where α = 1. ``out=background`` composites in place (a background of the photo's size)."""
-    (h, w), index = photo.shape[:2], np.flatnonzero(fg_mask) if fg_mask.dtype == np.bool_ else fg_mask
+    h, w = photo.shape[:2]
     if background.shape[:2] != (h, w):
         out = cv2.resize(background, (w, h), dst=out, interpolation=cv2.INTER_LINEAR)
     elif out is None:
@@ -83,7 +83,7 @@ def composite(photo: np.ndarray, alpha: np.ndarray, background: np.ndarray,
     elif out is not background:
         np.copyto(out, background)
     alpha, fg = np.ascontiguousarray(alpha, np.float32), np.ascontiguousarray(fg, np.float32)
-    index = np.ascontiguousarray(index, np.int64)
+    index = np.flatnonzero(fg_mask) if fg_mask.dtype == np.bool_ else np.ascontiguousarray(fg_mask, np.int64)
     each(lambda part: kernels.mix_at(alpha, index, fg, part.start, part.stop, out), strips(index.size, PIXELS_PER_PASS))
 
     def subject(rows: slice) -> None:                   # exactly the photo where α = 1, not recomputed

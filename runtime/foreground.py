@@ -101,6 +101,7 @@ def partly_transparent_index(alpha: np.ndarray) -> np.ndarray:
     10 ms, the mask and its search 18, medians of 21 interleaved runs)."""
     flat = np.ascontiguousarray(alpha, np.float32).reshape(-1)
     width = alpha.shape[1] if alpha.ndim == 2 else 1
+
     def found_in(rows: slice) -> np.ndarray:
         found = np.empty((rows.stop - rows.start) * width, np.int64)
         return found[:kernels.partly_transparent_at(flat, rows.start * width, rows.stop * width, found)]
@@ -137,7 +138,7 @@ def foreground_at(photo: np.ndarray, alpha: np.ndarray, index: np.ndarray, max_m
                         f"and {alpha.dtype} {alpha.shape}")
     h, w = alpha.shape
     index = np.ascontiguousarray(index, np.int64)
-    if index.size and not (0 <= index[0] and index[-1] < h * w):
+    if not kernels.indices_inside(index, h * w):
         raise ValueError(f"index must be sorted flat indices of the photo's {h * w} pixels, got {index[0]} to "
                          f"{index[-1]}")
     if index.size == 0:

@@ -134,6 +134,12 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'runtime.kernels' has no attribute {name!r}")
 
 
+def indices_inside(index: np.ndarray, size: int) -> bool:
+    """Whether sorted flat ``index`` lies inside ``size`` pixels (its first and last entries: the loops read and
+    write at every one of them unchecked)."""
+    return len(index) == 0 or (0 <= index[0] and index[-1] < size)
+
+
 def neighbours(full: int, low: int, length: int | None = None) -> np.ndarray:
     """float32 (``length``, 3), ``length`` by default ``full``: for each index of a ``full``-pixel axis (and past
     its end, up to ``length``), its two neighbours on a ``low``-pixel axis and the second one's weight, as

@@ -167,8 +167,8 @@ def _check_inputs(photo, alpha, background) -> None:
     if background is not None:
         mask, colours = background
         count = int(np.count_nonzero(mask)) if mask.dtype == np.bool_ else len(mask)
-        inside = mask.shape == photo.shape[:2] if mask.dtype == np.bool_ else (
-            len(mask) == 0 or 0 <= int(np.min(mask)) and int(np.max(mask)) < photo.shape[0] * photo.shape[1])
+        inside = mask.shape == photo.shape[:2] if mask.dtype == np.bool_ else kernels.indices_inside(
+            mask, photo.shape[0] * photo.shape[1])
         if not inside or np.shape(colours) != (count, 3):
             raise ValueError(f"background must be a mask of the photo's {photo.shape[:2]} (or flat indices in it) "
                              f"and one colour per masked pixel, got {count} pixels and colours "
@@ -200,7 +200,7 @@ def _reduced_light(photo, alpha, background, factor, radius, threshold, gain) ->
     (:func:`runtime.kernels.replace_light`). Where the highlights are many (a bright sky:
     :data:`DENSE_HIGHLIGHTS`), the loop multiplies every pixel by its boost instead."""
     lut = srgb_to_linear(np.arange(256) / 255.0)
-    changed, dense = _changed_light(photo, alpha, background, _lut(lut), radius, threshold, gain)
+    changed, dense = _changed_light(photo, alpha, background, lut, radius, threshold, gain)
     h, w = (s // factor for s in photo.shape[:2])
     light, weight = np.empty((h, w, 3), np.float32), np.empty((h, w), np.float32)
     photo = np.ascontiguousarray(photo)
@@ -239,7 +239,7 @@ def _changed_light(photo, alpha, background, lut, radius, threshold,
         found, at = _lookup(index, bright_index)
         light[at] *= boost[found, None]                # a replaced pixel's boost lifts its new colour
         rest = bright_index[~found]
-        parts.append((rest, lut.reshape(256)[photo.reshape(-1, 3)[rest]] * boost[~found, None]))
+        parts.append((rest, lut[photo.reshape(-1, 3)[rest]] * boost[~found, None]))
     if alpha is not None:
         for index, light in parts:
             light *= (1.0 - alpha.reshape(-1)[index])[:, None]
