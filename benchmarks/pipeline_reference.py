@@ -1,9 +1,10 @@
-"""The bokeh pipeline's stages as they were before the 12-megapixel rewrite, kept verbatim as the reference the
+"""The bokeh pipeline's stages as they were before the 12-megapixel rewrite, kept as the reference the
 rewritten ones are compared with (``benchmarks.pipeline_stages`` and ``tests/test_pipeline_speed.py``): the
 trimap from a distance transform of the mask resized to the photo, the guided filter's full-resolution
 arrays, the band's refinement tiles each brought to the photo by its own guided filter, the blur-fusion means at
 up to 2 megapixels, the lens blur's full-resolution linear light, the composite by ``cv2.blendLinear``. Not used
-by the app."""
+by the app. One step is today's rather than the old one: the blurred light is clipped to white, where a soft
+shoulder dimmed whites (a change of design, not of speed)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,6 @@ from runtime.lens_blur import (
     highlight_boost,
     linear_to_srgb,
     srgb_to_linear,
-    tone_map,
 )
 from runtime.upsample import GUIDED_EPS, GUIDED_RADIUS, SNAP, box_mean
 
@@ -188,7 +188,7 @@ def lens_blur(photo, alpha=None, strength=DEFAULT_STRENGTH, *, background=None, 
     num = cv2.filter2D(lin, -1, kernel, borderType=cv2.BORDER_REFLECT)
     den = cv2.filter2D(weight, -1, kernel, borderType=cv2.BORDER_REFLECT)
     blurred = num / np.maximum(den, 1e-6)[..., None]
-    out = np.rint(linear_to_srgb(tone_map(blurred)) * 255.0).astype(np.uint8)
+    out = np.rint(linear_to_srgb(blurred) * 255.0).astype(np.uint8)
     return cv2.resize(out, (w, h), interpolation=cv2.INTER_LINEAR) if scale < 1.0 else out
 
 

@@ -10,8 +10,8 @@ ITU-R BT.2408's mapping of HDR to SDR:
    SDR's white;
 3. BT.2020 primaries to BT.709 (a 3×3 matrix in linear light; colours outside BT.709 are clipped), unless the
    clip is tagged BT.709 primaries already;
-4. highlights compressed by the soft shoulder the lens blur uses (:func:`runtime.lens_blur.tone_map`: the
-   identity up to 0.8, reference white to 0.93, everything brighter below 1);
+4. highlights compressed by a soft shoulder (:func:`tone_map`: the identity up to :data:`TONE_KNEE`, reference
+   white to 0.93, everything brighter below 1);
 5. encoded for BT.1886's display gamma 2.4, what an SDR BT.709 clip is watched on, to 8 bits.
 """
 
@@ -22,8 +22,6 @@ import functools
 import cv2
 import numpy as np
 
-from runtime.lens_blur import tone_map
-
 HLG, PQ = 18, 16               # FFmpeg's AVCOL_TRC_ARIB_STD_B67 and AVCOL_TRC_SMPTE2084
 TRANSFERS = {HLG: "HLG", PQ: "PQ"}
 BT709_PRIMARIES = 1            # FFmpeg's AVCOL_PRI_BT709: an HDR transfer on BT.709 primaries needs no gamut change
@@ -31,10 +29,17 @@ REFERENCE_WHITE = 203.0        # cd/m²: HDR reference white, SDR's white after 
 HLG_PEAK = 1000.0              # cd/m²: the display HLG's OOTF is evaluated for
 HLG_GAMMA = 1.2                # its system gamma at that peak
 SDR_GAMMA = 2.4                # BT.1886
+TONE_KNEE = 0.8                # linear light, 1 at reference white: identity below, a soft shoulder to 1 above
 BT2020_LUMA = np.array([[0.2627, 0.6780, 0.0593]], np.float32)
 BT2020_TO_BT709 = np.array([[1.6605, -0.5876, -0.0728],
                             [-0.1246, 1.1329, -0.0083],
                             [-0.0182, -0.1006, 1.1187]], np.float32)
+
+
+def tone_map(x: np.ndarray, knee: float = TONE_KNEE) -> np.ndarray:
+    """Identity up to ``knee``, then k + (1−k)(1 − e^(−(x−k)/(1−k))): continuous slope, limit 1."""
+    over = np.maximum(x - knee, 0.0)
+    return np.where(x > knee, knee + (1.0 - knee) * -np.expm1(-over / (1.0 - knee)), x).astype(np.float32)
 
 
 def is_hdr(transfer: int | None) -> bool:

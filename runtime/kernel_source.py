@@ -160,19 +160,15 @@ def mix_at(alpha, index, fg, first, last, out):
             out[y, x, c] = np.uint8(min(max(value, np.float32(0.0)), np.float32(255.0)))
 
 
-def encode_light(num, den, knee, first, last, out):
+def encode_light(num, den, first, last, out):
     """Rows ``first``..``last`` of ``out`` (h, w, 3) uint8: the light ``num`` (h, w, 3) over ``den`` (h, w) (at least
-    1e-6), tone-mapped (:func:`runtime.lens_blur.tone_map`, ``knee``) and encoded to sRGB
-    (:func:`runtime.lens_blur.linear_to_srgb`), rounded."""
-    one = np.float32(1.0)
+    1e-6), clipped to [0, 1] and encoded to sRGB (:func:`runtime.lens_blur.linear_to_srgb`), rounded."""
+    one, zero = np.float32(1.0), np.float32(0.0)
     for y in range(first, last):
         for x in range(num.shape[1]):
             d = max(den[y, x], np.float32(1e-6))
             for c in range(3):
-                v = num[y, x, c] / d
-                if v > knee:
-                    v = knee + (one - knee) * -np.expm1(-(v - knee) / (one - knee))
-                v = min(max(v, np.float32(0.0)), one)
+                v = min(max(num[y, x, c] / d, zero), one)
                 if v <= np.float32(0.0031308):
                     v = v * np.float32(12.92)
                 else:
@@ -204,6 +200,6 @@ EXPORTS = {   # the extension's name of each loop: (the function, its one signat
     "fuse_at": (fuse_at, "void(u1[:,:,::1], f4[:,::1], i8[::1], i8, i8, f4[:,:,::1], f4[:,:,::1], f4[:,::1], "
                          "f4[:,::1], i8, i8, f4[:,::1], f4[:,::1])"),
     "mix_at": (mix_at, "void(f4[:,::1], i8[::1], f4[:,::1], i8, i8, u1[:,:,::1])"),
-    "encode_light": (encode_light, "void(f4[:,:,::1], f4[:,::1], f4, i8, i8, u1[:,:,::1])"),
+    "encode_light": (encode_light, "void(f4[:,:,::1], f4[:,::1], i8, i8, u1[:,:,::1])"),
     "partly_transparent_at": (partly_transparent_at, "i8(f4[::1], i8, i8, i8[::1])"),
 }

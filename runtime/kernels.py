@@ -174,5 +174,5 @@ def prepare() -> None:
                    0, 2, alpha)
     k.fuse_at(photo, alpha, index, 0, 0, light, light, maps, maps, 0, 1, colours, colours.copy())
     k.mix_at(alpha, index, colours, 0, 1, photo.copy())
-    k.encode_light(light, weight, zero, 0, 1, np.zeros((1, 1, 3), np.uint8))
+    k.encode_light(light, weight, 0, 1, np.zeros((1, 1, 3), np.uint8))
     k.partly_transparent_at(alpha.reshape(-1), 0, 4, np.zeros(4, np.int64))

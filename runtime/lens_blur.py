@@ -13,7 +13,11 @@ it does so with light, not with gamma-encoded pixel values. So:
    Knutsson & Westin 1993), so the background near the subject is the mean of *background* pixels only
    and the sharp subject does not smear into its own surroundings (a dark halo, or a ghost of the hair);
 3. blur with an anti-aliased disc of radius ``strength × image diagonal``;
-4. tone-map (identity below a knee, a soft shoulder to 1 above it) and encode to sRGB.
+4. clip to white and encode to sRGB: light at most white stays as it is (a blown-out sky or a white wall
+   stays 255: a flat area blurs to itself), and only the boosted highlights, which may reach ``1 + gain`` times
+   white, are clipped, channel by channel, as a sensor clips an overexposed light: a bokeh ball is a
+   flat-topped disc, a saturated light's ball keeps its low channel (yellow stays yellow), a bright orange
+   one turns yellow to white as it would in a photo.
 
 Speed: a 12-megapixel photo with a 75 px radius would need a 151×151 kernel. The blurred image has no
 detail finer than the disc, so it is computed at 1/k of the resolution, k the smallest integer that brings
@@ -44,7 +48,6 @@ DEFAULT_STRENGTH = 0.015      # disc radius as a fraction of the image diagonal 
 HIGHLIGHT_THRESHOLD = 0.85    # brightest channel (sRGB, 0..1) where the boost starts
 HIGHLIGHT_GAIN = 8.0          # linear-light multiplier added at full clipping
 HIGHLIGHT_CONTRAST = 0.3      # how far (sRGB) above its surroundings a highlight must be for the full boost
-TONE_KNEE = 0.8               # linear light: identity below, soft shoulder to 1 above
 MAX_RADIUS = 16.0             # disc radius at the working resolution (px)
 STRIP_ROWS = 64               # full-resolution rows per pass of the reduction
 ENCODE_ROWS = 32              # rows of the reduced blur per pass of its tone mapping and sRGB encoding
@@ -67,12 +70,6 @@ def linear_to_srgb(x: np.ndarray) -> np.ndarray:
 def smoothstep(t: np.ndarray) -> np.ndarray:
     t = np.clip(t, 0.0, 1.0)
     return (t * t * (3.0 - 2.0 * t)).astype(np.float32)
-
-
-def tone_map(x: np.ndarray, knee: float = TONE_KNEE) -> np.ndarray:
-    """Identity up to ``knee``, then k + (1−k)(1 − e^(−(x−k)/(1−k))): continuous slope, limit 1."""
-    over = np.maximum(x - knee, 0.0)
-    return np.where(x > knee, knee + (1.0 - knee) * -np.expm1(-over / (1.0 - knee)), x).astype(np.float32)
 
 
 def disc_kernel(radius: float) -> np.ndarray:
@@ -177,13 +174,13 @@ def _check_inputs(photo, alpha, background) -> None:
 
 def _blurred_small(photo, alpha, background, radius, factor, threshold, gain) -> np.ndarray:
     """The blur at 1/``factor`` of the resolution, uint8: the weighted linear light reduced by ``factor``
-    (area, strip by strip), blurred by the disc of radius ``radius / factor``, normalised, tone-mapped, encoded
+    (area, strip by strip), blurred by the disc of radius ``radius / factor``, normalised, clipped to white, encoded
     (:func:`runtime.kernels.encode_light`)."""
     lin, weight = _reduced_light(photo, alpha, background, factor, radius, threshold, gain)
     kernel = disc_kernel(radius / factor)
     num, den = (cv2.filter2D(x, -1, kernel, borderType=cv2.BORDER_REFLECT) for x in (lin, weight))  # multithreaded
     out = np.empty(num.shape, np.uint8)      # where no background is in reach (in the subject: unused), den is 1e-6
-    each(lambda rows: kernels.encode_light(num, den, np.float32(TONE_KNEE), rows.start, rows.stop, out),
+    each(lambda rows: kernels.encode_light(num, den, rows.start, rows.stop, out),
          strips(out.shape[0], ENCODE_ROWS))
     return out
 

@@ -165,22 +165,38 @@ def test_the_boost_is_looked_up_at_every_pixel_once_highlights_are_three_in_a_th
         assert isinstance(_highlights(photo, 15, HIGHLIGHT_THRESHOLD, HIGHLIGHT_GAIN), _Boost) == dense
 
 
-def test_the_blurred_light_is_encoded_as_the_tone_map_and_the_srgb_curve_define_it():
-    """The compiled encoding of the blurred light: light over weight, tone-mapped above the knee (boosted
-    highlights reach 9× white), sRGB-encoded, rounded, as the numpy definitions give it (a weight of 0, where no
-    background is in reach, divides by 1e-6)."""
+def test_the_blurred_light_is_encoded_as_the_clipped_srgb_curve_defines_it():
+    """The compiled encoding of the blurred light: light over weight, clipped to white (boosted highlights reach
+    9× white), sRGB-encoded, rounded, as the numpy definitions give it (a
+    weight of 0, where no background is in reach, divides by 1e-6)."""
     from runtime.kernels import encode_light
-    from runtime.lens_blur import TONE_KNEE, linear_to_srgb, tone_map
+    from runtime.lens_blur import linear_to_srgb
 
     rng = np.random.default_rng(6)
     num = (rng.random((40, 50, 3)) ** 3 * 9).astype(np.float32)
     den = rng.random((40, 50)).astype(np.float32)
     den[0, :5] = 0.0
     out = np.zeros(num.shape, np.uint8)
-    encode_light(num, den, np.float32(TONE_KNEE), 0, 40, out)
-    expected = np.rint(linear_to_srgb(tone_map(num / np.maximum(den, 1e-6)[..., None])) * 255.0)
+    encode_light(num, den, 0, 40, out)
+    expected = np.rint(linear_to_srgb(num / np.maximum(den, 1e-6)[..., None]) * 255.0)
     assert (num / den.clip(1e-6)[..., None] > 1).mean() > 0.2 and np.abs(out - expected).max() <= 1
     assert np.mean(out == expected) > 0.999
+
+
+def test_the_lens_blur_keeps_whites_white_and_clips_a_boosted_light_channel_by_channel():
+    """A blown-out background (flat 255, and near-white 240) blurs to itself, with highlights or without; a small
+    saturated yellow light, boosted past white, becomes a ball whose red and green are clipped to 255 and whose
+    blue stays low (yellow, not white), brighter than the plain blur's ball."""
+    from runtime.lens_blur import lens_blur
+
+    for level in (255, 240):
+        flat = np.full((120, 160, 3), level, np.uint8)
+        for gain in (0.0, 8.0):
+            assert np.all(lens_blur(flat, None, 0.03, gain=gain) == level)
+    photo = np.full((200, 200, 3), 20, np.uint8)
+    photo[98:102, 98:102] = (250, 240, 10)
+    plain, ball = (lens_blur(photo, None, 0.02, gain=gain)[100, 100].astype(int) for gain in (0.0, 8.0))
+    assert ball[0] == ball[1] == 255 and ball[2] < 40 and np.all(ball[:2] > plain[:2] + 40)
 
 
 def test_the_partly_transparent_pixels_are_found_in_order_in_every_strip():

@@ -375,8 +375,7 @@ def greys(levels, size=(48, 64)):
 
 def sdr_white():
     """SDR's value for HDR reference white: 1 through the tone curve, encoded for gamma 2.4."""
-    from runtime.hdr import SDR_GAMMA
-    from runtime.lens_blur import tone_map
+    from runtime.hdr import SDR_GAMMA, tone_map
     return round(255 * float(tone_map(np.float32([1.0]))[0]) ** (1 / SDR_GAMMA))
 
 
