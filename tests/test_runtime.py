@@ -193,6 +193,26 @@ def test_read_image_gives_rgb_order(tmp_path, channels, dtype):
     assert image.dtype == dtype and image.flags.c_contiguous and np.array_equal(image, pixels)
 
 
+def test_a_jpeg_is_read_with_opencvs_pixels_upright_red_first(tmp_path):
+    """A colour JPEG is decoded red first by libjpeg itself (no swap after): the pixels of OpenCV's own decode,
+    reversed, rotated by its EXIF orientation; a gray JPEG stays one plane, a CMYK one comes as RGB."""
+    def opencv(path):
+        return cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
+
+    for orientation, upright in ((1, lambda a: a), (6, lambda a: np.rot90(a, -1))):
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        path = tmp_path / f"o{orientation}.jpg"
+        Image.fromarray(photo(40, 60, seed=orientation)).save(path, quality=90, exif=exif)
+        image = read_image(path)
+        assert image.flags.c_contiguous and np.array_equal(image, upright(opencv(path)[..., ::-1]))
+    Image.fromarray(photo(40, 60)[..., 0]).save(tmp_path / "gray.jpg", quality=90)
+    assert np.array_equal(read_image(tmp_path / "gray.jpg"), opencv(tmp_path / "gray.jpg"))
+    Image.fromarray(photo(40, 60)).convert("CMYK").save(tmp_path / "cmyk.jpg", quality=90)
+    cmyk = read_image(tmp_path / "cmyk.jpg")
+    assert cmyk.shape == (40, 60, 3) and np.array_equal(cmyk, opencv(tmp_path / "cmyk.jpg")[..., ::-1])
+
+
 def test_exif_rotated_jpeg_gives_rotated_alpha(torch_matter, tmp_path):
     exif = Image.Exif()
     exif[0x0112] = 6                                   # stored landscape, shown rotated 90° clockwise
