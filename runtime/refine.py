@@ -114,11 +114,10 @@ def refine(run, photo: np.ndarray, trimap: np.ndarray, alpha: np.ndarray | None,
     if plan is None:
         unsure = (trimap_w == 128) & (np.abs(alpha_w - 0.5) < 0.5 - UNSURE)
         plan = TilePlan(work, (th, tw), _tiles(unsure, (th, tw), settings.tiles))
-    acc, reach = np.zeros(work, np.float32), np.zeros(work, np.float32)   # Σ weight·tile alpha, Σ weight
+    acc, reach = np.zeros(work, np.float32), plan.reach()     # Σ weight·tile alpha, Σ weight
     for y, x in plan.corners:
         weight = _feather((th, tw), (y, x), work)
         acc[y:y + th, x:x + tw] += weight * run(photo_w[y:y + th, x:x + tw], trimap_w[y:y + th, x:x + tw])
-        reach[y:y + th, x:x + tw] += weight
     band = trimap == 128
     if not reach.any() or not band.any():
         return alpha
