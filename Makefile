@@ -48,7 +48,8 @@ help:
 	@echo "             (benchmarks/measured/clip-quality-*.json, clip-speed-*.json)"
 	@echo "make bench-baseline  save this device's latency baseline (benchmarks/baselines/<fingerprint id>/)"
 	@echo "make verify-arm  the ONNX and ExecuTorch FP32/INT8 artifacts on Arm CPU kernels under qemu emulation"
-	@echo "             (cortex-a76 and max), gated like make gate; builds .arm/ once (docs/ARM.md)"
+	@echo "             (cortex-a76 and max), gated like make gate, and the runtime's loops built and run there"
+	@echo "             against x86's; builds .arm/ once (docs/ARM.md)"
 	@echo "make profile onnxruntime kernel time of the FP32 and INT8 ONNX by model stage and operator type,"
 	@echo "             and int8 vs float kernel time for each of the model's convolution shapes"
 
@@ -165,6 +166,7 @@ profile: $(LOOPS)
 verify-arm: $(LOOPS)
 	$(CLI) export all --checkpoint $(WEIGHTS) --targets onnx executorch --out $(EXPORT)
 	scripts/verify_arm.sh --artifacts $(EXPORT) --checkpoint $(WEIGHTS) $(ARM_ARGS)
+	$(PY) -m benchmarks.arm_loops
 
 clean:
 	rm -rf $(OUT) cache .pytest_cache

@@ -86,10 +86,11 @@ class ArmCpu:
             if entry.name not in ("proc", "sys") and not link.exists():
                 link.symlink_to(entry.resolve())
 
-    def call(self, *args: str) -> dict:
-        """Run the runner with ``args`` on this CPU; its JSON line. EmulationError with its last line on failure."""
+    def call(self, *args: str, env: dict[str, str] | None = None) -> dict:
+        """Run the runner with ``args`` (and the variables ``env``) on this CPU; its JSON line. EmulationError with
+        its last line on failure."""
         command = [QEMU, "-L", str(self.view), "-cpu", self.cpu, str(self.view / "usr/bin/python3.11"), str(RUNNER), *args]
-        env = {**os.environ, "PYTHONPATH": str((self.root / "site").resolve()), "PYTHONNOUSERSITE": "1"}
+        env = {**os.environ, "PYTHONPATH": str((self.root / "site").resolve()), "PYTHONNOUSERSITE": "1", **(env or {})}
         done = subprocess.run(command, capture_output=True, text=True, env=env)
         lines = done.stdout.strip().splitlines()
         if done.returncode != 0 or not lines:

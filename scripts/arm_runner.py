@@ -2,6 +2,7 @@
 
     python arm_runner.py probe
     python arm_runner.py run ARTIFACT INPUTS.npz OUTPUTS.npz [--config KEY=VALUE ...] [--threads N]
+    python arm_runner.py loops TREE INPUTS.pickle OUTPUTS.pickle
 
 ``probe`` prints what the CPU advertises: the kernel's HWCAP / HWCAP2 bits by name and MIDR_EL1. ``run`` reads
 ``image`` (N, 1, 3, H, W) and ``trimap`` (N, 1, 1, H, W) float32 from INPUTS.npz, runs the artifact on each pair
@@ -9,6 +10,11 @@
 ``alpha`` (N, 1, 1, H, W) to OUTPUTS.npz, then prints one JSON line: the runtime, its version and the kernels it
 says it ran. The x86 side (``benchmarks.arm_emulation``) letterboxes the inputs before and scores the alphas after.
 Imports numpy and the artifact's runtime only, never the project: it runs on an interpreter that has nothing else.
+``loops`` is the exception, the project's compiled loops being what it verifies: in TREE, a copy of the project's
+``runtime`` package and ``benchmarks/kernel_cases.py``, it builds the extension as ``make setup`` does (``runtime.kernel_build``, with this CPU's
+compiler), runs every loop on the arguments of INPUTS.pickle (name → argument tuple) through the extension and
+through numba's JIT, and writes, for each way, name → (the value returned, the array arguments after) to
+OUTPUTS.pickle (``benchmarks.arm_loops`` compares them with x86's).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import ctypes
 import json
 import mmap
 import os
+import pickle
 import sys
 import tempfile
 from collections import Counter
@@ -110,6 +117,25 @@ def run(args) -> dict:
     return {**info, "calls": int(len(alphas))}
 
 
+def loops(args) -> dict:
+    sys.path.insert(0, args.tree)
+    from benchmarks.kernel_cases import run_all
+    from runtime import kernel_build, kernels
+
+    extension = kernel_build.build()                      # RuntimeError naming what failed: the runner's last line
+    if not kernels.ahead_of_time():
+        raise RuntimeError(f"{extension.name} was built but the runtime did not load it")
+    with open(args.inputs, "rb") as f:
+        arguments = pickle.load(f)
+    results = {way: run_all(compiled, arguments)
+               for way, compiled in (("ahead of time", kernels.loops()), ("just in time", kernels._just_in_time()))}
+    with open(args.outputs + ".part", "wb") as f:
+        pickle.dump(results, f)
+    os.replace(args.outputs + ".part", args.outputs)
+    import numba
+    return {"extension": extension.name, "numba": numba.__version__, "loops": len(arguments)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -120,8 +146,13 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("outputs")
     r.add_argument("--config", action="append", default=[], help="an onnxruntime session config entry KEY=VALUE")
     r.add_argument("--threads", type=int, default=None)
+    k = sub.add_parser("loops")
+    k.add_argument("tree")
+    k.add_argument("inputs")
+    k.add_argument("outputs")
     args = parser.parse_args(argv)
-    print(json.dumps(probe() if args.command == "probe" else run(args)), flush=True)
+    commands = {"probe": lambda _: probe(), "run": run, "loops": loops}
+    print(json.dumps(commands[args.command](args)), flush=True)
     return 0
 
 

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from benchmarks.kernel_cases import cases, run_all
 from runtime import kernel_build, kernels
 from runtime.kernel_source import EXPORTS
 
@@ -23,51 +24,16 @@ def test_make_setup_built_the_extension_and_the_runtime_loads_it_without_numba()
     assert out.split("\n")[0] == "[2, 5] False"
 
 
-def _inputs(rng):
-    """Arguments for every loop on a small random scene, each loop's output arrays fresh."""
-    h, w, factor = 24, 30, 3
-    photo = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
-    alpha = np.clip(rng.random((h, w)) * 3 - 1, 0, 1).astype(np.float32)
-    lut, flat = rng.random(256).astype(np.float32), rng.random(256).astype(np.float32)
-    v, above = rng.integers(0, 256, (h, w), dtype=np.uint8), rng.integers(0, 256, (h, w), dtype=np.uint8)
-    index = np.flatnonzero((alpha > 0) & (alpha < 1)).astype(np.int64)
-    colours = rng.random((index.size, 3)).astype(np.float32)
-    low = rng.random((8, 10, 3)).astype(np.float32)
-    rows, cols = kernels.neighbours(h, 8), kernels.neighbours(w, 10)
-    decided = rng.choice(np.uint8([0, 128, 255]), (h // 2, w // 2))
-    pick = kernels.nearest(h, h // 2), kernels.nearest(w, w // 2)
-    light = lambda: np.zeros((h // factor, w // factor, 3), np.float32)      # noqa: E731
-    return {
-        "block_light": lambda: (photo, alpha, lut, v, above, flat, lut, np.float32(2.0), factor, 0, h // factor,
-                                light(), np.zeros((h // factor, w // factor), np.float32)),
-        "replace_light": lambda: (photo, alpha, lut, v, above, flat, lut, np.float32(2.0), factor, index, colours,
-                                  light()),
-        "brightest": lambda: (photo.reshape(-1), np.zeros(h * w, np.uint8)),
-        "apply_linear": lambda: (low, low[..., 0].copy(), photo, decided, *pick, rows, cols, np.float32(0.01), 0, h,
-                                 np.zeros((h, w), np.float32)),
-        "apply_linear_float": lambda: (low, low[..., 0].copy(), photo / np.float32(255), decided, *pick, rows, cols,
-                                       np.float32(-1), 0, h, np.zeros((h, w), np.float32)),
-        "fuse_at": lambda: (photo, alpha, index, 0, 0, low, low[::-1].copy(), rows, cols, 0, index.size,
-                            np.zeros((index.size, 3), np.float32), np.zeros((index.size, 3), np.float32)),
-        "mix_at": lambda: (alpha, index, colours, 0, index.size, photo.copy()),
-        "encode_light": lambda: (low * 4, low[..., 1].copy(), 0, 8, np.zeros((8, 10, 3), np.uint8)),
-        "partly_transparent_at": lambda: (alpha.reshape(-1), 5, h * w - 5, np.zeros(h * w, np.int64)),
-    }
-
-
 def test_numbas_jit_of_the_source_gives_the_extensions_results_loop_by_loop():
     """Where the extension is missing, the same source compiled just in time: every loop writes the same arrays
     and returns the same value (the JIT's first run compiles, then caches beside the source)."""
-    rng = np.random.default_rng(0)
-    inputs = _inputs(rng)
+    inputs = {name: make() for name, make in cases(np.random.default_rng(0)).items()}
     assert set(inputs) == set(EXPORTS)
-    jit, built = kernels._just_in_time(), kernels.loops()
-    for name, arguments in inputs.items():
-        ours, theirs = arguments(), arguments()
-        assert getattr(built, name)(*ours) == getattr(jit, name)(*theirs), name
-        for a, b in zip(ours, theirs):
-            if isinstance(a, np.ndarray):
-                np.testing.assert_array_equal(a, b, err_msg=name)
+    ours, theirs = run_all(kernels.loops(), inputs), run_all(kernels._just_in_time(), inputs)
+    for name, (value, arrays) in ours.items():
+        assert value == theirs[name][0], name
+        for a, b in zip(arrays, theirs[name][1], strict=True):
+            np.testing.assert_array_equal(a, b, err_msg=name)
 
 
 def test_an_extension_of_other_source_is_never_loaded(tmp_path, monkeypatch):
