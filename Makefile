@@ -43,7 +43,8 @@ help:
 	@echo "             and the held-back split, each model beside the raw mask, a guided filter and closed-form"
 	@echo "make bench-bokeh  adamat bokeh on a 12-megapixel photo with each INT8 export of the default model:"
 	@echo "             per-stage medians of 5 runs and peak RSS, then warm (the model kept open)"
-	@echo "             (benchmarks/measured/bokeh-runs-*.json)"
+	@echo "             (benchmarks/measured/bokeh-runs-*.json); a 48 MP photo; a folder of 10 12 MP photos in one"
+	@echo "             process against each alone (bokeh-folder-*.json)"
 	@echo "make bench-clips  adamat eval clips (temporal coherence) and the clip path's speed at 1080p and 4K"
 	@echo "             (benchmarks/measured/clip-quality-*.json, clip-speed-*.json)"
 	@echo "make bench-baseline  save this device's latency baseline (benchmarks/baselines/<fingerprint id>/)"
@@ -143,6 +144,8 @@ bench-bokeh: $(LOOPS)
 	$(CLI) export all --checkpoint $(DEFAULT_WEIGHTS) --targets onnx openvino executorch --out $(OUT)/export
 	$(PY) -m benchmarks.bokeh_runs $(INT8_EXPORTS) --runs 5
 	$(PY) -m benchmarks.bokeh_runs $(INT8_EXPORTS) --runs 2 --warm 5
+	$(PY) -m benchmarks.bokeh_runs $(INT8_EXPORTS) --runs 2 --size 8000 6000
+	$(PY) -m benchmarks.folder_runs $(OUT)/export/adamatting_mobile-int8_512x512_int8.onnx --photos 10
 
 bench-clips: $(LOOPS)
 	$(CLI) export all --checkpoint $(DEFAULT_WEIGHTS) --targets openvino --out $(OUT)/export

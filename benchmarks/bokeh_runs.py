@@ -1,8 +1,8 @@
 """``adamat bokeh`` on a 12-megapixel photo, whole, per model: the per-stage medians a user of the command sees.
 
-    python -m benchmarks.bokeh_runs ARTIFACT [ARTIFACT ...] [--runs 5] [--before TREE] [--out FILE.json]
+    python -m benchmarks.bokeh_runs ARTIFACT [ARTIFACT ...] [--runs 5] [--before TREE] [--size W H] [--out FILE.json]
 
-The synthetic 4032×3024 portrait (:mod:`benchmarks.portrait`) is written as a JPEG with its subject's mask at
+The synthetic 4032×3024 portrait (:mod:`benchmarks.portrait`; ``--size 8000 6000``: 48 megapixels) is written as a JPEG with its subject's mask at
 the segmenter's 256 px; each run is one ``adamat bokeh --timings`` process (so ``open`` and the first call's
 costs are in every run, as for a user), the artifacts interleaved run by run. Per artifact: the median of each
 stage, of ``compute`` (every stage between decode and encode) and the peak RSS of the process. ``--before``
@@ -95,15 +95,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--before", type=Path, default=None, help="also run each artifact from this source tree")
     p.add_argument("--warm", type=whole_number(0, 1000), default=0, metavar="N", help="each process opens the artifact once and "
                    "renders N + 1 times, the medians of the last N (default 0: one render per process)")
+    p.add_argument("--size", type=whole_number(8, 20000), nargs=2, default=[W, H], metavar=("W", "H"),
+                   help=f"the synthetic portrait's size (default {W} {H})")
     p.add_argument("--out", default=None, help="measured-results file (default benchmarks/measured/"
                                                "bokeh-runs-<date>-<device>.json)")
     args = p.parse_args(argv)
+    width, height = args.size
     artifacts = [str(Path(a).resolve()) for a in args.artifacts]
     trees = [None] + ([args.before.resolve()] if args.before else [])
     runs: dict[tuple, list[tuple[dict, int]]] = {(a, t): [] for a in artifacts for t in trees}
     with tempfile.TemporaryDirectory() as tmp:
         photo, mask, out = Path(tmp, "photo.jpg"), Path(tmp, "mask.png"), Path(tmp, "out.jpg")
-        image, alpha = synthetic_portrait(H, W)
+        image, alpha = synthetic_portrait(height, width)
         cv2.imwrite(str(photo), image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
         cv2.imwrite(str(mask), segmenter_mask(alpha))
         del image, alpha
@@ -114,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     data = measured_header(
         "bokeh-runs", input_size=[512, 512], threads=None, runtimes=("onnxruntime", "openvino", "executorch"),
         model=", ".join(args.artifacts),
-        method=f"adamat bokeh --timings on a synthetic {W}x{H} JPEG with a 256-px mask, one process per run, "
+        method=f"adamat bokeh --timings on a synthetic {width}x{height} JPEG with a 256-px mask, one process per run, "
                f"{args.runs} runs per model interleaved; medians; peak RSS the largest VmHWM of its processes"
                + (f"; warm: each process opens the artifact once and renders {args.warm + 1} times, its medians "
                   f"over the last {args.warm}, numpy's huge-page requests off as in the adamat command" if args.warm else "")

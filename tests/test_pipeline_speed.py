@@ -219,17 +219,35 @@ def test_bokeh_runs_records_each_stage_of_the_command(tiny_checkpoint, tmp_path,
 
     import benchmarks.bokeh_runs as bokeh_runs
 
-    monkeypatch.setattr(bokeh_runs, "H", 120)
-    monkeypatch.setattr(bokeh_runs, "W", 160)
     out = tmp_path / "runs.json"
-    assert bokeh_runs.main([str(tiny_checkpoint), "--runs", "2", "--out", str(out)]) == 0
-    (row,) = json.loads(out.read_text())["rows"]
+    assert bokeh_runs.main([str(tiny_checkpoint), "--runs", "2", "--size", "160", "120", "--out", str(out)]) == 0
+    data = json.loads(out.read_text())
+    (row,) = data["rows"]
+    assert "on a synthetic 160x120 JPEG" in data["method"]
     assert row["model"] == "PyTorch FP32 (checkpoint)" and row["runs"] == 2
     assert {"open ms", "model ms", "band ms", "compute ms"} <= set(row) and row["model ms"] > 0
     stages = sum(v for k, v in row.items() if k.endswith(" ms") and k not in ("open ms", "load ms", "write ms",
                                                                                "compute ms"))
     assert abs(stages - row["compute ms"]) < 0.5 * row["compute ms"]     # medians: close to, not equal to, the sum
     assert 50 < row["peak RSS MiB"] < 4000
+
+
+def test_folder_runs_times_one_process_for_the_folder_against_each_photo_alone(tiny_checkpoint, tmp_path, monkeypatch):
+    """benchmarks.folder_runs: the folder's wall time beside the bound its photos alone give (their stages but open,
+    one open, one process start), and the folder's summed stages."""
+    import json
+
+    import benchmarks.folder_runs as folder_runs
+
+    monkeypatch.setattr(folder_runs, "H", 240)
+    monkeypatch.setattr(folder_runs, "W", 320)
+    out = tmp_path / "folder.json"
+    assert folder_runs.main([str(tiny_checkpoint), "--photos", "2", "--out", str(out)]) == 0
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["photos"] == 2 and row["folder segment ms"] > 0 and row["folder compute ms"] > 0
+    parts = row["photos alone: compute + decode + encode s"] + row["one open s"] + row["process start s"]
+    assert row["bound s"] == pytest.approx(parts, abs=0.02) and row["met"] == (row["folder wall s"] <= row["bound s"])
+    assert 0 < row["folder stages s"] < row["folder wall s"]
 
 
 def test_bokeh_runs_warm_renders_in_one_process_and_takes_the_medians_of_all_but_the_first(tiny_checkpoint, tmp_path,
