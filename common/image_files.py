@@ -196,7 +196,7 @@ def decode_image(path: str | Path, flags: int = cv2.IMREAD_UNCHANGED, max_pixels
     if not data:
         raise DataError("file is empty", path)
     kind = _header(data, path, max_pixels)[1]
-    straight = rgb and flags == cv2.IMREAD_UNCHANGED and kind == "JPEG RGB"
+    straight = rgb and flags == cv2.IMREAD_UNCHANGED and kind in _COLOUR_JPEG
     # imdecode of the bytes read: works for any path and never returns a half-decoded image silently.
     img = _imdecode_quietly(np.frombuffer(data, np.uint8), _JPEG_AS_RGB if straight else flags)
     if img is None:
@@ -206,6 +206,7 @@ def decode_image(path: str | Path, flags: int = cv2.IMREAD_UNCHANGED, max_pixels
     return img
 
 
+_COLOUR_JPEG = ("JPEG RGB", "MPO RGB")    # MPO: a phone's JPEG with more pictures after it (OpenCV decodes the first)
 _JPEG_AS_RGB = cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION   # IMREAD_UNCHANGED's pixels, red first
 _TO_RGB = {3: cv2.COLOR_BGR2RGB, 4: cv2.COLOR_BGRA2RGBA}               # OpenCV decodes blue first
 

@@ -193,9 +193,16 @@ def test_read_image_gives_rgb_order(tmp_path, channels, dtype):
     assert image.dtype == dtype and image.flags.c_contiguous and np.array_equal(image, pixels)
 
 
-def test_a_jpeg_is_read_with_opencvs_pixels_upright_red_first(tmp_path):
+def test_a_jpeg_is_read_with_opencvs_pixels_upright_red_first(tmp_path, monkeypatch):
     """A colour JPEG is decoded red first by libjpeg itself (no swap after): the pixels of OpenCV's own decode,
-    reversed, rotated by its EXIF orientation; a gray JPEG stays one plane, a CMYK one comes as RGB."""
+    reversed, rotated by its EXIF orientation (a phone's MPO too); a gray JPEG stays one plane, a CMYK one comes as
+    RGB (those two decoded as they are and swapped)."""
+    import common.image_files as image_files
+
+    asked = []
+    decode = image_files._imdecode_quietly
+    monkeypatch.setattr(image_files, "_imdecode_quietly", lambda data, flags: asked.append(flags) or decode(data, flags))
+
     def opencv(path):
         return cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
 
@@ -206,11 +213,18 @@ def test_a_jpeg_is_read_with_opencvs_pixels_upright_red_first(tmp_path):
         Image.fromarray(photo(40, 60, seed=orientation)).save(path, quality=90, exif=exif)
         image = read_image(path)
         assert image.flags.c_contiguous and np.array_equal(image, upright(opencv(path)[..., ::-1]))
+    mpo = tmp_path / "phone.jpg"                       # a JPEG with a second picture after it, as phones write
+    Image.fromarray(photo(40, 60, seed=3)).save(mpo, format="MPO", save_all=True, quality=90,
+                                                append_images=[Image.fromarray(photo(40, 60, seed=4))])
+    with pytest.warns(UserWarning, match="2 frames; the first is used"):
+        assert np.array_equal(read_image(mpo), opencv(mpo)[..., ::-1])
     Image.fromarray(photo(40, 60)[..., 0]).save(tmp_path / "gray.jpg", quality=90)
     assert np.array_equal(read_image(tmp_path / "gray.jpg"), opencv(tmp_path / "gray.jpg"))
     Image.fromarray(photo(40, 60)).convert("CMYK").save(tmp_path / "cmyk.jpg", quality=90)
     cmyk = read_image(tmp_path / "cmyk.jpg")
     assert cmyk.shape == (40, 60, 3) and np.array_equal(cmyk, opencv(tmp_path / "cmyk.jpg")[..., ::-1])
+    red_first = cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION
+    assert asked == [red_first] * 3 + [cv2.IMREAD_UNCHANGED] * 2      # two JPEGs and the MPO; gray and CMYK
 
 
 def test_exif_rotated_jpeg_gives_rotated_alpha(torch_matter, tmp_path):
