@@ -169,7 +169,7 @@ profile: $(LOOPS)
 verify-arm: $(LOOPS)
 	$(CLI) export all --checkpoint $(WEIGHTS) --targets onnx executorch --out $(EXPORT)
 	scripts/verify_arm.sh --artifacts $(EXPORT) --checkpoint $(WEIGHTS) $(ARM_ARGS)
-	$(PY) -m benchmarks.arm_loops
+	$(PY) -m benchmarks.arm_loops --arm-dir "$${ARM_DIR:-.arm}" $(ARM_LOOPS_ARGS)
 
 clean:
 	rm -rf $(OUT) cache .pytest_cache

@@ -17,6 +17,7 @@ loop differs beyond that, 2 where emulation cannot run. Nothing is timed.
 from __future__ import annotations
 
 import argparse
+import os
 import pickle
 import shutil
 import sys
@@ -49,9 +50,10 @@ def project_copy(folder: Path) -> Path:
 
 def compiler_flags(cpu: ArmCpu) -> dict[str, str]:
     """Where the emulated interpreter's compiler finds Python's headers: the aarch64 sysroot's (the cross compiler
-    runs natively and would read the host's /usr/include)."""
+    runs natively and would read the host's /usr/include), the sysroot's other headers searched after the cross
+    compiler's own C library (``-idirafter``: only for pyconfig.h's architecture folder); the user's CFLAGS kept."""
     include = (cpu.root / "sysroot" / "usr" / "include").resolve()
-    return {"CFLAGS": f"-I{include / 'python3.11'} -I{include}"}
+    return {"CFLAGS": f"{os.environ.get('CFLAGS', '')} -I{include / 'python3.11'} -idirafter {include}".strip()}
 
 
 def difference(x86: tuple, arm: tuple) -> dict:
@@ -65,7 +67,7 @@ def difference(x86: tuple, arm: tuple) -> dict:
         largest, differing = max(largest, float(delta.max(initial=0.0))), differing + int(np.count_nonzero(delta))
         limit = FLOAT_TOLERANCE if a.dtype.kind == "f" else 1.0 if a.dtype == np.uint8 else 0.0
         within = within and bool(delta.max(initial=0.0) <= limit)
-    return {"identical": differing == 0 and value == arm_value, "within tolerance": within,
+    return {"identical": within and differing == 0 and value == arm_value, "within tolerance": within,
             "largest |Δ|": largest, "elements differing": differing}
 
 

@@ -94,9 +94,9 @@ def load_background(path: str | Path) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise DataError("background image does not exist", path)
-    image = decode_image(path)   # the size checked from the header first, as for every image read
-    if image.ndim == 3 and image.shape[2] in (3, 4):
-        image = cv2.cvtColor(image[..., :3], cv2.COLOR_BGR2RGB)
+    image = decode_image(path, rgb=True)   # the size checked from the header first, as for every image read
+    if image.ndim == 3 and image.shape[2] == 4:
+        image = image[..., :3]
     try:
         return _to_rgb_float(image)
     except ValueError as e:

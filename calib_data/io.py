@@ -28,15 +28,15 @@ def read_rgba(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
     Grayscale is replicated to RGB explicitly; 16-bit files are scaled by 65535.
     """
     path = Path(path)
-    img = decode_image(path, cv2.IMREAD_UNCHANGED)
+    img = decode_image(path, cv2.IMREAD_UNCHANGED, rgb=True)
     if img.ndim == 2:
         rgb, alpha = np.repeat(img[..., None], 3, axis=2), None
     elif img.ndim == 3 and img.shape[2] == 1:
         rgb, alpha = np.repeat(img, 3, axis=2), None
     elif img.ndim == 3 and img.shape[2] == 3:
-        rgb, alpha = img[..., ::-1], None
+        rgb, alpha = img, None
     elif img.ndim == 3 and img.shape[2] == 4:
-        rgb, alpha = img[..., 2::-1], img[..., 3]
+        rgb, alpha = img[..., :3], img[..., 3]
     else:
         raise DataError(f"unsupported channel layout {img.shape}", path)
     rgb = to_unit_float(np.ascontiguousarray(rgb), "image", path)

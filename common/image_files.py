@@ -81,12 +81,13 @@ def header_size(data: bytes, path: str | Path | None = None, max_pixels: int = M
     first is decoded); DataError when it is over ``max_pixels``, in a format whose header is not read here
     (Radiance HDR, PFM, PAM, OpenEXR, Netpbm: OpenCV would decode all of a bomb before its size is known), or
     not an image at all."""
-    return _header(data, path, max_pixels)[0]
+    return _header(data, path, max_pixels, stacklevel=4)[0]
 
 
-def _header(data: bytes, path: str | Path | None, max_pixels: int) -> tuple[tuple[int, int], str | None]:
+def _header(data: bytes, path: str | Path | None, max_pixels: int,
+            stacklevel: int) -> tuple[tuple[int, int], str | None]:
     """:func:`header_size`, and the header's format and mode as Pillow names them ("JPEG RGB"; None for a TIFF
-    whose size was read from its tags)."""
+    whose size was read from its tags); ``stacklevel``: where the warning of several frames points."""
     for magic, name in _UNREAD_FORMATS:
         if data.startswith(magic):
             raise DataError(f"unsupported image format ({name}): save it as PNG or JPEG", path)
@@ -100,8 +101,8 @@ def _header(data: bytes, path: str | Path | None, max_pixels: int) -> tuple[tupl
         return size, None
     with im:
         frames = getattr(im, "n_frames", 1)
-        if frames > 1:   # a multi-page TIFF, an animated WebP or GIF: OpenCV decodes the first
-            warnings.warn(f"{path or 'image'}: {frames} frames; the first is used", stacklevel=4)
+        if frames > 1 and im.format != "MPO":   # a multi-page TIFF, an animated WebP or GIF: OpenCV decodes the first
+            warnings.warn(f"{path or 'image'}: {frames} frames; the first is used", stacklevel=stacklevel)
         return im.size, f"{im.format} {im.mode}"
 
 
@@ -195,18 +196,27 @@ def decode_image(path: str | Path, flags: int = cv2.IMREAD_UNCHANGED, max_pixels
         raise DataError(f"cannot read it: {e.strerror or e}", path) from None
     if not data:
         raise DataError("file is empty", path)
-    kind = _header(data, path, max_pixels)[1]
+    kind = _header(data, path, max_pixels, stacklevel=3)[1]
     straight = rgb and flags == cv2.IMREAD_UNCHANGED and kind in _COLOUR_JPEG
     # imdecode of the bytes read: works for any path and never returns a half-decoded image silently.
     img = _imdecode_quietly(np.frombuffer(data, np.uint8), _JPEG_AS_RGB if straight else flags)
     if img is None:
         raise DataError(UNREADABLE, path)
     if rgb and not straight and img.ndim == 3 and img.shape[2] in _TO_RGB:
-        img = cv2.cvtColor(img, _TO_RGB[img.shape[2]], dst=img)   # in one pass; a reversed view's copy takes 7x
+        img = _swapped(img)
     return img
 
 
-_COLOUR_JPEG = ("JPEG RGB", "MPO RGB")    # MPO: a phone's JPEG with more pictures after it (OpenCV decodes the first)
+def _swapped(img: np.ndarray) -> np.ndarray:
+    """BGR(A) as RGB(A): in place by cvtColor where it takes the depth (8 and 16 bits, float32: one pass, where a
+    reversed view's copy takes 7×), else a reordered copy (float64, 32-bit integers)."""
+    if img.dtype in (np.uint8, np.uint16, np.float32):
+        return cv2.cvtColor(img, _TO_RGB[img.shape[2]], dst=img)
+    return np.ascontiguousarray(img[..., [2, 1, 0, 3][:img.shape[2]]])
+
+
+_COLOUR_JPEG = ("JPEG RGB", "MPO RGB")    # MPO: a phone's JPEG with previews or a depth map after it (OpenCV decodes
+                                           # the first picture, the photo, and no warning is given for the others)
 _JPEG_AS_RGB = cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION   # IMREAD_UNCHANGED's pixels, red first
 _TO_RGB = {3: cv2.COLOR_BGR2RGB, 4: cv2.COLOR_BGRA2RGBA}               # OpenCV decodes blue first
 

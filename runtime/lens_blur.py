@@ -17,7 +17,7 @@ it does so with light, not with gamma-encoded pixel values. So:
    stays 255: a flat area blurs to itself), and only the boosted highlights, which may reach ``1 + gain`` times
    white, are clipped, channel by channel, as a sensor clips an overexposed light: a bokeh ball is a
    flat-topped disc, a saturated light's ball keeps its low channel (yellow stays yellow), a bright orange
-   one turns yellow to white as it would in a photo.
+   one turns yellow as its green clips too, white only where its blue does.
 
 Speed: a 12-megapixel photo with a 75 px radius would need a 151×151 kernel. The blurred image has no
 detail finer than the disc, so it is computed at 1/k of the resolution, k the smallest integer that brings
@@ -50,7 +50,7 @@ HIGHLIGHT_GAIN = 8.0          # linear-light multiplier added at full clipping
 HIGHLIGHT_CONTRAST = 0.3      # how far (sRGB) above its surroundings a highlight must be for the full boost
 MAX_RADIUS = 16.0             # disc radius at the working resolution (px)
 STRIP_ROWS = 64               # full-resolution rows per pass of the reduction
-ENCODE_ROWS = 32              # rows of the reduced blur per pass of its tone mapping and sRGB encoding
+ENCODE_ROWS = 32              # rows of the reduced blur per pass of its clipping and sRGB encoding
 DENSE_HIGHLIGHTS = 0.003      # highlights above this share of the pixels: the loop multiplies each by its boost (the
                               # lens blur at 12 MP, ms, a term per highlight against the boost everywhere: 73 / 76
                               # at 0.2 %, 86 / 76 at 0.5 %, 131 / 81 at 5 %, 265 / 77 at 20 %)

@@ -8,7 +8,7 @@
 # Debian's arm64 python3.11 and its headers unpacked into .arm/sysroot (a private apt state: the host's apt
 # configuration is not changed); the aarch64 wheels of numpy, onnxruntime, executorch and torch, and of numba,
 # OpenCV and setuptools for the runtime's loops (benchmarks.arm_loops), at the versions .venv has, in .arm/site,
-# torch made to load without CUDA (scripts/arm_torch_cpu_only.py); a list of wheels changed since installs them
+# torch made to load without CUDA (scripts/arm_torch_cpu_only.py); wheels or versions changed since install them
 # again. Then the verification itself.
 set -euo pipefail
 
@@ -39,6 +39,7 @@ sysroot() {
     mkdir -p "$ARM/apt/state/lists/partial" "$ARM/apt/cache/archives/partial"
     touch "$ARM/apt/state/status"
     apt-get "${ARCH_OPTS[@]}" update >/dev/null || fail "apt-get update for arm64 failed"
+    rm -f "$ARM"/apt/cache/archives/*.deb      # an older build of a package would be unpacked over the newer
     apt-get "${ARCH_OPTS[@]}" install --download-only -y --no-install-recommends "${DEBS[@]}" >/dev/null \
         || fail "cannot download the arm64 packages ${DEBS[*]}"
     rm -rf "$ARM/sysroot.tmp" && mkdir -p "$ARM/sysroot.tmp"
@@ -59,7 +60,9 @@ EOF
 }
 
 site() {
-    [ "$(cat "$ARM/site/.complete" 2>/dev/null)" = "${WHEELS[*]}" ] && return
+    local wanted
+    wanted=$(pinned "${WHEELS[@]}")
+    [ "$(cat "$ARM/site/.complete" 2>/dev/null)" = "$wanted" ] && return
     echo "installing the aarch64 wheels ($ARM/site)" >&2
     local platforms=(--platform manylinux2014_aarch64)
     for v in 17 24 26 27 28 31 34 35 36; do platforms+=(--platform "manylinux_2_${v}_aarch64"); done
@@ -69,7 +72,7 @@ site() {
         --implementation cp --abi cp311 "${platforms[@]}" $(pinned "${WHEELS[@]}") \
         || fail "cannot install the aarch64 wheels of ${WHEELS[*]}"
     "$PY" scripts/arm_torch_cpu_only.py "$ARM/site.tmp" "$ARM/sysroot" >/dev/null || fail "cannot make torch load without CUDA"
-    echo "${WHEELS[*]}" > "$ARM/site.tmp/.complete"
+    echo "$wanted" > "$ARM/site.tmp/.complete"
     rm -rf "$ARM/site" && mv "$ARM/site.tmp" "$ARM/site"
 }
 
