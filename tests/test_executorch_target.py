@@ -102,6 +102,23 @@ def test_int8_program_runs_and_is_compared_with_pytorch(exported):
     assert all(a.run_backend == "executorch" and a.label.startswith("ExecuTorch ") for a in artifacts)
 
 
+def test_a_program_runs_without_importing_the_exporter_which_still_imports_after(exported):
+    """Opening a .pte imports ExecuTorch's runtime, not its exporter (executorch.exir's __init__: capture, passes,
+    torchao, 3 s and 130 MB of a process that only runs a program); the exporter still imports whole after."""
+    import subprocess
+
+    _, out, _ = exported
+    code = ("import sys, numpy as np\n"
+            "from runtime.matter import Matter\n"
+            f"alpha = Matter.from_artifact({str(out / NAMES['fp32'])!r}, refinement=None).predict(\n"
+            "    np.zeros((40, 50, 3), np.uint8)).alpha\n"
+            "loaded = sorted(m for m in sys.modules if m.startswith(('executorch.exir', 'torchao')))\n"
+            "from executorch.exir import to_edge\n"
+            "print(alpha.shape, loaded, callable(to_edge))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.strip().splitlines()[-1] == "(40, 50) ['executorch.exir._warnings'] True"
+
+
 def test_policy_layers_stay_float_and_the_rest_is_quantized(tiny):
     """The PT2E graph after convert: convolutions of the policy's stem read float weights, every other
     convolution reads a dequantized int8 weight."""
