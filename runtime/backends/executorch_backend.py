@@ -12,6 +12,7 @@ format version, a corrupt header) is an :class:`runtime.errors.ArtifactError` na
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 import sys
 import types
@@ -32,27 +33,29 @@ def _runtime_without_the_exporter():
     """(``portable_lib``, ``Runtime``): ExecuTorch's pybindings and runtime, imported without its exporter.
 
     ``portable_lib`` imports ``executorch.exir._warnings`` (two decorators), and importing that runs
-    ``executorch.exir``'s ``__init__``, which imports the whole exporter (capture, passes, torchao): 3 s and 130 MB
-    of a process that only runs a program (measured: open 4.0 → 1.0 s, RSS 425 → 292 MiB with a program loaded
-    and run). While they load, a bare package stands in for ``executorch.exir`` (its folder, its ``__init__`` not
-    run), removed after, so an exporter in the same process imports it whole as before. Where ``exir`` is loaded
-    already, or the bare package does not do (a later ExecuTorch needing more of it), the ordinary import."""
-    import executorch
-
+    ``executorch.exir``'s ``__init__``, which imports the whole exporter (capture, passes, torchao): ``adamat bokeh``
+    with an INT8 program at 12 MP opened in 7.1 s, peak RSS 734 MiB, and opens in 1.07 s, 625 MiB without it
+    (``benchmarks/measured/bokeh-runs-…-executorch-runtime-alone.json``). While they load, a bare package stands in
+    for ``executorch.exir`` (its folder, its ``__init__`` not run); it and what was loaded under it are removed
+    after, so an exporter in the same process imports it whole, as before. Where ``exir`` is loaded already, or the
+    bare package does not do (a later ExecuTorch needing more of it), the ordinary import. It runs once, as this
+    module is imported: another thread importing ``executorch.exir`` in that moment would be given the bare package
+    (the backends are opened from the caller's thread; the runtime's own threads only compute)."""
     if "executorch.exir" not in sys.modules:
+        spec = importlib.util.find_spec("executorch.exir")        # its folder; the package is not run
         bare = types.ModuleType("executorch.exir")
-        bare.__path__ = [str(Path(executorch.__path__[0]) / "exir")]
+        bare.__path__ = list(spec.submodule_search_locations)
         sys.modules["executorch.exir"] = bare
         try:
             from executorch.extension.pybindings import portable_lib
             from executorch.runtime import Runtime
             return portable_lib, Runtime
-        except (ImportError, AttributeError):
-            for name in [n for n in sys.modules if n.startswith("executorch.exir.")]:
-                del sys.modules[name]
+        except ImportError:
+            pass
         finally:
-            if sys.modules.get("executorch.exir") is bare:
-                del sys.modules["executorch.exir"]
+            for name in [n for n in sys.modules if n == "executorch.exir" or n.startswith("executorch.exir.")]:
+                del sys.modules[name]                 # all of it loaded under the bare package
+            import executorch
             if getattr(executorch, "exir", None) is bare:
                 del executorch.exir
     from executorch.extension.pybindings import portable_lib
