@@ -38,6 +38,11 @@ H, W = 3024, 4032
 STAGE = re.compile(r"^\s+(\w+)\s+([\d.]+) ms")
 
 
+def printed_stages(stdout: str) -> dict[str, float]:
+    """ms per stage, as ``adamat bokeh --timings`` prints them."""
+    return {m[1]: float(m[2]) for m in map(STAGE.match, stdout.splitlines()) if m}
+
+
 # ``adamat bokeh`` in a fresh process that prints its peak RSS last (VmHWM: the process's own, where ru_maxrss
 # would carry this parent's over fork and exec); the current folder's code first on the path.
 _CHILD = """
@@ -79,7 +84,7 @@ def one_run(artifact: str, photo: Path, mask: Path, out: Path, tree: Path | None
     run = subprocess.run(command, capture_output=True, text=True, cwd=tree, env=env)
     if run.returncode:
         raise RuntimeError(f"adamat bokeh with {artifact}: exit {run.returncode}: {run.stderr[-500:]}")
-    stages = {m[1]: float(m[2]) for m in map(STAGE.match, run.stdout.splitlines()) if m}
+    stages = printed_stages(run.stdout)
     return stages, int(run.stdout.split()[-1])
 
 

@@ -25,7 +25,7 @@ from statistics import median
 import cv2
 import numpy as np
 
-from benchmarks.bokeh_runs import STAGE, label
+from benchmarks.bokeh_runs import label, printed_stages
 from benchmarks.fingerprint import measured_header
 from benchmarks.measurements import new_path
 from common.arguments import whole_number
@@ -56,7 +56,7 @@ def timed(command: list[str]) -> tuple[float, dict[str, float]]:
     wall = time.perf_counter() - start
     if run.returncode:
         raise RuntimeError(f"{' '.join(command[:4])} ...: exit {run.returncode}: {run.stderr[-400:]}")
-    return wall, {m[1]: float(m[2]) for m in map(STAGE.match, run.stdout.splitlines()) if m}
+    return wall, printed_stages(run.stdout)
 
 
 def main(argv: list[str] | None = None) -> int:
