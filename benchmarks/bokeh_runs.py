@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
                + (f"; warm: each process opens the artifact once and renders {args.warm + 1} times, its medians "
                   f"over the last {args.warm}, numpy's huge-page requests off as in the adamat command" if args.warm else "")
                + (f"; 'before': the same command from {described(args.before)}" if args.before else ""),
-        command=["python", "-m", "benchmarks.bokeh_runs", *(sys.argv[1:] if argv is None else argv)])
+        command=["python", "-m", "benchmarks.bokeh_runs", *recorded(sys.argv[1:] if argv is None else argv)])
     order = columns(rows)
     data |= {"columns": order, "rows": [{c: r.get(c, 0.0) for c in order} for r in rows]}   # a stage not run: 0 ms
     path = Path(args.out) if args.out else new_path("bokeh-runs", data)
@@ -136,6 +136,13 @@ def main(argv: list[str] | None = None) -> int:
         print(" | ".join(f"{k} {v}" for k, v in r.items()))
     print(path)
     return 0
+
+
+def recorded(argv: list[str]) -> list[str]:
+    """The arguments as a measured file records them: ``--before``'s tree (a folder of this machine) as TREE, the
+    commit it held being in the method's text."""
+    return ["--before=TREE" if a.startswith("--before=") else "TREE" if i and argv[i - 1] == "--before" else a
+            for i, a in enumerate(argv)]
 
 
 def described(tree: Path) -> str:

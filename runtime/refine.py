@@ -21,7 +21,8 @@ there, and the tiles go where it is least sure: the band pixels neither within :
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -57,7 +58,9 @@ class TilePlan:
     work: tuple[int, int]
     size: tuple[int, int]
     corners: list[tuple[int, int]]
+    _at: dict = field(default_factory=dict, init=False, repr=False, compare=False)   # reach_at's, by shape
 
+    @cached_property
     def reach(self) -> np.ndarray:
         """float32 ``work``: the tiles' summed feathered weights (at least 1 where a pixel is fully refined)."""
         th, tw = self.size
@@ -65,6 +68,13 @@ class TilePlan:
         for y, x in self.corners:
             reach[y:y + th, x:x + tw] += _feather(self.size, (y, x), self.work)
         return reach
+
+    def reach_at(self, shape: tuple[int, int]) -> np.ndarray:
+        """float32 ``shape``: :attr:`reach` read bilinearly there, at most 1 (the share of a pixel's alpha the
+        tiles give). Computed once per shape: :func:`plan_tiles` and :func:`refine` read the same one."""
+        if shape not in self._at:
+            self._at[shape] = cv2.min(cv2.resize(self.reach, shape[::-1], interpolation=cv2.INTER_LINEAR), 1.0)
+        return self._at[shape]
 
 
 def work_size(shape: tuple[int, int], input_size: tuple[int, int],
@@ -88,8 +98,8 @@ def plan_tiles(trimap: np.ndarray, input_size: tuple[int, int], settings: Refine
     plan = TilePlan(work, input_size, _tiles(band_w, input_size, settings.tiles, fully=True))
     if not plan.corners:
         return None
-    reach = cv2.resize(plan.reach(), trimap.shape[::-1], interpolation=cv2.INTER_LINEAR)
-    return plan if cv2.countNonZero(cv2.bitwise_and(band, cv2.compare(reach, 1.0, cv2.CMP_LT))) == 0 else None
+    short = cv2.compare(plan.reach_at(trimap.shape), 1.0, cv2.CMP_LT)
+    return plan if cv2.countNonZero(cv2.bitwise_and(band, short)) == 0 else None
 
 
 def refine(run, photo: np.ndarray, trimap: np.ndarray, alpha: np.ndarray | None, input_size: tuple[int, int],
@@ -102,7 +112,7 @@ def refine(run, photo: np.ndarray, trimap: np.ndarray, alpha: np.ndarray | None,
     if alpha is None:
         if plan is None:
             raise ValueError("refine needs the coarse alpha unless a plan of plan_tiles covers the band")
-        alpha = cv2.compare(trimap, 255, cv2.CMP_EQ).astype(np.float32) * np.float32(1 / 255)   # the band: unread
+        alpha = (trimap == 255).astype(np.float32)    # the band: unread
     h, w = photo.shape[:2]
     work = plan.work if plan is not None else work_size((h, w), input_size, settings)
     if work is None:
@@ -114,21 +124,26 @@ def refine(run, photo: np.ndarray, trimap: np.ndarray, alpha: np.ndarray | None,
     if plan is None:
         unsure = (trimap_w == 128) & (np.abs(alpha_w - 0.5) < 0.5 - UNSURE)
         plan = TilePlan(work, (th, tw), _tiles(unsure, (th, tw), settings.tiles))
-    acc, reach = np.zeros(work, np.float32), plan.reach()     # Σ weight·tile alpha, Σ weight
+    acc = np.zeros(work, np.float32)                   # Σ weight·tile alpha (Σ weight: plan.reach)
     for y, x in plan.corners:
-        weight = _feather((th, tw), (y, x), work)
-        acc[y:y + th, x:x + tw] += weight * run(photo_w[y:y + th, x:x + tw], trimap_w[y:y + th, x:x + tw])
-    band = trimap == 128
-    if not reach.any() or not band.any():
+        tile = run(photo_w[y:y + th, x:x + tw], trimap_w[y:y + th, x:x + tw])
+        cv2.accumulateProduct(tile.astype(np.float32, copy=False), _feather((th, tw), (y, x), work),
+                              acc[y:y + th, x:x + tw])
+    band = cv2.compare(trimap, 128, cv2.CMP_EQ)
+    if not plan.corners or not cv2.countNonZero(band):
         return alpha
     # The tiles' weighted mean where they reach (the coarse alpha elsewhere, for the filter's windows), brought
     # to the photo once; it replaces the coarse alpha as far as the tiles reach, feathered at their borders.
     # The filter computes only the band's pixels the tiles reach: the others keep the coarse alpha.
-    tiles = np.where(reach > 0, acc / np.maximum(reach, 1e-6), alpha_w)
-    reach_full = np.minimum(cv2.resize(reach, (w, h), interpolation=cv2.INTER_LINEAR), 1.0)
-    new = upsample_alpha(tiles, photo, photo_w, decided=np.where(band & (reach_full > 0), OPEN, 0).astype(np.uint8))
+    tiles = cv2.divide(acc, cv2.max(plan.reach, 1e-6))
+    cv2.copyTo(alpha_w, cv2.compare(plan.reach, 0.0, cv2.CMP_LE), tiles)
+    share = plan.reach_at((h, w))
+    open_ = cv2.bitwise_and(band, cv2.compare(share, 0.0, cv2.CMP_GT))
+    new = upsample_alpha(tiles, photo, photo_w, decided=np.bitwise_and(open_, OPEN, out=open_))
+    at = np.flatnonzero(band)
+    old = alpha.reshape(-1)[at]
     out = alpha.copy()
-    out[band] = snap(alpha[band] + reach_full[band] * (new[band] - alpha[band]))
+    out.reshape(-1)[at] = snap(old + share.reshape(-1)[at] * (new.reshape(-1)[at] - old))
     return out
 
 

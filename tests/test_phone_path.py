@@ -127,10 +127,10 @@ def test_planned_tiles_cover_the_band_with_their_full_weight():
     trimap = np.where(band, 128, 0).astype(np.uint8)
     settings = Refinement(tiles=8, zoom=4)           # the refinement at the trimap's own resolution
     any_weight = TilePlan((600, 800), (256, 256), _tiles(band, (256, 256), 8))
-    assert (any_weight.reach()[band] < 1).any()
+    assert (any_weight.reach[band] < 1).any()
     plan = plan_tiles(trimap, (256, 256), settings)
     assert plan is not None and plan.work == (600, 800) and len(plan.corners) == 3
-    assert (plan.reach()[band] >= 1).all()
+    assert (plan.reach[band] >= 1).all()
     assert plan_tiles(trimap, (256, 256), Refinement(tiles=2, zoom=4)) is None
     assert plan_tiles(np.zeros((600, 800), np.uint8), (256, 256), settings) is None      # no band
 

@@ -301,3 +301,37 @@ def test_bokeh_runs_keeps_a_stage_only_one_code_runs_in_its_place():
               "refine ms": 2.0, "compute ms": 3.0}
     assert columns([this, before]) == ["model", "code", "preprocess ms", "model ms", "upsample ms", "refine ms",
                                        "compute ms"]
+
+
+def test_change_quality_counts_what_a_change_moved_and_scores_both_against_the_truth(tmp_path):
+    """benchmarks.change_quality: per set, the identical outputs, the largest mean |Δα|, the lowest bokeh PSNR and,
+    with ground truth, SAD and Grad before and now."""
+    from benchmarks.change_quality import compared
+
+    rng = np.random.default_rng(0)
+    truth = {name: rng.random((40, 60), dtype=np.float32) for name in ("a", "b")}
+    for folder in ("now", "before"):
+        (tmp_path / folder).mkdir()
+    for name in ("a", "b", "c"):
+        alpha, bokeh = rng.random((40, 60), dtype=np.float32), rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)
+        for folder in ("now", "before"):
+            np.save(tmp_path / folder / f"{name}.alpha.npy", alpha)
+            np.save(tmp_path / folder / f"{name}.bokeh.npy", bokeh)
+    moved = np.load(tmp_path / "now" / "b.alpha.npy") * np.float32(0.98) + np.float32(0.01)
+    np.save(tmp_path / "now" / "b.alpha.npy", moved)
+    bokeh = np.load(tmp_path / "now" / "b.bokeh.npy")
+    np.save(tmp_path / "now" / "b.bokeh.npy", bokeh ^ np.uint8(1))     # every value one level away
+    first, second = compared([(0, "a"), (0, "b"), (1, "c")], tmp_path / "now", tmp_path / "before", truth)
+    assert (first["images"], first["identical alpha"], first["identical bokeh"]) == (2, 1, 1)
+    before = np.load(tmp_path / "before" / "b.alpha.npy")
+    assert first["largest mean |Δα|"] == pytest.approx(np.mean(np.abs(moved - before)), rel=0.01)
+    assert first["lowest bokeh PSNR dB"] == pytest.approx(48.1, abs=0.05)      # 10·log10(255²/1)
+    assert first["SAD now"] != first["SAD before"] and first["Grad before"] is not None
+    assert (second["images"], second["identical alpha"], second["SAD now"]) == (1, 1, None)
+
+
+def test_a_measured_file_records_the_tree_before_as_tree_not_as_a_folder_of_this_machine():
+    from benchmarks.bokeh_runs import recorded
+
+    assert recorded(["m.onnx", "--before", "/srv/old", "--runs", "2"]) == ["m.onnx", "--before", "TREE", "--runs", "2"]
+    assert recorded(["--before=/srv/old", "m.onnx"]) == ["--before=TREE", "m.onnx"]
