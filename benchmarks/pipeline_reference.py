@@ -57,6 +57,42 @@ def guided_coefficients(guide, p, radius, eps):
     return a_mean, box_mean(b.astype(np.float32), radius)
 
 
+def local_fit(mean_i: list[np.ndarray], mean_p: np.ndarray, corr_ip: list[np.ndarray], corr_ii: dict,
+              eps: float) -> list[np.ndarray]:
+    """The numpy form of :func:`runtime.kernels.guided_fit`: each window's least-squares (a, b) of p ≈ aᵀ·I + b
+    from its box means: Σ a = cov(I, p) with Σ = E[I Iᵀ] − μμᵀ + eps·1 (symmetric positive definite),
+    b = mean(p) − aᵀμ. Returns [a_0, …, b]."""
+    cov_ip = [c - m * mean_p for c, m in zip(corr_ip, mean_i)]
+    sigma = {}
+    for (i, j), c in corr_ii.items():
+        sigma[i, j] = c - mean_i[i] * mean_i[j]
+        if i == j:
+            sigma[i, j] += np.float32(eps)
+    a = [cov_ip[0] / sigma[0, 0]] if len(mean_i) == 1 else solve_spd3(sigma, cov_ip)
+    b = mean_p.copy()
+    for a_c, m in zip(a, mean_i):
+        b -= a_c * m
+    return [*a, b]
+
+
+def solve_spd3(s: dict, rhs: list[np.ndarray]) -> list[np.ndarray]:
+    """x with S x = rhs per pixel, S symmetric positive definite 3×3 (``s[i, j]``, i ≤ j, each (h, w)): the
+    Cholesky factor S = L Lᵀ, then forward and back substitution, all float32 and vectorised, plane by plane."""
+    tiny = np.float32(1e-30)
+    l00 = np.sqrt(np.maximum(s[0, 0], tiny))
+    l10, l20 = s[0, 1] / l00, s[0, 2] / l00
+    l11 = np.sqrt(np.maximum(s[1, 1] - l10 * l10, tiny))
+    l21 = (s[1, 2] - l20 * l10) / l11
+    l22 = np.sqrt(np.maximum(s[2, 2] - l20 * l20 - l21 * l21, tiny))
+    y0 = rhs[0] / l00
+    y1 = (rhs[1] - l10 * y0) / l11
+    y2 = (rhs[2] - l20 * y0 - l21 * y1) / l22
+    x2 = y2 / l22
+    x1 = (y1 - l21 * x2) / l11
+    x0 = (y0 - l10 * x1 - l20 * x2) / l00
+    return [x0, x1, x2]
+
+
 def fast_guided_upsample(alpha_low, guide_low, guide_full, radius=GUIDED_RADIUS, eps=GUIDED_EPS):
     h, w = guide_full.shape[:2]
     a, b = guided_coefficients(guide_low, alpha_low.astype(np.float32), radius, eps)

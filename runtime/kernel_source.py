@@ -120,6 +120,50 @@ def apply_linear(a, b, guide, decided, decided_rows, decided_columns, rows, colu
             q[y, x] = v
 
 
+def guided_fit(means, eps, first, last, fit):
+    """Rows ``first``..``last`` of ``fit`` (C + 1, h, w): each window's least-squares a (C planes) and b of
+    p ≈ aᵀ·I + b, from its box means ``means`` (h, w planes): I's C channels, p, each channel times p, then the
+    channels' products I_i·I_j, i ≤ j, in row order (C = 1: 4 planes; C = 3: 13). Σ a = cov(I, p) with
+    Σ = E[I Iᵀ] − μμᵀ + eps·1, by the Cholesky factor Σ = L Lᵀ where C = 3; b = mean(p) − aᵀμ. The float32
+    operations of the numpy form it replaced (:func:`benchmarks.pipeline_reference.local_fit`), in its order."""
+    channels = fit.shape[0] - 1
+    tiny = np.float32(1e-30)
+    for y in range(first, last):
+        for x in range(means.shape[2]):
+            mp = means[channels, y, x]
+            if channels == 1:
+                m0 = means[0, y, x]
+                a0 = (means[2, y, x] - m0 * mp) / (means[3, y, x] - m0 * m0 + eps)
+                fit[0, y, x] = a0
+                fit[1, y, x] = mp - a0 * m0
+                continue
+            m0, m1, m2 = means[0, y, x], means[1, y, x], means[2, y, x]
+            r0, r1, r2 = means[4, y, x] - m0 * mp, means[5, y, x] - m1 * mp, means[6, y, x] - m2 * mp
+            s00 = means[7, y, x] - m0 * m0 + eps
+            s01 = means[8, y, x] - m0 * m1
+            s02 = means[9, y, x] - m0 * m2
+            s11 = means[10, y, x] - m1 * m1 + eps
+            s12 = means[11, y, x] - m1 * m2
+            s22 = means[12, y, x] - m2 * m2 + eps
+            l00 = np.sqrt(max(s00, tiny))
+            l10, l20 = s01 / l00, s02 / l00
+            l11 = np.sqrt(max(s11 - l10 * l10, tiny))
+            l21 = (s12 - l20 * l10) / l11
+            l22 = np.sqrt(max(s22 - l20 * l20 - l21 * l21, tiny))
+            y0 = r0 / l00
+            y1 = (r1 - l10 * y0) / l11
+            y2 = (r2 - l20 * y0 - l21 * y1) / l22
+            x2 = y2 / l22
+            x1 = (y1 - l21 * x2) / l11
+            x0 = (y0 - l10 * x1 - l20 * x2) / l00
+            fit[0, y, x] = x0
+            fit[1, y, x] = x1
+            fit[2, y, x] = x2
+            b = mp - x0 * m0
+            b = b - x1 * m1
+            fit[3, y, x] = b - x2 * m2
+
+
 def fuse_at(photo, alpha, index, top, left, mean_f, mean_b, rows, columns, first, last, fg,
             bg):
     """Blur fusion's last step at the pixels ``index[first:last]`` (flat, in rows of the photo's width): F̄ and B̄
@@ -197,6 +241,7 @@ EXPORTS = {   # the extension's name of each loop: (the function, its one signat
                                    "f4[:,::1], f4, i8, i8, f4[:,::1])"),
     "apply_linear_float": (apply_linear, "void(f4[:,:,::1], f4[:,::1], f4[:,:,::1], u1[:,::1], i8[::1], i8[::1], "
                                          "f4[:,::1], f4[:,::1], f4, i8, i8, f4[:,::1])"),
+    "guided_fit": (guided_fit, "void(f4[:,:,::1], f4, i8, i8, f4[:,:,::1])"),
     "fuse_at": (fuse_at, "void(u1[:,:,::1], f4[:,::1], i8[::1], i8, i8, f4[:,:,::1], f4[:,:,::1], f4[:,::1], "
                          "f4[:,::1], i8, i8, f4[:,::1], f4[:,::1])"),
     "mix_at": (mix_at, "void(f4[:,::1], i8[::1], f4[:,::1], i8, i8, u1[:,:,::1])"),

@@ -172,6 +172,7 @@ def prepare() -> None:
     k.brightest(photo.reshape(-1), np.zeros(4, np.uint8))
     k.apply_linear(light, weight, photo, np.zeros((2, 2), np.uint8), nearest(2, 2), nearest(2, 2), maps, maps, zero,
                    0, 2, alpha)
+    k.guided_fit(np.zeros((4, 2, 2), np.float32), np.float32(1.0), 0, 2, np.zeros((2, 2, 2), np.float32))
     k.fuse_at(photo, alpha, index, 0, 0, light, light, maps, maps, 0, 1, colours, colours.copy())
     k.mix_at(alpha, index, colours, 0, 1, photo.copy())
     k.encode_light(light, weight, 0, 1, np.zeros((1, 1, 3), np.uint8))

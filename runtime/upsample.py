@@ -48,10 +48,10 @@ SPARSE_AT_MOST = 0.75    # the restricted fit runs when its tiles, with their re
                          # 10 and 14 against 24
 
 
-def box_mean(x: np.ndarray, radius: int) -> np.ndarray:
-    """Mean over a (2r+1)² window (reflected borders), per channel."""
+def box_mean(x: np.ndarray, radius: int, out: np.ndarray | None = None) -> np.ndarray:
+    """Mean over a (2r+1)² window (reflected borders), per channel (into ``out`` where given)."""
     k = 2 * radius + 1
-    return cv2.boxFilter(x, -1, (k, k), normalize=True, borderType=cv2.BORDER_REFLECT)
+    return cv2.boxFilter(x, -1, (k, k), dst=out, normalize=True, borderType=cv2.BORDER_REFLECT)
 
 
 def guided_coefficients(guide: np.ndarray, p: np.ndarray, radius: int, eps: float,
@@ -106,59 +106,21 @@ def _coefficients_at(guide: np.ndarray, p: np.ndarray, radius: int, eps: float, 
 def _coefficients(guide: np.ndarray, p: np.ndarray, radius: int, eps: float) -> tuple[np.ndarray, np.ndarray]:
     """:func:`guided_coefficients` over the whole plane. The work is planar: every product and box mean is one
     contiguous (h, w) plane (3× faster than over interleaved channels), the box means spread over
-    :func:`runtime.parallel.each`'s threads, and the per-pixel fit runs on :data:`FIT_PIXELS` pixels at a time, in
-    the cache, the strips on those threads too."""
+    :func:`runtime.parallel.each`'s threads, and the per-pixel fit is one compiled loop
+    (:func:`runtime.kernels.guided_fit`: the float32 operations of the numpy form it replaced,
+    :func:`benchmarks.pipeline_reference.local_fit`) over :data:`FIT_PIXELS` pixels at
+    a time, the strips on those threads too."""
     g = [np.ascontiguousarray(x, np.float32) for x in cv2.split(guide.astype(np.float32, copy=False))]
     p = p.astype(np.float32, copy=False)
-    n, pairs = len(g), [(i, j) for i in range(len(g)) for j in range(i, len(g))]
+    pairs = [(i, j) for i in range(len(g)) for j in range(i, len(g))]
     planes = [*g, p, *(cv2.multiply(x, p) for x in g), *(cv2.multiply(g[i], g[j]) for i, j in pairs)]
-    means = each(lambda x: box_mean(x, radius), planes)
-    mean_i, mean_p, corr_ip, corr_ii = means[:n], means[n], means[n + 1:2 * n + 1], dict(zip(pairs, means[2 * n + 1:]))
-    fit = [np.empty_like(p) for _ in range(n + 1)]      # a per channel, then b
-
-    def fit_rows(rows: slice) -> None:
-        for plane, x in zip(fit, _local_fit([m[rows] for m in mean_i], mean_p[rows], [c[rows] for c in corr_ip],
-                                            {k: c[rows] for k, c in corr_ii.items()}, eps)):
-            plane[rows] = x
-
-    each(fit_rows, strips(p.shape[0], max(1, FIT_PIXELS // p.shape[1])))
-    *a, b = each(lambda x: box_mean(x, radius), fit)
-    return (a[0][..., None] if n == 1 else cv2.merge(a)), b
-
-
-def _local_fit(mean_i: list[np.ndarray], mean_p: np.ndarray, corr_ip: list[np.ndarray], corr_ii: dict,
-               eps: float) -> list[np.ndarray]:
-    """Each window's least-squares (a, b) of p ≈ aᵀ·I + b from its box means: Σ a = cov(I, p) with
-    Σ = E[I Iᵀ] − μμᵀ + eps·1 (symmetric positive definite), b = mean(p) − aᵀμ. Returns [a_0, …, b]."""
-    cov_ip = [c - m * mean_p for c, m in zip(corr_ip, mean_i)]
-    sigma = {}
-    for (i, j), c in corr_ii.items():
-        sigma[i, j] = c - mean_i[i] * mean_i[j]
-        if i == j:
-            sigma[i, j] += np.float32(eps)
-    a = [cov_ip[0] / sigma[0, 0]] if len(mean_i) == 1 else _solve_spd3(sigma, cov_ip)
-    b = mean_p.copy()
-    for a_c, m in zip(a, mean_i):
-        b -= a_c * m
-    return [*a, b]
-
-
-def _solve_spd3(s: dict, rhs: list[np.ndarray]) -> list[np.ndarray]:
-    """x with S x = rhs per pixel, S symmetric positive definite 3×3 (``s[i, j]``, i ≤ j, each (h, w)): the
-    Cholesky factor S = L Lᵀ, then forward and back substitution, all float32 and vectorised, plane by plane."""
-    tiny = np.float32(1e-30)
-    l00 = np.sqrt(np.maximum(s[0, 0], tiny))
-    l10, l20 = s[0, 1] / l00, s[0, 2] / l00
-    l11 = np.sqrt(np.maximum(s[1, 1] - l10 * l10, tiny))
-    l21 = (s[1, 2] - l20 * l10) / l11
-    l22 = np.sqrt(np.maximum(s[2, 2] - l20 * l20 - l21 * l21, tiny))
-    y0 = rhs[0] / l00
-    y1 = (rhs[1] - l10 * y0) / l11
-    y2 = (rhs[2] - l20 * y0 - l21 * y1) / l22
-    x2 = y2 / l22
-    x1 = (y1 - l21 * x2) / l11
-    x0 = (y0 - l10 * x1 - l20 * x2) / l00
-    return [x0, x1, x2]
+    means = np.empty((len(planes), *p.shape), np.float32)
+    each(lambda k: box_mean(planes[k], radius, out=means[k]), range(len(planes)))
+    fit = np.empty((len(g) + 1, *p.shape), np.float32)      # a per channel, then b
+    each(lambda rows: kernels.guided_fit(means, np.float32(eps), rows.start, rows.stop, fit),
+         strips(p.shape[0], max(1, FIT_PIXELS // p.shape[1])))
+    *a, b = each(lambda x: box_mean(x, radius), list(fit))
+    return (a[0][..., None] if len(g) == 1 else cv2.merge(a)), b
 
 
 def _apply_coefficients(a: np.ndarray, b: np.ndarray, guide_full: np.ndarray, tol: float | None,

@@ -28,7 +28,7 @@ def test_numbas_jit_of_the_source_gives_the_extensions_results_loop_by_loop():
     """Where the extension is missing, the same source compiled just in time: every loop writes the same arrays
     and returns the same value (the JIT's first run compiles, then caches beside the source)."""
     inputs = {name: make() for name, make in cases(np.random.default_rng(0)).items()}
-    assert set(inputs) == set(EXPORTS)
+    assert {name.split()[0] for name in inputs} == set(EXPORTS)
     ours, theirs = run_all(kernels.loops(), inputs), run_all(kernels._just_in_time(), inputs)
     for name, (value, arrays) in ours.items():
         assert value == theirs[name][0], name

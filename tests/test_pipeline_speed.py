@@ -335,3 +335,23 @@ def test_a_measured_file_records_the_tree_before_as_tree_not_as_a_folder_of_this
 
     assert recorded(["m.onnx", "--before", "/srv/old", "--runs", "2"]) == ["m.onnx", "--before", "TREE", "--runs", "2"]
     assert recorded(["--before=/srv/old", "m.onnx"]) == ["--before=TREE", "m.onnx"]
+
+
+@pytest.mark.parametrize("channels", [3, 1])
+def test_the_guided_filters_compiled_fit_is_its_numpy_form_bit_for_bit(channels):
+    """runtime.kernels.guided_fit does the float32 operations of the numpy fit it replaced, in its order."""
+    from runtime import kernels
+
+    rng = np.random.default_rng(3)
+    h, w = 37, 53
+    guide = [cv2.blur(rng.random((h, w), dtype=np.float32), (5, 5)) for _ in range(channels)]
+    p = np.clip(rng.random((h, w), dtype=np.float32) * 2 - 0.5, 0, 1)
+    pairs = [(i, j) for i in range(channels) for j in range(i, channels)]
+    planes = [*guide, p, *(g * p for g in guide), *(guide[i] * guide[j] for i, j in pairs)]
+    means = np.stack([cv2.blur(x, (3, 3)) for x in planes])
+    fit = np.zeros((channels + 1, h, w), np.float32)
+    kernels.guided_fit(means, np.float32(1e-5), 0, h, fit)
+    expected = ref.local_fit(list(means[:channels]), means[channels], list(means[channels + 1:2 * channels + 1]),
+                             dict(zip(pairs, means[2 * channels + 1:])), 1e-5)
+    assert all(np.array_equal(x, y) for x, y in zip(fit, expected))
+    assert np.abs(fit[:channels]).max() > 0.1          # a fit with something to fit
