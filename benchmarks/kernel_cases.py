@@ -21,6 +21,7 @@ def cases(rng: np.random.Generator) -> dict[str, Callable[[], tuple]]:
     index = np.flatnonzero((alpha > 0) & (alpha < 1)).astype(np.int64)
     colours = rng.random((index.size, 3)).astype(np.float32)
     low = rng.random((8, 10, 3)).astype(np.float32)
+    low_photo = rng.integers(0, 256, (8, 10, 3), dtype=np.uint8)
     rows, cols = kernels.neighbours(h, 8), kernels.neighbours(w, 10)
     decided = rng.choice(np.uint8([0, 128, 255]), (h // 2, w // 2))
     pick = kernels.nearest(h, h // 2), kernels.nearest(w, w // 2)
@@ -40,6 +41,7 @@ def cases(rng: np.random.Generator) -> dict[str, Callable[[], tuple]]:
         "guided_fit gray": lambda: (means[[0, 3, 4, 7]].copy(), np.float32(1e-4), 0, h, np.zeros((2, h, w), np.float32)),
         "fuse_at": lambda: (photo, alpha, index, 0, 0, low, low[::-1].copy(), rows, cols, 0, index.size,
                             np.zeros((index.size, 3), np.float32), np.zeros((index.size, 3), np.float32)),
+        "composite_rows": lambda: (photo, alpha, low_photo, rows, cols, 2, h - 3, np.zeros((h, w, 3), np.uint8)),
         "mix_at": lambda: (alpha, index, colours, 0, index.size, photo.copy()),
         "encode_light": lambda: (low * 4, low[..., 1].copy(), 0, 8, np.zeros((8, 10, 3), np.uint8)),
         "partly_transparent_at": lambda: (alpha.reshape(-1), 5, h * w - 5, np.zeros(h * w, np.int64)),

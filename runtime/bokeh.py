@@ -36,7 +36,7 @@ from runtime.parallel import each, strips
 from runtime.preprocess import as_uint8_rgb, in_native_order
 from runtime.timing import StageTimer
 
-SUBJECT_ROWS = 256       # photo rows per pass of the composite's copy of the subject
+SUBJECT_ROWS = 128       # photo rows per pass of the composite
 
 
 ALPHA_SLACK = 0.25       # a float matte's overshoot of [0, 1] clipped (a cubic resize's ringing); beyond it, refused
@@ -71,25 +71,28 @@ def composite(photo: np.ndarray, alpha: np.ndarray, background: np.ndarray,
     """α·F + (1−α)·background in uint8, F = the photo except ``fg`` at ``fg_mask``; the photo where α = 1.
 
     ``background`` (uint8 RGB) is the photo's size or smaller (the lens blur's reduced image,
-    :func:`runtime.lens_blur.reduced_lens_blur`), then upsampled bilinearly straight into the output. The
-    compositing equation runs only at the partly transparent pixels ``fg_mask`` (boolean, or their sorted flat
-    indices; a compiled loop, :func:`runtime.kernels.mix_at`), and the photo's pixels are copied, not recomputed,
-    where α = 1. ``out=background`` composites in place (a background of the photo's size)."""
+    :func:`runtime.lens_blur.reduced_lens_blur`), read bilinearly (as ``cv2.resize`` maps pixel centres; within a
+    level of its fixed-point rounding) and never made at the photo's size. Two compiled loops, strip by strip on
+    :mod:`runtime.parallel`'s threads: :func:`runtime.kernels.composite_rows` writes the photo's pixels where
+    α = 1, copied, not recomputed, and the background elsewhere; :func:`runtime.kernels.mix_at` mixes it with F at
+    the partly transparent pixels ``fg_mask`` (boolean, or their sorted flat indices). ``out``: where to write
+    (uint8 RGB of the photo's size, C-contiguous): ``out=photo`` renders over the photo, leaving its subject where
+    it is (no second photo-sized image); ``out=background`` composites in place (a background of the photo's
+    size)."""
     h, w = photo.shape[:2]
-    if background.shape[:2] != (h, w):
-        out = cv2.resize(background, (w, h), dst=out, interpolation=cv2.INTER_LINEAR)
-    elif out is None:
-        out = background.copy()
-    elif out is not background:
-        np.copyto(out, background)
+    if out is None:
+        out = np.empty((h, w, 3), np.uint8)
+    elif not (out.dtype == np.uint8 and out.shape == (h, w, 3) and out.flags.c_contiguous):
+        raise ValueError(f"out must be uint8 RGB of the photo's {(h, w)}, C-contiguous, got {out.dtype} {out.shape}")
+    over_photo = np.shares_memory(out, photo)
+    if over_photo and out is not photo:
+        raise ValueError("out may be the photo itself, not another view of it")
     alpha, fg = np.ascontiguousarray(alpha, np.float32), np.ascontiguousarray(fg, np.float32)
     index = np.flatnonzero(fg_mask) if fg_mask.dtype == np.bool_ else np.ascontiguousarray(fg_mask, np.int64)
+    arguments = (np.zeros((0, 0, 0), np.uint8) if over_photo else np.ascontiguousarray(photo), alpha, np.ascontiguousarray(background), kernels.neighbours(h, background.shape[0]),
+                 kernels.neighbours(w, background.shape[1]))
+    each(lambda rows: kernels.composite_rows(*arguments, rows.start, rows.stop, out), strips(h, SUBJECT_ROWS))
     each(lambda part: kernels.mix_at(alpha, index, fg, part.start, part.stop, out), strips(index.size, PIXELS_PER_PASS))
-
-    def subject(rows: slice) -> None:                   # exactly the photo where α = 1, not recomputed
-        cv2.copyTo(photo[rows], cv2.compare(alpha[rows], 1.0, cv2.CMP_GE), out[rows])
-
-    each(subject, strips(h, SUBJECT_ROWS))
     return out
 
 
@@ -116,17 +119,21 @@ def _check_highlights(threshold: float, gain: float) -> None:
 
 def render_bokeh(photo: np.ndarray, alpha: np.ndarray, strength: float = DEFAULT_STRENGTH, *,
                  highlight_threshold: float = HIGHLIGHT_THRESHOLD, highlight_gain: float = HIGHLIGHT_GAIN,
-                 timer: StageTimer | None = None) -> tuple[np.ndarray, dict[str, float]]:
+                 timer: StageTimer | None = None, reuse_photo: bool = False) -> tuple[np.ndarray, dict[str, float]]:
     """The bokeh image (uint8 (H, W, 3)) of ``photo`` with subject ``alpha``, and seconds per stage
     (``foreground``, ``blur``, ``composite``).
 
     ``strength``: disc radius as a fraction of the image diagonal (0.015: 75 px at 4000×3000; 0 returns
-    the photo). ``highlight_gain=0`` turns the bokeh-ball boost off.
+    the photo). ``highlight_gain=0`` turns the bokeh-ball boost off. ``reuse_photo=True``: the photo's memory may
+    hold the result (where it is a C-contiguous uint8 RGB array, the image returned is ``photo`` itself, its
+    pixels replaced): no second photo-sized image, for a caller done with the photo.
     """
     check_strength(strength)
     _check_highlights(highlight_threshold, highlight_gain)
+    if not isinstance(reuse_photo, bool):
+        raise TypeError(f"reuse_photo must be True or False, got {reuse_photo!r}")
     timer = timer or StageTimer()
-    photo = as_uint8_rgb(photo)
+    given, photo = photo, as_uint8_rgb(photo)
     if not isinstance(alpha, np.ndarray):            # np.asarray(None) is a 0-d array: "alpha is ()"
         raise TypeError(f"alpha must be a numpy array (H, W), got {type(alpha).__name__}")
     alpha = check_alpha(alpha, photo.shape[:2])
@@ -139,5 +146,6 @@ def render_bokeh(photo: np.ndarray, alpha: np.ndarray, strength: float = DEFAULT
         background = reduced_lens_blur(photo, alpha, strength, background=(band, bg), threshold=highlight_threshold,
                                        gain=highlight_gain)
     with timer("composite"):
-        out = composite(photo, alpha, background, band, fg)
+        over = reuse_photo and photo is given and photo.flags.c_contiguous and photo.flags.writeable
+        out = composite(photo, alpha, background, band, fg, out=photo if over else None)
     return out, timer.timings

@@ -191,6 +191,43 @@ def fuse_at(photo, alpha, index, top, left, mean_f, mean_b, rows, columns, first
             bg[i, k] = min(max((image - a * f) / (np.float32(1.0) - a), np.float32(0.0)), np.float32(1.0))
 
 
+def composite_rows(photo, alpha, background, rows, columns, first, last, out):
+    """Rows ``first``..``last`` of ``out`` (H, W, 3) uint8: the photo where α ≥ 1 (``photo`` of shape (0, 0, 0):
+    ``out`` holds it already), elsewhere the ``background`` (h, w, 3) uint8 read bilinearly (``rows`` and
+    ``columns`` as :func:`apply_linear`'s) and rounded: each of its rows interpolated across once, into ``upper``
+    and ``lower``, then each photo row their blend, written where α < 1."""
+    width = alpha.shape[1]
+    copy_subject = photo.shape[0] > 0
+    one, half = np.float32(1.0), np.float32(0.5)
+    upper, lower = np.empty(width * 3, np.float32), np.empty(width * 3, np.float32)
+    blend = np.empty(width * 3, np.uint8)
+    have_upper, have_lower = -1, -1
+    for y in range(first, last):
+        y0, y1, wy = int(rows[y, 0]), int(rows[y, 1]), rows[y, 2]
+        if y0 != have_upper and y0 == have_lower:      # a small row further down: the lower one is the upper now
+            upper, lower = lower, upper
+            have_upper, have_lower = have_lower, -1
+        for side in range(2):
+            wanted, held = (y0, have_upper) if side == 0 else (y1, have_lower)
+            if wanted != held:
+                line = upper if side == 0 else lower
+                for x in range(width):
+                    x0, x1, wx = int(columns[x, 0]), int(columns[x, 1]), columns[x, 2]
+                    for c in range(3):
+                        line[3 * x + c] = ((one - wx) * np.float32(background[wanted, x0, c])
+                                           + wx * np.float32(background[wanted, x1, c]))
+        have_upper, have_lower = y0, y1
+        for k in range(width * 3):     # a mean of 8-bit values: in [0, 255], rounded half up
+            blend[k] = np.uint8((one - wy) * upper[k] + wy * lower[k] + half)
+        for x in range(width):
+            if alpha[y, x] < one:
+                for c in range(3):
+                    out[y, x, c] = blend[3 * x + c]
+            elif copy_subject:
+                for c in range(3):
+                    out[y, x, c] = photo[y, x, c]
+
+
 def mix_at(alpha, index, fg, first, last, out):
     """α·F + (1 − α)·out, rounded, into ``out`` (H, W, 3) uint8, which holds the background, at the pixels
     ``index[first:last]`` (flat, in rows of the photo's width), F = ``fg`` (n, 3) in [0, 1]."""
@@ -244,6 +281,8 @@ EXPORTS = {   # the extension's name of each loop: (the function, its one signat
     "guided_fit": (guided_fit, "void(f4[:,:,::1], f4, i8, i8, f4[:,:,::1])"),
     "fuse_at": (fuse_at, "void(u1[:,:,::1], f4[:,::1], i8[::1], i8, i8, f4[:,:,::1], f4[:,:,::1], f4[:,::1], "
                          "f4[:,::1], i8, i8, f4[:,::1], f4[:,::1])"),
+    "composite_rows": (composite_rows, "void(u1[:,:,::1], f4[:,::1], u1[:,:,::1], f4[:,::1], f4[:,::1], i8, i8, "
+                                       "u1[:,:,::1])"),
     "mix_at": (mix_at, "void(f4[:,::1], i8[::1], f4[:,::1], i8, i8, u1[:,:,::1])"),
     "encode_light": (encode_light, "void(f4[:,:,::1], f4[:,::1], i8, i8, u1[:,:,::1])"),
     "partly_transparent_at": (partly_transparent_at, "i8(f4[::1], i8, i8, i8[::1])"),

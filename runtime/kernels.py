@@ -174,6 +174,7 @@ def prepare() -> None:
                    0, 2, alpha)
     k.guided_fit(np.zeros((4, 2, 2), np.float32), np.float32(1.0), 0, 2, np.zeros((2, 2, 2), np.float32))
     k.fuse_at(photo, alpha, index, 0, 0, light, light, maps, maps, 0, 1, colours, colours.copy())
+    k.composite_rows(photo, alpha, photo, maps, maps, 0, 2, photo.copy())
     k.mix_at(alpha, index, colours, 0, 1, photo.copy())
     k.encode_light(light, weight, 0, 1, np.zeros((1, 1, 3), np.uint8))
     k.partly_transparent_at(alpha.reshape(-1), 0, 4, np.zeros(4, np.int64))

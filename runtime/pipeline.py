@@ -109,7 +109,7 @@ def bokeh_file(photo_path: str | Path, out_path: str | Path, mask_path: str | Pa
     result = matter.predict(photo, trimap=None if trimap_path is None else trimap, mask=mask, band=band,
                             with_trimap_prob=False)
     timer.add(result.timings)                  # its "load" is the conversion of the decoded photo to float
-    image, _ = render_bokeh(photo, result.alpha, strength, timer=timer)
+    image, _ = render_bokeh(photo, result.alpha, strength, timer=timer, reuse_photo=True)   # rendered over it
     with timer("write"):
         data = encode_photo(image, out_path.suffix, metadata)
         with atomic_path(out_path, replace=overwrite) as tmp:   # without overwrite, a move that cannot replace
