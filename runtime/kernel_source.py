@@ -91,33 +91,62 @@ def apply_linear(a, b, guide, decided, decided_rows, decided_columns, rows, colu
     of the guide I (H, W, C): ``rows`` and ``columns`` (H, 3) and (W, 3) hold each full-resolution row's and
     column's two low-resolution neighbours and the second one's weight. ``tol`` ≥ 0: clipped to [0, 1] and
     snapped to 0 / 1 within ``tol``. ``decided`` (h', w'), unless of shape (0, 0), read at row
-    ``decided_rows[y]`` and column ``decided_columns[x]`` (nearest neighbour, any resolution): 0 / 255 where q is
-    0 / 1 without the filter, which runs only on its other pixels."""
-    channels = guide.shape[2]
+    ``decided_rows[y]`` and column ``decided_columns[x]`` (nearest neighbour, any resolution, the columns in
+    order): 0 / 255 where q is 0 / 1 without the filter, which runs only on its other pixels. A row of
+    ``decided`` is read once, into segments of one kind (0, 255, or to compute), which every photo row reading
+    it fills or computes span by span."""
+    channels, width = guide.shape[2], guide.shape[1]
     has_decided = decided.shape[0] > 0
+    starts = np.empty(width + 1, np.int64)     # the runs of photo columns reading one column of decided
+    labels_at = np.empty(width, np.int64)
+    runs = 0
+    for x in range(width):
+        if not has_decided or x == 0 or decided_columns[x] != decided_columns[x - 1]:
+            starts[runs] = x
+            labels_at[runs] = decided_columns[x] if has_decided else 0
+            runs += 1
+            if not has_decided:
+                break
+    starts[runs] = width
+    span_start, span_stop = np.empty(runs, np.int64), np.empty(runs, np.int64)
+    span_kind = np.empty(runs, np.int64)       # 0, 255, or 128: computed
+    spans, spans_row = 0, -1
     for y in range(first, last):
+        row = decided_rows[y] if has_decided else 0
+        if row != spans_row or spans == 0:
+            spans = 0
+            for r in range(runs):
+                label = decided[row, labels_at[r]] if has_decided else 128
+                kind = label if label == 0 or label == 255 else 128
+                if spans > 0 and span_kind[spans - 1] == kind:
+                    span_stop[spans - 1] = starts[r + 1]
+                else:
+                    span_start[spans], span_stop[spans], span_kind[spans] = starts[r], starts[r + 1], kind
+                    spans += 1
+            spans_row = row
         y0, y1, wy = int(rows[y, 0]), int(rows[y, 1]), rows[y, 2]
-        for x in range(guide.shape[1]):
-            if has_decided:
-                label = decided[decided_rows[y], decided_columns[x]]
-                if label == 0 or label == 255:
-                    q[y, x] = np.float32(1.0) if label == 255 else np.float32(0.0)
-                    continue
-            x0, x1, wx = int(columns[x, 0]), int(columns[x, 1]), columns[x, 2]
-            w00 = (np.float32(1.0) - wy) * (np.float32(1.0) - wx)
-            w01 = (np.float32(1.0) - wy) * wx
-            w10 = wy * (np.float32(1.0) - wx)
-            w11 = wy * wx
-            v = w00 * b[y0, x0] + w01 * b[y0, x1] + w10 * b[y1, x0] + w11 * b[y1, x1]
-            for c in range(channels):
-                coefficient = w00 * a[y0, x0, c] + w01 * a[y0, x1, c] + w10 * a[y1, x0, c] + w11 * a[y1, x1, c]
-                v += coefficient * guide[y, x, c]
-            if tol >= 0:
-                if v <= tol:
-                    v = np.float32(0.0)
-                elif v > np.float32(1.0) - tol:
-                    v = np.float32(1.0)
-            q[y, x] = v
+        for s in range(spans):
+            if span_kind[s] != 128:
+                value = np.float32(1.0) if span_kind[s] == 255 else np.float32(0.0)
+                for x in range(span_start[s], span_stop[s]):
+                    q[y, x] = value
+                continue
+            for x in range(span_start[s], span_stop[s]):
+                x0, x1, wx = int(columns[x, 0]), int(columns[x, 1]), columns[x, 2]
+                w00 = (np.float32(1.0) - wy) * (np.float32(1.0) - wx)
+                w01 = (np.float32(1.0) - wy) * wx
+                w10 = wy * (np.float32(1.0) - wx)
+                w11 = wy * wx
+                v = w00 * b[y0, x0] + w01 * b[y0, x1] + w10 * b[y1, x0] + w11 * b[y1, x1]
+                for c in range(channels):
+                    coefficient = w00 * a[y0, x0, c] + w01 * a[y0, x1, c] + w10 * a[y1, x0, c] + w11 * a[y1, x1, c]
+                    v += coefficient * guide[y, x, c]
+                if tol >= 0:
+                    if v <= tol:
+                        v = np.float32(0.0)
+                    elif v > np.float32(1.0) - tol:
+                        v = np.float32(1.0)
+                q[y, x] = v
 
 
 def guided_fit(means, eps, first, last, fit):

@@ -128,10 +128,11 @@ def _apply_coefficients(a: np.ndarray, b: np.ndarray, guide_full: np.ndarray, to
     """q = āᵀ·I + b̄ at the guide's full resolution, ā and b̄ read bilinearly (``cv2.resize``'s pixel centres,
     the border replicated), then :func:`snap`-ped when ``tol`` is given: one compiled loop
     (:func:`runtime.kernels.apply_linear`), strip by strip on :func:`runtime.parallel.each`'s threads, which
-    writes q and nothing else at full resolution (the tiles' filter and the last one of a 12 MP photo: 23–30 ms,
-    where a chain of OpenCV passes over the open runs of each strip took 39). With ``decided`` (see
-    :func:`upsample_alpha`; any resolution of the guide's aspect, read by nearest neighbour) q is 0 / 1 where it
-    is decided and the filter runs only on the other pixels."""
+    writes q and nothing else at full resolution. With ``decided`` (see :func:`upsample_alpha`; any resolution of
+    the guide's aspect, read by nearest neighbour) q is 0 / 1 where it is decided and the filter runs only on the
+    other pixels, the decided spans of each row filled, not visited pixel by pixel: the last filter of a 12 MP
+    photo (5 % of it open) 16.6 -> 8.2 ms into an array written before, 29.5 -> 21.8 into a new one (its pages
+    first touched: the rest)."""
     h_full, w_full = guide_full.shape[:2]
     if guide_full.dtype == np.uint8:       # 8-bit pixels: the coefficients take the 1/255, no float copy of them
         a = a * np.float32(1.0 / 255.0)

@@ -374,3 +374,34 @@ def test_the_guided_filters_compiled_fit_is_its_numpy_form_bit_for_bit(channels)
                              dict(zip(pairs, means[2 * channels + 1:])), 1e-5)
     assert all(np.array_equal(x, y) for x, y in zip(fit, expected))
     assert np.abs(fit[:channels]).max() > 0.1          # a fit with something to fit
+
+
+def test_the_filters_application_fills_decided_spans_and_computes_the_rest_as_pixel_by_pixel():
+    """runtime.kernels.apply_linear reads each row of the decided label once, into spans: 0 / 1 exactly where the
+    label (read by nearest neighbour) decides, the bilinear coefficients applied elsewhere."""
+    from runtime import kernels
+
+    rng = np.random.default_rng(5)
+    h, w, low = 45, 70, (9, 14)
+    a, b = rng.random((*low, 3), dtype=np.float32) - 0.5, rng.random(low, dtype=np.float32)
+    guide = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    label = cv2.resize(rng.choice(np.uint8([0, 128, 255]), (5, 6)), (23, 15), interpolation=cv2.INTER_NEAREST)
+    rows, columns = kernels.neighbours(h, low[0]), kernels.neighbours(w, low[1])
+    q = np.full((h, w), -1.0, np.float32)
+    kernels.apply_linear(a, b, guide, label, kernels.nearest(h, 15), kernels.nearest(w, 23), rows, columns,
+                         np.float32(-1), 3, h, q)
+    at = cv2.resize(label, (w, h), interpolation=cv2.INTER_NEAREST)
+    y, x = np.mgrid[:h, :w]
+    y0, y1, wy = (rows[:, k][y] for k in range(3))
+    x0, x1, wx = (columns[:, k][x] for k in range(3))
+    y0, y1, x0, x1 = (v.astype(int) for v in (y0, y1, x0, x1))
+
+    def read(p):
+        return ((1 - wy) * (1 - wx) * p[y0, x0] + (1 - wy) * wx * p[y0, x1] + wy * (1 - wx) * p[y1, x0]
+                + wy * wx * p[y1, x1])
+
+    expected = read(b) + sum(read(a[..., c]) * guide[..., c] for c in range(3))
+    assert (q[:3] == -1).all()                                   # rows before first: untouched
+    rest, open_ = at[3:], at[3:] == 128
+    assert (q[3:][rest == 0] == 0).all() and (q[3:][rest == 255] == 1).all() and open_.any()
+    np.testing.assert_allclose(q[3:][open_], expected[3:][open_], atol=1e-4)
