@@ -83,6 +83,8 @@ def compared(names: list[tuple[int, str]], now: Path, before: Path, truth: dict[
     rows = []
     for kind, label in enumerate(SETS):
         mine = [name for k, name in names if k == kind]
+        if not mine:
+            continue
         diffs, psnrs, same_alpha, same_bokeh, scores = [], [], 0, 0, {"before": [], "now": []}
         for name in mine:
             alpha = {w: np.load(f / f"{name}.alpha.npy") for w, f in (("now", now), ("before", before))}

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 
-import cv2
 import numpy as np
 
 from common.errors import DataError
@@ -82,15 +81,20 @@ def composite(photo: np.ndarray, alpha: np.ndarray, background: np.ndarray,
     h, w = photo.shape[:2]
     if out is None:
         out = np.empty((h, w, 3), np.uint8)
-    elif not (out.dtype == np.uint8 and out.shape == (h, w, 3) and out.flags.c_contiguous):
-        raise ValueError(f"out must be uint8 RGB of the photo's {(h, w)}, C-contiguous, got {out.dtype} {out.shape}")
+    elif not (out.dtype == np.uint8 and out.shape == (h, w, 3) and out.flags.c_contiguous and out.flags.writeable):
+        raise ValueError(f"out must be writeable uint8 RGB of the photo's {(h, w)}, C-contiguous, got {out.dtype} "
+                         f"{out.shape}" + ("" if out.flags.writeable else ", read-only"))
     over_photo = np.shares_memory(out, photo)
     if over_photo and out is not photo:
         raise ValueError("out may be the photo itself, not another view of it")
     alpha, fg = np.ascontiguousarray(alpha, np.float32), np.ascontiguousarray(fg, np.float32)
     index = np.flatnonzero(fg_mask) if fg_mask.dtype == np.bool_ else np.ascontiguousarray(fg_mask, np.int64)
-    arguments = (np.zeros((0, 0, 0), np.uint8) if over_photo else np.ascontiguousarray(photo), alpha, np.ascontiguousarray(background), kernels.neighbours(h, background.shape[0]),
+    subject = np.zeros((0, 0, 0), np.uint8) if over_photo else np.ascontiguousarray(photo)   # over it: left there
+    # out=background at the photo's size: a strip's last row also reads the next strip's first, which the other
+    # thread may be writing, with a weight of exactly 0
+    arguments = (subject, alpha, np.ascontiguousarray(background), kernels.neighbours(h, background.shape[0]),
                  kernels.neighbours(w, background.shape[1]))
+
     each(lambda rows: kernels.composite_rows(*arguments, rows.start, rows.stop, out), strips(h, SUBJECT_ROWS))
     each(lambda part: kernels.mix_at(alpha, index, fg, part.start, part.stop, out), strips(index.size, PIXELS_PER_PASS))
     return out
@@ -125,8 +129,9 @@ def render_bokeh(photo: np.ndarray, alpha: np.ndarray, strength: float = DEFAULT
 
     ``strength``: disc radius as a fraction of the image diagonal (0.015: 75 px at 4000×3000; 0 returns
     the photo). ``highlight_gain=0`` turns the bokeh-ball boost off. ``reuse_photo=True``: the photo's memory may
-    hold the result (where it is a C-contiguous uint8 RGB array, the image returned is ``photo`` itself, its
-    pixels replaced): no second photo-sized image, for a caller done with the photo.
+    hold the result (where it is a writeable C-contiguous uint8 RGB array and the blur is rendered at all, the
+    image returned is ``photo`` itself, its pixels replaced): no second photo-sized image, for a caller done with
+    the photo.
     """
     check_strength(strength)
     _check_highlights(highlight_threshold, highlight_gain)

@@ -259,12 +259,15 @@ def composite_rows(photo, alpha, background, rows, columns, first, last, out):
 
 def mix_at(alpha, index, fg, first, last, out):
     """α·F + (1 − α)·out, rounded, into ``out`` (H, W, 3) uint8, which holds the background, at the pixels
-    ``index[first:last]`` (flat, in rows of the photo's width), F = ``fg`` (n, 3) in [0, 1]."""
+    ``index[first:last]`` (flat, in rows of the photo's width), F = ``fg`` (n, 3) in [0, 1]; a pixel with α ≥ 1
+    keeps what ``out`` holds there (the photo, written by :func:`composite_rows`)."""
     width = alpha.shape[1]
     for i in range(first, last):
         y = index[i] // width
         x = index[i] - y * width
         a = alpha[y, x]
+        if a >= np.float32(1.0):
+            continue
         for c in range(3):
             value = np.rint(a * fg[i, c] * np.float32(255.0) + (np.float32(1.0) - a) * np.float32(out[y, x, c]))
             out[y, x, c] = np.uint8(min(max(value, np.float32(0.0)), np.float32(255.0)))

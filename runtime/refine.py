@@ -136,7 +136,7 @@ def refine(run, photo: np.ndarray, trimap: np.ndarray, alpha: np.ndarray | None,
     # to the photo once; it replaces the coarse alpha as far as the tiles reach, feathered at their borders.
     # The filter computes only the band's pixels the tiles reach: the others keep the coarse alpha.
     tiles = cv2.divide(acc, cv2.max(plan.reach, 1e-6))
-    cv2.copyTo(alpha_w, cv2.compare(plan.reach, 0.0, cv2.CMP_LE), tiles)
+    np.copyto(tiles, alpha_w, where=plan.reach <= 0)
     share = plan.reach_at((h, w))
     open_ = cv2.bitwise_and(band, cv2.compare(share, 0.0, cv2.CMP_GT))
     new = upsample_alpha(tiles, photo, photo_w, decided=np.bitwise_and(open_, OPEN, out=open_))

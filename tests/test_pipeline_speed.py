@@ -405,3 +405,28 @@ def test_the_filters_application_fills_decided_spans_and_computes_the_rest_as_pi
     rest, open_ = at[3:], at[3:] == 128
     assert (q[3:][rest == 0] == 0).all() and (q[3:][rest == 255] == 1).all() and open_.any()
     np.testing.assert_allclose(q[3:][open_], expected[3:][open_], atol=1e-4)
+
+
+def test_a_composite_keeps_the_photo_where_alpha_is_1_even_where_the_mask_given_marks_it_and_refuses_read_only_out():
+    photo, alpha = portrait()
+    mask, fg, bg = estimate_foreground(photo, alpha)
+    background = lens_blur(photo, alpha, 0.03, background=(mask, bg))
+    wider = alpha > 0                                   # the partly transparent pixels and the subject's
+    colours = np.zeros((int(wider.sum()), 3), np.float32)
+    colours[mask[wider]] = fg
+    out = composite(photo, alpha, background, wider, colours)
+    assert np.array_equal(out[alpha >= 1], photo[alpha >= 1]) and (alpha >= 1).any()
+    assert np.array_equal(out, composite(photo, alpha, background, mask, fg))
+    frozen = photo.copy()
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        composite(photo, alpha, background, mask, fg, out=frozen)
+
+
+def test_the_guided_filter_refuses_a_guide_it_cannot_fit():
+    from runtime.upsample import guided_coefficients
+
+    p = np.zeros((20, 30), np.float32)
+    for guide in (np.zeros((20, 30, 2), np.float32), np.zeros((20, 31, 3), np.float32)):
+        with pytest.raises(ValueError, match="gray or RGB guide"):
+            guided_coefficients(guide, p, 1, 1e-4)
