@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 from runtime import kernels
+from runtime.resample import area_weights
 
 
 def cases(rng: np.random.Generator) -> dict[str, Callable[[], tuple]]:
@@ -39,6 +40,8 @@ def cases(rng: np.random.Generator) -> dict[str, Callable[[], tuple]]:
                                        np.float32(-1), 0, h, np.zeros((h, w), np.float32)),
         "guided_fit": lambda: (means, np.float32(1e-4), 2, h - 2, np.zeros((4, h, w), np.float32)),
         "guided_fit gray": lambda: (means[[0, 3, 4, 7]].copy(), np.float32(1e-4), 0, h, np.zeros((2, h, w), np.float32)),
+        "area_reduce": lambda: (photo, *area_weights(h, 10), *area_weights(w, 13), np.float32(1 / 255), 1, 9,
+                                np.zeros((10, 13, 3), np.float32)),
         "fuse_at": lambda: (photo, alpha, index, 0, 0, low, low[::-1].copy(), rows, cols, 0, index.size,
                             np.zeros((index.size, 3), np.float32), np.zeros((index.size, 3), np.float32)),
         "composite_rows": lambda: (photo, alpha, low_photo, rows, cols, 2, h - 3, np.zeros((h, w, 3), np.uint8)),

@@ -193,6 +193,40 @@ def guided_fit(means, eps, first, last, fit):
             fit[3, y, x] = b - x2 * m2
 
 
+def area_reduce(image, row_start, row_index, row_weight, column_start, column_index, column_weight, scale, first,
+                last, out):
+    """Rows ``first``..``last`` of ``out`` (h, w, C) float32: ``image`` (H, W, C) uint8 averaged over each output pixel's
+    area, times ``scale``. Output row i is the sum of the source rows ``row_index[row_start[i]:row_start[i + 1]]``
+    times their shares ``row_weight`` (the fractions of the row's area they cover), summed along the row into
+    one line, then each output column likewise from that line (``column_*``): OpenCV's area resampling, in float
+    and without its rounding to the source's type."""
+    width, channels = image.shape[1], image.shape[2]
+    line = np.empty(width * channels, np.float32)
+    for i in range(first, last):
+        for x in range(width * channels):
+            line[x] = np.float32(0.0)
+        for k in range(row_start[i], row_start[i + 1]):
+            source, share = image[row_index[k]].reshape(width * channels), row_weight[k]
+            for x in range(width * channels):
+                line[x] += share * np.float32(source[x])
+        for o in range(out.shape[1]):
+            first_k, last_k = column_start[o], column_start[o + 1]
+            if channels == 3:          # the three sums side by side
+                r, g, b = np.float32(0.0), np.float32(0.0), np.float32(0.0)
+                for k in range(first_k, last_k):
+                    at, share = column_index[k] * 3, column_weight[k]
+                    r += share * line[at]
+                    g += share * line[at + 1]
+                    b += share * line[at + 2]
+                out[i, o, 0], out[i, o, 1], out[i, o, 2] = r * scale, g * scale, b * scale
+                continue
+            for c in range(channels):
+                v = np.float32(0.0)
+                for k in range(first_k, last_k):
+                    v += column_weight[k] * line[column_index[k] * channels + c]
+                out[i, o, c] = v * scale
+
+
 def fuse_at(photo, alpha, index, top, left, mean_f, mean_b, rows, columns, first, last, fg,
             bg):
     """Blur fusion's last step at the pixels ``index[first:last]`` (flat, in rows of the photo's width): F̄ and B̄
@@ -311,6 +345,8 @@ EXPORTS = {   # the extension's name of each loop: (the function, its one signat
     "apply_linear_float": (apply_linear, "void(f4[:,:,::1], f4[:,::1], f4[:,:,::1], u1[:,::1], i8[::1], i8[::1], "
                                          "f4[:,::1], f4[:,::1], f4, i8, i8, f4[:,::1])"),
     "guided_fit": (guided_fit, "void(f4[:,:,::1], f4, i8, i8, f4[:,:,::1])"),
+    "area_reduce": (area_reduce, "void(u1[:,:,::1], i8[::1], i8[::1], f4[::1], i8[::1], i8[::1], f4[::1], f4, i8, i8, "
+                                 "f4[:,:,::1])"),
     "fuse_at": (fuse_at, "void(u1[:,:,::1], f4[:,::1], i8[::1], i8, i8, f4[:,:,::1], f4[:,:,::1], f4[:,::1], "
                          "f4[:,::1], i8, i8, f4[:,::1], f4[:,::1])"),
     "composite_rows": (composite_rows, "void(u1[:,:,::1], f4[:,::1], u1[:,:,::1], f4[:,::1], f4[:,::1], i8, i8, "

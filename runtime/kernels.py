@@ -173,6 +173,8 @@ def prepare() -> None:
     k.apply_linear(light, weight, photo, np.zeros((2, 2), np.uint8), nearest(2, 2), nearest(2, 2), maps, maps, zero,
                    0, 2, alpha)
     k.guided_fit(np.zeros((4, 2, 2), np.float32), np.float32(1.0), 0, 2, np.zeros((2, 2, 2), np.float32))
+    starts, ones = np.array([0, 1, 2], np.int64), np.ones(2, np.float32)
+    k.area_reduce(photo, starts, starts[:2], ones, starts, starts[:2], ones, zero, 0, 2, light.repeat(2, 0).repeat(2, 1))
     k.fuse_at(photo, alpha, index, 0, 0, light, light, maps, maps, 0, 1, colours, colours.copy())
     k.composite_rows(photo, alpha, photo, maps, maps, 0, 2, photo.copy())
     k.mix_at(alpha, index, colours, 0, 1, photo.copy())

@@ -61,6 +61,7 @@ from runtime.preprocess import (
     trimap_at,
 )
 from runtime.refine import DEFAULT_REFINEMENT, Refinement, plan_tiles, refine
+from runtime.resample import area_reduce
 from runtime.timing import StageTimer
 from runtime.upsample import GUIDED_EPS, GUIDED_RADIUS, METHODS, OPEN, as_float, upsample_alpha
 
@@ -274,14 +275,15 @@ def _at_working_resolution(photo: np.ndarray) -> np.ndarray:
     its size. A photo of at least twice that side is first area-reduced by the whole factor k (OpenCV's k × k
     block mean, several times faster than an area resize by a fraction), then by what is left: at 12 MP 20 ms
     against 40, the alpha within 2.5e-4 mean |Δα| of the one-step resize on the 12-megapixel set (its SAD 75.62
-    against 75.68)."""
+    against 75.68). What is left is :func:`runtime.resample.area_reduce`, straight to float (no rounding to 8
+    bits)."""
     size = fit_long_side(photo.shape[:2], WORKING_SIDE)
-    if size:
-        k = min(photo.shape[0] // size[0], photo.shape[1] // size[1])
-        if k >= 2:
-            photo = cv2.resize(photo, (photo.shape[1] // k, photo.shape[0] // k), interpolation=cv2.INTER_AREA)
-        photo = cv2.resize(photo, size[::-1], interpolation=cv2.INTER_AREA)
-    return as_float(photo)
+    if not size:
+        return as_float(photo)
+    k = min(photo.shape[0] // size[0], photo.shape[1] // size[1])
+    if k >= 2:
+        photo = cv2.resize(photo, (photo.shape[1] // k, photo.shape[0] // k), interpolation=cv2.INTER_AREA)
+    return area_reduce(photo, size, 1 / 255 if photo.dtype == np.uint8 else 1.0)
 
 
 def _fitting_resolution(alpha: np.ndarray, photo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

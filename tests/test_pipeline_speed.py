@@ -430,3 +430,23 @@ def test_the_guided_filter_refuses_a_guide_it_cannot_fit():
     for guide in (np.zeros((20, 30, 2), np.float32), np.zeros((20, 31, 3), np.float32)):
         with pytest.raises(ValueError, match="gray or RGB guide"):
             guided_coefficients(guide, p, 1, 1e-4)
+
+
+@pytest.mark.parametrize("shape, size", [((151, 203, 3), (115, 154)), ((64, 96, 3), (32, 48)), ((50, 70), (37, 41)),
+                                         ((40, 60, 3), (40, 60)), ((30, 40, 3), (45, 20))])
+def test_area_reduce_is_opencvs_area_resize_in_float(shape, size):
+    """runtime.resample.area_reduce: OpenCV's INTER_AREA computed in float (8-bit pixels without their rounding
+    back to 8 bits), by fractions, whole factors, on a plane, at the same size; a larger side goes to OpenCV."""
+    from runtime.resample import area_reduce
+
+    rng = np.random.default_rng(7)
+    pixels = rng.integers(0, 256, shape, dtype=np.uint8)
+    expected = cv2.resize(pixels.astype(np.float32), size[::-1], interpolation=cv2.INTER_AREA) / np.float32(255)
+    got = area_reduce(pixels, size, 1 / 255)
+    assert got.dtype == np.float32 and got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, atol=2e-6)
+    floats = pixels.astype(np.float32) / 255
+    np.testing.assert_allclose(area_reduce(floats, size), expected, atol=2e-6)
+    with pytest.raises(ValueError, match="reduces"):
+        from runtime.resample import area_weights
+        area_weights(10, 11)
