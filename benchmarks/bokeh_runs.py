@@ -30,9 +30,10 @@ import cv2
 
 from benchmarks.fingerprint import measured_header
 from benchmarks.measurements import new_path
-from benchmarks.portrait import segmenter_mask, synthetic_portrait
+from benchmarks.portrait import person_photos, segmenter_mask, synthetic_portrait
 from common.arguments import whole_number
 from runtime.artifacts import open_artifact
+from runtime.pipeline import AUTO
 
 H, W = 3024, 4032
 STAGE = re.compile(r"^\s+(\w+)\s+([\d.]+) ms")
@@ -73,13 +74,15 @@ print("peak", next(int(line.split()[1]) // 1024 for line in open("/proc/self/sta
 """
 
 
-def one_run(artifact: str, photo: Path, mask: Path, out: Path, tree: Path | None = None,
+def one_run(artifact: str, photo: Path, mask: Path | None, out: Path, tree: Path | None = None,
             warm: int = 0) -> tuple[dict[str, float], int]:
     """(ms per stage, peak RSS in MiB) of one ``adamat bokeh --timings`` process (run from ``tree``'s code), or
-    with ``warm`` renders, of one process that renders the photo ``warm`` + 1 times (its medians)."""
-    command = ([sys.executable, "-c", _WARM_CHILD, str(photo), str(mask), str(out), artifact, str(warm)] if warm else
-               [sys.executable, "-c", _CHILD, "bokeh", str(photo), "--mask", str(mask), "-o", str(out),
-                "--overwrite", "--timings", "--artifact", artifact])
+    with ``warm`` renders, of one process that renders the photo ``warm`` + 1 times (its medians); ``mask`` None:
+    the person segmenter's."""
+    given = [] if mask is None else ["--mask", str(mask)]      # none: the person segmenter finds it
+    command = ([sys.executable, "-c", _WARM_CHILD, str(photo), str(mask or AUTO), str(out), artifact, str(warm)]
+               if warm else [sys.executable, "-c", _CHILD, "bokeh", str(photo), *given, "-o", str(out), "--overwrite",
+                             "--timings", "--artifact", artifact])
     env = os.environ | ({"NUMPY_MADVISE_HUGEPAGE": "0"} if warm else {})
     run = subprocess.run(command, capture_output=True, text=True, cwd=tree, env=env)
     if run.returncode:
@@ -102,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
                    "renders N + 1 times, the medians of the last N (default 0: one render per process)")
     p.add_argument("--size", type=whole_number(8, 20000), nargs=2, default=[W, H], metavar=("W", "H"),
                    help=f"the synthetic portrait's size (default {W} {H})")
+    p.add_argument("--segmenter", action="store_true", help="a photo of a person (scikit-image's astronaut) without "
+                   "a mask: the person segmenter finds it, as `adamat bokeh IMG.jpg` does")
     p.add_argument("--out", default=None, help="measured-results file (default benchmarks/measured/"
                                                "bokeh-runs-<date>-<device>.json)")
     args = p.parse_args(argv)
@@ -111,10 +116,13 @@ def main(argv: list[str] | None = None) -> int:
     runs: dict[tuple, list[tuple[dict, int]]] = {(a, t): [] for a in artifacts for t in trees}
     with tempfile.TemporaryDirectory() as tmp:
         photo, mask, out = Path(tmp, "photo.jpg"), Path(tmp, "mask.png"), Path(tmp, "out.jpg")
-        image, alpha = synthetic_portrait(height, width)
-        cv2.imwrite(str(photo), image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
-        cv2.imwrite(str(mask), segmenter_mask(alpha))
-        del image, alpha
+        if args.segmenter:
+            photo, mask = person_photos(Path(tmp), 1, (height, width))[0], None
+        else:
+            image, alpha = synthetic_portrait(height, width)
+            cv2.imwrite(str(photo), image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
+            cv2.imwrite(str(mask), segmenter_mask(alpha))
+            del image, alpha
         for _ in range(args.runs):
             for (a, tree), done in runs.items():
                 done.append(one_run(a, photo, mask, out, tree, args.warm))
@@ -122,7 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     data = measured_header(
         "bokeh-runs", input_size=[512, 512], threads=None, runtimes=("onnxruntime", "openvino", "executorch"),
         model=", ".join(args.artifacts),
-        method=f"adamat bokeh --timings on a synthetic {width}x{height} JPEG with a 256-px mask, one process per run, "
+        method=(f"adamat bokeh --timings on a {width}x{height} JPEG of scikit-image's astronaut, the person "
+                "segmenter finding the mask" if args.segmenter else
+                f"adamat bokeh --timings on a synthetic {width}x{height} JPEG with a 256-px mask")
+               + f", one process per run, "
                f"{args.runs} runs per model interleaved; medians; peak RSS the largest VmHWM of its processes"
                + (f"; warm: each process opens the artifact once and renders {args.warm + 1} times, its medians "
                   f"over the last {args.warm}, numpy's huge-page requests off as in the adamat command" if args.warm else "")

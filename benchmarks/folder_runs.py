@@ -22,31 +22,13 @@ import time
 from pathlib import Path
 from statistics import median
 
-import cv2
-import numpy as np
-
 from benchmarks.bokeh_runs import label, printed_stages
 from benchmarks.fingerprint import measured_header
 from benchmarks.measurements import new_path
+from benchmarks.portrait import person_photos
 from common.arguments import whole_number
 
 H, W = 3024, 4032
-
-
-def person_photos(folder: Path, count: int) -> list[Path]:
-    """``count`` 4032×3024 JPEGs of the astronaut, each a different crop and scale, upscaled (seeded)."""
-    from skimage.data import astronaut
-
-    source, rng, paths = astronaut(), np.random.default_rng(0), []
-    for i in range(count):
-        side = int(rng.integers(380, 512))
-        y, x = (int(rng.integers(0, 512 - side * 3 // 4 + 1)), int(rng.integers(0, 512 - side + 1)))
-        crop = source[y:y + side * 3 // 4, x:x + side]
-        path = folder / f"person_{i:02d}.jpg"
-        cv2.imwrite(str(path), cv2.resize(crop, (W, H), interpolation=cv2.INTER_CUBIC)[..., ::-1],
-                    [cv2.IMWRITE_JPEG_QUALITY, 95])
-        paths.append(path)
-    return paths
 
 
 def timed(command: list[str]) -> tuple[float, dict[str, float]]:
@@ -70,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp, "photos")
         folder.mkdir()
-        photos = person_photos(folder, args.photos)
+        photos = person_photos(folder, args.photos, (H, W))
         wall, summed = timed([*adamat, str(photos[0].parent), "-o", str(Path(tmp, "out")), "--timings",
                               "--artifact", args.artifact])
         alone = [timed([*adamat, str(p), "-o", str(Path(tmp, p.name)), "--timings", "--artifact", args.artifact])

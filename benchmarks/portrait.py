@@ -7,6 +7,7 @@ hair-like strands: about 4 % of the pixels are partly transparent, a realistic s
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -30,6 +31,23 @@ def synthetic_portrait(h: int = H, w: int = W, seed: int = 0) -> tuple[np.ndarra
     alpha = np.clip((1.0 - radius) * 25 + (strands - 0.5) * 1.5, 0, 1).astype(np.float32)
     photo[alpha >= 1] = (200, 150, 120)
     return photo, alpha
+
+
+def person_photos(folder: Path, count: int, size: tuple[int, int] = (3024, 4032)) -> list[Path]:
+    """``count`` JPEGs of scikit-image's astronaut (a person, for the segmenter) of ``size`` = (H, W), 4032×3024 by
+    default, each a different crop and scale, upscaled (seeded)."""
+    from skimage.data import astronaut
+
+    source, rng, paths = astronaut(), np.random.default_rng(0), []
+    for i in range(count):
+        side = int(rng.integers(380, 512))
+        y, x = (int(rng.integers(0, 512 - side * 3 // 4 + 1)), int(rng.integers(0, 512 - side + 1)))
+        crop = source[y:y + side * 3 // 4, x:x + side]
+        path = folder / f"person_{i:02d}.jpg"
+        cv2.imwrite(str(path), cv2.resize(crop, size[::-1], interpolation=cv2.INTER_CUBIC)[..., ::-1],
+                    [cv2.IMWRITE_JPEG_QUALITY, 95])
+        paths.append(path)
+    return paths
 
 
 SEGMENTER_SIDE = 256   # the person mask arrives at a segmenter's resolution (MediaPipe's selfie model: 256)

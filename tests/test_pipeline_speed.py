@@ -251,6 +251,22 @@ def test_bokeh_runs_records_each_stage_of_the_command(tiny_checkpoint, tmp_path,
     assert 50 < row["peak RSS MiB"] < 4000
 
 
+def test_bokeh_runs_with_the_segmenter_renders_a_person_without_a_mask(tiny_checkpoint, tmp_path):
+    """``--segmenter``: the astronaut's photo, no --mask given: the person segmenter's stage is in the table, cold
+    and warm."""
+    import json
+
+    import benchmarks.bokeh_runs as bokeh_runs
+
+    for extra in ([], ["--warm", "1"]):
+        out = tmp_path / f"runs{len(extra)}.json"
+        assert bokeh_runs.main([str(tiny_checkpoint), "--runs", "1", "--segmenter", "--size", "320", "240", *extra,
+                                "--out", str(out)]) == 0
+        data = json.loads(out.read_text())
+        assert "astronaut, the person segmenter finding the mask" in data["method"]
+        assert data["rows"][0]["segment ms"] > 0
+
+
 def test_folder_runs_times_one_process_for_the_folder_against_each_photo_alone(tiny_checkpoint, tmp_path, monkeypatch):
     """benchmarks.folder_runs: the folder's wall time beside the bound its photos alone give (their stages but open,
     one open, one process start), and the folder's summed stages."""
