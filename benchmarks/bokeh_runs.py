@@ -55,17 +55,22 @@ sys.exit(code)
 """
 
 
-# The same photo rendered ``renders`` + 1 times with the artifact opened once; the stages' medians over all but the
-# first render, printed as ``adamat bokeh --timings`` prints them (compute: all but opening, decoding, encoding).
+# The same photo rendered ``renders`` + 1 times with the artifact (and the segmenter, for AUTO) opened once; the
+# stages' medians over all but the first render, printed as ``adamat bokeh --timings`` prints them (compute: all but
+# opening, decoding, encoding).
 # numpy's huge-page requests are off, as in the adamat command (adamat.cli.process_defaults).
 _WARM_CHILD = """
 import sys
 from statistics import median
 from runtime.matter import Matter
 from runtime.pipeline import bokeh_file
+from runtime.person_mask import PersonSegmenter
+from runtime.pipeline import AUTO
 photo, mask, out, artifact, renders = sys.argv[1:]
 matter = Matter.from_artifact(artifact)
-runs = [bokeh_file(photo, out, mask_path=mask, artifact=matter) for _ in range(int(renders) + 1)][1:]
+segmenter = PersonSegmenter() if mask == AUTO else None      # opened once too, as a folder's photos share it
+runs = [bokeh_file(photo, out, mask_path=mask, artifact=matter, segmenter=segmenter)
+        for _ in range(int(renders) + 1)][1:]
 stages = {s: median(r[s] for r in runs) for s in runs[0]}
 for stage, seconds in stages.items():
     print(f"  {stage} {seconds * 1000:.1f} ms")
@@ -105,8 +110,8 @@ def main(argv: list[str] | None = None) -> int:
                    "renders N + 1 times, the medians of the last N (default 0: one render per process)")
     p.add_argument("--size", type=whole_number(8, 20000), nargs=2, default=[W, H], metavar=("W", "H"),
                    help=f"the synthetic portrait's size (default {W} {H})")
-    p.add_argument("--segmenter", action="store_true", help="a photo of a person (scikit-image's astronaut) without "
-                   "a mask: the person segmenter finds it, as `adamat bokeh IMG.jpg` does")
+    p.add_argument("--segmenter", action="store_true", help="a photo of a person (scikit-image's astronaut, a 4:3 "
+                   "crop stretched to --size) without a mask: the person segmenter finds it, as `adamat bokeh IMG.jpg` does")
     p.add_argument("--out", default=None, help="measured-results file (default benchmarks/measured/"
                                                "bokeh-runs-<date>-<device>.json)")
     args = p.parse_args(argv)
