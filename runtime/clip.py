@@ -174,7 +174,7 @@ def _render_frame(frame: Frame, matte: ClipMatte, writer: ClipWriter, strength: 
         report.without_person += 1
         image = frame.rgb
     else:
-        image, _ = render_bokeh(frame.rgb, alpha, strength, timer=timer, reuse_photo=True)   # the frame is done
+        image, _ = render_bokeh(frame.rgb, alpha, strength, timer=timer)   # a frame's new image: no page faults to save
     with timer("encode"):
         writer.write(image, frame)
     report.frames += 1
