@@ -44,7 +44,7 @@ def cases(rng: np.random.Generator) -> dict[str, Callable[[], tuple]]:
                                 np.zeros((10, 13, 3), np.float32)),
         "fuse_at": lambda: (photo, alpha, index, 0, 0, low, low[::-1].copy(), rows, cols, 0, index.size,
                             np.zeros((index.size, 3), np.float32), np.zeros((index.size, 3), np.float32)),
-        "composite_rows": lambda: (photo, alpha, low_photo, rows, cols, 2, h - 3, np.zeros((h, w, 3), np.uint8)),
+        "composite_rows": lambda: (alpha, low_photo, rows, cols, 2, h - 3, photo.copy()),
         "mix_at": lambda: (alpha, index, colours, 0, index.size, photo.copy()),
         "encode_light": lambda: (low * 4, low[..., 1].copy(), 0, 8, np.zeros((8, 10, 3), np.uint8)),
         "partly_transparent_at": lambda: (alpha.reshape(-1), 5, h * w - 5, np.zeros(h * w, np.int64)),

@@ -94,8 +94,8 @@ def composite(photo: np.ndarray, alpha: np.ndarray, background: np.ndarray,
     alpha, fg = np.ascontiguousarray(alpha, np.float32), np.ascontiguousarray(fg, np.float32)
     index = np.flatnonzero(fg_mask) if fg_mask.dtype == np.bool_ else np.ascontiguousarray(fg_mask, np.int64)
     if over_photo:
-        arguments = (np.zeros((0, 0, 0), np.uint8), alpha, np.ascontiguousarray(background),
-                     kernels.neighbours(h, background.shape[0]), kernels.neighbours(w, background.shape[1]))
+        arguments = (alpha, np.ascontiguousarray(background), kernels.neighbours(h, background.shape[0]),
+                     kernels.neighbours(w, background.shape[1]))
         each(lambda rows: kernels.composite_rows(*arguments, rows.start, rows.stop, out), strips(h, SUBJECT_ROWS))
     else:
         if background.shape[:2] != (h, w):

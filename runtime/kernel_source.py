@@ -254,13 +254,12 @@ def fuse_at(photo, alpha, index, top, left, mean_f, mean_b, rows, columns, first
             bg[i, k] = min(max((image - a * f) / (np.float32(1.0) - a), np.float32(0.0)), np.float32(1.0))
 
 
-def composite_rows(photo, alpha, background, rows, columns, first, last, out):
-    """Rows ``first``..``last`` of ``out`` (H, W, 3) uint8: the photo where α ≥ 1 (``photo`` of shape (0, 0, 0):
-    ``out`` holds it already), elsewhere the ``background`` (h, w, 3) uint8 read bilinearly (``rows`` and
-    ``columns`` as :func:`apply_linear`'s) and rounded: each of its rows interpolated across once, into ``upper``
-    and ``lower``, then each photo row their blend, written where α < 1."""
+def composite_rows(alpha, background, rows, columns, first, last, out):
+    """Rows ``first``..``last`` of ``out`` (H, W, 3) uint8, which holds the photo: where α < 1, the ``background``
+    (h, w, 3) uint8 read bilinearly (``rows`` and ``columns`` as :func:`apply_linear`'s) and rounded, each of its
+    rows interpolated across once, into ``upper`` and ``lower``, then each photo row their blend; the photo left
+    where α ≥ 1."""
     width = alpha.shape[1]
-    copy_subject = photo.shape[0] > 0
     one, half = np.float32(1.0), np.float32(0.5)
     upper, lower = np.empty(width * 3, np.float32), np.empty(width * 3, np.float32)
     blend = np.empty(width * 3, np.uint8)
@@ -286,15 +285,12 @@ def composite_rows(photo, alpha, background, rows, columns, first, last, out):
             if alpha[y, x] < one:
                 for c in range(3):
                     out[y, x, c] = blend[3 * x + c]
-            elif copy_subject:
-                for c in range(3):
-                    out[y, x, c] = photo[y, x, c]
 
 
 def mix_at(alpha, index, fg, first, last, out):
     """α·F + (1 − α)·out, rounded, into ``out`` (H, W, 3) uint8, which holds the background, at the pixels
     ``index[first:last]`` (flat, in rows of the photo's width), F = ``fg`` (n, 3) in [0, 1]; a pixel with α ≥ 1
-    keeps what ``out`` holds there (the photo, written by :func:`composite_rows`)."""
+    keeps what ``out`` holds there (the photo)."""
     width = alpha.shape[1]
     for i in range(first, last):
         y = index[i] // width
@@ -349,8 +345,7 @@ EXPORTS = {   # the extension's name of each loop: (the function, its one signat
                                  "f4[:,:,::1])"),
     "fuse_at": (fuse_at, "void(u1[:,:,::1], f4[:,::1], i8[::1], i8, i8, f4[:,:,::1], f4[:,:,::1], f4[:,::1], "
                          "f4[:,::1], i8, i8, f4[:,::1], f4[:,::1])"),
-    "composite_rows": (composite_rows, "void(u1[:,:,::1], f4[:,::1], u1[:,:,::1], f4[:,::1], f4[:,::1], i8, i8, "
-                                       "u1[:,:,::1])"),
+    "composite_rows": (composite_rows, "void(f4[:,::1], u1[:,:,::1], f4[:,::1], f4[:,::1], i8, i8, u1[:,:,::1])"),
     "mix_at": (mix_at, "void(f4[:,::1], i8[::1], f4[:,::1], i8, i8, u1[:,:,::1])"),
     "encode_light": (encode_light, "void(f4[:,:,::1], f4[:,::1], i8, i8, u1[:,:,::1])"),
     "partly_transparent_at": (partly_transparent_at, "i8(f4[::1], i8, i8, i8[::1])"),

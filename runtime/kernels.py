@@ -176,7 +176,7 @@ def prepare() -> None:
     starts, ones = np.array([0, 1, 2], np.int64), np.ones(2, np.float32)
     k.area_reduce(photo, starts, starts[:2], ones, starts, starts[:2], ones, zero, 0, 2, light.repeat(2, 0).repeat(2, 1))
     k.fuse_at(photo, alpha, index, 0, 0, light, light, maps, maps, 0, 1, colours, colours.copy())
-    k.composite_rows(photo, alpha, photo, maps, maps, 0, 2, photo.copy())
+    k.composite_rows(alpha, photo, maps, maps, 0, 2, photo.copy())
     k.mix_at(alpha, index, colours, 0, 1, photo.copy())
     k.encode_light(light, weight, 0, 1, np.zeros((1, 1, 3), np.uint8))
     k.partly_transparent_at(alpha.reshape(-1), 0, 4, np.zeros(4, np.int64))
