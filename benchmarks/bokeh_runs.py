@@ -63,9 +63,8 @@ _WARM_CHILD = """
 import sys
 from statistics import median
 from runtime.matter import Matter
-from runtime.pipeline import bokeh_file
 from runtime.person_mask import PersonSegmenter
-from runtime.pipeline import AUTO
+from runtime.pipeline import AUTO, bokeh_file
 photo, mask, out, artifact, renders = sys.argv[1:]
 matter = Matter.from_artifact(artifact)
 segmenter = PersonSegmenter() if mask == AUTO else None      # opened once too, as a folder's photos share it
@@ -111,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=whole_number(8, 20000), nargs=2, default=[W, H], metavar=("W", "H"),
                    help=f"the synthetic portrait's size (default {W} {H})")
     p.add_argument("--segmenter", action="store_true", help="a photo of a person (scikit-image's astronaut, a 4:3 "
-                   "crop stretched to --size) without a mask: the person segmenter finds it, as `adamat bokeh IMG.jpg` does")
+                   "crop stretched to --size) without a mask: the person segmenter finds it, as `adamat bokeh "
+                   "IMG.jpg` does")
     p.add_argument("--out", default=None, help="measured-results file (default benchmarks/measured/"
                                                "bokeh-runs-<date>-<device>.json)")
     args = p.parse_args(argv)
@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         method=(f"adamat bokeh --timings on a {width}x{height} JPEG of scikit-image's astronaut, the person "
                 "segmenter finding the mask" if args.segmenter else
                 f"adamat bokeh --timings on a synthetic {width}x{height} JPEG with a 256-px mask")
-               + f", one process per run, "
+               + ", one process per run, "
                f"{args.runs} runs per model interleaved; medians; peak RSS the largest VmHWM of its processes"
                + (f"; warm: each process opens the artifact once and renders {args.warm + 1} times, its medians "
                   f"over the last {args.warm}, numpy's huge-page requests off as in the adamat command" if args.warm else "")

@@ -1,8 +1,8 @@
 """Area resampling of 8-bit pixels to a smaller size, in float: what ``cv2.resize(..., interpolation=cv2.INTER_AREA)``
 computes, without its rounding back to 8 bits (and keeping the slivers of a source pixel under 1e-3 of it that
-OpenCV leaves out: within a quarter of a level of it where a factor makes them), and twice as fast where the factor is not a whole number (a
-2016×1512 photo to 1536×1152 in float32: 12.6 ms by OpenCV and a conversion, 5.9 here; float pixels gain
-nothing: OpenCV's float path is as fast, and takes them).
+OpenCV leaves out: within a quarter of a level of it where a factor makes them), and twice as fast where the
+factor is not a whole number (a 2016×1512 photo to 1536×1152 in float32: 12.6 ms by OpenCV and a conversion, 5.9
+here; float pixels gain nothing: OpenCV's float path is as fast, and takes them).
 
 Each output pixel is the mean of the source over its area: along each axis, output i covers source
 [i·s, (i + 1)·s), s = source / output, and each source pixel counts by the share of it inside. One compiled loop
@@ -45,10 +45,12 @@ def area_reduce(image: np.ndarray, size: tuple[int, int], scale: float = 1.0) ->
     in float otherwise."""
     h, w = size
     if image.dtype != np.uint8 or not (1 <= h <= image.shape[0] and 1 <= w <= image.shape[1]):
-        return cv2.resize(image.astype(np.float32, copy=False), (w, h), interpolation=cv2.INTER_AREA) * np.float32(scale)
+        float_pixels = image.astype(np.float32, copy=False)
+        return cv2.resize(float_pixels, (w, h), interpolation=cv2.INTER_AREA) * np.float32(scale)
     flat = image.ndim == 2
     image = np.ascontiguousarray(image[..., None] if flat else image)
     rows, columns = area_weights(image.shape[0], h), area_weights(image.shape[1], w)
     out = np.empty((h, w, image.shape[2]), np.float32)
-    each(lambda part: kernels.area_reduce(image, *rows, *columns, np.float32(scale), part.start, part.stop, out), strips(h, ROWS))
+    each(lambda part: kernels.area_reduce(image, *rows, *columns, np.float32(scale), part.start, part.stop, out),
+         strips(h, ROWS))
     return out[..., 0] if flat else out

@@ -12,9 +12,9 @@ says it ran. The x86 side (``benchmarks.arm_emulation``) letterboxes the inputs 
 Imports numpy and the artifact's runtime only, never the project: it runs on an interpreter that has nothing else.
 ``loops`` is the exception, the project's compiled loops being what it verifies: in TREE, a copy of the project's
 ``runtime`` package and ``benchmarks/kernel_cases.py``, it builds the extension as ``make setup`` does
-(``runtime.kernel_build``, with this CPU's compiler), runs every loop on the arguments of INPUTS.pickle (name → argument tuple) through the extension and
-through numba's JIT, and writes, for each way, name → (the value returned, the array arguments after) to
-OUTPUTS.pickle (``benchmarks.arm_loops`` compares them with x86's).
+(``runtime.kernel_build``, with this CPU's compiler), runs every loop on the arguments of INPUTS.pickle (name →
+argument tuple) through the extension and through numba's JIT, and writes, for each way, name → (the value
+returned, the array arguments after) to OUTPUTS.pickle (``benchmarks.arm_loops`` compares them with x86's).
 """
 
 from __future__ import annotations
