@@ -28,6 +28,7 @@ import numpy as np
 from common.errors import DataError
 from common.image_files import reading_problem
 from common.outputs import check_file_path, described_suffix
+from runtime.behind import Behind
 from runtime.errors import BackendUnavailable
 from runtime.hdr import TRANSFERS, is_hdr, to_sdr
 from runtime.preprocess import MIN_SIDE
@@ -40,6 +41,7 @@ UNSPECIFIED_SPACE, UNSPECIFIED_RANGE = 2, 0  # FFmpeg's AVCOL_SPC_UNSPECIFIED, A
 BT709_TAGS = (1, 1, 1, 1)                  # colour space, primaries, transfer: BT.709; range: limited (MPEG)
 X264 = {"preset": "veryfast"}              # libx264's speed / size trade-off
 VP9 = {"deadline": "realtime", "cpu-used": "8", "b": "0"}   # libvpx-vp9 in constant quality, its fastest
+BEHIND = 2                                 # rendered frames waiting for the encoder's thread, at most
 
 
 STILL_FORMATS = ("image2", "image2pipe")   # and every "*_pipe": FFmpeg's demuxers of still images
@@ -304,7 +306,11 @@ def check_clip_output(path: str | Path) -> Path:
 class ClipWriter:
     """Upright frames encoded at the input's rate and timestamps, its audio packets copied. ``path``: the file to
     write; ``final``: the name it will be published under (its suffix names the container), when ``path`` is a
-    temporary file. DataError when the container cannot hold the clip's audio codec."""
+    temporary file. DataError when the container cannot hold the clip's audio codec.
+
+    The frames are converted to YUV, encoded and written on a thread of their own (:class:`runtime.behind.Behind`,
+    at most :data:`BEHIND` frames waiting), beside the rendering of the next; an error there is raised by the next
+    ``write``, ``mux_audio`` or ``close``."""
 
     def __init__(self, path: str | Path, clip: ClipReader, final: Path | None = None):
         av = _av()
@@ -340,13 +346,18 @@ class ClipWriter:
         except av.error.FFmpegError as e:
             self._container.close()
             raise DataError(f"{self._refused}: {_reason(e)}", self._named) from None
+        self._behind = Behind(depth=BEHIND, name="adamat-encoder")
 
     def write(self, rgb: np.ndarray, frame: Frame) -> None:
-        av = _av()
+        """Queue the frame (copied: ``rgb`` may be reused at once) for the encoder's thread; an error it met on
+        an earlier frame is raised here."""
         h, w = self._video.height, self._video.width
-        out = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[:h, :w]), format="rgb24").reformat(
-            format="yuv420p", dst_colorspace="itu709", dst_color_range="MPEG")
+        out = _av().VideoFrame.from_ndarray(np.ascontiguousarray(rgb[:h, :w]), format="rgb24")
         out.pts, out.time_base = self._timestamp(frame), self._video.codec_context.time_base
+        self._behind.submit(self._encode, out)
+
+    def _encode(self, out) -> None:
+        out = out.reformat(format="yuv420p", dst_colorspace="itu709", dst_color_range="MPEG")
         for packet in self._video.encode(out):
             self._mux(packet)
 
@@ -362,12 +373,15 @@ class ClipWriter:
     def mux_audio(self, packet) -> None:
         if self._audio is not None:
             packet.stream = self._audio
-            self._mux(packet)
+            self._behind.submit(self._mux, packet)     # in order with the frames before it
 
     def close(self) -> None:
-        for packet in self._video.encode(None):
-            self._mux(packet)
-        self._container.close()
+        try:
+            self._behind.finish()
+            for packet in self._video.encode(None):
+                self._mux(packet)
+        finally:
+            self._container.close()
 
     def _mux(self, packet) -> None:
         """One packet into the file; DataError naming the output (not its temporary file) where FFmpeg refuses
@@ -384,6 +398,7 @@ class ClipWriter:
         if kind is None:
             self.close()
         else:
+            self._behind.finish(raise_error=False)     # the caller's own error is the one reported
             self._container.close()
 
 

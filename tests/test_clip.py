@@ -4,6 +4,7 @@ sine tone); the matting network is the tiny config."""
 
 import json
 import sys
+import threading
 from fractions import Fraction
 
 import av
@@ -645,3 +646,28 @@ def test_the_demo_clip_section_scales_its_sheet_of_frames_to_the_reports_width(t
     assert sheet.shape[:2] == (96, 96) and "96×64" in text          # 3 × 64 rows of 2 × 96 columns, halved
     with av.open(str(tmp_path / "clip.mp4")) as clip:
         assert (clip.streams.video[0].width, clip.streams.video[0].height) == (96, 64)
+
+
+def test_an_encoder_failure_on_its_thread_is_one_error_line_and_no_file(tiny_checkpoint, tmp_path, capsys,
+                                                                         monkeypatch):
+    """Frames are encoded on the writer's own thread: a failure there (here the third frame's packets refused) is
+    raised in the caller, printed as one error line, and the output is not left half-written."""
+    from common.errors import DataError
+
+    source = write_clip(tmp_path / "clip.mp4", astronaut_frames(8), audio=False)
+    out = tmp_path / "out.mp4"
+    encode, calls = ClipWriter._encode, []
+
+    def refused_at_the_third(self, frame):
+        calls.append(threading.current_thread().name)
+        if len(calls) == 3:
+            raise DataError("the mp4 muxer refused the clip: Invalid argument", out)
+        encode(self, frame)
+
+    monkeypatch.setattr(ClipWriter, "_encode", refused_at_the_third)
+    assert main(["bokeh", str(source), "-o", str(out), "--artifact", str(tiny_checkpoint)]) == 2
+    err = capsys.readouterr().err
+    assert [line for line in err.splitlines() if not line.startswith("bokeh:")] == [   # the progress bar aside
+        f"error: {out}: the mp4 muxer refused the clip: Invalid argument"], err
+    assert set(calls) == {"adamat-encoder"} and 3 <= len(calls) < 8     # stopped soon after, off the main thread
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]

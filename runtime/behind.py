@@ -1,0 +1,60 @@
+"""Work done behind the caller on one thread of its own, in the order it was given: a clip's encoder, which
+compresses frame n while the renderer works on frame n + 1.
+
+    behind = Behind(depth=2)
+    behind.submit(encode, frame)      # returns at once, or waits while ``depth`` jobs are already waiting
+    behind.finish()                   # waits for every job; raises the first error a job raised
+
+The first exception a job raises is raised in the caller, by the next ``submit`` or by ``finish``; the jobs
+after it are dropped. FFmpeg's encoders release the GIL, so on two cores the thread runs beside the renderer's
+own threads.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+
+_DONE = None   # the queue's last item: the thread ends
+
+
+class Behind:
+    """One worker thread running submitted jobs in order, at most ``depth`` waiting (bounded memory)."""
+
+    def __init__(self, depth: int = 2, name: str = "adamat-behind"):
+        if not isinstance(depth, int) or depth < 1:
+            raise ValueError(f"depth must be a whole number of at least 1, got {depth!r}")
+        self._jobs: queue.Queue = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, job: Callable, *args) -> None:
+        """``job(*args)`` on the worker thread after the jobs before it; a job's earlier failure raised here."""
+        if not self._thread.is_alive():
+            raise RuntimeError("finished: no more jobs can be given")
+        self._raise()
+        self._jobs.put((job, args))
+
+    def finish(self, raise_error: bool = True) -> None:
+        """Wait for every job given, end the thread, and raise the first error a job raised (unless not
+        ``raise_error``: the caller is failing already, and its own error is the one to report)."""
+        if self._thread.is_alive():
+            self._jobs.put(_DONE)
+            self._thread.join()
+        if raise_error:
+            self._raise()
+
+    def _raise(self) -> None:
+        if self._error is not None:             # kept: every later call fails the same way
+            raise self._error
+
+    def _run(self) -> None:
+        while (item := self._jobs.get()) is not _DONE:
+            if self._error is None:            # after a failure the rest is dropped, the queue still drained
+                job, args = item
+                try:
+                    job(*args)
+                except BaseException as e:     # handed to the caller's thread, raised there
+                    self._error = e
