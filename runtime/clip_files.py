@@ -28,7 +28,7 @@ import numpy as np
 from common.errors import DataError
 from common.image_files import reading_problem
 from common.outputs import check_file_path, described_suffix
-from runtime.behind import Behind
+from runtime.overlap import Behind
 from runtime.errors import BackendUnavailable
 from runtime.hdr import TRANSFERS, is_hdr, to_sdr
 from runtime.preprocess import MIN_SIDE
@@ -308,7 +308,7 @@ class ClipWriter:
     write; ``final``: the name it will be published under (its suffix names the container), when ``path`` is a
     temporary file. DataError when the container cannot hold the clip's audio codec.
 
-    The frames are converted to YUV, encoded and written on a thread of their own (:class:`runtime.behind.Behind`,
+    The frames are converted to YUV, encoded and written on a thread of their own (:class:`runtime.overlap.Behind`,
     at most :data:`BEHIND` frames waiting), beside the rendering of the next; an error there is raised by the next
     ``write``, ``mux_audio`` or ``close``."""
 

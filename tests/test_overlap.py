@@ -1,12 +1,12 @@
-"""runtime.behind: jobs run in order on one thread, at most ``depth`` waiting, their first error raised in the
-caller."""
+"""runtime.overlap: jobs run in order on a thread of their own, at most ``depth`` waiting, their first error
+raised in the caller."""
 
 import threading
 import time
 
 import pytest
 
-from runtime.behind import Behind
+from runtime.overlap import Behind
 
 
 def test_jobs_run_in_order_on_one_thread_of_their_own():
@@ -74,3 +74,4 @@ def test_no_job_after_finish_and_depth_is_checked():
     for depth in (0, -1, 1.5, "2"):
         with pytest.raises(ValueError, match="depth must be a whole number"):
             Behind(depth=depth)
+

@@ -1,13 +1,13 @@
-"""Work done behind the caller on one thread of its own, in the order it was given: a clip's encoder, which
-compresses frame n while the renderer works on frame n + 1.
+"""Work overlapped with the caller's, done on a thread of its own in the order it was given: a clip's encoder,
+which compresses frame n while the renderer works on frame n + 1.
 
     behind = Behind(depth=2)
     behind.submit(encode, frame)      # returns at once, or waits while ``depth`` jobs are already waiting
     behind.finish()                   # waits for every job; raises the first error a job raised
 
 The first exception a job raises is raised in the caller, by the next ``submit`` or by ``finish``; the jobs
-after it are dropped. FFmpeg's encoders release the GIL, so on two cores the thread runs beside the renderer's
-own threads.
+after it are dropped. FFmpeg's encoders release the GIL, so the thread runs beside the renderer's own threads.
+Memory stays bounded: at most ``depth`` jobs wait.
 """
 
 from __future__ import annotations
@@ -23,8 +23,7 @@ class Behind:
     """One worker thread running submitted jobs in order, at most ``depth`` waiting (bounded memory)."""
 
     def __init__(self, depth: int = 2, name: str = "adamat-behind"):
-        if not isinstance(depth, int) or depth < 1:
-            raise ValueError(f"depth must be a whole number of at least 1, got {depth!r}")
+        _check_depth(depth)
         self._jobs: queue.Queue = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -58,3 +57,8 @@ class Behind:
                     job(*args)
                 except BaseException as e:     # handed to the caller's thread, raised there
                     self._error = e
+
+
+def _check_depth(depth) -> None:
+    if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
+        raise ValueError(f"depth must be a whole number of at least 1, got {depth!r}")
