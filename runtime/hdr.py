@@ -22,6 +22,8 @@ import functools
 import cv2
 import numpy as np
 
+from runtime.parallel import each, strips
+
 HLG, PQ = 18, 16               # FFmpeg's AVCOL_TRC_ARIB_STD_B67 and AVCOL_TRC_SMPTE2084
 TRANSFERS = {HLG: "HLG", PQ: "PQ"}
 BT709_PRIMARIES = 1            # FFmpeg's AVCOL_PRI_BT709: an HDR transfer on BT.709 primaries needs no gamut change
@@ -30,6 +32,7 @@ HLG_PEAK = 1000.0              # cd/m²: the display HLG's OOTF is evaluated for
 HLG_GAMMA = 1.2                # its system gamma at that peak
 SDR_GAMMA = 2.4                # BT.1886
 TONE_KNEE = 0.8                # linear light, 1 at reference white: identity below, a soft shoulder to 1 above
+STRIP_ROWS = 32                # frame rows per pass of the conversion
 BT2020_LUMA = np.array([[0.2627, 0.6780, 0.0593]], np.float32)
 BT2020_TO_BT709 = np.array([[1.6605, -0.5876, -0.0728],
                             [-0.1246, 1.1329, -0.0083],
@@ -84,7 +87,18 @@ def relative_light(rgb16: np.ndarray, transfer: int) -> np.ndarray:
 def to_sdr(rgb16: np.ndarray, transfer: int, primaries: int | None = None) -> np.ndarray:
     """uint8 (H, W, 3) SDR BT.709 R'G'B' of uint16 (H, W, 3) full-range R'G'B' of the HDR ``transfer``
     (:data:`HLG` or :data:`PQ`). ``primaries`` (FFmpeg's code): BT.2020 unless it says BT.709 (some cameras
-    record HLG on BT.709 primaries)."""
+    record HLG on BT.709 primaries). Strip by strip on :mod:`runtime.parallel`'s threads (every step is per
+    pixel, so the result is the same whatever the strips; a strip's temporaries stay in the cache)."""
+    out = np.empty(rgb16.shape, np.uint8)
+
+    def convert(rows: slice) -> None:
+        out[rows] = _to_sdr(rgb16[rows], transfer, primaries)
+
+    each(convert, strips(rgb16.shape[0], STRIP_ROWS))
+    return out
+
+
+def _to_sdr(rgb16: np.ndarray, transfer: int, primaries: int | None) -> np.ndarray:
     light = relative_light(rgb16, transfer)
     if primaries != BT709_PRIMARIES:
         light = cv2.transform(light, BT2020_TO_BT709)
