@@ -14,7 +14,7 @@ import pytest
 from skimage.data import astronaut
 
 from adamat.cli import main
-from calib_data.procedural_clips import ClipSpec, encode_clip, make_clip
+from calib_data.procedural_clips import ClipSpec, encode_clip, encode_hdr_clip, make_clip
 from evaluation.temporal import dtssd, messddt, sequence_scores
 from runtime.clip import ClipMatte, stillness
 from runtime.clip_files import ClipReader, ClipWriter, Frame, to_rgb, upright
@@ -318,6 +318,10 @@ def test_the_clip_benchmark_writes_its_speed_and_quality_tables(tiny_checkpoint,
     assert speed["rows"][0]["frames"] == 3 and speed["rows"][0]["frames per s"] > 0
     assert "model ms" in speed["columns"] and "encode ms" in speed["columns"]
     assert [r["method"] for r in table["rows"]][0] == "model, state across frames" and "dtSSD" in table["columns"]
+    hdr = tmp_path / "hdr"
+    assert clip_runs([str(tiny_checkpoint), "--frames", "2", "--size", "96", "128", "--hdr", "--out-dir", str(hdr)]) == 0
+    speed = json.loads(next(hdr.glob("clip-speed-*.json")).read_text())
+    assert speed["rows"][0]["frames"] == 2 and "HLG" in speed["method"]
 
 
 def test_colours_are_read_by_their_tags_and_written_tagged_bt709(tmp_path):
@@ -346,27 +350,6 @@ def test_a_full_range_frame_is_read_as_full_range():
     assert np.abs(to_rgb(frame)[32, 48].astype(int) - colour).max() <= 4
     frame.color_range = 0                                          # untagged: limited, the colours stretched
     assert np.abs(to_rgb(frame)[32, 48].astype(int) - colour).max() > 8
-
-
-def encode_hdr_clip(path, frames16, transfer):
-    """A 10-bit HEVC clip tagged BT.2020 with the HDR ``transfer`` (18 HLG, 16 PQ) of uint16 full-range R'G'B'
-    frames: what a phone records."""
-    out = av.open(str(path), "w")
-    video = out.add_stream("libx265", rate=30)
-    video.height, video.width = frames16[0].shape[:2]
-    video.pix_fmt = "yuv420p10le"
-    context = video.codec_context
-    context.colorspace, context.color_primaries, context.color_trc, context.color_range = 9, 9, transfer, 1
-    video.options = {"x265-params": "log-level=error"}
-    for rgb in frames16:
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb48le").reformat(
-            format="yuv420p10le", dst_colorspace=9, dst_color_range="MPEG")
-        for packet in video.encode(frame):
-            out.mux(packet)
-    for packet in video.encode(None):
-        out.mux(packet)
-    out.close()
-    return path
 
 
 def greys(levels, size=(48, 64)):
