@@ -55,6 +55,7 @@ DENSE_HIGHLIGHTS = 0.003      # highlights above this share of the pixels: the l
                               # lens blur at 12 MP, ms, a term per highlight against the boost everywhere: 73 / 76
                               # at 0.2 %, 86 / 76 at 0.5 %, 131 / 81 at 5 %, 265 / 77 at 20 %)
 HIGHLIGHT_ROWS = 256          # rows per pass of the highlights' search (the box mean reads 2 × its reach more)
+COLOURS_PER_PASS = 32768      # the band's background colours per pass of their conversion to linear light
 
 
 def srgb_to_linear(x: np.ndarray) -> np.ndarray:
@@ -315,4 +316,11 @@ def _background_pixels(background) -> tuple[np.ndarray, np.ndarray]:
         return np.empty(0, np.int64), np.empty((0, 3), np.float32)
     mask, colours = background
     index = np.flatnonzero(mask) if mask.dtype == np.bool_ else np.asarray(mask, np.int64)
-    return index, srgb_to_linear(colours).reshape(-1, 3)
+    colours = np.asarray(colours, np.float32).reshape(-1, 3)
+    light = np.empty(colours.shape, np.float32)
+
+    def convert(part: slice) -> None:         # per value: the same whatever the parts (400 k: 6.5 -> 2.3 ms)
+        light[part] = srgb_to_linear(colours[part])
+
+    each(convert, strips(len(colours), COLOURS_PER_PASS))
+    return index, light
