@@ -38,6 +38,7 @@ from runtime.bokeh import check_strength, render_bokeh
 from runtime.clip_files import ClipReader, ClipWriter, Frame, check_clip_output
 from runtime.lens_blur import DEFAULT_STRENGTH
 from runtime.matter import Matter
+from runtime.parallel import each, strips
 from runtime.person_mask import MASK_SIDE, MIN_PERSON_SHARE, PersonSegmenter, mask_of, segmenter_band
 from runtime.pipeline import check_destination
 from runtime.preprocess import as_uint8_rgb, read_mask
@@ -49,6 +50,7 @@ STILL_TOLERANCE = 6 / 255  # a luma change up to this is still (noise, compressi
 SCENE_CUT = 0.12           # mean |Δ luma| of 64 × 36 thumbnails (0..1) above which the state starts afresh
 THUMBNAIL = (64, 36)
 CLIP_REFINEMENT = None     # no tile refinement on clips (runtime.refine)
+TEMPORAL_ROWS = 128        # frame rows per pass of the alpha's blend with the previous frame's
 
 
 def stillness(now: np.ndarray, before: np.ndarray, tolerance: float | None = None) -> np.ndarray:
@@ -62,6 +64,20 @@ def stillness(now: np.ndarray, before: np.ndarray, tolerance: float | None = Non
 def _blend(now: np.ndarray, before: np.ndarray, memory: float, still: np.ndarray) -> np.ndarray:
     """now + memory·still·(before − now): the previous answer kept where the frame is still."""
     return now + np.float32(memory) * still * (before - now)
+
+
+def _steadied(alpha: np.ndarray, previous: np.ndarray, luma: np.ndarray, before: np.ndarray) -> np.ndarray:
+    """The frame's alpha blended with the previous frame's where still (:data:`ALPHA_MEMORY`), clipped to [0, 1]:
+    strip by strip on :mod:`runtime.parallel`'s threads, each strip's temporaries in the cache (every step is per
+    pixel: the same whatever the strips; a 4K frame 30 -> 8 ms, a 1080p one 4.2 -> 2.3)."""
+    out = np.empty(alpha.shape, np.float32)
+
+    def steady(rows: slice) -> None:
+        out[rows] = np.clip(_blend(alpha[rows], previous[rows], ALPHA_MEMORY, stillness(luma[rows], before[rows])),
+                            0, 1)
+
+    each(steady, strips(alpha.shape[0], TEMPORAL_ROWS))
+    return out
 
 
 @dataclass
@@ -122,7 +138,7 @@ class ClipMatte:
         alpha = result.alpha
         with timer("temporal"):
             if self.stabilise and self.state.alpha is not None:
-                alpha = np.clip(_blend(alpha, self.state.alpha, ALPHA_MEMORY, stillness(luma, before)), 0, 1)
+                alpha = _steadied(alpha, self.state.alpha, luma, before)
             self.state.alpha = alpha
         return alpha
 

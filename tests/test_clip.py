@@ -79,6 +79,21 @@ def test_stillness_is_one_where_nothing_moved_and_zero_where_it_did():
     assert still[3, 3] == 1 and still[0, 0] == 1 and 0 < still[1, 1] < 1 and still[2, 2] == 0
 
 
+def test_the_alpha_is_steadied_strip_by_strip_as_over_the_whole_frame():
+    """The blend with the previous frame runs in strips on the runtime's threads: the same numbers as one pass."""
+    from runtime.clip import ALPHA_MEMORY, TEMPORAL_ROWS, _blend, _steadied
+
+    rng = np.random.default_rng(0)
+    h, w = 3 * TEMPORAL_ROWS + 5, 64                      # strips, the last one short
+    now, before = rng.random((2, h, w), dtype=np.float32) * 1.1 - 0.05
+    luma = rng.integers(0, 256, (h, w), dtype=np.uint8)
+    moved = np.clip(luma.astype(int) + rng.integers(-12, 13, (h, w)), 0, 255).astype(np.uint8)
+    whole = np.clip(_blend(now, before, ALPHA_MEMORY, stillness(luma, moved)), 0, 1)
+    steadied = _steadied(now, before, luma, moved)
+    assert steadied.dtype == np.float32 and np.array_equal(steadied, whole)
+    assert 0 < np.mean(steadied != np.clip(now, 0, 1)) < 1      # kept where still, not where it moved
+
+
 def jittered_masks(frame_shape, n, seed=0):
     """A disc's mask at 1/4 of the frame, its outline jittered independently in every frame (a segmenter's
     flicker)."""
