@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import subprocess
 import sys
@@ -58,9 +57,12 @@ sys.exit(code)
 # The same photo rendered ``renders`` + 1 times with the artifact (and the segmenter, for AUTO) opened once; the
 # stages' medians over all but the first render, printed as ``adamat bokeh --timings`` prints them (compute: all but
 # opening, decoding, encoding).
-# numpy's huge-page requests are off, as in the adamat command (adamat.cli.process_defaults).
+# The process is set up as the adamat command sets itself up (adamat.cli.process_defaults: numpy's huge-page
+# requests, the C library's large blocks), each tree's command as it does.
 _WARM_CHILD = """
 import sys
+from adamat.cli import process_defaults
+process_defaults()
 from statistics import median
 from runtime.matter import Matter
 from runtime.person_mask import PersonSegmenter
@@ -87,8 +89,7 @@ def one_run(artifact: str, photo: Path, mask: Path | None, out: Path, tree: Path
     command = ([sys.executable, "-c", _WARM_CHILD, str(photo), str(mask or AUTO), str(out), artifact, str(warm)]
                if warm else [sys.executable, "-c", _CHILD, "bokeh", str(photo), *given, "-o", str(out), "--overwrite",
                              "--timings", "--artifact", artifact])
-    env = os.environ | ({"NUMPY_MADVISE_HUGEPAGE": "0"} if warm else {})
-    run = subprocess.run(command, capture_output=True, text=True, cwd=tree, env=env)
+    run = subprocess.run(command, capture_output=True, text=True, cwd=tree)
     if run.returncode:
         raise RuntimeError(f"adamat bokeh with {artifact}: exit {run.returncode}: {run.stderr[-500:]}")
     stages = printed_stages(run.stdout)
@@ -141,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
                + ", one process per run, "
                f"{args.runs} runs per model interleaved; medians; peak RSS the largest VmHWM of its processes"
                + (f"; warm: each process opens the artifact once and renders {args.warm + 1} times, its medians "
-                  f"over the last {args.warm}, numpy's huge-page requests off as in the adamat command" if args.warm else "")
+                  f"over the last {args.warm}, the process set up as the adamat command sets itself up" if args.warm else "")
                + (f"; 'before': the same command from {described(args.before)}" if args.before else ""),
         command=["python", "-m", "benchmarks.bokeh_runs", *recorded(sys.argv[1:] if argv is None else argv)])
     order = columns(rows)
