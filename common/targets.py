@@ -17,7 +17,6 @@ import importlib.util
 import platform
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
 
 EXECUTORCH = "executorch>=1.5.1,<1.6"   # the range tested, with torch 2.13
 
@@ -53,8 +52,6 @@ class Runtime:
     missing: str = ""               # why an artifact does not run here when ``requires`` do not import
     system: str | None = None       # the only OS it predicts on (``platform.system()``); None: any
     elsewhere: str = ""             # why an artifact does not run on another OS
-    tile_options: tuple[tuple[str, Any], ...] = ()   # its options under a Matter with tile refinement: the tiles
-                                                      # several at a time where it can (lone calls may be slower)
 
     def unavailable(self) -> str:
         """Why this runtime cannot predict here; "" when it can."""
@@ -73,7 +70,7 @@ RUNTIMES: dict[str, Runtime] = {r.name: r for r in (
             ("threads",), missing="onnxruntime is not installed"),
     Runtime("openvino", "OpenVINO", "runtime.backends.openvino_backend", "OpenVinoBackend", ("openvino",),
             "pip install 'openvino>=2025.1,<2027' (or the project's [export] extra)", (".xml",), ("threads", "hint"),
-            missing="OpenVINO is not installed", tile_options=(("hint", "THROUGHPUT"),)),
+            missing="OpenVINO is not installed"),
     # UNVERIFIED: TensorRT installs only on machines with an NVIDIA GPU (runtime/backends/tensorrt_backend.py)
     Runtime("tensorrt", "TensorRT", "runtime.backends.tensorrt_backend", "TensorRtBackend", ("tensorrt",),
             "install TensorRT 11 from NVIDIA on the target (a machine with an NVIDIA GPU)", (".engine",),

@@ -43,9 +43,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from common.targets import RUNTIMES
 from common.values import as_path, is_real_number, is_whole_number
-from runtime.backends import Backend, backend_for, open_backend
+from runtime.backends import Backend, open_backend
 from runtime.band_refiner import BandRefiner
 from runtime.errors import ArtifactError
 from runtime.matting_laplacian import WEIGHT as LAPLACIAN_WEIGHT
@@ -124,36 +123,21 @@ class Matter:
         have, e.g. ``{"input_size": [512, 512], "pu_steps": 3, "precision": "fp32"}``; a mismatch raises
         ManifestError naming each one (a checkpoint, which runs at any size, adopts an expected
         input_size as its fixed size). ``backend_options``: passed to the backend (``threads`` for
-        onnxruntime, ``device`` for torch); with the tile refinement on, the runtime's
-        :attr:`common.targets.Runtime.tile_options` come first (an OpenVINO IR compiled for two streams, which run
-        the four tiles two at a time). Other keywords go to :class:`Matter`.
+        onnxruntime, ``device`` for torch). Other keywords go to :class:`Matter`.
         """
         if expect is not None and not isinstance(expect, dict):
             raise TypeError(f"expect must be a dict of the artifact's facts, got {type(expect).__name__}")
-        path = as_path(path, "path")
-        chosen = dict(backend_options or {})
-        if options.get("refinement", DEFAULT_REFINEMENT) is not None:      # the runtime's way to run tiles together
-            runtime = RUNTIMES.get(backend or backend_for(path))
-            chosen = dict(runtime.tile_options if runtime else ()) | chosen
-        return cls(open_backend(path, backend, expect, **chosen), **options)
+        return cls(open_backend(as_path(path, "path"), backend, expect, **(backend_options or {})), **options)
 
-    def _run_tiles(self, tiles: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
-        """Alphas of (H, W) = ``input_size`` tiles of photo (float RGB) and trimap (uint8), by the backend's
-        ``alphas`` where it has one (OpenVINO's streams: several tiles at a time), else one call after another;
-        each tile encoded as it is run."""
-        boxes = [Letterbox.fit(image.shape[:2], self.input_size) for image, _ in tiles]
-        inputs = (box.model_inputs(image, trimap) for box, (image, trimap) in zip(boxes, tiles))
-        alphas = getattr(self.backend, "alphas", None)
-        found = alphas(inputs) if alphas is not None else [self.backend.run(*x)[0] for x in inputs]
-        return [box.crop(self._checked([alpha])[0][0, 0]) for box, alpha in zip(boxes, found)]
+    def _run_tile(self, image: np.ndarray, trimap: np.ndarray) -> np.ndarray:
+        """Alpha of one (H, W) = ``input_size`` tile of photo (float RGB) and trimap (uint8)."""
+        box = Letterbox.fit(image.shape[:2], self.input_size)
+        return box.crop(self._run(box.model_inputs(image, trimap))[0][0, 0])
 
     def _run(self, inputs: tuple[np.ndarray, ...]) -> list[np.ndarray]:
-        """The backend's outputs for ``inputs`` (:meth:`_checked`)."""
-        return self._checked(self.backend.run(*inputs))
-
-    def _checked(self, outputs):
-        """``outputs`` (the alpha first); ArtifactError when their alpha is not finite (a damaged artifact: NaN would pass every later
-        stage as 0 or 1 and render a wrong photo)."""
+        """The backend's outputs for ``inputs``; ArtifactError when its alpha is not finite (a damaged artifact:
+        NaN would pass every later stage as 0 or 1 and render a wrong photo)."""
+        outputs = self.backend.run(*inputs)
         if not np.isfinite(outputs[0]).all():
             raise ArtifactError(f"the model ({self.name}) gave an alpha with NaN or inf values: a damaged artifact")
         return outputs
@@ -234,7 +218,7 @@ class Matter:
                                          decided=trimap_w if self.clamp_known else None)
         if refining:
             with timer("refine"):
-                alpha_w = refine(self._run_tiles, photo_w, trimap_w, alpha_w, self.input_size, self.refinement, plan)
+                alpha_w = refine(self._run_tile, photo_w, trimap_w, alpha_w, self.input_size, self.refinement, plan)
         if self.band_refiner is not None and mask_own is not None:
             with timer("band"):
                 alpha_w = self.band_refiner(photo_w, trimap_w, alpha_w, mask_own)

@@ -108,8 +108,7 @@ def refine(run, photo: np.ndarray, trimap: np.ndarray, alpha: np.ndarray | None,
     on the tiles of ``plan``, or, without one, on the tiles over the band's most uncertain pixels of ``alpha``.
     ``alpha`` None: a ``plan`` of :func:`plan_tiles` covers the band, and the matte is the trimap's 0 / 1 outside it.
 
-    ``run([(image01, trimap_u8), ...]) -> [alpha, ...]`` runs the network on tiles of exactly ``input_size``, all
-    of them in one call, so a backend that can runs several at a time (:meth:`runtime.matter.Matter._run_tiles`)."""
+    ``run(image01, trimap_u8) -> alpha`` runs the network on one tile of exactly ``input_size``."""
     if alpha is None:
         if plan is None:
             raise ValueError("refine needs the coarse alpha unless a plan of plan_tiles covers the band")
@@ -126,8 +125,8 @@ def refine(run, photo: np.ndarray, trimap: np.ndarray, alpha: np.ndarray | None,
         unsure = (trimap_w == 128) & (np.abs(alpha_w - 0.5) < 0.5 - UNSURE)
         plan = TilePlan(work, (th, tw), _tiles(unsure, (th, tw), settings.tiles))
     acc = np.zeros(work, np.float32)                   # Σ weight·tile alpha (Σ weight: plan.reach)
-    alphas = run([(photo_w[y:y + th, x:x + tw], trimap_w[y:y + th, x:x + tw]) for y, x in plan.corners])
-    for (y, x), tile in zip(plan.corners, alphas):
+    for y, x in plan.corners:
+        tile = run(photo_w[y:y + th, x:x + tw], trimap_w[y:y + th, x:x + tw])
         cv2.accumulateProduct(tile.astype(np.float32, copy=False), _feather((th, tw), (y, x), work),
                               acc[y:y + th, x:x + tw])
     band = cv2.compare(trimap, 128, cv2.CMP_EQ)

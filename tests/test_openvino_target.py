@@ -134,24 +134,3 @@ def test_runtime_openvino_backend_matches_torch_and_refuses_a_truncated_bin(onnx
     bin_path.write_bytes(bin_path.read_bytes()[:1000])
     with pytest.raises(ManifestError, match="openvino_fp32.bin was changed"):
         Matter.from_artifact(xml)
-
-
-def test_a_matter_with_tiles_runs_them_together_on_openvinos_streams(onnx_and_sets, tmp_path):
-    """With the tile refinement on, a Matter opens an IR for THROUGHPUT and runs its tiles in flight together
-    (alphas); each alpha is what a lone call gives, in order. Without tiles it opens the IR for LATENCY."""
-    from runtime.matter import Matter
-    from runtime.refine import Refinement
-
-    _, fp32, _, _ = onnx_and_sets
-    xml, _ = export_openvino(fp32, tmp_path, "fp32")
-    tiled = Matter.from_artifact(xml, refinement=Refinement())
-    assert tiled.backend.hint == "THROUGHPUT"
-    assert Matter.from_artifact(xml, refinement=None).backend.hint == "LATENCY"
-    assert Matter.from_artifact(xml, backend_options={"hint": "LATENCY"}).backend.hint == "LATENCY"   # asked
-    rng = np.random.default_rng(3)
-    inputs = [(rng.random((1, 3, *SIZE), dtype=np.float32) * 2 - 1,
-               rng.choice(np.float32([0, 0.5, 1]), (1, 1, *SIZE))) for _ in range(5)]
-    together = tiled.backend.alphas(iter(inputs))                  # read as needed
-    alone = [tiled.backend.run(*x)[0] for x in inputs]
-    assert len(together) == 5 and all(np.array_equal(a, b) for a, b in zip(together, alone))
-    assert not np.array_equal(together[0], together[1])               # each its own, not one request's buffer

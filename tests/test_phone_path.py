@@ -141,8 +141,8 @@ def test_a_covering_plan_refines_the_band_without_the_coarse_alpha():
     photo, truth = disc_photo(300, 400)
     trimap = make_trimap((300, 400), mask=(truth > 0.5).astype(np.float32), band=12)
 
-    def run(tiles):                    # a stand-in network: each tile's brightness
-        return [np.clip(image.mean(axis=2) * 1.5 - 0.2, 0, 1) for image, _ in tiles]
+    def run(image, tile_trimap):       # a stand-in network: the photo's brightness
+        return np.clip(image.mean(axis=2) * 1.5 - 0.2, 0, 1)
 
     settings = Refinement(tiles=8, zoom=2)
     plan = plan_tiles(trimap, (128, 128), settings)

@@ -1,9 +1,7 @@
 """The OpenVINO backend: an IR (``.xml`` + ``.bin``; FP32, FP16 or INT8) with its manifest.
 
 Performance hint LATENCY by default (one request, all cores for it: the phone/laptop case), THROUGHPUT on
-request (streams of fewer cores each, which :meth:`OpenVinoBackend.alphas` keeps busy together: what a
-:class:`runtime.matter.Matter` with tile refinement asks for); ``threads`` caps the CPU threads
-(``INFERENCE_NUM_THREADS``).
+request; ``threads`` caps the CPU threads (``INFERENCE_NUM_THREADS``).
 
 On the CPU every float operation runs in f32 (``INFERENCE_PRECISION_HINT``): the CPU plugin's default is
 bf16 on processors with AVX512-BF16 or AMX, which would silently turn an FP32 IR into a bf16 model and the
@@ -15,7 +13,6 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -40,7 +37,6 @@ class OpenVinoBackend(ManifestBackend):
         self.compiled = compiled
         self.request = compiled.create_infer_request()
         self.hint, self.threads = hint, threads
-        self._queue: ov.AsyncInferQueue | None = None     # alphas' requests, made on its first call
         self._outputs = [compiled.output(n) for n in OUTPUT_NAMES]
 
     @classmethod
@@ -69,27 +65,6 @@ class OpenVinoBackend(ManifestBackend):
     def run(self, image: np.ndarray, trimap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         result = self.request.infer({"image": image, "trimap": trimap})
         return result[self._outputs[0]], result[self._outputs[1]]
-
-    def alphas(self, inputs: Iterable[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
-        """The alpha of each (image, trimap) of ``inputs`` (read as they are needed), in order, as :meth:`run` gives
-        it. Compiled for THROUGHPUT, the calls are in flight together, one per stream (a stream per core: a photo's
-        four tiles take 73 ms against 89 one after another on two cores, the same numbers; a lone call 40 ms
-        against 23, so LATENCY stays the default)."""
-        if self.hint != "THROUGHPUT":
-            return [self.run(*x)[0] for x in inputs]
-        if self._queue is None:
-            requests = self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")
-            self._queue = ov.AsyncInferQueue(self.compiled, requests)
-        results: dict[int, np.ndarray] = {}
-
-        def done(request, i: int) -> None:           # the request's tensor is reused: copied out
-            results[i] = request.get_tensor(self._outputs[0]).data.copy()
-
-        self._queue.set_callback(done)
-        for i, (image, trimap) in enumerate(inputs):
-            self._queue.start_async({"image": image, "trimap": trimap}, i)   # waits while every request is busy
-        self._queue.wait_all()
-        return [results[i] for i in range(len(results))]
 
 
 def band_refiner_runner(path: Path):
