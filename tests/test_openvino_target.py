@@ -134,3 +134,26 @@ def test_runtime_openvino_backend_matches_torch_and_refuses_a_truncated_bin(onnx
     bin_path.write_bytes(bin_path.read_bytes()[:1000])
     with pytest.raises(ManifestError, match="openvino_fp32.bin was changed"):
         Matter.from_artifact(xml)
+
+
+def test_the_tile_batching_benchmark_times_every_way(onnx_and_sets, tmp_path):
+    """benchmarks.tile_batching: the tiles one call each, in one call, and in flight together, per runtime."""
+    import json
+
+    import openvino as ov
+
+    from benchmarks.measurements import load
+    from benchmarks.tile_batching import main as tile_batching
+
+    _, fp32, _, _ = onnx_and_sets
+    xml = tmp_path / "tiny.xml"
+    ov.save_model(ov.convert_model(str(fp32)), str(xml))
+    out = tmp_path / "tiles.json"
+    assert tile_batching([str(xml), str(fp32), "--rounds", "1", "--tiles", "3", "--out", str(out)]) == 0
+    table = json.loads(out.read_text())
+    assert [r["way"] for r in table["rows"]] == ["one call per tile", "one call of 3", "two streams, two in flight",
+                                                 "one call per tile", "two threads, two in flight"]
+    assert all(r["ms"] > 0 and r["tiles"] == 3 for r in table["rows"]) and table["input_size"] == list(SIZE)
+    load(out)                                   # a table the measured-results reader accepts
+    with pytest.raises(SystemExit):             # not a network file: refused by the argument parser
+        tile_batching([str(tmp_path / "tiles.json")])
