@@ -18,6 +18,7 @@ phone records by default) is converted to SDR as it is read (:mod:`runtime.hdr`)
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -28,9 +29,9 @@ import numpy as np
 from common.errors import DataError
 from common.image_files import reading_problem
 from common.outputs import check_file_path, described_suffix
-from runtime.overlap import Behind
 from runtime.errors import BackendUnavailable
 from runtime.hdr import TRANSFERS, is_hdr, to_sdr
+from runtime.overlap import Behind
 from runtime.preprocess import MIN_SIDE
 
 CLIP_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".webm")
@@ -357,8 +358,15 @@ class ClipWriter:
         self._behind.submit(self._encode, out)
 
     def _encode(self, out) -> None:
-        out = out.reformat(format="yuv420p", dst_colorspace="itu709", dst_color_range="MPEG")
-        for packet in self._video.encode(out):
+        """One frame (None: the encoder's last packets) converted, encoded and written; DataError naming the
+        output where FFmpeg fails."""
+        try:
+            if out is not None:
+                out = out.reformat(format="yuv420p", dst_colorspace="itu709", dst_color_range="MPEG")
+            packets = self._video.encode(out)
+        except _av().error.FFmpegError as e:
+            raise DataError(f"cannot encode the clip ({_reason(e)})", self._named) from None
+        for packet in packets:
             self._mux(packet)
 
     def _timestamp(self, frame: Frame) -> int:
@@ -376,12 +384,26 @@ class ClipWriter:
             self._behind.submit(self._mux, packet)     # in order with the frames before it
 
     def close(self) -> None:
+        """Wait for the frames queued, write the encoder's last packets and the file's end; DataError naming the
+        output where FFmpeg fails. On any failure (or an interrupt) the container is closed all the same."""
         try:
             self._behind.finish()
-            for packet in self._video.encode(None):
-                self._mux(packet)
-        finally:
+            self._encode(None)
+        except BaseException:
+            self._abandon()
+            raise
+        try:
             self._container.close()
+        except _av().error.FFmpegError as e:         # the file's end not written (a full disk)
+            raise DataError(f"cannot finish the clip ({_reason(e)})", self._named) from None
+
+    def _abandon(self) -> None:
+        """The writing given up (the caller's error, or an interrupt): the frames not yet encoded dropped, and the
+        container closed once the encoder's thread has stopped, its own errors not raised over the caller's."""
+        self._behind.finish(raise_error=False)
+        if not self._behind.running:
+            with contextlib.suppress(_av().error.FFmpegError):
+                self._container.close()
 
     def _mux(self, packet) -> None:
         """One packet into the file; DataError naming the output (not its temporary file) where FFmpeg refuses
@@ -398,8 +420,7 @@ class ClipWriter:
         if kind is None:
             self.close()
         else:
-            self._behind.finish(raise_error=False)     # the caller's own error is the one reported
-            self._container.close()
+            self._abandon()                             # the caller's own error is the one reported
 
 
 def _clock_seconds(text: str | None) -> float | None:

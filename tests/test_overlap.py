@@ -44,7 +44,9 @@ def test_a_jobs_error_is_raised_by_the_next_submit_and_the_rest_dropped():
 
     behind = Behind(depth=1)
     behind.submit(fail)
-    time.sleep(0.05)
+    deadline = time.monotonic() + 10
+    while behind._error is None and time.monotonic() < deadline:     # until the thread has recorded it
+        time.sleep(0.001)
     with pytest.raises(ValueError, match="the encoder refused it"):
         behind.submit(done.append, 1)
     with pytest.raises(ValueError, match="the encoder refused it"):
@@ -75,3 +77,36 @@ def test_no_job_after_finish_and_depth_is_checked():
         with pytest.raises(ValueError, match="depth must be a whole number"):
             Behind(depth=depth)
 
+
+
+def test_an_interrupt_while_finish_waits_drops_the_jobs_left_and_ends_the_thread():
+    """Ctrl-C while the caller waits for the jobs: those not started are dropped, the one running finishes, and
+    the thread has ended when the interrupt reaches the caller (what the jobs write to may then be closed)."""
+    started, release, done = threading.Event(), threading.Event(), []
+    behind = Behind(depth=3)
+    behind.submit(lambda: (started.set(), release.wait(10)))
+    assert started.wait(10)
+    for i in range(2):
+        behind.submit(done.append, i)
+    join = behind._thread.join
+
+    def interrupted(*args, **kwargs):          # the first wait is interrupted; the job running ends soon after
+        behind._thread.join = join
+        threading.Timer(0.2, release.set).start()
+        raise KeyboardInterrupt
+
+    behind._thread.join = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        behind.finish()
+    assert not behind.running and done == []
+
+
+def test_a_failing_caller_drops_the_jobs_not_started():
+    started, release, done = threading.Event(), threading.Event(), []
+    behind = Behind(depth=3)
+    behind.submit(lambda: (started.set(), release.wait(10)))
+    assert started.wait(10)
+    behind.submit(done.append, 1)
+    threading.Timer(0.2, release.set).start()
+    behind.finish(raise_error=False)
+    assert not behind.running and done == []
