@@ -73,16 +73,17 @@ def _verbose_in(argv: list[str]) -> bool:
     return bool({"-v", "--verbose"} & set(argv[:argv.index(command)] if command else argv))
 
 
-def process_defaults() -> None:
+def process_defaults(command: str = "") -> None:
     """Settings of the process that must precede the libraries' imports. numba (pymatting's closed-form
     matting and foreground estimation) picks the TBB thread pool when OpenVINO has loaded its own TBB first,
     and TBB then warns on every fork from a non-main thread (NNCF's workers, during an export after an
-    evaluation); its work-queue pool is fork-safe and as fast for pymatting's loops."""
+    evaluation); its work-queue pool is fork-safe and as fast for pymatting's loops. ``command`` "bokeh" (photos,
+    folders and clips, where it was measured) also reuses large blocks (:func:`reuse_large_blocks`)."""
     os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
     if "NUMPY_MADVISE_HUGEPAGE" not in os.environ:    # numpy read the user's choice as it was imported
         _no_huge_page_stalls()
-    if not any(name in os.environ for name in MALLOC_VARIABLES):   # glibc read the user's choice as it started
-        reuse_large_blocks()
+    if command == "bokeh" and not any(name in os.environ for name in MALLOC_VARIABLES):   # else glibc reads the
+        reuse_large_blocks()                                                               # user's as it starts
 
 
 LARGE_BLOCK = 256 << 20    # bytes: a 48-megapixel photo's float plane (192 MB) and less come from the reused heap
@@ -96,7 +97,8 @@ def reuse_large_blocks(size: int = LARGE_BLOCK) -> bool:
     process touched before. With blocks up to ``size`` taken from the heap and up to ``size`` of it kept when
     freed, the next photo's planes, and the next stage's, reuse those pages: ``adamat bokeh`` at 12 MP computes
     6–33 ms faster fresh and 15–33 ms warm, decodes 35 ms faster warm, for up to 21 MiB more peak memory
-    (docs/PHONE_PATH.md). True where it was set; False on another C library (nothing changed)."""
+    (docs/PHONE_PATH.md). True where it was set; False on another C library, or a glibc that refuses a threshold
+    over 32 MB (nothing changed)."""
     try:
         mallopt = ctypes.CDLL(None).mallopt            # the process's own C library
     except (OSError, AttributeError, TypeError):       # not glibc (musl, macOS, Windows): its own allocator
@@ -172,7 +174,7 @@ def sigterm_as_interrupt():
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    process_defaults()
+    process_defaults(_command_in(argv))
     verbose = _verbose_in(argv)
     plain_progress_off_terminal()   # progress bars in a log or a pipe: plain lines, not redraws
     with plain_warnings(verbose):   # a library's warning at import time too

@@ -62,7 +62,10 @@ sys.exit(code)
 _WARM_CHILD = """
 import sys
 from adamat.cli import process_defaults
-process_defaults()
+try:
+    process_defaults("bokeh")
+except TypeError:                  # a tree whose command sets every process up the same way
+    process_defaults()
 from statistics import median
 from runtime.matter import Matter
 from runtime.person_mask import PersonSegmenter
@@ -142,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
                + ", one process per run, "
                f"{args.runs} runs per model interleaved; medians; peak RSS the largest VmHWM of its processes"
                + (f"; warm: each process opens the artifact once and renders {args.warm + 1} times, its medians "
-                  f"over the last {args.warm}, the process set up as the adamat command sets itself up" if args.warm else "")
+                  f"over the last {args.warm}, the process set up as adamat bokeh sets itself up"
+                  if args.warm else "")
                + (f"; 'before': the same command from {described(args.before)}" if args.before else ""),
         command=["python", "-m", "benchmarks.bokeh_runs", *recorded(sys.argv[1:] if argv is None else argv)])
     order = columns(rows)

@@ -6,8 +6,8 @@ clips`` as measured data.
 Speed: a clip of scikit-image's astronaut (a person for the segmenter) panning slowly, with a sine tone, encoded
 as H.264 (``--hdr``: as 10-bit HEVC tagged HLG, without the tone), is rendered by :func:`runtime.clip.bokeh_clip`
 (decode to encode, the segmenter on every frame) after one warm-up frame's worth of opening; per-stage
-milliseconds per frame and frames per second go to a ``clip-speed`` table. ``--quality``: an ``eval-clips.json`` written by ``adamat eval clips``, whose means become a
-``clip-quality`` table. Nothing is asserted; no time is written anywhere else.
+milliseconds per frame and frames per second go to a ``clip-speed`` table. ``--quality``: an
+``eval-clips.json`` written by ``adamat eval clips``, whose means become a ``clip-quality`` table. Nothing is asserted; no time is written anywhere else.
 """
 
 from __future__ import annotations
@@ -70,8 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     command = ["python", "-m", "benchmarks.clip_runs", *(sys.argv[1:] if argv is None else argv)]
     row = speed(args.artifact, args.frames, tuple(args.size), args.hdr)
-    clip = ("10-bit HEVC HLG clip (converted to SDR as it is read), without audio" if args.hdr else
-            "H.264 clip") + f" of {args.frames} frames of a person panning" + ("" if args.hdr else ", with AAC audio")
+    clip = ("10-bit HEVC HLG clip (converted to SDR as it is read)" if args.hdr else "H.264 clip") + (
+        f" of {args.frames} frames of a person panning, " + ("without audio" if args.hdr else "with AAC audio"))
     data = measured_header("clip-speed", input_size=[512, 512], threads=None, model=args.artifact,
                            method=f"runtime.clip.bokeh_clip on a {args.size[1]}x{args.size[0]} {clip}: decode to "
                                   f"encode, the person segmenter on every frame, one process; ms per frame",

@@ -334,7 +334,8 @@ def test_the_clip_benchmark_writes_its_speed_and_quality_tables(tiny_checkpoint,
     assert "model ms" in speed["columns"] and "encode ms" in speed["columns"]
     assert [r["method"] for r in table["rows"]][0] == "model, state across frames" and "dtSSD" in table["columns"]
     hdr = tmp_path / "hdr"
-    assert clip_runs([str(tiny_checkpoint), "--frames", "2", "--size", "96", "128", "--hdr", "--out-dir", str(hdr)]) == 0
+    assert clip_runs([str(tiny_checkpoint), "--frames", "2", "--size", "96", "128", "--hdr",
+                      "--out-dir", str(hdr)]) == 0
     speed = json.loads(next(hdr.glob("clip-speed-*.json")).read_text())
     assert speed["rows"][0]["frames"] == 2 and "HLG" in speed["method"]
 
