@@ -540,3 +540,17 @@ def test_command_refuses_bad_or_unused_options_once_before_the_model(tmp_path, c
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith("error: ") and words in err[0], err
     assert not out.exists()
+
+
+def test_the_bands_background_colours_are_converted_in_parts_as_in_one():
+    """_background_pixels converts the band's colours to linear light in parts on the runtime's threads: the same
+    values as one conversion, across the parts' boundaries."""
+    from runtime.lens_blur import COLOURS_PER_PASS, _background_pixels, srgb_to_linear
+
+    rng = np.random.default_rng(0)
+    for n in (0, 1, COLOURS_PER_PASS - 1, COLOURS_PER_PASS, 2 * COLOURS_PER_PASS + 1):
+        colours = rng.random((n, 3))                              # float64, as a caller may give them
+        index = np.sort(rng.choice(10 * n + 10, n, replace=False))
+        found, light = _background_pixels((index, colours))
+        assert np.array_equal(found, index) and light.dtype == np.float32
+        assert np.array_equal(light, srgb_to_linear(colours.astype(np.float32)).reshape(-1, 3))

@@ -379,6 +379,16 @@ def sdr_white():
     return round(255 * float(tone_map(np.float32([1.0]))[0]) ** (1 / SDR_GAMMA))
 
 
+def test_an_hdr_frame_converted_strip_by_strip_is_the_one_pass_conversion():
+    """to_sdr runs in strips on the runtime's threads: the same 8-bit values as one pass over the frame."""
+    from runtime.hdr import HLG, PQ, STRIP_ROWS, _to_sdr, to_sdr
+
+    rng = np.random.default_rng(0)
+    frame = (rng.random((3 * STRIP_ROWS + 7, 61, 3)) * 65535).astype(np.uint16)
+    for transfer, primaries in ((HLG, None), (PQ, None), (HLG, 1)):
+        assert np.array_equal(to_sdr(frame, transfer, primaries), _to_sdr(frame, transfer, primaries))
+
+
 def test_hdr_signals_are_converted_to_sdr_light_by_their_transfer():
     from runtime.hdr import HLG, PQ, REFERENCE_WHITE, hlg_scene_light, pq_display_light, relative_light, to_sdr
 
