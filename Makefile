@@ -146,12 +146,14 @@ bench-bokeh: $(LOOPS)
 	$(PY) -m benchmarks.bokeh_runs $(INT8_EXPORTS) --runs 2 --warm 5
 	$(PY) -m benchmarks.bokeh_runs $(INT8_EXPORTS) --runs 2 --size 8000 6000
 	$(PY) -m benchmarks.folder_runs $(OUT)/export/adamatting_mobile-int8_512x512_int8.onnx --photos 10
+	$(PY) -m benchmarks.tile_batching $(addprefix $(OUT)/export/adamatting_mobile-int8_512x512_,openvino_int8.xml int8.onnx)
 
 bench-clips: $(LOOPS)
 	$(CLI) export all --checkpoint $(DEFAULT_WEIGHTS) --targets openvino --out $(OUT)/export
 	$(CLI) eval clips --artifacts $(CLIP_EXPORT) --out $(OUT)/bench/eval-clips
 	$(PY) -m benchmarks.clip_runs $(CLIP_EXPORT) --quality $(OUT)/bench/eval-clips/eval-clips.json
 	$(PY) -m benchmarks.clip_runs $(CLIP_EXPORT) --frames 10 --size 2160 3840
+	$(PY) -m benchmarks.clip_runs $(CLIP_EXPORT) --hdr
 
 bench-baseline: $(LOOPS)
 	$(CLI) export all --out $(OUT)/export
