@@ -17,7 +17,6 @@ over the last N (no first-touch memory, no first call). Writes a measured-result
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import subprocess
 import sys
@@ -28,7 +27,7 @@ from statistics import median
 import cv2
 
 from benchmarks.fingerprint import measured_header
-from benchmarks.measurements import new_path
+from benchmarks.measurements import save
 from benchmarks.portrait import person_photos, segmenter_mask, synthetic_portrait
 from common.arguments import whole_number
 from runtime.artifacts import open_artifact
@@ -150,12 +149,8 @@ def main(argv: list[str] | None = None) -> int:
                + (f"; 'before': the same command from {described(args.before)}" if args.before else ""),
         command=["python", "-m", "benchmarks.bokeh_runs", *recorded(sys.argv[1:] if argv is None else argv)])
     order = columns(rows)
-    data |= {"columns": order, "rows": [{c: r.get(c, 0.0) for c in order} for r in rows]}   # a stage not run: 0 ms
-    path = Path(args.out) if args.out else new_path("bokeh-runs", data)
-    path.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    for r in rows:
-        print(" | ".join(f"{k} {v}" for k, v in r.items()))
-    print(path)
+    save(data | {"columns": order, "rows": [{c: r.get(c, 0.0) for c in order} for r in rows]},   # a stage not run: 0 ms
+         args.out)
     return 0
 
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from benchmarks.bokeh_runs import described
 from benchmarks.fingerprint import measured_header
-from benchmarks.measurements import new_path
+from benchmarks.measurements import save
 from calib_data.phone_set import PhoneSetConfig, build_phone_set
 from common.metrics import gradient_error, sad
 from evaluation.accuracy import psnr
@@ -127,12 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     command = ["python", "-m", "benchmarks.change_quality", args.artifact, "--before", "TREE"]
     table = measured_header("change-quality", input_size=[512, 512], threads=None, model=args.artifact,
                             method=method, command=command + (["--label", args.label] if args.label else []))
-    table |= {"columns": list(rows[0]), "rows": rows}
-    out = Path(args.out) if args.out else new_path("change-quality", table)
-    out.write_text(json.dumps(table, indent=2) + "\n")
-    for row in rows:
-        print(" | ".join(f"{k} {v}" for k, v in row.items()))
-    print(out)
+    save(table | {"columns": list(rows[0]), "rows": rows}, args.out)
     return 0
 
 

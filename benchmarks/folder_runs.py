@@ -14,7 +14,6 @@ bound is lenient by what a warm process saves per photo (the folder's compute pe
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import tempfile
@@ -24,7 +23,7 @@ from statistics import median
 
 from benchmarks.bokeh_runs import label, printed_stages
 from benchmarks.fingerprint import measured_header
-from benchmarks.measurements import new_path
+from benchmarks.measurements import save
 from benchmarks.portrait import person_photos
 from common.arguments import whole_number
 
@@ -78,11 +77,7 @@ def main(argv: list[str] | None = None) -> int:
                 "checks and exit); each photo alone is a cold process, so the bound counts ten first renders "
                 "(cold pages and caches) where the folder has one"),
         command=["python", "-m", "benchmarks.folder_runs", *(sys.argv[1:] if argv is None else argv)])
-    data |= {"columns": list(row), "rows": [row]}
-    path = Path(args.out) if args.out else new_path("bokeh-folder", data)
-    path.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    print(" | ".join(f"{k} {v}" for k, v in row.items()))
-    print(path)
+    save(data | {"columns": list(row), "rows": [row]}, args.out)
     return 0
 
 

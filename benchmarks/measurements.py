@@ -157,6 +157,17 @@ def new_path(kind: str, data: dict, folder: Path = MEASURED) -> Path:
     return path
 
 
+def save(data: dict, out: str | Path | None = None) -> Path:
+    """Write a measured table (``data``: header, ``columns``, ``rows``) to ``out`` or :func:`new_path`, print its
+    rows and its path, and return the path."""
+    path = Path(out) if out else new_path(data["kind"], data)
+    path.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    for row in data["rows"]:
+        print(" | ".join(f"{k} {v}" for k, v in row.items()))
+    print(path)
+    return path
+
+
 def load(path: str | Path) -> dict:
     """One measured-results file, checked; MeasuredError naming the file otherwise."""
     path = Path(path)

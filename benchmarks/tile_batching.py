@@ -13,7 +13,6 @@ artifact's input size; the ways alternate, round after round, and their medians 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +22,7 @@ from statistics import median
 import numpy as np
 
 from benchmarks.fingerprint import measured_header
-from benchmarks.measurements import new_path
+from benchmarks.measurements import save
 from common.arguments import whole_number
 
 INPUTS = ("image", "trimap")
@@ -121,12 +120,7 @@ def main(argv: list[str] | None = None) -> int:
                f"(OpenVINO's two streams of one thread, onnxruntime's two threads on a one-thread session); "
                f"{args.rounds} alternating rounds after one of warm-up, medians of the time for all the tiles",
         command=["python", "-m", "benchmarks.tile_batching", *(sys.argv[1:] if argv is None else argv)])
-    data |= {"columns": list(rows[0]), "rows": rows}
-    path = Path(args.out) if args.out else new_path("tile-batching", data)
-    path.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    for r in rows:
-        print(" | ".join(f"{k} {v}" for k, v in r.items()))
-    print(path)
+    save(data | {"columns": list(rows[0]), "rows": rows}, args.out)
     return 0
 
 
