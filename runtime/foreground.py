@@ -90,6 +90,18 @@ def _aligned(start: int, stop: int, size: int, factor: int) -> slice:
     return slice(start, start + max(factor, (stop - start) // factor * factor))
 
 
+def check_photo_alpha(photo, alpha, alpha_required: bool = False) -> None:
+    """TypeError unless ``photo`` is uint8 RGB (H, W, 3) and ``alpha`` float (H, W) of its size (or None, unless
+    ``alpha_required``): what the renderer's passes over both take (:func:`foreground_at`, the lens blur)."""
+    if not (isinstance(photo, np.ndarray) and photo.dtype == np.uint8 and photo.ndim == 3 and photo.shape[2] == 3):
+        raise TypeError(f"photo must be uint8 RGB (H, W, 3), got {getattr(photo, 'dtype', type(photo).__name__)} "
+                        f"{getattr(photo, 'shape', '')}")
+    fits = isinstance(alpha, np.ndarray) and np.issubdtype(alpha.dtype, np.floating) and alpha.shape == photo.shape[:2]
+    if (alpha is not None or alpha_required) and not fits:
+        raise TypeError(f"alpha must be float (H, W) of the photo's {photo.shape[:2]}, got "
+                        f"{getattr(alpha, 'dtype', type(alpha).__name__)} {getattr(alpha, 'shape', '')}")
+
+
 def partly_transparent(alpha: np.ndarray) -> np.ndarray:
     """The boolean (H, W) mask of the pixels with 0 < α < 1 (float32 ``alpha``)."""
     return cv2.bitwise_and(cv2.compare(alpha, 0.0, cv2.CMP_GT), cv2.compare(alpha, 1.0, cv2.CMP_LT)).view(np.bool_)
@@ -132,10 +144,7 @@ def foreground_at(photo: np.ndarray, alpha: np.ndarray, index: np.ndarray, max_m
     most ``max_megapixels`` (an exact k×k area reduction). TypeError for a photo other than uint8 RGB, or an
     alpha other than float of its (H, W); ValueError for an index outside the photo.
     """
-    if not (photo.dtype == np.uint8 and photo.ndim == 3 and photo.shape[2] == 3 and alpha.shape == photo.shape[:2]
-            and np.issubdtype(alpha.dtype, np.floating)):
-        raise TypeError(f"photo must be uint8 RGB (H, W, 3) and alpha float (H, W), got {photo.dtype} {photo.shape} "
-                        f"and {alpha.dtype} {alpha.shape}")
+    check_photo_alpha(photo, alpha, alpha_required=True)
     h, w = alpha.shape
     index = np.ascontiguousarray(index, np.int64)
     if not kernels.indices_inside(index, h * w):

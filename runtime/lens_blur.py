@@ -42,6 +42,7 @@ import cv2
 import numpy as np
 
 from runtime import kernels
+from runtime.foreground import check_photo_alpha
 from runtime.parallel import each, strips
 
 DEFAULT_STRENGTH = 0.015      # disc radius as a fraction of the image diagonal (75 px at 4000×3000)
@@ -153,15 +154,10 @@ def reduced_lens_blur(photo: np.ndarray, alpha: np.ndarray | None = None, streng
 
 
 def _check_inputs(photo, alpha, background) -> None:
-    """TypeError unless ``photo`` is uint8 (H, W, 3) and ``alpha`` None or float (H, W); ValueError unless the
-    background's colours are one per masked pixel of a mask of the photo's size (or flat indices inside it)."""
-    if not (isinstance(photo, np.ndarray) and photo.dtype == np.uint8 and photo.ndim == 3 and photo.shape[2] == 3):
-        raise TypeError(f"photo must be uint8 RGB (H, W, 3), got {getattr(photo, 'dtype', type(photo).__name__)} "
-                        f"{getattr(photo, 'shape', '')}")
-    if alpha is not None and not (isinstance(alpha, np.ndarray) and np.issubdtype(alpha.dtype, np.floating)
-                                  and alpha.shape == photo.shape[:2]):
-        raise TypeError(f"alpha must be float (H, W) of the photo's {photo.shape[:2]}, got "
-                        f"{getattr(alpha, 'dtype', type(alpha).__name__)} {getattr(alpha, 'shape', '')}")
+    """TypeError unless ``photo`` is uint8 (H, W, 3) and ``alpha`` None or float (H, W)
+    (:func:`runtime.foreground.check_photo_alpha`); ValueError unless the background's colours are one per masked
+    pixel of a mask of the photo's size (or flat indices inside it)."""
+    check_photo_alpha(photo, alpha)
     if background is not None:
         mask, colours = background
         count = int(np.count_nonzero(mask)) if mask.dtype == np.bool_ else len(mask)

@@ -554,3 +554,23 @@ def test_the_bands_background_colours_are_converted_in_parts_as_in_one():
         found, light = _background_pixels((index, colours))
         assert np.array_equal(found, index) and light.dtype == np.float32
         assert np.array_equal(light, srgb_to_linear(colours.astype(np.float32)).reshape(-1, 3))
+
+
+RGB, PLANE = np.zeros((4, 6, 3), np.uint8), np.zeros((4, 6), np.float32)
+
+
+@pytest.mark.parametrize("photo, alpha, words", [
+    (RGB.astype(np.float32), PLANE, r"photo must be uint8 RGB \(H, W, 3\), got float32"),
+    (RGB[..., 0], PLANE, r"photo must be uint8 RGB \(H, W, 3\), got uint8 \(4, 6\)"),
+    (RGB, PLANE.astype(np.uint8), r"alpha must be float \(H, W\) of the photo's \(4, 6\), got uint8"),
+    (RGB, None, r"alpha must be float \(H, W\) of the photo's \(4, 6\), got NoneType"),
+])
+def test_the_foreground_estimate_names_a_photo_or_alpha_it_cannot_take(photo, alpha, words):
+    """foreground_at and the lens blur check the photo and the alpha the same way (check_photo_alpha); the
+    foreground needs the alpha, the blur takes none (it then blurs everything)."""
+    from runtime.foreground import foreground_at
+
+    with pytest.raises(TypeError, match=words):
+        foreground_at(photo, alpha, np.zeros(0, np.int64))
+    if alpha is None:
+        assert lens_blur(photo, None, 0.1).shape == photo.shape
