@@ -7,7 +7,8 @@ Speed: a clip of scikit-image's astronaut (a person for the segmenter) panning s
 as H.264 (``--hdr``: as 10-bit HEVC tagged HLG, without the tone), is rendered by :func:`runtime.clip.bokeh_clip`
 (decode to encode, the segmenter on every frame) after one warm-up frame's worth of opening; per-stage
 milliseconds per frame and frames per second go to a ``clip-speed`` table. ``--quality``: an
-``eval-clips.json`` written by ``adamat eval clips``, whose means become a ``clip-quality`` table. Nothing is asserted; no time is written anywhere else.
+``eval-clips.json`` written by ``adamat eval clips``, whose means become a ``clip-quality`` table. Nothing is
+asserted; no time is written anywhere else.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import cv2
 import numpy as np
 
 from benchmarks.fingerprint import measured_header
-from benchmarks.measurements import MEASURED, load, new_path
+from benchmarks.measurements import MEASURED, load, new_path, save
 from calib_data.procedural_clips import HLG, encode_clip, encode_hdr_clip
 from runtime.artifacts import open_artifact
 from runtime.clip import CLIP_REFINEMENT, bokeh_clip
@@ -81,7 +82,6 @@ def main(argv: list[str] | None = None) -> int:
         written.append(_write(_quality(Path(args.quality), command), args.out_dir))
     for path in written:
         load(path)                           # a table the measured-results reader accepts
-        print(path)
     return 0
 
 
@@ -99,9 +99,7 @@ def _quality(path: Path, command: list[str]) -> dict:
 
 def _write(data: dict, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    path = new_path(data["kind"], data, folder)
-    path.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    return path
+    return save(data, new_path(data["kind"], data, folder))
 
 
 if __name__ == "__main__":
