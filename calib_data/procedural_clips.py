@@ -18,6 +18,7 @@ frame is composited from exactly the alpha returned. Seeded: the same spec and s
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,22 +135,22 @@ def encode_hdr_clip(path: str | Path, frames16: Iterable[np.ndarray], transfer: 
     full-range R'G'B' ``frames16``, no audio: what a phone records by default."""
     import av
 
-    out, video = av.open(str(path), "w"), None
-    for rgb in frames16:
-        if video is None:
-            video = out.add_stream("libx265", rate=rate)
-            video.height, video.width = rgb.shape[:2]
-            video.pix_fmt = "yuv420p10le"
-            context = video.codec_context
-            context.colorspace, context.color_primaries, context.color_trc, context.color_range = 9, 9, transfer, 1
-            video.options = {"x265-params": "log-level=error"}
+    frames16 = iter(frames16)
+    first = next(frames16, None)
+    if first is None:
+        raise ValueError("an HDR clip needs at least one frame")
+    out = av.open(str(path), "w")
+    video = out.add_stream("libx265", rate=rate)
+    video.height, video.width = first.shape[:2]
+    video.pix_fmt = "yuv420p10le"
+    context = video.codec_context
+    context.colorspace, context.color_primaries, context.color_trc, context.color_range = 9, 9, transfer, 1
+    video.options = {"x265-params": "log-level=error"}
+    for rgb in itertools.chain([first], frames16):
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb48le").reformat(
             format="yuv420p10le", dst_colorspace=9, dst_color_range="MPEG")
         for packet in video.encode(frame):
             out.mux(packet)
-    if video is None:
-        out.close()
-        raise ValueError("an HDR clip needs at least one frame")
     for packet in video.encode(None):
         out.mux(packet)
     out.close()
